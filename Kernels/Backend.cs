@@ -1,0 +1,99 @@
+using ILGPU;
+using ILGPU.Runtime;
+using ILGPU.Runtime.CPU;
+using ILGPU.Runtime.Cuda;
+
+namespace SmoothCache.Kernels;
+
+/// <summary>Which accelerator to run on: the first CUDA device when present (Auto), or a forced one.</summary>
+public enum DeviceKind { Auto, Cuda, Cpu }
+
+/// <summary>
+/// Owns the ILGPU context, one accelerator and the tensor arena; caches loaded kernels.
+/// All tensors of a model live on one backend. Not thread-safe: one stream, used in order.
+/// </summary>
+public sealed class Backend : IDisposable
+{
+    private readonly Dictionary<object, Delegate> _kernels = new();
+
+    public Context Context { get; }
+    public Accelerator Accelerator { get; }
+    public TensorArena Arena { get; }
+    public bool IsCuda => Accelerator.AcceleratorType == AcceleratorType.Cuda;
+    public string DeviceName => Accelerator.Name;
+
+    private Backend(Context context, Accelerator accelerator)
+    {
+        Context = context;
+        Accelerator = accelerator;
+        Arena = new TensorArena(this);
+    }
+
+    /// <summary>Parses "auto", "cuda" or "cpu" (case-insensitive).</summary>
+    public static DeviceKind ParseKind(string text) => text.ToLowerInvariant() switch
+    {
+        "auto" => DeviceKind.Auto,
+        "cuda" or "gpu" => DeviceKind.Cuda,
+        "cpu" => DeviceKind.Cpu,
+        _ => throw new ArgumentException($"unknown device '{text}': expected auto, cuda or cpu"),
+    };
+
+    public static Backend Create(DeviceKind kind = DeviceKind.Auto)
+    {
+        // CPUDeviceKind.Nvidia: the default CPU device allows only 16 threads per group.
+        var context = Context.Create(b => b.Cuda().CPU(CPUDeviceKind.Nvidia).EnableAlgorithms()
+            .Optimize(OptimizationLevel.O2));
+        try
+        {
+            var cuda = context.GetCudaDevices();
+            Accelerator accelerator = kind switch
+            {
+                DeviceKind.Cpu => context.GetCPUDevice(0).CreateAccelerator(context),
+                DeviceKind.Cuda when cuda.Count == 0 =>
+                    throw new InvalidOperationException("--device cuda: no CUDA device found"),
+                _ when cuda.Count > 0 => cuda[0].CreateAccelerator(context),
+                _ => context.GetCPUDevice(0).CreateAccelerator(context),
+            };
+            return new Backend(context, accelerator);
+        }
+        catch
+        {
+            context.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Loads (once per backend) an auto-grouped kernel over a 1D index with one struct argument.</summary>
+    public Action<Index1D, T> Load<T>(Action<Index1D, T> kernel) where T : struct
+    {
+        if (!_kernels.TryGetValue(kernel.Method, out var loaded))
+        {
+            loaded = Accelerator.LoadAutoGroupedStreamKernel(kernel);
+            _kernels[kernel.Method] = loaded;
+        }
+        return (Action<Index1D, T>)loaded;
+    }
+
+    /// <summary>Loads (once per backend) an explicitly grouped kernel with one struct argument.</summary>
+    public Action<KernelConfig, T> LoadGrouped<T>(Action<T> kernel) where T : struct
+    {
+        if (!_kernels.TryGetValue(kernel.Method, out var loaded))
+        {
+            loaded = Accelerator.LoadStreamKernel(kernel);
+            _kernels[kernel.Method] = loaded;
+        }
+        return (Action<KernelConfig, T>)loaded;
+    }
+
+    /// <summary>Number of kernels compiled so far (compile time is reported apart from run time).</summary>
+    public int LoadedKernelCount => _kernels.Count;
+
+    public void Synchronize() => Accelerator.Synchronize();
+
+    public void Dispose()
+    {
+        Arena.Dispose();
+        Accelerator.Dispose();
+        Context.Dispose();
+    }
+}

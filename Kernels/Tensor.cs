@@ -1,0 +1,161 @@
+using ILGPU;
+using ILGPU.Runtime;
+using Half = ILGPU.Half;
+
+namespace SmoothCache.Kernels;
+
+public enum DType { Float32, Float16 }
+
+/// <summary>
+/// A device buffer with a shape. Row-major; activations are [B, T, D], images NCHW.
+/// Storage is reference-counted: <see cref="Share"/> adds an owner, <see cref="Dispose"/> drops one,
+/// and the buffer goes back to the arena only when the last owner is gone — so a tensor held by a
+/// cache is never recycled while held.
+/// </summary>
+public sealed class Tensor : IDisposable
+{
+    private readonly TensorStorage _storage;
+    private bool _disposed;
+
+    public int[] Shape { get; }
+    public DType DType => _storage.DType;
+    public long Length { get; }
+    public Backend Backend => _storage.Arena.Backend;
+
+    internal Tensor(TensorStorage storage, int[] shape)
+    {
+        _storage = storage;
+        Shape = shape;
+        Length = ElementCount(shape);
+        if (Length > storage.Capacity)
+            throw new ArgumentException($"shape [{string.Join(",", shape)}] exceeds storage of {storage.Capacity} elements");
+    }
+
+    public static long ElementCount(int[] shape)
+    {
+        long n = 1;
+        foreach (var s in shape)
+        {
+            if (s < 0) throw new ArgumentException($"negative dimension in shape [{string.Join(",", shape)}]");
+            n *= s;
+        }
+        return n;
+    }
+
+    /// <summary>The float32 elements (exactly Length of them).</summary>
+    public ArrayView<float> View
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (DType != DType.Float32) throw new InvalidOperationException($"tensor is {DType}, not Float32");
+            return _storage.F32!.View.SubView(0, Length);
+        }
+    }
+
+    /// <summary>The float16 elements (exactly Length of them).</summary>
+    public ArrayView<Half> HalfView
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (DType != DType.Float16) throw new InvalidOperationException($"tensor is {DType}, not Float16");
+            return _storage.F16!.View.SubView(0, Length);
+        }
+    }
+
+    public int Dim(int axis) => Shape[axis < 0 ? Shape.Length + axis : axis];
+
+    public string ShapeText => "[" + string.Join(",", Shape) + "]";
+
+    /// <summary>Another owner of the same storage (and the same shape).</summary>
+    public Tensor Share() => Reshape(Shape);
+
+    /// <summary>A view with another shape of the same element count; it is an owner of the storage.</summary>
+    public Tensor Reshape(params int[] shape)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (ElementCount(shape) != Length)
+            throw new ArgumentException($"cannot reshape {ShapeText} to [{string.Join(",", shape)}]");
+        _storage.AddRef();
+        return new Tensor(_storage, (int[])shape.Clone());
+    }
+
+    /// <summary>Copies to the host as float32 (waits for pending work).</summary>
+    public float[] ToArray()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        Backend.Synchronize();
+        if (DType == DType.Float32) return View.GetAsArray();
+        var h = HalfView.GetAsArray();
+        var f = new float[h.Length];
+        for (int i = 0; i < h.Length; i++) f[i] = (float)h[i];
+        return f;
+    }
+
+    /// <summary>Overwrites the contents from a host array of exactly Length float32 values.</summary>
+    public void CopyFrom(ReadOnlySpan<float> data)
+    {
+        if (data.Length != Length) throw new ArgumentException($"expected {Length} values for {ShapeText}, got {data.Length}");
+        if (DType == DType.Float32)
+        {
+            View.CopyFromCPU(data.ToArray());
+        }
+        else
+        {
+            var h = new Half[data.Length];
+            for (int i = 0; i < h.Length; i++) h[i] = (Half)data[i];
+            HalfView.CopyFromCPU(h);
+        }
+    }
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        _storage.Release();
+    }
+}
+
+internal sealed class TensorStorage
+{
+    private int _refs = 1;
+    public TensorArena Arena { get; }
+    public DType DType { get; }
+    public long Capacity { get; }
+    public MemoryBuffer1D<float, Stride1D.Dense>? F32 { get; }
+    public MemoryBuffer1D<Half, Stride1D.Dense>? F16 { get; }
+
+    public TensorStorage(TensorArena arena, DType dtype, long capacity)
+    {
+        Arena = arena;
+        DType = dtype;
+        Capacity = capacity;
+        var acc = arena.Backend.Accelerator;
+        // Zero-length buffers are not allowed by every accelerator.
+        long n = Math.Max(1, capacity);
+        if (dtype == DType.Float32) F32 = acc.Allocate1D<float>(n);
+        else F16 = acc.Allocate1D<Half>(n);
+    }
+
+    public bool IsFree => _refs == 0;
+
+    public void Revive() => _refs = 1;
+
+    public void AddRef()
+    {
+        if (_refs <= 0) throw new InvalidOperationException("storage already returned to the arena");
+        _refs++;
+    }
+
+    public void Release()
+    {
+        if (--_refs == 0) Arena.Return(this);
+    }
+
+    public void Free()
+    {
+        F32?.Dispose();
+        F16?.Dispose();
+    }
+}

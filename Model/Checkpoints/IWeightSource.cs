@@ -1,0 +1,30 @@
+namespace SmoothCache.Model.Checkpoints;
+
+/// <summary>Name, storage dtype (as safetensors spells it: F32, F16, BF16, F64) and shape of one stored tensor.</summary>
+public sealed record TensorEntry(string Name, string DType, int[] Shape)
+{
+    public long ElementCount => Shape.Aggregate(1L, (a, b) => a * b);
+}
+
+/// <summary>
+/// Named tensors from a checkpoint (one safetensors file, a sharded set, or a PyTorch .bin).
+/// Values are converted to float32 on read; every failure names the file and the tensor.
+/// </summary>
+public interface IWeightSource : IDisposable
+{
+    /// <summary>The file or folder the tensors come from, for messages.</summary>
+    string Location { get; }
+
+    IReadOnlyCollection<string> Names { get; }
+
+    bool Contains(string name);
+
+    /// <summary>Throws <see cref="MissingTensorException"/> when absent.</summary>
+    TensorEntry Describe(string name);
+
+    /// <summary>
+    /// Reads a tensor as float32. Throws <see cref="MissingTensorException"/> when absent and
+    /// <see cref="TensorShapeException"/> when <paramref name="expectedShape"/> is given and differs.
+    /// </summary>
+    float[] ReadFloat32(string name, params int[] expectedShape);
+}

@@ -1,0 +1,22 @@
+using SmoothCache.Kernels;
+
+namespace SmoothCache.Model;
+
+/// <summary>
+/// The seam through which a DiT block runs its attention ("attn1") and MLP ("ff") components
+/// (DESIGN §2). A hook may compute (call <paramref name="compute"/>), record, or return a stored
+/// output instead; the block applies the gate and the residual to whatever comes back.
+/// The returned tensor is owned by the caller (the block disposes it): a hook that keeps a tensor
+/// returns <see cref="Tensor.Share"/> of it.
+/// </summary>
+public interface IComponentHook
+{
+    Tensor Run(string component, int block, Func<Tensor> compute);
+}
+
+public static class Components
+{
+    public const string Attention = "attn1";
+    public const string FeedForward = "ff";
+    public static readonly string[] All = [Attention, FeedForward];
+}

@@ -1,0 +1,32 @@
+namespace SmoothCache.Kernels;
+
+/// <summary>
+/// An elementwise function applied to a kernel's result before it is stored. Kernels take the
+/// epilogue as a struct type argument, so ILGPU compiles one specialised kernel per epilogue.
+/// </summary>
+public interface IEpilogue
+{
+    float Apply(float v);
+}
+
+public readonly struct IdentityEpilogue : IEpilogue
+{
+    public float Apply(float v) => v;
+}
+
+/// <summary>GELU, tanh approximation: 0.5 v (1 + tanh(sqrt(2/pi) (v + 0.044715 v^3))).</summary>
+public readonly struct GeluTanhEpilogue : IEpilogue
+{
+    public float Apply(float v)
+    {
+        const float c = 0.7978845608028654f;
+        float u = c * (v + 0.044715f * v * v * v);
+        return 0.5f * v * (1f + MathF.Tanh(u));
+    }
+}
+
+/// <summary>SiLU: v * sigmoid(v).</summary>
+public readonly struct SiluEpilogue : IEpilogue
+{
+    public float Apply(float v) => v / (1f + MathF.Exp(-v));
+}

@@ -1,0 +1,60 @@
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace SmoothCache.Kernels;
+
+/// <summary>
+/// adaLN: y = LN(x) * (1 + scale[b]) + shift[b], LayerNorm without affine parameters.
+/// x and y are [B, T, D] (rows of D); the modulation vectors live in a [B, ModStride] tensor at
+/// column offsets ShiftOffset and ScaleOffset (one row per sample, shared by its T tokens), so the
+/// output of one big adaLN projection can be used in place. One thread per row, two passes
+/// (mean, then variance about the mean) for accuracy.
+/// </summary>
+public static class LayerNormModulate
+{
+    public struct Args
+    {
+        public ArrayView<float> X, Mod, Y;
+        public int D, TokensPerSample, ModStride, ShiftOffset, ScaleOffset;
+        public float Eps;
+    }
+
+    public static void Kernel(Index1D row, Args a)
+    {
+        int x0 = row * a.D;
+        float mean = 0f;
+        for (int d = 0; d < a.D; d++) mean += a.X[x0 + d];
+        mean /= a.D;
+        float var = 0f;
+        for (int d = 0; d < a.D; d++)
+        {
+            float c = a.X[x0 + d] - mean;
+            var += c * c;
+        }
+        var /= a.D;
+        float inv = 1f / MathF.Sqrt(var + a.Eps);
+        int m0 = (row / a.TokensPerSample) * a.ModStride;
+        for (int d = 0; d < a.D; d++)
+        {
+            float n = (a.X[x0 + d] - mean) * inv;
+            a.Y[x0 + d] = n * (1f + a.Mod[m0 + a.ScaleOffset + d]) + a.Mod[m0 + a.ShiftOffset + d];
+        }
+    }
+
+    /// <param name="x">[B, T, D]</param>
+    /// <param name="mod">[B, modStride] holding shift and scale at the given column offsets</param>
+    public static Tensor Run(Tensor x, Tensor mod, int shiftOffset, int scaleOffset, float eps)
+    {
+        int b = x.Dim(0), t = x.Dim(1), d = x.Dim(2);
+        if (mod.Dim(0) != b || shiftOffset + d > mod.Dim(1) || scaleOffset + d > mod.Dim(1))
+            throw new ArgumentException($"LayerNormModulate: modulation {mod.ShapeText} does not fit x {x.ShapeText}");
+        var y = x.Backend.Arena.Rent(x.Shape);
+        var args = new Args
+        {
+            X = x.View, Mod = mod.View, Y = y.View, D = d, TokensPerSample = t, ModStride = mod.Dim(1),
+            ShiftOffset = shiftOffset, ScaleOffset = scaleOffset, Eps = eps,
+        };
+        x.Backend.Load<Args>(Kernel)(b * t, args);
+        return y;
+    }
+}

@@ -1,0 +1,44 @@
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace SmoothCache.Kernels;
+
+/// <summary>
+/// Tokens back to an image: y [B, T, P*P*C] (T = Grid*Grid) to out [B, C, Grid*P, Grid*P] with
+/// out[b, ch, hi*P+pi, wi*P+qi] = y[b, hi*Grid+wi, (pi*P+qi)*C + ch]. One thread per output pixel.
+/// </summary>
+public static class Unpatchify
+{
+    public struct Args
+    {
+        public ArrayView<float> Y, Out;
+        public int Grid, P, C;
+    }
+
+    public static void Kernel(Index1D index, Args a)
+    {
+        int size = a.Grid * a.P;
+        int col = index % size;
+        int rest = index / size;
+        int row = rest % size;
+        rest /= size;
+        int ch = rest % a.C;
+        int b = rest / a.C;
+        int hi = row / a.P, pi = row - hi * a.P;
+        int wi = col / a.P, qi = col - wi * a.P;
+        int token = hi * a.Grid + wi;
+        a.Out[index] = a.Y[(b * a.Grid * a.Grid + token) * a.P * a.P * a.C + (pi * a.P + qi) * a.C + ch];
+    }
+
+    public static Tensor Run(Tensor y, int patch, int channels)
+    {
+        int b = y.Dim(0), tokens = y.Dim(1);
+        int grid = (int)Math.Round(Math.Sqrt(tokens));
+        if (grid * grid != tokens || y.Dim(2) != patch * patch * channels)
+            throw new ArgumentException($"Unpatchify: {y.ShapeText} is not [B, square, {patch * patch * channels}]");
+        int size = grid * patch;
+        var output = y.Backend.Arena.Rent(b, channels, size, size);
+        y.Backend.Load<Args>(Kernel)((int)output.Length, new Args { Y = y.View, Out = output.View, Grid = grid, P = patch, C = channels });
+        return output;
+    }
+}

@@ -1,0 +1,219 @@
+using ILGPU;
+using ILGPU.Runtime;
+using SmoothCache.Kernels;
+using SmoothCache.Model.Checkpoints;
+
+namespace SmoothCache.Model;
+
+/// <summary>
+/// Diffusion Transformer (diffusers' DiTTransformer2DModel), DESIGN §4:
+///   tokens = PatchEmbed(x) + pos;  c = TimestepMLP(sinusoid(t)) + ClassTable[y]
+///   for each block: x = DiTBlock(x, adaLN(SiLU(c)))
+///   (shift, scale) = proj_out_1(SiLU(c));  y = proj_out_2(LN(x) * (1 + scale) + shift)
+///   out = Unpatchify(y)
+/// Every block stores its own copy of the embedders; when they are identical (as in converted
+/// checkpoints) c is computed once and all blocks' adaLN projections plus the final one run as a
+/// single GEMM whose output rows hold every block's six modulation vectors.
+/// </summary>
+public sealed class DiTTransformer : IDisposable
+{
+    private const float FinalNormEps = 1e-6f;
+
+    private readonly Backend _backend;
+    private readonly Tensor _positions, _patchWeight, _patchBias, _projOutWeight, _projOutBias;
+    private readonly Conditioning[] _conditioning;        // one, or one per block
+    private readonly Tensor[] _adaLnWeights, _adaLnBiases; // matching _conditioning
+    private readonly DiTBlock[] _blocks;
+    private MemoryBuffer1D<int, Stride1D.Dense>? _labels;
+
+    public DiTConfig Config { get; }
+    public int NumBlocks => _blocks.Length;
+    public Backend Backend => _backend;
+    /// <summary>Runs each block's attention and MLP; null computes them directly.</summary>
+    public IComponentHook? Hook { get; set; }
+    /// <summary>True when the checkpoint's per-block embedders are identical and computed once.</summary>
+    public bool SharedConditioning => _conditioning.Length == 1;
+    /// <summary>Called with (block index, x) after each block; for tests and diagnostics.</summary>
+    public Action<int, Tensor>? BlockOutputObserver { get; set; }
+
+    public DiTTransformer(Backend backend, DiTConfig config, IWeightSource weights)
+    {
+        _backend = backend;
+        Config = config;
+        int d = config.Width, p = config.PatchSize, layers = config.NumLayers;
+        _positions = PositionTable.Run(backend, config.Grid, d);
+        _patchWeight = WeightLoader.Load(backend, weights, "pos_embed.proj.weight", d, config.InChannels, p, p);
+        _patchBias = WeightLoader.Load(backend, weights, "pos_embed.proj.bias", d);
+        _projOutWeight = WeightLoader.Load(backend, weights, "proj_out_2.weight", p * p * config.OutChannels, d);
+        _projOutBias = WeightLoader.Load(backend, weights, "proj_out_2.bias", p * p * config.OutChannels);
+        _blocks = Enumerable.Range(0, layers).Select(i => new DiTBlock(i, config, weights, backend)).ToArray();
+
+        var hostEmbedders = Enumerable.Range(0, layers).Select(i => HostEmbedder.Read(weights, config, i)).ToArray();
+        bool shared = hostEmbedders.All(e => e.SameAs(hostEmbedders[0]));
+        string[] finalNames = ["proj_out_1.weight", "proj_out_1.bias"];
+        if (shared)
+        {
+            _conditioning = [hostEmbedders[0].Upload(backend)];
+            var names = Enumerable.Range(0, layers).Select(i => $"transformer_blocks.{i}.norm1.linear.").ToArray();
+            _adaLnWeights = [WeightLoader.Stack(backend, weights,
+                names.Select(n => (n + "weight", new[] { 6 * d, d })).Append((finalNames[0], [2 * d, d])).ToArray())];
+            _adaLnBiases = [WeightLoader.Stack(backend, weights,
+                names.Select(n => (n + "bias", new[] { 6 * d })).Append((finalNames[1], [2 * d])).ToArray())];
+        }
+        else
+        {
+            _conditioning = hostEmbedders.Select(e => e.Upload(backend)).ToArray();
+            _adaLnWeights = new Tensor[layers + 1];
+            _adaLnBiases = new Tensor[layers + 1];
+            for (int i = 0; i < layers; i++)
+            {
+                _adaLnWeights[i] = WeightLoader.Load(backend, weights, $"transformer_blocks.{i}.norm1.linear.weight", 6 * d, d);
+                _adaLnBiases[i] = WeightLoader.Load(backend, weights, $"transformer_blocks.{i}.norm1.linear.bias", 6 * d);
+            }
+            _adaLnWeights[layers] = WeightLoader.Load(backend, weights, finalNames[0], 2 * d, d);
+            _adaLnBiases[layers] = WeightLoader.Load(backend, weights, finalNames[1], 2 * d);
+        }
+    }
+
+    /// <summary>Loads a diffusers transformer folder (config.json + weights).</summary>
+    public static DiTTransformer Load(Backend backend, string folder)
+    {
+        var config = DiTConfig.Load(Path.Combine(folder, "config.json"));
+        using var weights = WeightSources.OpenModelFolder(folder);
+        return new DiTTransformer(backend, config, weights);
+    }
+
+    /// <summary>
+    /// One forward pass. latents [B, C_in, S, S]; one timestep and one class label per sample
+    /// (label NumClasses is the null class). Returns [B, C_out, S, S], owned by the caller.
+    /// </summary>
+    public Tensor Forward(Tensor latents, float[] timesteps, int[] labels)
+    {
+        var c = Config;
+        int b = latents.Dim(0);
+        if (latents.Shape.Length != 4 || latents.Dim(1) != c.InChannels || latents.Dim(2) != c.SampleSize || latents.Dim(3) != c.SampleSize)
+            throw new ArgumentException($"latents {latents.ShapeText} are not [B,{c.InChannels},{c.SampleSize},{c.SampleSize}]");
+        if (timesteps.Length != b || labels.Length != b)
+            throw new ArgumentException($"need one timestep and one label per sample: batch {b}, {timesteps.Length} timesteps, {labels.Length} labels");
+        foreach (int y in labels)
+            if (y < 0 || y > c.NumClasses)
+                throw new ArgumentOutOfRangeException(nameof(labels), $"class label {y} is outside [0, {c.NumClasses}] ({c.NumClasses} = null class)");
+
+        var labelView = UploadLabels(labels);
+        using var t = _backend.Arena.Upload(timesteps, b);
+        using var x = PatchEmbed.Run(latents, _patchWeight, _patchBias, _positions);
+        int d = c.Width, final = c.NumLayers * 6 * d;
+        Tensor finalMod;
+        if (SharedConditioning)
+        {
+            using var mod = Modulation(_conditioning[0], 0, t, labelView);
+            for (int i = 0; i < _blocks.Length; i++) RunBlock(i, x, mod, i * 6 * d);
+            finalMod = mod.Share();
+        }
+        else
+        {
+            for (int i = 0; i < _blocks.Length; i++)
+            {
+                using var mod = Modulation(_conditioning[i], i, t, labelView);
+                RunBlock(i, x, mod, 0);
+            }
+            // The final layer is conditioned on block 0's embedder, as in the reference.
+            finalMod = Modulation(_conditioning[0], _blocks.Length, t, labelView);
+            final = 0;
+        }
+        using (finalMod)
+        using (var h = LayerNormModulate.Run(x, finalMod, final, final + d, FinalNormEps))
+        using (var y = Linear.Run(h, _projOutWeight, _projOutBias))
+            return Unpatchify.Run(y, c.PatchSize, c.OutChannels);
+    }
+
+    private void RunBlock(int i, Tensor x, Tensor mod, int offset)
+    {
+        _blocks[i].Forward(x, mod, offset, Hook);
+        BlockOutputObserver?.Invoke(i, x);
+    }
+
+    /// <summary>adaLN projection(s) of SiLU(c) with the weights at index <paramref name="projection"/>.</summary>
+    private Tensor Modulation(Conditioning embedder, int projection, Tensor t, ArrayView<int> labels)
+    {
+        using var cond = embedder.Run(t, labels);
+        using var silu = Elementwise.Run<SiluEpilogue>(cond);
+        return Linear.Run(silu, _adaLnWeights[projection], _adaLnBiases[projection]);
+    }
+
+    private ArrayView<int> UploadLabels(int[] labels)
+    {
+        if (_labels is null || _labels.Length != labels.Length)
+        {
+            _labels?.Dispose();
+            _labels = _backend.Accelerator.Allocate1D<int>(labels.Length);
+        }
+        _labels.View.CopyFromCPU(labels);
+        return _labels.View;
+    }
+
+    /// <summary>Multiply-adds of one forward at batch b (what the cache statistics compare against).</summary>
+    public long ForwardMacs(int b)
+    {
+        var c = Config;
+        long d = c.Width, tokens = c.Tokens;
+        long perBlock = DiTBlock.AttentionMacs(c, b) + DiTBlock.FeedForwardMacs(c, b);
+        long embed = b * tokens * d * c.InChannels * c.PatchSize * c.PatchSize;
+        long cond = b * (256 * d + d * d + (c.NumLayers * 6 + 2) * d * d);
+        long head = b * tokens * d * c.PatchSize * c.PatchSize * c.OutChannels;
+        return embed + cond + c.NumLayers * perBlock + head;
+    }
+
+    public void Dispose()
+    {
+        foreach (var t in new[] { _positions, _patchWeight, _patchBias, _projOutWeight, _projOutBias }.Concat(_adaLnWeights).Concat(_adaLnBiases))
+            t.Dispose();
+        foreach (var e in _conditioning) e.Dispose();
+        foreach (var blk in _blocks) blk.Dispose();
+        _labels?.Dispose();
+    }
+
+    /// <summary>Timestep MLP (256 -> D, SiLU, D -> D) plus the class table: c = t_emb + y_emb.</summary>
+    private sealed class Conditioning(Tensor w1, Tensor b1, Tensor w2, Tensor b2, Tensor table) : IDisposable
+    {
+        public Tensor Run(Tensor timesteps, ArrayView<int> labels)
+        {
+            using var sinusoid = TimestepEmbedding.Run(timesteps);
+            using var hidden = Linear.Run<SiluEpilogue>(sinusoid, w1, b1);
+            using var temb = Linear.Run(hidden, w2, b2);
+            return ClassEmbedding.Run(labels, table, temb);
+        }
+
+        public void Dispose()
+        {
+            foreach (var t in new[] { w1, b1, w2, b2, table }) t.Dispose();
+        }
+    }
+
+    /// <summary>One block's embedder weights on the host, to compare blocks before uploading.</summary>
+    private sealed record HostEmbedder(DiTConfig Config, float[] W1, float[] B1, float[] W2, float[] B2, float[] Table)
+    {
+        public static HostEmbedder Read(IWeightSource w, DiTConfig c, int block)
+        {
+            string p = $"transformer_blocks.{block}.norm1.emb.";
+            int d = c.Width;
+            return new HostEmbedder(c,
+                w.ReadFloat32(p + "timestep_embedder.linear_1.weight", d, TimestepEmbedding.Channels),
+                w.ReadFloat32(p + "timestep_embedder.linear_1.bias", d),
+                w.ReadFloat32(p + "timestep_embedder.linear_2.weight", d, d),
+                w.ReadFloat32(p + "timestep_embedder.linear_2.bias", d),
+                w.ReadFloat32(p + "class_embedder.embedding_table.weight", c.NumClasses + 1, d));
+        }
+
+        public bool SameAs(HostEmbedder o) =>
+            W1.AsSpan().SequenceEqual(o.W1) && B1.AsSpan().SequenceEqual(o.B1) && W2.AsSpan().SequenceEqual(o.W2)
+            && B2.AsSpan().SequenceEqual(o.B2) && Table.AsSpan().SequenceEqual(o.Table);
+
+        public Conditioning Upload(Backend b)
+        {
+            int d = Config.Width;
+            return new Conditioning(b.Arena.Upload(W1, d, TimestepEmbedding.Channels), b.Arena.Upload(B1, d),
+                b.Arena.Upload(W2, d, d), b.Arena.Upload(B2, d), b.Arena.Upload(Table, Config.NumClasses + 1, d));
+        }
+    }
+}

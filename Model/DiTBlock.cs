@@ -1,0 +1,85 @@
+using SmoothCache.Kernels;
+using SmoothCache.Model.Checkpoints;
+
+namespace SmoothCache.Model;
+
+/// <summary>
+/// One DiT block with adaLN-Zero conditioning (DESIGN §2):
+///   h = LN(x) * (1 + scale1) + shift1;  x = x + gate1 * Attn(h)    — component "attn1"
+///   h = LN(x) * (1 + scale2) + shift2;  x = x + gate2 * FF(h)      — component "ff"
+/// The six modulation vectors are read in place from a [B, stride] tensor at a column offset.
+/// Attn and FF run through the component hook; the norms, gates and residuals always run.
+/// </summary>
+public sealed class DiTBlock : IDisposable
+{
+    private const float AttentionNormEps = 1e-6f;
+
+    private readonly int _index, _heads, _headDim, _width;
+    private readonly float _mlpNormEps;
+    private readonly Tensor _qkvWeight, _qkvBias, _outWeight, _outBias;
+    private readonly Tensor _fc1Weight, _fc1Bias, _fc2Weight, _fc2Bias;
+
+    internal DiTBlock(int index, DiTConfig config, IWeightSource weights, Backend backend)
+    {
+        _index = index;
+        _heads = config.NumHeads;
+        _headDim = config.HeadDim;
+        _width = config.Width;
+        _mlpNormEps = config.NormEps;
+        int d = _width;
+        string p = $"transformer_blocks.{index}.";
+        // q, k and v are one [3D, D] projection so the attention reads them from one tensor.
+        string[] qkv = ["to_q", "to_k", "to_v"];
+        _qkvWeight = WeightLoader.Stack(backend, weights, qkv.Select(n => ($"{p}attn1.{n}.weight", new[] { d, d })).ToArray());
+        _qkvBias = WeightLoader.Stack(backend, weights, qkv.Select(n => ($"{p}attn1.{n}.bias", new[] { d })).ToArray());
+        _outWeight = WeightLoader.Load(backend, weights, p + "attn1.to_out.0.weight", d, d);
+        _outBias = WeightLoader.Load(backend, weights, p + "attn1.to_out.0.bias", d);
+        _fc1Weight = WeightLoader.Load(backend, weights, p + "ff.net.0.proj.weight", 4 * d, d);
+        _fc1Bias = WeightLoader.Load(backend, weights, p + "ff.net.0.proj.bias", 4 * d);
+        _fc2Weight = WeightLoader.Load(backend, weights, p + "ff.net.2.weight", d, 4 * d);
+        _fc2Bias = WeightLoader.Load(backend, weights, p + "ff.net.2.bias", d);
+    }
+
+    /// <summary>Updates x [B, T, D] in place. mod holds shift1, scale1, gate1, shift2, scale2, gate2
+    /// (each D wide) starting at column modOffset.</summary>
+    public void Forward(Tensor x, Tensor mod, int modOffset, IComponentHook? hook)
+    {
+        int d = _width;
+        using (var h = LayerNormModulate.Run(x, mod, modOffset, modOffset + d, AttentionNormEps))
+        using (var attn = RunComponent(hook, Components.Attention, () => SelfAttention(h)))
+            GatedResidual.Run(x, attn, mod, modOffset + 2 * d);
+
+        using (var h = LayerNormModulate.Run(x, mod, modOffset + 3 * d, modOffset + 4 * d, _mlpNormEps))
+        using (var ff = RunComponent(hook, Components.FeedForward, () => FeedForward(h)))
+            GatedResidual.Run(x, ff, mod, modOffset + 5 * d);
+    }
+
+    private Tensor RunComponent(IComponentHook? hook, string component, Func<Tensor> compute) =>
+        hook is null ? compute() : hook.Run(component, _index, compute);
+
+    private Tensor SelfAttention(Tensor h)
+    {
+        using var qkv = Linear.Run(h, _qkvWeight, _qkvBias);
+        using var heads = Attention.Run(qkv, _heads, _headDim);
+        return Linear.Run(heads, _outWeight, _outBias);
+    }
+
+    private Tensor FeedForward(Tensor h)
+    {
+        using var hidden = Linear.Run<GeluTanhEpilogue>(h, _fc1Weight, _fc1Bias);
+        return Linear.Run(hidden, _fc2Weight, _fc2Bias);
+    }
+
+    /// <summary>Multiply-adds of one attention call for a batch of b samples of t tokens.</summary>
+    public static long AttentionMacs(DiTConfig c, int b) =>
+        (long)b * c.Tokens * (4L * c.Width * c.Width + 2L * c.Tokens * c.Width);
+
+    /// <summary>Multiply-adds of one MLP call.</summary>
+    public static long FeedForwardMacs(DiTConfig c, int b) => (long)b * c.Tokens * 8L * c.Width * c.Width;
+
+    public void Dispose()
+    {
+        foreach (var t in new[] { _qkvWeight, _qkvBias, _outWeight, _outBias, _fc1Weight, _fc1Bias, _fc2Weight, _fc2Bias })
+            t.Dispose();
+    }
+}

@@ -1,0 +1,29 @@
+using SmoothCache.Kernels;
+using SmoothCache.Model.Checkpoints;
+
+namespace SmoothCache.Model;
+
+/// <summary>Uploads checkpoint tensors to the device, checking each shape against the config.</summary>
+internal static class WeightLoader
+{
+    public static Tensor Load(Backend backend, IWeightSource weights, string name, params int[] shape) =>
+        backend.Arena.Upload(weights.ReadFloat32(name, shape), shape);
+
+    /// <summary>Stacks tensors along their first axis (e.g. to_q, to_k, to_v into [3D, D]); the other
+    /// axes must agree.</summary>
+    public static Tensor Stack(Backend backend, IWeightSource weights, params (string Name, int[] Shape)[] parts)
+    {
+        long total = parts.Sum(p => Tensor.ElementCount(p.Shape));
+        var all = new float[total];
+        long offset = 0;
+        foreach (var (name, shape) in parts)
+        {
+            var values = weights.ReadFloat32(name, shape);
+            values.CopyTo(all, offset);
+            offset += values.Length;
+        }
+        var stacked = (int[])parts[0].Shape.Clone();
+        stacked[0] = parts.Sum(p => p.Shape[0]);
+        return backend.Arena.Upload(all, stacked);
+    }
+}

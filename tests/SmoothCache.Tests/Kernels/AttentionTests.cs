@@ -1,0 +1,48 @@
+using SmoothCache.Kernels;
+using static SmoothCache.Tests.TestSupport;
+
+namespace SmoothCache.Tests.Kernels;
+
+public class AttentionTests
+{
+    public static double[] Reference(float[] qkv, int b, int t, int heads, int hd)
+    {
+        int d = heads * hd;
+        var output = new double[b * t * d];
+        for (int s = 0; s < b; s++)
+            for (int h = 0; h < heads; h++)
+                for (int i = 0; i < t; i++)
+                {
+                    var scores = new double[t];
+                    for (int j = 0; j < t; j++)
+                    {
+                        double dot = 0;
+                        for (int c = 0; c < hd; c++)
+                            dot += (double)qkv[(s * t + i) * 3 * d + h * hd + c] * qkv[(s * t + j) * 3 * d + d + h * hd + c];
+                        scores[j] = dot / Math.Sqrt(hd);
+                    }
+                    double max = scores.Max(), sum = scores.Sum(v => Math.Exp(v - max));
+                    for (int c = 0; c < hd; c++)
+                    {
+                        double acc = 0;
+                        for (int j = 0; j < t; j++)
+                            acc += Math.Exp(scores[j] - max) / sum * qkv[(s * t + j) * 3 * d + 2 * d + h * hd + c];
+                        output[(s * t + i) * d + h * hd + c] = acc;
+                    }
+                }
+        return output;
+    }
+
+    [Theory]
+    [InlineData(2, 17, 3, 24)]   // odd token count, head dim 24 (dit-small)
+    [InlineData(3, 16, 4, 16)]   // dit-digits' heads
+    [InlineData(1, 9, 2, 72)]    // DiT-XL's head dim
+    public void MatchesFloat64Softmax(int b, int t, int heads, int hd)
+    {
+        var qkv = Random(31, b * t * 3 * heads * hd, 2f);
+        using var tq = Cpu.Arena.Upload(qkv, b, t, 3 * heads * hd);
+        using var o = Attention.Run(tq, heads, hd);
+        Assert.Equal(new[] { b, t, heads * hd }, o.Shape);
+        Assert.True(RelativeL2(o.ToArray(), Reference(qkv, b, t, heads, hd)) < 1e-6);
+    }
+}

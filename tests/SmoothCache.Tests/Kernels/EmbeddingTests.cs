@@ -1,0 +1,159 @@
+using ILGPU;
+using ILGPU.Runtime;
+using SmoothCache.Kernels;
+using static SmoothCache.Tests.TestSupport;
+
+namespace SmoothCache.Tests.Kernels;
+
+/// <summary>The conditioning and token-layout kernels: timestep sinusoid, class lookup, patch
+/// embedding, position table, unpatchify, gated residual and guidance.</summary>
+public class EmbeddingTests
+{
+    [Fact]
+    public void TimestepSinusoidIsCosineThenSineOfScaledTimesteps()
+    {
+        float[] t = [999, 500, 1, 0];
+        using var tt = Cpu.Arena.Upload(t, 4);
+        using var e = TimestepEmbedding.Run(tt);
+        var got = e.ToArray();
+        var expected = new double[4 * 256];
+        for (int b = 0; b < 4; b++)
+            for (int i = 0; i < 128; i++)
+            {
+                double a = t[b] * Math.Exp(-Math.Log(10000) * i / 127);
+                expected[b * 256 + i] = Math.Cos(a);
+                expected[b * 256 + 128 + i] = Math.Sin(a);
+            }
+        // float32 frequencies (as the reference computes them) move angles near 999 by ~1e-4.
+        Assert.True(MaxAbs(got, expected) < 2e-4);
+        Assert.Equal(1f, got[3 * 256]);           // t = 0: cos 0
+        Assert.Equal(0f, got[3 * 256 + 128]);     // sin 0
+    }
+
+    [Fact]
+    public void ClassEmbeddingAddsTheLabelsRow()
+    {
+        int classes = 11, d = 8;
+        var table = Random(41, classes * d);
+        var addend = Random(42, 3 * d);
+        int[] labels = [10, 0, 4];
+        using var tt = Cpu.Arena.Upload(table, classes, d);
+        using var ta = Cpu.Arena.Upload(addend, 3, d);
+        using var lb = Cpu.Accelerator.Allocate1D(labels);
+        using var o = ClassEmbedding.Run(lb.View, tt, ta);
+        var got = o.ToArray();
+        for (int b = 0; b < 3; b++)
+            for (int k = 0; k < d; k++)
+                Assert.Equal(addend[b * d + k] + table[labels[b] * d + k], got[b * d + k]);
+    }
+
+    [Fact]
+    public void PatchEmbedIsAStridedConvolutionPlusPositions()
+    {
+        int b = 2, c = 3, s = 6, p = 2, d = 10, grid = s / p;
+        var x = Random(51, b * c * s * s);
+        var w = Random(52, d * c * p * p, 0.5f);
+        var bias = Random(53, d);
+        var pos = Random(54, grid * grid * d);
+        using var tx = Cpu.Arena.Upload(x, b, c, s, s);
+        using var tw = Cpu.Arena.Upload(w, d, c, p, p);
+        using var tb = Cpu.Arena.Upload(bias, d);
+        using var tp = Cpu.Arena.Upload(pos, grid * grid, d);
+        using var o = PatchEmbed.Run(tx, tw, tb, tp);
+        var expected = new double[b * grid * grid * d];
+        for (int n = 0; n < b; n++)
+            for (int i = 0; i < grid; i++)
+                for (int j = 0; j < grid; j++)
+                    for (int o2 = 0; o2 < d; o2++)
+                    {
+                        double acc = bias[o2] + pos[(i * grid + j) * d + o2];
+                        for (int ci = 0; ci < c; ci++)
+                            for (int kh = 0; kh < p; kh++)
+                                for (int kw = 0; kw < p; kw++)
+                                    acc += (double)x[((n * c + ci) * s + i * p + kh) * s + j * p + kw] * w[((o2 * c + ci) * p + kh) * p + kw];
+                        expected[((n * grid + i) * grid + j) * d + o2] = acc;
+                    }
+        Assert.Equal(new[] { b, grid * grid, d }, o.Shape);
+        Assert.True(RelativeL2(o.ToArray(), expected) < 1e-6);
+    }
+
+    [Fact]
+    public void PositionTablePutsTheColumnCoordinateFirst()
+    {
+        int grid = 5, d = 12, q = d / 4;
+        using var o = PositionTable.Run(Cpu, grid, d);
+        var got = o.ToArray();
+        var expected = new double[grid * grid * d];
+        for (int i = 0; i < grid; i++)
+            for (int j = 0; j < grid; j++)
+                for (int k = 0; k < q; k++)
+                {
+                    double w = Math.Pow(10000, -(double)k / q);
+                    int row = (i * grid + j) * d;
+                    expected[row + k] = Math.Sin(j * w);
+                    expected[row + q + k] = Math.Cos(j * w);
+                    expected[row + 2 * q + k] = Math.Sin(i * w);
+                    expected[row + 3 * q + k] = Math.Cos(i * w);
+                }
+        Assert.True(MaxAbs(got, expected) < 1e-7);
+    }
+
+    [Fact]
+    public void UnpatchifyPlacesEachPatchChannelLast()
+    {
+        int b = 2, grid = 3, p = 2, c = 5;
+        var y = Enumerable.Range(0, b * grid * grid * p * p * c).Select(v => (float)v).ToArray();
+        using var ty = Cpu.Arena.Upload(y, b, grid * grid, p * p * c);
+        using var o = Unpatchify.Run(ty, p, c);
+        Assert.Equal(new[] { b, c, grid * p, grid * p }, o.Shape);
+        var got = o.ToArray();
+        int size = grid * p;
+        for (int n = 0; n < b; n++)
+            for (int ch = 0; ch < c; ch++)
+                for (int hi = 0; hi < grid; hi++)
+                    for (int pi = 0; pi < p; pi++)
+                        for (int wi = 0; wi < grid; wi++)
+                            for (int qi = 0; qi < p; qi++)
+                                Assert.Equal(y[(n * grid * grid + hi * grid + wi) * p * p * c + (pi * p + qi) * c + ch],
+                                    got[((n * c + ch) * size + hi * p + pi) * size + wi * p + qi]);
+    }
+
+    [Fact]
+    public void GatedResidualAddsGateTimesOutputPerSample()
+    {
+        int b = 2, t = 3, d = 4, stride = 3 * d, off = d;
+        var x = Random(61, b * t * d);
+        var y = Random(62, b * t * d);
+        var gate = Random(63, b * stride);
+        using var tx = Cpu.Arena.Upload(x, b, t, d);
+        using var ty = Cpu.Arena.Upload(y, b, t, d);
+        using var tg = Cpu.Arena.Upload(gate, b, stride);
+        GatedResidual.Run(tx, ty, tg, off);
+        var got = tx.ToArray();
+        for (int i = 0; i < x.Length; i++)
+        {
+            int s = i / (t * d), k = i % d;
+            Assert.Equal(x[i] + gate[s * stride + off + k] * y[i], got[i], 6);
+        }
+    }
+
+    [Fact]
+    public void GuidanceWritesTheGuidedEpsToBothHalves()
+    {
+        int half = 2, cout = 4, c = 2, px = 3;
+        var m = Random(71, 2 * half * cout * px);
+        using var tm = Cpu.Arena.Upload(m, 2 * half, cout, px, 1);
+        using var e = Guidance.Run(tm, c, 4f);
+        Assert.Equal(new[] { 2 * half, c, px, 1 }, e.Shape);
+        var got = e.ToArray();
+        for (int n = 0; n < half; n++)
+            for (int ch = 0; ch < c; ch++)
+                for (int p = 0; p < px; p++)
+                {
+                    float cond = m[(n * cout + ch) * px + p], uncond = m[((n + half) * cout + ch) * px + p];
+                    float want = uncond + 4f * (cond - uncond);
+                    Assert.Equal(want, got[(n * c + ch) * px + p], 5);
+                    Assert.Equal(want, got[((n + half) * c + ch) * px + p], 5);
+                }
+    }
+}

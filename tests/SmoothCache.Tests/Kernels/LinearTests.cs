@@ -1,0 +1,67 @@
+using SmoothCache.Kernels;
+using static SmoothCache.Tests.TestSupport;
+
+namespace SmoothCache.Tests.Kernels;
+
+public class LinearTests
+{
+    public static double[] Reference(float[] x, float[] w, float[]? b, int m, int n, int k, Func<double, double> f)
+    {
+        var y = new double[m * n];
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++)
+            {
+                double acc = b?[j] ?? 0;
+                for (int t = 0; t < k; t++) acc += (double)x[i * k + t] * w[j * k + t];
+                y[i * n + j] = f(acc);
+            }
+        return y;
+    }
+
+    public static double GeluTanh(double v) => 0.5 * v * (1 + Math.Tanh(Math.Sqrt(2 / Math.PI) * (v + 0.044715 * v * v * v)));
+    public static double Silu(double v) => v / (1 + Math.Exp(-v));
+
+    [Theory]
+    [InlineData(7, 72, 5)]      // width 72 like dit-small
+    [InlineData(33, 48, 192)]   // 1152 -> 4608 scaled down by 24, odd token count
+    [InlineData(1, 256, 72)]    // the timestep MLP's first layer
+    [InlineData(17, 288, 72)]   // the MLP's second layer of dit-small
+    public void MatchesFloat64ReferenceWithBias(int m, int k, int n)
+    {
+        var x = Random(1, m * k);
+        var w = Random(2, n * k, 0.1f);
+        var b = Random(3, n);
+        using var tx = Cpu.Arena.Upload(x, m, k);
+        using var tw = Cpu.Arena.Upload(w, n, k);
+        using var tb = Cpu.Arena.Upload(b, n);
+        using var y = Linear.Run(tx, tw, tb);
+        Assert.Equal(new[] { m, n }, y.Shape);
+        Assert.True(RelativeL2(y.ToArray(), Reference(x, w, b, m, n, k, v => v)) < 1e-6);
+    }
+
+    [Fact]
+    public void AppliesEpiloguesAndWorksWithoutBias()
+    {
+        int m = 5, k = 40, n = 9;
+        var x = Random(4, m * k, 3f);
+        var w = Random(5, n * k, 0.2f);
+        using var tx = Cpu.Arena.Upload(x, 1, m, k);
+        using var tw = Cpu.Arena.Upload(w, n, k);
+        using (var gelu = Linear.Run<GeluTanhEpilogue>(tx, tw, null))
+        {
+            Assert.Equal(new[] { 1, m, n }, gelu.Shape);
+            Assert.True(RelativeL2(gelu.ToArray(), Reference(x, w, null, m, n, k, GeluTanh)) < 1e-6);
+        }
+        using var silu = Linear.Run<SiluEpilogue>(tx, tw, null);
+        Assert.True(RelativeL2(silu.ToArray(), Reference(x, w, null, m, n, k, Silu)) < 1e-6);
+    }
+
+    [Fact]
+    public void RejectsMismatchedInnerDimension()
+    {
+        using var tx = Cpu.Arena.Zeros(3, 8);
+        using var tw = Cpu.Arena.Zeros(4, 9);
+        var e = Assert.Throws<ArgumentException>(() => Linear.Run(tx, tw, null));
+        Assert.Contains("K=9", e.Message);
+    }
+}

@@ -1,0 +1,49 @@
+using SmoothCache.Kernels;
+
+[assembly: Xunit.CollectionBehavior(DisableTestParallelization = true)]
+
+namespace SmoothCache.Tests;
+
+/// <summary>Shared helpers: one CPU backend for the test run, fixture paths, seeded data, error norms.</summary>
+public static class TestSupport
+{
+    private static readonly Lazy<Backend> CpuBackend = new(() => Backend.Create(DeviceKind.Cpu));
+
+    /// <summary>The CPU accelerator, shared by all tests (tests run one at a time).</summary>
+    public static Backend Cpu => CpuBackend.Value;
+
+    public static string Fixture(params string[] parts) =>
+        Path.Combine([AppContext.BaseDirectory, "fixtures", .. parts]);
+
+    /// <summary>Repository files copied next to the test binaries (models/, schedules/, data/).</summary>
+    public static string RepoFile(params string[] parts) =>
+        Path.Combine([AppContext.BaseDirectory, .. parts]);
+
+    public static float[] Random(int seed, long n, float scale = 1f)
+    {
+        var rng = new System.Random(seed);
+        var a = new float[n];
+        for (long i = 0; i < n; i++) a[i] = (float)((rng.NextDouble() * 2 - 1) * scale);
+        return a;
+    }
+
+    /// <summary>||actual - expected||_2 / ||expected||_2.</summary>
+    public static double RelativeL2(IReadOnlyList<float> actual, IReadOnlyList<double> expected)
+    {
+        if (actual.Count != expected.Count) throw new ArgumentException($"length {actual.Count} vs {expected.Count}");
+        double num = 0, den = 0;
+        for (int i = 0; i < actual.Count; i++)
+        {
+            double diff = actual[i] - expected[i];
+            num += diff * diff;
+            den += expected[i] * expected[i];
+        }
+        return Math.Sqrt(num / den);
+    }
+
+    public static double RelativeL2(IReadOnlyList<float> actual, IReadOnlyList<float> expected) =>
+        RelativeL2(actual, expected.Select(v => (double)v).ToArray());
+
+    public static double MaxAbs(IReadOnlyList<float> actual, IReadOnlyList<double> expected) =>
+        actual.Select((v, i) => Math.Abs(v - expected[i])).Max();
+}

@@ -64,7 +64,7 @@ internal sealed class PickleBuilder
 
     /// <summary>
     /// A tensor as torch pickles it: _rebuild_tensor_v2(persistent storage, offset, size, stride,
-    /// requires_grad=False, backward_hooks=OrderedDict()).
+    /// requires_grad=False, backward_hooks=OrderedDict()); <paramref name="storageClass"/> is a class of module torch, e.g. FloatStorage.
     /// </summary>
     public PickleBuilder RebuildTensor(string storageClass, string storageKey, long storageElements, long offset, int[] shape, long[] stride)
     {

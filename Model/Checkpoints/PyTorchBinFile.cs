@@ -22,6 +22,7 @@ public sealed class PyTorchBinFile : IWeightSource
 
     public string Location { get; }
 
+    /// <summary>Tensor names in state dict order (nested dicts flattened as "outer.inner").</summary>
     public IReadOnlyCollection<string> Names { get; }
 
     private PyTorchBinFile(string location, FileStream file, ZipArchive zip,
@@ -56,11 +57,18 @@ public sealed class PyTorchBinFile : IWeightSource
             string folder = FindArchiveFolder(path, zip);
             CheckByteOrder(path, zip, folder);
             object? root = LoadPickle(path, zip, folder);
-            var tensors = new Dictionary<string, (TensorEntry, TorchTensor, ZipArchiveEntry)>(StringComparer.Ordinal);
-            var names = new List<string>();
             if (root is not Hashtable dict)
                 throw new CorruptCheckpointException(path, null, $"{folder}/data.pkl holds {TorchPickle.Describe(root)}, expected a state dict");
-            Collect(path, zip, folder, dict, "", tensors, names);
+            var found = new List<(string Name, TorchTensor Tensor)>();
+            Collect(path, dict, "", found);
+            var tensors = new Dictionary<string, (TensorEntry, TorchTensor, ZipArchiveEntry)>(StringComparer.Ordinal);
+            var names = new List<string>();
+            foreach (var (name, tensor) in found.OrderBy(t => t.Tensor.Sequence))
+            {
+                if (!tensors.TryAdd(name, (new TensorEntry(name, tensor.Storage.DType, tensor.Shape), tensor, FindStorage(path, zip, folder, name, tensor))))
+                    throw new CorruptCheckpointException(path, name, "appears twice after flattening nested dicts");
+                names.Add(name);
+            }
             return new PyTorchBinFile(path, file, zip, tensors, names);
         }
         catch
@@ -112,51 +120,49 @@ public sealed class PyTorchBinFile : IWeightSource
         }
     }
 
-    private static void Collect(string path, ZipArchive zip, string folder, Hashtable dict, string prefix,
-        Dictionary<string, (TensorEntry, TorchTensor, ZipArchiveEntry)> tensors, List<string> names)
+    private static void Collect(string path, Hashtable dict, string prefix, List<(string, TorchTensor)> found)
     {
-        IEnumerable<object> keys = dict is TorchPickle.OrderedHashtable ordered
-            ? ordered.OrderedKeys
-            : dict.Keys.Cast<object>().OrderBy(k => k as string, StringComparer.Ordinal);
-        foreach (object key in keys)
+        foreach (DictionaryEntry item in dict)
         {
-            object? value = dict[key];
-            if (value is not (TorchTensor or Hashtable)) continue;
-            if (key is not string keyName)
-                throw new CorruptCheckpointException(path, null, $"state dict key {TorchPickle.Describe(key)} is not a string");
-            string name = prefix + keyName;
-            if (value is Hashtable nested)
-            {
-                Collect(path, zip, folder, nested, name + ".", tensors, names);
-                continue;
-            }
-            var tensor = (TorchTensor)value;
-            if (tensors.ContainsKey(name))
-                throw new CorruptCheckpointException(path, name, "appears twice after flattening nested dicts");
-            tensors.Add(name, (new TensorEntry(name, tensor.Storage.DType, tensor.Shape), tensor, FindStorage(path, zip, folder, name, tensor)));
-            names.Add(name);
+            if (item.Value is not (TorchTensor or Hashtable)) continue;
+            if (item.Key is not string key)
+                throw new CorruptCheckpointException(path, null, $"state dict key {TorchPickle.Describe(item.Key)} is not a string");
+            if (item.Value is Hashtable nested)
+                Collect(path, nested, $"{prefix}{key}.", found);
+            else
+                found.Add((prefix + key, (TorchTensor)item.Value));
         }
     }
 
     /// <summary>Checks the tensor is a contiguous view inside its storage and the storage file has the declared size.</summary>
     private static ZipArchiveEntry FindStorage(string path, ZipArchive zip, string folder, string name, TorchTensor tensor)
     {
+        TorchStorage storage = tensor.Storage;
+        // Checked: a hostile shape must not wrap around into a range that looks valid.
+        long end;
+        try
+        {
+            end = checked(tensor.Shape.Aggregate(1L, (a, b) => checked(a * b)) + tensor.Offset);
+        }
+        catch (OverflowException)
+        {
+            throw new CorruptCheckpointException(path, name, $"shape [{string.Join(",", tensor.Shape)}] is too large");
+        }
+        // Strides of size-1 dimensions, and of empty tensors, do not affect the layout.
         long[] contiguous = PyTorchBinWriter.ContiguousStrides(tensor.Shape);
         for (int d = 0; d < tensor.Shape.Length; d++)
-            if (tensor.Shape[d] > 1 && tensor.Stride[d] != contiguous[d])
+            if (end > tensor.Offset && tensor.Shape[d] > 1 && tensor.Stride[d] != contiguous[d])
                 throw new CorruptCheckpointException(path, name,
                     $"strides [{string.Join(",", tensor.Stride)}] for shape [{string.Join(",", tensor.Shape)}] are not contiguous (expected [{string.Join(",", contiguous)}])");
-        TorchStorage storage = tensor.Storage;
-        long count = tensor.Shape.Aggregate(1L, (a, b) => a * b);
-        if (tensor.Offset < 0 || tensor.Offset + count > storage.ElementCount)
+        if (tensor.Offset < 0 || end > storage.ElementCount)
             throw new CorruptCheckpointException(path, name,
-                $"elements [{tensor.Offset}, {tensor.Offset + count}) fall outside storage '{storage.Key}' of {storage.ElementCount} elements");
+                $"elements [{tensor.Offset}, {end}) fall outside storage '{storage.Key}' of {storage.ElementCount} elements");
         ZipArchiveEntry entry = zip.GetEntry($"{folder}/data/{storage.Key}")
             ?? throw new CorruptCheckpointException(path, name, $"storage file {folder}/data/{storage.Key} is missing from the zip");
         StoredDTypes.TryGetSize(storage.DType, out int elementSize);
-        if (entry.Length != storage.ElementCount * elementSize)
+        if (entry.Length % elementSize != 0 || entry.Length / elementSize != storage.ElementCount)
             throw new CorruptCheckpointException(path, name,
-                $"storage file {entry.FullName} has {entry.Length} bytes, {storage.ElementCount} {storage.DType} elements need {storage.ElementCount * elementSize}");
+                $"storage file {entry.FullName} has {entry.Length} bytes, not {storage.ElementCount} {storage.DType} elements of {elementSize} bytes");
         return entry;
     }
 

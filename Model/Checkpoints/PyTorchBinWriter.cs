@@ -23,16 +23,17 @@ public static class PyTorchBinWriter
         string storageClass = TorchPickle.StorageClass(StoredDTypes.Name(dtype));
 
         var pickle = new PickleBuilder().Proto().Global("collections", "OrderedDict").EmptyTuple().Reduce().Mark();
-        var storages = new List<(string Key, byte[] Bytes)>();
         for (int i = 0; i < list.Count; i++)
         {
             var (name, shape, data) = list[i];
-            string key = i.ToString(System.Globalization.CultureInfo.InvariantCulture);
-            pickle.String(name).RebuildTensor(storageClass, key, data.Length, 0, shape, ContiguousStrides(shape));
-            storages.Add((key, StoredDTypes.Encode(dtype, data)));
+            pickle.String(name).RebuildTensor(storageClass, StorageKey(i), data.Length, 0, shape, ContiguousStrides(shape));
         }
-        WriteArchive(path, archiveName, pickle.SetItems().Stop(), storages);
+        // Storages are encoded as the archive is written, one at a time.
+        WriteArchive(path, archiveName, pickle.SetItems().Stop(),
+            list.Select((tensor, i) => (StorageKey(i), StoredDTypes.Encode(dtype, tensor.data))));
     }
+
+    private static string StorageKey(int index) => index.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>Row-major strides, in elements.</summary>
     internal static long[] ContiguousStrides(int[] shape)

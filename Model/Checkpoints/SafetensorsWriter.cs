@@ -16,7 +16,7 @@ public static class SafetensorsWriter
         var list = tensors.ToList();
         TensorListChecks.Validate(path, list);
         string dtypeName = StoredDTypes.Name(dtype);
-        var encoded = list.Select(t => StoredDTypes.Encode(dtype, t.data)).ToList();
+        int elementSize = dtype == SaveDType.F16 ? 2 : 4;
 
         using var headerStream = new MemoryStream();
         using (var json = new Utf8JsonWriter(headerStream))
@@ -38,10 +38,10 @@ public static class SafetensorsWriter
                 json.WriteEndArray();
                 json.WriteStartArray("data_offsets");
                 json.WriteNumberValue(offset);
-                json.WriteNumberValue(offset + encoded[i].Length);
+                offset += (long)list[i].data.Length * elementSize;
+                json.WriteNumberValue(offset);
                 json.WriteEndArray();
                 json.WriteEndObject();
-                offset += encoded[i].Length;
             }
             json.WriteEndObject();
         }
@@ -56,7 +56,8 @@ public static class SafetensorsWriter
             stream.Write(length);
             headerStream.Position = 0;
             headerStream.CopyTo(stream);
-            foreach (byte[] bytes in encoded) stream.Write(bytes);
+            // Encode one tensor at a time: a multi-gigabyte checkpoint is never held twice.
+            foreach (var tensor in list) stream.Write(StoredDTypes.Encode(dtype, tensor.data));
         });
     }
 }

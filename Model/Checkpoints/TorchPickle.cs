@@ -4,11 +4,18 @@ using Razorvine.Pickle;
 
 namespace SmoothCache.Model.Checkpoints;
 
-/// <summary>A storage a torch.save pickle refers to by persistent id: its dtype, file key and element count.</summary>
-internal sealed record TorchStorage(string DType, string Key, long ElementCount);
+/// <summary>
+/// A storage a torch.save pickle refers to by persistent id: its dtype, file key and element count.
+/// <paramref name="TensorCounter"/> belongs to one load and numbers the tensors built on it.
+/// </summary>
+internal sealed record TorchStorage(string DType, string Key, long ElementCount, TorchPickle.Counter TensorCounter);
 
-/// <summary>What <c>torch._utils._rebuild_tensor_v2</c> describes: a strided view of a storage.</summary>
-internal sealed record TorchTensor(TorchStorage Storage, long Offset, int[] Shape, long[] Stride);
+/// <summary>
+/// What <c>torch._utils._rebuild_tensor_v2</c> describes: a strided view of a storage.
+/// <paramref name="Sequence"/> is the order the pickle built it in, which is the state dict's order
+/// (the unpickler's dicts do not keep insertion order).
+/// </summary>
+internal sealed record TorchTensor(TorchStorage Storage, long Offset, int[] Shape, long[] Stride, int Sequence);
 
 /// <summary>
 /// Loads the pickle of a torch.save zip checkpoint into plain descriptions (no tensor data, no code):
@@ -31,8 +38,8 @@ internal static class TorchPickle
     public static readonly IReadOnlySet<string> AllowedGlobals =
         new HashSet<string>(StorageDTypes.Keys.Append(OrderedDict).Append(RebuildTensor), StringComparer.Ordinal);
 
-    /// <summary>The storage class each dtype is pickled as.</summary>
-    public static string StorageClass(string dtype) => StorageDTypes.Single(pair => pair.Value == dtype).Key;
+    /// <summary>The storage class (in module torch) each dtype is pickled as.</summary>
+    public static string StorageClass(string dtype) => StorageDTypes.Single(pair => pair.Value == dtype).Key["torch.".Length..];
 
     static TorchPickle()
     {
@@ -73,9 +80,18 @@ internal static class TorchPickle
         _ => $"a {value.GetType().Name}",
     };
 
+    internal sealed class Counter
+    {
+        private int _next;
+
+        public int Next() => _next++;
+    }
+
     /// <summary>torch's persistent ids for storages: ('storage', storage class, key, location, element count).</summary>
     private sealed class StateDictUnpickler : Unpickler
     {
+        private readonly Counter _tensors = new();
+
         protected override object persistentLoad(object pid)
         {
             if (pid is not object[] { Length: 5 } fields || fields[0] is not "storage")
@@ -87,36 +103,21 @@ internal static class TorchPickle
             long count = ToInt64(fields[4], "persistent id element count");
             if (count < 0)
                 throw new PickleException($"storage '{key}' has a negative element count {count}");
-            return new TorchStorage(storageType.DType, key, count);
+            return new TorchStorage(storageType.DType, key, count, _tensors);
         }
     }
 
-    /// <summary>An OrderedDict that remembers insertion order (Hashtable does not).</summary>
-    internal sealed class OrderedHashtable : Hashtable
+    /// <summary>An OrderedDict; the unpickler applies its instance attributes through __setstate__.</summary>
+    private sealed class PickledOrderedDict : Hashtable
     {
-        private readonly List<object> _order = [];
-
-        public IReadOnlyList<object> OrderedKeys => _order;
-
-        public override object? this[object key]
-        {
-            get => base[key];
-            set
-            {
-                if (!ContainsKey(key)) _order.Add(key);
-                base[key] = value;
-            }
-        }
-
-        // The unpickler applies an OrderedDict's instance attributes (a state dict's `_metadata`
-        // of module versions) through this method; they carry no weights.
+        // A state dict's only attribute is `_metadata` (module versions), which carries no weights.
         public void __setstate__(Hashtable state) { }
     }
 
     private sealed class OrderedDictConstructor : IObjectConstructor
     {
         public object construct(object[] args) => args.Length == 0
-            ? new OrderedHashtable()
+            ? new PickledOrderedDict()
             : throw new PickleException($"OrderedDict called with {args.Length} arguments, expected none");
     }
 
@@ -140,7 +141,7 @@ internal static class TorchPickle
                     throw new PickleException($"size {dim} is out of range");
                 shape[i] = (int)dim;
             }
-            return new TorchTensor(storage, offset, shape, stride.Select(s => ToInt64(s, "stride")).ToArray());
+            return new TorchTensor(storage, offset, shape, stride.Select(s => ToInt64(s, "stride")).ToArray(), storage.TensorCounter.Next());
         }
     }
 

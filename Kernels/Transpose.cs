@@ -1,0 +1,46 @@
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace SmoothCache.Kernels;
+
+/// <summary>
+/// Batched transpose of the last two axes with an optional addend: y[b, j, i] = x[b, i, j] + addend[b, j, i].
+/// x is [B, R, S], y and the addend are [B, S, R]. Turns NCHW images (viewed as [B, C, H*W]) into
+/// rows of channels [B, H*W, C] for token-wise linears and attention, and back — where the addend
+/// folds in a residual connection. One thread per output element.
+/// </summary>
+public static class Transpose
+{
+    public struct Args
+    {
+        public ArrayView<float> X, Addend, Y;
+        public int R, S;
+    }
+
+    public static void Kernel(Index1D index, Args a)
+    {
+        int i = index % a.R;
+        int bj = index / a.R;
+        int j = bj % a.S;
+        int b = bj / a.S;
+        float v = a.X[(b * a.R + i) * a.S + j];
+        if (a.Addend.Length > 0) v += a.Addend[index];
+        a.Y[index] = v;
+    }
+
+    /// <param name="x">[B, R, S]</param>
+    /// <param name="addend">B x S x R elements (any shape), or null</param>
+    /// <returns>[B, S, R], rented from the arena</returns>
+    public static Tensor Run(Tensor x, Tensor? addend = null)
+    {
+        if (x.Shape.Length != 3)
+            throw new ArgumentException($"Transpose: expected [B, R, S], got {x.ShapeText}");
+        if (addend is not null && addend.Length != x.Length)
+            throw new ArgumentException($"Transpose: addend {addend.ShapeText} does not have the {x.Length} elements of {x.ShapeText}");
+        int b = x.Dim(0), r = x.Dim(1), s = x.Dim(2);
+        var y = x.Backend.Arena.Rent(b, s, r);
+        var args = new Args { X = x.View, Addend = addend?.View ?? ArrayView<float>.Empty, Y = y.View, R = r, S = s };
+        x.Backend.Load<Args>(Kernel)((int)y.Length, args);
+        return y;
+    }
+}

@@ -1,0 +1,136 @@
+using SmoothCache.Model.Checkpoints;
+using SmoothCache.Model.Vae;
+using static SmoothCache.Tests.TestSupport;
+
+namespace SmoothCache.Tests.Model;
+
+public class VaeDecoderTests
+{
+    private static readonly string Folder = Fixture("random", "vae-small");
+
+    /// <summary>vae.decode(z) of vae-small, computed by diffusers.</summary>
+    private static (float[] Z, float[] Image) Expected()
+    {
+        using var file = SafetensorsFile.Open(Fixture("random", "vae-small-decode.safetensors"));
+        return (file.ReadFloat32("z", 2, 4, 8, 8), file.ReadFloat32("image", 2, 3, 16, 16));
+    }
+
+    private static float[] Decode(VaeDecoder vae, float[] z)
+    {
+        using var latents = Cpu.Arena.Upload(z, 2, 4, 8, 8);
+        using var image = vae.Decode(latents);
+        Assert.Equal(new[] { 2, 3, 16, 16 }, image.Shape);
+        return image.ToArray();
+    }
+
+    [Fact]
+    public void DecodesLikeDiffusers()
+    {
+        var (z, expected) = Expected();
+        using var vae = VaeDecoder.Load(Cpu, Folder);
+        Assert.Equal(2, vae.Config.UpscaleFactor);
+        Assert.True(RelativeL2(Decode(vae, z), expected) < 1e-4);
+    }
+
+    [Fact]
+    public void AcceptsLegacyAttentionNamesStoredAsConvWeights()
+    {
+        var (z, expected) = Expected();
+        var config = VaeConfig.Load(Path.Combine(Folder, "config.json"));
+        using var legacy = new LegacyAttentionNames(WeightSources.OpenModelFolder(Folder));
+        using var vae = new VaeDecoder(Cpu, config, legacy);
+        Assert.True(RelativeL2(Decode(vae, z), expected) < 1e-4);
+    }
+
+    [Fact]
+    public void MissingAttentionWeightsNameTheCurrentTensor()
+    {
+        var config = VaeConfig.Load(Path.Combine(Folder, "config.json"));
+        using var weights = new Without(WeightSources.OpenModelFolder(Folder), n => n == "decoder.mid_block.attentions.0.to_k.weight");
+        var e = Assert.Throws<MissingTensorException>(() => new VaeDecoder(Cpu, config, weights));
+        Assert.Equal("decoder.mid_block.attentions.0.to_k.weight", e.TensorName);
+    }
+
+    [Fact]
+    public void OptionalPartsAreNotReadWhenTheConfigTurnsThemOff()
+    {
+        var (z, expected) = Expected();
+        var config = VaeConfig.Load(Path.Combine(Folder, "config.json")) with
+        {
+            MidBlockAddAttention = false,
+            UsePostQuantConv = false,
+        };
+        using var weights = new Without(WeightSources.OpenModelFolder(Folder),
+            n => n.StartsWith("post_quant_conv.") || n.StartsWith("decoder.mid_block.attentions."));
+        using var vae = new VaeDecoder(Cpu, config, weights);
+        Assert.True(RelativeL2(Decode(vae, z), expected) > 1e-2);
+    }
+
+    [Fact]
+    public void RejectsLatentsWithTheWrongChannelCount()
+    {
+        using var vae = VaeDecoder.Load(Cpu, Folder);
+        using var latents = Cpu.Arena.Zeros(1, 3, 8, 8);
+        Assert.Contains("[B,4,h,w]", Assert.Throws<ArgumentException>(() => vae.Decode(latents)).Message);
+    }
+
+    /// <summary>The real file with the mid-block attention renamed as in old checkpoints
+    /// (query/key/value/proj_attn) and its projections reported as 1x1 convs [C, C, 1, 1].</summary>
+    private sealed class LegacyAttentionNames(IWeightSource inner) : IWeightSource
+    {
+        private const string Prefix = "decoder.mid_block.attentions.0.";
+        private static readonly (string Current, string Legacy)[] Renames =
+            [("to_q.", "query."), ("to_k.", "key."), ("to_v.", "value."), ("to_out.0.", "proj_attn.")];
+
+        private static string ToLegacy(string name)
+        {
+            foreach (var (current, legacy) in Renames)
+                if (name.StartsWith(Prefix + current)) return Prefix + legacy + name[(Prefix + current).Length..];
+            return name;
+        }
+
+        private static string ToCurrent(string name)
+        {
+            foreach (var (current, legacy) in Renames)
+                if (name.StartsWith(Prefix + legacy)) return Prefix + current + name[(Prefix + legacy).Length..];
+            return name;
+        }
+
+        private static bool IsProjectionWeight(string legacyName) =>
+            legacyName != ToCurrent(legacyName) && legacyName.EndsWith(".weight");
+
+        public string Location => inner.Location;
+        public IReadOnlyCollection<string> Names => inner.Names.Select(ToLegacy).ToArray();
+        public bool Contains(string name) => Names.Contains(name);
+
+        public TensorEntry Describe(string name)
+        {
+            if (!Contains(name)) throw new MissingTensorException(Location, name);
+            var entry = inner.Describe(ToCurrent(name));
+            return IsProjectionWeight(name) ? entry with { Name = name, Shape = [.. entry.Shape, 1, 1] } : entry with { Name = name };
+        }
+
+        public float[] ReadFloat32(string name, params int[] expectedShape)
+        {
+            var entry = Describe(name);
+            if (expectedShape.Length > 0 && !expectedShape.SequenceEqual(entry.Shape))
+                throw new TensorShapeException(Location, name, expectedShape, entry.Shape);
+            return inner.ReadFloat32(ToCurrent(name));
+        }
+
+        public void Dispose() => inner.Dispose();
+    }
+
+    /// <summary>The real file less the tensors a predicate picks.</summary>
+    private sealed class Without(IWeightSource inner, Func<string, bool> removed) : IWeightSource
+    {
+        public string Location => inner.Location;
+        public IReadOnlyCollection<string> Names => inner.Names.Where(n => !removed(n)).ToArray();
+        public bool Contains(string name) => !removed(name) && inner.Contains(name);
+        public TensorEntry Describe(string name) =>
+            removed(name) ? throw new MissingTensorException(Location, name) : inner.Describe(name);
+        public float[] ReadFloat32(string name, params int[] expectedShape) =>
+            removed(name) ? throw new MissingTensorException(Location, name) : inner.ReadFloat32(name, expectedShape);
+        public void Dispose() => inner.Dispose();
+    }
+}

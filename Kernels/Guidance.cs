@@ -4,16 +4,18 @@ using ILGPU.Runtime;
 namespace SmoothCache.Kernels;
 
 /// <summary>
-/// Classifier-free guidance on a doubled batch: the model output is [2B, Cout, H, W] with the
-/// conditional half first; for the first C channels e = u + g (c - u) is written to both halves of
-/// eps [2B, C, H, W] (the scheduler then steps the doubled batch, as the reference does).
+/// Classifier-free guidance: the model output is [2B, Cout, H, W] with the conditional half first;
+/// for the first C channels (eps of a learned-sigma model) eps[B, C, H, W] = u + g (c - u).
+/// With <c>doubled: false</c> the output is [B, Cout, H, W] and eps is just its first C channels.
+/// The reference steps the doubled batch with eps repeated; both halves are the same elementwise
+/// update of the same values, so stepping one half gives identical numbers.
 /// </summary>
 public static class Guidance
 {
     public struct Args
     {
         public ArrayView<float> ModelOut, Eps;
-        public int Half, C, Cout, Pixels;
+        public int UncondOffset, C, Cout, Pixels;
         public float Scale;
     }
 
@@ -24,20 +26,23 @@ public static class Guidance
         int ch = rest % a.C;
         int b = rest / a.C;
         float cond = a.ModelOut[(b * a.Cout + ch) * a.Pixels + p];
-        float uncond = a.ModelOut[((b + a.Half) * a.Cout + ch) * a.Pixels + p];
-        float e = uncond + a.Scale * (cond - uncond);
-        a.Eps[index] = e;
-        a.Eps[index + a.Half * a.C * a.Pixels] = e;
+        float uncond = a.ModelOut[((b + a.UncondOffset) * a.Cout + ch) * a.Pixels + p];
+        a.Eps[index] = uncond + a.Scale * (cond - uncond);
     }
 
-    public static Tensor Run(Tensor modelOut, int channels, float scale)
+    public static Tensor Run(Tensor modelOut, int channels, float scale, bool doubled = true)
     {
-        int b2 = modelOut.Dim(0), cout = modelOut.Dim(1), h = modelOut.Dim(2), w = modelOut.Dim(3);
-        if (b2 % 2 != 0 || channels > cout)
-            throw new ArgumentException($"Guidance: model output {modelOut.ShapeText} is not a doubled batch with {channels} channels");
-        var eps = modelOut.Backend.Arena.Rent(b2, channels, h, w);
-        var args = new Args { ModelOut = modelOut.View, Eps = eps.View, Half = b2 / 2, C = channels, Cout = cout, Pixels = h * w, Scale = scale };
-        modelOut.Backend.Load<Args>(Kernel)(b2 / 2 * channels * h * w, args);
+        int rows = modelOut.Dim(0), cout = modelOut.Dim(1), h = modelOut.Dim(2), w = modelOut.Dim(3);
+        if ((doubled && rows % 2 != 0) || channels > cout)
+            throw new ArgumentException($"Guidance: model output {modelOut.ShapeText} does not hold {(doubled ? "a doubled batch of " : "")}{channels} channels");
+        int b = doubled ? rows / 2 : rows;
+        var eps = modelOut.Backend.Arena.Rent(b, channels, h, w);
+        var args = new Args
+        {
+            ModelOut = modelOut.View, Eps = eps.View, UncondOffset = doubled ? b : 0, C = channels, Cout = cout,
+            Pixels = h * w, Scale = doubled ? scale : 1f,
+        };
+        modelOut.Backend.Load<Args>(Kernel)((int)eps.Length, args);
         return eps;
     }
 }

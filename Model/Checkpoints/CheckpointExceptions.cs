@@ -41,3 +41,7 @@ public sealed class UnsupportedDTypeException(string file, string tensor, string
 /// <summary>A config.json key has a value the model cannot use.</summary>
 public sealed class ModelConfigException(string file, string key, string problem)
     : CheckpointException(file, null, $"key '{key}': {problem}");
+
+/// <summary>The file's name does not say which checkpoint format it is in.</summary>
+public sealed class UnsupportedCheckpointFormatException(string file, string problem)
+    : CheckpointException(file, null, problem);

@@ -1,1 +1,52 @@
-namespace SmoothCache.Cli; public static class Program { public static int Main(string[] args) => 0; }
+using System.CommandLine;
+using SmoothCache.Cli.Commands;
+
+namespace SmoothCache.Cli;
+
+public static class Program
+{
+    public static int Main(string[] args) => Cli.Run(args, Console.Out, Console.Error);
+}
+
+/// <summary>
+/// The `smoothcache` command line (DESIGN §8). Exit codes: 0 success, 2 bad input (one line on
+/// stderr), 1 internal failure. <see cref="Run"/> is what tests call in-process.
+/// </summary>
+public static class Cli
+{
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    {
+        var context = new CliContext(stdout, stderr);
+        var root = new RootCommand("Diffusion Transformer image generation on ILGPU, accelerated by SmoothCache.")
+        {
+            GenerateCommand.Create(context),
+        };
+        var parse = root.Parse(args);
+        if (parse.Errors.Count > 0)
+        {
+            stderr.WriteLine($"error: {parse.Errors[0].Message}");
+            return ExitCodes.BadInput;
+        }
+        var config = new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false };
+        try
+        {
+            return parse.Invoke(config);
+        }
+        catch (Exception e) when (UserErrors.IsUserError(e))
+        {
+            stderr.WriteLine($"error: {UserErrors.Describe(e)}");
+            return ExitCodes.BadInput;
+        }
+        catch (Exception e)
+        {
+            stderr.WriteLine($"internal error: {e.GetType().Name}: {e.Message}");
+            if (Environment.GetEnvironmentVariable("SMOOTHCACHE_TRACE") == "1") stderr.WriteLine(e);
+            return ExitCodes.Internal;
+        }
+    }
+}
+
+public static class ExitCodes
+{
+    public const int Success = 0, Internal = 1, BadInput = 2;
+}

@@ -138,13 +138,13 @@ public class EmbeddingTests
     }
 
     [Fact]
-    public void GuidanceWritesTheGuidedEpsToBothHalves()
+    public void GuidanceCombinesTheHalvesOnTheFirstChannels()
     {
         int half = 2, cout = 4, c = 2, px = 3;
         var m = Random(71, 2 * half * cout * px);
         using var tm = Cpu.Arena.Upload(m, 2 * half, cout, px, 1);
         using var e = Guidance.Run(tm, c, 4f);
-        Assert.Equal(new[] { 2 * half, c, px, 1 }, e.Shape);
+        Assert.Equal(new[] { half, c, px, 1 }, e.Shape);
         var got = e.ToArray();
         for (int n = 0; n < half; n++)
             for (int ch = 0; ch < c; ch++)
@@ -153,7 +153,28 @@ public class EmbeddingTests
                     float cond = m[(n * cout + ch) * px + p], uncond = m[((n + half) * cout + ch) * px + p];
                     float want = uncond + 4f * (cond - uncond);
                     Assert.Equal(want, got[(n * c + ch) * px + p], 5);
-                    Assert.Equal(want, got[((n + half) * c + ch) * px + p], 5);
                 }
+    }
+
+    [Fact]
+    public void WithoutGuidanceEpsIsTheFirstChannels()
+    {
+        var m = Random(72, 3 * 4 * 5);
+        using var tm = Cpu.Arena.Upload(m, 3, 4, 5, 1);
+        using var e = Guidance.Run(tm, 2, 4f, doubled: false);
+        var got = e.ToArray();
+        for (int n = 0; n < 3; n++)
+            for (int i = 0; i < 2 * 5; i++)
+                Assert.Equal(m[n * 20 + i], got[n * 10 + i]);
+    }
+
+    [Fact]
+    public void RepeatBatchStacksCopies()
+    {
+        var x = Random(73, 2 * 3);
+        using var tx = Cpu.Arena.Upload(x, 2, 3);
+        using var r = RepeatBatch.Run(tx, 2);
+        Assert.Equal(new[] { 4, 3 }, r.Shape);
+        Assert.Equal(x.Concat(x).ToArray(), r.ToArray());
     }
 }

@@ -1,0 +1,59 @@
+using System.Globalization;
+using System.Text;
+
+namespace SmoothCache.Caching;
+
+/// <summary>Calls of one component type over all blocks; <see cref="MacsPerCall"/> when the caller supplied it.</summary>
+public sealed record ComponentCacheStats(string Component, long Computed, long Reused, long? MacsPerCall)
+{
+    public long Calls => Computed + Reused;
+    public double ComputedFraction => Calls == 0 ? 1.0 : (double)Computed / Calls;
+    public long? MacsComputed => Computed * MacsPerCall;
+    public long? MacsWithoutCache => Calls * MacsPerCall;
+    public long? MacsSaved => Reused * MacsPerCall;
+}
+
+/// <summary>What the cache helper computed and reused, per component type (for --stats).</summary>
+public sealed record CacheStats(IReadOnlyList<ComponentCacheStats> Components)
+{
+    public long Computed => Components.Sum(c => c.Computed);
+    public long Reused => Components.Sum(c => c.Reused);
+    public double ComputedFraction => Computed + Reused == 0 ? 1.0 : (double)Computed / (Computed + Reused);
+    private bool HasMacs => Components.Count > 0 && Components.All(c => c.MacsPerCall is not null);
+    /// <summary>MACs of the cached components actually run (null unless MACs per call were given).</summary>
+    public long? MacsComputed => HasMacs ? Components.Sum(c => c.MacsComputed!.Value) : null;
+    public long? MacsWithoutCache => HasMacs ? Components.Sum(c => c.MacsWithoutCache!.Value) : null;
+    public long? MacsSaved => HasMacs ? Components.Sum(c => c.MacsSaved!.Value) : null;
+
+    /// <summary>A table: component, computed, reused, computed fraction (and MACs when known), plus a total row.</summary>
+    public override string ToString()
+    {
+        var rows = new List<string[]> { HasMacs
+            ? ["component", "computed", "reused", "fraction", "MACs done", "MACs without cache"]
+            : ["component", "computed", "reused", "fraction"] };
+        foreach (var c in Components)
+            rows.Add(Row(c.Component, c.Computed, c.Reused, c.ComputedFraction, c.MacsComputed, c.MacsWithoutCache));
+        rows.Add(Row("total", Computed, Reused, ComputedFraction, MacsComputed, MacsWithoutCache));
+
+        var widths = Enumerable.Range(0, rows[0].Length).Select(col => rows.Max(r => r[col].Length)).ToArray();
+        var sb = new StringBuilder();
+        foreach (var row in rows)
+        {
+            sb.Append(row[0].PadRight(widths[0]));
+            for (int col = 1; col < row.Length; col++) sb.Append("  ").Append(row[col].PadLeft(widths[col]));
+            sb.Append('\n');
+        }
+        return sb.ToString();
+    }
+
+    private string[] Row(string name, long computed, long reused, double fraction, long? macsDone, long? macsWithout)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        var cells = new List<string>
+        {
+            name, computed.ToString(inv), reused.ToString(inv), (100 * fraction).ToString("0.0", inv) + "%",
+        };
+        if (HasMacs) cells.AddRange([macsDone!.Value.ToString("N0", inv), macsWithout!.Value.ToString("N0", inv)]);
+        return cells.ToArray();
+    }
+}

@@ -1,0 +1,136 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using SmoothCache.Kernels;
+using SmoothCache.Model;
+
+namespace SmoothCache.Caching;
+
+/// <summary>
+/// SmoothCache calibration (DESIGN §3): every component output is compared with the outputs of the
+/// previous <see cref="Lookahead"/> calls of the same (component, block); the relative L1 errors form
+/// one row per lag, which are averaged over blocks and scanned into a schedule.
+/// </summary>
+public sealed class CalibrationHelper : IComponentHook, IDisposable
+{
+    private readonly HookAttachment _attachment;
+    private readonly HashSet<string> _calibrated;
+    // Most recent first; each an owner of its storage.
+    private readonly Dictionary<ComponentBlock, List<Tensor>> _history = new();
+    private readonly Dictionary<ComponentBlock, List<double>[]> _rows = new();
+    private bool _disposed;
+
+    public int Lookahead { get; }
+
+    /// <summary>The canonical components ("attn1", "ff") being calibrated.</summary>
+    public IReadOnlyList<string> Components { get; }
+
+    private CalibrationHelper(IHookable model, int lookahead, IReadOnlyList<string> components)
+    {
+        Lookahead = lookahead;
+        Components = components;
+        _calibrated = components.ToHashSet();
+        _attachment = HookAttachment.Attach(model, this);
+    }
+
+    /// <exception cref="ArgumentOutOfRangeException">lookahead &lt; 1</exception>
+    /// <exception cref="InvalidOperationException">a cache or calibration helper is already enabled on the model</exception>
+    public static CalibrationHelper Enable(IHookable model, int lookahead, IEnumerable<string> components)
+    {
+        if (lookahead < 1)
+            throw new ArgumentOutOfRangeException(nameof(lookahead), lookahead,
+                "the calibration lookahead must be at least 1 (how many earlier steps each output is compared with)");
+        var selected = ComponentNames.CanonicalSet(components);
+        if (selected.Count == 0) throw new ArgumentException("no components to calibrate: expected some of " + ComponentNames.Expected);
+        return new CalibrationHelper(model, lookahead, selected);
+    }
+
+    public Tensor Run(string component, int block, Func<Tensor> compute)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var output = compute();
+        var canonical = ComponentNames.TryCanonical(component);
+        if (canonical is null || !_calibrated.Contains(canonical)) return output;
+
+        var key = new ComponentBlock(canonical, block);
+        if (!_history.TryGetValue(key, out var history))
+        {
+            _history[key] = history = new List<Tensor>();
+            _rows[key] = Enumerable.Range(0, Lookahead).Select(_ => new List<double>()).ToArray();
+        }
+        // history[j] is the output of lag j+1; its error goes to row j.
+        var errors = RelativeL1Kernel.Compute(output, history);
+        for (int j = 0; j < errors.Length; j++) _rows[key][j].Add(errors[j]);
+
+        history.Insert(0, output.Share());
+        if (history.Count > Lookahead)
+        {
+            history[^1].Dispose();
+            history.RemoveAt(history.Count - 1);
+        }
+        return output;
+    }
+
+    /// <summary>Raw error rows per (component, block), ordered by block then component: row j = lag j+1, in call order.</summary>
+    public IReadOnlyList<KeyValuePair<ComponentBlock, IReadOnlyList<IReadOnlyList<double>>>> ErrorRows =>
+        _rows.OrderBy(kv => kv.Key.Block).ThenBy(kv => IndexOf(kv.Key.Component))
+            .Select(kv => new KeyValuePair<ComponentBlock, IReadOnlyList<IReadOnlyList<double>>>(
+                kv.Key, kv.Value.Select(row => (IReadOnlyList<double>)row.ToArray()).ToArray()))
+            .ToList();
+
+    private int IndexOf(string component) => Components.ToList().IndexOf(component);
+
+    /// <summary>Rows averaged over blocks, per component type.</summary>
+    public IReadOnlyDictionary<string, double[][]> AveragedRows() => CalibrationMath.AverageByComponent(ErrorRows);
+
+    /// <summary>The schedule for threshold <paramref name="alpha"/>: one key per calibrated component, <paramref name="steps"/> long.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">alpha &lt; 0 or steps &lt; 1</exception>
+    public CacheSchedule Schedule(double alpha, int steps)
+    {
+        CalibrationMath.CheckThreshold(alpha);
+        ArgumentOutOfRangeException.ThrowIfLessThan(steps, 1);
+        var averaged = AveragedRows();
+        var entries = Components.Select(c => new KeyValuePair<string, IReadOnlyList<bool>>(c,
+            CalibrationMath.Scan(averaged.TryGetValue(c, out var rows) ? rows : [], alpha, steps)));
+        return new CacheSchedule(entries, $"calibrated schedule (alpha {alpha}, {steps} steps)");
+    }
+
+    /// <summary>
+    /// Writes {"lookahead": K, "avg_error_rows": {component: rows}, "raw_error_rows": {"transformer_blocks.b.c": rows}}
+    /// atomically.
+    /// </summary>
+    public void WriteErrorsJson(string path)
+    {
+        var averaged = new JsonObject();
+        foreach (var (component, rows) in AveragedRows()) averaged[component] = ToJson(rows);
+        var raw = new JsonObject();
+        foreach (var (module, rows) in ErrorRows) raw[module.ModuleName] = ToJson(rows);
+        var root = new JsonObject { ["lookahead"] = Lookahead, ["avg_error_rows"] = averaged, ["raw_error_rows"] = raw };
+        AtomicFile.WriteAllText(path, root.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+    }
+
+    private static JsonArray ToJson(IEnumerable<IEnumerable<double>> rows) =>
+        new(rows.Select(row => (JsonNode)new JsonArray(row.Select(e => (JsonNode)JsonValue.Create(e)).ToArray())).ToArray());
+
+    /// <summary>Starts over: recorded errors and kept outputs dropped.</summary>
+    public void Reset()
+    {
+        ReleaseHistory();
+        _rows.Clear();
+    }
+
+    private void ReleaseHistory()
+    {
+        foreach (var history in _history.Values)
+            foreach (var tensor in history) tensor.Dispose();
+        _history.Clear();
+    }
+
+    /// <summary>Disables: the previous hook comes back and kept outputs are released; the error rows stay readable.</summary>
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        _attachment.Detach();
+        ReleaseHistory();
+    }
+}

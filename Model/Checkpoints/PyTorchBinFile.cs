@@ -1,0 +1,228 @@
+using System.Collections;
+using System.IO.Compression;
+using System.Text;
+using Razorvine.Pickle;
+
+namespace SmoothCache.Model.Checkpoints;
+
+/// <summary>
+/// A PyTorch checkpoint in torch.save's zip format (<c>.bin</c>/<c>.pt</c>): <c>&lt;folder&gt;/data.pkl</c>
+/// pickles the state dict and each storage's bytes sit in <c>&lt;folder&gt;/data/&lt;key&gt;</c>.
+/// The pickle is loaded without running code: only the globals of a state dict are accepted
+/// (OrderedDict, _rebuild_tensor_v2 and the float storage classes); anything else is refused as
+/// corrupt. Tensors must be contiguous; their bytes are read only when asked for.
+/// Nested dicts (e.g. {"ema": {...}}) are flattened with dotted names; non-tensor values are ignored.
+/// </summary>
+public sealed class PyTorchBinFile : IWeightSource
+{
+    private readonly FileStream _file;
+    private readonly ZipArchive _zip;
+    private readonly Dictionary<string, (TensorEntry Entry, TorchTensor Tensor, ZipArchiveEntry Storage)> _tensors;
+    private readonly Lock _zipLock = new();
+
+    public string Location { get; }
+
+    public IReadOnlyCollection<string> Names { get; }
+
+    private PyTorchBinFile(string location, FileStream file, ZipArchive zip,
+        Dictionary<string, (TensorEntry, TorchTensor, ZipArchiveEntry)> tensors, List<string> names)
+    {
+        Location = location;
+        _file = file;
+        _zip = zip;
+        _tensors = tensors;
+        Names = names;
+    }
+
+    /// <summary>Opens the zip, loads and checks the pickle and every tensor's storage reference.</summary>
+    /// <exception cref="CheckpointNotFoundException">The file does not exist.</exception>
+    /// <exception cref="CorruptCheckpointException">Not a valid torch zip, a disallowed global, or a tensor that does not fit its storage.</exception>
+    public static PyTorchBinFile Open(string path)
+    {
+        if (!File.Exists(path))
+            throw new CheckpointNotFoundException(path, "file not found");
+        var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        ZipArchive? zip = null;
+        try
+        {
+            try
+            {
+                zip = new ZipArchive(file, ZipArchiveMode.Read, leaveOpen: true);
+            }
+            catch (InvalidDataException e)
+            {
+                throw new CorruptCheckpointException(path, null, $"not a valid zip archive (torch.save zip format expected): {e.Message}", e);
+            }
+            string folder = FindArchiveFolder(path, zip);
+            CheckByteOrder(path, zip, folder);
+            object? root = LoadPickle(path, zip, folder);
+            var tensors = new Dictionary<string, (TensorEntry, TorchTensor, ZipArchiveEntry)>(StringComparer.Ordinal);
+            var names = new List<string>();
+            if (root is not Hashtable dict)
+                throw new CorruptCheckpointException(path, null, $"{folder}/data.pkl holds {TorchPickle.Describe(root)}, expected a state dict");
+            Collect(path, zip, folder, dict, "", tensors, names);
+            return new PyTorchBinFile(path, file, zip, tensors, names);
+        }
+        catch
+        {
+            zip?.Dispose();
+            file.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The single top-level folder holding data.pkl (torch names it after the archive, or "archive").</summary>
+    private static string FindArchiveFolder(string path, ZipArchive zip)
+    {
+        var folders = zip.Entries
+            .Select(e => e.FullName.Split('/'))
+            .Where(parts => parts.Length == 2 && parts[1] == "data.pkl")
+            .Select(parts => parts[0])
+            .ToList();
+        return folders.Count switch
+        {
+            1 => folders[0],
+            0 => throw new CorruptCheckpointException(path, null,
+                "zip has no <folder>/data.pkl (not a torch.save checkpoint; the legacy pre-1.6 format is not supported)"),
+            _ => throw new CorruptCheckpointException(path, null, $"zip has several data.pkl files (in {string.Join(", ", folders)})"),
+        };
+    }
+
+    private static void CheckByteOrder(string path, ZipArchive zip, string folder)
+    {
+        ZipArchiveEntry? entry = zip.GetEntry($"{folder}/byteorder");
+        if (entry is null) return; // older torch versions wrote no byteorder and were little-endian
+        string order = Encoding.ASCII.GetString(ReadEntry(path, entry)).Trim();
+        if (order != "little")
+            throw new CorruptCheckpointException(path, null, $"{folder}/byteorder is '{order}', only little-endian checkpoints are supported");
+    }
+
+    private static object? LoadPickle(string path, ZipArchive zip, string folder)
+    {
+        byte[] pickle = ReadEntry(path, zip.GetEntry($"{folder}/data.pkl")!);
+        try
+        {
+            return TorchPickle.Load(pickle);
+        }
+        catch (Exception e) when (e is InvalidDataException or PickleException or InvalidCastException or IndexOutOfRangeException
+                                      or ArgumentException or FormatException or OverflowException)
+        {
+            // The unpickler signals a malformed stack with cast and index errors as well as its own exceptions.
+            throw new CorruptCheckpointException(path, null, $"{folder}/data.pkl: {e.Message}", e);
+        }
+    }
+
+    private static void Collect(string path, ZipArchive zip, string folder, Hashtable dict, string prefix,
+        Dictionary<string, (TensorEntry, TorchTensor, ZipArchiveEntry)> tensors, List<string> names)
+    {
+        IEnumerable<object> keys = dict is TorchPickle.OrderedHashtable ordered
+            ? ordered.OrderedKeys
+            : dict.Keys.Cast<object>().OrderBy(k => k as string, StringComparer.Ordinal);
+        foreach (object key in keys)
+        {
+            object? value = dict[key];
+            if (value is not (TorchTensor or Hashtable)) continue;
+            if (key is not string keyName)
+                throw new CorruptCheckpointException(path, null, $"state dict key {TorchPickle.Describe(key)} is not a string");
+            string name = prefix + keyName;
+            if (value is Hashtable nested)
+            {
+                Collect(path, zip, folder, nested, name + ".", tensors, names);
+                continue;
+            }
+            var tensor = (TorchTensor)value;
+            if (tensors.ContainsKey(name))
+                throw new CorruptCheckpointException(path, name, "appears twice after flattening nested dicts");
+            tensors.Add(name, (new TensorEntry(name, tensor.Storage.DType, tensor.Shape), tensor, FindStorage(path, zip, folder, name, tensor)));
+            names.Add(name);
+        }
+    }
+
+    /// <summary>Checks the tensor is a contiguous view inside its storage and the storage file has the declared size.</summary>
+    private static ZipArchiveEntry FindStorage(string path, ZipArchive zip, string folder, string name, TorchTensor tensor)
+    {
+        long[] contiguous = PyTorchBinWriter.ContiguousStrides(tensor.Shape);
+        for (int d = 0; d < tensor.Shape.Length; d++)
+            if (tensor.Shape[d] > 1 && tensor.Stride[d] != contiguous[d])
+                throw new CorruptCheckpointException(path, name,
+                    $"strides [{string.Join(",", tensor.Stride)}] for shape [{string.Join(",", tensor.Shape)}] are not contiguous (expected [{string.Join(",", contiguous)}])");
+        TorchStorage storage = tensor.Storage;
+        long count = tensor.Shape.Aggregate(1L, (a, b) => a * b);
+        if (tensor.Offset < 0 || tensor.Offset + count > storage.ElementCount)
+            throw new CorruptCheckpointException(path, name,
+                $"elements [{tensor.Offset}, {tensor.Offset + count}) fall outside storage '{storage.Key}' of {storage.ElementCount} elements");
+        ZipArchiveEntry entry = zip.GetEntry($"{folder}/data/{storage.Key}")
+            ?? throw new CorruptCheckpointException(path, name, $"storage file {folder}/data/{storage.Key} is missing from the zip");
+        StoredDTypes.TryGetSize(storage.DType, out int elementSize);
+        if (entry.Length != storage.ElementCount * elementSize)
+            throw new CorruptCheckpointException(path, name,
+                $"storage file {entry.FullName} has {entry.Length} bytes, {storage.ElementCount} {storage.DType} elements need {storage.ElementCount * elementSize}");
+        return entry;
+    }
+
+    private static byte[] ReadEntry(string path, ZipArchiveEntry entry)
+    {
+        try
+        {
+            using Stream stream = entry.Open();
+            var bytes = new byte[entry.Length];
+            stream.ReadExactly(bytes);
+            return bytes;
+        }
+        catch (Exception e) when (e is InvalidDataException or EndOfStreamException)
+        {
+            throw new CorruptCheckpointException(path, null, $"zip entry {entry.FullName} cannot be read: {e.Message}", e);
+        }
+    }
+
+    public bool Contains(string name) => _tensors.ContainsKey(name);
+
+    public TensorEntry Describe(string name) => Find(name).Entry;
+
+    public float[] ReadFloat32(string name, params int[] expectedShape)
+    {
+        var (entry, tensor, storage) = Find(name);
+        StoredDTypes.CheckShape(Location, entry, expectedShape);
+        var values = new float[StoredDTypes.ArrayLength(Location, entry)];
+        StoredDTypes.TryGetSize(entry.DType, out int elementSize);
+        lock (_zipLock)
+        {
+            try
+            {
+                using Stream stream = storage.Open();
+                Skip(stream, tensor.Offset * elementSize);
+                StoredDTypes.ReadConverted(entry.DType, values, stream.ReadExactly, StoredDTypes.ToFloat32);
+            }
+            catch (Exception e) when (e is InvalidDataException or EndOfStreamException)
+            {
+                throw new CorruptCheckpointException(Location, name, $"storage file {storage.FullName} cannot be read: {e.Message}", e);
+            }
+        }
+        return values;
+    }
+
+    private static void Skip(Stream stream, long count)
+    {
+        if (stream.CanSeek)
+        {
+            stream.Seek(count, SeekOrigin.Current);
+            return;
+        }
+        var scratch = new byte[(int)Math.Min(count, 1 << 20)];
+        while (count > 0)
+        {
+            int chunk = (int)Math.Min(count, scratch.Length);
+            stream.ReadExactly(scratch, 0, chunk);
+            count -= chunk;
+        }
+    }
+
+    private (TensorEntry Entry, TorchTensor Tensor, ZipArchiveEntry Storage) Find(string name) =>
+        _tensors.TryGetValue(name, out var tensor) ? tensor : throw new MissingTensorException(Location, name);
+
+    public void Dispose()
+    {
+        _zip.Dispose();
+        _file.Dispose();
+    }
+}

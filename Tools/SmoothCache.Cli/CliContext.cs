@@ -1,0 +1,8 @@
+namespace SmoothCache.Cli;
+
+/// <summary>Where a command writes: results to stdout, progress and errors to stderr.</summary>
+public sealed record CliContext(TextWriter Out, TextWriter Error)
+{
+    /// <summary>True when stderr is a terminal and a live progress bar makes sense.</summary>
+    public bool Interactive => ReferenceEquals(Error, Console.Error) && !Console.IsErrorRedirected;
+}

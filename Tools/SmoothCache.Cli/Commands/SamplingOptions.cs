@@ -1,0 +1,81 @@
+using System.CommandLine;
+using SmoothCache.Kernels;
+using SmoothCache.Model.Checkpoints;
+using SmoothCache.Sampling;
+
+namespace SmoothCache.Cli.Commands;
+
+/// <summary>The options shared by generate, calibrate and eval: model, labels, noise, scheduler, device.</summary>
+public sealed class SamplingOptions
+{
+    public const string DefaultModel = "models/dit-digits";
+
+    public Option<string> Model { get; } = new("--model") { Description = "diffusers pipeline folder or transformer folder", DefaultValueFactory = _ => DefaultModel };
+    public Option<string?> Labels { get; } = new("--labels") { Description = "comma-separated class ids or names (default: every class up to 10)" };
+    public Option<long> Seed { get; } = new("--seed") { Description = "seed of the initial noise", DefaultValueFactory = _ => 0 };
+    public Option<string?> Noise { get; } = new("--noise") { Description = "safetensors file holding initial_noise [B,C,S,S]" };
+    public Option<int> Steps { get; } = new("--steps") { Description = "denoising steps", DefaultValueFactory = _ => 50 };
+    public Option<string?> Scheduler { get; } = new("--scheduler") { Description = "ddim, dpm or ddpm (default: the model's scheduler)" };
+    public Option<float> Guidance { get; } = new("--guidance") { Description = "classifier-free guidance scale (<= 1 disables it)", DefaultValueFactory = _ => 4f };
+    public Option<string> Device { get; } = new("--device") { Description = "auto, cuda or cpu", DefaultValueFactory = _ => "auto" };
+
+    public void AddTo(System.CommandLine.Command command)
+    {
+        foreach (var option in new Option[] { Model, Labels, Seed, Noise, Steps, Scheduler, Guidance, Device })
+            command.Add(option);
+    }
+
+    public ResolvedSampling Resolve(ParseResult parse)
+    {
+        int steps = parse.GetValue(Steps);
+        if (steps < 1) throw new UserInputException($"--steps must be at least 1, got {steps}");
+        float guidance = parse.GetValue(Guidance);
+        if (guidance < 0 || float.IsNaN(guidance)) throw new UserInputException($"--guidance must be >= 0, got {guidance}");
+        string? scheduler = parse.GetValue(Scheduler)?.ToLowerInvariant();
+        if (scheduler is not (null or "ddim" or "dpm" or "ddpm"))
+            throw new UserInputException($"--scheduler '{scheduler}' is unknown: expected ddim, dpm or ddpm");
+        DeviceKind device;
+        try
+        {
+            device = Backend.ParseKind(parse.GetValue(Device)!);
+        }
+        catch (ArgumentException e)
+        {
+            throw new UserInputException($"--device: {e.Message}");
+        }
+        return new ResolvedSampling(ResolveModel(parse.GetValue(Model)!), parse.GetValue(Labels), parse.GetValue(Seed),
+            parse.GetValue(Noise), steps, scheduler, guidance, device);
+    }
+
+    /// <summary>The default model is looked up in the working directory, then next to the program.</summary>
+    private static string ResolveModel(string model)
+    {
+        if (model == DefaultModel && !Directory.Exists(model))
+        {
+            string beside = Path.Combine(AppContext.BaseDirectory, DefaultModel);
+            if (Directory.Exists(beside)) return beside;
+        }
+        if (!Directory.Exists(model)) throw new UserInputException($"--model: folder '{model}' not found");
+        return model;
+    }
+}
+
+public sealed record ResolvedSampling(string ModelFolder, string? Labels, long Seed, string? NoiseFile, int Steps,
+    string? Scheduler, float Guidance, DeviceKind Device)
+{
+    public GenerationOptions ToGenerationOptions(DiTPipeline pipeline)
+    {
+        var labels = Labels is null ? pipeline.DefaultLabels() : pipeline.ParseLabels(Labels);
+        float[]? noise = null;
+        if (NoiseFile is not null)
+        {
+            using var file = SafetensorsFile.Open(NoiseFile);
+            noise = file.ReadFloat32("initial_noise", pipeline.LatentShape(labels.Length));
+        }
+        return new GenerationOptions
+        {
+            Labels = labels, Steps = Steps, Scheduler = Scheduler ?? pipeline.DefaultSchedulerKind,
+            GuidanceScale = Guidance, Seed = Seed, InitialNoise = noise,
+        };
+    }
+}

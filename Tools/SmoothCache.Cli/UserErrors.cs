@@ -1,0 +1,26 @@
+using SmoothCache.Model.Checkpoints;
+
+namespace SmoothCache.Cli;
+
+/// <summary>Which exceptions are the user's input being wrong (exit 2, one line) rather than a bug.</summary>
+public static class UserErrors
+{
+    public static bool IsUserError(Exception e) => e is ArgumentException or CheckpointException
+        or FileNotFoundException or DirectoryNotFoundException or InvalidDataException or UserInputException
+        || e.GetType().Name.EndsWith("ConfigException", StringComparison.Ordinal)
+        || e.GetType().Name.EndsWith("ScheduleException", StringComparison.Ordinal);
+
+    public static string Describe(Exception e) => e switch
+    {
+        ArgumentOutOfRangeException a => StripParameter(a.Message, a.ParamName),
+        ArgumentException a => StripParameter(a.Message, a.ParamName),
+        _ => e.Message,
+    };
+
+    // .NET appends " (Parameter 'x')" to argument messages; the user never named a parameter.
+    private static string StripParameter(string message, string? name) =>
+        name is null ? message : message.Replace($" (Parameter '{name}')", "");
+}
+
+/// <summary>A command-line value that is wrong; the message says which option and what was expected.</summary>
+public sealed class UserInputException(string message) : Exception(message);

@@ -1,0 +1,96 @@
+using SmoothCache.Kernels;
+using SmoothCache.Model;
+using SmoothCache.Model.Checkpoints;
+using static SmoothCache.Tests.TestSupport;
+
+namespace SmoothCache.Tests.Model;
+
+public class DiTTests
+{
+    private static readonly string SmallFolder = Fixture("random", "dit-small");
+
+    /// <summary>Runs dit-small on the fixture inputs; records each block's attn1, ff and output.</summary>
+    private static (float[] Out, Dictionary<string, float[]> Blocks) RunSmall()
+    {
+        using var inputs = SafetensorsFile.Open(Fixture("random", "dit-small-forward.safetensors"));
+        using var model = DiTTransformer.Load(Cpu, SmallFolder);
+        var recorder = new RecordingHook();
+        var blocks = recorder.Outputs;
+        model.Hook = recorder;
+        model.BlockOutputObserver = (i, x) => blocks[$"block{i}.out"] = x.ToArray();
+        using var x = Cpu.Arena.Upload(inputs.ReadFloat32("x", 3, 4, 8, 8), 3, 4, 8, 8);
+        var t = inputs.ReadFloat32("timestep", 3);
+        var labels = inputs.ReadFloat32("class_labels", 3).Select(v => (int)v).ToArray();
+        using var output = model.Forward(x, t, labels);
+        Assert.Equal(new[] { 3, 8, 8, 8 }, output.Shape);
+        return (output.ToArray(), blocks);
+    }
+
+    [Fact]
+    public void DitSmallForwardMatchesTheFloat64Reference()
+    {
+        var (output, _) = RunSmall();
+        using var reference = SafetensorsFile.Open(Fixture("random", "dit-small-forward.safetensors"));
+        double error = RelativeL2(output, reference.ReadFloat64("out_f64"));
+        Assert.True(error < 1e-5, $"relative L2 error {error:E2}");
+    }
+
+    [Fact]
+    public void DitSmallPerBlockIntermediatesMatch()
+    {
+        var (_, blocks) = RunSmall();
+        using var reference = SafetensorsFile.Open(Fixture("random", "dit-small-forward.safetensors"));
+        foreach (var name in new[] { "block0.attn1", "block0.ff", "block0.out", "block1.attn1", "block1.ff", "block1.out" })
+        {
+            double error = RelativeL2(blocks[name], reference.ReadFloat64(name));
+            Assert.True(error < 1e-5, $"{name}: relative L2 error {error:E2}");
+        }
+    }
+
+    [Fact]
+    public void DitSmallHasSeparateEmbeddersPerBlockAndDigitsSharesThem()
+    {
+        using var small = DiTTransformer.Load(Cpu, SmallFolder);
+        Assert.False(small.SharedConditioning); // random weights: every block's embedder differs
+        using var digits = DiTTransformer.Load(Cpu, RepoFile("models", "dit-digits", "transformer"));
+        Assert.True(digits.SharedConditioning);
+    }
+
+    [Fact]
+    public void DitDigitsRunsAForwardAtBatch20WithGuidanceLabels()
+    {
+        using var model = DiTTransformer.Load(Cpu, RepoFile("models", "dit-digits", "transformer"));
+        var c = model.Config;
+        Assert.Equal((6, 64, 1, 2, 16), (c.NumLayers, c.Width, c.InChannels, c.OutChannels, c.SampleSize));
+        int[] labels = [.. Enumerable.Range(0, 10), .. Enumerable.Repeat(c.NullClass, 10)];
+        using var x = Cpu.Arena.Upload(Random(7, 20 * 256), 20, 1, 16, 16);
+        using var output = model.Forward(x, Enumerable.Repeat(500f, 20).ToArray(), labels);
+        Assert.Equal(new[] { 20, 2, 16, 16 }, output.Shape);
+        var values = output.ToArray();
+        Assert.All(values, v => Assert.True(float.IsFinite(v)));
+        // The conditional and unconditional halves see the same input but different labels.
+        Assert.NotEqual(values[..512], values[(10 * 512)..(11 * 512)]);
+    }
+
+    [Fact]
+    public void ALabelOutsideTheClassesIsRejected()
+    {
+        using var model = DiTTransformer.Load(Cpu, SmallFolder);
+        using var x = Cpu.Arena.Zeros(1, 4, 8, 8);
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => model.Forward(x, [1f], [1001]));
+        Assert.Contains("1001", e.Message);
+    }
+
+    /// <summary>Computes every component and keeps a host copy of its output.</summary>
+    private sealed class RecordingHook : IComponentHook
+    {
+        public Dictionary<string, float[]> Outputs { get; } = new();
+
+        public Tensor Run(string component, int block, Func<Tensor> compute)
+        {
+            var y = compute();
+            Outputs[$"block{block}.{component}"] = y.ToArray();
+            return y;
+        }
+    }
+}

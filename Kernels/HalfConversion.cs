@@ -28,7 +28,40 @@ public static class HalfConversion
         public ArrayView<Half> Target;
     }
 
-    public static void ToHalfKernel(Index1D i, Args a) => a.Target[i] = (Half)a.Source[i];
+    /// <summary>
+    /// float32 -> float16 bits, rounded to nearest even (like System.Half and PTX cvt.rn), written out
+    /// because ILGPU.Half's own conversion truncates on the CPU accelerator. Overflow gives infinity.
+    /// </summary>
+    public static ushort RoundToHalfBits(float value)
+    {
+        uint f = Interop.FloatAsInt(value);
+        uint sign = (f >> 16) & 0x8000u;
+        uint abs = f & 0x7FFFFFFFu;
+        if (abs > 0x7F800000u) return (ushort)(sign | 0x7E00u);  // NaN
+        if (abs >= 0x477FF000u) return (ushort)(sign | 0x7C00u); // >= 65520 rounds past the largest half
+        uint bits, rest, halfway;
+        if (abs >= 0x38800000u)
+        {
+            // Normal half: rebias the exponent (127 -> 15), keep 10 of 23 mantissa bits.
+            bits = (abs - 0x38000000u) >> 13;
+            rest = abs & 0x1FFFu;
+            halfway = 0x1000u;
+        }
+        else
+        {
+            // Subnormal half (|value| < 2^-14): the result counts units of 2^-24.
+            int shift = 126 - (int)(abs >> 23);
+            if (shift > 24) return (ushort)sign;
+            uint mantissa = (abs & 0x7FFFFFu) | 0x800000u;
+            bits = mantissa >> shift;
+            rest = mantissa & ((1u << shift) - 1u);
+            halfway = 1u << (shift - 1);
+        }
+        if (rest > halfway || (rest == halfway && (bits & 1u) != 0)) bits++;
+        return (ushort)(sign | bits);
+    }
+
+    public static void ToHalfKernel(Index1D i, Args a) => a.Target[i] = Interop.IntAsFloat(RoundToHalfBits(a.Source[i]));
 
     public static void ToFloatKernel(Index1D i, Args a) => a.Source[i] = (float)a.Target[i];
 

@@ -1,6 +1,7 @@
 using ILGPU;
 using ILGPU.Runtime;
 using ILGPU.Runtime.Cuda;
+using Half = ILGPU.Half;
 
 namespace SmoothCache.Kernels.Gpu;
 
@@ -51,12 +52,9 @@ public static class LinearTensorCore
         "mov.f32 acc48, 0f00000000; mov.f32 acc49, 0f00000000; mov.f32 acc50, 0f00000000; mov.f32 acc51, 0f00000000; mov.f32 acc52, 0f00000000; mov.f32 acc53, 0f00000000; mov.f32 acc54, 0f00000000; mov.f32 acc55, 0f00000000;" +
         "mov.f32 acc56, 0f00000000; mov.f32 acc57, 0f00000000; mov.f32 acc58, 0f00000000; mov.f32 acc59, 0f00000000; mov.f32 acc60, 0f00000000; mov.f32 acc61, 0f00000000; mov.f32 acc62, 0f00000000; mov.f32 acc63, 0f00000000;";
 
-    /// <summary>Packs two floats into a half2 word (lo in the low 16 bits), rounding to nearest.</summary>
-    private static uint PackHalf2(float lo, float hi)
-    {
-        CudaAsm.Emit("cvt.rn.f16x2.f32 %0, %1, %2;", out uint packed, hi, lo);
-        return packed;
-    }
+    /// <summary>Packs two floats into a half2 word (lo in the low 16 bits), each rounded to nearest (cvt.rn).</summary>
+    private static uint PackHalf2(float lo, float hi) =>
+        Interop.FloatAsInt((Half)lo) | ((uint)Interop.FloatAsInt((Half)hi) << 16);
 
     /// <summary>Stores this thread's 16 staged floats of x (a half row of the 128 x 32 tile) as fp16.</summary>
     private static void StoreX(ArrayView<U4> shared, int offset, F4 v0, F4 v1, F4 v2, F4 v3)

@@ -1,3 +1,5 @@
+using ILGPU;
+using ILGPU.Runtime;
 using SmoothCache.Kernels;
 using static SmoothCache.Tests.TestSupport;
 
@@ -5,22 +7,48 @@ namespace SmoothCache.Tests.Kernels.Gpu;
 
 public class HalfConversionTests
 {
-    [Fact]
-    public void ToHalfRoundsToNearestAndToFloatIsExact()
+    /// <summary>Values around every rounding case: ties, subnormals, the overflow threshold, NaN.</summary>
+    private static float[] Probes()
     {
-        // Exactly representable values survive; others land within half a float16 ulp (2^-11 relative).
-        float[] exact = [0f, 1f, -2.5f, 0.125f, 1024f, -65504f, 6.103515625e-05f];
-        var data = exact.Concat(Random(21, 200, 10f)).ToArray();
-        using var x = Cpu.Arena.Upload(data, 3, data.Length / 3);
+        var rng = new System.Random(21);
+        var values = new List<float>
+        {
+            0f, -0f, 1f, -2.5f, 65504f, 65519.99f, 65520f, -70000f, float.PositiveInfinity, float.NaN,
+            6.1035156e-05f, 3e-05f, 5.9604645e-08f, 2.9802322e-08f, 2.9802326e-08f, 1e-9f,
+            1f + 1f / 2048, 1f + 3f / 2048, 1f + 1f / 2048 + 1e-7f, // ties to even, both directions
+        };
+        for (int i = 0; i < 2000; i++)
+            values.Add((float)((rng.NextDouble() * 2 - 1) * Math.Pow(2, rng.Next(-26, 17))));
+        return values.ToArray();
+    }
+
+    [Fact]
+    public void ToHalfRoundsToNearestEvenLikeSystemHalf()
+    {
+        var data = Probes();
+        using var x = Cpu.Arena.Upload(data, 1, data.Length);
         using var h = HalfConversion.ToHalf(x);
         Assert.Equal(DType.Float16, h.DType);
         Assert.Equal(x.Shape, h.Shape);
-        using var back = HalfConversion.ToFloat(h);
-        var r = back.ToArray();
-        for (int i = 0; i < exact.Length; i++) Assert.Equal(exact[i], r[i]);
+        var bits = h.HalfView.GetAsArray();
         for (int i = 0; i < data.Length; i++)
-            Assert.True(Math.Abs(r[i] - data[i]) <= Math.Abs(data[i]) * Math.Pow(2, -11) + 1e-7, $"element {i}: {data[i]} -> {r[i]}");
-        Assert.Equal(r, h.ToArray());
+        {
+            ushort expected = BitConverter.HalfToUInt16Bits((System.Half)data[i]);
+            if (float.IsNaN(data[i])) Assert.True(System.Half.IsNaN(BitConverter.UInt16BitsToHalf(Interop.FloatAsInt(bits[i]))));
+            else Assert.True(expected == Interop.FloatAsInt(bits[i]), $"element {i}: {data[i]:R} -> 0x{Interop.FloatAsInt(bits[i]):X4}, expected 0x{expected:X4}");
+        }
+    }
+
+    [Fact]
+    public void ToFloatGivesTheHalfValuesExactly()
+    {
+        var data = Probes().Where(float.IsFinite).ToArray();
+        using var x = Cpu.Arena.Upload(data, data.Length);
+        using var h = HalfConversion.ToHalf(x);
+        using var back = HalfConversion.ToFloat(h);
+        Assert.Equal(DType.Float32, back.DType);
+        var r = back.ToArray();
+        for (int i = 0; i < data.Length; i++) Assert.Equal((float)(System.Half)data[i], r[i]);
     }
 
     [Fact]

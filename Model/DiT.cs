@@ -15,7 +15,7 @@ namespace SmoothCache.Model;
 /// checkpoints) c is computed once and all blocks' adaLN projections plus the final one run as a
 /// single GEMM whose output rows hold every block's six modulation vectors.
 /// </summary>
-public sealed class DiTTransformer : IDisposable
+public sealed class DiTTransformer : IHookable, IDisposable
 {
     private const float FinalNormEps = 1e-6f;
 

@@ -1,0 +1,114 @@
+namespace SmoothCache.Sampling;
+
+/// <summary>
+/// The coefficients of one denoising step in a form shared by every scheduler, so one elementwise
+/// device kernel (<see cref="SchedulerStep"/>) applies any of them. With model output e (noise
+/// prediction), sample x, the previous step's data prediction mPrev and standard-normal noise z:
+/// <code>
+///   m     = (x - SigmaT * e) * InvAlphaT          data prediction x0 at this step
+///   x'    = Sample * x + Eps * e + Data * m + PrevData * mPrev + Noise * z
+///   mPrev = m                                     kept for the next step
+/// </code>
+/// mPrev is read only when PrevData != 0 and z only when Noise != 0, so they may hold anything then.
+/// </summary>
+public readonly record struct StepCoefficients(
+    double SigmaT, double InvAlphaT, double Sample, double Eps, double Data, double PrevData, double Noise);
+
+/// <summary>
+/// A noise scheduler over a fixed number of steps: its timesteps (descending, as the model is
+/// called with them) and, per step, the <see cref="StepCoefficients"/> that move the sample on.
+/// Coefficients are computed on the host, reproducing diffusers' float32 arithmetic.
+/// </summary>
+public abstract class NoiseScheduler
+{
+    /// <summary>The model timestep of each step, in the order the steps run.</summary>
+    public int[] Timesteps { get; }
+
+    public int Steps => Timesteps.Length;
+
+    /// <summary>Whether some step adds fresh noise z (the caller then supplies it).</summary>
+    public abstract bool NeedsNoise { get; }
+
+    protected TrainingSchedule Schedule { get; }
+
+    protected NoiseScheduler(TrainingSchedule schedule, int[] timesteps)
+    {
+        Schedule = schedule;
+        Timesteps = timesteps;
+    }
+
+    /// <summary>The coefficients of step <paramref name="i"/> (0 = first, at the noisiest timestep).</summary>
+    public StepCoefficients Step(int i)
+    {
+        if ((uint)i >= (uint)Steps) throw new ArgumentOutOfRangeException(nameof(i), i, $"step index must be in [0, {Steps})");
+        return Coefficients(i);
+    }
+
+    protected abstract StepCoefficients Coefficients(int i);
+
+    /// <summary>Creates the scheduler "ddim", "dpm" (DPM-Solver++ 2M) or "ddpm" (ancestral) for a number of steps.</summary>
+    public static NoiseScheduler Create(string kind, SchedulerConfig config, int steps)
+    {
+        if (steps < 1 || steps > config.NumTrainTimesteps)
+            throw new ArgumentOutOfRangeException(nameof(steps), steps,
+                $"number of sampling steps must be between 1 and num_train_timesteps ({config.NumTrainTimesteps}) of {config.Source}");
+        return kind.ToLowerInvariant() switch
+        {
+            "ddim" => new DdimScheduler(config, steps),
+            "dpm" => new DpmSolverScheduler(config.ForDpmSolver(), steps),
+            "ddpm" => new DdpmScheduler(config, steps),
+            _ => throw new ArgumentException($"unknown scheduler '{kind}': expected ddim, dpm or ddpm", nameof(kind)),
+        };
+    }
+
+    /// <summary>
+    /// The step in float64 on the host, in place: x becomes x' and mPrev becomes m. The reference the
+    /// device kernel is checked against. z may be null when c.Noise is 0.
+    /// </summary>
+    public static void ApplyHost(StepCoefficients c, double[] x, double[] e, double[] mPrev, double[]? z)
+    {
+        if (e.Length != x.Length || mPrev.Length != x.Length)
+            throw new ArgumentException($"x, e and mPrev must have the same length (got {x.Length}, {e.Length}, {mPrev.Length})");
+        if (c.Noise != 0 && (z is null || z.Length != x.Length))
+            throw new ArgumentException($"this step adds noise: z must have {x.Length} values (got {z?.Length.ToString() ?? "none"})");
+        for (int i = 0; i < x.Length; i++)
+        {
+            double m = (x[i] - c.SigmaT * e[i]) * c.InvAlphaT;
+            double r = c.Sample * x[i] + c.Eps * e[i] + c.Data * m;
+            if (c.PrevData != 0) r += c.PrevData * mPrev[i];
+            if (c.Noise != 0) r += c.Noise * z![i];
+            x[i] = r;
+            mPrev[i] = m;
+        }
+    }
+
+    /// <summary>
+    /// Timesteps of DDIM/DDPM as diffusers' set_timesteps makes them: "leading" k*(T/N) (integer ratio)
+    /// plus steps_offset, "linspace" round(linspace(0, T-1, N)), "trailing" round(T - k*T/N) - 1; descending.
+    /// </summary>
+    protected static int[] SpacedTimesteps(SchedulerConfig config, int steps)
+    {
+        int trainSteps = config.NumTrainTimesteps;
+        var t = new int[steps];
+        for (int k = 0; k < steps; k++)
+        {
+            // Index k counts from the end: t[steps-1-k] is the k-th smallest timestep.
+            t[steps - 1 - k] = config.TimestepSpacing switch
+            {
+                "leading" => k * (trainSteps / steps) + config.StepsOffset,
+                "linspace" => (int)Math.Round(NumpyLinspace(0, trainSteps - 1, steps, k), MidpointRounding.ToEven),
+                // np.arange(T, 0, -T/N) counts down from T; reversed here so k = 0 is the smallest.
+                _ => (int)Math.Round(trainSteps - (steps - 1 - k) * ((double)trainSteps / steps), MidpointRounding.ToEven) - 1,
+            };
+        }
+        return t;
+    }
+
+    /// <summary>Element k of numpy.linspace(start, stop, num): k * ((stop - start) / (num - 1)) + start, the last exactly stop.</summary>
+    protected static double NumpyLinspace(double start, double stop, int num, int k)
+    {
+        if (num == 1) return start;
+        if (k == num - 1) return stop;
+        return k * ((stop - start) / (num - 1)) + start;
+    }
+}

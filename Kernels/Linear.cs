@@ -1,5 +1,6 @@
 using ILGPU;
 using ILGPU.Runtime;
+using SmoothCache.Kernels.Gpu;
 
 namespace SmoothCache.Kernels;
 
@@ -7,7 +8,8 @@ namespace SmoothCache.Kernels;
 /// y = epilogue(x W^T + b). x is [M, K] row-major, W is [N, K] row-major (PyTorch's Linear layout),
 /// b is [N] (or empty for no bias), y is [M, N]. Portable fp32 path: one thread per output element,
 /// a plain dot product over K with no barriers — the shape the CPU accelerator runs fastest, and
-/// the reference for the tensor-core kernels.
+/// the reference for the tensor-core kernels. On a CUDA backend Run dispatches to the fast kernels:
+/// <see cref="Sgemm"/> for a Float32 weight, <see cref="LinearTensorCore"/> for a Float16 weight.
 /// </summary>
 public static class Linear
 {
@@ -51,10 +53,23 @@ public static class Linear
         where TEpilogue : struct, IEpilogue
     {
         int n = w.Dim(0), k = w.Dim(1);
+        var backend = w.Backend;
+        var biasView = bias?.View ?? ArrayView<float>.Empty;
+        if (w.DType == DType.Float16)
+        {
+            // Throws with the reason on a CPU backend or an unsupported K.
+            LinearTensorCore.Run<TEpilogue>(backend, x, w, biasView, y, m);
+            return;
+        }
+        if (backend.IsCuda)
+        {
+            Sgemm.Run<TEpilogue>(backend, x, w.View, biasView, y, m, n, k);
+            return;
+        }
         var args = new Args
         {
-            X = x, W = w.View, Bias = bias?.View ?? ArrayView<float>.Empty, Y = y, M = m, N = n, K = k,
+            X = x, W = w.View, Bias = biasView, Y = y, M = m, N = n, K = k,
         };
-        w.Backend.Load<Args>(Kernel<TEpilogue>)(m * n, args);
+        backend.Load<Args>(Kernel<TEpilogue>)(m * n, args);
     }
 }

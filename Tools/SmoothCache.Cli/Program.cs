@@ -1,4 +1,5 @@
 using System.CommandLine;
+using SmoothCache.Cli.Bench;
 using SmoothCache.Cli.Commands;
 
 namespace SmoothCache.Cli;
@@ -20,6 +21,7 @@ public static class Cli
         var root = new RootCommand("Diffusion Transformer image generation on ILGPU, accelerated by SmoothCache.")
         {
             GenerateCommand.Create(context),
+            BenchGemmCommand.Create(context),
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

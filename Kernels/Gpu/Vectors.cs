@@ -1,0 +1,23 @@
+using System.Runtime.InteropServices;
+
+namespace SmoothCache.Kernels.Gpu;
+
+/// <summary>Four floats in 16 bytes: a view cast to it makes ILGPU emit 16-byte (v4) loads and stores.</summary>
+[StructLayout(LayoutKind.Sequential, Size = 16)]
+public struct F4
+{
+    public float X, Y, Z, W;
+}
+
+/// <summary>Four 32-bit words in 16 bytes (eight fp16 values, or four packed half2 pairs).</summary>
+[StructLayout(LayoutKind.Sequential, Size = 16)]
+public struct U4
+{
+    public uint X, Y, Z, W;
+}
+
+/// <summary>Two 32-bit words: an mma B fragment (two half2 pairs).</summary>
+public struct U2
+{
+    public uint X, Y;
+}

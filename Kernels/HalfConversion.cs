@@ -1,0 +1,91 @@
+using ILGPU;
+using ILGPU.Runtime;
+using Half = ILGPU.Half;
+
+namespace SmoothCache.Kernels;
+
+/// <summary>
+/// Arithmetic of the GEMMs. Fp32: weights and products in float32. Fp16: weights stored as float16
+/// (convert them once with <see cref="HalfConversion.PrepareWeight"/>), activations rounded to float16
+/// on the fly, products accumulated in float32 on tensor cores (CUDA only). Activations stay float32 tensors.
+/// </summary>
+public enum Precision { Fp32, Fp16 }
+
+/// <summary>float32 &lt;-&gt; float16 tensors, and weights prepared for a <see cref="Precision"/>.</summary>
+public static class HalfConversion
+{
+    /// <summary>Parses "fp32" or "fp16" (case-insensitive).</summary>
+    public static Precision ParsePrecision(string text) => text.ToLowerInvariant() switch
+    {
+        "fp32" or "float32" => Precision.Fp32,
+        "fp16" or "float16" or "half" => Precision.Fp16,
+        _ => throw new ArgumentException($"unknown precision '{text}': expected fp32 or fp16"),
+    };
+
+    public struct Args
+    {
+        public ArrayView<float> Source;
+        public ArrayView<Half> Target;
+    }
+
+    /// <summary>
+    /// float32 -> float16 bits, rounded to nearest even (like System.Half and PTX cvt.rn), written out
+    /// because ILGPU.Half's own conversion truncates on the CPU accelerator. Overflow gives infinity.
+    /// </summary>
+    public static ushort RoundToHalfBits(float value)
+    {
+        uint f = Interop.FloatAsInt(value);
+        uint sign = (f >> 16) & 0x8000u;
+        uint abs = f & 0x7FFFFFFFu;
+        if (abs > 0x7F800000u) return (ushort)(sign | 0x7E00u);  // NaN
+        if (abs >= 0x477FF000u) return (ushort)(sign | 0x7C00u); // >= 65520 rounds past the largest half
+        uint bits, rest, halfway;
+        if (abs >= 0x38800000u)
+        {
+            // Normal half: rebias the exponent (127 -> 15), keep 10 of 23 mantissa bits.
+            bits = (abs - 0x38000000u) >> 13;
+            rest = abs & 0x1FFFu;
+            halfway = 0x1000u;
+        }
+        else
+        {
+            // Subnormal half (|value| < 2^-14): the result counts units of 2^-24.
+            int shift = 126 - (int)(abs >> 23);
+            if (shift > 24) return (ushort)sign;
+            uint mantissa = (abs & 0x7FFFFFu) | 0x800000u;
+            bits = mantissa >> shift;
+            rest = mantissa & ((1u << shift) - 1u);
+            halfway = 1u << (shift - 1);
+        }
+        if (rest > halfway || (rest == halfway && (bits & 1u) != 0)) bits++;
+        return (ushort)(sign | bits);
+    }
+
+    public static void ToHalfKernel(Index1D i, Args a) => a.Target[i] = Interop.IntAsFloat(RoundToHalfBits(a.Source[i]));
+
+    public static void ToFloatKernel(Index1D i, Args a) => a.Source[i] = (float)a.Target[i];
+
+    /// <summary>A new Float16 tensor of the same shape holding x rounded to nearest float16.</summary>
+    public static Tensor ToHalf(Tensor x)
+    {
+        if (x.DType != DType.Float32) throw new ArgumentException($"ToHalf: tensor {x.ShapeText} is {x.DType}, not Float32");
+        var y = x.Backend.Arena.Rent(DType.Float16, x.Shape);
+        if (x.Length > 0)
+            x.Backend.Load<Args>(ToHalfKernel)((int)x.Length, new Args { Source = x.View, Target = y.HalfView });
+        return y;
+    }
+
+    /// <summary>A new Float32 tensor of the same shape holding the float16 values of x exactly.</summary>
+    public static Tensor ToFloat(Tensor x)
+    {
+        if (x.DType != DType.Float16) throw new ArgumentException($"ToFloat: tensor {x.ShapeText} is {x.DType}, not Float16");
+        var y = x.Backend.Arena.Rent(DType.Float32, x.Shape);
+        if (x.Length > 0)
+            x.Backend.Load<Args>(ToFloatKernel)((int)x.Length, new Args { Source = y.View, Target = x.HalfView });
+        return y;
+    }
+
+    /// <summary>The weight as the GEMMs of this precision want it: itself (shared) for Fp32, a float16 copy for Fp16.</summary>
+    public static Tensor PrepareWeight(Tensor weight, Precision precision) =>
+        precision == Precision.Fp16 ? ToHalf(weight) : weight.Share();
+}

@@ -1,0 +1,110 @@
+using System.Diagnostics;
+using System.Text.Json;
+using ILGPU;
+using ILGPU.Runtime.Cuda;
+using SmoothCache.Kernels;
+using SmoothCache.Kernels.Gpu;
+
+namespace SmoothCache.Cli.Bench;
+
+/// <summary>One timed GEMM: which implementation, the problem, its error against cuBLAS fp32, and speed.</summary>
+public sealed record BenchResult(
+    string Kernel, int M, int N, int K, double RelativeError, double WarmupMs, double Milliseconds, double Tflops);
+
+/// <summary>
+/// GEMM micro-benchmarks at DiT-XL/2 shapes (M = 512 or 4096 token rows; the (N, K) of the qkv/out,
+/// MLP up, MLP down and adaLN projections): our fp16 tensor-core kernel, our fp32 SGEMM, cuBLAS
+/// SGEMM and cuBLAS HGEMM (fp16 in, fp16 out), all on y = x W^T. Each result is first compared with
+/// cuBLAS SGEMM (relative L2 error), then timed; the first call (compile, driver JIT) is reported apart.
+/// </summary>
+public static class GemmBench
+{
+    public static readonly int[] Rows = [512, 4096];
+    public static readonly (int N, int K)[] Shapes = [(1152, 1152), (4608, 1152), (1152, 4608), (6912, 1152)];
+
+    public static BenchResult[] Run(Backend backend, TextWriter log, int iterations = 20)
+    {
+        if (!backend.IsCuda)
+            throw new InvalidOperationException($"GEMM benchmarks need a CUDA device; backend is {backend.DeviceName}");
+        using var blas = new CuBlas((CudaAccelerator)backend.Accelerator);
+        var results = new List<BenchResult>();
+        log.WriteLine($"GEMM y = x W^T on {backend.DeviceName}, {iterations} timed calls each");
+        log.WriteLine($"{"kernel",-22} {"M",5} {"N",5} {"K",5} {"rel.err",9} {"warm-up ms",10} {"ms",8} {"TFLOP/s",8}");
+        foreach (int m in Rows)
+            foreach (var (n, k) in Shapes)
+                foreach (var r in RunShape(backend, blas, m, n, k, iterations, log))
+                {
+                    results.Add(r);
+                    log.WriteLine($"{r.Kernel,-22} {r.M,5} {r.N,5} {r.K,5} {r.RelativeError,9:E2} {r.WarmupMs,10:F1} {r.Milliseconds,8:F3} {r.Tflops,8:F1}");
+                }
+        return results.ToArray();
+    }
+
+    private static List<BenchResult> RunShape(Backend backend, CuBlas blas, int m, int n, int k, int iterations, TextWriter log)
+    {
+        var arena = backend.Arena;
+        using var x = arena.Upload(GpuChecks.RandomData(1, (long)m * k, 1f), m, k);
+        using var w = arena.Upload(GpuChecks.RandomData(2, (long)n * k, 1f / MathF.Sqrt(k)), n, k);
+        using var xHalf = HalfConversion.ToHalf(x);
+        using var wHalf = HalfConversion.ToHalf(w);
+        using var y = arena.Rent(m, n);
+        using var yHalf = arena.Rent(DType.Float16, m, n);
+
+        // cuBLAS is column-major: y^T (N x M) = W (K x N, transposed) * x^T (K x M).
+        void CublasSgemm() => blas.Gemm(CuBlasOperation.Transpose, CuBlasOperation.NonTranspose, n, m, k,
+            1f, w.View, k, x.View, k, 0f, y.View, n);
+        void CublasHgemm() => blas.Gemm(CuBlasOperation.Transpose, CuBlasOperation.NonTranspose, n, m, k,
+            (ILGPU.Half)1f, wHalf.HalfView, k, xHalf.HalfView, k, (ILGPU.Half)0f, yHalf.HalfView, n);
+        void OurSgemm() => Sgemm.Run<IdentityEpilogue>(backend, x.View, w.View, ArrayView<float>.Empty, y.View, m, n, k);
+        void OurTensorCore() => LinearTensorCore.Run<IdentityEpilogue>(backend, x.View, wHalf, ArrayView<float>.Empty, y.View, m);
+
+        double warm = Time(backend, CublasSgemm, 1);
+        var reference = y.ToArray();
+        var kernels = new (string Name, Action Launch, Tensor Output, double Warm)[]
+        {
+            ("cuBLAS SGEMM fp32", CublasSgemm, y, warm),
+            ("ours tensor-core fp16", OurTensorCore, y, -1),
+            ("ours SGEMM fp32", OurSgemm, y, -1),
+            ("cuBLAS HGEMM fp16", CublasHgemm, yHalf, -1),
+        };
+        var results = new List<BenchResult>();
+        foreach (var (name, launch, output, known) in kernels)
+        {
+            try
+            {
+                double warmup = known >= 0 ? known : Time(backend, launch, 1);
+                double error = GpuChecks.RelativeL2(output.ToArray(), reference);
+                double ms = Time(backend, launch, iterations) / iterations;
+                results.Add(new BenchResult(name, m, n, k, error, warmup, ms, 2.0 * m * n * k / (ms * 1e-3) / 1e12));
+            }
+            catch (Exception e) when (e is ILGPU.Runtime.AcceleratorException or CuBlasException or InvalidOperationException)
+            {
+                // One failing implementation (a missing cuBLAS, a rejected kernel) should not hide the others.
+                log.WriteLine($"{name} at M={m} N={n} K={k} failed: {e.GetType().Name}: {e.Message}");
+            }
+        }
+        return results;
+    }
+
+    /// <summary>Milliseconds for `count` back-to-back launches, waiting for the device before and after.</summary>
+    private static double Time(Backend backend, Action launch, int count)
+    {
+        backend.Synchronize();
+        var watch = Stopwatch.StartNew();
+        for (int i = 0; i < count; i++) launch();
+        backend.Synchronize();
+        return watch.Elapsed.TotalMilliseconds;
+    }
+
+    /// <summary>Writes the results as JSON (temp file, then rename).</summary>
+    public static void WriteJson(string path, string device, IReadOnlyList<BenchResult> results, IReadOnlyList<CheckResult> checks)
+    {
+        var text = JsonSerializer.Serialize(new { device, checks, results },
+            new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase });
+        string full = Path.GetFullPath(path);
+        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
+        string temp = full + ".tmp";
+        File.WriteAllText(temp, text);
+        File.Move(temp, full, overwrite: true);
+    }
+}

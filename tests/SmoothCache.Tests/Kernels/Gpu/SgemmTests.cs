@@ -1,0 +1,40 @@
+using SmoothCache.Kernels;
+using SmoothCache.Kernels.Gpu;
+using static SmoothCache.Tests.TestSupport;
+using static SmoothCache.Tests.Kernels.LinearTests;
+
+namespace SmoothCache.Tests.Kernels.Gpu;
+
+/// <summary>The tiled SGEMM is portable ILGPU, so the CPU accelerator runs it (slowly: small shapes).</summary>
+public class SgemmTests
+{
+    [Theory]
+    [InlineData(5, 7, 3)]       // smaller than one tile in every dimension
+    [InlineData(37, 19, 130)]   // ragged K over several depth-8 tiles, N past one 128 block
+    [InlineData(129, 9, 17)]    // M past one 128 block
+    public void MatchesFloat64ReferenceOnRaggedShapes(int m, int k, int n)
+    {
+        var x = Random(11, m * k);
+        var w = Random(12, n * k, 0.3f);
+        var b = Random(13, n);
+        using var tx = Cpu.Arena.Upload(x, m, k);
+        using var tw = Cpu.Arena.Upload(w, n, k);
+        using var tb = Cpu.Arena.Upload(b, n);
+        using var y = Cpu.Arena.Rent(m, n);
+        Sgemm.Run<IdentityEpilogue>(Cpu, tx.View, tw.View, tb.View, y.View, m, n, k);
+        Assert.True(RelativeL2(y.ToArray(), Reference(x, w, b, m, n, k, v => v)) < 1e-6);
+    }
+
+    [Fact]
+    public void AppliesEpilogueWithoutBias()
+    {
+        int m = 9, k = 24, n = 11;
+        var x = Random(14, m * k, 2f);
+        var w = Random(15, n * k, 0.3f);
+        using var tx = Cpu.Arena.Upload(x, m, k);
+        using var tw = Cpu.Arena.Upload(w, n, k);
+        using var y = Cpu.Arena.Rent(m, n);
+        Sgemm.Run<GeluTanhEpilogue>(Cpu, tx.View, tw.View, ILGPU.ArrayView<float>.Empty, y.View, m, n, k);
+        Assert.True(RelativeL2(y.ToArray(), Reference(x, w, null, m, n, k, GeluTanh)) < 1e-6);
+    }
+}

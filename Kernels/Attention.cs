@@ -12,49 +12,49 @@ namespace SmoothCache.Kernels;
 /// </summary>
 public static class Attention
 {
-    public struct Args
+    public struct Args : IElementKernel
     {
         public ArrayView<float> Qkv, Scores, Out;
         public int T, Heads, HeadDim;
         public float Scale;
-    }
 
-    public static void Kernel(Index1D index, Args a)
-    {
-        int i = index % a.T;
-        int bh = index / a.T;
-        int h = bh % a.Heads;
-        int b = bh / a.Heads;
-        int d = a.Heads * a.HeadDim;
-        int stride = 3 * d;
-        int q0 = (b * a.T + i) * stride + h * a.HeadDim;
-        int s0 = index * a.T;
+        public readonly void Compute(int index)
+        {
+            int i = index % T;
+            int bh = index / T;
+            int h = bh % Heads;
+            int b = bh / Heads;
+            int d = Heads * HeadDim;
+            int stride = 3 * d;
+            int q0 = (b * T + i) * stride + h * HeadDim;
+            int s0 = index * T;
 
-        float max = float.NegativeInfinity;
-        for (int j = 0; j < a.T; j++)
-        {
-            int k0 = (b * a.T + j) * stride + d + h * a.HeadDim;
-            float s = 0f;
-            for (int c = 0; c < a.HeadDim; c++) s += a.Qkv[q0 + c] * a.Qkv[k0 + c];
-            s *= a.Scale;
-            a.Scores[s0 + j] = s;
-            max = MathF.Max(max, s);
-        }
-        float sum = 0f;
-        for (int j = 0; j < a.T; j++)
-        {
-            float p = MathF.Exp(a.Scores[s0 + j] - max);
-            a.Scores[s0 + j] = p;
-            sum += p;
-        }
-        float inv = 1f / sum;
-        int o0 = (b * a.T + i) * d + h * a.HeadDim;
-        for (int c = 0; c < a.HeadDim; c++)
-        {
-            float acc = 0f;
-            for (int j = 0; j < a.T; j++)
-                acc += a.Scores[s0 + j] * a.Qkv[(b * a.T + j) * stride + 2 * d + h * a.HeadDim + c];
-            a.Out[o0 + c] = acc * inv;
+            float max = float.NegativeInfinity;
+            for (int j = 0; j < T; j++)
+            {
+                int k0 = (b * T + j) * stride + d + h * HeadDim;
+                float s = 0f;
+                for (int c = 0; c < HeadDim; c++) s += Qkv[q0 + c] * Qkv[k0 + c];
+                s *= Scale;
+                Scores[s0 + j] = s;
+                max = MathF.Max(max, s);
+            }
+            float sum = 0f;
+            for (int j = 0; j < T; j++)
+            {
+                float p = MathF.Exp(Scores[s0 + j] - max);
+                Scores[s0 + j] = p;
+                sum += p;
+            }
+            float inv = 1f / sum;
+            int o0 = (b * T + i) * d + h * HeadDim;
+            for (int c = 0; c < HeadDim; c++)
+            {
+                float acc = 0f;
+                for (int j = 0; j < T; j++)
+                    acc += Scores[s0 + j] * Qkv[(b * T + j) * stride + 2 * d + h * HeadDim + c];
+                Out[o0 + c] = acc * inv;
+            }
         }
     }
 
@@ -73,7 +73,7 @@ public static class Attention
             Qkv = qkv.View, Scores = scores.View, Out = output.View, T = t, Heads = heads, HeadDim = headDim,
             Scale = 1f / MathF.Sqrt(headDim),
         };
-        qkv.Backend.Load<Args>(Kernel)(b * heads * t, args);
+        ElementLauncher.Launch(qkv.Backend, b * heads * t, args);
         return output;
     }
 }

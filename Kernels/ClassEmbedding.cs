@@ -7,18 +7,18 @@ namespace SmoothCache.Kernels;
 /// the sum that forms the conditioning vector c = t_emb + y_emb. table is [classes + 1, D].</summary>
 public static class ClassEmbedding
 {
-    public struct Args
+    public struct Args : IElementKernel
     {
         public ArrayView<int> Labels;
         public ArrayView<float> Table, Addend, Out;
         public int D;
-    }
 
-    public static void Kernel(Index1D index, Args a)
-    {
-        int b = index / a.D;
-        int d = index - b * a.D;
-        a.Out[index] = a.Addend[index] + a.Table[a.Labels[b] * a.D + d];
+        public readonly void Compute(int index)
+        {
+            int b = index / D;
+            int d = index - b * D;
+            Out[index] = Addend[index] + Table[Labels[b] * D + d];
+        }
     }
 
     public static Tensor Run(ArrayView<int> labels, Tensor table, Tensor addend)
@@ -26,7 +26,7 @@ public static class ClassEmbedding
         int d = table.Dim(1);
         var output = table.Backend.Arena.Rent(addend.Shape);
         var args = new Args { Labels = labels, Table = table.View, Addend = addend.View, Out = output.View, D = d };
-        table.Backend.Load<Args>(Kernel)((int)addend.Length, args);
+        ElementLauncher.Launch(table.Backend, (int)addend.Length, args);
         return output;
     }
 }

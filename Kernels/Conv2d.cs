@@ -12,43 +12,43 @@ namespace SmoothCache.Kernels;
 /// </summary>
 public static class Conv2d
 {
-    public struct Args
+    public struct Args<TEpilogue> : IElementKernel where TEpilogue : struct, IEpilogue
     {
         public ArrayView<float> X, W, Bias, Residual, Y;
         public int Cin, Cout, H, Width, K;
-    }
 
-    public static void Kernel<TEpilogue>(Index1D index, Args a) where TEpilogue : struct, IEpilogue
-    {
-        int ox = index % a.Width;
-        int rest = index / a.Width;
-        int oy = rest % a.H;
-        rest /= a.H;
-        int co = rest % a.Cout;
-        int b = rest / a.Cout;
-        int pad = a.K / 2;
-        // Clip the window to the image instead of testing each tap: padding contributes zeros.
-        int ky0 = Math.Max(0, pad - oy), ky1 = Math.Min(a.K, a.H + pad - oy);
-        int kx0 = Math.Max(0, pad - ox), kx1 = Math.Min(a.K, a.Width + pad - ox);
-        int plane = a.H * a.Width;
-        int taps = a.K * a.K;
-        float acc = 0f;
-        for (int ci = 0; ci < a.Cin; ci++)
+        public readonly void Compute(int index)
         {
-            int x0 = (b * a.Cin + ci) * plane;
-            int w0 = (co * a.Cin + ci) * taps;
-            for (int ky = ky0; ky < ky1; ky++)
+            int ox = index % Width;
+            int rest = index / Width;
+            int oy = rest % H;
+            rest /= H;
+            int co = rest % Cout;
+            int b = rest / Cout;
+            int pad = K / 2;
+            // Clip the window to the image instead of testing each tap: padding contributes zeros.
+            int ky0 = Math.Max(0, pad - oy), ky1 = Math.Min(K, H + pad - oy);
+            int kx0 = Math.Max(0, pad - ox), kx1 = Math.Min(K, Width + pad - ox);
+            int plane = H * Width;
+            int taps = K * K;
+            float acc = 0f;
+            for (int ci = 0; ci < Cin; ci++)
             {
-                int xRow = x0 + (oy + ky - pad) * a.Width + ox - pad;
-                int wRow = w0 + ky * a.K;
-                for (int kx = kx0; kx < kx1; kx++)
-                    acc += a.X[xRow + kx] * a.W[wRow + kx];
+                int x0 = (b * Cin + ci) * plane;
+                int w0 = (co * Cin + ci) * taps;
+                for (int ky = ky0; ky < ky1; ky++)
+                {
+                    int xRow = x0 + (oy + ky - pad) * Width + ox - pad;
+                    int wRow = w0 + ky * K;
+                    for (int kx = kx0; kx < kx1; kx++)
+                        acc += X[xRow + kx] * W[wRow + kx];
+                }
             }
+            if (Bias.Length > 0) acc += Bias[co];
+            float y = default(TEpilogue).Apply(acc);
+            if (Residual.Length > 0) y += Residual[index];
+            Y[index] = y;
         }
-        if (a.Bias.Length > 0) acc += a.Bias[co];
-        float y = default(TEpilogue).Apply(acc);
-        if (a.Residual.Length > 0) y += a.Residual[index];
-        a.Y[index] = y;
     }
 
     /// <param name="x">[B, Cin, H, W]</param>
@@ -70,13 +70,13 @@ public static class Conv2d
         if (residual is not null && !residual.Shape.SequenceEqual(new[] { b, cout, h, w }))
             throw new ArgumentException($"Conv2d: residual {residual.ShapeText} is not [{b},{cout},{h},{w}]");
         var y = x.Backend.Arena.Rent(b, cout, h, w);
-        var args = new Args
+        var args = new Args<TEpilogue>
         {
             X = x.View, W = weight.View, Bias = bias?.View ?? ArrayView<float>.Empty,
             Residual = residual?.View ?? ArrayView<float>.Empty, Y = y.View,
             Cin = cin, Cout = cout, H = h, Width = w, K = k,
         };
-        x.Backend.Load<Args>(Kernel<TEpilogue>)((int)y.Length, args);
+        ElementLauncher.Launch(x.Backend, (int)y.Length, args);
         return y;
     }
 

@@ -7,18 +7,17 @@ namespace SmoothCache.Kernels;
 /// fused into the producing GEMM (SiLU of the conditioning vector feeds several linears).</summary>
 public static class Elementwise
 {
-    public struct Args
+    public struct Args<TFunction> : IElementKernel where TFunction : struct, IEpilogue
     {
         public ArrayView<float> X, Y;
-    }
 
-    public static void Kernel<TFunction>(Index1D i, Args a) where TFunction : struct, IEpilogue
-        => a.Y[i] = default(TFunction).Apply(a.X[i]);
+        public readonly void Compute(int i) => Y[i] = default(TFunction).Apply(X[i]);
+    }
 
     public static Tensor Run<TFunction>(Tensor x) where TFunction : struct, IEpilogue
     {
         var y = x.Backend.Arena.Rent(x.Shape);
-        x.Backend.Load<Args>(Kernel<TFunction>)((int)x.Length, new Args { X = x.View, Y = y.View });
+        ElementLauncher.Launch(x.Backend, (int)x.Length, new Args<TFunction> { X = x.View, Y = y.View });
         return y;
     }
 }

@@ -9,18 +9,18 @@ namespace SmoothCache.Kernels;
 /// </summary>
 public static class GatedResidual
 {
-    public struct Args
+    public struct Args : IElementKernel
     {
         public ArrayView<float> X, Y, Gate;
         public int D, TokensPerSample, GateStride, GateOffset;
-    }
 
-    public static void Kernel(Index1D i, Args a)
-    {
-        int row = i / a.D;
-        int d = i - row * a.D;
-        int b = row / a.TokensPerSample;
-        a.X[i] += a.Gate[b * a.GateStride + a.GateOffset + d] * a.Y[i];
+        public readonly void Compute(int i)
+        {
+            int row = i / D;
+            int d = i - row * D;
+            int b = row / TokensPerSample;
+            X[i] += Gate[b * GateStride + GateOffset + d] * Y[i];
+        }
     }
 
     public static void Run(Tensor x, Tensor y, Tensor gate, int gateOffset)
@@ -32,6 +32,6 @@ public static class GatedResidual
             X = x.View, Y = y.View, Gate = gate.View, D = x.Dim(2), TokensPerSample = x.Dim(1),
             GateStride = gate.Dim(1), GateOffset = gateOffset,
         };
-        x.Backend.Load<Args>(Kernel)((int)x.Length, args);
+        ElementLauncher.Launch(x.Backend, (int)x.Length, args);
     }
 }

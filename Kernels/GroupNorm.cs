@@ -21,10 +21,20 @@ public static class GroupNorm
         public float Eps;
     }
 
-    public struct Args
+    public struct Args<TEpilogue> : IElementKernel where TEpilogue : struct, IEpilogue
     {
         public ArrayView<float> X, Stats, Gamma, Beta, Y;
         public int C, ChannelsPerGroup, Plane;
+
+        public readonly void Compute(int index)
+        {
+            int bc = index / Plane;
+            int c = bc % C;
+            // (sample, group) index: b * G + c / (C/G).
+            int group = bc / C * (C / ChannelsPerGroup) + c / ChannelsPerGroup;
+            float n = (X[index] - Stats[2 * group]) * Stats[2 * group + 1];
+            Y[index] = default(TEpilogue).Apply(n * Gamma[c] + Beta[c]);
+        }
     }
 
     public static void StatsKernel(Index1D group, StatsArgs a)
@@ -54,15 +64,6 @@ public static class GroupNorm
         a.Stats[2 * group + 1] = 1f / MathF.Sqrt(squares / a.GroupSize + a.Eps);
     }
 
-    public static void Kernel<TEpilogue>(Index1D index, Args a) where TEpilogue : struct, IEpilogue
-    {
-        int bc = index / a.Plane;
-        int c = bc % a.C;
-        // (sample, group) index: b * G + c / (C/G).
-        int group = bc / a.C * (a.C / a.ChannelsPerGroup) + c / a.ChannelsPerGroup;
-        float n = (a.X[index] - a.Stats[2 * group]) * a.Stats[2 * group + 1];
-        a.Y[index] = default(TEpilogue).Apply(n * a.Gamma[c] + a.Beta[c]);
-    }
 
     /// <param name="x">[B, C, H, W] (any trailing spatial shape; C is axis 1)</param>
     /// <param name="groups">G, dividing C</param>
@@ -83,12 +84,12 @@ public static class GroupNorm
         var statsArgs = new StatsArgs { X = x.View, Stats = stats.View, GroupSize = c / groups * plane, Eps = eps };
         x.Backend.Load<StatsArgs>(StatsKernel)(b * groups, statsArgs);
         var y = arena.Rent(x.Shape);
-        var args = new Args
+        var args = new Args<TEpilogue>
         {
             X = x.View, Stats = stats.View, Gamma = gamma.View, Beta = beta.View, Y = y.View,
             C = c, ChannelsPerGroup = c / groups, Plane = plane,
         };
-        x.Backend.Load<Args>(Kernel<TEpilogue>)((int)x.Length, args);
+        ElementLauncher.Launch(x.Backend, (int)x.Length, args);
         return y;
     }
 

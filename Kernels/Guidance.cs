@@ -12,22 +12,22 @@ namespace SmoothCache.Kernels;
 /// </summary>
 public static class Guidance
 {
-    public struct Args
+    public struct Args : IElementKernel
     {
         public ArrayView<float> ModelOut, Eps;
         public int UncondOffset, C, Cout, Pixels;
         public float Scale;
-    }
 
-    public static void Kernel(Index1D index, Args a)
-    {
-        int p = index % a.Pixels;
-        int rest = index / a.Pixels;
-        int ch = rest % a.C;
-        int b = rest / a.C;
-        float cond = a.ModelOut[(b * a.Cout + ch) * a.Pixels + p];
-        float uncond = a.ModelOut[((b + a.UncondOffset) * a.Cout + ch) * a.Pixels + p];
-        a.Eps[index] = uncond + a.Scale * (cond - uncond);
+        public readonly void Compute(int index)
+        {
+            int p = index % Pixels;
+            int rest = index / Pixels;
+            int ch = rest % C;
+            int b = rest / C;
+            float cond = ModelOut[(b * Cout + ch) * Pixels + p];
+            float uncond = ModelOut[((b + UncondOffset) * Cout + ch) * Pixels + p];
+            Eps[index] = uncond + Scale * (cond - uncond);
+        }
     }
 
     public static Tensor Run(Tensor modelOut, int channels, float scale, bool doubled = true)
@@ -42,7 +42,7 @@ public static class Guidance
             ModelOut = modelOut.View, Eps = eps.View, UncondOffset = doubled ? b : 0, C = channels, Cout = cout,
             Pixels = h * w, Scale = doubled ? scale : 1f,
         };
-        modelOut.Backend.Load<Args>(Kernel)((int)eps.Length, args);
+        ElementLauncher.Launch(modelOut.Backend, (int)eps.Length, args);
         return eps;
     }
 }

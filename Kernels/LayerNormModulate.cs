@@ -12,32 +12,32 @@ namespace SmoothCache.Kernels;
 /// </summary>
 public static class LayerNormModulate
 {
-    public struct Args
+    public struct Args : IElementKernel
     {
         public ArrayView<float> X, Mod, Y;
         public int D, TokensPerSample, ModStride, ShiftOffset, ScaleOffset;
         public float Eps;
-    }
 
-    public static void Kernel(Index1D row, Args a)
-    {
-        int x0 = row * a.D;
-        float mean = 0f;
-        for (int d = 0; d < a.D; d++) mean += a.X[x0 + d];
-        mean /= a.D;
-        float var = 0f;
-        for (int d = 0; d < a.D; d++)
+        public readonly void Compute(int row)
         {
-            float c = a.X[x0 + d] - mean;
-            var += c * c;
-        }
-        var /= a.D;
-        float inv = 1f / MathF.Sqrt(var + a.Eps);
-        int m0 = (row / a.TokensPerSample) * a.ModStride;
-        for (int d = 0; d < a.D; d++)
-        {
-            float n = (a.X[x0 + d] - mean) * inv;
-            a.Y[x0 + d] = n * (1f + a.Mod[m0 + a.ScaleOffset + d]) + a.Mod[m0 + a.ShiftOffset + d];
+            int x0 = row * D;
+            float mean = 0f;
+            for (int d = 0; d < D; d++) mean += X[x0 + d];
+            mean /= D;
+            float var = 0f;
+            for (int d = 0; d < D; d++)
+            {
+                float c = X[x0 + d] - mean;
+                var += c * c;
+            }
+            var /= D;
+            float inv = 1f / MathF.Sqrt(var + Eps);
+            int m0 = (row / TokensPerSample) * ModStride;
+            for (int d = 0; d < D; d++)
+            {
+                float n = (X[x0 + d] - mean) * inv;
+                Y[x0 + d] = n * (1f + Mod[m0 + ScaleOffset + d]) + Mod[m0 + ShiftOffset + d];
+            }
         }
     }
 
@@ -54,7 +54,7 @@ public static class LayerNormModulate
             X = x.View, Mod = mod.View, Y = y.View, D = d, TokensPerSample = t, ModStride = mod.Dim(1),
             ShiftOffset = shiftOffset, ScaleOffset = scaleOffset, Eps = eps,
         };
-        x.Backend.Load<Args>(Kernel)(b * t, args);
+        ElementLauncher.Launch(x.Backend, b * t, args);
         return y;
     }
 }

@@ -10,30 +10,30 @@ namespace SmoothCache.Kernels;
 /// </summary>
 public static class PatchEmbed
 {
-    public struct Args
+    public struct Args : IElementKernel
     {
         public ArrayView<float> X, W, Bias, Pos, Out;
         public int C, S, P, D;
-    }
 
-    public static void Kernel(Index1D index, Args a)
-    {
-        int grid = a.S / a.P;
-        int tokens = grid * grid;
-        int d = index % a.D;
-        int bt = index / a.D;
-        int t = bt % tokens;
-        int b = bt / tokens;
-        int pi = t / grid, pj = t - (t / grid) * grid;
-        float acc = a.Bias[d];
-        for (int c = 0; c < a.C; c++)
-            for (int kh = 0; kh < a.P; kh++)
-                for (int kw = 0; kw < a.P; kw++)
-                {
-                    float xv = a.X[((b * a.C + c) * a.S + pi * a.P + kh) * a.S + pj * a.P + kw];
-                    acc += xv * a.W[((d * a.C + c) * a.P + kh) * a.P + kw];
-                }
-        a.Out[index] = acc + a.Pos[t * a.D + d];
+        public readonly void Compute(int index)
+        {
+            int grid = S / P;
+            int tokens = grid * grid;
+            int d = index % D;
+            int bt = index / D;
+            int t = bt % tokens;
+            int b = bt / tokens;
+            int pi = t / grid, pj = t - (t / grid) * grid;
+            float acc = Bias[d];
+            for (int c = 0; c < C; c++)
+                for (int kh = 0; kh < P; kh++)
+                    for (int kw = 0; kw < P; kw++)
+                    {
+                        float xv = X[((b * C + c) * S + pi * P + kh) * S + pj * P + kw];
+                        acc += xv * W[((d * C + c) * P + kh) * P + kw];
+                    }
+            Out[index] = acc + Pos[t * D + d];
+        }
     }
 
     public static Tensor Run(Tensor x, Tensor weight, Tensor bias, Tensor pos)
@@ -44,7 +44,7 @@ public static class PatchEmbed
         int tokens = (s / p) * (s / p);
         var output = x.Backend.Arena.Rent(b, tokens, d);
         var args = new Args { X = x.View, W = weight.View, Bias = bias.View, Pos = pos.View, Out = output.View, C = c, S = s, P = p, D = d };
-        x.Backend.Load<Args>(Kernel)(b * tokens * d, args);
+        ElementLauncher.Launch(x.Backend, b * tokens * d, args);
         return output;
     }
 }

@@ -10,30 +10,30 @@ namespace SmoothCache.Kernels;
 /// </summary>
 public static class PositionTable
 {
-    public struct Args
+    public struct Args : IElementKernel
     {
         public ArrayView<float> Out;
         public int Grid, D;
-    }
 
-    public static void Kernel(Index1D index, Args a)
-    {
-        int q = a.D / 4;
-        int t = index / a.D;
-        int e = index - t * a.D;
-        int quarter = e / q;
-        int k = e - quarter * q;
-        int coordinate = quarter < 2 ? t % a.Grid : t / a.Grid;
-        double w = 1.0 / Math.Pow(10000.0, (double)k / q);
-        double angle = coordinate * w;
-        a.Out[index] = (float)(quarter % 2 == 0 ? Math.Sin(angle) : Math.Cos(angle));
+        public readonly void Compute(int index)
+        {
+            int q = D / 4;
+            int t = index / D;
+            int e = index - t * D;
+            int quarter = e / q;
+            int k = e - quarter * q;
+            int coordinate = quarter < 2 ? t % Grid : t / Grid;
+            double w = 1.0 / Math.Pow(10000.0, (double)k / q);
+            double angle = coordinate * w;
+            Out[index] = (float)(quarter % 2 == 0 ? Math.Sin(angle) : Math.Cos(angle));
+        }
     }
 
     public static Tensor Run(Backend backend, int grid, int d)
     {
         if (d % 4 != 0) throw new ArgumentException($"PositionTable: width {d} is not a multiple of 4");
         var output = backend.Arena.Rent(grid * grid, d);
-        backend.Load<Args>(Kernel)(grid * grid * d, new Args { Out = output.View, Grid = grid, D = d });
+        ElementLauncher.Launch(backend, grid * grid * d, new Args { Out = output.View, Grid = grid, D = d });
         return output;
     }
 }

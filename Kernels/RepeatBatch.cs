@@ -7,20 +7,20 @@ namespace SmoothCache.Kernels;
 /// n = x.Length elements (the CFG input [x; x]).</summary>
 public static class RepeatBatch
 {
-    public struct Args
+    public struct Args : IElementKernel
     {
         public ArrayView<float> X, Out;
         public int N;
-    }
 
-    public static void Kernel(Index1D i, Args a) => a.Out[i] = a.X[i % a.N];
+        public readonly void Compute(int i) => Out[i] = X[i % N];
+    }
 
     public static Tensor Run(Tensor x, int copies)
     {
         var shape = (int[])x.Shape.Clone();
         shape[0] *= copies;
         var output = x.Backend.Arena.Rent(shape);
-        x.Backend.Load<Args>(Kernel)((int)output.Length, new Args { X = x.View, Out = output.View, N = (int)x.Length });
+        ElementLauncher.Launch(x.Backend, (int)output.Length, new Args { X = x.View, Out = output.View, N = (int)x.Length });
         return output;
     }
 }

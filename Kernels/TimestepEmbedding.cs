@@ -13,21 +13,21 @@ public static class TimestepEmbedding
 {
     public const int Channels = 256;
 
-    public struct Args
+    public struct Args : IElementKernel
     {
         public ArrayView<float> Timesteps, Out;
         public int Half;
-    }
 
-    public static void Kernel(Index1D index, Args a)
-    {
-        int b = index / a.Half;
-        int i = index - b * a.Half;
-        float exponent = (float)(-9.210340371976184 * i);          // -ln(10000) * i, in float32
-        float f = (float)Math.Exp((float)((double)exponent / (a.Half - 1)));
-        float angle = (float)((double)a.Timesteps[b] * f);
-        a.Out[b * 2 * a.Half + i] = (float)Math.Cos(angle);
-        a.Out[b * 2 * a.Half + a.Half + i] = (float)Math.Sin(angle);
+        public readonly void Compute(int index)
+        {
+            int b = index / Half;
+            int i = index - b * Half;
+            float exponent = (float)(-9.210340371976184 * i);          // -ln(10000) * i, in float32
+            float f = (float)Math.Exp((float)((double)exponent / (Half - 1)));
+            float angle = (float)((double)Timesteps[b] * f);
+            Out[b * 2 * Half + i] = (float)Math.Cos(angle);
+            Out[b * 2 * Half + Half + i] = (float)Math.Sin(angle);
+        }
     }
 
     /// <param name="timesteps">[B]</param>
@@ -37,7 +37,7 @@ public static class TimestepEmbedding
         int b = (int)timesteps.Length;
         var output = timesteps.Backend.Arena.Rent(b, Channels);
         var args = new Args { Timesteps = timesteps.View, Out = output.View, Half = Channels / 2 };
-        timesteps.Backend.Load<Args>(Kernel)(b * Channels / 2, args);
+        ElementLauncher.Launch(timesteps.Backend, b * Channels / 2, args);
         return output;
     }
 }

@@ -11,21 +11,21 @@ namespace SmoothCache.Kernels;
 /// </summary>
 public static class Transpose
 {
-    public struct Args
+    public struct Args : IElementKernel
     {
         public ArrayView<float> X, Addend, Y;
         public int R, S;
-    }
 
-    public static void Kernel(Index1D index, Args a)
-    {
-        int i = index % a.R;
-        int bj = index / a.R;
-        int j = bj % a.S;
-        int b = bj / a.S;
-        float v = a.X[(b * a.R + i) * a.S + j];
-        if (a.Addend.Length > 0) v += a.Addend[index];
-        a.Y[index] = v;
+        public readonly void Compute(int index)
+        {
+            int i = index % R;
+            int bj = index / R;
+            int j = bj % S;
+            int b = bj / S;
+            float v = X[(b * R + i) * S + j];
+            if (Addend.Length > 0) v += Addend[index];
+            Y[index] = v;
+        }
     }
 
     /// <param name="x">[B, R, S]</param>
@@ -40,7 +40,7 @@ public static class Transpose
         int b = x.Dim(0), r = x.Dim(1), s = x.Dim(2);
         var y = x.Backend.Arena.Rent(b, s, r);
         var args = new Args { X = x.View, Addend = addend?.View ?? ArrayView<float>.Empty, Y = y.View, R = r, S = s };
-        x.Backend.Load<Args>(Kernel)((int)y.Length, args);
+        ElementLauncher.Launch(x.Backend, (int)y.Length, args);
         return y;
     }
 }

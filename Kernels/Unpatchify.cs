@@ -9,25 +9,25 @@ namespace SmoothCache.Kernels;
 /// </summary>
 public static class Unpatchify
 {
-    public struct Args
+    public struct Args : IElementKernel
     {
         public ArrayView<float> Y, Out;
         public int Grid, P, C;
-    }
 
-    public static void Kernel(Index1D index, Args a)
-    {
-        int size = a.Grid * a.P;
-        int col = index % size;
-        int rest = index / size;
-        int row = rest % size;
-        rest /= size;
-        int ch = rest % a.C;
-        int b = rest / a.C;
-        int hi = row / a.P, pi = row - hi * a.P;
-        int wi = col / a.P, qi = col - wi * a.P;
-        int token = hi * a.Grid + wi;
-        a.Out[index] = a.Y[(b * a.Grid * a.Grid + token) * a.P * a.P * a.C + (pi * a.P + qi) * a.C + ch];
+        public readonly void Compute(int index)
+        {
+            int size = Grid * P;
+            int col = index % size;
+            int rest = index / size;
+            int row = rest % size;
+            rest /= size;
+            int ch = rest % C;
+            int b = rest / C;
+            int hi = row / P, pi = row - hi * P;
+            int wi = col / P, qi = col - wi * P;
+            int token = hi * Grid + wi;
+            Out[index] = Y[(b * Grid * Grid + token) * P * P * C + (pi * P + qi) * C + ch];
+        }
     }
 
     public static Tensor Run(Tensor y, int patch, int channels)
@@ -38,7 +38,7 @@ public static class Unpatchify
             throw new ArgumentException($"Unpatchify: {y.ShapeText} is not [B, square, {patch * patch * channels}]");
         int size = grid * patch;
         var output = y.Backend.Arena.Rent(b, channels, size, size);
-        y.Backend.Load<Args>(Kernel)((int)output.Length, new Args { Y = y.View, Out = output.View, Grid = grid, P = patch, C = channels });
+        ElementLauncher.Launch(y.Backend, (int)output.Length, new Args { Y = y.View, Out = output.View, Grid = grid, P = patch, C = channels });
         return output;
     }
 }

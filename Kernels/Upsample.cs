@@ -9,20 +9,20 @@ namespace SmoothCache.Kernels;
 /// </summary>
 public static class Upsample
 {
-    public struct Args
+    public struct Args : IElementKernel
     {
         public ArrayView<float> X, Y;
         public int H, Width;
-    }
 
-    public static void Kernel(Index1D index, Args a)
-    {
-        int outWidth = 2 * a.Width, outHeight = 2 * a.H;
-        int j = index % outWidth;
-        int rest = index / outWidth;
-        int i = rest % outHeight;
-        int plane = rest / outHeight;
-        a.Y[index] = a.X[(plane * a.H + i / 2) * a.Width + j / 2];
+        public readonly void Compute(int index)
+        {
+            int outWidth = 2 * Width, outHeight = 2 * H;
+            int j = index % outWidth;
+            int rest = index / outWidth;
+            int i = rest % outHeight;
+            int plane = rest / outHeight;
+            Y[index] = X[(plane * H + i / 2) * Width + j / 2];
+        }
     }
 
     /// <param name="x">[B, C, H, W]</param>
@@ -33,7 +33,7 @@ public static class Upsample
             throw new ArgumentException($"Upsample: expected NCHW input, got {x.ShapeText}");
         int h = x.Dim(2), w = x.Dim(3);
         var y = x.Backend.Arena.Rent(x.Dim(0), x.Dim(1), 2 * h, 2 * w);
-        x.Backend.Load<Args>(Kernel)((int)y.Length, new Args { X = x.View, Y = y.View, H = h, Width = w });
+        ElementLauncher.Launch(x.Backend, (int)y.Length, new Args { X = x.View, Y = y.View, H = h, Width = w });
         return y;
     }
 }

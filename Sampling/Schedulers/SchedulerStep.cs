@@ -4,8 +4,9 @@ using SmoothCache.Kernels;
 
 namespace SmoothCache.Sampling;
 
-/// <summary>The arguments of <see cref="SchedulerStep.SchedulerStepKernel"/>: the buffers and the step's coefficients.</summary>
-public struct SchedulerStepArgs
+/// <summary>One scheduler step for one element: the buffers and the step's coefficients; x and mPrev
+/// are updated in place (see <see cref="StepCoefficients"/>).</summary>
+public struct SchedulerStepArgs : IElementKernel
 {
     public ArrayView<float> X;
     public ArrayView<float> E;
@@ -13,25 +14,24 @@ public struct SchedulerStepArgs
     /// <summary>Read only when Noise != 0.</summary>
     public ArrayView<float> Z;
     public float SigmaT, InvAlphaT, Sample, Eps, Data, PrevData, Noise;
+
+    public readonly void Compute(int i)
+    {
+        float x = X[i];
+        float e = E[i];
+        float m = (x - SigmaT * e) * InvAlphaT;
+        float r = Sample * x + Eps * e + Data * m;
+        // Skipped terms are not read: mPrev is undefined before the first step, z absent without noise.
+        if (PrevData != 0f) r += PrevData * MPrev[i];
+        if (Noise != 0f) r += Noise * Z[i];
+        X[i] = r;
+        MPrev[i] = m;
+    }
 }
 
 /// <summary>Applies one scheduler step (<see cref="StepCoefficients"/>) on the device, elementwise, in place.</summary>
 public static class SchedulerStep
 {
-    /// <summary>One thread per element: x and mPrev are updated in place (see <see cref="StepCoefficients"/>).</summary>
-    public static void SchedulerStepKernel(Index1D i, SchedulerStepArgs a)
-    {
-        float x = a.X[i];
-        float e = a.E[i];
-        float m = (x - a.SigmaT * e) * a.InvAlphaT;
-        float r = a.Sample * x + a.Eps * e + a.Data * m;
-        // Skipped terms are not read: mPrev is undefined before the first step, z absent without noise.
-        if (a.PrevData != 0f) r += a.PrevData * a.MPrev[i];
-        if (a.Noise != 0f) r += a.Noise * a.Z[i];
-        a.X[i] = r;
-        a.MPrev[i] = m;
-    }
-
     /// <summary>
     /// x ← x', mPrev ← m for one step. e and mPrev have x's element count; z (standard normal) is
     /// needed only when c.Noise != 0. Queued on the backend's stream; nothing is waited for.
@@ -58,6 +58,6 @@ public static class SchedulerStep
             PrevData = (float)c.PrevData,
             Noise = (float)c.Noise,
         };
-        backend.Load<SchedulerStepArgs>(SchedulerStepKernel)((int)x.Length, args);
+        ElementLauncher.Launch(backend, (int)x.Length, args);
     }
 }

@@ -22,6 +22,7 @@ public static class Cli
         {
             GenerateCommand.Create(context),
             BenchGemmCommand.Create(context),
+            Bench.BenchCommand.Create(context),
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

@@ -1,0 +1,43 @@
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace SmoothCache.Kernels;
+
+/// <summary>One output element of an elementwise-indexed kernel; the struct carries its views.</summary>
+public interface IElementKernel
+{
+    void Compute(int index);
+}
+
+/// <summary>
+/// Launches an element kernel over n indices with each GPU thread taking a contiguous chunk of them.
+/// On CUDA a chunk is one element (coalesced, plenty of threads). The CPU accelerator pays roughly
+/// a microsecond per simulated thread, so there a thread takes a long run of elements and a launch
+/// uses only a few hundred threads — the kernel shape that runs fast on both.
+/// </summary>
+public static class ElementLauncher
+{
+    public struct Range<T> where T : struct, IElementKernel
+    {
+        public T Op;
+        public int N, Chunk;
+    }
+
+    public static void Kernel<T>(Index1D thread, Range<T> r) where T : struct, IElementKernel
+    {
+        int start = thread * r.Chunk;
+        int end = start + r.Chunk < r.N ? start + r.Chunk : r.N;
+        for (int i = start; i < end; i++) r.Op.Compute(i);
+    }
+
+    public static void Launch<T>(Backend backend, int n, T op) where T : struct, IElementKernel
+    {
+        if (n == 0) return;
+        int chunk = backend.IsCuda ? 1 : Math.Max(1, (n + CpuThreads - 1) / CpuThreads);
+        int threads = (n + chunk - 1) / chunk;
+        backend.Load<Range<T>>(Kernel<T>)(threads, new Range<T> { Op = op, N = n, Chunk = chunk });
+    }
+
+    /// <summary>Simulated threads per launch on the CPU accelerator.</summary>
+    public static int CpuThreads { get; set; } = 256;
+}

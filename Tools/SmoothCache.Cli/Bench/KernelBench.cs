@@ -1,0 +1,58 @@
+using System.Diagnostics;
+using SmoothCache.Kernels;
+
+namespace SmoothCache.Cli.Bench;
+
+public sealed record KernelTiming(string Kernel, string Shape, double Milliseconds, double Gflops);
+
+/// <summary>
+/// Times each DiT operator on the current backend at the shapes of one forward of a model with the
+/// given width, tokens and batch (dit-digits at batch 20 by default): one warm-up call (compile),
+/// then the mean of several calls.
+/// </summary>
+public static class KernelBench
+{
+    public static KernelTiming[] Run(Backend backend, int batch, int tokens, int width, int heads, int iterations, TextWriter log)
+    {
+        var arena = backend.Arena;
+        int m = batch * tokens, d = width;
+        var results = new List<KernelTiming>();
+        using var x = arena.Upload(Random(m * d), batch, tokens, d);
+        using var wQkv = arena.Upload(Random(3 * d * d), 3 * d, d);
+        using var wUp = arena.Upload(Random(4 * d * d), 4 * d, d);
+        using var wDown = arena.Upload(Random(4 * d * d), d, 4 * d);
+        using var bias = arena.Upload(Random(4 * d), 4 * d);
+        using var hidden = arena.Upload(Random(m * 4 * d), batch, tokens, 4 * d);
+        using var mod = arena.Upload(Random(batch * 6 * d), batch, 6 * d);
+        using var qkv = arena.Upload(Random(m * 3 * d), batch, tokens, 3 * d);
+        using var b3 = arena.Upload(Random(3 * d), 3 * d);
+        using var b1 = arena.Upload(Random(d), d);
+
+        void Time(string name, string shape, double flops, Func<Tensor?> op)
+        {
+            op()?.Dispose();
+            backend.Synchronize();
+            var watch = Stopwatch.StartNew();
+            for (int i = 0; i < iterations; i++) op()?.Dispose();
+            backend.Synchronize();
+            double ms = watch.Elapsed.TotalMilliseconds / iterations;
+            var timing = new KernelTiming(name, shape, ms, flops / (ms * 1e6));
+            results.Add(timing);
+            log.WriteLine($"{name,-24} {shape,-22} {ms,10:F3} ms {timing.Gflops,8:F2} GFLOP/s");
+        }
+
+        Time("Linear qkv", $"{m}x{3 * d}x{d}", 2.0 * m * 3 * d * d, () => Linear.Run(x, wQkv, b3));
+        Time("Linear fc1 + GELU", $"{m}x{4 * d}x{d}", 2.0 * m * 4 * d * d, () => Linear.Run<GeluTanhEpilogue>(x, wUp, bias));
+        Time("Linear fc2", $"{m}x{d}x{4 * d}", 2.0 * m * 4 * d * d, () => Linear.Run(hidden, wDown, b1));
+        Time("Attention", $"{batch}x{heads}x{tokens}x{d / heads}", 4.0 * batch * tokens * tokens * d, () => Attention.Run(qkv, heads, d / heads));
+        Time("LayerNormModulate", $"{m}x{d}", 8.0 * m * d, () => LayerNormModulate.Run(x, mod, 0, d, 1e-6f));
+        Time("GatedResidual", $"{m}x{d}", 2.0 * m * d, () => { GatedResidual.Run(x, x, mod, 2 * d); return null; });
+        return results.ToArray();
+    }
+
+    private static float[] Random(int n)
+    {
+        var rng = new System.Random(1);
+        return Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() - 0.5) * 0.1f).ToArray();
+    }
+}

@@ -1,0 +1,50 @@
+using SmoothCache.Sampling;
+using static SmoothCache.Tests.TestSupport;
+
+namespace SmoothCache.Tests.Sampling;
+
+public class DiTPipelineTests
+{
+    [Theory]
+    [InlineData("tiny_ddim50_attn_ff")]
+    [InlineData("tiny_dpm20_attn")]
+    public void UncachedSamplingFollowsTheReferenceStepByStep(string name)
+    {
+        var run = TinyCase.Get(name);
+        int steps = run.Json.GetProperty("steps").GetInt32();
+        var perStep = run.Reference.ReadFloat32("per_step_latents");
+        int size = perStep.Length / steps;
+        Assert.Equal(steps, run.PerStepLatents.Count);
+        for (int s = 0; s < steps; s++)
+        {
+            double error = RelativeL2(run.PerStepLatents[s], perStep.AsSpan(s * size, size).ToArray());
+            Assert.True(error < 1e-4, $"step {s}: relative error {error:E2}");
+        }
+        double final = RelativeL2(run.FinalUncached, run.Reference.ReadFloat32("final_uncached"));
+        Assert.True(final < 1e-4, $"final: relative error {final:E2}");
+    }
+
+    [Fact]
+    public void SeededNoiseIsReproducibleAndDiffersBySeed()
+    {
+        var a = GaussianNoise.Sample(5, 0, 1000);
+        Assert.Equal(a, GaussianNoise.Sample(5, 0, 1000));
+        Assert.NotEqual(a, GaussianNoise.Sample(6, 0, 1000));
+        Assert.Equal(a[..10], GaussianNoise.Sample(5, 0, 10)); // element i does not depend on the count
+        double mean = a.Average(v => (double)v), var = a.Average(v => (double)v * v) - mean * mean;
+        Assert.InRange(mean, -0.1, 0.1);
+        Assert.InRange(var, 0.9, 1.1);
+    }
+
+    [Fact]
+    public void BadOptionsAreRejectedBeforeAnyWork()
+    {
+        var pipe = TinyCase.Pipeline;
+        Assert.Throws<ArgumentOutOfRangeException>(() => pipe.Generate(new GenerationOptions { Labels = [1], Steps = 0 }));
+        Assert.Throws<ArgumentOutOfRangeException>(() => pipe.Generate(new GenerationOptions { Labels = [1], GuidanceScale = -1 }));
+        Assert.Throws<ArgumentOutOfRangeException>(() => pipe.Generate(new GenerationOptions { Labels = [1000] }));
+        Assert.Throws<ArgumentException>(() => pipe.Generate(new GenerationOptions { Labels = [1], InitialNoise = new float[3] }));
+        Assert.Throws<ArgumentException>(() => pipe.ParseLabels("3,eleven"));
+        Assert.Equal([3, 7], pipe.ParseLabels("3, 7"));
+    }
+}

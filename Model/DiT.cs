@@ -27,6 +27,7 @@ public sealed class DiTTransformer : IHookable, IDisposable
     private MemoryBuffer1D<int, Stride1D.Dense>? _labels;
 
     public DiTConfig Config { get; }
+    public Precision Precision { get; }
     public int NumBlocks => _blocks.Length;
     public Backend Backend => _backend;
     /// <summary>Runs each block's attention and MLP; null computes them directly.</summary>
@@ -36,8 +37,13 @@ public sealed class DiTTransformer : IHookable, IDisposable
     /// <summary>Called with (block index, x) after each block; for tests and diagnostics.</summary>
     public Action<int, Tensor>? BlockOutputObserver { get; set; }
 
-    public DiTTransformer(Backend backend, DiTConfig config, IWeightSource weights)
+    /// <param name="precision">Fp16 stores the block and adaLN GEMM weights as float16 for the tensor-core
+    /// kernels (CUDA only); everything else stays float32.</param>
+    public DiTTransformer(Backend backend, DiTConfig config, IWeightSource weights, Precision precision = Precision.Fp32)
     {
+        if (precision == Precision.Fp16 && !backend.IsCuda)
+            throw new ArgumentException($"precision fp16 needs a CUDA device; {backend.DeviceName} runs fp32 only");
+        Precision = precision;
         _backend = backend;
         Config = config;
         int d = config.Width, p = config.PatchSize, layers = config.NumLayers;
@@ -46,7 +52,7 @@ public sealed class DiTTransformer : IHookable, IDisposable
         _patchBias = WeightLoader.Load(backend, weights, "pos_embed.proj.bias", d);
         _projOutWeight = WeightLoader.Load(backend, weights, "proj_out_2.weight", p * p * config.OutChannels, d);
         _projOutBias = WeightLoader.Load(backend, weights, "proj_out_2.bias", p * p * config.OutChannels);
-        _blocks = Enumerable.Range(0, layers).Select(i => new DiTBlock(i, config, weights, backend)).ToArray();
+        _blocks = Enumerable.Range(0, layers).Select(i => new DiTBlock(i, config, weights, backend, precision)).ToArray();
 
         var hostEmbedders = Enumerable.Range(0, layers).Select(i => HostEmbedder.Read(weights, config, i)).ToArray();
         bool shared = hostEmbedders.All(e => e.SameAs(hostEmbedders[0]));
@@ -55,8 +61,8 @@ public sealed class DiTTransformer : IHookable, IDisposable
         {
             _conditioning = [hostEmbedders[0].Upload(backend)];
             var names = Enumerable.Range(0, layers).Select(i => $"transformer_blocks.{i}.norm1.linear.").ToArray();
-            _adaLnWeights = [WeightLoader.Stack(backend, weights,
-                names.Select(n => (n + "weight", new[] { 6 * d, d })).Append((finalNames[0], [2 * d, d])).ToArray())];
+            _adaLnWeights = [WeightLoader.ForLinear(WeightLoader.Stack(backend, weights,
+                names.Select(n => (n + "weight", new[] { 6 * d, d })).Append((finalNames[0], [2 * d, d])).ToArray()), precision)];
             _adaLnBiases = [WeightLoader.Stack(backend, weights,
                 names.Select(n => (n + "bias", new[] { 6 * d })).Append((finalNames[1], [2 * d])).ToArray())];
         }
@@ -76,11 +82,11 @@ public sealed class DiTTransformer : IHookable, IDisposable
     }
 
     /// <summary>Loads a diffusers transformer folder (config.json + weights).</summary>
-    public static DiTTransformer Load(Backend backend, string folder)
+    public static DiTTransformer Load(Backend backend, string folder, Precision precision = Precision.Fp32)
     {
         var config = DiTConfig.Load(Path.Combine(folder, "config.json"));
         using var weights = WeightSources.OpenModelFolder(folder);
-        return new DiTTransformer(backend, config, weights);
+        return new DiTTransformer(backend, config, weights, precision);
     }
 
     /// <summary>

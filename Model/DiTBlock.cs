@@ -19,7 +19,7 @@ public sealed class DiTBlock : IDisposable
     private readonly Tensor _qkvWeight, _qkvBias, _outWeight, _outBias;
     private readonly Tensor _fc1Weight, _fc1Bias, _fc2Weight, _fc2Bias;
 
-    internal DiTBlock(int index, DiTConfig config, IWeightSource weights, Backend backend)
+    internal DiTBlock(int index, DiTConfig config, IWeightSource weights, Backend backend, Precision precision)
     {
         _index = index;
         _heads = config.NumHeads;
@@ -30,13 +30,13 @@ public sealed class DiTBlock : IDisposable
         string p = $"transformer_blocks.{index}.";
         // q, k and v are one [3D, D] projection so the attention reads them from one tensor.
         string[] qkv = ["to_q", "to_k", "to_v"];
-        _qkvWeight = WeightLoader.Stack(backend, weights, qkv.Select(n => ($"{p}attn1.{n}.weight", new[] { d, d })).ToArray());
+        _qkvWeight = WeightLoader.ForLinear(WeightLoader.Stack(backend, weights, qkv.Select(n => ($"{p}attn1.{n}.weight", new[] { d, d })).ToArray()), precision);
         _qkvBias = WeightLoader.Stack(backend, weights, qkv.Select(n => ($"{p}attn1.{n}.bias", new[] { d })).ToArray());
-        _outWeight = WeightLoader.Load(backend, weights, p + "attn1.to_out.0.weight", d, d);
+        _outWeight = WeightLoader.ForLinear(WeightLoader.Load(backend, weights, p + "attn1.to_out.0.weight", d, d), precision);
         _outBias = WeightLoader.Load(backend, weights, p + "attn1.to_out.0.bias", d);
-        _fc1Weight = WeightLoader.Load(backend, weights, p + "ff.net.0.proj.weight", 4 * d, d);
+        _fc1Weight = WeightLoader.ForLinear(WeightLoader.Load(backend, weights, p + "ff.net.0.proj.weight", 4 * d, d), precision);
         _fc1Bias = WeightLoader.Load(backend, weights, p + "ff.net.0.proj.bias", 4 * d);
-        _fc2Weight = WeightLoader.Load(backend, weights, p + "ff.net.2.weight", d, 4 * d);
+        _fc2Weight = WeightLoader.ForLinear(WeightLoader.Load(backend, weights, p + "ff.net.2.weight", d, 4 * d), precision);
         _fc2Bias = WeightLoader.Load(backend, weights, p + "ff.net.2.bias", d);
     }
 

@@ -9,6 +9,13 @@ internal static class WeightLoader
     public static Tensor Load(Backend backend, IWeightSource weights, string name, params int[] shape) =>
         backend.Arena.Upload(weights.ReadFloat32(name, shape), shape);
 
+    /// <summary>A Linear weight in the storage the precision asks for (float16 for tensor cores).</summary>
+    public static Tensor ForLinear(Tensor weight, Precision precision)
+    {
+        if (precision == Precision.Fp32) return weight;
+        using (weight) return HalfConversion.PrepareWeight(weight, precision);
+    }
+
     /// <summary>Stacks tensors along their first axis (e.g. to_q, to_k, to_v into [3D, D]); the other
     /// axes must agree.</summary>
     public static Tensor Stack(Backend backend, IWeightSource weights, params (string Name, int[] Shape)[] parts)

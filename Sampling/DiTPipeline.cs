@@ -57,7 +57,7 @@ public sealed class DiTPipeline : IDisposable
     /// Loads a diffusers pipeline folder (model_index.json, transformer/, optional scheduler/) or a bare
     /// transformer folder (config.json + weights).
     /// </summary>
-    public static DiTPipeline Load(string folder, Backend backend)
+    public static DiTPipeline Load(string folder, Backend backend, Precision precision = Precision.Fp32)
     {
         if (!Directory.Exists(folder))
             throw new CheckpointNotFoundException(folder, "model folder not found");
@@ -67,11 +67,11 @@ public sealed class DiTPipeline : IDisposable
             var id2Label = ReadId2Label(index);
             string schedulerPath = Path.Combine(folder, "scheduler", "scheduler_config.json");
             var scheduler = File.Exists(schedulerPath) ? SchedulerConfig.Load(schedulerPath) : SchedulerConfig.DitDefault;
-            var transformer = DiTTransformer.Load(backend, Path.Combine(folder, "transformer"));
+            var transformer = DiTTransformer.Load(backend, Path.Combine(folder, "transformer"), precision);
             return new DiTPipeline(backend, folder, transformer, scheduler, id2Label);
         }
         if (File.Exists(Path.Combine(folder, "config.json")))
-            return new DiTPipeline(backend, folder, DiTTransformer.Load(backend, folder), SchedulerConfig.DitDefault,
+            return new DiTPipeline(backend, folder, DiTTransformer.Load(backend, folder, precision), SchedulerConfig.DitDefault,
                 new Dictionary<int, string>());
         throw new CheckpointNotFoundException(folder,
             "not a model folder: expected model_index.json (a diffusers pipeline) or config.json (a transformer)");

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using SmoothCache.Caching;
 using SmoothCache.Cli.Output;
 using SmoothCache.Kernels;
 using SmoothCache.Model.Checkpoints;
@@ -15,18 +16,27 @@ public static class GenerateCommand
         var output = new Option<string>("--out") { Description = "PNG grid to write", DefaultValueFactory = _ => "samples.png" };
         var saveLatents = new Option<string?>("--save-latents") { Description = "safetensors file for the final latents [B,C,S,S] (before the VAE and clamping)" };
         var saveImages = new Option<string?>("--save-images") { Description = "safetensors file for the images [B,H,W,C] in [0,1]" };
+        var schedule = new Option<string?>("--schedule") { Description = "SmoothCache schedule JSON (1 = compute, 0 = reuse)" };
+        var stats = new Option<bool>("--stats") { Description = "print per-component computed/reused calls and MACs" };
         var command = new Command("generate", "Draw images from a DiT model (default: one per class of the embedded digits model).");
         options.AddTo(command);
         command.Add(output);
         command.Add(saveLatents);
         command.Add(saveImages);
+        command.Add(schedule);
+        command.Add(stats);
         command.SetAction(parse =>
         {
             var run = options.Resolve(parse);
+            var cacheSchedule = parse.GetValue(schedule) is { } schedulePath ? CacheSchedule.Load(schedulePath) : null;
             using var backend = Backend.Create(run.Device);
-            using var pipeline = DiTPipeline.Load(run.ModelFolder, backend);
+            using var pipeline = DiTPipeline.Load(run.ModelFolder, backend, run.Precision);
             var generation = run.ToGenerationOptions(pipeline);
             string png = parse.GetValue(output)!;
+            if (cacheSchedule is not null)
+                foreach (var warning in cacheSchedule.Validate(pipeline.Transformer.NumBlocks, generation.Steps))
+                    context.Error.WriteLine($"warning: {warning}");
+            using var cache = cacheSchedule is null ? null : SmoothCacheHelper.Enable(pipeline.Transformer, cacheSchedule);
             var result = Progress.Run(context, $"generate {generation.Labels.Length} images", generation.Steps,
                 report => pipeline.Generate(generation, step => report(step.Index + 1)));
 
@@ -36,6 +46,13 @@ public static class GenerateCommand
                 SafetensorsWriter.Write(latentsPath, [("latents", result.LatentShape, result.Latents)]);
             if (parse.GetValue(saveImages) is { } imagesPath)
                 SafetensorsWriter.Write(imagesPath, [("images", result.ImageShape, result.Images)]);
+            if (parse.GetValue(stats))
+            {
+                var batch = generation.Labels.Length * (generation.GuidanceScale > 1 ? 2 : 1);
+                var cacheStats = cache?.Stats(CachingOptions.MacsPerCall(pipeline.Transformer, batch))
+                    ?? new CacheStats([]);
+                context.Out.WriteLine(CachingOptions.StatsReport(cacheStats, pipeline.Transformer, generation));
+            }
             context.Out.WriteLine($"wrote {png}: {generation.Labels.Length} images, {generation.Scheduler} {generation.Steps} steps, " +
                 $"guidance {generation.GuidanceScale}, {result.Elapsed.TotalSeconds:F2} s on {backend.DeviceName}");
             return ExitCodes.Success;

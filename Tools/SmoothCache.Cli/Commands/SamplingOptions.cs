@@ -18,10 +18,11 @@ public sealed class SamplingOptions
     public Option<string?> Scheduler { get; } = new("--scheduler") { Description = "ddim, dpm or ddpm (default: the model's scheduler)" };
     public Option<float> Guidance { get; } = new("--guidance") { Description = "classifier-free guidance scale (<= 1 disables it)", DefaultValueFactory = _ => 4f };
     public Option<string> Device { get; } = new("--device") { Description = "auto, cuda or cpu", DefaultValueFactory = _ => "auto" };
+    public Option<string> Precision { get; } = new("--precision") { Description = "fp32, or fp16 (CUDA tensor cores)", DefaultValueFactory = _ => "fp32" };
 
     public void AddTo(System.CommandLine.Command command)
     {
-        foreach (var option in new Option[] { Model, Labels, Seed, Noise, Steps, Scheduler, Guidance, Device })
+        foreach (var option in new Option[] { Model, Labels, Seed, Noise, Steps, Scheduler, Guidance, Device, Precision })
             command.Add(option);
     }
 
@@ -43,8 +44,19 @@ public sealed class SamplingOptions
         {
             throw new UserInputException($"--device: {e.Message}");
         }
+        Precision precision;
+        try
+        {
+            precision = HalfConversion.ParsePrecision(parse.GetValue(Precision)!);
+        }
+        catch (ArgumentException e)
+        {
+            throw new UserInputException($"--precision: {e.Message}");
+        }
+        if (parse.GetResult(Seed) is { Implicit: false } && parse.GetValue(Noise) is not null)
+            throw new UserInputException("--seed and --noise exclude each other: the noise file replaces the seeded noise");
         return new ResolvedSampling(ResolveModel(parse.GetValue(Model)!), parse.GetValue(Labels), parse.GetValue(Seed),
-            parse.GetValue(Noise), steps, scheduler, guidance, device);
+            parse.GetValue(Noise), steps, scheduler, guidance, device, precision);
     }
 
     /// <summary>The default model is looked up in the working directory, then next to the program.</summary>
@@ -61,7 +73,7 @@ public sealed class SamplingOptions
 }
 
 public sealed record ResolvedSampling(string ModelFolder, string? Labels, long Seed, string? NoiseFile, int Steps,
-    string? Scheduler, float Guidance, DeviceKind Device)
+    string? Scheduler, float Guidance, DeviceKind Device, Precision Precision)
 {
     public GenerationOptions ToGenerationOptions(DiTPipeline pipeline)
     {

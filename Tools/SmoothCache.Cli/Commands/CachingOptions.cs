@@ -1,0 +1,34 @@
+using SmoothCache.Caching;
+using SmoothCache.Model;
+using SmoothCache.Sampling;
+
+namespace SmoothCache.Cli.Commands;
+
+/// <summary>Cache-related helpers shared by generate, calibrate and eval.</summary>
+public static class CachingOptions
+{
+    /// <summary>Parses a comma-separated component list (attn1, ff, or the aliases attn, mlp).</summary>
+    public static string[] ParseComponents(string spec)
+    {
+        var names = spec.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        if (names.Length == 0) throw new UserInputException("--components: expected at least one of attn1, ff");
+        return names.Select(n => ComponentNames.TryCanonical(n)
+            ?? throw new UserInputException($"--components: unknown component '{n}': expected {ComponentNames.Expected}")).Distinct().ToArray();
+    }
+
+    /// <summary>Multiply-adds of one call of a component at the pipeline's batch (CFG doubles it).</summary>
+    public static Func<string, long> MacsPerCall(DiTTransformer transformer, int forwardBatch) => component =>
+        component == Components.Attention
+            ? DiTBlock.AttentionMacs(transformer.Config, forwardBatch)
+            : DiTBlock.FeedForwardMacs(transformer.Config, forwardBatch);
+
+    /// <summary>The --stats report: per component calls computed and reused, and MACs of the whole run.</summary>
+    public static string StatsReport(CacheStats stats, DiTTransformer transformer, GenerationOptions generation)
+    {
+        int batch = generation.Labels.Length * (generation.GuidanceScale > 1 ? 2 : 1);
+        long total = (long)generation.Steps * transformer.ForwardMacs(batch);
+        long saved = stats.MacsSaved ?? 0;
+        return stats + Environment.NewLine +
+            $"MACs: {(total - saved) / 1e9:F2} G done of {total / 1e9:F2} G without cache ({100.0 * (total - saved) / total:F1}%)";
+    }
+}

@@ -1,0 +1,76 @@
+using System.CommandLine;
+using System.Globalization;
+using SmoothCache.Caching;
+using SmoothCache.Cli.Output;
+using SmoothCache.Kernels;
+using SmoothCache.Sampling;
+
+namespace SmoothCache.Cli.Commands;
+
+/// <summary>
+/// `smoothcache calibrate`: one uncached sampling run records each component's relative-L1 change
+/// between steps (lags 1..K), and the averaged rows are scanned into a schedule (DESIGN §3).
+/// With --target-compute the threshold is searched so the schedule computes at most that fraction.
+/// </summary>
+public static class CalibrateCommand
+{
+    public static Command Create(CliContext context)
+    {
+        var options = new SamplingOptions();
+        var components = new Option<string>("--components") { Description = "components to calibrate (attn1, ff)", DefaultValueFactory = _ => "attn1,ff" };
+        var lookahead = new Option<int>("--lookahead") { Description = "largest lag K compared (skip up to K steps)", DefaultValueFactory = _ => 3 };
+        var threshold = new Option<double>("--threshold") { Description = "alpha: skip while the averaged error stays at or below it", DefaultValueFactory = _ => 0.15 };
+        var target = new Option<double?>("--target-compute") { Description = "search alpha so that at most this fraction of calls is computed (0..1]" };
+        var output = new Option<string>("--out") { Description = "schedule JSON to write", Required = true };
+        var errors = new Option<string?>("--errors") { Description = "JSON file for the averaged and raw error rows" };
+        var command = new Command("calibrate", "Calibrate a SmoothCache schedule from one sampling run.")
+        {
+            components, lookahead, threshold, target, output, errors,
+        };
+        options.AddTo(command);
+        command.SetAction(parse =>
+        {
+            var run = options.Resolve(parse);
+            var selected = CachingOptions.ParseComponents(parse.GetValue(components)!);
+            int k = parse.GetValue(lookahead);
+            if (k < 1) throw new UserInputException($"--lookahead must be at least 1, got {k}");
+            double alpha = parse.GetValue(threshold);
+            if (!(alpha >= 0)) throw new UserInputException($"--threshold must be >= 0, got {alpha}");
+            double? targetCompute = parse.GetValue(target);
+            if (targetCompute is { } t && !(t > 0 && t <= 1))
+                throw new UserInputException($"--target-compute must be in (0, 1], got {t}");
+
+            using var backend = Backend.Create(run.Device);
+            using var pipeline = DiTPipeline.Load(run.ModelFolder, backend, run.Precision);
+            var generation = run.ToGenerationOptions(pipeline);
+            using var calibration = CalibrationHelper.Enable(pipeline.Transformer, k, selected);
+            Progress.Run(context, "calibrate", generation.Steps,
+                report => pipeline.Generate(generation, step => report(step.Index + 1)));
+
+            int blocks = pipeline.Transformer.NumBlocks;
+            if (targetCompute is { } goal) alpha = SearchThreshold(calibration, goal, generation.Steps, selected, blocks);
+            var schedule = calibration.Schedule(alpha, generation.Steps);
+            schedule.Save(parse.GetValue(output)!);
+            if (parse.GetValue(errors) is { } errorsPath) calibration.WriteErrorsJson(errorsPath);
+            double fraction = schedule.ComputedFraction(selected, blocks, generation.Steps);
+            context.Out.WriteLine($"wrote {parse.GetValue(output)}: alpha {alpha.ToString("G6", CultureInfo.InvariantCulture)}, " +
+                $"computes {fraction:P1} of {string.Join("+", selected)} calls over {generation.Steps} steps");
+            return ExitCodes.Success;
+        });
+        return command;
+    }
+
+    /// <summary>
+    /// The smallest alpha whose schedule computes at most <paramref name="target"/> of the calls. The
+    /// scan only changes where alpha crosses a recorded error, so those values are the candidates.
+    /// </summary>
+    public static double SearchThreshold(CalibrationHelper calibration, double target, int steps, string[] components, int blocks)
+    {
+        var candidates = calibration.AveragedRows().Values.SelectMany(rows => rows.SelectMany(r => r))
+            .Where(double.IsFinite).Append(0).Distinct().Order().ToArray();
+        foreach (var alpha in candidates)
+            if (calibration.Schedule(alpha, steps).ComputedFraction(components, blocks, steps) <= target)
+                return alpha;
+        return candidates[^1];
+    }
+}

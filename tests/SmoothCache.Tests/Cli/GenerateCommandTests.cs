@@ -1,0 +1,74 @@
+using SmoothCache.Model.Checkpoints;
+using static SmoothCache.Tests.Cli.CliRunner;
+
+namespace SmoothCache.Tests.Cli;
+
+/// <summary>DESIGN §7/§8: every bad input exits 2 with one line on stderr naming the problem, no stack
+/// trace and no output file.</summary>
+public class GenerateCommandTests
+{
+    private static void AssertBadInput(string expectedInMessage, params string[] args)
+    {
+        using var temp = new TempFolder();
+        string png = temp.File("out.png");
+        var result = Run([.. args, "--device", "cpu", "--out", png]);
+        Assert.Equal(2, result.ExitCode);
+        var lines = result.Error.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Single(lines);
+        Assert.Contains(expectedInMessage, lines[0], StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain("   at ", result.Error);
+        Assert.False(File.Exists(png));
+        Assert.Empty(Directory.GetFiles(temp.Path));
+    }
+
+    [Fact] public void UnknownModelFolder() => AssertBadInput("no-such-model", "generate", "--model", "no-such-model");
+    [Fact] public void LabelOutOfRange() => AssertBadInput("1000", "generate", "--labels", "1,1000");
+    [Fact] public void LabelThatIsNotAClass() => AssertBadInput("'seven'", "generate", "--labels", "seven");
+    [Fact] public void StepsBelowOne() => AssertBadInput("--steps", "generate", "--steps", "0");
+    [Fact] public void NegativeGuidance() => AssertBadInput("--guidance", "generate", "--guidance", "-1");
+    [Fact] public void UnknownScheduler() => AssertBadInput("euler", "generate", "--scheduler", "euler");
+    [Fact] public void UnknownDevice() => AssertBadInput("--device", "generate", "--device", "tpu");
+    [Fact] public void UnknownOption() => AssertBadInput("--colour", "generate", "--colour", "red");
+    [Fact] public void Fp16OnTheCpu() => AssertBadInput("fp16", "generate", "--precision", "fp16");
+
+    [Fact]
+    public void NoiseFileWithTheWrongShape()
+    {
+        using var temp = new TempFolder();
+        string noise = temp.File("noise.safetensors");
+        SafetensorsWriter.Write(noise, [("initial_noise", [3, 1, 16, 16], new float[3 * 256])]);
+        AssertBadInput("initial_noise", "generate", "--labels", "1,2", "--noise", noise);
+    }
+
+    [Fact]
+    public void NoiseFileWithoutTheTensor()
+    {
+        using var temp = new TempFolder();
+        string noise = temp.File("noise.safetensors");
+        SafetensorsWriter.Write(noise, [("latents", [1, 1, 16, 16], new float[256])]);
+        AssertBadInput("initial_noise", "generate", "--labels", "1", "--noise", noise);
+    }
+
+    [Fact]
+    public void SeedAndNoiseTogether() => AssertBadInput("--noise", "generate", "--seed", "3", "--noise", "x.safetensors");
+
+    [Theory]
+    [InlineData("[1, 0]", "object")]
+    [InlineData("{\"attn1\": [1, 2]}", "attn1")]
+    [InlineData("{\"attention\": [1, 0]}", "attention")]
+    [InlineData("{\"attn1\": [1, 0", "json")]
+    public void BadScheduleFiles(string json, string expected)
+    {
+        using var temp = new TempFolder();
+        string schedule = Path.Combine(Path.GetTempPath(), $"schedule-{Guid.NewGuid():N}.json");
+        File.WriteAllText(schedule, json);
+        try
+        {
+            AssertBadInput(expected, "generate", "--schedule", schedule, "--steps", "2");
+        }
+        finally
+        {
+            File.Delete(schedule);
+        }
+    }
+}

@@ -23,9 +23,10 @@ public static class CalibrateCommand
         var target = new Option<double?>("--target-compute") { Description = "search alpha so that at most this fraction of calls is computed (0..1]" };
         var output = new Option<string>("--out") { Description = "schedule JSON to write", Required = true };
         var errors = new Option<string?>("--errors") { Description = "JSON file for the averaged and raw error rows" };
+        var fromErrors = new Option<string?>("--from-errors") { Description = "rescan an --errors file with a new threshold instead of sampling" };
         var command = new Command("calibrate", "Calibrate a SmoothCache schedule from one sampling run.")
         {
-            components, lookahead, threshold, target, output, errors,
+            components, lookahead, threshold, target, output, errors, fromErrors,
         };
         options.AddTo(command);
         command.SetAction(parse =>
@@ -39,6 +40,15 @@ public static class CalibrateCommand
             double? targetCompute = parse.GetValue(target);
             if (targetCompute is { } t && !(t > 0 && t <= 1))
                 throw new UserInputException($"--target-compute must be in (0, 1], got {t}");
+
+            if (parse.GetValue(fromErrors) is { } errorsFile)
+            {
+                var rows = ReadAveragedRows(errorsFile);
+                var rescanned = ScheduleFromRows(rows.Where(r => selected.Contains(r.Key)), alpha, run.Steps, errorsFile);
+                rescanned.Save(parse.GetValue(output)!);
+                context.Out.WriteLine($"wrote {parse.GetValue(output)}: alpha {alpha.ToString("G6", CultureInfo.InvariantCulture)} from {errorsFile}");
+                return ExitCodes.Success;
+            }
 
             using var backend = Backend.Create(run.Device);
             using var pipeline = DiTPipeline.Load(run.ModelFolder, backend, run.Precision);
@@ -59,6 +69,27 @@ public static class CalibrateCommand
         });
         return command;
     }
+
+    /// <summary>The averaged rows of an --errors file: component -> K rows.</summary>
+    public static Dictionary<string, double[][]> ReadAveragedRows(string path)
+    {
+        if (!File.Exists(path)) throw new UserInputException($"--from-errors: file '{path}' not found");
+        try
+        {
+            using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(path));
+            if (!doc.RootElement.TryGetProperty("avg_error_rows", out var averaged) || averaged.ValueKind != System.Text.Json.JsonValueKind.Object)
+                throw new UserInputException($"{path}: key 'avg_error_rows': expected an object of component -> rows");
+            return averaged.EnumerateObject().ToDictionary(c => c.Name,
+                c => c.Value.EnumerateArray().Select(r => r.EnumerateArray().Select(v => v.GetDouble()).ToArray()).ToArray());
+        }
+        catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException)
+        {
+            throw new UserInputException($"{path}: key 'avg_error_rows': expected lists of numbers ({e.Message})");
+        }
+    }
+
+    public static CacheSchedule ScheduleFromRows(IEnumerable<KeyValuePair<string, double[][]>> rows, double alpha, int steps, string source) =>
+        new(rows.Select(r => new KeyValuePair<string, IReadOnlyList<bool>>(r.Key, CalibrationMath.Scan(r.Value, alpha, steps))), source);
 
     /// <summary>
     /// The smallest alpha whose schedule computes at most <paramref name="target"/> of the calls. The

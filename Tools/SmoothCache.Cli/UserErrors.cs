@@ -1,4 +1,6 @@
+using SmoothCache.Caching;
 using SmoothCache.Model.Checkpoints;
+using SmoothCache.Sampling;
 
 namespace SmoothCache.Cli;
 
@@ -7,8 +9,7 @@ public static class UserErrors
 {
     public static bool IsUserError(Exception e) => e is ArgumentException or CheckpointException
         or FileNotFoundException or DirectoryNotFoundException or InvalidDataException or UserInputException
-        || e.GetType().Name.EndsWith("ConfigException", StringComparison.Ordinal)
-        || e.GetType().Name.EndsWith("ScheduleException", StringComparison.Ordinal);
+        or SchedulerConfigException or CacheScheduleException or InsufficientMemoryException;
 
     public static string Describe(Exception e) => e switch
     {

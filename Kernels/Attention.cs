@@ -46,14 +46,15 @@ public static class Attention
                 Scores[s0 + j] = p;
                 sum += p;
             }
+            // out = sum_j p_j v_j / sum, accumulated row by row so v is read contiguously.
             float inv = 1f / sum;
             int o0 = (b * T + i) * d + h * HeadDim;
-            for (int c = 0; c < HeadDim; c++)
+            for (int c = 0; c < HeadDim; c++) Out[o0 + c] = 0f;
+            for (int j = 0; j < T; j++)
             {
-                float acc = 0f;
-                for (int j = 0; j < T; j++)
-                    acc += Scores[s0 + j] * Qkv[(b * T + j) * stride + 2 * d + h * HeadDim + c];
-                Out[o0 + c] = acc * inv;
+                float p = Scores[s0 + j] * inv;
+                int v0 = (b * T + j) * stride + 2 * d + h * HeadDim;
+                for (int c = 0; c < HeadDim; c++) Out[o0 + c] += p * Qkv[v0 + c];
             }
         }
     }

@@ -1,5 +1,6 @@
 using ILGPU;
 using ILGPU.Runtime;
+using SmoothCache.Kernels.Gpu;
 
 namespace SmoothCache.Kernels;
 
@@ -8,7 +9,8 @@ namespace SmoothCache.Kernels;
 /// Input qkv is [B, T, 3D]: q, k and v side by side in each token row (the fused QKV projection),
 /// head h occupying columns h*HeadDim .. of each third. Output is [B, T, D] with heads side by side.
 /// Portable path: one thread per (sample, head, query) row; scores go to a [B, H, T, T] scratch
-/// buffer so each is computed once (the fused GPU kernel never materialises them).
+/// buffer so each is computed once. On a CUDA backend, head dims 64 and 72 run the fused
+/// <see cref="FlashAttention"/> kernel instead, which never materialises the scores.
 /// </summary>
 public static class Attention
 {
@@ -68,6 +70,11 @@ public static class Attention
             throw new ArgumentException($"Attention: qkv {qkv.ShapeText} is not [B,T,{3 * d}]");
         var arena = qkv.Backend.Arena;
         var output = arena.Rent(b, t, d);
+        if (qkv.Backend.IsCuda && FlashAttention.SupportsHeadDim(headDim))
+        {
+            FlashAttention.Run(qkv.Backend, qkv.View, output.View, b, t, heads, headDim);
+            return output;
+        }
         using var scores = arena.Rent(b, heads, t, t);
         var args = new Args
         {

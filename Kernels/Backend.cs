@@ -63,27 +63,43 @@ public sealed class Backend : IDisposable
         }
     }
 
-    /// <summary>Loads (once per backend) an auto-grouped kernel over a 1D index with one struct argument.</summary>
+    /// <summary>Loads (once per backend) an auto-grouped kernel over a 1D index with one struct argument.
+    /// The returned delegate counts its launches in <see cref="LaunchCount"/>.</summary>
     public Action<Index1D, T> Load<T>(Action<Index1D, T> kernel) where T : struct
     {
         if (!_kernels.TryGetValue(kernel.Method, out var loaded))
         {
-            loaded = Accelerator.LoadAutoGroupedStreamKernel(kernel);
+            var launch = Accelerator.LoadAutoGroupedStreamKernel(kernel);
+            loaded = new Action<Index1D, T>((n, args) =>
+            {
+                LaunchCount++;
+                launch(n, args);
+            });
             _kernels[kernel.Method] = loaded;
         }
         return (Action<Index1D, T>)loaded;
     }
 
-    /// <summary>Loads (once per backend) an explicitly grouped kernel with one struct argument.</summary>
+    /// <summary>Loads (once per backend) an explicitly grouped kernel with one struct argument.
+    /// The returned delegate counts its launches in <see cref="LaunchCount"/>.</summary>
     public Action<KernelConfig, T> LoadGrouped<T>(Action<T> kernel) where T : struct
     {
         if (!_kernels.TryGetValue(kernel.Method, out var loaded))
         {
-            loaded = Accelerator.LoadStreamKernel(kernel);
+            var launch = Accelerator.LoadStreamKernel(kernel);
+            loaded = new Action<KernelConfig, T>((config, args) =>
+            {
+                LaunchCount++;
+                launch(config, args);
+            });
             _kernels[kernel.Method] = loaded;
         }
         return (Action<KernelConfig, T>)loaded;
     }
+
+    /// <summary>Kernel launches through <see cref="Load{T}"/> and <see cref="LoadGrouped{T}"/> so far
+    /// (one increment per launch: cheap enough to stay on).</summary>
+    public long LaunchCount { get; private set; }
 
     /// <summary>Number of kernels compiled so far (compile time is reported apart from run time).</summary>
     public int LoadedKernelCount => _kernels.Count;

@@ -77,6 +77,13 @@ public sealed class DiTPipeline : IDisposable
             "not a model folder: expected model_index.json (a diffusers pipeline) or config.json (a transformer)");
     }
 
+    /// <summary>
+    /// A pipeline around a transformer built in memory (e.g. from synthetic weights, for benchmarks);
+    /// it takes ownership of the transformer.
+    /// </summary>
+    public static DiTPipeline FromTransformer(DiTTransformer transformer, SchedulerConfig scheduler) =>
+        new(transformer.Backend, "(in memory)", transformer, scheduler, new Dictionary<int, string>());
+
     private static Dictionary<int, string> ReadId2Label(string path)
     {
         var map = new Dictionary<int, string>();

@@ -1,31 +1,71 @@
 using System.CommandLine;
+using SmoothCache.Cli.Commands;
 using SmoothCache.Kernels;
 
 namespace SmoothCache.Cli.Bench;
 
-/// <summary>`smoothcache bench`: kernel, forward and end-to-end sampling timings (DESIGN §6).</summary>
+/// <summary>
+/// `smoothcache bench`: kernel, forward and end-to-end sampling timings (DESIGN §6). Exit 1 when a
+/// forward or sampling case failed (the others still ran and are in the table and the JSON).
+/// </summary>
 public static class BenchCommand
 {
     public static Command Create(CliContext context)
     {
         var suite = new Option<string>("--suite") { Description = "kernels, forward or sampling", DefaultValueFactory = _ => "kernels" };
         var device = new Option<string>("--device") { Description = "auto, cuda or cpu", DefaultValueFactory = _ => "auto" };
-        var batch = new Option<int>("--batch") { Description = "batch (rows of the CFG-doubled batch)", DefaultValueFactory = _ => 20 };
-        var iterations = new Option<int>("--iterations") { Description = "timed repetitions", DefaultValueFactory = _ => 5 };
-        var command = new Command("bench", "Time kernels, one forward, or whole sampling runs (cached vs uncached).") { suite, device, batch, iterations };
+        var batch = new Option<int>("--batch") { Description = "kernels suite: batch (rows of the CFG-doubled batch)", DefaultValueFactory = _ => 20 };
+        var iterations = new Option<int>("--iterations") { Description = "timed repetitions (kernels, forward)", DefaultValueFactory = _ => 5 };
+        var steps = new Option<int>("--steps") { Description = "sampling suite: DDIM steps (the published XL schedule has 50)", DefaultValueFactory = _ => 50 };
+        var images = new Option<int>("--images") { Description = "sampling suite: images per job (0: 8 for XL, 10 for dit-digits)", DefaultValueFactory = _ => 0 };
+        var xl = new Option<bool>("--xl") { Description = "run DiT-XL/2 on the CPU accelerator too (slow)" };
+        var json = new Option<string?>("--json") { Description = "also write the results to this JSON file" };
+        var command = new Command("bench", "Time kernels, one forward, or whole sampling runs (cached vs uncached).")
+        {
+            suite, device, batch, iterations, steps, images, xl, json,
+        };
         command.SetAction(parse =>
         {
-            using var backend = Backend.Create(Backend.ParseKind(parse.GetValue(device)!));
-            context.Out.WriteLine($"device: {backend.DeviceName}");
-            switch (parse.GetValue(suite))
+            string name = parse.GetValue(suite)!;
+            if (name is not ("kernels" or "forward" or "sampling"))
+                throw new UserInputException($"--suite '{name}' is unknown: expected kernels, forward or sampling");
+            int count = parse.GetValue(iterations);
+            if (count < 1) throw new UserInputException($"--iterations must be at least 1, got {count}");
+            if (parse.GetValue(steps) < 1) throw new UserInputException($"--steps must be at least 1, got {parse.GetValue(steps)}");
+            if (parse.GetValue(images) < 0) throw new UserInputException($"--images must be 0 (default) or more, got {parse.GetValue(images)}");
+            DeviceKind kind;
+            try
             {
-                case "kernels":
-                    KernelBench.Run(backend, parse.GetValue(batch), 64, 64, 4, parse.GetValue(iterations), context.Out);
-                    break;
-                default:
-                    throw new UserInputException($"--suite '{parse.GetValue(suite)}' is unknown: expected kernels, forward or sampling");
+                kind = Backend.ParseKind(parse.GetValue(device)!);
             }
-            return ExitCodes.Success;
+            catch (ArgumentException e)
+            {
+                throw new UserInputException($"--device: {e.Message}");
+            }
+
+            using var backend = Backend.Create(kind);
+            context.Out.WriteLine($"device: {backend.DeviceName}");
+            string? jsonPath = parse.GetValue(json);
+            if (name == "kernels")
+            {
+                var timings = KernelBench.Run(backend, parse.GetValue(batch), 64, 64, 4, count, context.Out);
+                if (jsonPath is not null) BenchJson.Write(jsonPath, new { device = backend.DeviceName, suite = name, kernels = timings });
+                return ExitCodes.Success;
+            }
+
+            var settings = new ModelBenchSettings(count, parse.GetValue(steps), parse.GetValue(images), parse.GetValue(xl),
+                SamplingOptions.ResolveModel(SamplingOptions.DefaultModel), Path.Combine(AppContext.BaseDirectory, "schedules"));
+            var report = new ModelBenchReport();
+            if (name == "forward") ModelBench.Forward(backend, settings, report, context.Out);
+            else ModelBench.Sampling(backend, settings, report, context.Out);
+            foreach (var note in report.Notes) context.Out.WriteLine($"note: {note}");
+            if (jsonPath is not null)
+                BenchJson.Write(jsonPath, new
+                {
+                    device = backend.DeviceName, suite = name, forward = report.Forward, sampling = report.Sampling,
+                    notes = report.Notes, failures = report.Failures,
+                });
+            return report.Failures.Count == 0 ? ExitCodes.Success : ExitCodes.Internal;
         });
         return command;
     }

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Text.Json;
 using ILGPU;
 using ILGPU.Runtime.Cuda;
 using SmoothCache.Kernels;
@@ -97,14 +96,6 @@ public static class GemmBench
     }
 
     /// <summary>Writes the results as JSON (temp file, then rename).</summary>
-    public static void WriteJson(string path, string device, IReadOnlyList<BenchResult> results, IReadOnlyList<CheckResult> checks)
-    {
-        var text = JsonSerializer.Serialize(new { device, checks, results },
-            new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase });
-        string full = Path.GetFullPath(path);
-        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
-        string temp = full + ".tmp";
-        File.WriteAllText(temp, text);
-        File.Move(temp, full, overwrite: true);
-    }
+    public static void WriteJson(string path, string device, IReadOnlyList<BenchResult> results, IReadOnlyList<CheckResult> checks) =>
+        BenchJson.Write(path, new { device, checks, results });
 }

@@ -1,8 +1,14 @@
+using SmoothCache.Cli.Commands;
 using SmoothCache.Kernels;
+using SmoothCache.Kernels.Gpu;
+using SmoothCache.Model;
+using SmoothCache.Model.Checkpoints;
+using SmoothCache.Sampling;
 
 namespace SmoothCache.Cli.Bench;
 
-/// <summary>One correctness check of a fast kernel: its relative L2 error against a float64 host reference.</summary>
+/// <summary>One correctness check: relative L2 error against its reference. M, N, K are the problem's sizes
+/// (GEMM: M x N x K; attention: B*T, heads, head dim; element kernels: rows, width, 1; models: batch, tokens, width).</summary>
 public sealed record CheckResult(string Name, int M, int N, int K, double RelativeError, double Tolerance)
 {
     public bool Passed => RelativeError <= Tolerance;
@@ -13,8 +19,13 @@ public sealed record CheckResult(string Name, int M, int N, int K, double Relati
 /// Linear.Run on a CUDA backend dispatches to the tiled SGEMM (Float32 weight) or the tensor-core
 /// kernel (Float16 weight); each is compared, on ragged shapes, with a float64 product computed on the
 /// host — from the fp16-rounded inputs for the tensor-core kernel, so only accumulation order differs.
-/// Tolerances: 1e-5 for plain products; 3e-3 with the GELU epilogue, whose tanh is PTX tanh.approx
-/// (about 2^-11 relative).
+/// Then every other CUDA path against the portable kernels run on a second, CPU backend from the same
+/// host inputs: the fused attention (and the portable attention on CUDA for small head dims), the
+/// element kernels, a small synthetic DiT forward (fp32 CUDA vs CPU, fp16 vs fp32), the synthetic
+/// DiT-XL/2 forward in fp16 vs fp32, and the whole dit-digits DDIM-50 job (final latents, CUDA vs CPU).
+/// Tolerances: 1e-5 for plain products, GELU (written with exp, which PTX computes to about 2^-22)
+/// and attention (ex2.approx); 1e-4 for a whole fp32 forward; 1e-2 for fp16 against fp32; 1e-3 for
+/// 50 DDIM steps, over which fp32 rounding differences grow.
 /// </summary>
 public static class GpuChecks
 {
@@ -62,7 +73,8 @@ public static class GpuChecks
         return y;
     }
 
-    public static CheckResult[] Run(Backend backend, TextWriter log)
+    /// <param name="digitsFolder">the dit-digits pipeline folder; null looks for models/dit-digits here or beside the program</param>
+    public static CheckResult[] Run(Backend backend, TextWriter log, string? digitsFolder = null)
     {
         if (!backend.IsCuda)
             throw new InvalidOperationException($"GPU checks need a CUDA device; backend is {backend.DeviceName}");
@@ -82,15 +94,128 @@ public static class GpuChecks
             using (var y = Linear.Run(tx, tw, tb))
                 results.Add(new("SGEMM bias", m, n, k, RelativeL2(y.ToArray(), Reference(x, w, b, m, n, k, false)), 1e-5));
             using (var y = Linear.Run<GeluTanhEpilogue>(tx, tw, null))
-                results.Add(new("SGEMM gelu", m, n, k, RelativeL2(y.ToArray(), Reference(x, w, null, m, n, k, true)), 3e-3));
+                results.Add(new("SGEMM gelu", m, n, k, RelativeL2(y.ToArray(), Reference(x, w, null, m, n, k, true)), 1e-5));
             using (var y = Linear.Run(tx, twHalf, tb))
                 results.Add(new("tensor-core bias", m, n, k, RelativeL2(y.ToArray(), Reference(xh, wh, b, m, n, k, false)), 1e-5));
             using (var y = Linear.Run<GeluTanhEpilogue>(tx, twHalf, null))
-                results.Add(new("tensor-core gelu", m, n, k, RelativeL2(y.ToArray(), Reference(xh, wh, null, m, n, k, true)), 3e-3));
+                results.Add(new("tensor-core gelu", m, n, k, RelativeL2(y.ToArray(), Reference(xh, wh, null, m, n, k, true)), 1e-5));
         }
-        foreach (var r in results)
-            log.WriteLine($"{(r.Passed ? "PASS" : "FAIL")} {r.Name,-18} M={r.M,-5} N={r.N,-5} K={r.K,-5} rel.err {r.RelativeError:E2} (tolerance {r.Tolerance:E0})");
+        foreach (var r in results) Log(log, r);
+        using var cpu = Backend.Create(DeviceKind.Cpu);
+        // Each later check is logged as soon as it is done: a crash in one still shows the earlier ones.
+        foreach (var check in KernelChecks(backend, cpu).Concat(ModelChecks(backend, cpu, digitsFolder)))
+        {
+            CheckResult r;
+            try
+            {
+                r = check();
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                log.WriteLine($"FAIL (exception) {e.GetType().Name}: {e.Message}");
+                r = new CheckResult($"exception: {e.GetType().Name}", 0, 0, 0, double.PositiveInfinity, 0);
+            }
+            Log(log, r);
+            results.Add(r);
+        }
         return results.ToArray();
+    }
+
+    private static void Log(TextWriter log, CheckResult r) =>
+        log.WriteLine($"{(r.Passed ? "PASS" : "FAIL")} {r.Name,-26} M={r.M,-5} N={r.N,-5} K={r.K,-5} rel.err {r.RelativeError:E2} (tolerance {r.Tolerance:E0})");
+
+    /// <summary>The same operation on the CUDA and the CPU backend, from the same host inputs.</summary>
+    private static CheckResult Compare(string name, int m, int n, int k, double tolerance, Backend cuda, Backend cpu,
+        Func<Backend, float[]> run) => new(name, m, n, k, RelativeL2(run(cuda), run(cpu)), tolerance);
+
+    /// <summary>(B, T, heads, head dim): one token, ragged tiles, the XL shape; 16 runs the portable kernel on CUDA.</summary>
+    public static readonly (int B, int T, int Heads, int HeadDim)[] AttentionShapes =
+        [(1, 1, 1, 72), (2, 70, 3, 72), (3, 257, 2, 64), (2, 256, 16, 72), (2, 64, 4, 16)];
+
+    private static IEnumerable<Func<CheckResult>> KernelChecks(Backend cuda, Backend cpu)
+    {
+        foreach (var (b, t, heads, hd) in AttentionShapes)
+        {
+            var qkv = RandomData(11, (long)b * t * 3 * heads * hd, 2f);
+            yield return () => Compare(FlashAttention.SupportsHeadDim(hd) ? "attention fused" : "attention portable",
+                b * t, heads, hd, 1e-5, cuda, cpu, backend =>
+                {
+                    using var x = backend.Arena.Upload(qkv, b, t, 3 * heads * hd);
+                    using var y = Attention.Run(x, heads, hd);
+                    return y.ToArray();
+                });
+        }
+        const int rows = 37, samples = 3, width = 1152;
+        var xs = RandomData(12, (long)samples * rows * width, 3f);
+        var ys = RandomData(13, (long)samples * rows * width, 1f);
+        var mod = RandomData(14, (long)samples * 6 * width, 1f);
+        yield return () => Compare("LayerNormModulate", samples * rows, width, 1, 1e-5, cuda, cpu, backend =>
+        {
+            using var x = backend.Arena.Upload(xs, samples, rows, width);
+            using var m = backend.Arena.Upload(mod, samples, 6 * width);
+            using var y = LayerNormModulate.Run(x, m, 3 * width, 4 * width, 1e-6f);
+            return y.ToArray();
+        });
+        yield return () => Compare("GatedResidual", samples * rows, width, 1, 1e-6, cuda, cpu, backend =>
+        {
+            using var x = backend.Arena.Upload(xs, samples, rows, width);
+            using var y = backend.Arena.Upload(ys, samples, rows, width);
+            using var m = backend.Arena.Upload(mod, samples, 6 * width);
+            GatedResidual.Run(x, y, m, 5 * width);
+            return x.ToArray();
+        });
+        yield return () => Compare("Elementwise GELU", samples * rows, width, 1, 1e-5, cuda, cpu, backend =>
+        {
+            using var x = backend.Arena.Upload(xs, xs.Length);
+            using var y = Elementwise.Run<GeluTanhEpilogue>(x);
+            return y.ToArray();
+        });
+        yield return () => Compare("Elementwise SiLU", samples * rows, width, 1, 1e-5, cuda, cpu, backend =>
+        {
+            using var x = backend.Arena.Upload(xs, xs.Length);
+            using var y = Elementwise.Run<SiluEpilogue>(x);
+            return y.ToArray();
+        });
+    }
+
+    /// <summary>A small DiT with the XL head dim (so the fused attention runs) and ragged token tiles (81 tokens).</summary>
+    public static DiTConfig SmallConfig { get; } = new()
+    {
+        NumHeads = 2, HeadDim = 72, NumLayers = 2, InChannels = 4, OutChannels = 8, PatchSize = 2, SampleSize = 18, NumClasses = 10,
+    };
+
+    /// <summary>One forward at batch 2 of a synthetic DiT on the given backend and precision.</summary>
+    private static float[] SyntheticForward(Backend backend, DiTConfig config, Precision precision)
+    {
+        using var weights = new SyntheticWeights(config, seed: 3);
+        using var model = new DiTTransformer(backend, config, weights, precision);
+        using var latents = backend.Arena.Upload(RandomData(15, 2L * config.InChannels * config.SampleSize * config.SampleSize, 1f),
+            2, config.InChannels, config.SampleSize, config.SampleSize);
+        using var y = model.Forward(latents, [999f, 301f], [1, config.NullClass]);
+        return y.ToArray();
+    }
+
+    private static IEnumerable<Func<CheckResult>> ModelChecks(Backend cuda, Backend cpu, string? digitsFolder)
+    {
+        var small = SmallConfig;
+        yield return () => Compare("dit-small forward fp32", 2, small.Tokens, small.Width, 1e-4, cuda, cpu,
+            backend => SyntheticForward(backend, small, Precision.Fp32));
+        yield return () => new("dit-small forward fp16", 2, small.Tokens, small.Width,
+            RelativeL2(SyntheticForward(cuda, small, Precision.Fp16), SyntheticForward(cuda, small, Precision.Fp32)), 1e-2);
+        var xl = SyntheticWeights.XL2_256;
+        yield return () => new("XL forward fp16 vs fp32", 2, xl.Tokens, xl.Width,
+            RelativeL2(SyntheticForward(cuda, xl, Precision.Fp16), SyntheticForward(cuda, xl, Precision.Fp32)), 1e-2);
+        yield return () =>
+        {
+            string folder = digitsFolder ?? SamplingOptions.ResolveModel(SamplingOptions.DefaultModel);
+            float[] Job(Backend backend)
+            {
+                using var pipeline = DiTPipeline.Load(folder, backend);
+                var labels = Enumerable.Range(0, 10).ToArray();
+                return pipeline.Generate(new GenerationOptions { Labels = labels, Steps = 50, Scheduler = "ddim", GuidanceScale = 4f }).Latents;
+            }
+            return new("dit-digits DDIM-50 latents", 10, 64, 64, RelativeL2(Job(cuda), Job(cpu)), 1e-3);
+        };
     }
 
     /// <summary>ToHalf on the device agrees bit for bit with System.Half's round-to-nearest-even.</summary>

@@ -60,7 +60,7 @@ public sealed class SamplingOptions
     }
 
     /// <summary>The default model is looked up in the working directory, then next to the program.</summary>
-    private static string ResolveModel(string model)
+    public static string ResolveModel(string model)
     {
         if (model == DefaultModel && !Directory.Exists(model))
         {

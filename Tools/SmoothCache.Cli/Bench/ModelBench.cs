@@ -1,0 +1,226 @@
+using System.Diagnostics;
+using SmoothCache.Caching;
+using SmoothCache.Kernels;
+using SmoothCache.Model;
+using SmoothCache.Model.Checkpoints;
+using SmoothCache.Sampling;
+
+namespace SmoothCache.Cli.Bench;
+
+/// <summary>What the forward and sampling suites run. Images 0 means each job's own size (8 for XL, 10 for dit-digits).</summary>
+public sealed record ModelBenchSettings(int Iterations, int Steps, int Images, bool Xl, string DigitsFolder, string ScheduleFolder);
+
+/// <summary>One model forward: the first call (kernel compiles, driver JIT) apart, then the mean of the timed calls.</summary>
+public sealed record ForwardTiming(
+    string Model, string Precision, int Batch, double FirstCallMs, int KernelsCompiled, int Iterations,
+    double Milliseconds, double LaunchesPerForward, double Tflops);
+
+/// <summary>One sampling job timed without and with SmoothCache, in the same run.</summary>
+public sealed record SamplingTiming(
+    string Model, string Precision, int Images, int Steps, string Schedule, double UncachedSeconds,
+    double CachedSeconds, double Speedup, double ComputedFraction, double CachedVsUncachedError);
+
+/// <summary>Everything a forward or sampling suite produced; failed cases are listed, not fatal.</summary>
+public sealed class ModelBenchReport
+{
+    public List<ForwardTiming> Forward { get; } = new();
+    public List<SamplingTiming> Sampling { get; } = new();
+    public List<string> Notes { get; } = new();
+    public List<string> Failures { get; } = new();
+}
+
+/// <summary>
+/// Whole-model benchmarks (DESIGN §6). Forward: one DiT forward at batch 2 and 16 for dit-digits and
+/// DiT-XL/2-256 with synthetic weights, per precision (fp16 and fp32 on CUDA, fp32 on the CPU):
+/// milliseconds, kernel launches per forward and TFLOP/s. Sampling: a DDIM job with classifier-free
+/// guidance (scale 4), uncached and then with a SmoothCache schedule, reporting the speedup: dit-digits
+/// (10 digits) with schedules/dit-digits/ddim-50-a0.15.json, or a schedule calibrated in-process
+/// from the same seed's run when that file is absent; DiT-XL/2 (8 images, a batch of 16 forwards) with
+/// the published alpha 0.18 schedule. XL takes minutes per forward on the CPU accelerator, so there it
+/// runs only when asked. Timings exclude the VAE (the pipeline returns latents).
+/// </summary>
+public static class ModelBench
+{
+    public static readonly int[] ForwardBatches = [2, 16];
+    /// <summary>Eight ImageNet classes for the XL job (the DiT paper's sample grid).</summary>
+    public static readonly int[] XlLabels = [207, 360, 387, 974, 88, 979, 417, 279];
+    public const string XlName = "DiT-XL/2-256 synthetic";
+    public const string DigitsName = "dit-digits";
+    public const string XlSchedule = "dit-xl-2-256/50-N-3-threshold-0.18.json";
+    public const string DigitsSchedule = "dit-digits/ddim-50-a0.15.json";
+    public const double DigitsAlpha = 0.15;
+    public const int DigitsLookahead = 3;
+    public const float GuidanceScale = 4f;
+
+    public static IReadOnlyList<Precision> Precisions(Backend backend) =>
+        backend.IsCuda ? [Precision.Fp16, Precision.Fp32] : [Precision.Fp32];
+
+    private static string Name(Precision p) => p == Precision.Fp16 ? "fp16" : "fp32";
+
+    private static bool IncludeXl(Backend backend, ModelBenchSettings s, ModelBenchReport report)
+    {
+        if (backend.IsCuda || s.Xl) return true;
+        report.Notes.Add("DiT-XL/2 skipped: the CPU accelerator takes minutes per XL forward (--xl runs it anyway)");
+        return false;
+    }
+
+    private static DiTPipeline BuildXl(Backend backend, Precision precision)
+    {
+        using var weights = new SyntheticWeights(SyntheticWeights.XL2_256);
+        var transformer = new DiTTransformer(backend, SyntheticWeights.XL2_256, weights, precision);
+        return DiTPipeline.FromTransformer(transformer, SchedulerConfig.DitDefault);
+    }
+
+    /// <summary>Runs one case; a failure is logged and recorded so the remaining cases still run.</summary>
+    private static void Attempt(string what, ModelBenchReport report, TextWriter log, Action run)
+    {
+        try
+        {
+            run();
+        }
+        catch (Exception e)
+        {
+            string line = $"{what} failed: {e.GetType().Name}: {e.Message}";
+            report.Failures.Add(line);
+            log.WriteLine("FAILED " + line);
+        }
+    }
+
+    public static void Forward(Backend backend, ModelBenchSettings s, ModelBenchReport report, TextWriter log)
+    {
+        bool xl = IncludeXl(backend, s, report);
+        log.WriteLine($"forward on {backend.DeviceName}, mean of {s.Iterations} after one warm-up call");
+        log.WriteLine($"{"model",-24} {"prec",-4} {"batch",5} {"first ms",9} {"compiled",8} {"ms",9} {"launches",8} {"TFLOP/s",8}");
+        foreach (var precision in Precisions(backend))
+        {
+            var models = new List<(string Name, Func<DiTPipeline> Build)>
+            {
+                (DigitsName, () => DiTPipeline.Load(s.DigitsFolder, backend, precision)),
+            };
+            if (xl) models.Add((XlName, () => BuildXl(backend, precision)));
+            foreach (var (name, build) in models)
+                Attempt($"forward {name} {Name(precision)}", report, log, () =>
+                {
+                    using var pipeline = build();
+                    foreach (int batch in ForwardBatches)
+                    {
+                        var r = TimeForward(pipeline.Transformer, name, batch, s.Iterations);
+                        report.Forward.Add(r);
+                        log.WriteLine($"{r.Model,-24} {r.Precision,-4} {r.Batch,5} {r.FirstCallMs,9:F1} {r.KernelsCompiled,8} " +
+                                      $"{r.Milliseconds,9:F3} {r.LaunchesPerForward,8:F0} {r.Tflops,8:F2}");
+                    }
+                });
+        }
+    }
+
+    public static ForwardTiming TimeForward(DiTTransformer model, string name, int batch, int iterations)
+    {
+        var c = model.Config;
+        var backend = model.Backend;
+        using var latents = backend.Arena.Upload(GpuChecks.RandomData(7, (long)batch * c.InChannels * c.SampleSize * c.SampleSize, 1f),
+            batch, c.InChannels, c.SampleSize, c.SampleSize);
+        var timesteps = Enumerable.Range(0, batch).Select(i => 999f - 37 * i % 1000).ToArray();
+        var labels = Enumerable.Range(0, batch).Select(i => i * 7 % c.NumClasses).ToArray();
+
+        int compiledBefore = backend.LoadedKernelCount;
+        backend.Synchronize();
+        var watch = Stopwatch.StartNew();
+        model.Forward(latents, timesteps, labels).Dispose();
+        backend.Synchronize();
+        double first = watch.Elapsed.TotalMilliseconds;
+        int compiled = backend.LoadedKernelCount - compiledBefore;
+
+        long launchesBefore = backend.LaunchCount;
+        watch.Restart();
+        for (int i = 0; i < iterations; i++) model.Forward(latents, timesteps, labels).Dispose();
+        backend.Synchronize();
+        double ms = watch.Elapsed.TotalMilliseconds / iterations;
+        double launches = (double)(backend.LaunchCount - launchesBefore) / iterations;
+        double tflops = 2.0 * model.ForwardMacs(batch) / (ms * 1e-3) / 1e12;
+        return new ForwardTiming(name, Name(model.Precision), batch, first, compiled, iterations, ms, launches, tflops);
+    }
+
+    public static void Sampling(Backend backend, ModelBenchSettings s, ModelBenchReport report, TextWriter log)
+    {
+        bool xl = IncludeXl(backend, s, report);
+        log.WriteLine($"sampling on {backend.DeviceName}: DDIM {s.Steps} steps, guidance {GuidanceScale}, uncached then cached");
+        log.WriteLine($"{"model",-24} {"prec",-4} {"images",6} {"uncached s",10} {"cached s",9} {"speedup",7} {"computed",8} {"rel.diff",9}  schedule");
+        foreach (var precision in Precisions(backend))
+        {
+            int digits = s.Images > 0 ? s.Images : 10;
+            Attempt($"sampling {DigitsName} {Name(precision)}", report, log, () =>
+            {
+                using var pipeline = DiTPipeline.Load(s.DigitsFolder, backend, precision);
+                var labels = Enumerable.Range(0, digits).Select(i => i % pipeline.Transformer.Config.NumClasses).ToArray();
+                Report(report, log, RunJob(pipeline, DigitsName, labels, s, report, Path.Combine(s.ScheduleFolder, DigitsSchedule)));
+            });
+        }
+        if (!xl) return;
+        foreach (var precision in Precisions(backend))
+        {
+            int images = s.Images > 0 ? s.Images : XlLabels.Length;
+            Attempt($"sampling {XlName} {Name(precision)}", report, log, () =>
+            {
+                string file = Path.Combine(s.ScheduleFolder, XlSchedule);
+                if (!File.Exists(file)) throw new FileNotFoundException($"schedule {file} not found (published alpha 0.18 schedule)");
+                using var pipeline = BuildXl(backend, precision);
+                var labels = Enumerable.Range(0, images).Select(i => XlLabels[i % XlLabels.Length]).ToArray();
+                Report(report, log, RunJob(pipeline, XlName, labels, s, report, file));
+            });
+        }
+    }
+
+    private static void Report(ModelBenchReport report, TextWriter log, SamplingTiming r)
+    {
+        report.Sampling.Add(r);
+        log.WriteLine($"{r.Model,-24} {r.Precision,-4} {r.Images,6} {r.UncachedSeconds,10:F3} {r.CachedSeconds,9:F3} " +
+                      $"{r.Speedup,6:F2}x {r.ComputedFraction,8:P0} {r.CachedVsUncachedError,9:E1}  {r.Schedule}");
+    }
+
+    /// <summary>
+    /// Warm-up (or the calibration run, which warms up too), the uncached job, then the cached job
+    /// with the same seed. The schedule comes from <paramref name="scheduleFile"/> when it exists;
+    /// otherwise (dit-digits only) it is calibrated from this job.
+    /// </summary>
+    private static SamplingTiming RunJob(DiTPipeline pipeline, string model, int[] labels, ModelBenchSettings s,
+        ModelBenchReport report, string scheduleFile)
+    {
+        var options = new GenerationOptions { Labels = labels, Steps = s.Steps, Scheduler = "ddim", GuidanceScale = GuidanceScale, Seed = 0 };
+        var transformer = pipeline.Transformer;
+        CacheSchedule schedule;
+        string source;
+        if (File.Exists(scheduleFile))
+        {
+            schedule = CacheSchedule.Load(scheduleFile);
+            source = Path.GetRelativePath(s.ScheduleFolder, scheduleFile);
+            pipeline.Generate(options with { Steps = 1 });
+        }
+        else
+        {
+            using (var calibration = CalibrationHelper.Enable(transformer, DigitsLookahead, ["attn1", "ff"]))
+            {
+                pipeline.Generate(options);
+                schedule = calibration.Schedule(DigitsAlpha, s.Steps);
+            }
+            source = $"calibrated in-process (alpha {DigitsAlpha}, lookahead {DigitsLookahead}, attn1+ff; no {Path.GetFileName(scheduleFile)})";
+        }
+        foreach (var warning in schedule.Validate(transformer.NumBlocks, s.Steps)) report.Notes.Add(warning);
+
+        var watch = Stopwatch.StartNew();
+        var uncached = pipeline.Generate(options);
+        double uncachedSeconds = watch.Elapsed.TotalSeconds;
+
+        GenerationResult cached;
+        CacheStats stats;
+        using (var helper = SmoothCacheHelper.Enable(transformer, schedule))
+        {
+            watch.Restart();
+            cached = pipeline.Generate(options);
+            watch.Stop();
+            stats = helper.Stats();
+        }
+        double cachedSeconds = watch.Elapsed.TotalSeconds;
+        return new SamplingTiming(model, Name(transformer.Precision), labels.Length, s.Steps, source, uncachedSeconds, cachedSeconds,
+            uncachedSeconds / cachedSeconds, stats.ComputedFraction, GpuChecks.RelativeL2(cached.Latents, uncached.Latents));
+    }
+}

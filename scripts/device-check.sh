@@ -1,0 +1,37 @@
+#!/bin/bash
+# Issue 6 device check: correctness first, then speed. Runs on the lent GPU machine from the repository
+# root after ../shared/device/prepare.sh, e.g. the device tool's run with carry [".device"] and
+#   command: bash scripts/device-check.sh
+# Logs and JSON go under $OUT. Each step has its own time limit and a failing step does not stop the
+# later ones; status.txt records every step's exit code (0 ok, 1 a check or case failed, 124 timed out).
+# Expected total about 3-4 minutes; the limits add up to 7 minutes at most.
+set -u
+OUT=${OUT:-/tmp/device-check}
+mkdir -p "$OUT"
+STATUS="$OUT/status.txt"
+: > "$STATUS"
+
+step() {
+    local name=$1 limit=$2
+    shift 2
+    local start=$SECONDS
+    timeout "$limit" bash .device/on-device.sh smoothcache "$@" > "$OUT/$name.log" 2>&1
+    local rc=$?
+    echo "$name: exit $rc after $((SECONDS - start)) s (limit $limit s)" | tee -a "$STATUS"
+}
+
+# 1. Kernel and model checks (CUDA vs float64 / vs the CPU backend), then GEMM timings against cuBLAS.
+step gemm 180 bench-gemm --iterations 5 --json "$OUT/gemm.json"
+# 2. One forward: dit-digits and synthetic DiT-XL/2, batch 2 and 16, fp16 and fp32.
+step forward 90 bench --suite forward --device cuda --iterations 5 --json "$OUT/forward.json"
+# 3. Sampling jobs uncached vs SmoothCache (dit-digits 10 images, XL 8 images), DDIM 50.
+step sampling 150 bench --suite sampling --device cuda --json "$OUT/sampling.json"
+
+echo "== summary"
+cat "$STATUS"
+echo "== checks that failed"
+grep -h "^FAIL" "$OUT/gemm.log" || echo "(none)"
+for name in forward sampling; do
+    echo "== $name"
+    grep -v "^NVIDIA\|^device:" "$OUT/$name.log" | tail -n 20
+done

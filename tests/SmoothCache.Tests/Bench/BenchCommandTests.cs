@@ -1,0 +1,101 @@
+using System.Text.Json;
+using SmoothCache.Cli;
+using SmoothCache.Kernels;
+using static SmoothCache.Tests.TestSupport;
+
+namespace SmoothCache.Tests.Bench;
+
+/// <summary>The forward and sampling suites on the CPU accelerator, with tiny settings.</summary>
+public class BenchCommandTests
+{
+    private static (int Code, string Out, string Err) Run(params string[] args)
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        int code = SmoothCache.Cli.Cli.Run(args, stdout, stderr);
+        return (code, stdout.ToString(), stderr.ToString());
+    }
+
+    private static string TempJson() => Path.Combine(Path.GetTempPath(), "bench-" + Guid.NewGuid().ToString("N"), "out.json");
+
+    [Fact]
+    public void ForwardSuiteOnCpuTimesDigitsAndSkipsXl()
+    {
+        string json = TempJson();
+        try
+        {
+            var (code, output, err) = Run("bench", "--suite", "forward", "--device", "cpu", "--iterations", "1", "--json", json);
+            Assert.True(code == ExitCodes.Success, err + output);
+            Assert.Contains("DiT-XL/2 skipped", output);
+            using var doc = JsonDocument.Parse(File.ReadAllText(json));
+            var forward = doc.RootElement.GetProperty("forward").EnumerateArray().ToArray();
+            Assert.Equal([2, 16], forward.Select(f => f.GetProperty("batch").GetInt32()));
+            Assert.All(forward, f => Assert.Equal("dit-digits", f.GetProperty("model").GetString()));
+            Assert.All(forward, f => Assert.True(f.GetProperty("milliseconds").GetDouble() > 0));
+            // Launches per forward do not depend on the batch: 6 blocks, each with the same kernels.
+            double launches = forward[0].GetProperty("launchesPerForward").GetDouble();
+            Assert.True(launches > 6 * 8, $"{launches} launches");
+            Assert.Equal(launches, forward[1].GetProperty("launchesPerForward").GetDouble());
+            Assert.True(forward[0].GetProperty("kernelsCompiled").GetInt32() > 0);
+            Assert.Empty(doc.RootElement.GetProperty("failures").EnumerateArray());
+            Assert.Equal(["out.json"], Directory.GetFiles(Path.GetDirectoryName(json)!).Select(Path.GetFileName));
+        }
+        finally
+        {
+            Directory.Delete(Path.GetDirectoryName(json)!, true);
+        }
+    }
+
+    [Fact]
+    public void SamplingSuiteOnCpuCalibratesADigitsScheduleWhenNoneIsStored()
+    {
+        string json = TempJson();
+        try
+        {
+            var (code, output, err) = Run("bench", "--suite", "sampling", "--device", "cpu", "--steps", "3", "--images", "1", "--json", json);
+            Assert.True(code == ExitCodes.Success, err + output);
+            using var doc = JsonDocument.Parse(File.ReadAllText(json));
+            var job = Assert.Single(doc.RootElement.GetProperty("sampling").EnumerateArray());
+            Assert.Equal("dit-digits", job.GetProperty("model").GetString());
+            Assert.Equal(1, job.GetProperty("images").GetInt32());
+            Assert.Equal(3, job.GetProperty("steps").GetInt32());
+            Assert.True(job.GetProperty("uncachedSeconds").GetDouble() > 0);
+            Assert.True(job.GetProperty("speedup").GetDouble() > 0);
+            double computed = job.GetProperty("computedFraction").GetDouble();
+            Assert.InRange(computed, 1.0 / 3, 1.0);
+            if (!File.Exists(RepoFile("schedules", "dit-digits", "ddim-50-a0.15.json")))
+                Assert.Contains("calibrated in-process", job.GetProperty("schedule").GetString());
+        }
+        finally
+        {
+            Directory.Delete(Path.GetDirectoryName(json)!, true);
+        }
+    }
+
+    [Theory]
+    [InlineData("--suite", "everything", "--suite 'everything' is unknown")]
+    [InlineData("--iterations", "0", "--iterations must be at least 1")]
+    [InlineData("--steps", "0", "--steps must be at least 1")]
+    [InlineData("--images", "-1", "--images must be 0")]
+    [InlineData("--device", "tpu", "unknown device 'tpu'")]
+    public void BadArgumentsExitWithCode2AndSayWhatIsWrong(string option, string value, string message)
+    {
+        var args = option == "--suite" ? new[] { "bench", option, value } : ["bench", "--suite", "forward", option, value];
+        var (code, _, err) = Run(args);
+        Assert.Equal(ExitCodes.BadInput, code);
+        Assert.Contains(message, err);
+    }
+
+    [Fact]
+    public void BackendCountsEveryLaunch()
+    {
+        using var x = Cpu.Arena.Upload(Random(1, 100), 100);
+        long before = Cpu.LaunchCount;
+        Elementwise.Run<SiluEpilogue>(x).Dispose();
+        Elementwise.Run<GeluTanhEpilogue>(x).Dispose();
+        using var qkv = Cpu.Arena.Upload(Random(2, 3 * 4 * 64), 1, 4, 3 * 64);
+        using var output = Cpu.Arena.Rent(1, 4, 64);
+        SmoothCache.Kernels.Gpu.FlashAttention.Run(Cpu, qkv.View, output.View, 1, 4, 1, 64);
+        Assert.Equal(3, Cpu.LaunchCount - before);
+    }
+}

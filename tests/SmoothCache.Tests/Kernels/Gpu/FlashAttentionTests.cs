@@ -1,0 +1,71 @@
+using System.Reflection;
+using ILGPU;
+using ILGPU.Backends.EntryPoints;
+using ILGPU.Backends.PTX;
+using ILGPU.Runtime;
+using ILGPU.Runtime.Cuda;
+using SmoothCache.Kernels;
+using SmoothCache.Kernels.Gpu;
+using static SmoothCache.Tests.TestSupport;
+
+namespace SmoothCache.Tests.Kernels.Gpu;
+
+/// <summary>The fused attention kernel is portable ILGPU: it runs (slowly) on the CPU accelerator here.</summary>
+public class FlashAttentionTests
+{
+    [Theory]
+    [InlineData(1, 70, 2, 72)]   // two key tiles, the second ragged; a ragged query tile
+    [InlineData(2, 33, 1, 64)]   // one query past a tile; three warps see no key in the last tile
+    [InlineData(1, 1, 1, 72)]    // a single token: warps 1..3 never see a key
+    public void MatchesFloat64Softmax(int b, int t, int heads, int hd)
+    {
+        var qkv = Random(41, b * t * 3 * heads * hd, 2f);
+        using var tq = Cpu.Arena.Upload(qkv, b, t, 3 * heads * hd);
+        using var output = Cpu.Arena.Rent(b, t, heads * hd);
+        FlashAttention.Run(Cpu, tq.View, output.View, b, t, heads, hd);
+        Assert.True(RelativeL2(output.ToArray(), AttentionTests.Reference(qkv, b, t, heads, hd)) < 1e-6);
+    }
+
+    [Fact]
+    public void LargeScoresDoNotOverflow()
+    {
+        // Scores of several hundred: exp without the running max would overflow to infinity.
+        var qkv = Random(42, 40 * 3 * 64, 12f);
+        using var tq = Cpu.Arena.Upload(qkv, 1, 40, 3 * 64);
+        using var output = Cpu.Arena.Rent(1, 40, 64);
+        FlashAttention.Run(Cpu, tq.View, output.View, 1, 40, 1, 64);
+        var got = output.ToArray();
+        Assert.All(got, v => Assert.True(float.IsFinite(v)));
+        Assert.True(RelativeL2(got, AttentionTests.Reference(qkv, 1, 40, 1, 64)) < 1e-5);
+    }
+
+    [Fact]
+    public void RejectsOtherHeadDims()
+    {
+        using var tq = Cpu.Arena.Zeros(1, 4, 3 * 24);
+        using var output = Cpu.Arena.Rent(1, 4, 24);
+        var e = Assert.Throws<ArgumentException>(() => FlashAttention.Run(Cpu, tq.View, output.View, 1, 4, 1, 24));
+        Assert.Contains("head dim 24", e.Message);
+        Assert.False(FlashAttention.SupportsHeadDim(16));
+        Assert.True(FlashAttention.SupportsHeadDim(72));
+    }
+
+    [Fact]
+    public void TranslatesToPtxWithRegisterRowsAndNoLocalMemory()
+    {
+        using var context = Context.Create(b => b.Cuda().EnableAlgorithms().Optimize(OptimizationLevel.O2));
+        using var backend = new PTXBackend(context, CudaArchitecture.SM_80, CudaInstructionSet.ISA_80, null!);
+        var kernel = typeof(FlashAttention).GetMethod(nameof(FlashAttention.Kernel), BindingFlags.Public | BindingFlags.Static)!;
+        var entry = EntryPointDescription.FromExplicitlyGroupedKernel(kernel);
+        var ptx = ((PTXCompiledKernel)backend.Compile(entry, new KernelSpecialization(null, null))).PTXAssembly;
+        // The head rows stay in registers (no local arrays, no calls passing them), keys come as 16-byte shared loads.
+        Assert.DoesNotContain(".local", ptx);
+        Assert.DoesNotContain("call", ptx);
+        Assert.Contains("ld.shared.v4.f32", ptx);
+        Assert.Contains("ld.global.v4", ptx);
+        Assert.Contains("bar.sync", ptx);
+        Assert.Contains("ex2.approx", ptx);
+        // 37,888 bytes of static shared memory, under the 48 KB a group may declare.
+        Assert.Contains("[37888]", ptx);
+    }
+}

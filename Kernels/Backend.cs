@@ -108,8 +108,16 @@ public sealed class Backend : IDisposable
 
     public void Dispose()
     {
-        Arena.Dispose();
-        Accelerator.Dispose();
+        try
+        {
+            Arena.Dispose();
+            Accelerator.Dispose();
+        }
+        catch (Exception) when (IsCuda)
+        {
+            // After a device fault CUDA refuses every call, frees included; the fault itself was
+            // already thrown to the caller, and this teardown error would only replace it.
+        }
         Context.Dispose();
     }
 }

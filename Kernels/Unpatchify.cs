@@ -16,17 +16,16 @@ public static class Unpatchify
 
         public readonly void Compute(int index)
         {
+            // Each coordinate from the flat index directly: no reassigned temporaries (ILGPU's PTX
+            // backend miscompiled the earlier form with a reused remainder variable).
             int size = Grid * P;
             int col = index % size;
-            int rest = index / size;
-            int row = rest % size;
-            rest /= size;
-            int ch = rest % C;
-            int b = rest / C;
-            int hi = row / P, pi = row - hi * P;
-            int wi = col / P, qi = col - wi * P;
-            int token = hi * Grid + wi;
-            Out[index] = Y[(b * Grid * Grid + token) * P * P * C + (pi * P + qi) * C + ch];
+            int row = index / size % size;
+            int ch = index / (size * size) % C;
+            int b = index / (size * size * C);
+            int hi = row / P, pi = row % P;
+            int wi = col / P, qi = col % P;
+            Out[index] = Y[((b * Grid + hi) * Grid + wi) * P * P * C + (pi * P + qi) * C + ch];
         }
     }
 

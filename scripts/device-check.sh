@@ -4,7 +4,7 @@
 #   command: bash scripts/device-check.sh
 # Logs and JSON go under $OUT. Each step has its own time limit and a failing step does not stop the
 # later ones; status.txt records every step's exit code (0 ok, 1 a check or case failed, 124 timed out).
-# Expected total about 3-4 minutes; the limits add up to 7 minutes at most.
+# The limits add up to about 5 minutes.
 set -u
 OUT=${OUT:-/tmp/device-check}
 mkdir -p "$OUT"
@@ -21,17 +21,18 @@ step() {
 }
 
 # 1. Kernel and model checks (CUDA vs float64 / vs the CPU backend), then GEMM timings against cuBLAS.
-step gemm 180 bench-gemm --iterations 5 --json "$OUT/gemm.json"
+step smoke 40 bench --suite smoke --device cuda
+step gemm 110 bench-gemm --iterations 3 --json "$OUT/gemm.json"
 # 2. One forward: dit-digits and synthetic DiT-XL/2, batch 2 and 16, fp16 and fp32.
-step forward 90 bench --suite forward --device cuda --iterations 5 --json "$OUT/forward.json"
+step forward 60 bench --suite forward --device cuda --iterations 3 --json "$OUT/forward.json"
 # 3. Sampling jobs uncached vs SmoothCache (dit-digits 10 images, XL 8 images), DDIM 50.
-step sampling 150 bench --suite sampling --device cuda --json "$OUT/sampling.json"
+step sampling 100 bench --suite sampling --device cuda --json "$OUT/sampling.json"
 
 echo "== summary"
 cat "$STATUS"
 echo "== checks that failed"
 grep -h "^FAIL" "$OUT/gemm.log" || echo "(none)"
-for name in forward sampling; do
+for name in smoke forward sampling; do
     echo "== $name"
     grep -v "^NVIDIA\|^device:" "$OUT/$name.log" | tail -n 20
 done

@@ -6,7 +6,15 @@ namespace SmoothCache.Cli;
 
 public static class Program
 {
-    public static int Main(string[] args) => Cli.Run(args, Console.Out, Console.Error);
+    public static int Main(string[] args)
+    {
+        // SMOOTHCACHE_TRACE=1: report every exception where it is first thrown (a device fault can be
+        // hidden by later errors raised while buffers are released).
+        if (Environment.GetEnvironmentVariable("SMOOTHCACHE_TRACE") == "1")
+            AppDomain.CurrentDomain.FirstChanceException += (_, e) =>
+                Console.Error.WriteLine($"first-chance {e.Exception.GetType().Name}: {e.Exception.Message}\n{new System.Diagnostics.StackTrace(1, true)}");
+        return Cli.Run(args, Console.Out, Console.Error);
+    }
 }
 
 /// <summary>

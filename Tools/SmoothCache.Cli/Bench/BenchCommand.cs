@@ -27,8 +27,8 @@ public static class BenchCommand
         command.SetAction(parse =>
         {
             string name = parse.GetValue(suite)!;
-            if (name is not ("kernels" or "forward" or "sampling"))
-                throw new UserInputException($"--suite '{name}' is unknown: expected kernels, forward or sampling");
+            if (name is not ("kernels" or "forward" or "sampling" or "smoke"))
+                throw new UserInputException($"--suite '{name}' is unknown: expected kernels, forward, sampling or smoke");
             int count = parse.GetValue(iterations);
             if (count < 1) throw new UserInputException($"--iterations must be at least 1, got {count}");
             if (parse.GetValue(steps) < 1) throw new UserInputException($"--steps must be at least 1, got {parse.GetValue(steps)}");
@@ -45,6 +45,7 @@ public static class BenchCommand
 
             using var backend = Backend.Create(kind);
             context.Out.WriteLine($"device: {backend.DeviceName}");
+            if (name == "smoke") return SmokeCheck.Run(backend, context.Out) ? ExitCodes.Success : ExitCodes.Internal;
             string? jsonPath = parse.GetValue(json);
             if (name == "kernels")
             {

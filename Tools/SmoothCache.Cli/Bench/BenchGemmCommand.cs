@@ -16,8 +16,9 @@ public static class BenchGemmCommand
         command.SetAction(parse =>
         {
             using var backend = Backend.Create(DeviceKind.Cuda);
-            var checks = GpuChecks.Run(backend, context.Out);
+            // Timings first: the whole-model checks at the end of GpuChecks can leave the context faulted.
             var results = GemmBench.Run(backend, context.Out, parse.GetValue(iterations));
+            var checks = GpuChecks.Run(backend, context.Out);
             GemmBench.WriteJson(parse.GetValue(json)!, backend.DeviceName, results, checks);
             return checks.All(c => c.Passed) ? ExitCodes.Success : ExitCodes.Internal;
         });

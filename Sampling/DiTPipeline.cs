@@ -99,7 +99,8 @@ public sealed class DiTPipeline : IDisposable
             "not a model folder: expected model_index.json (a diffusers pipeline) or config.json (a transformer)");
     }
 
-    private static Dictionary<int, string> ReadId2Label(string path)
+    /// <summary>The id2label map of a model_index.json (empty when it has none).</summary>
+    public static Dictionary<int, string> ReadId2Label(string path)
     {
         var map = new Dictionary<int, string>();
         try

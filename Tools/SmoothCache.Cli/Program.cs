@@ -21,6 +21,8 @@ public static class Cli
         var root = new RootCommand("Diffusion Transformer image generation on ILGPU, accelerated by SmoothCache.")
         {
             GenerateCommand.Create(context),
+            InspectCommand.Create(context),
+            SynthCommand.Create(context),
             BenchGemmCommand.Create(context),
             Bench.BenchCommand.Create(context),
         };

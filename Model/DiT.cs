@@ -159,9 +159,11 @@ public sealed class DiTTransformer : IHookable, IDisposable
     }
 
     /// <summary>Multiply-adds of one forward at batch b (what the cache statistics compare against).</summary>
-    public long ForwardMacs(int b)
+    public long ForwardMacs(int b) => ForwardMacsOf(Config, b);
+
+    /// <summary>Multiply-adds of one forward at batch b of a model with this config, without loading it.</summary>
+    public static long ForwardMacsOf(DiTConfig c, int b)
     {
-        var c = Config;
         long d = c.Width, tokens = c.Tokens;
         long perBlock = DiTBlock.AttentionMacs(c, b) + DiTBlock.FeedForwardMacs(c, b);
         long embed = b * tokens * d * c.InChannels * c.PatchSize * c.PatchSize;

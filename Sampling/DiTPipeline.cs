@@ -3,6 +3,7 @@ using System.Text.Json;
 using SmoothCache.Kernels;
 using SmoothCache.Model;
 using SmoothCache.Model.Checkpoints;
+using SmoothCache.Model.Vae;
 
 namespace SmoothCache.Sampling;
 
@@ -31,31 +32,35 @@ public sealed record GenerationResult(
 /// <summary>
 /// Class-conditional sampling with a DiT, as diffusers' DiTPipeline (DESIGN §5): per timestep the
 /// transformer sees [x; x] with labels [y; null], eps = u + g (c - u) on the first C channels, and the
-/// scheduler steps x. Latent models decode through the VAE; pixel-space models (dit-digits) output
-/// clamp(x / 2 + 0.5, 0, 1) directly. Everything stays on the device inside the loop.
+/// scheduler steps x. Latent models (a vae/ folder beside transformer/) decode x / scaling_factor
+/// through the VAE; pixel-space models (dit-digits) use x itself. Either way the images are
+/// clamp(img / 2 + 0.5, 0, 1) in NHWC. Everything stays on the device until the final copies.
 /// </summary>
 public sealed class DiTPipeline : IDisposable
 {
     public Backend Backend { get; }
     public DiTTransformer Transformer { get; }
+    /// <summary>The VAE decoder of a latent model; null for pixel-space models.</summary>
+    public VaeDecoder? Vae { get; }
     public SchedulerConfig SchedulerConfig { get; }
     /// <summary>Class names by id, from model_index.json (empty when the folder has none).</summary>
     public IReadOnlyDictionary<int, string> Id2Label { get; }
     public string Folder { get; }
 
-    private DiTPipeline(Backend backend, string folder, DiTTransformer transformer, SchedulerConfig scheduler,
-        IReadOnlyDictionary<int, string> id2Label)
+    private DiTPipeline(Backend backend, string folder, DiTTransformer transformer, VaeDecoder? vae,
+        SchedulerConfig scheduler, IReadOnlyDictionary<int, string> id2Label)
     {
         Backend = backend;
         Folder = folder;
         Transformer = transformer;
+        Vae = vae;
         SchedulerConfig = scheduler;
         Id2Label = id2Label;
     }
 
     /// <summary>
-    /// Loads a diffusers pipeline folder (model_index.json, transformer/, optional scheduler/) or a bare
-    /// transformer folder (config.json + weights).
+    /// Loads a diffusers pipeline folder (model_index.json, transformer/, optional scheduler/ and vae/)
+    /// or a bare transformer folder (config.json + weights).
     /// </summary>
     public static DiTPipeline Load(string folder, Backend backend, Precision precision = Precision.Fp32)
     {
@@ -67,12 +72,29 @@ public sealed class DiTPipeline : IDisposable
             var id2Label = ReadId2Label(index);
             string schedulerPath = Path.Combine(folder, "scheduler", "scheduler_config.json");
             var scheduler = File.Exists(schedulerPath) ? SchedulerConfig.Load(schedulerPath) : SchedulerConfig.DitDefault;
-            var transformer = DiTTransformer.Load(backend, Path.Combine(folder, "transformer"), precision);
-            return new DiTPipeline(backend, folder, transformer, scheduler, id2Label);
+            string vaeFolder = Path.Combine(folder, "vae");
+            // The VAE's config and weights are checked first: they are quick to read and fail early.
+            var vae = Directory.Exists(vaeFolder) ? VaeDecoder.Load(backend, vaeFolder) : null;
+            try
+            {
+                var transformer = DiTTransformer.Load(backend, Path.Combine(folder, "transformer"), precision);
+                if (vae is not null && vae.Config.LatentChannels != transformer.Config.InChannels)
+                {
+                    transformer.Dispose();
+                    throw new ModelConfigException(Path.Combine(vaeFolder, "config.json"), "latent_channels",
+                        $"{vae.Config.LatentChannels} does not match the transformer's in_channels {transformer.Config.InChannels}");
+                }
+                return new DiTPipeline(backend, folder, transformer, vae, scheduler, id2Label);
+            }
+            catch
+            {
+                vae?.Dispose();
+                throw;
+            }
         }
         if (File.Exists(Path.Combine(folder, "config.json")))
-            return new DiTPipeline(backend, folder, DiTTransformer.Load(backend, folder, precision), SchedulerConfig.DitDefault,
-                new Dictionary<int, string>());
+            return new DiTPipeline(backend, folder, DiTTransformer.Load(backend, folder, precision), null,
+                SchedulerConfig.DitDefault, new Dictionary<int, string>());
         throw new CheckpointNotFoundException(folder,
             "not a model folder: expected model_index.json (a diffusers pipeline) or config.json (a transformer)");
     }
@@ -82,9 +104,10 @@ public sealed class DiTPipeline : IDisposable
     /// it takes ownership of the transformer.
     /// </summary>
     public static DiTPipeline FromTransformer(DiTTransformer transformer, SchedulerConfig scheduler) =>
-        new(transformer.Backend, "(in memory)", transformer, scheduler, new Dictionary<int, string>());
+        new(transformer.Backend, "(in memory)", transformer, null, scheduler, new Dictionary<int, string>());
 
-    private static Dictionary<int, string> ReadId2Label(string path)
+    /// <summary>The id2label map of a model_index.json (empty when it has none).</summary>
+    public static Dictionary<int, string> ReadId2Label(string path)
     {
         var map = new Dictionary<int, string>();
         try
@@ -114,29 +137,58 @@ public sealed class DiTPipeline : IDisposable
     public int[] DefaultLabels() => Enumerable.Range(0, Math.Min(10, Transformer.Config.NumClasses)).ToArray();
 
     /// <summary>
-    /// Parses comma-separated class ids or class names (as in id2label, case-insensitive; a name may
-    /// match several comma-separated synonyms of one entry). Throws ArgumentException naming the bad item.
+    /// Parses comma-separated class ids or class names. A name is a whole id2label entry or one of its
+    /// comma-separated synonyms, case-insensitive: ImageNet's "tench, Tinca tinca" is class 0 whether
+    /// written whole or as "tench". Where the items could be read as one whole entry, that reading wins
+    /// (the longest run of items first). Throws ArgumentException naming the bad or ambiguous item.
     /// </summary>
     public int[] ParseLabels(string spec)
     {
-        var result = new List<int>();
-        foreach (var raw in spec.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+        var items = spec.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        var byEntry = new Dictionary<string, int>(StringComparer.OrdinalIgnoreCase);
+        var bySynonym = new Dictionary<string, List<int>>(StringComparer.OrdinalIgnoreCase);
+        foreach (var (id, name) in Id2Label.OrderBy(kv => kv.Key))
         {
-            if (int.TryParse(raw, out int id))
+            var synonyms = name.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+            byEntry.TryAdd(string.Join(",", synonyms), id);
+            foreach (var synonym in synonyms.Distinct(StringComparer.OrdinalIgnoreCase))
             {
-                if (id < 0 || id >= Transformer.Config.NumClasses)
-                    throw new ArgumentException($"label {id} is outside [0, {Transformer.Config.NumClasses})");
-                result.Add(id);
-                continue;
+                if (!bySynonym.TryGetValue(synonym, out var ids)) bySynonym[synonym] = ids = [];
+                ids.Add(id);
             }
-            var match = Id2Label.Where(kv => kv.Value.Split(',', StringSplitOptions.TrimEntries)
-                    .Any(n => n.Equals(raw, StringComparison.OrdinalIgnoreCase)) || kv.Value.Equals(raw, StringComparison.OrdinalIgnoreCase))
-                .Select(kv => (int?)kv.Key).FirstOrDefault();
-            result.Add(match ?? throw new ArgumentException(
-                $"label '{raw}' is neither a class id nor a class name of this model"));
+        }
+
+        var result = new List<int>();
+        for (int i = 0; i < items.Length;)
+        {
+            int taken = 0;
+            for (int n = items.Length - i; n >= 2 && taken == 0; n--)
+                if (byEntry.TryGetValue(string.Join(",", items, i, n), out int whole))
+                {
+                    result.Add(whole);
+                    taken = n;
+                }
+            if (taken == 0)
+            {
+                result.Add(ParseOne(items[i], bySynonym));
+                taken = 1;
+            }
+            i += taken;
         }
         if (result.Count == 0) throw new ArgumentException("no labels given");
         return result.ToArray();
+    }
+
+    private int ParseOne(string item, Dictionary<string, List<int>> bySynonym)
+    {
+        int classes = Transformer.Config.NumClasses;
+        if (int.TryParse(item, out int id))
+            return id >= 0 && id < classes ? id : throw new ArgumentException($"label {id} is outside [0, {classes})");
+        if (!bySynonym.TryGetValue(item, out var ids))
+            throw new ArgumentException($"label '{item}' is neither a class id nor a class name of this model");
+        if (ids.Count > 1)
+            throw new ArgumentException($"label '{item}' names several classes ({string.Join("; ", ids.Select(i => $"{i} '{Id2Label[i]}'"))}): give the class id");
+        return ids[0];
     }
 
     public int[] LatentShape(int batch)
@@ -183,9 +235,9 @@ public sealed class DiTPipeline : IDisposable
                     SchedulerStep.Apply(Backend, scheduler.Step(i), x, eps, dataPrediction, z);
                 onStep?.Invoke(new StepInfo(i, timesteps.Length, timesteps[i], x));
             }
-            var latents = x.ToArray();
-            var (images, imageShape) = ToImages(latents, shape);
-            return new GenerationResult(latents, shape, images, imageShape, timer.Elapsed);
+            using var decoded = Decode(x);
+            using var images = ImageOutput.ToImages(decoded);
+            return new GenerationResult(x.ToArray(), shape, images.ToArray(), images.Shape, timer.Elapsed);
         }
         finally
         {
@@ -193,17 +245,17 @@ public sealed class DiTPipeline : IDisposable
         }
     }
 
-    /// <summary>Pixel-space output: NCHW in [-1, 1] to NHWC clamp(x / 2 + 0.5, 0, 1).</summary>
-    private static (float[] Images, int[] Shape) ToImages(float[] x, int[] shape)
+    /// <summary>The images in [-1, 1] NCHW: the VAE's decoding of latents / scaling_factor, or the latents themselves.</summary>
+    private Tensor Decode(Tensor latents)
     {
-        int b = shape[0], c = shape[1], h = shape[2], w = shape[3];
-        var images = new float[x.Length];
-        for (int n = 0; n < b; n++)
-            for (int ch = 0; ch < c; ch++)
-                for (int i = 0; i < h * w; i++)
-                    images[(n * h * w + i) * c + ch] = Math.Clamp(x[(n * c + ch) * h * w + i] / 2f + 0.5f, 0f, 1f);
-        return (images, [b, h, w, c]);
+        if (Vae is null) return latents.Share();
+        using var scaled = ImageOutput.Scale(latents, 1f / Vae.Config.ScalingFactor);
+        return Vae.Decode(scaled);
     }
 
-    public void Dispose() => Transformer.Dispose();
+    public void Dispose()
+    {
+        Transformer.Dispose();
+        Vae?.Dispose();
+    }
 }

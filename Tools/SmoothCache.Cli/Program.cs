@@ -30,6 +30,8 @@ public static class Cli
         {
             GenerateCommand.Create(context),
             CalibrateCommand.Create(context),
+            InspectCommand.Create(context),
+            SynthCommand.Create(context),
             BenchGemmCommand.Create(context),
             Bench.BenchCommand.Create(context),
         };

@@ -1,11 +1,13 @@
-using SmoothCache.Cli;
-
 namespace SmoothCache.Tests.Cli;
 
-/// <summary>Runs the smoothcache command in-process on the CPU backend and captures its output.</summary>
+/// <summary>Runs the smoothcache command line in-process (CPU backend unless told) and captures what it printed.</summary>
 public static class CliRunner
 {
-    public sealed record Result(int ExitCode, string Out, string Error);
+    public sealed record Result(int ExitCode, string Out, string Error)
+    {
+        /// <summary>stderr split into non-empty lines.</summary>
+        public string[] ErrorLines => Error.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+    }
 
     public static Result Run(params string[] args)
     {

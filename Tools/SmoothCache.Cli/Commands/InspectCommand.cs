@@ -1,0 +1,83 @@
+using System.CommandLine;
+using System.Globalization;
+using SmoothCache.Model;
+using SmoothCache.Model.Checkpoints;
+using SmoothCache.Model.Vae;
+using SmoothCache.Sampling;
+
+namespace SmoothCache.Cli.Commands;
+
+/// <summary>
+/// `smoothcache inspect`: what a model folder holds, read from configs and checkpoint headers only
+/// (no weights are loaded): each component's config, tensor and parameter counts, stored dtypes,
+/// the transformer's multiply-adds per forward, and the class names.
+/// </summary>
+public static class InspectCommand
+{
+    public static Command Create(CliContext context)
+    {
+        var model = new Option<string>("--model") { Description = "diffusers pipeline folder or transformer folder", Required = true };
+        var command = new Command("inspect", "Describe a model folder: configs, tensors, parameters, dtypes, MACs per forward.") { model };
+        command.SetAction(parse =>
+        {
+            string folder = parse.GetValue(model)!;
+            if (!Directory.Exists(folder)) throw new UserInputException($"--model: folder '{folder}' not found");
+            Describe(folder, context.Out);
+            return ExitCodes.Success;
+        });
+        return command;
+    }
+
+    private static void Describe(string folder, TextWriter o)
+    {
+        string index = Path.Combine(folder, "model_index.json");
+        bool pipeline = File.Exists(index);
+        if (!pipeline && !File.Exists(Path.Combine(folder, "config.json")))
+            throw new CheckpointNotFoundException(folder,
+                "not a model folder: expected model_index.json (a diffusers pipeline) or config.json (a transformer)");
+        o.WriteLine($"model: {folder} ({(pipeline ? "diffusers pipeline" : "transformer folder")})");
+
+        string transformerFolder = pipeline ? Path.Combine(folder, "transformer") : folder;
+        var dit = DiTConfig.Load(Path.Combine(transformerFolder, "config.json"));
+        o.WriteLine($"transformer: {dit.NumLayers} layers, {dit.NumHeads} heads x {dit.HeadDim} (width {dit.Width}), " +
+            $"patch {dit.PatchSize}, sample {dit.SampleSize} ({dit.Tokens} tokens), channels {dit.InChannels} -> {dit.OutChannels}" +
+            $"{(dit.LearnedSigma ? " (learned sigma)" : "")}, {dit.NumClasses} classes");
+        DescribeWeights(transformerFolder, o);
+        o.WriteLine($"  MACs per forward: {Giga(DiTTransformer.ForwardMacsOf(dit, 1))} at batch 1, " +
+            $"{Giga(DiTTransformer.ForwardMacsOf(dit, 2))} at batch 2");
+        if (!pipeline) return;
+
+        string vaeFolder = Path.Combine(folder, "vae");
+        if (Directory.Exists(vaeFolder))
+        {
+            var vae = VaeConfig.Load(Path.Combine(vaeFolder, "config.json"));
+            o.WriteLine($"vae: block_out_channels [{string.Join(",", vae.BlockOutChannels)}], {vae.LayersPerBlock} layers per block, " +
+                $"{vae.NormNumGroups} groups, {vae.LatentChannels} latent channels -> {vae.OutChannels}, upscale x{vae.UpscaleFactor}, " +
+                $"scaling factor {vae.ScalingFactor.ToString(CultureInfo.InvariantCulture)}");
+            DescribeWeights(vaeFolder, o);
+        }
+        else o.WriteLine("vae: none (pixel-space model)");
+
+        string schedulerPath = Path.Combine(folder, "scheduler", "scheduler_config.json");
+        if (File.Exists(schedulerPath))
+        {
+            var s = SchedulerConfig.Load(schedulerPath);
+            o.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"scheduler: {s.ClassName}, {s.NumTrainTimesteps} training steps, {s.BetaSchedule} betas {s.BetaStart}..{s.BetaEnd}, " +
+                $"{s.PredictionType} prediction, {s.TimestepSpacing} spacing"));
+        }
+        else o.WriteLine($"scheduler: none ({SchedulerConfig.DitDefault.ClassName} with DiT's settings is used)");
+        o.WriteLine($"id2label: {DiTPipeline.ReadId2Label(index).Count} class names");
+    }
+
+    private static void DescribeWeights(string componentFolder, TextWriter o)
+    {
+        using var weights = WeightSources.OpenModelFolder(componentFolder);
+        var entries = weights.Names.Select(weights.Describe).ToList();
+        var dtypes = entries.GroupBy(e => e.DType).OrderByDescending(g => g.Count()).Select(g => $"{g.Key} x{g.Count()}");
+        o.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"  weights: {weights.Location}: {entries.Count} tensors, {entries.Sum(e => e.ElementCount):N0} parameters, dtypes {string.Join(", ", dtypes)}"));
+    }
+
+    private static string Giga(long macs) => string.Create(CultureInfo.InvariantCulture, $"{macs / 1e9:F3} G");
+}

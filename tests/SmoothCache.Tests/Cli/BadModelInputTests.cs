@@ -1,0 +1,119 @@
+using SmoothCache.Cli;
+using SmoothCache.Model.Checkpoints;
+using SmoothCache.Sampling;
+using SmoothCache.Tests.Sampling;
+
+namespace SmoothCache.Tests.Cli;
+
+/// <summary>
+/// Broken model folders given to `smoothcache generate`: exit code 2, one line on stderr naming the
+/// file and the problem, and no output file.
+/// </summary>
+public class BadModelInputTests
+{
+    private static string TransformerWeights(LatentPipelineFolder folder) =>
+        Path.Combine(folder.Component("transformer"), "diffusion_pytorch_model.safetensors");
+
+    /// <summary>Runs generate on the folder; asserts the bad-input contract and returns the stderr line.</summary>
+    private static string GenerateFails(LatentPipelineFolder folder)
+    {
+        string png = Path.Combine(folder.Path, "out.png");
+        var run = CliRunner.Run("generate", "--model", folder.Path, "--labels", "3", "--steps", "1", "--out", png, "--device", "cpu");
+        Assert.Equal(ExitCodes.BadInput, run.ExitCode);
+        string line = Assert.Single(run.ErrorLines);
+        Assert.StartsWith("error: ", line);
+        Assert.False(File.Exists(png));
+        Assert.Equal("", run.Out);
+        return line;
+    }
+
+    [Fact]
+    public void CorruptZipCheckpoint()
+    {
+        using var folder = new LatentPipelineFolder();
+        File.Delete(TransformerWeights(folder));
+        string bin = Path.Combine(folder.Component("transformer"), "diffusion_pytorch_model.bin");
+        File.WriteAllBytes(bin, [.. "PK\u0003\u0004 this is not really a zip"u8, .. new byte[64]]);
+        string line = GenerateFails(folder);
+        Assert.Contains(bin, line);
+        Assert.Contains("not a valid zip archive", line);
+    }
+
+    [Fact]
+    public void PickleWithAnUnexpectedGlobal()
+    {
+        using var folder = new LatentPipelineFolder();
+        File.Delete(TransformerWeights(folder));
+        string bin = Path.Combine(folder.Component("transformer"), "diffusion_pytorch_model.bin");
+        byte[] pickle = new PickleBuilder().Proto().Global("collections", "OrderedDict").EmptyTuple().Reduce().Mark()
+            .String("pos_embed.proj.bias").Global("posix", "system").Mark().String("touch pwned").Tuple().Reduce()
+            .SetItems().Stop();
+        PyTorchBinWriter.WriteArchive(bin, "archive", pickle, []);
+        string line = GenerateFails(folder);
+        Assert.Contains(bin, line);
+        Assert.Contains("unexpected global posix.system", line);
+        Assert.False(File.Exists("pwned"));
+    }
+
+    [Fact]
+    public void ShardIndexNamingAMissingFile()
+    {
+        using var folder = new LatentPipelineFolder();
+        string weights = TransformerWeights(folder);
+        string present = "diffusion_pytorch_model-00001-of-00002.safetensors", missing = "diffusion_pytorch_model-00002-of-00002.safetensors";
+        File.Move(weights, Path.Combine(folder.Component("transformer"), present));
+        string index = Path.Combine(folder.Component("transformer"), "diffusion_pytorch_model.safetensors.index.json");
+        File.WriteAllText(index, $$$"""
+            {"metadata": {}, "weight_map": {"pos_embed.proj.weight": "{{{present}}}", "proj_out_2.bias": "{{{missing}}}"}}
+            """);
+        string line = GenerateFails(folder);
+        Assert.Contains(index, line);
+        Assert.Contains($"'{missing}'", line);
+    }
+
+    [Fact]
+    public void VaeConfigWithAnUnknownUpBlockType()
+    {
+        using var folder = new LatentPipelineFolder();
+        string config = Path.Combine(folder.Component("vae"), "config.json");
+        string text = File.ReadAllText(config);
+        const string upBlocks = "\"up_block_types\": [\n    \"UpDecoderBlock2D\",\n    \"UpDecoderBlock2D\"\n  ]";
+        Assert.Contains(upBlocks, text);
+        File.WriteAllText(config, text.Replace(upBlocks, "\"up_block_types\": [\"UpDecoderBlock2D\", \"AttnUpDecoderBlock2D\"]"));
+        string line = GenerateFails(folder);
+        Assert.Contains(config, line);
+        Assert.Contains("up_block_types", line);
+        Assert.Contains("AttnUpDecoderBlock2D", line);
+    }
+
+    [Fact]
+    public void InspectReportsTheSameErrorsAsBadInput()
+    {
+        using var folder = new LatentPipelineFolder();
+        File.Delete(TransformerWeights(folder));
+        var run = CliRunner.Run("inspect", "--model", folder.Path);
+        Assert.Equal(ExitCodes.BadInput, run.ExitCode);
+        Assert.Contains(folder.Component("transformer"), Assert.Single(run.ErrorLines));
+    }
+
+    [Fact]
+    public void CheckpointAndConfigExceptionsAreUserErrors()
+    {
+        Exception[] user =
+        [
+            new CorruptCheckpointException("f.bin", null, "not a valid zip archive"),
+            new CheckpointNotFoundException("f.index.json", "shard missing"),
+            new ModelConfigException("config.json", "up_block_types", "unknown"),
+            new MissingTensorException("f.safetensors", "w"),
+            new TensorShapeException("f.safetensors", "w", [1], [2]),
+            new UnsupportedDTypeException("f.safetensors", "w", "I8"),
+            new UnsupportedCheckpointFormatException("f.ckpt", "unknown format"),
+            new SchedulerConfigException("scheduler_config.json: bad"),
+            new UserInputException("--steps"),
+            new ArgumentException("label 'x'"),
+        ];
+        Assert.All(user, e => Assert.True(UserErrors.IsUserError(e), e.GetType().Name));
+        Assert.False(UserErrors.IsUserError(new InvalidOperationException("bug")));
+        Assert.False(UserErrors.IsUserError(new NullReferenceException()));
+    }
+}

@@ -1,0 +1,69 @@
+using System.Globalization;
+using SmoothCache.Cli;
+using SmoothCache.Model;
+using SmoothCache.Model.Checkpoints;
+using SmoothCache.Tests.Checkpoints;
+using SmoothCache.Tests.Sampling;
+using static SmoothCache.Tests.TestSupport;
+
+namespace SmoothCache.Tests.Cli;
+
+public class InspectCommandTests
+{
+    private static (int Tensors, long Parameters) Count(string weightsFile)
+    {
+        using var file = SafetensorsFile.Open(weightsFile);
+        return (file.Names.Count, file.Names.Sum(n => file.Describe(n).ElementCount));
+    }
+
+    [Fact]
+    public void DescribesEveryComponentOfALatentPipeline()
+    {
+        using var folder = new LatentPipelineFolder(new Dictionary<int, string> { [0] = "tench, Tinca tinca", [1] = "goldfish" });
+        var run = CliRunner.Run("inspect", "--model", folder.Path);
+        Assert.True(run.ExitCode == ExitCodes.Success, run.Error);
+        string o = run.Out;
+
+        Assert.Contains("transformer: 2 layers, 3 heads x 24 (width 72), patch 2, sample 8 (16 tokens), channels 4 -> 8 (learned sigma), 1000 classes", o);
+        var (tensors, parameters) = Count(Fixture("random", "dit-small", "diffusion_pytorch_model.safetensors"));
+        Assert.Contains(Invariant($"{tensors} tensors, {parameters:N0} parameters, dtypes F32 x{tensors}"), o);
+        var (vaeTensors, vaeParameters) = Count(Fixture("random", "vae-small", "diffusion_pytorch_model.safetensors"));
+        Assert.Contains(Invariant($"{vaeTensors} tensors, {vaeParameters:N0} parameters"), o);
+        Assert.Contains("vae: block_out_channels [32,64], 2 layers per block, 16 groups, 4 latent channels -> 3, upscale x2, scaling factor 0.18215", o);
+        Assert.Contains("scheduler: DDIMScheduler, 1000 training steps, linear betas 0.0001..0.02, epsilon prediction, leading spacing", o);
+        Assert.Contains("id2label: 2 class names", o);
+
+        // dit-small per forward at batch 1, counted by hand: patch embed 16x72x16, conditioning
+        // 256x72 + 72x72 + (2x6 + 2) x 72x72, per block qkv/out 4x16x72x72 + scores 2x16x16x72 + MLP 8x16x72x72, head 16x72x32.
+        long block = 4L * 16 * 72 * 72 + 2L * 16 * 16 * 72 + 8L * 16 * 72 * 72;
+        long macs = 16L * 72 * 16 + (256L * 72 + 72 * 72 + 14L * 72 * 72) + 2 * block + 16L * 72 * 32;
+        Assert.Equal(macs, DiTTransformer.ForwardMacsOf(DiTConfig.Load(Path.Combine(folder.Component("transformer"), "config.json")), 1));
+        Assert.Contains(Invariant($"MACs per forward: {macs / 1e9:F3} G at batch 1, {2 * macs / 1e9:F3} G at batch 2"), o);
+    }
+
+    [Fact]
+    public void SynthFolderInBinFormatIsInspected()
+    {
+        using var temp = new TempFolder();
+        string folder = temp.File("xl1");
+        var synth = CliRunner.Run("synth", "--out", folder, "--layers", "1", "--dtype", "fp32", "--format", "bin");
+        Assert.True(synth.ExitCode == ExitCodes.Success, synth.Error);
+        var run = CliRunner.Run("inspect", "--model", folder);
+        Assert.True(run.ExitCode == ExitCodes.Success, run.Error);
+        Assert.Contains("transformer: 1 layers, 16 heads x 72 (width 1152), patch 2, sample 32 (256 tokens)", run.Out);
+        Assert.Contains("diffusion_pytorch_model.bin: 25 tensors", run.Out);
+        Assert.Contains("dtypes F32 x25", run.Out);
+        Assert.Contains("vae: none", run.Out);
+        Assert.Contains("id2label: 0 class names", run.Out);
+
+        var again = CliRunner.Run("synth", "--out", folder, "--layers", "1");
+        Assert.Equal(ExitCodes.BadInput, again.ExitCode);
+        Assert.Contains("not empty", Assert.Single(again.ErrorLines));
+        var badType = CliRunner.Run("synth", "--out", temp.File("other"), "--dtype", "int8");
+        Assert.Equal(ExitCodes.BadInput, badType.ExitCode);
+        Assert.Contains("--dtype 'int8'", Assert.Single(badType.ErrorLines));
+        Assert.False(Directory.Exists(temp.File("other")));
+    }
+
+    private static string Invariant(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
+}

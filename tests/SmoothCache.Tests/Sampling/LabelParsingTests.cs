@@ -1,0 +1,68 @@
+using SmoothCache.Cli;
+using SmoothCache.Tests.Cli;
+using SmoothCache.Model.Checkpoints;
+using SmoothCache.Sampling;
+using static SmoothCache.Tests.TestSupport;
+
+namespace SmoothCache.Tests.Sampling;
+
+/// <summary>--labels by name, with id2label values written as ImageNet's are (synonyms joined by ", ").</summary>
+public class LabelParsingTests
+{
+    private static readonly Dictionary<int, string> ImageNetStyle = new()
+    {
+        [0] = "tench, Tinca tinca",
+        [1] = "goldfish, Carassius auratus",
+        [134] = "crane",
+        [207] = "golden retriever",
+        [517] = "crane",
+        [879] = "umbrella",
+    };
+
+    private static DiTPipeline Load(LatentPipelineFolder folder) => DiTPipeline.Load(folder.Path, Cpu);
+
+    [Fact]
+    public void NamesSynonymsWholeEntriesAndIdsMix()
+    {
+        using var folder = new LatentPipelineFolder(ImageNetStyle);
+        using var pipeline = Load(folder);
+        Assert.Equal(6, pipeline.Id2Label.Count);
+        Assert.Equal([207, 879], pipeline.ParseLabels("golden retriever,umbrella"));
+        Assert.Equal([0], pipeline.ParseLabels("tench, Tinca tinca"));
+        Assert.Equal([0], pipeline.ParseLabels("Tinca tinca"));
+        Assert.Equal([0, 1, 879], pipeline.ParseLabels("TENCH,goldfish, Carassius auratus ,Umbrella"));
+        Assert.Equal([0, 0, 42], pipeline.ParseLabels("tench, Tinca tinca, tench, 42"));
+    }
+
+    [Fact]
+    public void AmbiguousAndUnknownNamesAreRefusedByName()
+    {
+        using var folder = new LatentPipelineFolder(ImageNetStyle);
+        using var pipeline = Load(folder);
+        var ambiguous = Assert.Throws<ArgumentException>(() => pipeline.ParseLabels("crane"));
+        Assert.Contains("'crane'", ambiguous.Message);
+        Assert.Contains("134", ambiguous.Message);
+        Assert.Contains("517", ambiguous.Message);
+        Assert.Contains("'poodle'", Assert.Throws<ArgumentException>(() => pipeline.ParseLabels("umbrella,poodle")).Message);
+        Assert.Contains("1000", Assert.Throws<ArgumentException>(() => pipeline.ParseLabels("1000")).Message);
+        Assert.Throws<ArgumentException>(() => pipeline.ParseLabels(" , "));
+    }
+
+    [Fact]
+    public void CliGeneratesByClassName()
+    {
+        using var folder = new LatentPipelineFolder(ImageNetStyle);
+        string images = Path.Combine(folder.Path, "images.safetensors"), png = Path.Combine(folder.Path, "grid.png");
+        var run = CliRunner.Run("generate", "--model", folder.Path, "--labels", "golden retriever,umbrella", "--steps", "2",
+            "--save-images", images, "--out", png, "--device", "cpu");
+        Assert.True(run.ExitCode == ExitCodes.Success, run.Error);
+        Assert.True(File.Exists(png));
+        using (var saved = SafetensorsFile.Open(images))
+            Assert.Equal([2, 16, 16, 3], saved.Describe("images").Shape);
+
+        var ambiguous = CliRunner.Run("generate", "--model", folder.Path, "--labels", "crane", "--steps", "2", "--out", png + "2", "--device", "cpu");
+        Assert.Equal(ExitCodes.BadInput, ambiguous.ExitCode);
+        Assert.Contains("'crane'", Assert.Single(ambiguous.ErrorLines));
+        Assert.False(File.Exists(png + "2"));
+    }
+}

@@ -21,6 +21,7 @@ public static class Cli
         var root = new RootCommand("Diffusion Transformer image generation on ILGPU, accelerated by SmoothCache.")
         {
             GenerateCommand.Create(context),
+            EvalCommand.Create(context),
             BenchGemmCommand.Create(context),
             Bench.BenchCommand.Create(context),
         };

@@ -32,6 +32,7 @@ public static class Cli
             CalibrateCommand.Create(context),
             InspectCommand.Create(context),
             SynthCommand.Create(context),
+            EvalCommand.Create(context),
             BenchGemmCommand.Create(context),
             Bench.BenchCommand.Create(context),
         };

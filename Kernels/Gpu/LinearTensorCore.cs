@@ -38,7 +38,7 @@ public static class LinearTensorCore
     /// <summary>Why a problem cannot run on this kernel, or null when it can.</summary>
     public static string? Unsupported(int m, int n, int k, long xOffset) =>
         k % 8 != 0 ? $"K={k} is not a multiple of 8"
-        : (long)Math.Max(m, n) * Math.Max(k, n) > int.MaxValue ? $"M={m}, N={n}, K={k} overflow 32-bit indexing"
+        : !Sgemm.FitsInt32(m, n, k) ? $"M={m}, N={n}, K={k} overflow 32-bit indexing"
         : xOffset % 4 != 0 ? $"input view starts at element {xOffset}, not a multiple of 4 (16-byte loads)"
         : null;
 

@@ -151,10 +151,18 @@ public static class Sgemm
     public static KernelConfig Config(int m, int n) =>
         new(new Index2D((n + Tile - 1) / Tile, (m + Tile - 1) / Tile), new Index2D(Threads, 1));
 
+    /// <summary>Whether every index of x [M,K], W [N,K] and y [M,N], rounded up to whole 128-row
+    /// tiles, fits the kernels' 32-bit index arithmetic.</summary>
+    internal static bool FitsInt32(int m, int n, int k)
+    {
+        long mt = m + 127L, nt = n + 127L;
+        return Math.Max(Math.Max(mt * k, nt * k), mt * nt) <= int.MaxValue;
+    }
+
     public static void Run<TEpilogue>(Backend backend, ArrayView<float> x, ArrayView<float> w, ArrayView<float> bias,
         ArrayView<float> y, int m, int n, int k) where TEpilogue : struct, IEpilogue
     {
-        if ((long)Math.Max(m, n) * Math.Max(k, n) > int.MaxValue)
+        if (!FitsInt32(m, n, k))
             throw new ArgumentException($"Sgemm: M={m}, N={n}, K={k} overflow 32-bit indexing");
         if (m == 0 || n == 0) return;
         var args = new Args { X = x, W = w, Bias = bias, Y = y, M = m, N = n, K = k };

@@ -27,7 +27,7 @@ public static class EvalCommand
         var lookahead = new Option<int>("--lookahead") { Description = "calibration lookahead K (largest reuse lag)", DefaultValueFactory = _ => 3 };
         var output = new Option<string>("--out") { Description = "folder for table.md, results.csv/json, plots and schedules", Required = true };
         var command = new Command("eval", "Compare SmoothCache schedules with no cache and FORA on the same noise: compute, wall time, quality.");
-        foreach (var option in new Option[] { sampling.Model, sampling.Seed, sampling.Steps, sampling.Scheduler, sampling.Guidance, sampling.Device,
+        foreach (var option in new Option[] { sampling.Model, sampling.Seed, sampling.Steps, sampling.Scheduler, sampling.Guidance, sampling.Device, sampling.Precision,
                      samples, thresholds, fora, components, lookahead, output })
             command.Add(option);
         command.SetAction(parse =>
@@ -48,7 +48,7 @@ public static class EvalCommand
             Console.CancelKeyPress += onCancel;
             try
             {
-                return Execute(context, run.ModelFolder, run.Device, settings, parse.GetValue(output)!, cancel.Token);
+                return Execute(context, run.ModelFolder, run.Device, run.Precision, settings, parse.GetValue(output)!, cancel.Token);
             }
             finally
             {
@@ -60,14 +60,14 @@ public static class EvalCommand
 
     /// <summary>Loads the model and the judge, runs every schedule, then writes the outputs; a cancelled
     /// <paramref name="cancel"/> returns <see cref="Interrupted"/> with nothing written.</summary>
-    public static int Execute(CliContext context, string modelFolder, DeviceKind device, EvalSettings settings,
+    public static int Execute(CliContext context, string modelFolder, DeviceKind device, Precision precision, EvalSettings settings,
         string outFolder, CancellationToken cancel)
     {
         try
         {
             cancel.ThrowIfCancellationRequested();
             using var backend = Backend.Create(device);
-            using var pipeline = DiTPipeline.Load(modelFolder, backend);
+            using var pipeline = DiTPipeline.Load(modelFolder, backend, precision);
             CheckDigitsModel(pipeline);
             context.Error.WriteLine($"eval: training the digit classifier on {DigitsDataset.DefaultPath}");
             var judge = DigitJudge.Train(DigitsDataset.Load(DigitsDataset.DefaultPath));

@@ -122,7 +122,7 @@ public sealed class EvalCommandTests : IDisposable
         var settings = new EvalSettings(2, 4, "ddim", 4f, 0, [0.1], [2], ["attn1", "ff"], 3);
 
         int code = EvalCommand.Execute(new CliContext(new StringWriter(), stderr),
-            TestSupport.RepoFile("models", "dit-digits"), DeviceKind.Cpu, settings, _folder, cancel.Token);
+            TestSupport.RepoFile("models", "dit-digits"), DeviceKind.Cpu, Precision.Fp32, settings, _folder, cancel.Token);
 
         Assert.Equal(EvalCommand.Interrupted, code);
         Assert.Contains("nothing was written", stderr.ToString());

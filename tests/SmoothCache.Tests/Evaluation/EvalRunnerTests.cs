@@ -20,7 +20,7 @@ public class EvalRunnerTests
         // alpha 0 accepts no reuse; a huge alpha reuses as much as the lookahead allows.
         var report = EvalRunner.Run(pipeline, Judge.Value, Tiny(0, 1e9), lines.Add, CancellationToken.None);
 
-        Assert.Equal(["no cache", "SmoothCache alpha=0", "SmoothCache alpha=1e+09", "FORA n=3"], report.Rows.Select(r => r.Name));
+        Assert.Equal(["no cache", "SmoothCache alpha=0", "SmoothCache alpha=1E+09", "FORA n=3"], report.Rows.Select(r => r.Name));
         Assert.Equal(5, report.Settings.RunCount);
         Assert.Equal(10, lines.Count); // a start and an end line per run
         Assert.Equal(0, report.CalibrationVsPlainRelativeL2); // calibration computes everything

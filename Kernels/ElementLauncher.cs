@@ -39,5 +39,5 @@ public static class ElementLauncher
     }
 
     /// <summary>Simulated threads per launch on the CPU accelerator.</summary>
-    public static int CpuThreads { get; set; } = 256;
+    public static int CpuThreads { get; set; } = 64;
 }

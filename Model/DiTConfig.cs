@@ -27,54 +27,39 @@ public sealed record DiTConfig
     /// <summary>Learned-sigma checkpoints output 2x the input channels; eps is the first half.</summary>
     public bool LearnedSigma => OutChannels == 2 * InChannels;
 
-    public static DiTConfig Load(string path)
-    {
-        if (!File.Exists(path)) throw new CheckpointNotFoundException(path, "config file not found");
-        JsonDocument doc;
-        try
-        {
-            doc = JsonDocument.Parse(File.ReadAllText(path));
-        }
-        catch (JsonException e)
-        {
-            throw new ModelConfigException(path, "(json)", $"not valid JSON: {e.Message}");
-        }
-        using (doc) return Parse(doc.RootElement, path);
-    }
+    public static DiTConfig Load(string path) => ConfigJson.Load(path, Parse);
 
     public static DiTConfig Parse(JsonElement root, string path)
     {
         if (root.ValueKind != JsonValueKind.Object)
             throw new ModelConfigException(path, "(root)", "expected a JSON object");
-        string? className = OptionalString(root, "_class_name", path);
-        string? normType = OptionalString(root, "norm_type", path);
+        string? className = ConfigJson.OptionalString(root, "_class_name", path);
+        string? normType = ConfigJson.OptionalString(root, "norm_type", path);
         if (className is not null and not "DiTTransformer2DModel" and not "Transformer2DModel")
             throw new ModelConfigException(path, "_class_name",
                 $"'{className}' is not a DiT transformer (expected DiTTransformer2DModel or Transformer2DModel)");
         if (normType is not null and not "ada_norm_zero")
             throw new ModelConfigException(path, "norm_type", $"'{normType}' is not supported (expected ada_norm_zero)");
-        string? activation = OptionalString(root, "activation_fn", path);
+        string? activation = ConfigJson.OptionalString(root, "activation_fn", path);
         if (activation is not null and not "gelu-approximate")
             throw new ModelConfigException(path, "activation_fn", $"'{activation}' is not supported (expected gelu-approximate)");
 
         var c = new DiTConfig();
-        int inChannels = Int(root, "in_channels", c.InChannels, path);
+        int inChannels = ConfigJson.Int(root, "in_channels", c.InChannels, path);
         var config = c with
         {
-            NumHeads = Int(root, "num_attention_heads", c.NumHeads, path),
-            HeadDim = Int(root, "attention_head_dim", c.HeadDim, path),
-            NumLayers = Int(root, "num_layers", c.NumLayers, path),
+            NumHeads = ConfigJson.Int(root, "num_attention_heads", c.NumHeads, path),
+            HeadDim = ConfigJson.Int(root, "attention_head_dim", c.HeadDim, path),
+            NumLayers = ConfigJson.Int(root, "num_layers", c.NumLayers, path),
             InChannels = inChannels,
             // out_channels: null means out = in (no learned sigma).
             OutChannels = root.TryGetProperty("out_channels", out var oc) && oc.ValueKind == JsonValueKind.Null
                 ? inChannels
-                : Int(root, "out_channels", c.OutChannels, path),
-            PatchSize = Int(root, "patch_size", c.PatchSize, path),
-            SampleSize = Int(root, "sample_size", c.SampleSize, path),
-            NumClasses = Int(root, "num_embeds_ada_norm", c.NumClasses, path),
-            NormEps = root.TryGetProperty("norm_eps", out var eps) && eps.ValueKind == JsonValueKind.Number
-                ? eps.GetSingle()
-                : c.NormEps,
+                : ConfigJson.Int(root, "out_channels", c.OutChannels, path),
+            PatchSize = ConfigJson.Int(root, "patch_size", c.PatchSize, path),
+            SampleSize = ConfigJson.Int(root, "sample_size", c.SampleSize, path),
+            NumClasses = ConfigJson.Int(root, "num_embeds_ada_norm", c.NumClasses, path),
+            NormEps = ConfigJson.Float(root, "norm_eps", c.NormEps, path),
         };
         if (config.SampleSize % config.PatchSize != 0)
             throw new ModelConfigException(path, "sample_size",
@@ -83,20 +68,5 @@ public sealed record DiTConfig
             throw new ModelConfigException(path, "attention_head_dim",
                 $"width {config.Width} (heads x head dim) must be a multiple of 4 for the position table");
         return config;
-    }
-
-    private static string? OptionalString(JsonElement root, string key, string path)
-    {
-        if (!root.TryGetProperty(key, out var v) || v.ValueKind == JsonValueKind.Null) return null;
-        if (v.ValueKind != JsonValueKind.String) throw new ModelConfigException(path, key, "expected a string");
-        return v.GetString();
-    }
-
-    private static int Int(JsonElement root, string key, int fallback, string path)
-    {
-        if (!root.TryGetProperty(key, out var v) || v.ValueKind == JsonValueKind.Null) return fallback;
-        if (v.ValueKind != JsonValueKind.Number || !v.TryGetInt32(out int value) || value < 1)
-            throw new ModelConfigException(path, key, $"expected a positive integer, found {v.GetRawText()}");
-        return value;
     }
 }

@@ -107,23 +107,15 @@ public sealed class DiTPipeline : IDisposable
         new(transformer.Backend, "(in memory)", transformer, null, scheduler, new Dictionary<int, string>());
 
     /// <summary>The id2label map of a model_index.json (empty when it has none).</summary>
-    public static Dictionary<int, string> ReadId2Label(string path)
+    public static Dictionary<int, string> ReadId2Label(string path) => ConfigJson.Load(path, (root, _) =>
     {
         var map = new Dictionary<int, string>();
-        try
-        {
-            using var doc = JsonDocument.Parse(File.ReadAllText(path));
-            if (doc.RootElement.TryGetProperty("id2label", out var labels) && labels.ValueKind == JsonValueKind.Object)
-                foreach (var p in labels.EnumerateObject())
-                    if (int.TryParse(p.Name, out int id) && p.Value.ValueKind == JsonValueKind.String)
-                        map[id] = p.Value.GetString()!;
-        }
-        catch (JsonException e)
-        {
-            throw new ModelConfigException(path, "(json)", $"not valid JSON: {e.Message}");
-        }
+        if (root.ValueKind == JsonValueKind.Object && root.TryGetProperty("id2label", out var labels) && labels.ValueKind == JsonValueKind.Object)
+            foreach (var p in labels.EnumerateObject())
+                if (int.TryParse(p.Name, out int id) && p.Value.ValueKind == JsonValueKind.String)
+                    map[id] = p.Value.GetString()!;
         return map;
-    }
+    });
 
     /// <summary>ddim, dpm or ddpm, from the class named in the model's scheduler config.</summary>
     public string DefaultSchedulerKind => SchedulerConfig.ClassName switch

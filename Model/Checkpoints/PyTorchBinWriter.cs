@@ -51,7 +51,7 @@ public static class PyTorchBinWriter
     /// <summary>Packs a pickle and its storages into a torch.save zip (entries stored uncompressed, as torch does).</summary>
     internal static void WriteArchive(string path, string archiveName, byte[] pickle, IEnumerable<(string Key, byte[] Bytes)> storages)
     {
-        AtomicFile.Write(path, stream =>
+        AtomicFile.WriteStream(path, stream =>
         {
             using var zip = new ZipArchive(stream, ZipArchiveMode.Create, leaveOpen: true);
             void Add(string name, byte[] bytes)

@@ -49,7 +49,7 @@ public static class SafetensorsWriter
         int padding = (int)((8 - headerStream.Length % 8) % 8);
         for (int i = 0; i < padding; i++) headerStream.WriteByte((byte)' ');
 
-        AtomicFile.Write(path, stream =>
+        AtomicFile.WriteStream(path, stream =>
         {
             Span<byte> length = stackalloc byte[8];
             BinaryPrimitives.WriteUInt64LittleEndian(length, (ulong)headerStream.Length);

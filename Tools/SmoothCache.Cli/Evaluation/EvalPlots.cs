@@ -1,5 +1,6 @@
 using ScottPlot;
 using ScottPlot.TickGenerators;
+using SmoothCache.Model;
 
 namespace SmoothCache.Cli.Evaluation;
 

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using SmoothCache.Model;
 
 namespace SmoothCache.Cli.Evaluation;
 

@@ -1,5 +1,5 @@
 using SkiaSharp;
-using SmoothCache.Cli.Evaluation;
+using SmoothCache.Model;
 
 namespace SmoothCache.Cli.Output;
 

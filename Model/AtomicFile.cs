@@ -1,0 +1,37 @@
+namespace SmoothCache.Model;
+
+/// <summary>
+/// Writes files so that readers never see a half-written one: everything goes to a temporary file
+/// in the same folder (same file system, so the rename is atomic), which is then renamed over the
+/// target; on failure the temporary file is removed and the target is untouched.
+/// </summary>
+public static class AtomicFile
+{
+    /// <summary>Calls <paramref name="writeTemporary"/> with the temporary file's path, then renames it.</summary>
+    public static void Write(string path, Action<string> writeTemporary)
+    {
+        string fullPath = Path.GetFullPath(path);
+        string folder = Path.GetDirectoryName(fullPath)!;
+        Directory.CreateDirectory(folder);
+        string temporary = Path.Combine(folder, $".{Path.GetFileName(fullPath)}.{Guid.NewGuid():N}.tmp");
+        try
+        {
+            writeTemporary(temporary);
+            File.Move(temporary, fullPath, overwrite: true);
+        }
+        finally
+        {
+            if (File.Exists(temporary)) File.Delete(temporary);
+        }
+    }
+
+    /// <summary>Writes through a stream on the temporary file, flushed to disk before the rename.</summary>
+    public static void WriteStream(string path, Action<FileStream> write) => Write(path, temporary =>
+    {
+        using var stream = new FileStream(temporary, FileMode.CreateNew, FileAccess.Write, FileShare.None);
+        write(stream);
+        stream.Flush(flushToDisk: true);
+    });
+
+    public static void WriteAllText(string path, string text) => Write(path, temporary => File.WriteAllText(temporary, text));
+}

@@ -1,0 +1,79 @@
+using System.Text.Json;
+using SmoothCache.Model.Checkpoints;
+
+namespace SmoothCache.Model;
+
+/// <summary>Reading diffusers config.json files: every bad value is a <see cref="ModelConfigException"/>
+/// naming the file and the key; missing or null keys take the caller's default.</summary>
+public static class ConfigJson
+{
+    public static T Load<T>(string path, Func<JsonElement, string, T> parse)
+    {
+        if (!File.Exists(path)) throw new CheckpointNotFoundException(path, "config file not found");
+        JsonDocument doc;
+        try
+        {
+            doc = JsonDocument.Parse(File.ReadAllText(path));
+        }
+        catch (JsonException e)
+        {
+            throw new ModelConfigException(path, "(json)", $"not valid JSON: {e.Message}");
+        }
+        using (doc) return parse(doc.RootElement, path);
+    }
+
+    public static string? OptionalString(JsonElement root, string key, string path)
+    {
+        if (!root.TryGetProperty(key, out var v) || v.ValueKind == JsonValueKind.Null) return null;
+        if (v.ValueKind != JsonValueKind.String) throw new ModelConfigException(path, key, "expected a string");
+        return v.GetString();
+    }
+
+    public static int Int(JsonElement root, string key, int fallback, string path)
+    {
+        if (!root.TryGetProperty(key, out var v) || v.ValueKind == JsonValueKind.Null) return fallback;
+        return PositiveInt(v, key, path);
+    }
+
+    public static int PositiveInt(JsonElement v, string key, string path)
+    {
+        if (v.ValueKind != JsonValueKind.Number || !v.TryGetInt32(out int value) || value < 1)
+            throw new ModelConfigException(path, key, $"expected a positive integer, found {v.GetRawText()}");
+        return value;
+    }
+
+    public static float Float(JsonElement root, string key, float fallback, string path)
+    {
+        if (!root.TryGetProperty(key, out var v) || v.ValueKind == JsonValueKind.Null) return fallback;
+        if (v.ValueKind != JsonValueKind.Number || !(v.GetDouble() > 0))
+            throw new ModelConfigException(path, key, $"expected a positive number, found {v.GetRawText()}");
+        return v.GetSingle();
+    }
+
+    public static bool Bool(JsonElement root, string key, bool fallback, string path)
+    {
+        if (!root.TryGetProperty(key, out var v) || v.ValueKind == JsonValueKind.Null) return fallback;
+        return v.ValueKind switch
+        {
+            JsonValueKind.True => true,
+            JsonValueKind.False => false,
+            _ => throw new ModelConfigException(path, key, $"expected true or false, found {v.GetRawText()}"),
+        };
+    }
+
+    public static int[]? IntArray(JsonElement root, string key, string path)
+    {
+        if (!root.TryGetProperty(key, out var v) || v.ValueKind == JsonValueKind.Null) return null;
+        if (v.ValueKind != JsonValueKind.Array || v.GetArrayLength() == 0)
+            throw new ModelConfigException(path, key, $"expected a non-empty array of positive integers, found {v.GetRawText()}");
+        return v.EnumerateArray().Select(e => PositiveInt(e, key, path)).ToArray();
+    }
+
+    public static string[]? StringArray(JsonElement root, string key, string path)
+    {
+        if (!root.TryGetProperty(key, out var v) || v.ValueKind == JsonValueKind.Null) return null;
+        if (v.ValueKind != JsonValueKind.Array || v.EnumerateArray().Any(e => e.ValueKind != JsonValueKind.String))
+            throw new ModelConfigException(path, key, $"expected an array of strings, found {v.GetRawText()}");
+        return v.EnumerateArray().Select(e => e.GetString()!).ToArray();
+    }
+}

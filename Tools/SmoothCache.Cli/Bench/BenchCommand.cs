@@ -14,7 +14,7 @@ public static class BenchCommand
     {
         var suite = new Option<string>("--suite") { Description = "kernels, forward or sampling", DefaultValueFactory = _ => "kernels" };
         var device = new Option<string>("--device") { Description = "auto, cuda or cpu", DefaultValueFactory = _ => "auto" };
-        var batch = new Option<int>("--batch") { Description = "kernels suite: batch (rows of the CFG-doubled batch)", DefaultValueFactory = _ => 20 };
+        var batch = new Option<int>("--batch") { Description = "kernels suite: batch; forward suite: a batch timed besides 2 and 16 (rows of the CFG-doubled batch)", DefaultValueFactory = _ => 20 };
         var iterations = new Option<int>("--iterations") { Description = "timed repetitions (kernels, forward)", DefaultValueFactory = _ => 5 };
         var steps = new Option<int>("--steps") { Description = "sampling suite: DDIM steps (the published XL schedule has 50)", DefaultValueFactory = _ => 50 };
         var images = new Option<int>("--images") { Description = "sampling suite: images per job (0: 8 for XL, 10 for dit-digits)", DefaultValueFactory = _ => 0 };
@@ -55,7 +55,8 @@ public static class BenchCommand
             }
 
             var settings = new ModelBenchSettings(count, parse.GetValue(steps), parse.GetValue(images), parse.GetValue(xl),
-                SamplingOptions.ResolveModel(SamplingOptions.DefaultModel), Path.Combine(AppContext.BaseDirectory, "schedules"));
+                SamplingOptions.ResolveModel(SamplingOptions.DefaultModel), Path.Combine(AppContext.BaseDirectory, "schedules"),
+                parse.GetValue(batch));
             var report = new ModelBenchReport();
             if (name == "forward") ModelBench.Forward(backend, settings, report, context.Out);
             else ModelBench.Sampling(backend, settings, report, context.Out);

@@ -8,7 +8,9 @@ using SmoothCache.Sampling;
 namespace SmoothCache.Cli.Bench;
 
 /// <summary>What the forward and sampling suites run. Images 0 means each job's own size (8 for XL, 10 for dit-digits).</summary>
-public sealed record ModelBenchSettings(int Iterations, int Steps, int Images, bool Xl, string DigitsFolder, string ScheduleFolder);
+/// <param name="ExtraBatch">timed in the forward suite besides 2 and 16 (20: the digits default job with CFG)</param>
+public sealed record ModelBenchSettings(int Iterations, int Steps, int Images, bool Xl, string DigitsFolder, string ScheduleFolder,
+    int ExtraBatch = 20);
 
 /// <summary>One model forward: the first call (kernel compiles, driver JIT) apart, then the mean of the timed calls.</summary>
 public sealed record ForwardTiming(
@@ -101,7 +103,7 @@ public static class ModelBench
                 Attempt($"forward {name} {Name(precision)}", report, log, () =>
                 {
                     using var pipeline = build(precision);
-                    foreach (int batch in ForwardBatches)
+                    foreach (int batch in ForwardBatches.Append(s.ExtraBatch).Distinct())
                     {
                         var r = TimeForward(pipeline.Transformer, name, batch, s.Iterations);
                         report.Forward.Add(r);

@@ -1,0 +1,37 @@
+using SmoothCache.Caching;
+using SmoothCache.Sampling;
+
+namespace SmoothCache.Tests.Caching;
+
+/// <summary>The cache helper on the real model: what a schedule computes and reuses.</summary>
+public class CachedSamplingTests
+{
+    private static GenerationOptions Options(int steps) => new() { Labels = [2, 7], Steps = steps, Seed = 11 };
+
+    [Fact]
+    public void AnAllOnesScheduleEqualsNoCacheBitForBit()
+    {
+        var pipe = TinyCase.Pipeline;
+        var plain = pipe.Generate(Options(6)).Latents;
+        using var cache = SmoothCacheHelper.Enable(pipe.Transformer, StaticSchedules.NoCache(6, ["attn1", "ff"]));
+        var cached = pipe.Generate(Options(6)).Latents;
+        Assert.Equal(plain, cached);
+        Assert.Equal(0, cache.Stats().Reused);
+    }
+
+    [Fact]
+    public void AScheduleShorterThanTheRunComputesTheRemainingSteps()
+    {
+        var pipe = TinyCase.Pipeline;
+        // Reuse at steps 1 and 2 only; steps 3..5 lie beyond the list and must be computed.
+        var schedule = CacheSchedule.Parse("{\"attn1\": [1, 0, 0], \"ff\": [1, 0, 0]}", "short schedule");
+        Assert.Contains(schedule.Validate(pipe.Transformer.NumBlocks, 6), w => w.Contains("attn1"));
+        using var cache = SmoothCacheHelper.Enable(pipe.Transformer, schedule);
+        pipe.Generate(Options(6));
+        foreach (var component in cache.Stats().Components)
+        {
+            Assert.Equal(2L * pipe.Transformer.NumBlocks, component.Reused);
+            Assert.Equal(4L * pipe.Transformer.NumBlocks, component.Computed);
+        }
+    }
+}

@@ -24,12 +24,12 @@ public class BenchCommandTests
         string json = TempJson();
         try
         {
-            var (code, output, err) = Run("bench", "--suite", "forward", "--device", "cpu", "--iterations", "1", "--json", json);
+            var (code, output, err) = Run("bench", "--suite", "forward", "--device", "cpu", "--iterations", "1", "--batch", "4", "--json", json);
             Assert.True(code == ExitCodes.Success, err + output);
             Assert.Contains("DiT-XL/2 skipped", output);
             using var doc = JsonDocument.Parse(File.ReadAllText(json));
             var forward = doc.RootElement.GetProperty("forward").EnumerateArray().ToArray();
-            Assert.Equal([2, 16], forward.Select(f => f.GetProperty("batch").GetInt32()));
+            Assert.Equal([2, 16, 4], forward.Select(f => f.GetProperty("batch").GetInt32())); // --batch adds a batch
             Assert.All(forward, f => Assert.Equal("dit-digits", f.GetProperty("model").GetString()));
             Assert.All(forward, f => Assert.True(f.GetProperty("milliseconds").GetDouble() > 0));
             // Launches per forward do not depend on the batch: 6 blocks, each with the same kernels.

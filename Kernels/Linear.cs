@@ -7,7 +7,7 @@ namespace SmoothCache.Kernels;
 /// <summary>
 /// y = epilogue(x W^T + b). x is [M, K] row-major, W is [N, K] row-major (PyTorch's Linear layout),
 /// b is [N] (or empty for no bias), y is [M, N]. Portable fp32 path: each element computes
-/// 4 adjacent outputs of one row as plain dot products over K, no barriers — the shape the CPU
+/// a 4 x 4 block of outputs as plain dot products over K, no barriers — the shape the CPU
 /// accelerator runs fastest — and it is the reference for the tensor-core kernels. On a CUDA backend Run dispatches to the fast kernels:
 /// <see cref="Sgemm"/> for a Float32 weight, <see cref="LinearTensorCore"/> for a Float16 weight.
 /// </summary>
@@ -18,32 +18,45 @@ public static class Linear
         public ArrayView<float> X, W, Bias, Y;
         public int M, N, K;
 
-        /// <summary>Element = one row m and a quad of 4 output columns: each x value read feeds
-        /// 4 products (a 1x4 register tile, unrolled by hand since ILGPU does not unroll).</summary>
+        /// <summary>Element = a 4 x 4 block of outputs (4 rows of x, 4 rows of W): each value read
+        /// feeds 4 products (a register tile, unrolled by hand since ILGPU does not unroll). Rows and
+        /// columns past the edges repeat the last one; their results are not stored.</summary>
         public readonly void Compute(int index)
         {
             int quads = (N + 3) / 4;
-            int m = index / quads;
-            int n0 = (index - m * quads) * 4;
-            int xRow = m * K;
-            // Columns past N reuse the last row of W; their results are not stored.
-            int w0 = n0 * K;
-            int w1 = (n0 + 1 < N ? n0 + 1 : N - 1) * K;
-            int w2 = (n0 + 2 < N ? n0 + 2 : N - 1) * K;
-            int w3 = (n0 + 3 < N ? n0 + 3 : N - 1) * K;
-            float a0 = 0f, a1 = 0f, a2 = 0f, a3 = 0f;
+            int m0 = index / quads * 4;
+            int n0 = (index % quads) * 4;
+            int x0 = m0 * K, x1 = Clamp(m0 + 1, M) * K, x2 = Clamp(m0 + 2, M) * K, x3 = Clamp(m0 + 3, M) * K;
+            int w0 = n0 * K, w1 = Clamp(n0 + 1, N) * K, w2 = Clamp(n0 + 2, N) * K, w3 = Clamp(n0 + 3, N) * K;
+            float c00 = 0f, c01 = 0f, c02 = 0f, c03 = 0f, c10 = 0f, c11 = 0f, c12 = 0f, c13 = 0f;
+            float c20 = 0f, c21 = 0f, c22 = 0f, c23 = 0f, c30 = 0f, c31 = 0f, c32 = 0f, c33 = 0f;
             for (int k = 0; k < K; k++)
             {
-                float xv = X[xRow + k];
-                a0 += xv * W[w0 + k];
-                a1 += xv * W[w1 + k];
-                a2 += xv * W[w2 + k];
-                a3 += xv * W[w3 + k];
+                float b0 = W[w0 + k], b1 = W[w1 + k], b2 = W[w2 + k], b3 = W[w3 + k];
+                float a = X[x0 + k];
+                c00 += a * b0; c01 += a * b1; c02 += a * b2; c03 += a * b3;
+                a = X[x1 + k];
+                c10 += a * b0; c11 += a * b1; c12 += a * b2; c13 += a * b3;
+                a = X[x2 + k];
+                c20 += a * b0; c21 += a * b1; c22 += a * b2; c23 += a * b3;
+                a = X[x3 + k];
+                c30 += a * b0; c31 += a * b1; c32 += a * b2; c33 += a * b3;
             }
-            Store(m, n0, a0);
-            if (n0 + 1 < N) Store(m, n0 + 1, a1);
-            if (n0 + 2 < N) Store(m, n0 + 2, a2);
-            if (n0 + 3 < N) Store(m, n0 + 3, a3);
+            StoreRow(m0, n0, c00, c01, c02, c03);
+            StoreRow(m0 + 1, n0, c10, c11, c12, c13);
+            StoreRow(m0 + 2, n0, c20, c21, c22, c23);
+            StoreRow(m0 + 3, n0, c30, c31, c32, c33);
+        }
+
+        private static int Clamp(int i, int count) => i < count ? i : count - 1;
+
+        private readonly void StoreRow(int m, int n0, float v0, float v1, float v2, float v3)
+        {
+            if (m >= M) return;
+            Store(m, n0, v0);
+            if (n0 + 1 < N) Store(m, n0 + 1, v1);
+            if (n0 + 2 < N) Store(m, n0 + 2, v2);
+            if (n0 + 3 < N) Store(m, n0 + 3, v3);
         }
 
         private readonly void Store(int m, int n, float acc)
@@ -91,6 +104,6 @@ public static class Linear
         {
             X = x, W = w.View, Bias = biasView, Y = y, M = m, N = n, K = k,
         };
-        ElementLauncher.Launch(backend, m * ((n + 3) / 4), args);
+        ElementLauncher.Launch(backend, (m + 3) / 4 * ((n + 3) / 4), args);
     }
 }

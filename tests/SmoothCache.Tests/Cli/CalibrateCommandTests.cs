@@ -28,3 +28,21 @@ public class CalibrateCommandTests
         Assert.Contains("--out", result.Error);
     }
 }
+
+public class TargetComputeTests
+{
+    [Theory]
+    [InlineData(0.5)]
+    [InlineData(0.35)]
+    public void TheSearchedThresholdIsTheSmallestThatReachesTheTarget(double target)
+    {
+        var run = TinyCase.Get("tiny_ddim50_attn_ff");
+        string[] components = ["attn1", "ff"];
+        double Fraction(double alpha) => run.Calibration.Schedule(alpha, 50).ComputedFraction(components, 6, 50);
+
+        double alpha = SmoothCache.Cli.Commands.CalibrateCommand.SearchThreshold(run.Calibration, target, 50, components, 6);
+        Assert.True(Fraction(alpha) <= target, $"alpha {alpha} computes {Fraction(alpha):P1}");
+        // Any smaller threshold (just below the chosen one) computes more than the target.
+        Assert.True(Fraction(alpha * (1 - 1e-9)) > target);
+    }
+}

@@ -111,6 +111,7 @@ public sealed class Backend : IDisposable
         try
         {
             Arena.Dispose();
+            _probe?.Dispose();
             Accelerator.Dispose();
         }
         catch (Exception) when (IsCuda)

@@ -74,6 +74,7 @@ public sealed class Backend : IDisposable
             {
                 LaunchCount++;
                 launch(n, args);
+                if (SynchronizeEachLaunch) CheckLaunch(kernel.Method);
             });
             _kernels[kernel.Method] = loaded;
         }
@@ -91,10 +92,39 @@ public sealed class Backend : IDisposable
             {
                 LaunchCount++;
                 launch(config, args);
+                if (SynchronizeEachLaunch) CheckLaunch(kernel.Method);
             });
             _kernels[kernel.Method] = loaded;
         }
         return (Action<KernelConfig, T>)loaded;
+    }
+
+    /// <summary>
+    /// Waits after every launch and names the kernel that failed (set SMOOTHCACHE_SYNC=1). GPU errors
+    /// are otherwise reported at a later, unrelated call; this is for finding them, not for speed.
+    /// </summary>
+    public bool SynchronizeEachLaunch { get; set; } = Environment.GetEnvironmentVariable("SMOOTHCACHE_SYNC") == "1";
+
+    private MemoryBuffer1D<int, Stride1D.Dense>? _probe;
+
+    private void CheckLaunch(System.Reflection.MethodInfo kernel)
+    {
+        try
+        {
+            Accelerator.Synchronize();
+            // A device-to-host copy reports a pending fault even where a synchronize might not.
+            _probe ??= Accelerator.Allocate1D<int>(1);
+            _probe.GetAsArray1D();
+        }
+        catch (Exception e)
+        {
+            string name = kernel.DeclaringType?.Name + "." + kernel.Name;
+            if (kernel.IsGenericMethod)
+                name += "<" + string.Join(",", kernel.GetGenericArguments().Select(a => a.DeclaringType is { } d ? d.Name + "." + a.Name : a.Name)) + ">";
+            // Written here too: disposal during unwinding may raise further CUDA errors that hide this one.
+            Console.Error.WriteLine($"kernel {name} failed: {e.Message}");
+            throw new InvalidOperationException($"kernel {name} failed: {e.Message}", e);
+        }
     }
 
     /// <summary>Kernel launches through <see cref="Load{T}"/> and <see cref="LoadGrouped{T}"/> so far

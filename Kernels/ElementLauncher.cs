@@ -17,10 +17,15 @@ public interface IElementKernel
 /// </summary>
 public static class ElementLauncher
 {
+    /// <remarks>
+    /// N and Chunk come first on purpose: after a nested struct whose size is not a multiple of 8
+    /// (e.g. two views and three ints), the host's argument marshalling and the PTX parameter layout
+    /// can disagree about the padding, and fields placed after it would be read from the wrong offset.
+    /// </remarks>
     public struct Range<T> where T : struct, IElementKernel
     {
-        public T Op;
         public int N, Chunk;
+        public T Op;
     }
 
     public static void Kernel<T>(Index1D thread, Range<T> r) where T : struct, IElementKernel

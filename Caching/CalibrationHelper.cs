@@ -84,15 +84,8 @@ public sealed class CalibrationHelper : IComponentHook, IDisposable
 
     /// <summary>The schedule for threshold <paramref name="alpha"/>: one key per calibrated component, <paramref name="steps"/> long.</summary>
     /// <exception cref="ArgumentOutOfRangeException">alpha &lt; 0 or steps &lt; 1</exception>
-    public CacheSchedule Schedule(double alpha, int steps)
-    {
-        CalibrationMath.CheckThreshold(alpha);
-        ArgumentOutOfRangeException.ThrowIfLessThan(steps, 1);
-        var averaged = AveragedRows();
-        var entries = Components.Select(c => new KeyValuePair<string, IReadOnlyList<bool>>(c,
-            CalibrationMath.Scan(averaged.TryGetValue(c, out var rows) ? rows : [], alpha, steps)));
-        return new CacheSchedule(entries, $"calibrated schedule (alpha {alpha}, {steps} steps)");
-    }
+    public CacheSchedule Schedule(double alpha, int steps) =>
+        CalibrationMath.ToSchedule(AveragedRows(), Components, alpha, steps, $"calibrated schedule (alpha {alpha}, {steps} steps)");
 
     /// <summary>
     /// Writes {"lookahead": K, "avg_error_rows": {component: rows}, "raw_error_rows": {"transformer_blocks.b.c": rows}}

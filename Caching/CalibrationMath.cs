@@ -87,6 +87,19 @@ public static class CalibrationMath
         return schedule;
     }
 
+    /// <summary>
+    /// A schedule with one key per component, each the <see cref="Scan"/> of that component's averaged
+    /// rows (a component without rows is computed at every step).
+    /// </summary>
+    public static CacheSchedule ToSchedule(IReadOnlyDictionary<string, double[][]> averagedRows,
+        IEnumerable<string> components, double alpha, int steps, string sourceName)
+    {
+        CheckThreshold(alpha);
+        ArgumentOutOfRangeException.ThrowIfLessThan(steps, 1);
+        return new CacheSchedule(components.Select(c => new KeyValuePair<string, IReadOnlyList<bool>>(c,
+            Scan(averagedRows.TryGetValue(c, out var rows) ? rows : [], alpha, steps))), sourceName);
+    }
+
     internal static void CheckThreshold(double alpha)
     {
         if (!(alpha >= 0))

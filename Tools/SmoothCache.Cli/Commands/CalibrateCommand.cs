@@ -44,7 +44,7 @@ public static class CalibrateCommand
             if (parse.GetValue(fromErrors) is { } errorsFile)
             {
                 var rows = ReadAveragedRows(errorsFile);
-                var rescanned = ScheduleFromRows(rows.Where(r => selected.Contains(r.Key)), alpha, run.Steps, errorsFile);
+                var rescanned = CalibrationMath.ToSchedule(rows, selected.Where(rows.ContainsKey), alpha, run.Steps, errorsFile);
                 rescanned.Save(parse.GetValue(output)!);
                 context.Out.WriteLine($"wrote {parse.GetValue(output)}: alpha {alpha.ToString("G6", CultureInfo.InvariantCulture)} from {errorsFile}");
                 return ExitCodes.Success;
@@ -87,9 +87,6 @@ public static class CalibrateCommand
             throw new UserInputException($"{path}: key 'avg_error_rows': expected lists of numbers ({e.Message})");
         }
     }
-
-    public static CacheSchedule ScheduleFromRows(IEnumerable<KeyValuePair<string, double[][]>> rows, double alpha, int steps, string source) =>
-        new(rows.Select(r => new KeyValuePair<string, IReadOnlyList<bool>>(r.Key, CalibrationMath.Scan(r.Value, alpha, steps))), source);
 
     /// <summary>
     /// The smallest alpha whose schedule computes at most <paramref name="target"/> of the calls. The

@@ -36,7 +36,7 @@ public static class EvalCommand
             var settings = new EvalSettings(
                 CheckAtLeast("--samples", parse.GetValue(samples), 1), run.Steps, run.Scheduler,
                 run.Guidance, run.Seed, ParseThresholds(parse.GetValue(thresholds)!), ParseForaPeriods(parse.GetValue(fora)!),
-                ParseComponents(parse.GetValue(components)!), CheckAtLeast("--lookahead", parse.GetValue(lookahead), 1));
+                CachingOptions.ParseComponents(parse.GetValue(components)!), CheckAtLeast("--lookahead", parse.GetValue(lookahead), 1));
             using var cancel = new CancellationTokenSource();
             ConsoleCancelEventHandler onCancel = (_, e) =>
             {
@@ -112,13 +112,4 @@ public static class EvalCommand
                 ? n
                 : throw new UserInputException($"--fora: '{item}' is not a whole number >= 2 (FORA computes every n-th step)"))
         .Distinct().ToArray();
-
-    public static IReadOnlyList<string> ParseComponents(string list)
-    {
-        var names = Items(list);
-        if (names.Length == 0) throw new UserInputException($"--components: empty; expected some of {ComponentNames.Expected}");
-        return names.Select(name => ComponentNames.TryCanonical(name)
-                ?? throw new UserInputException($"--components: unknown component '{name}'; expected {ComponentNames.Expected}"))
-            .Distinct().ToArray();
-    }
 }

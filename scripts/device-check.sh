@@ -4,7 +4,7 @@
 #   command: bash scripts/device-check.sh
 # Logs and JSON go under $OUT. Each step has its own time limit and a failing step does not stop the
 # later ones; status.txt records every step's exit code (0 ok, 1 a check or case failed, 124 timed out).
-# The limits add up to about 5 minutes.
+# The limits add up to about 5 minutes (about 7.5 when the smoke step fails and memcheck runs).
 set -u
 OUT=${OUT:-/tmp/device-check}
 mkdir -p "$OUT"
@@ -20,19 +20,32 @@ step() {
     echo "$name: exit $rc after $((SECONDS - start)) s (limit $limit s)" | tee -a "$STATUS"
 }
 
-# 1. Kernel and model checks (CUDA vs float64 / vs the CPU backend), then GEMM timings against cuBLAS.
-step smoke 40 bench --suite smoke --device cuda
+# 1. Every operator, then chains of them and a whole dit-digits forward, each compared with the CPU
+#    backend, waiting after every launch (names the kernel that faults). If it fails and the machine
+#    has compute-sanitizer, the same run under memcheck says which access of which kernel was illegal.
+step smoke 60 bench --suite smoke --device cuda
+if ! grep -q "^smoke: exit 0" "$STATUS"; then
+    SAN=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer /opt/nvidia/*/bin/compute-sanitizer 2>/dev/null | head -1)
+    if [ -n "$SAN" ]; then
+        timeout 150 bash .device/on-device.sh sh "$SAN --tool memcheck --print-limit 5 dotnet .device/app/smoothcache.dll bench --suite smoke --device cuda" > "$OUT/sanitizer.log" 2>&1
+        echo "sanitizer: exit $? (log: sanitizer.log)" | tee -a "$STATUS"
+    else
+        echo "sanitizer: compute-sanitizer not found on this machine" | tee -a "$STATUS"
+    fi
+fi
+# 2. Kernel checks (CUDA vs float64 / vs the CPU backend), then GEMM timings against cuBLAS.
 step gemm 110 bench-gemm --iterations 3 --json "$OUT/gemm.json"
-# 2. One forward: dit-digits and synthetic DiT-XL/2, batch 2 and 16, fp16 and fp32.
+# 3. One forward: dit-digits and synthetic DiT-XL/2, batch 2 and 16, fp16 and fp32.
 step forward 60 bench --suite forward --device cuda --iterations 3 --json "$OUT/forward.json"
-# 3. Sampling jobs uncached vs SmoothCache (dit-digits 10 images, XL 8 images), DDIM 50.
+# 4. Sampling jobs uncached vs SmoothCache (dit-digits 10 images, XL 8 images), DDIM 50.
 step sampling 100 bench --suite sampling --device cuda --json "$OUT/sampling.json"
 
 echo "== summary"
 cat "$STATUS"
 echo "== checks that failed"
 grep -h "^FAIL" "$OUT/gemm.log" || echo "(none)"
-for name in smoke forward sampling; do
+for name in smoke sanitizer forward sampling; do
+    [ -f "$OUT/$name.log" ] || continue
     echo "== $name"
     grep -v "^NVIDIA\|^device:" "$OUT/$name.log" | tail -n 20
 done

@@ -1,44 +1,40 @@
 using ILGPU;
 using ILGPU.Runtime;
+using SmoothCache.Cli.Commands;
 using SmoothCache.Kernels;
+using SmoothCache.Sampling;
 
 namespace SmoothCache.Cli.Bench;
 
 /// <summary>
-/// Runs every DiT operator once on tiny tensors, waiting and reading back after each, and prints
-/// which one fails: the first thing to run on a new device.
+/// Runs every DiT operator once on small random tensors, waiting and reading back after each launch,
+/// and compares each result with the CPU backend: the first thing to run on a new device. It prints
+/// which step fails and how. The steps go from single kernels at toy shapes, through the same kernels
+/// at dit-digits' shapes and short chains of them, to one whole dit-digits forward — so a fault that
+/// only shows inside the model is narrowed to the smallest sequence that still shows it.
 /// </summary>
 public static class SmokeCheck
 {
-    public static bool Run(Backend backend, TextWriter log)
+    private const double Tolerance = 1e-5;
+
+    public static bool Run(Backend backend, TextWriter log, string? digitsFolder = null)
     {
-        var arena = backend.Arena;
-        using var labelsBuffer = backend.Accelerator.Allocate1D<int>(2);
-        labelsBuffer.View.CopyFromCPU(new[] { 1, 0 });
-        var steps = new (string Name, Func<Tensor> Op)[]
-        {
-            ("Unpatchify first", () => { using var y = arena.Zeros(2, 16, 8); return Unpatchify.Run(y, 2, 2); }),
-            ("Guidance", () => { using var m = arena.Zeros(4, 2, 4, 4); return Guidance.Run(m, 1, 4f); }),
-            ("RepeatBatch", () => { using var x = arena.Zeros(2, 1, 4, 4); return RepeatBatch.Run(x, 2); }),
-            ("PositionTable", () => PositionTable.Run(backend, 4, 8)),
-            ("TimestepEmbedding", () => { using var t = arena.Upload([999f, 1f], 2); return TimestepEmbedding.Run(t); }),
-            ("ClassEmbedding", () => { using var table = arena.Zeros(3, 8); using var add = arena.Zeros(2, 8); return ClassEmbedding.Run(labelsBuffer.View, table, add); }),
-            ("PatchEmbed", () => { using var x = arena.Zeros(2, 1, 8, 8); using var w = arena.Zeros(8, 1, 2, 2); using var b = arena.Zeros(8); using var p = arena.Zeros(16, 8); return PatchEmbed.Run(x, w, b, p); }),
-            ("Elementwise", () => { using var x = arena.Zeros(2, 8); return Elementwise.Run<SiluEpilogue>(x); }),
-            ("Linear", () => { using var x = arena.Zeros(2, 16, 8); using var w = arena.Zeros(24, 8); using var b = arena.Zeros(24); return Linear.Run(x, w, b); }),
-            ("LayerNormModulate", () => { using var x = arena.Zeros(2, 16, 8); using var m = arena.Zeros(2, 48); return LayerNormModulate.Run(x, m, 0, 8, 1e-6f); }),
-            ("Unpatchify before attention", () => { using var y = arena.Zeros(2, 16, 8); return Unpatchify.Run(y, 2, 2); }),
-            ("Attention", () => { using var q = arena.Zeros(2, 16, 24); return Attention.Run(q, 2, 4); }),
-            ("Unpatchify", () => { using var y = arena.Zeros(2, 16, 8); return Unpatchify.Run(y, 2, 2); }),
-            ("Guidance again", () => { using var m = arena.Zeros(4, 2, 4, 4); return Guidance.Run(m, 1, 4f); }),
-        };
-        foreach (var (name, op) in steps)
+        backend.SynchronizeEachLaunch = true;
+        using var cpu = backend.IsCuda ? Backend.Create(DeviceKind.Cpu) : null;
+        foreach (var (name, op) in Steps(digitsFolder ?? SamplingOptions.ResolveModel(SamplingOptions.DefaultModel)))
         {
             try
             {
-                using var result = op();
-                result.ToArray();
-                log.WriteLine($"ok   {name}");
+                var got = op(backend);
+                if (cpu is null)
+                {
+                    log.WriteLine($"ok   {name}");
+                    continue;
+                }
+                double error = GpuChecks.RelativeL2(got, op(cpu));
+                bool passed = error <= Tolerance;
+                log.WriteLine($"{(passed ? "ok  " : "FAIL")} {name}: rel.err vs CPU {error:E2}");
+                if (!passed) return false;
             }
             catch (Exception e)
             {
@@ -47,5 +43,91 @@ public static class SmokeCheck
             }
         }
         return true;
+    }
+
+    private static float[] Random(int seed, long n) => GpuChecks.RandomData(seed, n, 1f);
+
+    private static Tensor Upload(Backend backend, int seed, params int[] shape) =>
+        backend.Arena.Upload(Random(seed, Tensor.ElementCount(shape)), shape);
+
+    private static float[] Read(Tensor t)
+    {
+        using (t) return t.ToArray();
+    }
+
+    private static IEnumerable<(string Name, Func<Backend, float[]> Op)> Steps(string digitsFolder)
+    {
+        yield return ("Unpatchify [2,16,8]", b => { using var y = Upload(b, 1, 2, 16, 8); return Read(Unpatchify.Run(y, 2, 2)); });
+        yield return ("Unpatchify at dit-digits' shape [2,64,8]", b => { using var y = Upload(b, 2, 2, 64, 8); return Read(Unpatchify.Run(y, 2, 2)); });
+        yield return ("Guidance", b => { using var m = Upload(b, 3, 4, 2, 4, 4); return Read(Guidance.Run(m, 1, 4f)); });
+        yield return ("RepeatBatch", b => { using var x = Upload(b, 4, 2, 1, 4, 4); return Read(RepeatBatch.Run(x, 2)); });
+        yield return ("PositionTable", b => Read(PositionTable.Run(b, 4, 8)));
+        yield return ("TimestepEmbedding", b => { using var t = b.Arena.Upload([999f, 1f], 2); return Read(TimestepEmbedding.Run(t)); });
+        yield return ("ClassEmbedding", b =>
+        {
+            using var labels = b.Accelerator.Allocate1D<int>(2);
+            labels.View.CopyFromCPU(new[] { 1, 0 });
+            using var table = Upload(b, 5, 3, 8);
+            using var add = Upload(b, 6, 2, 8);
+            return Read(ClassEmbedding.Run(labels.View, table, add));
+        });
+        yield return ("PatchEmbed", b =>
+        {
+            using var x = Upload(b, 7, 2, 1, 8, 8);
+            using var w = Upload(b, 8, 8, 1, 2, 2);
+            using var bias = Upload(b, 9, 8);
+            using var pos = Upload(b, 10, 16, 8);
+            return Read(PatchEmbed.Run(x, w, bias, pos));
+        });
+        yield return ("Elementwise SiLU", b => { using var x = Upload(b, 11, 2, 8); return Read(Elementwise.Run<SiluEpilogue>(x)); });
+        yield return ("Linear [32,8] x [24,8]", b =>
+        {
+            using var x = Upload(b, 12, 2, 16, 8);
+            using var w = Upload(b, 13, 24, 8);
+            using var bias = Upload(b, 14, 24);
+            return Read(Linear.Run(x, w, bias));
+        });
+        yield return ("LayerNormModulate", b =>
+        {
+            using var x = Upload(b, 15, 2, 16, 8);
+            using var m = Upload(b, 16, 2, 48);
+            return Read(LayerNormModulate.Run(x, m, 0, 8, 1e-6f));
+        });
+        yield return ("GatedResidual", b =>
+        {
+            var x = Upload(b, 17, 2, 16, 8);
+            using var y = Upload(b, 18, 2, 16, 8);
+            using var m = Upload(b, 19, 2, 48);
+            GatedResidual.Run(x, y, m, 16);
+            return Read(x);
+        });
+        yield return ("Attention head dim 4", b => { using var q = Upload(b, 20, 2, 16, 24); return Read(Attention.Run(q, 2, 4)); });
+        yield return ("Attention at dit-digits' shape (4 heads of 16, 64 tokens)", b =>
+        {
+            using var q = Upload(b, 21, 2, 64, 192);
+            return Read(Attention.Run(q, 4, 16));
+        });
+        // dit-digits' final layer: proj_out (N = 8) feeding Unpatchify, where a whole forward faulted.
+        yield return ("proj_out [128,64] x [8,64] then Unpatchify", b =>
+        {
+            using var h = Upload(b, 22, 2, 64, 64);
+            using var w = Upload(b, 23, 8, 64);
+            using var bias = Upload(b, 24, 8);
+            using var y = Linear.Run(h, w, bias);
+            return Read(Unpatchify.Run(y, 2, 2));
+        });
+        if (!Directory.Exists(digitsFolder)) yield break;
+        yield return ("dit-digits forward, batch 2", b =>
+        {
+            using var pipeline = DiTPipeline.Load(digitsFolder, b);
+            var c = pipeline.Transformer.Config;
+            using var latents = Upload(b, 25, 2, c.InChannels, c.SampleSize, c.SampleSize);
+            return Read(pipeline.Transformer.Forward(latents, [999f, 500f], [3, c.NullClass]));
+        });
+        yield return ("dit-digits DDIM 2 steps, 1 image with CFG", b =>
+        {
+            using var pipeline = DiTPipeline.Load(digitsFolder, b);
+            return pipeline.Generate(new GenerationOptions { Labels = [7], Steps = 2, Scheduler = "ddim" }).Latents;
+        });
     }
 }

@@ -47,6 +47,18 @@ public class BenchCommandTests
     }
 
     [Fact]
+    public void SmokeSuiteRunsEveryStepThroughAWholeDigitsForward()
+    {
+        var (code, output, err) = Run("bench", "--suite", "smoke", "--device", "cpu");
+        Assert.True(code == ExitCodes.Success, err + output);
+        var steps = output.Split('\n').Where(l => l.StartsWith("ok ")).ToArray();
+        Assert.Contains(steps, l => l.Contains("Unpatchify at dit-digits' shape"));
+        Assert.Contains(steps, l => l.Contains("dit-digits forward, batch 2"));
+        Assert.Contains(steps, l => l.Contains("dit-digits DDIM 2 steps"));
+        Assert.DoesNotContain("FAIL", output);
+    }
+
+    [Fact]
     public void SamplingSuiteOnCpuCalibratesADigitsScheduleWhenNoneIsStored()
     {
         string json = TempJson();

@@ -7,7 +7,8 @@ namespace SmoothCache.Kernels;
 /// <summary>
 /// Arithmetic of the GEMMs. Fp32: weights and products in float32. Fp16: weights stored as float16
 /// (convert them once with <see cref="HalfConversion.PrepareWeight"/>), activations rounded to float16
-/// on the fly, products accumulated in float32 on tensor cores (CUDA only). Activations stay float32 tensors.
+/// on the fly, products accumulated in float32 — on tensor cores on CUDA, in the portable GEMM on the
+/// CPU accelerator (same numbers up to summation order). Activations stay float32 tensors.
 /// </summary>
 public enum Precision { Fp32, Fp16 }
 
@@ -22,10 +23,19 @@ public static class HalfConversion
         _ => throw new ArgumentException($"unknown precision '{text}': expected fp32 or fp16"),
     };
 
-    public struct Args
+    /// <summary>One element each way between a float32 and a float16 view of the same length.</summary>
+    public struct RoundToHalf : IElementKernel
     {
         public ArrayView<float> Source;
         public ArrayView<Half> Target;
+        public readonly void Compute(int i) => Target[i] = Interop.IntAsFloat(RoundToHalfBits(Source[i]));
+    }
+
+    public struct WidenToFloat : IElementKernel
+    {
+        public ArrayView<Half> Source;
+        public ArrayView<float> Target;
+        public readonly void Compute(int i) => Target[i] = (float)Source[i];
     }
 
     /// <summary>
@@ -61,17 +71,20 @@ public static class HalfConversion
         return (ushort)(sign | bits);
     }
 
-    public static void ToHalfKernel(Index1D i, Args a) => a.Target[i] = Interop.IntAsFloat(RoundToHalfBits(a.Source[i]));
-
-    public static void ToFloatKernel(Index1D i, Args a) => a.Source[i] = (float)a.Target[i];
+    /// <summary>target = source rounded to nearest float16 (views of equal length).</summary>
+    public static void ToHalf(Backend backend, ArrayView<float> source, ArrayView<Half> target)
+    {
+        if (source.Length != target.Length)
+            throw new ArgumentException($"ToHalf: {source.Length} floats into {target.Length} halves");
+        ElementLauncher.Launch(backend, (int)source.Length, new RoundToHalf { Source = source, Target = target });
+    }
 
     /// <summary>A new Float16 tensor of the same shape holding x rounded to nearest float16.</summary>
     public static Tensor ToHalf(Tensor x)
     {
         if (x.DType != DType.Float32) throw new ArgumentException($"ToHalf: tensor {x.ShapeText} is {x.DType}, not Float32");
         var y = x.Backend.Arena.Rent(DType.Float16, x.Shape);
-        if (x.Length > 0)
-            x.Backend.Load<Args>(ToHalfKernel)((int)x.Length, new Args { Source = x.View, Target = y.HalfView });
+        ToHalf(x.Backend, x.View, y.HalfView);
         return y;
     }
 
@@ -80,8 +93,7 @@ public static class HalfConversion
     {
         if (x.DType != DType.Float16) throw new ArgumentException($"ToFloat: tensor {x.ShapeText} is {x.DType}, not Float16");
         var y = x.Backend.Arena.Rent(DType.Float32, x.Shape);
-        if (x.Length > 0)
-            x.Backend.Load<Args>(ToFloatKernel)((int)x.Length, new Args { Source = y.View, Target = x.HalfView });
+        ElementLauncher.Launch(x.Backend, (int)x.Length, new WidenToFloat { Source = x.HalfView, Target = y.View });
         return y;
     }
 

@@ -1,21 +1,47 @@
 using ILGPU;
 using ILGPU.Runtime;
 using SmoothCache.Kernels.Gpu;
+using Half = ILGPU.Half;
 
 namespace SmoothCache.Kernels;
 
 /// <summary>
 /// y = epilogue(x W^T + b). x is [M, K] row-major, W is [N, K] row-major (PyTorch's Linear layout),
-/// b is [N] (or empty for no bias), y is [M, N]. Portable fp32 path: each element computes
+/// b is [N] (or empty for no bias), y is [M, N]. Portable path: each element computes
 /// a 4 x 4 block of outputs as plain dot products over K, no barriers — the shape the CPU
-/// accelerator runs fastest — and it is the reference for the tensor-core kernels. On a CUDA backend Run dispatches to the fast kernels:
+/// accelerator runs fastest — and it is the reference for the fast kernels. It reads float32
+/// operands, or (for a Float16 weight) float16 x and W, the numbers the tensor-core kernel multiplies. On a CUDA backend Run dispatches to the fast kernels:
 /// <see cref="Sgemm"/> for a Float32 weight, <see cref="LinearTensorCore"/> for a Float16 weight.
 /// </summary>
 public static class Linear
 {
-    public struct Args<TEpilogue> : IElementKernel where TEpilogue : struct, IEpilogue
+    /// <summary>Where the portable GEMM reads x and W from (flat indices into [M, K] and [N, K]).</summary>
+    public interface IOperands
     {
-        public ArrayView<float> X, W, Bias, Y;
+        float X(int i);
+        float W(int i);
+    }
+
+    public struct Fp32Operands : IOperands
+    {
+        public ArrayView<float> Xs, Ws;
+        public readonly float X(int i) => Xs[i];
+        public readonly float W(int i) => Ws[i];
+    }
+
+    /// <summary>The fp16 path: both operands float16, widened exactly; products accumulate in float32.</summary>
+    public struct Fp16Operands : IOperands
+    {
+        public ArrayView<Half> Xs, Ws;
+        public readonly float X(int i) => (float)Xs[i];
+        public readonly float W(int i) => (float)Ws[i];
+    }
+
+    public struct Args<TEpilogue, TOperands> : IElementKernel
+        where TEpilogue : struct, IEpilogue where TOperands : struct, IOperands
+    {
+        public TOperands Operands;
+        public ArrayView<float> Bias, Y;
         public int M, N, K;
 
         /// <summary>Element = a 4 x 4 block of outputs (4 rows of x, 4 rows of W): each value read
@@ -32,14 +58,14 @@ public static class Linear
             float c20 = 0f, c21 = 0f, c22 = 0f, c23 = 0f, c30 = 0f, c31 = 0f, c32 = 0f, c33 = 0f;
             for (int k = 0; k < K; k++)
             {
-                float b0 = W[w0 + k], b1 = W[w1 + k], b2 = W[w2 + k], b3 = W[w3 + k];
-                float a = X[x0 + k];
+                float b0 = Operands.W(w0 + k), b1 = Operands.W(w1 + k), b2 = Operands.W(w2 + k), b3 = Operands.W(w3 + k);
+                float a = Operands.X(x0 + k);
                 c00 += a * b0; c01 += a * b1; c02 += a * b2; c03 += a * b3;
-                a = X[x1 + k];
+                a = Operands.X(x1 + k);
                 c10 += a * b0; c11 += a * b1; c12 += a * b2; c13 += a * b3;
-                a = X[x2 + k];
+                a = Operands.X(x2 + k);
                 c20 += a * b0; c21 += a * b1; c22 += a * b2; c23 += a * b3;
-                a = X[x3 + k];
+                a = Operands.X(x3 + k);
                 c30 += a * b0; c31 += a * b1; c32 += a * b2; c33 += a * b3;
             }
             StoreRow(m0, n0, c00, c01, c02, c03);
@@ -89,10 +115,21 @@ public static class Linear
         int n = w.Dim(0), k = w.Dim(1);
         var backend = w.Backend;
         var biasView = bias?.View ?? ArrayView<float>.Empty;
+        int elements = (m + 3) / 4 * ((n + 3) / 4);
         if (w.DType == DType.Float16)
         {
-            // Throws with the reason on a CPU backend or an unsupported K.
-            LinearTensorCore.Run<TEpilogue>(backend, x, w, biasView, y, m);
+            if (backend.IsCuda)
+            {
+                // Throws with the reason for an unsupported K.
+                LinearTensorCore.Run<TEpilogue>(backend, x, w, biasView, y, m);
+                return;
+            }
+            using var xHalf = backend.Arena.Rent(DType.Float16, m, k);
+            HalfConversion.ToHalf(backend, x.SubView(0, (long)m * k), xHalf.HalfView);
+            ElementLauncher.Launch(backend, elements, new Args<TEpilogue, Fp16Operands>
+            {
+                Operands = new Fp16Operands { Xs = xHalf.HalfView, Ws = w.HalfView }, Bias = biasView, Y = y, M = m, N = n, K = k,
+            });
             return;
         }
         if (backend.IsCuda)
@@ -100,10 +137,9 @@ public static class Linear
             Sgemm.Run<TEpilogue>(backend, x, w.View, biasView, y, m, n, k);
             return;
         }
-        var args = new Args<TEpilogue>
+        ElementLauncher.Launch(backend, elements, new Args<TEpilogue, Fp32Operands>
         {
-            X = x, W = w.View, Bias = biasView, Y = y, M = m, N = n, K = k,
-        };
-        ElementLauncher.Launch(backend, (m + 3) / 4 * ((n + 3) / 4), args);
+            Operands = new Fp32Operands { Xs = x, Ws = w.View }, Bias = biasView, Y = y, M = m, N = n, K = k,
+        });
     }
 }

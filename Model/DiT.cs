@@ -37,12 +37,11 @@ public sealed class DiTTransformer : IHookable, IDisposable
     /// <summary>Called with (block index, x) after each block; for tests and diagnostics.</summary>
     public Action<int, Tensor>? BlockOutputObserver { get; set; }
 
-    /// <param name="precision">Fp16 stores the block and adaLN GEMM weights as float16 for the tensor-core
-    /// kernels (CUDA only); everything else stays float32.</param>
+    /// <param name="precision">Fp16 stores the block and adaLN GEMM weights as float16 and multiplies
+    /// float16-rounded activations (tensor cores on CUDA, the portable GEMM on the CPU accelerator);
+    /// everything else stays float32.</param>
     public DiTTransformer(Backend backend, DiTConfig config, IWeightSource weights, Precision precision = Precision.Fp32)
     {
-        if (precision == Precision.Fp16 && !backend.IsCuda)
-            throw new ArgumentException($"precision fp16 needs a CUDA device; {backend.DeviceName} runs fp32 only");
         Precision = precision;
         _backend = backend;
         Config = config;

@@ -200,6 +200,8 @@ public static class GpuChecks
         var small = SmallConfig;
         yield return () => Compare("dit-small forward fp32", 2, small.Tokens, small.Width, 1e-4, cuda, cpu,
             backend => SyntheticForward(backend, small, Precision.Fp32));
+        yield return () => Compare("dit-small fp16 vs CPU fp16", 2, small.Tokens, small.Width, 1e-4, cuda, cpu,
+            backend => SyntheticForward(backend, small, Precision.Fp16));
         yield return () => new("dit-small forward fp16", 2, small.Tokens, small.Width,
             RelativeL2(SyntheticForward(cuda, small, Precision.Fp16), SyntheticForward(cuda, small, Precision.Fp32)), 1e-2);
         var xl = SyntheticWeights.XL2_256;

@@ -18,7 +18,7 @@ public sealed class SamplingOptions
     public Option<string?> Scheduler { get; } = new("--scheduler") { Description = "ddim, dpm or ddpm (default: the model's scheduler)" };
     public Option<float> Guidance { get; } = new("--guidance") { Description = "classifier-free guidance scale (<= 1 disables it)", DefaultValueFactory = _ => 4f };
     public Option<string> Device { get; } = new("--device") { Description = "auto, cuda or cpu", DefaultValueFactory = _ => "auto" };
-    public Option<string> Precision { get; } = new("--precision") { Description = "fp32, or fp16 (CUDA tensor cores)", DefaultValueFactory = _ => "fp32" };
+    public Option<string> Precision { get; } = new("--precision") { Description = "fp32, or fp16 (float16 weights and GEMM inputs, float32 accumulation; tensor cores on CUDA)", DefaultValueFactory = _ => "fp32" };
 
     public void AddTo(System.CommandLine.Command command)
     {

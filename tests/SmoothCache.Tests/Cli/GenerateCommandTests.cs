@@ -29,7 +29,7 @@ public class GenerateCommandTests
     [Fact] public void UnknownScheduler() => AssertBadInput("euler", "generate", "--scheduler", "euler");
     [Fact] public void UnknownDevice() => AssertBadInput("--device", "generate", "--device", "tpu");
     [Fact] public void UnknownOption() => AssertBadInput("--colour", "generate", "--colour", "red");
-    [Fact] public void Fp16OnTheCpu() => AssertBadInput("fp16", "generate", "--precision", "fp16");
+    [Fact] public void UnknownPrecision() => AssertBadInput("bf16", "generate", "--precision", "bf16");
 
     [Fact]
     public void NoiseFileWithTheWrongShape()

@@ -56,6 +56,26 @@ public class LinearTests
         Assert.True(RelativeL2(silu.ToArray(), Reference(x, w, null, m, n, k, Silu)) < 1e-6);
     }
 
+    [Theory]
+    [InlineData(7, 72, 5)]
+    [InlineData(33, 48, 192)]
+    public void Fp16WeightMultipliesHalfRoundedOperandsInFloat32(int m, int k, int n)
+    {
+        var x = Random(6, m * k, 3f);
+        var w = Random(7, n * k, 0.1f);
+        var b = Random(8, n);
+        float[] Round(float[] v) => v.Select(e => (float)(System.Half)e).ToArray();
+        using var tx = Cpu.Arena.Upload(x, m, k);
+        using var tw = Cpu.Arena.Upload(w, n, k);
+        using var tb = Cpu.Arena.Upload(b, n);
+        using var half = HalfConversion.PrepareWeight(tw, Precision.Fp16);
+        using var y = Linear.Run<GeluTanhEpilogue>(tx, half, tb);
+        var got = y.ToArray();
+        // The fp16 products exactly (up to float32 summation), not the float32 ones.
+        Assert.True(RelativeL2(got, Reference(Round(x), Round(w), b, m, n, k, GeluTanh)) < 1e-6);
+        Assert.True(RelativeL2(got, Reference(x, w, b, m, n, k, GeluTanh)) > 1e-5);
+    }
+
     [Fact]
     public void RejectsMismatchedInnerDimension()
     {

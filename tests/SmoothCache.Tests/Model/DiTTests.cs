@@ -47,6 +47,24 @@ public class DiTTests
     }
 
     [Fact]
+    public void SyntheticXlBlockFp16IsWithinHalfRoundingOfFp32()
+    {
+        // DiT-XL/2's shapes (width 1152, 16 heads of 72, 256 tokens, 4 -> 8 channels), one block to keep
+        // the CPU accelerator's run short; the fp16 path differs from fp32 by fp16 rounding only.
+        var config = SyntheticWeights.XL2_256 with { NumLayers = 1 };
+        var noise = Random(30, config.InChannels * config.SampleSize * config.SampleSize);
+        float[] Forward(Precision precision)
+        {
+            using var weights = new SyntheticWeights(config, seed: 5);
+            using var model = new DiTTransformer(Cpu, config, weights, precision);
+            using var latents = Cpu.Arena.Upload(noise, 1, config.InChannels, config.SampleSize, config.SampleSize);
+            using var output = model.Forward(latents, [500f], [207]);
+            return output.ToArray();
+        }
+        Assert.InRange(RelativeL2(Forward(Precision.Fp16), Forward(Precision.Fp32)), 1e-5, 1e-2);
+    }
+
+    [Fact]
     public void DitSmallPerBlockIntermediatesMatch()
     {
         var (_, blocks) = RunSmall();

@@ -55,4 +55,12 @@ public class PtxGenerationTests
         Assert.Contains("bar.sync", ptx);
         Assert.DoesNotContain(".local", ptx);
     }
+
+    [Fact]
+    public void WarpLayerNormTranslatesToButterflyShuffles()
+    {
+        var ptx = CompileToPtx(typeof(LayerNormModulateWarp).GetMethod("Kernel")!);
+        Assert.Equal(10, Count(ptx, "shfl.sync.bfly"));
+        Assert.DoesNotContain("bar.sync", ptx);
+    }
 }

@@ -70,7 +70,7 @@ public static class Attention
             throw new ArgumentException($"Attention: qkv {qkv.ShapeText} is not [B,T,{3 * d}]");
         var arena = qkv.Backend.Arena;
         var output = arena.Rent(b, t, d);
-        if (qkv.Backend.IsCuda && FlashAttention.SupportsHeadDim(headDim))
+        if (qkv.Backend.UsesGpuKernels && FlashAttention.SupportsHeadDim(headDim))
         {
             FlashAttention.Run(qkv.Backend, qkv.View, output.View, b, t, heads, headDim);
             return output;

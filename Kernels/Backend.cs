@@ -22,10 +22,18 @@ public sealed class Backend : IDisposable
     public bool IsCuda => Accelerator.AcceleratorType == AcceleratorType.Cuda;
     public string DeviceName => Accelerator.Name;
 
-    private Backend(Context context, Accelerator accelerator)
+    /// <summary>
+    /// True when operators take their GPU-shaped kernels (tiled SGEMM, warp-per-row LayerNorm, fused
+    /// attention, one element per thread): always on CUDA, and on the CPU accelerator when asked for,
+    /// so that the CUDA code path — everything but the inline-PTX tensor-core GEMM — runs in tests.
+    /// </summary>
+    public bool UsesGpuKernels { get; }
+
+    private Backend(Context context, Accelerator accelerator, bool gpuKernelsOnCpu)
     {
         Context = context;
         Accelerator = accelerator;
+        UsesGpuKernels = IsCuda || gpuKernelsOnCpu;
         Arena = new TensorArena(this);
     }
 
@@ -38,7 +46,8 @@ public sealed class Backend : IDisposable
         _ => throw new ArgumentException($"unknown device '{text}': expected auto, cuda or cpu"),
     };
 
-    public static Backend Create(DeviceKind kind = DeviceKind.Auto)
+    /// <param name="gpuKernelsOnCpu">On the CPU accelerator, run the GPU-shaped kernels (slow; for tests).</param>
+    public static Backend Create(DeviceKind kind = DeviceKind.Auto, bool gpuKernelsOnCpu = false)
     {
         // CPUDeviceKind.Nvidia: the default CPU device allows only 16 threads per group.
         var context = Context.Create(b => b.Cuda().CPU(CPUDeviceKind.Nvidia).EnableAlgorithms()
@@ -54,7 +63,7 @@ public sealed class Backend : IDisposable
                 _ when cuda.Count > 0 => cuda[0].CreateAccelerator(context),
                 _ => context.GetCPUDevice(0).CreateAccelerator(context),
             };
-            return new Backend(context, accelerator);
+            return new Backend(context, accelerator, gpuKernelsOnCpu);
         }
         catch
         {

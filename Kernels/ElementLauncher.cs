@@ -11,17 +11,13 @@ public interface IElementKernel
 
 /// <summary>
 /// Launches an element kernel over n indices with each GPU thread taking a contiguous chunk of them.
-/// On CUDA a chunk is one element (coalesced, plenty of threads). The CPU accelerator pays roughly
+/// With GPU kernels (<see cref="Backend.UsesGpuKernels"/>) a chunk is one element (coalesced, plenty
+/// of threads). The CPU accelerator pays roughly
 /// a microsecond per simulated thread, so there a thread takes a long run of elements and a launch
 /// uses only a few hundred threads — the kernel shape that runs fast on both.
 /// </summary>
 public static class ElementLauncher
 {
-    /// <remarks>
-    /// N and Chunk come first on purpose: after a nested struct whose size is not a multiple of 8
-    /// (e.g. two views and three ints), the host's argument marshalling and the PTX parameter layout
-    /// can disagree about the padding, and fields placed after it would be read from the wrong offset.
-    /// </remarks>
     public struct Range<T> where T : struct, IElementKernel
     {
         public int N, Chunk;
@@ -38,7 +34,7 @@ public static class ElementLauncher
     public static void Launch<T>(Backend backend, int n, T op) where T : struct, IElementKernel
     {
         if (n == 0) return;
-        int chunk = backend.IsCuda ? 1 : Math.Max(1, (n + CpuThreads - 1) / CpuThreads);
+        int chunk = backend.UsesGpuKernels ? 1 : Math.Max(1, (n + CpuThreads - 1) / CpuThreads);
         int threads = (n + chunk - 1) / chunk;
         backend.Load<Range<T>>(Kernel<T>)(threads, new Range<T> { Op = op, N = n, Chunk = chunk });
     }

@@ -56,7 +56,7 @@ public static class LayerNormModulate
             ShiftOffset = shiftOffset, ScaleOffset = scaleOffset, Eps = eps,
         };
         // A thread per row suits the CPU accelerator; on a GPU a warp per row keeps loads coalesced.
-        if (x.Backend.IsCuda) LayerNormModulateWarp.Run(x.Backend, args);
+        if (x.Backend.UsesGpuKernels) LayerNormModulateWarp.Run(x.Backend, args);
         else ElementLauncher.Launch(x.Backend, b * t, args);
         return y;
     }

@@ -132,7 +132,7 @@ public static class Linear
             });
             return;
         }
-        if (backend.IsCuda)
+        if (backend.UsesGpuKernels)
         {
             Sgemm.Run<TEpilogue>(backend, x, w.View, biasView, y, m, n, k);
             return;

@@ -10,20 +10,30 @@ namespace SmoothCache.Kernels;
 /// column offsets ShiftOffset and ScaleOffset (one row per sample, shared by its T tokens), so the
 /// output of one big adaLN projection can be used in place. One thread per row, two passes
 /// (mean, then variance about the mean) for accuracy.
+/// Optionally it first applies the previous component's gated residual, x += gate[b] * r (gate at
+/// column GateOffset of the same modulation rows), writing x back: DiT's "x = x + gate * attn;
+/// h = adaLN(x)" in one pass over x instead of two launches.
 /// </summary>
 public static class LayerNormModulate
 {
     public struct Args : IElementKernel
     {
         public ArrayView<float> X, Mod, Y;
-        public int D, TokensPerSample, ModStride, ShiftOffset, ScaleOffset;
+        /// <summary>The residual r, or empty for a plain adaLN.</summary>
+        public ArrayView<float> Residual;
+        public int D, TokensPerSample, ModStride, ShiftOffset, ScaleOffset, GateOffset;
         public float Eps;
 
         public readonly void Compute(int row)
         {
             int x0 = row * D;
+            int m0 = (row / TokensPerSample) * ModStride;
             float mean = 0f;
-            for (int d = 0; d < D; d++) mean += X[x0 + d];
+            for (int d = 0; d < D; d++)
+            {
+                if (Residual.Length > 0) X[x0 + d] += Mod[m0 + GateOffset + d] * Residual[x0 + d];
+                mean += X[x0 + d];
+            }
             mean /= D;
             float var = 0f;
             for (int d = 0; d < D; d++)
@@ -33,7 +43,6 @@ public static class LayerNormModulate
             }
             var /= D;
             float inv = 1f / MathF.Sqrt(var + Eps);
-            int m0 = (row / TokensPerSample) * ModStride;
             for (int d = 0; d < D; d++)
             {
                 float n = (X[x0 + d] - mean) * inv;
@@ -44,16 +53,30 @@ public static class LayerNormModulate
 
     /// <param name="x">[B, T, D]</param>
     /// <param name="mod">[B, modStride] holding shift and scale at the given column offsets</param>
-    public static Tensor Run(Tensor x, Tensor mod, int shiftOffset, int scaleOffset, float eps)
+    public static Tensor Run(Tensor x, Tensor mod, int shiftOffset, int scaleOffset, float eps) =>
+        Run(x, mod, shiftOffset, scaleOffset, eps, null, 0);
+
+    /// <summary>x += gate * residual (x is updated in place), then adaLN of the new x.</summary>
+    /// <param name="residual">[B, T, D], the output of the component before this norm</param>
+    /// <param name="gateOffset">column of the gate in the modulation rows</param>
+    public static Tensor RunAfterResidual(Tensor x, Tensor residual, Tensor mod, int gateOffset, int shiftOffset, int scaleOffset, float eps)
+    {
+        if (residual.Length != x.Length)
+            throw new ArgumentException($"LayerNormModulate: residual {residual.ShapeText} and x {x.ShapeText} differ");
+        return Run(x, mod, shiftOffset, scaleOffset, eps, residual, gateOffset);
+    }
+
+    private static Tensor Run(Tensor x, Tensor mod, int shiftOffset, int scaleOffset, float eps, Tensor? residual, int gateOffset)
     {
         int b = x.Dim(0), t = x.Dim(1), d = x.Dim(2);
-        if (mod.Dim(0) != b || shiftOffset + d > mod.Dim(1) || scaleOffset + d > mod.Dim(1))
+        if (mod.Dim(0) != b || new[] { shiftOffset, scaleOffset, gateOffset }.Any(o => o < 0 || o + d > mod.Dim(1)))
             throw new ArgumentException($"LayerNormModulate: modulation {mod.ShapeText} does not fit x {x.ShapeText}");
         var y = x.Backend.Arena.Rent(x.Shape);
         var args = new Args
         {
-            X = x.View, Mod = mod.View, Y = y.View, D = d, TokensPerSample = t, ModStride = mod.Dim(1),
-            ShiftOffset = shiftOffset, ScaleOffset = scaleOffset, Eps = eps,
+            X = x.View, Mod = mod.View, Y = y.View, Residual = residual?.View ?? ArrayView<float>.Empty,
+            D = d, TokensPerSample = t, ModStride = mod.Dim(1),
+            ShiftOffset = shiftOffset, ScaleOffset = scaleOffset, GateOffset = gateOffset, Eps = eps,
         };
         // A thread per row suits the CPU accelerator; on a GPU a warp per row keeps loads coalesced.
         if (x.Backend.UsesGpuKernels) LayerNormModulateWarp.Run(x.Backend, args);

@@ -45,13 +45,12 @@ public sealed class DiTBlock : IDisposable
     public void Forward(Tensor x, Tensor mod, int modOffset, IComponentHook? hook)
     {
         int d = _width;
-        using (var h = LayerNormModulate.Run(x, mod, modOffset, modOffset + d, AttentionNormEps))
-        using (var attn = RunComponent(hook, Components.Attention, () => SelfAttention(h)))
-            GatedResidual.Run(x, attn, mod, modOffset + 2 * d);
-
-        using (var h = LayerNormModulate.Run(x, mod, modOffset + 3 * d, modOffset + 4 * d, _mlpNormEps))
-        using (var ff = RunComponent(hook, Components.FeedForward, () => FeedForward(h)))
-            GatedResidual.Run(x, ff, mod, modOffset + 5 * d);
+        using var h = LayerNormModulate.Run(x, mod, modOffset, modOffset + d, AttentionNormEps);
+        using var attn = RunComponent(hook, Components.Attention, () => SelfAttention(h));
+        // x += gate_msa * attn, then the MLP's adaLN of the new x: one pass over x.
+        using var h2 = LayerNormModulate.RunAfterResidual(x, attn, mod, modOffset + 2 * d, modOffset + 3 * d, modOffset + 4 * d, _mlpNormEps);
+        using var ff = RunComponent(hook, Components.FeedForward, () => FeedForward(h2));
+        GatedResidual.Run(x, ff, mod, modOffset + 5 * d);
     }
 
     private Tensor RunComponent(IComponentHook? hook, string component, Func<Tensor> compute) =>

@@ -8,7 +8,8 @@ namespace SmoothCache.Kernels.Gpu;
 /// reads elements l, l + 32, ... so each load instruction of the warp is one coalesced 128-byte
 /// line, and the mean and variance are summed across the warp with butterfly shuffles. Same
 /// arguments and the same two-pass formula as the portable kernel (which is its reference); only
-/// the order of the sums differs. A row of [B, T, D] is one token; 8 warps (rows) per group.
+/// the order of the sums differs (the optional gated residual included: each lane updates the x
+/// elements it reads). A row of [B, T, D] is one token; 8 warps (rows) per group.
 /// </summary>
 public static class LayerNormModulateWarp
 {
@@ -32,8 +33,13 @@ public static class LayerNormModulateWarp
         // Whole warps leave together, so every shuffle below has all 32 lanes.
         if (row * a.D >= a.X.Length) return;
         int x0 = row * a.D;
+        int m0 = (row / a.TokensPerSample) * a.ModStride;
         float sum = 0f;
-        for (int d = lane; d < a.D; d += Lanes) sum += a.X[x0 + d];
+        for (int d = lane; d < a.D; d += Lanes)
+        {
+            if (a.Residual.Length > 0) a.X[x0 + d] += a.Mod[m0 + a.GateOffset + d] * a.Residual[x0 + d];
+            sum += a.X[x0 + d];
+        }
         float mean = WarpSum(sum) / a.D;
         float squares = 0f;
         for (int d = lane; d < a.D; d += Lanes)
@@ -42,7 +48,6 @@ public static class LayerNormModulateWarp
             squares += c * c;
         }
         float inv = 1f / MathF.Sqrt(WarpSum(squares) / a.D + a.Eps);
-        int m0 = (row / a.TokensPerSample) * a.ModStride;
         for (int d = lane; d < a.D; d += Lanes)
             a.Y[x0 + d] = (a.X[x0 + d] - mean) * inv * (1f + a.Mod[m0 + a.ScaleOffset + d]) + a.Mod[m0 + a.ShiftOffset + d];
     }

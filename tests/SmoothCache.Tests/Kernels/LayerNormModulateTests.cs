@@ -34,4 +34,31 @@ public class LayerNormModulateTests
         }
         Assert.True(RelativeL2(y.ToArray(), expected) < 1e-6);
     }
+
+    [Fact]
+    public void RunAfterResidualEqualsGatedResidualThenNorm()
+    {
+        int b = 2, t = 7, d = 40;
+        var x = Random(23, b * t * d, 2f);
+        var r = Random(24, b * t * d);
+        var mod = Random(25, b * 6 * d);
+        using var tm = Cpu.Arena.Upload(mod, b, 6 * d);
+        using var tr = Cpu.Arena.Upload(r, b, t, d);
+        using var fusedX = Cpu.Arena.Upload(x, b, t, d);
+        using var fused = LayerNormModulate.RunAfterResidual(fusedX, tr, tm, 2 * d, 3 * d, 4 * d, 1e-6f);
+        using var twoStepX = Cpu.Arena.Upload(x, b, t, d);
+        GatedResidual.Run(twoStepX, tr, tm, 2 * d);
+        using var twoStep = LayerNormModulate.Run(twoStepX, tm, 3 * d, 4 * d, 1e-6f);
+        Assert.Equal(twoStepX.ToArray(), fusedX.ToArray()); // x is updated in place, bit for bit
+        Assert.True(RelativeL2(fused.ToArray(), twoStep.ToArray()) < 1e-7);
+    }
+
+    [Fact]
+    public void RejectsAGateOutsideTheModulationRows()
+    {
+        using var x = Cpu.Arena.Zeros(1, 2, 8);
+        using var mod = Cpu.Arena.Zeros(1, 48);
+        var e = Assert.Throws<ArgumentException>(() => LayerNormModulate.RunAfterResidual(x, x, mod, 44, 0, 8, 1e-6f));
+        Assert.Contains("does not fit", e.Message);
+    }
 }

@@ -27,4 +27,23 @@ public class LayerNormModulateWarpTests
         });
         Assert.True(RelativeL2(warp.ToArray(), portable.ToArray()) < 1e-6);
     }
+
+    [Fact]
+    public void AppliesTheGatedResidualLikeThePortableKernel()
+    {
+        int b = 2, t = 5, d = 100;
+        var x = Random(33, b * t * d, 2f);
+        var r = Random(34, b * t * d);
+        var mod = Random(35, b * 6 * d);
+        using var tm = Cpu.Arena.Upload(mod, b, 6 * d);
+        using var tr = Cpu.Arena.Upload(r, b, t, d);
+        using var portableX = Cpu.Arena.Upload(x, b, t, d);
+        using var portable = LayerNormModulate.RunAfterResidual(portableX, tr, tm, 2 * d, 3 * d, 4 * d, 1e-6f);
+        using var warpX = CpuWithGpuKernels.Arena.Upload(x, b, t, d);
+        using var warpR = CpuWithGpuKernels.Arena.Upload(r, b, t, d);
+        using var warpM = CpuWithGpuKernels.Arena.Upload(mod, b, 6 * d);
+        using var warp = LayerNormModulate.RunAfterResidual(warpX, warpR, warpM, 2 * d, 3 * d, 4 * d, 1e-6f);
+        Assert.Equal(portableX.ToArray(), warpX.ToArray());
+        Assert.True(RelativeL2(warp.ToArray(), portable.ToArray()) < 1e-6);
+    }
 }

@@ -51,7 +51,7 @@ public sealed class Backend : IDisposable
     {
         // CPUDeviceKind.Nvidia: the default CPU device allows only 16 threads per group.
         var context = Context.Create(b => b.Cuda().CPU(CPUDeviceKind.Nvidia).EnableAlgorithms()
-            .Optimize(OptimizationLevel.O2));
+            .Optimize(OptimizationLevel.O2).Profiling());
         try
         {
             var cuda = context.GetCudaDevices();
@@ -79,11 +79,12 @@ public sealed class Backend : IDisposable
         if (!_kernels.TryGetValue(kernel.Method, out var loaded))
         {
             var launch = Accelerator.LoadAutoGroupedStreamKernel(kernel);
+            string name = KernelName(kernel.Method);
             loaded = new Action<Index1D, T>((n, args) =>
             {
-                LaunchCount++;
+                var start = BeforeLaunch();
                 launch(n, args);
-                if (SynchronizeEachLaunch) CheckLaunch(kernel.Method);
+                AfterLaunch(name, start);
             });
             _kernels[kernel.Method] = loaded;
         }
@@ -97,11 +98,12 @@ public sealed class Backend : IDisposable
         if (!_kernels.TryGetValue(kernel.Method, out var loaded))
         {
             var launch = Accelerator.LoadStreamKernel(kernel);
+            string name = KernelName(kernel.Method);
             loaded = new Action<KernelConfig, T>((config, args) =>
             {
-                LaunchCount++;
+                var start = BeforeLaunch();
                 launch(config, args);
-                if (SynchronizeEachLaunch) CheckLaunch(kernel.Method);
+                AfterLaunch(name, start);
             });
             _kernels[kernel.Method] = loaded;
         }
@@ -116,7 +118,45 @@ public sealed class Backend : IDisposable
 
     private MemoryBuffer1D<int, Stride1D.Dense>? _probe;
 
-    private void CheckLaunch(System.Reflection.MethodInfo kernel)
+    /// <summary>The profile launches are recorded in, or null (see <see cref="StartProfile"/>).</summary>
+    public KernelProfile? Profile { get; internal set; }
+
+    /// <summary>Records every later launch's device time until the returned profile is disposed.</summary>
+    public KernelProfile StartProfile()
+    {
+        if (Profile is not null) throw new InvalidOperationException("a kernel profile is already recording on this backend");
+        var profile = new KernelProfile(this);
+        if (IsCuda) profile.HoldDevice();
+        Profile = profile;
+        return profile;
+    }
+
+    private ProfilingMarker? BeforeLaunch()
+    {
+        LaunchCount++;
+        return Profile?.Start();
+    }
+
+    private void AfterLaunch(string name, ProfilingMarker? start)
+    {
+        if (start is { } marker) Profile?.Stop(name, marker);
+        if (SynchronizeEachLaunch) CheckLaunch(name);
+    }
+
+    /// <summary>"Sgemm&lt;GeluTanhEpilogue&gt;", "LayerNormModulateWarp", or for element kernels the operator ("Unpatchify").</summary>
+    private static string KernelName(System.Reflection.MethodInfo kernel)
+    {
+        static string Plain(Type t) => t.IsGenericType
+            ? t.Name[..t.Name.IndexOf('`')] + "<" + string.Join(",", t.GetGenericArguments().Select(Plain)) + ">"
+            : t.Name;
+        static string Operator(Type t) => t.IsNested ? Plain(t.DeclaringType!) + (t.IsGenericType ? "<" + string.Join(",", t.GetGenericArguments().Select(Plain)) + ">" : "") : Plain(t);
+        var owner = kernel.DeclaringType!;
+        if (owner == typeof(ElementLauncher) && kernel.IsGenericMethod)
+            return Operator(kernel.GetGenericArguments()[0]);
+        return Plain(owner) + (kernel.IsGenericMethod ? "<" + string.Join(",", kernel.GetGenericArguments().Select(Plain)) + ">" : "");
+    }
+
+    private void CheckLaunch(string name)
     {
         try
         {
@@ -127,9 +167,6 @@ public sealed class Backend : IDisposable
         }
         catch (Exception e)
         {
-            string name = kernel.DeclaringType?.Name + "." + kernel.Name;
-            if (kernel.IsGenericMethod)
-                name += "<" + string.Join(",", kernel.GetGenericArguments().Select(a => a.DeclaringType is { } d ? d.Name + "." + a.Name : a.Name)) + ">";
             // Written here too: disposal during unwinding may raise further CUDA errors that hide this one.
             Console.Error.WriteLine($"kernel {name} failed: {e.Message}");
             throw new InvalidOperationException($"kernel {name} failed: {e.Message}", e);
@@ -149,6 +186,7 @@ public sealed class Backend : IDisposable
     {
         try
         {
+            Profile?.Dispose();
             Arena.Dispose();
             _probe?.Dispose();
             Accelerator.Dispose();

@@ -35,8 +35,9 @@ if ! grep -q "^smoke: exit 0" "$STATUS"; then
 fi
 # 2. Kernel checks (CUDA vs float64 / vs the CPU backend), then GEMM timings against cuBLAS.
 step gemm 110 bench-gemm --iterations 3 --json "$OUT/gemm.json"
-# 3. One forward: dit-digits and synthetic DiT-XL/2, batch 2 and 16, fp16 and fp32.
-step forward 60 bench --suite forward --device cuda --iterations 3 --json "$OUT/forward.json"
+# 3. One forward: synthetic DiT-XL/2 and dit-digits, batch 2 and 16 (and 20), fp16 and fp32, each
+#    followed by a profiled forward (device time per kernel, the kernels' share of the forward).
+step forward 75 bench --suite forward --device cuda --iterations 3 --profile --json "$OUT/forward.json"
 # 4. Sampling jobs uncached vs SmoothCache (dit-digits 10 images, XL 8 images), DDIM 50.
 step sampling 100 bench --suite sampling --device cuda --json "$OUT/sampling.json"
 
@@ -47,5 +48,5 @@ grep -h "^FAIL" "$OUT/gemm.log" || echo "(none)"
 for name in smoke sanitizer forward sampling; do
     [ -f "$OUT/$name.log" ] || continue
     echo "== $name"
-    grep -v "^NVIDIA\|^device:" "$OUT/$name.log" | tail -n 20
+    grep -v "^NVIDIA\|^device:" "$OUT/$name.log" | tail -n 40
 done

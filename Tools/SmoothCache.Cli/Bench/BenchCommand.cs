@@ -20,9 +20,10 @@ public static class BenchCommand
         var images = new Option<int>("--images") { Description = "sampling suite: images per job (0: 8 for XL, 10 for dit-digits)", DefaultValueFactory = _ => 0 };
         var xl = new Option<bool>("--xl") { Description = "run DiT-XL/2 on the CPU accelerator too (slow)" };
         var json = new Option<string?>("--json") { Description = "also write the results to this JSON file" };
+        var profile = new Option<bool>("--profile") { Description = "forward suite: device time per kernel of one more forward per case" };
         var command = new Command("bench", "Time kernels, one forward, or whole sampling runs (cached vs uncached).")
         {
-            suite, device, batch, iterations, steps, images, xl, json,
+            suite, device, batch, iterations, steps, images, xl, json, profile,
         };
         command.SetAction(parse =>
         {
@@ -56,7 +57,7 @@ public static class BenchCommand
 
             var settings = new ModelBenchSettings(count, parse.GetValue(steps), parse.GetValue(images), parse.GetValue(xl),
                 SamplingOptions.ResolveModel(SamplingOptions.DefaultModel), Path.Combine(AppContext.BaseDirectory, "schedules"),
-                parse.GetValue(batch));
+                parse.GetValue(batch), parse.GetValue(profile));
             var report = new ModelBenchReport();
             if (name == "forward") ModelBench.Forward(backend, settings, report, context.Out);
             else ModelBench.Sampling(backend, settings, report, context.Out);

@@ -10,12 +10,18 @@ namespace SmoothCache.Cli.Bench;
 /// <summary>What the forward and sampling suites run. Images 0 means each job's own size (8 for XL, 10 for dit-digits).</summary>
 /// <param name="ExtraBatch">timed in the forward suite besides 2 and 16 (20: the digits default job with CFG)</param>
 public sealed record ModelBenchSettings(int Iterations, int Steps, int Images, bool Xl, string DigitsFolder, string ScheduleFolder,
-    int ExtraBatch = 20);
+    int ExtraBatch = 20, bool Profile = false);
 
 /// <summary>One model forward: the first call (kernel compiles, driver JIT) apart, then the mean of the timed calls.</summary>
 public sealed record ForwardTiming(
     string Model, string Precision, int Batch, double FirstCallMs, int KernelsCompiled, int Iterations,
-    double Milliseconds, double LaunchesPerForward, double Tflops);
+    double Milliseconds, double LaunchesPerForward, double Tflops)
+{
+    /// <summary>With --profile: device time per kernel of one more forward, largest first.</summary>
+    public IReadOnlyList<KernelTime>? Kernels { get; init; }
+    /// <summary>With --profile: sum of the kernels' device times of that forward.</summary>
+    public double? KernelMilliseconds { get; init; }
+}
 
 /// <summary>One sampling job timed without and with SmoothCache, in the same run.</summary>
 public sealed record SamplingTiming(
@@ -106,21 +112,55 @@ public static class ModelBench
                     foreach (int batch in ForwardBatches.Append(s.ExtraBatch).Distinct())
                     {
                         var r = TimeForward(pipeline.Transformer, name, batch, s.Iterations);
-                        report.Forward.Add(r);
                         log.WriteLine($"{r.Model,-24} {r.Precision,-4} {r.Batch,5} {r.FirstCallMs,9:F1} {r.KernelsCompiled,8} " +
                                       $"{r.Milliseconds,9:F3} {r.LaunchesPerForward,8:F0} {r.Tflops,8:F2}");
+                        if (s.Profile) r = ProfileForward(pipeline.Transformer, r, log);
+                        report.Forward.Add(r);
                     }
                 });
     }
 
-    public static ForwardTiming TimeForward(DiTTransformer model, string name, int batch, int iterations)
+    private static (Tensor Latents, float[] Timesteps, int[] Labels) ForwardInputs(DiTTransformer model, int batch)
     {
         var c = model.Config;
-        var backend = model.Backend;
-        using var latents = backend.Arena.Upload(GpuChecks.RandomData(7, (long)batch * c.InChannels * c.SampleSize * c.SampleSize, 1f),
+        var latents = model.Backend.Arena.Upload(GpuChecks.RandomData(7, (long)batch * c.InChannels * c.SampleSize * c.SampleSize, 1f),
             batch, c.InChannels, c.SampleSize, c.SampleSize);
         var timesteps = Enumerable.Range(0, batch).Select(i => 999f - 37 * i % 1000).ToArray();
         var labels = Enumerable.Range(0, batch).Select(i => i * 7 % c.NumClasses).ToArray();
+        return (latents, timesteps, labels);
+    }
+
+    /// <summary>
+    /// One more forward with every launch's device time recorded; prints the kernels that take 90% of
+    /// it and how the kernel time compares with the timed forward (the rest is launch overhead and gaps).
+    /// </summary>
+    public static ForwardTiming ProfileForward(DiTTransformer model, ForwardTiming timing, TextWriter log)
+    {
+        var (latents, timesteps, labels) = ForwardInputs(model, timing.Batch);
+        using (latents)
+        using (var profile = model.Backend.StartProfile())
+        {
+            model.Forward(latents, timesteps, labels).Dispose();
+            var kernels = profile.Read();
+            double total = kernels.Sum(k => k.Milliseconds);
+            log.WriteLine($"  profile: kernels {total:F3} ms of {timing.Milliseconds:F3} ms per forward ({total / timing.Milliseconds:P0}); " +
+                          $"{profile.Launches} launches");
+            double shown = 0;
+            foreach (var k in kernels)
+            {
+                if (shown >= 0.9 * total) break;
+                shown += k.Milliseconds;
+                log.WriteLine($"    {k.Kernel,-44} {k.Launches,5} x {1000 * k.Milliseconds / k.Launches,9:F1} us = {k.Milliseconds,8:F3} ms {k.Milliseconds / total,5:P0}");
+            }
+            return timing with { Kernels = kernels, KernelMilliseconds = total };
+        }
+    }
+
+    public static ForwardTiming TimeForward(DiTTransformer model, string name, int batch, int iterations)
+    {
+        var backend = model.Backend;
+        var (latentsTensor, timesteps, labels) = ForwardInputs(model, batch);
+        using var latents = latentsTensor;
 
         int compiledBefore = backend.LoadedKernelCount;
         backend.Synchronize();

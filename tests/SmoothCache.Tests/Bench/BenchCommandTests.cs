@@ -47,6 +47,33 @@ public class BenchCommandTests
     }
 
     [Fact]
+    public void ForwardProfileAccountsForEveryLaunchOfTheForward()
+    {
+        string json = TempJson();
+        try
+        {
+            var (code, output, err) = Run("bench", "--suite", "forward", "--device", "cpu", "--iterations", "1", "--batch", "2", "--profile", "--json", json);
+            Assert.True(code == ExitCodes.Success, err + output);
+            Assert.Contains("profile: kernels", output);
+            using var doc = JsonDocument.Parse(File.ReadAllText(json));
+            var first = doc.RootElement.GetProperty("forward")[0];
+            var kernels = first.GetProperty("kernels").EnumerateArray().ToDictionary(
+                k => k.GetProperty("kernel").GetString()!, k => k.GetProperty("launches").GetInt32());
+            Assert.Equal(first.GetProperty("launchesPerForward").GetDouble(), kernels.Values.Sum());
+            // dit-digits has 6 blocks: an adaLN before attention and one fused with its residual per
+            // block, plus the final layer's; the MLP's residual stays a launch of its own.
+            Assert.Equal(13, kernels["LayerNormModulate"]);
+            Assert.Equal(6, kernels["GatedResidual"]);
+            Assert.Equal(6, kernels["Attention"]);
+            Assert.True(first.GetProperty("kernelMilliseconds").GetDouble() > 0);
+        }
+        finally
+        {
+            Directory.Delete(Path.GetDirectoryName(json)!, true);
+        }
+    }
+
+    [Fact]
     public void SmokeSuiteRunsEveryStepThroughAWholeDigitsForward()
     {
         var (code, output, err) = Run("bench", "--suite", "smoke", "--device", "cpu");

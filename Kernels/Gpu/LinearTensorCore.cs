@@ -33,6 +33,8 @@ public static class LinearTensorCore
         public ArrayView<U4> W;
         public ArrayView<float> Bias, Y;
         public int M, N, K;
+        /// <summary>K tiles each z slice of the grid multiplies (all of them without split-K).</summary>
+        public int TilesPerSplit;
     }
 
     /// <summary>Why a problem cannot run on this kernel, or null when it can.</summary>
@@ -89,7 +91,8 @@ public static class LinearTensorCore
     {
         if (row >= a.M || col >= a.N) return;
         if (a.Bias.Length > 0) v += a.Bias[col];
-        a.Y[row * a.N + col] = default(TEpilogue).Apply(v);
+        // Split z writes its own [M, N] slice (there is one slice without split-K).
+        a.Y[Grid.IdxZ * a.M * a.N + row * a.N + col] = default(TEpilogue).Apply(v);
     }
 
     /// <summary>An A fragment (rows g and g + 8, k pairs t and t + 4 of a 16 x 16 tile) from shared words.</summary>
@@ -142,11 +145,13 @@ public static class LinearTensorCore
         // Staging: thread loads tile row thread / 2, k columns (thread % 2) * 16 .. + 16.
         int stageRow = thread >> 1, stageK = (thread & 1) * 16;
         int stageAt = (stageRow * RowWords + stageK / 2) >> 2;
-        int tiles = (a.K + Depth - 1) / Depth;
+        int tileBegin = Grid.IdxZ * a.TilesPerSplit;
+        int tiles = Math.Min(a.TilesPerSplit, (a.K + Depth - 1) / Depth - tileBegin);
+        int k0 = tileBegin * Depth + stageK;
 
-        F4 x0 = LoadX(a, m0 + stageRow, stageK), x1 = LoadX(a, m0 + stageRow, stageK + 4),
-           x2 = LoadX(a, m0 + stageRow, stageK + 8), x3 = LoadX(a, m0 + stageRow, stageK + 12);
-        U4 w0 = LoadW(a, n0 + stageRow, stageK), w1 = LoadW(a, n0 + stageRow, stageK + 8);
+        F4 x0 = LoadX(a, m0 + stageRow, k0), x1 = LoadX(a, m0 + stageRow, k0 + 4),
+           x2 = LoadX(a, m0 + stageRow, k0 + 8), x3 = LoadX(a, m0 + stageRow, k0 + 12);
+        U4 w0 = LoadW(a, n0 + stageRow, k0), w1 = LoadW(a, n0 + stageRow, k0 + 8);
         StoreX(shared4, stageAt, x0, x1, x2, x3);
         shared4[(TileWords >> 2) + stageAt] = w0;
         shared4[(TileWords >> 2) + stageAt + 1] = w1;
@@ -158,7 +163,7 @@ public static class LinearTensorCore
             bool more = tile + 1 < tiles;
             if (more)
             {
-                int k = (tile + 1) * Depth + stageK;
+                int k = k0 + (tile + 1) * Depth;
                 x0 = LoadX(a, m0 + stageRow, k);
                 x1 = LoadX(a, m0 + stageRow, k + 4);
                 x2 = LoadX(a, m0 + stageRow, k + 8);
@@ -217,12 +222,13 @@ public static class LinearTensorCore
     }
 
     /// <summary>The launch shape: one group of 256 threads per 128 x 128 block of y.</summary>
-    public static KernelConfig Config(int m, int n) =>
-        new(new Index2D((n + Tile - 1) / Tile, (m + Tile - 1) / Tile), new Index2D(Threads, 1));
+    public static KernelConfig Config(int m, int n, int splits = 1) =>
+        new(new Index3D((n + Tile - 1) / Tile, (m + Tile - 1) / Tile, splits), new Index3D(Threads, 1, 1));
 
     /// <summary>Runs on a CUDA backend; x holds M x K floats, w is a Float16 [N, K] tensor.</summary>
+    /// <param name="splits">ways to split K (<see cref="SplitK"/>); 0 chooses from the device's size</param>
     public static void Run<TEpilogue>(Backend backend, ArrayView<float> x, Tensor w, ArrayView<float> bias,
-        ArrayView<float> y, int m) where TEpilogue : struct, IEpilogue
+        ArrayView<float> y, int m, int splits = 0) where TEpilogue : struct, IEpilogue
     {
         int n = w.Dim(0), k = w.Dim(1);
         if (!backend.IsCuda)
@@ -230,10 +236,22 @@ public static class LinearTensorCore
         if (Unsupported(m, n, k, ((IContiguousArrayView)x).Index) is { } why)
             throw new ArgumentException($"LinearTensorCore: weight {w.ShapeText}: {why}");
         if (m == 0 || n == 0) return;
+        if (splits == 0) splits = SplitK.Choose(backend.Accelerator.NumMultiprocessors, m, n, k, Tile, Depth);
+        var (perSplit, used) = SplitK.Partition(k, Depth, splits);
+        if (!Sgemm.FitsInt32(m, n, k, used))
+            throw new ArgumentException($"LinearTensorCore: M={m}, N={n}, K={k} in {used} splits overflow 32-bit indexing");
         var args = new Args
         {
             X = x.SubView(0, (long)m * k).Cast<F4>(), W = w.HalfView.Cast<U4>(), Bias = bias, Y = y, M = m, N = n, K = k,
+            TilesPerSplit = perSplit,
         };
-        backend.LoadGrouped<Args>(Kernel<TEpilogue>)(Config(m, n), args);
+        if (used == 1)
+        {
+            backend.LoadGrouped<Args>(Kernel<TEpilogue>)(Config(m, n), args);
+            return;
+        }
+        SplitK.Run<TEpilogue>(backend, m, n, used, bias, y, partials =>
+            backend.LoadGrouped<Args>(Kernel<IdentityEpilogue>)(Config(m, n, used),
+                args with { Bias = ArrayView<float>.Empty, Y = partials }));
     }
 }

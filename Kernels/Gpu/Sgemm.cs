@@ -25,6 +25,8 @@ public static class Sgemm
     {
         public ArrayView<float> X, W, Bias, Y;
         public int M, N, K;
+        /// <summary>K tiles each z slice of the grid multiplies (all of them without split-K).</summary>
+        public int TilesPerSplit;
     }
 
     /// <summary>Eight accumulators of one output row; a struct of scalars so they stay in registers.</summary>
@@ -83,7 +85,8 @@ public static class Sgemm
     {
         if (col >= a.N) return;
         if (a.Bias.Length > 0) v += a.Bias[col];
-        a.Y[row * a.N + col] = default(TEpilogue).Apply(v);
+        // Split z writes its own [M, N] slice (there is one slice without split-K).
+        a.Y[Grid.IdxZ * a.M * a.N + row * a.N + col] = default(TEpilogue).Apply(v);
     }
 
     public static void Kernel<TEpilogue>(Args a) where TEpilogue : struct, IEpilogue
@@ -94,10 +97,12 @@ public static class Sgemm
         int thread = Group.IdxX;
         int tx = thread & 15, ty = thread >> 4;
         int m0 = Grid.IdxY * Tile, n0 = Grid.IdxX * Tile;
-        int tiles = (a.K + Depth - 1) / Depth;
+        int tileBegin = Grid.IdxZ * a.TilesPerSplit;
+        int tiles = Math.Min(a.TilesPerSplit, (a.K + Depth - 1) / Depth - tileBegin);
+        int k0 = tileBegin * Depth;
 
-        var nextA = LoadTile(a.X, a.M, a.K, m0, 0, thread);
-        var nextB = LoadTile(a.W, a.N, a.K, n0, 0, thread);
+        var nextA = LoadTile(a.X, a.M, a.K, m0, k0, thread);
+        var nextB = LoadTile(a.W, a.N, a.K, n0, k0, thread);
         StoreTile(shared, 0, nextA, thread);
         StoreTile(shared, TileFloats, nextB, thread);
         Group.Barrier();
@@ -109,8 +114,8 @@ public static class Sgemm
             bool more = t + 1 < tiles;
             if (more)
             {
-                nextA = LoadTile(a.X, a.M, a.K, m0, (t + 1) * Depth, thread);
-                nextB = LoadTile(a.W, a.N, a.K, n0, (t + 1) * Depth, thread);
+                nextA = LoadTile(a.X, a.M, a.K, m0, k0 + (t + 1) * Depth, thread);
+                nextB = LoadTile(a.W, a.N, a.K, n0, k0 + (t + 1) * Depth, thread);
             }
             for (int k = 0; k < Depth; k++)
             {
@@ -147,25 +152,35 @@ public static class Sgemm
         StoreRow<TEpilogue>(a, row + 67, col, r7);
     }
 
-    /// <summary>The launch shape: one group of 256 threads per 128 x 128 block of y.</summary>
-    public static KernelConfig Config(int m, int n) =>
-        new(new Index2D((n + Tile - 1) / Tile, (m + Tile - 1) / Tile), new Index2D(Threads, 1));
+    /// <summary>The launch shape: one group of 256 threads per 128 x 128 block of y and split of K.</summary>
+    public static KernelConfig Config(int m, int n, int splits = 1) =>
+        new(new Index3D((n + Tile - 1) / Tile, (m + Tile - 1) / Tile, splits), new Index3D(Threads, 1, 1));
 
-    /// <summary>Whether every index of x [M,K], W [N,K] and y [M,N], rounded up to whole 128-row
-    /// tiles, fits the kernels' 32-bit index arithmetic.</summary>
-    internal static bool FitsInt32(int m, int n, int k)
+    /// <summary>Whether every index of x [M,K], W [N,K] and y [M,N] (times the splits), rounded up to
+    /// whole 128-row tiles, fits the kernels' 32-bit index arithmetic.</summary>
+    internal static bool FitsInt32(int m, int n, int k, int splits = 1)
     {
         long mt = m + 127L, nt = n + 127L;
-        return Math.Max(Math.Max(mt * k, nt * k), mt * nt) <= int.MaxValue;
+        return Math.Max(Math.Max(mt * k, nt * k), mt * nt * splits) <= int.MaxValue;
     }
 
+    /// <param name="splits">ways to split K (<see cref="SplitK"/>); 0 chooses from the device's size</param>
     public static void Run<TEpilogue>(Backend backend, ArrayView<float> x, ArrayView<float> w, ArrayView<float> bias,
-        ArrayView<float> y, int m, int n, int k) where TEpilogue : struct, IEpilogue
+        ArrayView<float> y, int m, int n, int k, int splits = 0) where TEpilogue : struct, IEpilogue
     {
-        if (!FitsInt32(m, n, k))
-            throw new ArgumentException($"Sgemm: M={m}, N={n}, K={k} overflow 32-bit indexing");
         if (m == 0 || n == 0) return;
-        var args = new Args { X = x, W = w, Bias = bias, Y = y, M = m, N = n, K = k };
-        backend.LoadGrouped<Args>(Kernel<TEpilogue>)(Config(m, n), args);
+        if (splits == 0) splits = SplitK.Choose(backend.Accelerator.NumMultiprocessors, m, n, k, Tile, Depth);
+        var (perSplit, used) = SplitK.Partition(k, Depth, splits);
+        if (!FitsInt32(m, n, k, used))
+            throw new ArgumentException($"Sgemm: M={m}, N={n}, K={k} overflow 32-bit indexing");
+        var args = new Args { X = x, W = w, Bias = bias, Y = y, M = m, N = n, K = k, TilesPerSplit = perSplit };
+        if (used == 1)
+        {
+            backend.LoadGrouped<Args>(Kernel<TEpilogue>)(Config(m, n), args);
+            return;
+        }
+        SplitK.Run<TEpilogue>(backend, m, n, used, bias, y, partials =>
+            backend.LoadGrouped<Args>(Kernel<IdentityEpilogue>)(Config(m, n, used),
+                args with { Bias = ArrayView<float>.Empty, Y = partials }));
     }
 }

@@ -28,13 +28,13 @@ public static class GemmBench
         using var blas = new CuBlas((CudaAccelerator)backend.Accelerator);
         var results = new List<BenchResult>();
         log.WriteLine($"GEMM y = x W^T on {backend.DeviceName}, {iterations} timed calls each");
-        log.WriteLine($"{"kernel",-22} {"M",5} {"N",5} {"K",5} {"rel.err",9} {"warm-up ms",10} {"ms",8} {"TFLOP/s",8}");
+        log.WriteLine($"{"kernel",-30} {"M",5} {"N",5} {"K",5} {"rel.err",9} {"warm-up ms",10} {"ms",8} {"TFLOP/s",8}");
         foreach (int m in Rows)
             foreach (var (n, k) in Shapes)
                 foreach (var r in RunShape(backend, blas, m, n, k, iterations, log))
                 {
                     results.Add(r);
-                    log.WriteLine($"{r.Kernel,-22} {r.M,5} {r.N,5} {r.K,5} {r.RelativeError,9:E2} {r.WarmupMs,10:F1} {r.Milliseconds,8:F3} {r.Tflops,8:F1}");
+                    log.WriteLine($"{r.Kernel,-30} {r.M,5} {r.N,5} {r.K,5} {r.RelativeError,9:E2} {r.WarmupMs,10:F1} {r.Milliseconds,8:F3} {r.Tflops,8:F1}");
                 }
         return results.ToArray();
     }
@@ -54,18 +54,24 @@ public static class GemmBench
             1f, w.View, k, x.View, k, 0f, y.View, n);
         void CublasHgemm() => blas.Gemm(CuBlasOperation.Transpose, CuBlasOperation.NonTranspose, n, m, k,
             (ILGPU.Half)1f, wHalf.HalfView, k, xHalf.HalfView, k, (ILGPU.Half)0f, yHalf.HalfView, n);
-        void OurSgemm() => Sgemm.Run<IdentityEpilogue>(backend, x.View, w.View, ArrayView<float>.Empty, y.View, m, n, k);
-        void OurTensorCore() => LinearTensorCore.Run<IdentityEpilogue>(backend, x.View, wHalf, ArrayView<float>.Empty, y.View, m);
+        Action OurSgemm(int splits) => () => Sgemm.Run<IdentityEpilogue>(backend, x.View, w.View, ArrayView<float>.Empty, y.View, m, n, k, splits);
+        Action OurTensorCore(int splits) => () => LinearTensorCore.Run<IdentityEpilogue>(backend, x.View, wHalf, ArrayView<float>.Empty, y.View, m, splits);
+        int sms = backend.Accelerator.NumMultiprocessors;
+        int tcSplits = SplitK.Choose(sms, m, n, k, LinearTensorCore.Tile, LinearTensorCore.Depth);
+        int sgSplits = SplitK.Choose(sms, m, n, k, Sgemm.Tile, Sgemm.Depth);
 
         double warm = Time(backend, CublasSgemm, 1);
         var reference = y.ToArray();
-        var kernels = new (string Name, Action Launch, Tensor Output, double Warm)[]
+        var kernels = new List<(string Name, Action Launch, Tensor Output, double Warm)>
         {
             ("cuBLAS SGEMM fp32", CublasSgemm, y, warm),
-            ("ours tensor-core fp16", OurTensorCore, y, -1),
-            ("ours SGEMM fp32", OurSgemm, y, -1),
+            (tcSplits > 1 ? $"ours tensor-core fp16 split {tcSplits}" : "ours tensor-core fp16", OurTensorCore(tcSplits), y, -1),
+            (sgSplits > 1 ? $"ours SGEMM fp32 split {sgSplits}" : "ours SGEMM fp32", OurSgemm(sgSplits), y, -1),
             ("cuBLAS HGEMM fp16", CublasHgemm, yHalf, -1),
         };
+        // Where split-K applies, the unsplit kernel in the same run shows what it gains.
+        if (tcSplits > 1) kernels.Insert(2, ("ours tensor-core fp16 unsplit", OurTensorCore(1), y, -1));
+        if (sgSplits > 1) kernels.Add(("ours SGEMM fp32 unsplit", OurSgemm(1), y, -1));
         var results = new List<BenchResult>();
         foreach (var (name, launch, output, known) in kernels)
         {

@@ -99,6 +99,17 @@ public static class GpuChecks
                 results.Add(new("tensor-core bias", m, n, k, RelativeL2(y.ToArray(), Reference(xh, wh, b, m, n, k, false)), 1e-5));
             using (var y = Linear.Run<GeluTanhEpilogue>(tx, twHalf, null))
                 results.Add(new("tensor-core gelu", m, n, k, RelativeL2(y.ToArray(), Reference(xh, wh, null, m, n, k, true)), 1e-5));
+            // Split-K forced three ways (the runs above split only where the device would idle).
+            using (var y = backend.Arena.Rent(m, n))
+            {
+                LinearTensorCore.Run<GeluTanhEpilogue>(backend, tx.View, twHalf, tb.View, y.View, m, splits: 3);
+                results.Add(new("tensor-core split-K 3", m, n, k, RelativeL2(y.ToArray(), Reference(xh, wh, b, m, n, k, true)), 1e-5));
+            }
+            using (var y = backend.Arena.Rent(m, n))
+            {
+                Sgemm.Run<GeluTanhEpilogue>(backend, tx.View, tw.View, tb.View, y.View, m, n, k, splits: 3);
+                results.Add(new("SGEMM split-K 3", m, n, k, RelativeL2(y.ToArray(), Reference(x, w, b, m, n, k, true)), 1e-5));
+            }
         }
         foreach (var r in results) Log(log, r);
         using var cpu = Backend.Create(DeviceKind.Cpu);

@@ -37,4 +37,22 @@ public class SgemmTests
         Sgemm.Run<GeluTanhEpilogue>(Cpu, tx.View, tw.View, ILGPU.ArrayView<float>.Empty, y.View, m, n, k);
         Assert.True(RelativeL2(y.ToArray(), Reference(x, w, null, m, n, k, GeluTanh)) < 1e-6);
     }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(3)]   // 17 K tiles as 6 + 6 + 5
+    [InlineData(17)]  // one tile each
+    public void SplitKGivesTheSameResultWithBiasAndEpilogue(int splits)
+    {
+        int m = 37, k = 130, n = 19;
+        var x = Random(16, m * k);
+        var w = Random(17, n * k, 0.3f);
+        var b = Random(18, n);
+        using var tx = Cpu.Arena.Upload(x, m, k);
+        using var tw = Cpu.Arena.Upload(w, n, k);
+        using var tb = Cpu.Arena.Upload(b, n);
+        using var y = Cpu.Arena.Rent(m, n);
+        Sgemm.Run<GeluTanhEpilogue>(Cpu, tx.View, tw.View, tb.View, y.View, m, n, k, splits);
+        Assert.True(RelativeL2(y.ToArray(), Reference(x, w, b, m, n, k, GeluTanh)) < 1e-6);
+    }
 }

@@ -1,0 +1,71 @@
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace SmoothCache.Kernels.Gpu;
+
+/// <summary>
+/// Split-K for the GPU GEMMs. An output with few 128 x 128 blocks (DiT-XL/2 at batch 2: the
+/// out-projection and fc2 have 36) leaves most of a GPU idle however long K is. Then the K tiles are
+/// shared among <c>splits</c> groups per block (the grid's z index): each writes its partial
+/// x W^T to its own [M, N] slice of a workspace, and <see cref="Reduce{TEpilogue}"/> sums the slices,
+/// adds the bias and applies the epilogue — one extra launch and 2 x splits x M x N floats of traffic.
+/// </summary>
+public static class SplitK
+{
+    /// <summary>Groups that fit on a multiprocessor at once (the GEMMs use 256 threads and ~128 registers).</summary>
+    private const int GroupsPerMultiprocessor = 2;
+
+    /// <summary>Fewest K tiles a split gets, so each still amortises its prologue and epilogue.</summary>
+    private const int MinTilesPerSplit = 8;
+
+    private const int MaxSplits = 8;
+
+    /// <summary>How many ways to split K: enough groups for one wave on the device, at most 8.</summary>
+    public static int Choose(int multiprocessors, int m, int n, int k, int tile, int depth)
+    {
+        long blocks = (long)((m + tile - 1) / tile) * ((n + tile - 1) / tile);
+        int kTiles = (k + depth - 1) / depth;
+        long wanted = GroupsPerMultiprocessor * (long)multiprocessors / Math.Max(1, blocks);
+        return (int)Math.Max(1, Math.Min(Math.Min(wanted, MaxSplits), kTiles / MinTilesPerSplit));
+    }
+
+    /// <summary>K tiles per split for a requested split count; the split count actually used is
+    /// ceil(kTiles / tilesPerSplit), so no split is empty.</summary>
+    public static (int TilesPerSplit, int Splits) Partition(int k, int depth, int splits)
+    {
+        int kTiles = Math.Max(1, (k + depth - 1) / depth);
+        int perSplit = (kTiles + splits - 1) / Math.Max(1, splits);
+        return (perSplit, (kTiles + perSplit - 1) / perSplit);
+    }
+
+    /// <summary>y[i] = epilogue(sum over splits of partials[s][i] + bias[i % N]).</summary>
+    public struct Reduce<TEpilogue> : IElementKernel where TEpilogue : struct, IEpilogue
+    {
+        public ArrayView<float> Partials, Bias, Y;
+        public int Splits, N;
+
+        public readonly void Compute(int i)
+        {
+            float sum = 0f;
+            long size = Y.Length;
+            for (int s = 0; s < Splits; s++) sum += Partials[s * size + i];
+            if (Bias.Length > 0) sum += Bias[i % N];
+            Y[i] = default(TEpilogue).Apply(sum);
+        }
+    }
+
+    /// <summary>
+    /// Runs <paramref name="gemm"/> (bias-free, identity epilogue, writing partial sums of its z slice
+    /// of K into its z slice of the given view) into a workspace, then reduces into y.
+    /// </summary>
+    public static void Run<TEpilogue>(Backend backend, int m, int n, int splits, ArrayView<float> bias, ArrayView<float> y,
+        Action<ArrayView<float>> gemm) where TEpilogue : struct, IEpilogue
+    {
+        using var partials = backend.Arena.Rent(splits, m, n);
+        gemm(partials.View);
+        ElementLauncher.Launch(backend, m * n, new Reduce<TEpilogue>
+        {
+            Partials = partials.View, Bias = bias, Y = y.SubView(0, (long)m * n), Splits = splits, N = n,
+        });
+    }
+}

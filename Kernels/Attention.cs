@@ -63,25 +63,31 @@ public static class Attention
 
     /// <param name="qkv">[B, T, 3 * heads * headDim]</param>
     /// <returns>[B, T, heads * headDim]</returns>
-    public static Tensor Run(Tensor qkv, int heads, int headDim)
+    /// <param name="output">Float16 for the fp16 path's next GEMM (the fused kernel rounds as it
+    /// writes; the portable one computes float32 and converts)</param>
+    public static Tensor Run(Tensor qkv, int heads, int headDim, DType output = DType.Float32)
     {
         int b = qkv.Dim(0), t = qkv.Dim(1), d = heads * headDim;
         if (qkv.Dim(2) != 3 * d)
             throw new ArgumentException($"Attention: qkv {qkv.ShapeText} is not [B,T,{3 * d}]");
         var arena = qkv.Backend.Arena;
-        var output = arena.Rent(b, t, d);
         if (qkv.Backend.UsesGpuKernels && FlashAttention.SupportsHeadDim(headDim))
         {
-            FlashAttention.Run(qkv.Backend, qkv.View, output.View, b, t, heads, headDim);
-            return output;
+            var fused = arena.Rent(output, b, t, d);
+            FlashAttention.Run(qkv.Backend, qkv.View, fused, b, t, heads, headDim);
+            return fused;
         }
-        using var scores = arena.Rent(b, heads, t, t);
-        var args = new Args
+        var result = arena.Rent(b, t, d);
+        using (var scores = arena.Rent(b, heads, t, t))
         {
-            Qkv = qkv.View, Scores = scores.View, Out = output.View, T = t, Heads = heads, HeadDim = headDim,
-            Scale = 1f / MathF.Sqrt(headDim),
-        };
-        ElementLauncher.Launch(qkv.Backend, b * heads * t, args);
-        return output;
+            var args = new Args
+            {
+                Qkv = qkv.View, Scores = scores.View, Out = result.View, T = t, Heads = heads, HeadDim = headDim,
+                Scale = 1f / MathF.Sqrt(headDim),
+            };
+            ElementLauncher.Launch(qkv.Backend, b * heads * t, args);
+        }
+        if (output == DType.Float32) return result;
+        using (result) return HalfConversion.ToHalf(result);
     }
 }

@@ -18,7 +18,8 @@ public static class LayerNormModulate
 {
     public struct Args : IElementKernel
     {
-        public ArrayView<float> X, Mod, Y;
+        public ArrayView<float> X, Mod;
+        public OutputView Y;
         /// <summary>The residual r, or empty for a plain adaLN.</summary>
         public ArrayView<float> Residual;
         public int D, TokensPerSample, ModStride, ShiftOffset, ScaleOffset, GateOffset;
@@ -46,35 +47,37 @@ public static class LayerNormModulate
             for (int d = 0; d < D; d++)
             {
                 float n = (X[x0 + d] - mean) * inv;
-                Y[x0 + d] = n * (1f + Mod[m0 + ScaleOffset + d]) + Mod[m0 + ShiftOffset + d];
+                Y.Store(x0 + d, n * (1f + Mod[m0 + ScaleOffset + d]) + Mod[m0 + ShiftOffset + d]);
             }
         }
     }
 
     /// <param name="x">[B, T, D]</param>
     /// <param name="mod">[B, modStride] holding shift and scale at the given column offsets</param>
-    public static Tensor Run(Tensor x, Tensor mod, int shiftOffset, int scaleOffset, float eps) =>
-        Run(x, mod, shiftOffset, scaleOffset, eps, null, 0);
+    /// <param name="output">Float16 for the fp16 path's GEMM input (rounded to nearest even)</param>
+    public static Tensor Run(Tensor x, Tensor mod, int shiftOffset, int scaleOffset, float eps, DType output = DType.Float32) =>
+        Run(x, mod, shiftOffset, scaleOffset, eps, null, 0, output);
 
     /// <summary>x += gate * residual (x is updated in place), then adaLN of the new x.</summary>
     /// <param name="residual">[B, T, D], the output of the component before this norm</param>
     /// <param name="gateOffset">column of the gate in the modulation rows</param>
-    public static Tensor RunAfterResidual(Tensor x, Tensor residual, Tensor mod, int gateOffset, int shiftOffset, int scaleOffset, float eps)
+    public static Tensor RunAfterResidual(Tensor x, Tensor residual, Tensor mod, int gateOffset, int shiftOffset, int scaleOffset, float eps,
+        DType output = DType.Float32)
     {
         if (residual.Length != x.Length)
             throw new ArgumentException($"LayerNormModulate: residual {residual.ShapeText} and x {x.ShapeText} differ");
-        return Run(x, mod, shiftOffset, scaleOffset, eps, residual, gateOffset);
+        return Run(x, mod, shiftOffset, scaleOffset, eps, residual, gateOffset, output);
     }
 
-    private static Tensor Run(Tensor x, Tensor mod, int shiftOffset, int scaleOffset, float eps, Tensor? residual, int gateOffset)
+    private static Tensor Run(Tensor x, Tensor mod, int shiftOffset, int scaleOffset, float eps, Tensor? residual, int gateOffset, DType output)
     {
         int b = x.Dim(0), t = x.Dim(1), d = x.Dim(2);
         if (mod.Dim(0) != b || new[] { shiftOffset, scaleOffset, gateOffset }.Any(o => o < 0 || o + d > mod.Dim(1)))
             throw new ArgumentException($"LayerNormModulate: modulation {mod.ShapeText} does not fit x {x.ShapeText}");
-        var y = x.Backend.Arena.Rent(x.Shape);
+        var y = x.Backend.Arena.Rent(output, x.Shape);
         var args = new Args
         {
-            X = x.View, Mod = mod.View, Y = y.View, Residual = residual?.View ?? ArrayView<float>.Empty,
+            X = x.View, Mod = mod.View, Y = OutputView.Of(y), Residual = residual?.View ?? ArrayView<float>.Empty,
             D = d, TokensPerSample = t, ModStride = mod.Dim(1),
             ShiftOffset = shiftOffset, ScaleOffset = scaleOffset, GateOffset = gateOffset, Eps = eps,
         };

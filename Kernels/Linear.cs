@@ -41,7 +41,8 @@ public static class Linear
         where TEpilogue : struct, IEpilogue where TOperands : struct, IOperands
     {
         public TOperands Operands;
-        public ArrayView<float> Bias, Y;
+        public ArrayView<float> Bias;
+        public OutputView Y;
         public int M, N, K;
 
         /// <summary>Element = a 4 x 4 block of outputs (4 rows of x, 4 rows of W): each value read
@@ -88,58 +89,68 @@ public static class Linear
         private readonly void Store(int m, int n, float acc)
         {
             if (Bias.Length > 0) acc += Bias[n];
-            Y[m * N + n] = default(TEpilogue).Apply(acc);
+            Y.Store(m * N + n, default(TEpilogue).Apply(acc));
         }
     }
 
-    /// <summary>y[..., N] = epilogue(x[..., K] W^T + b); y is rented from the arena.</summary>
-    public static Tensor Run<TEpilogue>(Tensor x, Tensor w, Tensor? bias) where TEpilogue : struct, IEpilogue
+    /// <summary>
+    /// y[..., N] = epilogue(x[..., K] W^T + b); y is rented from the arena. A Float16 weight runs the fp16
+    /// path: x is multiplied as float16 (a Float32 x is rounded first) and y may be Float16 too (the
+    /// next GEMM's input). A Float32 weight takes and gives Float32.
+    /// </summary>
+    public static Tensor Run<TEpilogue>(Tensor x, Tensor w, Tensor? bias, DType output = DType.Float32) where TEpilogue : struct, IEpilogue
     {
         int k = w.Dim(1), n = w.Dim(0);
         if (x.Dim(-1) != k)
             throw new ArgumentException($"Linear: input {x.ShapeText} does not end in K={k} (weight {w.ShapeText})");
+        if (w.DType == DType.Float32 && (x.DType != DType.Float32 || output != DType.Float32))
+            throw new ArgumentException($"Linear: a Float32 weight {w.ShapeText} takes and gives Float32 (input is {x.DType}, output {output})");
         int m = (int)(x.Length / k);
         var shape = (int[])x.Shape.Clone();
         shape[^1] = n;
-        var y = x.Backend.Arena.Rent(shape);
-        Run<TEpilogue>(x.View, w, bias, y.View, m);
-        return y;
+        var y = x.Backend.Arena.Rent(output, shape);
+        try
+        {
+            Multiply<TEpilogue>(x, w, bias, y, m, n, k);
+            return y;
+        }
+        catch
+        {
+            y.Dispose();
+            throw;
+        }
     }
 
-    public static Tensor Run(Tensor x, Tensor w, Tensor? bias) => Run<IdentityEpilogue>(x, w, bias);
-
-    /// <summary>Writes into an existing view of M x N elements.</summary>
-    public static void Run<TEpilogue>(ArrayView<float> x, Tensor w, Tensor? bias, ArrayView<float> y, int m)
-        where TEpilogue : struct, IEpilogue
+    private static void Multiply<TEpilogue>(Tensor x, Tensor w, Tensor? bias, Tensor y, int m, int n, int k) where TEpilogue : struct, IEpilogue
     {
-        int n = w.Dim(0), k = w.Dim(1);
         var backend = w.Backend;
         var biasView = bias?.View ?? ArrayView<float>.Empty;
         int elements = (m + 3) / 4 * ((n + 3) / 4);
         if (w.DType == DType.Float16)
         {
+            using var xHalf = x.DType == DType.Float16 ? x.Share() : HalfConversion.ToHalf(x);
             if (backend.IsCuda)
             {
                 // Throws with the reason for an unsupported K.
-                LinearTensorCore.Run<TEpilogue>(backend, x, w, biasView, y, m);
+                LinearTensorCore.Run<TEpilogue>(backend, xHalf.HalfView, w, biasView, OutputView.Of(y), m);
                 return;
             }
-            using var xHalf = backend.Arena.Rent(DType.Float16, m, k);
-            HalfConversion.ToHalf(backend, x.SubView(0, (long)m * k), xHalf.HalfView);
             ElementLauncher.Launch(backend, elements, new Args<TEpilogue, Fp16Operands>
             {
-                Operands = new Fp16Operands { Xs = xHalf.HalfView, Ws = w.HalfView }, Bias = biasView, Y = y, M = m, N = n, K = k,
+                Operands = new Fp16Operands { Xs = xHalf.HalfView, Ws = w.HalfView }, Bias = biasView, Y = OutputView.Of(y), M = m, N = n, K = k,
             });
             return;
         }
         if (backend.UsesGpuKernels)
         {
-            Sgemm.Run<TEpilogue>(backend, x, w.View, biasView, y, m, n, k);
+            Sgemm.Run<TEpilogue>(backend, x.View, w.View, biasView, y.View, m, n, k);
             return;
         }
         ElementLauncher.Launch(backend, elements, new Args<TEpilogue, Fp32Operands>
         {
-            Operands = new Fp32Operands { Xs = x, Ws = w.View }, Bias = biasView, Y = y, M = m, N = n, K = k,
+            Operands = new Fp32Operands { Xs = x.View, Ws = w.View }, Bias = biasView, Y = OutputView.Of(y), M = m, N = n, K = k,
         });
     }
+
+    public static Tensor Run(Tensor x, Tensor w, Tensor? bias, DType output = DType.Float32) => Run<IdentityEpilogue>(x, w, bias, output);
 }

@@ -15,7 +15,7 @@ namespace SmoothCache.Kernels.Gpu;
 /// ILGPU does not unroll) and runs an online softmax over 4 keys at a time: running max m, running sum
 /// l, accumulator rescaled by exp(m_old - m_new). At the end the 4 warps' partial (m, l, acc) meet in
 /// shared memory and are merged. No T x T scores ever reach global memory.
-/// fp32 throughout; MathF.Exp becomes PTX ex2.approx (relative error about 2^-22 on the scaled argument),
+/// fp32 throughout (the fp16 path rounds only the output); MathF.Exp becomes PTX ex2.approx (relative error about 2^-22 on the scaled argument),
 /// so results match the portable kernel to about 1e-6 relative (the device check allows 1e-5).
 /// Shared memory: 37,888 bytes (static), under the 48 KB limit.
 /// </summary>
@@ -37,8 +37,10 @@ public static class FlashAttention
 
     public struct Args
     {
-        /// <summary>qkv and out as float4s.</summary>
+        /// <summary>qkv and a float32 out as float4s (out empty when OutHalf is used).</summary>
         public ArrayView<F4> Qkv, Out;
+        /// <summary>A float16 out, four halves per element (rounded to nearest even), or empty.</summary>
+        public ArrayView<U2> OutHalf;
         public int T, Heads;
         /// <summary>HeadDim / 4: 16 or 18.</summary>
         public int Chunks;
@@ -53,6 +55,12 @@ public static class FlashAttention
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static float Dot(F4 a, F4 b) => a.X * b.X + a.Y * b.Y + a.Z * b.Z + a.W * b.W;
+
+    private static U2 ToHalves(F4 v) => new()
+    {
+        X = HalfConversion.RoundToHalfBits(v.X) | ((uint)HalfConversion.RoundToHalfBits(v.Y) << 16),
+        Y = HalfConversion.RoundToHalfBits(v.Z) | ((uint)HalfConversion.RoundToHalfBits(v.W) << 16),
+    };
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static F4 Scaled(F4 a, float s) => new F4 { X = a.X * s, Y = a.Y * s, Z = a.Z * s, W = a.W * s };
@@ -239,7 +247,10 @@ public static class FlashAttention
             int l0 = StatsOffset + Threads + i;
             float sum = f0 * shared[l0] + f1 * shared[l0 + Queries] + f2 * shared[l0 + 2 * Queries] + f3 * shared[l0 + 3 * Queries];
             var o = Accumulate(default, 0f, f0, f1, f2, f3, shared4, i * chunks + c, Queries * chunks);
-            a.Out[(sample + row) * width + head + c] = Scaled(o, 1f / sum);
+            var result = Scaled(o, 1f / sum);
+            int at = (sample + row) * width + head + c;
+            if (a.OutHalf.Length > 0) a.OutHalf[at] = ToHalves(result);
+            else a.Out[at] = result;
         }
     }
 
@@ -251,20 +262,22 @@ public static class FlashAttention
         new(new Index2D((t + Queries - 1) / Queries, b * heads), new Index2D(Threads, 1));
 
     /// <param name="qkv">[B, T, 3 * heads * headDim] floats</param>
-    /// <param name="output">[B, T, heads * headDim] floats</param>
-    public static void Run(Backend backend, ArrayView<float> qkv, ArrayView<float> output, int b, int t, int heads, int headDim)
+    /// <param name="output">[B, T, heads * headDim], Float32 or Float16</param>
+    public static void Run(Backend backend, ArrayView<float> qkv, Tensor output, int b, int t, int heads, int headDim)
     {
         if (!SupportsHeadDim(headDim))
             throw new ArgumentException($"FlashAttention: head dim {headDim} is not 64 or 72");
-        if (((IContiguousArrayView)qkv).Index % 4 != 0 || ((IContiguousArrayView)output).Index % 4 != 0)
-            throw new ArgumentException("FlashAttention: qkv and output views must start on a 16-byte boundary");
+        if (((IContiguousArrayView)qkv).Index % 4 != 0)
+            throw new ArgumentException("FlashAttention: the qkv view must start on a 16-byte boundary");
         if ((long)b * t * 3 * heads * headDim > int.MaxValue)
             throw new ArgumentException($"FlashAttention: B={b}, T={t}, D={heads * headDim} overflow 32-bit indexing");
         if (b == 0 || t == 0) return;
         int d = heads * headDim;
         var args = new Args
         {
-            Qkv = qkv.SubView(0, (long)b * t * 3 * d).Cast<F4>(), Out = output.SubView(0, (long)b * t * d).Cast<F4>(),
+            Qkv = qkv.SubView(0, (long)b * t * 3 * d).Cast<F4>(),
+            Out = output.DType == DType.Float32 ? output.View.Cast<F4>() : ArrayView<F4>.Empty,
+            OutHalf = output.DType == DType.Float16 ? output.HalfView.Cast<U2>() : ArrayView<U2>.Empty,
             T = t, Heads = heads, Chunks = headDim / 4, Scale = 1f / MathF.Sqrt(headDim),
         };
         backend.LoadGrouped<Args>(Kernel)(Config(b, t, heads), args);

@@ -49,7 +49,7 @@ public static class LayerNormModulateWarp
         }
         float inv = 1f / MathF.Sqrt(WarpSum(squares) / a.D + a.Eps);
         for (int d = lane; d < a.D; d += Lanes)
-            a.Y[x0 + d] = (a.X[x0 + d] - mean) * inv * (1f + a.Mod[m0 + a.ScaleOffset + d]) + a.Mod[m0 + a.ShiftOffset + d];
+            a.Y.Store(x0 + d, (a.X[x0 + d] - mean) * inv * (1f + a.Mod[m0 + a.ScaleOffset + d]) + a.Mod[m0 + a.ShiftOffset + d]);
     }
 
     public static KernelConfig Config(int rows) =>

@@ -6,14 +6,15 @@ using Half = ILGPU.Half;
 namespace SmoothCache.Kernels.Gpu;
 
 /// <summary>
-/// Tensor-core GEMM for CUDA: y = epilogue(x W^T + b) with x fp32 [M, K], W fp16 [N, K], b fp32 [N],
-/// y fp32 [M, N], all row-major. x is rounded to fp16 while it is staged into shared memory; products
-/// accumulate in fp32 through inline PTX <c>mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32</c>.
+/// Tensor-core GEMM for CUDA: y = epilogue(x W^T + b) with x fp16 [M, K], W fp16 [N, K], b fp32 [N],
+/// y [M, N] fp32 or fp16 (rounded to nearest even), all row-major; products accumulate in fp32 through
+/// inline PTX <c>mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32</c>.
 /// A group of 8 warps computes a 128 x 128 block of y, each warp a 64 x 32 tile (4 x 4 mma tiles,
 /// 64 fp32 accumulators per thread held in PTX registers acc0..acc63 declared once at function
 /// scope). K advances 32 at a time through two shared buffers; the next tile's 16-byte global loads
-/// are issued before the current tile is multiplied, so one barrier per tile suffices. Shared rows
-/// are 32 halves plus 8 of padding, which makes the fragment reads conflict-free.
+/// (eight halves each, the same for x and W) are issued before the current tile is multiplied, so one
+/// barrier per tile suffices. Shared rows are 32 halves plus 8 of padding, which makes the fragment
+/// reads conflict-free. With split-K (<see cref="SplitK"/>) the grid's z slice takes a range of K tiles.
 /// Requires K to be a multiple of 8 (whole 16-byte loads; the model's K are 16, 72, 256, 288, 1152, 4608);
 /// M and N are free (loads are zero-filled and stores guarded past the edges). CUDA only.
 /// </summary>
@@ -28,10 +29,10 @@ public static class LinearTensorCore
 
     public struct Args
     {
-        /// <summary>x as groups of 4 floats, W as groups of 8 halves.</summary>
-        public ArrayView<F4> X;
-        public ArrayView<U4> W;
-        public ArrayView<float> Bias, Y;
+        /// <summary>x and W as groups of 8 halves.</summary>
+        public ArrayView<U4> X, W;
+        public ArrayView<float> Bias;
+        public OutputView Y;
         public int M, N, K;
         /// <summary>K tiles each z slice of the grid multiplies (all of them without split-K).</summary>
         public int TilesPerSplit;
@@ -41,7 +42,7 @@ public static class LinearTensorCore
     public static string? Unsupported(int m, int n, int k, long xOffset) =>
         k % 8 != 0 ? $"K={k} is not a multiple of 8"
         : !Sgemm.FitsInt32(m, n, k) ? $"M={m}, N={n}, K={k} overflow 32-bit indexing"
-        : xOffset % 4 != 0 ? $"input view starts at element {xOffset}, not a multiple of 4 (16-byte loads)"
+        : xOffset % 8 != 0 ? $"input view starts at element {xOffset}, not a multiple of 8 (16-byte loads)"
         : null;
 
     private const string ZeroAccumulators =
@@ -54,25 +55,8 @@ public static class LinearTensorCore
         "mov.f32 acc48, 0f00000000; mov.f32 acc49, 0f00000000; mov.f32 acc50, 0f00000000; mov.f32 acc51, 0f00000000; mov.f32 acc52, 0f00000000; mov.f32 acc53, 0f00000000; mov.f32 acc54, 0f00000000; mov.f32 acc55, 0f00000000;" +
         "mov.f32 acc56, 0f00000000; mov.f32 acc57, 0f00000000; mov.f32 acc58, 0f00000000; mov.f32 acc59, 0f00000000; mov.f32 acc60, 0f00000000; mov.f32 acc61, 0f00000000; mov.f32 acc62, 0f00000000; mov.f32 acc63, 0f00000000;";
 
-    /// <summary>Packs two floats into a half2 word (lo in the low 16 bits), each rounded to nearest (cvt.rn).</summary>
-    private static uint PackHalf2(float lo, float hi) =>
-        Interop.FloatAsInt((Half)lo) | ((uint)Interop.FloatAsInt((Half)hi) << 16);
-
-    /// <summary>Stores this thread's 16 staged floats of x (a half row of the 128 x 32 tile) as fp16.</summary>
-    private static void StoreX(ArrayView<U4> shared, int offset, F4 v0, F4 v1, F4 v2, F4 v3)
-    {
-        shared[offset] = new U4
-        {
-            X = PackHalf2(v0.X, v0.Y), Y = PackHalf2(v0.Z, v0.W), Z = PackHalf2(v1.X, v1.Y), W = PackHalf2(v1.Z, v1.W),
-        };
-        shared[offset + 1] = new U4
-        {
-            X = PackHalf2(v2.X, v2.Y), Y = PackHalf2(v2.Z, v2.W), Z = PackHalf2(v3.X, v3.Y), W = PackHalf2(v3.Z, v3.W),
-        };
-    }
-
-    private static F4 LoadX(Args a, int row, int k) =>
-        row < a.M && k < a.K ? a.X[(row * a.K + k) >> 2] : default;
+    private static U4 LoadX(Args a, int row, int k) =>
+        row < a.M && k < a.K ? a.X[(row * a.K + k) >> 3] : default;
 
     private static U4 LoadW(Args a, int row, int k) =>
         row < a.N && k < a.K ? a.W[(row * a.K + k) >> 3] : default;
@@ -92,7 +76,7 @@ public static class LinearTensorCore
         if (row >= a.M || col >= a.N) return;
         if (a.Bias.Length > 0) v += a.Bias[col];
         // Split z writes its own [M, N] slice (there is one slice without split-K).
-        a.Y[Grid.IdxZ * a.M * a.N + row * a.N + col] = default(TEpilogue).Apply(v);
+        a.Y.Store(Grid.IdxZ * a.M * a.N + row * a.N + col, default(TEpilogue).Apply(v));
     }
 
     /// <summary>An A fragment (rows g and g + 8, k pairs t and t + 4 of a 16 x 16 tile) from shared words.</summary>
@@ -149,10 +133,10 @@ public static class LinearTensorCore
         int tiles = Math.Min(a.TilesPerSplit, (a.K + Depth - 1) / Depth - tileBegin);
         int k0 = tileBegin * Depth + stageK;
 
-        F4 x0 = LoadX(a, m0 + stageRow, k0), x1 = LoadX(a, m0 + stageRow, k0 + 4),
-           x2 = LoadX(a, m0 + stageRow, k0 + 8), x3 = LoadX(a, m0 + stageRow, k0 + 12);
+        U4 x0 = LoadX(a, m0 + stageRow, k0), x1 = LoadX(a, m0 + stageRow, k0 + 8);
         U4 w0 = LoadW(a, n0 + stageRow, k0), w1 = LoadW(a, n0 + stageRow, k0 + 8);
-        StoreX(shared4, stageAt, x0, x1, x2, x3);
+        shared4[stageAt] = x0;
+        shared4[stageAt + 1] = x1;
         shared4[(TileWords >> 2) + stageAt] = w0;
         shared4[(TileWords >> 2) + stageAt + 1] = w1;
         Group.Barrier();
@@ -165,9 +149,7 @@ public static class LinearTensorCore
             {
                 int k = k0 + (tile + 1) * Depth;
                 x0 = LoadX(a, m0 + stageRow, k);
-                x1 = LoadX(a, m0 + stageRow, k + 4);
-                x2 = LoadX(a, m0 + stageRow, k + 8);
-                x3 = LoadX(a, m0 + stageRow, k + 12);
+                x1 = LoadX(a, m0 + stageRow, k + 8);
                 w0 = LoadW(a, n0 + stageRow, k);
                 w1 = LoadW(a, n0 + stageRow, k + 8);
             }
@@ -178,7 +160,8 @@ public static class LinearTensorCore
             if (more)
             {
                 int next = (((tile + 1) & 1) * 2 * TileWords) >> 2;
-                StoreX(shared4, next + stageAt, x0, x1, x2, x3);
+                shared4[next + stageAt] = x0;
+                shared4[next + stageAt + 1] = x1;
                 shared4[next + (TileWords >> 2) + stageAt] = w0;
                 shared4[next + (TileWords >> 2) + stageAt + 1] = w1;
             }
@@ -225,10 +208,10 @@ public static class LinearTensorCore
     public static KernelConfig Config(int m, int n, int splits = 1) =>
         new(new Index3D((n + Tile - 1) / Tile, (m + Tile - 1) / Tile, splits), new Index3D(Threads, 1, 1));
 
-    /// <summary>Runs on a CUDA backend; x holds M x K floats, w is a Float16 [N, K] tensor.</summary>
+    /// <summary>Runs on a CUDA backend; x holds M x K halves, w is a Float16 [N, K] tensor, y M x N values.</summary>
     /// <param name="splits">ways to split K (<see cref="SplitK"/>); 0 chooses from the device's size</param>
-    public static void Run<TEpilogue>(Backend backend, ArrayView<float> x, Tensor w, ArrayView<float> bias,
-        ArrayView<float> y, int m, int splits = 0) where TEpilogue : struct, IEpilogue
+    public static void Run<TEpilogue>(Backend backend, ArrayView<Half> x, Tensor w, ArrayView<float> bias,
+        OutputView y, int m, int splits = 0) where TEpilogue : struct, IEpilogue
     {
         int n = w.Dim(0), k = w.Dim(1);
         if (!backend.IsCuda)
@@ -242,7 +225,7 @@ public static class LinearTensorCore
             throw new ArgumentException($"LinearTensorCore: M={m}, N={n}, K={k} in {used} splits overflow 32-bit indexing");
         var args = new Args
         {
-            X = x.SubView(0, (long)m * k).Cast<F4>(), W = w.HalfView.Cast<U4>(), Bias = bias, Y = y, M = m, N = n, K = k,
+            X = x.SubView(0, (long)m * k).Cast<U4>(), W = w.HalfView.Cast<U4>(), Bias = bias, Y = y, M = m, N = n, K = k,
             TilesPerSplit = perSplit,
         };
         if (used == 1)
@@ -252,6 +235,6 @@ public static class LinearTensorCore
         }
         SplitK.Run<TEpilogue>(backend, m, n, used, bias, y, partials =>
             backend.LoadGrouped<Args>(Kernel<IdentityEpilogue>)(Config(m, n, used),
-                args with { Bias = ArrayView<float>.Empty, Y = partials }));
+                args with { Bias = ArrayView<float>.Empty, Y = new OutputView { F32 = partials } }));
     }
 }

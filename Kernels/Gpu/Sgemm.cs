@@ -179,7 +179,7 @@ public static class Sgemm
             backend.LoadGrouped<Args>(Kernel<TEpilogue>)(Config(m, n), args);
             return;
         }
-        SplitK.Run<TEpilogue>(backend, m, n, used, bias, y, partials =>
+        SplitK.Run<TEpilogue>(backend, m, n, used, bias, new OutputView { F32 = y }, partials =>
             backend.LoadGrouped<Args>(Kernel<IdentityEpilogue>)(Config(m, n, used),
                 args with { Bias = ArrayView<float>.Empty, Y = partials }));
     }

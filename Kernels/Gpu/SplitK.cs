@@ -41,16 +41,17 @@ public static class SplitK
     /// <summary>y[i] = epilogue(sum over splits of partials[s][i] + bias[i % N]).</summary>
     public struct Reduce<TEpilogue> : IElementKernel where TEpilogue : struct, IEpilogue
     {
-        public ArrayView<float> Partials, Bias, Y;
+        public ArrayView<float> Partials, Bias;
+        public OutputView Y;
         public int Splits, N;
+        public long Size;
 
         public readonly void Compute(int i)
         {
             float sum = 0f;
-            long size = Y.Length;
-            for (int s = 0; s < Splits; s++) sum += Partials[s * size + i];
+            for (int s = 0; s < Splits; s++) sum += Partials[s * Size + i];
             if (Bias.Length > 0) sum += Bias[i % N];
-            Y[i] = default(TEpilogue).Apply(sum);
+            Y.Store(i, default(TEpilogue).Apply(sum));
         }
     }
 
@@ -58,14 +59,14 @@ public static class SplitK
     /// Runs <paramref name="gemm"/> (bias-free, identity epilogue, writing partial sums of its z slice
     /// of K into its z slice of the given view) into a workspace, then reduces into y.
     /// </summary>
-    public static void Run<TEpilogue>(Backend backend, int m, int n, int splits, ArrayView<float> bias, ArrayView<float> y,
+    public static void Run<TEpilogue>(Backend backend, int m, int n, int splits, ArrayView<float> bias, OutputView y,
         Action<ArrayView<float>> gemm) where TEpilogue : struct, IEpilogue
     {
         using var partials = backend.Arena.Rent(splits, m, n);
         gemm(partials.View);
         ElementLauncher.Launch(backend, m * n, new Reduce<TEpilogue>
         {
-            Partials = partials.View, Bias = bias, Y = y.SubView(0, (long)m * n), Splits = splits, N = n,
+            Partials = partials.View, Bias = bias, Y = y, Splits = splits, N = n, Size = (long)m * n,
         });
     }
 }

@@ -55,7 +55,7 @@ public static class GemmBench
         void CublasHgemm() => blas.Gemm(CuBlasOperation.Transpose, CuBlasOperation.NonTranspose, n, m, k,
             (ILGPU.Half)1f, wHalf.HalfView, k, xHalf.HalfView, k, (ILGPU.Half)0f, yHalf.HalfView, n);
         Action OurSgemm(int splits) => () => Sgemm.Run<IdentityEpilogue>(backend, x.View, w.View, ArrayView<float>.Empty, y.View, m, n, k, splits);
-        Action OurTensorCore(int splits) => () => LinearTensorCore.Run<IdentityEpilogue>(backend, x.View, wHalf, ArrayView<float>.Empty, y.View, m, splits);
+        Action OurTensorCore(int splits) => () => LinearTensorCore.Run<IdentityEpilogue>(backend, xHalf.HalfView, wHalf, ArrayView<float>.Empty, OutputView.Of(y), m, splits);
         int sms = backend.Accelerator.NumMultiprocessors;
         int tcSplits = SplitK.Choose(sms, m, n, k, LinearTensorCore.Tile, LinearTensorCore.Depth);
         int sgSplits = SplitK.Choose(sms, m, n, k, Sgemm.Tile, Sgemm.Depth);

@@ -99,10 +99,14 @@ public static class GpuChecks
                 results.Add(new("tensor-core bias", m, n, k, RelativeL2(y.ToArray(), Reference(xh, wh, b, m, n, k, false)), 1e-5));
             using (var y = Linear.Run<GeluTanhEpilogue>(tx, twHalf, null))
                 results.Add(new("tensor-core gelu", m, n, k, RelativeL2(y.ToArray(), Reference(xh, wh, null, m, n, k, true)), 1e-5));
+            // fp16 out: the fp32 result rounded to nearest even, so within fp16 rounding (2^-11) of it.
+            using (var y = Linear.Run<GeluTanhEpilogue>(tx, twHalf, tb, DType.Float16))
+                results.Add(new("tensor-core fp16 out", m, n, k, RelativeL2(y.ToArray(), Reference(xh, wh, b, m, n, k, true)), 1e-3));
             // Split-K forced three ways (the runs above split only where the device would idle).
+            using (var txHalf = HalfConversion.ToHalf(tx))
             using (var y = backend.Arena.Rent(m, n))
             {
-                LinearTensorCore.Run<GeluTanhEpilogue>(backend, tx.View, twHalf, tb.View, y.View, m, splits: 3);
+                LinearTensorCore.Run<GeluTanhEpilogue>(backend, txHalf.HalfView, twHalf, tb.View, OutputView.Of(y), m, splits: 3);
                 results.Add(new("tensor-core split-K 3", m, n, k, RelativeL2(y.ToArray(), Reference(xh, wh, b, m, n, k, true)), 1e-5));
             }
             using (var y = backend.Arena.Rent(m, n))

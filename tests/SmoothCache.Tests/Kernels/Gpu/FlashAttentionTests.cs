@@ -22,8 +22,20 @@ public class FlashAttentionTests
         var qkv = Random(41, b * t * 3 * heads * hd, 2f);
         using var tq = Cpu.Arena.Upload(qkv, b, t, 3 * heads * hd);
         using var output = Cpu.Arena.Rent(b, t, heads * hd);
-        FlashAttention.Run(Cpu, tq.View, output.View, b, t, heads, hd);
+        FlashAttention.Run(Cpu, tq.View, output, b, t, heads, hd);
         Assert.True(RelativeL2(output.ToArray(), AttentionTests.Reference(qkv, b, t, heads, hd)) < 1e-6);
+    }
+
+    [Fact]
+    public void Fp16OutputIsTheFloat32ResultRoundedToNearestEven()
+    {
+        var qkv = Random(43, 2 * 37 * 3 * 2 * 72, 2f);
+        using var tq = Cpu.Arena.Upload(qkv, 2, 37, 3 * 2 * 72);
+        using var full = Cpu.Arena.Rent(2, 37, 2 * 72);
+        using var half = Cpu.Arena.Rent(DType.Float16, 2, 37, 2 * 72);
+        FlashAttention.Run(Cpu, tq.View, full, 2, 37, 2, 72);
+        FlashAttention.Run(Cpu, tq.View, half, 2, 37, 2, 72);
+        Assert.Equal(full.ToArray().Select(v => (float)(System.Half)v), half.ToArray());
     }
 
     [Fact]
@@ -33,7 +45,7 @@ public class FlashAttentionTests
         var qkv = Random(42, 40 * 3 * 64, 12f);
         using var tq = Cpu.Arena.Upload(qkv, 1, 40, 3 * 64);
         using var output = Cpu.Arena.Rent(1, 40, 64);
-        FlashAttention.Run(Cpu, tq.View, output.View, 1, 40, 1, 64);
+        FlashAttention.Run(Cpu, tq.View, output, 1, 40, 1, 64);
         var got = output.ToArray();
         Assert.All(got, v => Assert.True(float.IsFinite(v)));
         Assert.True(RelativeL2(got, AttentionTests.Reference(qkv, 1, 40, 1, 64)) < 1e-5);
@@ -44,7 +56,7 @@ public class FlashAttentionTests
     {
         using var tq = Cpu.Arena.Zeros(1, 4, 3 * 24);
         using var output = Cpu.Arena.Rent(1, 4, 24);
-        var e = Assert.Throws<ArgumentException>(() => FlashAttention.Run(Cpu, tq.View, output.View, 1, 4, 1, 24));
+        var e = Assert.Throws<ArgumentException>(() => FlashAttention.Run(Cpu, tq.View, output, 1, 4, 1, 24));
         Assert.Contains("head dim 24", e.Message);
         Assert.False(FlashAttention.SupportsHeadDim(16));
         Assert.True(FlashAttention.SupportsHeadDim(72));

@@ -22,7 +22,7 @@ public class LayerNormModulateWarpTests
         using var warp = Cpu.Arena.Rent(b, t, d);
         LayerNormModulateWarp.Run(Cpu, new LayerNormModulate.Args
         {
-            X = tx.View, Mod = tm.View, Y = warp.View, D = d, TokensPerSample = t, ModStride = 6 * d,
+            X = tx.View, Mod = tm.View, Y = OutputView.Of(warp), D = d, TokensPerSample = t, ModStride = 6 * d,
             ShiftOffset = 3 * d, ScaleOffset = 4 * d, Eps = 1e-6f,
         });
         Assert.True(RelativeL2(warp.ToArray(), portable.ToArray()) < 1e-6);

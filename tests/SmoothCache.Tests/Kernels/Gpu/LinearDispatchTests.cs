@@ -13,9 +13,10 @@ public class LinearDispatchTests
         using var x = Cpu.Arena.Upload(Random(31, 16), 2, 8);
         using var w32 = Cpu.Arena.Upload(Random(32, 24), 3, 8);
         using var w16 = HalfConversion.ToHalf(w32);
+        using var x16 = HalfConversion.ToHalf(x);
         using var y = Cpu.Arena.Rent(2, 3);
         var e = Assert.Throws<InvalidOperationException>(() =>
-            LinearTensorCore.Run<IdentityEpilogue>(Cpu, x.View, w16, ILGPU.ArrayView<float>.Empty, y.View, 2));
+            LinearTensorCore.Run<IdentityEpilogue>(Cpu, x16.HalfView, w16, ILGPU.ArrayView<float>.Empty, OutputView.Of(y), 2));
         Assert.Contains("CUDA", e.Message);
     }
 

@@ -41,8 +41,11 @@ public class PtxGenerationTests
         Assert.Contains(".reg .f32 acc<64>;", ptx);
         Assert.Contains("ld.global.v4", ptx);
         Assert.Contains("st.shared.v4", ptx);
-        // 16 floats rounded to fp16 per staged tile: once before the loop, once inside it.
-        Assert.Equal(32, Count(ptx, "cvt.rn.f16.f32"));
+        // x arrives as fp16, staged like W: no conversion anywhere (an fp16 y is rounded with integer ops).
+        Assert.Equal(0, Count(ptx, "cvt.rn.f16.f32"));
+        // Per K tile each thread moves two 16-byte groups of x and two of W: 4 vector loads in the
+        // prologue and 4 in the loop.
+        Assert.Equal(8, Count(ptx, "ld.global.v4"));
         // Only the 4 accumulator read-outs after the loop go through local memory (Emit's out parameters).
         Assert.Equal(4, Count(ptx, ".local .align"));
     }

@@ -1,0 +1,28 @@
+using ILGPU;
+using Half = ILGPU.Half;
+
+namespace SmoothCache.Kernels;
+
+/// <summary>
+/// Where a kernel writes its float32 results: a Float32 tensor as they are, or a Float16 tensor rounded
+/// to nearest even (the fp16 path's activations, ready for the next GEMM). Exactly one view is non-empty.
+/// </summary>
+public struct OutputView
+{
+    public ArrayView<float> F32;
+    public ArrayView<Half> F16;
+
+    public static OutputView Of(Tensor t) => t.DType == DType.Float32 ? new OutputView { F32 = t.View } : new OutputView { F16 = t.HalfView };
+
+    /// <summary>The same output from element <paramref name="offset"/> on.</summary>
+    public readonly OutputView From(long offset) =>
+        F16.Length > 0 ? new OutputView { F16 = F16.SubView(offset) } : new OutputView { F32 = F32.SubView(offset) };
+
+    public readonly long Length => F16.Length > 0 ? F16.Length : F32.Length;
+
+    public readonly void Store(long i, float value)
+    {
+        if (F16.Length > 0) F16[i] = Interop.IntAsFloat(HalfConversion.RoundToHalfBits(value));
+        else F32[i] = value;
+    }
+}

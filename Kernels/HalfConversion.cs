@@ -5,10 +5,10 @@ using Half = ILGPU.Half;
 namespace SmoothCache.Kernels;
 
 /// <summary>
-/// Arithmetic of the GEMMs. Fp32: weights and products in float32. Fp16: weights stored as float16
-/// (convert them once with <see cref="HalfConversion.PrepareWeight"/>), activations rounded to float16
-/// on the fly, products accumulated in float32 — on tensor cores on CUDA, in the portable GEMM on the
-/// CPU accelerator (same numbers up to summation order). Activations stay float32 tensors.
+/// Arithmetic of the transformer. Fp32: everything float32. Fp16: block and adaLN GEMM weights stored as
+/// float16 (converted once with <see cref="HalfConversion.PrepareWeight"/>), the GEMM inputs a block makes
+/// stored as float16, products accumulated in float32 — on tensor cores on CUDA, in the portable GEMM on
+/// the CPU accelerator (same numbers up to summation order). The residual stream stays float32.
 /// </summary>
 public enum Precision { Fp32, Fp16 }
 

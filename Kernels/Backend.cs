@@ -182,6 +182,19 @@ public sealed class Backend : IDisposable
 
     public void Synchronize() => Accelerator.Synchronize();
 
+    /// <summary>
+    /// Copies host data into a device view. ILGPU's copy first waits for the device, so the host cannot
+    /// queue work ahead of it: keep uploads out of per-step loops. Counted in <see cref="Uploads"/>.
+    /// </summary>
+    public void Upload<T>(ArrayView<T> target, T[] data) where T : unmanaged
+    {
+        Uploads++;
+        target.CopyFromCPU(data);
+    }
+
+    /// <summary>Host-to-device copies so far (each one a wait for the device).</summary>
+    public long Uploads { get; private set; }
+
     public void Dispose()
     {
         try

@@ -99,13 +99,13 @@ public sealed class Tensor : IDisposable
         if (data.Length != Length) throw new ArgumentException($"expected {Length} values for {ShapeText}, got {data.Length}");
         if (DType == DType.Float32)
         {
-            View.CopyFromCPU(data.ToArray());
+            Backend.Upload(View, data.ToArray());
         }
         else
         {
             var h = new Half[data.Length];
             for (int i = 0; i < h.Length; i++) h[i] = (Half)data[i];
-            HalfView.CopyFromCPU(h);
+            Backend.Upload(HalfView, h);
         }
     }
 

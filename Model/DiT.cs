@@ -25,6 +25,7 @@ public sealed class DiTTransformer : IHookable, IDisposable
     private readonly Tensor[] _adaLnWeights, _adaLnBiases; // matching _conditioning
     private readonly DiTBlock[] _blocks;
     private MemoryBuffer1D<int, Stride1D.Dense>? _labels;
+    private int[] _uploadedLabels = [];
 
     public DiTConfig Config { get; }
     public Precision Precision { get; }
@@ -105,13 +106,12 @@ public sealed class DiTTransformer : IHookable, IDisposable
                 throw new ArgumentOutOfRangeException(nameof(labels), $"class label {y} is outside [0, {c.NumClasses}] ({c.NumClasses} = null class)");
 
         var labelView = UploadLabels(labels);
-        using var t = _backend.Arena.Upload(timesteps, b);
         using var x = PatchEmbed.Run(latents, _patchWeight, _patchBias, _positions);
         int d = c.Width, final = c.NumLayers * 6 * d;
         Tensor finalMod;
         if (SharedConditioning)
         {
-            using var mod = Modulation(_conditioning[0], 0, t, labelView);
+            using var mod = Modulation(_conditioning[0], 0, timesteps, labelView);
             for (int i = 0; i < _blocks.Length; i++) RunBlock(i, x, mod, i * 6 * d);
             finalMod = mod.Share();
         }
@@ -119,11 +119,11 @@ public sealed class DiTTransformer : IHookable, IDisposable
         {
             for (int i = 0; i < _blocks.Length; i++)
             {
-                using var mod = Modulation(_conditioning[i], i, t, labelView);
+                using var mod = Modulation(_conditioning[i], i, timesteps, labelView);
                 RunBlock(i, x, mod, 0);
             }
             // The final layer is conditioned on block 0's embedder, as in the reference.
-            finalMod = Modulation(_conditioning[0], _blocks.Length, t, labelView);
+            finalMod = Modulation(_conditioning[0], _blocks.Length, timesteps, labelView);
             final = 0;
         }
         using (finalMod)
@@ -139,21 +139,25 @@ public sealed class DiTTransformer : IHookable, IDisposable
     }
 
     /// <summary>adaLN projection(s) of SiLU(c) with the weights at index <paramref name="projection"/>.</summary>
-    private Tensor Modulation(Conditioning embedder, int projection, Tensor t, ArrayView<int> labels)
+    private Tensor Modulation(Conditioning embedder, int projection, float[] t, ArrayView<int> labels)
     {
         using var cond = embedder.Run(t, labels);
         using var silu = Elementwise.Run<SiluEpilogue>(cond);
         return Linear.Run(silu, _adaLnWeights[projection], _adaLnBiases[projection]);
     }
 
+    /// <summary>The labels on the device; uploaded only when they change (a sampling loop uses the
+    /// same labels every step, and an upload would make the host wait for the device).</summary>
     private ArrayView<int> UploadLabels(int[] labels)
     {
+        if (_labels is not null && labels.AsSpan().SequenceEqual(_uploadedLabels)) return _labels.View;
         if (_labels is null || _labels.Length != labels.Length)
         {
             _labels?.Dispose();
             _labels = _backend.Accelerator.Allocate1D<int>(labels.Length);
         }
-        _labels.View.CopyFromCPU(labels);
+        _backend.Upload(_labels.View, labels);
+        _uploadedLabels = (int[])labels.Clone();
         return _labels.View;
     }
 
@@ -183,9 +187,9 @@ public sealed class DiTTransformer : IHookable, IDisposable
     /// <summary>Timestep MLP (256 -> D, SiLU, D -> D) plus the class table: c = t_emb + y_emb.</summary>
     private sealed class Conditioning(Tensor w1, Tensor b1, Tensor w2, Tensor b2, Tensor table) : IDisposable
     {
-        public Tensor Run(Tensor timesteps, ArrayView<int> labels)
+        public Tensor Run(float[] timesteps, ArrayView<int> labels)
         {
-            using var sinusoid = TimestepEmbedding.Run(timesteps);
+            using var sinusoid = TimestepEmbedding.Run(w1.Backend, timesteps);
             using var hidden = Linear.Run<SiluEpilogue>(sinusoid, w1, b1);
             using var temb = Linear.Run(hidden, w2, b2);
             return ClassEmbedding.Run(labels, table, temb);

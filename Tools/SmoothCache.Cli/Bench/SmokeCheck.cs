@@ -62,7 +62,8 @@ public static class SmokeCheck
         yield return ("Guidance", b => { using var m = Upload(b, 3, 4, 2, 4, 4); return Read(Guidance.Run(m, 1, 4f)); });
         yield return ("RepeatBatch", b => { using var x = Upload(b, 4, 2, 1, 4, 4); return Read(RepeatBatch.Run(x, 2)); });
         yield return ("PositionTable", b => Read(PositionTable.Run(b, 4, 8)));
-        yield return ("TimestepEmbedding", b => { using var t = b.Arena.Upload([999f, 1f], 2); return Read(TimestepEmbedding.Run(t)); });
+        yield return ("TimestepEmbedding", b => Read(TimestepEmbedding.Run(b, [999f, 1f])));
+        yield return ("TimestepEmbedding at one timestep", b => Read(TimestepEmbedding.Run(b, [500f, 500f])));
         yield return ("ClassEmbedding", b =>
         {
             using var labels = b.Accelerator.Allocate1D<int>(2);

@@ -13,8 +13,7 @@ public class EmbeddingTests
     public void TimestepSinusoidIsCosineThenSineOfScaledTimesteps()
     {
         float[] t = [999, 500, 1, 0];
-        using var tt = Cpu.Arena.Upload(t, 4);
-        using var e = TimestepEmbedding.Run(tt);
+        using var e = TimestepEmbedding.Run(Cpu, t);
         var got = e.ToArray();
         var expected = new double[4 * 256];
         for (int b = 0; b < 4; b++)
@@ -28,6 +27,20 @@ public class EmbeddingTests
         Assert.True(MaxAbs(got, expected) < 2e-4);
         Assert.Equal(1f, got[3 * 256]);           // t = 0: cos 0
         Assert.Equal(0f, got[3 * 256 + 128]);     // sin 0
+    }
+
+    [Fact]
+    public void ASharedTimestepTravelsInTheKernelArgumentsWithoutAnUpload()
+    {
+        long before = Cpu.Uploads;
+        using var shared = TimestepEmbedding.Run(Cpu, [321f, 321f, 321f]);
+        Assert.Equal(before, Cpu.Uploads);
+        using var mixed = TimestepEmbedding.Run(Cpu, [321f, 321f, 5f]);
+        Assert.Equal(before + 1, Cpu.Uploads);
+        var a = shared.ToArray();
+        var m = mixed.ToArray();
+        Assert.Equal(a[..512], m[..512]);     // the first two samples agree either way
+        Assert.NotEqual(a[512..], m[512..]);
     }
 
     [Fact]

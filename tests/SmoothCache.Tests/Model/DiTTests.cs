@@ -65,6 +65,23 @@ public class DiTTests
     }
 
     [Fact]
+    public void ASamplingStepsForwardUploadsNothing()
+    {
+        // Same labels, one timestep for the batch: nothing to copy, so the host never waits for the
+        // device between steps (ILGPU's upload synchronises) and can queue the next step ahead.
+        using var model = DiTTransformer.Load(Cpu, RepoFile("models", "dit-digits", "transformer"));
+        var c = model.Config;
+        using var latents = Cpu.Arena.Upload(Random(60, 4 * c.InChannels * c.SampleSize * c.SampleSize), 4, c.InChannels, c.SampleSize, c.SampleSize);
+        int[] labels = [1, 2, c.NullClass, c.NullClass];
+        model.Forward(latents, [981f, 981f, 981f, 981f], labels).Dispose();
+        long before = Cpu.Uploads;
+        model.Forward(latents, [961f, 961f, 961f, 961f], labels).Dispose();
+        Assert.Equal(before, Cpu.Uploads);
+        model.Forward(latents, [961f, 961f, 961f, 961f], [3, 2, c.NullClass, c.NullClass]).Dispose();
+        Assert.Equal(before + 1, Cpu.Uploads); // new labels are uploaded
+    }
+
+    [Fact]
     public void DitSmallPerBlockIntermediatesMatch()
     {
         var (_, blocks) = RunSmall();

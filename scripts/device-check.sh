@@ -4,7 +4,7 @@
 #   command: bash scripts/device-check.sh
 # Logs and JSON go under $OUT. Each step has its own time limit and a failing step does not stop the
 # later ones; status.txt records every step's exit code (0 ok, 1 a check or case failed, 124 timed out).
-# The limits add up to about 5 minutes (about 7.5 when the smoke step fails and memcheck runs).
+# The limits add up to about 6 minutes (about 8.5 when the smoke step fails and memcheck runs).
 set -u
 OUT=${OUT:-/tmp/device-check}
 mkdir -p "$OUT"
@@ -35,17 +35,19 @@ if ! grep -q "^smoke: exit 0" "$STATUS"; then
 fi
 # 2. Kernel checks (CUDA vs float64 / vs the CPU backend), then GEMM timings against cuBLAS.
 step gemm 110 bench-gemm --iterations 3 --json "$OUT/gemm.json"
-# 3. One forward: synthetic DiT-XL/2 and dit-digits, batch 2 and 16 (and 20), fp16 and fp32, each
+# 3. Each operator at DiT-XL/2's shapes, batch 16 (8 images with CFG): GEMMs, fused attention, adaLN.
+step kernels 40 bench --suite kernels --device cuda --xl --batch 16 --iterations 10 --json "$OUT/kernels.json"
+# 4. One forward: synthetic DiT-XL/2 and dit-digits, batch 2 and 16 (and 20), fp16 and fp32, each
 #    followed by a profiled forward (device time per kernel, the kernels' share of the forward).
 step forward 75 bench --suite forward --device cuda --iterations 3 --profile --json "$OUT/forward.json"
-# 4. Sampling jobs uncached vs SmoothCache (dit-digits 10 images, XL 8 images), DDIM 50.
+# 5. Sampling jobs uncached vs SmoothCache (dit-digits 10 images, XL 8 images), DDIM 50.
 step sampling 100 bench --suite sampling --device cuda --json "$OUT/sampling.json"
 
 echo "== summary"
 cat "$STATUS"
 echo "== checks that failed"
 grep -h "^FAIL" "$OUT/gemm.log" || echo "(none)"
-for name in smoke sanitizer forward sampling; do
+for name in smoke sanitizer kernels forward sampling; do
     [ -f "$OUT/$name.log" ] || continue
     echo "== $name"
     grep -v "^NVIDIA\|^device:" "$OUT/$name.log" | tail -n 40

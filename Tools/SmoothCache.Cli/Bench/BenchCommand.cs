@@ -18,7 +18,7 @@ public static class BenchCommand
         var iterations = new Option<int>("--iterations") { Description = "timed repetitions (kernels, forward)", DefaultValueFactory = _ => 5 };
         var steps = new Option<int>("--steps") { Description = "sampling suite: DDIM steps (the published XL schedule has 50)", DefaultValueFactory = _ => 50 };
         var images = new Option<int>("--images") { Description = "sampling suite: images per job (0: 8 for XL, 10 for dit-digits)", DefaultValueFactory = _ => 0 };
-        var xl = new Option<bool>("--xl") { Description = "run DiT-XL/2 on the CPU accelerator too (slow)" };
+        var xl = new Option<bool>("--xl") { Description = "kernels suite: DiT-XL/2's shapes instead of dit-digits'; forward and sampling: run DiT-XL/2 on the CPU accelerator too (slow)" };
         var json = new Option<string?>("--json") { Description = "also write the results to this JSON file" };
         var profile = new Option<bool>("--profile") { Description = "forward suite: device time per kernel of one more forward per case" };
         var command = new Command("bench", "Time kernels, one forward, or whole sampling runs (cached vs uncached).")
@@ -50,7 +50,10 @@ public static class BenchCommand
             string? jsonPath = parse.GetValue(json);
             if (name == "kernels")
             {
-                var timings = KernelBench.Run(backend, parse.GetValue(batch), 64, 64, 4, count, context.Out);
+                // dit-digits' shapes, or with --xl DiT-XL/2's (256 tokens, width 1152, 16 heads of 72).
+                var timings = parse.GetValue(xl)
+                    ? KernelBench.Run(backend, parse.GetValue(batch), 256, 1152, 16, count, context.Out)
+                    : KernelBench.Run(backend, parse.GetValue(batch), 64, 64, 4, count, context.Out);
                 if (jsonPath is not null) BenchJson.Write(jsonPath, new { device = backend.DeviceName, suite = name, kernels = timings });
                 return ExitCodes.Success;
             }

@@ -41,9 +41,20 @@ public static class KernelBench
             log.WriteLine($"{name,-24} {shape,-22} {ms,10:F3} ms {timing.Gflops,8:F2} GFLOP/s");
         }
 
-        Time("Linear qkv", $"{m}x{3 * d}x{d}", 2.0 * m * 3 * d * d, () => Linear.Run(x, wQkv, b3));
-        Time("Linear fc1 + GELU", $"{m}x{4 * d}x{d}", 2.0 * m * 4 * d * d, () => Linear.Run<GeluTanhEpilogue>(x, wUp, bias));
-        Time("Linear fc2", $"{m}x{d}x{4 * d}", 2.0 * m * 4 * d * d, () => Linear.Run(hidden, wDown, b1));
+        foreach (var precision in new[] { Precision.Fp32, Precision.Fp16 })
+        {
+            // The fp16 path as the model runs it: float16 weights and inputs, fc1 writing float16.
+            string p = precision == Precision.Fp16 ? " fp16" : "";
+            var act = precision == Precision.Fp16 ? DType.Float16 : DType.Float32;
+            using var wq = HalfConversion.PrepareWeight(wQkv, precision);
+            using var wu = HalfConversion.PrepareWeight(wUp, precision);
+            using var wd = HalfConversion.PrepareWeight(wDown, precision);
+            using var xa = precision == Precision.Fp16 ? HalfConversion.ToHalf(x) : x.Share();
+            using var ha = precision == Precision.Fp16 ? HalfConversion.ToHalf(hidden) : hidden.Share();
+            Time("Linear qkv" + p, $"{m}x{3 * d}x{d}", 2.0 * m * 3 * d * d, () => Linear.Run(xa, wq, b3));
+            Time("Linear fc1 + GELU" + p, $"{m}x{4 * d}x{d}", 2.0 * m * 4 * d * d, () => Linear.Run<GeluTanhEpilogue>(xa, wu, bias, act));
+            Time("Linear fc2" + p, $"{m}x{d}x{4 * d}", 2.0 * m * 4 * d * d, () => Linear.Run(ha, wd, b1));
+        }
         Time("Attention", $"{batch}x{heads}x{tokens}x{d / heads}", 4.0 * batch * tokens * tokens * d, () => Attention.Run(qkv, heads, d / heads));
         Time("LayerNormModulate", $"{m}x{d}", 8.0 * m * d, () => LayerNormModulate.Run(x, mod, 0, d, 1e-6f));
         Time("GatedResidual", $"{m}x{d}", 2.0 * m * d, () => { GatedResidual.Run(x, x, mod, 2 * d); return null; });

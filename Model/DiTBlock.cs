@@ -46,15 +46,26 @@ public sealed class DiTBlock : IDisposable
 
     /// <summary>Updates x [B, T, D] in place. mod holds shift1, scale1, gate1, shift2, scale2, gate2
     /// (each D wide) starting at column modOffset.</summary>
+    /// <remarks>Each component's adaLN runs inside the component, so one that SmoothCache reuses costs
+    /// no launch at all; the attention residual rides on the MLP's adaLN when the MLP runs.</remarks>
     public void Forward(Tensor x, Tensor mod, int modOffset, IComponentHook? hook)
     {
         int d = _width;
-        using var h = LayerNormModulate.Run(x, mod, modOffset, modOffset + d, AttentionNormEps, _activations);
-        using var attn = RunComponent(hook, Components.Attention, () => SelfAttention(h));
-        // x += gate_msa * attn, then the MLP's adaLN of the new x: one pass over x.
-        using var h2 = LayerNormModulate.RunAfterResidual(x, attn, mod, modOffset + 2 * d, modOffset + 3 * d, modOffset + 4 * d, _mlpNormEps,
-            _activations);
-        using var ff = RunComponent(hook, Components.FeedForward, () => FeedForward(h2));
+        using var attn = RunComponent(hook, Components.Attention, () =>
+        {
+            using var h = LayerNormModulate.Run(x, mod, modOffset, modOffset + d, AttentionNormEps, _activations);
+            return SelfAttention(h);
+        });
+        bool attnAdded = false;
+        using var ff = RunComponent(hook, Components.FeedForward, () =>
+        {
+            // x += gate_msa * attn, then the MLP's adaLN of the new x: one pass over x.
+            using var h = LayerNormModulate.RunAfterResidual(x, attn, mod, modOffset + 2 * d, modOffset + 3 * d, modOffset + 4 * d,
+                _mlpNormEps, _activations);
+            attnAdded = true;
+            return FeedForward(h);
+        });
+        if (!attnAdded) GatedResidual.Run(x, attn, mod, modOffset + 2 * d);
         GatedResidual.Run(x, ff, mod, modOffset + 5 * d);
     }
 

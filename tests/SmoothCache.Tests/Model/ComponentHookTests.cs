@@ -58,6 +58,56 @@ public class ComponentHookTests
         Assert.Equal(plain, hooked);
     }
 
+    [Fact]
+    public void AReusedComponentCostsNoLaunchOfItsOwnAndGivesTheSameBlockOutput()
+    {
+        using var model = Load();
+        using var x = Cpu.Arena.Upload(Random(5, 2 * 4 * 64), 2, 4, 8, 8);
+        float[] t = [600f, 600f];
+        int[] y = [2, 7];
+        var store = new StoringHook();
+        model.Hook = store;
+        float[] computed;
+        using (var o = model.Forward(x, t, y)) computed = o.ToArray();
+
+        // Every component of every block from the store: only the two gated residuals per block run
+        // (the adaLNs belong to the components), plus the final layer's adaLN.
+        store.Replay = true;
+        IReadOnlyList<KernelTime> kernels;
+        float[] replayed;
+        using (var profile = Cpu.StartProfile())
+        {
+            using (var o = model.Forward(x, t, y)) replayed = o.ToArray();
+            kernels = profile.Read();
+        }
+        Assert.Equal(computed, replayed);
+        int Launches(string kernel) => kernels.Where(k => k.Kernel == kernel).Sum(k => k.Launches);
+        Assert.Equal(1, Launches("LayerNormModulate"));
+        Assert.Equal(2 * model.NumBlocks, Launches("GatedResidual"));
+        Assert.Equal(0, Launches("Attention"));
+        store.Dispose();
+    }
+
+    /// <summary>Computes and keeps every component's output, or (Replay) returns the kept ones.</summary>
+    private sealed class StoringHook : IComponentHook, IDisposable
+    {
+        private readonly Dictionary<(string, int), Tensor> _kept = new();
+        public bool Replay { get; set; }
+
+        public Tensor Run(string component, int block, Func<Tensor> compute)
+        {
+            if (Replay) return _kept[(component, block)].Share();
+            var y = compute();
+            _kept[(component, block)] = y.Share();
+            return y;
+        }
+
+        public void Dispose()
+        {
+            foreach (var t in _kept.Values) t.Dispose();
+        }
+    }
+
     private sealed class CapturingHook(int block) : IComponentHook
     {
         public float[]? Attention { get; private set; }

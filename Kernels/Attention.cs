@@ -86,6 +86,8 @@ public static class Attention
         private readonly int Clamp(int i) => i < T ? i : T - 1;
     }
 
+    /// <param name="qkv">Float32, or Float16 on the fp16 path (the fused kernel reads it as it is, the
+    /// portable one widens it first)</param>
     /// <param name="output">Float16 for the fp16 path's next GEMM (the fused kernel rounds as it
     /// writes; the portable one computes float32 and converts)</param>
     public static Tensor Run(Tensor qkv, int heads, int headDim, DType output = DType.Float32)
@@ -97,15 +99,16 @@ public static class Attention
         if (qkv.Backend.UsesGpuKernels && FlashAttention.SupportsHeadDim(headDim))
         {
             var fused = arena.Rent(output, b, t, d);
-            FlashAttention.Run(qkv.Backend, qkv.View, fused, b, t, heads, headDim);
+            FlashAttention.Run(qkv.Backend, qkv, fused, b, t, heads, headDim);
             return fused;
         }
         var result = arena.Rent(b, t, d);
+        using (var input = qkv.DType == DType.Float32 ? qkv.Share() : HalfConversion.ToFloat(qkv))
         using (var scores = arena.Rent(b, heads, t, t))
         {
             var args = new Args
             {
-                Qkv = qkv.View, Scores = scores.View, Out = result.View, T = t, Heads = heads, HeadDim = headDim,
+                Qkv = input.View, Scores = scores.View, Out = result.View, T = t, Heads = heads, HeadDim = headDim,
                 Scale = 1f / MathF.Sqrt(headDim),
             };
             ElementLauncher.Launch(qkv.Backend, b * heads * ((t + 3) / 4), args);

@@ -15,8 +15,9 @@ public sealed class DiTBlock : IDisposable
     private const float AttentionNormEps = 1e-6f;
 
     private readonly int _index, _heads, _headDim, _width;
-    /// <summary>GEMM inputs (the adaLN outputs, attention's output, the MLP's hidden layer): Float16 on
-    /// the fp16 path, so each is rounded once where it is made and the GEMMs read half the bytes.</summary>
+    /// <summary>GEMM inputs and outputs inside a component (the adaLN outputs, qkv, attention's output,
+    /// the MLP's hidden layer): Float16 on the fp16 path, rounded once where each is made, so the next
+    /// kernel reads half the bytes. The components' outputs and the residual stream stay Float32.</summary>
     private readonly DType _activations;
     private readonly float _mlpNormEps;
     private readonly Tensor _qkvWeight, _qkvBias, _outWeight, _outBias;
@@ -74,7 +75,7 @@ public sealed class DiTBlock : IDisposable
 
     private Tensor SelfAttention(Tensor h)
     {
-        using var qkv = Linear.Run(h, _qkvWeight, _qkvBias);
+        using var qkv = Linear.Run(h, _qkvWeight, _qkvBias, _activations);
         using var heads = Attention.Run(qkv, _heads, _headDim, _activations);
         return Linear.Run(heads, _outWeight, _outBias);
     }

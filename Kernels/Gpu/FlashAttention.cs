@@ -37,8 +37,10 @@ public static class FlashAttention
 
     public struct Args
     {
-        /// <summary>qkv and a float32 out as float4s (out empty when OutHalf is used).</summary>
+        /// <summary>A float32 qkv and out as float4s (empty when the float16 view is used instead).</summary>
         public ArrayView<F4> Qkv, Out;
+        /// <summary>A float16 qkv, four halves per element, or empty.</summary>
+        public ArrayView<U2> QkvHalf;
         /// <summary>A float16 out, four halves per element (rounded to nearest even), or empty.</summary>
         public ArrayView<U2> OutHalf;
         public int T, Heads;
@@ -79,30 +81,43 @@ public static class FlashAttention
         };
     }
 
+    /// <summary>Four consecutive qkv values (float4 <paramref name="at"/>), from whichever view is in use.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Row LoadScaled(ArrayView<F4> v, int at, float s, bool wide)
+    private static F4 LoadQkv(Args a, int at)
+    {
+        if (a.QkvHalf.Length == 0) return a.Qkv[at];
+        var w = a.QkvHalf[at];
+        return new F4
+        {
+            X = (float)Interop.IntAsFloat((ushort)(w.X & 0xFFFF)), Y = (float)Interop.IntAsFloat((ushort)(w.X >> 16)),
+            Z = (float)Interop.IntAsFloat((ushort)(w.Y & 0xFFFF)), W = (float)Interop.IntAsFloat((ushort)(w.Y >> 16)),
+        };
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Row LoadScaledQuery(Args a, int at, float s, bool wide)
     {
         Row h = default;
-        h.C0 = Scaled(v[at + 0], s);
-        h.C1 = Scaled(v[at + 1], s);
-        h.C2 = Scaled(v[at + 2], s);
-        h.C3 = Scaled(v[at + 3], s);
-        h.C4 = Scaled(v[at + 4], s);
-        h.C5 = Scaled(v[at + 5], s);
-        h.C6 = Scaled(v[at + 6], s);
-        h.C7 = Scaled(v[at + 7], s);
-        h.C8 = Scaled(v[at + 8], s);
-        h.C9 = Scaled(v[at + 9], s);
-        h.C10 = Scaled(v[at + 10], s);
-        h.C11 = Scaled(v[at + 11], s);
-        h.C12 = Scaled(v[at + 12], s);
-        h.C13 = Scaled(v[at + 13], s);
-        h.C14 = Scaled(v[at + 14], s);
-        h.C15 = Scaled(v[at + 15], s);
+        h.C0 = Scaled(LoadQkv(a, at + 0), s);
+        h.C1 = Scaled(LoadQkv(a, at + 1), s);
+        h.C2 = Scaled(LoadQkv(a, at + 2), s);
+        h.C3 = Scaled(LoadQkv(a, at + 3), s);
+        h.C4 = Scaled(LoadQkv(a, at + 4), s);
+        h.C5 = Scaled(LoadQkv(a, at + 5), s);
+        h.C6 = Scaled(LoadQkv(a, at + 6), s);
+        h.C7 = Scaled(LoadQkv(a, at + 7), s);
+        h.C8 = Scaled(LoadQkv(a, at + 8), s);
+        h.C9 = Scaled(LoadQkv(a, at + 9), s);
+        h.C10 = Scaled(LoadQkv(a, at + 10), s);
+        h.C11 = Scaled(LoadQkv(a, at + 11), s);
+        h.C12 = Scaled(LoadQkv(a, at + 12), s);
+        h.C13 = Scaled(LoadQkv(a, at + 13), s);
+        h.C14 = Scaled(LoadQkv(a, at + 14), s);
+        h.C15 = Scaled(LoadQkv(a, at + 15), s);
         if (wide)
         {
-            h.C16 = Scaled(v[at + 16], s);
-            h.C17 = Scaled(v[at + 17], s);
+            h.C16 = Scaled(LoadQkv(a, at + 16), s);
+            h.C17 = Scaled(LoadQkv(a, at + 17), s);
         }
         return h;
     }
@@ -187,7 +202,7 @@ public static class FlashAttention
         int sample = b * a.T;
 
         // Rows past T keep a zero query; their results are not stored.
-        Row q = query < a.T ? LoadScaled(a.Qkv, (sample + query) * tokenRow + head, a.Scale, wide) : default;
+        Row q = query < a.T ? LoadScaledQuery(a, (sample + query) * tokenRow + head, a.Scale, wide) : default;
         Row acc = default;
         float m = float.NegativeInfinity, l = 0f;
 
@@ -200,8 +215,8 @@ public static class FlashAttention
                 int r = e / chunks;
                 int key = t0 + r;
                 int at = (sample + key) * tokenRow + head + e - r * chunks;
-                shared4[e] = key < a.T ? a.Qkv[at + width] : default;
-                shared4[TileChunks + e] = key < a.T ? a.Qkv[at + 2 * width] : default;
+                shared4[e] = key < a.T ? LoadQkv(a, at + width) : default;
+                shared4[TileChunks + e] = key < a.T ? LoadQkv(a, at + 2 * width) : default;
             }
             Group.Barrier();
 
@@ -261,21 +276,20 @@ public static class FlashAttention
     public static KernelConfig Config(int b, int t, int heads) =>
         new(new Index2D((t + Queries - 1) / Queries, b * heads), new Index2D(Threads, 1));
 
-    /// <param name="qkv">[B, T, 3 * heads * headDim] floats</param>
+    /// <param name="qkv">[B, T, 3 * heads * headDim], Float32 or Float16</param>
     /// <param name="output">[B, T, heads * headDim], Float32 or Float16</param>
-    public static void Run(Backend backend, ArrayView<float> qkv, Tensor output, int b, int t, int heads, int headDim)
+    public static void Run(Backend backend, Tensor qkv, Tensor output, int b, int t, int heads, int headDim)
     {
         if (!SupportsHeadDim(headDim))
             throw new ArgumentException($"FlashAttention: head dim {headDim} is not 64 or 72");
-        if (((IContiguousArrayView)qkv).Index % 4 != 0)
-            throw new ArgumentException("FlashAttention: the qkv view must start on a 16-byte boundary");
         if ((long)b * t * 3 * heads * headDim > int.MaxValue)
             throw new ArgumentException($"FlashAttention: B={b}, T={t}, D={heads * headDim} overflow 32-bit indexing");
         if (b == 0 || t == 0) return;
         int d = heads * headDim;
         var args = new Args
         {
-            Qkv = qkv.SubView(0, (long)b * t * 3 * d).Cast<F4>(),
+            Qkv = qkv.DType == DType.Float32 ? qkv.View.Cast<F4>() : ArrayView<F4>.Empty,
+            QkvHalf = qkv.DType == DType.Float16 ? qkv.HalfView.Cast<U2>() : ArrayView<U2>.Empty,
             Out = output.DType == DType.Float32 ? output.View.Cast<F4>() : ArrayView<F4>.Empty,
             OutHalf = output.DType == DType.Float16 ? output.HalfView.Cast<U2>() : ArrayView<U2>.Empty,
             T = t, Heads = heads, Chunks = headDim / 4, Scale = 1f / MathF.Sqrt(headDim),

@@ -22,7 +22,7 @@ public class FlashAttentionTests
         var qkv = Random(41, b * t * 3 * heads * hd, 2f);
         using var tq = Cpu.Arena.Upload(qkv, b, t, 3 * heads * hd);
         using var output = Cpu.Arena.Rent(b, t, heads * hd);
-        FlashAttention.Run(Cpu, tq.View, output, b, t, heads, hd);
+        FlashAttention.Run(Cpu, tq, output, b, t, heads, hd);
         Assert.True(RelativeL2(output.ToArray(), AttentionTests.Reference(qkv, b, t, heads, hd)) < 1e-6);
     }
 
@@ -33,9 +33,24 @@ public class FlashAttentionTests
         using var tq = Cpu.Arena.Upload(qkv, 2, 37, 3 * 2 * 72);
         using var full = Cpu.Arena.Rent(2, 37, 2 * 72);
         using var half = Cpu.Arena.Rent(DType.Float16, 2, 37, 2 * 72);
-        FlashAttention.Run(Cpu, tq.View, full, 2, 37, 2, 72);
-        FlashAttention.Run(Cpu, tq.View, half, 2, 37, 2, 72);
+        FlashAttention.Run(Cpu, tq, full, 2, 37, 2, 72);
+        FlashAttention.Run(Cpu, tq, half, 2, 37, 2, 72);
         Assert.Equal(full.ToArray().Select(v => (float)(System.Half)v), half.ToArray());
+    }
+
+    [Fact]
+    public void Fp16InputGivesTheFloat32ResultOfTheRoundedInput()
+    {
+        var qkv = Random(44, 1 * 70 * 3 * 64, 2f);
+        var rounded = qkv.Select(v => (float)(System.Half)v).ToArray();
+        using var full = Cpu.Arena.Upload(rounded, 1, 70, 3 * 64);
+        using var fromFull = Cpu.Arena.Rent(1, 70, 64);
+        FlashAttention.Run(Cpu, full, fromFull, 1, 70, 1, 64);
+        using var tq = Cpu.Arena.Upload(qkv, 1, 70, 3 * 64);
+        using var half = HalfConversion.ToHalf(tq);
+        using var fromHalf = Cpu.Arena.Rent(1, 70, 64);
+        FlashAttention.Run(Cpu, half, fromHalf, 1, 70, 1, 64);
+        Assert.Equal(fromFull.ToArray(), fromHalf.ToArray());
     }
 
     [Fact]
@@ -45,7 +60,7 @@ public class FlashAttentionTests
         var qkv = Random(42, 40 * 3 * 64, 12f);
         using var tq = Cpu.Arena.Upload(qkv, 1, 40, 3 * 64);
         using var output = Cpu.Arena.Rent(1, 40, 64);
-        FlashAttention.Run(Cpu, tq.View, output, 1, 40, 1, 64);
+        FlashAttention.Run(Cpu, tq, output, 1, 40, 1, 64);
         var got = output.ToArray();
         Assert.All(got, v => Assert.True(float.IsFinite(v)));
         Assert.True(RelativeL2(got, AttentionTests.Reference(qkv, 1, 40, 1, 64)) < 1e-5);
@@ -56,7 +71,7 @@ public class FlashAttentionTests
     {
         using var tq = Cpu.Arena.Zeros(1, 4, 3 * 24);
         using var output = Cpu.Arena.Rent(1, 4, 24);
-        var e = Assert.Throws<ArgumentException>(() => FlashAttention.Run(Cpu, tq.View, output, 1, 4, 1, 24));
+        var e = Assert.Throws<ArgumentException>(() => FlashAttention.Run(Cpu, tq, output, 1, 4, 1, 24));
         Assert.Contains("head dim 24", e.Message);
         Assert.False(FlashAttention.SupportsHeadDim(16));
         Assert.True(FlashAttention.SupportsHeadDim(72));

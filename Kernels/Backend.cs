@@ -9,6 +9,14 @@ namespace SmoothCache.Kernels;
 public enum DeviceKind { Auto, Cuda, Cpu }
 
 /// <summary>
+/// Which kernels operators take: Auto picks the GPU-shaped ones (tiled SGEMM, warp-per-row LayerNorm,
+/// fused attention, one element per thread) on CUDA and the portable ones on the CPU accelerator;
+/// Gpu and Portable force one set on either (the fp16 tensor-core GEMM always needs CUDA). Forcing is
+/// for tests and for narrowing down a device fault.
+/// </summary>
+public enum KernelSet { Auto, Gpu, Portable }
+
+/// <summary>
 /// Owns the ILGPU context, one accelerator and the tensor arena; caches loaded kernels.
 /// All tensors of a model live on one backend. Not thread-safe: one stream, used in order.
 /// </summary>
@@ -23,17 +31,17 @@ public sealed class Backend : IDisposable
     public string DeviceName => Accelerator.Name;
 
     /// <summary>
-    /// True when operators take their GPU-shaped kernels (tiled SGEMM, warp-per-row LayerNorm, fused
-    /// attention, one element per thread): always on CUDA, and on the CPU accelerator when asked for,
-    /// so that the CUDA code path — everything but the inline-PTX tensor-core GEMM — runs in tests.
+    /// True when operators take their GPU-shaped kernels (see <see cref="KernelSet"/>): on CUDA unless
+    /// told otherwise, and on the CPU accelerator when asked for, so that the CUDA code path — all but
+    /// the inline-PTX tensor-core GEMM — runs in tests.
     /// </summary>
     public bool UsesGpuKernels { get; }
 
-    private Backend(Context context, Accelerator accelerator, bool gpuKernelsOnCpu)
+    private Backend(Context context, Accelerator accelerator, KernelSet kernels)
     {
         Context = context;
         Accelerator = accelerator;
-        UsesGpuKernels = IsCuda || gpuKernelsOnCpu;
+        UsesGpuKernels = kernels == KernelSet.Gpu || (kernels == KernelSet.Auto && IsCuda);
         Arena = new TensorArena(this);
     }
 
@@ -46,8 +54,8 @@ public sealed class Backend : IDisposable
         _ => throw new ArgumentException($"unknown device '{text}': expected auto, cuda or cpu"),
     };
 
-    /// <param name="gpuKernelsOnCpu">On the CPU accelerator, run the GPU-shaped kernels (slow; for tests).</param>
-    public static Backend Create(DeviceKind kind = DeviceKind.Auto, bool gpuKernelsOnCpu = false)
+    /// <param name="kernels">Which kernel set operators take (Auto: the one that suits the device).</param>
+    public static Backend Create(DeviceKind kind = DeviceKind.Auto, KernelSet kernels = KernelSet.Auto)
     {
         // CPUDeviceKind.Nvidia: the default CPU device allows only 16 threads per group.
         var context = Context.Create(b => b.Cuda().CPU(CPUDeviceKind.Nvidia).EnableAlgorithms()
@@ -63,7 +71,7 @@ public sealed class Backend : IDisposable
                 _ when cuda.Count > 0 => cuda[0].CreateAccelerator(context),
                 _ => context.GetCPUDevice(0).CreateAccelerator(context),
             };
-            return new Backend(context, accelerator, gpuKernelsOnCpu);
+            return new Backend(context, accelerator, kernels);
         }
         catch
         {

@@ -12,7 +12,7 @@ public static class TestSupport
     /// <summary>The CPU accelerator, shared by all tests (tests run one at a time).</summary>
     public static Backend Cpu => CpuBackend.Value;
 
-    private static readonly Lazy<Backend> GpuKernelsBackend = new(() => Backend.Create(DeviceKind.Cpu, gpuKernelsOnCpu: true));
+    private static readonly Lazy<Backend> GpuKernelsBackend = new(() => Backend.Create(DeviceKind.Cpu, KernelSet.Gpu));
 
     /// <summary>The CPU accelerator running the CUDA path's kernels (all but the inline-PTX GEMM); slow, small shapes.</summary>
     public static Backend CpuWithGpuKernels => GpuKernelsBackend.Value;

@@ -55,6 +55,14 @@ public static class SmokeCheck
         using (t) return t.ToArray();
     }
 
+    private static float[] DigitsForward(Backend backend, string digitsFolder)
+    {
+        using var pipeline = DiTPipeline.Load(digitsFolder, backend);
+        var c = pipeline.Transformer.Config;
+        using var latents = Upload(backend, 25, 2, c.InChannels, c.SampleSize, c.SampleSize);
+        return Read(pipeline.Transformer.Forward(latents, [999f, 500f], [3, c.NullClass]));
+    }
+
     private static IEnumerable<(string Name, Func<Backend, float[]> Op)> Steps(string digitsFolder)
     {
         yield return ("Unpatchify [2,16,8]", b => { using var y = Upload(b, 1, 2, 16, 8); return Read(Unpatchify.Run(y, 2, 2)); });
@@ -118,13 +126,22 @@ public static class SmokeCheck
             return Read(Unpatchify.Run(y, 2, 2));
         });
         if (!Directory.Exists(digitsFolder)) yield break;
-        yield return ("dit-digits forward, batch 2", b =>
+        // First with the portable kernels (a second context on the device, before anything can have
+        // faulted this one), then with the GPU kernels: tells a device-specific kernel from the rest.
+        yield return ("dit-digits forward, batch 2, portable kernels", b =>
         {
-            using var pipeline = DiTPipeline.Load(digitsFolder, b);
-            var c = pipeline.Transformer.Config;
-            using var latents = Upload(b, 25, 2, c.InChannels, c.SampleSize, c.SampleSize);
-            return Read(pipeline.Transformer.Forward(latents, [999f, 500f], [3, c.NullClass]));
+            if (!b.IsCuda) return DigitsForward(b, digitsFolder);
+            float[] result;
+            using (var portable = Backend.Create(DeviceKind.Cuda, KernelSet.Portable))
+            {
+                portable.SynchronizeEachLaunch = true;
+                portable.Accelerator.Bind();
+                result = DigitsForward(portable, digitsFolder);
+            }
+            b.Accelerator.Bind();
+            return result;
         });
+        yield return ("dit-digits forward, batch 2", b => DigitsForward(b, digitsFolder));
         yield return ("dit-digits DDIM 2 steps, 1 image with CFG", b =>
         {
             using var pipeline = DiTPipeline.Load(digitsFolder, b);

@@ -10,7 +10,8 @@ namespace SmoothCache.Kernels;
 /// b is [N] (or empty for no bias), y is [M, N]. Portable path: each element computes
 /// a 4 x 4 block of outputs as plain dot products over K, no barriers — the shape the CPU
 /// accelerator runs fastest — and it is the reference for the fast kernels. It reads float32
-/// operands, or (for a Float16 weight) float16 x and W, the numbers the tensor-core kernel multiplies. On a CUDA backend Run dispatches to the fast kernels:
+/// operands, or (for a Float16 weight) float16 x and W, the numbers the tensor-core kernel multiplies.
+/// With GPU kernels, up to 16 rows go to <see cref="LinearSkinny"/> (a warp per output column). On a CUDA backend Run dispatches to the fast kernels:
 /// <see cref="Sgemm"/> for a Float32 weight, <see cref="LinearTensorCore"/> for a Float16 weight.
 /// </summary>
 public static class Linear
@@ -126,9 +127,16 @@ public static class Linear
         var backend = w.Backend;
         var biasView = bias?.View ?? ArrayView<float>.Empty;
         int elements = (m + 3) / 4 * ((n + 3) / 4);
+        // A few rows (the conditioning GEMMs, one row per sample): a warp per column reads W once.
+        bool skinny = backend.UsesGpuKernels && LinearSkinny.Suits(m, k);
         if (w.DType == DType.Float16)
         {
             using var xHalf = x.DType == DType.Float16 ? x.Share() : HalfConversion.ToHalf(x);
+            if (skinny)
+            {
+                LinearSkinny.Run<TEpilogue>(backend, xHalf, w, biasView, OutputView.Of(y), m);
+                return;
+            }
             if (backend.IsCuda)
             {
                 // Throws with the reason for an unsupported K.
@@ -139,6 +147,11 @@ public static class Linear
             {
                 Operands = new Fp16Operands { Xs = xHalf.HalfView, Ws = w.HalfView }, Bias = biasView, Y = OutputView.Of(y), M = m, N = n, K = k,
             });
+            return;
+        }
+        if (skinny)
+        {
+            LinearSkinny.Run<TEpilogue>(backend, x, w, biasView, OutputView.Of(y), m);
             return;
         }
         if (backend.UsesGpuKernels)

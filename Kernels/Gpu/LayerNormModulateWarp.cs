@@ -16,16 +16,6 @@ public static class LayerNormModulateWarp
     public const int WarpsPerGroup = 8;
     private const int Lanes = 32;
 
-    private static float WarpSum(float v)
-    {
-        v += Warp.ShuffleXor(v, 16);
-        v += Warp.ShuffleXor(v, 8);
-        v += Warp.ShuffleXor(v, 4);
-        v += Warp.ShuffleXor(v, 2);
-        v += Warp.ShuffleXor(v, 1);
-        return v;
-    }
-
     public static void Kernel(LayerNormModulate.Args a)
     {
         int row = Grid.IdxX * WarpsPerGroup + Group.IdxX / Lanes;
@@ -40,14 +30,14 @@ public static class LayerNormModulateWarp
             if (a.Residual.Length > 0) a.X[x0 + d] += a.Mod[m0 + a.GateOffset + d] * a.Residual[x0 + d];
             sum += a.X[x0 + d];
         }
-        float mean = WarpSum(sum) / a.D;
+        float mean = Vectors.WarpSum(sum) / a.D;
         float squares = 0f;
         for (int d = lane; d < a.D; d += Lanes)
         {
             float c = a.X[x0 + d] - mean;
             squares += c * c;
         }
-        float inv = 1f / MathF.Sqrt(WarpSum(squares) / a.D + a.Eps);
+        float inv = 1f / MathF.Sqrt(Vectors.WarpSum(squares) / a.D + a.Eps);
         for (int d = lane; d < a.D; d += Lanes)
             a.Y.Store(x0 + d, (a.X[x0 + d] - mean) * inv * (1f + a.Mod[m0 + a.ScaleOffset + d]) + a.Mod[m0 + a.ShiftOffset + d]);
     }

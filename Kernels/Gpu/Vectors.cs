@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using ILGPU;
 
 namespace SmoothCache.Kernels.Gpu;
 
@@ -20,4 +21,18 @@ public struct U4
 public struct U2
 {
     public uint X, Y;
+}
+
+public static class Vectors
+{
+    /// <summary>The sum of v over the 32 lanes of a warp, in every lane (butterfly shuffles).</summary>
+    public static float WarpSum(float v)
+    {
+        v += Warp.ShuffleXor(v, 16);
+        v += Warp.ShuffleXor(v, 8);
+        v += Warp.ShuffleXor(v, 4);
+        v += Warp.ShuffleXor(v, 2);
+        v += Warp.ShuffleXor(v, 1);
+        return v;
+    }
 }

@@ -66,4 +66,13 @@ public class PtxGenerationTests
         Assert.Equal(10, Count(ptx, "shfl.sync.bfly"));
         Assert.DoesNotContain("bar.sync", ptx);
     }
+
+    [Fact]
+    public void SkinnyGemmTranslatesToVectorLoadsAndShufflesWithoutLocalMemory()
+    {
+        var ptx = CompileToPtx(Kernel(typeof(LinearSkinny), typeof(IdentityEpilogue)));
+        Assert.Equal(8 + 4 + 2 + 1 + 1, Count(ptx, "shfl.sync.bfly")); // 16 row sums, halving at each step
+        Assert.Contains("ld.global.v4", ptx);
+        Assert.DoesNotContain(".local", ptx);
+    }
 }

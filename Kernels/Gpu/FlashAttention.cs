@@ -87,11 +87,7 @@ public static class FlashAttention
     {
         if (a.QkvHalf.Length == 0) return a.Qkv[at];
         var w = a.QkvHalf[at];
-        return new F4
-        {
-            X = (float)Interop.IntAsFloat((ushort)(w.X & 0xFFFF)), Y = (float)Interop.IntAsFloat((ushort)(w.X >> 16)),
-            Z = (float)Interop.IntAsFloat((ushort)(w.Y & 0xFFFF)), W = (float)Interop.IntAsFloat((ushort)(w.Y >> 16)),
-        };
+        return new F4 { X = Vectors.LowHalf(w.X), Y = Vectors.HighHalf(w.X), Z = Vectors.LowHalf(w.Y), W = Vectors.HighHalf(w.Y) };
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -1,6 +1,5 @@
 using ILGPU;
 using ILGPU.Runtime;
-using Half = ILGPU.Half;
 
 namespace SmoothCache.Kernels.Gpu;
 
@@ -38,10 +37,8 @@ public static class LinearSkinny
 
     private static Eight Widen(U4 w) => new()
     {
-        V0 = (float)Interop.IntAsFloat((ushort)(w.X & 0xFFFF)), V1 = (float)Interop.IntAsFloat((ushort)(w.X >> 16)),
-        V2 = (float)Interop.IntAsFloat((ushort)(w.Y & 0xFFFF)), V3 = (float)Interop.IntAsFloat((ushort)(w.Y >> 16)),
-        V4 = (float)Interop.IntAsFloat((ushort)(w.Z & 0xFFFF)), V5 = (float)Interop.IntAsFloat((ushort)(w.Z >> 16)),
-        V6 = (float)Interop.IntAsFloat((ushort)(w.W & 0xFFFF)), V7 = (float)Interop.IntAsFloat((ushort)(w.W >> 16)),
+        V0 = Vectors.LowHalf(w.X), V1 = Vectors.HighHalf(w.X), V2 = Vectors.LowHalf(w.Y), V3 = Vectors.HighHalf(w.Y),
+        V4 = Vectors.LowHalf(w.Z), V5 = Vectors.HighHalf(w.Z), V6 = Vectors.LowHalf(w.W), V7 = Vectors.HighHalf(w.W),
     };
 
     private static Eight Join(F4 lo, F4 hi) => new() { V0 = lo.X, V1 = lo.Y, V2 = lo.Z, V3 = lo.W, V4 = hi.X, V5 = hi.Y, V6 = hi.Z, V7 = hi.W };

@@ -25,6 +25,12 @@ public struct U2
 
 public static class Vectors
 {
+    /// <summary>The float16 in the low 16 bits of a packed word, widened exactly.</summary>
+    public static float LowHalf(uint word) => (float)Interop.IntAsFloat((ushort)(word & 0xFFFF));
+
+    /// <summary>The float16 in the high 16 bits of a packed word, widened exactly.</summary>
+    public static float HighHalf(uint word) => (float)Interop.IntAsFloat((ushort)(word >> 16));
+
     /// <summary>The sum of v over the 32 lanes of a warp, in every lane (butterfly shuffles).</summary>
     public static float WarpSum(float v)
     {

@@ -154,14 +154,14 @@ public sealed class Backend : IDisposable
     /// <summary>"Sgemm&lt;GeluTanhEpilogue&gt;", "LayerNormModulateWarp", or for element kernels the operator ("Unpatchify").</summary>
     private static string KernelName(System.Reflection.MethodInfo kernel)
     {
-        static string Plain(Type t) => t.IsGenericType
-            ? t.Name[..t.Name.IndexOf('`')] + "<" + string.Join(",", t.GetGenericArguments().Select(Plain)) + ">"
-            : t.Name;
-        static string Operator(Type t) => t.IsNested ? Plain(t.DeclaringType!) + (t.IsGenericType ? "<" + string.Join(",", t.GetGenericArguments().Select(Plain)) + ">" : "") : Plain(t);
+        static string Arguments(Type[] types) => types.Length == 0 ? "" : "<" + string.Join(",", types.Select(Plain)) + ">";
+        static string Bare(Type t) => t.IsGenericType ? t.Name[..t.Name.IndexOf('`')] : t.Name;
+        static string Plain(Type t) => Bare(t) + Arguments(t.GetGenericArguments());
         var owner = kernel.DeclaringType!;
-        if (owner == typeof(ElementLauncher) && kernel.IsGenericMethod)
-            return Operator(kernel.GetGenericArguments()[0]);
-        return Plain(owner) + (kernel.IsGenericMethod ? "<" + string.Join(",", kernel.GetGenericArguments().Select(Plain)) + ">" : "");
+        if (owner == typeof(ElementLauncher) && kernel.GetGenericArguments() is [var op])
+            // An element kernel's Args struct is nested in its operator: name the operator.
+            return op.IsNested ? Bare(op.DeclaringType!) + Arguments(op.GetGenericArguments()) : Plain(op);
+        return Plain(owner) + Arguments(kernel.GetGenericArguments());
     }
 
     private void CheckLaunch(string name)

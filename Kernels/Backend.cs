@@ -54,9 +54,11 @@ public sealed class Backend : IDisposable
         _ => throw new ArgumentException($"unknown device '{text}': expected auto, cuda or cpu"),
     };
 
-    /// <param name="kernels">Which kernel set operators take (Auto: the one that suits the device).</param>
+    /// <param name="kernels">Which kernel set operators take (Auto: the one that suits the device, or
+    /// the environment's SMOOTHCACHE_KERNELS=gpu|portable, for bisecting a device fault without code).</param>
     public static Backend Create(DeviceKind kind = DeviceKind.Auto, KernelSet kernels = KernelSet.Auto)
     {
+        if (kernels == KernelSet.Auto) kernels = KernelSetFromEnvironment();
         // CPUDeviceKind.Nvidia: the default CPU device allows only 16 threads per group.
         var context = Context.Create(b => b.Cuda().CPU(CPUDeviceKind.Nvidia).EnableAlgorithms()
             .Optimize(OptimizationLevel.O2).Profiling());
@@ -79,6 +81,14 @@ public sealed class Backend : IDisposable
             throw;
         }
     }
+
+    private static KernelSet KernelSetFromEnvironment() => Environment.GetEnvironmentVariable("SMOOTHCACHE_KERNELS")?.ToLowerInvariant() switch
+    {
+        null or "" or "auto" => KernelSet.Auto,
+        "gpu" => KernelSet.Gpu,
+        "portable" => KernelSet.Portable,
+        var other => throw new ArgumentException($"SMOOTHCACHE_KERNELS='{other}': expected auto, gpu or portable"),
+    };
 
     /// <summary>Loads (once per backend) an auto-grouped kernel over a 1D index with one struct argument.
     /// The returned delegate counts its launches in <see cref="LaunchCount"/>.</summary>

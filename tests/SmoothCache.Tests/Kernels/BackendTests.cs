@@ -1,0 +1,27 @@
+using SmoothCache.Kernels;
+
+namespace SmoothCache.Tests.Kernels;
+
+public class BackendTests
+{
+    [Fact]
+    public void KernelSetComesFromTheArgumentThenTheEnvironment()
+    {
+        string? saved = Environment.GetEnvironmentVariable("SMOOTHCACHE_KERNELS");
+        try
+        {
+            using (var plain = Backend.Create(DeviceKind.Cpu)) Assert.False(plain.UsesGpuKernels);
+            using (var forced = Backend.Create(DeviceKind.Cpu, KernelSet.Gpu)) Assert.True(forced.UsesGpuKernels);
+            Environment.SetEnvironmentVariable("SMOOTHCACHE_KERNELS", "GPU");
+            using (var fromEnvironment = Backend.Create(DeviceKind.Cpu)) Assert.True(fromEnvironment.UsesGpuKernels);
+            using (var argumentWins = Backend.Create(DeviceKind.Cpu, KernelSet.Portable)) Assert.False(argumentWins.UsesGpuKernels);
+            Environment.SetEnvironmentVariable("SMOOTHCACHE_KERNELS", "fast");
+            var e = Assert.Throws<ArgumentException>(() => Backend.Create(DeviceKind.Cpu));
+            Assert.Contains("SMOOTHCACHE_KERNELS='fast'", e.Message);
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("SMOOTHCACHE_KERNELS", saved);
+        }
+    }
+}

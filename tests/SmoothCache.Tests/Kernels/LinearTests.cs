@@ -18,6 +18,41 @@ public class LinearTests
         return y;
     }
 
+    /// <summary>A GEMM problem: random x [M, K], W [N, K] (scaled by wScale) and bias [N], on the host
+    /// and uploaded to the CPU backend, with the float64 reference.</summary>
+    public sealed class GemmProblem : IDisposable
+    {
+        public int M { get; }
+        public int K { get; }
+        public int N { get; }
+        public float[] X { get; }
+        public float[] W { get; }
+        public float[] B { get; }
+        public Tensor Tx { get; }
+        public Tensor Tw { get; }
+        public Tensor Tb { get; }
+
+        public GemmProblem(int seed, int m, int k, int n, float wScale = 0.1f)
+        {
+            (M, K, N) = (m, k, n);
+            X = Random(seed, m * k);
+            W = Random(seed + 1, n * k, wScale);
+            B = Random(seed + 2, n);
+            Tx = Cpu.Arena.Upload(X, m, k);
+            Tw = Cpu.Arena.Upload(W, n, k);
+            Tb = Cpu.Arena.Upload(B, n);
+        }
+
+        public double[] Expected(Func<double, double> epilogue) => Reference(X, W, B, M, N, K, epilogue);
+
+        public void Dispose()
+        {
+            Tx.Dispose();
+            Tw.Dispose();
+            Tb.Dispose();
+        }
+    }
+
     public static double GeluTanh(double v) => 0.5 * v * (1 + Math.Tanh(Math.Sqrt(2 / Math.PI) * (v + 0.044715 * v * v * v)));
     public static double Silu(double v) => v / (1 + Math.Exp(-v));
 
@@ -28,15 +63,10 @@ public class LinearTests
     [InlineData(17, 288, 72)]   // the MLP's second layer of dit-small
     public void MatchesFloat64ReferenceWithBias(int m, int k, int n)
     {
-        var x = Random(1, m * k);
-        var w = Random(2, n * k, 0.1f);
-        var b = Random(3, n);
-        using var tx = Cpu.Arena.Upload(x, m, k);
-        using var tw = Cpu.Arena.Upload(w, n, k);
-        using var tb = Cpu.Arena.Upload(b, n);
-        using var y = Linear.Run(tx, tw, tb);
+        using var p = new GemmProblem(1, m, k, n);
+        using var y = Linear.Run(p.Tx, p.Tw, p.Tb);
         Assert.Equal(new[] { m, n }, y.Shape);
-        Assert.True(RelativeL2(y.ToArray(), Reference(x, w, b, m, n, k, v => v)) < 1e-6);
+        Assert.True(RelativeL2(y.ToArray(), p.Expected(v => v)) < 1e-6);
     }
 
     [Fact]

@@ -17,15 +17,10 @@ public class LinearSkinnyTests
     [InlineData(7, 1152, 9)]   // DiT-XL/2's width
     public void MatchesFloat64ReferenceInFp32(int m, int k, int n)
     {
-        var x = Random(61, m * k);
-        var w = Random(62, n * k, 0.1f);
-        var b = Random(63, n);
-        using var tx = Cpu.Arena.Upload(x, m, k);
-        using var tw = Cpu.Arena.Upload(w, n, k);
-        using var tb = Cpu.Arena.Upload(b, n);
+        using var p = new GemmProblem(61, m, k, n);
         using var y = Cpu.Arena.Rent(m, n);
-        LinearSkinny.Run<GeluTanhEpilogue>(Cpu, tx, tw, tb.View, OutputView.Of(y), m);
-        Assert.True(RelativeL2(y.ToArray(), Reference(x, w, b, m, n, k, GeluTanh)) < 1e-6);
+        LinearSkinny.Run<GeluTanhEpilogue>(Cpu, p.Tx, p.Tw, p.Tb.View, OutputView.Of(y), m);
+        Assert.True(RelativeL2(y.ToArray(), p.Expected(GeluTanh)) < 1e-6);
     }
 
     [Fact]

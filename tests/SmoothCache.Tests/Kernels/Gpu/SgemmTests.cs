@@ -14,15 +14,10 @@ public class SgemmTests
     [InlineData(129, 9, 17)]    // M past one 128 block
     public void MatchesFloat64ReferenceOnRaggedShapes(int m, int k, int n)
     {
-        var x = Random(11, m * k);
-        var w = Random(12, n * k, 0.3f);
-        var b = Random(13, n);
-        using var tx = Cpu.Arena.Upload(x, m, k);
-        using var tw = Cpu.Arena.Upload(w, n, k);
-        using var tb = Cpu.Arena.Upload(b, n);
+        using var p = new GemmProblem(11, m, k, n, 0.3f);
         using var y = Cpu.Arena.Rent(m, n);
-        Sgemm.Run<IdentityEpilogue>(Cpu, tx.View, tw.View, tb.View, y.View, m, n, k);
-        Assert.True(RelativeL2(y.ToArray(), Reference(x, w, b, m, n, k, v => v)) < 1e-6);
+        Sgemm.Run<IdentityEpilogue>(Cpu, p.Tx.View, p.Tw.View, p.Tb.View, y.View, m, n, k);
+        Assert.True(RelativeL2(y.ToArray(), p.Expected(v => v)) < 1e-6);
     }
 
     [Fact]
@@ -45,14 +40,9 @@ public class SgemmTests
     public void SplitKGivesTheSameResultWithBiasAndEpilogue(int splits)
     {
         int m = 37, k = 130, n = 19;
-        var x = Random(16, m * k);
-        var w = Random(17, n * k, 0.3f);
-        var b = Random(18, n);
-        using var tx = Cpu.Arena.Upload(x, m, k);
-        using var tw = Cpu.Arena.Upload(w, n, k);
-        using var tb = Cpu.Arena.Upload(b, n);
+        using var p = new GemmProblem(16, m, k, n, 0.3f);
         using var y = Cpu.Arena.Rent(m, n);
-        Sgemm.Run<GeluTanhEpilogue>(Cpu, tx.View, tw.View, tb.View, y.View, m, n, k, splits);
-        Assert.True(RelativeL2(y.ToArray(), Reference(x, w, b, m, n, k, GeluTanh)) < 1e-6);
+        Sgemm.Run<GeluTanhEpilogue>(Cpu, p.Tx.View, p.Tw.View, p.Tb.View, y.View, m, n, k, splits);
+        Assert.True(RelativeL2(y.ToArray(), p.Expected(GeluTanh)) < 1e-6);
     }
 }

@@ -18,16 +18,10 @@ public sealed class KernelProfile : IDisposable
 {
     private readonly Backend _backend;
     private readonly List<(string Kernel, ProfilingMarker Start, ProfilingMarker End)> _launches = new();
-    private ProfilingMarker? _first;
 
     internal KernelProfile(Backend backend) => _backend = backend;
 
-    internal ProfilingMarker Start()
-    {
-        var marker = _backend.Accelerator.AddProfilingMarker();
-        _first ??= marker;
-        return marker;
-    }
+    internal ProfilingMarker Start() => _backend.Accelerator.AddProfilingMarker();
 
     internal void Stop(string kernel, ProfilingMarker start) =>
         _launches.Add((kernel, start, _backend.Accelerator.AddProfilingMarker()));
@@ -46,13 +40,6 @@ public sealed class KernelProfile : IDisposable
             .Select(g => new KernelTime(g.Key, g.Count(), g.Sum(l => l.End.MeasureFrom(l.Start).TotalMilliseconds)))
             .OrderByDescending(k => k.Milliseconds)
             .ToArray();
-    }
-
-    /// <summary>Device time from the first recorded launch to the end of the last (kernels and the gaps between them).</summary>
-    public double SpanMilliseconds()
-    {
-        _backend.Synchronize();
-        return _first is { } first && _launches.Count > 0 ? _launches[^1].End.MeasureFrom(first).TotalMilliseconds : 0;
     }
 
     public void Dispose()

@@ -11,8 +11,9 @@ namespace SmoothCache.Kernels;
 /// a 4 x 4 block of outputs as plain dot products over K, no barriers — the shape the CPU
 /// accelerator runs fastest — and it is the reference for the fast kernels. It reads float32
 /// operands, or (for a Float16 weight) float16 x and W, the numbers the tensor-core kernel multiplies.
-/// With GPU kernels, up to 16 rows go to <see cref="LinearSkinny"/> (a warp per output column). On a CUDA backend Run dispatches to the fast kernels:
-/// <see cref="Sgemm"/> for a Float32 weight, <see cref="LinearTensorCore"/> for a Float16 weight.
+/// With GPU kernels Run dispatches to the fast ones: up to 16 rows to <see cref="LinearSkinny"/> (a
+/// warp per output column), otherwise <see cref="Sgemm"/> for a Float32 weight and, on CUDA,
+/// <see cref="LinearTensorCore"/> for a Float16 weight.
 /// </summary>
 public static class Linear
 {

@@ -14,9 +14,9 @@ public struct OutputView
 
     public static OutputView Of(Tensor t) => t.DType == DType.Float32 ? new OutputView { F32 = t.View } : new OutputView { F16 = t.HalfView };
 
-    /// <summary>The same output from element <paramref name="offset"/> on.</summary>
-    public readonly OutputView From(long offset) =>
-        F16.Length > 0 ? new OutputView { F16 = F16.SubView(offset) } : new OutputView { F32 = F32.SubView(offset) };
+    /// <summary>The first <paramref name="length"/> elements of the same output.</summary>
+    public readonly OutputView Take(long length) =>
+        F16.Length > 0 ? new OutputView { F16 = F16.SubView(0, length) } : new OutputView { F32 = F32.SubView(0, length) };
 
     public readonly long Length => F16.Length > 0 ? F16.Length : F32.Length;
 

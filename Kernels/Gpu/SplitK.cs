@@ -44,12 +44,12 @@ public static class SplitK
         public ArrayView<float> Partials, Bias;
         public OutputView Y;
         public int Splits, N;
-        public long Size;
 
         public readonly void Compute(int i)
         {
             float sum = 0f;
-            for (int s = 0; s < Splits; s++) sum += Partials[s * Size + i];
+            // Y holds exactly M x N values: the size of one split's slice.
+            for (int s = 0; s < Splits; s++) sum += Partials[s * Y.Length + i];
             if (Bias.Length > 0) sum += Bias[i % N];
             Y.Store(i, default(TEpilogue).Apply(sum));
         }
@@ -66,7 +66,7 @@ public static class SplitK
         gemm(partials.View);
         ElementLauncher.Launch(backend, m * n, new Reduce<TEpilogue>
         {
-            Partials = partials.View, Bias = bias, Y = y, Splits = splits, N = n, Size = (long)m * n,
+            Partials = partials.View, Bias = bias, Y = y.Take((long)m * n), Splits = splits, N = n,
         });
     }
 }

@@ -20,7 +20,6 @@ public class KernelProfileTests
             Elementwise.Run<GeluTanhEpilogue>(x).Dispose();
             kernels = profile.Read();
             Assert.Equal(4, profile.Launches);
-            Assert.True(profile.SpanMilliseconds() >= kernels.Sum(k => k.Milliseconds) * 0.99);
         }
         Assert.Null(Cpu.Profile);
         Assert.Equal(["Elementwise<GeluTanhEpilogue>", "LayerNormModulate"], kernels.Select(k => k.Kernel).Order());

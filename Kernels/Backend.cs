@@ -11,7 +11,8 @@ public enum DeviceKind { Auto, Cuda, Cpu }
 /// <summary>
 /// Which kernels operators take: Auto picks the GPU-shaped ones (tiled SGEMM, warp-per-row LayerNorm,
 /// fused attention, one element per thread) on CUDA and the portable ones on the CPU accelerator;
-/// Gpu and Portable force one set on either (the fp16 tensor-core GEMM always needs CUDA). Forcing is
+/// Gpu and Portable force one set on either (the fp16 tensor-core GEMM is taken on CUDA only; tests run
+/// it on the CPU accelerator directly, emulated). Forcing is
 /// for tests and for narrowing down a device fault.
 /// </summary>
 public enum KernelSet { Auto, Gpu, Portable }
@@ -32,8 +33,8 @@ public sealed class Backend : IDisposable
 
     /// <summary>
     /// True when operators take their GPU-shaped kernels (see <see cref="KernelSet"/>): on CUDA unless
-    /// told otherwise, and on the CPU accelerator when asked for, so that the CUDA code path — all but
-    /// the inline-PTX tensor-core GEMM — runs in tests.
+    /// told otherwise, and on the CPU accelerator when asked for, so that the CUDA code path runs in
+    /// tests (all but the tensor-core GEMM, whose emulation is too slow for whole models).
     /// </summary>
     public bool UsesGpuKernels { get; }
 

@@ -8,34 +8,46 @@ namespace SmoothCache.Kernels.Gpu;
 /// <summary>
 /// Tensor-core GEMM for CUDA: y = epilogue(x W^T + b) with x fp16 [M, K], W fp16 [N, K], b fp32 [N],
 /// y [M, N] fp32 or fp16 (rounded to nearest even), all row-major; products accumulate in fp32 through
-/// inline PTX <c>mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32</c>.
+/// <see cref="TensorCore.Mma"/> (<c>mma.sync.aligned.m16n8k16</c>).
 /// A group of 8 warps computes a 128 x 128 block of y, each warp a 64 x 32 tile (4 x 4 mma tiles,
-/// 64 fp32 accumulators per thread held in PTX registers acc0..acc63 declared once at function
-/// scope). K advances 32 at a time through two shared buffers; the next tile's 16-byte global loads
-/// (eight halves each, the same for x and W) are issued before the current tile is multiplied, so one
-/// barrier per tile suffices. Shared rows are 32 halves plus 8 of padding, which makes the fragment
-/// reads conflict-free. With split-K (<see cref="SplitK"/>) the grid's z slice takes a range of K tiles.
-/// Requires K to be a multiple of 8 (whole 16-byte loads; the model's K are 16, 72, 256, 288, 1152, 4608);
-/// M and N are free (loads are zero-filled and stores guarded past the edges). CUDA only.
+/// 64 fp32 accumulators per thread). K advances 32 at a time through a three-stage pipeline: the
+/// tile two steps ahead is copied global -> shared with <c>cp.async</c> (16 bytes per copy, no
+/// registers) while the current one is multiplied, one barrier per tile. Fragments come out of shared
+/// memory with <c>ldmatrix</c> (6 per 16-deep step per warp instead of 24 scalar loads). Shared rows are
+/// 32 halves (four 16-byte chunks) with chunk c of row r stored at c ^ ((r / 2) % 4), which makes both
+/// the copies and every 8-row ldmatrix phase conflict-free without padding; 3 stages x (x tile + W
+/// tile) x 8 KB = 48 KB, the static limit. With split-K (<see cref="SplitK"/>) the grid's z slice takes
+/// a range of K tiles. Requires K to be a multiple of 8 and 16-byte-aligned views (whole 16-byte
+/// copies; the model's K are 16, 72, 256, 288, 1152, 4608); M and N are free (copies past the edges are
+/// zero-filled, stores guarded). Other accelerators emulate the warp instructions (tests).
 /// </summary>
 public static class LinearTensorCore
 {
     public const int Tile = 128;
     public const int Depth = 32;
     public const int Threads = 256;
-    /// <summary>Words per shared row: 32 halves as 16 half2 words plus 4 of padding.</summary>
-    private const int RowWords = Depth / 2 + 4;
+    private const int Stages = 3;
+    /// <summary>Words per shared row: 32 halves, no padding (the swizzle avoids bank conflicts).</summary>
+    private const int RowWords = Depth / 2;
     private const int TileWords = Tile * RowWords;
+    private const int StageWords = 2 * TileWords;
 
     public struct Args
     {
-        /// <summary>x and W as groups of 8 halves.</summary>
+        /// <summary>x and W as groups of 8 halves, and their device addresses (for cp.async).</summary>
         public ArrayView<U4> X, W;
+        public long XAddress, WAddress;
         public ArrayView<float> Bias;
         public OutputView Y;
         public int M, N, K;
         /// <summary>K tiles each z slice of the grid multiplies (all of them without split-K).</summary>
         public int TilesPerSplit;
+    }
+
+    /// <summary>A warp's 64 x 32 accumulator tile: Rows r = 16 i, columns 8 j in field C{i}{j}.</summary>
+    public struct Accumulators
+    {
+        public F4 C00, C01, C02, C03, C10, C11, C12, C13, C20, C21, C22, C23, C30, C31, C32, C33;
     }
 
     /// <summary>Why a problem cannot run on this kernel, or null when it can.</summary>
@@ -45,30 +57,190 @@ public static class LinearTensorCore
         : xOffset % 8 != 0 ? $"input view starts at element {xOffset}, not a multiple of 8 (16-byte loads)"
         : null;
 
-    private const string ZeroAccumulators =
-        "mov.f32 acc0, 0f00000000; mov.f32 acc1, 0f00000000; mov.f32 acc2, 0f00000000; mov.f32 acc3, 0f00000000; mov.f32 acc4, 0f00000000; mov.f32 acc5, 0f00000000; mov.f32 acc6, 0f00000000; mov.f32 acc7, 0f00000000;" +
-        "mov.f32 acc8, 0f00000000; mov.f32 acc9, 0f00000000; mov.f32 acc10, 0f00000000; mov.f32 acc11, 0f00000000; mov.f32 acc12, 0f00000000; mov.f32 acc13, 0f00000000; mov.f32 acc14, 0f00000000; mov.f32 acc15, 0f00000000;" +
-        "mov.f32 acc16, 0f00000000; mov.f32 acc17, 0f00000000; mov.f32 acc18, 0f00000000; mov.f32 acc19, 0f00000000; mov.f32 acc20, 0f00000000; mov.f32 acc21, 0f00000000; mov.f32 acc22, 0f00000000; mov.f32 acc23, 0f00000000;" +
-        "mov.f32 acc24, 0f00000000; mov.f32 acc25, 0f00000000; mov.f32 acc26, 0f00000000; mov.f32 acc27, 0f00000000; mov.f32 acc28, 0f00000000; mov.f32 acc29, 0f00000000; mov.f32 acc30, 0f00000000; mov.f32 acc31, 0f00000000;" +
-        "mov.f32 acc32, 0f00000000; mov.f32 acc33, 0f00000000; mov.f32 acc34, 0f00000000; mov.f32 acc35, 0f00000000; mov.f32 acc36, 0f00000000; mov.f32 acc37, 0f00000000; mov.f32 acc38, 0f00000000; mov.f32 acc39, 0f00000000;" +
-        "mov.f32 acc40, 0f00000000; mov.f32 acc41, 0f00000000; mov.f32 acc42, 0f00000000; mov.f32 acc43, 0f00000000; mov.f32 acc44, 0f00000000; mov.f32 acc45, 0f00000000; mov.f32 acc46, 0f00000000; mov.f32 acc47, 0f00000000;" +
-        "mov.f32 acc48, 0f00000000; mov.f32 acc49, 0f00000000; mov.f32 acc50, 0f00000000; mov.f32 acc51, 0f00000000; mov.f32 acc52, 0f00000000; mov.f32 acc53, 0f00000000; mov.f32 acc54, 0f00000000; mov.f32 acc55, 0f00000000;" +
-        "mov.f32 acc56, 0f00000000; mov.f32 acc57, 0f00000000; mov.f32 acc58, 0f00000000; mov.f32 acc59, 0f00000000; mov.f32 acc60, 0f00000000; mov.f32 acc61, 0f00000000; mov.f32 acc62, 0f00000000; mov.f32 acc63, 0f00000000;";
-
-    private static U4 LoadX(Args a, int row, int k) =>
-        row < a.M && k < a.K ? a.X[(row * a.K + k) >> 3] : default;
-
-    private static U4 LoadW(Args a, int row, int k) =>
-        row < a.N && k < a.K ? a.W[(row * a.K + k) >> 3] : default;
-
-    private static void StoreFragment<TEpilogue>(Args a, int row, int col, float c0, float c1, float c2, float c3)
-        where TEpilogue : struct, IEpilogue
+    /// <summary>
+    /// How a kernel instance runs the warp instructions: <see cref="Ptx"/> on CUDA, <see cref="Emulated"/>
+    /// elsewhere (a type parameter rather than a CudaAsm.IsSupported branch, see <see cref="TensorCore"/>).
+    /// Word indices address the shared allocation as 32-bit words.
+    /// </summary>
+    public interface IPath
     {
-        // mma accumulator layout: c0, c1 at (row, col), (row, col + 1); c2, c3 eight rows below.
-        Put<TEpilogue>(a, row, col, c0);
-        Put<TEpilogue>(a, row, col + 1, c1);
-        Put<TEpilogue>(a, row + 8, col, c2);
-        Put<TEpilogue>(a, row + 8, col + 1, c3);
+        /// <summary>Once, first: sets up what the path keeps outside C# values.</summary>
+        void Begin();
+        uint SharedBase();
+        void CopyAsync(ArrayView<uint> shared, uint sharedBase, int word, ArrayView<U4> global, long globalAddress, int index, bool valid);
+        void CommitCopies();
+        void WaitAllButNewestCopies();
+        /// <summary>One 16-deep step: ldmatrix at the four x words a0..a3 (A fragments 0..3) and the two W
+        /// words b01, b23 (B fragments 0, 1 and 2, 3), then C{i}{j} += A_i B_j.</summary>
+        Accumulators MultiplyStep(Accumulators c, ArrayView<uint> shared, uint sharedBase, int a0, int a1, int a2, int a3, int b01, int b23);
+        /// <summary>Once, after the K loop: the accumulators as C# values.</summary>
+        Accumulators Finish(Accumulators c);
+    }
+
+    /// <summary>
+    /// Inline PTX. Fragments and the 64 accumulators live in named PTX registers (fa, fb, acc; tile
+    /// C{i}{j} in acc[4 (4i + j) ..]) declared once at the top of the kernel: ILGPU passes several asm
+    /// outputs through local memory, which would cost more than the mma themselves.
+    /// </summary>
+    public readonly struct Ptx : IPath
+    {
+        private const string DeclareAndZero =
+            ".reg .f32 acc<64>; .reg .b32 fa<16>; .reg .b32 fb<8>;" +
+            "mov.f32 acc0, 0f00000000; mov.f32 acc1, 0f00000000; mov.f32 acc2, 0f00000000; mov.f32 acc3, 0f00000000; mov.f32 acc4, 0f00000000; mov.f32 acc5, 0f00000000; mov.f32 acc6, 0f00000000; mov.f32 acc7, 0f00000000;" +
+            "mov.f32 acc8, 0f00000000; mov.f32 acc9, 0f00000000; mov.f32 acc10, 0f00000000; mov.f32 acc11, 0f00000000; mov.f32 acc12, 0f00000000; mov.f32 acc13, 0f00000000; mov.f32 acc14, 0f00000000; mov.f32 acc15, 0f00000000;" +
+            "mov.f32 acc16, 0f00000000; mov.f32 acc17, 0f00000000; mov.f32 acc18, 0f00000000; mov.f32 acc19, 0f00000000; mov.f32 acc20, 0f00000000; mov.f32 acc21, 0f00000000; mov.f32 acc22, 0f00000000; mov.f32 acc23, 0f00000000;" +
+            "mov.f32 acc24, 0f00000000; mov.f32 acc25, 0f00000000; mov.f32 acc26, 0f00000000; mov.f32 acc27, 0f00000000; mov.f32 acc28, 0f00000000; mov.f32 acc29, 0f00000000; mov.f32 acc30, 0f00000000; mov.f32 acc31, 0f00000000;" +
+            "mov.f32 acc32, 0f00000000; mov.f32 acc33, 0f00000000; mov.f32 acc34, 0f00000000; mov.f32 acc35, 0f00000000; mov.f32 acc36, 0f00000000; mov.f32 acc37, 0f00000000; mov.f32 acc38, 0f00000000; mov.f32 acc39, 0f00000000;" +
+            "mov.f32 acc40, 0f00000000; mov.f32 acc41, 0f00000000; mov.f32 acc42, 0f00000000; mov.f32 acc43, 0f00000000; mov.f32 acc44, 0f00000000; mov.f32 acc45, 0f00000000; mov.f32 acc46, 0f00000000; mov.f32 acc47, 0f00000000;" +
+            "mov.f32 acc48, 0f00000000; mov.f32 acc49, 0f00000000; mov.f32 acc50, 0f00000000; mov.f32 acc51, 0f00000000; mov.f32 acc52, 0f00000000; mov.f32 acc53, 0f00000000; mov.f32 acc54, 0f00000000; mov.f32 acc55, 0f00000000;" +
+            "mov.f32 acc56, 0f00000000; mov.f32 acc57, 0f00000000; mov.f32 acc58, 0f00000000; mov.f32 acc59, 0f00000000; mov.f32 acc60, 0f00000000; mov.f32 acc61, 0f00000000; mov.f32 acc62, 0f00000000; mov.f32 acc63, 0f00000000;";
+
+        private const string MultiplyFragments =
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc0,acc1,acc2,acc3}, {fa0,fa1,fa2,fa3}, {fb0,fb1}, {acc0,acc1,acc2,acc3};" +
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc4,acc5,acc6,acc7}, {fa0,fa1,fa2,fa3}, {fb2,fb3}, {acc4,acc5,acc6,acc7};" +
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc8,acc9,acc10,acc11}, {fa0,fa1,fa2,fa3}, {fb4,fb5}, {acc8,acc9,acc10,acc11};" +
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc12,acc13,acc14,acc15}, {fa0,fa1,fa2,fa3}, {fb6,fb7}, {acc12,acc13,acc14,acc15};" +
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc16,acc17,acc18,acc19}, {fa4,fa5,fa6,fa7}, {fb0,fb1}, {acc16,acc17,acc18,acc19};" +
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc20,acc21,acc22,acc23}, {fa4,fa5,fa6,fa7}, {fb2,fb3}, {acc20,acc21,acc22,acc23};" +
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc24,acc25,acc26,acc27}, {fa4,fa5,fa6,fa7}, {fb4,fb5}, {acc24,acc25,acc26,acc27};" +
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc28,acc29,acc30,acc31}, {fa4,fa5,fa6,fa7}, {fb6,fb7}, {acc28,acc29,acc30,acc31};" +
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc32,acc33,acc34,acc35}, {fa8,fa9,fa10,fa11}, {fb0,fb1}, {acc32,acc33,acc34,acc35};" +
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc36,acc37,acc38,acc39}, {fa8,fa9,fa10,fa11}, {fb2,fb3}, {acc36,acc37,acc38,acc39};" +
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc40,acc41,acc42,acc43}, {fa8,fa9,fa10,fa11}, {fb4,fb5}, {acc40,acc41,acc42,acc43};" +
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc44,acc45,acc46,acc47}, {fa8,fa9,fa10,fa11}, {fb6,fb7}, {acc44,acc45,acc46,acc47};" +
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc48,acc49,acc50,acc51}, {fa12,fa13,fa14,fa15}, {fb0,fb1}, {acc48,acc49,acc50,acc51};" +
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc52,acc53,acc54,acc55}, {fa12,fa13,fa14,fa15}, {fb2,fb3}, {acc52,acc53,acc54,acc55};" +
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc56,acc57,acc58,acc59}, {fa12,fa13,fa14,fa15}, {fb4,fb5}, {acc56,acc57,acc58,acc59};" +
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc60,acc61,acc62,acc63}, {fa12,fa13,fa14,fa15}, {fb6,fb7}, {acc60,acc61,acc62,acc63};";
+
+        public void Begin() => CudaAsm.Emit(DeclareAndZero);
+        public uint SharedBase() => TensorCore.SharedBase();
+        public void CopyAsync(ArrayView<uint> shared, uint sharedBase, int word, ArrayView<U4> global, long globalAddress, int index, bool valid) =>
+            TensorCore.CopyAsync(sharedBase + 4u * (uint)word, valid ? globalAddress + 16L * index : globalAddress, valid);
+        public void CommitCopies() => TensorCore.CommitCopies();
+        public void WaitAllButNewestCopies() => TensorCore.WaitAllButNewestCopies();
+
+        public Accumulators MultiplyStep(Accumulators c, ArrayView<uint> shared, uint sharedBase, int a0, int a1, int a2, int a3, int b01, int b23)
+        {
+            CudaAsm.Emit("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {fa0,fa1,fa2,fa3}, [%0];", sharedBase + 4u * (uint)a0);
+            CudaAsm.Emit("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {fa4,fa5,fa6,fa7}, [%0];", sharedBase + 4u * (uint)a1);
+            CudaAsm.Emit("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {fa8,fa9,fa10,fa11}, [%0];", sharedBase + 4u * (uint)a2);
+            CudaAsm.Emit("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {fa12,fa13,fa14,fa15}, [%0];", sharedBase + 4u * (uint)a3);
+            CudaAsm.Emit("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {fb0,fb1,fb2,fb3}, [%0];", sharedBase + 4u * (uint)b01);
+            CudaAsm.Emit("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {fb4,fb5,fb6,fb7}, [%0];", sharedBase + 4u * (uint)b23);
+            CudaAsm.Emit(MultiplyFragments);
+            return c;
+        }
+
+        public Accumulators Finish(Accumulators c)
+        {
+            float x, y, z, w;
+            CudaAsm.Emit("mov.f32 %0, acc0;", out x); CudaAsm.Emit("mov.f32 %0, acc1;", out y); CudaAsm.Emit("mov.f32 %0, acc2;", out z); CudaAsm.Emit("mov.f32 %0, acc3;", out w);
+            c.C00 = new F4 { X = x, Y = y, Z = z, W = w };
+            CudaAsm.Emit("mov.f32 %0, acc4;", out x); CudaAsm.Emit("mov.f32 %0, acc5;", out y); CudaAsm.Emit("mov.f32 %0, acc6;", out z); CudaAsm.Emit("mov.f32 %0, acc7;", out w);
+            c.C01 = new F4 { X = x, Y = y, Z = z, W = w };
+            CudaAsm.Emit("mov.f32 %0, acc8;", out x); CudaAsm.Emit("mov.f32 %0, acc9;", out y); CudaAsm.Emit("mov.f32 %0, acc10;", out z); CudaAsm.Emit("mov.f32 %0, acc11;", out w);
+            c.C02 = new F4 { X = x, Y = y, Z = z, W = w };
+            CudaAsm.Emit("mov.f32 %0, acc12;", out x); CudaAsm.Emit("mov.f32 %0, acc13;", out y); CudaAsm.Emit("mov.f32 %0, acc14;", out z); CudaAsm.Emit("mov.f32 %0, acc15;", out w);
+            c.C03 = new F4 { X = x, Y = y, Z = z, W = w };
+            CudaAsm.Emit("mov.f32 %0, acc16;", out x); CudaAsm.Emit("mov.f32 %0, acc17;", out y); CudaAsm.Emit("mov.f32 %0, acc18;", out z); CudaAsm.Emit("mov.f32 %0, acc19;", out w);
+            c.C10 = new F4 { X = x, Y = y, Z = z, W = w };
+            CudaAsm.Emit("mov.f32 %0, acc20;", out x); CudaAsm.Emit("mov.f32 %0, acc21;", out y); CudaAsm.Emit("mov.f32 %0, acc22;", out z); CudaAsm.Emit("mov.f32 %0, acc23;", out w);
+            c.C11 = new F4 { X = x, Y = y, Z = z, W = w };
+            CudaAsm.Emit("mov.f32 %0, acc24;", out x); CudaAsm.Emit("mov.f32 %0, acc25;", out y); CudaAsm.Emit("mov.f32 %0, acc26;", out z); CudaAsm.Emit("mov.f32 %0, acc27;", out w);
+            c.C12 = new F4 { X = x, Y = y, Z = z, W = w };
+            CudaAsm.Emit("mov.f32 %0, acc28;", out x); CudaAsm.Emit("mov.f32 %0, acc29;", out y); CudaAsm.Emit("mov.f32 %0, acc30;", out z); CudaAsm.Emit("mov.f32 %0, acc31;", out w);
+            c.C13 = new F4 { X = x, Y = y, Z = z, W = w };
+            CudaAsm.Emit("mov.f32 %0, acc32;", out x); CudaAsm.Emit("mov.f32 %0, acc33;", out y); CudaAsm.Emit("mov.f32 %0, acc34;", out z); CudaAsm.Emit("mov.f32 %0, acc35;", out w);
+            c.C20 = new F4 { X = x, Y = y, Z = z, W = w };
+            CudaAsm.Emit("mov.f32 %0, acc36;", out x); CudaAsm.Emit("mov.f32 %0, acc37;", out y); CudaAsm.Emit("mov.f32 %0, acc38;", out z); CudaAsm.Emit("mov.f32 %0, acc39;", out w);
+            c.C21 = new F4 { X = x, Y = y, Z = z, W = w };
+            CudaAsm.Emit("mov.f32 %0, acc40;", out x); CudaAsm.Emit("mov.f32 %0, acc41;", out y); CudaAsm.Emit("mov.f32 %0, acc42;", out z); CudaAsm.Emit("mov.f32 %0, acc43;", out w);
+            c.C22 = new F4 { X = x, Y = y, Z = z, W = w };
+            CudaAsm.Emit("mov.f32 %0, acc44;", out x); CudaAsm.Emit("mov.f32 %0, acc45;", out y); CudaAsm.Emit("mov.f32 %0, acc46;", out z); CudaAsm.Emit("mov.f32 %0, acc47;", out w);
+            c.C23 = new F4 { X = x, Y = y, Z = z, W = w };
+            CudaAsm.Emit("mov.f32 %0, acc48;", out x); CudaAsm.Emit("mov.f32 %0, acc49;", out y); CudaAsm.Emit("mov.f32 %0, acc50;", out z); CudaAsm.Emit("mov.f32 %0, acc51;", out w);
+            c.C30 = new F4 { X = x, Y = y, Z = z, W = w };
+            CudaAsm.Emit("mov.f32 %0, acc52;", out x); CudaAsm.Emit("mov.f32 %0, acc53;", out y); CudaAsm.Emit("mov.f32 %0, acc54;", out z); CudaAsm.Emit("mov.f32 %0, acc55;", out w);
+            c.C31 = new F4 { X = x, Y = y, Z = z, W = w };
+            CudaAsm.Emit("mov.f32 %0, acc56;", out x); CudaAsm.Emit("mov.f32 %0, acc57;", out y); CudaAsm.Emit("mov.f32 %0, acc58;", out z); CudaAsm.Emit("mov.f32 %0, acc59;", out w);
+            c.C32 = new F4 { X = x, Y = y, Z = z, W = w };
+            CudaAsm.Emit("mov.f32 %0, acc60;", out x); CudaAsm.Emit("mov.f32 %0, acc61;", out y); CudaAsm.Emit("mov.f32 %0, acc62;", out z); CudaAsm.Emit("mov.f32 %0, acc63;", out w);
+            c.C33 = new F4 { X = x, Y = y, Z = z, W = w };
+            return c;
+        }
+    }
+
+    /// <summary>The same steps on C# values: warp shuffles for ldmatrix and mma, copies done at once.</summary>
+    public readonly struct Emulated : IPath
+    {
+        public void Begin() { }
+        public uint SharedBase() => 0;
+        public void CopyAsync(ArrayView<uint> shared, uint sharedBase, int word, ArrayView<U4> global, long globalAddress, int index, bool valid) =>
+            shared.Cast<U4>()[word >> 2] = valid ? global[index] : default;
+        public void CommitCopies() { }
+        public void WaitAllButNewestCopies() { }
+
+        public Accumulators MultiplyStep(Accumulators c, ArrayView<uint> shared, uint sharedBase, int a0, int a1, int a2, int a3, int b01, int b23)
+        {
+            U4 x0 = TensorCore.EmulatedLoadMatrices(shared, a0), x1 = TensorCore.EmulatedLoadMatrices(shared, a1);
+            U4 x2 = TensorCore.EmulatedLoadMatrices(shared, a2), x3 = TensorCore.EmulatedLoadMatrices(shared, a3);
+            U4 w01 = TensorCore.EmulatedLoadMatrices(shared, b01), w23 = TensorCore.EmulatedLoadMatrices(shared, b23);
+            U2 w0 = new() { X = w01.X, Y = w01.Y }, w1 = new() { X = w01.Z, Y = w01.W };
+            U2 w2 = new() { X = w23.X, Y = w23.Y }, w3 = new() { X = w23.Z, Y = w23.W };
+            c.C00 = TensorCore.EmulatedMma(c.C00, x0, w0); c.C01 = TensorCore.EmulatedMma(c.C01, x0, w1); c.C02 = TensorCore.EmulatedMma(c.C02, x0, w2); c.C03 = TensorCore.EmulatedMma(c.C03, x0, w3);
+            c.C10 = TensorCore.EmulatedMma(c.C10, x1, w0); c.C11 = TensorCore.EmulatedMma(c.C11, x1, w1); c.C12 = TensorCore.EmulatedMma(c.C12, x1, w2); c.C13 = TensorCore.EmulatedMma(c.C13, x1, w3);
+            c.C20 = TensorCore.EmulatedMma(c.C20, x2, w0); c.C21 = TensorCore.EmulatedMma(c.C21, x2, w1); c.C22 = TensorCore.EmulatedMma(c.C22, x2, w2); c.C23 = TensorCore.EmulatedMma(c.C23, x2, w3);
+            c.C30 = TensorCore.EmulatedMma(c.C30, x3, w0); c.C31 = TensorCore.EmulatedMma(c.C31, x3, w1); c.C32 = TensorCore.EmulatedMma(c.C32, x3, w2); c.C33 = TensorCore.EmulatedMma(c.C33, x3, w3);
+            return c;
+        }
+
+        public Accumulators Finish(Accumulators c) => c;
+    }
+
+    /// <summary>The shared word where 16-byte chunk <paramref name="chunk"/> (0..3) of tile row <paramref name="row"/> lives.</summary>
+    private static int Swizzled(int row, int chunk) => row * RowWords + ((chunk ^ ((row >> 1) & 3)) << 2);
+
+    /// <summary>Starts the copies of K tile <paramref name="tile"/> into pipeline stage <paramref name="stage"/>:
+    /// each thread moves chunks thread and thread + 256 of the x tile and of the W tile (512 chunks each).</summary>
+    private static void StageTile<TPath>(Args a, ArrayView<uint> shared, uint sharedBase, int stage, int tile, int m0, int n0)
+        where TPath : struct, IPath
+    {
+        int at = stage * StageWords;
+        for (int e = Group.IdxX; e < Tile * 4; e += Threads)
+        {
+            int row = e >> 2, chunk = e & 3;
+            int k = tile * Depth + chunk * 8;
+            int word = at + Swizzled(row, chunk);
+            int xRow = m0 + row, wRow = n0 + row;
+            default(TPath).CopyAsync(shared, sharedBase, word, a.X, a.XAddress, (xRow * a.K + k) >> 3, (xRow < a.M) & (k < a.K));
+            default(TPath).CopyAsync(shared, sharedBase, word + TileWords, a.W, a.WAddress, (wRow * a.K + k) >> 3, (wRow < a.N) & (k < a.K));
+        }
+    }
+
+    /// <summary>One 16-deep step (chunks 2 step and 2 step + 1 of the stage) of the warp's 64 x 32 tile.</summary>
+    private static Accumulators MultiplyStep<TPath>(Accumulators c, ArrayView<uint> shared, uint sharedBase, int stageAt, int warpRow, int warpCol, int step)
+        where TPath : struct, IPath
+    {
+        int lane = Warp.LaneIdx;
+        int matrix = lane >> 3, r = lane & 7;
+        // x: matrices (rows 0-7 | 8-15) x (k 0-7 | 8-15) give an A fragment in order.
+        int aRow = warpRow + (matrix & 1) * 8 + r, aChunk = 2 * step + (matrix >> 1);
+        // W: matrices (columns 0-7 | 8-15) x (k 0-7 | 8-15) give B fragments j and j + 1.
+        int bRow = warpCol + (matrix >> 1) * 8 + r, bChunk = 2 * step + (matrix & 1);
+        return default(TPath).MultiplyStep(c, shared, sharedBase,
+            stageAt + Swizzled(aRow, aChunk), stageAt + Swizzled(aRow + 16, aChunk),
+            stageAt + Swizzled(aRow + 32, aChunk), stageAt + Swizzled(aRow + 48, aChunk),
+            stageAt + TileWords + Swizzled(bRow, bChunk), stageAt + TileWords + Swizzled(bRow + 16, bChunk));
+    }
+
+    /// <summary>Stores one mma tile's accumulators: c.X, c.Y at (row, col), (row, col + 1); c.Z, c.W eight rows below.</summary>
+    private static void StoreFragment<TEpilogue>(Args a, int row, int col, F4 c) where TEpilogue : struct, IEpilogue
+    {
+        Put<TEpilogue>(a, row, col, c.X);
+        Put<TEpilogue>(a, row, col + 1, c.Y);
+        Put<TEpilogue>(a, row + 8, col, c.Z);
+        Put<TEpilogue>(a, row + 8, col + 1, c.W);
     }
 
     private static void Put<TEpilogue>(Args a, int row, int col, float v) where TEpilogue : struct, IEpilogue
@@ -79,143 +251,69 @@ public static class LinearTensorCore
         a.Y.Store(Grid.IdxZ * a.M * a.N + row * a.N + col, default(TEpilogue).Apply(v));
     }
 
-    /// <summary>An A fragment (rows g and g + 8, k pairs t and t + 4 of a 16 x 16 tile) from shared words.</summary>
-    private static U4 FragmentA(ArrayView<uint> shared, int at) => new()
+    public static void Kernel<TEpilogue, TPath>(Args a) where TEpilogue : struct, IEpilogue where TPath : struct, IPath
     {
-        X = shared[at], Y = shared[at + 8 * RowWords], Z = shared[at + 4], W = shared[at + 8 * RowWords + 4],
-    };
-
-    /// <summary>A B fragment (column g, k pairs t and t + 4 of a 16 x 8 tile): W rows are B's columns.</summary>
-    private static U2 FragmentB(ArrayView<uint> shared, int at) => new() { X = shared[at], Y = shared[at + 4] };
-
-    /// <summary>One 16-deep step of the warp's 64 x 32 tile: 16 mma on fragments read from shared memory.</summary>
-    private static void MultiplyStep(ArrayView<uint> shared, int aAt, int bAt)
-    {
-        U4 a0 = FragmentA(shared, aAt), a1 = FragmentA(shared, aAt + 16 * RowWords),
-           a2 = FragmentA(shared, aAt + 32 * RowWords), a3 = FragmentA(shared, aAt + 48 * RowWords);
-        U2 b0 = FragmentB(shared, bAt), b1 = FragmentB(shared, bAt + 8 * RowWords),
-           b2 = FragmentB(shared, bAt + 16 * RowWords), b3 = FragmentB(shared, bAt + 24 * RowWords);
-        CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc0,acc1,acc2,acc3}, {%0,%1,%2,%3}, {%4,%5}, {acc0,acc1,acc2,acc3};", a0.X, a0.Y, a0.Z, a0.W, b0.X, b0.Y);
-        CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc16,acc17,acc18,acc19}, {%0,%1,%2,%3}, {%4,%5}, {acc16,acc17,acc18,acc19};", a1.X, a1.Y, a1.Z, a1.W, b0.X, b0.Y);
-        CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc32,acc33,acc34,acc35}, {%0,%1,%2,%3}, {%4,%5}, {acc32,acc33,acc34,acc35};", a2.X, a2.Y, a2.Z, a2.W, b0.X, b0.Y);
-        CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc48,acc49,acc50,acc51}, {%0,%1,%2,%3}, {%4,%5}, {acc48,acc49,acc50,acc51};", a3.X, a3.Y, a3.Z, a3.W, b0.X, b0.Y);
-        CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc4,acc5,acc6,acc7}, {%0,%1,%2,%3}, {%4,%5}, {acc4,acc5,acc6,acc7};", a0.X, a0.Y, a0.Z, a0.W, b1.X, b1.Y);
-        CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc20,acc21,acc22,acc23}, {%0,%1,%2,%3}, {%4,%5}, {acc20,acc21,acc22,acc23};", a1.X, a1.Y, a1.Z, a1.W, b1.X, b1.Y);
-        CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc36,acc37,acc38,acc39}, {%0,%1,%2,%3}, {%4,%5}, {acc36,acc37,acc38,acc39};", a2.X, a2.Y, a2.Z, a2.W, b1.X, b1.Y);
-        CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc52,acc53,acc54,acc55}, {%0,%1,%2,%3}, {%4,%5}, {acc52,acc53,acc54,acc55};", a3.X, a3.Y, a3.Z, a3.W, b1.X, b1.Y);
-        CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc8,acc9,acc10,acc11}, {%0,%1,%2,%3}, {%4,%5}, {acc8,acc9,acc10,acc11};", a0.X, a0.Y, a0.Z, a0.W, b2.X, b2.Y);
-        CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc24,acc25,acc26,acc27}, {%0,%1,%2,%3}, {%4,%5}, {acc24,acc25,acc26,acc27};", a1.X, a1.Y, a1.Z, a1.W, b2.X, b2.Y);
-        CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc40,acc41,acc42,acc43}, {%0,%1,%2,%3}, {%4,%5}, {acc40,acc41,acc42,acc43};", a2.X, a2.Y, a2.Z, a2.W, b2.X, b2.Y);
-        CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc56,acc57,acc58,acc59}, {%0,%1,%2,%3}, {%4,%5}, {acc56,acc57,acc58,acc59};", a3.X, a3.Y, a3.Z, a3.W, b2.X, b2.Y);
-        CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc12,acc13,acc14,acc15}, {%0,%1,%2,%3}, {%4,%5}, {acc12,acc13,acc14,acc15};", a0.X, a0.Y, a0.Z, a0.W, b3.X, b3.Y);
-        CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc28,acc29,acc30,acc31}, {%0,%1,%2,%3}, {%4,%5}, {acc28,acc29,acc30,acc31};", a1.X, a1.Y, a1.Z, a1.W, b3.X, b3.Y);
-        CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc44,acc45,acc46,acc47}, {%0,%1,%2,%3}, {%4,%5}, {acc44,acc45,acc46,acc47};", a2.X, a2.Y, a2.Z, a2.W, b3.X, b3.Y);
-        CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc60,acc61,acc62,acc63}, {%0,%1,%2,%3}, {%4,%5}, {acc60,acc61,acc62,acc63};", a3.X, a3.Y, a3.Z, a3.W, b3.X, b3.Y);
-    }
-
-    public static void Kernel<TEpilogue>(Args a) where TEpilogue : struct, IEpilogue
-    {
-        // Layout in words: [x buffer 0][W buffer 0][x buffer 1][W buffer 1], each 128 rows of RowWords.
-        var shared = SharedMemory.Allocate<uint>(4 * TileWords);
-        var shared4 = shared.Cast<U4>();
-        CudaAsm.Emit(".reg .f32 acc<64>;");
-        CudaAsm.Emit(ZeroAccumulators);
-
-        int thread = Group.IdxX;
-        int lane = thread & 31, warp = thread >> 5;
-        int g = lane >> 2, t = lane & 3;
+        // Stage s: x tile at words s * StageWords, W tile TileWords after it. One allocation of 16-byte
+        // elements: TensorCore.SharedBase names it, and 16-byte alignment suits cp.async and ldmatrix.
+        var shared = SharedMemory.Allocate<U4>(Stages * StageWords / 4).Cast<uint>();
+        default(TPath).Begin();
+        uint sharedBase = default(TPath).SharedBase();
+        int warp = Group.IdxX >> 5;
         int warpRow = (warp >> 2) * 64, warpCol = (warp & 3) * 32;
         int m0 = Grid.IdxY * Tile, n0 = Grid.IdxX * Tile;
-        // Staging: thread loads tile row thread / 2, k columns (thread % 2) * 16 .. + 16.
-        int stageRow = thread >> 1, stageK = (thread & 1) * 16;
-        int stageAt = (stageRow * RowWords + stageK / 2) >> 2;
         int tileBegin = Grid.IdxZ * a.TilesPerSplit;
         int tiles = Math.Min(a.TilesPerSplit, (a.K + Depth - 1) / Depth - tileBegin);
-        int k0 = tileBegin * Depth + stageK;
 
-        U4 x0 = LoadX(a, m0 + stageRow, k0), x1 = LoadX(a, m0 + stageRow, k0 + 8);
-        U4 w0 = LoadW(a, n0 + stageRow, k0), w1 = LoadW(a, n0 + stageRow, k0 + 8);
-        shared4[stageAt] = x0;
-        shared4[stageAt + 1] = x1;
-        shared4[(TileWords >> 2) + stageAt] = w0;
-        shared4[(TileWords >> 2) + stageAt + 1] = w1;
-        Group.Barrier();
-
+        for (int s = 0; s < Stages - 1; s++)
+        {
+            if (s < tiles) StageTile<TPath>(a, shared, sharedBase, s, tileBegin + s, m0, n0);
+            default(TPath).CommitCopies();
+        }
+        Accumulators c = default;
+        // Stages rotate: tile t is read from stage t % 3 while tile t + 2 is written to (t + 2) % 3.
+        int readStage = 0, writeStage = Stages - 1;
         for (int tile = 0; tile < tiles; tile++)
         {
-            int current = (tile & 1) * 2 * TileWords;
-            bool more = tile + 1 < tiles;
-            if (more)
-            {
-                int k = k0 + (tile + 1) * Depth;
-                x0 = LoadX(a, m0 + stageRow, k);
-                x1 = LoadX(a, m0 + stageRow, k + 8);
-                w0 = LoadW(a, n0 + stageRow, k);
-                w1 = LoadW(a, n0 + stageRow, k + 8);
-            }
-            int aAt = current + (warpRow + g) * RowWords + t;
-            int bAt = current + TileWords + (warpCol + g) * RowWords + t;
-            MultiplyStep(shared, aAt, bAt);
-            MultiplyStep(shared, aAt + 8, bAt + 8);
-            if (more)
-            {
-                int next = (((tile + 1) & 1) * 2 * TileWords) >> 2;
-                shared4[next + stageAt] = x0;
-                shared4[next + stageAt + 1] = x1;
-                shared4[next + (TileWords >> 2) + stageAt] = w0;
-                shared4[next + (TileWords >> 2) + stageAt + 1] = w1;
-            }
+            // Tile `tile` has landed; every warp is done with tile - 1, whose stage the next copy reuses.
+            default(TPath).WaitAllButNewestCopies();
             Group.Barrier();
+            if (tile + Stages - 1 < tiles) StageTile<TPath>(a, shared, sharedBase, writeStage, tileBegin + tile + Stages - 1, m0, n0);
+            // An empty group keeps the count of groups in flight the same on the last tiles.
+            default(TPath).CommitCopies();
+            int stageAt = readStage * StageWords;
+            c = MultiplyStep<TPath>(c, shared, sharedBase, stageAt, warpRow, warpCol, 0);
+            c = MultiplyStep<TPath>(c, shared, sharedBase, stageAt, warpRow, warpCol, 1);
+            writeStage = readStage;
+            readStage = readStage == Stages - 1 ? 0 : readStage + 1;
         }
 
-        int row = m0 + warpRow + g, col = n0 + warpCol + 2 * t;
-        float c0, c1, c2, c3;
-        CudaAsm.Emit("mov.f32 %0, acc0;", out c0); CudaAsm.Emit("mov.f32 %0, acc1;", out c1); CudaAsm.Emit("mov.f32 %0, acc2;", out c2); CudaAsm.Emit("mov.f32 %0, acc3;", out c3);
-        StoreFragment<TEpilogue>(a, row + 0, col + 0, c0, c1, c2, c3);
-        CudaAsm.Emit("mov.f32 %0, acc4;", out c0); CudaAsm.Emit("mov.f32 %0, acc5;", out c1); CudaAsm.Emit("mov.f32 %0, acc6;", out c2); CudaAsm.Emit("mov.f32 %0, acc7;", out c3);
-        StoreFragment<TEpilogue>(a, row + 0, col + 8, c0, c1, c2, c3);
-        CudaAsm.Emit("mov.f32 %0, acc8;", out c0); CudaAsm.Emit("mov.f32 %0, acc9;", out c1); CudaAsm.Emit("mov.f32 %0, acc10;", out c2); CudaAsm.Emit("mov.f32 %0, acc11;", out c3);
-        StoreFragment<TEpilogue>(a, row + 0, col + 16, c0, c1, c2, c3);
-        CudaAsm.Emit("mov.f32 %0, acc12;", out c0); CudaAsm.Emit("mov.f32 %0, acc13;", out c1); CudaAsm.Emit("mov.f32 %0, acc14;", out c2); CudaAsm.Emit("mov.f32 %0, acc15;", out c3);
-        StoreFragment<TEpilogue>(a, row + 0, col + 24, c0, c1, c2, c3);
-        CudaAsm.Emit("mov.f32 %0, acc16;", out c0); CudaAsm.Emit("mov.f32 %0, acc17;", out c1); CudaAsm.Emit("mov.f32 %0, acc18;", out c2); CudaAsm.Emit("mov.f32 %0, acc19;", out c3);
-        StoreFragment<TEpilogue>(a, row + 16, col + 0, c0, c1, c2, c3);
-        CudaAsm.Emit("mov.f32 %0, acc20;", out c0); CudaAsm.Emit("mov.f32 %0, acc21;", out c1); CudaAsm.Emit("mov.f32 %0, acc22;", out c2); CudaAsm.Emit("mov.f32 %0, acc23;", out c3);
-        StoreFragment<TEpilogue>(a, row + 16, col + 8, c0, c1, c2, c3);
-        CudaAsm.Emit("mov.f32 %0, acc24;", out c0); CudaAsm.Emit("mov.f32 %0, acc25;", out c1); CudaAsm.Emit("mov.f32 %0, acc26;", out c2); CudaAsm.Emit("mov.f32 %0, acc27;", out c3);
-        StoreFragment<TEpilogue>(a, row + 16, col + 16, c0, c1, c2, c3);
-        CudaAsm.Emit("mov.f32 %0, acc28;", out c0); CudaAsm.Emit("mov.f32 %0, acc29;", out c1); CudaAsm.Emit("mov.f32 %0, acc30;", out c2); CudaAsm.Emit("mov.f32 %0, acc31;", out c3);
-        StoreFragment<TEpilogue>(a, row + 16, col + 24, c0, c1, c2, c3);
-        CudaAsm.Emit("mov.f32 %0, acc32;", out c0); CudaAsm.Emit("mov.f32 %0, acc33;", out c1); CudaAsm.Emit("mov.f32 %0, acc34;", out c2); CudaAsm.Emit("mov.f32 %0, acc35;", out c3);
-        StoreFragment<TEpilogue>(a, row + 32, col + 0, c0, c1, c2, c3);
-        CudaAsm.Emit("mov.f32 %0, acc36;", out c0); CudaAsm.Emit("mov.f32 %0, acc37;", out c1); CudaAsm.Emit("mov.f32 %0, acc38;", out c2); CudaAsm.Emit("mov.f32 %0, acc39;", out c3);
-        StoreFragment<TEpilogue>(a, row + 32, col + 8, c0, c1, c2, c3);
-        CudaAsm.Emit("mov.f32 %0, acc40;", out c0); CudaAsm.Emit("mov.f32 %0, acc41;", out c1); CudaAsm.Emit("mov.f32 %0, acc42;", out c2); CudaAsm.Emit("mov.f32 %0, acc43;", out c3);
-        StoreFragment<TEpilogue>(a, row + 32, col + 16, c0, c1, c2, c3);
-        CudaAsm.Emit("mov.f32 %0, acc44;", out c0); CudaAsm.Emit("mov.f32 %0, acc45;", out c1); CudaAsm.Emit("mov.f32 %0, acc46;", out c2); CudaAsm.Emit("mov.f32 %0, acc47;", out c3);
-        StoreFragment<TEpilogue>(a, row + 32, col + 24, c0, c1, c2, c3);
-        CudaAsm.Emit("mov.f32 %0, acc48;", out c0); CudaAsm.Emit("mov.f32 %0, acc49;", out c1); CudaAsm.Emit("mov.f32 %0, acc50;", out c2); CudaAsm.Emit("mov.f32 %0, acc51;", out c3);
-        StoreFragment<TEpilogue>(a, row + 48, col + 0, c0, c1, c2, c3);
-        CudaAsm.Emit("mov.f32 %0, acc52;", out c0); CudaAsm.Emit("mov.f32 %0, acc53;", out c1); CudaAsm.Emit("mov.f32 %0, acc54;", out c2); CudaAsm.Emit("mov.f32 %0, acc55;", out c3);
-        StoreFragment<TEpilogue>(a, row + 48, col + 8, c0, c1, c2, c3);
-        CudaAsm.Emit("mov.f32 %0, acc56;", out c0); CudaAsm.Emit("mov.f32 %0, acc57;", out c1); CudaAsm.Emit("mov.f32 %0, acc58;", out c2); CudaAsm.Emit("mov.f32 %0, acc59;", out c3);
-        StoreFragment<TEpilogue>(a, row + 48, col + 16, c0, c1, c2, c3);
-        CudaAsm.Emit("mov.f32 %0, acc60;", out c0); CudaAsm.Emit("mov.f32 %0, acc61;", out c1); CudaAsm.Emit("mov.f32 %0, acc62;", out c2); CudaAsm.Emit("mov.f32 %0, acc63;", out c3);
-        StoreFragment<TEpilogue>(a, row + 48, col + 24, c0, c1, c2, c3);
+        c = default(TPath).Finish(c);
+        int lane = Warp.LaneIdx;
+        int row = m0 + warpRow + (lane >> 2), col = n0 + warpCol + 2 * (lane & 3);
+        StoreFragment<TEpilogue>(a, row, col, c.C00); StoreFragment<TEpilogue>(a, row, col + 8, c.C01);
+        StoreFragment<TEpilogue>(a, row, col + 16, c.C02); StoreFragment<TEpilogue>(a, row, col + 24, c.C03);
+        StoreFragment<TEpilogue>(a, row + 16, col, c.C10); StoreFragment<TEpilogue>(a, row + 16, col + 8, c.C11);
+        StoreFragment<TEpilogue>(a, row + 16, col + 16, c.C12); StoreFragment<TEpilogue>(a, row + 16, col + 24, c.C13);
+        StoreFragment<TEpilogue>(a, row + 32, col, c.C20); StoreFragment<TEpilogue>(a, row + 32, col + 8, c.C21);
+        StoreFragment<TEpilogue>(a, row + 32, col + 16, c.C22); StoreFragment<TEpilogue>(a, row + 32, col + 24, c.C23);
+        StoreFragment<TEpilogue>(a, row + 48, col, c.C30); StoreFragment<TEpilogue>(a, row + 48, col + 8, c.C31);
+        StoreFragment<TEpilogue>(a, row + 48, col + 16, c.C32); StoreFragment<TEpilogue>(a, row + 48, col + 24, c.C33);
     }
+
+    private static Action<KernelConfig, Args> Load<TEpilogue>(Backend backend) where TEpilogue : struct, IEpilogue =>
+        backend.IsCuda ? backend.LoadGrouped<Args>(Kernel<TEpilogue, Ptx>) : backend.LoadGrouped<Args>(Kernel<TEpilogue, Emulated>);
 
     /// <summary>The launch shape: one group of 256 threads per 128 x 128 block of y.</summary>
     public static KernelConfig Config(int m, int n, int splits = 1) =>
         new(new Index3D((n + Tile - 1) / Tile, (m + Tile - 1) / Tile, splits), new Index3D(Threads, 1, 1));
 
-    /// <summary>Runs on a CUDA backend; x holds M x K halves, w is a Float16 [N, K] tensor, y M x N values.</summary>
+    /// <summary>x holds M x K halves, w is a Float16 [N, K] tensor, y M x N values. Meant for CUDA; other
+    /// accelerators emulate the warp instructions (slowly: for tests).</summary>
     /// <param name="splits">ways to split K (<see cref="SplitK"/>); 0 chooses from the device's size</param>
     public static void Run<TEpilogue>(Backend backend, ArrayView<Half> x, Tensor w, ArrayView<float> bias,
         OutputView y, int m, int splits = 0) where TEpilogue : struct, IEpilogue
     {
         int n = w.Dim(0), k = w.Dim(1);
-        if (!backend.IsCuda)
-            throw new InvalidOperationException($"LinearTensorCore needs a CUDA device (backend is {backend.DeviceName})");
         if (Unsupported(m, n, k, ((IContiguousArrayView)x).Index) is { } why)
             throw new ArgumentException($"LinearTensorCore: weight {w.ShapeText}: {why}");
         if (m == 0 || n == 0) return;
@@ -226,15 +324,16 @@ public static class LinearTensorCore
         var args = new Args
         {
             X = x.SubView(0, (long)m * k).Cast<U4>(), W = w.HalfView.Cast<U4>(), Bias = bias, Y = y, M = m, N = n, K = k,
+            XAddress = TensorCore.DeviceAddress(x), WAddress = TensorCore.DeviceAddress(w.HalfView),
             TilesPerSplit = perSplit,
         };
         if (used == 1)
         {
-            backend.LoadGrouped<Args>(Kernel<TEpilogue>)(Config(m, n), args);
+            Load<TEpilogue>(backend)(Config(m, n), args);
             return;
         }
         SplitK.Run<TEpilogue>(backend, m, n, used, bias, y, partials =>
-            backend.LoadGrouped<Args>(Kernel<IdentityEpilogue>)(Config(m, n, used),
+            Load<IdentityEpilogue>(backend)(Config(m, n, used),
                 args with { Bias = ArrayView<float>.Empty, Y = new OutputView { F32 = partials } }));
     }
 }

@@ -14,7 +14,7 @@ public static class TestSupport
 
     private static readonly Lazy<Backend> GpuKernelsBackend = new(() => Backend.Create(DeviceKind.Cpu, KernelSet.Gpu));
 
-    /// <summary>The CPU accelerator running the CUDA path's kernels (all but the inline-PTX GEMM); slow, small shapes.</summary>
+    /// <summary>The CPU accelerator running the CUDA path's kernels (all but the tensor-core GEMM); slow, small shapes.</summary>
     public static Backend CpuWithGpuKernels => GpuKernelsBackend.Value;
 
     public static string Fixture(params string[] parts) =>

@@ -33,21 +33,25 @@ public class PtxGenerationTests
     [Theory]
     [InlineData(typeof(IdentityEpilogue))]
     [InlineData(typeof(GeluTanhEpilogue))]
-    public void TensorCoreKernelTranslatesToMmaWithVectorLoads(Type epilogue)
+    public void TensorCoreKernelTranslatesToAPipelineOfAsyncCopiesLdmatrixAndMma(Type epilogue)
     {
-        var ptx = CompileToPtx(Kernel(typeof(LinearTensorCore), epilogue));
-        // 2 steps of 16 mma per K tile: the loop body holds 32 mma instructions.
+        var kernel = typeof(LinearTensorCore).GetMethod("Kernel")!.MakeGenericMethod(epilogue, typeof(LinearTensorCore.Ptx));
+        var ptx = CompileToPtx(kernel);
+        // The PTX path only: no emulation (warp shuffles) compiled in.
+        Assert.DoesNotContain("shfl", ptx);
+        // Registers declared before their first use (PTX requires it).
+        Assert.True(ptx.IndexOf(".reg .f32 acc<64>;") < ptx.IndexOf("mma.sync"));
+        // 2 steps of 16 mma per K tile, each step's fragments from 6 ldmatrix.
         Assert.Equal(32, Count(ptx, "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32"));
-        Assert.Contains(".reg .f32 acc<64>;", ptx);
-        Assert.Contains("ld.global.v4", ptx);
-        Assert.Contains("st.shared.v4", ptx);
-        // x arrives as fp16, staged like W: no conversion anywhere (an fp16 y is rounded with integer ops).
+        Assert.Equal(12, Count(ptx, "ldmatrix.sync.aligned.m8n8.x4.shared.b16"));
+        // Staging in the prologue and in the loop, x and W each: 4 async copies, no register staging.
+        Assert.Equal(4, Count(ptx, "cp.async.cg.shared.global"));
+        Assert.Equal(0, Count(ptx, "ld.global.v4"));
+        Assert.Equal(1, Count(ptx, "cp.async.wait_group 1;"));
+        // TensorCore.SharedBase names ILGPU's one shared allocation, 16-byte aligned for cp.async/ldmatrix.
+        Assert.Contains(".shared .align 16 .b8 __shared_alloca0[49152];", ptx);
+        Assert.Matches(@"mov\.u32\s+%r\d+, __shared_alloca0;", ptx);
         Assert.Equal(0, Count(ptx, "cvt.rn.f16.f32"));
-        // Per K tile each thread moves two 16-byte groups of x and two of W: 4 vector loads in the
-        // prologue and 4 in the loop.
-        Assert.Equal(8, Count(ptx, "ld.global.v4"));
-        // Only the 4 accumulator read-outs after the loop go through local memory (Emit's out parameters).
-        Assert.Equal(4, Count(ptx, ".local .align"));
     }
 
     [Fact]

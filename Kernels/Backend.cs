@@ -199,6 +199,10 @@ public sealed class Backend : IDisposable
     /// <summary>Number of kernels compiled so far (compile time is reported apart from run time).</summary>
     public int LoadedKernelCount => _kernels.Count;
 
+    /// <summary>The kernel methods loaded so far (generic ones instantiated), e.g. to compile them for
+    /// another target offline.</summary>
+    public IEnumerable<System.Reflection.MethodInfo> LoadedKernels => _kernels.Keys.OfType<System.Reflection.MethodInfo>();
+
     public void Synchronize() => Accelerator.Synchronize();
 
     /// <summary>

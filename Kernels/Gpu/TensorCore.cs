@@ -32,8 +32,8 @@ public static class TensorCore
     /// (g = lane / 4, t = lane % 4) holds A pairs (row g, k 2t) in a.X, (g + 8, 2t) in a.Y, (g, 2t + 8)
     /// in a.Z, (g + 8, 2t + 8) in a.W; B pairs (k 2t, column g) in b.X and (2t + 8, g) in b.Y; C at
     /// (g, 2t), (g, 2t + 1), (g + 8, 2t), (g + 8, 2t + 1) in c.X..c.W. Every lane must call. On CUDA
-    /// kernels emit the instruction itself on fragments and accumulators kept in named PTX registers:
-    /// ILGPU passes several asm outputs through local memory, which a GEMM cannot afford.
+    /// kernels emit the instruction itself, on fragments and accumulators kept in named PTX registers
+    /// (see <see cref="LinearTensorCore.Ptx"/> for why).
     /// </summary>
     public static F4 EmulatedMma(F4 c, U4 a, U2 b)
     {

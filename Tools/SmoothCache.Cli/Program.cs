@@ -35,6 +35,7 @@ public static class Cli
             EvalCommand.Create(context),
             BenchGemmCommand.Create(context),
             Bench.BenchCommand.Create(context),
+            PtxCommand.Create(context),
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

@@ -1,0 +1,87 @@
+using System.CommandLine;
+using System.Reflection;
+using ILGPU;
+using ILGPU.Backends.EntryPoints;
+using ILGPU.Backends.PTX;
+using ILGPU.Runtime;
+using ILGPU.Runtime.Cuda;
+using SmoothCache.Kernels;
+using SmoothCache.Kernels.Gpu;
+using SmoothCache.Model;
+using SmoothCache.Model.Checkpoints;
+
+namespace SmoothCache.Cli.Bench;
+
+/// <summary>
+/// `smoothcache ptx --out DIR`: writes the PTX of every CUDA kernel, compiled by ILGPU without a
+/// device, one file per kernel. scripts/ptxas-check.sh assembles them with NVIDIA's ptxas (registers,
+/// spills, shared memory, and whether the inline PTX is valid) — kernel work without a GPU.
+/// </summary>
+public static class PtxCommand
+{
+    public static Command Create(CliContext context)
+    {
+        var output = new Option<string>("--out") { Description = "folder to write the .ptx files to", Required = true };
+        var command = new Command("ptx", "Write the PTX of every CUDA kernel (compiled without a device) to a folder.");
+        command.Add(output);
+        command.SetAction(parse =>
+        {
+            string folder = parse.GetValue(output)!;
+            Directory.CreateDirectory(folder);
+            foreach (var (name, ptx) in CompileAll())
+            {
+                AtomicFile.WriteAllText(Path.Combine(folder, name + ".ptx"), ptx);
+                context.Out.WriteLine(name);
+            }
+            return ExitCodes.Success;
+        });
+        return command;
+    }
+
+    /// <summary>
+    /// The kernels of a tiny synthetic DiT run fp32 and fp16 with the
+    /// GPU kernel set on the CPU accelerator, which loads each kernel the CUDA path launches, plus the
+    /// tensor-core GEMM's PTX instances (the CPU runs its emulated ones), compiled for sm_80 as on the device.
+    /// </summary>
+    public static IEnumerable<(string Name, string Ptx)> CompileAll()
+    {
+        var kernels = new List<MethodInfo>();
+        using (var cpu = Backend.Create(DeviceKind.Cpu, KernelSet.Gpu))
+        {
+            // The least that takes every CUDA code path: head dim 72 (fused attention), 2 x 16 tokens
+            // (more than LinearSkinny's 16 rows).
+            var config = GpuChecks.SmallConfig with { NumHeads = 1, NumLayers = 1, SampleSize = 8 };
+            foreach (var precision in new[] { Precision.Fp32, Precision.Fp16 })
+            {
+                using var weights = new SyntheticWeights(config, seed: 1);
+                using var model = new DiTTransformer(cpu, config, weights, precision);
+                using var latents = cpu.Arena.Zeros(2, config.InChannels, config.SampleSize, config.SampleSize);
+                using var y = model.Forward(latents, [500f, 500f], [0, config.NullClass]);
+            }
+            kernels.AddRange(cpu.LoadedKernels.Where(k => k.DeclaringType != typeof(LinearTensorCore)));
+        }
+        foreach (var epilogue in new[] { typeof(IdentityEpilogue), typeof(GeluTanhEpilogue), typeof(SiluEpilogue) })
+            kernels.Add(typeof(LinearTensorCore).GetMethod(nameof(LinearTensorCore.Kernel))!.MakeGenericMethod(epilogue, typeof(LinearTensorCore.Ptx)));
+
+        using var context = Context.Create(b => b.Cuda().EnableAlgorithms().Optimize(OptimizationLevel.O2));
+        using var backend = new PTXBackend(context, CudaArchitecture.SM_80, CudaInstructionSet.ISA_80, null!);
+        foreach (var kernel in kernels.Distinct())
+        {
+            // Auto-grouped kernels take their index first; the others are launched with explicit groups.
+            var entry = kernel.GetParameters()[0].ParameterType == typeof(Index1D)
+                ? EntryPointDescription.FromImplicitlyGroupedKernel(kernel)
+                : EntryPointDescription.FromExplicitlyGroupedKernel(kernel);
+            var compiled = (PTXCompiledKernel)backend.Compile(entry, new KernelSpecialization(null, null));
+            yield return (FileName(kernel), compiled.PTXAssembly);
+        }
+    }
+
+    /// <summary>e.g. ElementLauncher.Kernel[Unpatchify.Args] or LinearTensorCore.Kernel[GeluTanhEpilogue,LinearTensorCore.Ptx].</summary>
+    private static string FileName(MethodInfo kernel) =>
+        kernel.DeclaringType!.Name + "." + kernel.Name +
+        (kernel.IsGenericMethod ? "[" + string.Join(",", kernel.GetGenericArguments().Select(TypeName)) + "]" : "");
+
+    private static string TypeName(Type t) =>
+        (t.IsNested ? t.DeclaringType!.Name + "." : "") +
+        (t.IsGenericType ? t.Name[..t.Name.IndexOf('`')] + "[" + string.Join(",", t.GetGenericArguments().Select(TypeName)) + "]" : t.Name);
+}

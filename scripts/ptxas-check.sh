@@ -1,0 +1,45 @@
+#!/bin/bash
+# Kernel work without a GPU: writes the PTX of every CUDA kernel (`smoothcache ptx`, ILGPU's PTX backend
+# needs no device), assembles each with NVIDIA's ptxas for the device's architecture and prints its
+# registers, spills, stack and shared memory. Exits 1 if ptxas rejects a kernel (bad inline PTX, a
+# register used before its declaration, ...). Usage, from the repository root after a Release build:
+#   bash scripts/ptxas-check.sh [sm_90] [output folder]
+# ptxas: $PTXAS, else ptxas on PATH. Without a CUDA toolkit, Debian's nvidia-cuda-toolkit package (non-free)
+# carries one: `apt-get download nvidia-cuda-toolkit && dpkg -x nvidia-cuda-toolkit*.deb cuda`, then
+# PTXAS=cuda/usr/bin/ptxas. ILGPU writes PTX ISA 8.0; an older ptxas (CUDA 11.8 reads up to 7.8) gets
+# the .version line lowered to what it reads — the kernels use no newer instruction.
+set -u
+ARCH=${1:-sm_90}
+DIR=${2:-${TMPDIR:-/tmp}/smoothcache-ptx}
+PTXAS=${PTXAS:-$(command -v ptxas)}
+if [ -z "$PTXAS" ]; then
+    echo "ptxas not found: set PTXAS (see the comment at the top of $0)" >&2
+    exit 2
+fi
+rm -rf "$DIR"
+mkdir -p "$DIR"
+dotnet Tools/SmoothCache.Cli/bin/Release/net10.0/smoothcache.dll ptx --out "$DIR" > /dev/null || exit 1
+# The newest PTX ISA this ptxas reads, from the error it gives a newer one.
+MAX=$(printf '.version 99.9\n.target %s\n.address_size 64\n' "$ARCH" | "$PTXAS" -arch="$ARCH" - -o /dev/null 2>&1 | grep -o "current version is '[0-9.]*'" | grep -o "[0-9][0-9.]*")
+failed=0
+printf "%-72s %5s %6s %6s %6s %7s\n" kernel regs stack spillS spillL smem
+for f in "$DIR"/*.ptx; do
+    src="$f"
+    if [ -n "$MAX" ]; then
+        src="$f.asm"
+        sed "s/^\.version [0-9.]*/.version $MAX/" "$f" > "$src"
+    fi
+    if ! info=$("$PTXAS" -arch="$ARCH" -v "$src" -o /dev/null 2>&1); then
+        echo "FAIL $(basename "$f" .ptx)"
+        echo "$info" | grep -v "^ptxas info" | head -n 10
+        failed=1
+        continue
+    fi
+    regs=$(echo "$info" | grep -o "Used [0-9]* registers" | head -1 | grep -o "[0-9]*")
+    smem=$(echo "$info" | grep -o "[0-9]* bytes smem" | head -1 | grep -o "^[0-9]*")
+    stack=$(echo "$info" | grep -o "[0-9]* bytes stack frame" | head -1 | grep -o "^[0-9]*")
+    spills=$(echo "$info" | grep -o "[0-9]* bytes spill stores" | head -1 | grep -o "^[0-9]*")
+    loads=$(echo "$info" | grep -o "[0-9]* bytes spill loads" | head -1 | grep -o "^[0-9]*")
+    printf "%-72s %5s %6s %6s %6s %7s\n" "$(basename "$f" .ptx)" "${regs:-?}" "${stack:-0}" "${spills:-0}" "${loads:-0}" "${smem:-0}"
+done
+exit $failed

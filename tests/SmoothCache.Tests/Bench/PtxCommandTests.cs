@@ -1,0 +1,41 @@
+using SmoothCache.Cli;
+using SmoothCache.Tests.Cli;
+
+namespace SmoothCache.Tests.Bench;
+
+public class PtxCommandTests
+{
+    [Fact]
+    public void WritesThePtxOfEveryCudaKernelWithoutADevice()
+    {
+        using var folder = new CliRunner.TempFolder();
+        var result = CliRunner.Run("ptx", "--out", folder.Path);
+        Assert.True(result.ExitCode == ExitCodes.Success, result.Error);
+        var files = Directory.GetFiles(folder.Path, "*.ptx").Select(Path.GetFileNameWithoutExtension).ToArray();
+        // The kernels a forward launches on CUDA (found by running one with the GPU kernel set), and the
+        // tensor-core GEMM, which the CPU only emulates: its PTX instances are added by name.
+        foreach (var kernel in new[]
+        {
+            "Sgemm.Kernel[GeluTanhEpilogue]", "FlashAttention.Kernel", "LayerNormModulateWarp.Kernel",
+            "LinearSkinny.Kernel[SiluEpilogue]", "ElementLauncher.Kernel[Unpatchify.Args]",
+            "LinearTensorCore.Kernel[IdentityEpilogue,LinearTensorCore.Ptx]",
+        })
+            Assert.Contains(kernel, files);
+        Assert.DoesNotContain(files, f => f!.Contains("Emulated"));
+        foreach (var file in Directory.GetFiles(folder.Path, "*.ptx"))
+        {
+            string ptx = File.ReadAllText(file);
+            Assert.Contains(".entry", ptx);
+            Assert.Contains(".target sm_80", ptx);
+        }
+        Assert.Equal(files.Length, result.Out.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
+    }
+
+    [Fact]
+    public void RequiresAnOutputFolder()
+    {
+        var result = CliRunner.Run("ptx");
+        Assert.Equal(ExitCodes.BadInput, result.ExitCode);
+        Assert.Contains("--out", result.Error);
+    }
+}

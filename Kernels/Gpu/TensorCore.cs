@@ -44,14 +44,16 @@ public static class TensorCore
             // Lane g*4 + pair holds rows g and g + 8 at k pairs `pair` and `pair + 4`; lanes 8t + pair and
             // 8t + 4 + pair hold columns 2t and 2t + 1 at the same k pairs.
             int aLane = g * 4 + pair, b0Lane = 8 * t + pair, b1Lane = 8 * t + 4 + pair;
-            uint rowLow = Warp.Shuffle(a.X, aLane), rowHigh = Warp.Shuffle(a.Y, aLane);
-            uint rowLowFar = Warp.Shuffle(a.Z, aLane), rowHighFar = Warp.Shuffle(a.W, aLane);
-            uint col0 = Warp.Shuffle(b.X, b0Lane), col0Far = Warp.Shuffle(b.Y, b0Lane);
-            uint col1 = Warp.Shuffle(b.X, b1Lane), col1Far = Warp.Shuffle(b.Y, b1Lane);
-            c.X += Dot2(rowLow, col0) + Dot2(rowLowFar, col0Far);
-            c.Y += Dot2(rowLow, col1) + Dot2(rowLowFar, col1Far);
-            c.Z += Dot2(rowHigh, col0) + Dot2(rowHighFar, col0Far);
-            c.W += Dot2(rowHigh, col1) + Dot2(rowHighFar, col1Far);
+            // Whole fragments per shuffle: one exchange each on the CPU accelerator, where every exchange
+            // synchronises the group.
+            U4 rows = Warp.Shuffle(a, aLane);
+            U2 col0 = Warp.Shuffle(b, b0Lane), col1 = Warp.Shuffle(b, b1Lane);
+            uint rowLow = rows.X, rowHigh = rows.Y, rowLowFar = rows.Z, rowHighFar = rows.W;
+            uint col0Near = col0.X, col0Far = col0.Y, col1Near = col1.X, col1Far = col1.Y;
+            c.X += Dot2(rowLow, col0Near) + Dot2(rowLowFar, col0Far);
+            c.Y += Dot2(rowLow, col1Near) + Dot2(rowLowFar, col1Far);
+            c.Z += Dot2(rowHigh, col0Near) + Dot2(rowHighFar, col0Far);
+            c.W += Dot2(rowHigh, col1Near) + Dot2(rowHighFar, col1Far);
         }
         return c;
     }
@@ -98,4 +100,114 @@ public static class TensorCore
     /// <summary>The device address of a view's first element, for <see cref="CopyAsync"/> (kernels cannot take one).</summary>
     public static long DeviceAddress<T>(ArrayView<T> view) where T : unmanaged =>
         view.LoadEffectiveAddressAsPtr().ToInt64();
+
+    /// <summary>
+    /// The warp instructions as C# values, for kernels without cp.async (in those ptxas keeps ILGPU's
+    /// asm operands in registers; see <see cref="LinearTensorCore.Ptx"/>). A kernel takes the path as a
+    /// type parameter: <see cref="PtxPath"/> on CUDA, <see cref="EmulatedPath"/> elsewhere. Word indices
+    /// address the kernel's one shared allocation as 32-bit words; every lane of a warp must call together.
+    /// </summary>
+    public interface IWarpPath
+    {
+        /// <summary>What the path adds to a word index x 4 to address shared memory.</summary>
+        uint SharedBase();
+
+        /// <summary>ldmatrix .x4 (see <see cref="EmulatedLoadMatrices"/>).</summary>
+        U4 LoadMatrices(ArrayView<uint> shared, uint sharedBase, int word);
+
+        /// <summary>ldmatrix .x4 .trans: component i holds matrix i's halves at (row 2 (lane % 4), column
+        /// lane / 4) and (row 2 (lane % 4) + 1, same column) — a B fragment of a row-major k x n tile.</summary>
+        U4 LoadMatricesTransposed(ArrayView<uint> shared, uint sharedBase, int word);
+
+        /// <summary>ldmatrix .x2 .trans: matrices 0 and 1 only (lanes 0..15 pass the row addresses).</summary>
+        U2 LoadTwoMatricesTransposed(ArrayView<uint> shared, uint sharedBase, int word);
+
+        /// <summary>mma.sync m16n8k16 fp16 x fp16 + fp32 (see <see cref="EmulatedMma"/>).</summary>
+        F4 Mma(F4 c, U4 a, U2 b);
+
+        /// <summary>Two floats rounded to fp16 (nearest even), low in the low 16 bits.</summary>
+        uint PackHalves(float low, float high);
+    }
+
+    /// <summary>Inline PTX; ILGPU passes the asm outputs through local variables that ptxas promotes.</summary>
+    public readonly struct PtxPath : IWarpPath
+    {
+        public uint SharedBase() => TensorCore.SharedBase();
+
+        public U4 LoadMatrices(ArrayView<uint> shared, uint sharedBase, int word)
+        {
+            Input<uint> address = sharedBase + 4u * (uint)word;
+            Output<uint> r0 = default, r1 = default, r2 = default, r3 = default;
+            CudaAsm.EmitRef("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];", ref r0, ref r1, ref r2, ref r3, ref address);
+            return new U4 { X = r0.Value, Y = r1.Value, Z = r2.Value, W = r3.Value };
+        }
+
+        public U4 LoadMatricesTransposed(ArrayView<uint> shared, uint sharedBase, int word)
+        {
+            Input<uint> address = sharedBase + 4u * (uint)word;
+            Output<uint> r0 = default, r1 = default, r2 = default, r3 = default;
+            CudaAsm.EmitRef("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];", ref r0, ref r1, ref r2, ref r3, ref address);
+            return new U4 { X = r0.Value, Y = r1.Value, Z = r2.Value, W = r3.Value };
+        }
+
+        public U2 LoadTwoMatricesTransposed(ArrayView<uint> shared, uint sharedBase, int word)
+        {
+            Input<uint> address = sharedBase + 4u * (uint)word;
+            Output<uint> r0 = default, r1 = default;
+            CudaAsm.EmitRef("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];", ref r0, ref r1, ref address);
+            return new U2 { X = r0.Value, Y = r1.Value };
+        }
+
+        public F4 Mma(F4 c, U4 a, U2 b)
+        {
+            Ref<float> d0 = c.X, d1 = c.Y, d2 = c.Z, d3 = c.W;
+            Input<uint> a0 = a.X, a1 = a.Y, a2 = a.Z, a3 = a.W, b0 = b.X, b1 = b.Y;
+            CudaAsm.EmitRef("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};",
+                ref d0, ref d1, ref d2, ref d3, ref a0, ref a1, ref a2, ref a3, ref b0, ref b1);
+            return new F4 { X = d0.Value, Y = d1.Value, Z = d2.Value, W = d3.Value };
+        }
+
+        public uint PackHalves(float low, float high)
+        {
+            // cvt.rn.f16x2.f32 d, a, b puts a in the upper half.
+            CudaAsm.Emit("cvt.rn.f16x2.f32 %0, %1, %2;", out uint packed, high, low);
+            return packed;
+        }
+    }
+
+    /// <summary>The same results with warp shuffles, on any accelerator.</summary>
+    public readonly struct EmulatedPath : IWarpPath
+    {
+        public uint SharedBase() => 0;
+        public U4 LoadMatrices(ArrayView<uint> shared, uint sharedBase, int word) => EmulatedLoadMatrices(shared, word);
+
+        public U4 LoadMatricesTransposed(ArrayView<uint> shared, uint sharedBase, int word) => new()
+        {
+            X = TransposedWord(shared, word, 0), Y = TransposedWord(shared, word, 1),
+            Z = TransposedWord(shared, word, 2), W = TransposedWord(shared, word, 3),
+        };
+
+        public U2 LoadTwoMatricesTransposed(ArrayView<uint> shared, uint sharedBase, int word) => new()
+        {
+            X = TransposedWord(shared, word, 0), Y = TransposedWord(shared, word, 1),
+        };
+
+        public F4 Mma(F4 c, U4 a, U2 b) => EmulatedMma(c, a, b);
+
+        public uint PackHalves(float low, float high) =>
+            HalfConversion.RoundToHalfBits(low) | ((uint)HalfConversion.RoundToHalfBits(high) << 16);
+
+        /// <summary>This lane's word of transposed matrix i: rows 2t and 2t + 1 (passed by lanes 8i + 2t,
+        /// 8i + 2t + 1) at column g.</summary>
+        private static uint TransposedWord(ArrayView<uint> shared, int word, int matrix)
+        {
+            int lane = Warp.LaneIdx;
+            int g = lane >> 2, t = lane & 3;
+            int low = Warp.Shuffle(word, 8 * matrix + 2 * t), high = Warp.Shuffle(word, 8 * matrix + 2 * t + 1);
+            return HalfAt(shared, low, g) | (HalfAt(shared, high, g) << 16);
+        }
+
+        private static uint HalfAt(ArrayView<uint> shared, int rowWord, int column) =>
+            (shared[rowWord + (column >> 1)] >> (16 * (column & 1))) & 0xFFFFu;
+    }
 }

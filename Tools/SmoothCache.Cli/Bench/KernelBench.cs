@@ -56,6 +56,9 @@ public static class KernelBench
             Time("Linear fc2" + p, $"{m}x{d}x{4 * d}", 2.0 * m * 4 * d * d, () => Linear.Run(ha, wd, b1));
         }
         Time("Attention", $"{batch}x{heads}x{tokens}x{d / heads}", 4.0 * batch * tokens * tokens * d, () => Attention.Run(qkv, heads, d / heads));
+        using (var qkvHalf = HalfConversion.ToHalf(qkv))
+            Time("Attention fp16", $"{batch}x{heads}x{tokens}x{d / heads}", 4.0 * batch * tokens * tokens * d,
+                () => Attention.Run(qkvHalf, heads, d / heads, DType.Float16));
         Time("LayerNormModulate", $"{m}x{d}", 8.0 * m * d, () => LayerNormModulate.Run(x, mod, 0, d, 1e-6f));
         Time("GatedResidual", $"{m}x{d}", 2.0 * m * d, () => { GatedResidual.Run(x, x, mod, 2 * d); return null; });
         return results.ToArray();

@@ -41,7 +41,7 @@ public static class PtxCommand
     /// <summary>
     /// The kernels of a tiny synthetic DiT run fp32 and fp16 with the
     /// GPU kernel set on the CPU accelerator, which loads each kernel the CUDA path launches, plus the
-    /// tensor-core GEMM's PTX instances (the CPU runs its emulated ones), compiled for sm_80 as on the device.
+    /// PTX instances of the tensor-core kernels, compiled for sm_80 as on the device.
     /// </summary>
     public static IEnumerable<(string Name, string Ptx)> CompileAll()
     {
@@ -58,10 +58,12 @@ public static class PtxCommand
                 using var latents = cpu.Arena.Zeros(2, config.InChannels, config.SampleSize, config.SampleSize);
                 using var y = model.Forward(latents, [500f, 500f], [0, config.NullClass]);
             }
-            kernels.AddRange(cpu.LoadedKernels.Where(k => k.DeclaringType != typeof(LinearTensorCore)));
+            kernels.AddRange(cpu.LoadedKernels);
         }
+        // The tensor-core kernels run on CUDA only (tests call their emulated instances directly).
         foreach (var epilogue in new[] { typeof(IdentityEpilogue), typeof(GeluTanhEpilogue), typeof(SiluEpilogue) })
             kernels.Add(typeof(LinearTensorCore).GetMethod(nameof(LinearTensorCore.Kernel))!.MakeGenericMethod(epilogue, typeof(LinearTensorCore.Ptx)));
+        kernels.Add(typeof(FlashAttentionTensorCore).GetMethod(nameof(FlashAttentionTensorCore.Kernel))!.MakeGenericMethod(typeof(TensorCore.PtxPath)));
 
         using var context = Context.Create(b => b.Cuda().EnableAlgorithms().Optimize(OptimizationLevel.O2));
         using var backend = new PTXBackend(context, CudaArchitecture.SM_80, CudaInstructionSet.ISA_80, null!);

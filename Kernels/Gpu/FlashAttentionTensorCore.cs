@@ -1,0 +1,330 @@
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace SmoothCache.Kernels.Gpu;
+
+/// <summary>
+/// Fused multi-head attention on tensor cores for the fp16 path: out = softmax(q k^T * Scale) v per head,
+/// qkv fp16 [B, T, 3D] (q, k, v side by side in each token row, head h at columns h*HeadDim.. of each
+/// third), out [B, T, D] fp32 or fp16. Head dims 64 and 72.
+/// One group of 4 warps per (sample, head, tile of 64 queries); warp w owns queries 16w..16w + 15.
+/// The group stages its queries once and then 64 keys and values at a time in shared memory (rows of
+/// 16-byte chunks; q and k padded with zeros to a multiple of 16 columns, 11 chunks apart, v 9 apart:
+/// conflict-free ldmatrix phases). Per key tile a warp computes its 16 x 64 scores with mma.sync
+/// (q fragments held in registers for the whole kernel, k fragments by ldmatrix), runs the online
+/// softmax on them in registers (each lane holds 2 rows x 16 columns; row maxima and sums meet across
+/// the 4 lanes of a row by shuffles), turns the probabilities into fp16 A fragments in place (the mma
+/// accumulator layout is the A fragment layout) and multiplies them by v (fragments by ldmatrix.trans).
+/// No score ever leaves registers. Probabilities are rounded to fp16 for that product, as in other
+/// fp16 flash attentions; the result is within fp16 rounding of the exact softmax.
+/// Shared memory: 31,744 bytes. The warp instructions come from <typeparamref name="TPath"/> (see
+/// <see cref="TensorCore.IWarpPath"/>): inline PTX on CUDA, emulated in tests.
+/// </summary>
+public static class FlashAttentionTensorCore
+{
+    public const int Queries = 64;
+    public const int Warps = 4;
+    public const int Threads = 32 * Warps;
+    public const int KeysPerTile = 64;
+    /// <summary>Chunks (8 halves) per shared q or k row: up to 10 used (72 columns padded to 80) plus 1 of spacing.</summary>
+    private const int QkStride = 11;
+    /// <summary>Chunks per shared v row: up to 9 used.</summary>
+    private const int VStride = 9;
+    private const int QWords = 0;
+    private const int KWords = QWords + Queries * QkStride * 4;
+    private const int VWords = KWords + KeysPerTile * QkStride * 4;
+    private const int SharedWords = VWords + KeysPerTile * VStride * 4;
+
+    public struct Args
+    {
+        /// <summary>qkv as groups of 8 halves.</summary>
+        public ArrayView<U4> Qkv;
+        public OutputView Out;
+        public int T, Heads, HeadDim;
+        public float Scale;
+    }
+
+    /// <summary>A warp's q fragments: 16 rows x up to 80 columns as 5 A fragments (16 deep each).</summary>
+    public struct Queries16
+    {
+        public U4 S0, S1, S2, S3, S4;
+    }
+
+    /// <summary>16 rows x 64 keys of fp32 scores (8 mma tiles of 8 keys).</summary>
+    public struct Scores
+    {
+        public F4 J0, J1, J2, J3, J4, J5, J6, J7;
+    }
+
+    /// <summary>16 rows x up to 72 output columns (9 mma tiles of 8 columns).</summary>
+    public struct Outputs
+    {
+        public F4 N0, N1, N2, N3, N4, N5, N6, N7, N8;
+    }
+
+    /// <summary>Copies 64 rows (tokens first..first + 63) of q, k or v (part 0, 1, 2) of head h into shared
+    /// words at, stride chunks per row, the first `chunks` chunks of each row; zeros past T and past the head.</summary>
+    private static void StageRows(Args a, ArrayView<uint> shared, int at, int stride, int chunks, int sample, int head, int first, int part)
+    {
+        var shared4 = shared.Cast<U4>();
+        int headChunks = a.HeadDim >> 3;
+        int rowChunks = 3 * a.Heads * headChunks;                    // one qkv token row
+        int offset = (part * a.Heads + head) * headChunks;
+        for (int e = Group.IdxX; e < 64 * chunks; e += Threads)
+        {
+            int r = e / chunks, c = e - r * chunks;
+            int token = first + r;
+            bool valid = (token < a.T) & (c < headChunks);
+            shared4[(at >> 2) + r * stride + c] = valid ? a.Qkv[(sample * a.T + token) * rowChunks + offset + c] : default;
+        }
+    }
+
+    /// <summary>The word a lane passes to ldmatrix for an A-ordered x4 load (matrices: rows 0-7 | 8-15 by
+    /// chunk c | c + 1) of 16 rows from row0, or, with swapped = true, a B-ordered one (rows 0-7 by chunk
+    /// c | c + 1, then rows 8-15).</summary>
+    private static int FragmentWord(int at, int stride, int row0, int chunk0, bool swapped)
+    {
+        int lane = Warp.LaneIdx;
+        int matrix = lane >> 3;
+        int rowHalf = swapped ? matrix >> 1 : matrix & 1, chunkStep = swapped ? matrix & 1 : matrix >> 1;
+        return at + ((row0 + rowHalf * 8 + (lane & 7)) * stride + chunk0 + chunkStep) * 4;
+    }
+
+    /// <summary>Scores += this warp's q (16-deep step s) x k^T of 64 keys: 4 ldmatrix, 8 mma.</summary>
+    private static Scores ScoreStep<TPath>(Scores c, U4 q, ArrayView<uint> shared, uint sharedBase, int s)
+        where TPath : struct, TensorCore.IWarpPath
+    {
+        var path = default(TPath);
+        U4 k01 = path.LoadMatrices(shared, sharedBase, FragmentWord(KWords, QkStride, 0, 2 * s, true));
+        U4 k23 = path.LoadMatrices(shared, sharedBase, FragmentWord(KWords, QkStride, 16, 2 * s, true));
+        U4 k45 = path.LoadMatrices(shared, sharedBase, FragmentWord(KWords, QkStride, 32, 2 * s, true));
+        U4 k67 = path.LoadMatrices(shared, sharedBase, FragmentWord(KWords, QkStride, 48, 2 * s, true));
+        c.J0 = path.Mma(c.J0, q, new U2 { X = k01.X, Y = k01.Y });
+        c.J1 = path.Mma(c.J1, q, new U2 { X = k01.Z, Y = k01.W });
+        c.J2 = path.Mma(c.J2, q, new U2 { X = k23.X, Y = k23.Y });
+        c.J3 = path.Mma(c.J3, q, new U2 { X = k23.Z, Y = k23.W });
+        c.J4 = path.Mma(c.J4, q, new U2 { X = k45.X, Y = k45.Y });
+        c.J5 = path.Mma(c.J5, q, new U2 { X = k45.Z, Y = k45.W });
+        c.J6 = path.Mma(c.J6, q, new U2 { X = k67.X, Y = k67.Y });
+        c.J7 = path.Mma(c.J7, q, new U2 { X = k67.Z, Y = k67.W });
+        return c;
+    }
+
+    /// <summary>Outputs += probabilities of keys 16 kk.. (an A fragment) x v rows 16 kk..: 4 or 5 ldmatrix.trans, 8 or 9 mma.</summary>
+    private static Outputs ValueStep<TPath>(Outputs o, U4 p, ArrayView<uint> shared, uint sharedBase, int kk, bool wide)
+        where TPath : struct, TensorCore.IWarpPath
+    {
+        var path = default(TPath);
+        // Matrices (keys 0-7 | 8-15) by (columns of tile n | n + 1): B fragments for tiles n and n + 1.
+        U4 v01 = path.LoadMatricesTransposed(shared, sharedBase, FragmentWord(VWords, VStride, 16 * kk, 0, false));
+        U4 v23 = path.LoadMatricesTransposed(shared, sharedBase, FragmentWord(VWords, VStride, 16 * kk, 2, false));
+        U4 v45 = path.LoadMatricesTransposed(shared, sharedBase, FragmentWord(VWords, VStride, 16 * kk, 4, false));
+        U4 v67 = path.LoadMatricesTransposed(shared, sharedBase, FragmentWord(VWords, VStride, 16 * kk, 6, false));
+        o.N0 = path.Mma(o.N0, p, new U2 { X = v01.X, Y = v01.Y });
+        o.N1 = path.Mma(o.N1, p, new U2 { X = v01.Z, Y = v01.W });
+        o.N2 = path.Mma(o.N2, p, new U2 { X = v23.X, Y = v23.Y });
+        o.N3 = path.Mma(o.N3, p, new U2 { X = v23.Z, Y = v23.W });
+        o.N4 = path.Mma(o.N4, p, new U2 { X = v45.X, Y = v45.Y });
+        o.N5 = path.Mma(o.N5, p, new U2 { X = v45.Z, Y = v45.W });
+        o.N6 = path.Mma(o.N6, p, new U2 { X = v67.X, Y = v67.Y });
+        o.N7 = path.Mma(o.N7, p, new U2 { X = v67.Z, Y = v67.W });
+        if (wide)
+        {
+            // Lanes 0..15 address keys 0-15 of column tile 8 (the x2 load ignores lanes 16..31, which repeat them).
+            int lane = Warp.LaneIdx;
+            int row = 16 * kk + ((lane >> 3) & 1) * 8 + (lane & 7);
+            U2 v8 = path.LoadTwoMatricesTransposed(shared, sharedBase, VWords + (row * VStride + 8) * 4);
+            o.N8 = path.Mma(o.N8, p, v8);
+        }
+        return o;
+    }
+
+    private static float Max4(F4 v, bool upper) => upper ? MathF.Max(v.Z, v.W) : MathF.Max(v.X, v.Y);
+
+    /// <summary>A row's maximum over the 4 lanes that share it (lanes 4g..4g + 3).</summary>
+    private static float RowMax(float v)
+    {
+        v = MathF.Max(v, Warp.ShuffleXor(v, 1));
+        return MathF.Max(v, Warp.ShuffleXor(v, 2));
+    }
+
+    private static float RowSum(float v)
+    {
+        v += Warp.ShuffleXor(v, 1);
+        return v + Warp.ShuffleXor(v, 2);
+    }
+
+    /// <summary>exp(s - max) for one mma tile's 4 scores (masked scores are -inf: 0).</summary>
+    private static F4 Exp(F4 s, float max0, float max1) => new()
+    {
+        X = MathF.Exp(s.X - max0), Y = MathF.Exp(s.Y - max0), Z = MathF.Exp(s.Z - max1), W = MathF.Exp(s.W - max1),
+    };
+
+    private static F4 Masked(F4 s, int key, int t) => new()
+    {
+        X = key < t ? s.X : float.NegativeInfinity,
+        Y = key + 1 < t ? s.Y : float.NegativeInfinity,
+        Z = key < t ? s.Z : float.NegativeInfinity,
+        W = key + 1 < t ? s.W : float.NegativeInfinity,
+    };
+
+    private static F4 Times(F4 v, float row0, float row1) => new() { X = v.X * row0, Y = v.Y * row0, Z = v.Z * row1, W = v.W * row1 };
+
+    /// <summary>Probabilities of key tiles j and j + 1 as the A fragment of a 16-key step.</summary>
+    private static U4 ProbabilityFragment<TPath>(F4 j, F4 next) where TPath : struct, TensorCore.IWarpPath
+    {
+        var path = default(TPath);
+        return new U4
+        {
+            X = path.PackHalves(j.X, j.Y), Y = path.PackHalves(j.Z, j.W),
+            Z = path.PackHalves(next.X, next.Y), W = path.PackHalves(next.Z, next.W),
+        };
+    }
+
+    /// <summary>One mma tile of the result, divided by the row sums: rows at (flat element index of row g,
+    /// column 2t of the tile) and 8 rows below, each stored where its query is before T.</summary>
+    private static void Store(Args a, long at, bool first, bool second, F4 o, float inverse0, float inverse1)
+    {
+        long below = at + 8L * a.Heads * a.HeadDim;
+        if (first)
+        {
+            a.Out.Store(at, o.X * inverse0);
+            a.Out.Store(at + 1, o.Y * inverse0);
+        }
+        if (second)
+        {
+            a.Out.Store(below, o.Z * inverse1);
+            a.Out.Store(below + 1, o.W * inverse1);
+        }
+    }
+
+    public static void Kernel<TPath>(Args a) where TPath : struct, TensorCore.IWarpPath
+    {
+        var shared = SharedMemory.Allocate<U4>(SharedWords / 4).Cast<uint>();
+        var path = default(TPath);
+        uint sharedBase = path.SharedBase();
+        int warp = Group.IdxX >> 5, lane = Warp.LaneIdx;
+        int head = Grid.IdxY % a.Heads, sample = Grid.IdxY / a.Heads;
+        int query0 = Grid.IdxX * Queries;
+        bool wide = a.HeadDim > 64;
+        int qkChunks = wide ? 10 : 8;
+
+        StageRows(a, shared, QWords, QkStride, qkChunks, sample, head, query0, 0);
+        Group.Barrier();
+        int qRow = warp * 16;
+        Queries16 q;
+        q.S0 = path.LoadMatrices(shared, sharedBase, FragmentWord(QWords, QkStride, qRow, 0, false));
+        q.S1 = path.LoadMatrices(shared, sharedBase, FragmentWord(QWords, QkStride, qRow, 2, false));
+        q.S2 = path.LoadMatrices(shared, sharedBase, FragmentWord(QWords, QkStride, qRow, 4, false));
+        q.S3 = path.LoadMatrices(shared, sharedBase, FragmentWord(QWords, QkStride, qRow, 6, false));
+        q.S4 = wide ? path.LoadMatrices(shared, sharedBase, FragmentWord(QWords, QkStride, qRow, 8, false)) : default;
+
+        // Rows g and g + 8 of the warp's 16: running max (scaled scores) and this lane's share of the sum.
+        float max0 = float.NegativeInfinity, max1 = float.NegativeInfinity, sum0 = 0f, sum1 = 0f;
+        Outputs o = default;
+        int g = lane >> 2, t = lane & 3;
+        for (int key0 = 0; key0 < a.T; key0 += KeysPerTile)
+        {
+            Group.Barrier();
+            StageRows(a, shared, KWords, QkStride, qkChunks, sample, head, key0, 1);
+            StageRows(a, shared, VWords, VStride, a.HeadDim >> 3, sample, head, key0, 2);
+            Group.Barrier();
+
+            Scores s = default;
+            s = ScoreStep<TPath>(s, q.S0, shared, sharedBase, 0);
+            s = ScoreStep<TPath>(s, q.S1, shared, sharedBase, 1);
+            s = ScoreStep<TPath>(s, q.S2, shared, sharedBase, 2);
+            s = ScoreStep<TPath>(s, q.S3, shared, sharedBase, 3);
+            if (wide) s = ScoreStep<TPath>(s, q.S4, shared, sharedBase, 4);
+
+            // Scale, mask keys past T (tile j holds keys key0 + 8j + 2t and + 1), new row maxima.
+            int key = key0 + 2 * t;
+            s.J0 = Masked(Times(s.J0, a.Scale, a.Scale), key, a.T);
+            s.J1 = Masked(Times(s.J1, a.Scale, a.Scale), key + 8, a.T);
+            s.J2 = Masked(Times(s.J2, a.Scale, a.Scale), key + 16, a.T);
+            s.J3 = Masked(Times(s.J3, a.Scale, a.Scale), key + 24, a.T);
+            s.J4 = Masked(Times(s.J4, a.Scale, a.Scale), key + 32, a.T);
+            s.J5 = Masked(Times(s.J5, a.Scale, a.Scale), key + 40, a.T);
+            s.J6 = Masked(Times(s.J6, a.Scale, a.Scale), key + 48, a.T);
+            s.J7 = Masked(Times(s.J7, a.Scale, a.Scale), key + 56, a.T);
+            float tile0 = MathF.Max(MathF.Max(MathF.Max(Max4(s.J0, false), Max4(s.J1, false)), MathF.Max(Max4(s.J2, false), Max4(s.J3, false))),
+                MathF.Max(MathF.Max(Max4(s.J4, false), Max4(s.J5, false)), MathF.Max(Max4(s.J6, false), Max4(s.J7, false))));
+            float tile1 = MathF.Max(MathF.Max(MathF.Max(Max4(s.J0, true), Max4(s.J1, true)), MathF.Max(Max4(s.J2, true), Max4(s.J3, true))),
+                MathF.Max(MathF.Max(Max4(s.J4, true), Max4(s.J5, true)), MathF.Max(Max4(s.J6, true), Max4(s.J7, true))));
+            // Key key0 < T is in every tile the loop visits, so each row's new maximum is finite.
+            float next0 = MathF.Max(max0, RowMax(tile0)), next1 = MathF.Max(max1, RowMax(tile1));
+            float correction0 = MathF.Exp(max0 - next0), correction1 = MathF.Exp(max1 - next1);
+            max0 = next0;
+            max1 = next1;
+
+            s.J0 = Exp(s.J0, max0, max1);
+            s.J1 = Exp(s.J1, max0, max1);
+            s.J2 = Exp(s.J2, max0, max1);
+            s.J3 = Exp(s.J3, max0, max1);
+            s.J4 = Exp(s.J4, max0, max1);
+            s.J5 = Exp(s.J5, max0, max1);
+            s.J6 = Exp(s.J6, max0, max1);
+            s.J7 = Exp(s.J7, max0, max1);
+            sum0 = sum0 * correction0 + (s.J0.X + s.J0.Y + s.J1.X + s.J1.Y + s.J2.X + s.J2.Y + s.J3.X + s.J3.Y)
+                + (s.J4.X + s.J4.Y + s.J5.X + s.J5.Y + s.J6.X + s.J6.Y + s.J7.X + s.J7.Y);
+            sum1 = sum1 * correction1 + (s.J0.Z + s.J0.W + s.J1.Z + s.J1.W + s.J2.Z + s.J2.W + s.J3.Z + s.J3.W)
+                + (s.J4.Z + s.J4.W + s.J5.Z + s.J5.W + s.J6.Z + s.J6.W + s.J7.Z + s.J7.W);
+
+            o.N0 = Times(o.N0, correction0, correction1);
+            o.N1 = Times(o.N1, correction0, correction1);
+            o.N2 = Times(o.N2, correction0, correction1);
+            o.N3 = Times(o.N3, correction0, correction1);
+            o.N4 = Times(o.N4, correction0, correction1);
+            o.N5 = Times(o.N5, correction0, correction1);
+            o.N6 = Times(o.N6, correction0, correction1);
+            o.N7 = Times(o.N7, correction0, correction1);
+            o.N8 = Times(o.N8, correction0, correction1);
+            o = ValueStep<TPath>(o, ProbabilityFragment<TPath>(s.J0, s.J1), shared, sharedBase, 0, wide);
+            o = ValueStep<TPath>(o, ProbabilityFragment<TPath>(s.J2, s.J3), shared, sharedBase, 1, wide);
+            o = ValueStep<TPath>(o, ProbabilityFragment<TPath>(s.J4, s.J5), shared, sharedBase, 2, wide);
+            o = ValueStep<TPath>(o, ProbabilityFragment<TPath>(s.J6, s.J7), shared, sharedBase, 3, wide);
+        }
+
+        float inverse0 = 1f / RowSum(sum0), inverse1 = 1f / RowSum(sum1);
+        int query = query0 + qRow + g;
+        bool first = query < a.T, second = query + 8 < a.T;
+        long at = ((long)sample * a.T + query) * a.Heads * a.HeadDim + head * a.HeadDim + 2 * t;
+        Store(a, at, first, second, o.N0, inverse0, inverse1);
+        Store(a, at + 8, first, second, o.N1, inverse0, inverse1);
+        Store(a, at + 16, first, second, o.N2, inverse0, inverse1);
+        Store(a, at + 24, first, second, o.N3, inverse0, inverse1);
+        Store(a, at + 32, first, second, o.N4, inverse0, inverse1);
+        Store(a, at + 40, first, second, o.N5, inverse0, inverse1);
+        Store(a, at + 48, first, second, o.N6, inverse0, inverse1);
+        Store(a, at + 56, first, second, o.N7, inverse0, inverse1);
+        if (wide) Store(a, at + 64, first, second, o.N8, inverse0, inverse1);
+    }
+
+    public static bool SupportsHeadDim(int headDim) => headDim is 64 or 72;
+
+    /// <summary>The launch shape: one group of 128 threads per (query tile, sample x head).</summary>
+    public static KernelConfig Config(int b, int t, int heads) =>
+        new(new Index2D((t + Queries - 1) / Queries, b * heads), new Index2D(Threads, 1));
+
+    /// <param name="qkv">Float16 [B, T, 3 * heads * headDim]</param>
+    /// <param name="output">[B, T, heads * headDim], Float32 or Float16</param>
+    public static void Run(Backend backend, Tensor qkv, Tensor output, int b, int t, int heads, int headDim)
+    {
+        if (!SupportsHeadDim(headDim))
+            throw new ArgumentException($"FlashAttentionTensorCore: head dim {headDim} is not 64 or 72");
+        if (qkv.DType != DType.Float16)
+            throw new ArgumentException($"FlashAttentionTensorCore: qkv {qkv.ShapeText} is {qkv.DType}, not Float16");
+        if ((long)b * t * 3 * heads * headDim > int.MaxValue)
+            throw new ArgumentException($"FlashAttentionTensorCore: B={b}, T={t}, D={heads * headDim} overflow 32-bit indexing");
+        if (b == 0 || t == 0) return;
+        var args = new Args
+        {
+            Qkv = qkv.HalfView.Cast<U4>(), Out = OutputView.Of(output), T = t, Heads = heads, HeadDim = headDim,
+            Scale = 1f / MathF.Sqrt(headDim),
+        };
+        var kernel = backend.IsCuda
+            ? backend.LoadGrouped<Args>(Kernel<TensorCore.PtxPath>)
+            : backend.LoadGrouped<Args>(Kernel<TensorCore.EmulatedPath>);
+        kernel(Config(b, t, heads), args);
+    }
+}

@@ -12,8 +12,10 @@ namespace SmoothCache.Kernels.Gpu;
 /// query i of the tile, and the 4 warps split the keys. Keys and values come through shared memory
 /// 64 at a time (16 per warp; every lane of a warp reads the same key row, a broadcast). Each thread
 /// keeps its scaled query and output accumulator in registers (18 float4s each, unrolled by hand since
-/// ILGPU does not unroll) and runs an online softmax over 4 keys at a time: running max m, running sum
-/// l, accumulator rescaled by exp(m_old - m_new). At the end the 4 warps' partial (m, l, acc) meet in
+/// ILGPU does not unroll) and runs an online softmax one key at a time: running max m, running sum
+/// l, accumulator rescaled by exp(m_old - m_new) only when the max grows (ever more rarely). One key
+/// per step keeps the kernel at 231 registers without spills (four keys per step needed 255 and
+/// spilled 1.4 KB per thread, ptxas says). At the end the 4 warps' partial (m, l, acc) meet in
 /// shared memory and are merged. No T x T scores ever reach global memory.
 /// fp32 throughout (the fp16 path rounds only the output); MathF.Exp becomes PTX ex2.approx (relative error about 2^-22 on the scaled argument),
 /// so results match the portable kernel to about 1e-6 relative (the device check allows 1e-5).
@@ -67,19 +69,10 @@ public static class FlashAttention
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static F4 Scaled(F4 a, float s) => new F4 { X = a.X * s, Y = a.Y * s, Z = a.Z * s, W = a.W * s };
 
-    /// <summary>acc * corr + p0 v[at] + p1 v[at + stride] + p2 v[at + 2 stride] + p3 v[at + 3 stride].</summary>
+    /// <summary>acc + p v.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static F4 Accumulate(F4 acc, float corr, float p0, float p1, float p2, float p3, ArrayView<F4> v, int at, int stride)
-    {
-        F4 v0 = v[at], v1 = v[at + stride], v2 = v[at + 2 * stride], v3 = v[at + 3 * stride];
-        return new F4
-        {
-            X = acc.X * corr + p0 * v0.X + p1 * v1.X + p2 * v2.X + p3 * v3.X,
-            Y = acc.Y * corr + p0 * v0.Y + p1 * v1.Y + p2 * v2.Y + p3 * v3.Y,
-            Z = acc.Z * corr + p0 * v0.Z + p1 * v1.Z + p2 * v2.Z + p3 * v3.Z,
-            W = acc.W * corr + p0 * v0.W + p1 * v1.W + p2 * v2.W + p3 * v3.W,
-        };
-    }
+    private static F4 Accumulate(F4 acc, float p, F4 v) =>
+        new F4 { X = acc.X + p * v.X, Y = acc.Y + p * v.Y, Z = acc.Z + p * v.Z, W = acc.W + p * v.W };
 
     /// <summary>Four consecutive qkv values (float4 <paramref name="at"/>), from whichever view is in use.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -128,30 +121,58 @@ public static class FlashAttention
         return s;
     }
 
-    /// <summary>h * corr + the 4 value rows at v[at], v[at + stride].. weighted by p0..p3.</summary>
+    /// <summary>h + p times the value row at v[at].</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Row AccumulateRow(Row h, float corr, float p0, float p1, float p2, float p3, ArrayView<F4> v, int at, int stride, bool wide)
+    private static Row AccumulateRow(Row h, float p, ArrayView<F4> v, int at, bool wide)
     {
-        h.C0 = Accumulate(h.C0, corr, p0, p1, p2, p3, v, at + 0, stride);
-        h.C1 = Accumulate(h.C1, corr, p0, p1, p2, p3, v, at + 1, stride);
-        h.C2 = Accumulate(h.C2, corr, p0, p1, p2, p3, v, at + 2, stride);
-        h.C3 = Accumulate(h.C3, corr, p0, p1, p2, p3, v, at + 3, stride);
-        h.C4 = Accumulate(h.C4, corr, p0, p1, p2, p3, v, at + 4, stride);
-        h.C5 = Accumulate(h.C5, corr, p0, p1, p2, p3, v, at + 5, stride);
-        h.C6 = Accumulate(h.C6, corr, p0, p1, p2, p3, v, at + 6, stride);
-        h.C7 = Accumulate(h.C7, corr, p0, p1, p2, p3, v, at + 7, stride);
-        h.C8 = Accumulate(h.C8, corr, p0, p1, p2, p3, v, at + 8, stride);
-        h.C9 = Accumulate(h.C9, corr, p0, p1, p2, p3, v, at + 9, stride);
-        h.C10 = Accumulate(h.C10, corr, p0, p1, p2, p3, v, at + 10, stride);
-        h.C11 = Accumulate(h.C11, corr, p0, p1, p2, p3, v, at + 11, stride);
-        h.C12 = Accumulate(h.C12, corr, p0, p1, p2, p3, v, at + 12, stride);
-        h.C13 = Accumulate(h.C13, corr, p0, p1, p2, p3, v, at + 13, stride);
-        h.C14 = Accumulate(h.C14, corr, p0, p1, p2, p3, v, at + 14, stride);
-        h.C15 = Accumulate(h.C15, corr, p0, p1, p2, p3, v, at + 15, stride);
+        h.C0 = Accumulate(h.C0, p, v[at + 0]);
+        h.C1 = Accumulate(h.C1, p, v[at + 1]);
+        h.C2 = Accumulate(h.C2, p, v[at + 2]);
+        h.C3 = Accumulate(h.C3, p, v[at + 3]);
+        h.C4 = Accumulate(h.C4, p, v[at + 4]);
+        h.C5 = Accumulate(h.C5, p, v[at + 5]);
+        h.C6 = Accumulate(h.C6, p, v[at + 6]);
+        h.C7 = Accumulate(h.C7, p, v[at + 7]);
+        h.C8 = Accumulate(h.C8, p, v[at + 8]);
+        h.C9 = Accumulate(h.C9, p, v[at + 9]);
+        h.C10 = Accumulate(h.C10, p, v[at + 10]);
+        h.C11 = Accumulate(h.C11, p, v[at + 11]);
+        h.C12 = Accumulate(h.C12, p, v[at + 12]);
+        h.C13 = Accumulate(h.C13, p, v[at + 13]);
+        h.C14 = Accumulate(h.C14, p, v[at + 14]);
+        h.C15 = Accumulate(h.C15, p, v[at + 15]);
         if (wide)
         {
-            h.C16 = Accumulate(h.C16, corr, p0, p1, p2, p3, v, at + 16, stride);
-            h.C17 = Accumulate(h.C17, corr, p0, p1, p2, p3, v, at + 17, stride);
+            h.C16 = Accumulate(h.C16, p, v[at + 16]);
+            h.C17 = Accumulate(h.C17, p, v[at + 17]);
+        }
+        return h;
+    }
+
+    /// <summary>h s.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Row ScaledRow(Row h, float s, bool wide)
+    {
+        h.C0 = Scaled(h.C0, s);
+        h.C1 = Scaled(h.C1, s);
+        h.C2 = Scaled(h.C2, s);
+        h.C3 = Scaled(h.C3, s);
+        h.C4 = Scaled(h.C4, s);
+        h.C5 = Scaled(h.C5, s);
+        h.C6 = Scaled(h.C6, s);
+        h.C7 = Scaled(h.C7, s);
+        h.C8 = Scaled(h.C8, s);
+        h.C9 = Scaled(h.C9, s);
+        h.C10 = Scaled(h.C10, s);
+        h.C11 = Scaled(h.C11, s);
+        h.C12 = Scaled(h.C12, s);
+        h.C13 = Scaled(h.C13, s);
+        h.C14 = Scaled(h.C14, s);
+        h.C15 = Scaled(h.C15, s);
+        if (wide)
+        {
+            h.C16 = Scaled(h.C16, s);
+            h.C17 = Scaled(h.C17, s);
         }
         return h;
     }
@@ -217,23 +238,24 @@ public static class FlashAttention
             Group.Barrier();
 
             int first = warp * KeysPerWarp;
-            for (int j = first; j < first + KeysPerWarp; j += 4)
+            for (int j = first; j < first + KeysPerWarp; j++)
             {
                 int key = t0 + j;
                 if (key >= a.T) break; // the same for the whole warp
                 int r = j * chunks;
-                float s0 = DotRow(q, shared4, r, wide);
-                float s1 = key + 1 < a.T ? DotRow(q, shared4, r + chunks, wide) : float.NegativeInfinity;
-                float s2 = key + 2 < a.T ? DotRow(q, shared4, r + 2 * chunks, wide) : float.NegativeInfinity;
-                float s3 = key + 3 < a.T ? DotRow(q, shared4, r + 3 * chunks, wide) : float.NegativeInfinity;
-                float next = MathF.Max(m, MathF.Max(MathF.Max(s0, s1), MathF.Max(s2, s3)));
-                // exp(-inf) = 0: the first chunk drops the empty start, masked keys weigh nothing.
-                float corr = MathF.Exp(m - next);
-                float p0 = MathF.Exp(s0 - next), p1 = MathF.Exp(s1 - next);
-                float p2 = MathF.Exp(s2 - next), p3 = MathF.Exp(s3 - next);
-                l = l * corr + (p0 + p1) + (p2 + p3);
-                acc = AccumulateRow(acc, corr, p0, p1, p2, p3, shared4, TileChunks + r, chunks, wide);
-                m = next;
+                float score = DotRow(q, shared4, r, wide);
+                if (score > m)
+                {
+                    // A new running max rescales what came before (exp(-inf) = 0 at the first key); it
+                    // gets rarer as keys go by, so most keys skip these 72 multiplications.
+                    float corr = MathF.Exp(m - score);
+                    l *= corr;
+                    acc = ScaledRow(acc, corr, wide);
+                    m = score;
+                }
+                float p = MathF.Exp(score - m);
+                l += p;
+                acc = AccumulateRow(acc, p, shared4, TileChunks + r, wide);
             }
         }
 
@@ -257,7 +279,10 @@ public static class FlashAttention
             float f0 = MathF.Exp(m0 - max), f1 = MathF.Exp(m1 - max), f2 = MathF.Exp(m2 - max), f3 = MathF.Exp(m3 - max);
             int l0 = StatsOffset + Threads + i;
             float sum = f0 * shared[l0] + f1 * shared[l0 + Queries] + f2 * shared[l0 + 2 * Queries] + f3 * shared[l0 + 3 * Queries];
-            var o = Accumulate(default, 0f, f0, f1, f2, f3, shared4, i * chunks + c, Queries * chunks);
+            // Warp w's row i sits at (w * Queries + i) * chunks.
+            int at0 = i * chunks + c, stride = Queries * chunks;
+            var o = Accumulate(Accumulate(Accumulate(Accumulate(default, f0, shared4[at0]), f1, shared4[at0 + stride]),
+                f2, shared4[at0 + 2 * stride]), f3, shared4[at0 + 3 * stride]);
             var result = Scaled(o, 1f / sum);
             int at = (sample + row) * width + head + c;
             if (a.OutHalf.Length > 0) a.OutHalf[at] = ToHalves(result);

@@ -12,8 +12,8 @@ namespace SmoothCache.Kernels;
 /// accelerator runs fastest — and it is the reference for the fast kernels. It reads float32
 /// operands, or (for a Float16 weight) float16 x and W, the numbers the tensor-core kernel multiplies.
 /// With GPU kernels Run dispatches to the fast ones: up to 16 rows to <see cref="LinearSkinny"/> (a
-/// warp per output column), otherwise <see cref="Sgemm"/> for a Float32 weight and, on CUDA,
-/// <see cref="LinearTensorCore"/> for a Float16 weight.
+/// warp per output column), otherwise on CUDA <see cref="LinearTensorCore"/> (fp16, or 3xTF32 for a
+/// Float32 weight), and <see cref="Sgemm"/> for a Float32 weight elsewhere or where K is not a multiple of 4.
 /// </summary>
 public static class Linear
 {
@@ -157,7 +157,12 @@ public static class Linear
         }
         if (backend.UsesGpuKernels)
         {
-            Sgemm.Run<TEpilogue>(backend, x.View, w.View, biasView, y.View, m, n, k);
+            // On CUDA an fp32 GEMM runs on tensor cores as 3xTF32 (fp32 accuracy) where K allows
+            // 16-byte chunks; the SIMT SGEMM takes the rest, and the CPU's GPU-kernel path.
+            if (backend.IsCuda && LinearTensorCore.Unsupported(m, n, k, 0, chunk: 4) is null)
+                LinearTensorCore.RunTf32x3<TEpilogue>(backend, x.View, w, biasView, OutputView.Of(y), m);
+            else
+                Sgemm.Run<TEpilogue>(backend, x.View, w.View, biasView, y.View, m, n, k);
             return;
         }
         ElementLauncher.Launch(backend, elements, new Args<TEpilogue, Fp32Operands>

@@ -24,11 +24,13 @@ namespace SmoothCache.Kernels.Gpu;
 public static class LinearTensorCore
 {
     public const int Tile = 128;
+    /// <summary>K per tile: four 16-byte chunks, 32 halves (fp16) or 16 floats (<see cref="DepthTf32"/>).</summary>
     public const int Depth = 32;
+    public const int DepthTf32 = 16;
     public const int Threads = 256;
     private const int Stages = 3;
-    /// <summary>Words per shared row: 32 halves, no padding (the swizzle avoids bank conflicts).</summary>
-    private const int RowWords = Depth / 2;
+    /// <summary>Words per shared row: four 16-byte chunks, no padding (the swizzle avoids bank conflicts).</summary>
+    private const int RowWords = 16;
     private const int TileWords = Tile * RowWords;
     private const int StageWords = 2 * TileWords;
 
@@ -50,11 +52,12 @@ public static class LinearTensorCore
         public F4 C00, C01, C02, C03, C10, C11, C12, C13, C20, C21, C22, C23, C30, C31, C32, C33;
     }
 
-    /// <summary>Why a problem cannot run on this kernel, or null when it can.</summary>
-    public static string? Unsupported(int m, int n, int k, long xOffset) =>
-        k % 8 != 0 ? $"K={k} is not a multiple of 8"
+    /// <summary>Why a problem cannot run on this kernel, or null when it can; chunk is the elements per
+    /// 16 bytes (8 halves, or 4 floats for 3xTF32).</summary>
+    public static string? Unsupported(int m, int n, int k, long xOffset, int chunk = 8) =>
+        k % chunk != 0 ? $"K={k} is not a multiple of {chunk}"
         : !Sgemm.FitsInt32(m, n, k) ? $"M={m}, N={n}, K={k} overflow 32-bit indexing"
-        : xOffset % 8 != 0 ? $"input view starts at element {xOffset}, not a multiple of 8 (16-byte loads)"
+        : xOffset % chunk != 0 ? $"input view starts at element {xOffset}, not a multiple of {chunk} (16-byte loads)"
         : null;
 
     /// <summary>
@@ -64,14 +67,17 @@ public static class LinearTensorCore
     /// </summary>
     public interface IPath
     {
+        /// <summary>Elements per 16-byte chunk: 8 halves (fp16) or 4 floats (3xTF32).</summary>
+        int ChunkElements();
         /// <summary>Once, first: sets up what the path keeps outside C# values.</summary>
         void Begin();
         uint SharedBase();
         void CopyAsync(ArrayView<uint> shared, uint sharedBase, int word, ArrayView<U4> global, long globalAddress, int index, bool valid);
         void CommitCopies();
         void WaitAllButNewestCopies();
-        /// <summary>One 16-deep step: ldmatrix at the four x words a0..a3 (A fragments 0..3) and the two W
-        /// words b01, b23 (B fragments 0, 1 and 2, 3), then C{i}{j} += A_i B_j.</summary>
+        /// <summary>One step over two chunks (16 halves or 8 floats): ldmatrix at the four x words a0..a3
+        /// (A fragments 0..3) and the two W words b01, b23 (B fragments 0, 1 and 2, 3), then
+        /// C{i}{j} += A_i B_j.</summary>
         Accumulators MultiplyStep(Accumulators c, ArrayView<uint> shared, uint sharedBase, int a0, int a1, int a2, int a3, int b01, int b23);
         /// <summary>Once, after the K loop: the accumulators as C# values.</summary>
         Accumulators Finish(Accumulators c);
@@ -87,6 +93,8 @@ public static class LinearTensorCore
     {
         private const string DeclareAndZero =
             ".reg .f32 acc<64>; .reg .b32 fa<16>; .reg .b32 fb<8>;" +
+            // The 3xTF32 path's big and small parts of each fragment word.
+            ".reg .b32 ah<16>; .reg .b32 al<16>; .reg .b32 bh<8>; .reg .b32 bl<8>; .reg .f32 rest;" +
             "mov.f32 acc0, 0f00000000; mov.f32 acc1, 0f00000000; mov.f32 acc2, 0f00000000; mov.f32 acc3, 0f00000000; mov.f32 acc4, 0f00000000; mov.f32 acc5, 0f00000000; mov.f32 acc6, 0f00000000; mov.f32 acc7, 0f00000000;" +
             "mov.f32 acc8, 0f00000000; mov.f32 acc9, 0f00000000; mov.f32 acc10, 0f00000000; mov.f32 acc11, 0f00000000; mov.f32 acc12, 0f00000000; mov.f32 acc13, 0f00000000; mov.f32 acc14, 0f00000000; mov.f32 acc15, 0f00000000;" +
             "mov.f32 acc16, 0f00000000; mov.f32 acc17, 0f00000000; mov.f32 acc18, 0f00000000; mov.f32 acc19, 0f00000000; mov.f32 acc20, 0f00000000; mov.f32 acc21, 0f00000000; mov.f32 acc22, 0f00000000; mov.f32 acc23, 0f00000000;" +
@@ -114,6 +122,7 @@ public static class LinearTensorCore
             "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc56,acc57,acc58,acc59}, {fa12,fa13,fa14,fa15}, {fb4,fb5}, {acc56,acc57,acc58,acc59};" +
             "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc60,acc61,acc62,acc63}, {fa12,fa13,fa14,fa15}, {fb6,fb7}, {acc60,acc61,acc62,acc63};";
 
+        public int ChunkElements() => 8;
         public void Begin() => CudaAsm.Emit(DeclareAndZero);
         public uint SharedBase() => TensorCore.SharedBase();
         public void CopyAsync(ArrayView<uint> shared, uint sharedBase, int word, ArrayView<U4> global, long globalAddress, int index, bool valid) =>
@@ -123,14 +132,21 @@ public static class LinearTensorCore
 
         public Accumulators MultiplyStep(Accumulators c, ArrayView<uint> shared, uint sharedBase, int a0, int a1, int a2, int a3, int b01, int b23)
         {
+            LoadFragments(sharedBase, a0, a1, a2, a3, b01, b23);
+            CudaAsm.Emit(MultiplyFragments);
+            return c;
+        }
+
+        /// <summary>The step's fragments into fa and fb (ldmatrix moves 16-bit pairs: for fp32 data each
+        /// word is one float, at the same place in the fragment).</summary>
+        public static void LoadFragments(uint sharedBase, int a0, int a1, int a2, int a3, int b01, int b23)
+        {
             CudaAsm.Emit("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {fa0,fa1,fa2,fa3}, [%0];", sharedBase + 4u * (uint)a0);
             CudaAsm.Emit("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {fa4,fa5,fa6,fa7}, [%0];", sharedBase + 4u * (uint)a1);
             CudaAsm.Emit("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {fa8,fa9,fa10,fa11}, [%0];", sharedBase + 4u * (uint)a2);
             CudaAsm.Emit("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {fa12,fa13,fa14,fa15}, [%0];", sharedBase + 4u * (uint)a3);
             CudaAsm.Emit("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {fb0,fb1,fb2,fb3}, [%0];", sharedBase + 4u * (uint)b01);
             CudaAsm.Emit("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {fb4,fb5,fb6,fb7}, [%0];", sharedBase + 4u * (uint)b23);
-            CudaAsm.Emit(MultiplyFragments);
-            return c;
         }
 
         public Accumulators Finish(Accumulators c)
@@ -175,6 +191,7 @@ public static class LinearTensorCore
     /// <summary>The same steps on C# values: warp shuffles for ldmatrix and mma, copies done at once.</summary>
     public readonly struct Emulated : IPath
     {
+        public int ChunkElements() => 8;
         public void Begin() { }
         public uint SharedBase() => 0;
         public void CopyAsync(ArrayView<uint> shared, uint sharedBase, int word, ArrayView<U4> global, long globalAddress, int index, bool valid) =>
@@ -182,20 +199,144 @@ public static class LinearTensorCore
         public void CommitCopies() { }
         public void WaitAllButNewestCopies() { }
 
-        public Accumulators MultiplyStep(Accumulators c, ArrayView<uint> shared, uint sharedBase, int a0, int a1, int a2, int a3, int b01, int b23)
+        public Accumulators MultiplyStep(Accumulators c, ArrayView<uint> shared, uint sharedBase, int a0, int a1, int a2, int a3, int b01, int b23) =>
+            Step(c, shared, a0, a1, a2, a3, b01, b23, tf32: false);
+
+        /// <summary>The emulated step: fp16 mma, or 3xTF32 (see <see cref="TensorCore.EmulatedMmaTf32x3"/>).</summary>
+        public static Accumulators Step(Accumulators c, ArrayView<uint> shared, int a0, int a1, int a2, int a3, int b01, int b23, bool tf32)
         {
             U4 x0 = TensorCore.EmulatedLoadMatrices(shared, a0), x1 = TensorCore.EmulatedLoadMatrices(shared, a1);
             U4 x2 = TensorCore.EmulatedLoadMatrices(shared, a2), x3 = TensorCore.EmulatedLoadMatrices(shared, a3);
             U4 w01 = TensorCore.EmulatedLoadMatrices(shared, b01), w23 = TensorCore.EmulatedLoadMatrices(shared, b23);
             U2 w0 = new() { X = w01.X, Y = w01.Y }, w1 = new() { X = w01.Z, Y = w01.W };
             U2 w2 = new() { X = w23.X, Y = w23.Y }, w3 = new() { X = w23.Z, Y = w23.W };
-            c.C00 = TensorCore.EmulatedMma(c.C00, x0, w0); c.C01 = TensorCore.EmulatedMma(c.C01, x0, w1); c.C02 = TensorCore.EmulatedMma(c.C02, x0, w2); c.C03 = TensorCore.EmulatedMma(c.C03, x0, w3);
-            c.C10 = TensorCore.EmulatedMma(c.C10, x1, w0); c.C11 = TensorCore.EmulatedMma(c.C11, x1, w1); c.C12 = TensorCore.EmulatedMma(c.C12, x1, w2); c.C13 = TensorCore.EmulatedMma(c.C13, x1, w3);
-            c.C20 = TensorCore.EmulatedMma(c.C20, x2, w0); c.C21 = TensorCore.EmulatedMma(c.C21, x2, w1); c.C22 = TensorCore.EmulatedMma(c.C22, x2, w2); c.C23 = TensorCore.EmulatedMma(c.C23, x2, w3);
-            c.C30 = TensorCore.EmulatedMma(c.C30, x3, w0); c.C31 = TensorCore.EmulatedMma(c.C31, x3, w1); c.C32 = TensorCore.EmulatedMma(c.C32, x3, w2); c.C33 = TensorCore.EmulatedMma(c.C33, x3, w3);
+            c.C00 = Mma(c.C00, x0, w0, tf32); c.C01 = Mma(c.C01, x0, w1, tf32); c.C02 = Mma(c.C02, x0, w2, tf32); c.C03 = Mma(c.C03, x0, w3, tf32);
+            c.C10 = Mma(c.C10, x1, w0, tf32); c.C11 = Mma(c.C11, x1, w1, tf32); c.C12 = Mma(c.C12, x1, w2, tf32); c.C13 = Mma(c.C13, x1, w3, tf32);
+            c.C20 = Mma(c.C20, x2, w0, tf32); c.C21 = Mma(c.C21, x2, w1, tf32); c.C22 = Mma(c.C22, x2, w2, tf32); c.C23 = Mma(c.C23, x2, w3, tf32);
+            c.C30 = Mma(c.C30, x3, w0, tf32); c.C31 = Mma(c.C31, x3, w1, tf32); c.C32 = Mma(c.C32, x3, w2, tf32); c.C33 = Mma(c.C33, x3, w3, tf32);
             return c;
         }
 
+        private static F4 Mma(F4 c, U4 a, U2 b, bool tf32) => tf32 ? TensorCore.EmulatedMmaTf32x3(c, a, b) : TensorCore.EmulatedMma(c, a, b);
+
+        public Accumulators Finish(Accumulators c) => c;
+    }
+
+    /// <summary>
+    /// fp32 x and W on tensor cores, as accurate as an fp32 GEMM: each value v splits into big = tf32(v)
+    /// and small = tf32(v - big) (tf32: 10 mantissa bits), and each product is big x big + big x small
+    /// + small x big (<c>mma.sync.aligned.m16n8k8 .tf32</c>, small terms first), which leaves out only
+    /// small x small, about 2^-22 of it. Same staging and fragments as fp16 with 4 floats per chunk.
+    /// </summary>
+    public readonly struct PtxTf32x3 : IPath
+    {
+        private const string SplitFragments =
+            "cvt.rna.tf32.f32 ah0, fa0; sub.f32 rest, fa0, ah0; cvt.rna.tf32.f32 al0, rest;" +
+            "cvt.rna.tf32.f32 ah1, fa1; sub.f32 rest, fa1, ah1; cvt.rna.tf32.f32 al1, rest;" +
+            "cvt.rna.tf32.f32 ah2, fa2; sub.f32 rest, fa2, ah2; cvt.rna.tf32.f32 al2, rest;" +
+            "cvt.rna.tf32.f32 ah3, fa3; sub.f32 rest, fa3, ah3; cvt.rna.tf32.f32 al3, rest;" +
+            "cvt.rna.tf32.f32 ah4, fa4; sub.f32 rest, fa4, ah4; cvt.rna.tf32.f32 al4, rest;" +
+            "cvt.rna.tf32.f32 ah5, fa5; sub.f32 rest, fa5, ah5; cvt.rna.tf32.f32 al5, rest;" +
+            "cvt.rna.tf32.f32 ah6, fa6; sub.f32 rest, fa6, ah6; cvt.rna.tf32.f32 al6, rest;" +
+            "cvt.rna.tf32.f32 ah7, fa7; sub.f32 rest, fa7, ah7; cvt.rna.tf32.f32 al7, rest;" +
+            "cvt.rna.tf32.f32 ah8, fa8; sub.f32 rest, fa8, ah8; cvt.rna.tf32.f32 al8, rest;" +
+            "cvt.rna.tf32.f32 ah9, fa9; sub.f32 rest, fa9, ah9; cvt.rna.tf32.f32 al9, rest;" +
+            "cvt.rna.tf32.f32 ah10, fa10; sub.f32 rest, fa10, ah10; cvt.rna.tf32.f32 al10, rest;" +
+            "cvt.rna.tf32.f32 ah11, fa11; sub.f32 rest, fa11, ah11; cvt.rna.tf32.f32 al11, rest;" +
+            "cvt.rna.tf32.f32 ah12, fa12; sub.f32 rest, fa12, ah12; cvt.rna.tf32.f32 al12, rest;" +
+            "cvt.rna.tf32.f32 ah13, fa13; sub.f32 rest, fa13, ah13; cvt.rna.tf32.f32 al13, rest;" +
+            "cvt.rna.tf32.f32 ah14, fa14; sub.f32 rest, fa14, ah14; cvt.rna.tf32.f32 al14, rest;" +
+            "cvt.rna.tf32.f32 ah15, fa15; sub.f32 rest, fa15, ah15; cvt.rna.tf32.f32 al15, rest;" +
+            "cvt.rna.tf32.f32 bh0, fb0; sub.f32 rest, fb0, bh0; cvt.rna.tf32.f32 bl0, rest;" +
+            "cvt.rna.tf32.f32 bh1, fb1; sub.f32 rest, fb1, bh1; cvt.rna.tf32.f32 bl1, rest;" +
+            "cvt.rna.tf32.f32 bh2, fb2; sub.f32 rest, fb2, bh2; cvt.rna.tf32.f32 bl2, rest;" +
+            "cvt.rna.tf32.f32 bh3, fb3; sub.f32 rest, fb3, bh3; cvt.rna.tf32.f32 bl3, rest;" +
+            "cvt.rna.tf32.f32 bh4, fb4; sub.f32 rest, fb4, bh4; cvt.rna.tf32.f32 bl4, rest;" +
+            "cvt.rna.tf32.f32 bh5, fb5; sub.f32 rest, fb5, bh5; cvt.rna.tf32.f32 bl5, rest;" +
+            "cvt.rna.tf32.f32 bh6, fb6; sub.f32 rest, fb6, bh6; cvt.rna.tf32.f32 bl6, rest;" +
+            "cvt.rna.tf32.f32 bh7, fb7; sub.f32 rest, fb7, bh7; cvt.rna.tf32.f32 bl7, rest;";
+
+        private const string MultiplyFragments =
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc0,acc1,acc2,acc3}, {al0,al1,al2,al3}, {bh0,bh1}, {acc0,acc1,acc2,acc3};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc0,acc1,acc2,acc3}, {ah0,ah1,ah2,ah3}, {bl0,bl1}, {acc0,acc1,acc2,acc3};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc0,acc1,acc2,acc3}, {ah0,ah1,ah2,ah3}, {bh0,bh1}, {acc0,acc1,acc2,acc3};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc4,acc5,acc6,acc7}, {al0,al1,al2,al3}, {bh2,bh3}, {acc4,acc5,acc6,acc7};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc4,acc5,acc6,acc7}, {ah0,ah1,ah2,ah3}, {bl2,bl3}, {acc4,acc5,acc6,acc7};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc4,acc5,acc6,acc7}, {ah0,ah1,ah2,ah3}, {bh2,bh3}, {acc4,acc5,acc6,acc7};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc8,acc9,acc10,acc11}, {al0,al1,al2,al3}, {bh4,bh5}, {acc8,acc9,acc10,acc11};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc8,acc9,acc10,acc11}, {ah0,ah1,ah2,ah3}, {bl4,bl5}, {acc8,acc9,acc10,acc11};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc8,acc9,acc10,acc11}, {ah0,ah1,ah2,ah3}, {bh4,bh5}, {acc8,acc9,acc10,acc11};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc12,acc13,acc14,acc15}, {al0,al1,al2,al3}, {bh6,bh7}, {acc12,acc13,acc14,acc15};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc12,acc13,acc14,acc15}, {ah0,ah1,ah2,ah3}, {bl6,bl7}, {acc12,acc13,acc14,acc15};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc12,acc13,acc14,acc15}, {ah0,ah1,ah2,ah3}, {bh6,bh7}, {acc12,acc13,acc14,acc15};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc16,acc17,acc18,acc19}, {al4,al5,al6,al7}, {bh0,bh1}, {acc16,acc17,acc18,acc19};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc16,acc17,acc18,acc19}, {ah4,ah5,ah6,ah7}, {bl0,bl1}, {acc16,acc17,acc18,acc19};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc16,acc17,acc18,acc19}, {ah4,ah5,ah6,ah7}, {bh0,bh1}, {acc16,acc17,acc18,acc19};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc20,acc21,acc22,acc23}, {al4,al5,al6,al7}, {bh2,bh3}, {acc20,acc21,acc22,acc23};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc20,acc21,acc22,acc23}, {ah4,ah5,ah6,ah7}, {bl2,bl3}, {acc20,acc21,acc22,acc23};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc20,acc21,acc22,acc23}, {ah4,ah5,ah6,ah7}, {bh2,bh3}, {acc20,acc21,acc22,acc23};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc24,acc25,acc26,acc27}, {al4,al5,al6,al7}, {bh4,bh5}, {acc24,acc25,acc26,acc27};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc24,acc25,acc26,acc27}, {ah4,ah5,ah6,ah7}, {bl4,bl5}, {acc24,acc25,acc26,acc27};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc24,acc25,acc26,acc27}, {ah4,ah5,ah6,ah7}, {bh4,bh5}, {acc24,acc25,acc26,acc27};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc28,acc29,acc30,acc31}, {al4,al5,al6,al7}, {bh6,bh7}, {acc28,acc29,acc30,acc31};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc28,acc29,acc30,acc31}, {ah4,ah5,ah6,ah7}, {bl6,bl7}, {acc28,acc29,acc30,acc31};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc28,acc29,acc30,acc31}, {ah4,ah5,ah6,ah7}, {bh6,bh7}, {acc28,acc29,acc30,acc31};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc32,acc33,acc34,acc35}, {al8,al9,al10,al11}, {bh0,bh1}, {acc32,acc33,acc34,acc35};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc32,acc33,acc34,acc35}, {ah8,ah9,ah10,ah11}, {bl0,bl1}, {acc32,acc33,acc34,acc35};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc32,acc33,acc34,acc35}, {ah8,ah9,ah10,ah11}, {bh0,bh1}, {acc32,acc33,acc34,acc35};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc36,acc37,acc38,acc39}, {al8,al9,al10,al11}, {bh2,bh3}, {acc36,acc37,acc38,acc39};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc36,acc37,acc38,acc39}, {ah8,ah9,ah10,ah11}, {bl2,bl3}, {acc36,acc37,acc38,acc39};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc36,acc37,acc38,acc39}, {ah8,ah9,ah10,ah11}, {bh2,bh3}, {acc36,acc37,acc38,acc39};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc40,acc41,acc42,acc43}, {al8,al9,al10,al11}, {bh4,bh5}, {acc40,acc41,acc42,acc43};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc40,acc41,acc42,acc43}, {ah8,ah9,ah10,ah11}, {bl4,bl5}, {acc40,acc41,acc42,acc43};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc40,acc41,acc42,acc43}, {ah8,ah9,ah10,ah11}, {bh4,bh5}, {acc40,acc41,acc42,acc43};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc44,acc45,acc46,acc47}, {al8,al9,al10,al11}, {bh6,bh7}, {acc44,acc45,acc46,acc47};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc44,acc45,acc46,acc47}, {ah8,ah9,ah10,ah11}, {bl6,bl7}, {acc44,acc45,acc46,acc47};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc44,acc45,acc46,acc47}, {ah8,ah9,ah10,ah11}, {bh6,bh7}, {acc44,acc45,acc46,acc47};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc48,acc49,acc50,acc51}, {al12,al13,al14,al15}, {bh0,bh1}, {acc48,acc49,acc50,acc51};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc48,acc49,acc50,acc51}, {ah12,ah13,ah14,ah15}, {bl0,bl1}, {acc48,acc49,acc50,acc51};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc48,acc49,acc50,acc51}, {ah12,ah13,ah14,ah15}, {bh0,bh1}, {acc48,acc49,acc50,acc51};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc52,acc53,acc54,acc55}, {al12,al13,al14,al15}, {bh2,bh3}, {acc52,acc53,acc54,acc55};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc52,acc53,acc54,acc55}, {ah12,ah13,ah14,ah15}, {bl2,bl3}, {acc52,acc53,acc54,acc55};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc52,acc53,acc54,acc55}, {ah12,ah13,ah14,ah15}, {bh2,bh3}, {acc52,acc53,acc54,acc55};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc56,acc57,acc58,acc59}, {al12,al13,al14,al15}, {bh4,bh5}, {acc56,acc57,acc58,acc59};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc56,acc57,acc58,acc59}, {ah12,ah13,ah14,ah15}, {bl4,bl5}, {acc56,acc57,acc58,acc59};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc56,acc57,acc58,acc59}, {ah12,ah13,ah14,ah15}, {bh4,bh5}, {acc56,acc57,acc58,acc59};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc60,acc61,acc62,acc63}, {al12,al13,al14,al15}, {bh6,bh7}, {acc60,acc61,acc62,acc63};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc60,acc61,acc62,acc63}, {ah12,ah13,ah14,ah15}, {bl6,bl7}, {acc60,acc61,acc62,acc63};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc60,acc61,acc62,acc63}, {ah12,ah13,ah14,ah15}, {bh6,bh7}, {acc60,acc61,acc62,acc63};";
+
+        public int ChunkElements() => 4;
+        public void Begin() => default(Ptx).Begin();
+        public uint SharedBase() => TensorCore.SharedBase();
+        public void CopyAsync(ArrayView<uint> shared, uint sharedBase, int word, ArrayView<U4> global, long globalAddress, int index, bool valid) =>
+            default(Ptx).CopyAsync(shared, sharedBase, word, global, globalAddress, index, valid);
+        public void CommitCopies() => TensorCore.CommitCopies();
+        public void WaitAllButNewestCopies() => TensorCore.WaitAllButNewestCopies();
+
+        public Accumulators MultiplyStep(Accumulators c, ArrayView<uint> shared, uint sharedBase, int a0, int a1, int a2, int a3, int b01, int b23)
+        {
+            Ptx.LoadFragments(sharedBase, a0, a1, a2, a3, b01, b23);
+            CudaAsm.Emit(SplitFragments);
+            CudaAsm.Emit(MultiplyFragments);
+            return c;
+        }
+
+        public Accumulators Finish(Accumulators c) => default(Ptx).Finish(c);
+    }
+
+    /// <summary>The 3xTF32 step emulated.</summary>
+    public readonly struct EmulatedTf32x3 : IPath
+    {
+        public int ChunkElements() => 4;
+        public void Begin() { }
+        public uint SharedBase() => 0;
+        public void CopyAsync(ArrayView<uint> shared, uint sharedBase, int word, ArrayView<U4> global, long globalAddress, int index, bool valid) =>
+            default(Emulated).CopyAsync(shared, sharedBase, word, global, globalAddress, index, valid);
+        public void CommitCopies() { }
+        public void WaitAllButNewestCopies() { }
+        public Accumulators MultiplyStep(Accumulators c, ArrayView<uint> shared, uint sharedBase, int a0, int a1, int a2, int a3, int b01, int b23) =>
+            Emulated.Step(c, shared, a0, a1, a2, a3, b01, b23, tf32: true);
         public Accumulators Finish(Accumulators c) => c;
     }
 
@@ -208,14 +349,15 @@ public static class LinearTensorCore
         where TPath : struct, IPath
     {
         int at = stage * StageWords;
+        int chunkElements = default(TPath).ChunkElements();
         for (int e = Group.IdxX; e < Tile * 4; e += Threads)
         {
             int row = e >> 2, chunk = e & 3;
-            int k = tile * Depth + chunk * 8;
+            int k = (tile * 4 + chunk) * chunkElements;
             int word = at + Swizzled(row, chunk);
             int xRow = m0 + row, wRow = n0 + row;
-            default(TPath).CopyAsync(shared, sharedBase, word, a.X, a.XAddress, (xRow * a.K + k) >> 3, (xRow < a.M) & (k < a.K));
-            default(TPath).CopyAsync(shared, sharedBase, word + TileWords, a.W, a.WAddress, (wRow * a.K + k) >> 3, (wRow < a.N) & (k < a.K));
+            default(TPath).CopyAsync(shared, sharedBase, word, a.X, a.XAddress, (xRow * a.K + k) / chunkElements, (xRow < a.M) & (k < a.K));
+            default(TPath).CopyAsync(shared, sharedBase, word + TileWords, a.W, a.WAddress, (wRow * a.K + k) / chunkElements, (wRow < a.N) & (k < a.K));
         }
     }
 
@@ -263,7 +405,8 @@ public static class LinearTensorCore
         int warpRow = (warp >> 2) * 64, warpCol = (warp & 3) * 32;
         int m0 = Grid.IdxY * Tile, n0 = Grid.IdxX * Tile;
         int tileBegin = Grid.IdxZ * a.TilesPerSplit;
-        int tiles = Math.Min(a.TilesPerSplit, (a.K + Depth - 1) / Depth - tileBegin);
+        int depth = 4 * default(TPath).ChunkElements();
+        int tiles = Math.Min(a.TilesPerSplit, (a.K + depth - 1) / depth - tileBegin);
 
         for (int s = 0; s < Stages - 1; s++)
         {
@@ -301,9 +444,6 @@ public static class LinearTensorCore
         StoreFragment<TEpilogue>(a, row + 48, col + 16, c.C32); StoreFragment<TEpilogue>(a, row + 48, col + 24, c.C33);
     }
 
-    private static Action<KernelConfig, Args> Load<TEpilogue>(Backend backend) where TEpilogue : struct, IEpilogue =>
-        backend.IsCuda ? backend.LoadGrouped<Args>(Kernel<TEpilogue, Ptx>) : backend.LoadGrouped<Args>(Kernel<TEpilogue, Emulated>);
-
     /// <summary>The launch shape: one group of 256 threads per 128 x 128 block of y.</summary>
     public static KernelConfig Config(int m, int n, int splits = 1) =>
         new(new Index3D((n + Tile - 1) / Tile, (m + Tile - 1) / Tile, splits), new Index3D(Threads, 1, 1));
@@ -314,27 +454,51 @@ public static class LinearTensorCore
     public static void Run<TEpilogue>(Backend backend, ArrayView<Half> x, Tensor w, ArrayView<float> bias,
         OutputView y, int m, int splits = 0) where TEpilogue : struct, IEpilogue
     {
-        int n = w.Dim(0), k = w.Dim(1);
-        if (Unsupported(m, n, k, ((IContiguousArrayView)x).Index) is { } why)
-            throw new ArgumentException($"LinearTensorCore: weight {w.ShapeText}: {why}");
+        if (w.DType != DType.Float16)
+            throw new ArgumentException($"LinearTensorCore: weight {w.ShapeText} is {w.DType}, not Float16");
+        Launch<TEpilogue, Ptx, Emulated, Half>(backend, x, w.HalfView, w, bias, y, m, splits, 8);
+    }
+
+    /// <summary>fp32 x (M x K floats) and a Float32 [N, K] weight through 3xTF32 (<see cref="PtxTf32x3"/>):
+    /// the fp32 path on tensor cores.</summary>
+    public static void RunTf32x3<TEpilogue>(Backend backend, ArrayView<float> x, Tensor w, ArrayView<float> bias,
+        OutputView y, int m, int splits = 0) where TEpilogue : struct, IEpilogue
+    {
+        if (w.DType != DType.Float32)
+            throw new ArgumentException($"LinearTensorCore: weight {w.ShapeText} is {w.DType}, not Float32");
+        Launch<TEpilogue, PtxTf32x3, EmulatedTf32x3, float>(backend, x, w.View, w, bias, y, m, splits, 4);
+    }
+
+    private static void Launch<TEpilogue, TPtx, TEmulated, T>(Backend backend, ArrayView<T> x, ArrayView<T> w,
+        Tensor weight, ArrayView<float> bias, OutputView y, int m, int splits, int chunk)
+        where TEpilogue : struct, IEpilogue where TPtx : struct, IPath where TEmulated : struct, IPath where T : unmanaged
+    {
+        int n = weight.Dim(0), k = weight.Dim(1);
+        if (Unsupported(m, n, k, ((IContiguousArrayView)x).Index, chunk) is { } why)
+            throw new ArgumentException($"LinearTensorCore: weight {weight.ShapeText}: {why}");
         if (m == 0 || n == 0) return;
-        if (splits == 0) splits = SplitK.Choose(backend.Accelerator.NumMultiprocessors, m, n, k, Tile, Depth);
-        var (perSplit, used) = SplitK.Partition(k, Depth, splits);
+        int depth = 4 * chunk;
+        if (splits == 0) splits = SplitK.Choose(backend.Accelerator.NumMultiprocessors, m, n, k, Tile, depth);
+        var (perSplit, used) = SplitK.Partition(k, depth, splits);
         if (!Sgemm.FitsInt32(m, n, k, used))
             throw new ArgumentException($"LinearTensorCore: M={m}, N={n}, K={k} in {used} splits overflow 32-bit indexing");
         var args = new Args
         {
-            X = x.SubView(0, (long)m * k).Cast<U4>(), W = w.HalfView.Cast<U4>(), Bias = bias, Y = y, M = m, N = n, K = k,
-            XAddress = TensorCore.DeviceAddress(x), WAddress = TensorCore.DeviceAddress(w.HalfView),
-            TilesPerSplit = perSplit,
+            X = x.SubView(0, (long)m * k).Cast<U4>(), W = w.Cast<U4>(),
+            XAddress = TensorCore.DeviceAddress(x), WAddress = TensorCore.DeviceAddress(w),
+            Bias = bias, Y = y, M = m, N = n, K = k, TilesPerSplit = perSplit,
         };
         if (used == 1)
         {
-            Load<TEpilogue>(backend)(Config(m, n), args);
+            Load<TEpilogue, TPtx, TEmulated>(backend)(Config(m, n), args);
             return;
         }
         SplitK.Run<TEpilogue>(backend, m, n, used, bias, y, partials =>
-            Load<IdentityEpilogue>(backend)(Config(m, n, used),
+            Load<IdentityEpilogue, TPtx, TEmulated>(backend)(Config(m, n, used),
                 args with { Bias = ArrayView<float>.Empty, Y = new OutputView { F32 = partials } }));
     }
+
+    private static Action<KernelConfig, Args> Load<TEpilogue, TPtx, TEmulated>(Backend backend)
+        where TEpilogue : struct, IEpilogue where TPtx : struct, IPath where TEmulated : struct, IPath =>
+        backend.IsCuda ? backend.LoadGrouped<Args>(Kernel<TEpilogue, TPtx>) : backend.LoadGrouped<Args>(Kernel<TEpilogue, TEmulated>);
 }

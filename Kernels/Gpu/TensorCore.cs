@@ -58,6 +58,46 @@ public static class TensorCore
         return c;
     }
 
+    /// <summary>
+    /// What 3xTF32 computes with <c>mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32</c>, for the
+    /// emulation: fp32 fragments (lane (g, t) holds A (g, t) in a.X, (g + 8, t) in a.Y, (g, t + 4) in a.Z,
+    /// (g + 8, t + 4) in a.W; B (k t, column g) in b.X and (t + 4, g) in b.Y; C as for m16n8k16), each
+    /// value split into big = tf32(v) and small = tf32(v - big), products small x big + big x small +
+    /// big x big. Every lane must call.
+    /// </summary>
+    public static F4 EmulatedMmaTf32x3(F4 c, U4 a, U2 b)
+    {
+        int lane = Warp.LaneIdx;
+        int g = lane >> 2, t = lane & 3;
+        for (int k = 0; k < 4; k++)
+        {
+            // Lane 4g + k holds rows g and g + 8 at k and k + 4; lanes 8t + k and 8t + 4 + k columns 2t, 2t + 1.
+            U4 rows = Warp.Shuffle(a, 4 * g + k);
+            U2 col0 = Warp.Shuffle(b, 8 * t + k), col1 = Warp.Shuffle(b, 8 * t + 4 + k);
+            c.X += Product3(rows.X, col0.X) + Product3(rows.Z, col0.Y);
+            c.Y += Product3(rows.X, col1.X) + Product3(rows.Z, col1.Y);
+            c.Z += Product3(rows.Y, col0.X) + Product3(rows.W, col0.Y);
+            c.W += Product3(rows.Y, col1.X) + Product3(rows.W, col1.Y);
+        }
+        return c;
+    }
+
+    private static float Product3(uint xBits, uint yBits)
+    {
+        float x = Interop.IntAsFloat(xBits), y = Interop.IntAsFloat(yBits);
+        float xBig = Tf32(x), yBig = Tf32(y);
+        return Tf32(x - xBig) * yBig + xBig * Tf32(y - yBig) + xBig * yBig;
+    }
+
+    /// <summary>v rounded to tf32 (10 mantissa bits), to nearest with ties away from zero, as
+    /// <c>cvt.rna.tf32.f32</c> does (a carry into the exponent is the correct rounding).</summary>
+    public static float Tf32(float v)
+    {
+        uint bits = Interop.FloatAsInt(v);
+        if ((bits & 0x7F800000u) == 0x7F800000u) return v; // inf and NaN as they are
+        return Interop.IntAsFloat((bits + 0x1000u) & 0xFFFFE000u);
+    }
+
     /// <summary>fp16 products are exact in fp32.</summary>
     private static float Dot2(uint x, uint y) =>
         Vectors.LowHalf(x) * Vectors.LowHalf(y) + Vectors.HighHalf(x) * Vectors.HighHalf(y);

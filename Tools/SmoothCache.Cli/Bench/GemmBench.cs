@@ -12,7 +12,8 @@ public sealed record BenchResult(
 
 /// <summary>
 /// GEMM micro-benchmarks at DiT-XL/2 shapes (M = 512 or 4096 token rows; the (N, K) of the qkv/out,
-/// MLP up, MLP down and adaLN projections): our fp16 tensor-core kernel, our fp32 SGEMM, cuBLAS
+/// MLP up, MLP down and adaLN projections): our fp16 tensor-core kernel, our fp32 kernels (3xTF32 on
+/// tensor cores, which the fp32 path uses on CUDA, and the SIMT SGEMM), cuBLAS
 /// SGEMM and cuBLAS HGEMM (fp16 in, fp16 out), all on y = x W^T. Each result is first compared with
 /// cuBLAS SGEMM (relative L2 error), then timed; the first call (compile, driver JIT) is reported apart.
 /// </summary>
@@ -56,8 +57,10 @@ public static class GemmBench
             (ILGPU.Half)1f, wHalf.HalfView, k, xHalf.HalfView, k, (ILGPU.Half)0f, yHalf.HalfView, n);
         Action OurSgemm(int splits) => () => Sgemm.Run<IdentityEpilogue>(backend, x.View, w.View, ArrayView<float>.Empty, y.View, m, n, k, splits);
         Action OurTensorCore(int splits) => () => LinearTensorCore.Run<IdentityEpilogue>(backend, xHalf.HalfView, wHalf, ArrayView<float>.Empty, OutputView.Of(y), m, splits);
+        Action OurTf32x3(int splits) => () => LinearTensorCore.RunTf32x3<IdentityEpilogue>(backend, x.View, w, ArrayView<float>.Empty, OutputView.Of(y), m, splits);
         int sms = backend.Accelerator.NumMultiprocessors;
         int tcSplits = SplitK.Choose(sms, m, n, k, LinearTensorCore.Tile, LinearTensorCore.Depth);
+        int tfSplits = SplitK.Choose(sms, m, n, k, LinearTensorCore.Tile, LinearTensorCore.DepthTf32);
         int sgSplits = SplitK.Choose(sms, m, n, k, Sgemm.Tile, Sgemm.Depth);
 
         double warm = Time(backend, CublasSgemm, 1);
@@ -66,6 +69,7 @@ public static class GemmBench
         {
             ("cuBLAS SGEMM fp32", CublasSgemm, y, warm),
             (tcSplits > 1 ? $"ours tensor-core fp16 split {tcSplits}" : "ours tensor-core fp16", OurTensorCore(tcSplits), y, -1),
+            (tfSplits > 1 ? $"ours 3xTF32 fp32 split {tfSplits}" : "ours 3xTF32 fp32", OurTf32x3(tfSplits), y, -1),
             (sgSplits > 1 ? $"ours SGEMM fp32 split {sgSplits}" : "ours SGEMM fp32", OurSgemm(sgSplits), y, -1),
             ("cuBLAS HGEMM fp16", CublasHgemm, yHalf, -1),
         };

@@ -16,9 +16,10 @@ public sealed record CheckResult(string Name, int M, int N, int K, double Relati
 
 /// <summary>
 /// Correctness of the CUDA kernels, run on the device (the CPU tests cannot execute inline PTX):
-/// Linear.Run on a CUDA backend dispatches to the tiled SGEMM (Float32 weight) or the tensor-core
-/// kernel (Float16 weight); each is compared, on ragged shapes, with a float64 product computed on the
-/// host — from the fp16-rounded inputs for the tensor-core kernel, so only accumulation order differs.
+/// Linear.Run on a CUDA backend dispatches to the tensor-core kernel, 3xTF32 for a Float32 weight (the
+/// tiled SGEMM where K is not a multiple of 4) and fp16 for a Float16 weight; each, and the SGEMM and
+/// 3xTF32 called directly with split-K, is compared on ragged shapes with a float64 product computed on
+/// the host — from the fp16-rounded inputs for fp16, so only accumulation order differs.
 /// Then every other CUDA path against the portable kernels run on a second, CPU backend from the same
 /// host inputs: the fused attention (and the portable attention on CUDA for small head dims), the
 /// element kernels, a small synthetic DiT forward (fp32 CUDA vs CPU, fp16 vs fp32), the synthetic
@@ -92,9 +93,9 @@ public static class GpuChecks
             using var tb = backend.Arena.Upload(b, n);
             using var twHalf = HalfConversion.ToHalf(tw);
             using (var y = Linear.Run(tx, tw, tb))
-                results.Add(new("SGEMM bias", m, n, k, RelativeL2(y.ToArray(), Reference(x, w, b, m, n, k, false)), 1e-5));
+                results.Add(new("Linear fp32 bias", m, n, k, RelativeL2(y.ToArray(), Reference(x, w, b, m, n, k, false)), 1e-5));
             using (var y = Linear.Run<GeluTanhEpilogue>(tx, tw, null))
-                results.Add(new("SGEMM gelu", m, n, k, RelativeL2(y.ToArray(), Reference(x, w, null, m, n, k, true)), 1e-5));
+                results.Add(new("Linear fp32 gelu", m, n, k, RelativeL2(y.ToArray(), Reference(x, w, null, m, n, k, true)), 1e-5));
             using (var y = Linear.Run(tx, twHalf, tb))
                 results.Add(new("tensor-core bias", m, n, k, RelativeL2(y.ToArray(), Reference(xh, wh, b, m, n, k, false)), 1e-5));
             using (var y = Linear.Run<GeluTanhEpilogue>(tx, twHalf, null))
@@ -114,6 +115,14 @@ public static class GpuChecks
                 Sgemm.Run<GeluTanhEpilogue>(backend, tx.View, tw.View, tb.View, y.View, m, n, k, splits: 3);
                 results.Add(new("SGEMM split-K 3", m, n, k, RelativeL2(y.ToArray(), Reference(x, w, b, m, n, k, true)), 1e-5));
             }
+            // 3xTF32 (what Linear takes for fp32 on CUDA when K is a multiple of 4): fp32 accuracy.
+            if (k % 4 == 0)
+                foreach (int splits in new[] { 1, 3 })
+                    using (var y = backend.Arena.Rent(m, n))
+                    {
+                        LinearTensorCore.RunTf32x3<GeluTanhEpilogue>(backend, tx.View, tw, tb.View, OutputView.Of(y), m, splits);
+                        results.Add(new($"3xTF32 split-K {splits}", m, n, k, RelativeL2(y.ToArray(), Reference(x, w, b, m, n, k, true)), 1e-5));
+                    }
         }
         foreach (var r in results) Log(log, r);
         using var cpu = Backend.Create(DeviceKind.Cpu);

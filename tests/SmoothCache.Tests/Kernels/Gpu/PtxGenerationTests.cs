@@ -55,6 +55,20 @@ public class PtxGenerationTests
     }
 
     [Fact]
+    public void Tf32x3KernelSplitsEachFragmentWordAndIssuesThreeMmaPerTile()
+    {
+        var kernel = typeof(LinearTensorCore).GetMethod("Kernel")!.MakeGenericMethod(typeof(IdentityEpilogue), typeof(LinearTensorCore.PtxTf32x3));
+        var ptx = CompileToPtx(kernel);
+        Assert.DoesNotContain("shfl", ptx);
+        // Per 8-deep step: 24 fragment words, 2 cvt each (big, then small from the rest), and 16 tiles x 3
+        // products; two steps per tile.
+        Assert.Equal(96, Count(ptx, "cvt.rna.tf32.f32"));
+        Assert.Equal(96, Count(ptx, "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32"));
+        Assert.Equal(12, Count(ptx, "ldmatrix.sync.aligned.m8n8.x4.shared.b16"));
+        Assert.Equal(4, Count(ptx, "cp.async.cg.shared.global"));
+    }
+
+    [Fact]
     public void SgemmTranslatesWithVectorSharedLoadsAndNoLocalMemory()
     {
         var ptx = CompileToPtx(Kernel(typeof(Sgemm), typeof(IdentityEpilogue)));

@@ -4,7 +4,7 @@
 #   command: bash scripts/device-check.sh
 # Logs and JSON go under $OUT. Each step has its own time limit and a failing step does not stop the
 # later ones; status.txt records every step's exit code (0 ok, 1 a check or case failed, 124 timed out).
-# The limits add up to 490 s (580 s when the smoke step fails and memcheck runs): run it with the
+# The limits add up to 500 s (590 s when the smoke step fails and memcheck runs): run it with the
 # device tool's timeout_s at 600. Building the synthetic DiT-XL/2 takes ~10 s of host time per model.
 set -u
 OUT=${OUT:-/tmp/device-check}
@@ -34,9 +34,11 @@ if ! grep -q "^smoke: exit 0" "$STATUS"; then
         echo "sanitizer: compute-sanitizer not found on this machine" | tee -a "$STATUS"
     fi
 fi
-# 2. Kernel checks (CUDA vs float64 / vs the CPU backend), then GEMM timings against cuBLAS.
-step gemm 130 bench-gemm --iterations 3 --json "$OUT/gemm.json"
-# 3. Each operator at DiT-XL/2's shapes, batch 16 (8 images with CFG): GEMMs, fused attention, adaLN.
+# 2. Kernel checks (CUDA vs float64 / vs the CPU backend), then GEMM timings against cuBLAS: fp16
+#    tensor cores, fp32 as 3xTF32 (the fp32 path's) and as SIMT SGEMM, cuBLAS SGEMM and HGEMM.
+step gemm 140 bench-gemm --iterations 3 --json "$OUT/gemm.json"
+# 3. Each operator at DiT-XL/2's shapes, batch 16 (8 images with CFG): GEMMs, fused attention (fp32
+#    SIMT and fp16 tensor-core rows), adaLN.
 step kernels 40 bench --suite kernels --device cuda --xl --batch 16 --iterations 10 --json "$OUT/kernels.json"
 # 4. One forward: synthetic DiT-XL/2 and dit-digits, batch 2 and 16 (and 20), fp16 and fp32, each
 #    followed by a profiled forward (device time per kernel, the kernels' share of the forward).

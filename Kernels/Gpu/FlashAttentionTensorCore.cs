@@ -90,6 +90,13 @@ public static class FlashAttentionTensorCore
         return at + ((row0 + rowHalf * 8 + (lane & 7)) * stride + chunk0 + chunkStep) * 4;
     }
 
+    /// <summary>c + a x the first B fragment of an x4 load (words X, Y); <see cref="MmaSecond{TPath}"/> takes Z, W.</summary>
+    private static F4 MmaFirst<TPath>(F4 c, U4 a, U4 b) where TPath : struct, TensorCore.IWarpPath =>
+        default(TPath).Mma(c, a, new U2 { X = b.X, Y = b.Y });
+
+    private static F4 MmaSecond<TPath>(F4 c, U4 a, U4 b) where TPath : struct, TensorCore.IWarpPath =>
+        default(TPath).Mma(c, a, new U2 { X = b.Z, Y = b.W });
+
     /// <summary>Scores += this warp's q (16-deep step s) x k^T of 64 keys: 4 ldmatrix, 8 mma.</summary>
     private static Scores ScoreStep<TPath>(Scores c, U4 q, ArrayView<uint> shared, uint sharedBase, int s)
         where TPath : struct, TensorCore.IWarpPath
@@ -99,14 +106,10 @@ public static class FlashAttentionTensorCore
         U4 k23 = path.LoadMatrices(shared, sharedBase, FragmentWord(KWords, QkStride, 16, 2 * s, true));
         U4 k45 = path.LoadMatrices(shared, sharedBase, FragmentWord(KWords, QkStride, 32, 2 * s, true));
         U4 k67 = path.LoadMatrices(shared, sharedBase, FragmentWord(KWords, QkStride, 48, 2 * s, true));
-        c.J0 = path.Mma(c.J0, q, new U2 { X = k01.X, Y = k01.Y });
-        c.J1 = path.Mma(c.J1, q, new U2 { X = k01.Z, Y = k01.W });
-        c.J2 = path.Mma(c.J2, q, new U2 { X = k23.X, Y = k23.Y });
-        c.J3 = path.Mma(c.J3, q, new U2 { X = k23.Z, Y = k23.W });
-        c.J4 = path.Mma(c.J4, q, new U2 { X = k45.X, Y = k45.Y });
-        c.J5 = path.Mma(c.J5, q, new U2 { X = k45.Z, Y = k45.W });
-        c.J6 = path.Mma(c.J6, q, new U2 { X = k67.X, Y = k67.Y });
-        c.J7 = path.Mma(c.J7, q, new U2 { X = k67.Z, Y = k67.W });
+        c.J0 = MmaFirst<TPath>(c.J0, q, k01); c.J1 = MmaSecond<TPath>(c.J1, q, k01);
+        c.J2 = MmaFirst<TPath>(c.J2, q, k23); c.J3 = MmaSecond<TPath>(c.J3, q, k23);
+        c.J4 = MmaFirst<TPath>(c.J4, q, k45); c.J5 = MmaSecond<TPath>(c.J5, q, k45);
+        c.J6 = MmaFirst<TPath>(c.J6, q, k67); c.J7 = MmaSecond<TPath>(c.J7, q, k67);
         return c;
     }
 
@@ -120,14 +123,10 @@ public static class FlashAttentionTensorCore
         U4 v23 = path.LoadMatricesTransposed(shared, sharedBase, FragmentWord(VWords, VStride, 16 * kk, 2, false));
         U4 v45 = path.LoadMatricesTransposed(shared, sharedBase, FragmentWord(VWords, VStride, 16 * kk, 4, false));
         U4 v67 = path.LoadMatricesTransposed(shared, sharedBase, FragmentWord(VWords, VStride, 16 * kk, 6, false));
-        o.N0 = path.Mma(o.N0, p, new U2 { X = v01.X, Y = v01.Y });
-        o.N1 = path.Mma(o.N1, p, new U2 { X = v01.Z, Y = v01.W });
-        o.N2 = path.Mma(o.N2, p, new U2 { X = v23.X, Y = v23.Y });
-        o.N3 = path.Mma(o.N3, p, new U2 { X = v23.Z, Y = v23.W });
-        o.N4 = path.Mma(o.N4, p, new U2 { X = v45.X, Y = v45.Y });
-        o.N5 = path.Mma(o.N5, p, new U2 { X = v45.Z, Y = v45.W });
-        o.N6 = path.Mma(o.N6, p, new U2 { X = v67.X, Y = v67.Y });
-        o.N7 = path.Mma(o.N7, p, new U2 { X = v67.Z, Y = v67.W });
+        o.N0 = MmaFirst<TPath>(o.N0, p, v01); o.N1 = MmaSecond<TPath>(o.N1, p, v01);
+        o.N2 = MmaFirst<TPath>(o.N2, p, v23); o.N3 = MmaSecond<TPath>(o.N3, p, v23);
+        o.N4 = MmaFirst<TPath>(o.N4, p, v45); o.N5 = MmaSecond<TPath>(o.N5, p, v45);
+        o.N6 = MmaFirst<TPath>(o.N6, p, v67); o.N7 = MmaSecond<TPath>(o.N7, p, v67);
         if (wide)
         {
             // Lanes 0..15 address keys 0-15 of column tile 8 (the x2 load ignores lanes 16..31, which repeat them).

@@ -9,11 +9,11 @@ namespace SmoothCache.Kernels;
 public enum DeviceKind { Auto, Cuda, Cpu }
 
 /// <summary>
-/// Which kernels operators take: Auto picks the GPU-shaped ones (tiled SGEMM, warp-per-row LayerNorm,
-/// fused attention, one element per thread) on CUDA and the portable ones on the CPU accelerator;
-/// Gpu and Portable force one set on either (the fp16 tensor-core GEMM is taken on CUDA only; tests run
-/// it on the CPU accelerator directly, emulated). Forcing is
-/// for tests and for narrowing down a device fault.
+/// Which kernels operators take: Auto picks the GPU-shaped ones (tensor-core GEMMs and attention, warp-
+/// per-row LayerNorm, one element per thread) on CUDA and the portable ones on the CPU accelerator;
+/// Gpu and Portable force one set on either. The tensor-core kernels are taken on CUDA only (their CPU
+/// emulation is for tests, which call them directly), so Gpu on the CPU runs the SIMT SGEMM and fused
+/// attention in their place. Forcing is for tests and for narrowing down a device fault.
 /// </summary>
 public enum KernelSet { Auto, Gpu, Portable }
 

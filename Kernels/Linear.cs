@@ -138,7 +138,7 @@ public static class Linear
                 LinearSkinny.Run<TEpilogue>(backend, xHalf, w, biasView, OutputView.Of(y), m);
                 return;
             }
-            if (backend.IsCuda)
+            if (backend.IsCuda && backend.UsesGpuKernels)
             {
                 // Throws with the reason for an unsupported K.
                 LinearTensorCore.Run<TEpilogue>(backend, xHalf.HalfView, w, biasView, OutputView.Of(y), m);

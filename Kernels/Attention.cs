@@ -11,8 +11,9 @@ namespace SmoothCache.Kernels;
 /// Portable path: one element per (sample, head, 4 consecutive queries), so every k and v value read
 /// feeds four queries (the CPU accelerator pays per access); scores go to a [B, H, T, T] scratch buffer
 /// so each is computed once. Sums run in the same order as a one-query-per-thread loop. On the GPU
-/// path, head dims 64 and 72 run a fused kernel instead, which never materialises the scores: on CUDA
-/// an fp16 qkv takes <see cref="FlashAttentionTensorCore"/>, everything else <see cref="FlashAttention"/>.
+/// path, head dims 64 and 72 run a fused kernel instead, which never materialises the scores: with
+/// tensor cores (<see cref="Backend.UsesTensorCores"/>) an fp16 qkv takes
+/// <see cref="FlashAttentionTensorCore"/>, everything else <see cref="FlashAttention"/>.
 /// </summary>
 public static class Attention
 {
@@ -96,7 +97,7 @@ public static class Attention
         if (qkv.Dim(2) != 3 * d)
             throw new ArgumentException($"Attention: qkv {qkv.ShapeText} is not [B,T,{3 * d}]");
         var arena = qkv.Backend.Arena;
-        if (qkv.Backend.UsesGpuKernels && qkv.Backend.IsCuda && qkv.DType == DType.Float16
+        if (qkv.Backend.UsesTensorCores && qkv.DType == DType.Float16
             && FlashAttentionTensorCore.SupportsHeadDim(headDim))
         {
             var fused = arena.Rent(output, b, t, d);

@@ -11,11 +11,12 @@ public enum DeviceKind { Auto, Cuda, Cpu }
 /// <summary>
 /// Which kernels operators take: Auto picks the GPU-shaped ones (tensor-core GEMMs and attention, warp-
 /// per-row LayerNorm, one element per thread) on CUDA and the portable ones on the CPU accelerator;
-/// Gpu and Portable force one set on either. The tensor-core kernels are taken on CUDA only (their CPU
-/// emulation is for tests, which call them directly), so Gpu on the CPU runs the SIMT SGEMM and fused
-/// attention in their place. Forcing is for tests and for narrowing down a device fault.
+/// Portable forces the portable ones on CUDA too. On the CPU accelerator, Gpu takes the GPU-shaped
+/// kernels but the SIMT SGEMM and fused attention in place of the tensor-core ones, and TensorCores
+/// takes exactly what CUDA takes, warp instructions emulated (slow: tiny models only). Forcing is for
+/// tests and for narrowing down a device fault.
 /// </summary>
-public enum KernelSet { Auto, Gpu, Portable }
+public enum KernelSet { Auto, Gpu, TensorCores, Portable }
 
 /// <summary>
 /// Owns the ILGPU context, one accelerator and the tensor arena; caches loaded kernels.
@@ -33,16 +34,20 @@ public sealed class Backend : IDisposable
 
     /// <summary>
     /// True when operators take their GPU-shaped kernels (see <see cref="KernelSet"/>): on CUDA unless
-    /// told otherwise, and on the CPU accelerator when asked for, so that the CUDA code path runs in
-    /// tests (all but the tensor-core GEMM, whose emulation is too slow for whole models).
+    /// told otherwise, and on the CPU accelerator when asked for, so that the CUDA code path runs in tests.
     /// </summary>
     public bool UsesGpuKernels { get; }
+
+    /// <summary>True when GEMMs and attention take the tensor-core kernels: with GPU kernels on CUDA, and
+    /// on the CPU accelerator under <see cref="KernelSet.TensorCores"/> (emulated).</summary>
+    public bool UsesTensorCores { get; }
 
     private Backend(Context context, Accelerator accelerator, KernelSet kernels)
     {
         Context = context;
         Accelerator = accelerator;
-        UsesGpuKernels = kernels == KernelSet.Gpu || (kernels == KernelSet.Auto && IsCuda);
+        UsesGpuKernels = kernels is KernelSet.Gpu or KernelSet.TensorCores || (kernels == KernelSet.Auto && IsCuda);
+        UsesTensorCores = UsesGpuKernels && (IsCuda || kernels == KernelSet.TensorCores);
         Arena = new TensorArena(this);
     }
 
@@ -87,8 +92,9 @@ public sealed class Backend : IDisposable
     {
         null or "" or "auto" => KernelSet.Auto,
         "gpu" => KernelSet.Gpu,
+        "tensorcores" => KernelSet.TensorCores,
         "portable" => KernelSet.Portable,
-        var other => throw new ArgumentException($"SMOOTHCACHE_KERNELS='{other}': expected auto, gpu or portable"),
+        var other => throw new ArgumentException($"SMOOTHCACHE_KERNELS='{other}': expected auto, gpu, tensorcores or portable"),
     };
 
     /// <summary>Loads (once per backend) an auto-grouped kernel over a 1D index with one struct argument.

@@ -138,7 +138,7 @@ public static class Linear
                 LinearSkinny.Run<TEpilogue>(backend, xHalf, w, biasView, OutputView.Of(y), m);
                 return;
             }
-            if (backend.IsCuda && backend.UsesGpuKernels)
+            if (backend.UsesTensorCores)
             {
                 // Throws with the reason for an unsupported K.
                 LinearTensorCore.Run<TEpilogue>(backend, xHalf.HalfView, w, biasView, OutputView.Of(y), m);
@@ -157,9 +157,9 @@ public static class Linear
         }
         if (backend.UsesGpuKernels)
         {
-            // On CUDA an fp32 GEMM runs on tensor cores as 3xTF32 (fp32 accuracy) where K allows
-            // 16-byte chunks; the SIMT SGEMM takes the rest, and the CPU's GPU-kernel path.
-            if (backend.IsCuda && LinearTensorCore.Unsupported(m, n, k, 0, chunk: 4) is null)
+            // With tensor cores (CUDA) an fp32 GEMM runs as 3xTF32 (fp32 accuracy) where K allows
+            // 16-byte chunks; the SIMT SGEMM takes the rest.
+            if (backend.UsesTensorCores && LinearTensorCore.Unsupported(m, n, k, 0, chunk: 4) is null)
                 LinearTensorCore.RunTf32x3<TEpilogue>(backend, x.View, w, biasView, OutputView.Of(y), m);
             else
                 Sgemm.Run<TEpilogue>(backend, x.View, w.View, biasView, y.View, m, n, k);

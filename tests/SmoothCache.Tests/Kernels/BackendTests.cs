@@ -11,7 +11,10 @@ public class BackendTests
         try
         {
             using (var plain = Backend.Create(DeviceKind.Cpu)) Assert.False(plain.UsesGpuKernels);
-            using (var forced = Backend.Create(DeviceKind.Cpu, KernelSet.Gpu)) Assert.True(forced.UsesGpuKernels);
+            using (var forced = Backend.Create(DeviceKind.Cpu, KernelSet.Gpu))
+                Assert.True(forced.UsesGpuKernels && !forced.UsesTensorCores);
+            using (var emulated = Backend.Create(DeviceKind.Cpu, KernelSet.TensorCores))
+                Assert.True(emulated.UsesGpuKernels && emulated.UsesTensorCores);
             Environment.SetEnvironmentVariable("SMOOTHCACHE_KERNELS", "GPU");
             using (var fromEnvironment = Backend.Create(DeviceKind.Cpu)) Assert.True(fromEnvironment.UsesGpuKernels);
             using (var argumentWins = Backend.Create(DeviceKind.Cpu, KernelSet.Portable)) Assert.False(argumentWins.UsesGpuKernels);

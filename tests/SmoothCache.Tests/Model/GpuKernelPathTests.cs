@@ -10,7 +10,7 @@ namespace SmoothCache.Tests.Model;
 /// <summary>
 /// The CUDA code path — tiled SGEMM, warp-per-row LayerNorm, fused attention, one element per thread —
 /// run on the CPU accelerator and compared with the portable path, so it is checked in CI without a GPU.
-/// The tensor-core GEMM (fp16 on CUDA) is checked on its own, emulated (LinearTensorCoreTests).
+/// The tensor-core kernels' emulation is slow: a tiny model runs through them (KernelSet.TensorCores).
 /// </summary>
 public class GpuKernelPathTests
 {
@@ -59,5 +59,30 @@ public class GpuKernelPathTests
             return pipeline.Generate(new GenerationOptions { Labels = [3, 8], Steps = 2, Scheduler = "ddim" }).Latents;
         }
         Assert.True(RelativeL2(Job(Gpu), Job(Cpu)) < 1e-5);
+    }
+
+    [Theory]
+    [InlineData(Precision.Fp32)] // 3xTF32 GEMMs: fp32 accuracy (3.4e-7 here)
+    [InlineData(Precision.Fp16)] // plus the tensor-core attention with fp16 probabilities (2.9e-7 here)
+    public void TinyModelThroughEveryKernelCudaTakesMatchesThePortablePath(Precision precision)
+    {
+        // Exactly the CUDA dispatch (tensor-core GEMMs and attention, emulated here): head dim 72,
+        // 2 x 16 token rows (more than the few-row GEMM's 16), one block.
+        var config = GpuChecks.SmallConfig with { NumHeads = 1, NumLayers = 1, SampleSize = 8 };
+        var noise = Random(42, 2L * config.InChannels * config.SampleSize * config.SampleSize);
+        float[] Forward(Backend backend)
+        {
+            using var weights = new SyntheticWeights(config, seed: 4);
+            using var model = new DiTTransformer(backend, config, weights, precision);
+            using var latents = backend.Arena.Upload(noise, 2, config.InChannels, config.SampleSize, config.SampleSize);
+            using var y = model.Forward(latents, [999f, 301f], [1, config.NullClass]);
+            return y.ToArray();
+        }
+        using var cuda = Backend.Create(DeviceKind.Cpu, KernelSet.TensorCores);
+        double error = RelativeL2(Forward(cuda), Forward(Cpu));
+        Assert.True(error < 1e-5, $"{error:E2}");
+        Assert.Contains(cuda.LoadedKernels, k => k.DeclaringType == typeof(SmoothCache.Kernels.Gpu.LinearTensorCore));
+        if (precision == Precision.Fp16)
+            Assert.Contains(cuda.LoadedKernels, k => k.DeclaringType == typeof(SmoothCache.Kernels.Gpu.FlashAttentionTensorCore));
     }
 }

@@ -69,6 +69,23 @@ public class PtxGenerationTests
     }
 
     [Fact]
+    public void TensorCoreAttentionKeepsItsAsmOperandsOutOfLocalMemoryPaths()
+    {
+        var kernel = typeof(FlashAttentionTensorCore).GetMethod("Kernel")!.MakeGenericMethod(typeof(TensorCore.PtxPath));
+        var ptx = CompileToPtx(kernel);
+        // Scores: 4 or 5 steps of 8 mma; P V: 4 steps of 8 or 9. Written once each (steps are calls).
+        Assert.True(Count(ptx, "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32") >= 17);
+        Assert.Contains("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16", ptx);
+        Assert.Contains("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16", ptx);
+        Assert.Contains("cvt.rn.f16x2.f32", ptx);
+        // No cp.async: with it ptxas would leave ILGPU's asm operands in local memory.
+        Assert.DoesNotContain("cp.async", ptx);
+        // Only the row max and sum exchange across lanes (2 shuffles each, per tile and at the end).
+        Assert.Equal(8, Count(ptx, "shfl.sync.bfly"));
+        Assert.Contains(".shared .align 16 .b8 __shared_alloca0[31744];", ptx);
+    }
+
+    [Fact]
     public void SgemmTranslatesWithVectorSharedLoadsAndNoLocalMemory()
     {
         var ptx = CompileToPtx(Kernel(typeof(Sgemm), typeof(IdentityEpilogue)));

@@ -6,19 +6,20 @@ using Half = ILGPU.Half;
 namespace SmoothCache.Kernels.Gpu;
 
 /// <summary>
-/// Tensor-core GEMM for CUDA: y = epilogue(x W^T + b) with x fp16 [M, K], W fp16 [N, K], b fp32 [N],
-/// y [M, N] fp32 or fp16 (rounded to nearest even), all row-major; products accumulate in fp32 through
-/// <see cref="TensorCore.Mma"/> (<c>mma.sync.aligned.m16n8k16</c>).
+/// Tensor-core GEMM for CUDA: y = epilogue(x W^T + b) with x [M, K], W [N, K] both fp16 (<see cref="Run{TEpilogue}"/>,
+/// <c>mma.sync.aligned.m16n8k16</c>) or both fp32 (<see cref="RunTf32x3{TEpilogue}"/>, 3xTF32 on
+/// <c>mma.sync.aligned.m16n8k8</c>), b fp32 [N], y [M, N] fp32 or fp16 (rounded to nearest even), all
+/// row-major; products accumulate in fp32. The warp instructions come from an <see cref="IPath"/>.
 /// A group of 8 warps computes a 128 x 128 block of y, each warp a 64 x 32 tile (4 x 4 mma tiles,
 /// 64 fp32 accumulators per thread). K advances 32 at a time through a three-stage pipeline: the
 /// tile two steps ahead is copied global -> shared with <c>cp.async</c> (16 bytes per copy, no
 /// registers) while the current one is multiplied, one barrier per tile. Fragments come out of shared
 /// memory with <c>ldmatrix</c> (6 per 16-deep step per warp instead of 24 scalar loads). Shared rows are
-/// 32 halves (four 16-byte chunks) with chunk c of row r stored at c ^ ((r / 2) % 4), which makes both
+/// four 16-byte chunks (32 halves or 16 floats) with chunk c of row r stored at c ^ ((r / 2) % 4), which makes both
 /// the copies and every 8-row ldmatrix phase conflict-free without padding; 3 stages x (x tile + W
 /// tile) x 8 KB = 48 KB, the static limit. With split-K (<see cref="SplitK"/>) the grid's z slice takes
-/// a range of K tiles. Requires K to be a multiple of 8 and 16-byte-aligned views (whole 16-byte
-/// copies; the model's K are 16, 72, 256, 288, 1152, 4608); M and N are free (copies past the edges are
+/// a range of K tiles. Requires K to be a multiple of a chunk (8 halves, 4 floats) and 16-byte-aligned
+/// views (whole 16-byte copies; the model's K are 16, 72, 256, 288, 1152, 4608); M and N are free (copies past the edges are
 /// zero-filled, stores guarded). Other accelerators emulate the warp instructions (tests).
 /// </summary>
 public static class LinearTensorCore
@@ -36,7 +37,7 @@ public static class LinearTensorCore
 
     public struct Args
     {
-        /// <summary>x and W as groups of 8 halves, and their device addresses (for cp.async).</summary>
+        /// <summary>x and W as 16-byte groups (8 halves or 4 floats), and their device addresses (for cp.async).</summary>
         public ArrayView<U4> X, W;
         public long XAddress, WAddress;
         public ArrayView<float> Bias;

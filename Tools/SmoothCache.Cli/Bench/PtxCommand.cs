@@ -1,10 +1,5 @@
 using System.CommandLine;
 using System.Reflection;
-using ILGPU;
-using ILGPU.Backends.EntryPoints;
-using ILGPU.Backends.PTX;
-using ILGPU.Runtime;
-using ILGPU.Runtime.Cuda;
 using SmoothCache.Kernels;
 using SmoothCache.Kernels.Gpu;
 using SmoothCache.Model;
@@ -66,17 +61,9 @@ public static class PtxCommand
                 kernels.Add(typeof(LinearTensorCore).GetMethod(nameof(LinearTensorCore.Kernel))!.MakeGenericMethod(epilogue, path));
         kernels.Add(typeof(FlashAttentionTensorCore).GetMethod(nameof(FlashAttentionTensorCore.Kernel))!.MakeGenericMethod(typeof(TensorCore.PtxPath)));
 
-        using var context = Context.Create(b => b.Cuda().EnableAlgorithms().Optimize(OptimizationLevel.O2));
-        using var backend = new PTXBackend(context, CudaArchitecture.SM_80, CudaInstructionSet.ISA_80, null!);
+        using var compiler = new PtxCompiler();
         foreach (var kernel in kernels.Distinct())
-        {
-            // Auto-grouped kernels take their index first; the others are launched with explicit groups.
-            var entry = kernel.GetParameters()[0].ParameterType == typeof(Index1D)
-                ? EntryPointDescription.FromImplicitlyGroupedKernel(kernel)
-                : EntryPointDescription.FromExplicitlyGroupedKernel(kernel);
-            var compiled = (PTXCompiledKernel)backend.Compile(entry, new KernelSpecialization(null, null));
-            yield return (FileName(kernel), compiled.PTXAssembly);
-        }
+            yield return (FileName(kernel), compiler.Compile(kernel));
     }
 
     /// <summary>e.g. ElementLauncher.Kernel[Unpatchify.Args] or LinearTensorCore.Kernel[GeluTanhEpilogue,LinearTensorCore.Ptx].</summary>

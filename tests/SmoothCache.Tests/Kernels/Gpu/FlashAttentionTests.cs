@@ -1,9 +1,5 @@
 using System.Reflection;
-using ILGPU;
-using ILGPU.Backends.EntryPoints;
-using ILGPU.Backends.PTX;
-using ILGPU.Runtime;
-using ILGPU.Runtime.Cuda;
+using SmoothCache.Cli.Bench;
 using SmoothCache.Kernels;
 using SmoothCache.Kernels.Gpu;
 using static SmoothCache.Tests.TestSupport;
@@ -80,11 +76,8 @@ public class FlashAttentionTests
     [Fact]
     public void TranslatesToPtxWithRegisterRowsAndNoLocalMemory()
     {
-        using var context = Context.Create(b => b.Cuda().EnableAlgorithms().Optimize(OptimizationLevel.O2));
-        using var backend = new PTXBackend(context, CudaArchitecture.SM_80, CudaInstructionSet.ISA_80, null!);
-        var kernel = typeof(FlashAttention).GetMethod(nameof(FlashAttention.Kernel), BindingFlags.Public | BindingFlags.Static)!;
-        var entry = EntryPointDescription.FromExplicitlyGroupedKernel(kernel);
-        var ptx = ((PTXCompiledKernel)backend.Compile(entry, new KernelSpecialization(null, null))).PTXAssembly;
+        using var compiler = new PtxCompiler();
+        var ptx = compiler.Compile(typeof(FlashAttention).GetMethod(nameof(FlashAttention.Kernel), BindingFlags.Public | BindingFlags.Static)!);
         // The head rows stay in registers (no local arrays, no calls passing them), keys come as 16-byte shared loads.
         Assert.DoesNotContain(".local", ptx);
         Assert.DoesNotContain("call", ptx);

@@ -1,9 +1,5 @@
 using System.Reflection;
-using ILGPU;
-using ILGPU.Backends.EntryPoints;
-using ILGPU.Backends.PTX;
-using ILGPU.Runtime;
-using ILGPU.Runtime.Cuda;
+using SmoothCache.Cli.Bench;
 using SmoothCache.Kernels;
 using SmoothCache.Kernels.Gpu;
 
@@ -18,11 +14,8 @@ public class PtxGenerationTests
 {
     private static string CompileToPtx(MethodInfo kernel)
     {
-        using var context = Context.Create(b => b.Cuda().EnableAlgorithms().Optimize(OptimizationLevel.O2));
-        using var backend = new PTXBackend(context, CudaArchitecture.SM_80, CudaInstructionSet.ISA_80, null!);
-        var entry = EntryPointDescription.FromExplicitlyGroupedKernel(kernel);
-        var compiled = (PTXCompiledKernel)backend.Compile(entry, new KernelSpecialization(null, null));
-        return compiled.PTXAssembly;
+        using var compiler = new PtxCompiler();
+        return compiler.Compile(kernel);
     }
 
     private static MethodInfo Kernel(Type type, Type epilogue) =>

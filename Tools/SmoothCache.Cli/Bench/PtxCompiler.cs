@@ -1,0 +1,32 @@
+using System.Reflection;
+using ILGPU;
+using ILGPU.Backends.EntryPoints;
+using ILGPU.Backends.PTX;
+using ILGPU.Runtime;
+using ILGPU.Runtime.Cuda;
+
+namespace SmoothCache.Cli.Bench;
+
+/// <summary>ILGPU's PTX backend without a device: kernel methods to PTX text for sm_80 (as on the lent GPUs).</summary>
+public sealed class PtxCompiler : IDisposable
+{
+    private readonly Context _context = Context.Create(b => b.Cuda().EnableAlgorithms().Optimize(OptimizationLevel.O2));
+    private readonly PTXBackend _backend;
+
+    public PtxCompiler() => _backend = new PTXBackend(_context, CudaArchitecture.SM_80, CudaInstructionSet.ISA_80, null!);
+
+    /// <summary>The PTX of a kernel: auto-grouped when it takes its index first, explicitly grouped otherwise.</summary>
+    public string Compile(MethodInfo kernel)
+    {
+        var entry = kernel.GetParameters()[0].ParameterType == typeof(Index1D)
+            ? EntryPointDescription.FromImplicitlyGroupedKernel(kernel)
+            : EntryPointDescription.FromExplicitlyGroupedKernel(kernel);
+        return ((PTXCompiledKernel)_backend.Compile(entry, new KernelSpecialization(null, null))).PTXAssembly;
+    }
+
+    public void Dispose()
+    {
+        _backend.Dispose();
+        _context.Dispose();
+    }
+}

@@ -138,8 +138,6 @@ public static class FlashAttentionTensorCore
         return o;
     }
 
-    private static float Max4(F4 v, bool upper) => upper ? MathF.Max(v.Z, v.W) : MathF.Max(v.X, v.Y);
-
     /// <summary>A row's maximum over the 4 lanes that share it (lanes 4g..4g + 3).</summary>
     private static float RowMax(float v)
     {
@@ -159,15 +157,72 @@ public static class FlashAttentionTensorCore
         X = MathF.Exp(s.X - max0), Y = MathF.Exp(s.Y - max0), Z = MathF.Exp(s.Z - max1), W = MathF.Exp(s.W - max1),
     };
 
-    private static F4 Masked(F4 s, int key, int t) => new()
+    /// <summary>One mma tile's scores times scale, -inf where the key (columns key, key + 1) is at or past T.</summary>
+    private static F4 Masked(F4 s, float scale, int key, int t) => new()
     {
-        X = key < t ? s.X : float.NegativeInfinity,
-        Y = key + 1 < t ? s.Y : float.NegativeInfinity,
-        Z = key < t ? s.Z : float.NegativeInfinity,
-        W = key + 1 < t ? s.W : float.NegativeInfinity,
+        X = key < t ? s.X * scale : float.NegativeInfinity,
+        Y = key + 1 < t ? s.Y * scale : float.NegativeInfinity,
+        Z = key < t ? s.Z * scale : float.NegativeInfinity,
+        W = key + 1 < t ? s.W * scale : float.NegativeInfinity,
     };
 
     private static F4 Times(F4 v, float row0, float row1) => new() { X = v.X * row0, Y = v.Y * row0, Z = v.Z * row1, W = v.W * row1 };
+
+    /// <summary>All 64 scores scaled and masked; tile j's columns are keys key + 8j and + 1.</summary>
+    private static Scores ScaledAndMasked(Scores s, float scale, int key, int t)
+    {
+        s.J0 = Masked(s.J0, scale, key, t);
+        s.J1 = Masked(s.J1, scale, key + 8, t);
+        s.J2 = Masked(s.J2, scale, key + 16, t);
+        s.J3 = Masked(s.J3, scale, key + 24, t);
+        s.J4 = Masked(s.J4, scale, key + 32, t);
+        s.J5 = Masked(s.J5, scale, key + 40, t);
+        s.J6 = Masked(s.J6, scale, key + 48, t);
+        s.J7 = Masked(s.J7, scale, key + 56, t);
+        return s;
+    }
+
+    private static Scores Exponentials(Scores s, float max0, float max1)
+    {
+        s.J0 = Exp(s.J0, max0, max1);
+        s.J1 = Exp(s.J1, max0, max1);
+        s.J2 = Exp(s.J2, max0, max1);
+        s.J3 = Exp(s.J3, max0, max1);
+        s.J4 = Exp(s.J4, max0, max1);
+        s.J5 = Exp(s.J5, max0, max1);
+        s.J6 = Exp(s.J6, max0, max1);
+        s.J7 = Exp(s.J7, max0, max1);
+        return s;
+    }
+
+    /// <summary>This lane's largest score of row g (upper: row g + 8).</summary>
+    private static float TileMax(Scores s, bool upper) =>
+        MathF.Max(MathF.Max(MathF.Max(Max2(s.J0, upper), Max2(s.J1, upper)), MathF.Max(Max2(s.J2, upper), Max2(s.J3, upper))),
+            MathF.Max(MathF.Max(Max2(s.J4, upper), Max2(s.J5, upper)), MathF.Max(Max2(s.J6, upper), Max2(s.J7, upper))));
+
+    /// <summary>This lane's sum of row g (upper: row g + 8).</summary>
+    private static float TileSum(Scores s, bool upper) =>
+        (Sum2(s.J0, upper) + Sum2(s.J1, upper) + Sum2(s.J2, upper) + Sum2(s.J3, upper))
+        + (Sum2(s.J4, upper) + Sum2(s.J5, upper) + Sum2(s.J6, upper) + Sum2(s.J7, upper));
+
+    private static float Max2(F4 v, bool upper) => upper ? MathF.Max(v.Z, v.W) : MathF.Max(v.X, v.Y);
+
+    private static float Sum2(F4 v, bool upper) => upper ? v.Z + v.W : v.X + v.Y;
+
+    /// <summary>The output rows g and g + 8 times their corrections.</summary>
+    private static Outputs Rescaled(Outputs o, float row0, float row1)
+    {
+        o.N0 = Times(o.N0, row0, row1);
+        o.N1 = Times(o.N1, row0, row1);
+        o.N2 = Times(o.N2, row0, row1);
+        o.N3 = Times(o.N3, row0, row1);
+        o.N4 = Times(o.N4, row0, row1);
+        o.N5 = Times(o.N5, row0, row1);
+        o.N6 = Times(o.N6, row0, row1);
+        o.N7 = Times(o.N7, row0, row1);
+        o.N8 = Times(o.N8, row0, row1);
+        return o;
+    }
 
     /// <summary>Probabilities of key tiles j and j + 1 as the A fragment of a 16-key step.</summary>
     private static U4 ProbabilityFragment<TPath>(F4 j, F4 next) where TPath : struct, TensorCore.IWarpPath
@@ -237,47 +292,17 @@ public static class FlashAttentionTensorCore
             if (wide) s = ScoreStep<TPath>(s, q.S4, shared, sharedBase, 4);
 
             // Scale, mask keys past T (tile j holds keys key0 + 8j + 2t and + 1), new row maxima.
-            int key = key0 + 2 * t;
-            s.J0 = Masked(Times(s.J0, a.Scale, a.Scale), key, a.T);
-            s.J1 = Masked(Times(s.J1, a.Scale, a.Scale), key + 8, a.T);
-            s.J2 = Masked(Times(s.J2, a.Scale, a.Scale), key + 16, a.T);
-            s.J3 = Masked(Times(s.J3, a.Scale, a.Scale), key + 24, a.T);
-            s.J4 = Masked(Times(s.J4, a.Scale, a.Scale), key + 32, a.T);
-            s.J5 = Masked(Times(s.J5, a.Scale, a.Scale), key + 40, a.T);
-            s.J6 = Masked(Times(s.J6, a.Scale, a.Scale), key + 48, a.T);
-            s.J7 = Masked(Times(s.J7, a.Scale, a.Scale), key + 56, a.T);
-            float tile0 = MathF.Max(MathF.Max(MathF.Max(Max4(s.J0, false), Max4(s.J1, false)), MathF.Max(Max4(s.J2, false), Max4(s.J3, false))),
-                MathF.Max(MathF.Max(Max4(s.J4, false), Max4(s.J5, false)), MathF.Max(Max4(s.J6, false), Max4(s.J7, false))));
-            float tile1 = MathF.Max(MathF.Max(MathF.Max(Max4(s.J0, true), Max4(s.J1, true)), MathF.Max(Max4(s.J2, true), Max4(s.J3, true))),
-                MathF.Max(MathF.Max(Max4(s.J4, true), Max4(s.J5, true)), MathF.Max(Max4(s.J6, true), Max4(s.J7, true))));
+            s = ScaledAndMasked(s, a.Scale, key0 + 2 * t, a.T);
             // Key key0 < T is in every tile the loop visits, so each row's new maximum is finite.
-            float next0 = MathF.Max(max0, RowMax(tile0)), next1 = MathF.Max(max1, RowMax(tile1));
+            float next0 = MathF.Max(max0, RowMax(TileMax(s, false))), next1 = MathF.Max(max1, RowMax(TileMax(s, true)));
             float correction0 = MathF.Exp(max0 - next0), correction1 = MathF.Exp(max1 - next1);
             max0 = next0;
             max1 = next1;
 
-            s.J0 = Exp(s.J0, max0, max1);
-            s.J1 = Exp(s.J1, max0, max1);
-            s.J2 = Exp(s.J2, max0, max1);
-            s.J3 = Exp(s.J3, max0, max1);
-            s.J4 = Exp(s.J4, max0, max1);
-            s.J5 = Exp(s.J5, max0, max1);
-            s.J6 = Exp(s.J6, max0, max1);
-            s.J7 = Exp(s.J7, max0, max1);
-            sum0 = sum0 * correction0 + (s.J0.X + s.J0.Y + s.J1.X + s.J1.Y + s.J2.X + s.J2.Y + s.J3.X + s.J3.Y)
-                + (s.J4.X + s.J4.Y + s.J5.X + s.J5.Y + s.J6.X + s.J6.Y + s.J7.X + s.J7.Y);
-            sum1 = sum1 * correction1 + (s.J0.Z + s.J0.W + s.J1.Z + s.J1.W + s.J2.Z + s.J2.W + s.J3.Z + s.J3.W)
-                + (s.J4.Z + s.J4.W + s.J5.Z + s.J5.W + s.J6.Z + s.J6.W + s.J7.Z + s.J7.W);
-
-            o.N0 = Times(o.N0, correction0, correction1);
-            o.N1 = Times(o.N1, correction0, correction1);
-            o.N2 = Times(o.N2, correction0, correction1);
-            o.N3 = Times(o.N3, correction0, correction1);
-            o.N4 = Times(o.N4, correction0, correction1);
-            o.N5 = Times(o.N5, correction0, correction1);
-            o.N6 = Times(o.N6, correction0, correction1);
-            o.N7 = Times(o.N7, correction0, correction1);
-            o.N8 = Times(o.N8, correction0, correction1);
+            s = Exponentials(s, max0, max1);
+            sum0 = sum0 * correction0 + TileSum(s, false);
+            sum1 = sum1 * correction1 + TileSum(s, true);
+            o = Rescaled(o, correction0, correction1);
             o = ValueStep<TPath>(o, ProbabilityFragment<TPath>(s.J0, s.J1), shared, sharedBase, 0, wide);
             o = ValueStep<TPath>(o, ProbabilityFragment<TPath>(s.J2, s.J3), shared, sharedBase, 1, wide);
             o = ValueStep<TPath>(o, ProbabilityFragment<TPath>(s.J4, s.J5), shared, sharedBase, 2, wide);

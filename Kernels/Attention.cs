@@ -97,17 +97,14 @@ public static class Attention
         if (qkv.Dim(2) != 3 * d)
             throw new ArgumentException($"Attention: qkv {qkv.ShapeText} is not [B,T,{3 * d}]");
         var arena = qkv.Backend.Arena;
-        if (qkv.Backend.UsesTensorCores && qkv.DType == DType.Float16
-            && FlashAttentionTensorCore.SupportsHeadDim(headDim))
-        {
-            var fused = arena.Rent(output, b, t, d);
-            FlashAttentionTensorCore.Run(qkv.Backend, qkv, fused, b, t, heads, headDim);
-            return fused;
-        }
         if (qkv.Backend.UsesGpuKernels && FlashAttention.SupportsHeadDim(headDim))
         {
             var fused = arena.Rent(output, b, t, d);
-            FlashAttention.Run(qkv.Backend, qkv, fused, b, t, heads, headDim);
+            // Both fused kernels take head dims 64 and 72.
+            if (qkv.Backend.UsesTensorCores && qkv.DType == DType.Float16)
+                FlashAttentionTensorCore.Run(qkv.Backend, qkv, fused, b, t, heads, headDim);
+            else
+                FlashAttention.Run(qkv.Backend, qkv, fused, b, t, heads, headDim);
             return fused;
         }
         var result = arena.Rent(b, t, d);

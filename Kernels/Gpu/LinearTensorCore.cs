@@ -203,7 +203,7 @@ public static class LinearTensorCore
         public Accumulators MultiplyStep(Accumulators c, ArrayView<uint> shared, uint sharedBase, int a0, int a1, int a2, int a3, int b01, int b23) =>
             Step(c, shared, a0, a1, a2, a3, b01, b23, tf32: false);
 
-        /// <summary>The emulated step: fp16 mma, or 3xTF32 (see <see cref="TensorCore.EmulatedMmaTf32x3"/>).</summary>
+        /// <summary>The emulated step: fp16 mma, or 3xTF32 (see <see cref="TensorCore.EmulatedMma"/>).</summary>
         public static Accumulators Step(Accumulators c, ArrayView<uint> shared, int a0, int a1, int a2, int a3, int b01, int b23, bool tf32)
         {
             U4 x0 = TensorCore.EmulatedLoadMatrices(shared, a0), x1 = TensorCore.EmulatedLoadMatrices(shared, a1);
@@ -218,7 +218,7 @@ public static class LinearTensorCore
             return c;
         }
 
-        private static F4 Mma(F4 c, U4 a, U2 b, bool tf32) => tf32 ? TensorCore.EmulatedMmaTf32x3(c, a, b) : TensorCore.EmulatedMma(c, a, b);
+        private static F4 Mma(F4 c, U4 a, U2 b, bool tf32) => TensorCore.EmulatedMma(c, a, b, tf32);
 
         public Accumulators Finish(Accumulators c) => c;
     }

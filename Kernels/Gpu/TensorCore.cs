@@ -27,60 +27,36 @@ public static class TensorCore
     }
 
     /// <summary>
-    /// What <c>mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32</c> computes, for the emulation: c + a b
-    /// for a 16 x 16 fp16 A and a 16 x 8 fp16 B held in fragments across the warp. Lane
-    /// (g = lane / 4, t = lane % 4) holds A pairs (row g, k 2t) in a.X, (g + 8, 2t) in a.Y, (g, 2t + 8)
-    /// in a.Z, (g + 8, 2t + 8) in a.W; B pairs (k 2t, column g) in b.X and (2t + 8, g) in b.Y; C at
-    /// (g, 2t), (g, 2t + 1), (g + 8, 2t), (g + 8, 2t + 1) in c.X..c.W. Every lane must call. On CUDA
-    /// kernels emit the instruction itself, on fragments and accumulators kept in named PTX registers
-    /// (see <see cref="LinearTensorCore.Ptx"/> for why).
+    /// What the kernels' mma instructions compute, for the emulation: c + a b over a warp's fragments.
+    /// fp16 (<c>mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32</c>): lane (g = lane / 4, t = lane % 4)
+    /// holds A pairs (row g, k 2t) in a.X, (g + 8, 2t) in a.Y, (g, 2t + 8) in a.Z, (g + 8, 2t + 8) in a.W;
+    /// B pairs (k 2t, column g) in b.X and (2t + 8, g) in b.Y. 3xTF32 (<paramref name="tf32x3"/>, three
+    /// <c>mma.sync.aligned.m16n8k8 .tf32</c>): the same places hold single floats at k t and t + 4, each
+    /// split into big = tf32(v) and small = tf32(v - big), products small x big + big x small + big x big.
+    /// C at (g, 2t), (g, 2t + 1), (g + 8, 2t), (g + 8, 2t + 1) in c.X..c.W. Every lane must call. On CUDA
+    /// kernels emit the instructions themselves (see <see cref="LinearTensorCore.Ptx"/> for how).
     /// </summary>
-    public static F4 EmulatedMma(F4 c, U4 a, U2 b)
-    {
-        int lane = Warp.LaneIdx;
-        int g = lane >> 2, t = lane & 3;
-        for (int pair = 0; pair < 4; pair++)
-        {
-            // Lane g*4 + pair holds rows g and g + 8 at k pairs `pair` and `pair + 4`; lanes 8t + pair and
-            // 8t + 4 + pair hold columns 2t and 2t + 1 at the same k pairs.
-            int aLane = g * 4 + pair, b0Lane = 8 * t + pair, b1Lane = 8 * t + 4 + pair;
-            // Whole fragments per shuffle: one exchange each on the CPU accelerator, where every exchange
-            // synchronises the group.
-            U4 rows = Warp.Shuffle(a, aLane);
-            U2 col0 = Warp.Shuffle(b, b0Lane), col1 = Warp.Shuffle(b, b1Lane);
-            uint rowLow = rows.X, rowHigh = rows.Y, rowLowFar = rows.Z, rowHighFar = rows.W;
-            uint col0Near = col0.X, col0Far = col0.Y, col1Near = col1.X, col1Far = col1.Y;
-            c.X += Dot2(rowLow, col0Near) + Dot2(rowLowFar, col0Far);
-            c.Y += Dot2(rowLow, col1Near) + Dot2(rowLowFar, col1Far);
-            c.Z += Dot2(rowHigh, col0Near) + Dot2(rowHighFar, col0Far);
-            c.W += Dot2(rowHigh, col1Near) + Dot2(rowHighFar, col1Far);
-        }
-        return c;
-    }
-
-    /// <summary>
-    /// What 3xTF32 computes with <c>mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32</c>, for the
-    /// emulation: fp32 fragments (lane (g, t) holds A (g, t) in a.X, (g + 8, t) in a.Y, (g, t + 4) in a.Z,
-    /// (g + 8, t + 4) in a.W; B (k t, column g) in b.X and (t + 4, g) in b.Y; C as for m16n8k16), each
-    /// value split into big = tf32(v) and small = tf32(v - big), products small x big + big x small +
-    /// big x big. Every lane must call.
-    /// </summary>
-    public static F4 EmulatedMmaTf32x3(F4 c, U4 a, U2 b)
+    public static F4 EmulatedMma(F4 c, U4 a, U2 b, bool tf32x3 = false)
     {
         int lane = Warp.LaneIdx;
         int g = lane >> 2, t = lane & 3;
         for (int k = 0; k < 4; k++)
         {
-            // Lane 4g + k holds rows g and g + 8 at k and k + 4; lanes 8t + k and 8t + 4 + k columns 2t, 2t + 1.
+            // Lane 4g + k holds rows g and g + 8 at word k and k + 4; lanes 8t + k and 8t + 4 + k hold
+            // columns 2t and 2t + 1 at the same words. Whole fragments per shuffle: one exchange each on
+            // the CPU accelerator, where every exchange synchronises the group.
             U4 rows = Warp.Shuffle(a, 4 * g + k);
             U2 col0 = Warp.Shuffle(b, 8 * t + k), col1 = Warp.Shuffle(b, 8 * t + 4 + k);
-            c.X += Product3(rows.X, col0.X) + Product3(rows.Z, col0.Y);
-            c.Y += Product3(rows.X, col1.X) + Product3(rows.Z, col1.Y);
-            c.Z += Product3(rows.Y, col0.X) + Product3(rows.W, col0.Y);
-            c.W += Product3(rows.Y, col1.X) + Product3(rows.W, col1.Y);
+            c.X += Product(rows.X, col0.X, tf32x3) + Product(rows.Z, col0.Y, tf32x3);
+            c.Y += Product(rows.X, col1.X, tf32x3) + Product(rows.Z, col1.Y, tf32x3);
+            c.Z += Product(rows.Y, col0.X, tf32x3) + Product(rows.W, col0.Y, tf32x3);
+            c.W += Product(rows.Y, col1.X, tf32x3) + Product(rows.W, col1.Y, tf32x3);
         }
         return c;
     }
+
+    /// <summary>The product of two fragment words: a pair of fp16 values each, or one float in 3xTF32.</summary>
+    private static float Product(uint x, uint y, bool tf32x3) => tf32x3 ? Product3(x, y) : Dot2(x, y);
 
     private static float Product3(uint xBits, uint yBits)
     {

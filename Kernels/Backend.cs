@@ -25,10 +25,22 @@ public enum KernelSet { Auto, Gpu, TensorCores, Portable }
 public sealed class Backend : IDisposable
 {
     private readonly Dictionary<object, Delegate> _kernels = new();
+    private readonly TensorArena _arena;
+    private LaunchRecording? _recording;
 
     public Context Context { get; }
     public Accelerator Accelerator { get; }
-    public TensorArena Arena { get; }
+
+    /// <summary>Where tensors are rented: the backend's arena, or while <see cref="Record"/> runs its body,
+    /// the recording's own (a recorded launch keeps the addresses it was recorded with).</summary>
+    public TensorArena Arena => _recording?.Arena ?? _arena;
+
+    /// <summary>
+    /// The stream every launch and device-side clear goes to: on the CPU accelerator its default stream;
+    /// on CUDA a stream of our own, because CUDA cannot record launches on the legacy default stream into
+    /// a graph. It is a blocking stream, so ILGPU's copies on the default stream stay ordered with it.
+    /// </summary>
+    public AcceleratorStream Stream { get; }
     public bool IsCuda => Accelerator.AcceleratorType == AcceleratorType.Cuda;
     public string DeviceName => Accelerator.Name;
 
@@ -48,7 +60,8 @@ public sealed class Backend : IDisposable
         Accelerator = accelerator;
         UsesGpuKernels = kernels is KernelSet.Gpu or KernelSet.TensorCores || (kernels == KernelSet.Auto && IsCuda);
         UsesTensorCores = UsesGpuKernels && (IsCuda || kernels == KernelSet.TensorCores);
-        Arena = new TensorArena(this);
+        Stream = accelerator is CudaAccelerator cuda ? cuda.CreateStream(StreamFlags.CU_STREAM_DEFAULT) : accelerator.DefaultStream;
+        _arena = new TensorArena(this);
     }
 
     /// <summary>Parses "auto", "cuda" or "cpu" (case-insensitive).</summary>
@@ -98,17 +111,23 @@ public sealed class Backend : IDisposable
     };
 
     /// <summary>Loads (once per backend) an auto-grouped kernel over a 1D index with one struct argument.
-    /// The returned delegate counts its launches in <see cref="LaunchCount"/>.</summary>
+    /// The returned delegate launches on <see cref="Stream"/> and counts its launches in <see cref="LaunchCount"/>.</summary>
     public Action<Index1D, T> Load<T>(Action<Index1D, T> kernel) where T : struct
     {
         if (!_kernels.TryGetValue(kernel.Method, out var loaded))
         {
-            var launch = Accelerator.LoadAutoGroupedStreamKernel(kernel);
             string name = KernelName(kernel.Method);
+            RefuseFirstUseWhileRecording(name);
+            var launch = Accelerator.LoadAutoGroupedKernel(kernel);
             loaded = new Action<Index1D, T>((n, args) =>
             {
+                if (_recording is { } recording)
+                {
+                    recording.Add(() => launch(Stream, n, args));
+                    return;
+                }
                 var start = BeforeLaunch();
-                launch(n, args);
+                launch(Stream, n, args);
                 AfterLaunch(name, start);
             });
             _kernels[kernel.Method] = loaded;
@@ -117,22 +136,97 @@ public sealed class Backend : IDisposable
     }
 
     /// <summary>Loads (once per backend) an explicitly grouped kernel with one struct argument.
-    /// The returned delegate counts its launches in <see cref="LaunchCount"/>.</summary>
+    /// The returned delegate launches on <see cref="Stream"/> and counts its launches in <see cref="LaunchCount"/>.</summary>
     public Action<KernelConfig, T> LoadGrouped<T>(Action<T> kernel) where T : struct
     {
         if (!_kernels.TryGetValue(kernel.Method, out var loaded))
         {
-            var launch = Accelerator.LoadStreamKernel(kernel);
             string name = KernelName(kernel.Method);
+            RefuseFirstUseWhileRecording(name);
+            var launch = Accelerator.LoadKernel(kernel);
             loaded = new Action<KernelConfig, T>((config, args) =>
             {
+                if (_recording is { } recording)
+                {
+                    recording.Add(() => launch(Stream, config, args));
+                    return;
+                }
                 var start = BeforeLaunch();
-                launch(config, args);
+                launch(Stream, config, args);
                 AfterLaunch(name, start);
             });
             _kernels[kernel.Method] = loaded;
         }
         return (Action<KernelConfig, T>)loaded;
+    }
+
+    /// <summary>Sets a view to zero on <see cref="Stream"/> (recorded like a launch).</summary>
+    public void Clear<T>(ArrayView<T> view) where T : unmanaged
+    {
+        if (_recording is { } recording) recording.Add(() => view.MemSetToZero(Stream));
+        else view.MemSetToZero(Stream);
+    }
+
+    /// <summary>
+    /// Records the launches <paramref name="body"/> makes, without running them, for
+    /// <see cref="LaunchRecording.Replay"/> to run again as a whole: on CUDA a graph (one launch for the lot,
+    /// the cure for launch-bound small batches), elsewhere the launches in order. The body's tensors come from
+    /// the recording's own arena, and the tensor it returns is <see cref="LaunchRecording.Output"/>.
+    /// Launch arguments are recorded by value: a replay reads the inputs' current contents (update them with
+    /// <see cref="Tensor.CopyFrom"/> between replays) but every scalar, timestep and address as recorded.
+    /// Run the work once before recording it: a kernel used for the first time, a host-device copy or a
+    /// wait inside the body throw (a CUDA capture can do none of them).
+    /// </summary>
+    public LaunchRecording Record(Func<Tensor> body)
+    {
+        if (_recording is not null) throw new InvalidOperationException("already recording: recordings do not nest");
+        if (Profile is not null) throw new InvalidOperationException("cannot record while a kernel profile is attached");
+        var recording = new LaunchRecording(this);
+        try
+        {
+            _recording = recording;
+            if (IsCuda) CudaGraph.BeginCapture(Stream);
+            Tensor output;
+            try
+            {
+                output = body();
+            }
+            catch
+            {
+                if (IsCuda) CudaGraph.AbandonCapture(Stream);
+                throw;
+            }
+            recording.Finish(output, IsCuda ? CudaGraph.EndCapture(Stream) : null);
+            return recording;
+        }
+        catch
+        {
+            recording.Dispose();
+            throw;
+        }
+        finally
+        {
+            _recording = null;
+        }
+    }
+
+    /// <summary>True while <see cref="Record"/> runs its body.</summary>
+    public bool IsRecording => _recording is not null;
+
+    private void RefuseFirstUseWhileRecording(string kernel)
+    {
+        if (_recording is not null)
+            throw new InvalidOperationException(
+                $"kernel {kernel} is used for the first time inside a recording: run the work once before recording it " +
+                "(kernels compile on first use, which a CUDA graph capture cannot include)");
+    }
+
+    private void RefuseWhileRecording(string what)
+    {
+        if (_recording is not null)
+            throw new InvalidOperationException(
+                $"{what} inside a recording: a recording holds device work only (upload inputs before recording, " +
+                "read results after a replay)");
     }
 
     /// <summary>
@@ -150,6 +244,7 @@ public sealed class Backend : IDisposable
     public KernelProfile StartProfile()
     {
         if (Profile is not null) throw new InvalidOperationException("a kernel profile is already recording on this backend");
+        RefuseWhileRecording("starting a kernel profile");
         var profile = new KernelProfile(this);
         if (IsCuda) profile.HoldDevice();
         Profile = profile;
@@ -209,7 +304,11 @@ public sealed class Backend : IDisposable
     /// another target offline.</summary>
     public IEnumerable<System.Reflection.MethodInfo> LoadedKernels => _kernels.Keys.OfType<System.Reflection.MethodInfo>();
 
-    public void Synchronize() => Accelerator.Synchronize();
+    public void Synchronize()
+    {
+        RefuseWhileRecording("waiting for the device");
+        Accelerator.Synchronize();
+    }
 
     /// <summary>
     /// Copies host data into a device view. ILGPU's copy first waits for the device, so the host cannot
@@ -217,6 +316,7 @@ public sealed class Backend : IDisposable
     /// </summary>
     public void Upload<T>(ArrayView<T> target, T[] data) where T : unmanaged
     {
+        RefuseWhileRecording("a host-to-device copy");
         Uploads++;
         target.CopyFromCPU(data);
     }
@@ -229,8 +329,9 @@ public sealed class Backend : IDisposable
         try
         {
             Profile?.Dispose();
-            Arena.Dispose();
+            _arena.Dispose();
             _probe?.Dispose();
+            if (!ReferenceEquals(Stream, Accelerator.DefaultStream)) Stream.Dispose();
             Accelerator.Dispose();
         }
         catch (Exception) when (IsCuda)

@@ -21,10 +21,10 @@ public sealed class KernelProfile : IDisposable
 
     internal KernelProfile(Backend backend) => _backend = backend;
 
-    internal ProfilingMarker Start() => _backend.Accelerator.AddProfilingMarker();
+    internal ProfilingMarker Start() => _backend.Stream.AddProfilingMarker();
 
     internal void Stop(string kernel, ProfilingMarker start) =>
-        _launches.Add((kernel, start, _backend.Accelerator.AddProfilingMarker()));
+        _launches.Add((kernel, start, _backend.Stream.AddProfilingMarker()));
 
     /// <summary>Launches recorded so far.</summary>
     public int Launches => _launches.Count;
@@ -61,8 +61,8 @@ public sealed class KernelProfile : IDisposable
     internal void HoldDevice()
     {
         _sink ??= _backend.Accelerator.Allocate1D<float>(1);
-        var kernel = _backend.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int>(Spin);
-        kernel(1, _sink.View, 10_000_000);
+        var kernel = _backend.Accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, int>(Spin);
+        kernel(_backend.Stream, 1, _sink.View, 10_000_000);
     }
 
     // Freed with the profile, not after the spin: freeing device memory waits for the device.

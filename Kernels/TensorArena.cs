@@ -60,7 +60,7 @@ public sealed class TensorArena : IDisposable
     public Tensor Zeros(params int[] shape)
     {
         var t = Rent(DType.Float32, shape);
-        t.View.MemSetToZero();
+        Backend.Clear(t.View);
         return t;
     }
 

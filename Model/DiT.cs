@@ -26,6 +26,9 @@ public sealed class DiTTransformer : IHookable, IDisposable
     private readonly DiTBlock[] _blocks;
     private MemoryBuffer1D<int, Stride1D.Dense>? _labels;
     private int[] _uploadedLabels = [];
+    /// <summary>Whether a launch recording reads <see cref="_labels"/>: then new labels go to a new buffer.</summary>
+    private bool _labelsRecorded;
+    private readonly List<MemoryBuffer1D<int, Stride1D.Dense>> _recordedLabels = new();
 
     public DiTConfig Config { get; }
     public Precision Precision { get; }
@@ -147,17 +150,24 @@ public sealed class DiTTransformer : IHookable, IDisposable
     }
 
     /// <summary>The labels on the device; uploaded only when they change (a sampling loop uses the
-    /// same labels every step, and an upload would make the host wait for the device).</summary>
+    /// same labels every step, and an upload would make the host wait for the device). A buffer that a
+    /// launch recording reads is never overwritten: its replays must see the labels it was recorded with.</summary>
     private ArrayView<int> UploadLabels(int[] labels)
     {
-        if (_labels is not null && labels.AsSpan().SequenceEqual(_uploadedLabels)) return _labels.View;
-        if (_labels is null || _labels.Length != labels.Length)
+        if (_labels is null || !labels.AsSpan().SequenceEqual(_uploadedLabels))
         {
-            _labels?.Dispose();
-            _labels = _backend.Accelerator.Allocate1D<int>(labels.Length);
+            if (_labels is not null && (_labelsRecorded || _labels.Length != labels.Length))
+            {
+                if (_labelsRecorded) _recordedLabels.Add(_labels);
+                else _labels.Dispose();
+                _labels = null;
+                _labelsRecorded = false;
+            }
+            _labels ??= _backend.Accelerator.Allocate1D<int>(labels.Length);
+            _backend.Upload(_labels.View, labels);
+            _uploadedLabels = (int[])labels.Clone();
         }
-        _backend.Upload(_labels.View, labels);
-        _uploadedLabels = (int[])labels.Clone();
+        _labelsRecorded |= _backend.IsRecording;
         return _labels.View;
     }
 
@@ -182,6 +192,7 @@ public sealed class DiTTransformer : IHookable, IDisposable
         foreach (var e in _conditioning) e.Dispose();
         foreach (var blk in _blocks) blk.Dispose();
         _labels?.Dispose();
+        foreach (var buffer in _recordedLabels) buffer.Dispose();
     }
 
     /// <summary>Timestep MLP (256 -> D, SiLU, D -> D) plus the class table: c = t_emb + y_emb.</summary>

@@ -13,6 +13,10 @@ namespace SmoothCache.Model;
 public interface IComponentHook
 {
     Tensor Run(string component, int block, Func<Tensor> compute);
+
+    /// <summary>Starts over for a new generation: forgets per-step state (call counters, stored outputs).
+    /// Hooks without such state keep this default.</summary>
+    void Reset() { }
 }
 
 public static class Components

@@ -191,6 +191,55 @@ public sealed class DiTPipeline : IDisposable
 
     public GenerationResult Generate(GenerationOptions options, Action<StepInfo>? onStep = null)
     {
+        var job = Prepare(options);
+        var timer = Stopwatch.StartNew();
+        using var x = Backend.Arena.Upload(job.Noise, job.Shape);
+        using (UseHook(options.Hook))
+        using (var images = Denoise(job, x, onStep))
+            return new GenerationResult(x.ToArray(), job.Shape, images.ToArray(), images.Shape, timer.Elapsed);
+    }
+
+    /// <summary>
+    /// Records a whole generation (every denoising step, the decode and the conversion to images) for
+    /// <see cref="RecordedGeneration.Run"/> to replay with new noise: on CUDA one graph launch then runs all
+    /// of it, so small batches stop waiting on the host's launches. Everything else is fixed when recorded:
+    /// labels, steps, scheduler, guidance, and the hook's schedule. Record first runs one ordinary
+    /// generation with these options (it compiles the kernels, which a recording cannot), then resets the
+    /// hook before and after recording. Schedulers that draw fresh noise every step (ddpm) cannot be recorded.
+    /// </summary>
+    public RecordedGeneration Record(GenerationOptions options)
+    {
+        var job = Prepare(options);
+        if (job.Scheduler.NeedsNoise)
+            throw new NotSupportedException(
+                $"the {options.Scheduler ?? DefaultSchedulerKind} scheduler draws new noise every step, which a recording cannot upload: use ddim or dpm");
+        Generate(options);
+        options.Hook?.Reset();
+        var x = Backend.Arena.Rent(job.Shape);
+        try
+        {
+            LaunchRecording recording;
+            using (UseHook(options.Hook))
+                recording = Backend.Record(() => Denoise(job, x, null));
+            return new RecordedGeneration(recording, x, job.Shape, job.Noise);
+        }
+        catch
+        {
+            x.Dispose();
+            throw;
+        }
+        finally
+        {
+            options.Hook?.Reset();
+        }
+    }
+
+    /// <summary>A generation's checked inputs: latent shape, initial noise, scheduler and the batch's labels
+    /// (doubled with null labels under guidance).</summary>
+    private sealed record Job(GenerationOptions Options, int[] Shape, float[] Noise, NoiseScheduler Scheduler, int[] Labels, bool Guided);
+
+    private Job Prepare(GenerationOptions options)
+    {
         var config = Transformer.Config;
         if (options.Steps < 1) throw new ArgumentOutOfRangeException(nameof(options), $"steps must be at least 1, got {options.Steps}");
         if (options.GuidanceScale < 0) throw new ArgumentOutOfRangeException(nameof(options), $"guidance must be >= 0, got {options.GuidanceScale}");
@@ -204,37 +253,46 @@ public sealed class DiTPipeline : IDisposable
         var noise = options.InitialNoise ?? GaussianNoise.Sample(options.Seed, 0, count);
         if (noise.Length != count)
             throw new ArgumentException($"initial noise has {noise.Length} values, expected {count} for [{string.Join(",", shape)}]");
-
         var scheduler = NoiseScheduler.Create(options.Scheduler ?? DefaultSchedulerKind, SchedulerConfig, options.Steps);
         bool guided = options.GuidanceScale > 1;
         int[] labels = guided ? [.. options.Labels, .. Enumerable.Repeat(config.NullClass, b)] : options.Labels;
-        var timer = Stopwatch.StartNew();
-        var previousHook = Transformer.Hook;
-        if (options.Hook is not null) Transformer.Hook = options.Hook;
-        try
+        return new Job(options, shape, noise, scheduler, labels, guided);
+    }
+
+    /// <summary>Installs a generation's hook on the transformer until disposed (none: the current one stays).</summary>
+    private IDisposable? UseHook(IComponentHook? hook)
+    {
+        if (hook is null) return null;
+        var previous = Transformer.Hook;
+        Transformer.Hook = hook;
+        return new HookRestorer(Transformer, previous);
+    }
+
+    private sealed class HookRestorer(DiTTransformer transformer, IComponentHook? previous) : IDisposable
+    {
+        public void Dispose() => transformer.Hook = previous;
+    }
+
+    /// <summary>The denoising loop on x (updated in place), then the decoded images [B, S, S, C] in [0, 1].</summary>
+    private Tensor Denoise(Job job, Tensor x, Action<StepInfo>? onStep)
+    {
+        var options = job.Options;
+        var arena = Backend.Arena;
+        long count = x.Length;
+        using var dataPrediction = arena.Zeros(job.Shape);
+        var timesteps = job.Scheduler.Timesteps;
+        for (int i = 0; i < timesteps.Length; i++)
         {
-            var arena = Backend.Arena;
-            using var x = arena.Upload(noise, shape);
-            using var dataPrediction = arena.Zeros(shape);
-            var timesteps = scheduler.Timesteps;
-            for (int i = 0; i < timesteps.Length; i++)
-            {
-                var t = Enumerable.Repeat((float)timesteps[i], labels.Length).ToArray();
-                using (var input = guided ? RepeatBatch.Run(x, 2) : x.Share())
-                using (var output = Transformer.Forward(input, t, labels))
-                using (var eps = Guidance.Run(output, config.InChannels, options.GuidanceScale, guided))
-                using (var z = scheduler.NeedsNoise ? arena.Upload(GaussianNoise.Sample(options.Seed, 1 + i, count), shape) : null)
-                    SchedulerStep.Apply(Backend, scheduler.Step(i), x, eps, dataPrediction, z);
-                onStep?.Invoke(new StepInfo(i, timesteps.Length, timesteps[i], x));
-            }
-            using var decoded = Decode(x);
-            using var images = ImageOutput.ToImages(decoded);
-            return new GenerationResult(x.ToArray(), shape, images.ToArray(), images.Shape, timer.Elapsed);
+            var t = Enumerable.Repeat((float)timesteps[i], job.Labels.Length).ToArray();
+            using (var input = job.Guided ? RepeatBatch.Run(x, 2) : x.Share())
+            using (var output = Transformer.Forward(input, t, job.Labels))
+            using (var eps = Guidance.Run(output, Transformer.Config.InChannels, options.GuidanceScale, job.Guided))
+            using (var z = job.Scheduler.NeedsNoise ? arena.Upload(GaussianNoise.Sample(options.Seed, 1 + i, count), job.Shape) : null)
+                SchedulerStep.Apply(Backend, job.Scheduler.Step(i), x, eps, dataPrediction, z);
+            onStep?.Invoke(new StepInfo(i, timesteps.Length, timesteps[i], x));
         }
-        finally
-        {
-            Transformer.Hook = previousHook;
-        }
+        using var decoded = Decode(x);
+        return ImageOutput.ToImages(decoded);
     }
 
     /// <summary>The images in [-1, 1] NCHW: the VAE's decoding of latents / scaling_factor, or the latents themselves.</summary>

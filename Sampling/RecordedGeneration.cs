@@ -1,0 +1,50 @@
+using System.Diagnostics;
+using SmoothCache.Kernels;
+
+namespace SmoothCache.Sampling;
+
+/// <summary>
+/// A generation recorded by <see cref="DiTPipeline.Record"/>: <see cref="Run"/> uploads the initial noise,
+/// replays every recorded launch and reads the results back. Holds the device buffers the recording
+/// reads and writes; dispose it to free them.
+/// </summary>
+public sealed class RecordedGeneration : IDisposable
+{
+    private readonly LaunchRecording _recording;
+    private readonly Tensor _latents;
+    private readonly int[] _shape;
+    private readonly float[] _defaultNoise;
+
+    internal RecordedGeneration(LaunchRecording recording, Tensor latents, int[] shape, float[] defaultNoise)
+    {
+        _recording = recording;
+        _latents = latents;
+        _shape = shape;
+        _defaultNoise = defaultNoise;
+    }
+
+    /// <summary>Launches one run replays (kernels and clears; on CUDA they are one graph launch).</summary>
+    public int Launches => _recording.Launches;
+
+    /// <summary>
+    /// One generation from <paramref name="initialNoise"/> ([B, C, S, S] flattened; null: the noise of
+    /// the recorded options). Elapsed covers the upload, the replay and the copies back.
+    /// </summary>
+    public GenerationResult Run(float[]? initialNoise = null)
+    {
+        var noise = initialNoise ?? _defaultNoise;
+        if (noise.Length != _latents.Length)
+            throw new ArgumentException($"initial noise has {noise.Length} values, expected {_latents.Length} for [{string.Join(",", _shape)}]");
+        var timer = Stopwatch.StartNew();
+        _latents.CopyFrom(noise);
+        _recording.Replay();
+        var images = _recording.Output;
+        return new GenerationResult(_latents.ToArray(), _shape, images.ToArray(), images.Shape, timer.Elapsed);
+    }
+
+    public void Dispose()
+    {
+        _recording.Dispose();
+        _latents.Dispose();
+    }
+}

@@ -163,6 +163,7 @@ public sealed class Backend : IDisposable
     /// <summary>Sets a view to zero on <see cref="Stream"/> (recorded like a launch).</summary>
     public void Clear<T>(ArrayView<T> view) where T : unmanaged
     {
+        if (view.Length == 0) return;
         if (_recording is { } recording) recording.Add(() => view.MemSetToZero(Stream));
         else view.MemSetToZero(Stream);
     }

@@ -205,7 +205,8 @@ public sealed class DiTPipeline : IDisposable
     /// of it, so small batches stop waiting on the host's launches. Everything else is fixed when recorded:
     /// labels, steps, scheduler, guidance, and the hook's schedule. Record first runs one ordinary
     /// generation with these options (it compiles the kernels, which a recording cannot), then resets the
-    /// hook before and after recording. Schedulers that draw fresh noise every step (ddpm) cannot be recorded.
+    /// hook (the options' or the transformer's, e.g. an enabled SmoothCacheHelper) before and after
+    /// recording. Schedulers that draw fresh noise every step (ddpm) cannot be recorded.
     /// </summary>
     public RecordedGeneration Record(GenerationOptions options)
     {
@@ -214,7 +215,8 @@ public sealed class DiTPipeline : IDisposable
             throw new NotSupportedException(
                 $"the {options.Scheduler ?? DefaultSchedulerKind} scheduler draws new noise every step, which a recording cannot upload: use ddim or dpm");
         Generate(options);
-        options.Hook?.Reset();
+        var hook = options.Hook ?? Transformer.Hook;
+        hook?.Reset();
         var x = Backend.Arena.Rent(job.Shape);
         try
         {
@@ -230,7 +232,7 @@ public sealed class DiTPipeline : IDisposable
         }
         finally
         {
-            options.Hook?.Reset();
+            hook?.Reset();
         }
     }
 

@@ -21,12 +21,22 @@ public sealed record ForwardTiming(
     public IReadOnlyList<KernelTime>? Kernels { get; init; }
     /// <summary>With --profile: sum of the kernels' device times of that forward.</summary>
     public double? KernelMilliseconds { get; init; }
+    /// <summary>The same forward recorded once and replayed (a CUDA graph on CUDA): mean milliseconds per replay.</summary>
+    public double? ReplayMilliseconds { get; init; }
+    /// <summary>Relative L2 difference between the replayed and the directly launched forward's output.</summary>
+    public double? ReplayVsDirect { get; init; }
 }
 
 /// <summary>One sampling job timed without and with SmoothCache, in the same run.</summary>
 public sealed record SamplingTiming(
     string Model, string Precision, int Images, int Steps, string Schedule, double UncachedSeconds,
-    double CachedSeconds, double Speedup, double ComputedFraction, double CachedVsUncachedError);
+    double CachedSeconds, double Speedup, double ComputedFraction, double CachedVsUncachedError)
+{
+    /// <summary>The uncached and the cached job recorded once (<see cref="DiTPipeline.Record"/>) and replayed: seconds per run.</summary>
+    public double? ReplayedUncachedSeconds { get; init; }
+    public double? ReplayedCachedSeconds { get; init; }
+    public double? ReplayedSpeedup => ReplayedUncachedSeconds / ReplayedCachedSeconds;
+}
 
 /// <summary>Everything a forward or sampling suite produced; failed cases are listed, not fatal.</summary>
 public sealed class ModelBenchReport
@@ -98,7 +108,7 @@ public static class ModelBench
     {
         bool xl = IncludeXl(backend, s, report);
         log.WriteLine($"forward on {backend.DeviceName}, mean of {s.Iterations} after one warm-up call");
-        log.WriteLine($"{"model",-24} {"prec",-4} {"batch",5} {"first ms",9} {"compiled",8} {"ms",9} {"launches",8} {"TFLOP/s",8}");
+        log.WriteLine($"{"model",-24} {"prec",-4} {"batch",5} {"first ms",9} {"compiled",8} {"ms",9} {"launches",8} {"TFLOP/s",8} {"replay ms",9} {"replay/ms",9}");
         // XL first: on CUDA a dit-digits run (portable attention, head dim 16) has left the context
         // unable to load further kernels (see BENCHMARKS.md), so it goes last.
         var models = new List<(string Name, Func<Precision, DiTPipeline> Build)>();
@@ -112,8 +122,11 @@ public static class ModelBench
                     foreach (int batch in ForwardBatches.Append(s.ExtraBatch).Distinct())
                     {
                         var r = TimeForward(pipeline.Transformer, name, batch, s.Iterations);
+                        // A failing replay is reported but keeps the direct timing.
+                        r = TryReplay($"forward {name} {Name(precision)} batch {batch} replayed", report, log, r,
+                            () => ReplayForward(pipeline.Transformer, r));
                         log.WriteLine($"{r.Model,-24} {r.Precision,-4} {r.Batch,5} {r.FirstCallMs,9:F1} {r.KernelsCompiled,8} " +
-                                      $"{r.Milliseconds,9:F3} {r.LaunchesPerForward,8:F0} {r.Tflops,8:F2}");
+                                      $"{r.Milliseconds,9:F3} {r.LaunchesPerForward,8:F0} {r.Tflops,8:F2} {r.ReplayMilliseconds,9:F3} {r.ReplayMilliseconds / r.Milliseconds,9:F2}");
                         if (s.Profile) r = ProfileForward(pipeline.Transformer, r, log);
                         report.Forward.Add(r);
                     }
@@ -157,6 +170,10 @@ public static class ModelBench
         }
     }
 
+    /// <summary>Replays run the same kernels on the same data as direct launches: only split-K's order of
+    /// additions may differ.</summary>
+    private const double ReplayTolerance = 1e-5;
+
     public static ForwardTiming TimeForward(DiTTransformer model, string name, int batch, int iterations)
     {
         var backend = model.Backend;
@@ -181,11 +198,39 @@ public static class ModelBench
         return new ForwardTiming(name, Name(model.Precision), batch, first, compiled, iterations, ms, launches, tflops);
     }
 
+    /// <summary>The same forward recorded once and replayed (a CUDA graph on CUDA): what the host's
+    /// launches cost the direct forward. Throws when the replay's output differs from the direct one.</summary>
+    public static ForwardTiming ReplayForward(DiTTransformer model, ForwardTiming timing)
+    {
+        var backend = model.Backend;
+        var (latentsTensor, timesteps, labels) = ForwardInputs(model, timing.Batch);
+        using var latents = latentsTensor;
+        using var direct = model.Forward(latents, timesteps, labels);
+        using var recording = backend.Record(() => model.Forward(latents, timesteps, labels));
+        recording.Replay();
+        double error = GpuChecks.RelativeL2(recording.Output.ToArray(), direct.ToArray());
+        if (error > ReplayTolerance)
+            throw new InvalidOperationException($"the replayed forward differs from the direct one by {error:E2}");
+        var watch = Stopwatch.StartNew();
+        for (int i = 0; i < timing.Iterations; i++) recording.Replay();
+        backend.Synchronize();
+        return timing with { ReplayMilliseconds = watch.Elapsed.TotalMilliseconds / timing.Iterations, ReplayVsDirect = error };
+    }
+
+    /// <summary>Runs a replay measurement; a failure is logged and recorded, and the timing kept without it.</summary>
+    private static T TryReplay<T>(string what, ModelBenchReport report, TextWriter log, T timing, Func<T> replay)
+    {
+        var result = timing;
+        Attempt(what, report, log, () => result = replay());
+        return result;
+    }
+
     public static void Sampling(Backend backend, ModelBenchSettings s, ModelBenchReport report, TextWriter log)
     {
         bool xl = IncludeXl(backend, s, report);
         log.WriteLine($"sampling on {backend.DeviceName}: DDIM {s.Steps} steps, guidance {GuidanceScale}, uncached then cached");
-        log.WriteLine($"{"model",-24} {"prec",-4} {"images",6} {"uncached s",10} {"cached s",9} {"speedup",7} {"computed",8} {"rel.diff",9}  schedule");
+        log.WriteLine($"{"model",-24} {"prec",-4} {"images",6} {"uncached s",10} {"cached s",9} {"speedup",7} {"computed",8} {"rel.diff",9} " +
+                      $"{"replayed",8} {"cached",8} {"speedup",7}  schedule");
         if (xl)
         {
             foreach (var precision in Precisions(backend))
@@ -197,7 +242,7 @@ public static class ModelBench
                     if (!File.Exists(file)) throw new FileNotFoundException($"schedule {file} not found (published alpha 0.18 schedule)");
                     using var pipeline = BuildXl(backend, precision);
                     var labels = Enumerable.Range(0, images).Select(i => XlLabels[i % XlLabels.Length]).ToArray();
-                    Report(report, log, RunJob(pipeline, XlName, labels, s, report, file));
+                    Report(report, log, RunJob(pipeline, XlName, labels, s, report, log, file));
                 });
             }
         }
@@ -208,7 +253,7 @@ public static class ModelBench
             {
                 using var pipeline = DiTPipeline.Load(s.DigitsFolder, backend, precision);
                 var labels = Enumerable.Range(0, digits).Select(i => i % pipeline.Transformer.Config.NumClasses).ToArray();
-                Report(report, log, RunJob(pipeline, DigitsName, labels, s, report, Path.Combine(s.ScheduleFolder, DigitsSchedule)));
+                Report(report, log, RunJob(pipeline, DigitsName, labels, s, report, log, Path.Combine(s.ScheduleFolder, DigitsSchedule)));
             });
         }
     }
@@ -217,7 +262,8 @@ public static class ModelBench
     {
         report.Sampling.Add(r);
         log.WriteLine($"{r.Model,-24} {r.Precision,-4} {r.Images,6} {r.UncachedSeconds,10:F3} {r.CachedSeconds,9:F3} " +
-                      $"{r.Speedup,6:F2}x {r.ComputedFraction,8:P0} {r.CachedVsUncachedError,9:E1}  {r.Schedule}");
+                      $"{r.Speedup,6:F2}x {r.ComputedFraction,8:P0} {r.CachedVsUncachedError,9:E1} " +
+                      $"{r.ReplayedUncachedSeconds,8:F3} {r.ReplayedCachedSeconds,8:F3} {r.ReplayedSpeedup,6:F2}x  {r.Schedule}");
     }
 
     /// <summary>
@@ -226,7 +272,7 @@ public static class ModelBench
     /// otherwise (dit-digits only) it is calibrated from this job.
     /// </summary>
     private static SamplingTiming RunJob(DiTPipeline pipeline, string model, int[] labels, ModelBenchSettings s,
-        ModelBenchReport report, string scheduleFile)
+        ModelBenchReport report, TextWriter log, string scheduleFile)
     {
         var options = new GenerationOptions { Labels = labels, Steps = s.Steps, Scheduler = "ddim", GuidanceScale = GuidanceScale, Seed = 0 };
         var transformer = pipeline.Transformer;
@@ -263,7 +309,30 @@ public static class ModelBench
             stats = helper.Stats();
         }
         double cachedSeconds = watch.Elapsed.TotalSeconds;
-        return new SamplingTiming(model, Name(transformer.Precision), labels.Length, s.Steps, source, uncachedSeconds, cachedSeconds,
+
+        var timing = new SamplingTiming(model, Name(transformer.Precision), labels.Length, s.Steps, source, uncachedSeconds, cachedSeconds,
             uncachedSeconds / cachedSeconds, stats.ComputedFraction, GpuChecks.RelativeL2(cached.Latents, uncached.Latents));
+
+        // Both jobs again, each recorded once and replayed (one CUDA graph per job on CUDA).
+        return TryReplay($"sampling {model} {timing.Precision} replayed", report, log, timing, () =>
+        {
+            double replayedUncached, replayedCached;
+            using (var recorded = pipeline.Record(options))
+                replayedUncached = TimeReplay(recorded, uncached);
+            using (SmoothCacheHelper.Enable(transformer, schedule))
+            using (var recorded = pipeline.Record(options))
+                replayedCached = TimeReplay(recorded, cached);
+            return timing with { ReplayedUncachedSeconds = replayedUncached, ReplayedCachedSeconds = replayedCached };
+        });
+    }
+
+    /// <summary>Seconds of one replay, after checking that it reproduces the directly launched job.</summary>
+    private static double TimeReplay(RecordedGeneration recorded, GenerationResult direct)
+    {
+        var result = recorded.Run();
+        double error = GpuChecks.RelativeL2(result.Latents, direct.Latents);
+        if (error > ReplayTolerance)
+            throw new InvalidOperationException($"the replayed job differs from the directly launched one by {error:E2}");
+        return result.Elapsed.TotalSeconds;
     }
 }

@@ -147,5 +147,13 @@ public static class SmokeCheck
             using var pipeline = DiTPipeline.Load(digitsFolder, b);
             return pipeline.Generate(new GenerationOptions { Labels = [7], Steps = 2, Scheduler = "ddim" }).Latents;
         });
+        // On CUDA one graph: captured from the backend's stream, launched as a whole.
+        yield return ("dit-digits DDIM 2 steps, recorded and replayed", b =>
+        {
+            using var pipeline = DiTPipeline.Load(digitsFolder, b);
+            using var recorded = pipeline.Record(new GenerationOptions { Labels = [7], Steps = 2, Scheduler = "ddim" });
+            recorded.Run();
+            return recorded.Run().Latents;
+        });
     }
 }

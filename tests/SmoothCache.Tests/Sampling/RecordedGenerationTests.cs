@@ -42,16 +42,15 @@ public class RecordedGenerationTests
     }
 
     [Fact]
-    public void ACachedGenerationReplaysItsSchedule()
+    public void AGenerationWithAnEnabledCacheReplaysItsSchedule()
     {
         var pipe = TinyCase.Pipeline;
         var uncached = pipe.Generate(Options(7));
         var schedule = CacheSchedule.Parse("""{"attn1": [1, 0, 1, 0], "ff": [1, 1, 0, 0]}""", "test schedule");
         using var cache = SmoothCacheHelper.Enable(pipe.Transformer, schedule);
-        var options = Options(7) with { Hook = cache };
-        var expected = pipe.Generate(options);
+        var expected = pipe.Generate(Options(7));
         cache.Reset();
-        using var recorded = pipe.Record(options);
+        using var recorded = pipe.Record(Options(7));
         var replayed = recorded.Run();
         Assert.Equal(expected.Latents, replayed.Latents);
         Assert.NotEqual(uncached.Latents, replayed.Latents);

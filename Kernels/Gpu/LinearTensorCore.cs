@@ -10,11 +10,11 @@ namespace SmoothCache.Kernels.Gpu;
 /// <c>mma.sync.aligned.m16n8k16</c>) or both fp32 (<see cref="RunTf32x3{TEpilogue}"/>, 3xTF32 on
 /// <c>mma.sync.aligned.m16n8k8</c>), b fp32 [N], y [M, N] fp32 or fp16 (rounded to nearest even), all
 /// row-major; products accumulate in fp32. The warp instructions come from an <see cref="IPath"/>.
-/// A group of 8 warps computes a 128 x 128 block of y, each warp a 64 x 32 tile (4 x 4 mma tiles,
-/// 64 fp32 accumulators per thread). K advances 32 at a time through a three-stage pipeline: the
+/// A group of 4 warps computes a 128 x 128 block of y, each warp a 64 x 64 tile (4 x 8 mma tiles,
+/// 128 fp32 accumulators per thread: each A fragment feeds 8 mma, each B fragment 4). K advances 32 at a time through a three-stage pipeline: the
 /// tile two steps ahead is copied global -> shared with <c>cp.async</c> (16 bytes per copy, no
 /// registers) while the current one is multiplied, one barrier per tile. Fragments come out of shared
-/// memory with <c>ldmatrix</c> (6 per 16-deep step per warp instead of 24 scalar loads). Shared rows are
+/// memory with <c>ldmatrix</c> (8 per 16-deep step per warp for 32 mma). Shared rows are
 /// four 16-byte chunks (32 halves or 16 floats) with chunk c of row r stored at c ^ ((r / 2) % 4), which makes both
 /// the copies and every 8-row ldmatrix phase conflict-free without padding; 3 stages x (x tile + W
 /// tile) x 8 KB = 48 KB, the static limit. With split-K (<see cref="SplitK"/>) the grid's z slice takes
@@ -28,7 +28,7 @@ public static class LinearTensorCore
     /// <summary>K per tile: four 16-byte chunks, 32 halves (fp16) or 16 floats (<see cref="DepthTf32"/>).</summary>
     public const int Depth = 32;
     public const int DepthTf32 = 16;
-    public const int Threads = 256;
+    public const int Threads = 128;
     private const int Stages = 3;
     /// <summary>Words per shared row: four 16-byte chunks, no padding (the swizzle avoids bank conflicts).</summary>
     private const int RowWords = 16;
@@ -47,10 +47,11 @@ public static class LinearTensorCore
         public int TilesPerSplit;
     }
 
-    /// <summary>A warp's 64 x 32 accumulator tile: Rows r = 16 i, columns 8 j in field C{i}{j}.</summary>
+    /// <summary>A warp's 64 x 64 accumulator tile: rows 16 i, columns 8 j in field C{i}{j}.</summary>
     public struct Accumulators
     {
-        public F4 C00, C01, C02, C03, C10, C11, C12, C13, C20, C21, C22, C23, C30, C31, C32, C33;
+        public F4 C00, C01, C02, C03, C04, C05, C06, C07, C10, C11, C12, C13, C14, C15, C16, C17,
+            C20, C21, C22, C23, C24, C25, C26, C27, C30, C31, C32, C33, C34, C35, C36, C37;
     }
 
     /// <summary>Why a problem cannot run on this kernel, or null when it can; chunk is the elements per
@@ -77,9 +78,9 @@ public static class LinearTensorCore
         void CommitCopies();
         void WaitAllButNewestCopies();
         /// <summary>One step over two chunks (16 halves or 8 floats): ldmatrix at the four x words a0..a3
-        /// (A fragments 0..3) and the two W words b01, b23 (B fragments 0, 1 and 2, 3), then
+        /// (A fragments 0..3) and the four W words b0..b3 (B fragments 2p and 2p + 1 at word bp), then
         /// C{i}{j} += A_i B_j.</summary>
-        Accumulators MultiplyStep(Accumulators c, ArrayView<uint> shared, uint sharedBase, int a0, int a1, int a2, int a3, int b01, int b23);
+        Accumulators MultiplyStep(Accumulators c, ArrayView<uint> shared, uint sharedBase, int a0, int a1, int a2, int a3, int b0, int b1, int b2, int b3);
         /// <summary>Once, after the K loop: the accumulators as C# values.</summary>
         Accumulators Finish(Accumulators c);
     }
@@ -93,9 +94,9 @@ public static class LinearTensorCore
     public readonly struct Ptx : IPath
     {
         private const string DeclareAndZero =
-            ".reg .f32 acc<64>; .reg .b32 fa<16>; .reg .b32 fb<8>;" +
-            // The 3xTF32 path's big and small parts of each fragment word.
-            ".reg .b32 ah<16>; .reg .b32 al<16>; .reg .b32 bh<8>; .reg .b32 bl<8>; .reg .f32 rest;" +
+            ".reg .f32 acc<128>; .reg .b32 fa<16>; .reg .b32 fb<16>;" +
+            // The 3xTF32 path's big and small parts: one A fragment's at a time, all B fragments'.
+            ".reg .b32 ah<4>; .reg .b32 al<4>; .reg .b32 bh<16>; .reg .b32 bl<16>; .reg .f32 rest;" +
             "mov.f32 acc0, 0f00000000; mov.f32 acc1, 0f00000000; mov.f32 acc2, 0f00000000; mov.f32 acc3, 0f00000000; mov.f32 acc4, 0f00000000; mov.f32 acc5, 0f00000000; mov.f32 acc6, 0f00000000; mov.f32 acc7, 0f00000000;" +
             "mov.f32 acc8, 0f00000000; mov.f32 acc9, 0f00000000; mov.f32 acc10, 0f00000000; mov.f32 acc11, 0f00000000; mov.f32 acc12, 0f00000000; mov.f32 acc13, 0f00000000; mov.f32 acc14, 0f00000000; mov.f32 acc15, 0f00000000;" +
             "mov.f32 acc16, 0f00000000; mov.f32 acc17, 0f00000000; mov.f32 acc18, 0f00000000; mov.f32 acc19, 0f00000000; mov.f32 acc20, 0f00000000; mov.f32 acc21, 0f00000000; mov.f32 acc22, 0f00000000; mov.f32 acc23, 0f00000000;" +
@@ -103,25 +104,49 @@ public static class LinearTensorCore
             "mov.f32 acc32, 0f00000000; mov.f32 acc33, 0f00000000; mov.f32 acc34, 0f00000000; mov.f32 acc35, 0f00000000; mov.f32 acc36, 0f00000000; mov.f32 acc37, 0f00000000; mov.f32 acc38, 0f00000000; mov.f32 acc39, 0f00000000;" +
             "mov.f32 acc40, 0f00000000; mov.f32 acc41, 0f00000000; mov.f32 acc42, 0f00000000; mov.f32 acc43, 0f00000000; mov.f32 acc44, 0f00000000; mov.f32 acc45, 0f00000000; mov.f32 acc46, 0f00000000; mov.f32 acc47, 0f00000000;" +
             "mov.f32 acc48, 0f00000000; mov.f32 acc49, 0f00000000; mov.f32 acc50, 0f00000000; mov.f32 acc51, 0f00000000; mov.f32 acc52, 0f00000000; mov.f32 acc53, 0f00000000; mov.f32 acc54, 0f00000000; mov.f32 acc55, 0f00000000;" +
-            "mov.f32 acc56, 0f00000000; mov.f32 acc57, 0f00000000; mov.f32 acc58, 0f00000000; mov.f32 acc59, 0f00000000; mov.f32 acc60, 0f00000000; mov.f32 acc61, 0f00000000; mov.f32 acc62, 0f00000000; mov.f32 acc63, 0f00000000;";
+            "mov.f32 acc56, 0f00000000; mov.f32 acc57, 0f00000000; mov.f32 acc58, 0f00000000; mov.f32 acc59, 0f00000000; mov.f32 acc60, 0f00000000; mov.f32 acc61, 0f00000000; mov.f32 acc62, 0f00000000; mov.f32 acc63, 0f00000000;" +
+            "mov.f32 acc64, 0f00000000; mov.f32 acc65, 0f00000000; mov.f32 acc66, 0f00000000; mov.f32 acc67, 0f00000000; mov.f32 acc68, 0f00000000; mov.f32 acc69, 0f00000000; mov.f32 acc70, 0f00000000; mov.f32 acc71, 0f00000000;" +
+            "mov.f32 acc72, 0f00000000; mov.f32 acc73, 0f00000000; mov.f32 acc74, 0f00000000; mov.f32 acc75, 0f00000000; mov.f32 acc76, 0f00000000; mov.f32 acc77, 0f00000000; mov.f32 acc78, 0f00000000; mov.f32 acc79, 0f00000000;" +
+            "mov.f32 acc80, 0f00000000; mov.f32 acc81, 0f00000000; mov.f32 acc82, 0f00000000; mov.f32 acc83, 0f00000000; mov.f32 acc84, 0f00000000; mov.f32 acc85, 0f00000000; mov.f32 acc86, 0f00000000; mov.f32 acc87, 0f00000000;" +
+            "mov.f32 acc88, 0f00000000; mov.f32 acc89, 0f00000000; mov.f32 acc90, 0f00000000; mov.f32 acc91, 0f00000000; mov.f32 acc92, 0f00000000; mov.f32 acc93, 0f00000000; mov.f32 acc94, 0f00000000; mov.f32 acc95, 0f00000000;" +
+            "mov.f32 acc96, 0f00000000; mov.f32 acc97, 0f00000000; mov.f32 acc98, 0f00000000; mov.f32 acc99, 0f00000000; mov.f32 acc100, 0f00000000; mov.f32 acc101, 0f00000000; mov.f32 acc102, 0f00000000; mov.f32 acc103, 0f00000000;" +
+            "mov.f32 acc104, 0f00000000; mov.f32 acc105, 0f00000000; mov.f32 acc106, 0f00000000; mov.f32 acc107, 0f00000000; mov.f32 acc108, 0f00000000; mov.f32 acc109, 0f00000000; mov.f32 acc110, 0f00000000; mov.f32 acc111, 0f00000000;" +
+            "mov.f32 acc112, 0f00000000; mov.f32 acc113, 0f00000000; mov.f32 acc114, 0f00000000; mov.f32 acc115, 0f00000000; mov.f32 acc116, 0f00000000; mov.f32 acc117, 0f00000000; mov.f32 acc118, 0f00000000; mov.f32 acc119, 0f00000000;" +
+            "mov.f32 acc120, 0f00000000; mov.f32 acc121, 0f00000000; mov.f32 acc122, 0f00000000; mov.f32 acc123, 0f00000000; mov.f32 acc124, 0f00000000; mov.f32 acc125, 0f00000000; mov.f32 acc126, 0f00000000; mov.f32 acc127, 0f00000000;";
 
         private const string MultiplyFragments =
             "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc0,acc1,acc2,acc3}, {fa0,fa1,fa2,fa3}, {fb0,fb1}, {acc0,acc1,acc2,acc3};" +
             "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc4,acc5,acc6,acc7}, {fa0,fa1,fa2,fa3}, {fb2,fb3}, {acc4,acc5,acc6,acc7};" +
             "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc8,acc9,acc10,acc11}, {fa0,fa1,fa2,fa3}, {fb4,fb5}, {acc8,acc9,acc10,acc11};" +
             "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc12,acc13,acc14,acc15}, {fa0,fa1,fa2,fa3}, {fb6,fb7}, {acc12,acc13,acc14,acc15};" +
-            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc16,acc17,acc18,acc19}, {fa4,fa5,fa6,fa7}, {fb0,fb1}, {acc16,acc17,acc18,acc19};" +
-            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc20,acc21,acc22,acc23}, {fa4,fa5,fa6,fa7}, {fb2,fb3}, {acc20,acc21,acc22,acc23};" +
-            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc24,acc25,acc26,acc27}, {fa4,fa5,fa6,fa7}, {fb4,fb5}, {acc24,acc25,acc26,acc27};" +
-            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc28,acc29,acc30,acc31}, {fa4,fa5,fa6,fa7}, {fb6,fb7}, {acc28,acc29,acc30,acc31};" +
-            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc32,acc33,acc34,acc35}, {fa8,fa9,fa10,fa11}, {fb0,fb1}, {acc32,acc33,acc34,acc35};" +
-            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc36,acc37,acc38,acc39}, {fa8,fa9,fa10,fa11}, {fb2,fb3}, {acc36,acc37,acc38,acc39};" +
-            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc40,acc41,acc42,acc43}, {fa8,fa9,fa10,fa11}, {fb4,fb5}, {acc40,acc41,acc42,acc43};" +
-            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc44,acc45,acc46,acc47}, {fa8,fa9,fa10,fa11}, {fb6,fb7}, {acc44,acc45,acc46,acc47};" +
-            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc48,acc49,acc50,acc51}, {fa12,fa13,fa14,fa15}, {fb0,fb1}, {acc48,acc49,acc50,acc51};" +
-            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc52,acc53,acc54,acc55}, {fa12,fa13,fa14,fa15}, {fb2,fb3}, {acc52,acc53,acc54,acc55};" +
-            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc56,acc57,acc58,acc59}, {fa12,fa13,fa14,fa15}, {fb4,fb5}, {acc56,acc57,acc58,acc59};" +
-            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc60,acc61,acc62,acc63}, {fa12,fa13,fa14,fa15}, {fb6,fb7}, {acc60,acc61,acc62,acc63};";
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc16,acc17,acc18,acc19}, {fa0,fa1,fa2,fa3}, {fb8,fb9}, {acc16,acc17,acc18,acc19};" +
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc20,acc21,acc22,acc23}, {fa0,fa1,fa2,fa3}, {fb10,fb11}, {acc20,acc21,acc22,acc23};" +
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc24,acc25,acc26,acc27}, {fa0,fa1,fa2,fa3}, {fb12,fb13}, {acc24,acc25,acc26,acc27};" +
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc28,acc29,acc30,acc31}, {fa0,fa1,fa2,fa3}, {fb14,fb15}, {acc28,acc29,acc30,acc31};" +
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc32,acc33,acc34,acc35}, {fa4,fa5,fa6,fa7}, {fb0,fb1}, {acc32,acc33,acc34,acc35};" +
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc36,acc37,acc38,acc39}, {fa4,fa5,fa6,fa7}, {fb2,fb3}, {acc36,acc37,acc38,acc39};" +
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc40,acc41,acc42,acc43}, {fa4,fa5,fa6,fa7}, {fb4,fb5}, {acc40,acc41,acc42,acc43};" +
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc44,acc45,acc46,acc47}, {fa4,fa5,fa6,fa7}, {fb6,fb7}, {acc44,acc45,acc46,acc47};" +
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc48,acc49,acc50,acc51}, {fa4,fa5,fa6,fa7}, {fb8,fb9}, {acc48,acc49,acc50,acc51};" +
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc52,acc53,acc54,acc55}, {fa4,fa5,fa6,fa7}, {fb10,fb11}, {acc52,acc53,acc54,acc55};" +
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc56,acc57,acc58,acc59}, {fa4,fa5,fa6,fa7}, {fb12,fb13}, {acc56,acc57,acc58,acc59};" +
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc60,acc61,acc62,acc63}, {fa4,fa5,fa6,fa7}, {fb14,fb15}, {acc60,acc61,acc62,acc63};" +
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc64,acc65,acc66,acc67}, {fa8,fa9,fa10,fa11}, {fb0,fb1}, {acc64,acc65,acc66,acc67};" +
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc68,acc69,acc70,acc71}, {fa8,fa9,fa10,fa11}, {fb2,fb3}, {acc68,acc69,acc70,acc71};" +
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc72,acc73,acc74,acc75}, {fa8,fa9,fa10,fa11}, {fb4,fb5}, {acc72,acc73,acc74,acc75};" +
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc76,acc77,acc78,acc79}, {fa8,fa9,fa10,fa11}, {fb6,fb7}, {acc76,acc77,acc78,acc79};" +
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc80,acc81,acc82,acc83}, {fa8,fa9,fa10,fa11}, {fb8,fb9}, {acc80,acc81,acc82,acc83};" +
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc84,acc85,acc86,acc87}, {fa8,fa9,fa10,fa11}, {fb10,fb11}, {acc84,acc85,acc86,acc87};" +
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc88,acc89,acc90,acc91}, {fa8,fa9,fa10,fa11}, {fb12,fb13}, {acc88,acc89,acc90,acc91};" +
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc92,acc93,acc94,acc95}, {fa8,fa9,fa10,fa11}, {fb14,fb15}, {acc92,acc93,acc94,acc95};" +
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc96,acc97,acc98,acc99}, {fa12,fa13,fa14,fa15}, {fb0,fb1}, {acc96,acc97,acc98,acc99};" +
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc100,acc101,acc102,acc103}, {fa12,fa13,fa14,fa15}, {fb2,fb3}, {acc100,acc101,acc102,acc103};" +
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc104,acc105,acc106,acc107}, {fa12,fa13,fa14,fa15}, {fb4,fb5}, {acc104,acc105,acc106,acc107};" +
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc108,acc109,acc110,acc111}, {fa12,fa13,fa14,fa15}, {fb6,fb7}, {acc108,acc109,acc110,acc111};" +
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc112,acc113,acc114,acc115}, {fa12,fa13,fa14,fa15}, {fb8,fb9}, {acc112,acc113,acc114,acc115};" +
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc116,acc117,acc118,acc119}, {fa12,fa13,fa14,fa15}, {fb10,fb11}, {acc116,acc117,acc118,acc119};" +
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc120,acc121,acc122,acc123}, {fa12,fa13,fa14,fa15}, {fb12,fb13}, {acc120,acc121,acc122,acc123};" +
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc124,acc125,acc126,acc127}, {fa12,fa13,fa14,fa15}, {fb14,fb15}, {acc124,acc125,acc126,acc127};";
 
         public int ChunkElements() => 8;
         public void Begin() => CudaAsm.Emit(DeclareAndZero);
@@ -131,23 +156,25 @@ public static class LinearTensorCore
         public void CommitCopies() => TensorCore.CommitCopies();
         public void WaitAllButNewestCopies() => TensorCore.WaitAllButNewestCopies();
 
-        public Accumulators MultiplyStep(Accumulators c, ArrayView<uint> shared, uint sharedBase, int a0, int a1, int a2, int a3, int b01, int b23)
+        public Accumulators MultiplyStep(Accumulators c, ArrayView<uint> shared, uint sharedBase, int a0, int a1, int a2, int a3, int b0, int b1, int b2, int b3)
         {
-            LoadFragments(sharedBase, a0, a1, a2, a3, b01, b23);
+            LoadFragments(sharedBase, a0, a1, a2, a3, b0, b1, b2, b3);
             CudaAsm.Emit(MultiplyFragments);
             return c;
         }
 
         /// <summary>The step's fragments into fa and fb (ldmatrix moves 16-bit pairs: for fp32 data each
         /// word is one float, at the same place in the fragment).</summary>
-        public static void LoadFragments(uint sharedBase, int a0, int a1, int a2, int a3, int b01, int b23)
+        public static void LoadFragments(uint sharedBase, int a0, int a1, int a2, int a3, int b0, int b1, int b2, int b3)
         {
             CudaAsm.Emit("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {fa0,fa1,fa2,fa3}, [%0];", sharedBase + 4u * (uint)a0);
             CudaAsm.Emit("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {fa4,fa5,fa6,fa7}, [%0];", sharedBase + 4u * (uint)a1);
             CudaAsm.Emit("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {fa8,fa9,fa10,fa11}, [%0];", sharedBase + 4u * (uint)a2);
             CudaAsm.Emit("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {fa12,fa13,fa14,fa15}, [%0];", sharedBase + 4u * (uint)a3);
-            CudaAsm.Emit("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {fb0,fb1,fb2,fb3}, [%0];", sharedBase + 4u * (uint)b01);
-            CudaAsm.Emit("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {fb4,fb5,fb6,fb7}, [%0];", sharedBase + 4u * (uint)b23);
+            CudaAsm.Emit("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {fb0,fb1,fb2,fb3}, [%0];", sharedBase + 4u * (uint)b0);
+            CudaAsm.Emit("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {fb4,fb5,fb6,fb7}, [%0];", sharedBase + 4u * (uint)b1);
+            CudaAsm.Emit("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {fb8,fb9,fb10,fb11}, [%0];", sharedBase + 4u * (uint)b2);
+            CudaAsm.Emit("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {fb12,fb13,fb14,fb15}, [%0];", sharedBase + 4u * (uint)b3);
         }
 
         public Accumulators Finish(Accumulators c)
@@ -162,29 +189,61 @@ public static class LinearTensorCore
             CudaAsm.Emit("mov.f32 %0, acc12;", out x); CudaAsm.Emit("mov.f32 %0, acc13;", out y); CudaAsm.Emit("mov.f32 %0, acc14;", out z); CudaAsm.Emit("mov.f32 %0, acc15;", out w);
             c.C03 = new F4 { X = x, Y = y, Z = z, W = w };
             CudaAsm.Emit("mov.f32 %0, acc16;", out x); CudaAsm.Emit("mov.f32 %0, acc17;", out y); CudaAsm.Emit("mov.f32 %0, acc18;", out z); CudaAsm.Emit("mov.f32 %0, acc19;", out w);
-            c.C10 = new F4 { X = x, Y = y, Z = z, W = w };
+            c.C04 = new F4 { X = x, Y = y, Z = z, W = w };
             CudaAsm.Emit("mov.f32 %0, acc20;", out x); CudaAsm.Emit("mov.f32 %0, acc21;", out y); CudaAsm.Emit("mov.f32 %0, acc22;", out z); CudaAsm.Emit("mov.f32 %0, acc23;", out w);
-            c.C11 = new F4 { X = x, Y = y, Z = z, W = w };
+            c.C05 = new F4 { X = x, Y = y, Z = z, W = w };
             CudaAsm.Emit("mov.f32 %0, acc24;", out x); CudaAsm.Emit("mov.f32 %0, acc25;", out y); CudaAsm.Emit("mov.f32 %0, acc26;", out z); CudaAsm.Emit("mov.f32 %0, acc27;", out w);
-            c.C12 = new F4 { X = x, Y = y, Z = z, W = w };
+            c.C06 = new F4 { X = x, Y = y, Z = z, W = w };
             CudaAsm.Emit("mov.f32 %0, acc28;", out x); CudaAsm.Emit("mov.f32 %0, acc29;", out y); CudaAsm.Emit("mov.f32 %0, acc30;", out z); CudaAsm.Emit("mov.f32 %0, acc31;", out w);
-            c.C13 = new F4 { X = x, Y = y, Z = z, W = w };
+            c.C07 = new F4 { X = x, Y = y, Z = z, W = w };
             CudaAsm.Emit("mov.f32 %0, acc32;", out x); CudaAsm.Emit("mov.f32 %0, acc33;", out y); CudaAsm.Emit("mov.f32 %0, acc34;", out z); CudaAsm.Emit("mov.f32 %0, acc35;", out w);
-            c.C20 = new F4 { X = x, Y = y, Z = z, W = w };
+            c.C10 = new F4 { X = x, Y = y, Z = z, W = w };
             CudaAsm.Emit("mov.f32 %0, acc36;", out x); CudaAsm.Emit("mov.f32 %0, acc37;", out y); CudaAsm.Emit("mov.f32 %0, acc38;", out z); CudaAsm.Emit("mov.f32 %0, acc39;", out w);
-            c.C21 = new F4 { X = x, Y = y, Z = z, W = w };
+            c.C11 = new F4 { X = x, Y = y, Z = z, W = w };
             CudaAsm.Emit("mov.f32 %0, acc40;", out x); CudaAsm.Emit("mov.f32 %0, acc41;", out y); CudaAsm.Emit("mov.f32 %0, acc42;", out z); CudaAsm.Emit("mov.f32 %0, acc43;", out w);
-            c.C22 = new F4 { X = x, Y = y, Z = z, W = w };
+            c.C12 = new F4 { X = x, Y = y, Z = z, W = w };
             CudaAsm.Emit("mov.f32 %0, acc44;", out x); CudaAsm.Emit("mov.f32 %0, acc45;", out y); CudaAsm.Emit("mov.f32 %0, acc46;", out z); CudaAsm.Emit("mov.f32 %0, acc47;", out w);
-            c.C23 = new F4 { X = x, Y = y, Z = z, W = w };
+            c.C13 = new F4 { X = x, Y = y, Z = z, W = w };
             CudaAsm.Emit("mov.f32 %0, acc48;", out x); CudaAsm.Emit("mov.f32 %0, acc49;", out y); CudaAsm.Emit("mov.f32 %0, acc50;", out z); CudaAsm.Emit("mov.f32 %0, acc51;", out w);
-            c.C30 = new F4 { X = x, Y = y, Z = z, W = w };
+            c.C14 = new F4 { X = x, Y = y, Z = z, W = w };
             CudaAsm.Emit("mov.f32 %0, acc52;", out x); CudaAsm.Emit("mov.f32 %0, acc53;", out y); CudaAsm.Emit("mov.f32 %0, acc54;", out z); CudaAsm.Emit("mov.f32 %0, acc55;", out w);
-            c.C31 = new F4 { X = x, Y = y, Z = z, W = w };
+            c.C15 = new F4 { X = x, Y = y, Z = z, W = w };
             CudaAsm.Emit("mov.f32 %0, acc56;", out x); CudaAsm.Emit("mov.f32 %0, acc57;", out y); CudaAsm.Emit("mov.f32 %0, acc58;", out z); CudaAsm.Emit("mov.f32 %0, acc59;", out w);
-            c.C32 = new F4 { X = x, Y = y, Z = z, W = w };
+            c.C16 = new F4 { X = x, Y = y, Z = z, W = w };
             CudaAsm.Emit("mov.f32 %0, acc60;", out x); CudaAsm.Emit("mov.f32 %0, acc61;", out y); CudaAsm.Emit("mov.f32 %0, acc62;", out z); CudaAsm.Emit("mov.f32 %0, acc63;", out w);
+            c.C17 = new F4 { X = x, Y = y, Z = z, W = w };
+            CudaAsm.Emit("mov.f32 %0, acc64;", out x); CudaAsm.Emit("mov.f32 %0, acc65;", out y); CudaAsm.Emit("mov.f32 %0, acc66;", out z); CudaAsm.Emit("mov.f32 %0, acc67;", out w);
+            c.C20 = new F4 { X = x, Y = y, Z = z, W = w };
+            CudaAsm.Emit("mov.f32 %0, acc68;", out x); CudaAsm.Emit("mov.f32 %0, acc69;", out y); CudaAsm.Emit("mov.f32 %0, acc70;", out z); CudaAsm.Emit("mov.f32 %0, acc71;", out w);
+            c.C21 = new F4 { X = x, Y = y, Z = z, W = w };
+            CudaAsm.Emit("mov.f32 %0, acc72;", out x); CudaAsm.Emit("mov.f32 %0, acc73;", out y); CudaAsm.Emit("mov.f32 %0, acc74;", out z); CudaAsm.Emit("mov.f32 %0, acc75;", out w);
+            c.C22 = new F4 { X = x, Y = y, Z = z, W = w };
+            CudaAsm.Emit("mov.f32 %0, acc76;", out x); CudaAsm.Emit("mov.f32 %0, acc77;", out y); CudaAsm.Emit("mov.f32 %0, acc78;", out z); CudaAsm.Emit("mov.f32 %0, acc79;", out w);
+            c.C23 = new F4 { X = x, Y = y, Z = z, W = w };
+            CudaAsm.Emit("mov.f32 %0, acc80;", out x); CudaAsm.Emit("mov.f32 %0, acc81;", out y); CudaAsm.Emit("mov.f32 %0, acc82;", out z); CudaAsm.Emit("mov.f32 %0, acc83;", out w);
+            c.C24 = new F4 { X = x, Y = y, Z = z, W = w };
+            CudaAsm.Emit("mov.f32 %0, acc84;", out x); CudaAsm.Emit("mov.f32 %0, acc85;", out y); CudaAsm.Emit("mov.f32 %0, acc86;", out z); CudaAsm.Emit("mov.f32 %0, acc87;", out w);
+            c.C25 = new F4 { X = x, Y = y, Z = z, W = w };
+            CudaAsm.Emit("mov.f32 %0, acc88;", out x); CudaAsm.Emit("mov.f32 %0, acc89;", out y); CudaAsm.Emit("mov.f32 %0, acc90;", out z); CudaAsm.Emit("mov.f32 %0, acc91;", out w);
+            c.C26 = new F4 { X = x, Y = y, Z = z, W = w };
+            CudaAsm.Emit("mov.f32 %0, acc92;", out x); CudaAsm.Emit("mov.f32 %0, acc93;", out y); CudaAsm.Emit("mov.f32 %0, acc94;", out z); CudaAsm.Emit("mov.f32 %0, acc95;", out w);
+            c.C27 = new F4 { X = x, Y = y, Z = z, W = w };
+            CudaAsm.Emit("mov.f32 %0, acc96;", out x); CudaAsm.Emit("mov.f32 %0, acc97;", out y); CudaAsm.Emit("mov.f32 %0, acc98;", out z); CudaAsm.Emit("mov.f32 %0, acc99;", out w);
+            c.C30 = new F4 { X = x, Y = y, Z = z, W = w };
+            CudaAsm.Emit("mov.f32 %0, acc100;", out x); CudaAsm.Emit("mov.f32 %0, acc101;", out y); CudaAsm.Emit("mov.f32 %0, acc102;", out z); CudaAsm.Emit("mov.f32 %0, acc103;", out w);
+            c.C31 = new F4 { X = x, Y = y, Z = z, W = w };
+            CudaAsm.Emit("mov.f32 %0, acc104;", out x); CudaAsm.Emit("mov.f32 %0, acc105;", out y); CudaAsm.Emit("mov.f32 %0, acc106;", out z); CudaAsm.Emit("mov.f32 %0, acc107;", out w);
+            c.C32 = new F4 { X = x, Y = y, Z = z, W = w };
+            CudaAsm.Emit("mov.f32 %0, acc108;", out x); CudaAsm.Emit("mov.f32 %0, acc109;", out y); CudaAsm.Emit("mov.f32 %0, acc110;", out z); CudaAsm.Emit("mov.f32 %0, acc111;", out w);
             c.C33 = new F4 { X = x, Y = y, Z = z, W = w };
+            CudaAsm.Emit("mov.f32 %0, acc112;", out x); CudaAsm.Emit("mov.f32 %0, acc113;", out y); CudaAsm.Emit("mov.f32 %0, acc114;", out z); CudaAsm.Emit("mov.f32 %0, acc115;", out w);
+            c.C34 = new F4 { X = x, Y = y, Z = z, W = w };
+            CudaAsm.Emit("mov.f32 %0, acc116;", out x); CudaAsm.Emit("mov.f32 %0, acc117;", out y); CudaAsm.Emit("mov.f32 %0, acc118;", out z); CudaAsm.Emit("mov.f32 %0, acc119;", out w);
+            c.C35 = new F4 { X = x, Y = y, Z = z, W = w };
+            CudaAsm.Emit("mov.f32 %0, acc120;", out x); CudaAsm.Emit("mov.f32 %0, acc121;", out y); CudaAsm.Emit("mov.f32 %0, acc122;", out z); CudaAsm.Emit("mov.f32 %0, acc123;", out w);
+            c.C36 = new F4 { X = x, Y = y, Z = z, W = w };
+            CudaAsm.Emit("mov.f32 %0, acc124;", out x); CudaAsm.Emit("mov.f32 %0, acc125;", out y); CudaAsm.Emit("mov.f32 %0, acc126;", out z); CudaAsm.Emit("mov.f32 %0, acc127;", out w);
+            c.C37 = new F4 { X = x, Y = y, Z = z, W = w };
             return c;
         }
     }
@@ -200,21 +259,28 @@ public static class LinearTensorCore
         public void CommitCopies() { }
         public void WaitAllButNewestCopies() { }
 
-        public Accumulators MultiplyStep(Accumulators c, ArrayView<uint> shared, uint sharedBase, int a0, int a1, int a2, int a3, int b01, int b23) =>
-            Step(c, shared, a0, a1, a2, a3, b01, b23, tf32: false);
+        public Accumulators MultiplyStep(Accumulators c, ArrayView<uint> shared, uint sharedBase, int a0, int a1, int a2, int a3, int b0, int b1, int b2, int b3) =>
+            Step(c, shared, a0, a1, a2, a3, b0, b1, b2, b3, tf32: false);
 
         /// <summary>The emulated step: fp16 mma, or 3xTF32 (see <see cref="TensorCore.EmulatedMma"/>).</summary>
-        public static Accumulators Step(Accumulators c, ArrayView<uint> shared, int a0, int a1, int a2, int a3, int b01, int b23, bool tf32)
+        public static Accumulators Step(Accumulators c, ArrayView<uint> shared, int a0, int a1, int a2, int a3, int b0, int b1, int b2, int b3, bool tf32)
         {
             U4 x0 = TensorCore.EmulatedLoadMatrices(shared, a0), x1 = TensorCore.EmulatedLoadMatrices(shared, a1);
             U4 x2 = TensorCore.EmulatedLoadMatrices(shared, a2), x3 = TensorCore.EmulatedLoadMatrices(shared, a3);
-            U4 w01 = TensorCore.EmulatedLoadMatrices(shared, b01), w23 = TensorCore.EmulatedLoadMatrices(shared, b23);
+            U4 w01 = TensorCore.EmulatedLoadMatrices(shared, b0), w23 = TensorCore.EmulatedLoadMatrices(shared, b1);
+            U4 w45 = TensorCore.EmulatedLoadMatrices(shared, b2), w67 = TensorCore.EmulatedLoadMatrices(shared, b3);
             U2 w0 = new() { X = w01.X, Y = w01.Y }, w1 = new() { X = w01.Z, Y = w01.W };
             U2 w2 = new() { X = w23.X, Y = w23.Y }, w3 = new() { X = w23.Z, Y = w23.W };
+            U2 w4 = new() { X = w45.X, Y = w45.Y }, w5 = new() { X = w45.Z, Y = w45.W };
+            U2 w6 = new() { X = w67.X, Y = w67.Y }, w7 = new() { X = w67.Z, Y = w67.W };
             c.C00 = Mma(c.C00, x0, w0, tf32); c.C01 = Mma(c.C01, x0, w1, tf32); c.C02 = Mma(c.C02, x0, w2, tf32); c.C03 = Mma(c.C03, x0, w3, tf32);
+            c.C04 = Mma(c.C04, x0, w4, tf32); c.C05 = Mma(c.C05, x0, w5, tf32); c.C06 = Mma(c.C06, x0, w6, tf32); c.C07 = Mma(c.C07, x0, w7, tf32);
             c.C10 = Mma(c.C10, x1, w0, tf32); c.C11 = Mma(c.C11, x1, w1, tf32); c.C12 = Mma(c.C12, x1, w2, tf32); c.C13 = Mma(c.C13, x1, w3, tf32);
+            c.C14 = Mma(c.C14, x1, w4, tf32); c.C15 = Mma(c.C15, x1, w5, tf32); c.C16 = Mma(c.C16, x1, w6, tf32); c.C17 = Mma(c.C17, x1, w7, tf32);
             c.C20 = Mma(c.C20, x2, w0, tf32); c.C21 = Mma(c.C21, x2, w1, tf32); c.C22 = Mma(c.C22, x2, w2, tf32); c.C23 = Mma(c.C23, x2, w3, tf32);
+            c.C24 = Mma(c.C24, x2, w4, tf32); c.C25 = Mma(c.C25, x2, w5, tf32); c.C26 = Mma(c.C26, x2, w6, tf32); c.C27 = Mma(c.C27, x2, w7, tf32);
             c.C30 = Mma(c.C30, x3, w0, tf32); c.C31 = Mma(c.C31, x3, w1, tf32); c.C32 = Mma(c.C32, x3, w2, tf32); c.C33 = Mma(c.C33, x3, w3, tf32);
+            c.C34 = Mma(c.C34, x3, w4, tf32); c.C35 = Mma(c.C35, x3, w5, tf32); c.C36 = Mma(c.C36, x3, w6, tf32); c.C37 = Mma(c.C37, x3, w7, tf32);
             return c;
         }
 
@@ -231,23 +297,8 @@ public static class LinearTensorCore
     /// </summary>
     public readonly struct PtxTf32x3 : IPath
     {
-        private const string SplitFragments =
-            "cvt.rna.tf32.f32 ah0, fa0; sub.f32 rest, fa0, ah0; cvt.rna.tf32.f32 al0, rest;" +
-            "cvt.rna.tf32.f32 ah1, fa1; sub.f32 rest, fa1, ah1; cvt.rna.tf32.f32 al1, rest;" +
-            "cvt.rna.tf32.f32 ah2, fa2; sub.f32 rest, fa2, ah2; cvt.rna.tf32.f32 al2, rest;" +
-            "cvt.rna.tf32.f32 ah3, fa3; sub.f32 rest, fa3, ah3; cvt.rna.tf32.f32 al3, rest;" +
-            "cvt.rna.tf32.f32 ah4, fa4; sub.f32 rest, fa4, ah4; cvt.rna.tf32.f32 al4, rest;" +
-            "cvt.rna.tf32.f32 ah5, fa5; sub.f32 rest, fa5, ah5; cvt.rna.tf32.f32 al5, rest;" +
-            "cvt.rna.tf32.f32 ah6, fa6; sub.f32 rest, fa6, ah6; cvt.rna.tf32.f32 al6, rest;" +
-            "cvt.rna.tf32.f32 ah7, fa7; sub.f32 rest, fa7, ah7; cvt.rna.tf32.f32 al7, rest;" +
-            "cvt.rna.tf32.f32 ah8, fa8; sub.f32 rest, fa8, ah8; cvt.rna.tf32.f32 al8, rest;" +
-            "cvt.rna.tf32.f32 ah9, fa9; sub.f32 rest, fa9, ah9; cvt.rna.tf32.f32 al9, rest;" +
-            "cvt.rna.tf32.f32 ah10, fa10; sub.f32 rest, fa10, ah10; cvt.rna.tf32.f32 al10, rest;" +
-            "cvt.rna.tf32.f32 ah11, fa11; sub.f32 rest, fa11, ah11; cvt.rna.tf32.f32 al11, rest;" +
-            "cvt.rna.tf32.f32 ah12, fa12; sub.f32 rest, fa12, ah12; cvt.rna.tf32.f32 al12, rest;" +
-            "cvt.rna.tf32.f32 ah13, fa13; sub.f32 rest, fa13, ah13; cvt.rna.tf32.f32 al13, rest;" +
-            "cvt.rna.tf32.f32 ah14, fa14; sub.f32 rest, fa14, ah14; cvt.rna.tf32.f32 al14, rest;" +
-            "cvt.rna.tf32.f32 ah15, fa15; sub.f32 rest, fa15, ah15; cvt.rna.tf32.f32 al15, rest;" +
+        /// <summary>Every B fragment word into its big (bh) and small (bl) parts.</summary>
+        private const string SplitB =
             "cvt.rna.tf32.f32 bh0, fb0; sub.f32 rest, fb0, bh0; cvt.rna.tf32.f32 bl0, rest;" +
             "cvt.rna.tf32.f32 bh1, fb1; sub.f32 rest, fb1, bh1; cvt.rna.tf32.f32 bl1, rest;" +
             "cvt.rna.tf32.f32 bh2, fb2; sub.f32 rest, fb2, bh2; cvt.rna.tf32.f32 bl2, rest;" +
@@ -255,57 +306,63 @@ public static class LinearTensorCore
             "cvt.rna.tf32.f32 bh4, fb4; sub.f32 rest, fb4, bh4; cvt.rna.tf32.f32 bl4, rest;" +
             "cvt.rna.tf32.f32 bh5, fb5; sub.f32 rest, fb5, bh5; cvt.rna.tf32.f32 bl5, rest;" +
             "cvt.rna.tf32.f32 bh6, fb6; sub.f32 rest, fb6, bh6; cvt.rna.tf32.f32 bl6, rest;" +
-            "cvt.rna.tf32.f32 bh7, fb7; sub.f32 rest, fb7, bh7; cvt.rna.tf32.f32 bl7, rest;";
+            "cvt.rna.tf32.f32 bh7, fb7; sub.f32 rest, fb7, bh7; cvt.rna.tf32.f32 bl7, rest;" +
+            "cvt.rna.tf32.f32 bh8, fb8; sub.f32 rest, fb8, bh8; cvt.rna.tf32.f32 bl8, rest;" +
+            "cvt.rna.tf32.f32 bh9, fb9; sub.f32 rest, fb9, bh9; cvt.rna.tf32.f32 bl9, rest;" +
+            "cvt.rna.tf32.f32 bh10, fb10; sub.f32 rest, fb10, bh10; cvt.rna.tf32.f32 bl10, rest;" +
+            "cvt.rna.tf32.f32 bh11, fb11; sub.f32 rest, fb11, bh11; cvt.rna.tf32.f32 bl11, rest;" +
+            "cvt.rna.tf32.f32 bh12, fb12; sub.f32 rest, fb12, bh12; cvt.rna.tf32.f32 bl12, rest;" +
+            "cvt.rna.tf32.f32 bh13, fb13; sub.f32 rest, fb13, bh13; cvt.rna.tf32.f32 bl13, rest;" +
+            "cvt.rna.tf32.f32 bh14, fb14; sub.f32 rest, fb14, bh14; cvt.rna.tf32.f32 bl14, rest;" +
+            "cvt.rna.tf32.f32 bh15, fb15; sub.f32 rest, fb15, bh15; cvt.rna.tf32.f32 bl15, rest;";
 
-        private const string MultiplyFragments =
-            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc0,acc1,acc2,acc3}, {al0,al1,al2,al3}, {bh0,bh1}, {acc0,acc1,acc2,acc3};" +
-            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc0,acc1,acc2,acc3}, {ah0,ah1,ah2,ah3}, {bl0,bl1}, {acc0,acc1,acc2,acc3};" +
-            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc0,acc1,acc2,acc3}, {ah0,ah1,ah2,ah3}, {bh0,bh1}, {acc0,acc1,acc2,acc3};" +
-            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc4,acc5,acc6,acc7}, {al0,al1,al2,al3}, {bh2,bh3}, {acc4,acc5,acc6,acc7};" +
-            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc4,acc5,acc6,acc7}, {ah0,ah1,ah2,ah3}, {bl2,bl3}, {acc4,acc5,acc6,acc7};" +
-            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc4,acc5,acc6,acc7}, {ah0,ah1,ah2,ah3}, {bh2,bh3}, {acc4,acc5,acc6,acc7};" +
-            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc8,acc9,acc10,acc11}, {al0,al1,al2,al3}, {bh4,bh5}, {acc8,acc9,acc10,acc11};" +
-            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc8,acc9,acc10,acc11}, {ah0,ah1,ah2,ah3}, {bl4,bl5}, {acc8,acc9,acc10,acc11};" +
-            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc8,acc9,acc10,acc11}, {ah0,ah1,ah2,ah3}, {bh4,bh5}, {acc8,acc9,acc10,acc11};" +
-            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc12,acc13,acc14,acc15}, {al0,al1,al2,al3}, {bh6,bh7}, {acc12,acc13,acc14,acc15};" +
-            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc12,acc13,acc14,acc15}, {ah0,ah1,ah2,ah3}, {bl6,bl7}, {acc12,acc13,acc14,acc15};" +
-            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc12,acc13,acc14,acc15}, {ah0,ah1,ah2,ah3}, {bh6,bh7}, {acc12,acc13,acc14,acc15};" +
-            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc16,acc17,acc18,acc19}, {al4,al5,al6,al7}, {bh0,bh1}, {acc16,acc17,acc18,acc19};" +
-            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc16,acc17,acc18,acc19}, {ah4,ah5,ah6,ah7}, {bl0,bl1}, {acc16,acc17,acc18,acc19};" +
-            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc16,acc17,acc18,acc19}, {ah4,ah5,ah6,ah7}, {bh0,bh1}, {acc16,acc17,acc18,acc19};" +
-            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc20,acc21,acc22,acc23}, {al4,al5,al6,al7}, {bh2,bh3}, {acc20,acc21,acc22,acc23};" +
-            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc20,acc21,acc22,acc23}, {ah4,ah5,ah6,ah7}, {bl2,bl3}, {acc20,acc21,acc22,acc23};" +
-            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc20,acc21,acc22,acc23}, {ah4,ah5,ah6,ah7}, {bh2,bh3}, {acc20,acc21,acc22,acc23};" +
-            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc24,acc25,acc26,acc27}, {al4,al5,al6,al7}, {bh4,bh5}, {acc24,acc25,acc26,acc27};" +
-            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc24,acc25,acc26,acc27}, {ah4,ah5,ah6,ah7}, {bl4,bl5}, {acc24,acc25,acc26,acc27};" +
-            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc24,acc25,acc26,acc27}, {ah4,ah5,ah6,ah7}, {bh4,bh5}, {acc24,acc25,acc26,acc27};" +
-            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc28,acc29,acc30,acc31}, {al4,al5,al6,al7}, {bh6,bh7}, {acc28,acc29,acc30,acc31};" +
-            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc28,acc29,acc30,acc31}, {ah4,ah5,ah6,ah7}, {bl6,bl7}, {acc28,acc29,acc30,acc31};" +
-            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc28,acc29,acc30,acc31}, {ah4,ah5,ah6,ah7}, {bh6,bh7}, {acc28,acc29,acc30,acc31};" +
-            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc32,acc33,acc34,acc35}, {al8,al9,al10,al11}, {bh0,bh1}, {acc32,acc33,acc34,acc35};" +
-            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc32,acc33,acc34,acc35}, {ah8,ah9,ah10,ah11}, {bl0,bl1}, {acc32,acc33,acc34,acc35};" +
-            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc32,acc33,acc34,acc35}, {ah8,ah9,ah10,ah11}, {bh0,bh1}, {acc32,acc33,acc34,acc35};" +
-            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc36,acc37,acc38,acc39}, {al8,al9,al10,al11}, {bh2,bh3}, {acc36,acc37,acc38,acc39};" +
-            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc36,acc37,acc38,acc39}, {ah8,ah9,ah10,ah11}, {bl2,bl3}, {acc36,acc37,acc38,acc39};" +
-            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc36,acc37,acc38,acc39}, {ah8,ah9,ah10,ah11}, {bh2,bh3}, {acc36,acc37,acc38,acc39};" +
-            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc40,acc41,acc42,acc43}, {al8,al9,al10,al11}, {bh4,bh5}, {acc40,acc41,acc42,acc43};" +
-            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc40,acc41,acc42,acc43}, {ah8,ah9,ah10,ah11}, {bl4,bl5}, {acc40,acc41,acc42,acc43};" +
-            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc40,acc41,acc42,acc43}, {ah8,ah9,ah10,ah11}, {bh4,bh5}, {acc40,acc41,acc42,acc43};" +
-            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc44,acc45,acc46,acc47}, {al8,al9,al10,al11}, {bh6,bh7}, {acc44,acc45,acc46,acc47};" +
-            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc44,acc45,acc46,acc47}, {ah8,ah9,ah10,ah11}, {bl6,bl7}, {acc44,acc45,acc46,acc47};" +
-            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc44,acc45,acc46,acc47}, {ah8,ah9,ah10,ah11}, {bh6,bh7}, {acc44,acc45,acc46,acc47};" +
-            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc48,acc49,acc50,acc51}, {al12,al13,al14,al15}, {bh0,bh1}, {acc48,acc49,acc50,acc51};" +
-            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc48,acc49,acc50,acc51}, {ah12,ah13,ah14,ah15}, {bl0,bl1}, {acc48,acc49,acc50,acc51};" +
-            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc48,acc49,acc50,acc51}, {ah12,ah13,ah14,ah15}, {bh0,bh1}, {acc48,acc49,acc50,acc51};" +
-            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc52,acc53,acc54,acc55}, {al12,al13,al14,al15}, {bh2,bh3}, {acc52,acc53,acc54,acc55};" +
-            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc52,acc53,acc54,acc55}, {ah12,ah13,ah14,ah15}, {bl2,bl3}, {acc52,acc53,acc54,acc55};" +
-            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc52,acc53,acc54,acc55}, {ah12,ah13,ah14,ah15}, {bh2,bh3}, {acc52,acc53,acc54,acc55};" +
-            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc56,acc57,acc58,acc59}, {al12,al13,al14,al15}, {bh4,bh5}, {acc56,acc57,acc58,acc59};" +
-            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc56,acc57,acc58,acc59}, {ah12,ah13,ah14,ah15}, {bl4,bl5}, {acc56,acc57,acc58,acc59};" +
-            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc56,acc57,acc58,acc59}, {ah12,ah13,ah14,ah15}, {bh4,bh5}, {acc56,acc57,acc58,acc59};" +
-            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc60,acc61,acc62,acc63}, {al12,al13,al14,al15}, {bh6,bh7}, {acc60,acc61,acc62,acc63};" +
-            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc60,acc61,acc62,acc63}, {ah12,ah13,ah14,ah15}, {bl6,bl7}, {acc60,acc61,acc62,acc63};" +
-            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc60,acc61,acc62,acc63}, {ah12,ah13,ah14,ah15}, {bh6,bh7}, {acc60,acc61,acc62,acc63};";
+        /// <summary>Per A fragment: its four words split into ah and al, then its 8 tiles. Splitting A one
+        /// fragment at a time keeps 8 registers for its parts instead of 32.</summary>
+        private const string SplitAAndMultiply =
+            // A fragment 0: its big and small parts, then its 8 tiles, small products first.
+            "cvt.rna.tf32.f32 ah0, fa0; sub.f32 rest, fa0, ah0; cvt.rna.tf32.f32 al0, rest; cvt.rna.tf32.f32 ah1, fa1; sub.f32 rest, fa1, ah1; cvt.rna.tf32.f32 al1, rest;" +
+            "cvt.rna.tf32.f32 ah2, fa2; sub.f32 rest, fa2, ah2; cvt.rna.tf32.f32 al2, rest; cvt.rna.tf32.f32 ah3, fa3; sub.f32 rest, fa3, ah3; cvt.rna.tf32.f32 al3, rest;" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc0,acc1,acc2,acc3}, {al0,al1,al2,al3}, {bh0,bh1}, {acc0,acc1,acc2,acc3}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc0,acc1,acc2,acc3}, {ah0,ah1,ah2,ah3}, {bl0,bl1}, {acc0,acc1,acc2,acc3}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc0,acc1,acc2,acc3}, {ah0,ah1,ah2,ah3}, {bh0,bh1}, {acc0,acc1,acc2,acc3};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc4,acc5,acc6,acc7}, {al0,al1,al2,al3}, {bh2,bh3}, {acc4,acc5,acc6,acc7}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc4,acc5,acc6,acc7}, {ah0,ah1,ah2,ah3}, {bl2,bl3}, {acc4,acc5,acc6,acc7}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc4,acc5,acc6,acc7}, {ah0,ah1,ah2,ah3}, {bh2,bh3}, {acc4,acc5,acc6,acc7};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc8,acc9,acc10,acc11}, {al0,al1,al2,al3}, {bh4,bh5}, {acc8,acc9,acc10,acc11}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc8,acc9,acc10,acc11}, {ah0,ah1,ah2,ah3}, {bl4,bl5}, {acc8,acc9,acc10,acc11}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc8,acc9,acc10,acc11}, {ah0,ah1,ah2,ah3}, {bh4,bh5}, {acc8,acc9,acc10,acc11};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc12,acc13,acc14,acc15}, {al0,al1,al2,al3}, {bh6,bh7}, {acc12,acc13,acc14,acc15}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc12,acc13,acc14,acc15}, {ah0,ah1,ah2,ah3}, {bl6,bl7}, {acc12,acc13,acc14,acc15}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc12,acc13,acc14,acc15}, {ah0,ah1,ah2,ah3}, {bh6,bh7}, {acc12,acc13,acc14,acc15};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc16,acc17,acc18,acc19}, {al0,al1,al2,al3}, {bh8,bh9}, {acc16,acc17,acc18,acc19}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc16,acc17,acc18,acc19}, {ah0,ah1,ah2,ah3}, {bl8,bl9}, {acc16,acc17,acc18,acc19}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc16,acc17,acc18,acc19}, {ah0,ah1,ah2,ah3}, {bh8,bh9}, {acc16,acc17,acc18,acc19};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc20,acc21,acc22,acc23}, {al0,al1,al2,al3}, {bh10,bh11}, {acc20,acc21,acc22,acc23}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc20,acc21,acc22,acc23}, {ah0,ah1,ah2,ah3}, {bl10,bl11}, {acc20,acc21,acc22,acc23}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc20,acc21,acc22,acc23}, {ah0,ah1,ah2,ah3}, {bh10,bh11}, {acc20,acc21,acc22,acc23};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc24,acc25,acc26,acc27}, {al0,al1,al2,al3}, {bh12,bh13}, {acc24,acc25,acc26,acc27}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc24,acc25,acc26,acc27}, {ah0,ah1,ah2,ah3}, {bl12,bl13}, {acc24,acc25,acc26,acc27}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc24,acc25,acc26,acc27}, {ah0,ah1,ah2,ah3}, {bh12,bh13}, {acc24,acc25,acc26,acc27};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc28,acc29,acc30,acc31}, {al0,al1,al2,al3}, {bh14,bh15}, {acc28,acc29,acc30,acc31}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc28,acc29,acc30,acc31}, {ah0,ah1,ah2,ah3}, {bl14,bl15}, {acc28,acc29,acc30,acc31}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc28,acc29,acc30,acc31}, {ah0,ah1,ah2,ah3}, {bh14,bh15}, {acc28,acc29,acc30,acc31};" +
+            // A fragment 1: its big and small parts, then its 8 tiles, small products first.
+            "cvt.rna.tf32.f32 ah0, fa4; sub.f32 rest, fa4, ah0; cvt.rna.tf32.f32 al0, rest; cvt.rna.tf32.f32 ah1, fa5; sub.f32 rest, fa5, ah1; cvt.rna.tf32.f32 al1, rest;" +
+            "cvt.rna.tf32.f32 ah2, fa6; sub.f32 rest, fa6, ah2; cvt.rna.tf32.f32 al2, rest; cvt.rna.tf32.f32 ah3, fa7; sub.f32 rest, fa7, ah3; cvt.rna.tf32.f32 al3, rest;" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc32,acc33,acc34,acc35}, {al0,al1,al2,al3}, {bh0,bh1}, {acc32,acc33,acc34,acc35}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc32,acc33,acc34,acc35}, {ah0,ah1,ah2,ah3}, {bl0,bl1}, {acc32,acc33,acc34,acc35}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc32,acc33,acc34,acc35}, {ah0,ah1,ah2,ah3}, {bh0,bh1}, {acc32,acc33,acc34,acc35};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc36,acc37,acc38,acc39}, {al0,al1,al2,al3}, {bh2,bh3}, {acc36,acc37,acc38,acc39}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc36,acc37,acc38,acc39}, {ah0,ah1,ah2,ah3}, {bl2,bl3}, {acc36,acc37,acc38,acc39}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc36,acc37,acc38,acc39}, {ah0,ah1,ah2,ah3}, {bh2,bh3}, {acc36,acc37,acc38,acc39};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc40,acc41,acc42,acc43}, {al0,al1,al2,al3}, {bh4,bh5}, {acc40,acc41,acc42,acc43}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc40,acc41,acc42,acc43}, {ah0,ah1,ah2,ah3}, {bl4,bl5}, {acc40,acc41,acc42,acc43}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc40,acc41,acc42,acc43}, {ah0,ah1,ah2,ah3}, {bh4,bh5}, {acc40,acc41,acc42,acc43};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc44,acc45,acc46,acc47}, {al0,al1,al2,al3}, {bh6,bh7}, {acc44,acc45,acc46,acc47}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc44,acc45,acc46,acc47}, {ah0,ah1,ah2,ah3}, {bl6,bl7}, {acc44,acc45,acc46,acc47}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc44,acc45,acc46,acc47}, {ah0,ah1,ah2,ah3}, {bh6,bh7}, {acc44,acc45,acc46,acc47};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc48,acc49,acc50,acc51}, {al0,al1,al2,al3}, {bh8,bh9}, {acc48,acc49,acc50,acc51}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc48,acc49,acc50,acc51}, {ah0,ah1,ah2,ah3}, {bl8,bl9}, {acc48,acc49,acc50,acc51}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc48,acc49,acc50,acc51}, {ah0,ah1,ah2,ah3}, {bh8,bh9}, {acc48,acc49,acc50,acc51};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc52,acc53,acc54,acc55}, {al0,al1,al2,al3}, {bh10,bh11}, {acc52,acc53,acc54,acc55}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc52,acc53,acc54,acc55}, {ah0,ah1,ah2,ah3}, {bl10,bl11}, {acc52,acc53,acc54,acc55}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc52,acc53,acc54,acc55}, {ah0,ah1,ah2,ah3}, {bh10,bh11}, {acc52,acc53,acc54,acc55};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc56,acc57,acc58,acc59}, {al0,al1,al2,al3}, {bh12,bh13}, {acc56,acc57,acc58,acc59}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc56,acc57,acc58,acc59}, {ah0,ah1,ah2,ah3}, {bl12,bl13}, {acc56,acc57,acc58,acc59}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc56,acc57,acc58,acc59}, {ah0,ah1,ah2,ah3}, {bh12,bh13}, {acc56,acc57,acc58,acc59};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc60,acc61,acc62,acc63}, {al0,al1,al2,al3}, {bh14,bh15}, {acc60,acc61,acc62,acc63}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc60,acc61,acc62,acc63}, {ah0,ah1,ah2,ah3}, {bl14,bl15}, {acc60,acc61,acc62,acc63}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc60,acc61,acc62,acc63}, {ah0,ah1,ah2,ah3}, {bh14,bh15}, {acc60,acc61,acc62,acc63};" +
+            // A fragment 2: its big and small parts, then its 8 tiles, small products first.
+            "cvt.rna.tf32.f32 ah0, fa8; sub.f32 rest, fa8, ah0; cvt.rna.tf32.f32 al0, rest; cvt.rna.tf32.f32 ah1, fa9; sub.f32 rest, fa9, ah1; cvt.rna.tf32.f32 al1, rest;" +
+            "cvt.rna.tf32.f32 ah2, fa10; sub.f32 rest, fa10, ah2; cvt.rna.tf32.f32 al2, rest; cvt.rna.tf32.f32 ah3, fa11; sub.f32 rest, fa11, ah3; cvt.rna.tf32.f32 al3, rest;" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc64,acc65,acc66,acc67}, {al0,al1,al2,al3}, {bh0,bh1}, {acc64,acc65,acc66,acc67}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc64,acc65,acc66,acc67}, {ah0,ah1,ah2,ah3}, {bl0,bl1}, {acc64,acc65,acc66,acc67}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc64,acc65,acc66,acc67}, {ah0,ah1,ah2,ah3}, {bh0,bh1}, {acc64,acc65,acc66,acc67};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc68,acc69,acc70,acc71}, {al0,al1,al2,al3}, {bh2,bh3}, {acc68,acc69,acc70,acc71}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc68,acc69,acc70,acc71}, {ah0,ah1,ah2,ah3}, {bl2,bl3}, {acc68,acc69,acc70,acc71}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc68,acc69,acc70,acc71}, {ah0,ah1,ah2,ah3}, {bh2,bh3}, {acc68,acc69,acc70,acc71};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc72,acc73,acc74,acc75}, {al0,al1,al2,al3}, {bh4,bh5}, {acc72,acc73,acc74,acc75}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc72,acc73,acc74,acc75}, {ah0,ah1,ah2,ah3}, {bl4,bl5}, {acc72,acc73,acc74,acc75}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc72,acc73,acc74,acc75}, {ah0,ah1,ah2,ah3}, {bh4,bh5}, {acc72,acc73,acc74,acc75};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc76,acc77,acc78,acc79}, {al0,al1,al2,al3}, {bh6,bh7}, {acc76,acc77,acc78,acc79}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc76,acc77,acc78,acc79}, {ah0,ah1,ah2,ah3}, {bl6,bl7}, {acc76,acc77,acc78,acc79}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc76,acc77,acc78,acc79}, {ah0,ah1,ah2,ah3}, {bh6,bh7}, {acc76,acc77,acc78,acc79};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc80,acc81,acc82,acc83}, {al0,al1,al2,al3}, {bh8,bh9}, {acc80,acc81,acc82,acc83}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc80,acc81,acc82,acc83}, {ah0,ah1,ah2,ah3}, {bl8,bl9}, {acc80,acc81,acc82,acc83}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc80,acc81,acc82,acc83}, {ah0,ah1,ah2,ah3}, {bh8,bh9}, {acc80,acc81,acc82,acc83};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc84,acc85,acc86,acc87}, {al0,al1,al2,al3}, {bh10,bh11}, {acc84,acc85,acc86,acc87}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc84,acc85,acc86,acc87}, {ah0,ah1,ah2,ah3}, {bl10,bl11}, {acc84,acc85,acc86,acc87}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc84,acc85,acc86,acc87}, {ah0,ah1,ah2,ah3}, {bh10,bh11}, {acc84,acc85,acc86,acc87};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc88,acc89,acc90,acc91}, {al0,al1,al2,al3}, {bh12,bh13}, {acc88,acc89,acc90,acc91}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc88,acc89,acc90,acc91}, {ah0,ah1,ah2,ah3}, {bl12,bl13}, {acc88,acc89,acc90,acc91}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc88,acc89,acc90,acc91}, {ah0,ah1,ah2,ah3}, {bh12,bh13}, {acc88,acc89,acc90,acc91};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc92,acc93,acc94,acc95}, {al0,al1,al2,al3}, {bh14,bh15}, {acc92,acc93,acc94,acc95}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc92,acc93,acc94,acc95}, {ah0,ah1,ah2,ah3}, {bl14,bl15}, {acc92,acc93,acc94,acc95}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc92,acc93,acc94,acc95}, {ah0,ah1,ah2,ah3}, {bh14,bh15}, {acc92,acc93,acc94,acc95};" +
+            // A fragment 3: its big and small parts, then its 8 tiles, small products first.
+            "cvt.rna.tf32.f32 ah0, fa12; sub.f32 rest, fa12, ah0; cvt.rna.tf32.f32 al0, rest; cvt.rna.tf32.f32 ah1, fa13; sub.f32 rest, fa13, ah1; cvt.rna.tf32.f32 al1, rest;" +
+            "cvt.rna.tf32.f32 ah2, fa14; sub.f32 rest, fa14, ah2; cvt.rna.tf32.f32 al2, rest; cvt.rna.tf32.f32 ah3, fa15; sub.f32 rest, fa15, ah3; cvt.rna.tf32.f32 al3, rest;" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc96,acc97,acc98,acc99}, {al0,al1,al2,al3}, {bh0,bh1}, {acc96,acc97,acc98,acc99}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc96,acc97,acc98,acc99}, {ah0,ah1,ah2,ah3}, {bl0,bl1}, {acc96,acc97,acc98,acc99}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc96,acc97,acc98,acc99}, {ah0,ah1,ah2,ah3}, {bh0,bh1}, {acc96,acc97,acc98,acc99};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc100,acc101,acc102,acc103}, {al0,al1,al2,al3}, {bh2,bh3}, {acc100,acc101,acc102,acc103}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc100,acc101,acc102,acc103}, {ah0,ah1,ah2,ah3}, {bl2,bl3}, {acc100,acc101,acc102,acc103}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc100,acc101,acc102,acc103}, {ah0,ah1,ah2,ah3}, {bh2,bh3}, {acc100,acc101,acc102,acc103};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc104,acc105,acc106,acc107}, {al0,al1,al2,al3}, {bh4,bh5}, {acc104,acc105,acc106,acc107}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc104,acc105,acc106,acc107}, {ah0,ah1,ah2,ah3}, {bl4,bl5}, {acc104,acc105,acc106,acc107}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc104,acc105,acc106,acc107}, {ah0,ah1,ah2,ah3}, {bh4,bh5}, {acc104,acc105,acc106,acc107};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc108,acc109,acc110,acc111}, {al0,al1,al2,al3}, {bh6,bh7}, {acc108,acc109,acc110,acc111}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc108,acc109,acc110,acc111}, {ah0,ah1,ah2,ah3}, {bl6,bl7}, {acc108,acc109,acc110,acc111}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc108,acc109,acc110,acc111}, {ah0,ah1,ah2,ah3}, {bh6,bh7}, {acc108,acc109,acc110,acc111};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc112,acc113,acc114,acc115}, {al0,al1,al2,al3}, {bh8,bh9}, {acc112,acc113,acc114,acc115}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc112,acc113,acc114,acc115}, {ah0,ah1,ah2,ah3}, {bl8,bl9}, {acc112,acc113,acc114,acc115}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc112,acc113,acc114,acc115}, {ah0,ah1,ah2,ah3}, {bh8,bh9}, {acc112,acc113,acc114,acc115};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc116,acc117,acc118,acc119}, {al0,al1,al2,al3}, {bh10,bh11}, {acc116,acc117,acc118,acc119}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc116,acc117,acc118,acc119}, {ah0,ah1,ah2,ah3}, {bl10,bl11}, {acc116,acc117,acc118,acc119}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc116,acc117,acc118,acc119}, {ah0,ah1,ah2,ah3}, {bh10,bh11}, {acc116,acc117,acc118,acc119};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc120,acc121,acc122,acc123}, {al0,al1,al2,al3}, {bh12,bh13}, {acc120,acc121,acc122,acc123}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc120,acc121,acc122,acc123}, {ah0,ah1,ah2,ah3}, {bl12,bl13}, {acc120,acc121,acc122,acc123}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc120,acc121,acc122,acc123}, {ah0,ah1,ah2,ah3}, {bh12,bh13}, {acc120,acc121,acc122,acc123};" +
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc124,acc125,acc126,acc127}, {al0,al1,al2,al3}, {bh14,bh15}, {acc124,acc125,acc126,acc127}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc124,acc125,acc126,acc127}, {ah0,ah1,ah2,ah3}, {bl14,bl15}, {acc124,acc125,acc126,acc127}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc124,acc125,acc126,acc127}, {ah0,ah1,ah2,ah3}, {bh14,bh15}, {acc124,acc125,acc126,acc127};";
 
         public int ChunkElements() => 4;
         public void Begin() => default(Ptx).Begin();
@@ -315,11 +372,11 @@ public static class LinearTensorCore
         public void CommitCopies() => TensorCore.CommitCopies();
         public void WaitAllButNewestCopies() => TensorCore.WaitAllButNewestCopies();
 
-        public Accumulators MultiplyStep(Accumulators c, ArrayView<uint> shared, uint sharedBase, int a0, int a1, int a2, int a3, int b01, int b23)
+        public Accumulators MultiplyStep(Accumulators c, ArrayView<uint> shared, uint sharedBase, int a0, int a1, int a2, int a3, int b0, int b1, int b2, int b3)
         {
-            Ptx.LoadFragments(sharedBase, a0, a1, a2, a3, b01, b23);
-            CudaAsm.Emit(SplitFragments);
-            CudaAsm.Emit(MultiplyFragments);
+            Ptx.LoadFragments(sharedBase, a0, a1, a2, a3, b0, b1, b2, b3);
+            CudaAsm.Emit(SplitB);
+            CudaAsm.Emit(SplitAAndMultiply);
             return c;
         }
 
@@ -336,8 +393,8 @@ public static class LinearTensorCore
             default(Emulated).CopyAsync(shared, sharedBase, word, global, globalAddress, index, valid);
         public void CommitCopies() { }
         public void WaitAllButNewestCopies() { }
-        public Accumulators MultiplyStep(Accumulators c, ArrayView<uint> shared, uint sharedBase, int a0, int a1, int a2, int a3, int b01, int b23) =>
-            Emulated.Step(c, shared, a0, a1, a2, a3, b01, b23, tf32: true);
+        public Accumulators MultiplyStep(Accumulators c, ArrayView<uint> shared, uint sharedBase, int a0, int a1, int a2, int a3, int b0, int b1, int b2, int b3) =>
+            Emulated.Step(c, shared, a0, a1, a2, a3, b0, b1, b2, b3, tf32: true);
         public Accumulators Finish(Accumulators c) => c;
     }
 
@@ -345,7 +402,7 @@ public static class LinearTensorCore
     private static int Swizzled(int row, int chunk) => row * RowWords + ((chunk ^ ((row >> 1) & 3)) << 2);
 
     /// <summary>Starts the copies of K tile <paramref name="tile"/> into pipeline stage <paramref name="stage"/>:
-    /// each thread moves chunks thread and thread + 256 of the x tile and of the W tile (512 chunks each).</summary>
+    /// each thread moves chunks thread + 128 i (i = 0..3) of the x tile and of the W tile (512 chunks each).</summary>
     private static void StageTile<TPath>(Args a, ArrayView<uint> shared, uint sharedBase, int stage, int tile, int m0, int n0)
         where TPath : struct, IPath
     {
@@ -362,7 +419,7 @@ public static class LinearTensorCore
         }
     }
 
-    /// <summary>One 16-deep step (chunks 2 step and 2 step + 1 of the stage) of the warp's 64 x 32 tile.</summary>
+    /// <summary>One 16-deep step (chunks 2 step and 2 step + 1 of the stage) of the warp's 64 x 64 tile.</summary>
     private static Accumulators MultiplyStep<TPath>(Accumulators c, ArrayView<uint> shared, uint sharedBase, int stageAt, int warpRow, int warpCol, int step)
         where TPath : struct, IPath
     {
@@ -375,7 +432,8 @@ public static class LinearTensorCore
         return default(TPath).MultiplyStep(c, shared, sharedBase,
             stageAt + Swizzled(aRow, aChunk), stageAt + Swizzled(aRow + 16, aChunk),
             stageAt + Swizzled(aRow + 32, aChunk), stageAt + Swizzled(aRow + 48, aChunk),
-            stageAt + TileWords + Swizzled(bRow, bChunk), stageAt + TileWords + Swizzled(bRow + 16, bChunk));
+            stageAt + TileWords + Swizzled(bRow, bChunk), stageAt + TileWords + Swizzled(bRow + 16, bChunk),
+            stageAt + TileWords + Swizzled(bRow + 32, bChunk), stageAt + TileWords + Swizzled(bRow + 48, bChunk));
     }
 
     /// <summary>Stores one mma tile's accumulators: c.X, c.Y at (row, col), (row, col + 1); c.Z, c.W eight rows below.</summary>
@@ -403,7 +461,7 @@ public static class LinearTensorCore
         default(TPath).Begin();
         uint sharedBase = default(TPath).SharedBase();
         int warp = Group.IdxX >> 5;
-        int warpRow = (warp >> 2) * 64, warpCol = (warp & 3) * 32;
+        int warpRow = (warp >> 1) * 64, warpCol = (warp & 1) * 64;
         int m0 = Grid.IdxY * Tile, n0 = Grid.IdxX * Tile;
         int tileBegin = Grid.IdxZ * a.TilesPerSplit;
         int depth = 4 * default(TPath).ChunkElements();
@@ -435,17 +493,17 @@ public static class LinearTensorCore
         c = default(TPath).Finish(c);
         int lane = Warp.LaneIdx;
         int row = m0 + warpRow + (lane >> 2), col = n0 + warpCol + 2 * (lane & 3);
-        StoreFragment<TEpilogue>(a, row, col, c.C00); StoreFragment<TEpilogue>(a, row, col + 8, c.C01);
-        StoreFragment<TEpilogue>(a, row, col + 16, c.C02); StoreFragment<TEpilogue>(a, row, col + 24, c.C03);
-        StoreFragment<TEpilogue>(a, row + 16, col, c.C10); StoreFragment<TEpilogue>(a, row + 16, col + 8, c.C11);
-        StoreFragment<TEpilogue>(a, row + 16, col + 16, c.C12); StoreFragment<TEpilogue>(a, row + 16, col + 24, c.C13);
-        StoreFragment<TEpilogue>(a, row + 32, col, c.C20); StoreFragment<TEpilogue>(a, row + 32, col + 8, c.C21);
-        StoreFragment<TEpilogue>(a, row + 32, col + 16, c.C22); StoreFragment<TEpilogue>(a, row + 32, col + 24, c.C23);
-        StoreFragment<TEpilogue>(a, row + 48, col, c.C30); StoreFragment<TEpilogue>(a, row + 48, col + 8, c.C31);
-        StoreFragment<TEpilogue>(a, row + 48, col + 16, c.C32); StoreFragment<TEpilogue>(a, row + 48, col + 24, c.C33);
+        StoreFragment<TEpilogue>(a, row, col, c.C00); StoreFragment<TEpilogue>(a, row, col + 8, c.C01); StoreFragment<TEpilogue>(a, row, col + 16, c.C02); StoreFragment<TEpilogue>(a, row, col + 24, c.C03);
+        StoreFragment<TEpilogue>(a, row, col + 32, c.C04); StoreFragment<TEpilogue>(a, row, col + 40, c.C05); StoreFragment<TEpilogue>(a, row, col + 48, c.C06); StoreFragment<TEpilogue>(a, row, col + 56, c.C07);
+        StoreFragment<TEpilogue>(a, row + 16, col, c.C10); StoreFragment<TEpilogue>(a, row + 16, col + 8, c.C11); StoreFragment<TEpilogue>(a, row + 16, col + 16, c.C12); StoreFragment<TEpilogue>(a, row + 16, col + 24, c.C13);
+        StoreFragment<TEpilogue>(a, row + 16, col + 32, c.C14); StoreFragment<TEpilogue>(a, row + 16, col + 40, c.C15); StoreFragment<TEpilogue>(a, row + 16, col + 48, c.C16); StoreFragment<TEpilogue>(a, row + 16, col + 56, c.C17);
+        StoreFragment<TEpilogue>(a, row + 32, col, c.C20); StoreFragment<TEpilogue>(a, row + 32, col + 8, c.C21); StoreFragment<TEpilogue>(a, row + 32, col + 16, c.C22); StoreFragment<TEpilogue>(a, row + 32, col + 24, c.C23);
+        StoreFragment<TEpilogue>(a, row + 32, col + 32, c.C24); StoreFragment<TEpilogue>(a, row + 32, col + 40, c.C25); StoreFragment<TEpilogue>(a, row + 32, col + 48, c.C26); StoreFragment<TEpilogue>(a, row + 32, col + 56, c.C27);
+        StoreFragment<TEpilogue>(a, row + 48, col, c.C30); StoreFragment<TEpilogue>(a, row + 48, col + 8, c.C31); StoreFragment<TEpilogue>(a, row + 48, col + 16, c.C32); StoreFragment<TEpilogue>(a, row + 48, col + 24, c.C33);
+        StoreFragment<TEpilogue>(a, row + 48, col + 32, c.C34); StoreFragment<TEpilogue>(a, row + 48, col + 40, c.C35); StoreFragment<TEpilogue>(a, row + 48, col + 48, c.C36); StoreFragment<TEpilogue>(a, row + 48, col + 56, c.C37);
     }
 
-    /// <summary>The launch shape: one group of 256 threads per 128 x 128 block of y.</summary>
+    /// <summary>The launch shape: one group of 128 threads per 128 x 128 block of y.</summary>
     public static KernelConfig Config(int m, int n, int splits = 1) =>
         new(new Index3D((n + Tile - 1) / Tile, (m + Tile - 1) / Tile, splits), new Index3D(Threads, 1, 1));
 

@@ -33,10 +33,10 @@ public class PtxGenerationTests
         // The PTX path only: no emulation (warp shuffles) compiled in.
         Assert.DoesNotContain("shfl", ptx);
         // Registers declared before their first use (PTX requires it).
-        Assert.True(ptx.IndexOf(".reg .f32 acc<64>;") < ptx.IndexOf("mma.sync"));
-        // 2 steps of 16 mma per K tile, each step's fragments from 6 ldmatrix.
-        Assert.Equal(32, Count(ptx, "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32"));
-        Assert.Equal(12, Count(ptx, "ldmatrix.sync.aligned.m8n8.x4.shared.b16"));
+        Assert.True(ptx.IndexOf(".reg .f32 acc<128>;") < ptx.IndexOf("mma.sync"));
+        // 2 steps of 32 mma (a warp's 64 x 64 tile) per K tile, each step's fragments from 8 ldmatrix.
+        Assert.Equal(64, Count(ptx, "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32"));
+        Assert.Equal(16, Count(ptx, "ldmatrix.sync.aligned.m8n8.x4.shared.b16"));
         // Staging in the prologue and in the loop, x and W each: 4 async copies, no register staging.
         Assert.Equal(4, Count(ptx, "cp.async.cg.shared.global"));
         Assert.Equal(0, Count(ptx, "ld.global.v4"));
@@ -53,11 +53,11 @@ public class PtxGenerationTests
         var kernel = typeof(LinearTensorCore).GetMethod("Kernel")!.MakeGenericMethod(typeof(IdentityEpilogue), typeof(LinearTensorCore.PtxTf32x3));
         var ptx = CompileToPtx(kernel);
         Assert.DoesNotContain("shfl", ptx);
-        // Per 8-deep step: 24 fragment words, 2 cvt each (big, then small from the rest), and 16 tiles x 3
+        // Per 8-deep step: 32 fragment words, 2 cvt each (big, then small from the rest), and 32 tiles x 3
         // products; two steps per tile.
-        Assert.Equal(96, Count(ptx, "cvt.rna.tf32.f32"));
-        Assert.Equal(96, Count(ptx, "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32"));
-        Assert.Equal(12, Count(ptx, "ldmatrix.sync.aligned.m8n8.x4.shared.b16"));
+        Assert.Equal(128, Count(ptx, "cvt.rna.tf32.f32"));
+        Assert.Equal(192, Count(ptx, "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32"));
+        Assert.Equal(16, Count(ptx, "ldmatrix.sync.aligned.m8n8.x4.shared.b16"));
         Assert.Equal(4, Count(ptx, "cp.async.cg.shared.global"));
     }
 

@@ -12,7 +12,8 @@ namespace SmoothCache.Kernels.Gpu;
 /// </summary>
 public static class SplitK
 {
-    /// <summary>Groups that fit on a multiprocessor at once (the GEMMs use 256 threads and ~128 registers).</summary>
+    /// <summary>Groups per multiprocessor to aim for: the GEMMs fit two or three (SGEMM 8 warps, the tensor-core
+    /// GEMM 4), and two keep at least two warps on each of a multiprocessor's four schedulers.</summary>
     private const int GroupsPerMultiprocessor = 2;
 
     /// <summary>Fewest K tiles a split gets, so each still amortises its prologue and epilogue.</summary>

@@ -4,8 +4,9 @@ namespace SmoothCache.Kernels;
 /// Launches recorded once by <see cref="Backend.Record"/> and replayed as a whole. On CUDA the recording is
 /// a CUDA graph: one launch from the host replays every kernel, so a run no longer waits on the host's
 /// per-kernel launch cost. On the CPU accelerator it is the list of launches, replayed in order (what
-/// the tests check the recording rules with). The recording owns the arena its body rented from and the
-/// body's result (<see cref="Output"/>, defined after a replay).
+/// the tests check the recording rules with). The recording owns the arena its body rented from (which
+/// takes the backend's free buffers before allocating) and the body's result (<see cref="Output"/>,
+/// defined after a replay).
 /// </summary>
 public sealed class LaunchRecording : IDisposable
 {
@@ -20,7 +21,7 @@ public sealed class LaunchRecording : IDisposable
     internal LaunchRecording(Backend backend)
     {
         _backend = backend;
-        Arena = new TensorArena(backend);
+        Arena = new TensorArena(backend, donor: backend.Arena);
     }
 
     /// <summary>Kernel launches and clears recorded.</summary>

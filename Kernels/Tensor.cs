@@ -120,7 +120,8 @@ public sealed class Tensor : IDisposable
 internal sealed class TensorStorage
 {
     private int _refs = 1;
-    public TensorArena Arena { get; }
+    /// <summary>The arena it returns to; changes only when a recording's arena takes it over while free.</summary>
+    public TensorArena Arena { get; set; }
     public DType DType { get; }
     public long Capacity { get; }
     public MemoryBuffer1D<float, Stride1D.Dense>? F32 { get; }

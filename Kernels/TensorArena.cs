@@ -12,24 +12,53 @@ public sealed class TensorArena : IDisposable
 {
     private readonly Dictionary<(DType, long), Stack<TensorStorage>> _free = new();
     private readonly List<TensorStorage> _all = new();
+    private readonly TensorArena? _donor;
 
     public Backend Backend { get; }
 
-    /// <summary>Bytes allocated on the device by this arena so far.</summary>
+    /// <summary>Bytes of device memory this arena holds (allocated, or taken over from its donor).</summary>
     public long AllocatedBytes { get; private set; }
 
-    internal TensorArena(Backend backend) => Backend = backend;
+    /// <param name="donor">an arena whose free buffers this one takes over before allocating (a launch
+    /// recording's arena takes the backend's: the work ran once before it was recorded, so its buffers
+    /// are there, and a recording then needs no new memory)</param>
+    internal TensorArena(Backend backend, TensorArena? donor = null)
+    {
+        Backend = backend;
+        _donor = donor;
+    }
 
     /// <summary>A tensor with undefined contents.</summary>
     public Tensor Rent(DType dtype, params int[] shape)
     {
         long n = Tensor.ElementCount(shape);
-        if (_free.TryGetValue((dtype, n), out var stack) && stack.Count > 0)
-        {
-            var storage = stack.Pop();
-            storage.Revive();
-            return new Tensor(storage, (int[])shape.Clone());
-        }
+        var storage = TakeFree(dtype, n) ?? _donor?.GiveFree(dtype, n, this) ?? Allocate(dtype, n, shape);
+        return new Tensor(storage, (int[])shape.Clone());
+    }
+
+    private TensorStorage? TakeFree(DType dtype, long n)
+    {
+        if (!_free.TryGetValue((dtype, n), out var stack) || stack.Count == 0) return null;
+        var storage = stack.Pop();
+        storage.Revive();
+        return storage;
+    }
+
+    /// <summary>Hands a free buffer over to <paramref name="owner"/> for good, or null if none is free.</summary>
+    private TensorStorage? GiveFree(DType dtype, long n, TensorArena owner)
+    {
+        var storage = TakeFree(dtype, n);
+        if (storage is null) return null;
+        _all.Remove(storage);
+        AllocatedBytes -= Bytes(storage);
+        storage.Arena = owner;
+        owner._all.Add(storage);
+        owner.AllocatedBytes += Bytes(storage);
+        return storage;
+    }
+
+    private TensorStorage Allocate(DType dtype, long n, int[] shape)
+    {
         TensorStorage fresh;
         try
         {
@@ -42,9 +71,11 @@ public sealed class TensorArena : IDisposable
                 $"({AllocatedBytes >> 20} MiB already held by the arena): try a smaller batch", e);
         }
         _all.Add(fresh);
-        AllocatedBytes += n * (dtype == DType.Float32 ? 4 : 2);
-        return new Tensor(fresh, (int[])shape.Clone());
+        AllocatedBytes += Bytes(fresh);
+        return fresh;
     }
+
+    private static long Bytes(TensorStorage s) => s.Capacity * (s.DType == DType.Float32 ? 4 : 2);
 
     public Tensor Rent(params int[] shape) => Rent(DType.Float32, shape);
 

@@ -55,6 +55,25 @@ public class LaunchRecordingTests
     }
 
     [Fact]
+    public void ARecordingTakesOverTheBuffersTheFirstRunLeftFree()
+    {
+        var backend = Cpu;
+        var main = backend.Arena;
+        using var x = main.Upload(Random(6, 777), 777);
+        Elementwise.Run<SiluEpilogue>(x).Dispose(); // leaves one free 777-float buffer
+        long before = main.AllocatedBytes;
+        TensorArena? inside = null;
+        using var recording = backend.Record(() =>
+        {
+            inside = backend.Arena;
+            return Elementwise.Run<SiluEpilogue>(x);
+        });
+        // Moved, not allocated again: the two arenas together hold what the main one held.
+        Assert.Equal(777 * sizeof(float), inside!.AllocatedBytes);
+        Assert.Equal(before - 777 * sizeof(float), main.AllocatedBytes);
+    }
+
+    [Fact]
     public void UploadsWaitsFirstUsesAndNestingAreRefusedWithReasons()
     {
         using var backend = Backend.Create(DeviceKind.Cpu);

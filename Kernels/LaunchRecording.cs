@@ -73,9 +73,17 @@ public sealed class LaunchRecording : IDisposable
         _disposed = true;
         _output?.Dispose();
         _graph?.Dispose();
-        // Replays may still be queued: their buffers go only after the device is done with them.
-        if (!_backend.IsRecording) _backend.Accelerator.Synchronize();
-        Arena.Dispose();
+        try
+        {
+            // Replays may still be queued: their buffers go only after the device is done with them.
+            if (!_backend.IsRecording) _backend.Accelerator.Synchronize();
+            Arena.Dispose();
+        }
+        catch (Exception) when (_backend.IsCuda)
+        {
+            // After a device fault CUDA refuses every call; the fault itself reaches the caller from the
+            // call that met it, and this teardown error would only replace it.
+        }
         _launches.Clear();
     }
 }

@@ -28,7 +28,7 @@ public static class HalfConversion
     {
         public ArrayView<float> Source;
         public ArrayView<Half> Target;
-        public readonly void Compute(int i) => Target[i] = Interop.IntAsFloat(RoundToHalfBits(Source[i]));
+        public readonly void Compute(int i) => Target[i] = Round(Source[i]);
     }
 
     public struct WidenToFloat : IElementKernel
@@ -37,6 +37,14 @@ public static class HalfConversion
         public ArrayView<float> Target;
         public readonly void Compute(int i) => Target[i] = (float)Source[i];
     }
+
+    /// <summary>
+    /// float32 -> float16 rounded to nearest even inside a kernel: on CUDA ILGPU's conversion, one
+    /// <c>cvt.rn.f16.f32</c> (the branch is on a constant, and ptxas drops the side not taken); elsewhere
+    /// <see cref="RoundToHalfBits"/>, because ILGPU's conversion truncates on the CPU accelerator.
+    /// </summary>
+    public static Half Round(float value) =>
+        ILGPU.Runtime.Cuda.CudaAsm.IsSupported ? (Half)value : Interop.IntAsFloat(RoundToHalfBits(value));
 
     /// <summary>
     /// float32 -> float16 bits, rounded to nearest even (like System.Half and PTX cvt.rn), written out

@@ -22,7 +22,7 @@ public struct OutputView
 
     public readonly void Store(long i, float value)
     {
-        if (F16.Length > 0) F16[i] = Interop.IntAsFloat(HalfConversion.RoundToHalfBits(value));
+        if (F16.Length > 0) F16[i] = HalfConversion.Round(value);
         else F32[i] = value;
     }
 }

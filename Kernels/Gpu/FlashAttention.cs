@@ -60,10 +60,12 @@ public static class FlashAttention
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static float Dot(F4 a, F4 b) => a.X * b.X + a.Y * b.Y + a.Z * b.Z + a.W * b.W;
 
+    private static ushort HalfBits(float v) => Interop.FloatAsInt(HalfConversion.Round(v));
+
     private static U2 ToHalves(F4 v) => new()
     {
-        X = HalfConversion.RoundToHalfBits(v.X) | ((uint)HalfConversion.RoundToHalfBits(v.Y) << 16),
-        Y = HalfConversion.RoundToHalfBits(v.Z) | ((uint)HalfConversion.RoundToHalfBits(v.W) << 16),
+        X = HalfBits(v.X) | ((uint)HalfBits(v.Y) << 16),
+        Y = HalfBits(v.Z) | ((uint)HalfBits(v.W) << 16),
     };
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -25,4 +25,17 @@ public struct OutputView
         if (F16.Length > 0) F16[i] = HalfConversion.Round(value);
         else F32[i] = value;
     }
+
+    /// <summary>Elements i and i + 1 in one store (8 bytes of float32 or 4 of float16). i must be even and
+    /// the view must start at an even element (<see cref="PairsAligned"/>).</summary>
+    public readonly void StorePair(long i, float first, float second)
+    {
+        if (F16.Length > 0)
+            F16.Cast<uint>()[i >> 1] = Interop.FloatAsInt(HalfConversion.Round(first)) | ((uint)Interop.FloatAsInt(HalfConversion.Round(second)) << 16);
+        else
+            F32.Cast<Gpu.U2>()[i >> 1] = new Gpu.U2 { X = Interop.FloatAsInt(first), Y = Interop.FloatAsInt(second) };
+    }
+
+    /// <summary>Whether element pairs (2j, 2j + 1) are aligned for <see cref="StorePair"/>: the view starts at an even element.</summary>
+    public readonly bool PairsAligned => (F16.Length > 0 ? ((IContiguousArrayView)F16).Index : ((IContiguousArrayView)F32).Index) % 2 == 0;
 }

@@ -45,6 +45,8 @@ public static class LinearTensorCore
         public int M, N, K;
         /// <summary>K tiles each z slice of the grid multiplies (all of them without split-K).</summary>
         public int TilesPerSplit;
+        /// <summary>1 when two neighbouring outputs go in one store (N even and y aligned for it).</summary>
+        public int PairedStores;
     }
 
     /// <summary>A warp's 64 x 64 accumulator tile: rows 16 i, columns 8 j in field C{i}{j}.</summary>
@@ -436,21 +438,48 @@ public static class LinearTensorCore
             stageAt + TileWords + Swizzled(bRow + 32, bChunk), stageAt + TileWords + Swizzled(bRow + 48, bChunk));
     }
 
-    /// <summary>Stores one mma tile's accumulators: c.X, c.Y at (row, col), (row, col + 1); c.Z, c.W eight rows below.</summary>
-    private static void StoreFragment<TEpilogue>(Args a, int row, int col, F4 c) where TEpilogue : struct, IEpilogue
+    /// <summary>
+    /// Stores one mma tile's accumulators, c.X, c.Y at (row, col), (row, col + 1) and c.Z, c.W eight rows
+    /// below, with bias and epilogue; two neighbouring columns per store where y allows it. A warp whose
+    /// whole tile lies inside y (<paramref name="inside"/>, the same for all its lanes) skips the bounds tests.
+    /// </summary>
+    private static void StoreFragment<TEpilogue>(Args a, int slice, int row, int col, F4 c, bool inside)
+        where TEpilogue : struct, IEpilogue
     {
-        Put<TEpilogue>(a, row, col, c.X);
-        Put<TEpilogue>(a, row, col + 1, c.Y);
-        Put<TEpilogue>(a, row + 8, col, c.Z);
-        Put<TEpilogue>(a, row + 8, col + 1, c.W);
+        if (!inside && col >= a.N) return;
+        bool second = inside || col + 1 < a.N;
+        float bias0 = 0f, bias1 = 0f;
+        if (a.Bias.Length > 0)
+        {
+            bias0 = a.Bias[col];
+            if (second) bias1 = a.Bias[col + 1];
+        }
+        StorePair<TEpilogue>(a, slice, row, col, c.X + bias0, c.Y + bias1, inside, second);
+        StorePair<TEpilogue>(a, slice, row + 8, col, c.Z + bias0, c.W + bias1, inside, second);
     }
 
-    private static void Put<TEpilogue>(Args a, int row, int col, float v) where TEpilogue : struct, IEpilogue
+    private static void StorePair<TEpilogue>(Args a, int slice, int row, int col, float first, float second, bool inside, bool both)
+        where TEpilogue : struct, IEpilogue
     {
-        if (row >= a.M || col >= a.N) return;
-        if (a.Bias.Length > 0) v += a.Bias[col];
+        if (!inside && row >= a.M) return;
         // Split z writes its own [M, N] slice (there is one slice without split-K).
-        a.Y.Store(Grid.IdxZ * a.M * a.N + row * a.N + col, default(TEpilogue).Apply(v));
+        int i = slice + row * a.N + col;
+        first = default(TEpilogue).Apply(first);
+        if (!both)
+        {
+            a.Y.Store(i, first);
+            return;
+        }
+        second = default(TEpilogue).Apply(second);
+        if (a.PairedStores != 0)
+        {
+            a.Y.StorePair(i, first, second);
+        }
+        else
+        {
+            a.Y.Store(i, first);
+            a.Y.Store(i + 1, second);
+        }
     }
 
     public static void Kernel<TEpilogue, TPath>(Args a) where TEpilogue : struct, IEpilogue where TPath : struct, IPath
@@ -493,14 +522,24 @@ public static class LinearTensorCore
         c = default(TPath).Finish(c);
         int lane = Warp.LaneIdx;
         int row = m0 + warpRow + (lane >> 2), col = n0 + warpCol + 2 * (lane & 3);
-        StoreFragment<TEpilogue>(a, row, col, c.C00); StoreFragment<TEpilogue>(a, row, col + 8, c.C01); StoreFragment<TEpilogue>(a, row, col + 16, c.C02); StoreFragment<TEpilogue>(a, row, col + 24, c.C03);
-        StoreFragment<TEpilogue>(a, row, col + 32, c.C04); StoreFragment<TEpilogue>(a, row, col + 40, c.C05); StoreFragment<TEpilogue>(a, row, col + 48, c.C06); StoreFragment<TEpilogue>(a, row, col + 56, c.C07);
-        StoreFragment<TEpilogue>(a, row + 16, col, c.C10); StoreFragment<TEpilogue>(a, row + 16, col + 8, c.C11); StoreFragment<TEpilogue>(a, row + 16, col + 16, c.C12); StoreFragment<TEpilogue>(a, row + 16, col + 24, c.C13);
-        StoreFragment<TEpilogue>(a, row + 16, col + 32, c.C14); StoreFragment<TEpilogue>(a, row + 16, col + 40, c.C15); StoreFragment<TEpilogue>(a, row + 16, col + 48, c.C16); StoreFragment<TEpilogue>(a, row + 16, col + 56, c.C17);
-        StoreFragment<TEpilogue>(a, row + 32, col, c.C20); StoreFragment<TEpilogue>(a, row + 32, col + 8, c.C21); StoreFragment<TEpilogue>(a, row + 32, col + 16, c.C22); StoreFragment<TEpilogue>(a, row + 32, col + 24, c.C23);
-        StoreFragment<TEpilogue>(a, row + 32, col + 32, c.C24); StoreFragment<TEpilogue>(a, row + 32, col + 40, c.C25); StoreFragment<TEpilogue>(a, row + 32, col + 48, c.C26); StoreFragment<TEpilogue>(a, row + 32, col + 56, c.C27);
-        StoreFragment<TEpilogue>(a, row + 48, col, c.C30); StoreFragment<TEpilogue>(a, row + 48, col + 8, c.C31); StoreFragment<TEpilogue>(a, row + 48, col + 16, c.C32); StoreFragment<TEpilogue>(a, row + 48, col + 24, c.C33);
-        StoreFragment<TEpilogue>(a, row + 48, col + 32, c.C34); StoreFragment<TEpilogue>(a, row + 48, col + 40, c.C35); StoreFragment<TEpilogue>(a, row + 48, col + 48, c.C36); StoreFragment<TEpilogue>(a, row + 48, col + 56, c.C37);
+        bool inside = m0 + warpRow + 64 <= a.M && n0 + warpCol + 64 <= a.N;
+        int slice = Grid.IdxZ * a.M * a.N;
+        StoreFragment<TEpilogue>(a, slice, row, col, c.C00, inside); StoreFragment<TEpilogue>(a, slice, row, col + 8, c.C01, inside);
+        StoreFragment<TEpilogue>(a, slice, row, col + 16, c.C02, inside); StoreFragment<TEpilogue>(a, slice, row, col + 24, c.C03, inside);
+        StoreFragment<TEpilogue>(a, slice, row, col + 32, c.C04, inside); StoreFragment<TEpilogue>(a, slice, row, col + 40, c.C05, inside);
+        StoreFragment<TEpilogue>(a, slice, row, col + 48, c.C06, inside); StoreFragment<TEpilogue>(a, slice, row, col + 56, c.C07, inside);
+        StoreFragment<TEpilogue>(a, slice, row + 16, col, c.C10, inside); StoreFragment<TEpilogue>(a, slice, row + 16, col + 8, c.C11, inside);
+        StoreFragment<TEpilogue>(a, slice, row + 16, col + 16, c.C12, inside); StoreFragment<TEpilogue>(a, slice, row + 16, col + 24, c.C13, inside);
+        StoreFragment<TEpilogue>(a, slice, row + 16, col + 32, c.C14, inside); StoreFragment<TEpilogue>(a, slice, row + 16, col + 40, c.C15, inside);
+        StoreFragment<TEpilogue>(a, slice, row + 16, col + 48, c.C16, inside); StoreFragment<TEpilogue>(a, slice, row + 16, col + 56, c.C17, inside);
+        StoreFragment<TEpilogue>(a, slice, row + 32, col, c.C20, inside); StoreFragment<TEpilogue>(a, slice, row + 32, col + 8, c.C21, inside);
+        StoreFragment<TEpilogue>(a, slice, row + 32, col + 16, c.C22, inside); StoreFragment<TEpilogue>(a, slice, row + 32, col + 24, c.C23, inside);
+        StoreFragment<TEpilogue>(a, slice, row + 32, col + 32, c.C24, inside); StoreFragment<TEpilogue>(a, slice, row + 32, col + 40, c.C25, inside);
+        StoreFragment<TEpilogue>(a, slice, row + 32, col + 48, c.C26, inside); StoreFragment<TEpilogue>(a, slice, row + 32, col + 56, c.C27, inside);
+        StoreFragment<TEpilogue>(a, slice, row + 48, col, c.C30, inside); StoreFragment<TEpilogue>(a, slice, row + 48, col + 8, c.C31, inside);
+        StoreFragment<TEpilogue>(a, slice, row + 48, col + 16, c.C32, inside); StoreFragment<TEpilogue>(a, slice, row + 48, col + 24, c.C33, inside);
+        StoreFragment<TEpilogue>(a, slice, row + 48, col + 32, c.C34, inside); StoreFragment<TEpilogue>(a, slice, row + 48, col + 40, c.C35, inside);
+        StoreFragment<TEpilogue>(a, slice, row + 48, col + 48, c.C36, inside); StoreFragment<TEpilogue>(a, slice, row + 48, col + 56, c.C37, inside);
     }
 
     /// <summary>The launch shape: one group of 128 threads per 128 x 128 block of y.</summary>
@@ -546,6 +585,7 @@ public static class LinearTensorCore
             X = x.SubView(0, (long)m * k).Cast<U4>(), W = w.Cast<U4>(),
             XAddress = TensorCore.DeviceAddress(x), WAddress = TensorCore.DeviceAddress(w),
             Bias = bias, Y = y, M = m, N = n, K = k, TilesPerSplit = perSplit,
+            PairedStores = n % 2 == 0 && y.PairsAligned ? 1 : 0,
         };
         if (used == 1)
         {
@@ -554,7 +594,7 @@ public static class LinearTensorCore
         }
         SplitK.Run<TEpilogue>(backend, m, n, used, bias, y, partials =>
             Load<IdentityEpilogue, TPtx, TEmulated>(backend)(Config(m, n, used),
-                args with { Bias = ArrayView<float>.Empty, Y = new OutputView { F32 = partials } }));
+                args with { Bias = ArrayView<float>.Empty, Y = new OutputView { F32 = partials }, PairedStores = n % 2 == 0 ? 1 : 0 }));
     }
 
     private static Action<KernelConfig, Args> Load<TEpilogue, TPtx, TEmulated>(Backend backend)

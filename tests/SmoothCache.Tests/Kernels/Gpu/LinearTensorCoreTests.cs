@@ -31,6 +31,7 @@ public class LinearTensorCoreTests
     [InlineData(5, 8, 3)]       // one K chunk, far smaller than a 128 x 128 block
     [InlineData(37, 136, 19)]   // 5 K tiles through the 3-stage pipeline, the last one a single chunk
     [InlineData(130, 40, 131)]  // M and N past one block: 4 blocks, rows and columns cut off at the edges
+    [InlineData(130, 40, 130)]  // the same with N even: column pairs stored together, whole warp tiles unchecked
     public void MatchesFloat64ReferenceOnRaggedShapes(int m, int k, int n)
     {
         using var p = new GemmProblem(21, m, k, n, 0.3f);

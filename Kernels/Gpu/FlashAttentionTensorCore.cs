@@ -236,20 +236,12 @@ public static class FlashAttentionTensorCore
     }
 
     /// <summary>One mma tile of the result, divided by the row sums: rows at (flat element index of row g,
-    /// column 2t of the tile) and 8 rows below, each stored where its query is before T.</summary>
+    /// column 2t of the tile) and 8 rows below, each stored where its query is before T. Each row's two
+    /// columns go in one store: the index is even and the output a whole tensor.</summary>
     private static void Store(Args a, long at, bool first, bool second, F4 o, float inverse0, float inverse1)
     {
-        long below = at + 8L * a.Heads * a.HeadDim;
-        if (first)
-        {
-            a.Out.Store(at, o.X * inverse0);
-            a.Out.Store(at + 1, o.Y * inverse0);
-        }
-        if (second)
-        {
-            a.Out.Store(below, o.Z * inverse1);
-            a.Out.Store(below + 1, o.W * inverse1);
-        }
+        if (first) a.Out.StorePair(at, o.X * inverse0, o.Y * inverse0);
+        if (second) a.Out.StorePair(at + 8L * a.Heads * a.HeadDim, o.Z * inverse1, o.W * inverse1);
     }
 
     public static void Kernel<TPath>(Args a) where TPath : struct, TensorCore.IWarpPath

@@ -189,12 +189,14 @@ public sealed class DiTPipeline : IDisposable
         return [batch, c.InChannels, c.SampleSize, c.SampleSize];
     }
 
-    public GenerationResult Generate(GenerationOptions options, Action<StepInfo>? onStep = null)
+    public GenerationResult Generate(GenerationOptions options, Action<StepInfo>? onStep = null) =>
+        Generate(Prepare(options), onStep);
+
+    private GenerationResult Generate(Job job, Action<StepInfo>? onStep)
     {
-        var job = Prepare(options);
         var timer = Stopwatch.StartNew();
         using var x = Backend.Arena.Upload(job.Noise, job.Shape);
-        using (UseHook(options.Hook))
+        using (UseHook(job.Options.Hook))
         using (var images = Denoise(job, x, onStep))
             return new GenerationResult(x.ToArray(), job.Shape, images.ToArray(), images.Shape, timer.Elapsed);
     }
@@ -214,7 +216,7 @@ public sealed class DiTPipeline : IDisposable
         if (job.Scheduler.NeedsNoise)
             throw new NotSupportedException(
                 $"the {options.Scheduler ?? DefaultSchedulerKind} scheduler draws new noise every step, which a recording cannot upload: use ddim or dpm");
-        Generate(options);
+        Generate(job, null);
         var hook = options.Hook ?? Transformer.Hook;
         hook?.Reset();
         var x = Backend.Arena.Rent(job.Shape);

@@ -11,8 +11,8 @@ namespace SmoothCache.Kernels;
 /// Portable path: one element per (sample, head, 4 consecutive queries), so every k and v value read
 /// feeds four queries (the CPU accelerator pays per access); scores go to a [B, H, T, T] scratch buffer
 /// so each is computed once. Sums run in the same order as a one-query-per-thread loop. On the GPU
-/// path, head dims 64 and 72 run a fused kernel instead, which never materialises the scores: with
-/// tensor cores (<see cref="Backend.UsesTensorCores"/>) an fp16 qkv takes
+/// path, head dims 16, 32, 64 and 72 run a fused kernel instead, which never materialises the scores:
+/// with tensor cores (<see cref="Backend.UsesTensorCores"/>) an fp16 qkv with head dim 64 or 72 takes
 /// <see cref="FlashAttentionTensorCore"/>, everything else <see cref="FlashAttention"/>.
 /// </summary>
 public static class Attention
@@ -100,8 +100,7 @@ public static class Attention
         if (qkv.Backend.UsesGpuKernels && FlashAttention.SupportsHeadDim(headDim))
         {
             var fused = arena.Rent(output, b, t, d);
-            // Both fused kernels take head dims 64 and 72.
-            if (qkv.Backend.UsesTensorCores && qkv.DType == DType.Float16)
+            if (qkv.Backend.UsesTensorCores && qkv.DType == DType.Float16 && FlashAttentionTensorCore.SupportsHeadDim(headDim))
                 FlashAttentionTensorCore.Run(qkv.Backend, qkv, fused, b, t, heads, headDim);
             else
                 FlashAttention.Run(qkv.Backend, qkv, fused, b, t, heads, headDim);

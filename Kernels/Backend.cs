@@ -264,7 +264,7 @@ public sealed class Backend : IDisposable
         if (SynchronizeEachLaunch) CheckLaunch(name);
     }
 
-    /// <summary>"Sgemm&lt;GeluTanhEpilogue&gt;", "LayerNormModulateWarp", or for element kernels the operator ("Unpatchify").</summary>
+    /// <summary>"Sgemm&lt;GeluTanhEpilogue&gt;", "LayerNormModulateRow", or for element kernels the operator ("Unpatchify").</summary>
     private static string KernelName(System.Reflection.MethodInfo kernel)
     {
         static string Arguments(Type[] types) => types.Length == 0 ? "" : "<" + string.Join(",", types.Select(Plain)) + ">";

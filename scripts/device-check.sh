@@ -36,7 +36,8 @@ if ! grep -q "^smoke: exit 0" "$STATUS"; then
 fi
 # 2. Kernel checks (CUDA vs float64 / vs the CPU backend), then GEMM timings against cuBLAS: fp16
 #    tensor cores, fp32 as 3xTF32 (the fp32 path's) and as SIMT SGEMM, cuBLAS SGEMM and HGEMM.
-step gemm 140 bench-gemm --iterations 3 --json "$OUT/gemm.json"
+#    The fp16 GEMM is also timed at every split count in --splits (data for SplitK.Choose).
+step gemm 140 bench-gemm --iterations 20 --splits 1 2 3 4 6 8 --json "$OUT/gemm.json"
 # 3. Each operator at DiT-XL/2's shapes, batch 16 (8 images with CFG): GEMMs, fused attention (fp32
 #    SIMT and fp16 tensor-core rows), adaLN.
 step kernels 40 bench --suite kernels --device cuda --xl --batch 16 --iterations 10 --json "$OUT/kernels.json"

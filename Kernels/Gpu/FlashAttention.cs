@@ -7,11 +7,11 @@ namespace SmoothCache.Kernels.Gpu;
 /// <summary>
 /// Fused multi-head attention for CUDA, out = softmax(q k^T * Scale) v per head, with the layouts of
 /// <see cref="Attention"/>: qkv [B, T, 3D] (q, k, v side by side in each token row, head h at columns
-/// h*HeadDim.. of each third), out [B, T, D]. Head dims 64 and 72 (other dims use the portable kernel).
+/// h*HeadDim.. of each third), out [B, T, D]. Head dims 16, 32, 64 and 72 (others use the portable kernel).
 /// One group of 128 threads (4 warps) per (sample, head, tile of 32 queries): lane i of every warp owns
 /// query i of the tile, and the 4 warps split the keys. Keys and values come through shared memory
 /// 64 at a time (16 per warp; every lane of a warp reads the same key row, a broadcast). Each thread
-/// keeps its scaled query and output accumulator in registers (18 float4s each, unrolled by hand since
+/// keeps its scaled query and output accumulator in registers (up to 18 float4s each, unrolled by hand since
 /// ILGPU does not unroll) and runs an online softmax one key at a time: running max m, running sum
 /// l, accumulator rescaled by exp(m_old - m_new) only when the max grows (ever more rarely). One key
 /// per step keeps the kernel at 231 registers without spills (four keys per step needed 255 and
@@ -46,12 +46,12 @@ public static class FlashAttention
         /// <summary>A float16 out, four halves per element (rounded to nearest even), or empty.</summary>
         public ArrayView<U2> OutHalf;
         public int T, Heads;
-        /// <summary>HeadDim / 4: 16 or 18.</summary>
+        /// <summary>HeadDim / 4: 4, 8, 16 or 18 (the register rows' parts past it are skipped by uniform branches).</summary>
         public int Chunks;
         public float Scale;
     }
 
-    /// <summary>A head row (up to 72 floats) held in registers: 18 float4s, the last two used when the head dim is 72.</summary>
+    /// <summary>A head row (up to 72 floats) held in registers: 18 float4s, of which the head dim uses the first 4, 8, 16 or 18.</summary>
     public struct Row
     {
         public F4 C0, C1, C2, C3, C4, C5, C6, C7, C8, C9, C10, C11, C12, C13, C14, C15, C16, C17;
@@ -86,26 +86,32 @@ public static class FlashAttention
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Row LoadScaledQuery(Args a, int at, float s, bool wide)
+    private static Row LoadScaledQuery(Args a, int at, float s, int chunks)
     {
         Row h = default;
         h.C0 = Scaled(LoadQkv(a, at + 0), s);
         h.C1 = Scaled(LoadQkv(a, at + 1), s);
         h.C2 = Scaled(LoadQkv(a, at + 2), s);
         h.C3 = Scaled(LoadQkv(a, at + 3), s);
-        h.C4 = Scaled(LoadQkv(a, at + 4), s);
-        h.C5 = Scaled(LoadQkv(a, at + 5), s);
-        h.C6 = Scaled(LoadQkv(a, at + 6), s);
-        h.C7 = Scaled(LoadQkv(a, at + 7), s);
-        h.C8 = Scaled(LoadQkv(a, at + 8), s);
-        h.C9 = Scaled(LoadQkv(a, at + 9), s);
-        h.C10 = Scaled(LoadQkv(a, at + 10), s);
-        h.C11 = Scaled(LoadQkv(a, at + 11), s);
-        h.C12 = Scaled(LoadQkv(a, at + 12), s);
-        h.C13 = Scaled(LoadQkv(a, at + 13), s);
-        h.C14 = Scaled(LoadQkv(a, at + 14), s);
-        h.C15 = Scaled(LoadQkv(a, at + 15), s);
-        if (wide)
+        if (chunks > 4)
+        {
+            h.C4 = Scaled(LoadQkv(a, at + 4), s);
+            h.C5 = Scaled(LoadQkv(a, at + 5), s);
+            h.C6 = Scaled(LoadQkv(a, at + 6), s);
+            h.C7 = Scaled(LoadQkv(a, at + 7), s);
+        }
+        if (chunks > 8)
+        {
+            h.C8 = Scaled(LoadQkv(a, at + 8), s);
+            h.C9 = Scaled(LoadQkv(a, at + 9), s);
+            h.C10 = Scaled(LoadQkv(a, at + 10), s);
+            h.C11 = Scaled(LoadQkv(a, at + 11), s);
+            h.C12 = Scaled(LoadQkv(a, at + 12), s);
+            h.C13 = Scaled(LoadQkv(a, at + 13), s);
+            h.C14 = Scaled(LoadQkv(a, at + 14), s);
+            h.C15 = Scaled(LoadQkv(a, at + 15), s);
+        }
+        if (chunks > 16)
         {
             h.C16 = Scaled(LoadQkv(a, at + 16), s);
             h.C17 = Scaled(LoadQkv(a, at + 17), s);
@@ -115,35 +121,46 @@ public static class FlashAttention
 
     /// <summary>The dot product of a register row with the row of float4s at v[at].</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float DotRow(Row h, ArrayView<F4> v, int at, bool wide)
+    private static float DotRow(Row h, ArrayView<F4> v, int at, int chunks)
     {
-        float s = Dot(h.C0, v[at]) + Dot(h.C1, v[at + 1]) + Dot(h.C2, v[at + 2]) + Dot(h.C3, v[at + 3]) + Dot(h.C4, v[at + 4]) + Dot(h.C5, v[at + 5]) + Dot(h.C6, v[at + 6]) + Dot(h.C7, v[at + 7]);
-        s += Dot(h.C8, v[at + 8]) + Dot(h.C9, v[at + 9]) + Dot(h.C10, v[at + 10]) + Dot(h.C11, v[at + 11]) + Dot(h.C12, v[at + 12]) + Dot(h.C13, v[at + 13]) + Dot(h.C14, v[at + 14]) + Dot(h.C15, v[at + 15]);
-        if (wide) s += Dot(h.C16, v[at + 16]) + Dot(h.C17, v[at + 17]);
+        float s = Dot(h.C0, v[at]) + Dot(h.C1, v[at + 1]) + Dot(h.C2, v[at + 2]) + Dot(h.C3, v[at + 3]);
+        if (chunks > 4) s += Dot(h.C4, v[at + 4]) + Dot(h.C5, v[at + 5]) + Dot(h.C6, v[at + 6]) + Dot(h.C7, v[at + 7]);
+        if (chunks > 8)
+        {
+            s += Dot(h.C8, v[at + 8]) + Dot(h.C9, v[at + 9]) + Dot(h.C10, v[at + 10]) + Dot(h.C11, v[at + 11])
+                + Dot(h.C12, v[at + 12]) + Dot(h.C13, v[at + 13]) + Dot(h.C14, v[at + 14]) + Dot(h.C15, v[at + 15]);
+        }
+        if (chunks > 16) s += Dot(h.C16, v[at + 16]) + Dot(h.C17, v[at + 17]);
         return s;
     }
 
     /// <summary>h + p times the value row at v[at].</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Row AccumulateRow(Row h, float p, ArrayView<F4> v, int at, bool wide)
+    private static Row AccumulateRow(Row h, float p, ArrayView<F4> v, int at, int chunks)
     {
         h.C0 = Accumulate(h.C0, p, v[at + 0]);
         h.C1 = Accumulate(h.C1, p, v[at + 1]);
         h.C2 = Accumulate(h.C2, p, v[at + 2]);
         h.C3 = Accumulate(h.C3, p, v[at + 3]);
-        h.C4 = Accumulate(h.C4, p, v[at + 4]);
-        h.C5 = Accumulate(h.C5, p, v[at + 5]);
-        h.C6 = Accumulate(h.C6, p, v[at + 6]);
-        h.C7 = Accumulate(h.C7, p, v[at + 7]);
-        h.C8 = Accumulate(h.C8, p, v[at + 8]);
-        h.C9 = Accumulate(h.C9, p, v[at + 9]);
-        h.C10 = Accumulate(h.C10, p, v[at + 10]);
-        h.C11 = Accumulate(h.C11, p, v[at + 11]);
-        h.C12 = Accumulate(h.C12, p, v[at + 12]);
-        h.C13 = Accumulate(h.C13, p, v[at + 13]);
-        h.C14 = Accumulate(h.C14, p, v[at + 14]);
-        h.C15 = Accumulate(h.C15, p, v[at + 15]);
-        if (wide)
+        if (chunks > 4)
+        {
+            h.C4 = Accumulate(h.C4, p, v[at + 4]);
+            h.C5 = Accumulate(h.C5, p, v[at + 5]);
+            h.C6 = Accumulate(h.C6, p, v[at + 6]);
+            h.C7 = Accumulate(h.C7, p, v[at + 7]);
+        }
+        if (chunks > 8)
+        {
+            h.C8 = Accumulate(h.C8, p, v[at + 8]);
+            h.C9 = Accumulate(h.C9, p, v[at + 9]);
+            h.C10 = Accumulate(h.C10, p, v[at + 10]);
+            h.C11 = Accumulate(h.C11, p, v[at + 11]);
+            h.C12 = Accumulate(h.C12, p, v[at + 12]);
+            h.C13 = Accumulate(h.C13, p, v[at + 13]);
+            h.C14 = Accumulate(h.C14, p, v[at + 14]);
+            h.C15 = Accumulate(h.C15, p, v[at + 15]);
+        }
+        if (chunks > 16)
         {
             h.C16 = Accumulate(h.C16, p, v[at + 16]);
             h.C17 = Accumulate(h.C17, p, v[at + 17]);
@@ -153,25 +170,31 @@ public static class FlashAttention
 
     /// <summary>h s.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Row ScaledRow(Row h, float s, bool wide)
+    private static Row ScaledRow(Row h, float s, int chunks)
     {
         h.C0 = Scaled(h.C0, s);
         h.C1 = Scaled(h.C1, s);
         h.C2 = Scaled(h.C2, s);
         h.C3 = Scaled(h.C3, s);
-        h.C4 = Scaled(h.C4, s);
-        h.C5 = Scaled(h.C5, s);
-        h.C6 = Scaled(h.C6, s);
-        h.C7 = Scaled(h.C7, s);
-        h.C8 = Scaled(h.C8, s);
-        h.C9 = Scaled(h.C9, s);
-        h.C10 = Scaled(h.C10, s);
-        h.C11 = Scaled(h.C11, s);
-        h.C12 = Scaled(h.C12, s);
-        h.C13 = Scaled(h.C13, s);
-        h.C14 = Scaled(h.C14, s);
-        h.C15 = Scaled(h.C15, s);
-        if (wide)
+        if (chunks > 4)
+        {
+            h.C4 = Scaled(h.C4, s);
+            h.C5 = Scaled(h.C5, s);
+            h.C6 = Scaled(h.C6, s);
+            h.C7 = Scaled(h.C7, s);
+        }
+        if (chunks > 8)
+        {
+            h.C8 = Scaled(h.C8, s);
+            h.C9 = Scaled(h.C9, s);
+            h.C10 = Scaled(h.C10, s);
+            h.C11 = Scaled(h.C11, s);
+            h.C12 = Scaled(h.C12, s);
+            h.C13 = Scaled(h.C13, s);
+            h.C14 = Scaled(h.C14, s);
+            h.C15 = Scaled(h.C15, s);
+        }
+        if (chunks > 16)
         {
             h.C16 = Scaled(h.C16, s);
             h.C17 = Scaled(h.C17, s);
@@ -180,25 +203,31 @@ public static class FlashAttention
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void StoreRow(Row h, ArrayView<F4> v, int at, bool wide)
+    private static void StoreRow(Row h, ArrayView<F4> v, int at, int chunks)
     {
         v[at + 0] = h.C0;
         v[at + 1] = h.C1;
         v[at + 2] = h.C2;
         v[at + 3] = h.C3;
-        v[at + 4] = h.C4;
-        v[at + 5] = h.C5;
-        v[at + 6] = h.C6;
-        v[at + 7] = h.C7;
-        v[at + 8] = h.C8;
-        v[at + 9] = h.C9;
-        v[at + 10] = h.C10;
-        v[at + 11] = h.C11;
-        v[at + 12] = h.C12;
-        v[at + 13] = h.C13;
-        v[at + 14] = h.C14;
-        v[at + 15] = h.C15;
-        if (wide)
+        if (chunks > 4)
+        {
+            v[at + 4] = h.C4;
+            v[at + 5] = h.C5;
+            v[at + 6] = h.C6;
+            v[at + 7] = h.C7;
+        }
+        if (chunks > 8)
+        {
+            v[at + 8] = h.C8;
+            v[at + 9] = h.C9;
+            v[at + 10] = h.C10;
+            v[at + 11] = h.C11;
+            v[at + 12] = h.C12;
+            v[at + 13] = h.C13;
+            v[at + 14] = h.C14;
+            v[at + 15] = h.C15;
+        }
+        if (chunks > 16)
         {
             v[at + 16] = h.C16;
             v[at + 17] = h.C17;
@@ -213,7 +242,6 @@ public static class FlashAttention
         int lane = thread & 31, warp = thread >> 5;
         int h = Grid.IdxY % a.Heads, b = Grid.IdxY / a.Heads;
         int chunks = a.Chunks;
-        bool wide = chunks > 16;
         int width = a.Heads * chunks;                 // D in float4s
         int tokenRow = 3 * width;                     // one qkv token row in float4s
         int head = h * chunks;
@@ -221,7 +249,7 @@ public static class FlashAttention
         int sample = b * a.T;
 
         // Rows past T keep a zero query; their results are not stored.
-        Row q = query < a.T ? LoadScaledQuery(a, (sample + query) * tokenRow + head, a.Scale, wide) : default;
+        Row q = query < a.T ? LoadScaledQuery(a, (sample + query) * tokenRow + head, a.Scale, chunks) : default;
         Row acc = default;
         float m = float.NegativeInfinity, l = 0f;
 
@@ -245,25 +273,25 @@ public static class FlashAttention
                 int key = t0 + j;
                 if (key >= a.T) break; // the same for the whole warp
                 int r = j * chunks;
-                float score = DotRow(q, shared4, r, wide);
+                float score = DotRow(q, shared4, r, chunks);
                 if (score > m)
                 {
                     // A new running max rescales what came before (exp(-inf) = 0 at the first key); it
                     // gets rarer as keys go by, so most keys skip these 72 multiplications.
                     float corr = MathF.Exp(m - score);
                     l *= corr;
-                    acc = ScaledRow(acc, corr, wide);
+                    acc = ScaledRow(acc, corr, chunks);
                     m = score;
                 }
                 float p = MathF.Exp(score - m);
                 l += p;
-                acc = AccumulateRow(acc, p, shared4, TileChunks + r, wide);
+                acc = AccumulateRow(acc, p, shared4, TileChunks + r, chunks);
             }
         }
 
         // Merge the warps: each thread's (m, l, acc) goes to shared memory (over the tiles).
         Group.Barrier();
-        StoreRow(acc, shared4, thread * chunks, wide);
+        StoreRow(acc, shared4, thread * chunks, chunks);
         shared[StatsOffset + thread] = m;
         shared[StatsOffset + Threads + thread] = l;
         Group.Barrier();
@@ -292,8 +320,8 @@ public static class FlashAttention
         }
     }
 
-    /// <summary>The head dims this kernel handles (its register rows are 16 or 18 float4s).</summary>
-    public static bool SupportsHeadDim(int headDim) => headDim is 64 or 72;
+    /// <summary>The head dims this kernel handles: its register rows use 4, 8, 16 or 18 float4s.</summary>
+    public static bool SupportsHeadDim(int headDim) => headDim is 16 or 32 or 64 or 72;
 
     /// <summary>The launch shape: one group of 128 threads per (query tile, sample x head).</summary>
     public static KernelConfig Config(int b, int t, int heads) =>
@@ -304,7 +332,7 @@ public static class FlashAttention
     public static void Run(Backend backend, Tensor qkv, Tensor output, int b, int t, int heads, int headDim)
     {
         if (!SupportsHeadDim(headDim))
-            throw new ArgumentException($"FlashAttention: head dim {headDim} is not 64 or 72");
+            throw new ArgumentException($"FlashAttention: head dim {headDim} is not 16, 32, 64 or 72");
         if ((long)b * t * 3 * heads * headDim > int.MaxValue)
             throw new ArgumentException($"FlashAttention: B={b}, T={t}, D={heads * headDim} overflow 32-bit indexing");
         if (b == 0 || t == 0) return;

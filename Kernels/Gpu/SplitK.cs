@@ -19,7 +19,7 @@ public static class SplitK
     /// <summary>Fewest K tiles a split gets, so each still amortises its prologue and epilogue.</summary>
     private const int MinTilesPerSplit = 8;
 
-    private const int MaxSplits = 8;
+    public const int MaxSplits = 8;
 
     /// <summary>How many ways to split K: enough groups for one wave on the device, at most 8.</summary>
     public static int Choose(int multiprocessors, int m, int n, int k, int tile, int depth)

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using SmoothCache.Kernels;
+using SmoothCache.Kernels.Gpu;
 
 namespace SmoothCache.Cli.Bench;
 
@@ -10,14 +11,26 @@ public static class BenchGemmCommand
     {
         var json = new Option<string>("--json") { Description = "where to write the results as JSON", DefaultValueFactory = _ => "gemm-bench.json" };
         var iterations = new Option<int>("--iterations") { Description = "timed calls per kernel and shape", DefaultValueFactory = _ => 20 };
+        var splits = new Option<int[]>("--splits")
+        {
+            Description = "also time the fp16 tensor-core GEMM split these ways along K (1-8 each), e.g. --splits 1 2 4",
+            AllowMultipleArgumentsPerToken = true,
+            DefaultValueFactory = _ => [],
+        };
         var command = new Command("bench-gemm", "Check the CUDA GEMM kernels against float64 and time them against cuBLAS.");
         command.Add(json);
         command.Add(iterations);
+        command.Add(splits);
         command.SetAction(parse =>
         {
+            int count = parse.GetValue(iterations);
+            if (count < 1) throw new UserInputException($"--iterations must be at least 1, got {count}");
+            int[] extra = parse.GetValue(splits)!;
+            if (extra.Any(s => s is < 1 or > SplitK.MaxSplits))
+                throw new UserInputException($"--splits takes split counts from 1 to {SplitK.MaxSplits}, got {string.Join(" ", extra)}");
             using var backend = Backend.Create(DeviceKind.Cuda);
             // Timings first: the whole-model checks at the end of GpuChecks can leave the context faulted.
-            var results = GemmBench.Run(backend, context.Out, parse.GetValue(iterations));
+            var results = GemmBench.Run(backend, context.Out, count, extra);
             var checks = GpuChecks.Run(backend, context.Out);
             GemmBench.WriteJson(parse.GetValue(json)!, backend.DeviceName, results, checks);
             return checks.All(c => c.Passed) ? ExitCodes.Success : ExitCodes.Internal;

@@ -22,7 +22,9 @@ public static class GemmBench
     public static readonly int[] Rows = [512, 4096];
     public static readonly (int N, int K)[] Shapes = [(1152, 1152), (4608, 1152), (1152, 4608), (6912, 1152)];
 
-    public static BenchResult[] Run(Backend backend, TextWriter log, int iterations = 20)
+    /// <param name="extraSplits">split counts to time the fp16 tensor-core GEMM at besides the one
+    /// <see cref="SplitK.Choose"/> picks (a sweep for tuning it)</param>
+    public static BenchResult[] Run(Backend backend, TextWriter log, int iterations = 20, IReadOnlyCollection<int>? extraSplits = null)
     {
         if (!backend.IsCuda)
             throw new InvalidOperationException($"GEMM benchmarks need a CUDA device; backend is {backend.DeviceName}");
@@ -32,7 +34,7 @@ public static class GemmBench
         log.WriteLine($"{"kernel",-30} {"M",5} {"N",5} {"K",5} {"rel.err",9} {"warm-up ms",10} {"ms",8} {"TFLOP/s",8}");
         foreach (int m in Rows)
             foreach (var (n, k) in Shapes)
-                foreach (var r in RunShape(backend, blas, m, n, k, iterations, log))
+                foreach (var r in RunShape(backend, blas, m, n, k, iterations, extraSplits ?? [], log))
                 {
                     results.Add(r);
                     log.WriteLine($"{r.Kernel,-30} {r.M,5} {r.N,5} {r.K,5} {r.RelativeError,9:E2} {r.WarmupMs,10:F1} {r.Milliseconds,8:F3} {r.Tflops,8:F1}");
@@ -40,7 +42,8 @@ public static class GemmBench
         return results.ToArray();
     }
 
-    private static List<BenchResult> RunShape(Backend backend, CuBlas blas, int m, int n, int k, int iterations, TextWriter log)
+    private static List<BenchResult> RunShape(Backend backend, CuBlas blas, int m, int n, int k, int iterations,
+        IReadOnlyCollection<int> extraSplits, TextWriter log)
     {
         var arena = backend.Arena;
         using var x = arena.Upload(GpuChecks.RandomData(1, (long)m * k, 1f), m, k);
@@ -76,6 +79,8 @@ public static class GemmBench
         // Where split-K applies, the unsplit kernel in the same run shows what it gains.
         if (tcSplits > 1) kernels.Insert(2, ("ours tensor-core fp16 unsplit", OurTensorCore(1), y, -1));
         if (sgSplits > 1) kernels.Add(("ours SGEMM fp32 unsplit", OurSgemm(1), y, -1));
+        foreach (int s in extraSplits.Where(s => s != tcSplits && !(s == 1 && tcSplits > 1)).Distinct())
+            kernels.Add((s > 1 ? $"ours tensor-core fp16 split {s}" : "ours tensor-core fp16 unsplit", OurTensorCore(s), y, -1));
         var results = new List<BenchResult>();
         foreach (var (name, launch, output, known) in kernels)
         {

@@ -16,7 +16,7 @@ public class PtxCommandTests
         // tensor-core GEMM, which the CPU only emulates: its PTX instances are added by name.
         foreach (var kernel in new[]
         {
-            "Sgemm.Kernel[GeluTanhEpilogue]", "FlashAttention.Kernel", "LayerNormModulateWarp.Kernel",
+            "Sgemm.Kernel[GeluTanhEpilogue]", "FlashAttention.Kernel", "LayerNormModulateRow.Kernel",
             "LinearSkinny.Kernel[SiluEpilogue]", "ElementLauncher.Kernel[Unpatchify.Args]",
             "LinearTensorCore.Kernel[IdentityEpilogue,LinearTensorCore.Ptx]",
         })

@@ -13,6 +13,8 @@ public class FlashAttentionTests
     [InlineData(1, 70, 2, 72)]   // two key tiles, the second ragged; a ragged query tile
     [InlineData(2, 33, 1, 64)]   // one query past a tile; three warps see no key in the last tile
     [InlineData(1, 1, 1, 72)]    // a single token: warps 1..3 never see a key
+    [InlineData(2, 64, 4, 16)]   // dit-digits' heads: register rows of 4 float4s
+    [InlineData(1, 37, 2, 32)]   // 8 float4s, a ragged tile
     public void MatchesFloat64Softmax(int b, int t, int heads, int hd)
     {
         var qkv = Random(41, b * t * 3 * heads * hd, 2f);
@@ -69,7 +71,8 @@ public class FlashAttentionTests
         using var output = Cpu.Arena.Rent(1, 4, 24);
         var e = Assert.Throws<ArgumentException>(() => FlashAttention.Run(Cpu, tq, output, 1, 4, 1, 24));
         Assert.Contains("head dim 24", e.Message);
-        Assert.False(FlashAttention.SupportsHeadDim(16));
+        Assert.False(FlashAttention.SupportsHeadDim(48));
+        Assert.True(FlashAttention.SupportsHeadDim(16));
         Assert.True(FlashAttention.SupportsHeadDim(72));
     }
 

@@ -91,11 +91,12 @@ public class PtxGenerationTests
     }
 
     [Fact]
-    public void WarpLayerNormTranslatesToButterflyShuffles()
+    public void RowLayerNormSumsWarpsByShufflesAndTheGroupThroughSharedMemory()
     {
-        var ptx = CompileToPtx(typeof(LayerNormModulateWarp).GetMethod("Kernel")!);
+        var ptx = CompileToPtx(typeof(LayerNormModulateRow).GetMethod("Kernel")!);
         Assert.Equal(10, Count(ptx, "shfl.sync.bfly"));
-        Assert.DoesNotContain("bar.sync", ptx);
+        Assert.Equal(4, Count(ptx, "bar.sync"));
+        Assert.DoesNotContain(".local", ptx);
     }
 
     [Fact]

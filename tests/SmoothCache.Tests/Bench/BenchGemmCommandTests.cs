@@ -1,0 +1,19 @@
+using SmoothCache.Cli;
+using SmoothCache.Tests.Cli;
+
+namespace SmoothCache.Tests.Bench;
+
+/// <summary>bench-gemm needs CUDA to time anything, but its options are checked before a device is opened.</summary>
+public class BenchGemmCommandTests
+{
+    [Theory]
+    [InlineData("--splits", "9")]
+    [InlineData("--splits", "0")]
+    [InlineData("--iterations", "0")]
+    public void RejectsBadCountsBeforeLookingForADevice(string option, string value)
+    {
+        var result = CliRunner.Run("bench-gemm", option, value);
+        Assert.Equal(ExitCodes.BadInput, result.ExitCode);
+        Assert.Contains(option, result.Error);
+    }
+}

@@ -81,8 +81,8 @@ public static class LayerNormModulate
             D = d, TokensPerSample = t, ModStride = mod.Dim(1),
             ShiftOffset = shiftOffset, ScaleOffset = scaleOffset, GateOffset = gateOffset, Eps = eps,
         };
-        // A thread per row suits the CPU accelerator; on a GPU a group per row keeps loads coalesced and few per thread.
-        if (x.Backend.UsesGpuKernels) LayerNormModulateRow.Run(x.Backend, args);
+        // A thread per row suits the CPU accelerator; on a GPU a group per row keeps the row in registers.
+        if (x.Backend.UsesGpuKernels && LayerNormModulateRow.Supports(args)) LayerNormModulateRow.Run(x.Backend, args);
         else ElementLauncher.Launch(x.Backend, b * t, args);
         return y;
     }

@@ -43,7 +43,7 @@ step gemm 140 bench-gemm --iterations 20 --splits 1 2 3 4 6 8 --json "$OUT/gemm.
 step kernels 40 bench --suite kernels --device cuda --xl --batch 16 --iterations 10 --json "$OUT/kernels.json"
 # 4. One forward: synthetic DiT-XL/2 and dit-digits, batch 2 and 16 (and 20), fp16 and fp32, each
 #    followed by a profiled forward (device time per kernel, the kernels' share of the forward).
-step forward 110 bench --suite forward --device cuda --iterations 3 --profile --json "$OUT/forward.json"
+step forward 110 bench --suite forward --device cuda --iterations 10 --profile --json "$OUT/forward.json"
 # 5. Sampling jobs uncached vs SmoothCache (dit-digits 10 images, XL 8 images), DDIM 50.
 step sampling 150 bench --suite sampling --device cuda --json "$OUT/sampling.json"
 

@@ -4,42 +4,59 @@ using ILGPU.Runtime;
 namespace SmoothCache.Kernels.Gpu;
 
 /// <summary>
-/// <see cref="LayerNormModulate"/> shaped for a GPU: one group per row (a token of [B, T, D]), each
-/// thread taking at most a few elements (elements t, t + G, ... for a group of G threads), so every
-/// pass over the row costs each thread one or two memory latencies instead of D / 32 in a row, as a
-/// warp per row did (DiT-XL/2's adaLN took 36 µs a launch at batch 2 that way on an H100).
-/// Loads stay coalesced (consecutive threads, consecutive elements). The mean and the variance are
-/// summed across each warp with butterfly shuffles, then across the group's warps through shared
-/// memory. Same arguments and the same two-pass formula as the portable kernel (its reference);
-/// only the order of the sums differs (the optional gated residual included: each thread updates
-/// the x elements it reads).
+/// <see cref="LayerNormModulate"/> shaped for a GPU: one group per row (a token of [B, T, D]), thread c
+/// holding the row's float4 c in registers. Every thread issues its loads at once, so a row costs one
+/// memory latency, two group sums and the stores (a warp per row looping over D / 32 elements paid a
+/// latency per element: 36 µs a launch for DiT-XL/2 at batch 2 on an H100; a group per row re-reading
+/// x in each pass, 63 µs at batch 16). The sums go across each warp by butterfly shuffles, then across
+/// the group's warps through shared memory. Same formula as the portable kernel (its reference): mean,
+/// then the variance about it, then the optional gated residual applied first and written back
+/// (x += gate * r); only the order of the sums differs. Takes D a multiple of 4 up to 4096 with
+/// 16-byte-aligned views (<see cref="Supports"/>); other rows use the portable kernel.
 /// </summary>
 public static class LayerNormModulateRow
 {
     private const int Lanes = 32;
     private const int MaxThreads = 1024;
 
-    public static void Kernel(LayerNormModulate.Args a)
+    /// <summary>The views as float4s and the column offsets in float4s (all divided by 4).</summary>
+    public struct Args
+    {
+        public ArrayView<F4> X, Mod;
+        /// <summary>The residual r, or empty for a plain adaLN.</summary>
+        public ArrayView<F4> Residual;
+        public OutputView Y;
+        public int Chunks, TokensPerSample, ModStride, ShiftOffset, ScaleOffset, GateOffset;
+        public float Eps;
+    }
+
+    public static void Kernel(Args a)
     {
         var warpSums = SharedMemory.Allocate<float>(MaxThreads / Lanes);
-        int x0 = Grid.IdxX * a.D;
-        int m0 = Grid.IdxX / a.TokensPerSample * a.ModStride;
-        float sum = 0f;
-        for (int d = Group.IdxX; d < a.D; d += Group.DimX)
+        int c = Group.IdxX;
+        bool mine = c < a.Chunks;
+        int x = Grid.IdxX * a.Chunks + c;
+        int m = Grid.IdxX / a.TokensPerSample * a.ModStride + c;
+        float d = 4 * a.Chunks;
+        F4 v = default;
+        if (mine)
         {
-            if (a.Residual.Length > 0) a.X[x0 + d] += a.Mod[m0 + a.GateOffset + d] * a.Residual[x0 + d];
-            sum += a.X[x0 + d];
+            v = a.X[x];
+            if (a.Residual.Length > 0)
+            {
+                F4 gate = a.Mod[m + a.GateOffset], r = a.Residual[x];
+                v = new F4 { X = v.X + gate.X * r.X, Y = v.Y + gate.Y * r.Y, Z = v.Z + gate.Z * r.Z, W = v.W + gate.W * r.W };
+                a.X[x] = v;
+            }
         }
-        float mean = GroupSum(sum, warpSums) / a.D;
-        float squares = 0f;
-        for (int d = Group.IdxX; d < a.D; d += Group.DimX)
-        {
-            float c = a.X[x0 + d] - mean;
-            squares += c * c;
-        }
-        float inv = 1f / MathF.Sqrt(GroupSum(squares, warpSums) / a.D + a.Eps);
-        for (int d = Group.IdxX; d < a.D; d += Group.DimX)
-            a.Y.Store(x0 + d, (a.X[x0 + d] - mean) * inv * (1f + a.Mod[m0 + a.ScaleOffset + d]) + a.Mod[m0 + a.ShiftOffset + d]);
+        float mean = GroupSum(v.X + v.Y + v.Z + v.W, warpSums) / d;
+        // Threads past the row hold zeros, which must not count in the variance.
+        var e = mine ? new F4 { X = v.X - mean, Y = v.Y - mean, Z = v.Z - mean, W = v.W - mean } : default;
+        float inv = 1f / MathF.Sqrt(GroupSum(e.X * e.X + e.Y * e.Y + e.Z * e.Z + e.W * e.W, warpSums) / d + a.Eps);
+        if (!mine) return;
+        F4 scale = a.Mod[m + a.ScaleOffset], shift = a.Mod[m + a.ShiftOffset];
+        a.Y.StorePair(4 * x, e.X * inv * (1f + scale.X) + shift.X, e.Y * inv * (1f + scale.Y) + shift.Y);
+        a.Y.StorePair(4 * x + 2, e.Z * inv * (1f + scale.Z) + shift.Z, e.W * inv * (1f + scale.W) + shift.W);
     }
 
     /// <summary>The sum of v over the group, in every thread (the group is whole warps).</summary>
@@ -55,20 +72,29 @@ public static class LayerNormModulateRow
         return total;
     }
 
-    /// <summary>Threads per row: whole warps, as few elements per thread as 1024 threads allow, and
-    /// the same number for every thread (1152 -> 576 threads of 2).</summary>
-    public static int Threads(int d)
-    {
-        int perThread = (d + MaxThreads - 1) / MaxThreads;
-        int threads = (d + perThread - 1) / perThread;
-        return (threads + Lanes - 1) / Lanes * Lanes;
-    }
+    /// <summary>Whether this kernel takes these arguments: D a multiple of 4 up to 4096, every view starting
+    /// at a multiple of 4 elements (16-byte float4s) and y at an even one (paired stores).</summary>
+    public static bool Supports(LayerNormModulate.Args a) =>
+        a.D % 4 == 0 && a.D / 4 <= MaxThreads && a.ModStride % 4 == 0
+        && new[] { a.ShiftOffset, a.ScaleOffset, a.GateOffset }.All(o => o % 4 == 0)
+        && new[] { a.X, a.Mod, a.Residual }.All(v => ((IContiguousArrayView)v).Index % 4 == 0) && a.Y.PairsAligned;
+
+    /// <summary>Threads per row: whole warps, one per float4 of the row.</summary>
+    public static int Threads(int d) => (d / 4 + Lanes - 1) / Lanes * Lanes;
 
     /// <summary>Launches over rows = X.Length / D (any accelerator with 32-lane warps).</summary>
-    public static void Run(Backend backend, LayerNormModulate.Args args)
+    public static void Run(Backend backend, LayerNormModulate.Args a)
     {
-        int rows = (int)(args.X.Length / args.D);
+        if (!Supports(a))
+            throw new ArgumentException($"LayerNormModulateRow: D={a.D}, mod stride {a.ModStride} or the views' offsets are not multiples of 4 (or D > {4 * MaxThreads})");
+        int rows = (int)(a.X.Length / a.D);
         if (rows == 0) return;
-        backend.LoadGrouped<LayerNormModulate.Args>(Kernel)(new KernelConfig(rows, Threads(args.D)), args);
+        var args = new Args
+        {
+            X = a.X.Cast<F4>(), Mod = a.Mod.Cast<F4>(), Residual = a.Residual.Length > 0 ? a.Residual.Cast<F4>() : ArrayView<F4>.Empty,
+            Y = a.Y, Chunks = a.D / 4, TokensPerSample = a.TokensPerSample, ModStride = a.ModStride / 4,
+            ShiftOffset = a.ShiftOffset / 4, ScaleOffset = a.ScaleOffset / 4, GateOffset = a.GateOffset / 4, Eps = a.Eps,
+        };
+        backend.LoadGrouped<Args>(Kernel)(new KernelConfig(rows, Threads(a.D)), args);
     }
 }

@@ -31,6 +31,7 @@ public static class KernelBench
         void Time(string name, string shape, double flops, Func<Tensor?> op)
         {
             op()?.Dispose();
+            BenchClock.KeepBusy(backend, () => op()?.Dispose());
             backend.Synchronize();
             var watch = Stopwatch.StartNew();
             for (int i = 0; i < iterations; i++) op()?.Dispose();

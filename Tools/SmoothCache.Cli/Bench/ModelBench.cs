@@ -187,6 +187,7 @@ public static class ModelBench
         backend.Synchronize();
         double first = watch.Elapsed.TotalMilliseconds;
         int compiled = backend.LoadedKernelCount - compiledBefore;
+        BenchClock.KeepBusy(backend, () => model.Forward(latents, timesteps, labels).Dispose());
 
         long launchesBefore = backend.LaunchCount;
         watch.Restart();

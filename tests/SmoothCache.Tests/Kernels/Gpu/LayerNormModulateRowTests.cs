@@ -8,9 +8,9 @@ namespace SmoothCache.Tests.Kernels.Gpu;
 public class LayerNormModulateRowTests
 {
     [Theory]
-    [InlineData(3, 5, 72)]    // 3 warps, the last one partly empty
-    [InlineData(2, 9, 1152)]  // DiT-XL/2's width: 576 threads of 2 elements
-    [InlineData(1, 3, 20)]    // narrower than a warp: some lanes hold nothing
+    [InlineData(3, 5, 72)]    // 18 float4s: one warp, partly empty
+    [InlineData(2, 9, 1152)]  // DiT-XL/2's width: 9 warps
+    [InlineData(1, 3, 20)]    // 5 float4s: most lanes hold nothing
     public void MatchesThePortableKernel(int b, int t, int d)
     {
         var x = Random(31, b * t * d, 2f);
@@ -29,12 +29,50 @@ public class LayerNormModulateRowTests
     }
 
     [Theory]
-    [InlineData(1152, 576)]
-    [InlineData(1024, 1024)]
-    [InlineData(1025, 544)]
+    [InlineData(1152, 288)]
+    [InlineData(4096, 1024)]
     [InlineData(20, 32)]
-    public void GivesEveryThreadTheSameFewElements(int d, int threads) =>
+    public void GivesEveryFloat4OfTheRowAThread(int d, int threads) =>
         Assert.Equal(threads, LayerNormModulateRow.Threads(d));
+
+    [Fact]
+    public void RoundsAnFp16OutputLikeThePortableKernel()
+    {
+        int b = 2, t = 3, d = 64;
+        var x = Random(36, b * t * d, 2f);
+        var mod = Random(37, b * 6 * d);
+        var (portable, gpu) = BothPaths(x, mod, b, t, d, DType.Float16);
+        Assert.True(RelativeL2(gpu, portable) < 1e-3);
+    }
+
+    [Fact]
+    public void RowsItCannotTakeAsFloat4sGoToThePortableKernel()
+    {
+        int b = 1, t = 4, d = 18;
+        var x = Random(38, b * t * d, 2f);
+        var mod = Random(39, b * 6 * d);
+        var args = new LayerNormModulate.Args { D = d, ModStride = 6 * d, ShiftOffset = 0, ScaleOffset = d };
+        Assert.False(LayerNormModulateRow.Supports(args));
+        Assert.Throws<ArgumentException>(() => LayerNormModulateRow.Run(Cpu, args));
+        var (portable, gpu) = BothPaths(x, mod, b, t, d, DType.Float32);
+        Assert.Equal(portable, gpu);
+    }
+
+    /// <summary>adaLN (shift at column 0, scale at D) of x on the portable and on the GPU kernel path, as float32.</summary>
+    private static (float[] Portable, float[] Gpu) BothPaths(float[] x, float[] mod, int b, int t, int d, DType output)
+    {
+        float[] Run(Backend backend)
+        {
+            using var tx = backend.Arena.Upload(x, b, t, d);
+            using var tm = backend.Arena.Upload(mod, b, 6 * d);
+            using var y = LayerNormModulate.Run(tx, tm, 0, d, 1e-6f, output);
+            Assert.Equal(output, y.DType);
+            if (output == DType.Float32) return y.ToArray();
+            using var wide = HalfConversion.ToFloat(y);
+            return wide.ToArray();
+        }
+        return (Run(Cpu), Run(CpuWithGpuKernels));
+    }
 
     [Fact]
     public void AppliesTheGatedResidualLikeThePortableKernel()

@@ -8,8 +8,9 @@ public class SplitKTests
     // DiT-XL/2 on a 132-multiprocessor GPU, tensor-core tiles (128 x 128, K by 32):
     [InlineData(512, 1152, 1152, 4)]   // batch 2 out-projection: 36 blocks, 36 K tiles
     [InlineData(512, 1152, 4608, 7)]   // batch 2 fc2: 36 blocks, 144 K tiles
-    [InlineData(512, 3456, 1152, 2)]   // batch 2 qkv: 108 blocks
+    [InlineData(512, 3456, 1152, 1)]   // batch 2 qkv: 108 blocks, more than half the device
     [InlineData(512, 4608, 1152, 1)]   // batch 2 fc1: 144 blocks fill the device
+    [InlineData(256, 1152, 1152, 4)]   // 18 blocks: as many splits as K allows (8 of its 36 tiles each)
     [InlineData(4096, 1152, 4608, 1)]  // batch 16 fc2: 288 blocks
     [InlineData(512, 1152, 200, 1)]    // too short a K to split
     public void SplitsOnlyWhatLeavesTheDeviceIdle(int m, int n, int k, int expected) =>

@@ -2,7 +2,8 @@
 # Issue 6 device check: correctness first, then speed. Runs on the lent GPU machine from the repository
 # root after ../shared/device/prepare.sh, e.g. the device tool's run with carry [".device"] and
 #   command: bash scripts/device-check.sh
-# Logs and JSON go under $OUT. Each step has its own time limit and a failing step does not stop the
+# Logs and JSON go under $OUT, packed at the end into $OUT/device-check.tar.gz (the device tool returns
+# at most 8 files). Each step has its own time limit and a failing step does not stop the
 # later ones; status.txt records every step's exit code (0 ok, 1 a check or case failed, 124 timed out).
 # The limits add up to 500 s (590 s when the smoke step fails and memcheck runs): run it with the
 # device tool's timeout_s at 600. Building the synthetic DiT-XL/2 takes ~10 s of host time per model.
@@ -56,3 +57,6 @@ for name in smoke sanitizer kernels forward sampling; do
     echo "== $name"
     grep -v "^NVIDIA\|^device:" "$OUT/$name.log" | tail -n 40
 done
+# The device tool returns at most 8 files from $OUT: pack them all into one.
+(cd "$OUT" && tar czf device-check.tar.gz --remove-files -- *.log *.json status.txt 2>/dev/null)
+echo "== logs and JSON: \$OUT/device-check.tar.gz"

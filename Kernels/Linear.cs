@@ -135,7 +135,10 @@ public static class Linear
             using var xHalf = x.DType == DType.Float16 ? x.Share() : HalfConversion.ToHalf(x);
             if (skinny)
             {
-                LinearSkinny.Run<TEpilogue>(backend, xHalf, w, biasView, OutputView.Of(y), m);
+                // x's few rows widened back to float32 once: the same products, without the skinny
+                // kernel widening every x value again for each of W's rows (8 conversions per row and step).
+                using var xWide = HalfConversion.ToFloat(xHalf);
+                LinearSkinny.Run<TEpilogue>(backend, xWide, w, biasView, OutputView.Of(y), m);
                 return;
             }
             if (backend.UsesTensorCores)

@@ -1,0 +1,32 @@
+using SmoothCache.Kernels;
+using static SmoothCache.Tests.TestSupport;
+
+namespace SmoothCache.Tests.Kernels;
+
+public class GatedResidualTests
+{
+    [Theory]
+    [InlineData(8, 3 * 8)]   // float4s on the GPU path
+    [InlineData(8, 3 * 8 + 2)] // a gate offset inside a float4: scalars
+    [InlineData(6, 3 * 6)]   // D not a multiple of 4: scalars
+    public void GpuPathGivesThePortableResultExactly(int d, int gateOffset)
+    {
+        int b = 2, t = 3;
+        var x = Random(41, b * t * d, 2f);
+        var y = Random(42, b * t * d);
+        var gate = Random(43, b * 6 * d);
+        float[] Run(Backend backend)
+        {
+            using var tx = backend.Arena.Upload(x, b, t, d);
+            using var ty = backend.Arena.Upload(y, b, t, d);
+            using var tg = backend.Arena.Upload(gate, b, 6 * d);
+            GatedResidual.Run(tx, ty, tg, gateOffset);
+            return tx.ToArray();
+        }
+        var portable = Run(Cpu);
+        Assert.Equal(portable, Run(CpuWithGpuKernels));
+        // x + gate * y for sample 1, token 2, column d - 1.
+        int i = (1 * t + 2) * d + d - 1;
+        Assert.Equal(x[i] + gate[1 * 6 * d + gateOffset + d - 1] * y[i], portable[i]);
+    }
+}

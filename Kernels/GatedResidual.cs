@@ -18,13 +18,7 @@ public static class GatedResidual
         public ArrayView<float> X, Y, Gate;
         public int D, TokensPerSample, GateStride, GateOffset;
 
-        public readonly void Compute(int i)
-        {
-            int row = i / D;
-            int d = i - row * D;
-            int b = row / TokensPerSample;
-            X[i] += Gate[b * GateStride + GateOffset + d] * Y[i];
-        }
+        public readonly void Compute(int i) => X[i] += Gate[GateAt(i, D, TokensPerSample, GateStride, GateOffset)] * Y[i];
     }
 
     /// <summary><see cref="Args"/> over float4s: every view, D, the stride and the offset in float4s.</summary>
@@ -35,12 +29,16 @@ public static class GatedResidual
 
         public readonly void Compute(int i)
         {
-            int row = i / D;
-            int d = i - row * D;
-            int b = row / TokensPerSample;
-            F4 x = X[i], y = Y[i], g = Gate[b * GateStride + GateOffset + d];
+            F4 x = X[i], y = Y[i], g = Gate[GateAt(i, D, TokensPerSample, GateStride, GateOffset)];
             X[i] = new F4 { X = x.X + g.X * y.X, Y = x.Y + g.Y * y.Y, Z = x.Z + g.Z * y.Z, W = x.W + g.W * y.W };
         }
+    }
+
+    /// <summary>Where the gate of element i of x lies: its sample's modulation row, at its column.</summary>
+    private static int GateAt(int i, int d, int tokensPerSample, int stride, int offset)
+    {
+        int row = i / d;
+        return row / tokensPerSample * stride + offset + (i - row * d);
     }
 
     public static void Run(Tensor x, Tensor y, Tensor gate, int gateOffset)

@@ -73,6 +73,14 @@ public sealed class Backend : IDisposable
         _ => throw new ArgumentException($"unknown device '{text}': expected auto, cuda or cpu"),
     };
 
+    /// <summary>
+    /// Float math in kernels: on CUDA a float division, reciprocal or square root is PTX's .approx form
+    /// (within 2 ulp) instead of the IEEE one, whose slow-path check and call per division were most of
+    /// the GELU epilogue (128 per tensor-core GEMM thread, SASS). Double math stays exact; the CPU
+    /// accelerator runs .NET's own arithmetic either way.
+    /// </summary>
+    public const MathMode KernelMath = MathMode.Fast32BitOnly;
+
     /// <param name="kernels">Which kernel set operators take (Auto: the one that suits the device, or
     /// the environment's SMOOTHCACHE_KERNELS=gpu|portable, for bisecting a device fault without code).</param>
     public static Backend Create(DeviceKind kind = DeviceKind.Auto, KernelSet kernels = KernelSet.Auto)
@@ -80,7 +88,7 @@ public sealed class Backend : IDisposable
         if (kernels == KernelSet.Auto) kernels = KernelSetFromEnvironment();
         // CPUDeviceKind.Nvidia: the default CPU device allows only 16 threads per group.
         var context = Context.Create(b => b.Cuda().CPU(CPUDeviceKind.Nvidia).EnableAlgorithms()
-            .Optimize(OptimizationLevel.O2).Profiling());
+            .Optimize(OptimizationLevel.O2).Math(KernelMath).Profiling());
         try
         {
             var cuda = context.GetCudaDevices();

@@ -4,13 +4,14 @@ using ILGPU.Backends.EntryPoints;
 using ILGPU.Backends.PTX;
 using ILGPU.Runtime;
 using ILGPU.Runtime.Cuda;
+using SmoothCache.Kernels;
 
 namespace SmoothCache.Cli.Bench;
 
 /// <summary>ILGPU's PTX backend without a device: kernel methods to PTX text for sm_80 (as on the lent GPUs).</summary>
 public sealed class PtxCompiler : IDisposable
 {
-    private readonly Context _context = Context.Create(b => b.Cuda().EnableAlgorithms().Optimize(OptimizationLevel.O2));
+    private readonly Context _context = Context.Create(b => b.Cuda().EnableAlgorithms().Optimize(OptimizationLevel.O2).Math(Backend.KernelMath));
     private readonly PTXBackend _backend;
 
     public PtxCompiler() => _backend = new PTXBackend(_context, CudaArchitecture.SM_80, CudaInstructionSet.ISA_80, null!);

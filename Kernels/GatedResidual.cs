@@ -64,5 +64,5 @@ public static class GatedResidual
 
     private static bool Vectorizable(Args a) =>
         a.D % 4 == 0 && a.GateStride % 4 == 0 && a.GateOffset % 4 == 0
-        && new[] { a.X, a.Y, a.Gate }.All(v => ((IContiguousArrayView)v).Index % 4 == 0);
+        && Vectors.Float4Aligned(a.X, a.Y, a.Gate);
 }

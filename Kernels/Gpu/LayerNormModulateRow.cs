@@ -77,7 +77,7 @@ public static class LayerNormModulateRow
     public static bool Supports(LayerNormModulate.Args a) =>
         a.D % 4 == 0 && a.D / 4 <= MaxThreads && a.ModStride % 4 == 0
         && new[] { a.ShiftOffset, a.ScaleOffset, a.GateOffset }.All(o => o % 4 == 0)
-        && new[] { a.X, a.Mod, a.Residual }.All(v => ((IContiguousArrayView)v).Index % 4 == 0) && a.Y.PairsAligned;
+        && Vectors.Float4Aligned(a.X, a.Mod, a.Residual) && a.Y.PairsAligned;
 
     /// <summary>Threads per row: whole warps, one per float4 of the row.</summary>
     public static int Threads(int d) => (d / 4 + Lanes - 1) / Lanes * Lanes;

@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using ILGPU;
+using ILGPU.Runtime;
 
 namespace SmoothCache.Kernels.Gpu;
 
@@ -30,6 +31,11 @@ public static class Vectors
 
     /// <summary>The float16 in the high 16 bits of a packed word, widened exactly.</summary>
     public static float HighHalf(uint word) => (float)Interop.IntAsFloat((ushort)(word >> 16));
+
+    /// <summary>Whether every view starts at a multiple of 4 floats, so that cast to float4s its
+    /// elements are 16-byte aligned (host-side check before a float4 kernel).</summary>
+    public static bool Float4Aligned(params ArrayView<float>[] views) =>
+        views.All(v => ((IContiguousArrayView)v).Index % 4 == 0);
 
     /// <summary>The sum of v over the 32 lanes of a warp, in every lane (butterfly shuffles).</summary>
     public static float WarpSum(float v)

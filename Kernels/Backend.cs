@@ -145,13 +145,18 @@ public sealed class Backend : IDisposable
 
     /// <summary>Loads (once per backend) an explicitly grouped kernel with one struct argument.
     /// The returned delegate launches on <see cref="Stream"/> and counts its launches in <see cref="LaunchCount"/>.</summary>
-    public Action<KernelConfig, T> LoadGrouped<T>(Action<T> kernel) where T : struct
+    /// <param name="dynamicSharedBytes">the most dynamic shared memory its launches ask for: on CUDA a kernel
+    /// must be allowed more than 48 KB before its first launch</param>
+    public Action<KernelConfig, T> LoadGrouped<T>(Action<T> kernel, int dynamicSharedBytes = 0) where T : struct
     {
         if (!_kernels.TryGetValue(kernel.Method, out var loaded))
         {
             string name = KernelName(kernel.Method);
             RefuseFirstUseWhileRecording(name);
-            var launch = Accelerator.LoadKernel(kernel);
+            var compiled = Accelerator.LoadKernel(kernel.Method);
+            if (compiled is CudaKernel cudaKernel && dynamicSharedBytes > 48 * 1024)
+                CudaDriver.AllowDynamicSharedMemory(cudaKernel, dynamicSharedBytes);
+            var launch = compiled.CreateLauncherDelegate<Action<AcceleratorStream, KernelConfig, T>>();
             loaded = new Action<KernelConfig, T>((config, args) =>
             {
                 if (_recording is { } recording)

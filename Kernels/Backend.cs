@@ -74,12 +74,14 @@ public sealed class Backend : IDisposable
     };
 
     /// <summary>
-    /// Float math in kernels: on CUDA a float division, reciprocal or square root is PTX's .approx form
-    /// (within 2 ulp) instead of the IEEE one, whose slow-path check and call per division were most of
-    /// the GELU epilogue (128 per tensor-core GEMM thread, SASS). Double math stays exact; the CPU
-    /// accelerator runs .NET's own arithmetic either way.
+    /// Float math in kernels: on CUDA a float division, reciprocal, square root, exp or tanh is PTX's .approx
+    /// form (within 2 ulp) instead of the IEEE one, whose slow-path check and call per division were most of
+    /// the GELU epilogue (128 per tensor-core GEMM thread, SASS). Double math stays double (not
+    /// Fast32BitOnly, which demotes it to float), but its divisions and library functions may be
+    /// approximated too: a kernel that needs them exact computes them itself (<see cref="TimestepEmbedding"/>).
+    /// The CPU accelerator runs .NET's own arithmetic either way.
     /// </summary>
-    public const MathMode KernelMath = MathMode.Fast32BitOnly;
+    public const MathMode KernelMath = MathMode.Fast;
 
     /// <param name="kernels">Which kernel set operators take (Auto: the one that suits the device, or
     /// the environment's SMOOTHCACHE_KERNELS=gpu|portable, for bisecting a device fault without code).</param>
@@ -145,18 +147,13 @@ public sealed class Backend : IDisposable
 
     /// <summary>Loads (once per backend) an explicitly grouped kernel with one struct argument.
     /// The returned delegate launches on <see cref="Stream"/> and counts its launches in <see cref="LaunchCount"/>.</summary>
-    /// <param name="dynamicSharedBytes">the most dynamic shared memory its launches ask for: on CUDA a kernel
-    /// must be allowed more than 48 KB before its first launch</param>
-    public Action<KernelConfig, T> LoadGrouped<T>(Action<T> kernel, int dynamicSharedBytes = 0) where T : struct
+    public Action<KernelConfig, T> LoadGrouped<T>(Action<T> kernel) where T : struct
     {
         if (!_kernels.TryGetValue(kernel.Method, out var loaded))
         {
             string name = KernelName(kernel.Method);
             RefuseFirstUseWhileRecording(name);
-            var compiled = Accelerator.LoadKernel(kernel.Method);
-            if (compiled is CudaKernel cudaKernel && dynamicSharedBytes > 48 * 1024)
-                CudaDriver.AllowDynamicSharedMemory(cudaKernel, dynamicSharedBytes);
-            var launch = compiled.CreateLauncherDelegate<Action<AcceleratorStream, KernelConfig, T>>();
+            var launch = Accelerator.LoadKernel(kernel);
             loaded = new Action<KernelConfig, T>((config, args) =>
             {
                 if (_recording is { } recording)

@@ -8,6 +8,9 @@ namespace SmoothCache.Kernels;
 /// a = t * f_i, the row is [cos(a_0..), sin(a_0..)] (cosine first, frequency shift 1, as DiT's
 /// embedder). The reference computes f and a in float32 even in a float64 model, so this kernel
 /// rounds the same intermediates to float32 (otherwise t up to 999 moves the angle by ~1e-4).
+/// exp, cos and sin are evaluated here in double from adds and multiplies only: the kernel context's fast
+/// math (<see cref="Backend.KernelMath"/>) turns library calls and divisions into approximations, and
+/// cos.approx of an angle near 999 is off by ~2e-5.
 /// </summary>
 public static class TimestepEmbedding
 {
@@ -20,18 +23,56 @@ public static class TimestepEmbedding
         public ArrayView<float> Out;
         public float Shared;
         public int Half;
+        /// <summary>1 / (Half - 1), from the host (a division in the kernel would be approximate).</summary>
+        public double Step;
 
         public readonly void Compute(int index)
         {
             int b = index / Half;
             int i = index - b * Half;
             float exponent = (float)(-9.210340371976184 * i);          // -ln(10000) * i, in float32
-            float f = (float)Math.Exp((float)((double)exponent / (Half - 1)));
+            float f = (float)Exp((float)(exponent * Step));
             float t = Timesteps.Length > 0 ? Timesteps[b] : Shared;
             float angle = (float)((double)t * f);
-            Out[b * 2 * Half + i] = (float)Math.Cos(angle);
-            Out[b * 2 * Half + Half + i] = (float)Math.Sin(angle);
+            var (cos, sin) = CosSin(angle);
+            Out[b * 2 * Half + i] = (float)cos;
+            Out[b * 2 * Half + Half + i] = (float)sin;
         }
+    }
+
+    // ln 2 and pi / 2 in two parts, the high ones with few enough bits that n x high is exact (Cody-Waite).
+    private const double Ln2High = 6.93147180369123816490e-01, Ln2Low = 1.90821492927058770002e-10;
+    private const double HalfPiHigh = 1.57079632673412561417e+00, HalfPiLow = 6.07710050650619224932e-11;
+
+    /// <summary>e^x for x in [-745, 0] to double accuracy: x = n ln 2 + r with |r| &lt;= ln 2 / 2, e^r from
+    /// its series to r^13 (the next term is under 1e-17), times 2^n.</summary>
+    public static double Exp(double x)
+    {
+        double n = Math.Round(x * 1.4426950408889634);
+        double r = x - n * Ln2High - n * Ln2Low;
+        double e = 1 + r * (1 + r * (1.0 / 2 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120 + r * (1.0 / 720 + r * (1.0 / 5040
+            + r * (1.0 / 40320 + r * (1.0 / 362880 + r * (1.0 / 3628800 + r * (1.0 / 39916800 + r * (1.0 / 479001600 + r * (1.0 / 6227020800)))))))))))));
+        for (int k = (int)-n; k > 0; k--) e *= 0.5;
+        return e;
+    }
+
+    /// <summary>cos x and sin x for |x| up to ~1e6 to double accuracy: x = k pi / 2 + r with |r| &lt;= pi / 4,
+    /// the series of r to r^17 (the next term is under 1e-17), rotated by k quarter turns.</summary>
+    public static (double Cos, double Sin) CosSin(double x)
+    {
+        double k = Math.Round(x * 0.63661977236758134);
+        double r = x - k * HalfPiHigh - k * HalfPiLow, r2 = r * r;
+        double sin = r * (1 + r2 * (-1.0 / 6 + r2 * (1.0 / 120 + r2 * (-1.0 / 5040 + r2 * (1.0 / 362880 + r2 * (-1.0 / 39916800
+            + r2 * (1.0 / 6227020800 + r2 * (-1.0 / 1307674368000 + r2 * (1.0 / 355687428096000)))))))));
+        double cos = 1 + r2 * (-1.0 / 2 + r2 * (1.0 / 24 + r2 * (-1.0 / 720 + r2 * (1.0 / 40320 + r2 * (-1.0 / 3628800
+            + r2 * (1.0 / 479001600 + r2 * (-1.0 / 87178291200 + r2 * (1.0 / 20922789888000))))))));
+        return ((long)k & 3) switch
+        {
+            0 => (cos, sin),
+            1 => (-sin, cos),
+            2 => (-cos, -sin),
+            _ => (sin, -cos),
+        };
     }
 
     /// <param name="timesteps">[B]</param>
@@ -45,7 +86,7 @@ public static class TimestepEmbedding
     {
         int b = timesteps.Length;
         var output = backend.Arena.Rent(b, Channels);
-        var args = new Args { Out = output.View, Half = Channels / 2, Timesteps = ArrayView<float>.Empty };
+        var args = new Args { Out = output.View, Half = Channels / 2, Step = 1.0 / (Channels / 2 - 1), Timesteps = ArrayView<float>.Empty };
         bool shared = b > 0 && timesteps.All(t => t.Equals(timesteps[0]));
         if (shared)
         {

@@ -10,21 +10,31 @@ namespace SmoothCache.Kernels.Gpu;
 /// <c>mma.sync.aligned.m16n8k16</c>) or both fp32 (<see cref="RunTf32x3{TEpilogue}"/>, 3xTF32 on
 /// <c>mma.sync.aligned.m16n8k8</c>), b fp32 [N], y [M, N] fp32 or fp16 (rounded to nearest even), all
 /// row-major; products accumulate in fp32. The warp instructions come from an <see cref="IPath"/>.
-/// A group computes one block of y (<see cref="IBlockShape"/>: 128 x 128 with 4 warps by default), each
-/// warp a 64 x 64 tile (4 x 8 mma tiles, 128 fp32 accumulators per thread: each A fragment feeds 8 mma,
-/// each B fragment 4). K advances a tile (32 or 64 halves) at a time through a pipeline of 3 or 4 stages:
-/// the tile stages - 1 steps ahead is copied global -> shared with <c>cp.async</c> (16 bytes per copy, no
+/// A group of 4 warps computes a 128 x 128 block of y, each warp a 64 x 64 tile (4 x 8 mma tiles,
+/// 128 fp32 accumulators per thread: each A fragment feeds 8 mma, each B fragment 4). K advances 32 at a time through a three-stage pipeline: the
+/// tile two steps ahead is copied global -> shared with <c>cp.async</c> (16 bytes per copy, no
 /// registers) while the current one is multiplied, one barrier per tile. Fragments come out of shared
-/// memory with <c>ldmatrix</c> (8 per 16-deep step per warp for 32 mma). Shared rows are 16-byte chunks
-/// swizzled per row (see <see cref="Swizzled"/>), conflict-free without padding; the stages live in the
-/// launch's dynamic shared memory, which on CUDA may exceed 48 KB (<see cref="Backend.LoadGrouped{T}"/>).
-/// With split-K (<see cref="SplitK"/>) the grid's z slice takes a range of K tiles. Requires K to be a
-/// multiple of a chunk (8 halves, 4 floats) and 16-byte-aligned views (whole 16-byte copies; the model's K
-/// are 16, 72, 256, 288, 1152, 4608); M and N are free (copies past the edges are zero-filled, stores
-/// guarded). Other accelerators emulate the warp instructions (tests).
+/// memory with <c>ldmatrix</c> (8 per 16-deep step per warp for 32 mma). Shared rows are
+/// four 16-byte chunks (32 halves or 16 floats) with chunk c of row r stored at c ^ ((r / 2) % 4), which makes both
+/// the copies and every 8-row ldmatrix phase conflict-free without padding; 3 stages x (x tile + W
+/// tile) x 8 KB = 48 KB, the static limit. With split-K (<see cref="SplitK"/>) the grid's z slice takes
+/// a range of K tiles. Requires K to be a multiple of a chunk (8 halves, 4 floats) and 16-byte-aligned
+/// views (whole 16-byte copies; the model's K are 16, 72, 256, 288, 1152, 4608); M and N are free (copies past the edges are
+/// zero-filled, stores guarded). Other accelerators emulate the warp instructions (tests).
 /// </summary>
 public static class LinearTensorCore
 {
+    public const int Tile = 128;
+    /// <summary>K per tile: four 16-byte chunks, 32 halves (fp16) or 16 floats (<see cref="DepthTf32"/>).</summary>
+    public const int Depth = 32;
+    public const int DepthTf32 = 16;
+    public const int Threads = 128;
+    private const int Stages = 3;
+    /// <summary>Words per shared row: four 16-byte chunks, no padding (the swizzle avoids bank conflicts).</summary>
+    private const int RowWords = 16;
+    private const int TileWords = Tile * RowWords;
+    private const int StageWords = 2 * TileWords;
+
     public struct Args
     {
         /// <summary>x and W as 16-byte groups (8 halves or 4 floats), and their device addresses (for cp.async).</summary>
@@ -68,9 +78,7 @@ public static class LinearTensorCore
         uint SharedBase();
         void CopyAsync(ArrayView<uint> shared, uint sharedBase, int word, ArrayView<U4> global, long globalAddress, int index, bool valid);
         void CommitCopies();
-        /// <summary>Waits until the oldest of <paramref name="stages"/> - 1 copy groups in flight has landed
-        /// (a barrier must follow before other threads read it).</summary>
-        void WaitForOldestStage(int stages);
+        void WaitAllButNewestCopies();
         /// <summary>One step over two chunks (16 halves or 8 floats): ldmatrix at the four x words a0..a3
         /// (A fragments 0..3) and the four W words b0..b3 (B fragments 2p and 2p + 1 at word bp), then
         /// C{i}{j} += A_i B_j.</summary>
@@ -144,11 +152,11 @@ public static class LinearTensorCore
 
         public int ChunkElements() => 8;
         public void Begin() => CudaAsm.Emit(DeclareAndZero);
-        public uint SharedBase() => TensorCore.DynamicSharedBase();
+        public uint SharedBase() => TensorCore.SharedBase();
         public void CopyAsync(ArrayView<uint> shared, uint sharedBase, int word, ArrayView<U4> global, long globalAddress, int index, bool valid) =>
             TensorCore.CopyAsync(sharedBase + 4u * (uint)word, valid ? globalAddress + 16L * index : globalAddress, valid);
         public void CommitCopies() => TensorCore.CommitCopies();
-        public void WaitForOldestStage(int stages) => TensorCore.WaitForOldestStage(stages);
+        public void WaitAllButNewestCopies() => TensorCore.WaitAllButNewestCopies();
 
         public Accumulators MultiplyStep(Accumulators c, ArrayView<uint> shared, uint sharedBase, int a0, int a1, int a2, int a3, int b0, int b1, int b2, int b3)
         {
@@ -251,7 +259,7 @@ public static class LinearTensorCore
         public void CopyAsync(ArrayView<uint> shared, uint sharedBase, int word, ArrayView<U4> global, long globalAddress, int index, bool valid) =>
             shared.Cast<U4>()[word >> 2] = valid ? global[index] : default;
         public void CommitCopies() { }
-        public void WaitForOldestStage(int stages) { }
+        public void WaitAllButNewestCopies() { }
 
         public Accumulators MultiplyStep(Accumulators c, ArrayView<uint> shared, uint sharedBase, int a0, int a1, int a2, int a3, int b0, int b1, int b2, int b3) =>
             Step(c, shared, a0, a1, a2, a3, b0, b1, b2, b3, tf32: false);
@@ -360,11 +368,11 @@ public static class LinearTensorCore
 
         public int ChunkElements() => 4;
         public void Begin() => default(Ptx).Begin();
-        public uint SharedBase() => TensorCore.DynamicSharedBase();
+        public uint SharedBase() => TensorCore.SharedBase();
         public void CopyAsync(ArrayView<uint> shared, uint sharedBase, int word, ArrayView<U4> global, long globalAddress, int index, bool valid) =>
             default(Ptx).CopyAsync(shared, sharedBase, word, global, globalAddress, index, valid);
         public void CommitCopies() => TensorCore.CommitCopies();
-        public void WaitForOldestStage(int stages) => TensorCore.WaitForOldestStage(stages);
+        public void WaitAllButNewestCopies() => TensorCore.WaitAllButNewestCopies();
 
         public Accumulators MultiplyStep(Accumulators c, ArrayView<uint> shared, uint sharedBase, int a0, int a1, int a2, int a3, int b0, int b1, int b2, int b3)
         {
@@ -386,159 +394,75 @@ public static class LinearTensorCore
         public void CopyAsync(ArrayView<uint> shared, uint sharedBase, int word, ArrayView<U4> global, long globalAddress, int index, bool valid) =>
             default(Emulated).CopyAsync(shared, sharedBase, word, global, globalAddress, index, valid);
         public void CommitCopies() { }
-        public void WaitForOldestStage(int stages) { }
+        public void WaitAllButNewestCopies() { }
         public Accumulators MultiplyStep(Accumulators c, ArrayView<uint> shared, uint sharedBase, int a0, int a1, int a2, int a3, int b0, int b1, int b2, int b3) =>
             Emulated.Step(c, shared, a0, a1, a2, a3, b0, b1, b2, b3, tf32: true);
         public Accumulators Finish(Accumulators c) => c;
     }
 
-    /// <summary>
-    /// A block's shape, as constants the kernel is specialised on: <see cref="WarpRows"/> x
-    /// <see cref="WarpCols"/> warps of 64 x 64 outputs each; shared rows of <see cref="Chunks"/> 16-byte
-    /// chunks (4 or 8: a K tile of 32 or 64 halves, 16 or 32 floats); <see cref="Stages"/> K tiles in the
-    /// pipeline. <see cref="GemmTile"/> names the shapes there are.
-    /// </summary>
-    public interface IBlockShape
-    {
-        int WarpRows();
-        int WarpCols();
-        int Chunks();
-        int Stages();
-    }
-
-    /// <summary>128 x 128 outputs, K tiles of 4 chunks, 3 stages: 48 KB of shared memory.</summary>
-    public readonly struct Block128x128 : IBlockShape
-    {
-        public int WarpRows() => 2; public int WarpCols() => 2; public int Chunks() => 4; public int Stages() => 3;
-    }
-
-    /// <summary>128 x 128, 4 stages of 4 chunks: 64 KB.</summary>
-    public readonly struct Block128x128Stages4 : IBlockShape
-    {
-        public int WarpRows() => 2; public int WarpCols() => 2; public int Chunks() => 4; public int Stages() => 4;
-    }
-
-    /// <summary>128 x 128, K tiles of 8 chunks (half the barriers per product), 3 stages: 96 KB.</summary>
-    public readonly struct Block128x128Deep : IBlockShape
-    {
-        public int WarpRows() => 2; public int WarpCols() => 2; public int Chunks() => 8; public int Stages() => 3;
-    }
-
-    /// <summary>128 x 256 (8 warps; a quarter less staging per product), 4 chunks, 3 stages: 72 KB.</summary>
-    public readonly struct Block128x256 : IBlockShape
-    {
-        public int WarpRows() => 2; public int WarpCols() => 4; public int Chunks() => 4; public int Stages() => 3;
-    }
-
-    /// <summary>64 x 128 (2 warps; twice the blocks of 128 x 128 for small M), 8 chunks, 3 stages: 72 KB.</summary>
-    public readonly struct Block64x128Deep : IBlockShape
-    {
-        public int WarpRows() => 1; public int WarpCols() => 2; public int Chunks() => 8; public int Stages() => 3;
-    }
-
-    /// <summary>A block shape's sizes, on the host.</summary>
-    public readonly record struct BlockShape(int WarpRows, int WarpCols, int Chunks, int Stages)
-    {
-        public int Rows => 64 * WarpRows;
-        public int Cols => 64 * WarpCols;
-        public int Threads => 32 * WarpRows * WarpCols;
-        public int SharedBytes => Stages * (Rows + Cols) * Chunks * 16;
-
-        public static BlockShape Of<TShape>() where TShape : struct, IBlockShape
-        {
-            var s = default(TShape);
-            return new BlockShape(s.WarpRows(), s.WarpCols(), s.Chunks(), s.Stages());
-        }
-
-        public static BlockShape Of(GemmTile tile) => tile switch
-        {
-            GemmTile.Block128x128 => Of<Block128x128>(),
-            GemmTile.Block128x128Stages4 => Of<Block128x128Stages4>(),
-            GemmTile.Block128x128Deep => Of<Block128x128Deep>(),
-            GemmTile.Block128x256 => Of<Block128x256>(),
-            GemmTile.Block64x128Deep => Of<Block64x128Deep>(),
-            _ => throw new ArgumentOutOfRangeException(nameof(tile), tile, "no block shape"),
-        };
-    }
-
-    /// <summary>The shape the GEMMs take unless told otherwise.</summary>
-    public static GemmTile ChooseTile(int m, int n, int k) => GemmTile.Block128x128;
-
-    /// <summary>The shared word where 16-byte chunk <paramref name="chunk"/> of tile row <paramref name="row"/>
-    /// lives, in rows of <paramref name="chunks"/> chunks. Chunk c of row r is stored at c ^ (r % 8) in
-    /// 128-byte rows, at c ^ ((r / 2) % 4) in 64-byte rows: either way the 8 rows an ldmatrix phase reads
-    /// and 8 neighbouring copies fall in 8 different 16-byte bank groups, without padding.</summary>
-    private static int Swizzled(int row, int chunk, int chunks) =>
-        row * 4 * chunks + ((chunk ^ (chunks == 8 ? row & 7 : (row >> 1) & 3)) << 2);
+    /// <summary>The shared word where 16-byte chunk <paramref name="chunk"/> (0..3) of tile row <paramref name="row"/> lives.</summary>
+    private static int Swizzled(int row, int chunk) => row * RowWords + ((chunk ^ ((row >> 1) & 3)) << 2);
 
     /// <summary>
     /// Where a thread's copies and fragments are, worked out once per thread so that the K loop only adds
-    /// offsets: the thread always copies the same chunk of rows <see cref="Row"/> + i x threads / chunks of
-    /// the block's x and W rows, and a lane's ldmatrix rows for a step are those of step 0 with the chunk
-    /// bits flipped (see <see cref="MultiplyStep{TPath}"/>).
+    /// offsets: thread e always copies chunk e % 4 of tile rows e / 4 + 32 i (i = 0..3) of x and of W, and a
+    /// lane's ldmatrix rows for a step are those of step 0 with chunk bits flipped (see <see cref="MultiplyStep{TPath}"/>).
+    /// Measured (H200, BENCHMARKS.md): the K loop went from ~410 to ~300 SASS instructions per tile; GEMM
+    /// speed did not change.
     /// </summary>
     private struct Placement
     {
-        /// <summary>The K chunk (of a tile) and first tile row the thread copies; its shared word.</summary>
+        /// <summary>The K chunk (of a tile) and first tile row the thread copies, and that row's shared word.</summary>
         public int Chunk, Row, Word;
-        /// <summary>The 16-byte index of its first x and W chunk in tile 0.</summary>
+        /// <summary>The 16-byte index of the thread's first x and W chunk in K tile 0.</summary>
         public int XIndex, WIndex;
         /// <summary>The lane's ldmatrix words for step 0 of stage 0: A rows (fragment 0) and B rows (fragments 0, 1).</summary>
         public int AWord, BWord;
     }
 
-    private static Placement Place<TPath, TShape>(Args a, int m0, int n0, int warpRow, int warpCol)
-        where TPath : struct, IPath where TShape : struct, IBlockShape
+    private static Placement Place<TPath>(Args a, int m0, int n0, int warpRow, int warpCol) where TPath : struct, IPath
     {
-        var shape = default(TShape);
-        int chunks = shape.Chunks(), rows = 64 * shape.WarpRows();
         int kChunks = a.K / default(TPath).ChunkElements();
-        int chunk = Group.IdxX % chunks, row = Group.IdxX / chunks;
+        int chunk = Group.IdxX & 3, row = Group.IdxX >> 2;
         int lane = Warp.LaneIdx;
         int matrix = lane >> 3, r = lane & 7;
         // x: matrices (rows 0-7 | 8-15) x (k 0-7 | 8-15) give an A fragment in order.
         int aRow = warpRow + (matrix & 1) * 8 + r;
         // W: matrices (columns 0-7 | 8-15) x (k 0-7 | 8-15) give B fragments j and j + 1.
-        int bRow = rows + warpCol + (matrix >> 1) * 8 + r;
+        int bRow = warpCol + (matrix >> 1) * 8 + r;
         return new Placement
         {
-            Chunk = chunk, Row = row, Word = Swizzled(row, chunk, chunks),
+            Chunk = chunk, Row = row, Word = Swizzled(row, chunk),
             XIndex = (m0 + row) * kChunks + chunk, WIndex = (n0 + row) * kChunks + chunk,
-            AWord = Swizzled(aRow, matrix >> 1, chunks), BWord = Swizzled(bRow, matrix & 1, chunks),
+            AWord = Swizzled(aRow, matrix >> 1), BWord = TileWords + Swizzled(bRow, matrix & 1),
         };
     }
 
     /// <summary>Starts the copies of K tile <paramref name="tile"/> into pipeline stage <paramref name="stage"/>:
-    /// the block's x rows, then its W rows, each thread its chunk of every threads / chunks-th row.</summary>
-    private static void StageTile<TPath, TShape>(Args a, ArrayView<uint> shared, uint sharedBase, int stage, int tile, int m0, int n0, Placement p)
-        where TPath : struct, IPath where TShape : struct, IBlockShape
+    /// each thread its chunk of 4 x rows and 4 W rows, 32 rows apart (the same swizzle, 512 words apart).</summary>
+    private static void StageTile<TPath>(Args a, ArrayView<uint> shared, uint sharedBase, int stage, int tile, int m0, int n0, Placement p)
+        where TPath : struct, IPath
     {
-        var shape = default(TShape);
-        int chunks = shape.Chunks(), rows = 64 * shape.WarpRows(), cols = 64 * shape.WarpCols();
-        int passRows = 32 * shape.WarpRows() * shape.WarpCols() / chunks;
         int kChunks = a.K / default(TPath).ChunkElements();
-        int passWords = passRows * 4 * chunks, passChunks = passRows * kChunks;
-        bool inK = tile * chunks + p.Chunk < kChunks;
-        int word = stage * (rows + cols) * 4 * chunks + p.Word;
-        int x = p.XIndex + tile * chunks, w = p.WIndex + tile * chunks;
-        for (int pass = 0; pass < rows / passRows; pass++)
-            default(TPath).CopyAsync(shared, sharedBase, word + pass * passWords, a.X, a.XAddress, x + pass * passChunks,
-                inK & (m0 + p.Row + pass * passRows < a.M));
-        word += rows * 4 * chunks;
-        for (int pass = 0; pass < cols / passRows; pass++)
-            default(TPath).CopyAsync(shared, sharedBase, word + pass * passWords, a.W, a.WAddress, w + pass * passChunks,
-                inK & (n0 + p.Row + pass * passRows < a.N));
+        bool inK = tile * 4 + p.Chunk < kChunks;
+        int word = stage * StageWords + p.Word;
+        int x = p.XIndex + tile * 4, w = p.WIndex + tile * 4;
+        for (int i = 0; i < 4; i++)
+        {
+            int row = p.Row + 32 * i, offset = 32 * i * kChunks;
+            default(TPath).CopyAsync(shared, sharedBase, word + 32 * i * RowWords, a.X, a.XAddress, x + offset, inK & (m0 + row < a.M));
+            default(TPath).CopyAsync(shared, sharedBase, word + TileWords + 32 * i * RowWords, a.W, a.WAddress, w + offset, inK & (n0 + row < a.N));
+        }
     }
 
     /// <summary>One 16-deep step (chunks 2 step and 2 step + 1 of the stage) of the warp's 64 x 64 tile.
-    /// Swizzling only flips chunk bits, and 2 step + (0 or 1) is 2 step ^ (0 or 1): step s's words are step
-    /// 0's with bits 8 s flipped; A fragment i lies 16 i rows (whose swizzle is the same) below fragment 0.</summary>
-    private static Accumulators MultiplyStep<TPath>(Accumulators c, ArrayView<uint> shared, uint sharedBase, int stageAt,
-        int chunks, Placement p, int step)
+    /// The swizzle only flips chunk bits and 2 step + (0 or 1) is 2 step ^ (0 or 1), so step 1's words are
+    /// step 0's with bit 3 flipped; fragment i lies 16 i rows (with the same swizzle) below fragment 0.</summary>
+    private static Accumulators MultiplyStep<TPath>(Accumulators c, ArrayView<uint> shared, uint sharedBase, int stageAt, Placement p, int step)
         where TPath : struct, IPath
     {
         int a = stageAt + (p.AWord ^ (8 * step)), b = stageAt + (p.BWord ^ (8 * step));
-        int rows16 = 16 * 4 * chunks;
+        const int rows16 = 16 * RowWords;
         return default(TPath).MultiplyStep(c, shared, sharedBase,
             a, a + rows16, a + 2 * rows16, a + 3 * rows16, b, b + rows16, b + 2 * rows16, b + 3 * rows16);
     }
@@ -587,53 +511,42 @@ public static class LinearTensorCore
         }
     }
 
-    public static void Kernel<TEpilogue, TPath, TShape>(Args a)
-        where TEpilogue : struct, IEpilogue where TPath : struct, IPath where TShape : struct, IBlockShape
+    public static void Kernel<TEpilogue, TPath>(Args a) where TEpilogue : struct, IEpilogue where TPath : struct, IPath
     {
-        var shape = default(TShape);
-        int chunks = shape.Chunks(), stages = shape.Stages();
-        int rows = 64 * shape.WarpRows(), cols = 64 * shape.WarpCols();
-        int stageWords = (rows + cols) * 4 * chunks;
-        // Stage s: x rows then W rows at words s * stageWords, in the launch's dynamic shared memory (beyond
-        // the 48 KB a static allocation may have; 16-byte elements keep it aligned for cp.async and ldmatrix).
-        var shared = SharedMemory.GetDynamic<U4>().Cast<uint>();
+        // Stage s: x tile at words s * StageWords, W tile TileWords after it. One allocation of 16-byte
+        // elements: TensorCore.SharedBase names it, and 16-byte alignment suits cp.async and ldmatrix.
+        var shared = SharedMemory.Allocate<U4>(Stages * StageWords / 4).Cast<uint>();
         default(TPath).Begin();
         uint sharedBase = default(TPath).SharedBase();
         int warp = Group.IdxX >> 5;
-        int warpRow = warp / shape.WarpCols() * 64, warpCol = warp % shape.WarpCols() * 64;
-        int m0 = Grid.IdxY * rows, n0 = Grid.IdxX * cols;
+        int warpRow = (warp >> 1) * 64, warpCol = (warp & 1) * 64;
+        int m0 = Grid.IdxY * Tile, n0 = Grid.IdxX * Tile;
         int tileBegin = Grid.IdxZ * a.TilesPerSplit;
-        int depth = chunks * default(TPath).ChunkElements();
+        int depth = 4 * default(TPath).ChunkElements();
         int tiles = Math.Min(a.TilesPerSplit, (a.K + depth - 1) / depth - tileBegin);
-        var place = Place<TPath, TShape>(a, m0, n0, warpRow, warpCol);
+        var place = Place<TPath>(a, m0, n0, warpRow, warpCol);
 
-        for (int s = 0; s < stages - 1; s++)
+        for (int s = 0; s < Stages - 1; s++)
         {
-            if (s < tiles) StageTile<TPath, TShape>(a, shared, sharedBase, s, tileBegin + s, m0, n0, place);
+            if (s < tiles) StageTile<TPath>(a, shared, sharedBase, s, tileBegin + s, m0, n0, place);
             default(TPath).CommitCopies();
         }
         Accumulators c = default;
-        // Stages rotate: tile t is read from stage t % stages while tile t + stages - 1 is written to the
-        // stage tile t - 1 was read from.
-        int readStage = 0, writeStage = stages - 1;
+        // Stages rotate: tile t is read from stage t % 3 while tile t + 2 is written to (t + 2) % 3.
+        int readStage = 0, writeStage = Stages - 1;
         for (int tile = 0; tile < tiles; tile++)
         {
             // Tile `tile` has landed; every warp is done with tile - 1, whose stage the next copy reuses.
-            default(TPath).WaitForOldestStage(stages);
+            default(TPath).WaitAllButNewestCopies();
             Group.Barrier();
-            if (tile + stages - 1 < tiles) StageTile<TPath, TShape>(a, shared, sharedBase, writeStage, tileBegin + tile + stages - 1, m0, n0, place);
+            if (tile + Stages - 1 < tiles) StageTile<TPath>(a, shared, sharedBase, writeStage, tileBegin + tile + Stages - 1, m0, n0, place);
             // An empty group keeps the count of groups in flight the same on the last tiles.
             default(TPath).CommitCopies();
-            int stageAt = readStage * stageWords;
-            c = MultiplyStep<TPath>(c, shared, sharedBase, stageAt, chunks, place, 0);
-            c = MultiplyStep<TPath>(c, shared, sharedBase, stageAt, chunks, place, 1);
-            if (chunks == 8)
-            {
-                c = MultiplyStep<TPath>(c, shared, sharedBase, stageAt, chunks, place, 2);
-                c = MultiplyStep<TPath>(c, shared, sharedBase, stageAt, chunks, place, 3);
-            }
+            int stageAt = readStage * StageWords;
+            c = MultiplyStep<TPath>(c, shared, sharedBase, stageAt, place, 0);
+            c = MultiplyStep<TPath>(c, shared, sharedBase, stageAt, place, 1);
             writeStage = readStage;
-            readStage = readStage == stages - 1 ? 0 : readStage + 1;
+            readStage = readStage == Stages - 1 ? 0 : readStage + 1;
         }
 
         c = default(TPath).Finish(c);
@@ -659,70 +572,41 @@ public static class LinearTensorCore
         StoreFragment<TEpilogue>(a, slice, row + 48, col + 48, c.C36, inside); StoreFragment<TEpilogue>(a, slice, row + 48, col + 56, c.C37, inside);
     }
 
-    /// <summary>The launch shape: a group per block of y (per split of K along z), its shared memory dynamic.</summary>
-    public static KernelConfig Config(BlockShape shape, int m, int n, int splits = 1) =>
-        new(new Index3D((n + shape.Cols - 1) / shape.Cols, (m + shape.Rows - 1) / shape.Rows, splits),
-            new Index3D(shape.Threads, 1, 1), SharedMemoryConfig.RequestDynamic<U4>(shape.SharedBytes / 16));
-
-    /// <summary>How many ways <see cref="Run{TEpilogue}"/> splits K by default (chunk: elements per 16 bytes).</summary>
-    public static int ChooseSplits(int multiprocessors, int m, int n, int k, GemmTile tile, int chunk = 8)
-    {
-        var shape = BlockShape.Of(tile);
-        long blocks = (long)((m + shape.Rows - 1) / shape.Rows) * ((n + shape.Cols - 1) / shape.Cols);
-        return SplitK.Choose(multiprocessors, blocks, k, shape.Chunks * chunk);
-    }
+    /// <summary>The launch shape: one group of 128 threads per 128 x 128 block of y.</summary>
+    public static KernelConfig Config(int m, int n, int splits = 1) =>
+        new(new Index3D((n + Tile - 1) / Tile, (m + Tile - 1) / Tile, splits), new Index3D(Threads, 1, 1));
 
     /// <summary>x holds M x K halves, w is a Float16 [N, K] tensor, y M x N values. Meant for CUDA; other
     /// accelerators emulate the warp instructions (slowly: for tests).</summary>
     /// <param name="splits">ways to split K (<see cref="SplitK"/>); 0 chooses from the device's size</param>
-    /// <param name="tile">the block shape; Auto chooses (<see cref="ChooseTile"/>)</param>
     public static void Run<TEpilogue>(Backend backend, ArrayView<Half> x, Tensor w, ArrayView<float> bias,
-        OutputView y, int m, int splits = 0, GemmTile tile = GemmTile.Auto) where TEpilogue : struct, IEpilogue
+        OutputView y, int m, int splits = 0) where TEpilogue : struct, IEpilogue
     {
         if (w.DType != DType.Float16)
             throw new ArgumentException($"LinearTensorCore: weight {w.ShapeText} is {w.DType}, not Float16");
-        Dispatch<TEpilogue, Ptx, Emulated, Half>(backend, x, w.HalfView, w, bias, y, m, splits, 8, tile);
+        Launch<TEpilogue, Ptx, Emulated, Half>(backend, x, w.HalfView, w, bias, y, m, splits, 8);
     }
 
     /// <summary>fp32 x (M x K floats) and a Float32 [N, K] weight through 3xTF32 (<see cref="PtxTf32x3"/>):
     /// the fp32 path on tensor cores.</summary>
     public static void RunTf32x3<TEpilogue>(Backend backend, ArrayView<float> x, Tensor w, ArrayView<float> bias,
-        OutputView y, int m, int splits = 0, GemmTile tile = GemmTile.Auto) where TEpilogue : struct, IEpilogue
+        OutputView y, int m, int splits = 0) where TEpilogue : struct, IEpilogue
     {
         if (w.DType != DType.Float32)
             throw new ArgumentException($"LinearTensorCore: weight {w.ShapeText} is {w.DType}, not Float32");
-        Dispatch<TEpilogue, PtxTf32x3, EmulatedTf32x3, float>(backend, x, w.View, w, bias, y, m, splits, 4, tile);
+        Launch<TEpilogue, PtxTf32x3, EmulatedTf32x3, float>(backend, x, w.View, w, bias, y, m, splits, 4);
     }
 
-    private static void Dispatch<TEpilogue, TPtx, TEmulated, T>(Backend backend, ArrayView<T> x, ArrayView<T> w,
-        Tensor weight, ArrayView<float> bias, OutputView y, int m, int splits, int chunk, GemmTile tile)
+    private static void Launch<TEpilogue, TPtx, TEmulated, T>(Backend backend, ArrayView<T> x, ArrayView<T> w,
+        Tensor weight, ArrayView<float> bias, OutputView y, int m, int splits, int chunk)
         where TEpilogue : struct, IEpilogue where TPtx : struct, IPath where TEmulated : struct, IPath where T : unmanaged
-    {
-        int n = weight.Dim(0), k = weight.Dim(1);
-        if (tile == GemmTile.Auto) tile = ChooseTile(m, n, k);
-        switch (tile)
-        {
-            case GemmTile.Block128x128: Launch<TEpilogue, TPtx, TEmulated, T, Block128x128>(backend, x, w, weight, bias, y, m, splits, chunk, tile); break;
-            case GemmTile.Block128x128Stages4: Launch<TEpilogue, TPtx, TEmulated, T, Block128x128Stages4>(backend, x, w, weight, bias, y, m, splits, chunk, tile); break;
-            case GemmTile.Block128x128Deep: Launch<TEpilogue, TPtx, TEmulated, T, Block128x128Deep>(backend, x, w, weight, bias, y, m, splits, chunk, tile); break;
-            case GemmTile.Block128x256: Launch<TEpilogue, TPtx, TEmulated, T, Block128x256>(backend, x, w, weight, bias, y, m, splits, chunk, tile); break;
-            case GemmTile.Block64x128Deep: Launch<TEpilogue, TPtx, TEmulated, T, Block64x128Deep>(backend, x, w, weight, bias, y, m, splits, chunk, tile); break;
-            default: throw new ArgumentOutOfRangeException(nameof(tile), tile, "no block shape");
-        }
-    }
-
-    private static void Launch<TEpilogue, TPtx, TEmulated, T, TShape>(Backend backend, ArrayView<T> x, ArrayView<T> w,
-        Tensor weight, ArrayView<float> bias, OutputView y, int m, int splits, int chunk, GemmTile tile)
-        where TEpilogue : struct, IEpilogue where TPtx : struct, IPath where TEmulated : struct, IPath where T : unmanaged
-        where TShape : struct, IBlockShape
     {
         int n = weight.Dim(0), k = weight.Dim(1);
         if (Unsupported(m, n, k, ((IContiguousArrayView)x).Index, chunk) is { } why)
             throw new ArgumentException($"LinearTensorCore: weight {weight.ShapeText}: {why}");
         if (m == 0 || n == 0) return;
-        var shape = BlockShape.Of<TShape>();
-        int depth = shape.Chunks * chunk;
-        if (splits == 0) splits = ChooseSplits(backend.Accelerator.NumMultiprocessors, m, n, k, tile, chunk);
+        int depth = 4 * chunk;
+        if (splits == 0) splits = SplitK.Choose(backend.Accelerator.NumMultiprocessors, m, n, k, Tile, depth);
         var (perSplit, used) = SplitK.Partition(k, depth, splits);
         if (!Sgemm.FitsInt32(m, n, k, used))
             throw new ArgumentException($"LinearTensorCore: M={m}, N={n}, K={k} in {used} splits overflow 32-bit indexing");
@@ -735,32 +619,15 @@ public static class LinearTensorCore
         };
         if (used == 1)
         {
-            Load<TEpilogue, TPtx, TEmulated, TShape>(backend)(Config(shape, m, n), args);
+            Load<TEpilogue, TPtx, TEmulated>(backend)(Config(m, n), args);
             return;
         }
         SplitK.Run<TEpilogue>(backend, m, n, used, bias, y, partials =>
-            Load<IdentityEpilogue, TPtx, TEmulated, TShape>(backend)(Config(shape, m, n, used),
+            Load<IdentityEpilogue, TPtx, TEmulated>(backend)(Config(m, n, used),
                 args with { Bias = ArrayView<float>.Empty, Y = new OutputView { F32 = partials }, PairedStores = n % 2 == 0 ? 1 : 0 }));
     }
 
-    private static Action<KernelConfig, Args> Load<TEpilogue, TPtx, TEmulated, TShape>(Backend backend)
-        where TEpilogue : struct, IEpilogue where TPtx : struct, IPath where TEmulated : struct, IPath where TShape : struct, IBlockShape
-    {
-        int shared = BlockShape.Of<TShape>().SharedBytes;
-        return backend.IsCuda
-            ? backend.LoadGrouped<Args>(Kernel<TEpilogue, TPtx, TShape>, shared)
-            : backend.LoadGrouped<Args>(Kernel<TEpilogue, TEmulated, TShape>, shared);
-    }
-}
-
-/// <summary>The tensor-core GEMM's block shapes (<see cref="LinearTensorCore.IBlockShape"/>): outputs per
-/// block, and where it differs from 128 x 128, K 32 halves per tile and 3 stages, how.</summary>
-public enum GemmTile
-{
-    Auto,
-    Block128x128,
-    Block128x128Stages4,
-    Block128x128Deep,
-    Block128x256,
-    Block64x128Deep,
+    private static Action<KernelConfig, Args> Load<TEpilogue, TPtx, TEmulated>(Backend backend)
+        where TEpilogue : struct, IEpilogue where TPtx : struct, IPath where TEmulated : struct, IPath =>
+        backend.IsCuda ? backend.LoadGrouped<Args>(Kernel<TEpilogue, TPtx>) : backend.LoadGrouped<Args>(Kernel<TEpilogue, TEmulated>);
 }

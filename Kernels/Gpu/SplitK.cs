@@ -26,17 +26,14 @@ public static class SplitK
     /// tensor-core GEMM at M = 512, BENCHMARKS.md): with 36 blocks, 3 to 7 splits ran 1.4x (K = 1152)
     /// to 2.5x (K = 4608) faster than none; with 144 blocks any split was slower (2 ways: 0.053 ms
     /// against 0.045), the extra partial-sum traffic and reduction costing more than the idle SMs.</summary>
-    public static int Choose(int multiprocessors, long blocks, int k, int depth)
+    public static int Choose(int multiprocessors, int m, int n, int k, int tile, int depth)
     {
+        long blocks = (long)((m + tile - 1) / tile) * ((n + tile - 1) / tile);
         if (2 * blocks > multiprocessors) return 1;
         int kTiles = (k + depth - 1) / depth;
         long wanted = GroupsPerMultiprocessor * (long)multiprocessors / Math.Max(1, blocks);
         return (int)Math.Max(1, Math.Min(Math.Min(wanted, MaxSplits), kTiles / MinTilesPerSplit));
     }
-
-    /// <summary><see cref="Choose(int, long, int, int)"/> for square tiles of a GEMM's output.</summary>
-    public static int Choose(int multiprocessors, int m, int n, int k, int tile, int depth) =>
-        Choose(multiprocessors, (long)((m + tile - 1) / tile) * ((n + tile - 1) / tile), k, depth);
 
     /// <summary>K tiles per split for a requested split count; the split count actually used is
     /// ceil(kTiles / tilesPerSplit), so no split is empty.</summary>

@@ -26,14 +26,6 @@ public static class TensorCore
         return address;
     }
 
-    /// <summary>PTX: the shared-window byte address of the launch's dynamic shared memory (ILGPU names it
-    /// <c>__dyn_shared_alloca</c>; a kernel using these helpers takes it as 16-byte elements).</summary>
-    public static uint DynamicSharedBase()
-    {
-        CudaAsm.Emit("mov.u32 %0, __dyn_shared_alloca;", out uint address);
-        return address;
-    }
-
     /// <summary>
     /// What the kernels' mma instructions compute, for the emulation: c + a b over a warp's fragments.
     /// fp16 (<c>mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32</c>): lane (g = lane / 4, t = lane % 4)
@@ -116,15 +108,10 @@ public static class TensorCore
     /// <summary>PTX: closes the group of copies started since the last commit (<c>cp.async.commit_group</c>).</summary>
     public static void CommitCopies() => CudaAsm.Emit("cp.async.commit_group;");
 
-    /// <summary>PTX: waits until at most stages - 2 committed copy groups are in flight
-    /// (<c>cp.async.wait_group</c>): in a pipeline of 3 or 4 stages, the oldest stage has landed. A barrier
-    /// must follow before other threads read it.</summary>
-    public static void WaitForOldestStage(int stages)
-    {
-        // wait_group takes a constant; stages is one in every kernel (a block shape's).
-        if (stages == 4) CudaAsm.Emit("cp.async.wait_group 2;");
-        else CudaAsm.Emit("cp.async.wait_group 1;");
-    }
+    /// <summary>PTX: waits until at most one committed copy group is in flight (<c>cp.async.wait_group 1</c>):
+    /// with a three-stage pipeline, the oldest stage has landed. A barrier must follow before other
+    /// threads read it.</summary>
+    public static void WaitAllButNewestCopies() => CudaAsm.Emit("cp.async.wait_group 1;");
 
     /// <summary>The device address of a view's first element, for <see cref="CopyAsync"/> (kernels cannot take one).</summary>
     public static long DeviceAddress<T>(ArrayView<T> view) where T : unmanaged =>

@@ -52,8 +52,8 @@ public static class BenchCommand
             {
                 // dit-digits' shapes, or with --xl DiT-XL/2's (256 tokens, width 1152, 16 heads of 72).
                 var timings = parse.GetValue(xl)
-                    ? KernelBench.Run(backend, parse.GetValue(batch), 256, 1152, 16, count, context.Out)
-                    : KernelBench.Run(backend, parse.GetValue(batch), 64, 64, 4, count, context.Out);
+                    ? KernelBench.Run(backend, parse.GetValue(batch), 256, 1152, 16, count, context.Out, depth: 28)
+                    : KernelBench.Run(backend, parse.GetValue(batch), 64, 64, 4, count, context.Out, depth: 6);
                 if (jsonPath is not null) BenchJson.Write(jsonPath, new { device = backend.DeviceName, suite = name, kernels = timings });
                 return ExitCodes.Success;
             }

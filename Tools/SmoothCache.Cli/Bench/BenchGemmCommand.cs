@@ -17,18 +17,10 @@ public static class BenchGemmCommand
             AllowMultipleArgumentsPerToken = true,
             DefaultValueFactory = _ => [],
         };
-        var tiles = new Option<string[]>("--tiles")
-        {
-            Description = "also time the fp16 tensor-core GEMM with these block shapes (" +
-                string.Join(", ", Enum.GetNames<GemmTile>().Skip(1)) + "), or all of them: --tiles all",
-            AllowMultipleArgumentsPerToken = true,
-            DefaultValueFactory = _ => [],
-        };
         var command = new Command("bench-gemm", "Check the CUDA GEMM kernels against float64 and time them against cuBLAS.");
         command.Add(json);
         command.Add(iterations);
         command.Add(splits);
-        command.Add(tiles);
         command.SetAction(parse =>
         {
             int count = parse.GetValue(iterations);
@@ -36,24 +28,13 @@ public static class BenchGemmCommand
             int[] extra = parse.GetValue(splits)!;
             if (extra.Any(s => s is < 1 or > SplitK.MaxSplits))
                 throw new UserInputException($"--splits takes split counts from 1 to {SplitK.MaxSplits}, got {string.Join(" ", extra)}");
-            var shapes = ParseTiles(parse.GetValue(tiles)!);
             using var backend = Backend.Create(DeviceKind.Cuda);
             // Timings first: the whole-model checks at the end of GpuChecks can leave the context faulted.
-            var results = GemmBench.Run(backend, context.Out, count, extra, shapes);
+            var results = GemmBench.Run(backend, context.Out, count, extra);
             var checks = GpuChecks.Run(backend, context.Out);
             GemmBench.WriteJson(parse.GetValue(json)!, backend.DeviceName, results, checks);
             return checks.All(c => c.Passed) ? ExitCodes.Success : ExitCodes.Internal;
         });
         return command;
-    }
-
-    /// <summary>Block shape names (case-insensitive), or "all".</summary>
-    private static GemmTile[] ParseTiles(string[] names)
-    {
-        if (names is ["all"]) return Enum.GetValues<GemmTile>().Where(t => t != GemmTile.Auto).ToArray();
-        return names.Select(name => Enum.TryParse<GemmTile>(name, ignoreCase: true, out var tile) && tile != GemmTile.Auto
-            ? tile
-            : throw new UserInputException($"--tiles: unknown block shape '{name}'; expected all or some of " +
-                string.Join(", ", Enum.GetNames<GemmTile>().Skip(1)))).ToArray();
     }
 }

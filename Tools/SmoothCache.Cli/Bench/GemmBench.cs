@@ -24,10 +24,7 @@ public static class GemmBench
 
     /// <param name="extraSplits">split counts to time the fp16 tensor-core GEMM at besides the one
     /// <see cref="SplitK.Choose"/> picks (a sweep for tuning it)</param>
-    /// <param name="extraTiles">block shapes to time the fp16 tensor-core GEMM with besides the one
-    /// <see cref="LinearTensorCore.ChooseTile"/> picks, each split as it would split</param>
-    public static BenchResult[] Run(Backend backend, TextWriter log, int iterations = 20, IReadOnlyCollection<int>? extraSplits = null,
-        IReadOnlyCollection<GemmTile>? extraTiles = null)
+    public static BenchResult[] Run(Backend backend, TextWriter log, int iterations = 20, IReadOnlyCollection<int>? extraSplits = null)
     {
         if (!backend.IsCuda)
             throw new InvalidOperationException($"GEMM benchmarks need a CUDA device; backend is {backend.DeviceName}");
@@ -37,7 +34,7 @@ public static class GemmBench
         log.WriteLine($"{"kernel",-30} {"M",5} {"N",5} {"K",5} {"rel.err",9} {"warm-up ms",10} {"ms",8} {"TFLOP/s",8}");
         foreach (int m in Rows)
             foreach (var (n, k) in Shapes)
-                foreach (var r in RunShape(backend, blas, m, n, k, iterations, extraSplits ?? [], extraTiles ?? [], log))
+                foreach (var r in RunShape(backend, blas, m, n, k, iterations, extraSplits ?? [], log))
                 {
                     results.Add(r);
                     log.WriteLine($"{r.Kernel,-30} {r.M,5} {r.N,5} {r.K,5} {r.RelativeError,9:E2} {r.WarmupMs,10:F1} {r.Milliseconds,8:F3} {r.Tflops,8:F1}");
@@ -46,7 +43,7 @@ public static class GemmBench
     }
 
     private static List<BenchResult> RunShape(Backend backend, CuBlas blas, int m, int n, int k, int iterations,
-        IReadOnlyCollection<int> extraSplits, IReadOnlyCollection<GemmTile> extraTiles, TextWriter log)
+        IReadOnlyCollection<int> extraSplits, TextWriter log)
     {
         var arena = backend.Arena;
         using var x = arena.Upload(GpuChecks.RandomData(1, (long)m * k, 1f), m, k);
@@ -62,13 +59,11 @@ public static class GemmBench
         void CublasHgemm() => blas.Gemm(CuBlasOperation.Transpose, CuBlasOperation.NonTranspose, n, m, k,
             (ILGPU.Half)1f, wHalf.HalfView, k, xHalf.HalfView, k, (ILGPU.Half)0f, yHalf.HalfView, n);
         Action OurSgemm(int splits) => () => Sgemm.Run<IdentityEpilogue>(backend, x.View, w.View, ArrayView<float>.Empty, y.View, m, n, k, splits);
-        Action OurTensorCore(int splits, GemmTile tile = GemmTile.Auto) => () =>
-            LinearTensorCore.Run<IdentityEpilogue>(backend, xHalf.HalfView, wHalf, ArrayView<float>.Empty, OutputView.Of(y), m, splits, tile);
+        Action OurTensorCore(int splits) => () => LinearTensorCore.Run<IdentityEpilogue>(backend, xHalf.HalfView, wHalf, ArrayView<float>.Empty, OutputView.Of(y), m, splits);
         Action OurTf32x3(int splits) => () => LinearTensorCore.RunTf32x3<IdentityEpilogue>(backend, x.View, w, ArrayView<float>.Empty, OutputView.Of(y), m, splits);
         int sms = backend.Accelerator.NumMultiprocessors;
-        var tile = LinearTensorCore.ChooseTile(m, n, k);
-        int tcSplits = LinearTensorCore.ChooseSplits(sms, m, n, k, tile);
-        int tfSplits = LinearTensorCore.ChooseSplits(sms, m, n, k, tile, chunk: 4);
+        int tcSplits = SplitK.Choose(sms, m, n, k, LinearTensorCore.Tile, LinearTensorCore.Depth);
+        int tfSplits = SplitK.Choose(sms, m, n, k, LinearTensorCore.Tile, LinearTensorCore.DepthTf32);
         int sgSplits = SplitK.Choose(sms, m, n, k, Sgemm.Tile, Sgemm.Depth);
 
         double warm = Time(backend, CublasSgemm, 1);
@@ -86,11 +81,6 @@ public static class GemmBench
         if (sgSplits > 1) kernels.Add(("ours SGEMM fp32 unsplit", OurSgemm(1), y, -1));
         foreach (int s in extraSplits.Where(s => s != tcSplits && !(s == 1 && tcSplits > 1)).Distinct())
             kernels.Add((s > 1 ? $"ours tensor-core fp16 split {s}" : "ours tensor-core fp16 unsplit", OurTensorCore(s), y, -1));
-        foreach (var other in extraTiles.Where(t => t != tile && t != GemmTile.Auto).Distinct())
-        {
-            int splits = LinearTensorCore.ChooseSplits(sms, m, n, k, other);
-            kernels.Add(($"ours tensor-core fp16 {other}" + (splits > 1 ? $" split {splits}" : ""), OurTensorCore(splits, other), y, -1));
-        }
         var results = new List<BenchResult>();
         foreach (var (name, launch, output, known) in kernels)
         {

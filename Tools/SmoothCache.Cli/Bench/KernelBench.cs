@@ -1,5 +1,7 @@
 using System.Diagnostics;
+using ILGPU;
 using SmoothCache.Kernels;
+using SmoothCache.Kernels.Gpu;
 
 namespace SmoothCache.Cli.Bench;
 
@@ -12,7 +14,8 @@ public sealed record KernelTiming(string Kernel, string Shape, double Millisecon
 /// </summary>
 public static class KernelBench
 {
-    public static KernelTiming[] Run(Backend backend, int batch, int tokens, int width, int heads, int iterations, TextWriter log)
+    /// <param name="depth">blocks whose adaLN projections the conditioning GEMM computes at once</param>
+    public static KernelTiming[] Run(Backend backend, int batch, int tokens, int width, int heads, int iterations, TextWriter log, int depth = 28)
     {
         var arena = backend.Arena;
         int m = batch * tokens, d = width;
@@ -55,6 +58,25 @@ public static class KernelBench
             Time("Linear qkv" + p, $"{m}x{3 * d}x{d}", 2.0 * m * 3 * d * d, () => Linear.Run(xa, wq, b3));
             Time("Linear fc1 + GELU" + p, $"{m}x{4 * d}x{d}", 2.0 * m * 4 * d * d, () => Linear.Run<GeluTanhEpilogue>(xa, wu, bias, act));
             Time("Linear fc2" + p, $"{m}x{d}x{4 * d}", 2.0 * m * 4 * d * d, () => Linear.Run(ha, wd, b1));
+        }
+        // The conditioning GEMM of all blocks' adaLN at once (one row per sample, N = depth x 6 x width) on
+        // both kernels Linear chooses between by rows: the crossover behind Linear.MaxSkinnyRowsOnTensorCores.
+        // Timing only: the weight is zeros. On tensor cores only (elsewhere they would be emulated).
+        if (backend.UsesTensorCores)
+        {
+            using var wAdaLN = arena.Rent(DType.Float16, depth * 6 * d, d);
+            backend.Clear(wAdaLN.HalfView);
+            foreach (int rows in new[] { 2, batch }.Distinct())
+            {
+                using var c = arena.Upload(Random(rows * d), rows, d);
+                using var cHalf = HalfConversion.ToHalf(c);
+                using var y = arena.Rent(rows, depth * 6 * d);
+                string shape = $"{rows}x{depth * 6 * d}x{d}";
+                double flops = 2.0 * rows * depth * 6 * d * d;
+                if (rows <= LinearSkinny.MaxRows)
+                    Time("adaLN skinny fp16", shape, flops, () => { LinearSkinny.Run<IdentityEpilogue>(backend, c, wAdaLN, ArrayView<float>.Empty, OutputView.Of(y), rows); return null; });
+                Time("adaLN tensor-core fp16", shape, flops, () => { LinearTensorCore.Run<IdentityEpilogue>(backend, cHalf.HalfView, wAdaLN, ArrayView<float>.Empty, OutputView.Of(y), rows); return null; });
+            }
         }
         Time("Attention", $"{batch}x{heads}x{tokens}x{d / heads}", 4.0 * batch * tokens * tokens * d, () => Attention.Run(qkv, heads, d / heads));
         using (var qkvHalf = HalfConversion.ToHalf(qkv))

@@ -56,12 +56,9 @@ public static class PtxCommand
             kernels.AddRange(cpu.LoadedKernels);
         }
         // The tensor-core kernels run on CUDA only (tests call their emulated instances directly).
-        // Every epilogue and path with the default block shape, every block shape with the plain epilogue.
-        var shapes = typeof(LinearTensorCore).GetNestedTypes().Where(t => t.IsValueType && t.IsAssignableTo(typeof(LinearTensorCore.IBlockShape)));
         foreach (var epilogue in new[] { typeof(IdentityEpilogue), typeof(GeluTanhEpilogue), typeof(SiluEpilogue) })
             foreach (var path in new[] { typeof(LinearTensorCore.Ptx), typeof(LinearTensorCore.PtxTf32x3) })
-                foreach (var shape in shapes.Where(s => epilogue == typeof(IdentityEpilogue) || s == typeof(LinearTensorCore.Block128x128)))
-                    kernels.Add(typeof(LinearTensorCore).GetMethod(nameof(LinearTensorCore.Kernel))!.MakeGenericMethod(epilogue, path, shape));
+                kernels.Add(typeof(LinearTensorCore).GetMethod(nameof(LinearTensorCore.Kernel))!.MakeGenericMethod(epilogue, path));
         kernels.Add(typeof(FlashAttentionTensorCore).GetMethod(nameof(FlashAttentionTensorCore.Kernel))!.MakeGenericMethod(typeof(TensorCore.PtxPath)));
 
         using var compiler = new PtxCompiler();

@@ -10,8 +10,6 @@ public class BenchGemmCommandTests
     [InlineData("--splits", "9")]
     [InlineData("--splits", "0")]
     [InlineData("--iterations", "0")]
-    [InlineData("--tiles", "Block32x32")]
-    [InlineData("--tiles", "auto")]
     public void RejectsBadCountsBeforeLookingForADevice(string option, string value)
     {
         var result = CliRunner.Run("bench-gemm", option, value);

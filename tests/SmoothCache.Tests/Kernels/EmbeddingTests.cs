@@ -30,6 +30,19 @@ public class EmbeddingTests
     }
 
     [Fact]
+    public void KernelExpAndCosSinAreDoubleAccurateWithoutLibraryCalls()
+    {
+        // The kernel's own series (immune to fast math on CUDA) against .NET's math, over the ranges it sees.
+        for (double x = -9.3; x <= 0; x += 0.0137)
+            Assert.True(Math.Abs(TimestepEmbedding.Exp(x) / Math.Exp(x) - 1) < 1e-15, $"exp({x})");
+        for (double x = -1000; x <= 1000; x += 0.3779)
+        {
+            var (cos, sin) = TimestepEmbedding.CosSin(x);
+            Assert.True(Math.Abs(cos - Math.Cos(x)) < 1e-14 && Math.Abs(sin - Math.Sin(x)) < 1e-14, $"cos/sin({x})");
+        }
+    }
+
+    [Fact]
     public void ASharedTimestepTravelsInTheKernelArgumentsWithoutAnUpload()
     {
         long before = Cpu.Uploads;

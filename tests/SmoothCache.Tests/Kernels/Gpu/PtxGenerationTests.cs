@@ -28,7 +28,7 @@ public class PtxGenerationTests
     [InlineData(typeof(GeluTanhEpilogue))]
     public void TensorCoreKernelTranslatesToAPipelineOfAsyncCopiesLdmatrixAndMma(Type epilogue)
     {
-        var kernel = typeof(LinearTensorCore).GetMethod("Kernel")!.MakeGenericMethod(epilogue, typeof(LinearTensorCore.Ptx), typeof(LinearTensorCore.Block128x128));
+        var kernel = typeof(LinearTensorCore).GetMethod("Kernel")!.MakeGenericMethod(epilogue, typeof(LinearTensorCore.Ptx));
         var ptx = CompileToPtx(kernel);
         // The PTX path only: no emulation (warp shuffles) compiled in.
         Assert.DoesNotContain("shfl", ptx);
@@ -41,9 +41,9 @@ public class PtxGenerationTests
         Assert.Equal(4, Count(ptx, "cp.async.cg.shared.global"));
         Assert.Equal(0, Count(ptx, "ld.global.v4"));
         Assert.Equal(1, Count(ptx, "cp.async.wait_group 1;"));
-        // TensorCore.DynamicSharedBase names the launch's dynamic shared memory, 16-byte aligned for cp.async/ldmatrix.
-        Assert.Contains(".extern .shared .align 16 .b8 __dyn_shared_alloca[];", ptx);
-        Assert.Matches(@"mov\.u32\s+%r\d+, __dyn_shared_alloca;", ptx);
+        // TensorCore.SharedBase names ILGPU's one shared allocation, 16-byte aligned for cp.async/ldmatrix.
+        Assert.Contains(".shared .align 16 .b8 __shared_alloca0[49152];", ptx);
+        Assert.Matches(@"mov\.u32\s+%r\d+, __shared_alloca0;", ptx);
         // x is staged as fp16 as it is: conversions appear only after the last mma, where an fp16 output
         // is rounded by cvt (the portable bit arithmetic beside it is on a constant branch ptxas drops).
         Assert.True(Count(ptx, "cvt.rn.f16.f32") >= 128);
@@ -53,7 +53,7 @@ public class PtxGenerationTests
     [Fact]
     public void Tf32x3KernelSplitsEachFragmentWordAndIssuesThreeMmaPerTile()
     {
-        var kernel = typeof(LinearTensorCore).GetMethod("Kernel")!.MakeGenericMethod(typeof(IdentityEpilogue), typeof(LinearTensorCore.PtxTf32x3), typeof(LinearTensorCore.Block128x128));
+        var kernel = typeof(LinearTensorCore).GetMethod("Kernel")!.MakeGenericMethod(typeof(IdentityEpilogue), typeof(LinearTensorCore.PtxTf32x3));
         var ptx = CompileToPtx(kernel);
         Assert.DoesNotContain("shfl", ptx);
         // Per 8-deep step: 32 fragment words, 2 cvt each (big, then small from the rest), and 32 tiles x 3
@@ -62,18 +62,6 @@ public class PtxGenerationTests
         Assert.Equal(192, Count(ptx, "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32"));
         Assert.Equal(16, Count(ptx, "ldmatrix.sync.aligned.m8n8.x4.shared.b16"));
         Assert.Equal(4, Count(ptx, "cp.async.cg.shared.global"));
-    }
-
-    [Theory]
-    [InlineData(typeof(LinearTensorCore.Block128x128Stages4), 64, "cp.async.wait_group 2;")]
-    [InlineData(typeof(LinearTensorCore.Block128x128Deep), 128, "cp.async.wait_group 1;")]
-    public void BlockShapesSetTheStepsPerTileAndThePipelineWait(Type shape, int mma, string wait)
-    {
-        var kernel = typeof(LinearTensorCore).GetMethod("Kernel")!.MakeGenericMethod(typeof(IdentityEpilogue), typeof(LinearTensorCore.Ptx), shape);
-        var ptx = CompileToPtx(kernel);
-        Assert.Equal(mma, Count(ptx, "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32"));
-        Assert.Equal(1, Count(ptx, wait));
-        Assert.DoesNotContain("shfl", ptx);
     }
 
     [Fact]

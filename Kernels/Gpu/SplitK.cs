@@ -61,6 +61,35 @@ public static class SplitK
         }
     }
 
+    /// <summary><see cref="Reduce{TEpilogue}"/> over four neighbouring outputs (N a multiple of 4, views
+    /// 16-byte aligned, y pairs aligned): 16-byte loads and a quarter of the index arithmetic, the same sums
+    /// in the same order.</summary>
+    public struct Reduce4<TEpilogue> : IElementKernel where TEpilogue : struct, IEpilogue
+    {
+        public ArrayView<F4> Partials, Bias;
+        public OutputView Y;
+        public int Splits, Quads;
+
+        public readonly void Compute(int i)
+        {
+            float x = 0f, y = 0f, z = 0f, w = 0f;
+            long slice = Y.Length / 4;
+            for (int s = 0; s < Splits; s++)
+            {
+                F4 p = Partials[s * slice + i];
+                x += p.X; y += p.Y; z += p.Z; w += p.W;
+            }
+            if (Bias.Length > 0)
+            {
+                F4 b = Bias[i % Quads];
+                x += b.X; y += b.Y; z += b.Z; w += b.W;
+            }
+            var epilogue = default(TEpilogue);
+            Y.StorePair(4L * i, epilogue.Apply(x), epilogue.Apply(y));
+            Y.StorePair(4L * i + 2, epilogue.Apply(z), epilogue.Apply(w));
+        }
+    }
+
     /// <summary>
     /// Runs <paramref name="gemm"/> (bias-free, identity epilogue, writing partial sums of its z slice
     /// of K into its z slice of the given view) into a workspace, then reduces into y.
@@ -70,9 +99,19 @@ public static class SplitK
     {
         using var partials = backend.Arena.Rent(splits, m, n);
         gemm(partials.View);
+        var output = y.Take((long)m * n);
+        if (n % 4 == 0 && output.PairsAligned && Vectors.Float4Aligned(partials.View, bias))
+        {
+            ElementLauncher.Launch(backend, m * n / 4, new Reduce4<TEpilogue>
+            {
+                Partials = partials.View.Cast<F4>(), Bias = bias.Length > 0 ? bias.Cast<F4>() : ArrayView<F4>.Empty,
+                Y = output, Splits = splits, Quads = n / 4,
+            });
+            return;
+        }
         ElementLauncher.Launch(backend, m * n, new Reduce<TEpilogue>
         {
-            Partials = partials.View, Bias = bias, Y = y.Take((long)m * n), Splits = splits, N = n,
+            Partials = partials.View, Bias = bias, Y = output, Splits = splits, N = n,
         });
     }
 }

@@ -1,4 +1,7 @@
+using ILGPU.Runtime;
+using SmoothCache.Kernels;
 using SmoothCache.Kernels.Gpu;
+using static SmoothCache.Tests.TestSupport;
 
 namespace SmoothCache.Tests.Kernels.Gpu;
 
@@ -26,5 +29,28 @@ public class SplitKTests
         Assert.Equal((perSplit, used), SplitK.Partition(k, depth, splits));
         int kTiles = (k + depth - 1) / depth;
         Assert.True((used - 1) * perSplit < kTiles && used * perSplit >= kTiles);
+    }
+
+    [Theory]
+    [InlineData(8, DType.Float32)]  // N a multiple of 4: four outputs a thread
+    [InlineData(8, DType.Float16)]
+    [InlineData(6, DType.Float32)]  // one a thread
+    public void ReductionSumsTheSplitsAddsTheBiasAndAppliesTheEpilogue(int n, DType output)
+    {
+        int m = 3, splits = 3;
+        var partials = Enumerable.Range(0, splits * m * n).Select(i => MathF.Sin(i) * 0.5f).ToArray();
+        var bias = Enumerable.Range(0, n).Select(i => 0.1f * i - 0.3f).ToArray();
+        using var b = Cpu.Arena.Upload(bias, n);
+        using var y = Cpu.Arena.Rent(output, m, n);
+        SplitK.Run<GeluTanhEpilogue>(Cpu, m, n, splits, b.View, OutputView.Of(y), view => view.CopyFromCPU(partials));
+        var got = y.ToArray();
+        for (int i = 0; i < m * n; i++)
+        {
+            float sum = 0f;
+            for (int s = 0; s < splits; s++) sum += partials[s * m * n + i];
+            float expected = default(GeluTanhEpilogue).Apply(sum + bias[i % n]);
+            if (output == DType.Float16) expected = (float)(System.Half)expected;
+            Assert.Equal(expected, got[i]);
+        }
     }
 }

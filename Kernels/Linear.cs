@@ -11,9 +11,9 @@ namespace SmoothCache.Kernels;
 /// a 4 x 4 block of outputs as plain dot products over K, no barriers — the shape the CPU
 /// accelerator runs fastest — and it is the reference for the fast kernels. It reads float32
 /// operands, or (for a Float16 weight) float16 x and W, the numbers the tensor-core kernel multiplies.
-/// With GPU kernels Run dispatches to the fast ones: up to 16 rows (fp16 on CUDA: up to 4) to
-/// <see cref="LinearSkinny"/> (a warp per output column), otherwise on CUDA <see cref="LinearTensorCore"/>
-/// (fp16, or 3xTF32 for a Float32 weight), and <see cref="Sgemm"/> for a Float32 weight elsewhere or where K is not a multiple of 4.
+/// With GPU kernels Run dispatches to the fast ones: a Float16 weight on CUDA to <see cref="LinearTensorCore"/>
+/// whatever the rows; otherwise up to 16 rows to <see cref="LinearSkinny"/> (a warp per output column),
+/// more on CUDA to <see cref="LinearTensorCore"/> (3xTF32 for a Float32 weight), and <see cref="Sgemm"/> for a Float32 weight elsewhere or where K is not a multiple of 4.
 /// </summary>
 public static class Linear
 {
@@ -123,9 +123,6 @@ public static class Linear
         }
     }
 
-    /// <summary>Most rows an fp16 GEMM gives <see cref="LinearSkinny"/> where the tensor-core GEMM could take it.</summary>
-    public const int MaxSkinnyRowsOnTensorCores = 4;
-
     private static void Multiply<TEpilogue>(Tensor x, Tensor w, Tensor? bias, Tensor y, int m, int n, int k) where TEpilogue : struct, IEpilogue
     {
         var backend = w.Backend;
@@ -135,9 +132,9 @@ public static class Linear
         bool skinny = backend.UsesGpuKernels && LinearSkinny.Suits(m, k);
         if (w.DType == DType.Float16)
         {
-            // On tensor cores from a few rows on: the skinny kernel's time grows with the rows (DiT-XL/2's
-            // 28 blocks' adaLN at once, 16 rows: 1.03 ms on an H200), the 128-row tiles' hardly.
-            skinny &= !(backend.UsesTensorCores && m > MaxSkinnyRowsOnTensorCores);
+            // Tensor cores even for a few rows: DiT-XL/2's 28 blocks' adaLN at once took 0.21 ms there at 2
+            // and at 16 rows, the skinny kernel 0.26 and 1.00 ms (H200, `bench --suite kernels --xl`).
+            skinny &= !backend.UsesTensorCores;
             using var xHalf = x.DType == DType.Float16 ? x.Share() : HalfConversion.ToHalf(x);
             if (skinny)
             {

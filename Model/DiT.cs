@@ -51,8 +51,7 @@ public sealed class DiTTransformer : IHookable, IDisposable
         Config = config;
         int d = config.Width, p = config.PatchSize, layers = config.NumLayers;
         _positions = PositionTable.Run(backend, config.Grid, d);
-        using (var patchWeight = WeightLoader.Load(backend, weights, "pos_embed.proj.weight", d, config.InChannels, p, p))
-            _patchWeight = PatchEmbed.ChannelsLast(patchWeight);
+        _patchWeight = WeightLoader.Load(backend, weights, "pos_embed.proj.weight", d, config.InChannels, p, p);
         _patchBias = WeightLoader.Load(backend, weights, "pos_embed.proj.bias", d);
         _projOutWeight = WeightLoader.Load(backend, weights, "proj_out_2.weight", p * p * config.OutChannels, d);
         _projOutBias = WeightLoader.Load(backend, weights, "proj_out_2.bias", p * p * config.OutChannels);

@@ -84,10 +84,9 @@ public static class SmokeCheck
         {
             using var x = Upload(b, 7, 2, 1, 8, 8);
             using var w = Upload(b, 8, 8, 1, 2, 2);
-            using var channelsLast = PatchEmbed.ChannelsLast(w);
             using var bias = Upload(b, 9, 8);
             using var pos = Upload(b, 10, 16, 8);
-            return Read(PatchEmbed.Run(x, channelsLast, bias, pos));
+            return Read(PatchEmbed.Run(x, w, bias, pos));
         });
         yield return ("Elementwise SiLU", b => { using var x = Upload(b, 11, 2, 8); return Read(Elementwise.Run<SiluEpilogue>(x)); });
         yield return ("Linear [32,8] x [24,8]", b =>

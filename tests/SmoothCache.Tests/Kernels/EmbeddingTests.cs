@@ -85,8 +85,7 @@ public class EmbeddingTests
         using var tw = Cpu.Arena.Upload(w, d, c, p, p);
         using var tb = Cpu.Arena.Upload(bias, d);
         using var tp = Cpu.Arena.Upload(pos, grid * grid, d);
-        using var channelsLast = PatchEmbed.ChannelsLast(tw);
-        using var o = PatchEmbed.Run(tx, channelsLast, tb, tp);
+        using var o = PatchEmbed.Run(tx, tw, tb, tp);
         var expected = new double[b * grid * grid * d];
         for (int n = 0; n < b; n++)
             for (int i = 0; i < grid; i++)

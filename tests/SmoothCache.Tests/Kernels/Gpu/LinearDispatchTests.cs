@@ -19,16 +19,17 @@ public class LinearDispatchTests
     }
 
     [Theory]
-    [InlineData(4, false)] // the conditioning GEMM of one or two images: the skinny kernel
-    [InlineData(5, true)]  // more rows: tensor cores, whose 128-row tiles cost about the same for any
-    public void Fp16GemmsLeaveTheSkinnyKernelForTensorCoresAboveFourRows(int rows, bool tensorCores)
+    [InlineData(KernelSet.TensorCores, 2, true)] // fp16 on tensor cores whatever the rows
+    [InlineData(KernelSet.Gpu, 2, false)]        // without them a few rows go to the skinny kernel
+    [InlineData(KernelSet.Gpu, 17, false)]       // and more to the portable kernel
+    public void Fp16GemmsTakeTensorCoresEvenForAFewRows(KernelSet kernels, int rows, bool tensorCores)
     {
-        using var backend = Backend.Create(DeviceKind.Cpu, KernelSet.TensorCores);
+        using var backend = Backend.Create(DeviceKind.Cpu, kernels);
         using var x = backend.Arena.Upload(Enumerable.Range(0, rows * 16).Select(i => i * 0.01f).ToArray(), rows, 16);
         using var w32 = backend.Arena.Upload(Enumerable.Range(0, 8 * 16).Select(i => 1f - i * 0.01f).ToArray(), 8, 16);
         using var w = HalfConversion.ToHalf(w32);
         using var y = Linear.Run(x, w, null);
         Assert.Equal(tensorCores, backend.LoadedKernels.Any(k => k.DeclaringType == typeof(LinearTensorCore)));
-        Assert.Equal(!tensorCores, backend.LoadedKernels.Any(k => k.DeclaringType == typeof(LinearSkinny)));
+        Assert.Equal(!tensorCores && rows <= LinearSkinny.MaxRows, backend.LoadedKernels.Any(k => k.DeclaringType == typeof(LinearSkinny)));
     }
 }

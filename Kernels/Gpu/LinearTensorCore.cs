@@ -407,8 +407,8 @@ public static class LinearTensorCore
     /// Where a thread's copies and fragments are, worked out once per thread so that the K loop only adds
     /// offsets: thread e always copies chunk e % 4 of tile rows e / 4 + 32 i (i = 0..3) of x and of W, and a
     /// lane's ldmatrix rows for a step are those of step 0 with chunk bits flipped (see <see cref="MultiplyStep{TPath}"/>).
-    /// Measured (H200, BENCHMARKS.md): the K loop went from ~410 to ~300 SASS instructions per tile; GEMM
-    /// speed did not change.
+    /// The K loop went from ~410 to ~270 SASS instructions per tile (fp16 at 4096 x 4608 x 1152 on an H200:
+    /// 254 -> 286 TFLOP/s, BENCHMARKS.md).
     /// </summary>
     private struct Placement
     {

@@ -13,7 +13,8 @@ namespace SmoothCache.Kernels;
 /// operands, or (for a Float16 weight) float16 x and W, the numbers the tensor-core kernel multiplies.
 /// With GPU kernels Run dispatches to the fast ones: a Float16 weight on CUDA to <see cref="LinearTensorCore"/>
 /// whatever the rows; otherwise up to 16 rows to <see cref="LinearSkinny"/> (a warp per output column),
-/// more on CUDA to <see cref="LinearTensorCore"/> (3xTF32 for a Float32 weight), and <see cref="Sgemm"/> for a Float32 weight elsewhere or where K is not a multiple of 4.
+/// more on CUDA to <see cref="LinearTensorCore"/> (3xTF32 for a Float32 weight), and <see cref="Sgemm"/>
+/// for a Float32 weight elsewhere or where K is not a multiple of 4.
 /// </summary>
 public static class Linear
 {

@@ -44,8 +44,8 @@ public static class TimestepEmbedding
     private const double Ln2High = 6.93147180369123816490e-01, Ln2Low = 1.90821492927058770002e-10;
     private const double HalfPiHigh = 1.57079632673412561417e+00, HalfPiLow = 6.07710050650619224932e-11;
 
-    /// <summary>e^x for x in [-745, 0] to double accuracy: x = n ln 2 + r with |r| &lt;= ln 2 / 2, e^r from
-    /// its series to r^13 (the next term is under 1e-17), times 2^n.</summary>
+    /// <summary>e^x for x in [-745, 709] to double accuracy: x = n ln 2 + r with |r| &lt;= ln 2 / 2, e^r from
+    /// its series to r^13 (the next term is under 1e-17), times 2^n (n halvings or doublings: exact).</summary>
     public static double Exp(double x)
     {
         double n = Math.Round(x * 1.4426950408889634);
@@ -53,6 +53,7 @@ public static class TimestepEmbedding
         double e = 1 + r * (1 + r * (1.0 / 2 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120 + r * (1.0 / 720 + r * (1.0 / 5040
             + r * (1.0 / 40320 + r * (1.0 / 362880 + r * (1.0 / 3628800 + r * (1.0 / 39916800 + r * (1.0 / 479001600 + r * (1.0 / 6227020800)))))))))))));
         for (int k = (int)-n; k > 0; k--) e *= 0.5;
+        for (int k = (int)n; k > 0; k--) e *= 2;
         return e;
     }
 

@@ -60,7 +60,7 @@ public static class KernelBench
             Time("Linear fc2" + p, $"{m}x{d}x{4 * d}", 2.0 * m * 4 * d * d, () => Linear.Run(ha, wd, b1));
         }
         // The conditioning GEMM of all blocks' adaLN at once (one row per sample, N = depth x 6 x width) on
-        // both kernels Linear chooses between by rows: the crossover behind Linear.MaxSkinnyRowsOnTensorCores.
+        // the skinny and the tensor-core kernel: why Linear gives fp16 GEMMs of any M to tensor cores.
         // Timing only: the weight is zeros. On tensor cores only (elsewhere they would be emulated).
         if (backend.UsesTensorCores)
         {

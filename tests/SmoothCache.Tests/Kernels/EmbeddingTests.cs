@@ -33,7 +33,7 @@ public class EmbeddingTests
     public void KernelExpAndCosSinAreDoubleAccurateWithoutLibraryCalls()
     {
         // The kernel's own series (immune to fast math on CUDA) against .NET's math, over the ranges it sees.
-        for (double x = -9.3; x <= 0; x += 0.0137)
+        for (double x = -9.3; x <= 3; x += 0.0137)
             Assert.True(Math.Abs(TimestepEmbedding.Exp(x) / Math.Exp(x) - 1) < 1e-15, $"exp({x})");
         for (double x = -1000; x <= 1000; x += 0.3779)
         {

@@ -129,13 +129,12 @@ public static class Linear
         var backend = w.Backend;
         var biasView = bias?.View ?? ArrayView<float>.Empty;
         int elements = (m + 3) / 4 * ((n + 3) / 4);
-        // A few rows (the conditioning GEMMs, one row per sample): a warp per column reads W once.
-        bool skinny = backend.UsesGpuKernels && LinearSkinny.Suits(m, k);
+        // A few rows (the conditioning GEMMs, one row per sample): a warp per column reads W once. Not fp16
+        // on tensor cores, which are faster even then: DiT-XL/2's 28 blocks' adaLN at once took 0.21 ms there
+        // at 2 and at 16 rows, the skinny kernel 0.26 and 1.00 ms (H200, `bench --suite kernels --xl`).
+        bool skinny = backend.UsesGpuKernels && LinearSkinny.Suits(m, k) && !(w.DType == DType.Float16 && backend.UsesTensorCores);
         if (w.DType == DType.Float16)
         {
-            // Tensor cores even for a few rows: DiT-XL/2's 28 blocks' adaLN at once took 0.21 ms there at 2
-            // and at 16 rows, the skinny kernel 0.26 and 1.00 ms (H200, `bench --suite kernels --xl`).
-            skinny &= !backend.UsesTensorCores;
             using var xHalf = x.DType == DType.Float16 ? x.Share() : HalfConversion.ToHalf(x);
             if (skinny)
             {

@@ -13,10 +13,12 @@ public enum DeviceKind { Auto, Cuda, Cpu }
 /// per-row LayerNorm, one element per thread) on CUDA and the portable ones on the CPU accelerator;
 /// Portable forces the portable ones on CUDA too. On the CPU accelerator, Gpu takes the GPU-shaped
 /// kernels but the SIMT SGEMM and fused attention in place of the tensor-core ones, and TensorCores
-/// takes exactly what CUDA takes, warp instructions emulated (slow: tiny models only). Forcing is for
-/// tests and for narrowing down a device fault.
+/// takes exactly what CUDA takes, warp instructions emulated (slow: tiny models only). Wgmma is TensorCores
+/// with the fp16 GEMMs on Hopper's warpgroup instructions (<see cref="Gpu.LinearWgmma"/>): on CUDA only
+/// on a compute-capability 9.0 GPU, elsewhere emulated. Forcing is for tests and for narrowing down a
+/// device fault.
 /// </summary>
-public enum KernelSet { Auto, Gpu, TensorCores, Portable }
+public enum KernelSet { Auto, Gpu, TensorCores, Wgmma, Portable }
 
 /// <summary>
 /// Owns the ILGPU context, one accelerator and the tensor arena; caches loaded kernels.
@@ -54,12 +56,18 @@ public sealed class Backend : IDisposable
     /// on the CPU accelerator under <see cref="KernelSet.TensorCores"/> (emulated).</summary>
     public bool UsesTensorCores { get; }
 
+    /// <summary>True when fp16 GEMMs take <see cref="Gpu.LinearWgmma"/> (<see cref="KernelSet.Wgmma"/>).</summary>
+    public bool UsesWgmma { get; }
+
     private Backend(Context context, Accelerator accelerator, KernelSet kernels)
     {
         Context = context;
         Accelerator = accelerator;
-        UsesGpuKernels = kernels is KernelSet.Gpu or KernelSet.TensorCores || (kernels == KernelSet.Auto && IsCuda);
-        UsesTensorCores = UsesGpuKernels && (IsCuda || kernels == KernelSet.TensorCores);
+        UsesGpuKernels = kernels is KernelSet.Gpu or KernelSet.TensorCores or KernelSet.Wgmma || (kernels == KernelSet.Auto && IsCuda);
+        UsesTensorCores = UsesGpuKernels && (IsCuda || kernels is KernelSet.TensorCores or KernelSet.Wgmma);
+        UsesWgmma = kernels == KernelSet.Wgmma;
+        if (UsesWgmma && accelerator is CudaAccelerator { Architecture: var arch } && (arch.Major, arch.Minor) != (9, 0))
+            throw new ArgumentException($"kernel set wgmma needs a compute-capability 9.0 GPU (H100, H200); {accelerator.Name} is {arch.Major}.{arch.Minor}");
         Stream = accelerator is CudaAccelerator cuda ? cuda.CreateStream(StreamFlags.CU_STREAM_DEFAULT) : accelerator.DefaultStream;
         _arena = new TensorArena(this);
     }
@@ -116,8 +124,9 @@ public sealed class Backend : IDisposable
         null or "" or "auto" => KernelSet.Auto,
         "gpu" => KernelSet.Gpu,
         "tensorcores" => KernelSet.TensorCores,
+        "wgmma" => KernelSet.Wgmma,
         "portable" => KernelSet.Portable,
-        var other => throw new ArgumentException($"SMOOTHCACHE_KERNELS='{other}': expected auto, gpu, tensorcores or portable"),
+        var other => throw new ArgumentException($"SMOOTHCACHE_KERNELS='{other}': expected auto, gpu, tensorcores, wgmma or portable"),
     };
 
     /// <summary>Loads (once per backend) an auto-grouped kernel over a 1D index with one struct argument.
@@ -147,13 +156,16 @@ public sealed class Backend : IDisposable
 
     /// <summary>Loads (once per backend) an explicitly grouped kernel with one struct argument.
     /// The returned delegate launches on <see cref="Stream"/> and counts its launches in <see cref="LaunchCount"/>.</summary>
-    public Action<KernelConfig, T> LoadGrouped<T>(Action<T> kernel) where T : struct
+    /// <param name="dynamicSharedBytes">the most dynamic shared memory its launches ask for: on CUDA a kernel
+    /// must be allowed more than 48 KB before its first launch</param>
+    /// <param name="ptxTarget">on CUDA, the PTX target to assemble for in place of ILGPU's (see <see cref="PtxTarget"/>)</param>
+    public Action<KernelConfig, T> LoadGrouped<T>(Action<T> kernel, int dynamicSharedBytes = 0, string? ptxTarget = null) where T : struct
     {
         if (!_kernels.TryGetValue(kernel.Method, out var loaded))
         {
             string name = KernelName(kernel.Method);
             RefuseFirstUseWhileRecording(name);
-            var launch = Accelerator.LoadKernel(kernel);
+            var launch = LoadExplicitlyGrouped<T>(kernel.Method, dynamicSharedBytes, ptxTarget);
             loaded = new Action<KernelConfig, T>((config, args) =>
             {
                 if (_recording is { } recording)
@@ -168,6 +180,18 @@ public sealed class Backend : IDisposable
             _kernels[kernel.Method] = loaded;
         }
         return (Action<KernelConfig, T>)loaded;
+    }
+
+    private Action<AcceleratorStream, KernelConfig, T> LoadExplicitlyGrouped<T>(System.Reflection.MethodInfo method, int dynamicSharedBytes, string? ptxTarget)
+        where T : struct
+    {
+        if (!IsCuda || (ptxTarget is null && dynamicSharedBytes <= 48 * 1024))
+            return Accelerator.LoadKernel<Action<AcceleratorStream, KernelConfig, T>>(method);
+        var compiled = Accelerator.CompileKernel(ILGPU.Backends.EntryPoints.EntryPointDescription.FromExplicitlyGroupedKernel(method));
+        if (ptxTarget is not null) PtxTarget.Retarget((ILGPU.Backends.PTX.PTXCompiledKernel)compiled, ptxTarget);
+        var loaded = (CudaKernel)Accelerator.LoadKernel(compiled);
+        if (dynamicSharedBytes > 48 * 1024) CudaDriver.AllowDynamicSharedMemory(loaded, dynamicSharedBytes);
+        return loaded.CreateLauncherDelegate<Action<AcceleratorStream, KernelConfig, T>>();
     }
 
     /// <summary>Sets a view to zero on <see cref="Stream"/> (recorded like a launch).</summary>

@@ -5,9 +5,8 @@ using ILGPU.Runtime.Cuda;
 namespace SmoothCache.Kernels;
 
 /// <summary>
-/// A CUDA graph captured from a stream and instantiated for replay. ILGPU has no graph API, so the few
-/// driver calls it takes are bound here from the driver library ILGPU itself runs on (no other native
-/// dependency); they are touched only on CUDA.
+/// A CUDA graph captured from a stream and instantiated for replay. ILGPU has no graph API: the few
+/// driver calls it takes come from <see cref="CudaDriver"/>.
 /// </summary>
 internal sealed unsafe class CudaGraph : IDisposable
 {
@@ -23,27 +22,27 @@ internal sealed unsafe class CudaGraph : IDisposable
     {
         _graph = graph;
         nuint count = 0;
-        Check(Driver.GetNodes(graph, null, &count), "cuGraphGetNodes");
+        Check(CudaDriver.GetNodes(graph, null, &count), "cuGraphGetNodes");
         Nodes = (long)count;
         IntPtr exec;
-        Check(Driver.Instantiate(&exec, graph, 0), "cuGraphInstantiateWithFlags");
+        Check(CudaDriver.Instantiate(&exec, graph, 0), "cuGraphInstantiateWithFlags");
         _exec = exec;
     }
 
     public static void BeginCapture(AcceleratorStream stream) =>
-        Check(Driver.BeginCapture(Handle(stream), RelaxedCapture), "cuStreamBeginCapture");
+        Check(CudaDriver.BeginCapture(Handle(stream), RelaxedCapture), "cuStreamBeginCapture");
 
     public static CudaGraph EndCapture(AcceleratorStream stream)
     {
         IntPtr graph;
-        Check(Driver.EndCapture(Handle(stream), &graph), "cuStreamEndCapture");
+        Check(CudaDriver.EndCapture(Handle(stream), &graph), "cuStreamEndCapture");
         try
         {
             return new CudaGraph(graph);
         }
         catch
         {
-            Driver.DestroyGraph(graph);
+            CudaDriver.DestroyGraph(graph);
             throw;
         }
     }
@@ -52,15 +51,15 @@ internal sealed unsafe class CudaGraph : IDisposable
     public static void AbandonCapture(AcceleratorStream stream)
     {
         IntPtr graph;
-        if (Driver.EndCapture(Handle(stream), &graph) == 0 && graph != IntPtr.Zero) Driver.DestroyGraph(graph);
+        if (CudaDriver.EndCapture(Handle(stream), &graph) == 0 && graph != IntPtr.Zero) CudaDriver.DestroyGraph(graph);
     }
 
-    public void Launch(AcceleratorStream stream) => Check(Driver.Launch(_exec, Handle(stream)), "cuGraphLaunch");
+    public void Launch(AcceleratorStream stream) => Check(CudaDriver.Launch(_exec, Handle(stream)), "cuGraphLaunch");
 
     public void Dispose()
     {
-        if (_exec != IntPtr.Zero) Driver.DestroyExec(_exec);
-        if (_graph != IntPtr.Zero) Driver.DestroyGraph(_graph);
+        if (_exec != IntPtr.Zero) CudaDriver.DestroyExec(_exec);
+        if (_graph != IntPtr.Zero) CudaDriver.DestroyGraph(_graph);
         _exec = _graph = IntPtr.Zero;
     }
 
@@ -70,28 +69,5 @@ internal sealed unsafe class CudaGraph : IDisposable
     {
         if (status != 0)
             throw new InvalidOperationException($"{call} failed: {(CudaError)status} ({status})");
-    }
-
-    /// <summary>The driver entry points, resolved on first use.</summary>
-    private static class Driver
-    {
-        private static readonly IntPtr Library = NativeLibrary.Load(OperatingSystem.IsWindows() ? "nvcuda.dll" : "libcuda.so.1");
-
-        public static readonly delegate* unmanaged<IntPtr, int, int> BeginCapture =
-            (delegate* unmanaged<IntPtr, int, int>)Export("cuStreamBeginCapture_v2");
-        public static readonly delegate* unmanaged<IntPtr, IntPtr*, int> EndCapture =
-            (delegate* unmanaged<IntPtr, IntPtr*, int>)Export("cuStreamEndCapture");
-        public static readonly delegate* unmanaged<IntPtr, IntPtr*, nuint*, int> GetNodes =
-            (delegate* unmanaged<IntPtr, IntPtr*, nuint*, int>)Export("cuGraphGetNodes");
-        public static readonly delegate* unmanaged<IntPtr*, IntPtr, ulong, int> Instantiate =
-            (delegate* unmanaged<IntPtr*, IntPtr, ulong, int>)Export("cuGraphInstantiateWithFlags");
-        public static readonly delegate* unmanaged<IntPtr, IntPtr, int> Launch =
-            (delegate* unmanaged<IntPtr, IntPtr, int>)Export("cuGraphLaunch");
-        public static readonly delegate* unmanaged<IntPtr, int> DestroyExec =
-            (delegate* unmanaged<IntPtr, int>)Export("cuGraphExecDestroy");
-        public static readonly delegate* unmanaged<IntPtr, int> DestroyGraph =
-            (delegate* unmanaged<IntPtr, int>)Export("cuGraphDestroy");
-
-        private static IntPtr Export(string name) => NativeLibrary.GetExport(Library, name);
     }
 }

@@ -147,7 +147,8 @@ public static class Linear
             if (backend.UsesTensorCores)
             {
                 // Throws with the reason for an unsupported K.
-                LinearTensorCore.Run<TEpilogue>(backend, xHalf.HalfView, w, biasView, OutputView.Of(y), m);
+                if (backend.UsesWgmma) LinearWgmma.Run<TEpilogue>(backend, xHalf.HalfView, w, biasView, OutputView.Of(y), m);
+                else LinearTensorCore.Run<TEpilogue>(backend, xHalf.HalfView, w, biasView, OutputView.Of(y), m);
                 return;
             }
             ElementLauncher.Launch(backend, elements, new Args<TEpilogue, Fp16Operands>

@@ -64,12 +64,9 @@ public static class LinearTensorCore
         : xOffset % chunk != 0 ? $"input view starts at element {xOffset}, not a multiple of {chunk} (16-byte loads)"
         : null;
 
-    /// <summary>
-    /// How a kernel instance runs the warp instructions: <see cref="Ptx"/> on CUDA, <see cref="Emulated"/>
-    /// elsewhere (a type parameter rather than a CudaAsm.IsSupported branch, see <see cref="TensorCore"/>).
-    /// Word indices address the shared allocation as 32-bit words.
-    /// </summary>
-    public interface IPath
+    /// <summary>How a kernel instance stages tiles into shared memory: cp.async on CUDA, plain copies in the
+    /// emulation (shared with <see cref="LinearWgmma"/>). Word indices address the shared allocation as 32-bit words.</summary>
+    public interface IStagePath
     {
         /// <summary>Elements per 16-byte chunk: 8 halves (fp16) or 4 floats (3xTF32).</summary>
         int ChunkElements();
@@ -78,6 +75,14 @@ public static class LinearTensorCore
         uint SharedBase();
         void CopyAsync(ArrayView<uint> shared, uint sharedBase, int word, ArrayView<U4> global, long globalAddress, int index, bool valid);
         void CommitCopies();
+    }
+
+    /// <summary>
+    /// How a kernel instance runs the warp instructions: <see cref="Ptx"/> on CUDA, <see cref="Emulated"/>
+    /// elsewhere (a type parameter rather than a CudaAsm.IsSupported branch, see <see cref="TensorCore"/>).
+    /// </summary>
+    public interface IPath : IStagePath
+    {
         void WaitAllButNewestCopies();
         /// <summary>One step over two chunks (16 halves or 8 floats): ldmatrix at the four x words a0..a3
         /// (A fragments 0..3) and the four W words b0..b3 (B fragments 2p and 2p + 1 at word bp), then
@@ -410,7 +415,7 @@ public static class LinearTensorCore
     /// The K loop went from ~410 to ~270 SASS instructions per tile (fp16 at 4096 x 4608 x 1152 on an H200:
     /// 254 -> 286 TFLOP/s, BENCHMARKS.md).
     /// </summary>
-    private struct Placement
+    internal struct Placement
     {
         /// <summary>The K chunk (of a tile) and first tile row the thread copies, and that row's shared word.</summary>
         public int Chunk, Row, Word;
@@ -420,7 +425,7 @@ public static class LinearTensorCore
         public int AWord, BWord;
     }
 
-    private static Placement Place<TPath>(Args a, int m0, int n0, int warpRow, int warpCol) where TPath : struct, IPath
+    internal static Placement Place<TPath>(Args a, int m0, int n0, int warpRow, int warpCol) where TPath : struct, IStagePath
     {
         int kChunks = a.K / default(TPath).ChunkElements();
         int chunk = Group.IdxX & 3, row = Group.IdxX >> 2;
@@ -440,8 +445,8 @@ public static class LinearTensorCore
 
     /// <summary>Starts the copies of K tile <paramref name="tile"/> into pipeline stage <paramref name="stage"/>:
     /// each thread its chunk of 4 x rows and 4 W rows, 32 rows apart (the same swizzle, 512 words apart).</summary>
-    private static void StageTile<TPath>(Args a, ArrayView<uint> shared, uint sharedBase, int stage, int tile, int m0, int n0, Placement p)
-        where TPath : struct, IPath
+    internal static void StageTile<TPath>(Args a, ArrayView<uint> shared, uint sharedBase, int stage, int tile, int m0, int n0, Placement p)
+        where TPath : struct, IStagePath
     {
         int kChunks = a.K / default(TPath).ChunkElements();
         bool inK = tile * 4 + p.Chunk < kChunks;
@@ -511,6 +516,33 @@ public static class LinearTensorCore
         }
     }
 
+    /// <summary>
+    /// Stores a thread's accumulators with bias and epilogue: tile C{i}{j} at rows row_i and row_i + 8,
+    /// columns col_i + 8 j (+ 0, 1), as mma fragments lie (both kernels' accumulators have that shape).
+    /// With split-K the grid's z slice writes its own [M, N] slice.
+    /// </summary>
+    internal static void StoreTile<TEpilogue>(Args a, Accumulators c, int row0, int row1, int row2, int row3,
+        int col0, int col1, int col2, int col3, bool inside) where TEpilogue : struct, IEpilogue
+    {
+        int slice = Grid.IdxZ * a.M * a.N;
+        StoreFragment<TEpilogue>(a, slice, row0, col0, c.C00, inside); StoreFragment<TEpilogue>(a, slice, row0, col0 + 8, c.C01, inside);
+        StoreFragment<TEpilogue>(a, slice, row0, col0 + 16, c.C02, inside); StoreFragment<TEpilogue>(a, slice, row0, col0 + 24, c.C03, inside);
+        StoreFragment<TEpilogue>(a, slice, row0, col0 + 32, c.C04, inside); StoreFragment<TEpilogue>(a, slice, row0, col0 + 40, c.C05, inside);
+        StoreFragment<TEpilogue>(a, slice, row0, col0 + 48, c.C06, inside); StoreFragment<TEpilogue>(a, slice, row0, col0 + 56, c.C07, inside);
+        StoreFragment<TEpilogue>(a, slice, row1, col1, c.C10, inside); StoreFragment<TEpilogue>(a, slice, row1, col1 + 8, c.C11, inside);
+        StoreFragment<TEpilogue>(a, slice, row1, col1 + 16, c.C12, inside); StoreFragment<TEpilogue>(a, slice, row1, col1 + 24, c.C13, inside);
+        StoreFragment<TEpilogue>(a, slice, row1, col1 + 32, c.C14, inside); StoreFragment<TEpilogue>(a, slice, row1, col1 + 40, c.C15, inside);
+        StoreFragment<TEpilogue>(a, slice, row1, col1 + 48, c.C16, inside); StoreFragment<TEpilogue>(a, slice, row1, col1 + 56, c.C17, inside);
+        StoreFragment<TEpilogue>(a, slice, row2, col2, c.C20, inside); StoreFragment<TEpilogue>(a, slice, row2, col2 + 8, c.C21, inside);
+        StoreFragment<TEpilogue>(a, slice, row2, col2 + 16, c.C22, inside); StoreFragment<TEpilogue>(a, slice, row2, col2 + 24, c.C23, inside);
+        StoreFragment<TEpilogue>(a, slice, row2, col2 + 32, c.C24, inside); StoreFragment<TEpilogue>(a, slice, row2, col2 + 40, c.C25, inside);
+        StoreFragment<TEpilogue>(a, slice, row2, col2 + 48, c.C26, inside); StoreFragment<TEpilogue>(a, slice, row2, col2 + 56, c.C27, inside);
+        StoreFragment<TEpilogue>(a, slice, row3, col3, c.C30, inside); StoreFragment<TEpilogue>(a, slice, row3, col3 + 8, c.C31, inside);
+        StoreFragment<TEpilogue>(a, slice, row3, col3 + 16, c.C32, inside); StoreFragment<TEpilogue>(a, slice, row3, col3 + 24, c.C33, inside);
+        StoreFragment<TEpilogue>(a, slice, row3, col3 + 32, c.C34, inside); StoreFragment<TEpilogue>(a, slice, row3, col3 + 40, c.C35, inside);
+        StoreFragment<TEpilogue>(a, slice, row3, col3 + 48, c.C36, inside); StoreFragment<TEpilogue>(a, slice, row3, col3 + 56, c.C37, inside);
+    }
+
     public static void Kernel<TEpilogue, TPath>(Args a) where TEpilogue : struct, IEpilogue where TPath : struct, IPath
     {
         // Stage s: x tile at words s * StageWords, W tile TileWords after it. One allocation of 16-byte
@@ -553,23 +585,7 @@ public static class LinearTensorCore
         int lane = Warp.LaneIdx;
         int row = m0 + warpRow + (lane >> 2), col = n0 + warpCol + 2 * (lane & 3);
         bool inside = m0 + warpRow + 64 <= a.M && n0 + warpCol + 64 <= a.N;
-        int slice = Grid.IdxZ * a.M * a.N;
-        StoreFragment<TEpilogue>(a, slice, row, col, c.C00, inside); StoreFragment<TEpilogue>(a, slice, row, col + 8, c.C01, inside);
-        StoreFragment<TEpilogue>(a, slice, row, col + 16, c.C02, inside); StoreFragment<TEpilogue>(a, slice, row, col + 24, c.C03, inside);
-        StoreFragment<TEpilogue>(a, slice, row, col + 32, c.C04, inside); StoreFragment<TEpilogue>(a, slice, row, col + 40, c.C05, inside);
-        StoreFragment<TEpilogue>(a, slice, row, col + 48, c.C06, inside); StoreFragment<TEpilogue>(a, slice, row, col + 56, c.C07, inside);
-        StoreFragment<TEpilogue>(a, slice, row + 16, col, c.C10, inside); StoreFragment<TEpilogue>(a, slice, row + 16, col + 8, c.C11, inside);
-        StoreFragment<TEpilogue>(a, slice, row + 16, col + 16, c.C12, inside); StoreFragment<TEpilogue>(a, slice, row + 16, col + 24, c.C13, inside);
-        StoreFragment<TEpilogue>(a, slice, row + 16, col + 32, c.C14, inside); StoreFragment<TEpilogue>(a, slice, row + 16, col + 40, c.C15, inside);
-        StoreFragment<TEpilogue>(a, slice, row + 16, col + 48, c.C16, inside); StoreFragment<TEpilogue>(a, slice, row + 16, col + 56, c.C17, inside);
-        StoreFragment<TEpilogue>(a, slice, row + 32, col, c.C20, inside); StoreFragment<TEpilogue>(a, slice, row + 32, col + 8, c.C21, inside);
-        StoreFragment<TEpilogue>(a, slice, row + 32, col + 16, c.C22, inside); StoreFragment<TEpilogue>(a, slice, row + 32, col + 24, c.C23, inside);
-        StoreFragment<TEpilogue>(a, slice, row + 32, col + 32, c.C24, inside); StoreFragment<TEpilogue>(a, slice, row + 32, col + 40, c.C25, inside);
-        StoreFragment<TEpilogue>(a, slice, row + 32, col + 48, c.C26, inside); StoreFragment<TEpilogue>(a, slice, row + 32, col + 56, c.C27, inside);
-        StoreFragment<TEpilogue>(a, slice, row + 48, col, c.C30, inside); StoreFragment<TEpilogue>(a, slice, row + 48, col + 8, c.C31, inside);
-        StoreFragment<TEpilogue>(a, slice, row + 48, col + 16, c.C32, inside); StoreFragment<TEpilogue>(a, slice, row + 48, col + 24, c.C33, inside);
-        StoreFragment<TEpilogue>(a, slice, row + 48, col + 32, c.C34, inside); StoreFragment<TEpilogue>(a, slice, row + 48, col + 40, c.C35, inside);
-        StoreFragment<TEpilogue>(a, slice, row + 48, col + 48, c.C36, inside); StoreFragment<TEpilogue>(a, slice, row + 48, col + 56, c.C37, inside);
+        StoreTile<TEpilogue>(a, c, row, row + 16, row + 32, row + 48, col, col, col, col, inside);
     }
 
     /// <summary>The launch shape: one group of 128 threads per 128 x 128 block of y.</summary>
@@ -599,17 +615,31 @@ public static class LinearTensorCore
 
     private static void Launch<TEpilogue, TPtx, TEmulated, T>(Backend backend, ArrayView<T> x, ArrayView<T> w,
         Tensor weight, ArrayView<float> bias, OutputView y, int m, int splits, int chunk)
-        where TEpilogue : struct, IEpilogue where TPtx : struct, IPath where TEmulated : struct, IPath where T : unmanaged
+        where TEpilogue : struct, IEpilogue where TPtx : struct, IPath where TEmulated : struct, IPath where T : unmanaged =>
+        Launch<TEpilogue, T>(backend, "LinearTensorCore", x, w, weight, bias, y, m, splits, chunk,
+            epilogue => epilogue ? Load<TEpilogue, TPtx, TEmulated>(backend) : Load<IdentityEpilogue, TPtx, TEmulated>(backend),
+            (rows, columns, used) => Config(rows, columns, used));
+
+    /// <summary>
+    /// Checks a GEMM, splits K when the output has too few 128 x 128 blocks for the device (<see cref="SplitK"/>)
+    /// and launches it; shared with <see cref="LinearWgmma"/>, whose blocks and K tiles have the same shape.
+    /// <paramref name="kernel"/>(true) is the kernel with the GEMM's epilogue, kernel(false) the one that
+    /// writes raw partial sums.
+    /// </summary>
+    internal static void Launch<TEpilogue, T>(Backend backend, string name, ArrayView<T> x, ArrayView<T> w,
+        Tensor weight, ArrayView<float> bias, OutputView y, int m, int splits, int chunk,
+        Func<bool, Action<KernelConfig, Args>> kernel, Func<int, int, int, KernelConfig> config)
+        where TEpilogue : struct, IEpilogue where T : unmanaged
     {
         int n = weight.Dim(0), k = weight.Dim(1);
         if (Unsupported(m, n, k, ((IContiguousArrayView)x).Index, chunk) is { } why)
-            throw new ArgumentException($"LinearTensorCore: weight {weight.ShapeText}: {why}");
+            throw new ArgumentException($"{name}: weight {weight.ShapeText}: {why}");
         if (m == 0 || n == 0) return;
         int depth = 4 * chunk;
         if (splits == 0) splits = SplitK.Choose(backend.Accelerator.NumMultiprocessors, m, n, k, Tile, depth);
         var (perSplit, used) = SplitK.Partition(k, depth, splits);
         if (!Sgemm.FitsInt32(m, n, k, used))
-            throw new ArgumentException($"LinearTensorCore: M={m}, N={n}, K={k} in {used} splits overflow 32-bit indexing");
+            throw new ArgumentException($"{name}: M={m}, N={n}, K={k} in {used} splits overflow 32-bit indexing");
         var args = new Args
         {
             X = x.SubView(0, (long)m * k).Cast<U4>(), W = w.Cast<U4>(),
@@ -619,11 +649,11 @@ public static class LinearTensorCore
         };
         if (used == 1)
         {
-            Load<TEpilogue, TPtx, TEmulated>(backend)(Config(m, n), args);
+            kernel(true)(config(m, n, 1), args);
             return;
         }
         SplitK.Run<TEpilogue>(backend, m, n, used, bias, y, partials =>
-            Load<IdentityEpilogue, TPtx, TEmulated>(backend)(Config(m, n, used),
+            kernel(false)(config(m, n, used),
                 args with { Bias = ArrayView<float>.Empty, Y = new OutputView { F32 = partials }, PairedStores = n % 2 == 0 ? 1 : 0 }));
     }
 

@@ -26,6 +26,14 @@ public static class TensorCore
         return address;
     }
 
+    /// <summary>PTX: the shared-window byte address of the launch's dynamic shared memory (ILGPU names it
+    /// <c>__dyn_shared_alloca</c>; a kernel using these helpers takes it as 16-byte elements).</summary>
+    public static uint DynamicSharedBase()
+    {
+        CudaAsm.Emit("mov.u32 %0, __dyn_shared_alloca;", out uint address);
+        return address;
+    }
+
     /// <summary>
     /// What the kernels' mma instructions compute, for the emulation: c + a b over a warp's fragments.
     /// fp16 (<c>mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32</c>): lane (g = lane / 4, t = lane % 4)

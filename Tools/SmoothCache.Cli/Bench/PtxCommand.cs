@@ -60,10 +60,16 @@ public static class PtxCommand
             foreach (var path in new[] { typeof(LinearTensorCore.Ptx), typeof(LinearTensorCore.PtxTf32x3) })
                 kernels.Add(typeof(LinearTensorCore).GetMethod(nameof(LinearTensorCore.Kernel))!.MakeGenericMethod(epilogue, path));
         kernels.Add(typeof(FlashAttentionTensorCore).GetMethod(nameof(FlashAttentionTensorCore.Kernel))!.MakeGenericMethod(typeof(TensorCore.PtxPath)));
+        var hopper = new[] { typeof(IdentityEpilogue), typeof(GeluTanhEpilogue), typeof(SiluEpilogue) }
+            .Select(epilogue => typeof(LinearWgmma).GetMethod(nameof(LinearWgmma.Kernel))!.MakeGenericMethod(epilogue, typeof(LinearWgmma.Ptx)))
+            .ToList();
 
         using var compiler = new PtxCompiler();
         foreach (var kernel in kernels.Distinct())
             yield return (FileName(kernel), compiler.Compile(kernel));
+        // Assembled for sm_90a on the device too (Backend.LoadGrouped).
+        foreach (var kernel in hopper)
+            yield return (FileName(kernel), PtxTarget.Retarget(compiler.Compile(kernel), PtxTarget.Hopper));
     }
 
     /// <summary>e.g. ElementLauncher.Kernel[Unpatchify.Args] or LinearTensorCore.Kernel[GeluTanhEpilogue,LinearTensorCore.Ptx].</summary>

@@ -1,0 +1,47 @@
+using System.Runtime.InteropServices;
+using ILGPU.Runtime.Cuda;
+
+namespace SmoothCache.Kernels;
+
+/// <summary>
+/// The CUDA driver calls ILGPU does not make for us (graphs, a kernel's shared-memory limit), bound from
+/// the driver library ILGPU itself runs on (no other native dependency) on first use; touched only on CUDA.
+/// </summary>
+internal static unsafe class CudaDriver
+{
+    private static readonly IntPtr Library = NativeLibrary.Load(OperatingSystem.IsWindows() ? "nvcuda.dll" : "libcuda.so.1");
+
+    public static readonly delegate* unmanaged<IntPtr, int, int> BeginCapture =
+        (delegate* unmanaged<IntPtr, int, int>)Export("cuStreamBeginCapture_v2");
+    public static readonly delegate* unmanaged<IntPtr, IntPtr*, int> EndCapture =
+        (delegate* unmanaged<IntPtr, IntPtr*, int>)Export("cuStreamEndCapture");
+    public static readonly delegate* unmanaged<IntPtr, IntPtr*, nuint*, int> GetNodes =
+        (delegate* unmanaged<IntPtr, IntPtr*, nuint*, int>)Export("cuGraphGetNodes");
+    public static readonly delegate* unmanaged<IntPtr*, IntPtr, ulong, int> Instantiate =
+        (delegate* unmanaged<IntPtr*, IntPtr, ulong, int>)Export("cuGraphInstantiateWithFlags");
+    public static readonly delegate* unmanaged<IntPtr, IntPtr, int> Launch =
+        (delegate* unmanaged<IntPtr, IntPtr, int>)Export("cuGraphLaunch");
+    public static readonly delegate* unmanaged<IntPtr, int> DestroyExec =
+        (delegate* unmanaged<IntPtr, int>)Export("cuGraphExecDestroy");
+    public static readonly delegate* unmanaged<IntPtr, int> DestroyGraph =
+        (delegate* unmanaged<IntPtr, int>)Export("cuGraphDestroy");
+
+    private static IntPtr Export(string name) => NativeLibrary.GetExport(Library, name);
+
+    // CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
+    private const int MaxDynamicSharedSizeBytes = 8;
+
+    private static readonly delegate* unmanaged<IntPtr, int, int, int> FuncSetAttribute =
+        (delegate* unmanaged<IntPtr, int, int, int>)Export("cuFuncSetAttribute");
+
+    /// <summary>Lets a kernel launch with up to <paramref name="bytes"/> of dynamic shared memory: above 48 KB
+    /// CUDA asks for it per function (up to 227 KB on Hopper, less on older GPUs).</summary>
+    public static void AllowDynamicSharedMemory(CudaKernel kernel, int bytes)
+    {
+        int status = FuncSetAttribute(kernel.FunctionPtr, MaxDynamicSharedSizeBytes, bytes);
+        if (status != 0)
+            throw new InvalidOperationException(
+                $"cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES, {bytes}) failed: {(CudaError)status} ({status}); " +
+                "the device has less shared memory per block than this kernel's block shape needs");
+    }
+}

@@ -17,12 +17,14 @@ public sealed class PtxCompiler : IDisposable
     public PtxCompiler() => _backend = new PTXBackend(_context, CudaArchitecture.SM_80, CudaInstructionSet.ISA_80, null!);
 
     /// <summary>The PTX of a kernel: auto-grouped when it takes its index first, explicitly grouped otherwise.</summary>
-    public string Compile(MethodInfo kernel)
+    public string Compile(MethodInfo kernel) => CompileKernel(kernel).PTXAssembly;
+
+    public PTXCompiledKernel CompileKernel(MethodInfo kernel)
     {
         var entry = kernel.GetParameters()[0].ParameterType == typeof(Index1D)
             ? EntryPointDescription.FromImplicitlyGroupedKernel(kernel)
             : EntryPointDescription.FromExplicitlyGroupedKernel(kernel);
-        return ((PTXCompiledKernel)_backend.Compile(entry, new KernelSpecialization(null, null))).PTXAssembly;
+        return (PTXCompiledKernel)_backend.Compile(entry, new KernelSpecialization(null, null));
     }
 
     public void Dispose()

@@ -14,9 +14,13 @@ public class BackendTests
             using (var forced = Backend.Create(DeviceKind.Cpu, KernelSet.Gpu))
                 Assert.True(forced.UsesGpuKernels && !forced.UsesTensorCores);
             using (var emulated = Backend.Create(DeviceKind.Cpu, KernelSet.TensorCores))
-                Assert.True(emulated.UsesGpuKernels && emulated.UsesTensorCores);
+                Assert.True(emulated.UsesGpuKernels && emulated.UsesTensorCores && !emulated.UsesWgmma);
+            using (var hopper = Backend.Create(DeviceKind.Cpu, KernelSet.Wgmma))
+                Assert.True(hopper.UsesTensorCores && hopper.UsesWgmma);
             Environment.SetEnvironmentVariable("SMOOTHCACHE_KERNELS", "GPU");
             using (var fromEnvironment = Backend.Create(DeviceKind.Cpu)) Assert.True(fromEnvironment.UsesGpuKernels);
+            Environment.SetEnvironmentVariable("SMOOTHCACHE_KERNELS", "wgmma");
+            using (var wgmma = Backend.Create(DeviceKind.Cpu)) Assert.True(wgmma.UsesWgmma);
             using (var argumentWins = Backend.Create(DeviceKind.Cpu, KernelSet.Portable)) Assert.False(argumentWins.UsesGpuKernels);
             Environment.SetEnvironmentVariable("SMOOTHCACHE_KERNELS", "fast");
             var e = Assert.Throws<ArgumentException>(() => Backend.Create(DeviceKind.Cpu));

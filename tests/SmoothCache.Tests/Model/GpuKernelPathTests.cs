@@ -78,4 +78,15 @@ public class GpuKernelPathTests
         if (precision == Precision.Fp16)
             Assert.Contains(cuda.LoadedKernels, k => k.DeclaringType == typeof(SmoothCache.Kernels.Gpu.FlashAttentionTensorCore));
     }
+
+    [Fact]
+    public void TinyModelWithHopperGemmsMatchesThePortablePath()
+    {
+        // KernelSet.Wgmma: the fp16 GEMMs on LinearWgmma (emulated from its descriptors), the rest as above.
+        var config = GpuChecks.SmallConfig with { NumHeads = 1, NumLayers = 1, SampleSize = 8 };
+        using var hopper = Backend.Create(DeviceKind.Cpu, KernelSet.Wgmma);
+        double error = RelativeL2(SyntheticForward(hopper, config, Precision.Fp16), SyntheticForward(Cpu, config, Precision.Fp16));
+        Assert.True(error < 1e-5, $"{error:E2}");
+        Assert.Contains(hopper.LoadedKernels, k => k.DeclaringType == typeof(SmoothCache.Kernels.Gpu.LinearWgmma));
+    }
 }

@@ -32,4 +32,18 @@ public class LinearDispatchTests
         Assert.Equal(tensorCores, backend.LoadedKernels.Any(k => k.DeclaringType == typeof(LinearTensorCore)));
         Assert.Equal(!tensorCores && rows <= LinearSkinny.MaxRows, backend.LoadedKernels.Any(k => k.DeclaringType == typeof(LinearSkinny)));
     }
+
+    [Fact]
+    public void WgmmaKernelSetTakesTheHopperKernelForFp16AndKeeps3xTf32ForFp32()
+    {
+        using var backend = Backend.Create(DeviceKind.Cpu, KernelSet.Wgmma);
+        using var x = backend.Arena.Upload(Enumerable.Range(0, 20 * 16).Select(i => i * 0.01f).ToArray(), 20, 16);
+        using var w32 = backend.Arena.Upload(Enumerable.Range(0, 8 * 16).Select(i => 1f - i * 0.01f).ToArray(), 8, 16);
+        using var w = HalfConversion.ToHalf(w32);
+        using (Linear.Run(x, w, null))
+            Assert.Contains(backend.LoadedKernels, k => k.DeclaringType == typeof(LinearWgmma));
+        Assert.DoesNotContain(backend.LoadedKernels, k => k.DeclaringType == typeof(LinearTensorCore));
+        using (Linear.Run(x, w32, null))
+            Assert.Contains(backend.LoadedKernels, k => k.DeclaringType == typeof(LinearTensorCore));
+    }
 }

@@ -1,12 +1,17 @@
 #!/bin/bash
 # Issue 6 device check: correctness first, then speed. Runs on the lent GPU machine from the repository
 # root after ../shared/device/prepare.sh, e.g. the device tool's run with carry [".device"] and
-#   command: bash scripts/device-check.sh
+#   command: bash scripts/device-check.sh            (the default kernels: mma.sync GEMMs)
+#   command: bash scripts/device-check.sh hopper     (H100/H200: the wgmma GEMM, LinearWgmma)
 # Logs and JSON go under $OUT, packed at the end into $OUT/device-check.tar.gz (the device tool returns
 # at most 8 files). Each step has its own time limit and a failing step does not stop the
 # later ones; status.txt records every step's exit code (0 ok, 1 a check or case failed, 124 timed out).
 # The limits add up to 500 s (590 s when the smoke step fails and memcheck runs): run it with the
 # device tool's timeout_s at 600. Building the synthetic DiT-XL/2 takes ~10 s of host time per model.
+# hopper: every step runs with SMOOTHCACHE_KERNELS=wgmma (fp16 GEMMs on LinearWgmma; its GEMM table keeps
+# the mma.sync kernel and cuBLAS rows for comparison), plus the default kernels' forward in the same call
+# for the forward ratio; the wgmma kernel has run only emulated before its first device call (its PTX
+# assembles for sm_90a without serialisation warnings), so its smoke step runs first, in its own process.
 set -u
 OUT=${OUT:-/tmp/device-check}
 mkdir -p "$OUT"
@@ -22,6 +27,14 @@ step() {
     echo "$name: exit $rc after $((SECONDS - start)) s (limit $limit s)" | tee -a "$STATUS"
 }
 
+MODE=${1:-default}
+case "$MODE" in
+    default|hopper) ;;
+    *) echo "usage: bash scripts/device-check.sh [default|hopper]" >&2; exit 2 ;;
+esac
+if [ "$MODE" = hopper ]; then
+    export SMOOTHCACHE_KERNELS=wgmma
+fi
 # 1. Every operator, then chains of them and a whole dit-digits forward, each compared with the CPU
 #    backend, waiting after every launch (names the kernel that faults). If it fails and the machine
 #    has compute-sanitizer, the same run under memcheck says which access of which kernel was illegal.
@@ -35,24 +48,40 @@ if ! grep -q "^smoke: exit 0" "$STATUS"; then
         echo "sanitizer: compute-sanitizer not found on this machine" | tee -a "$STATUS"
     fi
 fi
+# A wgmma kernel that fails its smoke step is not worth timing: the call's time goes to the sanitizer.
+if [ "$MODE" = hopper ] && ! grep -q "^smoke: exit 0" "$STATUS"; then
+    SKIP=1
+else
+    SKIP=0
+fi
+if [ "$SKIP" = 0 ]; then
 # 2. Kernel checks (CUDA vs float64 / vs the CPU backend), then GEMM timings against cuBLAS: fp16
 #    tensor cores, fp32 as 3xTF32 (the fp32 path's) and as SIMT SGEMM, cuBLAS SGEMM and HGEMM.
 #    The fp16 GEMM is also timed at every split count in --splits (data for SplitK.Choose).
-step gemm 140 bench-gemm --iterations 20 --splits 1 2 3 4 6 8 --json "$OUT/gemm.json"
+if [ "$MODE" = hopper ]; then
+    step gemm 140 bench-gemm --iterations 20 --json "$OUT/gemm.json"
+else
+    step gemm 140 bench-gemm --iterations 20 --splits 1 2 3 4 6 8 --json "$OUT/gemm.json"
+fi
 # 3. Each operator at DiT-XL/2's shapes, batch 16 (8 images with CFG): GEMMs, fused attention (fp32
 #    SIMT and fp16 tensor-core rows), adaLN.
-step kernels 40 bench --suite kernels --device cuda --xl --batch 16 --iterations 10 --json "$OUT/kernels.json"
+[ "$MODE" = hopper ] || step kernels 40 bench --suite kernels --device cuda --xl --batch 16 --iterations 10 --json "$OUT/kernels.json"
 # 4. One forward: synthetic DiT-XL/2 and dit-digits, batch 2 and 16 (and 20), fp16 and fp32, each
 #    followed by a profiled forward (device time per kernel, the kernels' share of the forward).
 step forward 110 bench --suite forward --device cuda --iterations 10 --profile --json "$OUT/forward.json"
+if [ "$MODE" = hopper ]; then
+    # The same forward on the default kernels, in this call: the ratio to quote.
+    SMOOTHCACHE_KERNELS=auto step forward-mma 110 bench --suite forward --device cuda --iterations 10 --json "$OUT/forward-mma.json"
+fi
 # 5. Sampling jobs uncached vs SmoothCache (dit-digits 10 images, XL 8 images), DDIM 50.
 step sampling 150 bench --suite sampling --device cuda --json "$OUT/sampling.json"
+fi
 
 echo "== summary"
 cat "$STATUS"
 echo "== checks that failed"
 grep -h "^FAIL" "$OUT/gemm.log" || echo "(none)"
-for name in smoke sanitizer kernels forward sampling; do
+for name in smoke sanitizer kernels forward forward-mma sampling; do
     [ -f "$OUT/$name.log" ] || continue
     echo "== $name"
     grep -v "^NVIDIA\|^device:" "$OUT/$name.log" | tail -n 40

@@ -14,7 +14,8 @@ public sealed record BenchResult(
 /// GEMM micro-benchmarks at DiT-XL/2 shapes (M = 512 or 4096 token rows; the (N, K) of the qkv/out,
 /// MLP up, MLP down and adaLN projections): our fp16 tensor-core kernel, our fp32 kernels (3xTF32 on
 /// tensor cores, which the fp32 path uses on CUDA, and the SIMT SGEMM), cuBLAS
-/// SGEMM and cuBLAS HGEMM (fp16 in, fp16 out), all on y = x W^T. Each result is first compared with
+/// SGEMM and cuBLAS HGEMM (fp16 in, fp16 out), all on y = x W^T; under the wgmma kernel set
+/// (SMOOTHCACHE_KERNELS=wgmma, a compute-capability 9.0 GPU) also the Hopper fp16 kernel. Each result is first compared with
 /// cuBLAS SGEMM (relative L2 error), then timed; the first call (compile, driver JIT) is reported apart.
 /// </summary>
 public static class GemmBench
@@ -78,6 +79,13 @@ public static class GemmBench
         };
         // Where split-K applies, the unsplit kernel in the same run shows what it gains.
         if (tcSplits > 1) kernels.Insert(2, ("ours tensor-core fp16 unsplit", OurTensorCore(1), y, -1));
+        // The Hopper kernel under the wgmma kernel set (same blocks, so the same split choice).
+        if (backend.UsesWgmma)
+        {
+            Action OurWgmma(int splits) => () => LinearWgmma.Run<IdentityEpilogue>(backend, xHalf.HalfView, wHalf, ArrayView<float>.Empty, OutputView.Of(y), m, splits);
+            kernels.Insert(1, (tcSplits > 1 ? $"ours wgmma fp16 split {tcSplits}" : "ours wgmma fp16", OurWgmma(tcSplits), y, -1));
+            if (tcSplits > 1) kernels.Insert(2, ("ours wgmma fp16 unsplit", OurWgmma(1), y, -1));
+        }
         if (sgSplits > 1) kernels.Add(("ours SGEMM fp32 unsplit", OurSgemm(1), y, -1));
         foreach (int s in extraSplits.Where(s => s != tcSplits && !(s == 1 && tcSplits > 1)).Distinct())
             kernels.Add((s > 1 ? $"ours tensor-core fp16 split {s}" : "ours tensor-core fp16 unsplit", OurTensorCore(s), y, -1));

@@ -96,19 +96,22 @@ public static class GpuChecks
                 results.Add(new("Linear fp32 bias", m, n, k, RelativeL2(y.ToArray(), Reference(x, w, b, m, n, k, false)), 1e-5));
             using (var y = Linear.Run<GeluTanhEpilogue>(tx, tw, null))
                 results.Add(new("Linear fp32 gelu", m, n, k, RelativeL2(y.ToArray(), Reference(x, w, null, m, n, k, true)), 1e-5));
+            // fp16 goes to the Hopper kernel under the wgmma kernel set (SMOOTHCACHE_KERNELS=wgmma).
+            string fp16 = backend.UsesWgmma ? "wgmma" : "tensor-core";
             using (var y = Linear.Run(tx, twHalf, tb))
-                results.Add(new("tensor-core bias", m, n, k, RelativeL2(y.ToArray(), Reference(xh, wh, b, m, n, k, false)), 1e-5));
+                results.Add(new($"{fp16} bias", m, n, k, RelativeL2(y.ToArray(), Reference(xh, wh, b, m, n, k, false)), 1e-5));
             using (var y = Linear.Run<GeluTanhEpilogue>(tx, twHalf, null))
-                results.Add(new("tensor-core gelu", m, n, k, RelativeL2(y.ToArray(), Reference(xh, wh, null, m, n, k, true)), 1e-5));
+                results.Add(new($"{fp16} gelu", m, n, k, RelativeL2(y.ToArray(), Reference(xh, wh, null, m, n, k, true)), 1e-5));
             // fp16 out: the fp32 result rounded to nearest even, so within fp16 rounding (2^-11) of it.
             using (var y = Linear.Run<GeluTanhEpilogue>(tx, twHalf, tb, DType.Float16))
-                results.Add(new("tensor-core fp16 out", m, n, k, RelativeL2(y.ToArray(), Reference(xh, wh, b, m, n, k, true)), 1e-3));
+                results.Add(new($"{fp16} fp16 out", m, n, k, RelativeL2(y.ToArray(), Reference(xh, wh, b, m, n, k, true)), 1e-3));
             // Split-K forced three ways (the runs above split only where the device would idle).
             using (var txHalf = HalfConversion.ToHalf(tx))
             using (var y = backend.Arena.Rent(m, n))
             {
-                LinearTensorCore.Run<GeluTanhEpilogue>(backend, txHalf.HalfView, twHalf, tb.View, OutputView.Of(y), m, splits: 3);
-                results.Add(new("tensor-core split-K 3", m, n, k, RelativeL2(y.ToArray(), Reference(xh, wh, b, m, n, k, true)), 1e-5));
+                if (backend.UsesWgmma) LinearWgmma.Run<GeluTanhEpilogue>(backend, txHalf.HalfView, twHalf, tb.View, OutputView.Of(y), m, splits: 3);
+                else LinearTensorCore.Run<GeluTanhEpilogue>(backend, txHalf.HalfView, twHalf, tb.View, OutputView.Of(y), m, splits: 3);
+                results.Add(new($"{fp16} split-K 3", m, n, k, RelativeL2(y.ToArray(), Reference(xh, wh, b, m, n, k, true)), 1e-5));
             }
             using (var y = backend.Arena.Rent(m, n))
             {

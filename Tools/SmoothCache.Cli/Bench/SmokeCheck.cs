@@ -96,6 +96,24 @@ public static class SmokeCheck
             using var bias = Upload(b, 14, 24);
             return Read(Linear.Run(x, w, bias));
         });
+        // fp16 weights: the tensor-core GEMM on CUDA (or LinearWgmma under SMOOTHCACHE_KERNELS=wgmma), the
+        // portable fp16 product on the CPU; both multiply the same fp16-rounded values in fp32.
+        yield return ("Linear fp16 [32,8] x [24,8]", b =>
+        {
+            using var x = Upload(b, 26, 2, 16, 8);
+            using var w = Upload(b, 27, 24, 8);
+            using var half = HalfConversion.ToHalf(w);
+            using var bias = Upload(b, 28, 24);
+            return Read(Linear.Run(x, half, bias));
+        });
+        yield return ("Linear fp16 [300,136] x [200,136], blocks cut at the edges", b =>
+        {
+            using var x = Upload(b, 29, 300, 136);
+            using var w = Upload(b, 30, 200, 136);
+            using var half = HalfConversion.ToHalf(w);
+            using var bias = Upload(b, 31, 200);
+            return Read(Linear.Run<GeluTanhEpilogue>(x, half, bias));
+        });
         yield return ("LayerNormModulate", b =>
         {
             using var x = Upload(b, 15, 2, 16, 8);

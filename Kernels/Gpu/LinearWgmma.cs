@@ -9,13 +9,15 @@ namespace SmoothCache.Kernels.Gpu;
 /// <summary>
 /// fp16 GEMM on Hopper's warpgroup tensor-core instructions: y = epilogue(x W^T + b), x [M, K] and W [N, K]
 /// fp16, b fp32 [N], y fp32 or fp16, products accumulated in fp32 — what <see cref="LinearTensorCore.Run{TEpilogue}"/>
-/// computes, with the same 128 x 128 blocks, 32-deep K tiles, copies, split-K and epilogue. The difference is
-/// the multiply: one warpgroup (the block's 4 warps) issues <c>wgmma.mma_async.m64n128k16</c>, which reads both
-/// operands straight from shared memory (no ldmatrix, no fragment registers) and runs asynchronously, so the
-/// next tile's copies and the barrier overlap the tensor cores' work. cuBLAS reaches ~680 TFLOP/s on an H200
+/// computes, with the same 128-column blocks, 32-deep K tiles, copies, split-K and epilogue. The difference is
+/// the multiply: a warpgroup (4 warps) issues <c>wgmma.mma_async.m64n128k16</c> for its 128 rows, which reads
+/// both operands straight from shared memory (no ldmatrix, no fragment registers) and runs asynchronously, so
+/// the next tile's copies and the barrier overlap the tensor cores' work. A block is one warpgroup (128 x 128)
+/// or two (<see cref="TwoWarpGroups"/>, 256 x 128: each W tile copied serves twice the rows, a third less
+/// traffic per product, at one block per multiprocessor instead of three). cuBLAS reaches ~680 TFLOP/s on an H200
 /// this way where <c>mma.sync</c> tops out near 300 (BENCHMARKS.md).
-/// Shared memory: 4 stages (a tile is copied two ahead while one multiply is in flight) x (x tile + W tile)
-/// x 8 KB = 64 KB, dynamic. Tiles are in wgmma's canonical K-major layout without swizzle: 8 x 8 "core
+/// Shared memory: 4 stages (a tile is copied two ahead while one multiply is in flight) x (x tile + W tile),
+/// 8 KB per 128 rows: 64 KB or 96 KB, dynamic. Tiles are in wgmma's canonical K-major layout without swizzle: 8 x 8 "core
 /// matrices" of 128 contiguous bytes; the 16-byte chunk c (K 8c..8c+7) of tile row r lies at byte
 /// (r / 8) 512 + 128 c + 16 (r % 8). A matrix descriptor names an operand as start address, the step to the
 /// next core matrix along K (leading byte offset, 128) and along M or N (stride byte offset, 512).
@@ -31,10 +33,18 @@ public static class LinearWgmma
     /// <summary>Tiles copied ahead of the one multiplied: with one multiply in flight, a stage is rewritten
     /// two tiles after its multiply was issued, when it is known to be done.</summary>
     private const int Ahead = 2;
-    private const int StageBytes = 2 * Tile * Depth * 2;
-    public const int SharedBytes = Stages * StageBytes;
+    /// <summary>Bytes of 128 rows of a 32-deep fp16 tile.</summary>
+    private const int TileBytes = Tile * Depth * 2;
     /// <summary>Core matrices: 128 bytes apart along K, 512 bytes (8 rows of 4 chunks) along M or N.</summary>
     private const int LeadingBytes = 128, StrideBytes = 512;
+
+    /// <summary>How many warpgroups a block has; each multiplies 128 rows of x by the block's 128 columns of W.</summary>
+    public interface IBlock { int WarpGroups(); }
+    public readonly struct OneWarpGroup : IBlock { public int WarpGroups() => 1; }
+    public readonly struct TwoWarpGroups : IBlock { public int WarpGroups() => 2; }
+
+    /// <summary>Dynamic shared memory of a block of <paramref name="warpGroups"/>: 4 stages of x and W tiles.</summary>
+    public static int SharedBytes(int warpGroups) => Stages * (warpGroups + 1) * TileBytes;
 
     /// <summary>The word of the 16-byte chunk <paramref name="chunk"/> of tile row <paramref name="row"/>.</summary>
     private static int CoreMatrixWord(int row, int chunk) => (row >> 3) * (StrideBytes / 4) + chunk * (LeadingBytes / 4) + (row & 7) * 4;
@@ -132,7 +142,8 @@ public static class LinearWgmma
         private static F4 Tile(F4 c, ArrayView<uint> shared, long a, long b, int n8)
         {
             int lane = Warp.LaneIdx;
-            int row = 16 * (Group.IdxX >> 5) + (lane >> 2), col = 8 * n8 + 2 * (lane & 3);
+            // The warp's 16 rows of its warpgroup's 64 (the descriptor starts at the warpgroup's rows).
+            int row = 16 * ((Group.IdxX >> 5) & 3) + (lane >> 2), col = 8 * n8 + 2 * (lane & 3);
             for (int k = 0; k < 16; k++)
             {
                 float x0 = Element(shared, a, row, k), x1 = Element(shared, a, row + 8, k);
@@ -153,12 +164,16 @@ public static class LinearWgmma
         }
     }
 
-    public static void Kernel<TEpilogue, TPath>(Args a) where TEpilogue : struct, IEpilogue where TPath : struct, IPath
+    public static void Kernel<TEpilogue, TPath, TBlock>(Args a)
+        where TEpilogue : struct, IEpilogue where TPath : struct, IPath where TBlock : struct, IBlock
     {
         var shared = SharedMemory.GetDynamic<U4>().Cast<uint>();
         default(TPath).Begin();
         uint sharedBase = default(TPath).SharedBase();
-        int m0 = Grid.IdxY * Tile, n0 = Grid.IdxX * Tile;
+        int groups = default(TBlock).WarpGroups(), group = Group.IdxX >> 7;
+        // A stage: the x tile (128 rows per warpgroup), then the W tile.
+        int stageBytes = (groups + 1) * TileBytes;
+        int m0 = Grid.IdxY * Tile * groups, n0 = Grid.IdxX * Tile;
         int tileBegin = Grid.IdxZ * a.TilesPerSplit;
         int tiles = Math.Min(a.TilesPerSplit, (a.K + Depth - 1) / Depth - tileBegin);
         var place = Place<TPath>(a, m0, n0, 0, 0);
@@ -166,7 +181,8 @@ public static class LinearWgmma
 
         for (int s = 0; s < Ahead; s++)
         {
-            if (s < tiles) StageTile<TPath>(a, shared, sharedBase, s, tileBegin + s, m0, n0, place);
+            if (s < tiles)
+                StageTile<TPath>(a, shared, sharedBase, tileBegin + s, m0, n0, place, s * stageBytes / 4, groups * TileBytes / 4, 32 * groups, 4, 4 / groups);
             default(TPath).CommitCopies();
         }
         Accumulators c = default;
@@ -177,10 +193,13 @@ public static class LinearWgmma
             // next copy reuses.
             default(TPath).WaitForTile();
             Group.Barrier();
-            if (tile + Ahead < tiles) StageTile<TPath>(a, shared, sharedBase, (stage + Ahead) % Stages, tileBegin + tile + Ahead, m0, n0, place);
+            int next = stage + Ahead < Stages ? stage + Ahead : stage + Ahead - Stages;
+            if (tile + Ahead < tiles)
+                StageTile<TPath>(a, shared, sharedBase, tileBegin + tile + Ahead, m0, n0, place, next * stageBytes / 4, groups * TileBytes / 4, 32 * groups, 4, 4 / groups);
             // An empty group keeps the count of groups in flight the same on the last tiles.
             default(TPath).CommitCopies();
-            uint x = sharedBase + (uint)(stage * StageBytes), w = x + StageBytes / 2;
+            uint stageAt = sharedBase + (uint)(stage * stageBytes);
+            uint x = stageAt + (uint)(group * TileBytes), w = stageAt + (uint)(groups * TileBytes);
             const uint rows64 = 64 / 8 * StrideBytes, k16 = 2 * LeadingBytes;
             c = default(TPath).Multiply(c, shared, Descriptor(x), Descriptor(x + rows64), Descriptor(x + k16), Descriptor(x + rows64 + k16),
                 Descriptor(w), Descriptor(w + k16));
@@ -190,30 +209,38 @@ public static class LinearWgmma
 
         c = default(TPath).Finish(c);
         int lane = Warp.LaneIdx;
-        int row = m0 + 16 * (Group.IdxX >> 5) + (lane >> 2), col = n0 + 2 * (lane & 3);
-        bool inside = m0 + Tile <= a.M && n0 + Tile <= a.N;
+        int row = m0 + Tile * group + 16 * ((Group.IdxX >> 5) & 3) + (lane >> 2), col = n0 + 2 * (lane & 3);
+        bool inside = m0 + Tile * groups <= a.M && n0 + Tile <= a.N;
         StoreTile<TEpilogue>(a, c, row, row, row + 64, row + 64, col, col + 64, col, col + 64, inside);
     }
 
-    /// <summary>One warpgroup per 128 x 128 block of y, 64 KB of dynamic shared memory.</summary>
-    public static KernelConfig Config(int m, int n, int splits = 1) =>
-        new(new Index3D((n + Tile - 1) / Tile, (m + Tile - 1) / Tile, splits), new Index3D(Threads, 1, 1),
-            SharedMemoryConfig.RequestDynamic<U4>(SharedBytes / 16));
+    /// <summary>One block of <typeparamref name="TBlock"/>'s warpgroups per 128 columns of y and 128 rows per warpgroup.</summary>
+    public static KernelConfig Config<TBlock>(int m, int n, int splits = 1) where TBlock : struct, IBlock
+    {
+        int groups = default(TBlock).WarpGroups();
+        return new(new Index3D((n + Tile - 1) / Tile, (m + Tile * groups - 1) / (Tile * groups), splits), new Index3D(Threads * groups, 1, 1),
+            SharedMemoryConfig.RequestDynamic<U4>(SharedBytes(groups) / 16));
+    }
 
-    /// <summary>x holds M x K halves, w is a Float16 [N, K] tensor, y M x N values. Meant for a compute-capability
-    /// 9.0 GPU; other accelerators emulate the instructions (slowly: for tests).</summary>
+    /// <summary>x holds M x K halves, w is a Float16 [N, K] tensor, y M x N values, in 128 x 128 blocks. Meant for a
+    /// compute-capability 9.0 GPU; other accelerators emulate the instructions (slowly: for tests).</summary>
     /// <param name="splits">ways to split K (<see cref="SplitK"/>); 0 chooses from the device's size</param>
     public static void Run<TEpilogue>(Backend backend, ArrayView<Half> x, Tensor w, ArrayView<float> bias,
-        OutputView y, int m, int splits = 0) where TEpilogue : struct, IEpilogue
+        OutputView y, int m, int splits = 0) where TEpilogue : struct, IEpilogue =>
+        Run<TEpilogue, OneWarpGroup>(backend, x, w, bias, y, m, splits);
+
+    /// <summary><see cref="Run{TEpilogue}"/> in blocks of <typeparamref name="TBlock"/>.</summary>
+    public static void Run<TEpilogue, TBlock>(Backend backend, ArrayView<Half> x, Tensor w, ArrayView<float> bias,
+        OutputView y, int m, int splits = 0) where TEpilogue : struct, IEpilogue where TBlock : struct, IBlock
     {
         if (w.DType != DType.Float16)
             throw new ArgumentException($"LinearWgmma: weight {w.ShapeText} is {w.DType}, not Float16");
         LinearTensorCore.Launch<TEpilogue, Half>(backend, "LinearWgmma", x, w.HalfView, w, bias, y, m, splits, 8,
-            epilogue => epilogue ? Load<TEpilogue>(backend) : Load<IdentityEpilogue>(backend), Config);
+            epilogue => epilogue ? Load<TEpilogue, TBlock>(backend) : Load<IdentityEpilogue, TBlock>(backend), Config<TBlock>);
     }
 
-    private static Action<KernelConfig, Args> Load<TEpilogue>(Backend backend) where TEpilogue : struct, IEpilogue =>
+    private static Action<KernelConfig, Args> Load<TEpilogue, TBlock>(Backend backend) where TEpilogue : struct, IEpilogue where TBlock : struct, IBlock =>
         backend.IsCuda
-            ? backend.LoadGrouped<Args>(Kernel<TEpilogue, Ptx>, SharedBytes, PtxTarget.Hopper)
-            : backend.LoadGrouped<Args>(Kernel<TEpilogue, Emulated>);
+            ? backend.LoadGrouped<Args>(Kernel<TEpilogue, Ptx, TBlock>, SharedBytes(default(TBlock).WarpGroups()), PtxTarget.Hopper)
+            : backend.LoadGrouped<Args>(Kernel<TEpilogue, Emulated, TBlock>);
 }

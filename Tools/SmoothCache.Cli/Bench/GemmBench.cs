@@ -82,9 +82,14 @@ public static class GemmBench
         // The Hopper kernel under the wgmma kernel set (same blocks, so the same split choice).
         if (backend.UsesWgmma)
         {
+            // 128 x 128 blocks (what Linear takes) and 256 x 128 (two warpgroups), each as split as the other kernels.
             Action OurWgmma(int splits) => () => LinearWgmma.Run<IdentityEpilogue>(backend, xHalf.HalfView, wHalf, ArrayView<float>.Empty, OutputView.Of(y), m, splits);
-            kernels.Insert(1, (tcSplits > 1 ? $"ours wgmma fp16 split {tcSplits}" : "ours wgmma fp16", OurWgmma(tcSplits), y, -1));
-            if (tcSplits > 1) kernels.Insert(2, ("ours wgmma fp16 unsplit", OurWgmma(1), y, -1));
+            Action OurWgmmaTall(int splits) => () =>
+                LinearWgmma.Run<IdentityEpilogue, LinearWgmma.TwoWarpGroups>(backend, xHalf.HalfView, wHalf, ArrayView<float>.Empty, OutputView.Of(y), m, splits);
+            string split = tcSplits > 1 ? $" split {tcSplits}" : "";
+            kernels.Insert(1, ($"ours wgmma fp16{split}", OurWgmma(tcSplits), y, -1));
+            kernels.Insert(2, ($"ours wgmma 256x128 fp16{split}", OurWgmmaTall(tcSplits), y, -1));
+            if (tcSplits > 1) kernels.Insert(3, ("ours wgmma fp16 unsplit", OurWgmma(1), y, -1));
         }
         if (sgSplits > 1) kernels.Add(("ours SGEMM fp32 unsplit", OurSgemm(1), y, -1));
         foreach (int s in extraSplits.Where(s => s != tcSplits && !(s == 1 && tcSplits > 1)).Distinct())

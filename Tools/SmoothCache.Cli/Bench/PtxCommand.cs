@@ -60,9 +60,10 @@ public static class PtxCommand
             foreach (var path in new[] { typeof(LinearTensorCore.Ptx), typeof(LinearTensorCore.PtxTf32x3) })
                 kernels.Add(typeof(LinearTensorCore).GetMethod(nameof(LinearTensorCore.Kernel))!.MakeGenericMethod(epilogue, path));
         kernels.Add(typeof(FlashAttentionTensorCore).GetMethod(nameof(FlashAttentionTensorCore.Kernel))!.MakeGenericMethod(typeof(TensorCore.PtxPath)));
-        var hopper = new[] { typeof(IdentityEpilogue), typeof(GeluTanhEpilogue), typeof(SiluEpilogue) }
-            .Select(epilogue => typeof(LinearWgmma).GetMethod(nameof(LinearWgmma.Kernel))!.MakeGenericMethod(epilogue, typeof(LinearWgmma.Ptx)))
-            .ToList();
+        var hopper = (from epilogue in new[] { typeof(IdentityEpilogue), typeof(GeluTanhEpilogue), typeof(SiluEpilogue) }
+                      from block in new[] { typeof(LinearWgmma.OneWarpGroup), typeof(LinearWgmma.TwoWarpGroups) }
+                      select typeof(LinearWgmma).GetMethod(nameof(LinearWgmma.Kernel))!.MakeGenericMethod(epilogue, typeof(LinearWgmma.Ptx), block))
+                     .ToList();
 
         using var compiler = new PtxCompiler();
         foreach (var kernel in kernels.Distinct())

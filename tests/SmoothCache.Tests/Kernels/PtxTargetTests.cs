@@ -20,7 +20,7 @@ public class PtxTargetTests
     public void RetargetsTheWgmmaKernelIlgpuCompiled()
     {
         // ILGPU's PTX backend needs no device; the compiled kernel's text is what the driver would assemble.
-        var kernel = typeof(LinearWgmma).GetMethod(nameof(LinearWgmma.Kernel))!.MakeGenericMethod(typeof(IdentityEpilogue), typeof(LinearWgmma.Ptx));
+        var kernel = typeof(LinearWgmma).GetMethod(nameof(LinearWgmma.Kernel))!.MakeGenericMethod(typeof(IdentityEpilogue), typeof(LinearWgmma.Ptx), typeof(LinearWgmma.OneWarpGroup));
         using var compiler = new PtxCompiler();
         var compiled = compiler.CompileKernel(kernel);
         Assert.Contains(".target sm_80", compiled.PTXAssembly);

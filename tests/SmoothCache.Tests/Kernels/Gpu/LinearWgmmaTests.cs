@@ -15,12 +15,14 @@ public class LinearWgmmaTests
 {
     private static float[] RoundedToHalf(float[] v) => v.Select(f => (float)(System.Half)f).ToArray();
 
-    private static float[] Run<TEpilogue>(GemmProblem p, DType output = DType.Float32, int splits = 1) where TEpilogue : struct, IEpilogue
+    private static float[] Run<TEpilogue>(GemmProblem p, DType output = DType.Float32, int splits = 1, bool twoWarpGroups = false)
+        where TEpilogue : struct, IEpilogue
     {
         using var x = HalfConversion.ToHalf(p.Tx);
         using var w = HalfConversion.ToHalf(p.Tw);
         using var y = Cpu.Arena.Rent(output, p.M, p.N);
-        LinearWgmma.Run<TEpilogue>(Cpu, x.HalfView, w, p.Tb.View, OutputView.Of(y), p.M, splits);
+        if (twoWarpGroups) LinearWgmma.Run<TEpilogue, LinearWgmma.TwoWarpGroups>(Cpu, x.HalfView, w, p.Tb.View, OutputView.Of(y), p.M, splits);
+        else LinearWgmma.Run<TEpilogue>(Cpu, x.HalfView, w, p.Tb.View, OutputView.Of(y), p.M, splits);
         return y.ToArray();
     }
 
@@ -37,6 +39,16 @@ public class LinearWgmmaTests
     {
         using var p = new GemmProblem(31, m, k, n, 0.3f);
         double error = RelativeL2(Run<IdentityEpilogue>(p), Expected(p, v => v));
+        Assert.True(error < 1e-6, $"{error:E2}");
+    }
+
+    [Theory]
+    [InlineData(37, 136, 19, 1)]   // one 256-row block, most rows past M
+    [InlineData(300, 72, 131, 2)]  // two blocks down (the second's warpgroups half inside), split-K
+    public void TwoWarpGroupBlocksMatchFloat64Reference(int m, int k, int n, int splits)
+    {
+        using var p = new GemmProblem(35, m, k, n, 0.3f);
+        double error = RelativeL2(Run<GeluTanhEpilogue>(p, splits: splits, twoWarpGroups: true), Expected(p, GeluTanh));
         Assert.True(error < 1e-6, $"{error:E2}");
     }
 

@@ -45,6 +45,11 @@ public class LinearTests
 
         public double[] Expected(Func<double, double> epilogue) => Reference(X, W, B, M, N, K, epilogue);
 
+        /// <summary>The reference for fp16 operands: the products of the fp16-rounded x and W, in float64.</summary>
+        public double[] ExpectedFromHalves(Func<double, double> epilogue) => Reference(RoundedToHalf(X), RoundedToHalf(W), B, M, N, K, epilogue);
+
+        private static float[] RoundedToHalf(float[] v) => v.Select(f => (float)(System.Half)f).ToArray();
+
         public void Dispose()
         {
             Tx.Dispose();

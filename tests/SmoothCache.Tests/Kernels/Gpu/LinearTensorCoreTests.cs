@@ -13,8 +13,6 @@ namespace SmoothCache.Tests.Kernels.Gpu;
 /// </summary>
 public class LinearTensorCoreTests
 {
-    private static float[] RoundedToHalf(float[] v) => v.Select(f => (float)(System.Half)f).ToArray();
-
     private static float[] Run<TEpilogue>(GemmProblem p, DType output = DType.Float32, int splits = 1) where TEpilogue : struct, IEpilogue
     {
         using var x = HalfConversion.ToHalf(p.Tx);
@@ -24,9 +22,6 @@ public class LinearTensorCoreTests
         return y.ToArray();
     }
 
-    private static double[] Expected(GemmProblem p, Func<double, double> epilogue) =>
-        Reference(RoundedToHalf(p.X), RoundedToHalf(p.W), p.B, p.M, p.N, p.K, epilogue);
-
     [Theory]
     [InlineData(5, 8, 3)]       // one K chunk, far smaller than a 128 x 128 block
     [InlineData(37, 136, 19)]   // 5 K tiles through the 3-stage pipeline, the last one a single chunk
@@ -35,7 +30,7 @@ public class LinearTensorCoreTests
     public void MatchesFloat64ReferenceOnRaggedShapes(int m, int k, int n)
     {
         using var p = new GemmProblem(21, m, k, n, 0.3f);
-        double error = RelativeL2(Run<IdentityEpilogue>(p), Expected(p, v => v));
+        double error = RelativeL2(Run<IdentityEpilogue>(p), p.ExpectedFromHalves(v => v));
         Assert.True(error < 1e-6, $"{error:E2}");
     }
 
@@ -43,7 +38,7 @@ public class LinearTensorCoreTests
     public void WritesFloat16OutputRoundedFromTheFloat32Result()
     {
         using var p = new GemmProblem(22, 20, 64, 24, 0.3f);
-        double error = RelativeL2(Run<GeluTanhEpilogue>(p, DType.Float16), Expected(p, GeluTanh));
+        double error = RelativeL2(Run<GeluTanhEpilogue>(p, DType.Float16), p.ExpectedFromHalves(GeluTanh));
         // Within fp16 rounding (2^-11 relative) of the exact result, and not exact.
         Assert.InRange(error, 1e-5, 1e-3);
     }
@@ -54,7 +49,7 @@ public class LinearTensorCoreTests
     public void SplitKGivesTheSameResultWithBiasAndEpilogue(int splits)
     {
         using var p = new GemmProblem(23, 19, 136, 21, 0.3f);
-        double error = RelativeL2(Run<GeluTanhEpilogue>(p, splits: splits), Expected(p, GeluTanh));
+        double error = RelativeL2(Run<GeluTanhEpilogue>(p, splits: splits), p.ExpectedFromHalves(GeluTanh));
         Assert.True(error < 1e-6, $"{error:E2}");
     }
 

@@ -13,8 +13,6 @@ namespace SmoothCache.Tests.Kernels.Gpu;
 /// </summary>
 public class LinearWgmmaTests
 {
-    private static float[] RoundedToHalf(float[] v) => v.Select(f => (float)(System.Half)f).ToArray();
-
     private static float[] Run<TEpilogue>(GemmProblem p, DType output = DType.Float32, int splits = 1, bool twoWarpGroups = false)
         where TEpilogue : struct, IEpilogue
     {
@@ -26,9 +24,6 @@ public class LinearWgmmaTests
         return y.ToArray();
     }
 
-    private static double[] Expected(GemmProblem p, Func<double, double> epilogue) =>
-        Reference(RoundedToHalf(p.X), RoundedToHalf(p.W), p.B, p.M, p.N, p.K, epilogue);
-
     [Theory]
     [InlineData(5, 8, 3)]       // one K chunk, far smaller than a 128 x 128 block
     [InlineData(37, 136, 19)]   // 5 K tiles: the 4 stages wrap around, the last tile a single chunk
@@ -38,7 +33,7 @@ public class LinearWgmmaTests
     public void MatchesFloat64ReferenceOnRaggedShapes(int m, int k, int n)
     {
         using var p = new GemmProblem(31, m, k, n, 0.3f);
-        double error = RelativeL2(Run<IdentityEpilogue>(p), Expected(p, v => v));
+        double error = RelativeL2(Run<IdentityEpilogue>(p), p.ExpectedFromHalves(v => v));
         Assert.True(error < 1e-6, $"{error:E2}");
     }
 
@@ -48,7 +43,7 @@ public class LinearWgmmaTests
     public void TwoWarpGroupBlocksMatchFloat64Reference(int m, int k, int n, int splits)
     {
         using var p = new GemmProblem(35, m, k, n, 0.3f);
-        double error = RelativeL2(Run<GeluTanhEpilogue>(p, splits: splits, twoWarpGroups: true), Expected(p, GeluTanh));
+        double error = RelativeL2(Run<GeluTanhEpilogue>(p, splits: splits, twoWarpGroups: true), p.ExpectedFromHalves(GeluTanh));
         Assert.True(error < 1e-6, $"{error:E2}");
     }
 
@@ -56,7 +51,7 @@ public class LinearWgmmaTests
     public void WritesFloat16OutputRoundedFromTheFloat32Result()
     {
         using var p = new GemmProblem(32, 20, 64, 24, 0.3f);
-        double error = RelativeL2(Run<GeluTanhEpilogue>(p, DType.Float16), Expected(p, GeluTanh));
+        double error = RelativeL2(Run<GeluTanhEpilogue>(p, DType.Float16), p.ExpectedFromHalves(GeluTanh));
         Assert.InRange(error, 1e-5, 1e-3);
     }
 
@@ -66,7 +61,7 @@ public class LinearWgmmaTests
     public void SplitKGivesTheSameResultWithBiasAndEpilogue(int splits)
     {
         using var p = new GemmProblem(33, 19, 136, 21, 0.3f);
-        double error = RelativeL2(Run<GeluTanhEpilogue>(p, splits: splits), Expected(p, GeluTanh));
+        double error = RelativeL2(Run<GeluTanhEpilogue>(p, splits: splits), p.ExpectedFromHalves(GeluTanh));
         Assert.True(error < 1e-6, $"{error:E2}");
     }
 

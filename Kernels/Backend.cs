@@ -165,7 +165,7 @@ public sealed class Backend : IDisposable
         {
             string name = KernelName(kernel.Method);
             RefuseFirstUseWhileRecording(name);
-            var launch = LoadExplicitlyGrouped<T>(kernel.Method, dynamicSharedBytes, ptxTarget);
+            var launch = LoadExplicitlyGrouped(kernel, dynamicSharedBytes, ptxTarget);
             loaded = new Action<KernelConfig, T>((config, args) =>
             {
                 if (_recording is { } recording)
@@ -182,12 +182,12 @@ public sealed class Backend : IDisposable
         return (Action<KernelConfig, T>)loaded;
     }
 
-    private Action<AcceleratorStream, KernelConfig, T> LoadExplicitlyGrouped<T>(System.Reflection.MethodInfo method, int dynamicSharedBytes, string? ptxTarget)
+    private Action<AcceleratorStream, KernelConfig, T> LoadExplicitlyGrouped<T>(Action<T> kernel, int dynamicSharedBytes, string? ptxTarget)
         where T : struct
     {
-        if (!IsCuda || (ptxTarget is null && dynamicSharedBytes <= 48 * 1024))
-            return Accelerator.LoadKernel<Action<AcceleratorStream, KernelConfig, T>>(method);
-        var compiled = Accelerator.CompileKernel(ILGPU.Backends.EntryPoints.EntryPointDescription.FromExplicitlyGroupedKernel(method));
+        if (!IsCuda || (ptxTarget is null && dynamicSharedBytes <= 48 * 1024)) return Accelerator.LoadKernel(kernel);
+        // ILGPU's own steps for an explicitly grouped kernel, with the PTX and the shared-memory limit set between them.
+        var compiled = Accelerator.CompileKernel(ILGPU.Backends.EntryPoints.EntryPointDescription.FromExplicitlyGroupedKernel(kernel.Method));
         if (ptxTarget is not null) PtxTarget.Retarget((ILGPU.Backends.PTX.PTXCompiledKernel)compiled, ptxTarget);
         var loaded = (CudaKernel)Accelerator.LoadKernel(compiled);
         if (dynamicSharedBytes > 48 * 1024) CudaDriver.AllowDynamicSharedMemory(loaded, dynamicSharedBytes);

@@ -189,20 +189,22 @@ public static class LinearWgmma
         int stage = 0;
         for (int tile = 0; tile < tiles; tile++)
         {
-            // Tile `tile` has landed; every warp has seen the multiplies of tile - 2 done, whose stage the
-            // next copy reuses.
+            // Tile `tile` has landed in every thread's copies.
             default(TPath).WaitForTile();
             Group.Barrier();
-            int next = stage + Ahead < Stages ? stage + Ahead : stage + Ahead - Stages;
-            if (tile + Ahead < tiles)
-                StageTile<TPath>(a, shared, sharedBase, tileBegin + tile + Ahead, m0, n0, place, next * stageBytes / 4, groups * TileBytes / 4, 32 * groups, 4, 4 / groups);
-            // An empty group keeps the count of groups in flight the same on the last tiles.
-            default(TPath).CommitCopies();
+            // Its multiplies go first, queued behind those of tile - 1, so the tensor cores have work while
+            // the copies below are issued.
             uint stageAt = sharedBase + (uint)(stage * stageBytes);
             uint x = stageAt + (uint)(group * TileBytes), w = stageAt + (uint)(groups * TileBytes);
             const uint rows64 = 64 / 8 * StrideBytes, k16 = 2 * LeadingBytes;
             c = default(TPath).Multiply(c, shared, Descriptor(x), Descriptor(x + rows64), Descriptor(x + k16), Descriptor(x + rows64 + k16),
                 Descriptor(w), Descriptor(w + k16));
+            // The stage two ahead held tile - 2, whose multiplies every warp saw done before the barrier.
+            int next = stage + Ahead < Stages ? stage + Ahead : stage + Ahead - Stages;
+            if (tile + Ahead < tiles)
+                StageTile<TPath>(a, shared, sharedBase, tileBegin + tile + Ahead, m0, n0, place, next * stageBytes / 4, groups * TileBytes / 4, 32 * groups, 4, 4 / groups);
+            // An empty group keeps the count of groups in flight the same on the last tiles.
+            default(TPath).CommitCopies();
             default(TPath).WaitForPreviousMultiply();
             stage = stage == Stages - 1 ? 0 : stage + 1;
         }

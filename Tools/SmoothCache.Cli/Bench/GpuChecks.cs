@@ -128,7 +128,8 @@ public static class GpuChecks
                     }
         }
         foreach (var r in results) Log(log, r);
-        using var cpu = Backend.Create(DeviceKind.Cpu);
+        // The reference: the portable kernels, whatever SMOOTHCACHE_KERNELS asks of the device under test.
+        using var cpu = Backend.Create(DeviceKind.Cpu, KernelSet.Portable);
         // Each later check is logged as soon as it is done: a crash in one still shows the earlier ones.
         foreach (var check in KernelChecks(backend, cpu).Concat(ModelChecks(backend, cpu, digitsFolder)))
         {

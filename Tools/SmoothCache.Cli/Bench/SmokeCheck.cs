@@ -20,7 +20,8 @@ public static class SmokeCheck
     public static bool Run(Backend backend, TextWriter log, string? digitsFolder = null)
     {
         backend.SynchronizeEachLaunch = true;
-        using var cpu = backend.IsCuda ? Backend.Create(DeviceKind.Cpu) : null;
+        // The reference: the portable kernels, whatever SMOOTHCACHE_KERNELS asks of the device under test.
+        using var cpu = backend.IsCuda ? Backend.Create(DeviceKind.Cpu, KernelSet.Portable) : null;
         foreach (var (name, op) in Steps(digitsFolder ?? SamplingOptions.ResolveModel(SamplingOptions.DefaultModel)))
         {
             try

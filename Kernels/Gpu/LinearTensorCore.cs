@@ -444,22 +444,28 @@ public static class LinearTensorCore
     }
 
     /// <summary>Starts the copies of K tile <paramref name="tile"/> into the stage at word <paramref name="stageWord"/>
-    /// (its W tile <paramref name="wWord"/> words further): each thread its chunk of <paramref name="xPasses"/> x rows
-    /// and <paramref name="wPasses"/> W rows, <paramref name="passRows"/> rows apart (the group's threads / 4). Both
-    /// kernels' layouts give a row 16 words on average, so rows passRows apart are 16 passRows words apart.</summary>
+    /// (its W tile <paramref name="wWord"/> words further): each thread its chunk of 4 x rows and the first
+    /// <paramref name="wPasses"/> (4 or 2) of 4 W rows, <paramref name="passRows"/> rows apart (the group's threads / 4).
+    /// Both kernels' layouts give a row 16 words on average, so rows passRows apart are 16 passRows words apart.
+    /// x and W rows share a loop: split in two, or unrolled, the copies took more instructions or more registers (SASS).</summary>
     internal static void StageTile<TPath>(Args a, ArrayView<uint> shared, uint sharedBase, int tile, int m0, int n0, Placement p,
-        int stageWord, int wWord, int passRows, int xPasses, int wPasses) where TPath : struct, IStagePath
+        int stageWord, int wWord, int passRows, int wPasses) where TPath : struct, IStagePath
     {
         int kChunks = a.K / default(TPath).ChunkElements();
         bool inK = tile * 4 + p.Chunk < kChunks;
         int word = stageWord + p.Word;
         int x = p.XIndex + tile * 4, w = p.WIndex + tile * 4;
-        for (int i = 0; i < xPasses; i++)
-            default(TPath).CopyAsync(shared, sharedBase, word + passRows * i * RowWords, a.X, a.XAddress, x + passRows * i * kChunks,
-                inK & (m0 + p.Row + passRows * i < a.M));
         for (int i = 0; i < wPasses; i++)
-            default(TPath).CopyAsync(shared, sharedBase, word + wWord + passRows * i * RowWords, a.W, a.WAddress, w + passRows * i * kChunks,
-                inK & (n0 + p.Row + passRows * i < a.N));
+        {
+            int row = p.Row + passRows * i, at = word + passRows * i * RowWords, offset = passRows * i * kChunks;
+            default(TPath).CopyAsync(shared, sharedBase, at, a.X, a.XAddress, x + offset, inK & (m0 + row < a.M));
+            default(TPath).CopyAsync(shared, sharedBase, at + wWord, a.W, a.WAddress, w + offset, inK & (n0 + row < a.N));
+        }
+        for (int i = wPasses; i < 4; i++)
+        {
+            int row = p.Row + passRows * i;
+            default(TPath).CopyAsync(shared, sharedBase, word + passRows * i * RowWords, a.X, a.XAddress, x + passRows * i * kChunks, inK & (m0 + row < a.M));
+        }
     }
 
     /// <summary>One 16-deep step (chunks 2 step and 2 step + 1 of the stage) of the warp's 64 x 64 tile.
@@ -562,7 +568,7 @@ public static class LinearTensorCore
 
         for (int s = 0; s < Stages - 1; s++)
         {
-            if (s < tiles) StageTile<TPath>(a, shared, sharedBase, tileBegin + s, m0, n0, place, s * StageWords, TileWords, 32, 4, 4);
+            if (s < tiles) StageTile<TPath>(a, shared, sharedBase, tileBegin + s, m0, n0, place, s * StageWords, TileWords, 32, 4);
             default(TPath).CommitCopies();
         }
         Accumulators c = default;
@@ -574,7 +580,7 @@ public static class LinearTensorCore
             default(TPath).WaitAllButNewestCopies();
             Group.Barrier();
             if (tile + Stages - 1 < tiles)
-                StageTile<TPath>(a, shared, sharedBase, tileBegin + tile + Stages - 1, m0, n0, place, writeStage * StageWords, TileWords, 32, 4, 4);
+                StageTile<TPath>(a, shared, sharedBase, tileBegin + tile + Stages - 1, m0, n0, place, writeStage * StageWords, TileWords, 32, 4);
             // An empty group keeps the count of groups in flight the same on the last tiles.
             default(TPath).CommitCopies();
             int stageAt = readStage * StageWords;

@@ -182,7 +182,7 @@ public static class LinearWgmma
         for (int s = 0; s < Ahead; s++)
         {
             if (s < tiles)
-                StageTile<TPath>(a, shared, sharedBase, tileBegin + s, m0, n0, place, s * stageBytes / 4, groups * TileBytes / 4, 32 * groups, 4, 4 / groups);
+                StageTile<TPath>(a, shared, sharedBase, tileBegin + s, m0, n0, place, s * stageBytes / 4, groups * TileBytes / 4, 32 * groups, 4 / groups);
             default(TPath).CommitCopies();
         }
         Accumulators c = default;
@@ -202,7 +202,7 @@ public static class LinearWgmma
             // The stage two ahead held tile - 2, whose multiplies every warp saw done before the barrier.
             int next = stage + Ahead < Stages ? stage + Ahead : stage + Ahead - Stages;
             if (tile + Ahead < tiles)
-                StageTile<TPath>(a, shared, sharedBase, tileBegin + tile + Ahead, m0, n0, place, next * stageBytes / 4, groups * TileBytes / 4, 32 * groups, 4, 4 / groups);
+                StageTile<TPath>(a, shared, sharedBase, tileBegin + tile + Ahead, m0, n0, place, next * stageBytes / 4, groups * TileBytes / 4, 32 * groups, 4 / groups);
             // An empty group keeps the count of groups in flight the same on the last tiles.
             default(TPath).CommitCopies();
             default(TPath).WaitForPreviousMultiply();

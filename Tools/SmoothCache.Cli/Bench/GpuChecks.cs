@@ -81,6 +81,7 @@ public static class GpuChecks
             throw new InvalidOperationException($"GPU checks need a CUDA device; backend is {backend.DeviceName}");
         var results = new List<CheckResult>();
         results.Add(CheckToHalf(backend));
+        if (backend.UsesWgmma) results.AddRange(WgmmaLayoutProbe(backend, log));
         foreach (var (m, n, k) in Shapes)
         {
             var x = RandomData(3, (long)m * k, 2f);
@@ -159,6 +160,44 @@ public static class GpuChecks
     /// <summary>(B, T, heads, head dim): one token, ragged tiles, the XL shape; 16 runs the portable kernel on CUDA.</summary>
     public static readonly (int B, int T, int Heads, int HeadDim)[] AttentionShapes =
         [(1, 1, 1, 72), (2, 70, 3, 72), (3, 257, 2, 64), (2, 256, 16, 72), (2, 64, 4, 16)];
+
+    /// <summary>
+    /// Which operand elements the Hopper GEMM's wgmma actually multiplies, for one 128 x 128 x 32 block: with
+    /// one-hot x rows (x[r][k] = 1 at k = r % 32) each y[r][n] is the W element paired with row r, and W holds
+    /// its own coordinates (W[n][k] = 32 (n % 64) + k, exact in fp16), so a wrong descriptor or accumulator
+    /// layout shows as the (n, k) that was read instead; then the same with the roles swapped. Logs the first
+    /// mismatches decoded; one check per operand. Public for the emulated run in the tests.
+    /// </summary>
+    public static IEnumerable<CheckResult> WgmmaLayoutProbe(Backend backend, TextWriter log)
+    {
+        const int size = 128, depth = 32;
+        float Coordinates(int row, int k) => 32 * (row % 64) + k;
+        float OneHot(int row, int k) => k == row % depth ? 1f : 0f;
+        foreach (var (name, x, w, expected) in new (string, Func<int, int, float>, Func<int, int, float>, Func<int, int, float>)[]
+        {
+            ("wgmma probe: W read", OneHot, Coordinates, (r, n) => Coordinates(n, r % depth)),
+            ("wgmma probe: x read", Coordinates, OneHot, (r, n) => Coordinates(r, n % depth)),
+        })
+        {
+            using var tx = backend.Arena.Upload(Enumerable.Range(0, size * depth).Select(i => x(i / depth, i % depth)).ToArray(), size, depth);
+            using var tw = backend.Arena.Upload(Enumerable.Range(0, size * depth).Select(i => w(i / depth, i % depth)).ToArray(), size, depth);
+            using var txHalf = HalfConversion.ToHalf(tx);
+            using var twHalf = HalfConversion.ToHalf(tw);
+            using var y = backend.Arena.Rent(size, size);
+            LinearWgmma.Run<IdentityEpilogue>(backend, txHalf.HalfView, twHalf, ILGPU.ArrayView<float>.Empty, OutputView.Of(y), size, splits: 1);
+            var got = y.ToArray();
+            var want = Enumerable.Range(0, size * size).Select(i => expected(i / size, i % size)).ToArray();
+            var wrong = Enumerable.Range(0, got.Length).Where(i => got[i] != want[i]).ToList();
+            foreach (int i in wrong.Take(6))
+            {
+                float v = got[i];
+                string read = v == MathF.Round(v) && v >= 0 && v < 2048 ? $"= element ({(int)v / 32} mod 64, k {(int)v % 32})" : "(not one element)";
+                log.WriteLine($"  {name}: y[{i / size}, {i % size}] = {v} {read}, expected {want[i]} (element ({(int)want[i] / 32} mod 64, k {(int)want[i] % 32}))");
+            }
+            if (wrong.Count > 0) log.WriteLine($"  {name}: {wrong.Count} of {got.Length} outputs wrong");
+            yield return new CheckResult(name, size, size, depth, RelativeL2(got, want), 0);
+        }
+    }
 
     private static IEnumerable<Func<CheckResult>> KernelChecks(Backend cuda, Backend cpu)
     {

@@ -1,0 +1,20 @@
+using SmoothCache.Cli.Bench;
+using SmoothCache.Kernels;
+
+namespace SmoothCache.Tests.Bench;
+
+public class GpuChecksTests
+{
+    [Fact]
+    public void WgmmaLayoutProbeFindsEveryElementWhereTheEmulationPutsIt()
+    {
+        // The emulation reads through the kernel's own descriptors: the probe must see every element in place,
+        // so that on a GPU a mismatch it reports is the hardware reading the descriptors differently.
+        using var backend = Backend.Create(DeviceKind.Cpu, KernelSet.Wgmma);
+        var log = new StringWriter();
+        var checks = GpuChecks.WgmmaLayoutProbe(backend, log).ToArray();
+        Assert.Equal(2, checks.Length);
+        Assert.All(checks, c => Assert.Equal(0, c.RelativeError));
+        Assert.Equal("", log.ToString());
+    }
+}

@@ -80,7 +80,7 @@ fi
 echo "== summary"
 cat "$STATUS"
 echo "== checks that failed"
-grep -h "^FAIL" "$OUT/gemm.log" || echo "(none)"
+grep -h "^FAIL\|wgmma probe" "$OUT/gemm.log" || echo "(none)"
 for name in smoke sanitizer kernels forward forward-mma sampling; do
     [ -f "$OUT/$name.log" ] || continue
     echo "== $name"

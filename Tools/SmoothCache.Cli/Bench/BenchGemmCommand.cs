@@ -29,9 +29,12 @@ public static class BenchGemmCommand
             if (extra.Any(s => s is < 1 or > SplitK.MaxSplits))
                 throw new UserInputException($"--splits takes split counts from 1 to {SplitK.MaxSplits}, got {string.Join(" ", extra)}");
             using var backend = Backend.Create(DeviceKind.Cuda);
-            // Timings first: the whole-model checks at the end of GpuChecks can leave the context faulted.
+            // The wgmma layout probe first (SMOOTHCACHE_KERNELS=wgmma): what it logs is the most useful thing
+            // a wrong Hopper GEMM can say, and later steps may fault. Then timings: the whole-model checks at the
+            // end of GpuChecks can leave the context faulted.
+            var probe = backend.UsesWgmma ? GpuChecks.WgmmaLayoutProbe(backend, context.Out).ToArray() : [];
             var results = GemmBench.Run(backend, context.Out, count, extra);
-            var checks = GpuChecks.Run(backend, context.Out);
+            var checks = probe.Concat(GpuChecks.Run(backend, context.Out)).ToArray();
             GemmBench.WriteJson(parse.GetValue(json)!, backend.DeviceName, results, checks);
             return checks.All(c => c.Passed) ? ExitCodes.Success : ExitCodes.Internal;
         });

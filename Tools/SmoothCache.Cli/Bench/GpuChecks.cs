@@ -81,7 +81,6 @@ public static class GpuChecks
             throw new InvalidOperationException($"GPU checks need a CUDA device; backend is {backend.DeviceName}");
         var results = new List<CheckResult>();
         results.Add(CheckToHalf(backend));
-        if (backend.UsesWgmma) results.AddRange(WgmmaLayoutProbe(backend, log));
         foreach (var (m, n, k) in Shapes)
         {
             var x = RandomData(3, (long)m * k, 2f);
@@ -166,7 +165,7 @@ public static class GpuChecks
     /// one-hot x rows (x[r][k] = 1 at k = r % 32) each y[r][n] is the W element paired with row r, and W holds
     /// its own coordinates (W[n][k] = 32 (n % 64) + k, exact in fp16), so a wrong descriptor or accumulator
     /// layout shows as the (n, k) that was read instead; then the same with the roles swapped. Logs the first
-    /// mismatches decoded; one check per operand. Public for the emulated run in the tests.
+    /// mismatches decoded, then one check per operand. Public for the emulated run in the tests.
     /// </summary>
     public static IEnumerable<CheckResult> WgmmaLayoutProbe(Backend backend, TextWriter log)
     {
@@ -195,7 +194,9 @@ public static class GpuChecks
                 log.WriteLine($"  {name}: y[{i / size}, {i % size}] = {v} {read}, expected {want[i]} (element ({(int)want[i] / 32} mod 64, k {(int)want[i] % 32}))");
             }
             if (wrong.Count > 0) log.WriteLine($"  {name}: {wrong.Count} of {got.Length} outputs wrong");
-            yield return new CheckResult(name, size, size, depth, RelativeL2(got, want), 0);
+            var result = new CheckResult(name, size, size, depth, RelativeL2(got, want), 0);
+            Log(log, result);
+            yield return result;
         }
     }
 

@@ -17,13 +17,13 @@ namespace SmoothCache.Kernels.Gpu;
 /// traffic per product, at one block per multiprocessor instead of three). cuBLAS reaches ~680 TFLOP/s on an H200
 /// this way where <c>mma.sync</c> tops out near 300 (BENCHMARKS.md).
 /// Shared memory: 4 stages (a tile is copied two ahead while one multiply is in flight) x (x tile + W tile),
-/// 8 KB per 128 rows: 64 KB or 96 KB, dynamic. Tiles are in wgmma's canonical K-major layout without swizzle: 8 x 8 "core
-/// matrices" of 128 contiguous bytes; the 16-byte chunk c (K 8c..8c+7) of tile row r lies at byte
+/// 8 KB per 128 rows: 64 KB or 96 KB, dynamic. Tiles are in wgmma's canonical K-major layout without
+/// swizzle: 8 x 8 "core matrices" of 128 contiguous bytes; the 16-byte chunk c (K 8c..8c+7) of tile row r lies at byte
 /// (r / 8) 512 + 128 c + 16 (r % 8). A matrix descriptor names an operand as start address, the step to the
 /// next core matrix along K (leading byte offset, 128) and along M or N (stride byte offset, 512).
-/// The thread's accumulators: warp w, lane l of the m64n128 product for rows 64 h.. hold rows 64 h + 16 w +
-/// l / 4 (+ 8), columns 8 j + 2 (l % 4) (+ 1) in registers acc[64 h + 4 j ..], the order of
-/// <see cref="Accumulators"/> C{2h + j / 8}{j % 8}.
+/// The thread's accumulators: lane l of warp w (of its warpgroup) holds, of the m64n128 product for the
+/// warpgroup's rows 64 h.., rows 64 h + 16 w + l / 4 (+ 8) and columns 8 j + 2 (l % 4) (+ 1) in registers
+/// acc[64 h + 4 j ..], the order of <see cref="Accumulators"/> C{2h + j / 8}{j % 8}.
 /// Needs a compute-capability 9.0 GPU: the module is assembled for sm_90a (<see cref="PtxTarget"/>).
 /// Other accelerators emulate the instructions from the descriptors (tests).
 /// </summary>

@@ -7,7 +7,9 @@
 # ptxas: $PTXAS, else ptxas on PATH. Without a CUDA toolkit, Debian's nvidia-cuda-toolkit package (non-free)
 # carries one: `apt-get download nvidia-cuda-toolkit && dpkg -x nvidia-cuda-toolkit*.deb cuda`, then
 # PTXAS=cuda/usr/bin/ptxas. ILGPU writes PTX ISA 8.0; an older ptxas (CUDA 11.8 reads up to 7.8) gets
-# the .version line lowered to what it reads — the kernels use no newer instruction.
+# the .version line lowered to what it reads — the kernels use no newer instruction, except the Hopper
+# GEMM's wgmma (sm_90a), which only ptxas 12+ assembles: Debian 13's package is CUDA 12.4 (apt-get download
+# it with a trixie source list on a Debian 12 machine).
 set -u
 ARCH=${1:-sm_90}
 DIR=${2:-${TMPDIR:-/tmp}/smoothcache-ptx}
@@ -29,8 +31,13 @@ for f in "$DIR"/*.ptx; do
         src="$f.asm"
         sed "s/^\.version [0-9.]*/.version $MAX/" "$f" > "$src"
     fi
-    # A module retargeted to an architecture-specific target (sm_90a: wgmma) is assembled for that target.
+    # A module retargeted to an architecture-specific target (sm_90a: wgmma) is assembled for that target,
+    # which needs ptxas 12 or newer: an older one skips it (CUDA 11.8, Debian 12's package).
     arch=$(grep -o "^\.target sm_[0-9]*a" "$f" | cut -d' ' -f2)
+    if [ -n "$arch" ] && ! printf '.version 7.8\n.target %s\n.address_size 64\n' "$arch" | "$PTXAS" -arch="$arch" - -o /dev/null > /dev/null 2>&1; then
+        printf "%-72s %s\n" "$(basename "$f" .ptx)" "skipped: this ptxas cannot assemble $arch"
+        continue
+    fi
     if ! info=$("$PTXAS" -arch="${arch:-$ARCH}" -v "$src" -o /dev/null 2>&1); then
         echo "FAIL $(basename "$f" .ptx)"
         echo "$info" | grep -v "^ptxas info" | head -n 10

@@ -1,57 +1,22 @@
+using ILGPU;
 using SmoothCache.Kernels;
 using SmoothCache.Kernels.Gpu;
 using static SmoothCache.Tests.TestSupport;
 using static SmoothCache.Tests.Kernels.LinearTests;
+using Half = ILGPU.Half;
 
 namespace SmoothCache.Tests.Kernels.Gpu;
 
 /// <summary>
 /// The tensor-core GEMM on the CPU accelerator, where ldmatrix, mma.sync and cp.async are emulated
 /// (TensorCore): its staging, swizzle, three-stage pipeline, fragment layout and epilogue are the
-/// CUDA kernel's own; only the PTX spelling is not exercised here. Products of fp16-rounded inputs,
-/// so the reference multiplies the rounded values in float64.
+/// CUDA kernel's own; only the PTX spelling is not exercised here. The fp16 cases are
+/// <see cref="Fp16GemmTests"/>; here the 3xTF32 (fp32) instance.
 /// </summary>
-public class LinearTensorCoreTests
+public class LinearTensorCoreTests : Fp16GemmTests
 {
-    private static float[] Run<TEpilogue>(GemmProblem p, DType output = DType.Float32, int splits = 1) where TEpilogue : struct, IEpilogue
-    {
-        using var x = HalfConversion.ToHalf(p.Tx);
-        using var w = HalfConversion.ToHalf(p.Tw);
-        using var y = Cpu.Arena.Rent(output, p.M, p.N);
-        LinearTensorCore.Run<TEpilogue>(Cpu, x.HalfView, w, p.Tb.View, OutputView.Of(y), p.M, splits);
-        return y.ToArray();
-    }
-
-    [Theory]
-    [InlineData(5, 8, 3)]       // one K chunk, far smaller than a 128 x 128 block
-    [InlineData(37, 136, 19)]   // 5 K tiles through the 3-stage pipeline, the last one a single chunk
-    [InlineData(130, 40, 131)]  // M and N past one block: 4 blocks, rows and columns cut off at the edges
-    [InlineData(130, 40, 130)]  // the same with N even: column pairs stored together, whole warp tiles unchecked
-    public void MatchesFloat64ReferenceOnRaggedShapes(int m, int k, int n)
-    {
-        using var p = new GemmProblem(21, m, k, n, 0.3f);
-        double error = RelativeL2(Run<IdentityEpilogue>(p), p.ExpectedFromHalves(v => v));
-        Assert.True(error < 1e-6, $"{error:E2}");
-    }
-
-    [Fact]
-    public void WritesFloat16OutputRoundedFromTheFloat32Result()
-    {
-        using var p = new GemmProblem(22, 20, 64, 24, 0.3f);
-        double error = RelativeL2(Run<GeluTanhEpilogue>(p, DType.Float16), p.ExpectedFromHalves(GeluTanh));
-        // Within fp16 rounding (2^-11 relative) of the exact result, and not exact.
-        Assert.InRange(error, 1e-5, 1e-3);
-    }
-
-    [Theory]
-    [InlineData(2)]  // 5 K tiles as 3 + 2: each split runs the pipeline on its own range
-    [InlineData(5)]  // one tile each: the prologue's second stage is empty
-    public void SplitKGivesTheSameResultWithBiasAndEpilogue(int splits)
-    {
-        using var p = new GemmProblem(23, 19, 136, 21, 0.3f);
-        double error = RelativeL2(Run<GeluTanhEpilogue>(p, splits: splits), p.ExpectedFromHalves(GeluTanh));
-        Assert.True(error < 1e-6, $"{error:E2}");
-    }
+    protected override void Multiply<TEpilogue>(ArrayView<Half> x, Tensor w, ArrayView<float> bias, OutputView y, int m, int splits) =>
+        LinearTensorCore.Run<TEpilogue>(Cpu, x, w, bias, y, m, splits);
 
     private static float[] RunTf32x3<TEpilogue>(GemmProblem p, int splits = 1) where TEpilogue : struct, IEpilogue
     {

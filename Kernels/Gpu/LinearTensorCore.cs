@@ -31,7 +31,7 @@ public static class LinearTensorCore
     public const int Threads = 128;
     private const int Stages = 3;
     /// <summary>Words per shared row: four 16-byte chunks, no padding (the swizzle avoids bank conflicts).</summary>
-    internal const int RowWords = 16;
+    private const int RowWords = 16;
     private const int TileWords = Tile * RowWords;
     private const int StageWords = 2 * TileWords;
 
@@ -627,7 +627,7 @@ public static class LinearTensorCore
         where TEpilogue : struct, IEpilogue where TPtx : struct, IPath where TEmulated : struct, IPath where T : unmanaged =>
         Launch<TEpilogue, T>(backend, "LinearTensorCore", x, w, weight, bias, y, m, splits, chunk,
             epilogue => epilogue ? Load<TEpilogue, TPtx, TEmulated>(backend) : Load<IdentityEpilogue, TPtx, TEmulated>(backend),
-            (rows, columns, used) => Config(rows, columns, used));
+            Config);
 
     /// <summary>
     /// Checks a GEMM, splits K when the output has too few 128 x 128 blocks for the device (<see cref="SplitK"/>)

@@ -86,8 +86,12 @@ public static class LinearWgmma
             default(LinearTensorCore.Ptx).CopyAsync(shared, sharedBase, word, global, globalAddress, index, valid);
         public void CommitCopies() => TensorCore.CommitCopies();
 
-        // cp.async writes through the generic proxy and wgmma reads through the async proxy: the fence orders them.
-        public void WaitForTile() => CudaAsm.Emit("cp.async.wait_group 1; fence.proxy.async.shared::cta;");
+        public void WaitForTile()
+        {
+            TensorCore.WaitAllButNewestCopies();
+            // cp.async writes through the generic proxy and wgmma reads through the async proxy: the fence orders them.
+            CudaAsm.Emit("fence.proxy.async.shared::cta;");
+        }
 
         public Accumulators Multiply(Accumulators c, ArrayView<uint> shared, long a0, long a1, long a2, long a3, long b0, long b1)
         {
@@ -178,11 +182,12 @@ public static class LinearWgmma
         int tiles = Math.Min(a.TilesPerSplit, (a.K + Depth - 1) / Depth - tileBegin);
         var place = Place<TPath>(a, m0, n0, 0, 0);
         place.Word = CoreMatrixWord(place.Row, place.Chunk);
+        // Copies: the W tile after the block's x rows, a pass of rows per 4 threads, 128 W rows in 4 / groups passes.
+        int wWord = groups * TileBytes / 4, passRows = 32 * groups, wPasses = 4 / groups;
 
         for (int s = 0; s < Ahead; s++)
         {
-            if (s < tiles)
-                StageTile<TPath>(a, shared, sharedBase, tileBegin + s, m0, n0, place, s * stageBytes / 4, groups * TileBytes / 4, 32 * groups, 4 / groups);
+            if (s < tiles) StageTile<TPath>(a, shared, sharedBase, tileBegin + s, m0, n0, place, s * stageBytes / 4, wWord, passRows, wPasses);
             default(TPath).CommitCopies();
         }
         Accumulators c = default;
@@ -202,7 +207,7 @@ public static class LinearWgmma
             // The stage two ahead held tile - 2, whose multiplies every warp saw done before the barrier.
             int next = stage + Ahead < Stages ? stage + Ahead : stage + Ahead - Stages;
             if (tile + Ahead < tiles)
-                StageTile<TPath>(a, shared, sharedBase, tileBegin + tile + Ahead, m0, n0, place, next * stageBytes / 4, groups * TileBytes / 4, 32 * groups, 4 / groups);
+                StageTile<TPath>(a, shared, sharedBase, tileBegin + tile + Ahead, m0, n0, place, next * stageBytes / 4, wWord, passRows, wPasses);
             // An empty group keeps the count of groups in flight the same on the last tiles.
             default(TPath).CommitCopies();
             default(TPath).WaitForPreviousMultiply();

@@ -425,10 +425,11 @@ public static class LinearTensorCore
         public int AWord, BWord;
     }
 
-    internal static Placement Place<TPath>(Args a, int m0, int n0, int warpRow, int warpCol) where TPath : struct, IStagePath
+    /// <summary>The thread's placement when it copies K chunk <paramref name="chunk"/> of tile row <paramref name="row"/>
+    /// (and the rows a pass further on).</summary>
+    internal static Placement Place<TPath>(Args a, int m0, int n0, int warpRow, int warpCol, int chunk, int row) where TPath : struct, IStagePath
     {
         int kChunks = a.K / default(TPath).ChunkElements();
-        int chunk = Group.IdxX & 3, row = Group.IdxX >> 2;
         int lane = Warp.LaneIdx;
         int matrix = lane >> 3, r = lane & 7;
         // x: matrices (rows 0-7 | 8-15) x (k 0-7 | 8-15) give an A fragment in order.
@@ -564,7 +565,7 @@ public static class LinearTensorCore
         int tileBegin = Grid.IdxZ * a.TilesPerSplit;
         int depth = 4 * default(TPath).ChunkElements();
         int tiles = Math.Min(a.TilesPerSplit, (a.K + depth - 1) / depth - tileBegin);
-        var place = Place<TPath>(a, m0, n0, warpRow, warpCol);
+        var place = Place<TPath>(a, m0, n0, warpRow, warpCol, Group.IdxX & 3, Group.IdxX >> 2);
 
         for (int s = 0; s < Stages - 1; s++)
         {

@@ -29,22 +29,27 @@ namespace SmoothCache.Kernels.Gpu;
 /// </summary>
 public static class LinearWgmma
 {
-    private const int Stages = 4;
-    /// <summary>Tiles copied ahead of the one multiplied: with one multiply in flight, a stage is rewritten
-    /// two tiles after its multiply was issued, when it is known to be done.</summary>
-    private const int Ahead = 2;
     /// <summary>Bytes of 128 rows of a 32-deep fp16 tile.</summary>
     private const int TileBytes = Tile * Depth * 2;
     /// <summary>Core matrices: 128 bytes apart along K, 512 bytes (8 rows of 4 chunks) along M or N.</summary>
     private const int LeadingBytes = 128, StrideBytes = 512;
 
-    /// <summary>How many warpgroups a block has; each multiplies 128 rows of x by the block's 128 columns of W.</summary>
-    public interface IBlock { int WarpGroups(); }
-    public readonly struct OneWarpGroup : IBlock { public int WarpGroups() => 1; }
-    public readonly struct TwoWarpGroups : IBlock { public int WarpGroups() => 2; }
+    /// <summary>A block's shape: how many warpgroups it has (each multiplies 128 rows of x by the block's 128
+    /// columns of W) and how many K tiles its copies run ahead of the tile multiplied. With one multiply in
+    /// flight, a stage is rewritten <c>Ahead</c> tiles after its multiply was issued, when it is known to be done,
+    /// so a block holds Ahead + 2 stages.</summary>
+    public interface IBlock { int WarpGroups(); int Ahead(); }
+    public readonly struct OneWarpGroup : IBlock { public int WarpGroups() => 1; public int Ahead() => 2; }
+    /// <summary>One warpgroup, copies three tiles ahead (80 KB: two blocks per multiprocessor instead of three).</summary>
+    public readonly struct OneWarpGroupDeep : IBlock { public int WarpGroups() => 1; public int Ahead() => 3; }
+    public readonly struct TwoWarpGroups : IBlock { public int WarpGroups() => 2; public int Ahead() => 2; }
 
-    /// <summary>Dynamic shared memory of a block of <paramref name="warpGroups"/>: 4 stages of x and W tiles.</summary>
-    public static int SharedBytes(int warpGroups) => Stages * (warpGroups + 1) * TileBytes;
+    /// <summary>Stages of a block that copies <paramref name="ahead"/> tiles ahead.</summary>
+    private static int Stages(int ahead) => ahead + 2;
+
+    /// <summary>Dynamic shared memory of a <typeparamref name="TBlock"/> block: its stages of x and W tiles.</summary>
+    public static int SharedBytes<TBlock>() where TBlock : struct, IBlock =>
+        Stages(default(TBlock).Ahead()) * (default(TBlock).WarpGroups() + 1) * TileBytes;
 
     /// <summary>The word of the 16-byte chunk <paramref name="chunk"/> of tile row <paramref name="row"/>.</summary>
     private static int CoreMatrixWord(int row, int chunk) => (row >> 3) * (StrideBytes / 4) + chunk * (LeadingBytes / 4) + (row & 7) * 4;
@@ -57,9 +62,10 @@ public static class LinearWgmma
     /// <summary>How a kernel instance runs the warpgroup instructions: <see cref="Ptx"/> on CUDA, <see cref="Emulated"/> elsewhere.</summary>
     public interface IPath : IStagePath
     {
-        /// <summary>Waits for this thread's copies of the oldest tile in flight and makes them visible to the
-        /// tensor cores (a barrier must follow before they read other threads' copies).</summary>
-        void WaitForTile();
+        /// <summary>Waits for this thread's copies of the oldest tile in flight, leaving the newest
+        /// <paramref name="later"/> (1 or 2) tiles' copies in flight, and makes them visible to the tensor cores
+        /// (a barrier must follow before they read other threads' copies).</summary>
+        void WaitForTile(int later);
         /// <summary>Issues the tile's four m64n128k16 multiplies, x rows 0-63 and 64-127 for K 0-15 and 16-31:
         /// a0, a1 are the x descriptors of the first K step (rows 0-63, 64-127), a2, a3 the second, b0, b1 W's.</summary>
         Accumulators Multiply(Accumulators c, ArrayView<uint> shared, long a0, long a1, long a2, long a3, long b0, long b1);
@@ -86,9 +92,11 @@ public static class LinearWgmma
             default(LinearTensorCore.Ptx).CopyAsync(shared, sharedBase, word, global, globalAddress, index, valid);
         public void CommitCopies() => TensorCore.CommitCopies();
 
-        public void WaitForTile()
+        public void WaitForTile(int later)
         {
-            TensorCore.WaitAllButNewestCopies();
+            // wait_group takes a constant; `later` is one (a block shape's) wherever the kernel is compiled.
+            if (later == 1) TensorCore.WaitAllButNewestCopies();
+            else CudaAsm.Emit("cp.async.wait_group 2;");
             // cp.async writes through the generic proxy and wgmma reads through the async proxy: the fence orders them.
             CudaAsm.Emit("fence.proxy.async.shared::cta;");
         }
@@ -118,7 +126,7 @@ public static class LinearWgmma
         public void CopyAsync(ArrayView<uint> shared, uint sharedBase, int word, ArrayView<U4> global, long globalAddress, int index, bool valid) =>
             default(LinearTensorCore.Emulated).CopyAsync(shared, sharedBase, word, global, globalAddress, index, valid);
         public void CommitCopies() { }
-        public void WaitForTile() { }
+        public void WaitForTile(int later) { }
         public void WaitForPreviousMultiply() { }
         public Accumulators Finish(Accumulators c) => c;
 
@@ -180,12 +188,17 @@ public static class LinearWgmma
         int m0 = Grid.IdxY * Tile * groups, n0 = Grid.IdxX * Tile;
         int tileBegin = Grid.IdxZ * a.TilesPerSplit;
         int tiles = Math.Min(a.TilesPerSplit, (a.K + Depth - 1) / Depth - tileBegin);
-        var place = Place<TPath>(a, m0, n0, 0, 0);
-        place.Word = CoreMatrixWord(place.Row, place.Chunk);
-        // Copies: the W tile after the block's x rows, a pass of rows per 4 threads, 128 W rows in 4 / groups passes.
+        int ahead = default(TBlock).Ahead(), stages = Stages(ahead);
+        // Copies: a warp's lanes 8 q .. 8 q + 7 take chunk q of its 8 rows, so each quarter warp writes one
+        // core matrix, 128 contiguous bytes: no bank conflicts (4 chunks of a row would all hit the same banks).
+        // A pass of rows is 8 per warp; the W tile follows the block's x rows, 128 W rows in 4 / groups passes.
+        int thread = Group.IdxX;
+        int copyChunk = (thread >> 3) & 3, copyRow = (thread & 7) + 8 * (thread >> 5);
+        var place = Place<TPath>(a, m0, n0, 0, 0, copyChunk, copyRow);
+        place.Word = CoreMatrixWord(copyRow, copyChunk);
         int wWord = groups * TileBytes / 4, passRows = 32 * groups, wPasses = 4 / groups;
 
-        for (int s = 0; s < Ahead; s++)
+        for (int s = 0; s < ahead; s++)
         {
             if (s < tiles) StageTile<TPath>(a, shared, sharedBase, tileBegin + s, m0, n0, place, s * stageBytes / 4, wWord, passRows, wPasses);
             default(TPath).CommitCopies();
@@ -195,7 +208,7 @@ public static class LinearWgmma
         for (int tile = 0; tile < tiles; tile++)
         {
             // Tile `tile` has landed in every thread's copies.
-            default(TPath).WaitForTile();
+            default(TPath).WaitForTile(ahead - 1);
             Group.Barrier();
             // Its multiplies go first, queued behind those of tile - 1, so the tensor cores have work while
             // the copies below are issued.
@@ -204,14 +217,14 @@ public static class LinearWgmma
             const uint rows64 = 64 / 8 * StrideBytes, k16 = 2 * LeadingBytes;
             c = default(TPath).Multiply(c, shared, Descriptor(x), Descriptor(x + rows64), Descriptor(x + k16), Descriptor(x + rows64 + k16),
                 Descriptor(w), Descriptor(w + k16));
-            // The stage two ahead held tile - 2, whose multiplies every warp saw done before the barrier.
-            int next = stage + Ahead < Stages ? stage + Ahead : stage + Ahead - Stages;
-            if (tile + Ahead < tiles)
-                StageTile<TPath>(a, shared, sharedBase, tileBegin + tile + Ahead, m0, n0, place, next * stageBytes / 4, wWord, passRows, wPasses);
+            // The stage `ahead` tiles on held tile - 2, whose multiplies every warp saw done before the barrier.
+            int next = stage + ahead < stages ? stage + ahead : stage + ahead - stages;
+            if (tile + ahead < tiles)
+                StageTile<TPath>(a, shared, sharedBase, tileBegin + tile + ahead, m0, n0, place, next * stageBytes / 4, wWord, passRows, wPasses);
             // An empty group keeps the count of groups in flight the same on the last tiles.
             default(TPath).CommitCopies();
             default(TPath).WaitForPreviousMultiply();
-            stage = stage == Stages - 1 ? 0 : stage + 1;
+            stage = stage == stages - 1 ? 0 : stage + 1;
         }
 
         c = default(TPath).Finish(c);
@@ -226,7 +239,7 @@ public static class LinearWgmma
     {
         int groups = default(TBlock).WarpGroups();
         return new(new Index3D((n + Tile - 1) / Tile, (m + Tile * groups - 1) / (Tile * groups), splits), new Index3D(Threads * groups, 1, 1),
-            SharedMemoryConfig.RequestDynamic<U4>(SharedBytes(groups) / 16));
+            SharedMemoryConfig.RequestDynamic<U4>(SharedBytes<TBlock>() / 16));
     }
 
     /// <summary>x holds M x K halves, w is a Float16 [N, K] tensor, y M x N values, in 128 x 128 blocks. Meant for a
@@ -240,14 +253,24 @@ public static class LinearWgmma
     public static void Run<TEpilogue, TBlock>(Backend backend, ArrayView<Half> x, Tensor w, ArrayView<float> bias,
         OutputView y, int m, int splits = 0) where TEpilogue : struct, IEpilogue where TBlock : struct, IBlock
     {
+        if (backend.IsCuda) RunOn<TEpilogue, TBlock, Ptx>(backend, x, w, bias, y, m, splits);
+        else RunOn<TEpilogue, TBlock, Emulated>(backend, x, w, bias, y, m, splits);
+    }
+
+    /// <summary><see cref="Run{TEpilogue, TBlock}"/> on the instructions of <typeparamref name="TPath"/>; the
+    /// benchmark also passes paths that leave out the copies or the multiplies, to time each part alone.</summary>
+    internal static void RunOn<TEpilogue, TBlock, TPath>(Backend backend, ArrayView<Half> x, Tensor w, ArrayView<float> bias,
+        OutputView y, int m, int splits) where TEpilogue : struct, IEpilogue where TBlock : struct, IBlock where TPath : struct, IPath
+    {
         if (w.DType != DType.Float16)
             throw new ArgumentException($"LinearWgmma: weight {w.ShapeText} is {w.DType}, not Float16");
         LinearTensorCore.Launch<TEpilogue, Half>(backend, "LinearWgmma", x, w.HalfView, w, bias, y, m, splits, 8,
-            epilogue => epilogue ? Load<TEpilogue, TBlock>(backend) : Load<IdentityEpilogue, TBlock>(backend), Config<TBlock>);
+            epilogue => epilogue ? Load<TEpilogue, TBlock, TPath>(backend) : Load<IdentityEpilogue, TBlock, TPath>(backend), Config<TBlock>);
     }
 
-    private static Action<KernelConfig, Args> Load<TEpilogue, TBlock>(Backend backend) where TEpilogue : struct, IEpilogue where TBlock : struct, IBlock =>
+    private static Action<KernelConfig, Args> Load<TEpilogue, TBlock, TPath>(Backend backend)
+        where TEpilogue : struct, IEpilogue where TBlock : struct, IBlock where TPath : struct, IPath =>
         backend.IsCuda
-            ? backend.LoadGrouped<Args>(Kernel<TEpilogue, Ptx, TBlock>, SharedBytes(default(TBlock).WarpGroups()), PtxTarget.Hopper)
-            : backend.LoadGrouped<Args>(Kernel<TEpilogue, Emulated, TBlock>);
+            ? backend.LoadGrouped<Args>(Kernel<TEpilogue, TPath, TBlock>, SharedBytes<TBlock>(), PtxTarget.Hopper)
+            : backend.LoadGrouped<Args>(Kernel<TEpilogue, TPath, TBlock>);
 }

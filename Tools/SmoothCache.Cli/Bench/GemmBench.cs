@@ -52,6 +52,7 @@ public static class GemmBench
         using var xHalf = HalfConversion.ToHalf(x);
         using var wHalf = HalfConversion.ToHalf(w);
         using var y = arena.Rent(m, n);
+        using var scratch = arena.Rent(m, n);
         using var yHalf = arena.Rent(DType.Float16, m, n);
 
         // cuBLAS is column-major: y^T (N x M) = W (K x N, transposed) * x^T (K x M).
@@ -86,10 +87,22 @@ public static class GemmBench
             Action OurWgmma(int splits) => () => LinearWgmma.Run<IdentityEpilogue>(backend, xHalf.HalfView, wHalf, ArrayView<float>.Empty, OutputView.Of(y), m, splits);
             Action OurWgmmaTall(int splits) => () =>
                 LinearWgmma.Run<IdentityEpilogue, LinearWgmma.TwoWarpGroups>(backend, xHalf.HalfView, wHalf, ArrayView<float>.Empty, OutputView.Of(y), m, splits);
+            Action OurWgmmaDeep(int splits) => () =>
+                LinearWgmma.Run<IdentityEpilogue, LinearWgmma.OneWarpGroupDeep>(backend, xHalf.HalfView, wHalf, ArrayView<float>.Empty, OutputView.Of(y), m, splits);
             string split = tcSplits > 1 ? $" split {tcSplits}" : "";
             kernels.Insert(1, ($"ours wgmma fp16{split}", OurWgmma(tcSplits), y, -1));
-            kernels.Insert(2, ($"ours wgmma 256x128 fp16{split}", OurWgmmaTall(tcSplits), y, -1));
-            if (tcSplits > 1) kernels.Insert(3, ("ours wgmma fp16 unsplit", OurWgmma(1), y, -1));
+            kernels.Insert(2, ($"ours wgmma 3 ahead fp16{split}", OurWgmmaDeep(tcSplits), y, -1));
+            kernels.Insert(3, ($"ours wgmma 256x128 fp16{split}", OurWgmmaTall(tcSplits), y, -1));
+            if (tcSplits > 1) kernels.Insert(4, ("ours wgmma fp16 unsplit", OurWgmma(1), y, -1));
+            // Where the time goes: the same kernel without its multiplies, and without its copies (wrong
+            // results, so a rel.err near 1: timing only). Written into a scratch output, not y.
+            if (tcSplits == 1)
+            {
+                kernels.Add(("wgmma copies only (timing)", () =>
+                    LinearWgmma.RunOn<IdentityEpilogue, LinearWgmma.OneWarpGroup, CopiesOnly>(backend, xHalf.HalfView, wHalf, ArrayView<float>.Empty, OutputView.Of(scratch), m, 1), scratch, -1));
+                kernels.Add(("wgmma multiplies only (timing)", () =>
+                    LinearWgmma.RunOn<IdentityEpilogue, LinearWgmma.OneWarpGroup, MultipliesOnly>(backend, xHalf.HalfView, wHalf, ArrayView<float>.Empty, OutputView.Of(scratch), m, 1), scratch, -1));
+            }
         }
         if (sgSplits > 1) kernels.Add(("ours SGEMM fp32 unsplit", OurSgemm(1), y, -1));
         foreach (int s in extraSplits.Where(s => s != tcSplits && !(s == 1 && tcSplits > 1)).Distinct())

@@ -22,13 +22,22 @@ public class LinearWgmmaTests : Fp16GemmTests
     [Theory]
     [InlineData(37, 136, 19, 1)]   // one 256-row block, most rows past M
     [InlineData(300, 72, 131, 2)]  // two blocks down (the second's warpgroups half inside), split-K
-    public void TwoWarpGroupBlocksMatchFloat64Reference(int m, int k, int n, int splits)
+    public void TwoWarpGroupBlocksMatchFloat64Reference(int m, int k, int n, int splits) =>
+        AssertMatchesReference<LinearWgmma.TwoWarpGroups>(m, k, n, splits);
+
+    [Theory]
+    [InlineData(20, 232, 24, 1)]   // 8 K tiles: around the 5-stage ring more than once
+    [InlineData(20, 232, 24, 2)]   // split-K: 4 tiles each
+    public void BlocksCopyingThreeTilesAheadMatchFloat64Reference(int m, int k, int n, int splits) =>
+        AssertMatchesReference<LinearWgmma.OneWarpGroupDeep>(m, k, n, splits);
+
+    private static void AssertMatchesReference<TBlock>(int m, int k, int n, int splits) where TBlock : struct, LinearWgmma.IBlock
     {
         using var p = new GemmProblem(35, m, k, n, 0.3f);
         using var x = HalfConversion.ToHalf(p.Tx);
         using var w = HalfConversion.ToHalf(p.Tw);
         using var y = Cpu.Arena.Rent(p.M, p.N);
-        LinearWgmma.Run<GeluTanhEpilogue, LinearWgmma.TwoWarpGroups>(Cpu, x.HalfView, w, p.Tb.View, OutputView.Of(y), p.M, splits);
+        LinearWgmma.Run<GeluTanhEpilogue, TBlock>(Cpu, x.HalfView, w, p.Tb.View, OutputView.Of(y), p.M, splits);
         double error = RelativeL2(y.ToArray(), p.ExpectedFromHalves(GeluTanh));
         Assert.True(error < 1e-6, $"{error:E2}");
     }

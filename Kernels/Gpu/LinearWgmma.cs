@@ -97,8 +97,6 @@ public static class LinearWgmma
             // wait_group takes a constant; `later` is one (a block shape's) wherever the kernel is compiled.
             if (later == 1) TensorCore.WaitAllButNewestCopies();
             else CudaAsm.Emit("cp.async.wait_group 2;");
-            // cp.async writes through the generic proxy and wgmma reads through the async proxy: the fence orders them.
-            CudaAsm.Emit("fence.proxy.async.shared::cta;");
         }
 
         public Accumulators Multiply(Accumulators c, ArrayView<uint> shared, long a0, long a1, long a2, long a3, long b0, long b1)

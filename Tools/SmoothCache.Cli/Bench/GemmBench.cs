@@ -98,6 +98,8 @@ public static class GemmBench
             // results, so a rel.err near 1: timing only). Written into a scratch output, not y.
             if (tcSplits == 1)
             {
+                kernels.Add(("wgmma with proxy fence", () =>
+                    LinearWgmma.RunOn<IdentityEpilogue, LinearWgmma.OneWarpGroup, WithProxyFence>(backend, xHalf.HalfView, wHalf, ArrayView<float>.Empty, OutputView.Of(y), m, 1), y, -1));
                 kernels.Add(("wgmma copies only (timing)", () =>
                     LinearWgmma.RunOn<IdentityEpilogue, LinearWgmma.OneWarpGroup, CopiesOnly>(backend, xHalf.HalfView, wHalf, ArrayView<float>.Empty, OutputView.Of(scratch), m, 1), scratch, -1));
                 kernels.Add(("wgmma multiplies only (timing)", () =>

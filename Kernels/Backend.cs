@@ -183,15 +183,29 @@ public sealed class Backend : IDisposable
     }
 
     private Action<AcceleratorStream, KernelConfig, T> LoadExplicitlyGrouped<T>(Action<T> kernel, int dynamicSharedBytes, string? ptxTarget)
-        where T : struct
+        where T : struct =>
+        !IsCuda || (ptxTarget is null && dynamicSharedBytes <= 48 * 1024)
+            ? Accelerator.LoadKernel(kernel)
+            : LoadCuda(kernel.Method, dynamicSharedBytes, ptxTarget).CreateLauncherDelegate<Action<AcceleratorStream, KernelConfig, T>>();
+
+    /// <summary>ILGPU's own steps for an explicitly grouped kernel, with the PTX and the shared-memory limit set between them.</summary>
+    private CudaKernel LoadCuda(System.Reflection.MethodInfo method, int dynamicSharedBytes, string? ptxTarget)
     {
-        if (!IsCuda || (ptxTarget is null && dynamicSharedBytes <= 48 * 1024)) return Accelerator.LoadKernel(kernel);
-        // ILGPU's own steps for an explicitly grouped kernel, with the PTX and the shared-memory limit set between them.
-        var compiled = Accelerator.CompileKernel(ILGPU.Backends.EntryPoints.EntryPointDescription.FromExplicitlyGroupedKernel(kernel.Method));
+        var compiled = Accelerator.CompileKernel(ILGPU.Backends.EntryPoints.EntryPointDescription.FromExplicitlyGroupedKernel(method));
         if (ptxTarget is not null) PtxTarget.Retarget((ILGPU.Backends.PTX.PTXCompiledKernel)compiled, ptxTarget);
         var loaded = (CudaKernel)Accelerator.LoadKernel(compiled);
         if (dynamicSharedBytes > 48 * 1024) CudaDriver.AllowDynamicSharedMemory(loaded, dynamicSharedBytes);
-        return loaded.CreateLauncherDelegate<Action<AcceleratorStream, KernelConfig, T>>();
+        return loaded;
+    }
+
+    /// <summary>CUDA only: how many blocks of <paramref name="threads"/> threads of an explicitly grouped kernel
+    /// (loaded as <see cref="LoadGrouped{T}"/> would) fit on one multiprocessor at once, by the driver's
+    /// occupancy calculator: registers and shared memory. For benchmarks (it compiles the kernel anew).</summary>
+    internal int ResidentBlocks<T>(Action<T> kernel, int threads, int dynamicSharedBytes = 0, string? ptxTarget = null) where T : struct
+    {
+        if (!IsCuda) throw new InvalidOperationException($"ResidentBlocks needs a CUDA device; backend is {DeviceName}");
+        using var loaded = LoadCuda(kernel.Method, dynamicSharedBytes, ptxTarget);
+        return Accelerator.EstimateMaxActiveGroupsPerMultiprocessor(loaded, threads, dynamicSharedBytes);
     }
 
     /// <summary>Sets a view to zero on <see cref="Stream"/> (recorded like a launch).</summary>

@@ -28,14 +28,17 @@ internal static unsafe class CudaDriver
 
     private static IntPtr Export(string name) => NativeLibrary.GetExport(Library, name);
 
-    // CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
-    private const int MaxDynamicSharedSizeBytes = 8;
+    // CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT
+    // and its CU_SHAREDMEM_CARVEOUT_MAX_SHARED (percent of the unified L1 / shared memory).
+    private const int MaxDynamicSharedSizeBytes = 8, PreferredCarveout = 9, MaxSharedCarveout = 100;
 
     private static readonly delegate* unmanaged<IntPtr, int, int, int> FuncSetAttribute =
         (delegate* unmanaged<IntPtr, int, int, int>)Export("cuFuncSetAttribute");
 
     /// <summary>Lets a kernel launch with up to <paramref name="bytes"/> of dynamic shared memory: above 48 KB
-    /// CUDA asks for it per function (up to 227 KB on Hopper, less on older GPUs).</summary>
+    /// CUDA asks for it per function (up to 227 KB on Hopper, less on older GPUs).
+    /// The carveout preference asks for all of the unified cache as shared memory, so that as many blocks fit
+    /// on a multiprocessor as its registers allow (the driver otherwise picks the split, a hint either way).</summary>
     public static void AllowDynamicSharedMemory(CudaKernel kernel, int bytes)
     {
         int status = FuncSetAttribute(kernel.FunctionPtr, MaxDynamicSharedSizeBytes, bytes);
@@ -43,5 +46,8 @@ internal static unsafe class CudaDriver
             throw new InvalidOperationException(
                 $"cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES, {bytes}) failed: {(CudaError)status} ({status}); " +
                 "the device has less shared memory per block than this kernel's block shape needs");
+        status = FuncSetAttribute(kernel.FunctionPtr, PreferredCarveout, MaxSharedCarveout);
+        if (status != 0)
+            throw new InvalidOperationException($"cuFuncSetAttribute(PREFERRED_SHARED_MEMORY_CARVEOUT, {MaxSharedCarveout}) failed: {(CudaError)status} ({status})");
     }
 }

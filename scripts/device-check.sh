@@ -6,12 +6,12 @@
 # Logs and JSON go under $OUT, packed at the end into $OUT/device-check.tar.gz (the device tool returns
 # at most 8 files). Each step has its own time limit and a failing step does not stop the
 # later ones; status.txt records every step's exit code (0 ok, 1 a check or case failed, 124 timed out).
-# The limits add up to 500 s (590 s when the smoke step fails and memcheck runs): run it with the
-# device tool's timeout_s at 600. Building the synthetic DiT-XL/2 takes ~10 s of host time per model.
+# The limits add up to 500 s (590 s when the smoke step fails and memcheck runs); on an H200 it takes
+# ~200 s. Run it with the device tool's timeout_s at 420 or more (600 leaves room for every limit). Building the synthetic DiT-XL/2 takes ~10 s of host time per model.
 # hopper: every step runs with SMOOTHCACHE_KERNELS=wgmma (fp16 GEMMs on LinearWgmma; its GEMM table keeps
 # the mma.sync kernel and cuBLAS rows for comparison), plus the default kernels' forward in the same call
-# for the forward ratio; the wgmma kernel has run only emulated before its first device call (its PTX
-# assembles for sm_90a without serialisation warnings), so its smoke step runs first, in its own process.
+# for the forward ratio. Its smoke step runs first, in its own process: a wgmma kernel that reads its
+# descriptors wrongly fails there, and the GEMM step's layout probe then names the elements it read.
 set -u
 OUT=${OUT:-/tmp/device-check}
 mkdir -p "$OUT"

@@ -25,31 +25,29 @@ namespace SmoothCache.Kernels.Gpu;
 /// warpgroup's rows 64 h.., rows 64 h + 16 w + l / 4 (+ 8) and columns 8 j + 2 (l % 4) (+ 1) in registers
 /// acc[64 h + 4 j ..], the order of <see cref="Accumulators"/> C{2h + j / 8}{j % 8}.
 /// Needs a compute-capability 9.0 GPU: the module is assembled for sm_90a (<see cref="PtxTarget"/>).
-/// Other accelerators emulate the instructions from the descriptors (tests).
+/// Other accelerators emulate the instructions from the descriptors (tests). On an H200 it is exact, and its
+/// multiplies alone run at 83% of cuBLAS, but its copies make it half as fast as <see cref="LinearTensorCore"/>
+/// (BENCHMARKS.md): opt-in (<see cref="KernelSet.Wgmma"/>) until that is found.
 /// </summary>
 public static class LinearWgmma
 {
+    private const int Stages = 4;
+    /// <summary>Tiles copied ahead of the one multiplied: with one multiply in flight, a stage is rewritten
+    /// two tiles after its multiply was issued, when it is known to be done. (Three ahead in five stages
+    /// was slower on an H200: two blocks per multiprocessor instead of three.)</summary>
+    private const int Ahead = 2;
     /// <summary>Bytes of 128 rows of a 32-deep fp16 tile.</summary>
     private const int TileBytes = Tile * Depth * 2;
     /// <summary>Core matrices: 128 bytes apart along K, 512 bytes (8 rows of 4 chunks) along M or N.</summary>
     private const int LeadingBytes = 128, StrideBytes = 512;
 
-    /// <summary>A block's shape: how many warpgroups it has (each multiplies 128 rows of x by the block's 128
-    /// columns of W) and how many K tiles its copies run ahead of the tile multiplied. With one multiply in
-    /// flight, a stage is rewritten <c>Ahead</c> tiles after its multiply was issued, when it is known to be done,
-    /// so a block holds Ahead + 2 stages.</summary>
-    public interface IBlock { int WarpGroups(); int Ahead(); }
-    public readonly struct OneWarpGroup : IBlock { public int WarpGroups() => 1; public int Ahead() => 2; }
-    /// <summary>One warpgroup, copies three tiles ahead (80 KB: two blocks per multiprocessor instead of three).</summary>
-    public readonly struct OneWarpGroupDeep : IBlock { public int WarpGroups() => 1; public int Ahead() => 3; }
-    public readonly struct TwoWarpGroups : IBlock { public int WarpGroups() => 2; public int Ahead() => 2; }
+    /// <summary>How many warpgroups a block has; each multiplies 128 rows of x by the block's 128 columns of W.</summary>
+    public interface IBlock { int WarpGroups(); }
+    public readonly struct OneWarpGroup : IBlock { public int WarpGroups() => 1; }
+    public readonly struct TwoWarpGroups : IBlock { public int WarpGroups() => 2; }
 
-    /// <summary>Stages of a block that copies <paramref name="ahead"/> tiles ahead.</summary>
-    private static int Stages(int ahead) => ahead + 2;
-
-    /// <summary>Dynamic shared memory of a <typeparamref name="TBlock"/> block: its stages of x and W tiles.</summary>
-    public static int SharedBytes<TBlock>() where TBlock : struct, IBlock =>
-        Stages(default(TBlock).Ahead()) * (default(TBlock).WarpGroups() + 1) * TileBytes;
+    /// <summary>Dynamic shared memory of a <typeparamref name="TBlock"/> block: 4 stages of x and W tiles.</summary>
+    public static int SharedBytes<TBlock>() where TBlock : struct, IBlock => Stages * (default(TBlock).WarpGroups() + 1) * TileBytes;
 
     /// <summary>The word of the 16-byte chunk <paramref name="chunk"/> of tile row <paramref name="row"/>.</summary>
     private static int CoreMatrixWord(int row, int chunk) => (row >> 3) * (StrideBytes / 4) + chunk * (LeadingBytes / 4) + (row & 7) * 4;
@@ -62,10 +60,9 @@ public static class LinearWgmma
     /// <summary>How a kernel instance runs the warpgroup instructions: <see cref="Ptx"/> on CUDA, <see cref="Emulated"/> elsewhere.</summary>
     public interface IPath : IStagePath
     {
-        /// <summary>Waits for this thread's copies of the oldest tile in flight, leaving the newest
-        /// <paramref name="later"/> (1 or 2) tiles' copies in flight, and makes them visible to the tensor cores
-        /// (a barrier must follow before they read other threads' copies).</summary>
-        void WaitForTile(int later);
+        /// <summary>Waits for this thread's copies of the oldest tile in flight (a barrier must follow before
+        /// the tensor cores read other threads' copies).</summary>
+        void WaitForTile();
         /// <summary>Issues the tile's four m64n128k16 multiplies, x rows 0-63 and 64-127 for K 0-15 and 16-31:
         /// a0, a1 are the x descriptors of the first K step (rows 0-63, 64-127), a2, a3 the second, b0, b1 W's.</summary>
         Accumulators Multiply(Accumulators c, ArrayView<uint> shared, long a0, long a1, long a2, long a3, long b0, long b1);
@@ -92,12 +89,10 @@ public static class LinearWgmma
             default(LinearTensorCore.Ptx).CopyAsync(shared, sharedBase, word, global, globalAddress, index, valid);
         public void CommitCopies() => TensorCore.CommitCopies();
 
-        public void WaitForTile(int later)
-        {
-            // wait_group takes a constant; `later` is one (a block shape's) wherever the kernel is compiled.
-            if (later == 1) TensorCore.WaitAllButNewestCopies();
-            else CudaAsm.Emit("cp.async.wait_group 2;");
-        }
+        // No async-proxy fence between the copies (cp.async, generic proxy) and wgmma's reads (async proxy),
+        // as in CUTLASS's cp.async wgmma mainloop: on an H200 results were exact without one, and with one
+        // (fence.proxy.async.shared::cta after the wait) no faster or slower (BENCHMARKS.md).
+        public void WaitForTile() => TensorCore.WaitAllButNewestCopies();
 
         public Accumulators Multiply(Accumulators c, ArrayView<uint> shared, long a0, long a1, long a2, long a3, long b0, long b1)
         {
@@ -124,7 +119,7 @@ public static class LinearWgmma
         public void CopyAsync(ArrayView<uint> shared, uint sharedBase, int word, ArrayView<U4> global, long globalAddress, int index, bool valid) =>
             default(LinearTensorCore.Emulated).CopyAsync(shared, sharedBase, word, global, globalAddress, index, valid);
         public void CommitCopies() { }
-        public void WaitForTile(int later) { }
+        public void WaitForTile() { }
         public void WaitForPreviousMultiply() { }
         public Accumulators Finish(Accumulators c) => c;
 
@@ -186,7 +181,6 @@ public static class LinearWgmma
         int m0 = Grid.IdxY * Tile * groups, n0 = Grid.IdxX * Tile;
         int tileBegin = Grid.IdxZ * a.TilesPerSplit;
         int tiles = Math.Min(a.TilesPerSplit, (a.K + Depth - 1) / Depth - tileBegin);
-        int ahead = default(TBlock).Ahead(), stages = Stages(ahead);
         // Copies: a warp's lanes 8 q .. 8 q + 7 take chunk q of its 8 rows, so each quarter warp writes one
         // core matrix, 128 contiguous bytes: no bank conflicts (4 chunks of a row would all hit the same banks).
         // A pass of rows is 8 per warp; the W tile follows the block's x rows, 128 W rows in 4 / groups passes.
@@ -196,7 +190,7 @@ public static class LinearWgmma
         place.Word = CoreMatrixWord(copyRow, copyChunk);
         int wWord = groups * TileBytes / 4, passRows = 32 * groups, wPasses = 4 / groups;
 
-        for (int s = 0; s < ahead; s++)
+        for (int s = 0; s < Ahead; s++)
         {
             if (s < tiles) StageTile<TPath>(a, shared, sharedBase, tileBegin + s, m0, n0, place, s * stageBytes / 4, wWord, passRows, wPasses);
             default(TPath).CommitCopies();
@@ -206,7 +200,7 @@ public static class LinearWgmma
         for (int tile = 0; tile < tiles; tile++)
         {
             // Tile `tile` has landed in every thread's copies.
-            default(TPath).WaitForTile(ahead - 1);
+            default(TPath).WaitForTile();
             Group.Barrier();
             // Its multiplies go first, queued behind those of tile - 1, so the tensor cores have work while
             // the copies below are issued.
@@ -215,14 +209,14 @@ public static class LinearWgmma
             const uint rows64 = 64 / 8 * StrideBytes, k16 = 2 * LeadingBytes;
             c = default(TPath).Multiply(c, shared, Descriptor(x), Descriptor(x + rows64), Descriptor(x + k16), Descriptor(x + rows64 + k16),
                 Descriptor(w), Descriptor(w + k16));
-            // The stage `ahead` tiles on held tile - 2, whose multiplies every warp saw done before the barrier.
-            int next = stage + ahead < stages ? stage + ahead : stage + ahead - stages;
-            if (tile + ahead < tiles)
-                StageTile<TPath>(a, shared, sharedBase, tileBegin + tile + ahead, m0, n0, place, next * stageBytes / 4, wWord, passRows, wPasses);
+            // The stage two ahead held tile - 2, whose multiplies every warp saw done before the barrier.
+            int next = stage + Ahead < Stages ? stage + Ahead : stage + Ahead - Stages;
+            if (tile + Ahead < tiles)
+                StageTile<TPath>(a, shared, sharedBase, tileBegin + tile + Ahead, m0, n0, place, next * stageBytes / 4, wWord, passRows, wPasses);
             // An empty group keeps the count of groups in flight the same on the last tiles.
             default(TPath).CommitCopies();
             default(TPath).WaitForPreviousMultiply();
-            stage = stage == stages - 1 ? 0 : stage + 1;
+            stage = stage == Stages - 1 ? 0 : stage + 1;
         }
 
         c = default(TPath).Finish(c);

@@ -13,7 +13,7 @@ public readonly struct CopiesOnly : LinearWgmma.IPath
     public void CopyAsync(ArrayView<uint> shared, uint sharedBase, int word, ArrayView<U4> global, long globalAddress, int index, bool valid) =>
         default(LinearWgmma.Ptx).CopyAsync(shared, sharedBase, word, global, globalAddress, index, valid);
     public void CommitCopies() => default(LinearWgmma.Ptx).CommitCopies();
-    public void WaitForTile(int later) => default(LinearWgmma.Ptx).WaitForTile(later);
+    public void WaitForTile() => default(LinearWgmma.Ptx).WaitForTile();
     public LinearTensorCore.Accumulators Multiply(LinearTensorCore.Accumulators c, ArrayView<uint> shared, long a0, long a1, long a2, long a3, long b0, long b1) => c;
     public void WaitForPreviousMultiply() { }
     public LinearTensorCore.Accumulators Finish(LinearTensorCore.Accumulators c) => default(LinearWgmma.Ptx).Finish(c);
@@ -28,29 +28,7 @@ public readonly struct MultipliesOnly : LinearWgmma.IPath
     public uint SharedBase() => default(LinearWgmma.Ptx).SharedBase();
     public void CopyAsync(ArrayView<uint> shared, uint sharedBase, int word, ArrayView<U4> global, long globalAddress, int index, bool valid) { }
     public void CommitCopies() => default(LinearWgmma.Ptx).CommitCopies();
-    public void WaitForTile(int later) => default(LinearWgmma.Ptx).WaitForTile(later);
-    public LinearTensorCore.Accumulators Multiply(LinearTensorCore.Accumulators c, ArrayView<uint> shared, long a0, long a1, long a2, long a3, long b0, long b1) =>
-        default(LinearWgmma.Ptx).Multiply(c, shared, a0, a1, a2, a3, b0, b1);
-    public void WaitForPreviousMultiply() => default(LinearWgmma.Ptx).WaitForPreviousMultiply();
-    public LinearTensorCore.Accumulators Finish(LinearTensorCore.Accumulators c) => default(LinearWgmma.Ptx).Finish(c);
-}
-
-/// <summary>LinearWgmma's instructions with an async-proxy fence (<c>fence.proxy.async.shared::cta</c>) after each
-/// thread's wait for its copies: the PTX memory model's way of ordering cp.async's writes (generic proxy)
-/// before wgmma's reads (async proxy), which the kernel leaves out as CUTLASS's cp.async wgmma mainloop does.</summary>
-public readonly struct WithProxyFence : LinearWgmma.IPath
-{
-    public int ChunkElements() => 8;
-    public void Begin() => default(LinearWgmma.Ptx).Begin();
-    public uint SharedBase() => default(LinearWgmma.Ptx).SharedBase();
-    public void CopyAsync(ArrayView<uint> shared, uint sharedBase, int word, ArrayView<U4> global, long globalAddress, int index, bool valid) =>
-        default(LinearWgmma.Ptx).CopyAsync(shared, sharedBase, word, global, globalAddress, index, valid);
-    public void CommitCopies() => default(LinearWgmma.Ptx).CommitCopies();
-    public void WaitForTile(int later)
-    {
-        default(LinearWgmma.Ptx).WaitForTile(later);
-        ILGPU.Runtime.Cuda.CudaAsm.Emit("fence.proxy.async.shared::cta;");
-    }
+    public void WaitForTile() => default(LinearWgmma.Ptx).WaitForTile();
     public LinearTensorCore.Accumulators Multiply(LinearTensorCore.Accumulators c, ArrayView<uint> shared, long a0, long a1, long a2, long a3, long b0, long b1) =>
         default(LinearWgmma.Ptx).Multiply(c, shared, a0, a1, a2, a3, b0, b1);
     public void WaitForPreviousMultiply() => default(LinearWgmma.Ptx).WaitForPreviousMultiply();

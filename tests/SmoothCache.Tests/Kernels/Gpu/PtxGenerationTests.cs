@@ -78,8 +78,6 @@ public class PtxGenerationTests
         Assert.Equal(1, Count(ptx, "wgmma.commit_group.sync.aligned;"));
         Assert.Equal(1, Count(ptx, "wgmma.wait_group.sync.aligned 1;"));
         Assert.Equal(1, Count(ptx, "wgmma.wait_group.sync.aligned 0;"));
-        // The copies are made visible to the tensor cores' (async) proxy before the barrier.
-        Assert.Equal(1, Count(ptx, "fence.proxy.async.shared::cta;"));
         Assert.Contains("__dyn_shared_alloca", ptx);
         Assert.True(ptx.IndexOf(".reg .f32 acc<128>;") < ptx.IndexOf("wgmma.mma_async"));
     }

@@ -189,12 +189,12 @@ public sealed class Backend : IDisposable
             : LoadCuda(kernel.Method, dynamicSharedBytes, ptxTarget).CreateLauncherDelegate<Action<AcceleratorStream, KernelConfig, T>>();
 
     /// <summary>ILGPU's own steps for an explicitly grouped kernel, with the PTX and the shared-memory limit set between them.</summary>
-    private CudaKernel LoadCuda(System.Reflection.MethodInfo method, int dynamicSharedBytes, string? ptxTarget)
+    internal CudaKernel LoadCuda(System.Reflection.MethodInfo method, int dynamicSharedBytes, string? ptxTarget, bool preferShared = true)
     {
         var compiled = Accelerator.CompileKernel(ILGPU.Backends.EntryPoints.EntryPointDescription.FromExplicitlyGroupedKernel(method));
         if (ptxTarget is not null) PtxTarget.Retarget((ILGPU.Backends.PTX.PTXCompiledKernel)compiled, ptxTarget);
         var loaded = (CudaKernel)Accelerator.LoadKernel(compiled);
-        if (dynamicSharedBytes > 48 * 1024) CudaDriver.AllowDynamicSharedMemory(loaded, dynamicSharedBytes);
+        if (dynamicSharedBytes > 0) CudaDriver.AllowDynamicSharedMemory(loaded, dynamicSharedBytes, preferShared);
         return loaded;
     }
 

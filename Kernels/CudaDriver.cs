@@ -38,14 +38,16 @@ internal static unsafe class CudaDriver
     /// <summary>Lets a kernel launch with up to <paramref name="bytes"/> of dynamic shared memory: above 48 KB
     /// CUDA asks for it per function (up to 227 KB on Hopper, less on older GPUs).
     /// The carveout preference asks for all of the unified cache as shared memory, so that as many blocks fit
-    /// on a multiprocessor as its registers allow (the driver otherwise picks the split, a hint either way).</summary>
-    public static void AllowDynamicSharedMemory(CudaKernel kernel, int bytes)
+    /// on a multiprocessor as its registers allow (the driver otherwise picks the split, a hint either way);
+    /// <paramref name="preferShared"/> false leaves the split to the driver (the GEMM benchmark compares both).</summary>
+    public static void AllowDynamicSharedMemory(CudaKernel kernel, int bytes, bool preferShared = true)
     {
         int status = FuncSetAttribute(kernel.FunctionPtr, MaxDynamicSharedSizeBytes, bytes);
         if (status != 0)
             throw new InvalidOperationException(
                 $"cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES, {bytes}) failed: {(CudaError)status} ({status}); " +
                 "the device has less shared memory per block than this kernel's block shape needs");
+        if (!preferShared) return;
         status = FuncSetAttribute(kernel.FunctionPtr, PreferredCarveout, MaxSharedCarveout);
         if (status != 0)
             throw new InvalidOperationException($"cuFuncSetAttribute(PREFERRED_SHARED_MEMORY_CARVEOUT, {MaxSharedCarveout}) failed: {(CudaError)status} ({status})");

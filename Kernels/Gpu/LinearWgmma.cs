@@ -17,7 +17,7 @@ namespace SmoothCache.Kernels.Gpu;
 /// traffic per product, at one block per multiprocessor instead of three). cuBLAS reaches ~680 TFLOP/s on an H200
 /// this way where <c>mma.sync</c> tops out near 300 (BENCHMARKS.md).
 /// Shared memory: 4 stages (a tile is copied two ahead while one multiply is in flight) x (x tile + W tile),
-/// 8 KB per 128 rows: 64 KB or 96 KB, dynamic. Tiles are in wgmma's canonical K-major layout without
+/// 8 KB per 128 rows: 64 KB or 96 KB, dynamic (48 KB for <see cref="OneWarpGroupCompact"/>). Tiles are in wgmma's canonical K-major layout without
 /// swizzle: 8 x 8 "core matrices" of 128 contiguous bytes; the 16-byte chunk c (K 8c..8c+7) of tile row r lies at byte
 /// (r / 8) 512 + 128 c + 16 (r % 8). A matrix descriptor names an operand as start address, the step to the
 /// next core matrix along K (leading byte offset, 128) and along M or N (stride byte offset, 512).
@@ -31,23 +31,28 @@ namespace SmoothCache.Kernels.Gpu;
 /// </summary>
 public static class LinearWgmma
 {
-    private const int Stages = 4;
-    /// <summary>Tiles copied ahead of the one multiplied: with one multiply in flight, a stage is rewritten
-    /// two tiles after its multiply was issued, when it is known to be done. (Three ahead in five stages
-    /// was slower on an H200: two blocks per multiprocessor instead of three.)</summary>
+    /// <summary>Tiles copied ahead of the one multiplied. (Three ahead, in one more stage, was slower on an H200.)</summary>
     private const int Ahead = 2;
     /// <summary>Bytes of 128 rows of a 32-deep fp16 tile.</summary>
     private const int TileBytes = Tile * Depth * 2;
     /// <summary>Core matrices: 128 bytes apart along K, 512 bytes (8 rows of 4 chunks) along M or N.</summary>
     private const int LeadingBytes = 128, StrideBytes = 512;
 
-    /// <summary>How many warpgroups a block has; each multiplies 128 rows of x by the block's 128 columns of W.</summary>
-    public interface IBlock { int WarpGroups(); }
-    public readonly struct OneWarpGroup : IBlock { public int WarpGroups() => 1; }
-    public readonly struct TwoWarpGroups : IBlock { public int WarpGroups() => 2; }
+    /// <summary>A block's shape: how many warpgroups it has (each multiplies 128 rows of x by the block's 128
+    /// columns of W), and how many tiles' multiplies (0 or 1) stay in flight past the end of their K step.
+    /// A stage is rewritten once its multiplies are known to be done, so a block holds Ahead + 1 + that stages.</summary>
+    public interface IBlock { int WarpGroups(); int MultipliesInFlight(); }
+    public readonly struct OneWarpGroup : IBlock { public int WarpGroups() => 1; public int MultipliesInFlight() => 1; }
+    public readonly struct TwoWarpGroups : IBlock { public int WarpGroups() => 2; public int MultipliesInFlight() => 1; }
+    /// <summary>One warpgroup in 48 KB, like <see cref="LinearTensorCore"/>: three stages, each tile's multiplies
+    /// waited for within its step. (Its copies take half the time of the 64 KB kernel's on an H200 — whether the
+    /// shared memory's size is why is what this shape is timed for.)</summary>
+    public readonly struct OneWarpGroupCompact : IBlock { public int WarpGroups() => 1; public int MultipliesInFlight() => 0; }
 
-    /// <summary>Dynamic shared memory of a <typeparamref name="TBlock"/> block: 4 stages of x and W tiles.</summary>
-    public static int SharedBytes<TBlock>() where TBlock : struct, IBlock => Stages * (default(TBlock).WarpGroups() + 1) * TileBytes;
+    private static int Stages<TBlock>() where TBlock : struct, IBlock => Ahead + 1 + default(TBlock).MultipliesInFlight();
+
+    /// <summary>Dynamic shared memory of a <typeparamref name="TBlock"/> block: its stages of x and W tiles.</summary>
+    public static int SharedBytes<TBlock>() where TBlock : struct, IBlock => Stages<TBlock>() * (default(TBlock).WarpGroups() + 1) * TileBytes;
 
     /// <summary>The word of the 16-byte chunk <paramref name="chunk"/> of tile row <paramref name="row"/>.</summary>
     private static int CoreMatrixWord(int row, int chunk) => (row >> 3) * (StrideBytes / 4) + chunk * (LeadingBytes / 4) + (row & 7) * 4;
@@ -66,8 +71,8 @@ public static class LinearWgmma
         /// <summary>Issues the tile's four m64n128k16 multiplies, x rows 0-63 and 64-127 for K 0-15 and 16-31:
         /// a0, a1 are the x descriptors of the first K step (rows 0-63, 64-127), a2, a3 the second, b0, b1 W's.</summary>
         Accumulators Multiply(Accumulators c, ArrayView<uint> shared, long a0, long a1, long a2, long a3, long b0, long b1);
-        /// <summary>Waits until at most the newest tile's multiplies are in flight.</summary>
-        void WaitForPreviousMultiply();
+        /// <summary>Waits until at most <paramref name="inFlight"/> (0 or 1) tiles' multiplies are in flight.</summary>
+        void WaitForMultiplies(int inFlight);
         /// <summary>Once, after the K loop: waits for the last multiplies; the accumulators as C# values.</summary>
         Accumulators Finish(Accumulators c);
     }
@@ -100,7 +105,12 @@ public static class LinearWgmma
             return c;
         }
 
-        public void WaitForPreviousMultiply() => CudaAsm.Emit("wgmma.wait_group.sync.aligned 1;");
+        public void WaitForMultiplies(int inFlight)
+        {
+            // wait_group takes a constant; inFlight is a block shape's, constant in every kernel instance.
+            if (inFlight == 1) CudaAsm.Emit("wgmma.wait_group.sync.aligned 1;");
+            else CudaAsm.Emit("wgmma.wait_group.sync.aligned 0;");
+        }
 
         public Accumulators Finish(Accumulators c)
         {
@@ -120,7 +130,7 @@ public static class LinearWgmma
             default(LinearTensorCore.Emulated).CopyAsync(shared, sharedBase, word, global, globalAddress, index, valid);
         public void CommitCopies() { }
         public void WaitForTile() { }
-        public void WaitForPreviousMultiply() { }
+        public void WaitForMultiplies(int inFlight) { }
         public Accumulators Finish(Accumulators c) => c;
 
         public Accumulators Multiply(Accumulators c, ArrayView<uint> shared, long a0, long a1, long a2, long a3, long b0, long b1)
@@ -177,7 +187,7 @@ public static class LinearWgmma
         uint sharedBase = default(TPath).SharedBase();
         int groups = default(TBlock).WarpGroups(), group = Group.IdxX >> 7;
         // A stage: the x tile (128 rows per warpgroup), then the W tile.
-        int stageBytes = (groups + 1) * TileBytes;
+        int stageBytes = (groups + 1) * TileBytes, stages = Stages<TBlock>();
         int m0 = Grid.IdxY * Tile * groups, n0 = Grid.IdxX * Tile;
         int tileBegin = Grid.IdxZ * a.TilesPerSplit;
         int tiles = Math.Min(a.TilesPerSplit, (a.K + Depth - 1) / Depth - tileBegin);
@@ -209,14 +219,15 @@ public static class LinearWgmma
             const uint rows64 = 64 / 8 * StrideBytes, k16 = 2 * LeadingBytes;
             c = default(TPath).Multiply(c, shared, Descriptor(x), Descriptor(x + rows64), Descriptor(x + k16), Descriptor(x + rows64 + k16),
                 Descriptor(w), Descriptor(w + k16));
-            // The stage two ahead held tile - 2, whose multiplies every warp saw done before the barrier.
-            int next = stage + Ahead < Stages ? stage + Ahead : stage + Ahead - Stages;
+            // The stage two ahead held tile - 2 (tile - 1 without a multiply in flight), whose multiplies
+            // every warp saw done before the barrier.
+            int next = stage + Ahead < stages ? stage + Ahead : stage + Ahead - stages;
             if (tile + Ahead < tiles)
                 StageTile<TPath>(a, shared, sharedBase, tileBegin + tile + Ahead, m0, n0, place, next * stageBytes / 4, wWord, passRows, wPasses);
             // An empty group keeps the count of groups in flight the same on the last tiles.
             default(TPath).CommitCopies();
-            default(TPath).WaitForPreviousMultiply();
-            stage = stage == Stages - 1 ? 0 : stage + 1;
+            default(TPath).WaitForMultiplies(default(TBlock).MultipliesInFlight());
+            stage = stage == stages - 1 ? 0 : stage + 1;
         }
 
         c = default(TPath).Finish(c);

@@ -64,6 +64,7 @@ public static class GemmBench
         using var wHalf = HalfConversion.ToHalf(w);
         using var y = arena.Rent(m, n);
         using var scratch = arena.Rent(m, n);
+        ILGPU.Runtime.Cuda.CudaKernel? driverSplit = null;
         using var yHalf = arena.Rent(DType.Float16, m, n);
 
         // cuBLAS is column-major: y^T (N x M) = W (K x N, transposed) * x^T (K x M).
@@ -100,12 +101,22 @@ public static class GemmBench
                 LinearWgmma.Run<IdentityEpilogue, LinearWgmma.TwoWarpGroups>(backend, xHalf.HalfView, wHalf, ArrayView<float>.Empty, OutputView.Of(y), m, splits);
             string split = tcSplits > 1 ? $" split {tcSplits}" : "";
             kernels.Insert(1, ($"ours wgmma fp16{split}", OurWgmma(tcSplits), y, -1));
+            Action OurWgmmaCompact(int splits) => () =>
+                LinearWgmma.Run<IdentityEpilogue, LinearWgmma.OneWarpGroupCompact>(backend, xHalf.HalfView, wHalf, ArrayView<float>.Empty, OutputView.Of(y), m, splits);
             kernels.Insert(2, ($"ours wgmma 256x128 fp16{split}", OurWgmmaTall(tcSplits), y, -1));
-            if (tcSplits > 1) kernels.Insert(3, ("ours wgmma fp16 unsplit", OurWgmma(1), y, -1));
+            kernels.Insert(3, ($"ours wgmma 48 KB fp16{split}", OurWgmmaCompact(tcSplits), y, -1));
+            if (tcSplits > 1) kernels.Insert(4, ("ours wgmma fp16 unsplit", OurWgmma(1), y, -1));
             // Where the time goes: the same kernel without its multiplies, and without its copies (wrong
             // results, so a rel.err near 1: timing only). Written into a scratch output, not y.
             if (tcSplits == 1)
             {
+                // The 128 x 128 kernel with the L1 / shared split left to the driver (no carveout preference).
+                driverSplit = backend.LoadCuda(((Action<LinearTensorCore.Args>)LinearWgmma.Kernel<IdentityEpilogue, LinearWgmma.Ptx, LinearWgmma.OneWarpGroup>).Method,
+                    LinearWgmma.SharedBytes<LinearWgmma.OneWarpGroup>(), PtxTarget.Hopper, preferShared: false);
+                var launch = driverSplit.CreateLauncherDelegate<Action<ILGPU.Runtime.AcceleratorStream, ILGPU.KernelConfig, LinearTensorCore.Args>>();
+                kernels.Add(("wgmma, driver's carveout", () =>
+                    LinearTensorCore.Launch<IdentityEpilogue, ILGPU.Half>(backend, "LinearWgmma", xHalf.HalfView, wHalf.HalfView, wHalf, ArrayView<float>.Empty,
+                        OutputView.Of(y), m, 1, 8, _ => (config, args) => launch(backend.Stream, config, args), LinearWgmma.Config<LinearWgmma.OneWarpGroup>), y, -1));
                 kernels.Add(("wgmma copies only (timing)", () =>
                     LinearWgmma.RunOn<IdentityEpilogue, LinearWgmma.OneWarpGroup, CopiesOnly>(backend, xHalf.HalfView, wHalf, ArrayView<float>.Empty, OutputView.Of(scratch), m, 1), scratch, -1));
                 kernels.Add(("wgmma multiplies only (timing)", () =>
@@ -132,6 +143,7 @@ public static class GemmBench
                 log.WriteLine($"{name} at M={m} N={n} K={k} failed: {e.GetType().Name}: {e.Message}");
             }
         }
+        driverSplit?.Dispose();
         return results;
     }
 

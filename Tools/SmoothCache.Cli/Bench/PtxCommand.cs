@@ -61,7 +61,7 @@ public static class PtxCommand
                 kernels.Add(typeof(LinearTensorCore).GetMethod(nameof(LinearTensorCore.Kernel))!.MakeGenericMethod(epilogue, path));
         kernels.Add(typeof(FlashAttentionTensorCore).GetMethod(nameof(FlashAttentionTensorCore.Kernel))!.MakeGenericMethod(typeof(TensorCore.PtxPath)));
         var hopper = (from epilogue in new[] { typeof(IdentityEpilogue), typeof(GeluTanhEpilogue), typeof(SiluEpilogue) }
-                      from block in new[] { typeof(LinearWgmma.OneWarpGroup), typeof(LinearWgmma.TwoWarpGroups) }
+                      from block in new[] { typeof(LinearWgmma.OneWarpGroup), typeof(LinearWgmma.TwoWarpGroups), typeof(LinearWgmma.OneWarpGroupCompact) }
                       select typeof(LinearWgmma).GetMethod(nameof(LinearWgmma.Kernel))!.MakeGenericMethod(epilogue, typeof(LinearWgmma.Ptx), block))
                      .ToList();
 

@@ -15,7 +15,7 @@ public readonly struct CopiesOnly : LinearWgmma.IPath
     public void CommitCopies() => default(LinearWgmma.Ptx).CommitCopies();
     public void WaitForTile() => default(LinearWgmma.Ptx).WaitForTile();
     public LinearTensorCore.Accumulators Multiply(LinearTensorCore.Accumulators c, ArrayView<uint> shared, long a0, long a1, long a2, long a3, long b0, long b1) => c;
-    public void WaitForPreviousMultiply() { }
+    public void WaitForMultiplies(int inFlight) { }
     public LinearTensorCore.Accumulators Finish(LinearTensorCore.Accumulators c) => default(LinearWgmma.Ptx).Finish(c);
 }
 
@@ -31,6 +31,6 @@ public readonly struct MultipliesOnly : LinearWgmma.IPath
     public void WaitForTile() => default(LinearWgmma.Ptx).WaitForTile();
     public LinearTensorCore.Accumulators Multiply(LinearTensorCore.Accumulators c, ArrayView<uint> shared, long a0, long a1, long a2, long a3, long b0, long b1) =>
         default(LinearWgmma.Ptx).Multiply(c, shared, a0, a1, a2, a3, b0, b1);
-    public void WaitForPreviousMultiply() => default(LinearWgmma.Ptx).WaitForPreviousMultiply();
+    public void WaitForMultiplies(int inFlight) => default(LinearWgmma.Ptx).WaitForMultiplies(inFlight);
     public LinearTensorCore.Accumulators Finish(LinearTensorCore.Accumulators c) => default(LinearWgmma.Ptx).Finish(c);
 }

@@ -25,6 +25,12 @@ public class LinearWgmmaTests : Fp16GemmTests
     public void TwoWarpGroupBlocksMatchFloat64Reference(int m, int k, int n, int splits) =>
         AssertMatchesReference<LinearWgmma.TwoWarpGroups>(m, k, n, splits);
 
+    [Theory]
+    [InlineData(20, 232, 24, 1)]   // 8 K tiles: around the 3-stage ring more than twice
+    [InlineData(20, 232, 24, 2)]   // split-K: 4 tiles each
+    public void CompactBlocksMatchFloat64Reference(int m, int k, int n, int splits) =>
+        AssertMatchesReference<LinearWgmma.OneWarpGroupCompact>(m, k, n, splits);
+
     private static void AssertMatchesReference<TBlock>(int m, int k, int n, int splits) where TBlock : struct, LinearWgmma.IBlock
     {
         using var p = new GemmProblem(35, m, k, n, 0.3f);

@@ -198,6 +198,27 @@ public sealed class Backend : IDisposable
         return loaded;
     }
 
+    private readonly Dictionary<(long Address, long Rows, long Cols, int BoxRows), MemoryBuffer1D<ulong, Stride1D.Dense>> _tensorMaps = new();
+
+    /// <summary>CUDA only: the device address of a TMA tensor map (<see cref="CudaDriver.EncodeTensorMap"/>) of the
+    /// row-major fp16 matrix <paramref name="view"/> (<paramref name="rows"/> x <paramref name="cols"/>), read in
+    /// boxes of <paramref name="boxRows"/> rows x 8 columns. Made and uploaded on first use for a given buffer and
+    /// shape, then kept until the backend is disposed (each map is 128 bytes).</summary>
+    internal long TensorMap(ArrayView<ILGPU.Half> view, long rows, long cols, int boxRows)
+    {
+        long address = Gpu.TensorCore.DeviceAddress(view);
+        var key = (address, rows, cols, boxRows);
+        if (!_tensorMaps.TryGetValue(key, out var buffer))
+        {
+            RefuseWhileRecording("a TMA tensor map's first use (an upload)");
+            var map = CudaDriver.EncodeTensorMap(address, rows, cols, boxRows, 8);
+            buffer = Accelerator.Allocate1D<ulong>(map.Length);
+            buffer.View.CopyFromCPU(map);
+            _tensorMaps[key] = buffer;
+        }
+        return Gpu.TensorCore.DeviceAddress<ulong>(buffer.View);
+    }
+
     /// <summary>CUDA only: how many blocks of <paramref name="threads"/> threads of an explicitly grouped kernel
     /// (loaded as <see cref="LoadGrouped{T}"/> would) fit on one multiprocessor at once, by the driver's
     /// occupancy calculator: registers and shared memory. For benchmarks (it compiles the kernel anew).</summary>
@@ -379,6 +400,7 @@ public sealed class Backend : IDisposable
         {
             Profile?.Dispose();
             _arena.Dispose();
+            foreach (var map in _tensorMaps.Values) map.Dispose();
             _probe?.Dispose();
             if (!ReferenceEquals(Stream, Accelerator.DefaultStream)) Stream.Dispose();
             Accelerator.Dispose();

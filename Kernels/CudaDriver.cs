@@ -28,6 +28,38 @@ internal static unsafe class CudaDriver
 
     private static IntPtr Export(string name) => NativeLibrary.GetExport(Library, name);
 
+    // cuTensorMapEncodeTiled (CUDA 12+ drivers; resolved on first use so that older drivers still run the rest).
+    private static delegate* unmanaged<void*, int, uint, IntPtr, ulong*, ulong*, uint*, uint*, int, int, int, int, int> _encodeTiled;
+    // CU_TENSOR_MAP_DATA_TYPE_FLOAT16, CU_TENSOR_MAP_L2_PROMOTION_L2_128B; interleave, swizzle and
+    // out-of-bounds fill 0: none, none, zeros.
+    private const int TensorFloat16 = 6, L2Promotion128B = 2;
+
+    /// <summary>
+    /// A TMA tensor map (the driver's 128-byte descriptor, as 16 words) of a row-major fp16 matrix of
+    /// <paramref name="rows"/> x <paramref name="cols"/> at device address <paramref name="address"/>, read in boxes of
+    /// <paramref name="boxRows"/> rows x <paramref name="boxCols"/> columns; boxes past the matrix's edges read zeros.
+    /// </summary>
+    public static ulong[] EncodeTensorMap(long address, long rows, long cols, int boxRows, int boxCols)
+    {
+        if (_encodeTiled == null)
+            _encodeTiled = (delegate* unmanaged<void*, int, uint, IntPtr, ulong*, ulong*, uint*, uint*, int, int, int, int, int>)Export("cuTensorMapEncodeTiled");
+        // Dimension 0 is the contiguous one; the map itself must be 64-byte aligned, on the host too.
+        ulong* dims = stackalloc ulong[] { (ulong)cols, (ulong)rows };
+        ulong* strides = stackalloc ulong[] { (ulong)cols * 2 };
+        uint* box = stackalloc uint[] { (uint)boxCols, (uint)boxRows };
+        uint* elementStrides = stackalloc uint[] { 1, 1 };
+        void* map = NativeMemory.AlignedAlloc(128, 64);
+        try
+        {
+            int status = _encodeTiled(map, TensorFloat16, 2, (IntPtr)address, dims, strides, box, elementStrides, 0, 0, L2Promotion128B, 0);
+            if (status != 0)
+                throw new InvalidOperationException(
+                    $"cuTensorMapEncodeTiled({rows} x {cols} fp16, box {boxRows} x {boxCols}) failed: {(CudaError)status} ({status})");
+            return new ReadOnlySpan<ulong>(map, 16).ToArray();
+        }
+        finally { NativeMemory.AlignedFree(map); }
+    }
+
     // CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT
     // and its CU_SHAREDMEM_CARVEOUT_MAX_SHARED (percent of the unified L1 / shared memory).
     private const int MaxDynamicSharedSizeBytes = 8, PreferredCarveout = 9, MaxSharedCarveout = 100;

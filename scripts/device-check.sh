@@ -6,8 +6,9 @@
 # Logs and JSON go under $OUT, packed at the end into $OUT/device-check.tar.gz (the device tool returns
 # at most 8 files). Each step has its own time limit and a failing step does not stop the
 # later ones; status.txt records every step's exit code (0 ok, 1 a check or case failed, 124 timed out).
-# The limits add up to 500 s (590 s when the smoke step fails and memcheck runs); on an H200 it takes
-# ~200 s. Run it with the device tool's timeout_s at 420 or more (600 leaves room for every limit). Building the synthetic DiT-XL/2 takes ~10 s of host time per model.
+# The limits add up to 600 s in hopper mode (470 s otherwise; 90 s more when the smoke step fails and
+# memcheck runs); on an H200 hopper mode took ~200 s before the TMA step. Run it with the device tool's
+# timeout_s at 420 or more (600 leaves room for every limit). Building the synthetic DiT-XL/2 takes ~10 s of host time per model.
 # hopper: every step runs with SMOOTHCACHE_KERNELS=wgmma (fp16 GEMMs on LinearWgmma; its GEMM table keeps
 # the mma.sync kernel and cuBLAS rows for comparison), plus the default kernels' forward in the same call
 # for the forward ratio. Its smoke step runs first, in its own process: a wgmma kernel that reads its
@@ -63,6 +64,10 @@ if [ "$MODE" = hopper ]; then
 else
     step gemm 140 bench-gemm --iterations 20 --splits 1 2 3 4 6 8 --json "$OUT/gemm.json"
 fi
+# 2b. Hopper only, in its own process (a fault there leaves the other steps alone): the TMA-loaded wgmma GEMM,
+#     never run on a GPU before the tenth session; its layout probe, float64 checks, then timings beside cuBLAS
+#     and the cp.async wgmma kernel.
+[ "$MODE" = hopper ] && step gemm-tma 60 bench-gemm --tma --iterations 20 --json "$OUT/gemm-tma.json"
 if [ "$SKIP" = 0 ]; then
 # 3. Each operator at DiT-XL/2's shapes, batch 16 (8 images with CFG): GEMMs, fused attention (fp32
 #    SIMT and fp16 tensor-core rows), adaLN.
@@ -75,14 +80,14 @@ if [ "$MODE" = hopper ]; then
     SMOOTHCACHE_KERNELS=auto step forward-mma 110 bench --suite forward --device cuda --iterations 10 --json "$OUT/forward-mma.json"
 fi
 # 5. Sampling jobs uncached vs SmoothCache (dit-digits 10 images, XL 8 images), DDIM 50.
-step sampling 150 bench --suite sampling --device cuda --json "$OUT/sampling.json"
+step sampling 120 bench --suite sampling --device cuda --json "$OUT/sampling.json"
 fi
 
 echo "== summary"
 cat "$STATUS"
 echo "== checks that failed"
-grep -h "^FAIL\|wgmma probe" "$OUT/gemm.log" || echo "(none)"
-for name in smoke sanitizer kernels forward forward-mma sampling; do
+grep -h "^FAIL\|wgmma probe\|wgmma TMA probe" "$OUT/gemm.log" "$OUT/gemm-tma.log" 2>/dev/null || echo "(none)"
+for name in smoke sanitizer gemm-tma kernels forward forward-mma sampling; do
     [ -f "$OUT/$name.log" ] || continue
     echo "== $name"
     grep -v "^NVIDIA\|^device:" "$OUT/$name.log" | tail -n 40

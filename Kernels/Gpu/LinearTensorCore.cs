@@ -47,6 +47,8 @@ public static class LinearTensorCore
         public int TilesPerSplit;
         /// <summary>1 when two neighbouring outputs go in one store (N even and y aligned for it).</summary>
         public int PairedStores;
+        /// <summary><see cref="LinearWgmmaTma"/> only: device addresses of x's and W's TMA tensor maps.</summary>
+        public long XMap, WMap;
     }
 
     /// <summary>A warp's 64 x 64 accumulator tile: rows 16 i, columns 8 j in field C{i}{j}.</summary>

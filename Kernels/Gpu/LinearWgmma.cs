@@ -59,8 +59,12 @@ public static class LinearWgmma
 
     /// <summary>A shared-memory matrix descriptor without swizzle: start address, leading and stride byte
     /// offsets, each in 16-byte units, in bits 0-13, 16-29 and 32-45.</summary>
-    public static long Descriptor(uint byteAddress) =>
-        ((byteAddress & 0x3FFFF) >> 4) | ((long)(LeadingBytes >> 4) << 16) | ((long)(StrideBytes >> 4) << 32);
+    public static long Descriptor(uint byteAddress) => Descriptor(byteAddress, LeadingBytes, StrideBytes);
+
+    /// <summary>The same for core matrices <paramref name="leadingBytes"/> apart along K and <paramref name="strideBytes"/>
+    /// apart along M or N (multiples of 16 below 256 KB).</summary>
+    public static long Descriptor(uint byteAddress, int leadingBytes, int strideBytes) =>
+        ((byteAddress & 0x3FFFF) >> 4) | ((long)(leadingBytes >> 4) << 16) | ((long)(strideBytes >> 4) << 32);
 
     /// <summary>How a kernel instance runs the warpgroup instructions: <see cref="Ptx"/> on CUDA, <see cref="Emulated"/> elsewhere.</summary>
     public interface IPath : IStagePath

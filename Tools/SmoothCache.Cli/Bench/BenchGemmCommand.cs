@@ -17,8 +17,13 @@ public static class BenchGemmCommand
             AllowMultipleArgumentsPerToken = true,
             DefaultValueFactory = _ => [],
         };
+        var tma = new Option<bool>("--tma")
+        {
+            Description = "check and time only the TMA-loaded Hopper GEMM (beside cuBLAS and the cp.async one); needs SMOOTHCACHE_KERNELS=wgmma",
+        };
         var command = new Command("bench-gemm", "Check the CUDA GEMM kernels against float64 and time them against cuBLAS.");
         command.Add(json);
+        command.Add(tma);
         command.Add(iterations);
         command.Add(splits);
         command.SetAction(parse =>
@@ -29,6 +34,16 @@ public static class BenchGemmCommand
             if (extra.Any(s => s is < 1 or > SplitK.MaxSplits))
                 throw new UserInputException($"--splits takes split counts from 1 to {SplitK.MaxSplits}, got {string.Join(" ", extra)}");
             using var backend = Backend.Create(DeviceKind.Cuda);
+            if (parse.GetValue(tma))
+            {
+                if (!backend.UsesWgmma)
+                    throw new UserInputException("--tma times the Hopper GEMM: set SMOOTHCACHE_KERNELS=wgmma (a compute-capability 9.0 GPU)");
+                // Probe and checks first: a kernel that faults leaves nothing else to run.
+                var tmaChecks = GpuChecks.WgmmaLayoutProbe(backend, context.Out, tma: true).ToArray().Concat(GpuChecks.TmaChecks(backend, context.Out)).ToArray();
+                var tmaResults = GemmBench.Run(backend, context.Out, count, tma: true);
+                GemmBench.WriteJson(parse.GetValue(json)!, backend.DeviceName, tmaResults, tmaChecks);
+                return tmaChecks.All(c => c.Passed) ? ExitCodes.Success : ExitCodes.Internal;
+            }
             // The wgmma layout probe first (SMOOTHCACHE_KERNELS=wgmma): what it logs is the most useful thing
             // a wrong Hopper GEMM can say, and later steps may fault. Then timings: the whole-model checks at the
             // end of GpuChecks can leave the context faulted.

@@ -25,14 +25,18 @@ public static class GemmBench
 
     /// <param name="extraSplits">split counts to time the fp16 tensor-core GEMM at besides the one
     /// <see cref="SplitK.Choose"/> picks (a sweep for tuning it)</param>
-    public static BenchResult[] Run(Backend backend, TextWriter log, int iterations = 20, IReadOnlyCollection<int>? extraSplits = null)
+    /// <param name="tma">time the TMA-loaded wgmma GEMM (<see cref="LinearWgmmaTma"/>) instead of our other
+    /// kernels, beside cuBLAS and the cp.async wgmma kernel (needs the wgmma kernel set)</param>
+    public static BenchResult[] Run(Backend backend, TextWriter log, int iterations = 20, IReadOnlyCollection<int>? extraSplits = null, bool tma = false)
     {
         if (!backend.IsCuda)
             throw new InvalidOperationException($"GEMM benchmarks need a CUDA device; backend is {backend.DeviceName}");
         using var blas = new CuBlas((CudaAccelerator)backend.Accelerator);
         var results = new List<BenchResult>();
         log.WriteLine($"GEMM y = x W^T on {backend.DeviceName}, {iterations} timed calls each");
-        if (backend.UsesWgmma)
+        if (tma && !backend.UsesWgmma)
+            throw new InvalidOperationException("the TMA GEMM is timed under the wgmma kernel set (SMOOTHCACHE_KERNELS=wgmma)");
+        if (backend.UsesWgmma && !tma)
             // The copies decide the wgmma kernel's speed (its "copies only" rows); blocks resident per
             // multiprocessor are the copies in flight.
             log.WriteLine("resident blocks per multiprocessor: tensor-core " +
@@ -42,7 +46,7 @@ public static class GemmBench
         log.WriteLine($"{"kernel",-30} {"M",5} {"N",5} {"K",5} {"rel.err",9} {"warm-up ms",10} {"ms",8} {"TFLOP/s",8}");
         foreach (int m in Rows)
             foreach (var (n, k) in Shapes)
-                foreach (var r in RunShape(backend, blas, m, n, k, iterations, extraSplits ?? [], log))
+                foreach (var r in RunShape(backend, blas, m, n, k, iterations, extraSplits ?? [], tma, log))
                 {
                     results.Add(r);
                     log.WriteLine($"{r.Kernel,-30} {r.M,5} {r.N,5} {r.K,5} {r.RelativeError,9:E2} {r.WarmupMs,10:F1} {r.Milliseconds,8:F3} {r.Tflops,8:F1}");
@@ -55,7 +59,7 @@ public static class GemmBench
             LinearTensorCore.Threads * default(TBlock).WarpGroups(), LinearWgmma.SharedBytes<TBlock>(), PtxTarget.Hopper);
 
     private static List<BenchResult> RunShape(Backend backend, CuBlas blas, int m, int n, int k, int iterations,
-        IReadOnlyCollection<int> extraSplits, TextWriter log)
+        IReadOnlyCollection<int> extraSplits, bool tma, TextWriter log)
     {
         var arena = backend.Arena;
         using var x = arena.Upload(GpuChecks.RandomData(1, (long)m * k, 1f), m, k);
@@ -93,7 +97,17 @@ public static class GemmBench
         // Where split-K applies, the unsplit kernel in the same run shows what it gains.
         if (tcSplits > 1) kernels.Insert(2, ("ours tensor-core fp16 unsplit", OurTensorCore(1), y, -1));
         // The Hopper kernel under the wgmma kernel set (same blocks, so the same split choice).
-        if (backend.UsesWgmma)
+        if (tma)
+        {
+            string split = tcSplits > 1 ? $" split {tcSplits}" : "";
+            Action Ours<TBlock>(bool loadedByTma) where TBlock : struct, LinearWgmma.IBlock => loadedByTma
+                ? () => LinearWgmmaTma.Run<IdentityEpilogue, TBlock>(backend, xHalf.HalfView, wHalf, ArrayView<float>.Empty, OutputView.Of(y), m, tcSplits)
+                : () => LinearWgmma.Run<IdentityEpilogue, TBlock>(backend, xHalf.HalfView, wHalf, ArrayView<float>.Empty, OutputView.Of(y), m, tcSplits);
+            kernels = [kernels[0], ($"ours wgmma fp16{split}", Ours<LinearWgmma.OneWarpGroup>(false), y, -1),
+                ($"ours wgmma TMA fp16{split}", Ours<LinearWgmma.OneWarpGroup>(true), y, -1),
+                ($"ours wgmma TMA 256x128 fp16{split}", Ours<LinearWgmma.TwoWarpGroups>(true), y, -1), kernels[^1]];
+        }
+        else if (backend.UsesWgmma)
         {
             // 128 x 128 blocks (what Linear takes) and 256 x 128 (two warpgroups), each as split as the other kernels.
             Action OurWgmma(int splits) => () => LinearWgmma.Run<IdentityEpilogue>(backend, xHalf.HalfView, wHalf, ArrayView<float>.Empty, OutputView.Of(y), m, splits);
@@ -123,8 +137,8 @@ public static class GemmBench
                     LinearWgmma.RunOn<IdentityEpilogue, LinearWgmma.OneWarpGroup, MultipliesOnly>(backend, xHalf.HalfView, wHalf, ArrayView<float>.Empty, OutputView.Of(scratch), m, 1), scratch, -1));
             }
         }
-        if (sgSplits > 1) kernels.Add(("ours SGEMM fp32 unsplit", OurSgemm(1), y, -1));
-        foreach (int s in extraSplits.Where(s => s != tcSplits && !(s == 1 && tcSplits > 1)).Distinct())
+        if (sgSplits > 1 && !tma) kernels.Add(("ours SGEMM fp32 unsplit", OurSgemm(1), y, -1));
+        foreach (int s in tma ? [] : extraSplits.Where(s => s != tcSplits && !(s == 1 && tcSplits > 1)).Distinct())
             kernels.Add((s > 1 ? $"ours tensor-core fp16 split {s}" : "ours tensor-core fp16 unsplit", OurTensorCore(s), y, -1));
         var results = new List<BenchResult>();
         foreach (var (name, launch, output, known) in kernels)

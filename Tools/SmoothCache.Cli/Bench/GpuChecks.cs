@@ -74,6 +74,41 @@ public static class GpuChecks
         return y;
     }
 
+    /// <summary>
+    /// <see cref="LinearWgmmaTma"/> against float64 at <see cref="Shapes"/> (ragged edges: boxes past the matrix read
+    /// zeros), with bias and GELU, whole and split three ways along K, in both block shapes.
+    /// </summary>
+    public static CheckResult[] TmaChecks(Backend backend, TextWriter log)
+    {
+        var results = new List<CheckResult>();
+        foreach (var (m, n, k) in Shapes)
+        {
+            var x = RandomData(3, (long)m * k, 2f).Select(RoundToHalf).ToArray();
+            var w = RandomData(4, (long)n * k, 1f / MathF.Sqrt(k)).Select(RoundToHalf).ToArray();
+            var b = RandomData(5, n, 1f);
+            var expected = Reference(x, w, b, m, n, k, true);
+            using var tx = backend.Arena.Upload(x, m, k);
+            using var tw = backend.Arena.Upload(w, n, k);
+            using var tb = backend.Arena.Upload(b, n);
+            using var txHalf = HalfConversion.ToHalf(tx);
+            using var twHalf = HalfConversion.ToHalf(tw);
+            foreach (int splits in new[] { 1, 3 })
+                using (var y = backend.Arena.Rent(m, n))
+                {
+                    LinearWgmmaTma.Run<GeluTanhEpilogue, LinearWgmma.OneWarpGroup>(backend, txHalf.HalfView, twHalf, tb.View, OutputView.Of(y), m, splits);
+                    results.Add(new($"wgmma TMA split-K {splits}", m, n, k, RelativeL2(y.ToArray(), expected), 1e-5));
+                    Log(log, results[^1]);
+                }
+            using (var y = backend.Arena.Rent(m, n))
+            {
+                LinearWgmmaTma.Run<GeluTanhEpilogue, LinearWgmma.TwoWarpGroups>(backend, txHalf.HalfView, twHalf, tb.View, OutputView.Of(y), m, 1);
+                results.Add(new("wgmma TMA 256x128", m, n, k, RelativeL2(y.ToArray(), expected), 1e-5));
+                Log(log, results[^1]);
+            }
+        }
+        return results.ToArray();
+    }
+
     /// <param name="digitsFolder">the dit-digits pipeline folder; null looks for models/dit-digits here or beside the program</param>
     public static CheckResult[] Run(Backend backend, TextWriter log, string? digitsFolder = null)
     {
@@ -167,15 +202,17 @@ public static class GpuChecks
     /// layout shows as the (n, k) that was read instead; then the same with the roles swapped. Logs the first
     /// mismatches decoded, then one check per operand. Public for the emulated run in the tests.
     /// </summary>
-    public static IEnumerable<CheckResult> WgmmaLayoutProbe(Backend backend, TextWriter log)
+    /// <param name="tma">probe <see cref="LinearWgmmaTma"/>'s layout instead (its own stage layout and descriptors)</param>
+    public static IEnumerable<CheckResult> WgmmaLayoutProbe(Backend backend, TextWriter log, bool tma = false)
     {
+        string kernel = tma ? "wgmma TMA" : "wgmma";
         const int size = 128, depth = 32;
         float Coordinates(int row, int k) => 32 * (row % 64) + k;
         float OneHot(int row, int k) => k == row % depth ? 1f : 0f;
         foreach (var (name, x, w, expected) in new (string, Func<int, int, float>, Func<int, int, float>, Func<int, int, float>)[]
         {
-            ("wgmma probe: W read", OneHot, Coordinates, (r, n) => Coordinates(n, r % depth)),
-            ("wgmma probe: x read", Coordinates, OneHot, (r, n) => Coordinates(r, n % depth)),
+            ($"{kernel} probe: W read", OneHot, Coordinates, (r, n) => Coordinates(n, r % depth)),
+            ($"{kernel} probe: x read", Coordinates, OneHot, (r, n) => Coordinates(r, n % depth)),
         })
         {
             using var tx = backend.Arena.Upload(Enumerable.Range(0, size * depth).Select(i => x(i / depth, i % depth)).ToArray(), size, depth);
@@ -183,7 +220,8 @@ public static class GpuChecks
             using var txHalf = HalfConversion.ToHalf(tx);
             using var twHalf = HalfConversion.ToHalf(tw);
             using var y = backend.Arena.Rent(size, size);
-            LinearWgmma.Run<IdentityEpilogue>(backend, txHalf.HalfView, twHalf, ILGPU.ArrayView<float>.Empty, OutputView.Of(y), size, splits: 1);
+            if (tma) LinearWgmmaTma.Run<IdentityEpilogue, LinearWgmma.OneWarpGroup>(backend, txHalf.HalfView, twHalf, ILGPU.ArrayView<float>.Empty, OutputView.Of(y), size, splits: 1);
+            else LinearWgmma.Run<IdentityEpilogue>(backend, txHalf.HalfView, twHalf, ILGPU.ArrayView<float>.Empty, OutputView.Of(y), size, splits: 1);
             var got = y.ToArray();
             var want = Enumerable.Range(0, size * size).Select(i => expected(i / size, i % size)).ToArray();
             var wrong = Enumerable.Range(0, got.Length).Where(i => got[i] != want[i]).ToList();

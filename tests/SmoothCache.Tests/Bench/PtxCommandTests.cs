@@ -20,6 +20,7 @@ public class PtxCommandTests
             "LinearSkinny.Kernel[SiluEpilogue]", "ElementLauncher.Kernel[Unpatchify.Args]",
             "LinearTensorCore.Kernel[IdentityEpilogue,LinearTensorCore.Ptx]",
             "LinearWgmma.Kernel[GeluTanhEpilogue,LinearWgmma.Ptx,LinearWgmma.TwoWarpGroups]",
+            "LinearWgmmaTma.Kernel[IdentityEpilogue,LinearWgmma.Ptx,LinearWgmmaTma.Tma,LinearWgmma.OneWarpGroup]",
         })
             Assert.Contains(kernel, files);
         Assert.DoesNotContain(files, f => f!.Contains("Emulated"));
@@ -27,8 +28,8 @@ public class PtxCommandTests
         {
             string ptx = File.ReadAllText(file);
             Assert.Contains(".entry", ptx);
-            // The Hopper GEMM is assembled for sm_90a (its wgmma exists nowhere else), every other kernel as ILGPU wrote it.
-            Assert.Contains(Path.GetFileName(file).StartsWith("LinearWgmma.") ? ".target sm_90a" : ".target sm_80", ptx);
+            // The Hopper GEMMs are assembled for sm_90a (wgmma exists nowhere else), every other kernel as ILGPU wrote it.
+            Assert.Contains(Path.GetFileName(file).StartsWith("LinearWgmma") ? ".target sm_90a" : ".target sm_80", ptx);
         }
         Assert.Equal(files.Length, result.Out.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
     }

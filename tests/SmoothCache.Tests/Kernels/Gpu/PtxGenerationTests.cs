@@ -83,6 +83,21 @@ public class PtxGenerationTests
     }
 
     [Fact]
+    public void TmaGemmLoadsEachTileWithEightBoxCopiesOnOneMbarrier()
+    {
+        var kernel = typeof(LinearWgmmaTma).GetMethod("Kernel")!.MakeGenericMethod(
+            typeof(IdentityEpilogue), typeof(LinearWgmma.Ptx), typeof(LinearWgmmaTma.Tma), typeof(LinearWgmma.OneWarpGroup));
+        var ptx = CompileToPtx(kernel);
+        // Loads in the prologue and in the K loop: each an expect_tx arrival, then x's and W's boxes (a loop of 4).
+        Assert.Equal(2, Count(ptx, "mbarrier.arrive.expect_tx.shared::cta.b64"));
+        Assert.Equal(4, Count(ptx, "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"));
+        Assert.Equal(1, Count(ptx, "mbarrier.try_wait.parity.shared::cta.b64"));
+        Assert.Equal(1, Count(ptx, "mbarrier.init.shared::cta.b64"));
+        Assert.DoesNotContain("cp.async.cg", ptx);
+        Assert.Equal(4, Count(ptx, "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16"));
+    }
+
+    [Fact]
     public void TensorCoreAttentionKeepsItsAsmOperandsOutOfLocalMemoryPaths()
     {
         var kernel = typeof(FlashAttentionTensorCore).GetMethod("Kernel")!.MakeGenericMethod(typeof(TensorCore.PtxPath));

@@ -15,10 +15,11 @@ public enum DeviceKind { Auto, Cuda, Cpu }
 /// kernels but the SIMT SGEMM and fused attention in place of the tensor-core ones, and TensorCores
 /// takes exactly what CUDA takes, warp instructions emulated (slow: tiny models only). Wgmma is TensorCores
 /// with the fp16 GEMMs on Hopper's warpgroup instructions (<see cref="Gpu.LinearWgmma"/>): on CUDA only
-/// on a compute-capability 9.0 GPU, elsewhere emulated. Forcing is for tests and for narrowing down a
-/// device fault.
+/// on a compute-capability 9.0 GPU, elsewhere emulated; WgmmaTma the same with their tiles loaded by TMA
+/// (<see cref="Gpu.LinearWgmmaTma"/>). Forcing is for tests, for timing kernels not yet the default and for
+/// narrowing down a device fault.
 /// </summary>
-public enum KernelSet { Auto, Gpu, TensorCores, Wgmma, Portable }
+public enum KernelSet { Auto, Gpu, TensorCores, Wgmma, WgmmaTma, Portable }
 
 /// <summary>
 /// Owns the ILGPU context, one accelerator and the tensor arena; caches loaded kernels.
@@ -56,16 +57,21 @@ public sealed class Backend : IDisposable
     /// on the CPU accelerator under <see cref="KernelSet.TensorCores"/> (emulated).</summary>
     public bool UsesTensorCores { get; }
 
-    /// <summary>True when fp16 GEMMs take <see cref="Gpu.LinearWgmma"/> (<see cref="KernelSet.Wgmma"/>).</summary>
+    /// <summary>True when fp16 GEMMs take <see cref="Gpu.LinearWgmma"/> or <see cref="Gpu.LinearWgmmaTma"/>
+    /// (<see cref="KernelSet.Wgmma"/>, <see cref="KernelSet.WgmmaTma"/>).</summary>
     public bool UsesWgmma { get; }
+
+    /// <summary>True when fp16 GEMMs take <see cref="Gpu.LinearWgmmaTma"/> (<see cref="KernelSet.WgmmaTma"/>).</summary>
+    public bool UsesTma { get; }
 
     private Backend(Context context, Accelerator accelerator, KernelSet kernels)
     {
         Context = context;
         Accelerator = accelerator;
-        UsesGpuKernels = kernels is KernelSet.Gpu or KernelSet.TensorCores or KernelSet.Wgmma || (kernels == KernelSet.Auto && IsCuda);
-        UsesTensorCores = UsesGpuKernels && (IsCuda || kernels is KernelSet.TensorCores or KernelSet.Wgmma);
-        UsesWgmma = kernels == KernelSet.Wgmma;
+        UsesGpuKernels = kernels is KernelSet.Gpu or KernelSet.TensorCores or KernelSet.Wgmma or KernelSet.WgmmaTma || (kernels == KernelSet.Auto && IsCuda);
+        UsesTensorCores = UsesGpuKernels && (IsCuda || kernels is KernelSet.TensorCores or KernelSet.Wgmma or KernelSet.WgmmaTma);
+        UsesWgmma = kernels is KernelSet.Wgmma or KernelSet.WgmmaTma;
+        UsesTma = kernels == KernelSet.WgmmaTma;
         if (UsesWgmma && accelerator is CudaAccelerator { Architecture: var arch } && (arch.Major, arch.Minor) != (9, 0))
             throw new ArgumentException($"kernel set wgmma needs a compute-capability 9.0 GPU (H100, H200); {accelerator.Name} is {arch.Major}.{arch.Minor}");
         Stream = accelerator is CudaAccelerator cuda ? cuda.CreateStream(StreamFlags.CU_STREAM_DEFAULT) : accelerator.DefaultStream;
@@ -125,8 +131,9 @@ public sealed class Backend : IDisposable
         "gpu" => KernelSet.Gpu,
         "tensorcores" => KernelSet.TensorCores,
         "wgmma" => KernelSet.Wgmma,
+        "wgmma-tma" => KernelSet.WgmmaTma,
         "portable" => KernelSet.Portable,
-        var other => throw new ArgumentException($"SMOOTHCACHE_KERNELS='{other}': expected auto, gpu, tensorcores, wgmma or portable"),
+        var other => throw new ArgumentException($"SMOOTHCACHE_KERNELS='{other}': expected auto, gpu, tensorcores, wgmma, wgmma-tma or portable"),
     };
 
     /// <summary>Loads (once per backend) an auto-grouped kernel over a 1D index with one struct argument.

@@ -12,7 +12,7 @@ namespace SmoothCache.Kernels;
 /// accelerator runs fastest — and it is the reference for the fast kernels. It reads float32
 /// operands, or (for a Float16 weight) float16 x and W, the numbers the tensor-core kernel multiplies.
 /// With GPU kernels Run dispatches to the fast ones: a Float16 weight on CUDA to <see cref="LinearTensorCore"/>
-/// whatever the rows (<see cref="LinearWgmma"/> under <see cref="KernelSet.Wgmma"/>); otherwise up to 16 rows to <see cref="LinearSkinny"/> (a warp per output column),
+/// whatever the rows (<see cref="LinearWgmma"/> under <see cref="KernelSet.Wgmma"/>, <see cref="LinearWgmmaTma"/> under <see cref="KernelSet.WgmmaTma"/>); otherwise up to 16 rows to <see cref="LinearSkinny"/> (a warp per output column),
 /// more on CUDA to <see cref="LinearTensorCore"/> (3xTF32 for a Float32 weight), and <see cref="Sgemm"/>
 /// for a Float32 weight elsewhere or where K is not a multiple of 4.
 /// </summary>
@@ -147,7 +147,8 @@ public static class Linear
             if (backend.UsesTensorCores)
             {
                 // Throws with the reason for an unsupported K.
-                if (backend.UsesWgmma) LinearWgmma.Run<TEpilogue>(backend, xHalf.HalfView, w, biasView, OutputView.Of(y), m);
+                if (backend.UsesTma) LinearWgmmaTma.Run<TEpilogue, LinearWgmma.OneWarpGroup>(backend, xHalf.HalfView, w, biasView, OutputView.Of(y), m);
+                else if (backend.UsesWgmma) LinearWgmma.Run<TEpilogue>(backend, xHalf.HalfView, w, biasView, OutputView.Of(y), m);
                 else LinearTensorCore.Run<TEpilogue>(backend, xHalf.HalfView, w, biasView, OutputView.Of(y), m);
                 return;
             }

@@ -6,12 +6,12 @@
 # Logs and JSON go under $OUT, packed at the end into $OUT/device-check.tar.gz (the device tool returns
 # at most 8 files). Each step has its own time limit and a failing step does not stop the
 # later ones; status.txt records every step's exit code (0 ok, 1 a check or case failed, 124 timed out).
-# The limits add up to 600 s in hopper mode (470 s otherwise; 90 s more when the smoke step fails and
+# The limits add up to 600 s in hopper mode (440 s otherwise; 90 s more when the smoke step fails and
 # memcheck runs); on an H200 hopper mode took ~200 s before the TMA step. Run it with the device tool's
 # timeout_s at 420 or more (600 leaves room for every limit). Building the synthetic DiT-XL/2 takes ~10 s of host time per model.
-# hopper: every step runs with SMOOTHCACHE_KERNELS=wgmma (fp16 GEMMs on LinearWgmma; its GEMM table keeps
-# the mma.sync kernel and cuBLAS rows for comparison), plus the default kernels' forward in the same call
-# for the forward ratio. Its smoke step runs first, in its own process: a wgmma kernel that reads its
+# hopper: the steps run with SMOOTHCACHE_KERNELS=wgmma (fp16 GEMMs on LinearWgmma; its GEMM table keeps
+# the mma.sync kernel and cuBLAS rows for comparison), plus the TMA-loaded GEMM's own step (gemm-tma), the
+# forward on the default kernels and on wgmma-tma in the same call for the ratios, and sampling on wgmma-tma. Its smoke step runs first, in its own process: a wgmma kernel that reads its
 # descriptors wrongly fails there, and the GEMM step's layout probe then names the elements it read.
 set -u
 OUT=${OUT:-/tmp/device-check}
@@ -74,20 +74,26 @@ if [ "$SKIP" = 0 ]; then
 [ "$MODE" = hopper ] || step kernels 40 bench --suite kernels --device cuda --xl --batch 16 --iterations 10 --json "$OUT/kernels.json"
 # 4. One forward: synthetic DiT-XL/2 and dit-digits, batch 2 and 16 (and 20), fp16 and fp32, each
 #    followed by a profiled forward (device time per kernel, the kernels' share of the forward).
-step forward 110 bench --suite forward --device cuda --iterations 10 --profile --json "$OUT/forward.json"
+step forward 80 bench --suite forward --device cuda --iterations 10 --profile --json "$OUT/forward.json"
 if [ "$MODE" = hopper ]; then
-    # The same forward on the default kernels, in this call: the ratio to quote.
-    SMOOTHCACHE_KERNELS=auto step forward-mma 110 bench --suite forward --device cuda --iterations 10 --json "$OUT/forward-mma.json"
+    # The same forward on the default kernels and with the TMA-loaded GEMMs, in this call: the ratios to quote.
+    SMOOTHCACHE_KERNELS=auto step forward-mma 70 bench --suite forward --device cuda --iterations 10 --json "$OUT/forward-mma.json"
+    SMOOTHCACHE_KERNELS=wgmma-tma step forward-tma 70 bench --suite forward --device cuda --iterations 10 --profile --json "$OUT/forward-tma.json"
 fi
-# 5. Sampling jobs uncached vs SmoothCache (dit-digits 10 images, XL 8 images), DDIM 50.
-step sampling 120 bench --suite sampling --device cuda --json "$OUT/sampling.json"
+# 5. Sampling jobs uncached vs SmoothCache (dit-digits 10 images, XL 8 images), DDIM 50; in hopper mode with
+#    the TMA-loaded GEMMs (the cp.async wgmma kernel's job took 1.62 s uncached on an H200, ninth session).
+if [ "$MODE" = hopper ]; then
+    SMOOTHCACHE_KERNELS=wgmma-tma step sampling 120 bench --suite sampling --device cuda --json "$OUT/sampling.json"
+else
+    step sampling 120 bench --suite sampling --device cuda --json "$OUT/sampling.json"
+fi
 fi
 
 echo "== summary"
 cat "$STATUS"
 echo "== checks that failed"
 grep -h "^FAIL\|wgmma probe\|wgmma TMA probe" "$OUT/gemm.log" "$OUT/gemm-tma.log" 2>/dev/null || echo "(none)"
-for name in smoke sanitizer gemm-tma kernels forward forward-mma sampling; do
+for name in smoke sanitizer gemm-tma kernels forward forward-mma forward-tma sampling; do
     [ -f "$OUT/$name.log" ] || continue
     echo "== $name"
     grep -v "^NVIDIA\|^device:" "$OUT/$name.log" | tail -n 40

@@ -11,8 +11,10 @@ namespace SmoothCache.Kernels.Gpu;
 /// cp.async copies: one thread asks for a K tile of x and of W (4 boxes each: 8 columns, one 16-byte chunk, of all
 /// the block's rows) and the copy engine reports the bytes landed on the stage's mbarrier, which the threads wait on.
 /// On an H200 the cp.async copies, not the multiplies, hold LinearWgmma at half the mma.sync kernel's speed
-/// (BENCHMARKS.md, ninth session); this is the loader cuBLAS-class kernels use. Unchecked on a GPU so far: timed by
-/// <c>bench-gemm --tma</c> only, not used by <see cref="Linear"/>.
+/// (BENCHMARKS.md, ninth session); this is the loader cuBLAS-class kernels use. Not yet run on a GPU: checked and
+/// timed by <c>bench-gemm --tma</c>, taken by <see cref="Linear"/> only under <see cref="KernelSet.WgmmaTma"/>.
+/// Tensor maps are made and uploaded on a buffer's first use (<see cref="Backend.TensorMap"/>): not while
+/// launches are being recorded.
 /// Layout of a stage: x's chunk c (K 8c..8c+7 of the tile) for all R = 128 x warpgroups rows, 16 bytes a row,
 /// at byte 16 R c + 16 r; then W's 4 chunks of 128 rows the same way; after the stages, one 8-byte mbarrier per
 /// stage. In wgmma's terms (K-major, no swizzle) a core matrix is 8 consecutive rows of a chunk, so the matrix

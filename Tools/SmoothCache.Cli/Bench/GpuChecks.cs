@@ -131,8 +131,8 @@ public static class GpuChecks
                 results.Add(new("Linear fp32 bias", m, n, k, RelativeL2(y.ToArray(), Reference(x, w, b, m, n, k, false)), 1e-5));
             using (var y = Linear.Run<GeluTanhEpilogue>(tx, tw, null))
                 results.Add(new("Linear fp32 gelu", m, n, k, RelativeL2(y.ToArray(), Reference(x, w, null, m, n, k, true)), 1e-5));
-            // fp16 goes to the Hopper kernel under the wgmma kernel set (SMOOTHCACHE_KERNELS=wgmma).
-            string fp16 = backend.UsesWgmma ? "wgmma" : "tensor-core";
+            // fp16 goes to a Hopper kernel under the wgmma kernel sets (SMOOTHCACHE_KERNELS=wgmma, wgmma-tma).
+            string fp16 = backend.UsesTma ? "wgmma TMA" : backend.UsesWgmma ? "wgmma" : "tensor-core";
             using (var y = Linear.Run(tx, twHalf, tb))
                 results.Add(new($"{fp16} bias", m, n, k, RelativeL2(y.ToArray(), Reference(xh, wh, b, m, n, k, false)), 1e-5));
             using (var y = Linear.Run<GeluTanhEpilogue>(tx, twHalf, null))
@@ -144,7 +144,8 @@ public static class GpuChecks
             using (var txHalf = HalfConversion.ToHalf(tx))
             using (var y = backend.Arena.Rent(m, n))
             {
-                if (backend.UsesWgmma) LinearWgmma.Run<GeluTanhEpilogue>(backend, txHalf.HalfView, twHalf, tb.View, OutputView.Of(y), m, splits: 3);
+                if (backend.UsesTma) LinearWgmmaTma.Run<GeluTanhEpilogue, LinearWgmma.OneWarpGroup>(backend, txHalf.HalfView, twHalf, tb.View, OutputView.Of(y), m, splits: 3);
+                else if (backend.UsesWgmma) LinearWgmma.Run<GeluTanhEpilogue>(backend, txHalf.HalfView, twHalf, tb.View, OutputView.Of(y), m, splits: 3);
                 else LinearTensorCore.Run<GeluTanhEpilogue>(backend, txHalf.HalfView, twHalf, tb.View, OutputView.Of(y), m, splits: 3);
                 results.Add(new($"{fp16} split-K 3", m, n, k, RelativeL2(y.ToArray(), Reference(xh, wh, b, m, n, k, true)), 1e-5));
             }

@@ -16,11 +16,15 @@ public class BackendTests
             using (var emulated = Backend.Create(DeviceKind.Cpu, KernelSet.TensorCores))
                 Assert.True(emulated.UsesGpuKernels && emulated.UsesTensorCores && !emulated.UsesWgmma);
             using (var hopper = Backend.Create(DeviceKind.Cpu, KernelSet.Wgmma))
-                Assert.True(hopper.UsesTensorCores && hopper.UsesWgmma);
+                Assert.True(hopper.UsesTensorCores && hopper.UsesWgmma && !hopper.UsesTma);
+            using (var tma = Backend.Create(DeviceKind.Cpu, KernelSet.WgmmaTma))
+                Assert.True(tma.UsesTensorCores && tma.UsesWgmma && tma.UsesTma);
             Environment.SetEnvironmentVariable("SMOOTHCACHE_KERNELS", "GPU");
             using (var fromEnvironment = Backend.Create(DeviceKind.Cpu)) Assert.True(fromEnvironment.UsesGpuKernels);
             Environment.SetEnvironmentVariable("SMOOTHCACHE_KERNELS", "wgmma");
             using (var wgmma = Backend.Create(DeviceKind.Cpu)) Assert.True(wgmma.UsesWgmma);
+            Environment.SetEnvironmentVariable("SMOOTHCACHE_KERNELS", "wgmma-tma");
+            using (var tmaFromEnvironment = Backend.Create(DeviceKind.Cpu)) Assert.True(tmaFromEnvironment.UsesTma);
             using (var argumentWins = Backend.Create(DeviceKind.Cpu, KernelSet.Portable)) Assert.False(argumentWins.UsesGpuKernels);
             Environment.SetEnvironmentVariable("SMOOTHCACHE_KERNELS", "fast");
             var e = Assert.Throws<ArgumentException>(() => Backend.Create(DeviceKind.Cpu));

@@ -89,4 +89,14 @@ public class GpuKernelPathTests
         Assert.True(error < 1e-5, $"{error:E2}");
         Assert.Contains(hopper.LoadedKernels, k => k.DeclaringType == typeof(SmoothCache.Kernels.Gpu.LinearWgmma));
     }
+
+    [Fact]
+    public void TinyModelWithTmaLoadedHopperGemmsMatchesThePortablePath()
+    {
+        var config = GpuChecks.SmallConfig with { NumHeads = 1, NumLayers = 1, SampleSize = 8 };
+        using var hopper = Backend.Create(DeviceKind.Cpu, KernelSet.WgmmaTma);
+        double error = RelativeL2(SyntheticForward(hopper, config, Precision.Fp16), SyntheticForward(Cpu, config, Precision.Fp16));
+        Assert.True(error < 1e-5, $"{error:E2}");
+        Assert.Contains(hopper.LoadedKernels, k => k.DeclaringType == typeof(SmoothCache.Kernels.Gpu.LinearWgmmaTma));
+    }
 }

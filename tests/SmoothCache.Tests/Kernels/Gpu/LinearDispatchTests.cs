@@ -46,4 +46,16 @@ public class LinearDispatchTests
         using (Linear.Run(x, w32, null))
             Assert.Contains(backend.LoadedKernels, k => k.DeclaringType == typeof(LinearTensorCore));
     }
+
+    [Fact]
+    public void WgmmaTmaKernelSetTakesTheTmaLoadedKernelForFp16()
+    {
+        using var backend = Backend.Create(DeviceKind.Cpu, KernelSet.WgmmaTma);
+        using var x = backend.Arena.Upload(Enumerable.Range(0, 20 * 16).Select(i => i * 0.01f).ToArray(), 20, 16);
+        using var w32 = backend.Arena.Upload(Enumerable.Range(0, 8 * 16).Select(i => 1f - i * 0.01f).ToArray(), 8, 16);
+        using var w = HalfConversion.ToHalf(w32);
+        using (Linear.Run(x, w, null))
+            Assert.Contains(backend.LoadedKernels, k => k.DeclaringType == typeof(LinearWgmmaTma));
+        Assert.DoesNotContain(backend.LoadedKernels, k => k.DeclaringType == typeof(LinearWgmma) || k.DeclaringType == typeof(LinearTensorCore));
+    }
 }

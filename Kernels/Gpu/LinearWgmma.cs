@@ -242,11 +242,15 @@ public static class LinearWgmma
     }
 
     /// <summary>One block of <typeparamref name="TBlock"/>'s warpgroups per 128 columns of y and 128 rows per warpgroup.</summary>
-    public static KernelConfig Config<TBlock>(int m, int n, int splits = 1) where TBlock : struct, IBlock
+    public static KernelConfig Config<TBlock>(int m, int n, int splits = 1) where TBlock : struct, IBlock =>
+        Config<TBlock>(m, n, splits, SharedBytes<TBlock>());
+
+    /// <summary>The same launch shape with <paramref name="sharedBytes"/> of dynamic shared memory (<see cref="LinearWgmmaTma"/>'s).</summary>
+    internal static KernelConfig Config<TBlock>(int m, int n, int splits, int sharedBytes) where TBlock : struct, IBlock
     {
         int groups = default(TBlock).WarpGroups();
         return new(new Index3D((n + Tile - 1) / Tile, (m + Tile * groups - 1) / (Tile * groups), splits), new Index3D(Threads * groups, 1, 1),
-            SharedMemoryConfig.RequestDynamic<U4>(SharedBytes<TBlock>() / 16));
+            SharedMemoryConfig.RequestDynamic<U4>(sharedBytes / 16));
     }
 
     /// <summary>x holds M x K halves, w is a Float16 [N, K] tensor, y M x N values, in 128 x 128 blocks. Meant for a

@@ -167,14 +167,6 @@ public static class LinearWgmmaTma
         StoreTile<TEpilogue>(a, c, row, row, row + 64, row + 64, col, col + 64, col, col + 64, inside);
     }
 
-    /// <summary>One block of <typeparamref name="TBlock"/>'s warpgroups per 128 columns of y and 128 rows per warpgroup.</summary>
-    public static KernelConfig Config<TBlock>(int m, int n, int splits = 1) where TBlock : struct, LinearWgmma.IBlock
-    {
-        int groups = default(TBlock).WarpGroups();
-        return new(new Index3D((n + Tile - 1) / Tile, (m + Tile * groups - 1) / (Tile * groups), splits), new Index3D(Threads * groups, 1, 1),
-            SharedMemoryConfig.RequestDynamic<U4>(SharedBytes<TBlock>() / 16));
-    }
-
     /// <summary>What <see cref="LinearWgmma.Run{TEpilogue, TBlock}"/> computes, loading tiles with TMA on CUDA (a compute-capability
     /// 9.0 GPU) and emulating it elsewhere.</summary>
     public static void Run<TEpilogue, TBlock>(Backend backend, ArrayView<Half> x, Tensor w, ArrayView<float> bias,
@@ -195,7 +187,7 @@ public static class LinearWgmmaTma
                 var kernel = epilogue ? Load<TEpilogue, TBlock>(backend) : Load<IdentityEpilogue, TBlock>(backend);
                 return (config, args) => kernel(config, args with { XMap = xMap, WMap = wMap });
             },
-            Config<TBlock>);
+            (rows, columns, splitCount) => LinearWgmma.Config<TBlock>(rows, columns, splitCount, SharedBytes<TBlock>()));
     }
 
     private static Action<KernelConfig, Args> Load<TEpilogue, TBlock>(Backend backend)

@@ -205,25 +205,19 @@ public sealed class Backend : IDisposable
         return loaded;
     }
 
-    private readonly Dictionary<(long Address, long Rows, long Cols, int BoxRows), MemoryBuffer1D<ulong, Stride1D.Dense>> _tensorMaps = new();
+    private readonly Dictionary<(long Address, long Rows, long Cols, int BoxRows), Gpu.TensorMapArg> _tensorMaps = new();
 
-    /// <summary>CUDA only: the device address of a TMA tensor map (<see cref="CudaDriver.EncodeTensorMap"/>) of the
-    /// row-major fp16 matrix <paramref name="view"/> (<paramref name="rows"/> x <paramref name="cols"/>), read in
-    /// boxes of <paramref name="boxRows"/> rows x 8 columns. Made and uploaded on first use for a given buffer and
-    /// shape, then kept until the backend is disposed (each map is 128 bytes).</summary>
-    internal long TensorMap(ArrayView<ILGPU.Half> view, long rows, long cols, int boxRows)
+    /// <summary>CUDA only: a TMA tensor map (<see cref="CudaDriver.EncodeTensorMap"/>) of the row-major fp16 matrix
+    /// <paramref name="view"/> (<paramref name="rows"/> x <paramref name="cols"/>), read in boxes of
+    /// <paramref name="boxRows"/> rows x 8 columns, for a kernel's arguments. Encoded on the host (no device work,
+    /// so also while recording) once per buffer and shape.</summary>
+    internal Gpu.TensorMapArg TensorMap(ArrayView<ILGPU.Half> view, long rows, long cols, int boxRows)
     {
         long address = Gpu.TensorCore.DeviceAddress(view);
         var key = (address, rows, cols, boxRows);
-        if (!_tensorMaps.TryGetValue(key, out var buffer))
-        {
-            RefuseWhileRecording("a TMA tensor map's first use (an upload)");
-            var map = CudaDriver.EncodeTensorMap(address, rows, cols, boxRows, 8);
-            buffer = Accelerator.Allocate1D<ulong>(map.Length);
-            buffer.View.CopyFromCPU(map);
-            _tensorMaps[key] = buffer;
-        }
-        return Gpu.TensorCore.DeviceAddress<ulong>(buffer.View);
+        if (!_tensorMaps.TryGetValue(key, out var map))
+            _tensorMaps[key] = map = Gpu.TensorMapArg.FromWords(CudaDriver.EncodeTensorMap(address, rows, cols, boxRows, 8));
+        return map;
     }
 
     /// <summary>CUDA only: how many blocks of <paramref name="threads"/> threads of an explicitly grouped kernel
@@ -407,7 +401,6 @@ public sealed class Backend : IDisposable
         {
             Profile?.Dispose();
             _arena.Dispose();
-            foreach (var map in _tensorMaps.Values) map.Dispose();
             _probe?.Dispose();
             if (!ReferenceEquals(Stream, Accelerator.DefaultStream)) Stream.Dispose();
             Accelerator.Dispose();

@@ -13,8 +13,8 @@ namespace SmoothCache.Kernels.Gpu;
 /// On an H200 the cp.async copies, not the multiplies, hold LinearWgmma at half the mma.sync kernel's speed
 /// (BENCHMARKS.md, ninth session); this is the loader cuBLAS-class kernels use. Not yet run on a GPU: checked and
 /// timed by <c>bench-gemm --tma</c>, taken by <see cref="Linear"/> only under <see cref="KernelSet.WgmmaTma"/>.
-/// Tensor maps are made and uploaded on a buffer's first use (<see cref="Backend.TensorMap"/>): not while
-/// launches are being recorded.
+/// The tensor maps travel in the kernel's arguments (<see cref="Args.XMap"/>, <see cref="Args.WMap"/>), whose
+/// address the kernel takes (<see cref="PtxTarget.ArgumentsSymbol"/>).
 /// Layout of a stage: x's chunk c (K 8c..8c+7 of the tile) for all R = 128 x warpgroups rows, 16 bytes a row,
 /// at byte 16 R c + 16 r; then W's 4 chunks of 128 rows the same way; after the stages, one 8-byte mbarrier per
 /// stage. In wgmma's terms (K-major, no swizzle) a core matrix is 8 consecutive rows of a chunk, so the matrix
@@ -38,9 +38,12 @@ public static class LinearWgmmaTma
     {
         /// <summary>One thread: sets up the stages' mbarriers, each completing a phase on one arrival and its tile's bytes.</summary>
         void Init(uint barriers);
+        /// <summary>The generic address of the kernel's <see cref="Args"/>, where x's tensor map lies (W's 128 bytes on).</summary>
+        long MapsAddress();
         /// <summary>One thread: starts loading K tile <paramref name="tile"/> (x rows m0.., W rows n0..) into the stage
-        /// at byte <paramref name="stageAt"/>; it lands on the mbarrier at <paramref name="barrier"/>.</summary>
-        void Load(Args a, ArrayView<uint> shared, uint stageAt, uint barrier, int tile, int m0, int n0, int xRows);
+        /// at byte <paramref name="stageAt"/>, through the tensor maps at <paramref name="maps"/>; it lands on the
+        /// mbarrier at <paramref name="barrier"/>.</summary>
+        void Load(Args a, ArrayView<uint> shared, long maps, uint stageAt, uint barrier, int tile, int m0, int n0, int xRows);
         /// <summary>Every thread: waits until the mbarrier at <paramref name="barrier"/> has completed the phase of
         /// parity <paramref name="parity"/>.</summary>
         void Wait(uint barrier, int parity);
@@ -56,7 +59,14 @@ public static class LinearWgmmaTma
             CudaAsm.Emit("fence.mbarrier_init.release.cluster;");
         }
 
-        public void Load(Args a, ArrayView<uint> shared, uint stageAt, uint barrier, int tile, int m0, int n0, int xRows)
+        public long MapsAddress()
+        {
+            // The kernel's one parameter, in the parameter space, as a generic address (PTX ISA 7.7).
+            CudaAsm.Emit("mov.b64 %0, " + PtxTarget.ArgumentsSymbol + "; cvta.param.u64 %0, %0;", out long address);
+            return address;
+        }
+
+        public void Load(Args a, ArrayView<uint> shared, long maps, uint stageAt, uint barrier, int tile, int m0, int n0, int xRows)
         {
             uint bytes = (uint)(xRows + Tile) * Depth * 2;
             CudaAsm.Emit("{ .reg .b64 state; mbarrier.arrive.expect_tx.shared::cta.b64 state, [%0], %1; }", barrier, bytes);
@@ -65,9 +75,9 @@ public static class LinearWgmmaTma
             for (int c = 0; c < Depth / 8; c++)
             {
                 CudaAsm.Emit("cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];",
-                    stageAt + (uint)(c * xRows * RowChunkBytes), a.XMap, k + 8 * c, m0, barrier);
+                    stageAt + (uint)(c * xRows * RowChunkBytes), maps, k + 8 * c, m0, barrier);
                 CudaAsm.Emit("cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];",
-                    w + (uint)(c * Tile * RowChunkBytes), a.WMap, k + 8 * c, n0, barrier);
+                    w + (uint)(c * Tile * RowChunkBytes), maps + TensorMapArg.Bytes, k + 8 * c, n0, barrier);
             }
         }
 
@@ -88,9 +98,10 @@ public static class LinearWgmmaTma
     public readonly struct EmulatedTma : ILoader
     {
         public void Init(uint barriers) { }
+        public long MapsAddress() => 0;
         public void Wait(uint barrier, int parity) { }
 
-        public void Load(Args a, ArrayView<uint> shared, uint stageAt, uint barrier, int tile, int m0, int n0, int xRows)
+        public void Load(Args a, ArrayView<uint> shared, long maps, uint stageAt, uint barrier, int tile, int m0, int n0, int xRows)
         {
             int w = (int)stageAt / 4 + Depth / 8 * xRows * RowChunkBytes / 4;
             for (int c = 0; c < Depth / 8; c++)
@@ -126,12 +137,13 @@ public static class LinearWgmmaTma
         int tileBegin = Grid.IdxZ * a.TilesPerSplit;
         int tiles = Math.Min(a.TilesPerSplit, (a.K + Depth - 1) / Depth - tileBegin);
         bool loader = Group.IdxX == 0;
+        long maps = default(TLoader).MapsAddress();
 
         if (loader) default(TLoader).Init(barriers);
         Group.Barrier();
         if (loader)
             for (int s = 0; s < Ahead && s < tiles; s++)
-                default(TLoader).Load(a, shared, sharedBase + (uint)(s * stageBytes), barriers + (uint)(8 * s), tileBegin + s, m0, n0, xRows);
+                default(TLoader).Load(a, shared, maps, sharedBase + (uint)(s * stageBytes), barriers + (uint)(8 * s), tileBegin + s, m0, n0, xRows);
         Accumulators c = default;
         int stage = 0, parity = 0;
         for (int tile = 0; tile < tiles; tile++)
@@ -151,7 +163,7 @@ public static class LinearWgmmaTma
                 LinearWgmma.Descriptor(w, wLeading, CoreMatrixBytes), LinearWgmma.Descriptor(w + wK16, wLeading, CoreMatrixBytes));
             int next = stage + Ahead < Stages ? stage + Ahead : stage + Ahead - Stages;
             if (loader && tile + Ahead < tiles)
-                default(TLoader).Load(a, shared, sharedBase + (uint)(next * stageBytes), barriers + (uint)(8 * next), tileBegin + tile + Ahead, m0, n0, xRows);
+                default(TLoader).Load(a, shared, maps, sharedBase + (uint)(next * stageBytes), barriers + (uint)(8 * next), tileBegin + tile + Ahead, m0, n0, xRows);
             default(TPath).WaitForMultiplies(1);
             if (++stage == Stages)
             {
@@ -175,7 +187,7 @@ public static class LinearWgmmaTma
         if (w.DType != DType.Float16)
             throw new ArgumentException($"LinearWgmmaTma: weight {w.ShapeText} is {w.DType}, not Float16");
         int n = w.Dim(0), k = w.Dim(1);
-        long xMap = 0, wMap = 0;
+        TensorMapArg xMap = default, wMap = default;
         if (backend.IsCuda && m > 0 && n > 0 && k % 8 == 0)
         {
             xMap = backend.TensorMap(x.SubView(0, (long)m * k), m, k, Tile * default(TBlock).WarpGroups());

@@ -95,6 +95,9 @@ public class PtxGenerationTests
         Assert.Equal(1, Count(ptx, "mbarrier.init.shared::cta.b64"));
         Assert.DoesNotContain("cp.async.cg", ptx);
         Assert.Equal(4, Count(ptx, "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16"));
+        // The tensor maps are read where they lie, in the kernel's parameter (bound to its name by PtxTarget).
+        Assert.Equal(1, Count(ptx, PtxTarget.ArgumentsSymbol + ";"));
+        Assert.Contains("cvta.param.u64", ptx);
     }
 
     [Fact]

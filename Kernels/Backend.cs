@@ -205,18 +205,18 @@ public sealed class Backend : IDisposable
         return loaded;
     }
 
-    private readonly Dictionary<(long Address, long Rows, long Cols, int BoxRows), Gpu.TensorMapArg> _tensorMaps = new();
+    private readonly Dictionary<(long Address, long Rows, long Cols, int BoxRows, int BoxCols, int Swizzle), Gpu.TensorMapArg> _tensorMaps = new();
 
     /// <summary>CUDA only: a TMA tensor map (<see cref="CudaDriver.EncodeTensorMap"/>) of the row-major fp16 matrix
     /// <paramref name="view"/> (<paramref name="rows"/> x <paramref name="cols"/>), read in boxes of
-    /// <paramref name="boxRows"/> rows x 8 columns, for a kernel's arguments. Encoded on the host (no device work,
-    /// so also while recording) once per buffer and shape.</summary>
-    internal Gpu.TensorMapArg TensorMap(ArrayView<ILGPU.Half> view, long rows, long cols, int boxRows)
+    /// <paramref name="boxRows"/> x <paramref name="boxCols"/>, for a kernel's arguments. Encoded on the host (no
+    /// device work, so also while recording) once per buffer, shape and box.</summary>
+    internal Gpu.TensorMapArg TensorMap(ArrayView<ILGPU.Half> view, long rows, long cols, int boxRows, int boxCols, int swizzle)
     {
         long address = Gpu.TensorCore.DeviceAddress(view);
-        var key = (address, rows, cols, boxRows);
+        var key = (address, rows, cols, boxRows, boxCols, swizzle);
         if (!_tensorMaps.TryGetValue(key, out var map))
-            _tensorMaps[key] = map = Gpu.TensorMapArg.FromWords(CudaDriver.EncodeTensorMap(address, rows, cols, boxRows, 8));
+            _tensorMaps[key] = map = Gpu.TensorMapArg.FromWords(CudaDriver.EncodeTensorMap(address, rows, cols, boxRows, boxCols, swizzle));
         return map;
     }
 

@@ -30,8 +30,8 @@ internal static unsafe class CudaDriver
 
     // cuTensorMapEncodeTiled (CUDA 12+ drivers; resolved on first use so that older drivers still run the rest).
     private static delegate* unmanaged<void*, int, uint, IntPtr, ulong*, ulong*, uint*, uint*, int, int, int, int, int> _encodeTiled;
-    // CU_TENSOR_MAP_DATA_TYPE_FLOAT16, CU_TENSOR_MAP_L2_PROMOTION_L2_128B; interleave, swizzle and
-    // out-of-bounds fill 0: none, none, zeros.
+    // CU_TENSOR_MAP_DATA_TYPE_FLOAT16, CU_TENSOR_MAP_L2_PROMOTION_L2_128B; interleave and out-of-bounds
+    // fill 0: none, zeros.
     private const int TensorFloat16 = 6, L2Promotion128B = 2;
 
     /// <summary>
@@ -39,7 +39,9 @@ internal static unsafe class CudaDriver
     /// <paramref name="rows"/> x <paramref name="cols"/> at device address <paramref name="address"/>, read in boxes of
     /// <paramref name="boxRows"/> rows x <paramref name="boxCols"/> columns; boxes past the matrix's edges read zeros.
     /// </summary>
-    public static ulong[] EncodeTensorMap(long address, long rows, long cols, int boxRows, int boxCols)
+    /// <param name="swizzle">how the copy engine permutes each box row's 16-byte chunks in shared memory
+    /// (CU_TENSOR_MAP_SWIZZLE_*: 0 none, 1 32-byte, 2 64-byte, 3 128-byte)</param>
+    public static ulong[] EncodeTensorMap(long address, long rows, long cols, int boxRows, int boxCols, int swizzle)
     {
         if (_encodeTiled == null)
             _encodeTiled = (delegate* unmanaged<void*, int, uint, IntPtr, ulong*, ulong*, uint*, uint*, int, int, int, int, int>)Export("cuTensorMapEncodeTiled");
@@ -51,10 +53,10 @@ internal static unsafe class CudaDriver
         void* map = NativeMemory.AlignedAlloc(128, 64);
         try
         {
-            int status = _encodeTiled(map, TensorFloat16, 2, (IntPtr)address, dims, strides, box, elementStrides, 0, 0, L2Promotion128B, 0);
+            int status = _encodeTiled(map, TensorFloat16, 2, (IntPtr)address, dims, strides, box, elementStrides, 0, swizzle, L2Promotion128B, 0);
             if (status != 0)
                 throw new InvalidOperationException(
-                    $"cuTensorMapEncodeTiled({rows} x {cols} fp16, box {boxRows} x {boxCols}) failed: {(CudaError)status} ({status})");
+                    $"cuTensorMapEncodeTiled({rows} x {cols} fp16, box {boxRows} x {boxCols}, swizzle {swizzle}) failed: {(CudaError)status} ({status})");
             return new ReadOnlySpan<ulong>(map, 16).ToArray();
         }
         finally { NativeMemory.AlignedFree(map); }

@@ -30,6 +30,9 @@ public static partial class PtxTarget
     /// </summary>
     public const string ArgumentsSymbol = "__smoothcache_args";
 
+    [GeneratedRegex(@"\.extern \.shared \.align \d+ \.b8 __dyn_shared_alloca\[\]")]
+    private static partial Regex DynamicShared();
+
     [GeneratedRegex(@"\.param \.align \d+ \.b8 (\w+)\[")]
     private static partial Regex EntryParameter();
 
@@ -39,6 +42,8 @@ public static partial class PtxTarget
     {
         if (!TargetLine().IsMatch(ptx)) throw new ArgumentException("PTX text has no .target line");
         ptx = TargetLine().Replace(ptx, $".target {target}", 1);
+        // Dynamic shared memory starts 1024-byte aligned: swizzled wgmma and TMA layouts repeat in atoms of up to 1 KB.
+        ptx = DynamicShared().Replace(ptx, ".extern .shared .align 1024 .b8 __dyn_shared_alloca[]", 1);
         if (!ptx.Contains(ArgumentsSymbol)) return ptx;
         var parameters = EntryParameter().Matches(ptx);
         if (parameters.Count != 1)

@@ -92,7 +92,7 @@ fi
 echo "== summary"
 cat "$STATUS"
 echo "== checks that failed"
-grep -h "^FAIL\|wgmma probe\|wgmma TMA probe" "$OUT/gemm.log" "$OUT/gemm-tma.log" 2>/dev/null || echo "(none)"
+grep -h "^FAIL\| probe: " "$OUT/gemm.log" "$OUT/gemm-tma.log" 2>/dev/null || echo "(none)"
 for name in smoke sanitizer gemm-tma kernels forward forward-mma forward-tma sampling; do
     [ -f "$OUT/$name.log" ] || continue
     echo "== $name"

@@ -61,6 +61,13 @@ public static class LinearWgmma
     /// offsets, each in 16-byte units, in bits 0-13, 16-29 and 32-45.</summary>
     public static long Descriptor(uint byteAddress) => Descriptor(byteAddress, LeadingBytes, StrideBytes);
 
+    /// <summary>A descriptor of a K-major operand in wgmma's 64-byte swizzle: rows of 64 bytes whose 16-byte chunks
+    /// are permuted by XOR-ing address bits 4-5 with bits 7-8 (in 512-byte atoms of 8 rows, 512-byte aligned),
+    /// <paramref name="strideBytes"/> from one 8 rows to the next; a K step within the row moves the start address.
+    /// The leading byte offset is unused in this layout (1 by convention); the swizzle mode is 2 in bits 62-63.</summary>
+    public static long Swizzled64Descriptor(uint byteAddress, int strideBytes) =>
+        ((byteAddress & 0x3FFFF) >> 4) | (1L << 16) | ((long)(strideBytes >> 4) << 32) | (2L << 62);
+
     /// <summary>The same for core matrices <paramref name="leadingBytes"/> apart along K and <paramref name="strideBytes"/>
     /// apart along M or N (multiples of 16 below 256 KB).</summary>
     public static long Descriptor(uint byteAddress, int leadingBytes, int strideBytes) =>
@@ -172,12 +179,19 @@ public static class LinearWgmma
             return c;
         }
 
-        /// <summary>Element (row, k) of the K-major operand a descriptor names.</summary>
+        /// <summary>Element (row, k) of the K-major operand a descriptor names: without swizzle, or in the 64-byte
+        /// swizzle (<see cref="Swizzled64Descriptor"/>).</summary>
         private static float Element(ArrayView<uint> shared, long descriptor, int row, int k)
         {
             int start = (int)(descriptor & 0x3FFF) << 4;
             int leading = (int)((descriptor >> 16) & 0x3FFF) << 4, stride = (int)((descriptor >> 32) & 0x3FFF) << 4;
-            int offset = start + (row >> 3) * stride + (k >> 3) * leading + (row & 7) * 16 + (k & 7) * 2;
+            int offset;
+            if (((descriptor >> 62) & 3) == 2)
+            {
+                offset = start + (row >> 3) * stride + (row & 7) * 64 + k * 2;
+                offset ^= ((offset >> 7) & 3) << 4;
+            }
+            else offset = start + (row >> 3) * stride + (k >> 3) * leading + (row & 7) * 16 + (k & 7) * 2;
             uint word = shared[offset >> 2];
             return (offset & 2) == 0 ? Vectors.LowHalf(word) : Vectors.HighHalf(word);
         }

@@ -8,23 +8,58 @@ namespace SmoothCache.Kernels.Gpu;
 
 /// <summary>
 /// <see cref="LinearWgmma"/> with its tiles loaded by Hopper's Tensor Memory Accelerator instead of every thread's
-/// cp.async copies: one thread asks for a K tile of x and of W (4 boxes each: 8 columns, one 16-byte chunk, of all
-/// the block's rows) and the copy engine reports the bytes landed on the stage's mbarrier, which the threads wait on.
-/// On an H200 the cp.async copies, not the multiplies, hold LinearWgmma at half the mma.sync kernel's speed
-/// (BENCHMARKS.md, ninth session); this is the loader cuBLAS-class kernels use. Not yet run on a GPU: checked and
-/// timed by <c>bench-gemm --tma</c>, taken by <see cref="Linear"/> only under <see cref="KernelSet.WgmmaTma"/>.
-/// The tensor maps travel in the kernel's arguments (<see cref="Args.XMap"/>, <see cref="Args.WMap"/>), whose
-/// address the kernel takes (<see cref="PtxTarget.ArgumentsSymbol"/>).
-/// Layout of a stage: x's chunk c (K 8c..8c+7 of the tile) for all R = 128 x warpgroups rows, 16 bytes a row,
-/// at byte 16 R c + 16 r; then W's 4 chunks of 128 rows the same way; after the stages, one 8-byte mbarrier per
-/// stage. In wgmma's terms (K-major, no swizzle) a core matrix is 8 consecutive rows of a chunk, so the matrix
-/// descriptors step 16 R bytes along K (x; 2048 for W) and 128 bytes along M or N.
+/// cp.async copies: one thread asks for a K tile of x and of W and the copy engine reports the bytes landed on the
+/// stage's mbarrier, which the threads wait on. On an H200 the cp.async copies, not the multiplies, hold LinearWgmma
+/// at half the mma.sync kernel's speed (BENCHMARKS.md, ninth session); this is the loader cuBLAS-class kernels use.
+/// Not yet run on a GPU: checked and timed by <c>bench-gemm --tma</c>, taken by <see cref="Linear"/> only under
+/// <see cref="KernelSet.WgmmaTma"/>. The tensor maps travel in the kernel's arguments (<see cref="Args.XMap"/>,
+/// <see cref="Args.WMap"/>), whose address the kernel takes (<see cref="PtxTarget.ArgumentsSymbol"/>).
+/// A stage holds x's tile (R = 128 x warpgroups rows, 32 deep), then W's (128 rows), in one of two layouts
+/// (<see cref="ILayout"/>); after the stages, one 8-byte mbarrier per stage.
 /// </summary>
 public static class LinearWgmmaTma
 {
     private const int Stages = 4, Ahead = 2;
-    /// <summary>Bytes of one 8-column chunk of a row, and of 8 rows of it (one core matrix).</summary>
-    private const int RowChunkBytes = 16, CoreMatrixBytes = 128;
+
+    /// <summary>Where a tile's elements lie in shared memory, how the copy engine is asked for them, and how wgmma
+    /// finds them. Offsets count from an operand's start, which is 512-byte aligned.</summary>
+    public interface ILayout
+    {
+        /// <summary>Columns (halves) of one box: 8 (a 16-byte chunk of every row) or 32 (whole 64-byte tile rows).</summary>
+        int BoxColumns();
+        /// <summary>The tensor map's swizzle (CU_TENSOR_MAP_SWIZZLE_*): 0 none, 2 the 64-byte one.</summary>
+        int Swizzle();
+        /// <summary>Byte of row <paramref name="row"/>'s 16-byte chunk <paramref name="chunk"/> in an operand of
+        /// <paramref name="rows"/> rows.</summary>
+        int ChunkOffset(int row, int chunk, int rows);
+        /// <summary>The descriptor of 64 rows from <paramref name="row0"/> for the tile's K step <paramref name="step"/>
+        /// (0: K 0-15, 1: K 16-31) of the operand of <paramref name="rows"/> rows at <paramref name="operand"/>.</summary>
+        long Descriptor(uint operand, int rows, int row0, int step);
+    }
+
+    /// <summary>No swizzle, 16-byte boxes: chunk c of all R rows is one box, at byte 16 R c + 16 r. A core matrix
+    /// (wgmma's 8 rows x 16 bytes) is 8 consecutive rows of a chunk: 16 R bytes apart along K, 128 along M or N.
+    /// Each box row is a 16-byte read, half a 32-byte sector.</summary>
+    public readonly struct Plain : ILayout
+    {
+        public int BoxColumns() => 8;
+        public int Swizzle() => 0;
+        public int ChunkOffset(int row, int chunk, int rows) => 16 * (chunk * rows + row);
+        public long Descriptor(uint operand, int rows, int row0, int step) =>
+            LinearWgmma.Descriptor(operand + (uint)(16 * row0 + step * 2 * 16 * rows), 16 * rows, 128);
+    }
+
+    /// <summary>The 64-byte swizzle, one box per operand: row r's 64 bytes at 64 r, its chunk c moved to chunk
+    /// c ^ ((r / 2) % 4) (address bits 4-5 XOR bits 7-8), as the copy engine writes it and wgmma reads it
+    /// (<see cref="LinearWgmma.Swizzled64Descriptor"/>: 512 bytes per 8 rows; K step 1 starts 32 bytes on).</summary>
+    public readonly struct Swizzled64 : ILayout
+    {
+        public int BoxColumns() => 32;
+        public int Swizzle() => 2;
+        public int ChunkOffset(int row, int chunk, int rows) => 64 * row + 16 * (chunk ^ ((row >> 1) & 3));
+        public long Descriptor(uint operand, int rows, int row0, int step) =>
+            LinearWgmma.Swizzled64Descriptor(operand + (uint)(64 * row0 + 32 * step), 512);
+    }
 
     /// <summary>Bytes of a stage of a block of <paramref name="groups"/> warpgroups: x's rows and W's 128, 32 deep.</summary>
     private static int StageBytes(int groups) => (Tile * groups + Tile) * Depth * 2;
@@ -43,7 +78,8 @@ public static class LinearWgmmaTma
         /// <summary>One thread: starts loading K tile <paramref name="tile"/> (x rows m0.., W rows n0..) into the stage
         /// at byte <paramref name="stageAt"/>, through the tensor maps at <paramref name="maps"/>; it lands on the
         /// mbarrier at <paramref name="barrier"/>.</summary>
-        void Load(Args a, ArrayView<uint> shared, long maps, uint stageAt, uint barrier, int tile, int m0, int n0, int xRows);
+        void Load<TLayout>(Args a, ArrayView<uint> shared, long maps, uint stageAt, uint barrier, int tile, int m0, int n0, int xRows)
+            where TLayout : struct, ILayout;
         /// <summary>Every thread: waits until the mbarrier at <paramref name="barrier"/> has completed the phase of
         /// parity <paramref name="parity"/>.</summary>
         void Wait(uint barrier, int parity);
@@ -66,18 +102,19 @@ public static class LinearWgmmaTma
             return address;
         }
 
-        public void Load(Args a, ArrayView<uint> shared, long maps, uint stageAt, uint barrier, int tile, int m0, int n0, int xRows)
+        public void Load<TLayout>(Args a, ArrayView<uint> shared, long maps, uint stageAt, uint barrier, int tile, int m0, int n0, int xRows)
+            where TLayout : struct, ILayout
         {
             uint bytes = (uint)(xRows + Tile) * Depth * 2;
             CudaAsm.Emit("{ .reg .b64 state; mbarrier.arrive.expect_tx.shared::cta.b64 state, [%0], %1; }", barrier, bytes);
-            int k = tile * Depth;
-            uint w = stageAt + (uint)(Depth / 8 * xRows * RowChunkBytes);
-            for (int c = 0; c < Depth / 8; c++)
+            int k = tile * Depth, box = default(TLayout).BoxColumns();
+            uint w = stageAt + (uint)(xRows * Depth * 2);
+            for (int column = 0; column < Depth; column += box)
             {
                 CudaAsm.Emit("cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];",
-                    stageAt + (uint)(c * xRows * RowChunkBytes), maps, k + 8 * c, m0, barrier);
+                    stageAt + (uint)default(TLayout).ChunkOffset(0, column / 8, xRows), maps, k + column, m0, barrier);
                 CudaAsm.Emit("cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];",
-                    w + (uint)(c * Tile * RowChunkBytes), maps + TensorMapArg.Bytes, k + 8 * c, n0, barrier);
+                    w + (uint)default(TLayout).ChunkOffset(0, column / 8, Tile), maps + TensorMapArg.Bytes, k + column, n0, barrier);
             }
         }
 
@@ -101,31 +138,33 @@ public static class LinearWgmmaTma
         public long MapsAddress() => 0;
         public void Wait(uint barrier, int parity) { }
 
-        public void Load(Args a, ArrayView<uint> shared, long maps, uint stageAt, uint barrier, int tile, int m0, int n0, int xRows)
+        public void Load<TLayout>(Args a, ArrayView<uint> shared, long maps, uint stageAt, uint barrier, int tile, int m0, int n0, int xRows)
+            where TLayout : struct, ILayout
         {
-            int w = (int)stageAt / 4 + Depth / 8 * xRows * RowChunkBytes / 4;
-            for (int c = 0; c < Depth / 8; c++)
-            {
-                Box(shared, (int)stageAt / 4 + c * xRows * RowChunkBytes / 4, a.X, a.M, a.K, m0, tile * Depth / 8 + c, xRows);
-                Box(shared, w + c * Tile * RowChunkBytes / 4, a.W, a.N, a.K, n0, tile * Depth / 8 + c, Tile);
-            }
+            int w = (int)stageAt + xRows * Depth * 2;
+            Operand<TLayout>(shared, (int)stageAt, a.X, a.M, a.K, m0, tile, xRows);
+            Operand<TLayout>(shared, w, a.W, a.N, a.K, n0, tile, Tile);
         }
 
-        /// <summary>Chunk <paramref name="chunk"/> of <paramref name="count"/> rows from <paramref name="row0"/>, zeros past the matrix.</summary>
-        private static void Box(ArrayView<uint> shared, int word, ArrayView<U4> matrix, int rows, int cols, int row0, int chunk, int count)
+        /// <summary>K tile <paramref name="tile"/> of <paramref name="count"/> rows from <paramref name="row0"/>, zeros
+        /// past the matrix, into the operand at byte <paramref name="at"/>.</summary>
+        private static void Operand<TLayout>(ArrayView<uint> shared, int at, ArrayView<U4> matrix, int rows, int cols, int row0, int tile, int count)
+            where TLayout : struct, ILayout
         {
             int chunks = cols / 8;
             for (int r = 0; r < count; r++)
-            {
-                U4 v = row0 + r < rows && chunk < chunks ? matrix[(long)(row0 + r) * chunks + chunk] : default;
-                shared[word + 4 * r] = v.X; shared[word + 4 * r + 1] = v.Y; shared[word + 4 * r + 2] = v.Z; shared[word + 4 * r + 3] = v.W;
-            }
+                for (int c = 0; c < Depth / 8; c++)
+                {
+                    int chunk = tile * Depth / 8 + c, word = (at + default(TLayout).ChunkOffset(r, c, count)) / 4;
+                    U4 v = row0 + r < rows && chunk < chunks ? matrix[(long)(row0 + r) * chunks + chunk] : default;
+                    shared[word] = v.X; shared[word + 1] = v.Y; shared[word + 2] = v.Z; shared[word + 3] = v.W;
+                }
         }
     }
 
-    public static void Kernel<TEpilogue, TPath, TLoader, TBlock>(Args a)
+    public static void Kernel<TEpilogue, TPath, TLoader, TLayout, TBlock>(Args a)
         where TEpilogue : struct, IEpilogue where TPath : struct, LinearWgmma.IPath where TLoader : struct, ILoader
-        where TBlock : struct, LinearWgmma.IBlock
+        where TLayout : struct, ILayout where TBlock : struct, LinearWgmma.IBlock
     {
         var shared = SharedMemory.GetDynamic<U4>().Cast<uint>();
         default(TPath).Begin();
@@ -143,7 +182,7 @@ public static class LinearWgmmaTma
         Group.Barrier();
         if (loader)
             for (int s = 0; s < Ahead && s < tiles; s++)
-                default(TLoader).Load(a, shared, maps, sharedBase + (uint)(s * stageBytes), barriers + (uint)(8 * s), tileBegin + s, m0, n0, xRows);
+                default(TLoader).Load<TLayout>(a, shared, maps, sharedBase + (uint)(s * stageBytes), barriers + (uint)(8 * s), tileBegin + s, m0, n0, xRows);
         Accumulators c = default;
         int stage = 0, parity = 0;
         for (int tile = 0; tile < tiles; tile++)
@@ -152,18 +191,16 @@ public static class LinearWgmmaTma
             // Every warp is past the multiplies of tile - 2 (waited for at the end of the last step), whose stage
             // the load below reuses.
             Group.Barrier();
-            uint stageAt = sharedBase + (uint)(stage * stageBytes);
-            uint x = stageAt + (uint)(group * Tile * RowChunkBytes), w = stageAt + (uint)(Depth / 8 * xRows * RowChunkBytes);
-            int xLeading = xRows * RowChunkBytes, wLeading = Tile * RowChunkBytes;
-            const uint rows64 = 64 * RowChunkBytes;
-            uint xK16 = (uint)(2 * xLeading), wK16 = (uint)(2 * wLeading);
+            uint x = sharedBase + (uint)(stage * stageBytes), w = x + (uint)(xRows * Depth * 2);
+            int rows0 = Tile * group;
+            var layout = default(TLayout);
             c = default(TPath).Multiply(c, shared,
-                LinearWgmma.Descriptor(x, xLeading, CoreMatrixBytes), LinearWgmma.Descriptor(x + rows64, xLeading, CoreMatrixBytes),
-                LinearWgmma.Descriptor(x + xK16, xLeading, CoreMatrixBytes), LinearWgmma.Descriptor(x + rows64 + xK16, xLeading, CoreMatrixBytes),
-                LinearWgmma.Descriptor(w, wLeading, CoreMatrixBytes), LinearWgmma.Descriptor(w + wK16, wLeading, CoreMatrixBytes));
+                layout.Descriptor(x, xRows, rows0, 0), layout.Descriptor(x, xRows, rows0 + 64, 0),
+                layout.Descriptor(x, xRows, rows0, 1), layout.Descriptor(x, xRows, rows0 + 64, 1),
+                layout.Descriptor(w, Tile, 0, 0), layout.Descriptor(w, Tile, 0, 1));
             int next = stage + Ahead < Stages ? stage + Ahead : stage + Ahead - Stages;
             if (loader && tile + Ahead < tiles)
-                default(TLoader).Load(a, shared, maps, sharedBase + (uint)(next * stageBytes), barriers + (uint)(8 * next), tileBegin + tile + Ahead, m0, n0, xRows);
+                default(TLoader).Load<TLayout>(a, shared, maps, sharedBase + (uint)(next * stageBytes), barriers + (uint)(8 * next), tileBegin + tile + Ahead, m0, n0, xRows);
             default(TPath).WaitForMultiplies(1);
             if (++stage == Stages)
             {
@@ -180,9 +217,15 @@ public static class LinearWgmmaTma
     }
 
     /// <summary>What <see cref="LinearWgmma.Run{TEpilogue, TBlock}"/> computes, loading tiles with TMA on CUDA (a compute-capability
-    /// 9.0 GPU) and emulating it elsewhere.</summary>
+    /// 9.0 GPU) and emulating it elsewhere, in the 64-byte swizzle.</summary>
     public static void Run<TEpilogue, TBlock>(Backend backend, ArrayView<Half> x, Tensor w, ArrayView<float> bias,
+        OutputView y, int m, int splits = 0) where TEpilogue : struct, IEpilogue where TBlock : struct, LinearWgmma.IBlock =>
+        Run<TEpilogue, TBlock, Swizzled64>(backend, x, w, bias, y, m, splits);
+
+    /// <summary><see cref="Run{TEpilogue, TBlock}"/> in <typeparamref name="TLayout"/>.</summary>
+    public static void Run<TEpilogue, TBlock, TLayout>(Backend backend, ArrayView<Half> x, Tensor w, ArrayView<float> bias,
         OutputView y, int m, int splits = 0) where TEpilogue : struct, IEpilogue where TBlock : struct, LinearWgmma.IBlock
+        where TLayout : struct, ILayout
     {
         if (w.DType != DType.Float16)
             throw new ArgumentException($"LinearWgmmaTma: weight {w.ShapeText} is {w.DType}, not Float16");
@@ -190,21 +233,22 @@ public static class LinearWgmmaTma
         TensorMapArg xMap = default, wMap = default;
         if (backend.IsCuda && m > 0 && n > 0 && k % 8 == 0)
         {
-            xMap = backend.TensorMap(x.SubView(0, (long)m * k), m, k, Tile * default(TBlock).WarpGroups());
-            wMap = backend.TensorMap(w.HalfView, n, k, Tile);
+            var layout = default(TLayout);
+            xMap = backend.TensorMap(x.SubView(0, (long)m * k), m, k, Tile * default(TBlock).WarpGroups(), layout.BoxColumns(), layout.Swizzle());
+            wMap = backend.TensorMap(w.HalfView, n, k, Tile, layout.BoxColumns(), layout.Swizzle());
         }
         LinearTensorCore.Launch<TEpilogue, Half>(backend, "LinearWgmmaTma", x, w.HalfView, w, bias, y, m, splits, 8,
             epilogue =>
             {
-                var kernel = epilogue ? Load<TEpilogue, TBlock>(backend) : Load<IdentityEpilogue, TBlock>(backend);
+                var kernel = epilogue ? Load<TEpilogue, TBlock, TLayout>(backend) : Load<IdentityEpilogue, TBlock, TLayout>(backend);
                 return (config, args) => kernel(config, args with { XMap = xMap, WMap = wMap });
             },
             (rows, columns, splitCount) => LinearWgmma.Config<TBlock>(rows, columns, splitCount, SharedBytes<TBlock>()));
     }
 
-    private static Action<KernelConfig, Args> Load<TEpilogue, TBlock>(Backend backend)
-        where TEpilogue : struct, IEpilogue where TBlock : struct, LinearWgmma.IBlock =>
+    private static Action<KernelConfig, Args> Load<TEpilogue, TBlock, TLayout>(Backend backend)
+        where TEpilogue : struct, IEpilogue where TBlock : struct, LinearWgmma.IBlock where TLayout : struct, ILayout =>
         backend.IsCuda
-            ? backend.LoadGrouped<Args>(Kernel<TEpilogue, LinearWgmma.Ptx, Tma, TBlock>, SharedBytes<TBlock>(), PtxTarget.Hopper)
-            : backend.LoadGrouped<Args>(Kernel<TEpilogue, LinearWgmma.Emulated, EmulatedTma, TBlock>);
+            ? backend.LoadGrouped<Args>(Kernel<TEpilogue, LinearWgmma.Ptx, Tma, TLayout, TBlock>, SharedBytes<TBlock>(), PtxTarget.Hopper)
+            : backend.LoadGrouped<Args>(Kernel<TEpilogue, LinearWgmma.Emulated, EmulatedTma, TLayout, TBlock>);
 }

@@ -39,7 +39,10 @@ public static class BenchGemmCommand
                 if (!backend.UsesWgmma)
                     throw new UserInputException("--tma times the Hopper GEMM: set SMOOTHCACHE_KERNELS=wgmma (a compute-capability 9.0 GPU)");
                 // Probe and checks first: a kernel that faults leaves nothing else to run.
-                var tmaChecks = GpuChecks.WgmmaLayoutProbe(backend, context.Out, tma: true).ToArray().Concat(GpuChecks.TmaChecks(backend, context.Out)).ToArray();
+                var tmaChecks = GpuChecks.TmaLayoutProbe<LinearWgmmaTma.Plain>(backend, context.Out)
+                    .Concat(GpuChecks.TmaLayoutProbe<LinearWgmmaTma.Swizzled64>(backend, context.Out)).ToArray()
+                    .Concat(GpuChecks.TmaChecks<LinearWgmmaTma.Plain>(backend, context.Out))
+                    .Concat(GpuChecks.TmaChecks<LinearWgmmaTma.Swizzled64>(backend, context.Out)).ToArray();
                 var tmaResults = GemmBench.Run(backend, context.Out, count, tma: true);
                 GemmBench.WriteJson(parse.GetValue(json)!, backend.DeviceName, tmaResults, tmaChecks);
                 return tmaChecks.All(c => c.Passed) ? ExitCodes.Success : ExitCodes.Internal;

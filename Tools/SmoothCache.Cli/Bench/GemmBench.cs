@@ -100,12 +100,13 @@ public static class GemmBench
         if (tma)
         {
             string split = tcSplits > 1 ? $" split {tcSplits}" : "";
-            Action Ours<TBlock>(bool loadedByTma) where TBlock : struct, LinearWgmma.IBlock => loadedByTma
-                ? () => LinearWgmmaTma.Run<IdentityEpilogue, TBlock>(backend, xHalf.HalfView, wHalf, ArrayView<float>.Empty, OutputView.Of(y), m, tcSplits)
-                : () => LinearWgmma.Run<IdentityEpilogue, TBlock>(backend, xHalf.HalfView, wHalf, ArrayView<float>.Empty, OutputView.Of(y), m, tcSplits);
-            kernels = [kernels[0], ($"ours wgmma fp16{split}", Ours<LinearWgmma.OneWarpGroup>(false), y, -1),
-                ($"ours wgmma TMA fp16{split}", Ours<LinearWgmma.OneWarpGroup>(true), y, -1),
-                ($"ours wgmma TMA 256x128 fp16{split}", Ours<LinearWgmma.TwoWarpGroups>(true), y, -1), kernels[^1]];
+            Action Tma<TBlock, TLayout>() where TBlock : struct, LinearWgmma.IBlock where TLayout : struct, LinearWgmmaTma.ILayout => () =>
+                LinearWgmmaTma.Run<IdentityEpilogue, TBlock, TLayout>(backend, xHalf.HalfView, wHalf, ArrayView<float>.Empty, OutputView.Of(y), m, tcSplits);
+            Action copies = () => LinearWgmma.Run<IdentityEpilogue>(backend, xHalf.HalfView, wHalf, ArrayView<float>.Empty, OutputView.Of(y), m, tcSplits);
+            kernels = [kernels[0], ($"ours wgmma fp16{split}", copies, y, -1),
+                ($"ours TMA 16B boxes fp16{split}", Tma<LinearWgmma.OneWarpGroup, LinearWgmmaTma.Plain>(), y, -1),
+                ($"ours TMA swizzled fp16{split}", Tma<LinearWgmma.OneWarpGroup, LinearWgmmaTma.Swizzled64>(), y, -1),
+                ($"ours TMA swz 256x128 fp16{split}", Tma<LinearWgmma.TwoWarpGroups, LinearWgmmaTma.Swizzled64>(), y, -1), kernels[^1]];
         }
         else if (backend.UsesWgmma)
         {

@@ -75,11 +75,13 @@ public static class GpuChecks
     }
 
     /// <summary>
-    /// <see cref="LinearWgmmaTma"/> against float64 at <see cref="Shapes"/> (ragged edges: boxes past the matrix read
-    /// zeros), with bias and GELU, whole and split three ways along K, in both block shapes.
+    /// <see cref="LinearWgmmaTma"/> in <typeparamref name="TLayout"/> against float64 at <see cref="Shapes"/> (ragged
+    /// edges: boxes past the matrix read zeros), with bias and GELU, whole and split three ways along K, in both
+    /// block shapes.
     /// </summary>
-    public static CheckResult[] TmaChecks(Backend backend, TextWriter log)
+    public static CheckResult[] TmaChecks<TLayout>(Backend backend, TextWriter log) where TLayout : struct, LinearWgmmaTma.ILayout
     {
+        string name = $"TMA {typeof(TLayout).Name}";
         var results = new List<CheckResult>();
         foreach (var (m, n, k) in Shapes)
         {
@@ -95,14 +97,14 @@ public static class GpuChecks
             foreach (int splits in new[] { 1, 3 })
                 using (var y = backend.Arena.Rent(m, n))
                 {
-                    LinearWgmmaTma.Run<GeluTanhEpilogue, LinearWgmma.OneWarpGroup>(backend, txHalf.HalfView, twHalf, tb.View, OutputView.Of(y), m, splits);
-                    results.Add(new($"wgmma TMA split-K {splits}", m, n, k, RelativeL2(y.ToArray(), expected), 1e-5));
+                    LinearWgmmaTma.Run<GeluTanhEpilogue, LinearWgmma.OneWarpGroup, TLayout>(backend, txHalf.HalfView, twHalf, tb.View, OutputView.Of(y), m, splits);
+                    results.Add(new($"{name} split-K {splits}", m, n, k, RelativeL2(y.ToArray(), expected), 1e-5));
                     Log(log, results[^1]);
                 }
             using (var y = backend.Arena.Rent(m, n))
             {
-                LinearWgmmaTma.Run<GeluTanhEpilogue, LinearWgmma.TwoWarpGroups>(backend, txHalf.HalfView, twHalf, tb.View, OutputView.Of(y), m, 1);
-                results.Add(new("wgmma TMA 256x128", m, n, k, RelativeL2(y.ToArray(), expected), 1e-5));
+                LinearWgmmaTma.Run<GeluTanhEpilogue, LinearWgmma.TwoWarpGroups, TLayout>(backend, txHalf.HalfView, twHalf, tb.View, OutputView.Of(y), m, 1);
+                results.Add(new($"{name} 256x128", m, n, k, RelativeL2(y.ToArray(), expected), 1e-5));
                 Log(log, results[^1]);
             }
         }
@@ -203,10 +205,18 @@ public static class GpuChecks
     /// layout shows as the (n, k) that was read instead; then the same with the roles swapped. Logs the first
     /// mismatches decoded, then one check per operand. Public for the emulated run in the tests.
     /// </summary>
-    /// <param name="tma">probe <see cref="LinearWgmmaTma"/>'s layout instead (its own stage layout and descriptors)</param>
-    public static IEnumerable<CheckResult> WgmmaLayoutProbe(Backend backend, TextWriter log, bool tma = false)
+    public static IEnumerable<CheckResult> WgmmaLayoutProbe(Backend backend, TextWriter log) =>
+        LayoutProbe(backend, log, "wgmma", (x, w, y, m) => LinearWgmma.Run<IdentityEpilogue>(backend, x, w, ILGPU.ArrayView<float>.Empty, y, m, splits: 1));
+
+    /// <summary><see cref="WgmmaLayoutProbe"/> for <see cref="LinearWgmmaTma"/> in <typeparamref name="TLayout"/>: its
+    /// own stage layout, descriptors and tensor maps.</summary>
+    public static IEnumerable<CheckResult> TmaLayoutProbe<TLayout>(Backend backend, TextWriter log) where TLayout : struct, LinearWgmmaTma.ILayout =>
+        LayoutProbe(backend, log, $"TMA {typeof(TLayout).Name}",
+            (x, w, y, m) => LinearWgmmaTma.Run<IdentityEpilogue, LinearWgmma.OneWarpGroup, TLayout>(backend, x, w, ILGPU.ArrayView<float>.Empty, y, m, splits: 1));
+
+    private static IEnumerable<CheckResult> LayoutProbe(Backend backend, TextWriter log, string kernel,
+        Action<ILGPU.ArrayView<ILGPU.Half>, Tensor, OutputView, int> gemm)
     {
-        string kernel = tma ? "wgmma TMA" : "wgmma";
         const int size = 128, depth = 32;
         float Coordinates(int row, int k) => 32 * (row % 64) + k;
         float OneHot(int row, int k) => k == row % depth ? 1f : 0f;
@@ -221,8 +231,7 @@ public static class GpuChecks
             using var txHalf = HalfConversion.ToHalf(tx);
             using var twHalf = HalfConversion.ToHalf(tw);
             using var y = backend.Arena.Rent(size, size);
-            if (tma) LinearWgmmaTma.Run<IdentityEpilogue, LinearWgmma.OneWarpGroup>(backend, txHalf.HalfView, twHalf, ILGPU.ArrayView<float>.Empty, OutputView.Of(y), size, splits: 1);
-            else LinearWgmma.Run<IdentityEpilogue>(backend, txHalf.HalfView, twHalf, ILGPU.ArrayView<float>.Empty, OutputView.Of(y), size, splits: 1);
+            gemm(txHalf.HalfView, twHalf, OutputView.Of(y), size);
             var got = y.ToArray();
             var want = Enumerable.Range(0, size * size).Select(i => expected(i / size, i % size)).ToArray();
             var wrong = Enumerable.Range(0, got.Length).Where(i => got[i] != want[i]).ToList();

@@ -64,9 +64,10 @@ public static class PtxCommand
                       from block in new[] { typeof(LinearWgmma.OneWarpGroup), typeof(LinearWgmma.TwoWarpGroups), typeof(LinearWgmma.OneWarpGroupCompact) }
                       select typeof(LinearWgmma).GetMethod(nameof(LinearWgmma.Kernel))!.MakeGenericMethod(epilogue, typeof(LinearWgmma.Ptx), block))
                      .ToList();
-        hopper.AddRange(from block in new[] { typeof(LinearWgmma.OneWarpGroup), typeof(LinearWgmma.TwoWarpGroups) }
+        hopper.AddRange(from layout in new[] { typeof(LinearWgmmaTma.Plain), typeof(LinearWgmmaTma.Swizzled64) }
+                        from block in new[] { typeof(LinearWgmma.OneWarpGroup), typeof(LinearWgmma.TwoWarpGroups) }
                         select typeof(LinearWgmmaTma).GetMethod(nameof(LinearWgmmaTma.Kernel))!
-                            .MakeGenericMethod(typeof(IdentityEpilogue), typeof(LinearWgmma.Ptx), typeof(LinearWgmmaTma.Tma), block));
+                            .MakeGenericMethod(typeof(IdentityEpilogue), typeof(LinearWgmma.Ptx), typeof(LinearWgmmaTma.Tma), layout, block));
 
         using var compiler = new PtxCompiler();
         foreach (var kernel in kernels.Distinct())

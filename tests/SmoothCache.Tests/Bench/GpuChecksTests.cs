@@ -20,4 +20,16 @@ public class GpuChecksTests
         Assert.Equal(2, lines.Length);
         Assert.All(lines, l => Assert.StartsWith("PASS wgmma probe", l));
     }
+
+    [Fact]
+    public void TmaLayoutProbesFindEveryElementWhereTheEmulatedCopiesPutIt()
+    {
+        using var backend = Backend.Create(DeviceKind.Cpu, KernelSet.WgmmaTma);
+        var log = new StringWriter();
+        var checks = GpuChecks.TmaLayoutProbe<SmoothCache.Kernels.Gpu.LinearWgmmaTma.Plain>(backend, log)
+            .Concat(GpuChecks.TmaLayoutProbe<SmoothCache.Kernels.Gpu.LinearWgmmaTma.Swizzled64>(backend, log)).ToArray();
+        Assert.Equal(4, checks.Length);
+        Assert.All(checks, c => Assert.Equal(0, c.RelativeError));
+        Assert.All(log.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries), l => Assert.StartsWith("PASS TMA ", l));
+    }
 }

@@ -20,7 +20,7 @@ public class PtxCommandTests
             "LinearSkinny.Kernel[SiluEpilogue]", "ElementLauncher.Kernel[Unpatchify.Args]",
             "LinearTensorCore.Kernel[IdentityEpilogue,LinearTensorCore.Ptx]",
             "LinearWgmma.Kernel[GeluTanhEpilogue,LinearWgmma.Ptx,LinearWgmma.TwoWarpGroups]",
-            "LinearWgmmaTma.Kernel[IdentityEpilogue,LinearWgmma.Ptx,LinearWgmmaTma.Tma,LinearWgmma.OneWarpGroup]",
+            "LinearWgmmaTma.Kernel[IdentityEpilogue,LinearWgmma.Ptx,LinearWgmmaTma.Tma,LinearWgmmaTma.Swizzled64,LinearWgmma.OneWarpGroup]",
         })
             Assert.Contains(kernel, files);
         Assert.DoesNotContain(files, f => f!.Contains("Emulated"));

@@ -82,13 +82,16 @@ public class PtxGenerationTests
         Assert.True(ptx.IndexOf(".reg .f32 acc<128>;") < ptx.IndexOf("wgmma.mma_async"));
     }
 
-    [Fact]
-    public void TmaGemmLoadsEachTileWithEightBoxCopiesOnOneMbarrier()
+    [Theory]
+    [InlineData(typeof(LinearWgmmaTma.Plain))]
+    [InlineData(typeof(LinearWgmmaTma.Swizzled64))]
+    public void TmaGemmLoadsEachTileWithBoxCopiesOnOneMbarrier(Type layout)
     {
         var kernel = typeof(LinearWgmmaTma).GetMethod("Kernel")!.MakeGenericMethod(
-            typeof(IdentityEpilogue), typeof(LinearWgmma.Ptx), typeof(LinearWgmmaTma.Tma), typeof(LinearWgmma.OneWarpGroup));
+            typeof(IdentityEpilogue), typeof(LinearWgmma.Ptx), typeof(LinearWgmmaTma.Tma), layout, typeof(LinearWgmma.OneWarpGroup));
         var ptx = CompileToPtx(kernel);
-        // Loads in the prologue and in the K loop: each an expect_tx arrival, then x's and W's boxes (a loop of 4).
+        // Loads in the prologue and in the K loop: each an expect_tx arrival, then x's and W's boxes (in a loop
+        // over the tile's 4 chunks or its one 32-column box).
         Assert.Equal(2, Count(ptx, "mbarrier.arrive.expect_tx.shared::cta.b64"));
         Assert.Equal(4, Count(ptx, "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"));
         Assert.Equal(1, Count(ptx, "mbarrier.try_wait.parity.shared::cta.b64"));

@@ -61,17 +61,17 @@ public static class LinearWgmma
     /// offsets, each in 16-byte units, in bits 0-13, 16-29 and 32-45.</summary>
     public static long Descriptor(uint byteAddress) => Descriptor(byteAddress, LeadingBytes, StrideBytes);
 
+    /// <summary>The same for core matrices <paramref name="leadingBytes"/> apart along K and <paramref name="strideBytes"/>
+    /// apart along M or N (multiples of 16 below 256 KB).</summary>
+    public static long Descriptor(uint byteAddress, int leadingBytes, int strideBytes) =>
+        ((byteAddress & 0x3FFFF) >> 4) | ((long)(leadingBytes >> 4) << 16) | ((long)(strideBytes >> 4) << 32);
+
     /// <summary>A descriptor of a K-major operand in wgmma's 64-byte swizzle: rows of 64 bytes whose 16-byte chunks
     /// are permuted by XOR-ing address bits 4-5 with bits 7-8 (in 512-byte atoms of 8 rows, 512-byte aligned),
     /// <paramref name="strideBytes"/> from one 8 rows to the next; a K step within the row moves the start address.
     /// The leading byte offset is unused in this layout (1 by convention); the swizzle mode is 2 in bits 62-63.</summary>
     public static long Swizzled64Descriptor(uint byteAddress, int strideBytes) =>
         ((byteAddress & 0x3FFFF) >> 4) | (1L << 16) | ((long)(strideBytes >> 4) << 32) | (2L << 62);
-
-    /// <summary>The same for core matrices <paramref name="leadingBytes"/> apart along K and <paramref name="strideBytes"/>
-    /// apart along M or N (multiples of 16 below 256 KB).</summary>
-    public static long Descriptor(uint byteAddress, int leadingBytes, int strideBytes) =>
-        ((byteAddress & 0x3FFFF) >> 4) | ((long)(leadingBytes >> 4) << 16) | ((long)(strideBytes >> 4) << 32);
 
     /// <summary>How a kernel instance runs the warpgroup instructions: <see cref="Ptx"/> on CUDA, <see cref="Emulated"/> elsewhere.</summary>
     public interface IPath : IStagePath

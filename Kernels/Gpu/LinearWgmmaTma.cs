@@ -15,7 +15,8 @@ namespace SmoothCache.Kernels.Gpu;
 /// <see cref="KernelSet.WgmmaTma"/>. The tensor maps travel in the kernel's arguments (<see cref="Args.XMap"/>,
 /// <see cref="Args.WMap"/>), whose address the kernel takes (<see cref="PtxTarget.ArgumentsSymbol"/>).
 /// A stage holds x's tile (R = 128 x warpgroups rows, 32 deep), then W's (128 rows), in one of two layouts
-/// (<see cref="ILayout"/>); after the stages, one 8-byte mbarrier per stage.
+/// (<see cref="ILayout"/>); after the 4 stages, one 8-byte mbarrier per stage. Tiles are loaded two ahead and one
+/// tile's multiplies stay in flight whatever the block shape (only its warpgroups count here).
 /// </summary>
 public static class LinearWgmmaTma
 {

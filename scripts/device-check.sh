@@ -60,14 +60,14 @@ fi
 #    tensor cores, fp32 as 3xTF32 (the fp32 path's) and as SIMT SGEMM, cuBLAS SGEMM and HGEMM.
 #    The fp16 GEMM is also timed at every split count in --splits (data for SplitK.Choose).
 if [ "$MODE" = hopper ]; then
-    step gemm 140 bench-gemm --iterations 20 --json "$OUT/gemm.json"
+    step gemm 125 bench-gemm --iterations 20 --json "$OUT/gemm.json"
 else
     step gemm 140 bench-gemm --iterations 20 --splits 1 2 3 4 6 8 --json "$OUT/gemm.json"
 fi
 # 2b. Hopper only, in its own process (a fault there leaves the other steps alone): the TMA-loaded wgmma GEMM,
 #     never run on a GPU before the tenth session; its layout probe, float64 checks, then timings beside cuBLAS
 #     and the cp.async wgmma kernel.
-[ "$MODE" = hopper ] && step gemm-tma 60 bench-gemm --tma --iterations 20 --json "$OUT/gemm-tma.json"
+[ "$MODE" = hopper ] && step gemm-tma 75 bench-gemm --tma --iterations 20 --json "$OUT/gemm-tma.json"
 if [ "$SKIP" = 0 ]; then
 # 3. Each operator at DiT-XL/2's shapes, batch 16 (8 images with CFG): GEMMs, fused attention (fp32
 #    SIMT and fp16 tensor-core rows), adaLN.

@@ -228,6 +228,16 @@ public static class LinearWgmmaTma
         OutputView y, int m, int splits = 0) where TEpilogue : struct, IEpilogue where TBlock : struct, LinearWgmma.IBlock
         where TLayout : struct, ILayout
     {
+        if (backend.IsCuda) RunOn<TEpilogue, TBlock, TLayout, LinearWgmma.Ptx, Tma>(backend, x, w, bias, y, m, splits);
+        else RunOn<TEpilogue, TBlock, TLayout, LinearWgmma.Emulated, EmulatedTma>(backend, x, w, bias, y, m, splits);
+    }
+
+    /// <summary><see cref="Run{TEpilogue, TBlock, TLayout}"/> on <typeparamref name="TPath"/>'s multiplies and
+    /// <typeparamref name="TLoader"/>'s loads; the benchmark also passes ones that leave out either, to time each alone.</summary>
+    internal static void RunOn<TEpilogue, TBlock, TLayout, TPath, TLoader>(Backend backend, ArrayView<Half> x, Tensor w, ArrayView<float> bias,
+        OutputView y, int m, int splits) where TEpilogue : struct, IEpilogue where TBlock : struct, LinearWgmma.IBlock
+        where TLayout : struct, ILayout where TPath : struct, LinearWgmma.IPath where TLoader : struct, ILoader
+    {
         if (w.DType != DType.Float16)
             throw new ArgumentException($"LinearWgmmaTma: weight {w.ShapeText} is {w.DType}, not Float16");
         int n = w.Dim(0), k = w.Dim(1);
@@ -241,15 +251,16 @@ public static class LinearWgmmaTma
         LinearTensorCore.Launch<TEpilogue, Half>(backend, "LinearWgmmaTma", x, w.HalfView, w, bias, y, m, splits, 8,
             epilogue =>
             {
-                var kernel = epilogue ? Load<TEpilogue, TBlock, TLayout>(backend) : Load<IdentityEpilogue, TBlock, TLayout>(backend);
+                var kernel = epilogue ? Load<TEpilogue, TBlock, TLayout, TPath, TLoader>(backend) : Load<IdentityEpilogue, TBlock, TLayout, TPath, TLoader>(backend);
                 return (config, args) => kernel(config, args with { XMap = xMap, WMap = wMap });
             },
             (rows, columns, splitCount) => LinearWgmma.Config<TBlock>(rows, columns, splitCount, SharedBytes<TBlock>()));
     }
 
-    private static Action<KernelConfig, Args> Load<TEpilogue, TBlock, TLayout>(Backend backend)
-        where TEpilogue : struct, IEpilogue where TBlock : struct, LinearWgmma.IBlock where TLayout : struct, ILayout =>
+    private static Action<KernelConfig, Args> Load<TEpilogue, TBlock, TLayout, TPath, TLoader>(Backend backend)
+        where TEpilogue : struct, IEpilogue where TBlock : struct, LinearWgmma.IBlock where TLayout : struct, ILayout
+        where TPath : struct, LinearWgmma.IPath where TLoader : struct, ILoader =>
         backend.IsCuda
-            ? backend.LoadGrouped<Args>(Kernel<TEpilogue, LinearWgmma.Ptx, Tma, TLayout, TBlock>, SharedBytes<TBlock>(), PtxTarget.Hopper)
-            : backend.LoadGrouped<Args>(Kernel<TEpilogue, LinearWgmma.Emulated, EmulatedTma, TLayout, TBlock>);
+            ? backend.LoadGrouped<Args>(Kernel<TEpilogue, TPath, TLoader, TLayout, TBlock>, SharedBytes<TBlock>(), PtxTarget.Hopper)
+            : backend.LoadGrouped<Args>(Kernel<TEpilogue, TPath, TLoader, TLayout, TBlock>);
 }

@@ -107,6 +107,14 @@ public static class GemmBench
                 ($"ours TMA 16B boxes fp16{split}", Tma<LinearWgmma.OneWarpGroup, LinearWgmmaTma.Plain>(), y, -1),
                 ($"ours TMA swizzled fp16{split}", Tma<LinearWgmma.OneWarpGroup, LinearWgmmaTma.Swizzled64>(), y, -1),
                 ($"ours TMA swz 256x128 fp16{split}", Tma<LinearWgmma.TwoWarpGroups, LinearWgmmaTma.Swizzled64>(), y, -1), kernels[^1]];
+            // Where the time goes, as for the cp.async kernel: its loads alone, its multiplies alone (timing only).
+            if (tcSplits == 1)
+            {
+                kernels.Add(("TMA swz loads only (timing)", () => LinearWgmmaTma.RunOn<IdentityEpilogue, LinearWgmma.OneWarpGroup, LinearWgmmaTma.Swizzled64,
+                    CopiesOnly, LinearWgmmaTma.Tma>(backend, xHalf.HalfView, wHalf, ArrayView<float>.Empty, OutputView.Of(scratch), m, 1), scratch, -1));
+                kernels.Add(("TMA swz multiplies only (timing)", () => LinearWgmmaTma.RunOn<IdentityEpilogue, LinearWgmma.OneWarpGroup, LinearWgmmaTma.Swizzled64,
+                    LinearWgmma.Ptx, TmaArrivalsOnly>(backend, xHalf.HalfView, wHalf, ArrayView<float>.Empty, OutputView.Of(scratch), m, 1), scratch, -1));
+            }
         }
         else if (backend.UsesWgmma)
         {

@@ -68,6 +68,13 @@ public static class PtxCommand
                         from block in new[] { typeof(LinearWgmma.OneWarpGroup), typeof(LinearWgmma.TwoWarpGroups) }
                         select typeof(LinearWgmmaTma).GetMethod(nameof(LinearWgmmaTma.Kernel))!
                             .MakeGenericMethod(typeof(IdentityEpilogue), typeof(LinearWgmma.Ptx), typeof(LinearWgmmaTma.Tma), layout, block));
+        // The benchmark's timing-only instances run on the device too.
+        hopper.AddRange(from path in new[] { typeof(CopiesOnly), typeof(MultipliesOnly) }
+                        select typeof(LinearWgmma).GetMethod(nameof(LinearWgmma.Kernel))!
+                            .MakeGenericMethod(typeof(IdentityEpilogue), path, typeof(LinearWgmma.OneWarpGroup)));
+        hopper.AddRange(from parts in new[] { (typeof(CopiesOnly), typeof(LinearWgmmaTma.Tma)), (typeof(LinearWgmma.Ptx), typeof(TmaArrivalsOnly)) }
+                        select typeof(LinearWgmmaTma).GetMethod(nameof(LinearWgmmaTma.Kernel))!
+                            .MakeGenericMethod(typeof(IdentityEpilogue), parts.Item1, parts.Item2, typeof(LinearWgmmaTma.Swizzled64), typeof(LinearWgmma.OneWarpGroup)));
 
         using var compiler = new PtxCompiler();
         foreach (var kernel in kernels.Distinct())

@@ -1,5 +1,6 @@
 using ILGPU;
 using SmoothCache.Kernels.Gpu;
+using static SmoothCache.Kernels.Gpu.LinearTensorCore;
 
 namespace SmoothCache.Cli.Bench;
 
@@ -33,4 +34,17 @@ public readonly struct MultipliesOnly : LinearWgmma.IPath
         default(LinearWgmma.Ptx).Multiply(c, shared, a0, a1, a2, a3, b0, b1);
     public void WaitForMultiplies(int inFlight) => default(LinearWgmma.Ptx).WaitForMultiplies(inFlight);
     public LinearTensorCore.Accumulators Finish(LinearTensorCore.Accumulators c) => default(LinearWgmma.Ptx).Finish(c);
+}
+
+/// <summary>LinearWgmmaTma's loads without the copy engine: each stage's mbarrier completes on the loading
+/// thread's arrival alone, so the kernel's waits, barriers and multiplies run on whatever shared memory holds
+/// (the output is garbage; for timing, with <see cref="CopiesOnly"/> as the other half).</summary>
+public readonly struct TmaArrivalsOnly : LinearWgmmaTma.ILoader
+{
+    public void Init(uint barriers) => default(LinearWgmmaTma.Tma).Init(barriers);
+    public long MapsAddress() => default(LinearWgmmaTma.Tma).MapsAddress();
+    public void Wait(uint barrier, int parity) => default(LinearWgmmaTma.Tma).Wait(barrier, parity);
+    public void Load<TLayout>(Args a, ArrayView<uint> shared, long maps, uint stageAt, uint barrier, int tile, int m0, int n0, int xRows)
+        where TLayout : struct, LinearWgmmaTma.ILayout =>
+        ILGPU.Runtime.Cuda.CudaAsm.Emit("{ .reg .b64 state; mbarrier.arrive.shared::cta.b64 state, [%0]; }", barrier);
 }

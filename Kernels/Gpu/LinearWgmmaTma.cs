@@ -240,18 +240,16 @@ public static class LinearWgmmaTma
     {
         if (w.DType != DType.Float16)
             throw new ArgumentException($"LinearWgmmaTma: weight {w.ShapeText} is {w.DType}, not Float16");
-        int n = w.Dim(0), k = w.Dim(1);
-        TensorMapArg xMap = default, wMap = default;
-        if (backend.IsCuda && m > 0 && n > 0 && k % 8 == 0)
-        {
-            var layout = default(TLayout);
-            xMap = backend.TensorMap(x.SubView(0, (long)m * k), m, k, Tile * default(TBlock).WarpGroups(), layout.BoxColumns(), layout.Swizzle());
-            wMap = backend.TensorMap(w.HalfView, n, k, Tile, layout.BoxColumns(), layout.Swizzle());
-        }
         LinearTensorCore.Launch<TEpilogue, Half>(backend, "LinearWgmmaTma", x, w.HalfView, w, bias, y, m, splits, 8,
             epilogue =>
             {
+                // Here the shapes and alignments are checked and the GEMM is not empty: the maps can be made.
                 var kernel = epilogue ? Load<TEpilogue, TBlock, TLayout, TPath, TLoader>(backend) : Load<IdentityEpilogue, TBlock, TLayout, TPath, TLoader>(backend);
+                if (!backend.IsCuda) return kernel;
+                int n = w.Dim(0), k = w.Dim(1);
+                var layout = default(TLayout);
+                var xMap = backend.TensorMap(x.SubView(0, (long)m * k), m, k, Tile * default(TBlock).WarpGroups(), layout.BoxColumns(), layout.Swizzle());
+                var wMap = backend.TensorMap(w.HalfView, n, k, Tile, layout.BoxColumns(), layout.Swizzle());
                 return (config, args) => kernel(config, args with { XMap = xMap, WMap = wMap });
             },
             (rows, columns, splitCount) => LinearWgmma.Config<TBlock>(rows, columns, splitCount, SharedBytes<TBlock>()));

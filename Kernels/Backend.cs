@@ -125,7 +125,8 @@ public sealed class Backend : IDisposable
         }
     }
 
-    private static KernelSet KernelSetFromEnvironment() => Environment.GetEnvironmentVariable("SMOOTHCACHE_KERNELS")?.ToLowerInvariant() switch
+    /// <summary>The kernel set SMOOTHCACHE_KERNELS names (Auto when unset); throws on an unknown name.</summary>
+    internal static KernelSet KernelSetFromEnvironment() => Environment.GetEnvironmentVariable("SMOOTHCACHE_KERNELS")?.ToLowerInvariant() switch
     {
         null or "" or "auto" => KernelSet.Auto,
         "gpu" => KernelSet.Gpu,

@@ -33,11 +33,11 @@ public static class BenchGemmCommand
             int[] extra = parse.GetValue(splits)!;
             if (extra.Any(s => s is < 1 or > SplitK.MaxSplits))
                 throw new UserInputException($"--splits takes split counts from 1 to {SplitK.MaxSplits}, got {string.Join(" ", extra)}");
+            if (parse.GetValue(tma) && Backend.KernelSetFromEnvironment() is not (KernelSet.Wgmma or KernelSet.WgmmaTma))
+                throw new UserInputException("--tma times the Hopper GEMMs: set SMOOTHCACHE_KERNELS=wgmma (a compute-capability 9.0 GPU)");
             using var backend = Backend.Create(DeviceKind.Cuda);
             if (parse.GetValue(tma))
             {
-                if (!backend.UsesWgmma)
-                    throw new UserInputException("--tma times the Hopper GEMM: set SMOOTHCACHE_KERNELS=wgmma (a compute-capability 9.0 GPU)");
                 // Probe and checks first: a kernel that faults leaves nothing else to run.
                 var tmaChecks = GpuChecks.TmaLayoutProbe<LinearWgmmaTma.Plain>(backend, context.Out)
                     .Concat(GpuChecks.TmaLayoutProbe<LinearWgmmaTma.Swizzled64>(backend, context.Out)).ToArray()

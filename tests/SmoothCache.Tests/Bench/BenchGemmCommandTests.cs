@@ -16,4 +16,21 @@ public class BenchGemmCommandTests
         Assert.Equal(ExitCodes.BadInput, result.ExitCode);
         Assert.Contains(option, result.Error);
     }
+
+    [Fact]
+    public void RefusesTmaOutsideTheWgmmaKernelSetsBeforeLookingForADevice()
+    {
+        string? saved = Environment.GetEnvironmentVariable("SMOOTHCACHE_KERNELS");
+        try
+        {
+            Environment.SetEnvironmentVariable("SMOOTHCACHE_KERNELS", null);
+            var result = CliRunner.Run("bench-gemm", "--tma");
+            Assert.Equal(ExitCodes.BadInput, result.ExitCode);
+            Assert.Contains("SMOOTHCACHE_KERNELS=wgmma", result.Error);
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("SMOOTHCACHE_KERNELS", saved);
+        }
+    }
 }

@@ -2,17 +2,18 @@
 # Issue 6 device check: correctness first, then speed. Runs on the lent GPU machine from the repository
 # root after ../shared/device/prepare.sh, e.g. the device tool's run with carry [".device"] and
 #   command: bash scripts/device-check.sh            (the default kernels: mma.sync GEMMs)
-#   command: bash scripts/device-check.sh hopper     (H100/H200: the wgmma GEMM, LinearWgmma)
+#   command: bash scripts/device-check.sh hopper     (H100/H200: the wgmma GEMMs, LinearWgmma and LinearWgmmaTma)
 # Logs and JSON go under $OUT, packed at the end into $OUT/device-check.tar.gz (the device tool returns
 # at most 8 files). Each step has its own time limit and a failing step does not stop the
 # later ones; status.txt records every step's exit code (0 ok, 1 a check or case failed, 124 timed out).
 # The limits add up to 600 s in hopper mode (440 s otherwise; 90 s more when the smoke step fails and
 # memcheck runs); on an H200 hopper mode took ~200 s before the TMA step. Run it with the device tool's
-# timeout_s at 420 or more (600 leaves room for every limit). Building the synthetic DiT-XL/2 takes ~10 s of host time per model.
+# timeout_s at 600 (every limit). Building the synthetic DiT-XL/2 takes ~10 s of host time per model.
 # hopper: the steps run with SMOOTHCACHE_KERNELS=wgmma (fp16 GEMMs on LinearWgmma; its GEMM table keeps
 # the mma.sync kernel and cuBLAS rows for comparison), plus the TMA-loaded GEMM's own step (gemm-tma), the
-# forward on the default kernels and on wgmma-tma in the same call for the ratios, and sampling on wgmma-tma. Its smoke step runs first, in its own process: a wgmma kernel that reads its
-# descriptors wrongly fails there, and the GEMM step's layout probe then names the elements it read.
+# forward on the default kernels and on wgmma-tma in the same call for the ratios, and sampling on wgmma-tma.
+# Its smoke step runs first, in its own process: a wgmma kernel that reads its descriptors wrongly fails
+# there, and the GEMM step's layout probe then names the elements it read.
 set -u
 OUT=${OUT:-/tmp/device-check}
 mkdir -p "$OUT"
@@ -89,15 +90,16 @@ else
 fi
 fi
 
-echo "== summary"
-cat "$STATUS"
-echo "== checks that failed"
-grep -h "^FAIL\| probe: " "$OUT/gemm.log" "$OUT/gemm-tma.log" 2>/dev/null || echo "(none)"
-for name in smoke sanitizer gemm-tma kernels forward forward-mma forward-tma sampling; do
+# The device tool shows the last 12,000 characters: the logs first, the newest kernel's and the summary last.
+for name in smoke sanitizer kernels forward forward-mma forward-tma sampling gemm-tma; do
     [ -f "$OUT/$name.log" ] || continue
     echo "== $name"
     grep -v "^NVIDIA\|^device:" "$OUT/$name.log" | tail -n 40
 done
+echo "== checks that failed, and the layout probes"
+grep -h "^FAIL\| probe: " "$OUT/gemm.log" "$OUT/gemm-tma.log" 2>/dev/null || echo "(none)"
+echo "== summary"
+cat "$STATUS"
 # The device tool returns at most 8 files from $OUT: pack them all into one.
 (cd "$OUT" && tar czf device-check.tar.gz --remove-files -- *.log *.json status.txt 2>/dev/null)
 echo "== logs and JSON: \$OUT/device-check.tar.gz"

@@ -248,6 +248,15 @@ public static class LinearWgmma
             stage = stage == stages - 1 ? 0 : stage + 1;
         }
 
+        Store<TEpilogue, TPath>(a, c, m0, n0, group, groups);
+    }
+
+    /// <summary>After the K loop of a block of <paramref name="groups"/> warpgroups at (m0, n0): waits for the last
+    /// multiplies and stores the thread's accumulators (their layout: this class's summary). Shared with
+    /// <see cref="LinearWgmmaTma"/>.</summary>
+    internal static void Store<TEpilogue, TPath>(Args a, Accumulators c, int m0, int n0, int group, int groups)
+        where TEpilogue : struct, IEpilogue where TPath : struct, IPath
+    {
         c = default(TPath).Finish(c);
         int lane = Warp.LaneIdx;
         int row = m0 + Tile * group + 16 * ((Group.IdxX >> 5) & 3) + (lane >> 2), col = n0 + 2 * (lane & 3);

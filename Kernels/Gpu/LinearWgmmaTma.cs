@@ -210,11 +210,7 @@ public static class LinearWgmmaTma
             }
         }
 
-        c = default(TPath).Finish(c);
-        int lane = Warp.LaneIdx;
-        int row = m0 + Tile * group + 16 * ((Group.IdxX >> 5) & 3) + (lane >> 2), col = n0 + 2 * (lane & 3);
-        bool inside = m0 + xRows <= a.M && n0 + Tile <= a.N;
-        StoreTile<TEpilogue>(a, c, row, row, row + 64, row + 64, col, col + 64, col, col + 64, inside);
+        LinearWgmma.Store<TEpilogue, TPath>(a, c, m0, n0, group, groups);
     }
 
     /// <summary>What <see cref="LinearWgmma.Run{TEpilogue, TBlock}"/> computes, loading tiles with TMA on CUDA (a compute-capability

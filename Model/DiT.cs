@@ -112,33 +112,48 @@ public sealed class DiTTransformer : IHookable, IDisposable
         using var x = PatchEmbed.Run(latents, _patchWeight, _patchBias, _positions);
         int d = c.Width, final = c.NumLayers * 6 * d;
         Tensor finalMod;
-        if (SharedConditioning)
+        PendingResidual? pending = null;
+        try
         {
-            using var mod = Modulation(_conditioning[0], 0, timesteps, labelView);
-            for (int i = 0; i < _blocks.Length; i++) RunBlock(i, x, mod, i * 6 * d);
-            finalMod = mod.Share();
-        }
-        else
-        {
-            for (int i = 0; i < _blocks.Length; i++)
+            if (SharedConditioning)
             {
-                using var mod = Modulation(_conditioning[i], i, timesteps, labelView);
-                RunBlock(i, x, mod, 0);
+                using var mod = Modulation(_conditioning[0], 0, timesteps, labelView);
+                for (int i = 0; i < _blocks.Length; i++) pending = RunBlock(i, x, mod, i * 6 * d, pending, carry: true);
+                finalMod = mod.Share();
             }
-            // The final layer is conditioned on block 0's embedder, as in the reference.
-            finalMod = Modulation(_conditioning[0], _blocks.Length, timesteps, labelView);
-            final = 0;
+            else
+            {
+                for (int i = 0; i < _blocks.Length; i++)
+                {
+                    using var mod = Modulation(_conditioning[i], i, timesteps, labelView);
+                    // The next norm reads another block's modulation tensor: each block's residual is added at once.
+                    pending = RunBlock(i, x, mod, 0, pending, carry: false);
+                }
+                // The final layer is conditioned on block 0's embedder, as in the reference.
+                finalMod = Modulation(_conditioning[0], _blocks.Length, timesteps, labelView);
+                final = 0;
+            }
+            using (finalMod)
+            using (var h = PendingResidual.AddThenNormalize(pending, x, finalMod, final, final + d, FinalNormEps, DType.Float32))
+            using (var y = Linear.Run(h, _projOutWeight, _projOutBias))
+                return Unpatchify.Run(y, c.PatchSize, c.OutChannels);
         }
-        using (finalMod)
-        using (var h = LayerNormModulate.Run(x, finalMod, final, final + d, FinalNormEps))
-        using (var y = Linear.Run(h, _projOutWeight, _projOutBias))
-            return Unpatchify.Run(y, c.PatchSize, c.OutChannels);
+        finally
+        {
+            pending?.Dispose();
+        }
     }
 
-    private void RunBlock(int i, Tensor x, Tensor mod, int offset)
+    /// <summary>Runs block i after the previous block's pending residual; returns its own pending residual, or
+    /// null once added to x (<paramref name="carry"/> false, or an observer that must see the whole block).</summary>
+    private PendingResidual? RunBlock(int i, Tensor x, Tensor mod, int offset, PendingResidual? previous, bool carry)
     {
-        _blocks[i].Forward(x, mod, offset, Hook);
+        var pending = _blocks[i].Forward(x, mod, offset, Hook, previous);
+        previous?.Dispose();
+        if (carry && BlockOutputObserver is null) return pending;
+        using (pending) pending.AddTo(x);
         BlockOutputObserver?.Invoke(i, x);
+        return null;
     }
 
     /// <summary>adaLN projection(s) of SiLU(c) with the weights at index <paramref name="projection"/>.</summary>

@@ -45,29 +45,34 @@ public sealed class DiTBlock : IDisposable
         _fc2Bias = WeightLoader.Load(backend, weights, p + "ff.net.2.bias", d);
     }
 
-    /// <summary>Updates x [B, T, D] in place. mod holds shift1, scale1, gate1, shift2, scale2, gate2
-    /// (each D wide) starting at column modOffset.</summary>
+    /// <summary>Updates x [B, T, D] in place, all but the MLP's gated residual, which it returns for the caller
+    /// to add (<see cref="PendingResidual.AddTo"/>) or to pass on to the next adaLN over x. mod holds shift1,
+    /// scale1, gate1, shift2, scale2, gate2 (each D wide) starting at column modOffset; <paramref name="previous"/>
+    /// (the previous block's pending residual, its gate in the same modulation rows, or null) is added first.</summary>
     /// <remarks>Each component's adaLN runs inside the component, so one that SmoothCache reuses costs
-    /// no launch at all; the attention residual rides on the MLP's adaLN when the MLP runs.</remarks>
-    public void Forward(Tensor x, Tensor mod, int modOffset, IComponentHook? hook)
+    /// no launch at all; a residual waiting for x rides on that adaLN when the component runs.</remarks>
+    public PendingResidual Forward(Tensor x, Tensor mod, int modOffset, IComponentHook? hook, PendingResidual? previous)
     {
         int d = _width;
+        bool previousAdded = false;
         using var attn = RunComponent(hook, Components.Attention, () =>
         {
-            using var h = LayerNormModulate.Run(x, mod, modOffset, modOffset + d, AttentionNormEps, _activations);
+            // x += gate_mlp * ff of the block before, then the attention's adaLN of the new x: one pass over x.
+            using var h = PendingResidual.AddThenNormalize(previous, x, mod, modOffset, modOffset + d, AttentionNormEps, _activations);
+            previousAdded = true;
             return SelfAttention(h);
         });
+        if (!previousAdded) previous?.AddTo(x);
         bool attnAdded = false;
-        using var ff = RunComponent(hook, Components.FeedForward, () =>
+        var ff = RunComponent(hook, Components.FeedForward, () =>
         {
-            // x += gate_msa * attn, then the MLP's adaLN of the new x: one pass over x.
             using var h = LayerNormModulate.RunAfterResidual(x, attn, mod, modOffset + 2 * d, modOffset + 3 * d, modOffset + 4 * d,
                 _mlpNormEps, _activations);
             attnAdded = true;
             return FeedForward(h);
         });
         if (!attnAdded) GatedResidual.Run(x, attn, mod, modOffset + 2 * d);
-        GatedResidual.Run(x, ff, mod, modOffset + 5 * d);
+        return new PendingResidual(ff, mod.Share(), modOffset + 5 * d);
     }
 
     private Tensor RunComponent(IComponentHook? hook, string component, Func<Tensor> compute) =>

@@ -6,7 +6,7 @@
 # Logs and JSON go under $OUT, packed at the end into $OUT/device-check.tar.gz (the device tool returns
 # at most 8 files). Each step has its own time limit and a failing step does not stop the
 # later ones; status.txt records every step's exit code (0 ok, 1 a check or case failed, 124 timed out).
-# The limits add up to 600 s in hopper mode (440 s otherwise; 90 s more when the smoke step fails and
+# The limits add up to 600 s in hopper mode (470 s otherwise; 90 s more when the smoke step fails and
 # memcheck runs); on an H200 hopper mode took ~200 s before the TMA step. Run it with the device tool's
 # timeout_s at 600 (every limit). Building the synthetic DiT-XL/2 takes ~10 s of host time per model.
 # hopper: the steps run with SMOOTHCACHE_KERNELS=wgmma (fp16 GEMMs on LinearWgmma; its GEMM table keeps
@@ -70,9 +70,13 @@ fi
 #     and the cp.async wgmma kernel.
 [ "$MODE" = hopper ] && step gemm-tma 75 bench-gemm --tma --iterations 20 --json "$OUT/gemm-tma.json"
 if [ "$SKIP" = 0 ]; then
-# 3. Each operator at DiT-XL/2's shapes, batch 16 (8 images with CFG): GEMMs, fused attention (fp32
-#    SIMT and fp16 tensor-core rows), adaLN.
-[ "$MODE" = hopper ] || step kernels 40 bench --suite kernels --device cuda --xl --batch 16 --iterations 10 --json "$OUT/kernels.json"
+# 3. Each operator at DiT-XL/2's shapes, batch 16 (8 images with CFG) and batch 2 (one image with CFG, one
+#    block per multiprocessor in the attention): GEMMs, fused attention (fp32 SIMT, fp16 tensor-core and
+#    the same with k/v prefetched), adaLN plain and after a residual.
+if [ "$MODE" != hopper ]; then
+    step kernels 40 bench --suite kernels --device cuda --xl --batch 16 --iterations 10 --json "$OUT/kernels.json"
+    step kernels-b2 30 bench --suite kernels --device cuda --xl --batch 2 --iterations 20 --json "$OUT/kernels-b2.json"
+fi
 # 4. One forward: synthetic DiT-XL/2 and dit-digits, batch 2 and 16 (and 20), fp16 and fp32, each
 #    followed by a profiled forward (device time per kernel, the kernels' share of the forward).
 step forward 80 bench --suite forward --device cuda --iterations 10 --profile --json "$OUT/forward.json"
@@ -91,7 +95,7 @@ fi
 fi
 
 # The device tool shows the last 12,000 characters: the logs first, the newest kernel's and the summary last.
-for name in smoke sanitizer kernels forward forward-mma forward-tma sampling gemm-tma; do
+for name in smoke sanitizer kernels kernels-b2 forward forward-mma forward-tma sampling gemm-tma; do
     [ -f "$OUT/$name.log" ] || continue
     echo "== $name"
     grep -v "^NVIDIA\|^device:" "$OUT/$name.log" | tail -n 40

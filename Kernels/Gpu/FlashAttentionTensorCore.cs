@@ -62,6 +62,28 @@ public static class FlashAttentionTensorCore
         public F4 N0, N1, N2, N3, N4, N5, N6, N7, N8;
     }
 
+    /// <summary>Where a thread is in a walk over rows of <c>chunks</c> chunks, one element every <see cref="Threads"/>
+    /// (row-major, so a warp's loads are neighbours): row R, chunk C, kept by additions instead of a division
+    /// per element.</summary>
+    private struct Walk
+    {
+        public int R, C;
+
+        public static Walk Start(int chunks)
+        {
+            int r = Group.IdxX / chunks;
+            return new Walk { R = r, C = Group.IdxX - r * chunks };
+        }
+
+        /// <summary>The element <see cref="Threads"/> further on: rows + whole rows of the step, chunk + the rest, carried.</summary>
+        public readonly Walk Next(int chunks, int rows, int rest)
+        {
+            int c = C + rest;
+            int carry = c >= chunks ? 1 : 0;
+            return new Walk { R = R + rows + carry, C = c - carry * chunks };
+        }
+    }
+
     /// <summary>Copies 64 rows (tokens first..first + 63) of q, k or v (part 0, 1, 2) of head h into shared
     /// words at, stride chunks per row, the first `chunks` chunks of each row; zeros past T and past the head.</summary>
     private static void StageRows(Args a, ArrayView<uint> shared, int at, int stride, int chunks, int sample, int head, int first, int part)
@@ -70,12 +92,99 @@ public static class FlashAttentionTensorCore
         int headChunks = a.HeadDim >> 3;
         int rowChunks = 3 * a.Heads * headChunks;                    // one qkv token row
         int offset = (part * a.Heads + head) * headChunks;
-        for (int e = Group.IdxX; e < 64 * chunks; e += Threads)
+        int rows = Threads / chunks, rest = Threads - rows * chunks;
+        for (var w = Walk.Start(chunks); w.R < 64; w = w.Next(chunks, rows, rest))
         {
-            int r = e / chunks, c = e - r * chunks;
-            int token = first + r;
-            bool valid = (token < a.T) & (c < headChunks);
-            shared4[(at >> 2) + r * stride + c] = valid ? a.Qkv[(sample * a.T + token) * rowChunks + offset + c] : default;
+            int token = first + w.R;
+            bool valid = (token < a.T) & (w.C < headChunks);
+            shared4[(at >> 2) + w.R * stride + w.C] = valid ? a.Qkv[(sample * a.T + token) * rowChunks + offset + w.C] : default;
+        }
+    }
+
+    /// <summary>How a block brings each 64-key tile of k and v into shared memory: the loads and the stores
+    /// at once before the tile (<see cref="DirectStaging"/>), or the next tile's loads issued before this tile's
+    /// arithmetic, held in registers and stored before the next tile (<see cref="PrefetchedStaging"/>).</summary>
+    public interface IKeyValueStaging
+    {
+        /// <summary>Starts loading the tile of keys key0.. (what <see cref="Stage"/> then stores).</summary>
+        KeyValueChunks Load(Args a, int sample, int head, int key0);
+
+        /// <summary>The tile of keys key0.. into shared memory (k padded with zero chunks to qkChunks).</summary>
+        void Stage(Args a, ArrayView<uint> shared, KeyValueChunks loaded, int qkChunks, int sample, int head, int key0);
+    }
+
+    /// <summary>Up to 9 of a tile's chunks held by one thread: the walk over 128 rows of HeadDim / 8 chunks (k's 64
+    /// rows, then v's) from this thread, every <see cref="Threads"/>th chunk (1,152 = 9 x 128 at head dim 72).</summary>
+    public struct KeyValueChunks
+    {
+        public U4 C0, C1, C2, C3, C4, C5, C6, C7, C8;
+    }
+
+    /// <summary>Loads and stores together, after the barrier that frees the tile's shared memory.</summary>
+    public readonly struct DirectStaging : IKeyValueStaging
+    {
+        public KeyValueChunks Load(Args a, int sample, int head, int key0) => default;
+
+        public void Stage(Args a, ArrayView<uint> shared, KeyValueChunks loaded, int qkChunks, int sample, int head, int key0)
+        {
+            StageRows(a, shared, KWords, QkStride, qkChunks, sample, head, key0, 1);
+            StageRows(a, shared, VWords, VStride, a.HeadDim >> 3, sample, head, key0, 2);
+        }
+    }
+
+    /// <summary>The next tile's chunks in 36 registers while this tile is multiplied, so the loads' latency hides
+    /// behind the arithmetic even with one block per multiprocessor (DiT-XL/2 at batch 2: 128 blocks).</summary>
+    public readonly struct PrefetchedStaging : IKeyValueStaging
+    {
+        public KeyValueChunks Load(Args a, int sample, int head, int key0)
+        {
+            int chunks = a.HeadDim >> 3, rows = Threads / chunks, rest = Threads - rows * chunks;
+            var w = Walk.Start(chunks);
+            KeyValueChunks c;
+            c.C0 = LoadChunk(a, w, chunks, sample, head, key0); w = w.Next(chunks, rows, rest);
+            c.C1 = LoadChunk(a, w, chunks, sample, head, key0); w = w.Next(chunks, rows, rest);
+            c.C2 = LoadChunk(a, w, chunks, sample, head, key0); w = w.Next(chunks, rows, rest);
+            c.C3 = LoadChunk(a, w, chunks, sample, head, key0); w = w.Next(chunks, rows, rest);
+            c.C4 = LoadChunk(a, w, chunks, sample, head, key0); w = w.Next(chunks, rows, rest);
+            c.C5 = LoadChunk(a, w, chunks, sample, head, key0); w = w.Next(chunks, rows, rest);
+            c.C6 = LoadChunk(a, w, chunks, sample, head, key0); w = w.Next(chunks, rows, rest);
+            c.C7 = LoadChunk(a, w, chunks, sample, head, key0); w = w.Next(chunks, rows, rest);
+            c.C8 = LoadChunk(a, w, chunks, sample, head, key0);
+            return c;
+        }
+
+        public void Stage(Args a, ArrayView<uint> shared, KeyValueChunks loaded, int qkChunks, int sample, int head, int key0)
+        {
+            var shared4 = shared.Cast<U4>();
+            int chunks = a.HeadDim >> 3, rows = Threads / chunks, rest = Threads - rows * chunks;
+            var w = Walk.Start(chunks);
+            StoreChunk(shared4, w, loaded.C0); w = w.Next(chunks, rows, rest);
+            StoreChunk(shared4, w, loaded.C1); w = w.Next(chunks, rows, rest);
+            StoreChunk(shared4, w, loaded.C2); w = w.Next(chunks, rows, rest);
+            StoreChunk(shared4, w, loaded.C3); w = w.Next(chunks, rows, rest);
+            StoreChunk(shared4, w, loaded.C4); w = w.Next(chunks, rows, rest);
+            StoreChunk(shared4, w, loaded.C5); w = w.Next(chunks, rows, rest);
+            StoreChunk(shared4, w, loaded.C6); w = w.Next(chunks, rows, rest);
+            StoreChunk(shared4, w, loaded.C7); w = w.Next(chunks, rows, rest);
+            StoreChunk(shared4, w, loaded.C8);
+            // k's zero padding (head dim 72: chunk 9 of 10); the loads cover the head's chunks only.
+            if (Group.IdxX < 64 && qkChunks > chunks) shared4[(KWords >> 2) + Group.IdxX * QkStride + chunks] = default;
+        }
+
+        /// <summary>Walk row R: k row R (R &lt; 64) or v row R - 64 of token key0 + R % 64; zeros past T and past the 128 rows.</summary>
+        private static U4 LoadChunk(Args a, Walk w, int chunks, int sample, int head, int key0)
+        {
+            int token = key0 + (w.R & 63);
+            bool valid = (w.R < 128) & (token < a.T);
+            int column = ((1 + (w.R >> 6)) * a.Heads + head) * chunks + w.C;
+            return valid ? a.Qkv[(sample * a.T + token) * 3 * a.Heads * chunks + column] : default;
+        }
+
+        private static void StoreChunk(ArrayView<U4> shared4, Walk w, U4 value)
+        {
+            if (w.R >= 128) return;
+            int at = w.R < 64 ? (KWords >> 2) + w.R * QkStride + w.C : (VWords >> 2) + (w.R - 64) * VStride + w.C;
+            shared4[at] = value;
         }
     }
 
@@ -244,7 +353,7 @@ public static class FlashAttentionTensorCore
         if (second) a.Out.StorePair(at + 8L * a.Heads * a.HeadDim, o.Z * inverse1, o.W * inverse1);
     }
 
-    public static void Kernel<TPath>(Args a) where TPath : struct, TensorCore.IWarpPath
+    public static void Kernel<TPath, TStaging>(Args a) where TPath : struct, TensorCore.IWarpPath where TStaging : struct, IKeyValueStaging
     {
         var shared = SharedMemory.Allocate<U4>(SharedWords / 4).Cast<uint>();
         var path = default(TPath);
@@ -269,12 +378,14 @@ public static class FlashAttentionTensorCore
         float max0 = float.NegativeInfinity, max1 = float.NegativeInfinity, sum0 = 0f, sum1 = 0f;
         Outputs o = default;
         int g = lane >> 2, t = lane & 3;
+        var staging = default(TStaging);
+        var loaded = staging.Load(a, sample, head, 0);
         for (int key0 = 0; key0 < a.T; key0 += KeysPerTile)
         {
             Group.Barrier();
-            StageRows(a, shared, KWords, QkStride, qkChunks, sample, head, key0, 1);
-            StageRows(a, shared, VWords, VStride, a.HeadDim >> 3, sample, head, key0, 2);
+            staging.Stage(a, shared, loaded, qkChunks, sample, head, key0);
             Group.Barrier();
+            if (key0 + KeysPerTile < a.T) loaded = staging.Load(a, sample, head, key0 + KeysPerTile);
 
             Scores s = default;
             s = ScoreStep<TPath>(s, q.S0, shared, sharedBase, 0);
@@ -324,7 +435,12 @@ public static class FlashAttentionTensorCore
 
     /// <param name="qkv">Float16 [B, T, 3 * heads * headDim]</param>
     /// <param name="output">[B, T, heads * headDim], Float32 or Float16</param>
-    public static void Run(Backend backend, Tensor qkv, Tensor output, int b, int t, int heads, int headDim)
+    public static void Run(Backend backend, Tensor qkv, Tensor output, int b, int t, int heads, int headDim) =>
+        Run<DirectStaging>(backend, qkv, output, b, t, heads, headDim);
+
+    /// <summary><see cref="Run"/> with a choice of staging (benchmarks and tests compare them).</summary>
+    public static void Run<TStaging>(Backend backend, Tensor qkv, Tensor output, int b, int t, int heads, int headDim)
+        where TStaging : struct, IKeyValueStaging
     {
         if (!SupportsHeadDim(headDim))
             throw new ArgumentException($"FlashAttentionTensorCore: head dim {headDim} is not 64 or 72");
@@ -339,8 +455,8 @@ public static class FlashAttentionTensorCore
             Scale = 1f / MathF.Sqrt(headDim),
         };
         var kernel = backend.IsCuda
-            ? backend.LoadGrouped<Args>(Kernel<TensorCore.PtxPath>)
-            : backend.LoadGrouped<Args>(Kernel<TensorCore.EmulatedPath>);
+            ? backend.LoadGrouped<Args>(Kernel<TensorCore.PtxPath, TStaging>)
+            : backend.LoadGrouped<Args>(Kernel<TensorCore.EmulatedPath, TStaging>);
         kernel(Config(b, t, heads), args);
     }
 }

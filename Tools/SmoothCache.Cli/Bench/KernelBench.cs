@@ -80,9 +80,25 @@ public static class KernelBench
         }
         Time("Attention", $"{batch}x{heads}x{tokens}x{d / heads}", 4.0 * batch * tokens * tokens * d, () => Attention.Run(qkv, heads, d / heads));
         using (var qkvHalf = HalfConversion.ToHalf(qkv))
-            Time("Attention fp16", $"{batch}x{heads}x{tokens}x{d / heads}", 4.0 * batch * tokens * tokens * d,
-                () => Attention.Run(qkvHalf, heads, d / heads, DType.Float16));
+        {
+            string shape = $"{batch}x{heads}x{tokens}x{d / heads}";
+            double flops = 4.0 * batch * tokens * tokens * d;
+            Time("Attention fp16", shape, flops, () => Attention.Run(qkvHalf, heads, d / heads, DType.Float16));
+            // The tensor-core attention with the next key tile's loads issued before this tile's arithmetic
+            // (FlashAttentionTensorCore.PrefetchedStaging), against the default row above.
+            if (backend.UsesTensorCores && FlashAttentionTensorCore.SupportsHeadDim(d / heads))
+                Time("Attention fp16, k/v prefetched", shape, flops, () =>
+                {
+                    var y = arena.Rent(DType.Float16, batch, tokens, d);
+                    FlashAttentionTensorCore.Run<FlashAttentionTensorCore.PrefetchedStaging>(backend, qkvHalf, y, batch, tokens, heads, d / heads);
+                    return y;
+                });
+        }
         Time("LayerNormModulate", $"{m}x{d}", 8.0 * m * d, () => LayerNormModulate.Run(x, mod, 0, d, 1e-6f));
+        // The form every block norm but the first takes: the gated residual waiting for x added on the same pass
+        // (a residual of zeros, so x stays as it is however often the row runs).
+        using (var residual = arena.Zeros(batch, tokens, d))
+            Time("LayerNormModulate after residual", $"{m}x{d}", 11.0 * m * d, () => LayerNormModulate.RunAfterResidual(x, residual, mod, 2 * d, 0, d, 1e-6f));
         Time("GatedResidual", $"{m}x{d}", 2.0 * m * d, () => { GatedResidual.Run(x, x, mod, 2 * d); return null; });
         return results.ToArray();
     }

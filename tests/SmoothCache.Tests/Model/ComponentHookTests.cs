@@ -1,5 +1,6 @@
 using SmoothCache.Kernels;
 using SmoothCache.Model;
+using SmoothCache.Model.Checkpoints;
 using static SmoothCache.Tests.TestSupport;
 
 namespace SmoothCache.Tests.Model;
@@ -86,6 +87,57 @@ public class ComponentHookTests
         Assert.Equal(2 * model.NumBlocks, Launches("GatedResidual"));
         Assert.Equal(0, Launches("Attention"));
         store.Dispose();
+    }
+
+    /// <summary>Three blocks sharing one embedder (as converted checkpoints do), so all adaLNs read one
+    /// modulation tensor and a block's MLP residual can wait for the next adaLN over x.</summary>
+    private static DiTTransformer LoadShared(SyntheticWeights weights) => new(Cpu, weights.Config, weights, Precision.Fp32);
+
+    private static SyntheticWeights SharedWeights() =>
+        new(new DiTConfig { NumHeads = 2, HeadDim = 16, NumLayers = 3, SampleSize = 8, NumClasses = 10 }, seed: 7);
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void EachBlocksMlpResidualRidesOnTheNextAdaLNWithTheSameResult(bool replayComponents)
+    {
+        using var weights = SharedWeights();
+        using var model = LoadShared(weights);
+        Assert.True(model.SharedConditioning);
+        using var x = Cpu.Arena.Upload(Random(6, 2 * 4 * 64), 2, 4, 8, 8);
+        float[] t = [400f, 900f];
+        int[] y = [1, 8];
+        using var store = new StoringHook();
+        model.Hook = store;
+        using (model.Forward(x, t, y)) { }
+        store.Replay = replayComponents;
+
+        (float[] Output, int Residuals, int Norms) Run()
+        {
+            using var profile = Cpu.StartProfile();
+            using var o = model.Forward(x, t, y);
+            var kernels = profile.Read();
+            int Launches(string kernel) => kernels.Where(k => k.Kernel == kernel).Sum(k => k.Launches);
+            return (o.ToArray(), Launches("GatedResidual"), Launches("LayerNormModulate"));
+        }
+
+        var fused = Run();
+        // An observer sees each block's whole output, so every residual is added before it is called.
+        model.BlockOutputObserver = (_, _) => { };
+        var separate = Run();
+        Assert.Equal(separate.Output, fused.Output);
+        int blocks = model.NumBlocks;
+        if (replayComponents)
+        {
+            // No component's adaLN runs; only the final layer's, which adds the last block's MLP residual.
+            Assert.Equal((2 * blocks, 1), (separate.Residuals, separate.Norms));
+            Assert.Equal((2 * blocks - 1, 1), (fused.Residuals, fused.Norms));
+        }
+        else
+        {
+            Assert.Equal((blocks, 2 * blocks + 1), (separate.Residuals, separate.Norms));
+            Assert.Equal((0, 2 * blocks + 1), (fused.Residuals, fused.Norms));
+        }
     }
 
     /// <summary>Computes and keeps every component's output, or (Replay) returns the kept ones.</summary>

@@ -10,7 +10,8 @@ namespace SmoothCache.Kernels.Gpu;
 /// One group of 4 warps per (sample, head, tile of 64 queries); warp w owns queries 16w..16w + 15.
 /// The group stages its queries once and then 64 keys and values at a time in shared memory (rows of
 /// 16-byte chunks; q and k padded with zeros to a multiple of 16 columns, 11 chunks apart, v 9 apart:
-/// conflict-free ldmatrix phases). Per key tile a warp computes its 16 x 64 scores with mma.sync
+/// conflict-free ldmatrix phases; how k and v get there is the kernel's <see cref="IKeyValueStaging"/>).
+/// Per key tile a warp computes its 16 x 64 scores with mma.sync
 /// (q fragments held in registers for the whole kernel, k fragments by ldmatrix), runs the online
 /// softmax on them in registers (each lane holds 2 rows x 16 columns; row maxima and sums meet across
 /// the 4 lanes of a row by shuffles), turns the probabilities into fp16 A fragments in place (the mma

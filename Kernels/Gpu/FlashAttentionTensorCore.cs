@@ -133,13 +133,36 @@ public static class FlashAttentionTensorCore
         }
     }
 
-    /// <summary>The next tile's chunks in 36 registers while this tile is multiplied, so the loads' latency hides
-    /// behind the arithmetic even with one block per multiprocessor (DiT-XL/2 at batch 2: 128 blocks).</summary>
-    public readonly struct PrefetchedStaging : IKeyValueStaging
+    /// <summary>Which of a tile's 128 staged rows (k's 64, then v's 64) <see cref="PrefetchedStaging{TRows}"/> holds in registers.</summary>
+    public interface IPrefetchedRows
+    {
+        /// <summary>128 (k and v) or 64 (k only).</summary>
+        int Rows();
+    }
+
+    /// <summary>k and v: 9 chunks per thread at head dim 72, 36 registers (187 in all, 2 blocks per multiprocessor).</summary>
+    public readonly struct KeysAndValues : IPrefetchedRows
+    {
+        public int Rows() => 128;
+    }
+
+    /// <summary>k only: 5 chunks per thread, 20 registers; v is staged as <see cref="DirectStaging"/> does, its load
+    /// latency not hidden. A register count between the two others', for the blocks per multiprocessor.</summary>
+    public readonly struct KeysOnly : IPrefetchedRows
+    {
+        public int Rows() => 64;
+    }
+
+    /// <summary>The next tile's chunks (the rows <typeparamref name="TRows"/> names) in registers while this tile is
+    /// multiplied, so the loads' latency hides behind the arithmetic even with one block per multiprocessor
+    /// (DiT-XL/2 at batch 2: 128 blocks); stored after the barrier that frees the tile's shared memory.</summary>
+    public readonly struct PrefetchedStaging<TRows> : IKeyValueStaging where TRows : struct, IPrefetchedRows
     {
         public KeyValueChunks Load(Args a, int sample, int head, int key0)
         {
             int chunks = a.HeadDim >> 3, rows = Threads / chunks, rest = Threads - rows * chunks;
+            // k's rows alone take at most 5 chunks per thread (576 at head dim 72): the rest are not loaded at all.
+            bool values = default(TRows).Rows() > 64;
             var w = Walk.Start(chunks);
             KeyValueChunks c;
             c.C0 = LoadChunk(a, w, chunks, sample, head, key0); w = w.Next(chunks, rows, rest);
@@ -147,10 +170,10 @@ public static class FlashAttentionTensorCore
             c.C2 = LoadChunk(a, w, chunks, sample, head, key0); w = w.Next(chunks, rows, rest);
             c.C3 = LoadChunk(a, w, chunks, sample, head, key0); w = w.Next(chunks, rows, rest);
             c.C4 = LoadChunk(a, w, chunks, sample, head, key0); w = w.Next(chunks, rows, rest);
-            c.C5 = LoadChunk(a, w, chunks, sample, head, key0); w = w.Next(chunks, rows, rest);
-            c.C6 = LoadChunk(a, w, chunks, sample, head, key0); w = w.Next(chunks, rows, rest);
-            c.C7 = LoadChunk(a, w, chunks, sample, head, key0); w = w.Next(chunks, rows, rest);
-            c.C8 = LoadChunk(a, w, chunks, sample, head, key0);
+            c.C5 = values ? LoadChunk(a, w, chunks, sample, head, key0) : default; w = w.Next(chunks, rows, rest);
+            c.C6 = values ? LoadChunk(a, w, chunks, sample, head, key0) : default; w = w.Next(chunks, rows, rest);
+            c.C7 = values ? LoadChunk(a, w, chunks, sample, head, key0) : default; w = w.Next(chunks, rows, rest);
+            c.C8 = values ? LoadChunk(a, w, chunks, sample, head, key0) : default;
             return c;
         }
 
@@ -164,26 +187,30 @@ public static class FlashAttentionTensorCore
             StoreChunk(shared4, w, loaded.C2); w = w.Next(chunks, rows, rest);
             StoreChunk(shared4, w, loaded.C3); w = w.Next(chunks, rows, rest);
             StoreChunk(shared4, w, loaded.C4); w = w.Next(chunks, rows, rest);
-            StoreChunk(shared4, w, loaded.C5); w = w.Next(chunks, rows, rest);
-            StoreChunk(shared4, w, loaded.C6); w = w.Next(chunks, rows, rest);
-            StoreChunk(shared4, w, loaded.C7); w = w.Next(chunks, rows, rest);
-            StoreChunk(shared4, w, loaded.C8);
+            if (default(TRows).Rows() > 64)
+            {
+                StoreChunk(shared4, w, loaded.C5); w = w.Next(chunks, rows, rest);
+                StoreChunk(shared4, w, loaded.C6); w = w.Next(chunks, rows, rest);
+                StoreChunk(shared4, w, loaded.C7); w = w.Next(chunks, rows, rest);
+                StoreChunk(shared4, w, loaded.C8);
+            }
+            else StageRows(a, shared, VWords, VStride, chunks, sample, head, key0, 2);
             // k's zero padding (head dim 72: chunk 9 of 10); the loads cover the head's chunks only.
             if (Group.IdxX < 64 && qkChunks > chunks) shared4[(KWords >> 2) + Group.IdxX * QkStride + chunks] = default;
         }
 
-        /// <summary>Walk row R: k row R (R &lt; 64) or v row R - 64 of token key0 + R % 64; zeros past T and past the 128 rows.</summary>
+        /// <summary>Walk row R: k row R (R &lt; 64) or v row R - 64 of token key0 + R % 64; zeros past T and past the rows held.</summary>
         private static U4 LoadChunk(Args a, Walk w, int chunks, int sample, int head, int key0)
         {
             int token = key0 + (w.R & 63);
-            bool valid = (w.R < 128) & (token < a.T);
+            bool valid = (w.R < default(TRows).Rows()) & (token < a.T);
             int column = ((1 + (w.R >> 6)) * a.Heads + head) * chunks + w.C;
             return valid ? a.Qkv[(sample * a.T + token) * 3 * a.Heads * chunks + column] : default;
         }
 
         private static void StoreChunk(ArrayView<U4> shared4, Walk w, U4 value)
         {
-            if (w.R >= 128) return;
+            if (w.R >= default(TRows).Rows()) return;
             int at = w.R < 64 ? (KWords >> 2) + w.R * QkStride + w.C : (VWords >> 2) + (w.R - 64) * VStride + w.C;
             shared4[at] = value;
         }

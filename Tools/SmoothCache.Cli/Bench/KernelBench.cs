@@ -45,6 +45,14 @@ public static class KernelBench
             log.WriteLine($"{name,-24} {shape,-22} {ms,10:F3} ms {timing.Gflops,8:F2} GFLOP/s");
         }
 
+        void TimePrefetched<TRows>(string name, string shape, double flops, Tensor qkvHalf) where TRows : struct, FlashAttentionTensorCore.IPrefetchedRows =>
+            Time(name, shape, flops, () =>
+            {
+                var y = arena.Rent(DType.Float16, batch, tokens, d);
+                FlashAttentionTensorCore.Run<FlashAttentionTensorCore.PrefetchedStaging<TRows>>(backend, qkvHalf, y, batch, tokens, heads, d / heads);
+                return y;
+            });
+
         foreach (var precision in new[] { Precision.Fp32, Precision.Fp16 })
         {
             // The fp16 path as the model runs it: float16 weights and inputs, fc1 writing float16.
@@ -85,14 +93,12 @@ public static class KernelBench
             double flops = 4.0 * batch * tokens * tokens * d;
             Time("Attention fp16", shape, flops, () => Attention.Run(qkvHalf, heads, d / heads, DType.Float16));
             // The tensor-core attention with the next key tile's loads issued before this tile's arithmetic
-            // (FlashAttentionTensorCore.PrefetchedStaging), against the default row above.
+            // (FlashAttentionTensorCore.PrefetchedStaging: k and v, or k only), against the default row above.
             if (backend.UsesTensorCores && FlashAttentionTensorCore.SupportsHeadDim(d / heads))
-                Time("Attention fp16, k/v prefetched", shape, flops, () =>
-                {
-                    var y = arena.Rent(DType.Float16, batch, tokens, d);
-                    FlashAttentionTensorCore.Run<FlashAttentionTensorCore.PrefetchedStaging>(backend, qkvHalf, y, batch, tokens, heads, d / heads);
-                    return y;
-                });
+            {
+                TimePrefetched<FlashAttentionTensorCore.KeysAndValues>("Attention fp16, k/v prefetched", shape, flops, qkvHalf);
+                TimePrefetched<FlashAttentionTensorCore.KeysOnly>("Attention fp16, k prefetched", shape, flops, qkvHalf);
+            }
         }
         Time("LayerNormModulate", $"{m}x{d}", 8.0 * m * d, () => LayerNormModulate.Run(x, mod, 0, d, 1e-6f));
         // The form every block norm but the first takes: the gated residual waiting for x added on the same pass

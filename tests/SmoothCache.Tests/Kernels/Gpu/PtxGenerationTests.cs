@@ -105,7 +105,8 @@ public class PtxGenerationTests
 
     [Theory]
     [InlineData(typeof(FlashAttentionTensorCore.DirectStaging))]
-    [InlineData(typeof(FlashAttentionTensorCore.PrefetchedStaging))]
+    [InlineData(typeof(FlashAttentionTensorCore.PrefetchedStaging<FlashAttentionTensorCore.KeysAndValues>))]
+    [InlineData(typeof(FlashAttentionTensorCore.PrefetchedStaging<FlashAttentionTensorCore.KeysOnly>))]
     public void TensorCoreAttentionKeepsItsAsmOperandsOutOfLocalMemoryPaths(Type staging)
     {
         var kernel = typeof(FlashAttentionTensorCore).GetMethod("Kernel")!.MakeGenericMethod(typeof(TensorCore.PtxPath), staging);

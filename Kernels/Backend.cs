@@ -112,7 +112,8 @@ public sealed class Backend : IDisposable
             {
                 DeviceKind.Cpu => context.GetCPUDevice(0).CreateAccelerator(context),
                 DeviceKind.Cuda when cuda.Count == 0 =>
-                    throw new InvalidOperationException("--device cuda: no CUDA device found"),
+                    throw new DeviceUnavailableException(
+                        "--device cuda: no CUDA device found (it needs an NVIDIA GPU and its driver); use --device cpu, or leave --device out to take a GPU when there is one"),
                 _ when cuda.Count > 0 => cuda[0].CreateAccelerator(context),
                 _ => context.GetCPUDevice(0).CreateAccelerator(context),
             };

@@ -1,4 +1,5 @@
 using SmoothCache.Caching;
+using SmoothCache.Kernels;
 using SmoothCache.Model.Checkpoints;
 using SmoothCache.Sampling;
 
@@ -9,7 +10,7 @@ public static class UserErrors
 {
     public static bool IsUserError(Exception e) => e is ArgumentException or CheckpointException
         or FileNotFoundException or DirectoryNotFoundException or InvalidDataException or UserInputException
-        or SchedulerConfigException or CacheScheduleException or InsufficientMemoryException;
+        or SchedulerConfigException or CacheScheduleException or InsufficientMemoryException or DeviceUnavailableException;
 
     public static string Describe(Exception e) => e switch
     {

@@ -1,4 +1,6 @@
+using ILGPU.Runtime.Cuda;
 using SmoothCache.Cli;
+using SmoothCache.Kernels;
 using SmoothCache.Model.Checkpoints;
 using SmoothCache.Sampling;
 using SmoothCache.Tests.Sampling;
@@ -97,6 +99,17 @@ public class BadModelInputTests
     }
 
     [Fact]
+    public void AskingForCudaWithoutAGpuIsAUserError()
+    {
+        using (var context = ILGPU.Context.Create(b => b.Cuda()))
+            if (context.GetCudaDevices().Count > 0) return; // this machine has one: nothing to refuse
+        var run = CliRunner.Run("bench-gemm", "--iterations", "1");
+        Assert.Equal(ExitCodes.BadInput, run.ExitCode);
+        Assert.Contains("no CUDA device found", Assert.Single(run.ErrorLines));
+        Assert.DoesNotContain("internal error", run.Error);
+    }
+
+    [Fact]
     public void CheckpointAndConfigExceptionsAreUserErrors()
     {
         Exception[] user =
@@ -111,6 +124,7 @@ public class BadModelInputTests
             new SchedulerConfigException("scheduler_config.json: bad"),
             new UserInputException("--steps"),
             new ArgumentException("label 'x'"),
+            new DeviceUnavailableException("--device cuda: no CUDA device found"),
         ];
         Assert.All(user, e => Assert.True(UserErrors.IsUserError(e), e.GetType().Name));
         Assert.False(UserErrors.IsUserError(new InvalidOperationException("bug")));

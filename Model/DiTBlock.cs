@@ -66,6 +66,7 @@ public sealed class DiTBlock : IDisposable
         bool attnAdded = false;
         var ff = RunComponent(hook, Components.FeedForward, () =>
         {
+            // x += gate_msa * attn, then the MLP's adaLN of the new x: one pass over x.
             using var h = LayerNormModulate.RunAfterResidual(x, attn, mod, modOffset + 2 * d, modOffset + 3 * d, modOffset + 4 * d,
                 _mlpNormEps, _activations);
             attnAdded = true;

@@ -5,7 +5,7 @@ namespace SmoothCache.Model;
 /// <summary>
 /// A block's last gated residual, x += gate * output, not yet added to x: the next adaLN over x (the next
 /// block's attention norm, or the final layer's) adds it on its own pass over x, which saves a launch and a
-/// pass per block. The gate is read at column <c>gateOffset</c> of the modulation rows the next norm uses.
+/// pass per block. The next norm must read the same modulation tensor (the gate is at its column <c>gateOffset</c>).
 /// Owns a share of the output and of the modulation tensor.
 /// </summary>
 public sealed class PendingResidual(Tensor output, Tensor mod, int gateOffset) : IDisposable
@@ -19,10 +19,12 @@ public sealed class PendingResidual(Tensor output, Tensor mod, int gateOffset) :
         float eps, DType outputType) =>
         pending is null
             ? LayerNormModulate.Run(x, mod, shiftOffset, scaleOffset, eps, outputType)
-            : LayerNormModulate.RunAfterResidual(x, pending.Output, mod, pending.GateOffset, shiftOffset, scaleOffset, eps, outputType);
+            : pending.AddThenNormalize(x, shiftOffset, scaleOffset, eps, outputType);
 
-    private Tensor Output => output;
-    private int GateOffset => gateOffset;
+    /// <summary>The same with this residual: its modulation tensor is the one the norm reads.</summary>
+    private Tensor AddThenNormalize(Tensor x, int shiftOffset, int scaleOffset, float eps, DType outputType) =>
+        LayerNormModulate.RunAfterResidual(x, output, mod, gateOffset, shiftOffset, scaleOffset, eps, outputType);
+
     private bool _disposed;
 
     public void Dispose()

@@ -73,10 +73,13 @@ public class EmbeddingTests
                 Assert.Equal(addend[b * d + k] + table[labels[b] * d + k], got[b * d + k]);
     }
 
-    [Fact]
-    public void PatchEmbedIsAStridedConvolutionPlusPositions()
+    [Theory]
+    [InlineData(2, 3, 6, 2, 10)]   // 3 x 3 patches: one group of 8, five past the row
+    [InlineData(1, 4, 34, 2, 7)]   // 17 patches a row: groups of 8, 8 and 1
+    [InlineData(2, 2, 16, 4, 5)]   // 4 x 4 patches of 4 x 4
+    public void PatchEmbedIsAStridedConvolutionPlusPositions(int b, int c, int s, int p, int d)
     {
-        int b = 2, c = 3, s = 6, p = 2, d = 10, grid = s / p;
+        int grid = s / p;
         var x = Random(51, b * c * s * s);
         var w = Random(52, d * c * p * p, 0.5f);
         var bias = Random(53, d);
@@ -87,20 +90,31 @@ public class EmbeddingTests
         using var tp = Cpu.Arena.Upload(pos, grid * grid, d);
         using var o = PatchEmbed.Run(tx, tw, tb, tp);
         var expected = new double[b * grid * grid * d];
+        // The kernel's own float sums: the bias, the products over (channel, row, column) in order, then the position.
+        var sameOrder = new float[expected.Length];
         for (int n = 0; n < b; n++)
             for (int i = 0; i < grid; i++)
                 for (int j = 0; j < grid; j++)
                     for (int o2 = 0; o2 < d; o2++)
                     {
                         double acc = bias[o2] + pos[(i * grid + j) * d + o2];
+                        float sum = bias[o2];
                         for (int ci = 0; ci < c; ci++)
                             for (int kh = 0; kh < p; kh++)
                                 for (int kw = 0; kw < p; kw++)
-                                    acc += (double)x[((n * c + ci) * s + i * p + kh) * s + j * p + kw] * w[((o2 * c + ci) * p + kh) * p + kw];
-                        expected[((n * grid + i) * grid + j) * d + o2] = acc;
+                                {
+                                    float xv = x[((n * c + ci) * s + i * p + kh) * s + j * p + kw], wv = w[((o2 * c + ci) * p + kh) * p + kw];
+                                    acc += (double)xv * wv;
+                                    sum += xv * wv;
+                                }
+                        int at = ((n * grid + i) * grid + j) * d + o2;
+                        expected[at] = acc;
+                        sameOrder[at] = sum + pos[(i * grid + j) * d + o2];
                     }
         Assert.Equal(new[] { b, grid * grid, d }, o.Shape);
-        Assert.True(RelativeL2(o.ToArray(), expected) < 1e-6);
+        var got = o.ToArray();
+        Assert.True(RelativeL2(got, expected) < 1e-6);
+        Assert.Equal(sameOrder, got);
     }
 
     [Fact]

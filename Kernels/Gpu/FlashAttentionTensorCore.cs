@@ -63,25 +63,25 @@ public static class FlashAttentionTensorCore
         public F4 N0, N1, N2, N3, N4, N5, N6, N7, N8;
     }
 
-    /// <summary>Where a thread is in a walk over rows of <c>chunks</c> chunks, one element every <see cref="Threads"/>
+    /// <summary>Where a thread is in a walk over rows of <c>Chunks</c> chunks, one element every <see cref="Threads"/>
     /// (row-major, so a warp's loads are neighbours): row R, chunk C, kept by additions instead of a division
-    /// per element.</summary>
+    /// per element (a step is Rows whole rows and Rest chunks).</summary>
     private struct Walk
     {
-        public int R, C;
+        public int R, C, Chunks, Rows, Rest;
 
         public static Walk Start(int chunks)
         {
-            int r = Group.IdxX / chunks;
-            return new Walk { R = r, C = Group.IdxX - r * chunks };
+            int r = Group.IdxX / chunks, rows = Threads / chunks;
+            return new Walk { R = r, C = Group.IdxX - r * chunks, Chunks = chunks, Rows = rows, Rest = Threads - rows * chunks };
         }
 
-        /// <summary>The element <see cref="Threads"/> further on: rows + whole rows of the step, chunk + the rest, carried.</summary>
-        public readonly Walk Next(int chunks, int rows, int rest)
+        /// <summary>The element <see cref="Threads"/> further on, the chunk's overflow carried into the row.</summary>
+        public readonly Walk Next()
         {
-            int c = C + rest;
-            int carry = c >= chunks ? 1 : 0;
-            return new Walk { R = R + rows + carry, C = c - carry * chunks };
+            int c = C + Rest;
+            int carry = c >= Chunks ? 1 : 0;
+            return this with { R = R + Rows + carry, C = c - carry * Chunks };
         }
     }
 
@@ -93,8 +93,7 @@ public static class FlashAttentionTensorCore
         int headChunks = a.HeadDim >> 3;
         int rowChunks = 3 * a.Heads * headChunks;                    // one qkv token row
         int offset = (part * a.Heads + head) * headChunks;
-        int rows = Threads / chunks, rest = Threads - rows * chunks;
-        for (var w = Walk.Start(chunks); w.R < 64; w = w.Next(chunks, rows, rest))
+        for (var w = Walk.Start(chunks); w.R < 64; w = w.Next())
         {
             int token = first + w.R;
             bool valid = (token < a.T) & (w.C < headChunks);
@@ -104,7 +103,7 @@ public static class FlashAttentionTensorCore
 
     /// <summary>How a block brings each 64-key tile of k and v into shared memory: the loads and the stores
     /// at once before the tile (<see cref="DirectStaging"/>), or the next tile's loads issued before this tile's
-    /// arithmetic, held in registers and stored before the next tile (<see cref="PrefetchedStaging"/>).</summary>
+    /// arithmetic, held in registers and stored before the next tile (<see cref="PrefetchedStaging{TRows}"/>).</summary>
     public interface IKeyValueStaging
     {
         /// <summary>Starts loading the tile of keys key0.. (what <see cref="Stage"/> then stores).</summary>
@@ -160,38 +159,37 @@ public static class FlashAttentionTensorCore
     {
         public KeyValueChunks Load(Args a, int sample, int head, int key0)
         {
-            int chunks = a.HeadDim >> 3, rows = Threads / chunks, rest = Threads - rows * chunks;
             // k's rows alone take at most 5 chunks per thread (576 at head dim 72): the rest are not loaded at all.
             bool values = default(TRows).Rows() > 64;
-            var w = Walk.Start(chunks);
+            var w = Walk.Start(a.HeadDim >> 3);
             KeyValueChunks c;
-            c.C0 = LoadChunk(a, w, chunks, sample, head, key0); w = w.Next(chunks, rows, rest);
-            c.C1 = LoadChunk(a, w, chunks, sample, head, key0); w = w.Next(chunks, rows, rest);
-            c.C2 = LoadChunk(a, w, chunks, sample, head, key0); w = w.Next(chunks, rows, rest);
-            c.C3 = LoadChunk(a, w, chunks, sample, head, key0); w = w.Next(chunks, rows, rest);
-            c.C4 = LoadChunk(a, w, chunks, sample, head, key0); w = w.Next(chunks, rows, rest);
-            c.C5 = values ? LoadChunk(a, w, chunks, sample, head, key0) : default; w = w.Next(chunks, rows, rest);
-            c.C6 = values ? LoadChunk(a, w, chunks, sample, head, key0) : default; w = w.Next(chunks, rows, rest);
-            c.C7 = values ? LoadChunk(a, w, chunks, sample, head, key0) : default; w = w.Next(chunks, rows, rest);
-            c.C8 = values ? LoadChunk(a, w, chunks, sample, head, key0) : default;
+            c.C0 = LoadChunk(a, w, sample, head, key0); w = w.Next();
+            c.C1 = LoadChunk(a, w, sample, head, key0); w = w.Next();
+            c.C2 = LoadChunk(a, w, sample, head, key0); w = w.Next();
+            c.C3 = LoadChunk(a, w, sample, head, key0); w = w.Next();
+            c.C4 = LoadChunk(a, w, sample, head, key0); w = w.Next();
+            c.C5 = values ? LoadChunk(a, w, sample, head, key0) : default; w = w.Next();
+            c.C6 = values ? LoadChunk(a, w, sample, head, key0) : default; w = w.Next();
+            c.C7 = values ? LoadChunk(a, w, sample, head, key0) : default; w = w.Next();
+            c.C8 = values ? LoadChunk(a, w, sample, head, key0) : default;
             return c;
         }
 
         public void Stage(Args a, ArrayView<uint> shared, KeyValueChunks loaded, int qkChunks, int sample, int head, int key0)
         {
             var shared4 = shared.Cast<U4>();
-            int chunks = a.HeadDim >> 3, rows = Threads / chunks, rest = Threads - rows * chunks;
+            int chunks = a.HeadDim >> 3;
             var w = Walk.Start(chunks);
-            StoreChunk(shared4, w, loaded.C0); w = w.Next(chunks, rows, rest);
-            StoreChunk(shared4, w, loaded.C1); w = w.Next(chunks, rows, rest);
-            StoreChunk(shared4, w, loaded.C2); w = w.Next(chunks, rows, rest);
-            StoreChunk(shared4, w, loaded.C3); w = w.Next(chunks, rows, rest);
-            StoreChunk(shared4, w, loaded.C4); w = w.Next(chunks, rows, rest);
+            StoreChunk(shared4, w, loaded.C0); w = w.Next();
+            StoreChunk(shared4, w, loaded.C1); w = w.Next();
+            StoreChunk(shared4, w, loaded.C2); w = w.Next();
+            StoreChunk(shared4, w, loaded.C3); w = w.Next();
+            StoreChunk(shared4, w, loaded.C4); w = w.Next();
             if (default(TRows).Rows() > 64)
             {
-                StoreChunk(shared4, w, loaded.C5); w = w.Next(chunks, rows, rest);
-                StoreChunk(shared4, w, loaded.C6); w = w.Next(chunks, rows, rest);
-                StoreChunk(shared4, w, loaded.C7); w = w.Next(chunks, rows, rest);
+                StoreChunk(shared4, w, loaded.C5); w = w.Next();
+                StoreChunk(shared4, w, loaded.C6); w = w.Next();
+                StoreChunk(shared4, w, loaded.C7); w = w.Next();
                 StoreChunk(shared4, w, loaded.C8);
             }
             else StageRows(a, shared, VWords, VStride, chunks, sample, head, key0, 2);
@@ -200,12 +198,12 @@ public static class FlashAttentionTensorCore
         }
 
         /// <summary>Walk row R: k row R (R &lt; 64) or v row R - 64 of token key0 + R % 64; zeros past T and past the rows held.</summary>
-        private static U4 LoadChunk(Args a, Walk w, int chunks, int sample, int head, int key0)
+        private static U4 LoadChunk(Args a, Walk w, int sample, int head, int key0)
         {
             int token = key0 + (w.R & 63);
             bool valid = (w.R < default(TRows).Rows()) & (token < a.T);
-            int column = ((1 + (w.R >> 6)) * a.Heads + head) * chunks + w.C;
-            return valid ? a.Qkv[(sample * a.T + token) * 3 * a.Heads * chunks + column] : default;
+            int column = ((1 + (w.R >> 6)) * a.Heads + head) * w.Chunks + w.C;
+            return valid ? a.Qkv[(sample * a.T + token) * 3 * a.Heads * w.Chunks + column] : default;
         }
 
         private static void StoreChunk(ArrayView<U4> shared4, Walk w, U4 value)

@@ -16,8 +16,9 @@ public enum DeviceKind { Auto, Cuda, Cpu }
 /// takes exactly what CUDA takes, warp instructions emulated (slow: tiny models only). Wgmma is TensorCores
 /// with the fp16 GEMMs on Hopper's warpgroup instructions (<see cref="Gpu.LinearWgmma"/>): on CUDA only
 /// on a compute-capability 9.0 GPU, elsewhere emulated; WgmmaTma the same with their tiles loaded by TMA
-/// (<see cref="Gpu.LinearWgmmaTma"/>). Forcing is for tests, for timing kernels not yet the default and for
-/// narrowing down a device fault.
+/// (<see cref="Gpu.LinearWgmmaTma"/>), which Auto takes on a compute-capability 9.0 GPU (H100, H200: 1.3-1.6x the
+/// mma.sync GEMM at DiT-XL/2's shapes, BENCHMARKS.md). Forcing is for tests, for timing one kernel against another
+/// (TensorCores is the mma.sync GEMM on Hopper too) and for narrowing down a device fault.
 /// </summary>
 public enum KernelSet { Auto, Gpu, TensorCores, Wgmma, WgmmaTma, Portable }
 
@@ -68,6 +69,7 @@ public sealed class Backend : IDisposable
     {
         Context = context;
         Accelerator = accelerator;
+        if (kernels == KernelSet.Auto && accelerator is CudaAccelerator { Architecture: { Major: 9, Minor: 0 } }) kernels = KernelSet.WgmmaTma;
         UsesGpuKernels = kernels is KernelSet.Gpu or KernelSet.TensorCores or KernelSet.Wgmma or KernelSet.WgmmaTma || (kernels == KernelSet.Auto && IsCuda);
         UsesTensorCores = UsesGpuKernels && (IsCuda || kernels is KernelSet.TensorCores or KernelSet.Wgmma or KernelSet.WgmmaTma);
         UsesWgmma = kernels is KernelSet.Wgmma or KernelSet.WgmmaTma;
@@ -207,19 +209,25 @@ public sealed class Backend : IDisposable
         return loaded;
     }
 
-    private readonly Dictionary<(long Address, long Rows, long Cols, int BoxRows, int BoxCols, int Swizzle), Gpu.TensorMapArg> _tensorMaps = new();
+    private readonly Dictionary<(long Address, long Rows, long Cols, int BoxRows, int BoxCols, int Swizzle), MemoryBuffer1D<ulong, Stride1D.Dense>> _tensorMaps = new();
 
-    /// <summary>CUDA only: a TMA tensor map (<see cref="CudaDriver.EncodeTensorMap"/>) of the row-major fp16 matrix
-    /// <paramref name="view"/> (<paramref name="rows"/> x <paramref name="cols"/>), read in boxes of
-    /// <paramref name="boxRows"/> x <paramref name="boxCols"/>, for a kernel's arguments. Encoded on the host (no
-    /// device work, so also while recording) once per buffer, shape and box.</summary>
-    internal Gpu.TensorMapArg TensorMap(ArrayView<ILGPU.Half> view, long rows, long cols, int boxRows, int boxCols, int swizzle)
+    /// <summary>CUDA only: the device address of a TMA tensor map (<see cref="CudaDriver.EncodeTensorMap"/>) of the
+    /// row-major fp16 matrix <paramref name="view"/> (<paramref name="rows"/> x <paramref name="cols"/>), read in boxes
+    /// of <paramref name="boxRows"/> x <paramref name="boxCols"/>. Encoded on the host and written to global memory by a
+    /// launch on <see cref="Stream"/> (recorded like any), once per buffer, shape and box; kept until the backend goes.</summary>
+    internal long TensorMap(ArrayView<ILGPU.Half> view, long rows, long cols, int boxRows, int boxCols, int swizzle)
     {
         long address = Gpu.TensorCore.DeviceAddress(view);
         var key = (address, rows, cols, boxRows, boxCols, swizzle);
-        if (!_tensorMaps.TryGetValue(key, out var map))
-            _tensorMaps[key] = map = Gpu.TensorMapArg.FromWords(CudaDriver.EncodeTensorMap(address, rows, cols, boxRows, boxCols, swizzle));
-        return map;
+        if (!_tensorMaps.TryGetValue(key, out var buffer))
+        {
+            var map = Gpu.TensorMapArg.FromWords(CudaDriver.EncodeTensorMap(address, rows, cols, boxRows, boxCols, swizzle));
+            // cuMemAlloc aligns to 256 bytes; a tensor map needs 64.
+            buffer = Accelerator.Allocate1D<ulong>(Gpu.TensorMapArg.Words);
+            Load<Gpu.TensorMapArg.StoreArgs>(Gpu.TensorMapArg.Store)(1, new() { Map = map, Target = buffer.View });
+            _tensorMaps[key] = buffer;
+        }
+        return Gpu.TensorCore.DeviceAddress(buffer.View.AsContiguous());
     }
 
     /// <summary>CUDA only: how many blocks of <paramref name="threads"/> threads of an explicitly grouped kernel
@@ -404,6 +412,7 @@ public sealed class Backend : IDisposable
             Profile?.Dispose();
             _arena.Dispose();
             _probe?.Dispose();
+            foreach (var map in _tensorMaps.Values) map.Dispose();
             if (!ReferenceEquals(Stream, Accelerator.DefaultStream)) Stream.Dispose();
             Accelerator.Dispose();
         }

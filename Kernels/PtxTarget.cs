@@ -22,34 +22,16 @@ public static partial class PtxTarget
     [GeneratedRegex(@"^\.target [^\r\n]*", RegexOptions.Multiline)]
     private static partial Regex TargetLine();
 
-    /// <summary>
-    /// What inline PTX names the kernel's argument struct by (ILGPU passes it as the entry's one <c>.param</c>, under
-    /// a generated name): <see cref="Retarget(string, string)"/> puts the real name in, and aligns the parameter to
-    /// 64 bytes, so that a kernel can hand TMA the tensor maps inside its arguments (a tensor map must be 64-byte
-    /// aligned; in kernel parameters it travels with each launch, recorded launches included).
-    /// </summary>
-    public const string ArgumentsSymbol = "__smoothcache_args";
-
     [GeneratedRegex(@"\.extern \.shared \.align \d+ \.b8 __dyn_shared_alloca\[\]")]
     private static partial Regex DynamicShared();
 
-    [GeneratedRegex(@"\.param \.align \d+ \.b8 (\w+)\[")]
-    private static partial Regex EntryParameter();
-
-    /// <summary>The PTX with its <c>.target</c> line naming <paramref name="target"/> (e.g. sm_90a), and
-    /// <see cref="ArgumentsSymbol"/> bound where it is used.</summary>
+    /// <summary>The PTX with its <c>.target</c> line naming <paramref name="target"/> (e.g. sm_90a).</summary>
     public static string Retarget(string ptx, string target)
     {
         if (!TargetLine().IsMatch(ptx)) throw new ArgumentException("PTX text has no .target line");
         ptx = TargetLine().Replace(ptx, $".target {target}", 1);
         // Dynamic shared memory starts 1024-byte aligned: swizzled wgmma and TMA layouts repeat in atoms of up to 1 KB.
-        ptx = DynamicShared().Replace(ptx, ".extern .shared .align 1024 .b8 __dyn_shared_alloca[]", 1);
-        if (!ptx.Contains(ArgumentsSymbol)) return ptx;
-        var parameters = EntryParameter().Matches(ptx);
-        if (parameters.Count != 1)
-            throw new ArgumentException($"PTX uses {ArgumentsSymbol} but its entry has {parameters.Count} struct parameters, not one");
-        string name = parameters[0].Groups[1].Value;
-        return EntryParameter().Replace(ptx, $".param .align 64 .b8 {name}[", 1).Replace(ArgumentsSymbol, name);
+        return DynamicShared().Replace(ptx, ".extern .shared .align 1024 .b8 __dyn_shared_alloca[]", 1);
     }
 
     /// <summary>Retargets an ILGPU-compiled kernel in place, before it is loaded.</summary>

@@ -1,8 +1,9 @@
 #!/bin/bash
 # Issue 6 device check: correctness first, then speed. Runs on the lent GPU machine from the repository
 # root after ../shared/device/prepare.sh, e.g. the device tool's run with carry [".device"] and
-#   command: bash scripts/device-check.sh            (the default kernels: mma.sync GEMMs)
+#   command: bash scripts/device-check.sh            (the default kernels: on H100/H200 the TMA-loaded wgmma GEMMs)
 #   command: bash scripts/device-check.sh hopper     (H100/H200: the wgmma GEMMs, LinearWgmma and LinearWgmmaTma)
+#   command: bash scripts/device-check.sh tma        (H100/H200: the TMA-loaded GEMM alone, then the model on it)
 # Logs and JSON go under $OUT, packed at the end into $OUT/device-check.tar.gz (the device tool returns
 # at most 8 files). Each step has its own time limit and a failing step does not stop the
 # later ones; status.txt records every step's exit code (0 ok, 1 a check or case failed, 124 timed out).
@@ -11,7 +12,8 @@
 # timeout_s at 600 (every limit). Building the synthetic DiT-XL/2 takes ~10 s of host time per model.
 # hopper: the steps run with SMOOTHCACHE_KERNELS=wgmma (fp16 GEMMs on LinearWgmma; its GEMM table keeps
 # the mma.sync kernel and cuBLAS rows for comparison), plus the TMA-loaded GEMM's own step (gemm-tma), the
-# forward on the default kernels and on wgmma-tma in the same call for the ratios, and sampling on wgmma-tma.
+# forward on the mma.sync kernels (SMOOTHCACHE_KERNELS=tensorcores) and on wgmma-tma in the same call for the ratios,
+# and sampling on wgmma-tma.
 # Its smoke step runs first, in its own process: a wgmma kernel that reads its descriptors wrongly fails
 # there, and the GEMM step's layout probe then names the elements it read.
 set -u
@@ -31,9 +33,29 @@ step() {
 
 MODE=${1:-default}
 case "$MODE" in
-    default|hopper) ;;
-    *) echo "usage: bash scripts/device-check.sh [default|hopper]" >&2; exit 2 ;;
+    default|hopper|tma) ;;
+    *) echo "usage: bash scripts/device-check.sh [default|hopper|tma]" >&2; exit 2 ;;
 esac
+# tma: the TMA-loaded GEMM alone (~200 s, limits 270 s): its checks and timings, and only if they pass, the smoke
+# suite, the forward on the mma.sync kernels and on wgmma-tma in the same call, and sampling on wgmma-tma.
+if [ "$MODE" = tma ]; then
+    SMOOTHCACHE_KERNELS=wgmma step gemm-tma 70 bench-gemm --tma --iterations 20 --json "$OUT/gemm-tma.json"
+    if grep -q "^gemm-tma: exit 0" "$STATUS"; then
+        SMOOTHCACHE_KERNELS=wgmma-tma step smoke 40 bench --suite smoke --device cuda
+        SMOOTHCACHE_KERNELS=tensorcores step forward-mma 45 bench --suite forward --device cuda --iterations 10 --json "$OUT/forward-mma.json"
+        SMOOTHCACHE_KERNELS=wgmma-tma step forward-tma 50 bench --suite forward --device cuda --iterations 10 --profile --json "$OUT/forward-tma.json"
+        SMOOTHCACHE_KERNELS=wgmma-tma step sampling 65 bench --suite sampling --device cuda --json "$OUT/sampling.json"
+    fi
+    for name in smoke forward-mma forward-tma sampling; do
+        [ -f "$OUT/$name.log" ] && { echo "== $name"; grep -v "^NVIDIA\|^device:" "$OUT/$name.log" | tail -n 30; }
+    done
+    echo "== gemm-tma"
+    grep -v "^PASS" "$OUT/gemm-tma.log" | tail -n 60
+    echo "== summary"
+    cat "$STATUS"
+    (cd "$OUT" && tar czf device-check.tar.gz --remove-files -- *.log *.json status.txt 2>/dev/null)
+    exit 0
+fi
 if [ "$MODE" = hopper ]; then
     export SMOOTHCACHE_KERNELS=wgmma
 fi
@@ -71,8 +93,8 @@ fi
 [ "$MODE" = hopper ] && step gemm-tma 75 bench-gemm --tma --iterations 20 --json "$OUT/gemm-tma.json"
 if [ "$SKIP" = 0 ]; then
 # 3. Each operator at DiT-XL/2's shapes, batch 16 (8 images with CFG) and batch 2 (one image with CFG, one
-#    block per multiprocessor in the attention): GEMMs, fused attention (fp32 SIMT, fp16 tensor-core and
-#    the same with k/v prefetched), adaLN plain and after a residual.
+#    block per multiprocessor in the attention): GEMMs, fused attention (fp32 SIMT, fp16 tensor-core),
+#    adaLN plain and after a residual.
 if [ "$MODE" != hopper ]; then
     step kernels 40 bench --suite kernels --device cuda --xl --batch 16 --iterations 10 --json "$OUT/kernels.json"
     step kernels-b2 30 bench --suite kernels --device cuda --xl --batch 2 --iterations 20 --json "$OUT/kernels-b2.json"
@@ -81,8 +103,8 @@ fi
 #    followed by a profiled forward (device time per kernel, the kernels' share of the forward).
 step forward 80 bench --suite forward --device cuda --iterations 10 --profile --json "$OUT/forward.json"
 if [ "$MODE" = hopper ]; then
-    # The same forward on the default kernels and with the TMA-loaded GEMMs, in this call: the ratios to quote.
-    SMOOTHCACHE_KERNELS=auto step forward-mma 70 bench --suite forward --device cuda --iterations 10 --json "$OUT/forward-mma.json"
+    # The same forward on the mma.sync GEMMs and on the TMA-loaded ones, in this call: the ratios to quote.
+    SMOOTHCACHE_KERNELS=tensorcores step forward-mma 70 bench --suite forward --device cuda --iterations 10 --json "$OUT/forward-mma.json"
     SMOOTHCACHE_KERNELS=wgmma-tma step forward-tma 70 bench --suite forward --device cuda --iterations 10 --profile --json "$OUT/forward-tma.json"
 fi
 # 5. Sampling jobs uncached vs SmoothCache (dit-digits 10 images, XL 8 images), DDIM 50; in hopper mode with

@@ -10,7 +10,7 @@ namespace SmoothCache.Kernels.Gpu;
 /// One group of 4 warps per (sample, head, tile of 64 queries); warp w owns queries 16w..16w + 15.
 /// The group stages its queries once and then 64 keys and values at a time in shared memory (rows of
 /// 16-byte chunks; q and k padded with zeros to a multiple of 16 columns, 11 chunks apart, v 9 apart:
-/// conflict-free ldmatrix phases; how k and v get there is the kernel's <see cref="IKeyValueStaging"/>).
+/// conflict-free ldmatrix phases; the next tile's k and v are loaded into registers while this one is multiplied).
 /// Per key tile a warp computes its 16 x 64 scores with mma.sync
 /// (q fragments held in registers for the whole kernel, k fragments by ldmatrix), runs the online
 /// softmax on them in registers (each lane holds 2 rows x 16 columns; row maxima and sums meet across
@@ -101,18 +101,6 @@ public static class FlashAttentionTensorCore
         }
     }
 
-    /// <summary>How a block brings each 64-key tile of k and v into shared memory: the loads and the stores
-    /// at once before the tile (<see cref="DirectStaging"/>), or the next tile's loads issued before this tile's
-    /// arithmetic, held in registers and stored before the next tile (<see cref="PrefetchedStaging{TRows}"/>).</summary>
-    public interface IKeyValueStaging
-    {
-        /// <summary>Starts loading the tile of keys key0.. (what <see cref="Stage"/> then stores).</summary>
-        KeyValueChunks Load(Args a, int sample, int head, int key0);
-
-        /// <summary>The tile of keys key0.. into shared memory (k padded with zero chunks to qkChunks).</summary>
-        void Stage(Args a, ArrayView<uint> shared, KeyValueChunks loaded, int qkChunks, int sample, int head, int key0);
-    }
-
     /// <summary>Up to 9 of a tile's chunks held by one thread: the walk over 128 rows of HeadDim / 8 chunks (k's 64
     /// rows, then v's) from this thread, every <see cref="Threads"/>th chunk (1,152 = 9 x 128 at head dim 72).</summary>
     public struct KeyValueChunks
@@ -120,98 +108,61 @@ public static class FlashAttentionTensorCore
         public U4 C0, C1, C2, C3, C4, C5, C6, C7, C8;
     }
 
-    /// <summary>Loads and stores together, after the barrier that frees the tile's shared memory.</summary>
-    public readonly struct DirectStaging : IKeyValueStaging
+    /// <summary>Starts loading the tile of keys key0..: the kernel issues it before the current tile's arithmetic and
+    /// stores it (<see cref="StageKeysAndValues"/>) after the next barrier, so the loads' latency hides behind the
+    /// arithmetic even with one block per multiprocessor (DiT-XL/2 at batch 2: 128 blocks). 187 registers, 2 blocks per
+    /// multiprocessor; loading and storing at once after the barrier (146 registers, 3 blocks) was 1.3-1.5x slower on
+    /// an H200 at batch 2 and 16, and prefetching k alone (159 registers) 1.2x (BENCHMARKS.md, eleventh session).</summary>
+    private static KeyValueChunks LoadKeysAndValues(Args a, int sample, int head, int key0)
     {
-        public KeyValueChunks Load(Args a, int sample, int head, int key0) => default;
-
-        public void Stage(Args a, ArrayView<uint> shared, KeyValueChunks loaded, int qkChunks, int sample, int head, int key0)
-        {
-            StageRows(a, shared, KWords, QkStride, qkChunks, sample, head, key0, 1);
-            StageRows(a, shared, VWords, VStride, a.HeadDim >> 3, sample, head, key0, 2);
-        }
+        var w = Walk.Start(a.HeadDim >> 3);
+        KeyValueChunks c;
+        c.C0 = LoadChunk(a, w, sample, head, key0); w = w.Next();
+        c.C1 = LoadChunk(a, w, sample, head, key0); w = w.Next();
+        c.C2 = LoadChunk(a, w, sample, head, key0); w = w.Next();
+        c.C3 = LoadChunk(a, w, sample, head, key0); w = w.Next();
+        c.C4 = LoadChunk(a, w, sample, head, key0); w = w.Next();
+        c.C5 = LoadChunk(a, w, sample, head, key0); w = w.Next();
+        c.C6 = LoadChunk(a, w, sample, head, key0); w = w.Next();
+        c.C7 = LoadChunk(a, w, sample, head, key0); w = w.Next();
+        c.C8 = LoadChunk(a, w, sample, head, key0);
+        return c;
     }
 
-    /// <summary>Which of a tile's 128 staged rows (k's 64, then v's 64) <see cref="PrefetchedStaging{TRows}"/> holds in registers.</summary>
-    public interface IPrefetchedRows
+    /// <summary>The loaded tile into shared memory (k padded with zero chunks to qkChunks), after the barrier that frees it.</summary>
+    private static void StageKeysAndValues(Args a, ArrayView<uint> shared, KeyValueChunks loaded, int qkChunks)
     {
-        /// <summary>128 (k and v) or 64 (k only).</summary>
-        int Rows();
+        var shared4 = shared.Cast<U4>();
+        int chunks = a.HeadDim >> 3;
+        var w = Walk.Start(chunks);
+        StoreChunk(shared4, w, loaded.C0); w = w.Next();
+        StoreChunk(shared4, w, loaded.C1); w = w.Next();
+        StoreChunk(shared4, w, loaded.C2); w = w.Next();
+        StoreChunk(shared4, w, loaded.C3); w = w.Next();
+        StoreChunk(shared4, w, loaded.C4); w = w.Next();
+        StoreChunk(shared4, w, loaded.C5); w = w.Next();
+        StoreChunk(shared4, w, loaded.C6); w = w.Next();
+        StoreChunk(shared4, w, loaded.C7); w = w.Next();
+        StoreChunk(shared4, w, loaded.C8);
+        // k's zero padding (head dim 72: chunk 9 of 10); the loads cover the head's chunks only.
+        if (Group.IdxX < 64 && qkChunks > chunks) shared4[(KWords >> 2) + Group.IdxX * QkStride + chunks] = default;
     }
 
-    /// <summary>k and v: 9 chunks per thread at head dim 72, 36 registers (187 in all, 2 blocks per multiprocessor).</summary>
-    public readonly struct KeysAndValues : IPrefetchedRows
+    /// <summary>Walk row R: k row R (R &lt; 64) or v row R - 64 of token key0 + R % 64; zeros past T and past the
+    /// tile's 128 rows (head dim 64: 8 chunks per thread, the ninth past them).</summary>
+    private static U4 LoadChunk(Args a, Walk w, int sample, int head, int key0)
     {
-        public int Rows() => 128;
+        int token = key0 + (w.R & 63);
+        bool valid = (w.R < 128) & (token < a.T);
+        int column = ((1 + (w.R >> 6)) * a.Heads + head) * w.Chunks + w.C;
+        return valid ? a.Qkv[(sample * a.T + token) * 3 * a.Heads * w.Chunks + column] : default;
     }
 
-    /// <summary>k only: 5 chunks per thread, 20 registers; v is staged as <see cref="DirectStaging"/> does, its load
-    /// latency not hidden. A register count between the two others', for the blocks per multiprocessor.</summary>
-    public readonly struct KeysOnly : IPrefetchedRows
+    private static void StoreChunk(ArrayView<U4> shared4, Walk w, U4 value)
     {
-        public int Rows() => 64;
-    }
-
-    /// <summary>The next tile's chunks (the rows <typeparamref name="TRows"/> names) in registers while this tile is
-    /// multiplied, so the loads' latency hides behind the arithmetic even with one block per multiprocessor
-    /// (DiT-XL/2 at batch 2: 128 blocks); stored after the barrier that frees the tile's shared memory.</summary>
-    public readonly struct PrefetchedStaging<TRows> : IKeyValueStaging where TRows : struct, IPrefetchedRows
-    {
-        public KeyValueChunks Load(Args a, int sample, int head, int key0)
-        {
-            // k's rows alone take at most 5 chunks per thread (576 at head dim 72): the rest are not loaded at all.
-            bool values = default(TRows).Rows() > 64;
-            var w = Walk.Start(a.HeadDim >> 3);
-            KeyValueChunks c;
-            c.C0 = LoadChunk(a, w, sample, head, key0); w = w.Next();
-            c.C1 = LoadChunk(a, w, sample, head, key0); w = w.Next();
-            c.C2 = LoadChunk(a, w, sample, head, key0); w = w.Next();
-            c.C3 = LoadChunk(a, w, sample, head, key0); w = w.Next();
-            c.C4 = LoadChunk(a, w, sample, head, key0); w = w.Next();
-            c.C5 = values ? LoadChunk(a, w, sample, head, key0) : default; w = w.Next();
-            c.C6 = values ? LoadChunk(a, w, sample, head, key0) : default; w = w.Next();
-            c.C7 = values ? LoadChunk(a, w, sample, head, key0) : default; w = w.Next();
-            c.C8 = values ? LoadChunk(a, w, sample, head, key0) : default;
-            return c;
-        }
-
-        public void Stage(Args a, ArrayView<uint> shared, KeyValueChunks loaded, int qkChunks, int sample, int head, int key0)
-        {
-            var shared4 = shared.Cast<U4>();
-            int chunks = a.HeadDim >> 3;
-            var w = Walk.Start(chunks);
-            StoreChunk(shared4, w, loaded.C0); w = w.Next();
-            StoreChunk(shared4, w, loaded.C1); w = w.Next();
-            StoreChunk(shared4, w, loaded.C2); w = w.Next();
-            StoreChunk(shared4, w, loaded.C3); w = w.Next();
-            StoreChunk(shared4, w, loaded.C4); w = w.Next();
-            if (default(TRows).Rows() > 64)
-            {
-                StoreChunk(shared4, w, loaded.C5); w = w.Next();
-                StoreChunk(shared4, w, loaded.C6); w = w.Next();
-                StoreChunk(shared4, w, loaded.C7); w = w.Next();
-                StoreChunk(shared4, w, loaded.C8);
-            }
-            else StageRows(a, shared, VWords, VStride, chunks, sample, head, key0, 2);
-            // k's zero padding (head dim 72: chunk 9 of 10); the loads cover the head's chunks only.
-            if (Group.IdxX < 64 && qkChunks > chunks) shared4[(KWords >> 2) + Group.IdxX * QkStride + chunks] = default;
-        }
-
-        /// <summary>Walk row R: k row R (R &lt; 64) or v row R - 64 of token key0 + R % 64; zeros past T and past the rows held.</summary>
-        private static U4 LoadChunk(Args a, Walk w, int sample, int head, int key0)
-        {
-            int token = key0 + (w.R & 63);
-            bool valid = (w.R < default(TRows).Rows()) & (token < a.T);
-            int column = ((1 + (w.R >> 6)) * a.Heads + head) * w.Chunks + w.C;
-            return valid ? a.Qkv[(sample * a.T + token) * 3 * a.Heads * w.Chunks + column] : default;
-        }
-
-        private static void StoreChunk(ArrayView<U4> shared4, Walk w, U4 value)
-        {
-            if (w.R >= default(TRows).Rows()) return;
-            int at = w.R < 64 ? (KWords >> 2) + w.R * QkStride + w.C : (VWords >> 2) + (w.R - 64) * VStride + w.C;
-            shared4[at] = value;
-        }
+        if (w.R >= 128) return;
+        int at = w.R < 64 ? (KWords >> 2) + w.R * QkStride + w.C : (VWords >> 2) + (w.R - 64) * VStride + w.C;
+        shared4[at] = value;
     }
 
     /// <summary>The word a lane passes to ldmatrix for an A-ordered x4 load (matrices: rows 0-7 | 8-15 by
@@ -379,7 +330,7 @@ public static class FlashAttentionTensorCore
         if (second) a.Out.StorePair(at + 8L * a.Heads * a.HeadDim, o.Z * inverse1, o.W * inverse1);
     }
 
-    public static void Kernel<TPath, TStaging>(Args a) where TPath : struct, TensorCore.IWarpPath where TStaging : struct, IKeyValueStaging
+    public static void Kernel<TPath>(Args a) where TPath : struct, TensorCore.IWarpPath
     {
         var shared = SharedMemory.Allocate<U4>(SharedWords / 4).Cast<uint>();
         var path = default(TPath);
@@ -404,14 +355,13 @@ public static class FlashAttentionTensorCore
         float max0 = float.NegativeInfinity, max1 = float.NegativeInfinity, sum0 = 0f, sum1 = 0f;
         Outputs o = default;
         int g = lane >> 2, t = lane & 3;
-        var staging = default(TStaging);
-        var loaded = staging.Load(a, sample, head, 0);
+        var loaded = LoadKeysAndValues(a, sample, head, 0);
         for (int key0 = 0; key0 < a.T; key0 += KeysPerTile)
         {
             Group.Barrier();
-            staging.Stage(a, shared, loaded, qkChunks, sample, head, key0);
+            StageKeysAndValues(a, shared, loaded, qkChunks);
             Group.Barrier();
-            if (key0 + KeysPerTile < a.T) loaded = staging.Load(a, sample, head, key0 + KeysPerTile);
+            if (key0 + KeysPerTile < a.T) loaded = LoadKeysAndValues(a, sample, head, key0 + KeysPerTile);
 
             Scores s = default;
             s = ScoreStep<TPath>(s, q.S0, shared, sharedBase, 0);
@@ -461,12 +411,7 @@ public static class FlashAttentionTensorCore
 
     /// <param name="qkv">Float16 [B, T, 3 * heads * headDim]</param>
     /// <param name="output">[B, T, heads * headDim], Float32 or Float16</param>
-    public static void Run(Backend backend, Tensor qkv, Tensor output, int b, int t, int heads, int headDim) =>
-        Run<DirectStaging>(backend, qkv, output, b, t, heads, headDim);
-
-    /// <summary><see cref="Run"/> with a choice of staging (benchmarks and tests compare them).</summary>
-    public static void Run<TStaging>(Backend backend, Tensor qkv, Tensor output, int b, int t, int heads, int headDim)
-        where TStaging : struct, IKeyValueStaging
+    public static void Run(Backend backend, Tensor qkv, Tensor output, int b, int t, int heads, int headDim)
     {
         if (!SupportsHeadDim(headDim))
             throw new ArgumentException($"FlashAttentionTensorCore: head dim {headDim} is not 64 or 72");
@@ -481,8 +426,8 @@ public static class FlashAttentionTensorCore
             Scale = 1f / MathF.Sqrt(headDim),
         };
         var kernel = backend.IsCuda
-            ? backend.LoadGrouped<Args>(Kernel<TensorCore.PtxPath, TStaging>)
-            : backend.LoadGrouped<Args>(Kernel<TensorCore.EmulatedPath, TStaging>);
+            ? backend.LoadGrouped<Args>(Kernel<TensorCore.PtxPath>)
+            : backend.LoadGrouped<Args>(Kernel<TensorCore.EmulatedPath>);
         kernel(Config(b, t, heads), args);
     }
 }

@@ -37,9 +37,6 @@ public static class LinearTensorCore
 
     public struct Args
     {
-        /// <summary><see cref="LinearWgmmaTma"/> only: x's and W's TMA tensor maps, first so that they lie 64-byte
-        /// aligned in the kernel's parameter (<see cref="PtxTarget.ArgumentsSymbol"/>).</summary>
-        public TensorMapArg XMap, WMap;
         /// <summary>x and W as 16-byte groups (8 halves or 4 floats), and their device addresses (for cp.async).</summary>
         public ArrayView<U4> X, W;
         public long XAddress, WAddress;
@@ -50,6 +47,9 @@ public static class LinearTensorCore
         public int TilesPerSplit;
         /// <summary>1 when two neighbouring outputs go in one store (N even and y aligned for it).</summary>
         public int PairedStores;
+        /// <summary><see cref="LinearWgmmaTma"/> only: the device addresses of x's and W's TMA tensor maps
+        /// (<see cref="Backend.TensorMap"/>).</summary>
+        public long XMap, WMap;
     }
 
     /// <summary>A warp's 64 x 64 accumulator tile: rows 16 i, columns 8 j in field C{i}{j}.</summary>

@@ -12,8 +12,8 @@ namespace SmoothCache.Kernels.Gpu;
 /// stage's mbarrier, which the threads wait on. On an H200 the cp.async copies, not the multiplies, hold LinearWgmma
 /// at half the mma.sync kernel's speed (BENCHMARKS.md, ninth session); this is the loader cuBLAS-class kernels use.
 /// Not yet run on a GPU: checked and timed by <c>bench-gemm --tma</c>, taken by <see cref="Linear"/> only under
-/// <see cref="KernelSet.WgmmaTma"/>. The tensor maps travel in the kernel's arguments (<see cref="Args.XMap"/>,
-/// <see cref="Args.WMap"/>), whose address the kernel takes (<see cref="PtxTarget.ArgumentsSymbol"/>).
+/// <see cref="KernelSet.WgmmaTma"/>. The tensor maps lie in global memory (<see cref="Backend.TensorMap"/>); the kernel's
+/// arguments carry their addresses (<see cref="Args.XMap"/>, <see cref="Args.WMap"/>).
 /// A stage holds x's tile (R = 128 x warpgroups rows, 32 deep), then W's (128 rows), in one of two layouts
 /// (<see cref="ILayout"/>); after the 4 stages, one 8-byte mbarrier per stage. Tiles are loaded two ahead and one
 /// tile's multiplies stay in flight whatever the block shape (only its warpgroups count here).
@@ -72,14 +72,13 @@ public static class LinearWgmmaTma
     /// <summary>How a kernel instance loads tiles: <see cref="Tma"/> on CUDA, <see cref="EmulatedTma"/> elsewhere.</summary>
     public interface ILoader
     {
-        /// <summary>One thread: sets up the stages' mbarriers, each completing a phase on one arrival and its tile's bytes.</summary>
-        void Init(uint barriers);
-        /// <summary>The generic address of the kernel's <see cref="Args"/>, where x's tensor map lies (W's 128 bytes on).</summary>
-        long MapsAddress();
+        /// <summary>One thread: sets up the stages' mbarriers, each completing a phase on one arrival and its tile's bytes,
+        /// and orders its reads of the tensor maps after the launch that wrote them.</summary>
+        void Init(Args a, uint barriers);
         /// <summary>One thread: starts loading K tile <paramref name="tile"/> (x rows m0.., W rows n0..) into the stage
-        /// at byte <paramref name="stageAt"/>, through the tensor maps at <paramref name="maps"/>; it lands on the
-        /// mbarrier at <paramref name="barrier"/>.</summary>
-        void Load<TLayout>(Args a, ArrayView<uint> shared, long maps, uint stageAt, uint barrier, int tile, int m0, int n0, int xRows)
+        /// at byte <paramref name="stageAt"/>, through <paramref name="a"/>'s tensor maps; it lands on the mbarrier at
+        /// <paramref name="barrier"/>.</summary>
+        void Load<TLayout>(Args a, ArrayView<uint> shared, uint stageAt, uint barrier, int tile, int m0, int n0, int xRows)
             where TLayout : struct, ILayout;
         /// <summary>Every thread: waits until the mbarrier at <paramref name="barrier"/> has completed the phase of
         /// parity <paramref name="parity"/>.</summary>
@@ -88,22 +87,19 @@ public static class LinearWgmmaTma
 
     public readonly struct Tma : ILoader
     {
-        public void Init(uint barriers)
+        public void Init(Args a, uint barriers)
         {
             for (int s = 0; s < Stages; s++)
                 CudaAsm.Emit("mbarrier.init.shared::cta.b64 [%0], 1;", barriers + (uint)(8 * s));
             // Makes the initialised barriers visible to the copy engine (a barrier over the block follows).
             CudaAsm.Emit("fence.mbarrier_init.release.cluster;");
+            // The maps were written through the generic proxy (a launch's stores); the copy engine reads them through
+            // the tensor-map proxy, which this acquire orders after those writes.
+            CudaAsm.Emit("fence.proxy.tensormap::generic.acquire.gpu [%0], 128; fence.proxy.tensormap::generic.acquire.gpu [%1], 128;",
+                a.XMap, a.WMap);
         }
 
-        public long MapsAddress()
-        {
-            // The kernel's one parameter, in the parameter space, as a generic address (PTX ISA 7.7).
-            CudaAsm.Emit("mov.b64 %0, " + PtxTarget.ArgumentsSymbol + "; cvta.param.u64 %0, %0;", out long address);
-            return address;
-        }
-
-        public void Load<TLayout>(Args a, ArrayView<uint> shared, long maps, uint stageAt, uint barrier, int tile, int m0, int n0, int xRows)
+        public void Load<TLayout>(Args a, ArrayView<uint> shared, uint stageAt, uint barrier, int tile, int m0, int n0, int xRows)
             where TLayout : struct, ILayout
         {
             uint bytes = (uint)(xRows + Tile) * Depth * 2;
@@ -113,9 +109,9 @@ public static class LinearWgmmaTma
             for (int column = 0; column < Depth; column += box)
             {
                 CudaAsm.Emit("cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];",
-                    stageAt + (uint)default(TLayout).ChunkOffset(0, column / 8, xRows), maps, k + column, m0, barrier);
+                    stageAt + (uint)default(TLayout).ChunkOffset(0, column / 8, xRows), a.XMap, k + column, m0, barrier);
                 CudaAsm.Emit("cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];",
-                    w + (uint)default(TLayout).ChunkOffset(0, column / 8, Tile), maps + TensorMapArg.Bytes, k + column, n0, barrier);
+                    w + (uint)default(TLayout).ChunkOffset(0, column / 8, Tile), a.WMap, k + column, n0, barrier);
             }
         }
 
@@ -135,11 +131,10 @@ public static class LinearWgmmaTma
     /// barrier after each wait makes them visible. What it checks is the layout the descriptors read.</summary>
     public readonly struct EmulatedTma : ILoader
     {
-        public void Init(uint barriers) { }
-        public long MapsAddress() => 0;
+        public void Init(Args a, uint barriers) { }
         public void Wait(uint barrier, int parity) { }
 
-        public void Load<TLayout>(Args a, ArrayView<uint> shared, long maps, uint stageAt, uint barrier, int tile, int m0, int n0, int xRows)
+        public void Load<TLayout>(Args a, ArrayView<uint> shared, uint stageAt, uint barrier, int tile, int m0, int n0, int xRows)
             where TLayout : struct, ILayout
         {
             int w = (int)stageAt + xRows * Depth * 2;
@@ -177,13 +172,12 @@ public static class LinearWgmmaTma
         int tileBegin = Grid.IdxZ * a.TilesPerSplit;
         int tiles = Math.Min(a.TilesPerSplit, (a.K + Depth - 1) / Depth - tileBegin);
         bool loader = Group.IdxX == 0;
-        long maps = default(TLoader).MapsAddress();
 
-        if (loader) default(TLoader).Init(barriers);
+        if (loader) default(TLoader).Init(a, barriers);
         Group.Barrier();
         if (loader)
             for (int s = 0; s < Ahead && s < tiles; s++)
-                default(TLoader).Load<TLayout>(a, shared, maps, sharedBase + (uint)(s * stageBytes), barriers + (uint)(8 * s), tileBegin + s, m0, n0, xRows);
+                default(TLoader).Load<TLayout>(a, shared, sharedBase + (uint)(s * stageBytes), barriers + (uint)(8 * s), tileBegin + s, m0, n0, xRows);
         Accumulators c = default;
         int stage = 0, parity = 0;
         for (int tile = 0; tile < tiles; tile++)
@@ -201,7 +195,7 @@ public static class LinearWgmmaTma
                 layout.Descriptor(w, Tile, 0, 0), layout.Descriptor(w, Tile, 0, 1));
             int next = stage + Ahead < Stages ? stage + Ahead : stage + Ahead - Stages;
             if (loader && tile + Ahead < tiles)
-                default(TLoader).Load<TLayout>(a, shared, maps, sharedBase + (uint)(next * stageBytes), barriers + (uint)(8 * next), tileBegin + tile + Ahead, m0, n0, xRows);
+                default(TLoader).Load<TLayout>(a, shared, sharedBase + (uint)(next * stageBytes), barriers + (uint)(8 * next), tileBegin + tile + Ahead, m0, n0, xRows);
             default(TPath).WaitForMultiplies(1);
             if (++stage == Stages)
             {

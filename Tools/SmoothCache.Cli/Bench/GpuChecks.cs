@@ -248,23 +248,6 @@ public static class GpuChecks
         }
     }
 
-    /// <summary>The tensor-core attention with <see cref="FlashAttentionTensorCore.PrefetchedStaging{TRows}"/> on CUDA; the
-    /// fused fp32 attention of the same fp16-rounded qkv elsewhere (the reference).</summary>
-    private static float[] PrefetchedAttention<TRows>(Backend backend, float[] qkv, int b, int t, int heads, int hd)
-        where TRows : struct, FlashAttentionTensorCore.IPrefetchedRows
-    {
-        using var x = backend.Arena.Upload(qkv, b, t, 3 * heads * hd);
-        using var half = HalfConversion.ToHalf(x);
-        if (!backend.UsesTensorCores)
-        {
-            using var reference = Attention.Run(half, heads, hd);
-            return reference.ToArray();
-        }
-        using var y = backend.Arena.Rent(b, t, heads * hd);
-        FlashAttentionTensorCore.Run<FlashAttentionTensorCore.PrefetchedStaging<TRows>>(backend, half, y, b, t, heads, hd);
-        return y.ToArray();
-    }
-
     private static IEnumerable<Func<CheckResult>> KernelChecks(Backend cuda, Backend cpu)
     {
         foreach (var (b, t, heads, hd) in AttentionShapes)
@@ -287,11 +270,6 @@ public static class GpuChecks
                 using var y = Attention.Run(half, heads, hd);
                 return y.ToArray();
             });
-            // The staging variants the kernel benchmark times (the same results as the default, bit for bit, in the tests).
-            yield return () => Compare("attention k/v prefetched", b * t, heads, hd, 1e-3, cuda, cpu,
-                backend => PrefetchedAttention<FlashAttentionTensorCore.KeysAndValues>(backend, qkv, b, t, heads, hd));
-            yield return () => Compare("attention k prefetched", b * t, heads, hd, 1e-3, cuda, cpu,
-                backend => PrefetchedAttention<FlashAttentionTensorCore.KeysOnly>(backend, qkv, b, t, heads, hd));
         }
         const int rows = 37, samples = 3, width = 1152;
         var xs = RandomData(12, (long)samples * rows * width, 3f);

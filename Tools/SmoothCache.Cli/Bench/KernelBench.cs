@@ -45,14 +45,6 @@ public static class KernelBench
             log.WriteLine($"{name,-24} {shape,-22} {ms,10:F3} ms {timing.Gflops,8:F2} GFLOP/s");
         }
 
-        void TimePrefetched<TRows>(string name, string shape, double flops, Tensor qkvHalf) where TRows : struct, FlashAttentionTensorCore.IPrefetchedRows =>
-            Time(name, shape, flops, () =>
-            {
-                var y = arena.Rent(DType.Float16, batch, tokens, d);
-                FlashAttentionTensorCore.Run<FlashAttentionTensorCore.PrefetchedStaging<TRows>>(backend, qkvHalf, y, batch, tokens, heads, d / heads);
-                return y;
-            });
-
         foreach (var precision in new[] { Precision.Fp32, Precision.Fp16 })
         {
             // The fp16 path as the model runs it: float16 weights and inputs, fc1 writing float16.
@@ -88,18 +80,8 @@ public static class KernelBench
         }
         Time("Attention", $"{batch}x{heads}x{tokens}x{d / heads}", 4.0 * batch * tokens * tokens * d, () => Attention.Run(qkv, heads, d / heads));
         using (var qkvHalf = HalfConversion.ToHalf(qkv))
-        {
-            string shape = $"{batch}x{heads}x{tokens}x{d / heads}";
-            double flops = 4.0 * batch * tokens * tokens * d;
-            Time("Attention fp16", shape, flops, () => Attention.Run(qkvHalf, heads, d / heads, DType.Float16));
-            // The tensor-core attention with the next key tile's loads issued before this tile's arithmetic
-            // (FlashAttentionTensorCore.PrefetchedStaging: k and v, or k only), against the default row above.
-            if (backend.UsesTensorCores && FlashAttentionTensorCore.SupportsHeadDim(d / heads))
-            {
-                TimePrefetched<FlashAttentionTensorCore.KeysAndValues>("Attention fp16, k/v prefetched", shape, flops, qkvHalf);
-                TimePrefetched<FlashAttentionTensorCore.KeysOnly>("Attention fp16, k prefetched", shape, flops, qkvHalf);
-            }
-        }
+            Time("Attention fp16", $"{batch}x{heads}x{tokens}x{d / heads}", 4.0 * batch * tokens * tokens * d,
+                () => Attention.Run(qkvHalf, heads, d / heads, DType.Float16));
         Time("LayerNormModulate", $"{m}x{d}", 8.0 * m * d, () => LayerNormModulate.Run(x, mod, 0, d, 1e-6f));
         // The form every block norm but the first takes: the gated residual waiting for x added on the same pass
         // (a residual of zeros, so x stays as it is however often the row runs).

@@ -41,10 +41,9 @@ public readonly struct MultipliesOnly : LinearWgmma.IPath
 /// (the output is garbage; for timing, with <see cref="CopiesOnly"/> as the other half).</summary>
 public readonly struct TmaArrivalsOnly : LinearWgmmaTma.ILoader
 {
-    public void Init(uint barriers) => default(LinearWgmmaTma.Tma).Init(barriers);
-    public long MapsAddress() => default(LinearWgmmaTma.Tma).MapsAddress();
+    public void Init(Args a, uint barriers) => default(LinearWgmmaTma.Tma).Init(a, barriers);
     public void Wait(uint barrier, int parity) => default(LinearWgmmaTma.Tma).Wait(barrier, parity);
-    public void Load<TLayout>(Args a, ArrayView<uint> shared, long maps, uint stageAt, uint barrier, int tile, int m0, int n0, int xRows)
+    public void Load<TLayout>(Args a, ArrayView<uint> shared, uint stageAt, uint barrier, int tile, int m0, int n0, int xRows)
         where TLayout : struct, LinearWgmmaTma.ILayout =>
         ILGPU.Runtime.Cuda.CudaAsm.Emit("{ .reg .b64 state; mbarrier.arrive.shared::cta.b64 state, [%0]; }", barrier);
 }

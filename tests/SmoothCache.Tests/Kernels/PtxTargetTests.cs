@@ -17,15 +17,10 @@ public class PtxTargetTests
     }
 
     [Fact]
-    public void BindsTheArgumentsSymbolToTheEntrysParameterAlignedFor64Bytes()
+    public void AlignsDynamicSharedMemoryFor1024ByteSwizzleAtoms()
     {
-        const string ptx = ".target sm_80\n.visible .entry K(\n\t.param .align 8 .b8 _a_42[392]\n)\n{\n\tmov.b64 %rd1, __smoothcache_args;\n\tld.param.b64 %rd2, [_a_42+8];\n}\n";
-        string bound = PtxTarget.Retarget(ptx, PtxTarget.Hopper);
-        Assert.Contains(".param .align 64 .b8 _a_42[392]", bound);
-        Assert.Contains("mov.b64 %rd1, _a_42;", bound);
-        Assert.DoesNotContain(PtxTarget.ArgumentsSymbol, bound);
-        // Two struct parameters: which one is meant is unknown.
-        Assert.Throws<ArgumentException>(() => PtxTarget.Retarget(ptx.Replace("[392]", "[392],\n\t.param .align 8 .b8 _b_1[8]"), PtxTarget.Hopper));
+        const string ptx = ".target sm_80\n.extern .shared .align 16 .b8 __dyn_shared_alloca[];\n";
+        Assert.Contains(".extern .shared .align 1024 .b8 __dyn_shared_alloca[];", PtxTarget.Retarget(ptx, PtxTarget.Hopper));
     }
 
     [Fact]

@@ -16,7 +16,7 @@ public enum DeviceKind { Auto, Cuda, Cpu }
 /// takes exactly what CUDA takes, warp instructions emulated (slow: tiny models only). Wgmma is TensorCores
 /// with the fp16 GEMMs on Hopper's warpgroup instructions (<see cref="Gpu.LinearWgmma"/>): on CUDA only
 /// on a compute-capability 9.0 GPU, elsewhere emulated; WgmmaTma the same with their tiles loaded by TMA
-/// (<see cref="Gpu.LinearWgmmaTma"/>), which Auto takes on a compute-capability 9.0 GPU (H100, H200: 1.3-1.6x the
+/// (<see cref="Gpu.LinearWgmmaTma"/>), which Auto takes on a compute-capability 9.0 GPU (H100, H200: 1.2-1.7x the
 /// mma.sync GEMM at DiT-XL/2's shapes, BENCHMARKS.md). Forcing is for tests, for timing one kernel against another
 /// (TensorCores is the mma.sync GEMM on Hopper too) and for narrowing down a device fault.
 /// </summary>

@@ -10,9 +10,9 @@ namespace SmoothCache.Kernels.Gpu;
 /// <see cref="LinearWgmma"/> with its tiles loaded by Hopper's Tensor Memory Accelerator instead of every thread's
 /// cp.async copies: one thread asks for a K tile of x and of W and the copy engine reports the bytes landed on the
 /// stage's mbarrier, which the threads wait on. On an H200 the cp.async copies, not the multiplies, hold LinearWgmma
-/// at half the mma.sync kernel's speed (BENCHMARKS.md, ninth session); this is the loader cuBLAS-class kernels use.
-/// Not yet run on a GPU: checked and timed by <c>bench-gemm --tma</c>, taken by <see cref="Linear"/> only under
-/// <see cref="KernelSet.WgmmaTma"/>. The tensor maps lie in global memory (<see cref="Backend.TensorMap"/>); the kernel's
+/// at half the mma.sync kernel's speed (BENCHMARKS.md, ninth session); with TMA and the 64-byte swizzle it runs at
+/// 53-81% of cuBLAS on an H200 (eleventh session), the fp16 GEMM <see cref="Linear"/> takes on compute capability 9.0
+/// (<see cref="KernelSet.WgmmaTma"/>); checked and timed by <c>bench-gemm --tma</c>. The tensor maps lie in global memory (<see cref="Backend.TensorMap"/>); the kernel's
 /// arguments carry their addresses (<see cref="Args.XMap"/>, <see cref="Args.WMap"/>).
 /// A stage holds x's tile (R = 128 x warpgroups rows, 32 deep), then W's (128 rows), in one of two layouts
 /// (<see cref="ILayout"/>); after the 4 stages, one 8-byte mbarrier per stage. Tiles are loaded two ahead and one

@@ -19,7 +19,7 @@ public static class BenchGemmCommand
         };
         var tma = new Option<bool>("--tma")
         {
-            Description = "check and time only the TMA-loaded Hopper GEMM (beside cuBLAS and the cp.async one); needs SMOOTHCACHE_KERNELS=wgmma",
+            Description = "check and time only the TMA-loaded Hopper GEMM (beside cuBLAS and the cp.async one); needs an H100 or H200",
         };
         var command = new Command("bench-gemm", "Check the CUDA GEMM kernels against float64 and time them against cuBLAS.");
         command.Add(json);
@@ -33,9 +33,11 @@ public static class BenchGemmCommand
             int[] extra = parse.GetValue(splits)!;
             if (extra.Any(s => s is < 1 or > SplitK.MaxSplits))
                 throw new UserInputException($"--splits takes split counts from 1 to {SplitK.MaxSplits}, got {string.Join(" ", extra)}");
-            if (parse.GetValue(tma) && Backend.KernelSetFromEnvironment() is not (KernelSet.Wgmma or KernelSet.WgmmaTma))
-                throw new UserInputException("--tma times the Hopper GEMMs: set SMOOTHCACHE_KERNELS=wgmma (a compute-capability 9.0 GPU)");
+            if (parse.GetValue(tma) && Backend.KernelSetFromEnvironment() is not (KernelSet.Auto or KernelSet.Wgmma or KernelSet.WgmmaTma))
+                throw new UserInputException("--tma times the Hopper GEMMs: unset SMOOTHCACHE_KERNELS or set it to wgmma or wgmma-tma");
             using var backend = Backend.Create(DeviceKind.Cuda);
+            if (parse.GetValue(tma) && !backend.UsesWgmma)
+                throw new UserInputException($"--tma times the Hopper GEMMs, which need a compute-capability 9.0 GPU (H100, H200); this is {backend.DeviceName}");
             if (parse.GetValue(tma))
             {
                 // Probe and checks first: a kernel that faults leaves nothing else to run.

@@ -14,8 +14,8 @@ public sealed record BenchResult(
 /// GEMM micro-benchmarks at DiT-XL/2 shapes (M = 512 or 4096 token rows; the (N, K) of the qkv/out,
 /// MLP up, MLP down and adaLN projections): our fp16 tensor-core kernel, our fp32 kernels (3xTF32 on
 /// tensor cores, which the fp32 path uses on CUDA, and the SIMT SGEMM), cuBLAS
-/// SGEMM and cuBLAS HGEMM (fp16 in, fp16 out), all on y = x W^T; under the wgmma kernel set
-/// (SMOOTHCACHE_KERNELS=wgmma, a compute-capability 9.0 GPU) also the Hopper fp16 kernel. Each result is first compared with
+/// SGEMM and cuBLAS HGEMM (fp16 in, fp16 out), all on y = x W^T; on a compute-capability 9.0 GPU also the Hopper
+/// fp16 kernel Linear takes (TMA-loaded; the cp.async one with its diagnostics under SMOOTHCACHE_KERNELS=wgmma). Each result is first compared with
 /// cuBLAS SGEMM (relative L2 error), then timed; the first call (compile, driver JIT) is reported apart.
 /// </summary>
 public static class GemmBench
@@ -26,7 +26,7 @@ public static class GemmBench
     /// <param name="extraSplits">split counts to time the fp16 tensor-core GEMM at besides the one
     /// <see cref="SplitK.Choose"/> picks (a sweep for tuning it)</param>
     /// <param name="tma">time the TMA-loaded wgmma GEMM (<see cref="LinearWgmmaTma"/>) instead of our other
-    /// kernels, beside cuBLAS and the cp.async wgmma kernel (needs the wgmma kernel set)</param>
+    /// kernels, beside cuBLAS and the cp.async wgmma kernel (needs a compute-capability 9.0 GPU)</param>
     public static BenchResult[] Run(Backend backend, TextWriter log, int iterations = 20, IReadOnlyCollection<int>? extraSplits = null, bool tma = false)
     {
         if (!backend.IsCuda)
@@ -35,8 +35,8 @@ public static class GemmBench
         var results = new List<BenchResult>();
         log.WriteLine($"GEMM y = x W^T on {backend.DeviceName}, {iterations} timed calls each");
         if (tma && !backend.UsesWgmma)
-            throw new InvalidOperationException("the TMA GEMM is timed under the wgmma kernel set (SMOOTHCACHE_KERNELS=wgmma)");
-        if (backend.UsesWgmma && !tma)
+            throw new InvalidOperationException("the TMA GEMM needs a compute-capability 9.0 GPU (H100, H200) and the wgmma or default kernel set");
+        if (backend.UsesWgmma && !backend.UsesTma && !tma)
             // The copies decide the wgmma kernel's speed (its "copies only" rows); blocks resident per
             // multiprocessor are the copies in flight.
             log.WriteLine("resident blocks per multiprocessor: tensor-core " +
@@ -96,12 +96,12 @@ public static class GemmBench
         };
         // Where split-K applies, the unsplit kernel in the same run shows what it gains.
         if (tcSplits > 1) kernels.Insert(2, ("ours tensor-core fp16 unsplit", OurTensorCore(1), y, -1));
-        // The Hopper kernel under the wgmma kernel set (same blocks, so the same split choice).
+        // The Hopper kernels (same blocks, so the same split choice).
+        Action Tma<TBlock, TLayout>() where TBlock : struct, LinearWgmma.IBlock where TLayout : struct, LinearWgmmaTma.ILayout => () =>
+            LinearWgmmaTma.Run<IdentityEpilogue, TBlock, TLayout>(backend, xHalf.HalfView, wHalf, ArrayView<float>.Empty, OutputView.Of(y), m, tcSplits);
         if (tma)
         {
             string split = tcSplits > 1 ? $" split {tcSplits}" : "";
-            Action Tma<TBlock, TLayout>() where TBlock : struct, LinearWgmma.IBlock where TLayout : struct, LinearWgmmaTma.ILayout => () =>
-                LinearWgmmaTma.Run<IdentityEpilogue, TBlock, TLayout>(backend, xHalf.HalfView, wHalf, ArrayView<float>.Empty, OutputView.Of(y), m, tcSplits);
             Action copies = () => LinearWgmma.Run<IdentityEpilogue>(backend, xHalf.HalfView, wHalf, ArrayView<float>.Empty, OutputView.Of(y), m, tcSplits);
             kernels = [kernels[0], ($"ours wgmma fp16{split}", copies, y, -1),
                 ($"ours TMA 16B boxes fp16{split}", Tma<LinearWgmma.OneWarpGroup, LinearWgmmaTma.Plain>(), y, -1),
@@ -116,6 +116,9 @@ public static class GemmBench
                     LinearWgmma.Ptx, TmaArrivalsOnly>(backend, xHalf.HalfView, wHalf, ArrayView<float>.Empty, OutputView.Of(scratch), m, 1), scratch, -1));
             }
         }
+        else if (backend.UsesTma)
+            // The default on Hopper, beside the mma.sync kernel; --tma times its layouts and parts.
+            kernels.Insert(1, ($"ours TMA fp16{(tcSplits > 1 ? $" split {tcSplits}" : "")}", Tma<LinearWgmma.OneWarpGroup, LinearWgmmaTma.Swizzled64>(), y, -1));
         else if (backend.UsesWgmma)
         {
             // 128 x 128 blocks (what Linear takes) and 256 x 128 (two warpgroups), each as split as the other kernels.

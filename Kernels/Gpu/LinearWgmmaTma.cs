@@ -15,12 +15,55 @@ namespace SmoothCache.Kernels.Gpu;
 /// (<see cref="KernelSet.WgmmaTma"/>); checked and timed by <c>bench-gemm --tma</c>. The tensor maps lie in global memory (<see cref="Backend.TensorMap"/>); the kernel's
 /// arguments carry their addresses (<see cref="Args.XMap"/>, <see cref="Args.WMap"/>).
 /// A stage holds x's tile (R = 128 x warpgroups rows, 32 deep), then W's (128 rows), in one of two layouts
-/// (<see cref="ILayout"/>); after the 4 stages, one 8-byte mbarrier per stage. Tiles are loaded two ahead and one
-/// tile's multiplies stay in flight whatever the block shape (only its warpgroups count here).
+/// (<see cref="ILayout"/>); after the stages, one 8-byte mbarrier per stage that the copy engine completes (and with
+/// <see cref="ReleasedRing"/> one per stage that the warps complete). How many stages and how far ahead tiles are
+/// loaded is the <see cref="IRing"/>; one tile's multiplies stay in flight whatever the block shape.
 /// </summary>
 public static class LinearWgmmaTma
 {
-    private const int Stages = 4, Ahead = 2;
+    /// <summary>How a block's shared-memory stages are refilled. A stage may be refilled once every warp's multiplies
+    /// of the tile in it are done: known from a barrier over the block per tile, or from each warp's arrival on the
+    /// stage's release mbarrier (<see cref="Releases"/>), which the loading thread waits for.</summary>
+    public interface IRing
+    {
+        int Stages();
+        /// <summary>Tiles loaded ahead of the one multiplied: at most Stages - 2 with a block barrier per tile (the
+        /// tile before is still being multiplied while the next load is issued), Stages - 1 with releases.</summary>
+        int Ahead();
+        bool Releases();
+    }
+
+    /// <summary>4 stages (64 KB at 128 x 128), 2 tiles ahead, a block barrier per tile: 3 blocks and 6 tiles in
+    /// flight per multiprocessor. The default, measured on an H200 (eleventh session).</summary>
+    public readonly struct BarrierRing : IRing
+    {
+        public int Stages() => 4;
+        public int Ahead() => 2;
+        public bool Releases() => false;
+    }
+
+    /// <summary>6 stages (96 KB), 4 ahead: 2 blocks but 8 tiles in flight per multiprocessor. Not yet timed.</summary>
+    public readonly struct DeepBarrierRing : IRing
+    {
+        public int Stages() => 6;
+        public int Ahead() => 4;
+        public bool Releases() => false;
+    }
+
+    /// <summary>4 stages, 3 ahead, no block barrier per tile: each warp releases a stage once its multiplies of the
+    /// tile in it are done, and the loading thread waits for all of the releases before refilling it; 3 blocks and 9
+    /// tiles in flight per multiprocessor. Not yet timed. (Emulated, a block barrier per tile stands in for the
+    /// mbarriers: what runs on the CPU is the stage and tile arithmetic.)</summary>
+    public readonly struct ReleasedRing : IRing
+    {
+        public int Stages() => 4;
+        public int Ahead() => 3;
+        public bool Releases() => true;
+    }
+
+    /// <summary>The parity of the phase of a stage's release mbarrier that frees it for tile <paramref name="tile"/>
+    /// (tile &gt;= stages): the stage held tile - stages, its (tile / stages - 1)th use.</summary>
+    public static int ReleaseParity(int tile, int stages) => (tile / stages - 1) & 1;
 
     /// <summary>Where a tile's elements lie in shared memory, how the copy engine is asked for them, and how wgmma
     /// finds them. Offsets count from an operand's start, which is 512-byte aligned.</summary>
@@ -65,32 +108,46 @@ public static class LinearWgmmaTma
     /// <summary>Bytes of a stage of a block of <paramref name="groups"/> warpgroups: x's rows and W's 128, 32 deep.</summary>
     private static int StageBytes(int groups) => (Tile * groups + Tile) * Depth * 2;
 
-    /// <summary>Dynamic shared memory of a <typeparamref name="TBlock"/> block: its stages, then their mbarriers.</summary>
-    public static int SharedBytes<TBlock>() where TBlock : struct, LinearWgmma.IBlock =>
-        Stages * StageBytes(default(TBlock).WarpGroups()) + Stages * 8;
+    /// <summary>Dynamic shared memory of a <typeparamref name="TBlock"/> block on <typeparamref name="TRing"/>: its
+    /// stages, then their mbarriers (copy completions, then releases).</summary>
+    public static int SharedBytes<TBlock, TRing>() where TBlock : struct, LinearWgmma.IBlock where TRing : struct, IRing =>
+        default(TRing).Stages() * (StageBytes(default(TBlock).WarpGroups()) + 16);
 
     /// <summary>How a kernel instance loads tiles: <see cref="Tma"/> on CUDA, <see cref="EmulatedTma"/> elsewhere.</summary>
     public interface ILoader
     {
-        /// <summary>One thread: sets up the stages' mbarriers, each completing a phase on one arrival and its tile's bytes,
-        /// and orders its reads of the tensor maps after the launch that wrote them.</summary>
-        void Init(Args a, uint barriers);
+        /// <summary>One thread: sets up the stages' mbarriers at <paramref name="barriers"/>, each completing a phase on one
+        /// arrival and its tile's bytes, and with <paramref name="releasers"/> &gt; 0 the release mbarriers after them,
+        /// each completing a phase on that many arrivals; and orders its reads of the tensor maps after the launch that
+        /// wrote them.</summary>
+        void Init(Args a, uint barriers, int stages, int releasers);
+        /// <summary>False when loads complete before <see cref="Load"/> returns and the waits do nothing (the emulation):
+        /// a block barrier per tile then makes each load visible.</summary>
+        bool Asynchronous();
+        /// <summary>One lane per warp: an arrival on the release mbarrier at <paramref name="barrier"/>.</summary>
+        void Release(uint barrier);
         /// <summary>One thread: starts loading K tile <paramref name="tile"/> (x rows m0.., W rows n0..) into the stage
         /// at byte <paramref name="stageAt"/>, through <paramref name="a"/>'s tensor maps; it lands on the mbarrier at
         /// <paramref name="barrier"/>.</summary>
         void Load<TLayout>(Args a, ArrayView<uint> shared, uint stageAt, uint barrier, int tile, int m0, int n0, int xRows)
             where TLayout : struct, ILayout;
-        /// <summary>Every thread: waits until the mbarrier at <paramref name="barrier"/> has completed the phase of
-        /// parity <paramref name="parity"/>.</summary>
+        /// <summary>Waits until the mbarrier at <paramref name="barrier"/> has completed the phase of parity
+        /// <paramref name="parity"/>.</summary>
         void Wait(uint barrier, int parity);
     }
 
     public readonly struct Tma : ILoader
     {
-        public void Init(Args a, uint barriers)
+        public bool Asynchronous() => true;
+
+        public void Release(uint barrier) => CudaAsm.Emit("{ .reg .b64 state; mbarrier.arrive.shared::cta.b64 state, [%0]; }", barrier);
+
+        public void Init(Args a, uint barriers, int stages, int releasers)
         {
-            for (int s = 0; s < Stages; s++)
+            for (int s = 0; s < stages; s++)
                 CudaAsm.Emit("mbarrier.init.shared::cta.b64 [%0], 1;", barriers + (uint)(8 * s));
+            for (int s = 0; s < stages && releasers > 0; s++)
+                CudaAsm.Emit("mbarrier.init.shared::cta.b64 [%0], %1;", barriers + (uint)(8 * (stages + s)), releasers);
             // Makes the initialised barriers visible to the copy engine (a barrier over the block follows).
             CudaAsm.Emit("fence.mbarrier_init.release.cluster;");
             // The maps were written through the generic proxy (a launch's stores); the copy engine reads them through
@@ -131,7 +188,9 @@ public static class LinearWgmmaTma
     /// barrier after each wait makes them visible. What it checks is the layout the descriptors read.</summary>
     public readonly struct EmulatedTma : ILoader
     {
-        public void Init(Args a, uint barriers) { }
+        public void Init(Args a, uint barriers, int stages, int releasers) { }
+        public bool Asynchronous() => false;
+        public void Release(uint barrier) { }
         public void Wait(uint barrier, int parity) { }
 
         public void Load<TLayout>(Args a, ArrayView<uint> shared, uint stageAt, uint barrier, int tile, int m0, int n0, int xRows)
@@ -158,34 +217,38 @@ public static class LinearWgmmaTma
         }
     }
 
-    public static void Kernel<TEpilogue, TPath, TLoader, TLayout, TBlock>(Args a)
+    public static void Kernel<TEpilogue, TPath, TLoader, TLayout, TBlock, TRing>(Args a)
         where TEpilogue : struct, IEpilogue where TPath : struct, LinearWgmma.IPath where TLoader : struct, ILoader
-        where TLayout : struct, ILayout where TBlock : struct, LinearWgmma.IBlock
+        where TLayout : struct, ILayout where TBlock : struct, LinearWgmma.IBlock where TRing : struct, IRing
     {
         var shared = SharedMemory.GetDynamic<U4>().Cast<uint>();
         default(TPath).Begin();
         uint sharedBase = default(TPath).SharedBase();
+        var ring = default(TRing);
+        int stages = ring.Stages(), ahead = ring.Ahead();
         int groups = default(TBlock).WarpGroups(), group = Group.IdxX >> 7, xRows = Tile * groups;
         int stageBytes = StageBytes(groups);
-        uint barriers = sharedBase + (uint)(Stages * stageBytes);
+        uint loaded = sharedBase + (uint)(stages * stageBytes), released = loaded + (uint)(8 * stages);
         int m0 = Grid.IdxY * xRows, n0 = Grid.IdxX * Tile;
         int tileBegin = Grid.IdxZ * a.TilesPerSplit;
         int tiles = Math.Min(a.TilesPerSplit, (a.K + Depth - 1) / Depth - tileBegin);
         bool loader = Group.IdxX == 0;
+        // Without asynchronous loads (the emulation) a block barrier per tile makes them visible, releases or not.
+        bool blockBarrier = !ring.Releases() || !default(TLoader).Asynchronous();
 
-        if (loader) default(TLoader).Init(a, barriers);
+        if (loader) default(TLoader).Init(a, loaded, stages, ring.Releases() ? 4 * groups : 0);
         Group.Barrier();
         if (loader)
-            for (int s = 0; s < Ahead && s < tiles; s++)
-                default(TLoader).Load<TLayout>(a, shared, sharedBase + (uint)(s * stageBytes), barriers + (uint)(8 * s), tileBegin + s, m0, n0, xRows);
+            for (int s = 0; s < ahead && s < tiles; s++)
+                default(TLoader).Load<TLayout>(a, shared, sharedBase + (uint)(s * stageBytes), loaded + (uint)(8 * s), tileBegin + s, m0, n0, xRows);
         Accumulators c = default;
         int stage = 0, parity = 0;
         for (int tile = 0; tile < tiles; tile++)
         {
-            default(TLoader).Wait(barriers + (uint)(8 * stage), parity);
-            // Every warp is past the multiplies of tile - 2 (waited for at the end of the last step), whose stage
-            // the load below reuses.
-            Group.Barrier();
+            default(TLoader).Wait(loaded + (uint)(8 * stage), parity);
+            // With the barrier, every warp is past the multiplies of tile - 2 (waited for at the end of the last
+            // step), whose stage the load below reuses (Ahead = Stages - 2).
+            if (blockBarrier) Group.Barrier();
             uint x = sharedBase + (uint)(stage * stageBytes), w = x + (uint)(xRows * Depth * 2);
             int rows0 = Tile * group;
             var layout = default(TLayout);
@@ -193,11 +256,26 @@ public static class LinearWgmmaTma
                 layout.Descriptor(x, xRows, rows0, 0), layout.Descriptor(x, xRows, rows0 + 64, 0),
                 layout.Descriptor(x, xRows, rows0, 1), layout.Descriptor(x, xRows, rows0 + 64, 1),
                 layout.Descriptor(w, Tile, 0, 0), layout.Descriptor(w, Tile, 0, 1));
-            int next = stage + Ahead < Stages ? stage + Ahead : stage + Ahead - Stages;
-            if (loader && tile + Ahead < tiles)
-                default(TLoader).Load<TLayout>(a, shared, sharedBase + (uint)(next * stageBytes), barriers + (uint)(8 * next), tileBegin + tile + Ahead, m0, n0, xRows);
-            default(TPath).WaitForMultiplies(1);
-            if (++stage == Stages)
+            int next = stage + ahead < stages ? stage + ahead : stage + ahead - stages, refill = tile + ahead;
+            if (ring.Releases())
+            {
+                // This warp's multiplies of tile - 1 are done: its stage (the one refilled next, Ahead = Stages - 1)
+                // is released; the loading thread refills it once all warps have.
+                default(TPath).WaitForMultiplies(1);
+                if (tile > 0 && Warp.LaneIdx == 0) default(TLoader).Release(released + (uint)(8 * (stage > 0 ? stage - 1 : stages - 1)));
+                if (loader && refill < tiles)
+                {
+                    if (refill >= stages) default(TLoader).Wait(released + (uint)(8 * next), ReleaseParity(refill, stages));
+                    default(TLoader).Load<TLayout>(a, shared, sharedBase + (uint)(next * stageBytes), loaded + (uint)(8 * next), tileBegin + refill, m0, n0, xRows);
+                }
+            }
+            else
+            {
+                if (loader && refill < tiles)
+                    default(TLoader).Load<TLayout>(a, shared, sharedBase + (uint)(next * stageBytes), loaded + (uint)(8 * next), tileBegin + refill, m0, n0, xRows);
+                default(TPath).WaitForMultiplies(1);
+            }
+            if (++stage == stages)
             {
                 stage = 0;
                 parity ^= 1;
@@ -216,17 +294,23 @@ public static class LinearWgmmaTma
     /// <summary><see cref="Run{TEpilogue, TBlock}"/> in <typeparamref name="TLayout"/>.</summary>
     public static void Run<TEpilogue, TBlock, TLayout>(Backend backend, ArrayView<Half> x, Tensor w, ArrayView<float> bias,
         OutputView y, int m, int splits = 0) where TEpilogue : struct, IEpilogue where TBlock : struct, LinearWgmma.IBlock
-        where TLayout : struct, ILayout
+        where TLayout : struct, ILayout =>
+        Run<TEpilogue, TBlock, TLayout, BarrierRing>(backend, x, w, bias, y, m, splits);
+
+    /// <summary><see cref="Run{TEpilogue, TBlock, TLayout}"/> on <typeparamref name="TRing"/>'s stages.</summary>
+    public static void Run<TEpilogue, TBlock, TLayout, TRing>(Backend backend, ArrayView<Half> x, Tensor w, ArrayView<float> bias,
+        OutputView y, int m, int splits = 0) where TEpilogue : struct, IEpilogue where TBlock : struct, LinearWgmma.IBlock
+        where TLayout : struct, ILayout where TRing : struct, IRing
     {
-        if (backend.IsCuda) RunOn<TEpilogue, TBlock, TLayout, LinearWgmma.Ptx, Tma>(backend, x, w, bias, y, m, splits);
-        else RunOn<TEpilogue, TBlock, TLayout, LinearWgmma.Emulated, EmulatedTma>(backend, x, w, bias, y, m, splits);
+        if (backend.IsCuda) RunOn<TEpilogue, TBlock, TLayout, TRing, LinearWgmma.Ptx, Tma>(backend, x, w, bias, y, m, splits);
+        else RunOn<TEpilogue, TBlock, TLayout, TRing, LinearWgmma.Emulated, EmulatedTma>(backend, x, w, bias, y, m, splits);
     }
 
-    /// <summary><see cref="Run{TEpilogue, TBlock, TLayout}"/> on <typeparamref name="TPath"/>'s multiplies and
+    /// <summary><see cref="Run{TEpilogue, TBlock, TLayout, TRing}"/> on <typeparamref name="TPath"/>'s multiplies and
     /// <typeparamref name="TLoader"/>'s loads; the benchmark also passes ones that leave out either, to time each alone.</summary>
-    internal static void RunOn<TEpilogue, TBlock, TLayout, TPath, TLoader>(Backend backend, ArrayView<Half> x, Tensor w, ArrayView<float> bias,
+    internal static void RunOn<TEpilogue, TBlock, TLayout, TRing, TPath, TLoader>(Backend backend, ArrayView<Half> x, Tensor w, ArrayView<float> bias,
         OutputView y, int m, int splits) where TEpilogue : struct, IEpilogue where TBlock : struct, LinearWgmma.IBlock
-        where TLayout : struct, ILayout where TPath : struct, LinearWgmma.IPath where TLoader : struct, ILoader
+        where TLayout : struct, ILayout where TRing : struct, IRing where TPath : struct, LinearWgmma.IPath where TLoader : struct, ILoader
     {
         if (w.DType != DType.Float16)
             throw new ArgumentException($"LinearWgmmaTma: weight {w.ShapeText} is {w.DType}, not Float16");
@@ -234,7 +318,7 @@ public static class LinearWgmmaTma
             epilogue =>
             {
                 // Here the shapes and alignments are checked and the GEMM is not empty: the maps can be made.
-                var kernel = epilogue ? Load<TEpilogue, TBlock, TLayout, TPath, TLoader>(backend) : Load<IdentityEpilogue, TBlock, TLayout, TPath, TLoader>(backend);
+                var kernel = epilogue ? Load<TEpilogue, TBlock, TLayout, TRing, TPath, TLoader>(backend) : Load<IdentityEpilogue, TBlock, TLayout, TRing, TPath, TLoader>(backend);
                 if (!backend.IsCuda) return kernel;
                 int n = w.Dim(0), k = w.Dim(1);
                 var layout = default(TLayout);
@@ -242,13 +326,13 @@ public static class LinearWgmmaTma
                 var wMap = backend.TensorMap(w.HalfView, n, k, Tile, layout.BoxColumns(), layout.Swizzle());
                 return (config, args) => kernel(config, args with { XMap = xMap, WMap = wMap });
             },
-            (rows, columns, splitCount) => LinearWgmma.Config<TBlock>(rows, columns, splitCount, SharedBytes<TBlock>()));
+            (rows, columns, splitCount) => LinearWgmma.Config<TBlock>(rows, columns, splitCount, SharedBytes<TBlock, TRing>()));
     }
 
-    private static Action<KernelConfig, Args> Load<TEpilogue, TBlock, TLayout, TPath, TLoader>(Backend backend)
+    private static Action<KernelConfig, Args> Load<TEpilogue, TBlock, TLayout, TRing, TPath, TLoader>(Backend backend)
         where TEpilogue : struct, IEpilogue where TBlock : struct, LinearWgmma.IBlock where TLayout : struct, ILayout
-        where TPath : struct, LinearWgmma.IPath where TLoader : struct, ILoader =>
+        where TRing : struct, IRing where TPath : struct, LinearWgmma.IPath where TLoader : struct, ILoader =>
         backend.IsCuda
-            ? backend.LoadGrouped<Args>(Kernel<TEpilogue, TPath, TLoader, TLayout, TBlock>, SharedBytes<TBlock>(), PtxTarget.Hopper)
-            : backend.LoadGrouped<Args>(Kernel<TEpilogue, TPath, TLoader, TLayout, TBlock>);
+            ? backend.LoadGrouped<Args>(Kernel<TEpilogue, TPath, TLoader, TLayout, TBlock, TRing>, SharedBytes<TBlock, TRing>(), PtxTarget.Hopper)
+            : backend.LoadGrouped<Args>(Kernel<TEpilogue, TPath, TLoader, TLayout, TBlock, TRing>);
 }

@@ -97,28 +97,35 @@ public static class GemmBench
         // Where split-K applies, the unsplit kernel in the same run shows what it gains.
         if (tcSplits > 1) kernels.Insert(2, ("ours tensor-core fp16 unsplit", OurTensorCore(1), y, -1));
         // The Hopper kernels (same blocks, so the same split choice).
-        Action Tma<TBlock, TLayout>() where TBlock : struct, LinearWgmma.IBlock where TLayout : struct, LinearWgmmaTma.ILayout => () =>
-            LinearWgmmaTma.Run<IdentityEpilogue, TBlock, TLayout>(backend, xHalf.HalfView, wHalf, ArrayView<float>.Empty, OutputView.Of(y), m, tcSplits);
+        Action Tma<TBlock, TLayout, TRing>() where TBlock : struct, LinearWgmma.IBlock where TLayout : struct, LinearWgmmaTma.ILayout
+            where TRing : struct, LinearWgmmaTma.IRing => () =>
+            LinearWgmmaTma.Run<IdentityEpilogue, TBlock, TLayout, TRing>(backend, xHalf.HalfView, wHalf, ArrayView<float>.Empty, OutputView.Of(y), m, tcSplits);
         if (tma)
         {
             string split = tcSplits > 1 ? $" split {tcSplits}" : "";
             Action copies = () => LinearWgmma.Run<IdentityEpilogue>(backend, xHalf.HalfView, wHalf, ArrayView<float>.Empty, OutputView.Of(y), m, tcSplits);
             kernels = [kernels[0], ($"ours wgmma fp16{split}", copies, y, -1),
-                ($"ours TMA 16B boxes fp16{split}", Tma<LinearWgmma.OneWarpGroup, LinearWgmmaTma.Plain>(), y, -1),
-                ($"ours TMA swizzled fp16{split}", Tma<LinearWgmma.OneWarpGroup, LinearWgmmaTma.Swizzled64>(), y, -1),
-                ($"ours TMA swz 256x128 fp16{split}", Tma<LinearWgmma.TwoWarpGroups, LinearWgmmaTma.Swizzled64>(), y, -1), kernels[^1]];
+                ($"ours TMA 16B boxes fp16{split}", Tma<LinearWgmma.OneWarpGroup, LinearWgmmaTma.Plain, LinearWgmmaTma.BarrierRing>(), y, -1),
+                ($"ours TMA swizzled fp16{split}", Tma<LinearWgmma.OneWarpGroup, LinearWgmmaTma.Swizzled64, LinearWgmmaTma.BarrierRing>(), y, -1),
+                ($"ours TMA swz 256x128 fp16{split}", Tma<LinearWgmma.TwoWarpGroups, LinearWgmmaTma.Swizzled64, LinearWgmmaTma.BarrierRing>(), y, -1),
+                // The loads limit it (the "loads only" row): more tiles in flight per multiprocessor, by more stages
+                // or by warps releasing stages instead of a block barrier per tile.
+                ($"ours TMA swz 6 stages fp16{split}", Tma<LinearWgmma.OneWarpGroup, LinearWgmmaTma.Swizzled64, LinearWgmmaTma.DeepBarrierRing>(), y, -1),
+                ($"ours TMA swz released fp16{split}", Tma<LinearWgmma.OneWarpGroup, LinearWgmmaTma.Swizzled64, LinearWgmmaTma.ReleasedRing>(), y, -1),
+                ($"ours TMA swz 256x128 released{split}", Tma<LinearWgmma.TwoWarpGroups, LinearWgmmaTma.Swizzled64, LinearWgmmaTma.ReleasedRing>(), y, -1),
+                kernels[^1]];
             // Where the time goes, as for the cp.async kernel: its loads alone, its multiplies alone (timing only).
             if (tcSplits == 1)
             {
                 kernels.Add(("TMA swz loads only (timing)", () => LinearWgmmaTma.RunOn<IdentityEpilogue, LinearWgmma.OneWarpGroup, LinearWgmmaTma.Swizzled64,
-                    CopiesOnly, LinearWgmmaTma.Tma>(backend, xHalf.HalfView, wHalf, ArrayView<float>.Empty, OutputView.Of(scratch), m, 1), scratch, -1));
+                    LinearWgmmaTma.BarrierRing, CopiesOnly, LinearWgmmaTma.Tma>(backend, xHalf.HalfView, wHalf, ArrayView<float>.Empty, OutputView.Of(scratch), m, 1), scratch, -1));
                 kernels.Add(("TMA swz multiplies only (timing)", () => LinearWgmmaTma.RunOn<IdentityEpilogue, LinearWgmma.OneWarpGroup, LinearWgmmaTma.Swizzled64,
-                    LinearWgmma.Ptx, TmaArrivalsOnly>(backend, xHalf.HalfView, wHalf, ArrayView<float>.Empty, OutputView.Of(scratch), m, 1), scratch, -1));
+                    LinearWgmmaTma.BarrierRing, LinearWgmma.Ptx, TmaArrivalsOnly>(backend, xHalf.HalfView, wHalf, ArrayView<float>.Empty, OutputView.Of(scratch), m, 1), scratch, -1));
             }
         }
         else if (backend.UsesTma)
             // The default on Hopper, beside the mma.sync kernel; --tma times its layouts and parts.
-            kernels.Insert(1, ($"ours TMA fp16{(tcSplits > 1 ? $" split {tcSplits}" : "")}", Tma<LinearWgmma.OneWarpGroup, LinearWgmmaTma.Swizzled64>(), y, -1));
+            kernels.Insert(1, ($"ours TMA fp16{(tcSplits > 1 ? $" split {tcSplits}" : "")}", Tma<LinearWgmma.OneWarpGroup, LinearWgmmaTma.Swizzled64, LinearWgmmaTma.BarrierRing>(), y, -1));
         else if (backend.UsesWgmma)
         {
             // 128 x 128 blocks (what Linear takes) and 256 x 128 (two warpgroups), each as split as the other kernels.

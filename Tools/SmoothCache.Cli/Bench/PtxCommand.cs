@@ -64,17 +64,27 @@ public static class PtxCommand
                       from block in new[] { typeof(LinearWgmma.OneWarpGroup), typeof(LinearWgmma.TwoWarpGroups), typeof(LinearWgmma.OneWarpGroupCompact) }
                       select typeof(LinearWgmma).GetMethod(nameof(LinearWgmma.Kernel))!.MakeGenericMethod(epilogue, typeof(LinearWgmma.Ptx), block))
                      .ToList();
-        hopper.AddRange(from layout in new[] { typeof(LinearWgmmaTma.Plain), typeof(LinearWgmmaTma.Swizzled64) }
-                        from block in new[] { typeof(LinearWgmma.OneWarpGroup), typeof(LinearWgmma.TwoWarpGroups) }
-                        select typeof(LinearWgmmaTma).GetMethod(nameof(LinearWgmmaTma.Kernel))!
-                            .MakeGenericMethod(typeof(IdentityEpilogue), typeof(LinearWgmma.Ptx), typeof(LinearWgmmaTma.Tma), layout, block));
+        // The TMA GEMM as Linear takes it (every epilogue), its other layout and block shape, and its other rings.
+        var tma = typeof(LinearWgmmaTma).GetMethod(nameof(LinearWgmmaTma.Kernel))!;
+        hopper.AddRange(from epilogue in new[] { typeof(IdentityEpilogue), typeof(GeluTanhEpilogue), typeof(SiluEpilogue) }
+                        select tma.MakeGenericMethod(epilogue, typeof(LinearWgmma.Ptx), typeof(LinearWgmmaTma.Tma), typeof(LinearWgmmaTma.Swizzled64),
+                            typeof(LinearWgmma.OneWarpGroup), typeof(LinearWgmmaTma.BarrierRing)));
+        hopper.AddRange(from variant in new[]
+                        {
+                            (typeof(LinearWgmmaTma.Plain), typeof(LinearWgmma.OneWarpGroup), typeof(LinearWgmmaTma.BarrierRing)),
+                            (typeof(LinearWgmmaTma.Swizzled64), typeof(LinearWgmma.TwoWarpGroups), typeof(LinearWgmmaTma.BarrierRing)),
+                            (typeof(LinearWgmmaTma.Swizzled64), typeof(LinearWgmma.OneWarpGroup), typeof(LinearWgmmaTma.DeepBarrierRing)),
+                            (typeof(LinearWgmmaTma.Swizzled64), typeof(LinearWgmma.OneWarpGroup), typeof(LinearWgmmaTma.ReleasedRing)),
+                            (typeof(LinearWgmmaTma.Swizzled64), typeof(LinearWgmma.TwoWarpGroups), typeof(LinearWgmmaTma.ReleasedRing)),
+                        }
+                        select tma.MakeGenericMethod(typeof(IdentityEpilogue), typeof(LinearWgmma.Ptx), typeof(LinearWgmmaTma.Tma), variant.Item1, variant.Item2, variant.Item3));
         // The benchmark's timing-only instances run on the device too.
         hopper.AddRange(from path in new[] { typeof(CopiesOnly), typeof(MultipliesOnly) }
                         select typeof(LinearWgmma).GetMethod(nameof(LinearWgmma.Kernel))!
                             .MakeGenericMethod(typeof(IdentityEpilogue), path, typeof(LinearWgmma.OneWarpGroup)));
         hopper.AddRange(from parts in new[] { (typeof(CopiesOnly), typeof(LinearWgmmaTma.Tma)), (typeof(LinearWgmma.Ptx), typeof(TmaArrivalsOnly)) }
-                        select typeof(LinearWgmmaTma).GetMethod(nameof(LinearWgmmaTma.Kernel))!
-                            .MakeGenericMethod(typeof(IdentityEpilogue), parts.Item1, parts.Item2, typeof(LinearWgmmaTma.Swizzled64), typeof(LinearWgmma.OneWarpGroup)));
+                        select tma.MakeGenericMethod(typeof(IdentityEpilogue), parts.Item1, parts.Item2, typeof(LinearWgmmaTma.Swizzled64),
+                            typeof(LinearWgmma.OneWarpGroup), typeof(LinearWgmmaTma.BarrierRing)));
 
         using var compiler = new PtxCompiler();
         foreach (var kernel in kernels.Distinct())

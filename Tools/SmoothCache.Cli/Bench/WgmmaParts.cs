@@ -41,7 +41,9 @@ public readonly struct MultipliesOnly : LinearWgmma.IPath
 /// (the output is garbage; for timing, with <see cref="CopiesOnly"/> as the other half).</summary>
 public readonly struct TmaArrivalsOnly : LinearWgmmaTma.ILoader
 {
-    public void Init(Args a, uint barriers) => default(LinearWgmmaTma.Tma).Init(a, barriers);
+    public void Init(Args a, uint barriers, int stages, int releasers) => default(LinearWgmmaTma.Tma).Init(a, barriers, stages, releasers);
+    public bool Asynchronous() => true;
+    public void Release(uint barrier) => default(LinearWgmmaTma.Tma).Release(barrier);
     public void Wait(uint barrier, int parity) => default(LinearWgmmaTma.Tma).Wait(barrier, parity);
     public void Load<TLayout>(Args a, ArrayView<uint> shared, uint stageAt, uint barrier, int tile, int m0, int n0, int xRows)
         where TLayout : struct, LinearWgmmaTma.ILayout =>

@@ -20,7 +20,8 @@ public class PtxCommandTests
             "LinearSkinny.Kernel[SiluEpilogue]", "ElementLauncher.Kernel[Unpatchify.Args]",
             "LinearTensorCore.Kernel[IdentityEpilogue,LinearTensorCore.Ptx]",
             "LinearWgmma.Kernel[GeluTanhEpilogue,LinearWgmma.Ptx,LinearWgmma.TwoWarpGroups]",
-            "LinearWgmmaTma.Kernel[IdentityEpilogue,LinearWgmma.Ptx,LinearWgmmaTma.Tma,LinearWgmmaTma.Swizzled64,LinearWgmma.OneWarpGroup]",
+            "LinearWgmmaTma.Kernel[GeluTanhEpilogue,LinearWgmma.Ptx,LinearWgmmaTma.Tma,LinearWgmmaTma.Swizzled64,LinearWgmma.OneWarpGroup,LinearWgmmaTma.BarrierRing]",
+            "LinearWgmmaTma.Kernel[IdentityEpilogue,LinearWgmma.Ptx,LinearWgmmaTma.Tma,LinearWgmmaTma.Swizzled64,LinearWgmma.OneWarpGroup,LinearWgmmaTma.ReleasedRing]",
         })
             Assert.Contains(kernel, files);
         Assert.DoesNotContain(files, f => f!.Contains("Emulated"));

@@ -88,7 +88,7 @@ public class PtxGenerationTests
     public void TmaGemmLoadsEachTileWithBoxCopiesOnOneMbarrier(Type layout)
     {
         var kernel = typeof(LinearWgmmaTma).GetMethod("Kernel")!.MakeGenericMethod(
-            typeof(IdentityEpilogue), typeof(LinearWgmma.Ptx), typeof(LinearWgmmaTma.Tma), layout, typeof(LinearWgmma.OneWarpGroup));
+            typeof(IdentityEpilogue), typeof(LinearWgmma.Ptx), typeof(LinearWgmmaTma.Tma), layout, typeof(LinearWgmma.OneWarpGroup), typeof(LinearWgmmaTma.BarrierRing));
         var ptx = CompileToPtx(kernel);
         // Loads in the prologue and in the K loop: each an expect_tx arrival, then x's and W's boxes (in a loop
         // over the tile's 4 chunks or its one 32-column box).
@@ -102,6 +102,21 @@ public class PtxGenerationTests
         // for the tensor-map proxy before its first load.
         Assert.Equal(2, Count(ptx, "fence.proxy.tensormap::generic.acquire.gpu"));
         Assert.DoesNotContain("cvta.param", ptx);
+    }
+
+    [Fact]
+    public void TmaGemmOnTheReleasedRingFreesStagesByMbarrierInsteadOfABlockBarrierPerTile()
+    {
+        var kernel = typeof(LinearWgmmaTma).GetMethod("Kernel")!.MakeGenericMethod(typeof(IdentityEpilogue), typeof(LinearWgmma.Ptx),
+            typeof(LinearWgmmaTma.Tma), typeof(LinearWgmmaTma.Swizzled64), typeof(LinearWgmma.OneWarpGroup), typeof(LinearWgmmaTma.ReleasedRing));
+        var ptx = CompileToPtx(kernel);
+        // Each warp's release of a stage (a plain arrival), the loading thread's wait for them besides every thread's
+        // wait for the copies, the release mbarriers initialised after the copies' ones.
+        Assert.Equal(1, Count(ptx, "mbarrier.arrive.shared::cta.b64"));
+        Assert.Equal(2, Count(ptx, "mbarrier.try_wait.parity.shared::cta.b64"));
+        Assert.Equal(2, Count(ptx, "mbarrier.init.shared::cta.b64"));
+        // One block barrier, after the mbarriers are initialised; none in the K loop.
+        Assert.Equal(1, Count(ptx, "bar.sync"));
     }
 
     [Fact]

@@ -5,8 +5,9 @@ using SmoothCache.Kernels.Gpu;
 namespace SmoothCache.Kernels;
 
 /// <summary>
-/// x += gate[b] * y, in place. x and y are [B, T, D]; the gate is a row of D values per sample in
-/// a [B, GateStride] tensor at column GateOffset (a chunk of the adaLN projection).
+/// x += gate[b] * y, in place, and optionally then x += gate2[b] * y2 (two residuals that waited together:
+/// one pass over x). x and y are [B, T, D]; the gate is a row of D values per sample in a [B, GateStride]
+/// tensor at column GateOffset (a chunk of the adaLN projection), gate2 in the same rows at Gate2Offset.
 /// With GPU kernels and D, the stride and the offset multiples of 4, an element is a float4
 /// (<see cref="Vector4Args"/>: 16-byte loads and a quarter of the index arithmetic, whose two
 /// integer divisions cost more than the update itself); the arithmetic per value is the same.
@@ -16,21 +17,33 @@ public static class GatedResidual
     public struct Args : IElementKernel
     {
         public ArrayView<float> X, Y, Gate;
-        public int D, TokensPerSample, GateStride, GateOffset;
+        /// <summary>The second residual, or empty.</summary>
+        public ArrayView<float> Y2;
+        public int D, TokensPerSample, GateStride, GateOffset, Gate2Offset;
 
-        public readonly void Compute(int i) => X[i] += Gate[GateAt(i, D, TokensPerSample, GateStride, GateOffset)] * Y[i];
+        public readonly void Compute(int i)
+        {
+            X[i] += Gate[GateAt(i, D, TokensPerSample, GateStride, GateOffset)] * Y[i];
+            if (Y2.Length > 0) X[i] += Gate[GateAt(i, D, TokensPerSample, GateStride, Gate2Offset)] * Y2[i];
+        }
     }
 
     /// <summary><see cref="Args"/> over float4s: every view, D, the stride and the offset in float4s.</summary>
     public struct Vector4Args : IElementKernel
     {
-        public ArrayView<F4> X, Y, Gate;
-        public int D, TokensPerSample, GateStride, GateOffset;
+        public ArrayView<F4> X, Y, Gate, Y2;
+        public int D, TokensPerSample, GateStride, GateOffset, Gate2Offset;
 
         public readonly void Compute(int i)
         {
             F4 x = X[i], y = Y[i], g = Gate[GateAt(i, D, TokensPerSample, GateStride, GateOffset)];
-            X[i] = new F4 { X = x.X + g.X * y.X, Y = x.Y + g.Y * y.Y, Z = x.Z + g.Z * y.Z, W = x.W + g.W * y.W };
+            x = new F4 { X = x.X + g.X * y.X, Y = x.Y + g.Y * y.Y, Z = x.Z + g.Z * y.Z, W = x.W + g.W * y.W };
+            if (Y2.Length > 0)
+            {
+                F4 y2 = Y2[i], g2 = Gate[GateAt(i, D, TokensPerSample, GateStride, Gate2Offset)];
+                x = new F4 { X = x.X + g2.X * y2.X, Y = x.Y + g2.Y * y2.Y, Z = x.Z + g2.Z * y2.Z, W = x.W + g2.W * y2.W };
+            }
+            X[i] = x;
         }
     }
 
@@ -41,21 +54,27 @@ public static class GatedResidual
         return row / tokensPerSample * stride + offset + (i - row * d);
     }
 
-    public static void Run(Tensor x, Tensor y, Tensor gate, int gateOffset)
+    public static void Run(Tensor x, Tensor y, Tensor gate, int gateOffset) => Run(x, y, gateOffset, null, 0, gate);
+
+    /// <summary>x += gate * y, then (if given) x += gate2 * y2, in one pass.</summary>
+    public static void Run(Tensor x, Tensor y, int gateOffset, Tensor? y2, int gate2Offset, Tensor gate)
     {
-        if (x.Length != y.Length)
-            throw new ArgumentException($"GatedResidual: x {x.ShapeText} and y {y.ShapeText} differ");
+        foreach (var r in y2 is null ? [y] : new[] { y, y2 })
+            if (x.Length != r.Length)
+                throw new ArgumentException($"GatedResidual: x {x.ShapeText} and y {r.ShapeText} differ");
         var args = new Args
         {
-            X = x.View, Y = y.View, Gate = gate.View, D = x.Dim(2), TokensPerSample = x.Dim(1),
-            GateStride = gate.Dim(1), GateOffset = gateOffset,
+            X = x.View, Y = y.View, Gate = gate.View, Y2 = y2?.View ?? ArrayView<float>.Empty, D = x.Dim(2), TokensPerSample = x.Dim(1),
+            GateStride = gate.Dim(1), GateOffset = gateOffset, Gate2Offset = gate2Offset,
         };
         if (x.Backend.UsesGpuKernels && Vectorizable(args))
         {
             ElementLauncher.Launch(x.Backend, (int)(x.Length / 4), new Vector4Args
             {
-                X = args.X.Cast<F4>(), Y = args.Y.Cast<F4>(), Gate = args.Gate.Cast<F4>(), D = args.D / 4,
+                X = args.X.Cast<F4>(), Y = args.Y.Cast<F4>(), Gate = args.Gate.Cast<F4>(),
+                Y2 = args.Y2.Length > 0 ? args.Y2.Cast<F4>() : ArrayView<F4>.Empty, D = args.D / 4,
                 TokensPerSample = args.TokensPerSample, GateStride = args.GateStride / 4, GateOffset = args.GateOffset / 4,
+                Gate2Offset = args.Gate2Offset / 4,
             });
             return;
         }
@@ -63,6 +82,6 @@ public static class GatedResidual
     }
 
     private static bool Vectorizable(Args a) =>
-        a.D % 4 == 0 && a.GateStride % 4 == 0 && a.GateOffset % 4 == 0
-        && Vectors.Float4Aligned(a.X, a.Y, a.Gate);
+        a.D % 4 == 0 && a.GateStride % 4 == 0 && a.GateOffset % 4 == 0 && a.Gate2Offset % 4 == 0
+        && Vectors.Float4Aligned(a.X, a.Y, a.Gate, a.Y2);
 }

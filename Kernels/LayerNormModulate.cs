@@ -11,8 +11,9 @@ namespace SmoothCache.Kernels;
 /// output of one big adaLN projection can be used in place. One thread per row, two passes
 /// (mean, then variance about the mean) for accuracy.
 /// Optionally it first applies the previous component's gated residual, x += gate[b] * r (gate at
-/// column GateOffset of the same modulation rows), writing x back: DiT's "x = x + gate * attn;
-/// h = adaLN(x)" in one pass over x instead of two launches.
+/// column GateOffset of the same modulation rows), and a second one after it (x += gate2[b] * r2), writing
+/// x back: DiT's "x = x + gate * attn; h = adaLN(x)" in one pass over x instead of two launches (two
+/// residuals when the component before was reused from the cache and its residual waited too).
 /// </summary>
 public static class LayerNormModulate
 {
@@ -20,9 +21,9 @@ public static class LayerNormModulate
     {
         public ArrayView<float> X, Mod;
         public OutputView Y;
-        /// <summary>The residual r, or empty for a plain adaLN.</summary>
-        public ArrayView<float> Residual;
-        public int D, TokensPerSample, ModStride, ShiftOffset, ScaleOffset, GateOffset;
+        /// <summary>The residual r, or empty for a plain adaLN; then r2, added after it, or empty.</summary>
+        public ArrayView<float> Residual, Residual2;
+        public int D, TokensPerSample, ModStride, ShiftOffset, ScaleOffset, GateOffset, Gate2Offset;
         public float Eps;
 
         public readonly void Compute(int row)
@@ -33,6 +34,7 @@ public static class LayerNormModulate
             for (int d = 0; d < D; d++)
             {
                 if (Residual.Length > 0) X[x0 + d] += Mod[m0 + GateOffset + d] * Residual[x0 + d];
+                if (Residual2.Length > 0) X[x0 + d] += Mod[m0 + Gate2Offset + d] * Residual2[x0 + d];
                 mean += X[x0 + d];
             }
             mean /= D;
@@ -56,30 +58,37 @@ public static class LayerNormModulate
     /// <param name="mod">[B, modStride] holding shift and scale at the given column offsets</param>
     /// <param name="output">Float16 for the fp16 path's GEMM input (rounded to nearest even)</param>
     public static Tensor Run(Tensor x, Tensor mod, int shiftOffset, int scaleOffset, float eps, DType output = DType.Float32) =>
-        Run(x, mod, shiftOffset, scaleOffset, eps, null, 0, output);
+        Run(x, mod, shiftOffset, scaleOffset, eps, null, 0, null, 0, output);
 
     /// <summary>x += gate * residual (x is updated in place), then adaLN of the new x.</summary>
     /// <param name="residual">[B, T, D], the output of the component before this norm</param>
     /// <param name="gateOffset">column of the gate in the modulation rows</param>
     public static Tensor RunAfterResidual(Tensor x, Tensor residual, Tensor mod, int gateOffset, int shiftOffset, int scaleOffset, float eps,
-        DType output = DType.Float32)
+        DType output = DType.Float32) =>
+        RunAfterResiduals(x, residual, gateOffset, null, 0, mod, shiftOffset, scaleOffset, eps, output);
+
+    /// <summary>x += gate * residual, then (if given) x += gate2 * residual2, then adaLN of the new x.</summary>
+    public static Tensor RunAfterResiduals(Tensor x, Tensor residual, int gateOffset, Tensor? residual2, int gate2Offset,
+        Tensor mod, int shiftOffset, int scaleOffset, float eps, DType output = DType.Float32)
     {
-        if (residual.Length != x.Length)
-            throw new ArgumentException($"LayerNormModulate: residual {residual.ShapeText} and x {x.ShapeText} differ");
-        return Run(x, mod, shiftOffset, scaleOffset, eps, residual, gateOffset, output);
+        foreach (var r in residual2 is null ? [residual] : new[] { residual, residual2 })
+            if (r.Length != x.Length)
+                throw new ArgumentException($"LayerNormModulate: residual {r.ShapeText} and x {x.ShapeText} differ");
+        return Run(x, mod, shiftOffset, scaleOffset, eps, residual, gateOffset, residual2, gate2Offset, output);
     }
 
-    private static Tensor Run(Tensor x, Tensor mod, int shiftOffset, int scaleOffset, float eps, Tensor? residual, int gateOffset, DType output)
+    private static Tensor Run(Tensor x, Tensor mod, int shiftOffset, int scaleOffset, float eps, Tensor? residual, int gateOffset,
+        Tensor? residual2, int gate2Offset, DType output)
     {
         int b = x.Dim(0), t = x.Dim(1), d = x.Dim(2);
-        if (mod.Dim(0) != b || new[] { shiftOffset, scaleOffset, gateOffset }.Any(o => o < 0 || o + d > mod.Dim(1)))
+        if (mod.Dim(0) != b || new[] { shiftOffset, scaleOffset, gateOffset, gate2Offset }.Any(o => o < 0 || o + d > mod.Dim(1)))
             throw new ArgumentException($"LayerNormModulate: modulation {mod.ShapeText} does not fit x {x.ShapeText}");
         var y = x.Backend.Arena.Rent(output, x.Shape);
         var args = new Args
         {
             X = x.View, Mod = mod.View, Y = OutputView.Of(y), Residual = residual?.View ?? ArrayView<float>.Empty,
-            D = d, TokensPerSample = t, ModStride = mod.Dim(1),
-            ShiftOffset = shiftOffset, ScaleOffset = scaleOffset, GateOffset = gateOffset, Eps = eps,
+            Residual2 = residual2?.View ?? ArrayView<float>.Empty, D = d, TokensPerSample = t, ModStride = mod.Dim(1),
+            ShiftOffset = shiftOffset, ScaleOffset = scaleOffset, GateOffset = gateOffset, Gate2Offset = gate2Offset, Eps = eps,
         };
         // A thread per row suits the CPU accelerator; on a GPU a group per row keeps the row in registers.
         if (x.Backend.UsesGpuKernels && LayerNormModulateRow.Supports(args)) LayerNormModulateRow.Run(x.Backend, args);

@@ -45,35 +45,34 @@ public sealed class DiTBlock : IDisposable
         _fc2Bias = WeightLoader.Load(backend, weights, p + "ff.net.2.bias", d);
     }
 
-    /// <summary>Updates x [B, T, D] in place, all but the MLP's gated residual, which it returns for the caller
-    /// to add (<see cref="PendingResidual.AddTo"/>) or to pass on to the next adaLN over x. mod holds shift1,
-    /// scale1, gate1, shift2, scale2, gate2 (each D wide) starting at column modOffset; <paramref name="previous"/>
-    /// (the previous block's pending residual, its gate in the same modulation rows, or null) is added first.</summary>
-    /// <remarks>Each component's adaLN runs inside the component, so one that SmoothCache reuses costs
-    /// no launch at all; a residual waiting for x rides on that adaLN when the component runs.</remarks>
+    /// <summary>Updates x [B, T, D] in place, all but the residuals still waiting at its end (the MLP's, and the
+    /// attention's too when the MLP was reused), which it returns for the caller to add
+    /// (<see cref="PendingResidual.AddTo"/>) or to pass on to the next adaLN over x. mod holds shift1, scale1, gate1,
+    /// shift2, scale2, gate2 (each D wide) starting at column modOffset; <paramref name="previous"/> (what the block
+    /// before left waiting, its gates in the same modulation rows, or null; the caller's to dispose) is added first.</summary>
+    /// <remarks>Each component's adaLN runs inside the component, so one that SmoothCache reuses costs no launch
+    /// at all; the residuals waiting for x ride on the next adaLN that runs.</remarks>
     public PendingResidual Forward(Tensor x, Tensor mod, int modOffset, IComponentHook? hook, PendingResidual? previous)
     {
         int d = _width;
         bool previousAdded = false;
         using var attn = RunComponent(hook, Components.Attention, () =>
         {
-            // x += gate_mlp * ff of the block before, then the attention's adaLN of the new x: one pass over x.
+            // What waits (the block before's MLP residual), then the attention's adaLN of the new x: one pass over x.
             using var h = PendingResidual.AddThenNormalize(previous, x, mod, modOffset, modOffset + d, AttentionNormEps, _activations);
             previousAdded = true;
             return SelfAttention(h);
         });
-        if (!previousAdded) previous?.AddTo(x);
-        bool attnAdded = false;
-        var ff = RunComponent(hook, Components.FeedForward, () =>
+        using var beforeMlp = PendingResidual.Then(previousAdded ? null : previous, x, attn, mod, modOffset + 2 * d);
+        bool beforeMlpAdded = false;
+        using var ff = RunComponent(hook, Components.FeedForward, () =>
         {
-            // x += gate_msa * attn, then the MLP's adaLN of the new x: one pass over x.
-            using var h = LayerNormModulate.RunAfterResidual(x, attn, mod, modOffset + 2 * d, modOffset + 3 * d, modOffset + 4 * d,
-                _mlpNormEps, _activations);
-            attnAdded = true;
+            // x += gate_msa * attn (and what waited with it), then the MLP's adaLN of the new x: one pass over x.
+            using var h = PendingResidual.AddThenNormalize(beforeMlp, x, mod, modOffset + 3 * d, modOffset + 4 * d, _mlpNormEps, _activations);
+            beforeMlpAdded = true;
             return FeedForward(h);
         });
-        if (!attnAdded) GatedResidual.Run(x, attn, mod, modOffset + 2 * d);
-        return new PendingResidual(ff, mod.Share(), modOffset + 5 * d);
+        return PendingResidual.Then(beforeMlpAdded ? null : beforeMlp, x, ff, mod, modOffset + 5 * d);
     }
 
     private Tensor RunComponent(IComponentHook? hook, string component, Func<Tensor> compute) =>

@@ -3,15 +3,53 @@ using SmoothCache.Kernels;
 namespace SmoothCache.Model;
 
 /// <summary>
-/// A block's last gated residual, x += gate * output, not yet added to x: the next adaLN over x (the next
-/// block's attention norm, or the final layer's) adds it on its own pass over x, which saves a launch and a
-/// pass per block. The next norm must read the same modulation tensor (the gate is at its column <c>gateOffset</c>).
-/// Owns a share of the output and of the modulation tensor.
+/// Gated residuals, x += gate * output, not yet added to x: one or two, in the order they arose. The next adaLN
+/// over x (the next component's norm, or the final layer's) adds them on its own pass over x, which saves a launch
+/// and a pass per residual. A component reused from the cache runs no norm, so its residual and those waiting
+/// before it wait on together; two is what one launch adds (<see cref="Then"/> adds the older ones to x first
+/// when a third would join). The next norm must read the same modulation tensor (each gate at its own column).
+/// Owns a share of the outputs and of the modulation tensor.
 /// </summary>
-public sealed class PendingResidual(Tensor output, Tensor mod, int gateOffset) : IDisposable
+public sealed class PendingResidual : IDisposable
 {
-    /// <summary>x += gate * output on its own (when no adaLN of x follows, or it reads other modulation rows).</summary>
-    public void AddTo(Tensor x) => GatedResidual.Run(x, output, mod, gateOffset);
+    /// <summary>Residuals one adaLN or GatedResidual launch adds.</summary>
+    public const int MaxTerms = 2;
+
+    private readonly (Tensor Output, int GateOffset)[] _terms;
+    private readonly Tensor _mod;
+
+    private PendingResidual((Tensor Output, int GateOffset)[] terms, Tensor mod)
+    {
+        _terms = terms;
+        _mod = mod;
+    }
+
+    /// <summary>How many residuals wait.</summary>
+    public int Count => _terms.Length;
+
+    /// <summary>x += gate * output waiting alone (shares of output and mod are taken).</summary>
+    public static PendingResidual Of(Tensor output, Tensor mod, int gateOffset) => new([(output.Share(), gateOffset)], mod.Share());
+
+    /// <summary>What waits after <paramref name="before"/> (may be null) and then x += gate * output: the terms of both,
+    /// or, if that would be more than <see cref="MaxTerms"/>, <paramref name="before"/> added to x now (one launch) and
+    /// output's alone. <paramref name="before"/> stays the caller's to dispose.</summary>
+    public static PendingResidual Then(PendingResidual? before, Tensor x, Tensor output, Tensor mod, int gateOffset)
+    {
+        if (before is null) return Of(output, mod, gateOffset);
+        if (before.Count + 1 > MaxTerms)
+        {
+            before.AddTo(x);
+            return Of(output, mod, gateOffset);
+        }
+        var terms = before._terms.Select(t => (t.Output.Share(), t.GateOffset)).Append((output.Share(), gateOffset)).ToArray();
+        return new PendingResidual(terms, before._mod.Share());
+    }
+
+    /// <summary>x += each gate * output on its own launch (when no adaLN of x follows, or it reads other modulation rows).</summary>
+    public void AddTo(Tensor x) =>
+        GatedResidual.Run(x, _terms[0].Output, _terms[0].GateOffset, Second?.Output, Second?.GateOffset ?? 0, _mod);
+
+    private (Tensor Output, int GateOffset)? Second => _terms.Length > 1 ? _terms[1] : null;
 
     /// <summary>adaLN of x with shift and scale at these columns of the modulation rows, first adding
     /// <paramref name="pending"/> (if any) to x in the same pass.</summary>
@@ -19,11 +57,8 @@ public sealed class PendingResidual(Tensor output, Tensor mod, int gateOffset) :
         float eps, DType outputType) =>
         pending is null
             ? LayerNormModulate.Run(x, mod, shiftOffset, scaleOffset, eps, outputType)
-            : pending.AddThenNormalize(x, shiftOffset, scaleOffset, eps, outputType);
-
-    /// <summary>The same with this residual: its modulation tensor is the one the norm reads.</summary>
-    private Tensor AddThenNormalize(Tensor x, int shiftOffset, int scaleOffset, float eps, DType outputType) =>
-        LayerNormModulate.RunAfterResidual(x, output, mod, gateOffset, shiftOffset, scaleOffset, eps, outputType);
+            : LayerNormModulate.RunAfterResiduals(x, pending._terms[0].Output, pending._terms[0].GateOffset,
+                pending.Second?.Output, pending.Second?.GateOffset ?? 0, mod, shiftOffset, scaleOffset, eps, outputType);
 
     private bool _disposed;
 
@@ -31,7 +66,7 @@ public sealed class PendingResidual(Tensor output, Tensor mod, int gateOffset) :
     {
         if (_disposed) return;
         _disposed = true;
-        output.Dispose();
-        mod.Dispose();
+        foreach (var (output, _) in _terms) output.Dispose();
+        _mod.Dispose();
     }
 }

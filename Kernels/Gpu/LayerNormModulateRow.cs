@@ -12,8 +12,8 @@ namespace SmoothCache.Kernels.Gpu;
 /// latency per element: 36 µs a launch for DiT-XL/2 at batch 2 on an H100; a group per row re-reading
 /// x in each pass, 63 µs at batch 16). The sums go across each warp by butterfly shuffles, then across
 /// the group's warps through shared memory. Same formula as the portable kernel (its reference): mean,
-/// then the variance about it, then the optional gated residual applied first and written back
-/// (x += gate * r); only the order of the sums differs. Takes D a multiple of 4 up to 4096 with
+/// then the variance about it, then the optional gated residuals applied first and written back
+/// (x += gate * r, then x += gate2 * r2); only the order of the sums differs. Takes D a multiple of 4 up to 4096 with
 /// 16-byte-aligned views (<see cref="Supports"/>); other rows use the portable kernel.
 /// </summary>
 public static class LayerNormModulateRow
@@ -25,10 +25,10 @@ public static class LayerNormModulateRow
     public struct Args
     {
         public ArrayView<F4> X, Mod;
-        /// <summary>The residual r, or empty for a plain adaLN.</summary>
-        public ArrayView<F4> Residual;
+        /// <summary>The residual r, or empty for a plain adaLN; then r2, added after it, or empty.</summary>
+        public ArrayView<F4> Residual, Residual2;
         public OutputView Y;
-        public int Chunks, TokensPerSample, ModStride, ShiftOffset, ScaleOffset, GateOffset;
+        public int Chunks, TokensPerSample, ModStride, ShiftOffset, ScaleOffset, GateOffset, Gate2Offset;
         public float Eps;
     }
 
@@ -50,8 +50,8 @@ public static class LayerNormModulateRow
             shift = a.Mod[m + a.ShiftOffset];
             if (a.Residual.Length > 0)
             {
-                F4 gate = a.Mod[m + a.GateOffset], r = a.Residual[x];
-                v = new F4 { X = v.X + gate.X * r.X, Y = v.Y + gate.Y * r.Y, Z = v.Z + gate.Z * r.Z, W = v.W + gate.W * r.W };
+                v = AddGated(v, a.Mod[m + a.GateOffset], a.Residual[x]);
+                if (a.Residual2.Length > 0) v = AddGated(v, a.Mod[m + a.Gate2Offset], a.Residual2[x]);
                 a.X[x] = v;
             }
         }
@@ -63,6 +63,9 @@ public static class LayerNormModulateRow
         a.Y.StorePair(4 * x, e.X * inv * (1f + scale.X) + shift.X, e.Y * inv * (1f + scale.Y) + shift.Y);
         a.Y.StorePair(4 * x + 2, e.Z * inv * (1f + scale.Z) + shift.Z, e.W * inv * (1f + scale.W) + shift.W);
     }
+
+    private static F4 AddGated(F4 v, F4 gate, F4 r) =>
+        new() { X = v.X + gate.X * r.X, Y = v.Y + gate.Y * r.Y, Z = v.Z + gate.Z * r.Z, W = v.W + gate.W * r.W };
 
     /// <summary>The sum of v over the group, in every thread (the group is whole warps), through the
     /// warps' slots from <paramref name="slot0"/> on.</summary>
@@ -80,8 +83,8 @@ public static class LayerNormModulateRow
     /// at a multiple of 4 elements (16-byte float4s) and y at an even one (paired stores).</summary>
     public static bool Supports(LayerNormModulate.Args a) =>
         a.D % 4 == 0 && a.D / 4 <= MaxThreads && a.ModStride % 4 == 0
-        && new[] { a.ShiftOffset, a.ScaleOffset, a.GateOffset }.All(o => o % 4 == 0)
-        && Vectors.Float4Aligned(a.X, a.Mod, a.Residual) && a.Y.PairsAligned;
+        && new[] { a.ShiftOffset, a.ScaleOffset, a.GateOffset, a.Gate2Offset }.All(o => o % 4 == 0)
+        && Vectors.Float4Aligned(a.X, a.Mod, a.Residual, a.Residual2) && a.Y.PairsAligned;
 
     /// <summary>Threads per row: whole warps, one per float4 of the row.</summary>
     public static int Threads(int d) => (d / 4 + Lanes - 1) / Lanes * Lanes;
@@ -96,8 +99,10 @@ public static class LayerNormModulateRow
         var args = new Args
         {
             X = a.X.Cast<F4>(), Mod = a.Mod.Cast<F4>(), Residual = a.Residual.Length > 0 ? a.Residual.Cast<F4>() : ArrayView<F4>.Empty,
+            Residual2 = a.Residual2.Length > 0 ? a.Residual2.Cast<F4>() : ArrayView<F4>.Empty,
             Y = a.Y, Chunks = a.D / 4, TokensPerSample = a.TokensPerSample, ModStride = a.ModStride / 4,
-            ShiftOffset = a.ShiftOffset / 4, ScaleOffset = a.ScaleOffset / 4, GateOffset = a.GateOffset / 4, Eps = a.Eps,
+            ShiftOffset = a.ShiftOffset / 4, ScaleOffset = a.ScaleOffset / 4, GateOffset = a.GateOffset / 4,
+            Gate2Offset = a.Gate2Offset / 4, Eps = a.Eps,
         };
         backend.LoadGrouped<Args>(Kernel)(new KernelConfig(rows, Threads(a.D)), args);
     }

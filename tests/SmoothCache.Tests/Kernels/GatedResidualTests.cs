@@ -29,4 +29,24 @@ public class GatedResidualTests
         int i = (1 * t + 2) * d + d - 1;
         Assert.Equal(x[i] + gate[1 * 6 * d + gateOffset + d - 1] * y[i], portable[i]);
     }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void TwoResidualsInOneLaunchEqualTwoLaunchesBitForBit(bool gpuKernels)
+    {
+        var backend = gpuKernels ? CpuWithGpuKernels : Cpu;
+        int b = 2, t = 3, d = 8;
+        var x = Random(44, b * t * d, 2f);
+        using var y1 = backend.Arena.Upload(Random(45, b * t * d), b, t, d);
+        using var y2 = backend.Arena.Upload(Random(46, b * t * d), b, t, d);
+        using var gate = backend.Arena.Upload(Random(47, b * 6 * d), b, 6 * d);
+        using var oneX = backend.Arena.Upload(x, b, t, d);
+        GatedResidual.Run(oneX, y1, 5 * d, y2, 2 * d, gate);
+        using var twoX = backend.Arena.Upload(x, b, t, d);
+        GatedResidual.Run(twoX, y1, gate, 5 * d);
+        GatedResidual.Run(twoX, y2, gate, 2 * d);
+        Assert.Equal(twoX.ToArray(), oneX.ToArray());
+        Assert.NotEqual(x, oneX.ToArray());
+    }
 }

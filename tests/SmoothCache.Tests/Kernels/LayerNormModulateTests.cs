@@ -53,6 +53,28 @@ public class LayerNormModulateTests
         Assert.True(RelativeL2(fused.ToArray(), twoStep.ToArray()) < 1e-7);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]   // the row kernel
+    public void RunAfterResidualsEqualsTwoGatedResidualsThenNorm(bool gpuKernels)
+    {
+        var backend = gpuKernels ? CpuWithGpuKernels : Cpu;
+        int b = 2, t = 5, d = 48;
+        var x = Random(26, b * t * d, 2f);
+        using var r1 = backend.Arena.Upload(Random(27, b * t * d), b, t, d);
+        using var r2 = backend.Arena.Upload(Random(28, b * t * d), b, t, d);
+        using var tm = backend.Arena.Upload(Random(29, b * 12 * d), b, 12 * d);
+        // The block before's MLP gate (column 5d), then this block's attention gate (column 8d).
+        using var fusedX = backend.Arena.Upload(x, b, t, d);
+        using var fused = LayerNormModulate.RunAfterResiduals(fusedX, r1, 5 * d, r2, 8 * d, tm, 9 * d, 10 * d, 1e-6f);
+        using var stepsX = backend.Arena.Upload(x, b, t, d);
+        GatedResidual.Run(stepsX, r1, tm, 5 * d);
+        GatedResidual.Run(stepsX, r2, tm, 8 * d);
+        using var steps = LayerNormModulate.Run(stepsX, tm, 9 * d, 10 * d, 1e-6f);
+        Assert.Equal(stepsX.ToArray(), fusedX.ToArray()); // x is updated in place, bit for bit
+        Assert.True(RelativeL2(fused.ToArray(), steps.ToArray()) < 1e-7);
+    }
+
     [Fact]
     public void RejectsAGateOutsideTheModulationRows()
     {

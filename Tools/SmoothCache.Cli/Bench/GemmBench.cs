@@ -157,8 +157,15 @@ public static class GemmBench
             }
         }
         if (sgSplits > 1 && !tma) kernels.Add(("ours SGEMM fp32 unsplit", OurSgemm(1), y, -1));
+        // The split sweep, on the kernel Linear takes too where that is the TMA one (data for SplitK.Choose).
+        Action OurTma(int splits) => () => LinearWgmmaTma.Run<IdentityEpilogue, LinearWgmma.OneWarpGroup>(
+            backend, xHalf.HalfView, wHalf, ArrayView<float>.Empty, OutputView.Of(y), m, splits);
+        if (backend.UsesTma && !tma && tcSplits > 1) kernels.Add(("ours TMA fp16 unsplit", OurTma(1), y, -1));
         foreach (int s in tma ? [] : extraSplits.Where(s => s != tcSplits && !(s == 1 && tcSplits > 1)).Distinct())
+        {
             kernels.Add((s > 1 ? $"ours tensor-core fp16 split {s}" : "ours tensor-core fp16 unsplit", OurTensorCore(s), y, -1));
+            if (backend.UsesTma) kernels.Add((s > 1 ? $"ours TMA fp16 split {s}" : "ours TMA fp16 unsplit", OurTma(s), y, -1));
+        }
         var results = new List<BenchResult>();
         foreach (var (name, launch, output, known) in kernels)
         {

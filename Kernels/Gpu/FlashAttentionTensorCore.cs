@@ -85,19 +85,18 @@ public static class FlashAttentionTensorCore
         }
     }
 
-    /// <summary>Copies 64 rows (tokens first..first + 63) of q, k or v (part 0, 1, 2) of head h into shared
-    /// words at, stride chunks per row, the first `chunks` chunks of each row; zeros past T and past the head.</summary>
-    private static void StageRows(Args a, ArrayView<uint> shared, int at, int stride, int chunks, int sample, int head, int first, int part)
+    /// <summary>Copies the queries of tokens first..first + 63 of head h into shared memory (QWords, QkStride chunks
+    /// per row), the first qkChunks chunks of each row: zeros past T and past the head (the padding to 16 columns).</summary>
+    private static void StageQueries(Args a, ArrayView<uint> shared, int qkChunks, int sample, int head, int first)
     {
         var shared4 = shared.Cast<U4>();
         int headChunks = a.HeadDim >> 3;
         int rowChunks = 3 * a.Heads * headChunks;                    // one qkv token row
-        int offset = (part * a.Heads + head) * headChunks;
-        for (var w = Walk.Start(chunks); w.R < 64; w = w.Next())
+        for (var w = Walk.Start(qkChunks); w.R < 64; w = w.Next())
         {
             int token = first + w.R;
             bool valid = (token < a.T) & (w.C < headChunks);
-            shared4[(at >> 2) + w.R * stride + w.C] = valid ? a.Qkv[(sample * a.T + token) * rowChunks + offset + w.C] : default;
+            shared4[(QWords >> 2) + w.R * QkStride + w.C] = valid ? a.Qkv[(sample * a.T + token) * rowChunks + head * headChunks + w.C] : default;
         }
     }
 
@@ -341,7 +340,7 @@ public static class FlashAttentionTensorCore
         bool wide = a.HeadDim > 64;
         int qkChunks = wide ? 10 : 8;
 
-        StageRows(a, shared, QWords, QkStride, qkChunks, sample, head, query0, 0);
+        StageQueries(a, shared, qkChunks, sample, head, query0);
         Group.Barrier();
         int qRow = warp * 16;
         Queries16 q;

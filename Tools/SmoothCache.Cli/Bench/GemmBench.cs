@@ -100,6 +100,9 @@ public static class GemmBench
         Action Tma<TBlock, TLayout, TRing>() where TBlock : struct, LinearWgmma.IBlock where TLayout : struct, LinearWgmmaTma.ILayout
             where TRing : struct, LinearWgmmaTma.IRing => () =>
             LinearWgmmaTma.Run<IdentityEpilogue, TBlock, TLayout, TRing>(backend, xHalf.HalfView, wHalf, ArrayView<float>.Empty, OutputView.Of(y), m, tcSplits);
+        // The kernel Linear takes on Hopper (128 x 128, 64-byte swizzle, the default ring) split as given.
+        Action OurTma(int splits) => () => LinearWgmmaTma.Run<IdentityEpilogue, LinearWgmma.OneWarpGroup>(
+            backend, xHalf.HalfView, wHalf, ArrayView<float>.Empty, OutputView.Of(y), m, splits);
         if (tma)
         {
             string split = tcSplits > 1 ? $" split {tcSplits}" : "";
@@ -125,7 +128,7 @@ public static class GemmBench
         }
         else if (backend.UsesTma)
             // The default on Hopper, beside the mma.sync kernel; --tma times its layouts and parts.
-            kernels.Insert(1, ($"ours TMA fp16{(tcSplits > 1 ? $" split {tcSplits}" : "")}", Tma<LinearWgmma.OneWarpGroup, LinearWgmmaTma.Swizzled64, LinearWgmmaTma.BarrierRing>(), y, -1));
+            kernels.Insert(1, ($"ours TMA fp16{(tcSplits > 1 ? $" split {tcSplits}" : "")}", OurTma(tcSplits), y, -1));
         else if (backend.UsesWgmma)
         {
             // 128 x 128 blocks (what Linear takes) and 256 x 128 (two warpgroups), each as split as the other kernels.
@@ -158,8 +161,6 @@ public static class GemmBench
         }
         if (sgSplits > 1 && !tma) kernels.Add(("ours SGEMM fp32 unsplit", OurSgemm(1), y, -1));
         // The split sweep, on the kernel Linear takes too where that is the TMA one (data for SplitK.Choose).
-        Action OurTma(int splits) => () => LinearWgmmaTma.Run<IdentityEpilogue, LinearWgmma.OneWarpGroup>(
-            backend, xHalf.HalfView, wHalf, ArrayView<float>.Empty, OutputView.Of(y), m, splits);
         if (backend.UsesTma && !tma && tcSplits > 1) kernels.Add(("ours TMA fp16 unsplit", OurTma(1), y, -1));
         foreach (int s in tma ? [] : extraSplits.Where(s => s != tcSplits && !(s == 1 && tcSplits > 1)).Distinct())
         {

@@ -240,6 +240,24 @@ public sealed class Backend : IDisposable
         return Accelerator.EstimateMaxActiveGroupsPerMultiprocessor(loaded, threads, dynamicSharedBytes);
     }
 
+    private readonly List<MemoryBuffer1D<int, Stride1D.Dense>> _splitArrivals = new();
+
+    /// <summary>Split-K's arrival counters (<see cref="Gpu.SplitK.Target"/>) for <paramref name="blocks"/> output
+    /// blocks: zero between launches (each launch leaves them so), one set for every GEMM on <see cref="Stream"/>.
+    /// A larger set than any before is allocated and cleared; the smaller ones stay allocated until the backend
+    /// goes, since recordings may hold them.</summary>
+    internal ArrayView<int> SplitArrivals(int blocks)
+    {
+        if (_splitArrivals.Count == 0 || _splitArrivals[^1].Length < blocks)
+        {
+            RefuseWhileRecording($"a first split-K GEMM of {blocks} output blocks");
+            var counters = Accelerator.Allocate1D<int>(Math.Max(blocks, 1024));
+            Clear<int>(counters.View);
+            _splitArrivals.Add(counters);
+        }
+        return _splitArrivals[^1].View.SubView(0, blocks);
+    }
+
     /// <summary>Sets a view to zero on <see cref="Stream"/> (recorded like a launch).</summary>
     public void Clear<T>(ArrayView<T> view) where T : unmanaged
     {
@@ -413,6 +431,7 @@ public sealed class Backend : IDisposable
             _arena.Dispose();
             _probe?.Dispose();
             foreach (var map in _tensorMaps.Values) map.Dispose();
+            foreach (var counters in _splitArrivals) counters.Dispose();
             if (!ReferenceEquals(Stream, Accelerator.DefaultStream)) Stream.Dispose();
             Accelerator.Dispose();
         }

@@ -50,6 +50,8 @@ public static class LinearTensorCore
         /// <summary><see cref="LinearWgmmaTma"/> only: the device addresses of x's and W's TMA tensor maps
         /// (<see cref="Backend.TensorMap"/>).</summary>
         public long XMap, WMap;
+        /// <summary>With split-K: where the blocks finish (Y then holds the raw partial sums, Bias is empty).</summary>
+        public SplitK.Target Split;
     }
 
     /// <summary>A warp's 64 x 64 accumulator tile: rows 16 i, columns 8 j in field C{i}{j}.</summary>
@@ -508,15 +510,18 @@ public static class LinearTensorCore
         where TEpilogue : struct, IEpilogue
     {
         if (!inside && row >= a.M) return;
-        // Split z writes its own [M, N] slice (there is one slice without split-K).
+        // Split z writes its own [M, N] slice (there is one slice without split-K), raw: its finish applies the epilogue.
         int i = slice + row * a.N + col;
-        first = default(TEpilogue).Apply(first);
+        if (!a.Split.Active)
+        {
+            first = default(TEpilogue).Apply(first);
+            second = default(TEpilogue).Apply(second);
+        }
         if (!both)
         {
             a.Y.Store(i, first);
             return;
         }
-        second = default(TEpilogue).Apply(second);
         if (a.PairedStores != 0)
         {
             a.Y.StorePair(i, first, second);
@@ -599,6 +604,7 @@ public static class LinearTensorCore
         int row = m0 + warpRow + (lane >> 2), col = n0 + warpCol + 2 * (lane & 3);
         bool inside = m0 + warpRow + 64 <= a.M && n0 + warpCol + 64 <= a.N;
         StoreTile<TEpilogue>(a, c, row, row + 16, row + 32, row + 48, col, col, col, col, inside);
+        if (a.Split.Active) SplitK.Finish<TEpilogue>(a.Split, a.Y.F32, a.M, a.N, m0, n0, Tile);
     }
 
     /// <summary>The launch shape: one group of 128 threads per 128 x 128 block of y.</summary>
@@ -630,18 +636,16 @@ public static class LinearTensorCore
         Tensor weight, ArrayView<float> bias, OutputView y, int m, int splits, int chunk)
         where TEpilogue : struct, IEpilogue where TPtx : struct, IPath where TEmulated : struct, IPath where T : unmanaged =>
         Launch<TEpilogue, T>(backend, "LinearTensorCore", x, w, weight, bias, y, m, splits, chunk,
-            epilogue => epilogue ? Load<TEpilogue, TPtx, TEmulated>(backend) : Load<IdentityEpilogue, TPtx, TEmulated>(backend),
-            Config);
+            () => Load<TEpilogue, TPtx, TEmulated>(backend), Config);
 
     /// <summary>
     /// Checks a GEMM, splits K when the output has too few 128 x 128 blocks for the device (<see cref="SplitK"/>)
-    /// and launches it; shared with <see cref="LinearWgmma"/>, whose blocks and K tiles have the same shape.
-    /// <paramref name="kernel"/>(true) is the kernel with the GEMM's epilogue, kernel(false) the one that
-    /// writes raw partial sums.
+    /// and launches it; shared with <see cref="LinearWgmma"/> and <see cref="LinearWgmmaTma"/>, whose K tiles have
+    /// the same shape. <paramref name="kernel"/> is asked for the kernel once the GEMM is checked and not empty.
     /// </summary>
     internal static void Launch<TEpilogue, T>(Backend backend, string name, ArrayView<T> x, ArrayView<T> w,
         Tensor weight, ArrayView<float> bias, OutputView y, int m, int splits, int chunk,
-        Func<bool, Action<KernelConfig, Args>> kernel, Func<int, int, int, KernelConfig> config)
+        Func<Action<KernelConfig, Args>> kernel, Func<int, int, int, KernelConfig> config)
         where TEpilogue : struct, IEpilogue where T : unmanaged
     {
         int n = weight.Dim(0), k = weight.Dim(1);
@@ -660,14 +664,17 @@ public static class LinearTensorCore
             Bias = bias, Y = y, M = m, N = n, K = k, TilesPerSplit = perSplit,
             PairedStores = n % 2 == 0 && y.PairsAligned ? 1 : 0,
         };
+        var launch = config(m, n, used);
         if (used == 1)
         {
-            kernel(true)(config(m, n, 1), args);
+            kernel()(launch, args);
             return;
         }
-        SplitK.Run<TEpilogue>(backend, m, n, used, bias, y, partials =>
-            kernel(false)(config(m, n, used),
-                args with { Bias = ArrayView<float>.Empty, Y = new OutputView { F32 = partials }, PairedStores = n % 2 == 0 ? 1 : 0 }));
+        SplitK.Run(backend, m, n, used, launch.GridDim.X * launch.GridDim.Y, bias, y, (sums, target) =>
+            kernel()(launch, args with
+            {
+                Bias = ArrayView<float>.Empty, Y = new OutputView { F32 = sums }, PairedStores = n % 2 == 0 ? 1 : 0, Split = target,
+            }));
     }
 
     private static Action<KernelConfig, Args> Load<TEpilogue, TPtx, TEmulated>(Backend backend)

@@ -262,6 +262,7 @@ public static class LinearWgmma
         int row = m0 + Tile * group + 16 * ((Group.IdxX >> 5) & 3) + (lane >> 2), col = n0 + 2 * (lane & 3);
         bool inside = m0 + Tile * groups <= a.M && n0 + Tile <= a.N;
         StoreTile<TEpilogue>(a, c, row, row, row + 64, row + 64, col, col + 64, col, col + 64, inside);
+        if (a.Split.Active) SplitK.Finish<TEpilogue>(a.Split, a.Y.F32, a.M, a.N, m0, n0, Tile * groups);
     }
 
     /// <summary>One block of <typeparamref name="TBlock"/>'s warpgroups per 128 columns of y and 128 rows per warpgroup.</summary>
@@ -299,7 +300,7 @@ public static class LinearWgmma
         if (w.DType != DType.Float16)
             throw new ArgumentException($"LinearWgmma: weight {w.ShapeText} is {w.DType}, not Float16");
         LinearTensorCore.Launch<TEpilogue, Half>(backend, "LinearWgmma", x, w.HalfView, w, bias, y, m, splits, 8,
-            epilogue => epilogue ? Load<TEpilogue, TBlock, TPath>(backend) : Load<IdentityEpilogue, TBlock, TPath>(backend), Config<TBlock>);
+            () => Load<TEpilogue, TBlock, TPath>(backend), Config<TBlock>);
     }
 
     private static Action<KernelConfig, Args> Load<TEpilogue, TBlock, TPath>(Backend backend)

@@ -315,10 +315,10 @@ public static class LinearWgmmaTma
         if (w.DType != DType.Float16)
             throw new ArgumentException($"LinearWgmmaTma: weight {w.ShapeText} is {w.DType}, not Float16");
         LinearTensorCore.Launch<TEpilogue, Half>(backend, "LinearWgmmaTma", x, w.HalfView, w, bias, y, m, splits, 8,
-            epilogue =>
+            () =>
             {
                 // Here the shapes and alignments are checked and the GEMM is not empty: the maps can be made.
-                var kernel = epilogue ? Load<TEpilogue, TBlock, TLayout, TRing, TPath, TLoader>(backend) : Load<IdentityEpilogue, TBlock, TLayout, TRing, TPath, TLoader>(backend);
+                var kernel = Load<TEpilogue, TBlock, TLayout, TRing, TPath, TLoader>(backend);
                 if (!backend.IsCuda) return kernel;
                 int n = w.Dim(0), k = w.Dim(1);
                 var layout = default(TLayout);

@@ -27,6 +27,8 @@ public static class Sgemm
         public int M, N, K;
         /// <summary>K tiles each z slice of the grid multiplies (all of them without split-K).</summary>
         public int TilesPerSplit;
+        /// <summary>With split-K: where the blocks finish (Y then holds the raw partial sums, Bias is empty).</summary>
+        public SplitK.Target Split;
     }
 
     /// <summary>Eight accumulators of one output row; a struct of scalars so they stay in registers.</summary>
@@ -85,8 +87,8 @@ public static class Sgemm
     {
         if (col >= a.N) return;
         if (a.Bias.Length > 0) v += a.Bias[col];
-        // Split z writes its own [M, N] slice (there is one slice without split-K).
-        a.Y[Grid.IdxZ * a.M * a.N + row * a.N + col] = default(TEpilogue).Apply(v);
+        // Split z writes its own [M, N] slice (there is one slice without split-K), raw: its finish applies the epilogue.
+        a.Y[Grid.IdxZ * a.M * a.N + row * a.N + col] = a.Split.Active ? v : default(TEpilogue).Apply(v);
     }
 
     public static void Kernel<TEpilogue>(Args a) where TEpilogue : struct, IEpilogue
@@ -150,6 +152,7 @@ public static class Sgemm
         StoreRow<TEpilogue>(a, row + 65, col, r5);
         StoreRow<TEpilogue>(a, row + 66, col, r6);
         StoreRow<TEpilogue>(a, row + 67, col, r7);
+        if (a.Split.Active) SplitK.Finish<TEpilogue>(a.Split, a.Y, a.M, a.N, m0, n0, Tile);
     }
 
     /// <summary>The launch shape: one group of 256 threads per 128 x 128 block of y and split of K.</summary>
@@ -179,8 +182,8 @@ public static class Sgemm
             backend.LoadGrouped<Args>(Kernel<TEpilogue>)(Config(m, n), args);
             return;
         }
-        SplitK.Run<TEpilogue>(backend, m, n, used, bias, new OutputView { F32 = y }, partials =>
-            backend.LoadGrouped<Args>(Kernel<IdentityEpilogue>)(Config(m, n, used),
-                args with { Bias = ArrayView<float>.Empty, Y = partials }));
+        var launch = Config(m, n, used);
+        SplitK.Run(backend, m, n, used, launch.GridDim.X * launch.GridDim.Y, bias, new OutputView { F32 = y }, (sums, target) =>
+            backend.LoadGrouped<Args>(Kernel<TEpilogue>)(launch, args with { Bias = ArrayView<float>.Empty, Y = sums, Split = target }));
     }
 }

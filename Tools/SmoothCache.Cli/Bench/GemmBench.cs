@@ -152,7 +152,7 @@ public static class GemmBench
                 var launch = driverSplit.CreateLauncherDelegate<Action<ILGPU.Runtime.AcceleratorStream, ILGPU.KernelConfig, LinearTensorCore.Args>>();
                 kernels.Add(("wgmma, driver's carveout", () =>
                     LinearTensorCore.Launch<IdentityEpilogue, ILGPU.Half>(backend, "LinearWgmma", xHalf.HalfView, wHalf.HalfView, wHalf, ArrayView<float>.Empty,
-                        OutputView.Of(y), m, 1, 8, _ => (config, args) => launch(backend.Stream, config, args), LinearWgmma.Config<LinearWgmma.OneWarpGroup>), y, -1));
+                        OutputView.Of(y), m, 1, 8, () => (config, args) => launch(backend.Stream, config, args), LinearWgmma.Config<LinearWgmma.OneWarpGroup>), y, -1));
                 kernels.Add(("wgmma copies only (timing)", () =>
                     LinearWgmma.RunOn<IdentityEpilogue, LinearWgmma.OneWarpGroup, CopiesOnly>(backend, xHalf.HalfView, wHalf, ArrayView<float>.Empty, OutputView.Of(scratch), m, 1), scratch, -1));
                 kernels.Add(("wgmma multiplies only (timing)", () =>

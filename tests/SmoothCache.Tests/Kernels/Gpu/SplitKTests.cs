@@ -2,6 +2,7 @@ using ILGPU.Runtime;
 using SmoothCache.Kernels;
 using SmoothCache.Kernels.Gpu;
 using static SmoothCache.Tests.TestSupport;
+using static SmoothCache.Tests.Kernels.LinearTests;
 
 namespace SmoothCache.Tests.Kernels.Gpu;
 
@@ -32,25 +33,34 @@ public class SplitKTests
     }
 
     [Theory]
-    [InlineData(8, DType.Float32)]  // N a multiple of 4: four outputs a thread
-    [InlineData(8, DType.Float16)]
-    [InlineData(6, DType.Float32)]  // one a thread
-    public void ReductionSumsTheSplitsAddsTheBiasAndAppliesTheEpilogue(int n, DType output)
+    [InlineData(136)]  // N a multiple of 4: the finish goes four outputs at a time
+    [InlineData(134)]  // one at a time
+    public void LastSplitOfEachBlockSumsTheSplitsInOrderAddsTheBiasAndAppliesTheEpilogue(int n)
     {
-        int m = 3, splits = 3;
-        var partials = Enumerable.Range(0, splits * m * n).Select(i => MathF.Sin(i) * 0.5f).ToArray();
-        var bias = Enumerable.Range(0, n).Select(i => 0.1f * i - 0.3f).ToArray();
-        using var b = Cpu.Arena.Upload(bias, n);
-        using var y = Cpu.Arena.Rent(output, m, n);
-        SplitK.Run<GeluTanhEpilogue>(Cpu, m, n, splits, b.View, OutputView.Of(y), view => view.CopyFromCPU(partials));
-        var got = y.ToArray();
-        for (int i = 0; i < m * n; i++)
+        // 2 x 2 output blocks, K = 48 in 6 tiles of 8 as 3 splits of 2 tiles.
+        int m = 130, k = 48, splits = 3, kPerSplit = 16;
+        using var p = new GemmProblem(31, m, k, n, 0.3f);
+        using var y = Cpu.Arena.Rent(m, n);
+        var expected = new float[m * n];
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++)
+            {
+                // Each split's products in K order, then the splits in order from zero: bit for bit what the kernel adds.
+                float sum = 0f;
+                for (int s = 0; s < splits; s++)
+                {
+                    float partial = 0f;
+                    for (int kk = s * kPerSplit; kk < (s + 1) * kPerSplit; kk++) partial += p.X[i * k + kk] * p.W[j * k + kk];
+                    sum += partial;
+                }
+                expected[i * n + j] = default(GeluTanhEpilogue).Apply(sum + p.B[j]);
+            }
+        // Twice: each launch leaves the arrival counters at zero for the next.
+        for (int run = 0; run < 2; run++)
         {
-            float sum = 0f;
-            for (int s = 0; s < splits; s++) sum += partials[s * m * n + i];
-            float expected = default(GeluTanhEpilogue).Apply(sum + bias[i % n]);
-            if (output == DType.Float16) expected = (float)(System.Half)expected;
-            Assert.Equal(expected, got[i]);
+            y.CopyFrom(Enumerable.Repeat(float.NaN, m * n).ToArray());
+            Sgemm.Run<GeluTanhEpilogue>(Cpu, p.Tx.View, p.Tw.View, p.Tb.View, y.View, m, n, k, splits);
+            Assert.Equal(expected, y.ToArray());
         }
     }
 }

@@ -340,6 +340,8 @@ public static class FlashAttentionTensorCore
         bool wide = a.HeadDim > 64;
         int qkChunks = wide ? 10 : 8;
 
+        // The first key tile's loads go out before the queries', so the two latencies overlap.
+        var loaded = LoadKeysAndValues(a, sample, head, 0);
         StageQueries(a, shared, qkChunks, sample, head, query0);
         Group.Barrier();
         int qRow = warp * 16;
@@ -354,7 +356,6 @@ public static class FlashAttentionTensorCore
         float max0 = float.NegativeInfinity, max1 = float.NegativeInfinity, sum0 = 0f, sum1 = 0f;
         Outputs o = default;
         int g = lane >> 2, t = lane & 3;
-        var loaded = LoadKeysAndValues(a, sample, head, 0);
         for (int key0 = 0; key0 < a.T; key0 += KeysPerTile)
         {
             Group.Barrier();

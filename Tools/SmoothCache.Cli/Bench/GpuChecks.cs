@@ -108,6 +108,7 @@ public static class GpuChecks
             Check<LinearWgmma.OneWarpGroup, LinearWgmmaTma.DeepBarrierRing>("6 stages", 1);
             Check<LinearWgmma.OneWarpGroup, LinearWgmmaTma.ReleasedRing>("released split-K 3", 3);
             Check<LinearWgmma.TwoWarpGroups, LinearWgmmaTma.ReleasedRing>("256x128 released", 1);
+            Check<LinearWgmma.TwoWarpGroups, LinearWgmmaTma.DeepBarrierRing>("256x128 6 stages split-K 3", 3);
         }
         return results.ToArray();
     }

@@ -90,7 +90,7 @@ public static class LayerNormModulate
             Residual2 = residual2?.View ?? ArrayView<float>.Empty, D = d, TokensPerSample = t, ModStride = mod.Dim(1),
             ShiftOffset = shiftOffset, ScaleOffset = scaleOffset, GateOffset = gateOffset, Gate2Offset = gate2Offset, Eps = eps,
         };
-        // A thread per row suits the CPU accelerator; on a GPU a group per row keeps the row in registers.
+        // A thread per row suits the CPU accelerator; on a GPU a warp per row keeps the row in registers.
         if (x.Backend.UsesGpuKernels && LayerNormModulateRow.Supports(args)) LayerNormModulateRow.Run(x.Backend, args);
         else ElementLauncher.Launch(x.Backend, b * t, args);
         return y;

@@ -4,22 +4,24 @@ using ILGPU.Runtime;
 namespace SmoothCache.Kernels.Gpu;
 
 /// <summary>
-/// <see cref="LayerNormModulate"/> shaped for a GPU: one group per row (a token of [B, T, D]), thread c
-/// holding the row's float4 c in registers. Every thread issues all its loads (x, the residual and the
-/// modulation) at once, so a row costs one memory latency, two group sums of one barrier each and the
-/// stores (the modulation loaded after the sums and a second barrier per sum: 20 µs a launch at DiT-XL/2
-/// batch 16 on an H200, where moving the bytes takes ~6; a warp per row looping over D / 32 elements paid a
-/// latency per element: 36 µs a launch for DiT-XL/2 at batch 2 on an H100; a group per row re-reading
-/// x in each pass, 63 µs at batch 16). The sums go across each warp by butterfly shuffles, then across
-/// the group's warps through shared memory. Same formula as the portable kernel (its reference): mean,
-/// then the variance about it, then the optional gated residuals applied first and written back
-/// (x += gate * r, then x += gate2 * r2); only the order of the sums differs. Takes D a multiple of 4 up to 4096 with
-/// 16-byte-aligned views (<see cref="Supports"/>); other rows use the portable kernel.
+/// <see cref="LayerNormModulate"/> shaped for a GPU: one warp per row (a token of [B, T, D]), lane l holding the
+/// row's float4s l, l + 32, .., l + 256 in registers (up to 9: D up to 1152, DiT-XL/2's width), 4 rows per group.
+/// A lane issues all its loads of x and of the residual terms at once, the sums are butterfly shuffles inside the
+/// warp (no shared memory, no barrier), and the modulation is loaded for the stores. The earlier shape, a group per
+/// row with a float4 per thread and the sums across its 9 warps through shared memory, took 20 µs a launch at
+/// DiT-XL/2 batch 16 on an H200 where moving the bytes takes ~6: 9 warps and two barriers per row let few rows be in
+/// flight on a multiprocessor (BENCHMARKS.md, eleventh session); a warp per row looping over the row one float4 at
+/// a time paid a latency per float4 (36 µs at batch 2 on an H100). Same formula as the portable kernel (its
+/// reference): mean, then the variance about it, then the optional gated residuals applied first and written back
+/// (x += gate * r, then x += gate2 * r2); only the order of the sums differs. Takes D a multiple of 4 up to 1152
+/// with 16-byte-aligned views (<see cref="Supports"/>); other rows use the portable kernel.
 /// </summary>
 public static class LayerNormModulateRow
 {
     private const int Lanes = 32;
-    private const int MaxThreads = 1024;
+    private const int WarpsPerGroup = 4;
+    /// <summary>Float4s a lane holds at most.</summary>
+    private const int PerLane = 9;
 
     /// <summary>The views as float4s and the column offsets in float4s (all divided by 4).</summary>
     public struct Args
@@ -28,82 +30,147 @@ public static class LayerNormModulateRow
         /// <summary>The residual r, or empty for a plain adaLN; then r2, added after it, or empty.</summary>
         public ArrayView<F4> Residual, Residual2;
         public OutputView Y;
-        public int Chunks, TokensPerSample, ModStride, ShiftOffset, ScaleOffset, GateOffset, Gate2Offset;
+        public int Rows, Chunks, TokensPerSample, ModStride, ShiftOffset, ScaleOffset, GateOffset, Gate2Offset;
         public float Eps;
+    }
+
+    /// <summary>A lane's float4s of its row: Cj is float4 lane + 32 j.</summary>
+    public struct LaneChunks
+    {
+        public F4 C0, C1, C2, C3, C4, C5, C6, C7, C8;
     }
 
     public static void Kernel(Args a)
     {
-        // Two slots per warp: each of the two sums has its own, so neither needs a barrier after its reads.
-        var warpSums = SharedMemory.Allocate<float>(2 * MaxThreads / Lanes);
-        int c = Group.IdxX;
-        bool mine = c < a.Chunks;
-        int x = Grid.IdxX * a.Chunks + c;
-        int m = Grid.IdxX / a.TokensPerSample * a.ModStride + c;
-        float d = 4 * a.Chunks;
-        // Every load is issued before the first sum, the modulation's too: a row then waits for memory once.
-        F4 v = default, scale = default, shift = default;
-        if (mine)
+        int row = Grid.IdxX * WarpsPerGroup + (Group.IdxX >> 5);
+        if (row >= a.Rows) return;
+        int lane = Warp.LaneIdx;
+        int x = row * a.Chunks, m = row / a.TokensPerSample * a.ModStride;
+        // Every load of x and of the residual terms is issued before any is used (no store in between that
+        // could alias them): a row waits for memory once.
+        var v = Load(a.X, x, lane, a.Chunks);
+        if (a.Residual.Length > 0)
         {
-            v = a.X[x];
-            scale = a.Mod[m + a.ScaleOffset];
-            shift = a.Mod[m + a.ShiftOffset];
-            if (a.Residual.Length > 0)
-            {
-                v = AddGated(v, a.Mod[m + a.GateOffset], a.Residual[x]);
-                if (a.Residual2.Length > 0) v = AddGated(v, a.Mod[m + a.Gate2Offset], a.Residual2[x]);
-                a.X[x] = v;
-            }
+            v = AddGated(v, Load(a.Mod, m + a.GateOffset, lane, a.Chunks), Load(a.Residual, x, lane, a.Chunks));
+            if (a.Residual2.Length > 0) v = AddGated(v, Load(a.Mod, m + a.Gate2Offset, lane, a.Chunks), Load(a.Residual2, x, lane, a.Chunks));
+            Store(a.X, x, lane, a.Chunks, v);
         }
-        float mean = GroupSum(v.X + v.Y + v.Z + v.W, warpSums, 0) / d;
-        // Threads past the row hold zeros, which must not count in the variance.
-        var e = mine ? new F4 { X = v.X - mean, Y = v.Y - mean, Z = v.Z - mean, W = v.W - mean } : default;
-        float inv = 1f / MathF.Sqrt(GroupSum(e.X * e.X + e.Y * e.Y + e.Z * e.Z + e.W * e.W, warpSums, MaxThreads / Lanes) / d + a.Eps);
-        if (!mine) return;
-        a.Y.StorePair(4 * x, e.X * inv * (1f + scale.X) + shift.X, e.Y * inv * (1f + scale.Y) + shift.Y);
-        a.Y.StorePair(4 * x + 2, e.Z * inv * (1f + scale.Z) + shift.Z, e.W * inv * (1f + scale.W) + shift.W);
+        float d = 4 * a.Chunks;
+        float mean = Vectors.WarpSum(Sum(v.C0) + Sum(v.C1) + Sum(v.C2) + Sum(v.C3) + Sum(v.C4) + Sum(v.C5) + Sum(v.C6) + Sum(v.C7) + Sum(v.C8)) / d;
+        // Float4s past the row are zeros, which must not count in the variance.
+        float squares = Squares(v.C0, mean, lane < a.Chunks) + Squares(v.C1, mean, lane + 32 < a.Chunks)
+            + Squares(v.C2, mean, lane + 64 < a.Chunks) + Squares(v.C3, mean, lane + 96 < a.Chunks)
+            + Squares(v.C4, mean, lane + 128 < a.Chunks) + Squares(v.C5, mean, lane + 160 < a.Chunks)
+            + Squares(v.C6, mean, lane + 192 < a.Chunks) + Squares(v.C7, mean, lane + 224 < a.Chunks)
+            + Squares(v.C8, mean, lane + 256 < a.Chunks);
+        float inv = 1f / MathF.Sqrt(Vectors.WarpSum(squares) / d + a.Eps);
+        var scale = Load(a.Mod, m + a.ScaleOffset, lane, a.Chunks);
+        var shift = Load(a.Mod, m + a.ShiftOffset, lane, a.Chunks);
+        Output(a.Y, x, lane, a.Chunks, v.C0, scale.C0, shift.C0, mean, inv);
+        Output(a.Y, x, lane + 32, a.Chunks, v.C1, scale.C1, shift.C1, mean, inv);
+        Output(a.Y, x, lane + 64, a.Chunks, v.C2, scale.C2, shift.C2, mean, inv);
+        Output(a.Y, x, lane + 96, a.Chunks, v.C3, scale.C3, shift.C3, mean, inv);
+        Output(a.Y, x, lane + 128, a.Chunks, v.C4, scale.C4, shift.C4, mean, inv);
+        Output(a.Y, x, lane + 160, a.Chunks, v.C5, scale.C5, shift.C5, mean, inv);
+        Output(a.Y, x, lane + 192, a.Chunks, v.C6, scale.C6, shift.C6, mean, inv);
+        Output(a.Y, x, lane + 224, a.Chunks, v.C7, scale.C7, shift.C7, mean, inv);
+        Output(a.Y, x, lane + 256, a.Chunks, v.C8, scale.C8, shift.C8, mean, inv);
+    }
+
+    /// <summary>The lane's float4s of the row of <paramref name="chunks"/> float4s at <paramref name="start"/>.</summary>
+    private static LaneChunks Load(ArrayView<F4> view, int start, int lane, int chunks)
+    {
+        LaneChunks c;
+        c.C0 = Chunk(view, start, lane, chunks);
+        c.C1 = Chunk(view, start, lane + 32, chunks);
+        c.C2 = Chunk(view, start, lane + 64, chunks);
+        c.C3 = Chunk(view, start, lane + 96, chunks);
+        c.C4 = Chunk(view, start, lane + 128, chunks);
+        c.C5 = Chunk(view, start, lane + 160, chunks);
+        c.C6 = Chunk(view, start, lane + 192, chunks);
+        c.C7 = Chunk(view, start, lane + 224, chunks);
+        c.C8 = Chunk(view, start, lane + 256, chunks);
+        return c;
+    }
+
+    /// <summary>Float4 <paramref name="c"/> of the row, zeros past it. The load itself stays inside the row, so it
+    /// needs no branch and all of a lane's loads can be issued together.</summary>
+    private static F4 Chunk(ArrayView<F4> view, int start, int c, int chunks)
+    {
+        F4 v = view[start + Math.Min(c, chunks - 1)];
+        bool inRow = c < chunks;
+        return new F4 { X = inRow ? v.X : 0f, Y = inRow ? v.Y : 0f, Z = inRow ? v.Z : 0f, W = inRow ? v.W : 0f };
+    }
+
+    private static void Store(ArrayView<F4> view, int start, int lane, int chunks, LaneChunks v)
+    {
+        if (lane < chunks) view[start + lane] = v.C0;
+        if (lane + 32 < chunks) view[start + lane + 32] = v.C1;
+        if (lane + 64 < chunks) view[start + lane + 64] = v.C2;
+        if (lane + 96 < chunks) view[start + lane + 96] = v.C3;
+        if (lane + 128 < chunks) view[start + lane + 128] = v.C4;
+        if (lane + 160 < chunks) view[start + lane + 160] = v.C5;
+        if (lane + 192 < chunks) view[start + lane + 192] = v.C6;
+        if (lane + 224 < chunks) view[start + lane + 224] = v.C7;
+        if (lane + 256 < chunks) view[start + lane + 256] = v.C8;
+    }
+
+    private static LaneChunks AddGated(LaneChunks v, LaneChunks gate, LaneChunks r)
+    {
+        v.C0 = AddGated(v.C0, gate.C0, r.C0);
+        v.C1 = AddGated(v.C1, gate.C1, r.C1);
+        v.C2 = AddGated(v.C2, gate.C2, r.C2);
+        v.C3 = AddGated(v.C3, gate.C3, r.C3);
+        v.C4 = AddGated(v.C4, gate.C4, r.C4);
+        v.C5 = AddGated(v.C5, gate.C5, r.C5);
+        v.C6 = AddGated(v.C6, gate.C6, r.C6);
+        v.C7 = AddGated(v.C7, gate.C7, r.C7);
+        v.C8 = AddGated(v.C8, gate.C8, r.C8);
+        return v;
     }
 
     private static F4 AddGated(F4 v, F4 gate, F4 r) =>
         new() { X = v.X + gate.X * r.X, Y = v.Y + gate.Y * r.Y, Z = v.Z + gate.Z * r.Z, W = v.W + gate.W * r.W };
 
-    /// <summary>The sum of v over the group, in every thread (the group is whole warps), through the
-    /// warps' slots from <paramref name="slot0"/> on.</summary>
-    private static float GroupSum(float v, ArrayView<float> warpSums, int slot0)
+    private static float Sum(F4 v) => v.X + v.Y + v.Z + v.W;
+
+    private static float Squares(F4 v, float mean, bool inRow)
     {
-        v = Vectors.WarpSum(v);
-        if (Group.IdxX % Lanes == 0) warpSums[slot0 + Group.IdxX / Lanes] = v;
-        Group.Barrier();
-        float total = 0f;
-        for (int w = 0; w < Group.DimX / Lanes; w++) total += warpSums[slot0 + w];
-        return total;
+        float ex = v.X - mean, ey = v.Y - mean, ez = v.Z - mean, ew = v.W - mean;
+        return inRow ? ex * ex + ey * ey + ez * ez + ew * ew : 0f;
     }
 
-    /// <summary>Whether this kernel takes these arguments: D a multiple of 4 up to 4096, every view starting
+    /// <summary>y's float4 <paramref name="c"/> of the row at <paramref name="start"/> (in float4s), if inside it.</summary>
+    private static void Output(OutputView y, int start, int c, int chunks, F4 v, F4 scale, F4 shift, float mean, float inv)
+    {
+        if (c >= chunks) return;
+        long at = 4L * (start + c);
+        y.StorePair(at, (v.X - mean) * inv * (1f + scale.X) + shift.X, (v.Y - mean) * inv * (1f + scale.Y) + shift.Y);
+        y.StorePair(at + 2, (v.Z - mean) * inv * (1f + scale.Z) + shift.Z, (v.W - mean) * inv * (1f + scale.W) + shift.W);
+    }
+
+    /// <summary>Whether this kernel takes these arguments: D a multiple of 4 up to 1152, every view starting
     /// at a multiple of 4 elements (16-byte float4s) and y at an even one (paired stores).</summary>
     public static bool Supports(LayerNormModulate.Args a) =>
-        a.D % 4 == 0 && a.D / 4 <= MaxThreads && a.ModStride % 4 == 0
+        a.D % 4 == 0 && a.D / 4 <= Lanes * PerLane && a.ModStride % 4 == 0
         && new[] { a.ShiftOffset, a.ScaleOffset, a.GateOffset, a.Gate2Offset }.All(o => o % 4 == 0)
         && Vectors.Float4Aligned(a.X, a.Mod, a.Residual, a.Residual2) && a.Y.PairsAligned;
 
-    /// <summary>Threads per row: whole warps, one per float4 of the row.</summary>
-    public static int Threads(int d) => (d / 4 + Lanes - 1) / Lanes * Lanes;
-
-    /// <summary>Launches over rows = X.Length / D (any accelerator with 32-lane warps).</summary>
+    /// <summary>Launches over rows = X.Length / D (any accelerator with 32-lane warps): a warp per row.</summary>
     public static void Run(Backend backend, LayerNormModulate.Args a)
     {
         if (!Supports(a))
-            throw new ArgumentException($"LayerNormModulateRow: D={a.D}, mod stride {a.ModStride} or the views' offsets are not multiples of 4 (or D > {4 * MaxThreads})");
+            throw new ArgumentException($"LayerNormModulateRow: D={a.D}, mod stride {a.ModStride} or the views' offsets are not multiples of 4 (or D > {4 * Lanes * PerLane})");
         int rows = (int)(a.X.Length / a.D);
         if (rows == 0) return;
         var args = new Args
         {
             X = a.X.Cast<F4>(), Mod = a.Mod.Cast<F4>(), Residual = a.Residual.Length > 0 ? a.Residual.Cast<F4>() : ArrayView<F4>.Empty,
             Residual2 = a.Residual2.Length > 0 ? a.Residual2.Cast<F4>() : ArrayView<F4>.Empty,
-            Y = a.Y, Chunks = a.D / 4, TokensPerSample = a.TokensPerSample, ModStride = a.ModStride / 4,
+            Y = a.Y, Rows = rows, Chunks = a.D / 4, TokensPerSample = a.TokensPerSample, ModStride = a.ModStride / 4,
             ShiftOffset = a.ShiftOffset / 4, ScaleOffset = a.ScaleOffset / 4, GateOffset = a.GateOffset / 4,
             Gate2Offset = a.Gate2Offset / 4, Eps = a.Eps,
         };
-        backend.LoadGrouped<Args>(Kernel)(new KernelConfig(rows, Threads(a.D)), args);
+        backend.LoadGrouped<Args>(Kernel)(new KernelConfig((rows + WarpsPerGroup - 1) / WarpsPerGroup, WarpsPerGroup * Lanes), args);
     }
 }

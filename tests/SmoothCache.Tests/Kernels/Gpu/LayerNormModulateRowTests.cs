@@ -4,13 +4,14 @@ using static SmoothCache.Tests.TestSupport;
 
 namespace SmoothCache.Tests.Kernels.Gpu;
 
-/// <summary>The group-per-row LayerNorm is portable ILGPU (warp shuffles and barriers included), so the CPU accelerator runs it.</summary>
+/// <summary>The warp-per-row LayerNorm is portable ILGPU (warp shuffles included), so the CPU accelerator runs it.</summary>
 public class LayerNormModulateRowTests
 {
     [Theory]
-    [InlineData(3, 5, 72)]    // 18 float4s: one warp, partly empty
-    [InlineData(2, 9, 1152)]  // DiT-XL/2's width: 9 warps
+    [InlineData(3, 5, 72)]    // 18 float4s: one per lane, most lanes' others past the row; 15 rows in 4 groups
+    [InlineData(2, 9, 1152)]  // DiT-XL/2's width: 9 float4s in every lane
     [InlineData(1, 3, 20)]    // 5 float4s: most lanes hold nothing
+    [InlineData(1, 2, 1028)]  // 257 float4s: the ninth in one lane only
     public void MatchesThePortableKernel(int b, int t, int d)
     {
         var x = Random(31, b * t * d, 2f);
@@ -29,11 +30,11 @@ public class LayerNormModulateRowTests
     }
 
     [Theory]
-    [InlineData(1152, 288)]
-    [InlineData(4096, 1024)]
-    [InlineData(20, 32)]
-    public void GivesEveryFloat4OfTheRowAThread(int d, int threads) =>
-        Assert.Equal(threads, LayerNormModulateRow.Threads(d));
+    [InlineData(1152, true)]   // 9 float4s a lane
+    [InlineData(1156, false)]  // 10 would be needed
+    [InlineData(18, false)]    // not whole float4s
+    public void TakesRowsOfWholeFloat4sUpToNineALane(int d, bool supported) =>
+        Assert.Equal(supported, LayerNormModulateRow.Supports(new LayerNormModulate.Args { D = d, ModStride = 6 * d, ShiftOffset = 0, ScaleOffset = d }));
 
     [Fact]
     public void RoundsAnFp16OutputLikeThePortableKernel()
@@ -74,22 +75,29 @@ public class LayerNormModulateRowTests
         return (Run(Cpu), Run(CpuWithGpuKernels));
     }
 
-    [Fact]
-    public void AppliesTheGatedResidualLikeThePortableKernel()
+    [Theory]
+    [InlineData(1, 100)]
+    [InlineData(2, 100)]
+    [InlineData(2, 1152)]  // every lane's ninth float4 gets both terms
+    public void AppliesTheGatedResidualsLikeThePortableKernel(int terms, int d)
     {
-        int b = 2, t = 5, d = 100;
+        int b = 2, t = 5;
         var x = Random(33, b * t * d, 2f);
         var r = Random(34, b * t * d);
+        var r2 = Random(40, b * t * d);
         var mod = Random(35, b * 6 * d);
-        using var tm = Cpu.Arena.Upload(mod, b, 6 * d);
-        using var tr = Cpu.Arena.Upload(r, b, t, d);
-        using var portableX = Cpu.Arena.Upload(x, b, t, d);
-        using var portable = LayerNormModulate.RunAfterResidual(portableX, tr, tm, 2 * d, 3 * d, 4 * d, 1e-6f);
-        using var gpuX = CpuWithGpuKernels.Arena.Upload(x, b, t, d);
-        using var gpuR = CpuWithGpuKernels.Arena.Upload(r, b, t, d);
-        using var gpuM = CpuWithGpuKernels.Arena.Upload(mod, b, 6 * d);
-        using var gpu = LayerNormModulate.RunAfterResidual(gpuX, gpuR, gpuM, 2 * d, 3 * d, 4 * d, 1e-6f);
-        Assert.Equal(portableX.ToArray(), gpuX.ToArray());
-        Assert.True(RelativeL2(gpu.ToArray(), portable.ToArray()) < 1e-6);
+        (float[] X, float[] Y) Run(Backend backend)
+        {
+            using var tx = backend.Arena.Upload(x, b, t, d);
+            using var tr = backend.Arena.Upload(r, b, t, d);
+            using var tr2 = backend.Arena.Upload(r2, b, t, d);
+            using var tm = backend.Arena.Upload(mod, b, 6 * d);
+            using var y = LayerNormModulate.RunAfterResiduals(tx, tr, 2 * d, terms == 2 ? tr2 : null, 5 * d, tm, 3 * d, 4 * d, 1e-6f);
+            return (tx.ToArray(), y.ToArray());
+        }
+        var (portableX, portable) = Run(Cpu);
+        var (gpuX, gpu) = Run(CpuWithGpuKernels);
+        Assert.Equal(portableX, gpuX);
+        Assert.True(RelativeL2(gpu, portable) < 1e-6);
     }
 }

@@ -69,6 +69,7 @@ public static class GemmBench
         using var y = arena.Rent(m, n);
         using var scratch = arena.Rent(m, n);
         ILGPU.Runtime.Cuda.CudaKernel? driverSplit = null;
+        var coldWeights = new List<Tensor>();
         using var yHalf = arena.Rent(DType.Float16, m, n);
 
         // cuBLAS is column-major: y^T (N x M) = W (K x N, transposed) * x^T (K x M).
@@ -120,6 +121,20 @@ public static class GemmBench
                 // 6 stages (144 KB) keep 4 tiles of 24 KB in flight.
                 ($"ours TMA swz 256x128 6 stages{split}", Tma<LinearWgmma.TwoWarpGroups, LinearWgmmaTma.Swizzled64, LinearWgmmaTma.DeepBarrierRing>(), y, -1),
                 kernels[^1]];
+            // W as a forward meets it: read from device memory, not from L2 (each call takes the next of enough
+            // copies to pass any L2). At batch 2 the forward's fc1 took 48.8 µs where this table's L2-hot one took 25
+            // (eleventh session): with 2 tiles in flight a block waits out device-memory latency; deeper rings may not.
+            Action Cold<TBlock, TRing>() where TBlock : struct, LinearWgmma.IBlock where TRing : struct, LinearWgmmaTma.IRing
+            {
+                int call = 0;
+                return () => LinearWgmmaTma.Run<IdentityEpilogue, TBlock, LinearWgmmaTma.Swizzled64, TRing>(backend, xHalf.HalfView,
+                    coldWeights[call++ % coldWeights.Count], ArrayView<float>.Empty, OutputView.Of(y), m, tcSplits);
+            }
+            while ((long)coldWeights.Count * n * k * 2 < ColdBytes) coldWeights.Add(HalfConversion.ToHalf(w));
+            kernels.Add(($"TMA swz cold W{split}", Cold<LinearWgmma.OneWarpGroup, LinearWgmmaTma.BarrierRing>(), y, -1));
+            kernels.Add(($"TMA swz 6 stages cold W{split}", Cold<LinearWgmma.OneWarpGroup, LinearWgmmaTma.DeepBarrierRing>(), y, -1));
+            kernels.Add(($"TMA swz released cold W{split}", Cold<LinearWgmma.OneWarpGroup, LinearWgmmaTma.ReleasedRing>(), y, -1));
+            kernels.Add(($"TMA 256x128 6 stg cold W{split}", Cold<LinearWgmma.TwoWarpGroups, LinearWgmmaTma.DeepBarrierRing>(), y, -1));
             // Where the time goes, as for the cp.async kernel: its loads alone, its multiplies alone (timing only).
             if (tcSplits == 1)
             {
@@ -188,8 +203,12 @@ public static class GemmBench
             }
         }
         driverSplit?.Dispose();
+        foreach (var copy in coldWeights) copy.Dispose();
         return results;
     }
+
+    /// <summary>Bytes of weight copies a cold-W row cycles through: well past an H100's or H200's 50 MB of L2.</summary>
+    private const long ColdBytes = 160L << 20;
 
     /// <summary>Milliseconds for `count` back-to-back launches, waiting for the device before and after.</summary>
     private static double Time(Backend backend, Action launch, int count)

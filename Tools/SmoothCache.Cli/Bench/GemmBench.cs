@@ -109,6 +109,17 @@ public static class GemmBench
         // The kernel Linear takes on Hopper (128 x 128, 64-byte swizzle, the default ring) split as given.
         Action OurTma(int splits) => () => LinearWgmmaTma.Run<IdentityEpilogue, LinearWgmma.OneWarpGroup>(
             backend, xHalf.HalfView, wHalf, ArrayView<float>.Empty, OutputView.Of(y), m, splits);
+        // W as a forward meets it: read from device memory, not from L2 (each call takes the next of enough copies
+        // to pass any L2). At batch 2 the forward's fc1 took 48.8 µs where the L2-hot table row took 25 (eleventh
+        // session): with 2 tiles in flight a block waits out device-memory latency; deeper rings, or more splits
+        // (shorter chains of tiles per block), may not.
+        Action Cold<TBlock, TRing>(int splits) where TBlock : struct, LinearWgmma.IBlock where TRing : struct, LinearWgmmaTma.IRing
+        {
+            while ((long)coldWeights.Count * n * k * 2 < ColdBytes) coldWeights.Add(HalfConversion.ToHalf(w));
+            int call = 0;
+            return () => LinearWgmmaTma.Run<IdentityEpilogue, TBlock, LinearWgmmaTma.Swizzled64, TRing>(backend, xHalf.HalfView,
+                coldWeights[call++ % coldWeights.Count], ArrayView<float>.Empty, OutputView.Of(y), m, splits);
+        }
         if (tma)
         {
             string split = tcSplits > 1 ? $" split {tcSplits}" : "";
@@ -122,24 +133,14 @@ public static class GemmBench
                 ($"ours TMA swz 6 stages fp16{split}", Tma<LinearWgmma.OneWarpGroup, LinearWgmmaTma.Swizzled64, LinearWgmmaTma.DeepBarrierRing>(), y, -1),
                 ($"ours TMA swz released fp16{split}", Tma<LinearWgmma.OneWarpGroup, LinearWgmmaTma.Swizzled64, LinearWgmmaTma.ReleasedRing>(), y, -1),
                 ($"ours TMA swz 256x128 released{split}", Tma<LinearWgmma.TwoWarpGroups, LinearWgmmaTma.Swizzled64, LinearWgmmaTma.ReleasedRing>(), y, -1),
-                // 256 x 128 blocks read a third less per product than 128 x 128 but fit one per multiprocessor:
+                // 256 x 128 blocks read a quarter less per product than 128 x 128 but fit one per multiprocessor:
                 // 6 stages (144 KB) keep 4 tiles of 24 KB in flight.
                 ($"ours TMA swz 256x128 6 stages{split}", Tma<LinearWgmma.TwoWarpGroups, LinearWgmmaTma.Swizzled64, LinearWgmmaTma.DeepBarrierRing>(), y, -1),
                 kernels[^1]];
-            // W as a forward meets it: read from device memory, not from L2 (each call takes the next of enough
-            // copies to pass any L2). At batch 2 the forward's fc1 took 48.8 µs where this table's L2-hot one took 25
-            // (eleventh session): with 2 tiles in flight a block waits out device-memory latency; deeper rings may not.
-            Action Cold<TBlock, TRing>() where TBlock : struct, LinearWgmma.IBlock where TRing : struct, LinearWgmmaTma.IRing
-            {
-                int call = 0;
-                return () => LinearWgmmaTma.Run<IdentityEpilogue, TBlock, LinearWgmmaTma.Swizzled64, TRing>(backend, xHalf.HalfView,
-                    coldWeights[call++ % coldWeights.Count], ArrayView<float>.Empty, OutputView.Of(y), m, tcSplits);
-            }
-            while ((long)coldWeights.Count * n * k * 2 < ColdBytes) coldWeights.Add(HalfConversion.ToHalf(w));
-            kernels.Add(($"TMA swz cold W{split}", Cold<LinearWgmma.OneWarpGroup, LinearWgmmaTma.BarrierRing>(), y, -1));
-            kernels.Add(($"TMA swz 6 stages cold W{split}", Cold<LinearWgmma.OneWarpGroup, LinearWgmmaTma.DeepBarrierRing>(), y, -1));
-            kernels.Add(($"TMA swz released cold W{split}", Cold<LinearWgmma.OneWarpGroup, LinearWgmmaTma.ReleasedRing>(), y, -1));
-            kernels.Add(($"TMA 256x128 6 stg cold W{split}", Cold<LinearWgmma.TwoWarpGroups, LinearWgmmaTma.DeepBarrierRing>(), y, -1));
+            kernels.Add(($"TMA swz cold W{split}", Cold<LinearWgmma.OneWarpGroup, LinearWgmmaTma.BarrierRing>(tcSplits), y, -1));
+            kernels.Add(($"TMA swz 6 stages cold W{split}", Cold<LinearWgmma.OneWarpGroup, LinearWgmmaTma.DeepBarrierRing>(tcSplits), y, -1));
+            kernels.Add(($"TMA swz released cold W{split}", Cold<LinearWgmma.OneWarpGroup, LinearWgmmaTma.ReleasedRing>(tcSplits), y, -1));
+            kernels.Add(($"TMA 256x128 6 stg cold W{split}", Cold<LinearWgmma.TwoWarpGroups, LinearWgmmaTma.DeepBarrierRing>(tcSplits), y, -1));
             // Where the time goes, as for the cp.async kernel: its loads alone, its multiplies alone (timing only).
             if (tcSplits == 1)
             {
@@ -185,10 +186,14 @@ public static class GemmBench
         if (sgSplits > 1 && !tma) kernels.Add(("ours SGEMM fp32 unsplit", OurSgemm(1), y, -1));
         // The split sweep, on the kernel Linear takes too where that is the TMA one (data for SplitK.Choose).
         if (backend.UsesTma && !tma && tcSplits > 1) kernels.Add(("ours TMA fp16 unsplit", OurTma(1), y, -1));
+        // The split the device picks, cold, beside the sweep's cold rows (M = 512: the batch-2 forward's GEMMs).
+        if (backend.UsesTma && !tma && extraSplits.Count > 0 && m <= 512)
+            kernels.Add(($"ours TMA fp16 split {tcSplits} cold W", Cold<LinearWgmma.OneWarpGroup, LinearWgmmaTma.BarrierRing>(tcSplits), y, -1));
         foreach (int s in tma ? [] : extraSplits.Where(s => s != tcSplits && !(s == 1 && tcSplits > 1)).Distinct())
         {
             kernels.Add((s > 1 ? $"ours tensor-core fp16 split {s}" : "ours tensor-core fp16 unsplit", OurTensorCore(s), y, -1));
             if (backend.UsesTma) kernels.Add((s > 1 ? $"ours TMA fp16 split {s}" : "ours TMA fp16 unsplit", OurTma(s), y, -1));
+            if (backend.UsesTma && m <= 512) kernels.Add(($"ours TMA fp16 split {s} cold W", Cold<LinearWgmma.OneWarpGroup, LinearWgmmaTma.BarrierRing>(s), y, -1));
         }
         var results = new List<BenchResult>();
         foreach (var (name, launch, output, known) in kernels)

@@ -170,13 +170,15 @@ public sealed class Backend : IDisposable
     /// <param name="dynamicSharedBytes">the most dynamic shared memory its launches ask for: on CUDA a kernel
     /// must be allowed more than 48 KB before its first launch</param>
     /// <param name="ptxTarget">on CUDA, the PTX target to assemble for in place of ILGPU's (see <see cref="PtxTarget"/>)</param>
-    public Action<KernelConfig, T> LoadGrouped<T>(Action<T> kernel, int dynamicSharedBytes = 0, string? ptxTarget = null) where T : struct
+    /// <param name="clusterRows">on CUDA with a PTX target, blocks per cluster along the grid's y (launches then come in
+    /// clusters of that many; the grid's y must be a multiple of it)</param>
+    public Action<KernelConfig, T> LoadGrouped<T>(Action<T> kernel, int dynamicSharedBytes = 0, string? ptxTarget = null, int clusterRows = 1) where T : struct
     {
         if (!_kernels.TryGetValue(kernel.Method, out var loaded))
         {
             string name = KernelName(kernel.Method);
             RefuseFirstUseWhileRecording(name);
-            var launch = LoadExplicitlyGrouped(kernel, dynamicSharedBytes, ptxTarget);
+            var launch = LoadExplicitlyGrouped(kernel, dynamicSharedBytes, ptxTarget, clusterRows);
             loaded = new Action<KernelConfig, T>((config, args) =>
             {
                 if (_recording is { } recording)
@@ -193,17 +195,17 @@ public sealed class Backend : IDisposable
         return (Action<KernelConfig, T>)loaded;
     }
 
-    private Action<AcceleratorStream, KernelConfig, T> LoadExplicitlyGrouped<T>(Action<T> kernel, int dynamicSharedBytes, string? ptxTarget)
+    private Action<AcceleratorStream, KernelConfig, T> LoadExplicitlyGrouped<T>(Action<T> kernel, int dynamicSharedBytes, string? ptxTarget, int clusterRows)
         where T : struct =>
         !IsCuda || (ptxTarget is null && dynamicSharedBytes <= 48 * 1024)
             ? Accelerator.LoadKernel(kernel)
-            : LoadCuda(kernel.Method, dynamicSharedBytes, ptxTarget).CreateLauncherDelegate<Action<AcceleratorStream, KernelConfig, T>>();
+            : LoadCuda(kernel.Method, dynamicSharedBytes, ptxTarget, clusterRows: clusterRows).CreateLauncherDelegate<Action<AcceleratorStream, KernelConfig, T>>();
 
     /// <summary>ILGPU's own steps for an explicitly grouped kernel, with the PTX and the shared-memory limit set between them.</summary>
-    internal CudaKernel LoadCuda(System.Reflection.MethodInfo method, int dynamicSharedBytes, string? ptxTarget, bool preferShared = true)
+    internal CudaKernel LoadCuda(System.Reflection.MethodInfo method, int dynamicSharedBytes, string? ptxTarget, bool preferShared = true, int clusterRows = 1)
     {
         var compiled = Accelerator.CompileKernel(ILGPU.Backends.EntryPoints.EntryPointDescription.FromExplicitlyGroupedKernel(method));
-        if (ptxTarget is not null) PtxTarget.Retarget((ILGPU.Backends.PTX.PTXCompiledKernel)compiled, ptxTarget);
+        if (ptxTarget is not null) PtxTarget.Retarget((ILGPU.Backends.PTX.PTXCompiledKernel)compiled, ptxTarget, clusterRows);
         var loaded = (CudaKernel)Accelerator.LoadKernel(compiled);
         if (dynamicSharedBytes > 0) CudaDriver.AllowDynamicSharedMemory(loaded, dynamicSharedBytes, preferShared);
         return loaded;

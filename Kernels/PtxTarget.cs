@@ -25,22 +25,32 @@ public static partial class PtxTarget
     [GeneratedRegex(@"\.extern \.shared \.align \d+ \.b8 __dyn_shared_alloca\[\]")]
     private static partial Regex DynamicShared();
 
-    /// <summary>The PTX with its <c>.target</c> line naming <paramref name="target"/> (e.g. sm_90a).</summary>
-    public static string Retarget(string ptx, string target)
+    [GeneratedRegex(@"\.entry [^(]*\([^)]*\)")]
+    private static partial Regex EntryDeclaration();
+
+    /// <summary>The PTX with its <c>.target</c> line naming <paramref name="target"/> (e.g. sm_90a); with
+    /// <paramref name="clusterRows"/> &gt; 1 its kernel asks to run in clusters of that many blocks along y
+    /// (<c>.reqnctapercluster</c>: an ordinary launch then launches clusters).</summary>
+    public static string Retarget(string ptx, string target, int clusterRows = 1)
     {
         if (!TargetLine().IsMatch(ptx)) throw new ArgumentException("PTX text has no .target line");
         ptx = TargetLine().Replace(ptx, $".target {target}", 1);
+        if (clusterRows > 1)
+        {
+            if (!EntryDeclaration().IsMatch(ptx)) throw new ArgumentException("PTX text has no .entry declaration");
+            ptx = EntryDeclaration().Replace(ptx, m => $"{m.Value}\n.reqnctapercluster 1, {clusterRows}, 1", 1);
+        }
         // Dynamic shared memory starts 1024-byte aligned: swizzled wgmma and TMA layouts repeat in atoms of up to 1 KB.
         return DynamicShared().Replace(ptx, ".extern .shared .align 1024 .b8 __dyn_shared_alloca[]", 1);
     }
 
     /// <summary>Retargets an ILGPU-compiled kernel in place, before it is loaded.</summary>
-    public static void Retarget(PTXCompiledKernel kernel, string target)
+    public static void Retarget(PTXCompiledKernel kernel, string target, int clusterRows = 1)
     {
         if (Assembly is null)
             throw new InvalidOperationException(
                 $"this ILGPU ({typeof(PTXCompiledKernel).Assembly.GetName().Version}) keeps PTXCompiledKernel's text elsewhere: " +
                 $"cannot retarget a kernel to {target}");
-        Assembly.SetValue(kernel, Retarget(kernel.PTXAssembly, target));
+        Assembly.SetValue(kernel, Retarget(kernel.PTXAssembly, target, clusterRows));
     }
 }

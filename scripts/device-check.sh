@@ -36,8 +36,9 @@ case "$MODE" in
     default|hopper|tma) ;;
     *) echo "usage: bash scripts/device-check.sh [default|hopper|tma]" >&2; exit 2 ;;
 esac
-# tma: the TMA-loaded GEMM alone (~230 s, limits 335 s): its checks and timings, and only if they pass, the smoke
-# suite, the forward on the mma.sync kernels and on wgmma-tma in the same call, and sampling on wgmma-tma.
+# tma: the TMA-loaded GEMM alone (~260 s, limits 395 s): its checks and timings, and only if they pass, the smoke
+# suite, the forward on the mma.sync kernels and on wgmma-tma in the same call, sampling on wgmma-tma, and last the
+# TMA GEMM in clusters (gemm-cluster).
 if [ "$MODE" = tma ]; then
     step gemm-tma 120 bench-gemm --tma --iterations 20 --json "$OUT/gemm-tma.json"
     if grep -q "^gemm-tma: exit 0" "$STATUS"; then
@@ -45,8 +46,11 @@ if [ "$MODE" = tma ]; then
         SMOOTHCACHE_KERNELS=tensorcores step forward-mma 45 bench --suite forward --device cuda --iterations 10 --json "$OUT/forward-mma.json"
         SMOOTHCACHE_KERNELS=wgmma-tma step forward-tma 50 bench --suite forward --device cuda --iterations 10 --profile --json "$OUT/forward-tma.json"
         SMOOTHCACHE_KERNELS=wgmma-tma step sampling 80 bench --suite sampling --device cuda --json "$OUT/sampling.json"
+        # Last, in its own process: the TMA GEMM in clusters sharing W by multicast, never run on a GPU before; a
+        # protocol fault there would hang (the time limit ends it) without costing the steps above.
+        step gemm-cluster 60 bench-gemm --tma --cluster --iterations 20 --json "$OUT/gemm-cluster.json"
     fi
-    for name in smoke forward-mma forward-tma sampling; do
+    for name in smoke forward-mma forward-tma sampling gemm-cluster; do
         [ -f "$OUT/$name.log" ] && { echo "== $name"; grep -v "^NVIDIA\|^device:" "$OUT/$name.log" | tail -n 30; }
     done
     echo "== gemm-tma"

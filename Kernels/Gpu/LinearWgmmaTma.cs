@@ -31,6 +31,10 @@ public static class LinearWgmmaTma
         /// tile before is still being multiplied while the next load is issued), Stages - 1 with releases.</summary>
         int Ahead();
         bool Releases();
+        /// <summary>Blocks per cluster along M (1 or 2). With 2, neighbouring row blocks share W's tiles: each loads
+        /// half of a tile's W rows and the copy engine multicasts it to both, so a block reads 12 KB from L2 per
+        /// tile instead of 16; its stages are released by the warps of both (<see cref="Releases"/>).</summary>
+        int Cluster();
     }
 
     /// <summary>4 stages (64 KB at 128 x 128), 2 tiles ahead, a block barrier per tile: 3 blocks and 6 tiles in
@@ -40,6 +44,7 @@ public static class LinearWgmmaTma
         public int Stages() => 4;
         public int Ahead() => 2;
         public bool Releases() => false;
+        public int Cluster() => 1;
     }
 
     /// <summary>6 stages (96 KB), 4 ahead: 2 blocks but 8 tiles in flight per multiprocessor. Not yet timed.</summary>
@@ -48,6 +53,7 @@ public static class LinearWgmmaTma
         public int Stages() => 6;
         public int Ahead() => 4;
         public bool Releases() => false;
+        public int Cluster() => 1;
     }
 
     /// <summary>4 stages, 3 ahead, no block barrier per tile: each warp releases a stage once its multiplies of the
@@ -59,6 +65,20 @@ public static class LinearWgmmaTma
         public int Stages() => 4;
         public int Ahead() => 3;
         public bool Releases() => true;
+        public int Cluster() => 1;
+    }
+
+    /// <summary><see cref="ReleasedRing"/> in clusters of 2 row blocks that share W's tiles (<see cref="IRing.Cluster"/>):
+    /// a stage is refilled once the 4 warps per warpgroup of both blocks have released it, each warp arriving on
+    /// both blocks' release mbarriers. At M = 4096 the 128 x 128 kernel's loads alone move 6-8 TB/s from L2 (eleventh
+    /// session), about what L2 delivers: a quarter less to read is the aim. Not yet run on a GPU. (Emulated, each
+    /// block loads all of W itself: what runs on the CPU is the stage arithmetic and the padded grid.)</summary>
+    public readonly struct MulticastRing : IRing
+    {
+        public int Stages() => 4;
+        public int Ahead() => 3;
+        public bool Releases() => true;
+        public int Cluster() => 2;
     }
 
     /// <summary>The parity of the phase of a stage's release mbarrier that frees it for tile <paramref name="tile"/>
@@ -124,23 +144,51 @@ public static class LinearWgmmaTma
         /// <summary>False when loads complete before <see cref="Load"/> returns and the waits do nothing (the emulation):
         /// a block barrier per tile then makes each load visible.</summary>
         bool Asynchronous();
-        /// <summary>One lane per warp: an arrival on the release mbarrier at <paramref name="barrier"/>.</summary>
-        void Release(uint barrier);
+        /// <summary>One lane per warp: an arrival on the release mbarrier at <paramref name="barrier"/> of each of the
+        /// <paramref name="cluster"/> blocks of its cluster.</summary>
+        void Release(uint barrier, int cluster);
         /// <summary>One thread: starts loading K tile <paramref name="tile"/> (x rows m0.., W rows n0..) into the stage
         /// at byte <paramref name="stageAt"/>, through <paramref name="a"/>'s tensor maps; it lands on the mbarrier at
-        /// <paramref name="barrier"/>.</summary>
-        void Load<TLayout>(Args a, ArrayView<uint> shared, uint stageAt, uint barrier, int tile, int m0, int n0, int xRows)
+        /// <paramref name="barrier"/>. In a cluster of <paramref name="cluster"/> blocks this block loads the
+        /// <paramref name="rank"/>th part of W's rows for all of them (the stage's whole W lands in each).</summary>
+        void Load<TLayout>(Args a, ArrayView<uint> shared, uint stageAt, uint barrier, int tile, int m0, int n0, int xRows, int cluster, int rank)
             where TLayout : struct, ILayout;
         /// <summary>Waits until the mbarrier at <paramref name="barrier"/> has completed the phase of parity
         /// <paramref name="parity"/>.</summary>
         void Wait(uint barrier, int parity);
+        /// <summary>Every thread of the cluster's blocks: a barrier across them all (a block barrier without clusters).</summary>
+        void SyncCluster();
+        /// <summary>This block's place in its cluster (0 without clusters).</summary>
+        int ClusterRank();
     }
 
     public readonly struct Tma : ILoader
     {
         public bool Asynchronous() => true;
 
-        public void Release(uint barrier) => CudaAsm.Emit("{ .reg .b64 state; mbarrier.arrive.shared::cta.b64 state, [%0]; }", barrier);
+        public void Release(uint barrier, int cluster)
+        {
+            if (cluster == 1)
+            {
+                CudaAsm.Emit("{ .reg .b64 state; mbarrier.arrive.shared::cta.b64 state, [%0]; }", barrier);
+                return;
+            }
+            // The same barrier in every block of the cluster, this one included, through its cluster address. No memory
+            // ordering is asked for: what the arrival reports, that this warp's multiplies have read the stage, is
+            // already done (wgmma.wait_group), and the refill is the copy engine's (a .release.cluster arrival would
+            // put a GPU-wide fence in every warp's every tile).
+            for (int r = 0; r < cluster; r++)
+                CudaAsm.Emit("{ .reg .b32 remote; mapa.shared::cluster.u32 remote, %0, %1; mbarrier.arrive.shared::cluster.b64 _, [remote]; }",
+                    barrier, (uint)r);
+        }
+
+        public void SyncCluster() => CudaAsm.Emit("barrier.cluster.arrive.aligned; barrier.cluster.wait.aligned;");
+
+        public int ClusterRank()
+        {
+            CudaAsm.Emit("mov.u32 %0, %%cluster_ctarank;", out uint rank);
+            return (int)rank;
+        }
 
         public void Init(Args a, uint barriers, int stages, int releasers)
         {
@@ -156,19 +204,26 @@ public static class LinearWgmmaTma
                 a.XMap, a.WMap);
         }
 
-        public void Load<TLayout>(Args a, ArrayView<uint> shared, uint stageAt, uint barrier, int tile, int m0, int n0, int xRows)
+        public void Load<TLayout>(Args a, ArrayView<uint> shared, uint stageAt, uint barrier, int tile, int m0, int n0, int xRows, int cluster, int rank)
             where TLayout : struct, ILayout
         {
+            // The whole stage lands here: x's rows from this block's load, W's from each block's share of it.
             uint bytes = (uint)(xRows + Tile) * Depth * 2;
             CudaAsm.Emit("{ .reg .b64 state; mbarrier.arrive.expect_tx.shared::cta.b64 state, [%0], %1; }", barrier, bytes);
-            int k = tile * Depth, box = default(TLayout).BoxColumns();
+            int k = tile * Depth, box = default(TLayout).BoxColumns(), wRow0 = Tile / cluster * rank;
             uint w = stageAt + (uint)(xRows * Depth * 2);
             for (int column = 0; column < Depth; column += box)
             {
                 CudaAsm.Emit("cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];",
                     stageAt + (uint)default(TLayout).ChunkOffset(0, column / 8, xRows), a.XMap, k + column, m0, barrier);
-                CudaAsm.Emit("cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];",
-                    w + (uint)default(TLayout).ChunkOffset(0, column / 8, Tile), a.WMap, k + column, n0, barrier);
+                uint wAt = w + (uint)default(TLayout).ChunkOffset(wRow0, column / 8, Tile);
+                if (cluster == 1)
+                    CudaAsm.Emit("cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];",
+                        wAt, a.WMap, k + column, n0, barrier);
+                else
+                    // The same shared offsets in every block of the cluster (mask: all of them).
+                    CudaAsm.Emit("cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes.multicast::cluster [%0], [%1, {%2, %3}], [%4], %5;",
+                        wAt, a.WMap, k + column, n0 + wRow0, barrier, (ushort)((1 << cluster) - 1));
             }
         }
 
@@ -190,10 +245,13 @@ public static class LinearWgmmaTma
     {
         public void Init(Args a, uint barriers, int stages, int releasers) { }
         public bool Asynchronous() => false;
-        public void Release(uint barrier) { }
+        public void Release(uint barrier, int cluster) { }
         public void Wait(uint barrier, int parity) { }
+        public void SyncCluster() => Group.Barrier();
+        public int ClusterRank() => 0;
 
-        public void Load<TLayout>(Args a, ArrayView<uint> shared, uint stageAt, uint barrier, int tile, int m0, int n0, int xRows)
+        /// <summary>All of the stage's W too, whatever the cluster: the layout is the same.</summary>
+        public void Load<TLayout>(Args a, ArrayView<uint> shared, uint stageAt, uint barrier, int tile, int m0, int n0, int xRows, int cluster, int rank)
             where TLayout : struct, ILayout
         {
             int w = (int)stageAt + xRows * Depth * 2;
@@ -235,12 +293,16 @@ public static class LinearWgmmaTma
         bool loader = Group.IdxX == 0;
         // Without asynchronous loads (the emulation) a block barrier per tile makes them visible, releases or not.
         bool blockBarrier = !ring.Releases() || !default(TLoader).Asynchronous();
+        int cluster = ring.Cluster(), rank = cluster > 1 ? default(TLoader).ClusterRank() : 0;
 
-        if (loader) default(TLoader).Init(a, loaded, stages, ring.Releases() ? 4 * groups : 0);
-        Group.Barrier();
+        // With a cluster, each stage is released by every warp of its blocks, and no block may load into the
+        // others' stages or arrive on their mbarriers before they are initialised.
+        if (loader) default(TLoader).Init(a, loaded, stages, ring.Releases() ? 4 * groups * cluster : 0);
+        if (cluster > 1) default(TLoader).SyncCluster();
+        else Group.Barrier();
         if (loader)
             for (int s = 0; s < ahead && s < tiles; s++)
-                default(TLoader).Load<TLayout>(a, shared, sharedBase + (uint)(s * stageBytes), loaded + (uint)(8 * s), tileBegin + s, m0, n0, xRows);
+                default(TLoader).Load<TLayout>(a, shared, sharedBase + (uint)(s * stageBytes), loaded + (uint)(8 * s), tileBegin + s, m0, n0, xRows, cluster, rank);
         Accumulators c = default;
         int stage = 0, parity = 0;
         for (int tile = 0; tile < tiles; tile++)
@@ -262,17 +324,17 @@ public static class LinearWgmmaTma
                 // This warp's multiplies of tile - 1 are done: its stage (the one refilled next, Ahead = Stages - 1)
                 // is released; the loading thread refills it once all warps have.
                 default(TPath).WaitForMultiplies(1);
-                if (tile > 0 && Warp.LaneIdx == 0) default(TLoader).Release(released + (uint)(8 * (stage > 0 ? stage - 1 : stages - 1)));
+                if (tile > 0 && Warp.LaneIdx == 0) default(TLoader).Release(released + (uint)(8 * (stage > 0 ? stage - 1 : stages - 1)), cluster);
                 if (loader && refill < tiles)
                 {
                     if (refill >= stages) default(TLoader).Wait(released + (uint)(8 * next), ReleaseParity(refill, stages));
-                    default(TLoader).Load<TLayout>(a, shared, sharedBase + (uint)(next * stageBytes), loaded + (uint)(8 * next), tileBegin + refill, m0, n0, xRows);
+                    default(TLoader).Load<TLayout>(a, shared, sharedBase + (uint)(next * stageBytes), loaded + (uint)(8 * next), tileBegin + refill, m0, n0, xRows, cluster, rank);
                 }
             }
             else
             {
                 if (loader && refill < tiles)
-                    default(TLoader).Load<TLayout>(a, shared, sharedBase + (uint)(next * stageBytes), loaded + (uint)(8 * next), tileBegin + refill, m0, n0, xRows);
+                    default(TLoader).Load<TLayout>(a, shared, sharedBase + (uint)(next * stageBytes), loaded + (uint)(8 * next), tileBegin + refill, m0, n0, xRows, cluster, rank);
                 default(TPath).WaitForMultiplies(1);
             }
             if (++stage == stages)
@@ -282,6 +344,9 @@ public static class LinearWgmmaTma
             }
         }
 
+        // Every W this block multicast has landed in the others (they waited for it), but their warps' last releases may
+        // still be on their way to this block's mbarriers: no block leaves before all have arrived.
+        if (cluster > 1) default(TLoader).SyncCluster();
         LinearWgmma.Store<TEpilogue, TPath>(a, c, m0, n0, group, groups);
     }
 
@@ -323,16 +388,28 @@ public static class LinearWgmmaTma
                 int n = w.Dim(0), k = w.Dim(1);
                 var layout = default(TLayout);
                 var xMap = backend.TensorMap(x.SubView(0, (long)m * k), m, k, Tile * default(TBlock).WarpGroups(), layout.BoxColumns(), layout.Swizzle());
-                var wMap = backend.TensorMap(w.HalfView, n, k, Tile, layout.BoxColumns(), layout.Swizzle());
+                // In a cluster each block loads its share of W's rows.
+                var wMap = backend.TensorMap(w.HalfView, n, k, Tile / default(TRing).Cluster(), layout.BoxColumns(), layout.Swizzle());
                 return (config, args) => kernel(config, args with { XMap = xMap, WMap = wMap });
             },
-            (rows, columns, splitCount) => LinearWgmma.Config<TBlock>(rows, columns, splitCount, SharedBytes<TBlock, TRing>()));
+            (rows, columns, splitCount) => Config<TBlock, TRing>(rows, columns, splitCount));
+    }
+
+    /// <summary><see cref="LinearWgmma.Config{TBlock}"/> with <typeparamref name="TRing"/>'s shared memory, the row
+    /// blocks padded to whole clusters (a block past M loads zeros for x, its share of W for the others, and
+    /// stores nothing).</summary>
+    public static KernelConfig Config<TBlock, TRing>(int m, int n, int splits) where TBlock : struct, LinearWgmma.IBlock where TRing : struct, IRing
+    {
+        var config = LinearWgmma.Config<TBlock>(m, n, splits, SharedBytes<TBlock, TRing>());
+        int cluster = default(TRing).Cluster(), rows = (config.GridDim.Y + cluster - 1) / cluster * cluster;
+        return new KernelConfig(new Index3D(config.GridDim.X, rows, config.GridDim.Z), config.GroupDim, config.SharedMemoryConfig);
     }
 
     private static Action<KernelConfig, Args> Load<TEpilogue, TBlock, TLayout, TRing, TPath, TLoader>(Backend backend)
         where TEpilogue : struct, IEpilogue where TBlock : struct, LinearWgmma.IBlock where TLayout : struct, ILayout
         where TRing : struct, IRing where TPath : struct, LinearWgmma.IPath where TLoader : struct, ILoader =>
         backend.IsCuda
-            ? backend.LoadGrouped<Args>(Kernel<TEpilogue, TPath, TLoader, TLayout, TBlock, TRing>, SharedBytes<TBlock, TRing>(), PtxTarget.Hopper)
+            ? backend.LoadGrouped<Args>(Kernel<TEpilogue, TPath, TLoader, TLayout, TBlock, TRing>, SharedBytes<TBlock, TRing>(), PtxTarget.Hopper,
+                default(TRing).Cluster())
             : backend.LoadGrouped<Args>(Kernel<TEpilogue, TPath, TLoader, TLayout, TBlock, TRing>);
 }

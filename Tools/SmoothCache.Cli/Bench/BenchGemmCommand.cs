@@ -21,9 +21,14 @@ public static class BenchGemmCommand
         {
             Description = "check and time only the TMA-loaded Hopper GEMM (beside cuBLAS and the cp.async one); needs an H100 or H200",
         };
+        var cluster = new Option<bool>("--cluster")
+        {
+            Description = "with --tma: only the TMA GEMM in clusters of 2 row blocks that share W's tiles (multicast), beside the one without",
+        };
         var command = new Command("bench-gemm", "Check the CUDA GEMM kernels against float64 and time them against cuBLAS.");
         command.Add(json);
         command.Add(tma);
+        command.Add(cluster);
         command.Add(iterations);
         command.Add(splits);
         command.SetAction(parse =>
@@ -33,6 +38,8 @@ public static class BenchGemmCommand
             int[] extra = parse.GetValue(splits)!;
             if (extra.Any(s => s is < 1 or > SplitK.MaxSplits))
                 throw new UserInputException($"--splits takes split counts from 1 to {SplitK.MaxSplits}, got {string.Join(" ", extra)}");
+            if (parse.GetValue(cluster) && !parse.GetValue(tma))
+                throw new UserInputException("--cluster goes with --tma (it times the TMA GEMM in clusters)");
             if (parse.GetValue(tma) && Backend.KernelSetFromEnvironment() is not (KernelSet.Auto or KernelSet.Wgmma or KernelSet.WgmmaTma))
                 throw new UserInputException("--tma times the Hopper GEMMs: unset SMOOTHCACHE_KERNELS or set it to wgmma or wgmma-tma");
             using var backend = Backend.Create(DeviceKind.Cuda);
@@ -41,11 +48,14 @@ public static class BenchGemmCommand
             if (parse.GetValue(tma))
             {
                 // Probe and checks first: a kernel that faults leaves nothing else to run.
-                var tmaChecks = GpuChecks.TmaLayoutProbe<LinearWgmmaTma.Plain>(backend, context.Out)
-                    .Concat(GpuChecks.TmaLayoutProbe<LinearWgmmaTma.Swizzled64>(backend, context.Out)).ToArray()
-                    .Concat(GpuChecks.TmaChecks<LinearWgmmaTma.Plain>(backend, context.Out))
-                    .Concat(GpuChecks.TmaChecks<LinearWgmmaTma.Swizzled64>(backend, context.Out)).ToArray();
-                var tmaResults = GemmBench.Run(backend, context.Out, count, tma: true);
+                bool clusters = parse.GetValue(cluster);
+                var tmaChecks = clusters
+                    ? GpuChecks.TmaChecks<LinearWgmmaTma.Swizzled64>(backend, context.Out, clusters: true)
+                    : GpuChecks.TmaLayoutProbe<LinearWgmmaTma.Plain>(backend, context.Out)
+                        .Concat(GpuChecks.TmaLayoutProbe<LinearWgmmaTma.Swizzled64>(backend, context.Out))
+                        .Concat(GpuChecks.TmaChecks<LinearWgmmaTma.Plain>(backend, context.Out))
+                        .Concat(GpuChecks.TmaChecks<LinearWgmmaTma.Swizzled64>(backend, context.Out)).ToArray();
+                var tmaResults = GemmBench.Run(backend, context.Out, count, tma: true, clusters: clusters);
                 GemmBench.WriteJson(parse.GetValue(json)!, backend.DeviceName, tmaResults, tmaChecks);
                 return tmaChecks.All(c => c.Passed) ? ExitCodes.Success : ExitCodes.Internal;
             }

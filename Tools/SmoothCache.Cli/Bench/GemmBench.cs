@@ -29,7 +29,10 @@ public static class GemmBench
     /// <see cref="SplitK.Choose"/> picks (a sweep for tuning it)</param>
     /// <param name="tma">time the TMA-loaded wgmma GEMM (<see cref="LinearWgmmaTma"/>) instead of our other
     /// kernels, beside cuBLAS and the cp.async wgmma kernel (needs a compute-capability 9.0 GPU)</param>
-    public static BenchResult[] Run(Backend backend, TextWriter log, int iterations = 20, IReadOnlyCollection<int>? extraSplits = null, bool tma = false)
+    /// <param name="clusters">with <paramref name="tma"/>: only the TMA GEMM in clusters sharing W (<see cref="LinearWgmmaTma.MulticastRing"/>)
+    /// beside the one without, L2-hot and on cold weights</param>
+    public static BenchResult[] Run(Backend backend, TextWriter log, int iterations = 20, IReadOnlyCollection<int>? extraSplits = null, bool tma = false,
+        bool clusters = false)
     {
         if (!backend.IsCuda)
             throw new InvalidOperationException($"GEMM benchmarks need a CUDA device; backend is {backend.DeviceName}");
@@ -51,7 +54,7 @@ public static class GemmBench
         // 446 MB of fp16 weights streamed past any L2 every step, cached or not.
         if (tma) shapes.Add((16, AdaLnColumns, 1152));
         foreach (var (m, n, k) in shapes)
-            foreach (var r in RunShape(backend, blas, m, n, k, iterations, extraSplits ?? [], tma, log))
+            foreach (var r in RunShape(backend, blas, m, n, k, iterations, extraSplits ?? [], tma, clusters, log))
             {
                 results.Add(r);
                 log.WriteLine($"{r.Kernel,-30} {r.M,5} {r.N,5} {r.K,5} {r.RelativeError,9:E2} {r.WarmupMs,10:F1} {r.Milliseconds,8:F3} {r.Tflops,8:F1}");
@@ -64,7 +67,7 @@ public static class GemmBench
             LinearTensorCore.Threads * default(TBlock).WarpGroups(), LinearWgmma.SharedBytes<TBlock>(), PtxTarget.Hopper);
 
     private static List<BenchResult> RunShape(Backend backend, CuBlas blas, int m, int n, int k, int iterations,
-        IReadOnlyCollection<int> extraSplits, bool tma, TextWriter log)
+        IReadOnlyCollection<int> extraSplits, bool tma, bool clusters, TextWriter log)
     {
         var arena = backend.Arena;
         using var x = arena.Upload(GpuChecks.RandomData(1, (long)m * k, 1f), m, k);
@@ -120,7 +123,18 @@ public static class GemmBench
             return () => LinearWgmmaTma.Run<IdentityEpilogue, TBlock, LinearWgmmaTma.Swizzled64, TRing>(backend, xHalf.HalfView,
                 coldWeights[call++ % coldWeights.Count], ArrayView<float>.Empty, OutputView.Of(y), m, splits);
         }
-        if (tma)
+        if (tma && clusters)
+        {
+            string split = tcSplits > 1 ? $" split {tcSplits}" : "";
+            kernels = [kernels[0],
+                ($"ours TMA swizzled fp16{split}", Tma<LinearWgmma.OneWarpGroup, LinearWgmmaTma.Swizzled64, LinearWgmmaTma.BarrierRing>(), y, -1),
+                ($"ours TMA swz released fp16{split}", Tma<LinearWgmma.OneWarpGroup, LinearWgmmaTma.Swizzled64, LinearWgmmaTma.ReleasedRing>(), y, -1),
+                ($"ours TMA swz multicast fp16{split}", Tma<LinearWgmma.OneWarpGroup, LinearWgmmaTma.Swizzled64, LinearWgmmaTma.MulticastRing>(), y, -1),
+                ($"TMA swz cold W{split}", Cold<LinearWgmma.OneWarpGroup, LinearWgmmaTma.BarrierRing>(tcSplits), y, -1),
+                ($"TMA swz multicast cold W{split}", Cold<LinearWgmma.OneWarpGroup, LinearWgmmaTma.MulticastRing>(tcSplits), y, -1),
+                kernels[^1]];
+        }
+        else if (tma)
         {
             string split = tcSplits > 1 ? $" split {tcSplits}" : "";
             Action copies = () => LinearWgmma.Run<IdentityEpilogue>(backend, xHalf.HalfView, wHalf, ArrayView<float>.Empty, OutputView.Of(y), m, tcSplits);

@@ -77,9 +77,10 @@ public static class GpuChecks
     /// <summary>
     /// <see cref="LinearWgmmaTma"/> in <typeparamref name="TLayout"/> against float64 at <see cref="Shapes"/> (ragged
     /// edges: boxes past the matrix read zeros), with bias and GELU, whole and split three ways along K, in both
-    /// block shapes and on each <see cref="LinearWgmmaTma.IRing"/>.
+    /// block shapes and on each <see cref="LinearWgmmaTma.IRing"/>; with <paramref name="clusters"/> only on
+    /// <see cref="LinearWgmmaTma.MulticastRing"/> (clusters of 2 row blocks), whole and split three ways.
     /// </summary>
-    public static CheckResult[] TmaChecks<TLayout>(Backend backend, TextWriter log) where TLayout : struct, LinearWgmmaTma.ILayout
+    public static CheckResult[] TmaChecks<TLayout>(Backend backend, TextWriter log, bool clusters = false) where TLayout : struct, LinearWgmmaTma.ILayout
     {
         string name = $"TMA {typeof(TLayout).Name}";
         var results = new List<CheckResult>();
@@ -100,6 +101,12 @@ public static class GpuChecks
                 LinearWgmmaTma.Run<GeluTanhEpilogue, TBlock, TLayout, TRing>(backend, txHalf.HalfView, twHalf, tb.View, OutputView.Of(y), m, splits);
                 results.Add(new($"{name} {variant}", m, n, k, RelativeL2(y.ToArray(), expected), 1e-5));
                 Log(log, results[^1]);
+            }
+            if (clusters)
+            {
+                foreach (int splits in new[] { 1, 3 })
+                    Check<LinearWgmma.OneWarpGroup, LinearWgmmaTma.MulticastRing>($"multicast split-K {splits}", splits);
+                continue;
             }
             foreach (int splits in new[] { 1, 3 })
                 Check<LinearWgmma.OneWarpGroup, LinearWgmmaTma.BarrierRing>($"split-K {splits}", splits);

@@ -76,6 +76,8 @@ public static class PtxCommand
                             (typeof(LinearWgmmaTma.Swizzled64), typeof(LinearWgmma.OneWarpGroup), typeof(LinearWgmmaTma.DeepBarrierRing)),
                             (typeof(LinearWgmmaTma.Swizzled64), typeof(LinearWgmma.OneWarpGroup), typeof(LinearWgmmaTma.ReleasedRing)),
                             (typeof(LinearWgmmaTma.Swizzled64), typeof(LinearWgmma.TwoWarpGroups), typeof(LinearWgmmaTma.ReleasedRing)),
+                            (typeof(LinearWgmmaTma.Swizzled64), typeof(LinearWgmma.TwoWarpGroups), typeof(LinearWgmmaTma.DeepBarrierRing)),
+                            (typeof(LinearWgmmaTma.Swizzled64), typeof(LinearWgmma.OneWarpGroup), typeof(LinearWgmmaTma.MulticastRing)),
                         }
                         select tma.MakeGenericMethod(typeof(IdentityEpilogue), typeof(LinearWgmma.Ptx), typeof(LinearWgmmaTma.Tma), variant.Item1, variant.Item2, variant.Item3));
         // The benchmark's timing-only instances run on the device too.
@@ -89,10 +91,15 @@ public static class PtxCommand
         using var compiler = new PtxCompiler();
         foreach (var kernel in kernels.Distinct())
             yield return (FileName(kernel), compiler.Compile(kernel));
-        // Assembled for sm_90a on the device too (Backend.LoadGrouped).
+        // Assembled for sm_90a on the device too (Backend.LoadGrouped), the TMA GEMM in its ring's clusters.
         foreach (var kernel in hopper)
-            yield return (FileName(kernel), PtxTarget.Retarget(compiler.Compile(kernel), PtxTarget.Hopper));
+            yield return (FileName(kernel), PtxTarget.Retarget(compiler.Compile(kernel), PtxTarget.Hopper, ClusterRows(kernel)));
     }
+
+    private static int ClusterRows(MethodInfo kernel) =>
+        kernel.DeclaringType == typeof(LinearWgmmaTma)
+            ? ((LinearWgmmaTma.IRing)Activator.CreateInstance(kernel.GetGenericArguments()[5])!).Cluster()
+            : 1;
 
     /// <summary>e.g. ElementLauncher.Kernel[Unpatchify.Args] or LinearTensorCore.Kernel[GeluTanhEpilogue,LinearTensorCore.Ptx].</summary>
     private static string FileName(MethodInfo kernel) =>

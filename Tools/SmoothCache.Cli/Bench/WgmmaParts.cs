@@ -43,9 +43,11 @@ public readonly struct TmaArrivalsOnly : LinearWgmmaTma.ILoader
 {
     public void Init(Args a, uint barriers, int stages, int releasers) => default(LinearWgmmaTma.Tma).Init(a, barriers, stages, releasers);
     public bool Asynchronous() => true;
-    public void Release(uint barrier) => default(LinearWgmmaTma.Tma).Release(barrier);
+    public void Release(uint barrier, int cluster) => default(LinearWgmmaTma.Tma).Release(barrier, cluster);
     public void Wait(uint barrier, int parity) => default(LinearWgmmaTma.Tma).Wait(barrier, parity);
-    public void Load<TLayout>(Args a, ArrayView<uint> shared, uint stageAt, uint barrier, int tile, int m0, int n0, int xRows)
+    public void SyncCluster() => default(LinearWgmmaTma.Tma).SyncCluster();
+    public int ClusterRank() => default(LinearWgmmaTma.Tma).ClusterRank();
+    public void Load<TLayout>(Args a, ArrayView<uint> shared, uint stageAt, uint barrier, int tile, int m0, int n0, int xRows, int cluster, int rank)
         where TLayout : struct, LinearWgmmaTma.ILayout =>
         ILGPU.Runtime.Cuda.CudaAsm.Emit("{ .reg .b64 state; mbarrier.arrive.shared::cta.b64 state, [%0]; }", barrier);
 }

@@ -18,6 +18,14 @@ public class BenchGemmCommandTests
     }
 
     [Fact]
+    public void RefusesClusterWithoutTma()
+    {
+        var result = CliRunner.Run("bench-gemm", "--cluster");
+        Assert.Equal(ExitCodes.BadInput, result.ExitCode);
+        Assert.Contains("--cluster goes with --tma", result.Error);
+    }
+
+    [Fact]
     public void RefusesTmaOutsideTheWgmmaKernelSetsBeforeLookingForADevice()
     {
         string? saved = Environment.GetEnvironmentVariable("SMOOTHCACHE_KERNELS");

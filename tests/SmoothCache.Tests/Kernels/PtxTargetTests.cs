@@ -24,6 +24,16 @@ public class PtxTargetTests
     }
 
     [Fact]
+    public void AsksForClustersRightAfterTheEntryDeclaration()
+    {
+        const string ptx = ".target sm_80\n.visible .entry Kernel_Kernel(\n\t.param .align 8 .b8 _a[16]\n)\n{\n\tret;\n}\n";
+        string clustered = PtxTarget.Retarget(ptx, PtxTarget.Hopper, clusterRows: 2);
+        Assert.Contains(".param .align 8 .b8 _a[16]\n)\n.reqnctapercluster 1, 2, 1\n{", clustered);
+        Assert.DoesNotContain(".reqnctapercluster", PtxTarget.Retarget(ptx, PtxTarget.Hopper));
+        Assert.Throws<ArgumentException>(() => PtxTarget.Retarget(".target sm_80\n", PtxTarget.Hopper, clusterRows: 2));
+    }
+
+    [Fact]
     public void RetargetsTheWgmmaKernelIlgpuCompiled()
     {
         // ILGPU's PTX backend needs no device; the compiled kernel's text is what the driver would assemble.

@@ -122,6 +122,27 @@ public class PtxGenerationTests
     }
 
     [Fact]
+    public void TmaGemmInClustersMulticastsItsShareOfWAndReleasesStagesInEveryBlock()
+    {
+        var kernel = typeof(LinearWgmmaTma).GetMethod("Kernel")!.MakeGenericMethod(typeof(IdentityEpilogue), typeof(LinearWgmma.Ptx),
+            typeof(LinearWgmmaTma.Tma), typeof(LinearWgmmaTma.Swizzled64), typeof(LinearWgmma.OneWarpGroup), typeof(LinearWgmmaTma.MulticastRing));
+        var ptx = CompileToPtx(kernel);
+        // x from this block's own load, W from each block's half, multicast to both (mask 3), in the prologue and the loop.
+        Assert.Equal(2, Count(ptx, ".multicast::cluster ["));
+        Assert.Equal(2, Count(ptx, "complete_tx::bytes ["));
+        Assert.Matches(@"\.multicast::cluster \[[^;]*\], 3;", ptx);
+        // Releases reach every block's mbarrier through its cluster address, with no fence of their own.
+        Assert.Contains("mapa.shared::cluster.u32", ptx);
+        Assert.Contains("mbarrier.arrive.shared::cluster.b64 _,", ptx);
+        Assert.DoesNotContain("mbarrier.arrive.release", ptx);
+        Assert.Contains("%cluster_ctarank", ptx);
+        // Cluster barriers after the mbarriers are set up and before any block leaves; no block barrier in the K loop.
+        Assert.Equal(2, Count(ptx, "barrier.cluster.arrive.aligned"));
+        Assert.True(ptx.IndexOf("barrier.cluster.wait.aligned") < ptx.IndexOf("multicast"));
+        Assert.True(ptx.LastIndexOf("barrier.cluster.wait.aligned") > ptx.LastIndexOf("wgmma.mma_async"));
+    }
+
+    [Fact]
     public void TensorCoreAttentionKeepsItsAsmOperandsOutOfLocalMemoryPaths()
     {
         var kernel = typeof(FlashAttentionTensorCore).GetMethod("Kernel")!.MakeGenericMethod(typeof(TensorCore.PtxPath));

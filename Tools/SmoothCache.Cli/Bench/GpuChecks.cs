@@ -106,6 +106,7 @@ public static class GpuChecks
             {
                 foreach (int splits in new[] { 1, 3 })
                     Check<LinearWgmma.OneWarpGroup, LinearWgmmaTma.MulticastRing>($"multicast split-K {splits}", splits);
+                Check<LinearWgmma.TwoWarpGroups, LinearWgmmaTma.MulticastRing>("256x128 multicast", 1);
                 continue;
             }
             foreach (int splits in new[] { 1, 3 })

@@ -170,8 +170,8 @@ public static class ModelBench
         }
     }
 
-    /// <summary>Replays run the same kernels on the same data as direct launches: only split-K's order of
-    /// additions may differ.</summary>
+    /// <summary>Replays run the same kernels on the same data as direct launches, in the same order (split-K's
+    /// finish too sums its splits in a fixed order): the results should agree exactly; this allows float rounding.</summary>
     private const double ReplayTolerance = 1e-5;
 
     public static ForwardTiming TimeForward(DiTTransformer model, string name, int batch, int iterations)

@@ -35,6 +35,11 @@ public static class LinearWgmmaTma
         /// half of a tile's W rows and the copy engine multicasts it to both, so a block reads 12 KB from L2 per
         /// tile instead of 16; its stages are released by the warps of both (<see cref="Releases"/>).</summary>
         int Cluster();
+        /// <summary>How many tiles beyond the one being loaded the loading thread asks L2 to fetch W's tile of
+        /// (0: none). In a forward each weight is read from device memory once, and with 2 tiles in flight a block
+        /// waits out that latency per tile (batch 2's fc1 took 48.8 µs in a forward where the same GEMM took 25 with W
+        /// in L2, eleventh session); fetched ahead into L2, W's tiles arrive at L2's latency.</summary>
+        int L2Ahead();
     }
 
     /// <summary>4 stages (64 KB at 128 x 128), 2 tiles ahead, a block barrier per tile: 3 blocks and 6 tiles in
@@ -45,6 +50,18 @@ public static class LinearWgmmaTma
         public int Ahead() => 2;
         public bool Releases() => false;
         public int Cluster() => 1;
+        public int L2Ahead() => 0;
+    }
+
+    /// <summary><see cref="BarrierRing"/> with W's tiles fetched into L2 6 tiles before they are loaded
+    /// (<see cref="IRing.L2Ahead"/>). Not yet timed.</summary>
+    public readonly struct PrefetchingRing : IRing
+    {
+        public int Stages() => 4;
+        public int Ahead() => 2;
+        public bool Releases() => false;
+        public int Cluster() => 1;
+        public int L2Ahead() => 6;
     }
 
     /// <summary>6 stages (96 KB), 4 ahead: 2 blocks but 8 tiles in flight per multiprocessor. Not yet timed.</summary>
@@ -54,6 +71,7 @@ public static class LinearWgmmaTma
         public int Ahead() => 4;
         public bool Releases() => false;
         public int Cluster() => 1;
+        public int L2Ahead() => 0;
     }
 
     /// <summary>4 stages, 3 ahead, no block barrier per tile: each warp releases a stage once its multiplies of the
@@ -66,6 +84,7 @@ public static class LinearWgmmaTma
         public int Ahead() => 3;
         public bool Releases() => true;
         public int Cluster() => 1;
+        public int L2Ahead() => 0;
     }
 
     /// <summary><see cref="ReleasedRing"/> in clusters of 2 row blocks that share W's tiles (<see cref="IRing.Cluster"/>):
@@ -79,6 +98,7 @@ public static class LinearWgmmaTma
         public int Ahead() => 3;
         public bool Releases() => true;
         public int Cluster() => 2;
+        public int L2Ahead() => 0;
     }
 
     /// <summary>The parity of the phase of a stage's release mbarrier that frees it for tile <paramref name="tile"/>
@@ -156,6 +176,9 @@ public static class LinearWgmmaTma
         /// <summary>Waits until the mbarrier at <paramref name="barrier"/> has completed the phase of parity
         /// <paramref name="parity"/>.</summary>
         void Wait(uint barrier, int parity);
+        /// <summary>One thread: asks L2 to fetch this block's share of W's rows of K tile <paramref name="tile"/> (no wait,
+        /// nothing lands in shared memory).</summary>
+        void PrefetchW<TLayout>(Args a, int tile, int n0, int cluster, int rank) where TLayout : struct, ILayout;
         /// <summary>Every thread of the cluster's blocks: a barrier across them all (a block barrier without clusters).</summary>
         void SyncCluster();
         /// <summary>This block's place in its cluster (0 without clusters).</summary>
@@ -183,6 +206,13 @@ public static class LinearWgmmaTma
         }
 
         public void SyncCluster() => CudaAsm.Emit("barrier.cluster.arrive.aligned; barrier.cluster.wait.aligned;");
+
+        public void PrefetchW<TLayout>(Args a, int tile, int n0, int cluster, int rank) where TLayout : struct, ILayout
+        {
+            int box = default(TLayout).BoxColumns(), row0 = n0 + Tile / cluster * rank;
+            for (int column = 0; column < Depth; column += box)
+                CudaAsm.Emit("cp.async.bulk.prefetch.tensor.2d.L2.global.tile [%0, {%1, %2}];", a.WMap, tile * Depth + column, row0);
+        }
 
         public int ClusterRank()
         {
@@ -249,6 +279,7 @@ public static class LinearWgmmaTma
         public void Wait(uint barrier, int parity) { }
         public void SyncCluster() => Group.Barrier();
         public int ClusterRank() => 0;
+        public void PrefetchW<TLayout>(Args a, int tile, int n0, int cluster, int rank) where TLayout : struct, ILayout { }
 
         /// <summary>All of the stage's W too, whatever the cluster: the layout is the same.</summary>
         public void Load<TLayout>(Args a, ArrayView<uint> shared, uint stageAt, uint barrier, int tile, int m0, int n0, int xRows, int cluster, int rank)
@@ -300,9 +331,16 @@ public static class LinearWgmmaTma
         if (loader) default(TLoader).Init(a, loaded, stages, ring.Releases() ? 4 * groups * cluster : 0);
         if (cluster > 1) default(TLoader).SyncCluster();
         else Group.Barrier();
+        int l2Ahead = ring.L2Ahead();
         if (loader)
+        {
             for (int s = 0; s < ahead && s < tiles; s++)
                 default(TLoader).Load<TLayout>(a, shared, sharedBase + (uint)(s * stageBytes), loaded + (uint)(8 * s), tileBegin + s, m0, n0, xRows, cluster, rank);
+            // From here on each load of tile r comes with the fetch into L2 of tile r + l2Ahead.
+            if (l2Ahead > 0)
+                for (int s = ahead; s < ahead + l2Ahead && s < tiles; s++)
+                    default(TLoader).PrefetchW<TLayout>(a, tileBegin + s, n0, cluster, rank);
+        }
         Accumulators c = default;
         int stage = 0, parity = 0;
         for (int tile = 0; tile < tiles; tile++)
@@ -329,12 +367,16 @@ public static class LinearWgmmaTma
                 {
                     if (refill >= stages) default(TLoader).Wait(released + (uint)(8 * next), ReleaseParity(refill, stages));
                     default(TLoader).Load<TLayout>(a, shared, sharedBase + (uint)(next * stageBytes), loaded + (uint)(8 * next), tileBegin + refill, m0, n0, xRows, cluster, rank);
+                    if (l2Ahead > 0 && refill + l2Ahead < tiles) default(TLoader).PrefetchW<TLayout>(a, tileBegin + refill + l2Ahead, n0, cluster, rank);
                 }
             }
             else
             {
                 if (loader && refill < tiles)
+                {
                     default(TLoader).Load<TLayout>(a, shared, sharedBase + (uint)(next * stageBytes), loaded + (uint)(8 * next), tileBegin + refill, m0, n0, xRows, cluster, rank);
+                    if (l2Ahead > 0 && refill + l2Ahead < tiles) default(TLoader).PrefetchW<TLayout>(a, tileBegin + refill + l2Ahead, n0, cluster, rank);
+                }
                 default(TPath).WaitForMultiplies(1);
             }
             if (++stage == stages)

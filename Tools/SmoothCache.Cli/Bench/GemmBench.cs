@@ -148,6 +148,7 @@ public static class GemmBench
                 // or by warps releasing stages instead of a block barrier per tile.
                 ($"ours TMA swz 6 stages fp16{split}", Tma<LinearWgmma.OneWarpGroup, LinearWgmmaTma.Swizzled64, LinearWgmmaTma.DeepBarrierRing>(), y, -1),
                 ($"ours TMA swz released fp16{split}", Tma<LinearWgmma.OneWarpGroup, LinearWgmmaTma.Swizzled64, LinearWgmmaTma.ReleasedRing>(), y, -1),
+                ($"ours TMA swz L2 prefetch fp16{split}", Tma<LinearWgmma.OneWarpGroup, LinearWgmmaTma.Swizzled64, LinearWgmmaTma.PrefetchingRing>(), y, -1),
                 ($"ours TMA swz 256x128 released{split}", Tma<LinearWgmma.TwoWarpGroups, LinearWgmmaTma.Swizzled64, LinearWgmmaTma.ReleasedRing>(), y, -1),
                 // 256 x 128 blocks read a quarter less per product than 128 x 128 but fit one per multiprocessor:
                 // 6 stages (144 KB) keep 4 tiles of 24 KB in flight.
@@ -156,6 +157,7 @@ public static class GemmBench
             kernels.Add(($"TMA swz cold W{split}", Cold<LinearWgmma.OneWarpGroup, LinearWgmmaTma.BarrierRing>(tcSplits), y, -1));
             kernels.Add(($"TMA swz 6 stages cold W{split}", Cold<LinearWgmma.OneWarpGroup, LinearWgmmaTma.DeepBarrierRing>(tcSplits), y, -1));
             kernels.Add(($"TMA swz released cold W{split}", Cold<LinearWgmma.OneWarpGroup, LinearWgmmaTma.ReleasedRing>(tcSplits), y, -1));
+            kernels.Add(($"TMA swz L2 prefetch cold W{split}", Cold<LinearWgmma.OneWarpGroup, LinearWgmmaTma.PrefetchingRing>(tcSplits), y, -1));
             kernels.Add(($"TMA 256x128 6 stg cold W{split}", Cold<LinearWgmma.TwoWarpGroups, LinearWgmmaTma.DeepBarrierRing>(tcSplits), y, -1));
             // Where the time goes, as for the cp.async kernel: its loads alone, its multiplies alone (timing only).
             if (tcSplits == 1)

@@ -44,6 +44,14 @@ public class LinearWgmmaTmaPlainTests : HopperGemmTests
         LinearWgmmaTma.Run<TEpilogue, TBlock, LinearWgmmaTma.Plain>(Cpu, x, w, bias, y, m, splits);
 }
 
+/// <summary>The same kernel with W's tiles fetched into L2 ahead (a no-op in the emulation: what runs is the ring's
+/// stage arithmetic with its prefetch bookkeeping).</summary>
+public class LinearWgmmaTmaPrefetchingRingTests : HopperGemmTests
+{
+    protected override void Multiply<TEpilogue, TBlock>(ArrayView<Half> x, Tensor w, ArrayView<float> bias, OutputView y, int m, int splits) =>
+        LinearWgmmaTma.Run<TEpilogue, TBlock, LinearWgmmaTma.Swizzled64, LinearWgmmaTma.PrefetchingRing>(Cpu, x, w, bias, y, m, splits);
+}
+
 /// <summary>The same kernel on 6 stages loaded 4 tiles ahead.</summary>
 public class LinearWgmmaTmaDeepRingTests : HopperGemmTests
 {

@@ -121,6 +121,16 @@ public class PtxGenerationTests
         Assert.True(ptx.LastIndexOf("bar.sync") > ptx.LastIndexOf("wgmma.mma_async"));
     }
 
+    [Theory]
+    [InlineData(typeof(LinearWgmmaTma.PrefetchingRing), 2)]  // in the prologue and with each refill
+    [InlineData(typeof(LinearWgmmaTma.BarrierRing), 0)]      // the ring's constant 0 leaves none behind
+    public void TmaGemmFetchesWIntoL2AheadOnlyOnTheRingThatAsks(Type ring, int prefetches)
+    {
+        var kernel = typeof(LinearWgmmaTma).GetMethod("Kernel")!.MakeGenericMethod(typeof(IdentityEpilogue), typeof(LinearWgmma.Ptx),
+            typeof(LinearWgmmaTma.Tma), typeof(LinearWgmmaTma.Swizzled64), typeof(LinearWgmma.OneWarpGroup), ring);
+        Assert.Equal(prefetches, Count(CompileToPtx(kernel), "cp.async.bulk.prefetch.tensor.2d.L2.global.tile"));
+    }
+
     [Fact]
     public void TmaGemmInClustersMulticastsItsShareOfWAndReleasesStagesInEveryBlock()
     {

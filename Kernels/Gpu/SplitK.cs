@@ -25,7 +25,8 @@ public static class SplitK
     /// else enough groups for one wave on the device, at most 8. Measured on an H100 (132 SMs, fp16
     /// tensor-core GEMM at M = 512, BENCHMARKS.md): with 36 blocks, 3 to 7 splits ran 1.4x (K = 1152)
     /// to 2.5x (K = 4608) faster than none; with 144 blocks any split was slower (2 ways: 0.053 ms
-    /// against 0.045), the extra partial-sum traffic and reduction costing more than the idle SMs.</summary>
+    /// against 0.045), the extra partial-sum traffic and reduction costing more than the idle SMs. (Measured with
+    /// a reduction launch after the GEMM; the finish now runs in the GEMM's last split, so this may split too little.)</summary>
     public static int Choose(int multiprocessors, int m, int n, int k, int tile, int depth)
     {
         long blocks = (long)((m + tile - 1) / tile) * ((n + tile - 1) / tile);

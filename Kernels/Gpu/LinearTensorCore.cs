@@ -670,7 +670,7 @@ public static class LinearTensorCore
             kernel()(launch, args);
             return;
         }
-        SplitK.Run(backend, m, n, used, launch.GridDim.X * launch.GridDim.Y, bias, y, (sums, target) =>
+        SplitK.Run(backend, m, n, launch, bias, y, (sums, target) =>
             kernel()(launch, args with
             {
                 Bias = ArrayView<float>.Empty, Y = new OutputView { F32 = sums }, PairedStores = n % 2 == 0 ? 1 : 0, Split = target,

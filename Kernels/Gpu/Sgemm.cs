@@ -183,7 +183,7 @@ public static class Sgemm
             return;
         }
         var launch = Config(m, n, used);
-        SplitK.Run(backend, m, n, used, launch.GridDim.X * launch.GridDim.Y, bias, new OutputView { F32 = y }, (sums, target) =>
+        SplitK.Run(backend, m, n, launch, bias, new OutputView { F32 = y }, (sums, target) =>
             backend.LoadGrouped<Args>(Kernel<TEpilogue>)(launch, args with { Bias = ArrayView<float>.Empty, Y = sums, Split = target }));
     }
 }

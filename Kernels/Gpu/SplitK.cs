@@ -124,13 +124,14 @@ public static class SplitK
     }
 
     /// <summary>
-    /// Launches a GEMM of <paramref name="blocks"/> output blocks over <paramref name="splits"/> slices of K whose
+    /// Launches a GEMM in <paramref name="launch"/>'s grid (output blocks in x and y, the splits of K in z) whose
     /// blocks finish as <see cref="Target"/> says: <paramref name="gemm"/> gets the partial sums' workspace
     /// ([splits, M, N] floats) and the target to finish into (y with <paramref name="bias"/>).
     /// </summary>
-    public static void Run(Backend backend, int m, int n, int splits, int blocks, ArrayView<float> bias, OutputView y,
+    public static void Run(Backend backend, int m, int n, KernelConfig launch, ArrayView<float> bias, OutputView y,
         Action<ArrayView<float>, Target> gemm)
     {
+        int splits = launch.GridDim.Z, blocks = launch.GridDim.X * launch.GridDim.Y;
         using var sums = backend.Arena.Rent(splits, m, n);
         var output = y.Take((long)m * n);
         gemm(sums.View, new Target

@@ -21,6 +21,11 @@ public class PtxGenerationTests
     private static MethodInfo Kernel(Type type, Type epilogue) =>
         type.GetMethod("Kernel", BindingFlags.Public | BindingFlags.Static)!.MakeGenericMethod(epilogue);
 
+    /// <summary>The TMA GEMM as it runs on CUDA (identity epilogue, 128 x 128 blocks) in a layout and on a ring.</summary>
+    private static MethodInfo TmaKernel(Type layout, Type ring) =>
+        typeof(LinearWgmmaTma).GetMethod("Kernel")!.MakeGenericMethod(typeof(IdentityEpilogue), typeof(LinearWgmma.Ptx),
+            typeof(LinearWgmmaTma.Tma), layout, typeof(LinearWgmma.OneWarpGroup), ring);
+
     private static int Count(string text, string what) => (text.Length - text.Replace(what, "").Length) / what.Length;
 
     [Theory]
@@ -88,8 +93,7 @@ public class PtxGenerationTests
     [InlineData(typeof(LinearWgmmaTma.Swizzled64))]
     public void TmaGemmLoadsEachTileWithBoxCopiesOnOneMbarrier(Type layout)
     {
-        var kernel = typeof(LinearWgmmaTma).GetMethod("Kernel")!.MakeGenericMethod(
-            typeof(IdentityEpilogue), typeof(LinearWgmma.Ptx), typeof(LinearWgmmaTma.Tma), layout, typeof(LinearWgmma.OneWarpGroup), typeof(LinearWgmmaTma.BarrierRing));
+        var kernel = TmaKernel(layout, typeof(LinearWgmmaTma.BarrierRing));
         var ptx = CompileToPtx(kernel);
         // Loads in the prologue and in the K loop: each an expect_tx arrival, then x's and W's boxes (in a loop
         // over the tile's 4 chunks or its one 32-column box).
@@ -108,8 +112,7 @@ public class PtxGenerationTests
     [Fact]
     public void TmaGemmOnTheReleasedRingFreesStagesByMbarrierInsteadOfABlockBarrierPerTile()
     {
-        var kernel = typeof(LinearWgmmaTma).GetMethod("Kernel")!.MakeGenericMethod(typeof(IdentityEpilogue), typeof(LinearWgmma.Ptx),
-            typeof(LinearWgmmaTma.Tma), typeof(LinearWgmmaTma.Swizzled64), typeof(LinearWgmma.OneWarpGroup), typeof(LinearWgmmaTma.ReleasedRing));
+        var kernel = TmaKernel(typeof(LinearWgmmaTma.Swizzled64), typeof(LinearWgmmaTma.ReleasedRing));
         var ptx = CompileToPtx(kernel);
         // Each warp's release of a stage (a plain arrival), the loading thread's wait for them besides every thread's
         // wait for the copies, the release mbarriers initialised after the copies' ones.
@@ -126,16 +129,14 @@ public class PtxGenerationTests
     [InlineData(typeof(LinearWgmmaTma.BarrierRing), 0)]      // the ring's constant 0 leaves none behind
     public void TmaGemmFetchesWIntoL2AheadOnlyOnTheRingThatAsks(Type ring, int prefetches)
     {
-        var kernel = typeof(LinearWgmmaTma).GetMethod("Kernel")!.MakeGenericMethod(typeof(IdentityEpilogue), typeof(LinearWgmma.Ptx),
-            typeof(LinearWgmmaTma.Tma), typeof(LinearWgmmaTma.Swizzled64), typeof(LinearWgmma.OneWarpGroup), ring);
+        var kernel = TmaKernel(typeof(LinearWgmmaTma.Swizzled64), ring);
         Assert.Equal(prefetches, Count(CompileToPtx(kernel), "cp.async.bulk.prefetch.tensor.2d.L2.global.tile"));
     }
 
     [Fact]
     public void TmaGemmInClustersMulticastsItsShareOfWAndReleasesStagesInEveryBlock()
     {
-        var kernel = typeof(LinearWgmmaTma).GetMethod("Kernel")!.MakeGenericMethod(typeof(IdentityEpilogue), typeof(LinearWgmma.Ptx),
-            typeof(LinearWgmmaTma.Tma), typeof(LinearWgmmaTma.Swizzled64), typeof(LinearWgmma.OneWarpGroup), typeof(LinearWgmmaTma.MulticastRing));
+        var kernel = TmaKernel(typeof(LinearWgmmaTma.Swizzled64), typeof(LinearWgmmaTma.MulticastRing));
         var ptx = CompileToPtx(kernel);
         // x from this block's own load, W from each block's half, multicast to both (mask 3), in the prologue and the loop.
         Assert.Equal(2, Count(ptx, ".multicast::cluster ["));

@@ -65,8 +65,13 @@ public sealed class Backend : IDisposable
     /// <summary>True when fp16 GEMMs take <see cref="Gpu.LinearWgmmaTma"/> (<see cref="KernelSet.WgmmaTma"/>).</summary>
     public bool UsesTma { get; }
 
-    private Backend(Context context, Accelerator accelerator, KernelSet kernels)
+    /// <summary>The TMA GEMM variant every fp16 GEMM takes, from SMOOTHCACHE_TMA_GEMM (e.g. "256x128-deep"); null
+    /// (unset) lets <see cref="Gpu.LinearWgmmaTma.Variant.For"/> choose per shape. For timing whole forwards on each.</summary>
+    public Gpu.LinearWgmmaTma.Variant? TmaGemm { get; }
+
+    private Backend(Context context, Accelerator accelerator, KernelSet kernels, Gpu.LinearWgmmaTma.Variant? tmaGemm)
     {
+        TmaGemm = tmaGemm;
         Context = context;
         Accelerator = accelerator;
         if (kernels == KernelSet.Auto && accelerator is CudaAccelerator { Architecture: { Major: 9, Minor: 0 } }) kernels = KernelSet.WgmmaTma;
@@ -104,6 +109,7 @@ public sealed class Backend : IDisposable
     public static Backend Create(DeviceKind kind = DeviceKind.Auto, KernelSet kernels = KernelSet.Auto)
     {
         if (kernels == KernelSet.Auto) kernels = KernelSetFromEnvironment();
+        var tmaGemm = TmaGemmFromEnvironment();
         // CPUDeviceKind.Nvidia: the default CPU device allows only 16 threads per group.
         var context = Context.Create(b => b.Cuda().CPU(CPUDeviceKind.Nvidia).EnableAlgorithms()
             .Optimize(OptimizationLevel.O2).Math(KernelMath).Profiling());
@@ -119,7 +125,7 @@ public sealed class Backend : IDisposable
                 _ when cuda.Count > 0 => cuda[0].CreateAccelerator(context),
                 _ => context.GetCPUDevice(0).CreateAccelerator(context),
             };
-            return new Backend(context, accelerator, kernels);
+            return new Backend(context, accelerator, kernels, tmaGemm);
         }
         catch
         {
@@ -139,6 +145,21 @@ public sealed class Backend : IDisposable
         "portable" => KernelSet.Portable,
         var other => throw new ArgumentException($"SMOOTHCACHE_KERNELS='{other}': expected auto, gpu, tensorcores, wgmma, wgmma-tma or portable"),
     };
+
+    /// <summary>The TMA GEMM variant SMOOTHCACHE_TMA_GEMM names (null when unset); throws on an unknown name.</summary>
+    internal static Gpu.LinearWgmmaTma.Variant? TmaGemmFromEnvironment()
+    {
+        string? name = Environment.GetEnvironmentVariable("SMOOTHCACHE_TMA_GEMM");
+        if (string.IsNullOrWhiteSpace(name)) return null;
+        try
+        {
+            return Gpu.LinearWgmmaTma.Variant.Parse(name);
+        }
+        catch (ArgumentException e)
+        {
+            throw new ArgumentException($"SMOOTHCACHE_TMA_GEMM: {e.Message}", e);
+        }
+    }
 
     /// <summary>Loads (once per backend) an auto-grouped kernel over a 1D index with one struct argument.
     /// The returned delegate launches on <see cref="Stream"/> and counts its launches in <see cref="LaunchCount"/>.</summary>

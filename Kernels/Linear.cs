@@ -147,7 +147,7 @@ public static class Linear
             if (backend.UsesTensorCores)
             {
                 // Throws with the reason for an unsupported K.
-                if (backend.UsesTma) LinearWgmmaTma.Run<TEpilogue, LinearWgmma.OneWarpGroup>(backend, xHalf.HalfView, w, biasView, OutputView.Of(y), m);
+                if (backend.UsesTma) LinearWgmmaTma.Run<TEpilogue>(backend, backend.TmaGemm ?? LinearWgmmaTma.Variant.For(m, n, k), xHalf.HalfView, w, biasView, OutputView.Of(y), m);
                 else if (backend.UsesWgmma) LinearWgmma.Run<TEpilogue>(backend, xHalf.HalfView, w, biasView, OutputView.Of(y), m);
                 else LinearTensorCore.Run<TEpilogue>(backend, xHalf.HalfView, w, biasView, OutputView.Of(y), m);
                 return;

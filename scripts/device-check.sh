@@ -36,22 +36,33 @@ case "$MODE" in
     default|hopper|tma) ;;
     *) echo "usage: bash scripts/device-check.sh [default|hopper|tma]" >&2; exit 2 ;;
 esac
-# tma: the TMA-loaded GEMM alone (~260 s, limits 395 s): its checks and timings, and only if they pass, the smoke
-# suite, the forward on the mma.sync kernels and on wgmma-tma in the same call, sampling on wgmma-tma, and last the
-# TMA GEMM in clusters (gemm-cluster).
+# tma: the TMA-loaded GEMM (~420 s, limits 580 s): its checks and timings; only if they pass, the smoke suite, the
+# fp16 forward on the default variant (with its profile), then on each other TMA GEMM variant (SMOOTHCACHE_TMA_GEMM:
+# a block shape and ring for every GEMM of the forward), the sampling job on the variant fastest at batch 16, and
+# last the TMA GEMM in clusters (gemm-cluster), then the forward on it if its checks passed.
 if [ "$MODE" = tma ]; then
+    export SMOOTHCACHE_KERNELS=wgmma-tma
     step gemm-tma 120 bench-gemm --tma --iterations 20 --json "$OUT/gemm-tma.json"
     if grep -q "^gemm-tma: exit 0" "$STATUS"; then
-        SMOOTHCACHE_KERNELS=wgmma-tma step smoke 40 bench --suite smoke --device cuda
-        SMOOTHCACHE_KERNELS=tensorcores step forward-mma 45 bench --suite forward --device cuda --iterations 10 --json "$OUT/forward-mma.json"
-        SMOOTHCACHE_KERNELS=wgmma-tma step forward-tma 50 bench --suite forward --device cuda --iterations 10 --profile --json "$OUT/forward-tma.json"
-        SMOOTHCACHE_KERNELS=wgmma-tma step sampling 80 bench --suite sampling --device cuda --json "$OUT/sampling.json"
+        step smoke 40 bench --suite smoke --device cuda
+        forward() { # forward NAME VARIANT: the fp16 forward at batch 2 and 16, profiled, on one variant
+            SMOOTHCACHE_TMA_GEMM=$2 step "$1" 50 bench --suite forward --device cuda --precision fp16 --batch 2 --iterations 10 --profile --json "$OUT/$1.json"
+        }
+        forward forward-tma ""
+        for v in 128x128-prefetching 128x128-deep 128x128-released 256x128-deep; do forward "forward-$v" "$v"; done
+        # The variant with the fastest XL forward at batch 16 (the sampling job's batch); the default if none ran.
+        BEST=$(for f in "$OUT"/forward-*.log; do
+                   awk -v v="$(basename "$f" .log)" '$1 == "DiT-XL/2-256" && $3 == "fp16" && $4 == 16 { print $7, v }' "$f"
+               done | sort -n | head -1 | cut -d' ' -f2 | sed 's/^forward-//; s/^tma$//')
+        echo "fastest at batch 16: ${BEST:-the default variant}" | tee -a "$STATUS"
+        SMOOTHCACHE_TMA_GEMM=$BEST step sampling 60 bench --suite sampling --device cuda --precision fp16 --json "$OUT/sampling.json"
         # Last, in its own process: the TMA GEMM in clusters sharing W by multicast, never run on a GPU before; a
         # protocol fault there would hang (the time limit ends it) without costing the steps above.
         step gemm-cluster 60 bench-gemm --tma --cluster --iterations 20 --json "$OUT/gemm-cluster.json"
+        grep -q "^gemm-cluster: exit 0" "$STATUS" && forward forward-128x128-multicast 128x128-multicast
     fi
-    for name in smoke forward-mma forward-tma sampling gemm-cluster; do
-        [ -f "$OUT/$name.log" ] && { echo "== $name"; grep -v "^NVIDIA\|^device:" "$OUT/$name.log" | tail -n 30; }
+    for f in "$OUT"/smoke.log "$OUT"/forward-*.log "$OUT"/sampling.log "$OUT"/gemm-cluster.log; do
+        [ -f "$f" ] && { echo "== $(basename "$f" .log)"; grep -v "^NVIDIA\|^device:" "$f" | tail -n 30; }
     done
     echo "== gemm-tma"
     grep -v "^PASS" "$OUT/gemm-tma.log" | tail -n 150

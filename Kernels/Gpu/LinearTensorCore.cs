@@ -639,7 +639,7 @@ public static class LinearTensorCore
             () => Load<TEpilogue, TPtx, TEmulated>(backend), Config);
 
     /// <summary>
-    /// Checks a GEMM, splits K when the output has too few 128 x 128 blocks for the device (<see cref="SplitK"/>)
+    /// Checks a GEMM, splits K when the output has too few blocks for the device (<see cref="SplitK"/>)
     /// and launches it; shared with <see cref="LinearWgmma"/> and <see cref="LinearWgmmaTma"/>, whose K tiles have
     /// the same shape. <paramref name="kernel"/> is asked for the kernel once the GEMM is checked and not empty.
     /// </summary>
@@ -653,7 +653,11 @@ public static class LinearTensorCore
             throw new ArgumentException($"{name}: weight {weight.ShapeText}: {why}");
         if (m == 0 || n == 0) return;
         int depth = 4 * chunk;
-        if (splits == 0) splits = SplitK.Choose(backend.Accelerator.NumMultiprocessors, m, n, k, Tile, depth);
+        if (splits == 0)
+        {
+            var whole = config(m, n, 1).GridDim;
+            splits = SplitK.Choose(backend.Accelerator.NumMultiprocessors, (long)whole.X * whole.Y, k, depth);
+        }
         var (perSplit, used) = SplitK.Partition(k, depth, splits);
         if (!Sgemm.FitsInt32(m, n, k, used))
             throw new ArgumentException($"{name}: M={m}, N={n}, K={k} in {used} splits overflow 32-bit indexing");

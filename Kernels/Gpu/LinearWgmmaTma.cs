@@ -101,6 +101,55 @@ public static class LinearWgmmaTma
         public int L2Ahead() => 0;
     }
 
+    /// <summary>The rings by name, for choosing one at run time (<see cref="Variant"/>).</summary>
+    public enum RingKind { Barrier, Prefetching, Deep, Released, Multicast }
+
+    /// <summary>
+    /// A block shape (128 x 128, or 256 x 128 with two warpgroups) and a ring, named so that one can be chosen at run
+    /// time: <see cref="Linear"/> takes <see cref="For"/>'s choice for each GEMM, or the one SMOOTHCACHE_TMA_GEMM names
+    /// (<see cref="Backend.TmaGemm"/>) for all of them, so that a whole forward can be timed on each variant in one
+    /// device call. Names: "128x128-barrier", "256x128-deep", ... (<see cref="Name"/>).
+    /// </summary>
+    public readonly record struct Variant(bool TwoWarpGroups, RingKind Ring)
+    {
+        public string Name => $"{(TwoWarpGroups ? "256x128" : "128x128")}-{Ring.ToString().ToLowerInvariant()}";
+
+        public static IEnumerable<Variant> All =>
+            from two in new[] { false, true } from ring in Enum.GetValues<RingKind>() select new Variant(two, ring);
+
+        /// <summary>The variant for an M x N x K GEMM: the 128 x 128 block on <see cref="BarrierRing"/> at every
+        /// shape, the fastest of those timed on an H200 (eleventh session; the others wait for their numbers).</summary>
+        public static Variant For(int m, int n, int k) => new(false, RingKind.Barrier);
+
+        /// <summary>The variant <paramref name="name"/> names (case-insensitive); throws with the names there are.</summary>
+        public static Variant Parse(string name) =>
+            All.Cast<Variant?>().FirstOrDefault(v => string.Equals(v!.Value.Name, name.Trim(), StringComparison.OrdinalIgnoreCase))
+            ?? throw new ArgumentException($"'{name}' is not a TMA GEMM variant: expected one of {string.Join(", ", All.Select(v => v.Name))}");
+    }
+
+    /// <summary><see cref="Run{TEpilogue, TBlock, TLayout, TRing}"/> in the 64-byte swizzle on <paramref name="variant"/>'s
+    /// block and ring.</summary>
+    public static void Run<TEpilogue>(Backend backend, Variant variant, ArrayView<Half> x, Tensor w, ArrayView<float> bias,
+        OutputView y, int m, int splits = 0) where TEpilogue : struct, IEpilogue
+    {
+        switch (variant.Ring)
+        {
+            case RingKind.Barrier: RunOnRing<TEpilogue, BarrierRing>(backend, variant.TwoWarpGroups, x, w, bias, y, m, splits); break;
+            case RingKind.Prefetching: RunOnRing<TEpilogue, PrefetchingRing>(backend, variant.TwoWarpGroups, x, w, bias, y, m, splits); break;
+            case RingKind.Deep: RunOnRing<TEpilogue, DeepBarrierRing>(backend, variant.TwoWarpGroups, x, w, bias, y, m, splits); break;
+            case RingKind.Released: RunOnRing<TEpilogue, ReleasedRing>(backend, variant.TwoWarpGroups, x, w, bias, y, m, splits); break;
+            case RingKind.Multicast: RunOnRing<TEpilogue, MulticastRing>(backend, variant.TwoWarpGroups, x, w, bias, y, m, splits); break;
+            default: throw new ArgumentOutOfRangeException(nameof(variant), variant.Ring, "unknown ring");
+        }
+    }
+
+    private static void RunOnRing<TEpilogue, TRing>(Backend backend, bool twoWarpGroups, ArrayView<Half> x, Tensor w, ArrayView<float> bias,
+        OutputView y, int m, int splits) where TEpilogue : struct, IEpilogue where TRing : struct, IRing
+    {
+        if (twoWarpGroups) Run<TEpilogue, LinearWgmma.TwoWarpGroups, Swizzled64, TRing>(backend, x, w, bias, y, m, splits);
+        else Run<TEpilogue, LinearWgmma.OneWarpGroup, Swizzled64, TRing>(backend, x, w, bias, y, m, splits);
+    }
+
     /// <summary>The parity of the phase of a stage's release mbarrier that frees it for tile <paramref name="tile"/>
     /// (tile &gt;= stages): the stage held tile - stages, its (tile / stages - 1)th use.</summary>
     public static int ReleaseParity(int tile, int stages) => (tile / stages - 1) & 1;

@@ -27,9 +27,13 @@ public static class SplitK
     /// to 2.5x (K = 4608) faster than none; with 144 blocks any split was slower (2 ways: 0.053 ms
     /// against 0.045), the extra partial-sum traffic and reduction costing more than the idle SMs. (Measured with
     /// a reduction launch after the GEMM; the finish now runs in the GEMM's last split, so this may split too little.)</summary>
-    public static int Choose(int multiprocessors, int m, int n, int k, int tile, int depth)
+    public static int Choose(int multiprocessors, int m, int n, int k, int tile, int depth) =>
+        Choose(multiprocessors, (long)((m + tile - 1) / tile) * ((n + tile - 1) / tile), k, depth);
+
+    /// <summary><see cref="Choose(int, int, int, int, int, int)"/> for an output of <paramref name="blocks"/> blocks of
+    /// whatever shape (256 x 128 ones: half as many as 128 x 128).</summary>
+    public static int Choose(int multiprocessors, long blocks, int k, int depth)
     {
-        long blocks = (long)((m + tile - 1) / tile) * ((n + tile - 1) / tile);
         if (2 * blocks > multiprocessors) return 1;
         int kTiles = (k + depth - 1) / depth;
         long wanted = GroupsPerMultiprocessor * (long)multiprocessors / Math.Max(1, blocks);

@@ -21,9 +21,10 @@ public static class BenchCommand
         var xl = new Option<bool>("--xl") { Description = "kernels suite: DiT-XL/2's shapes instead of dit-digits'; forward and sampling: run DiT-XL/2 on the CPU accelerator too (slow)" };
         var json = new Option<string?>("--json") { Description = "also write the results to this JSON file" };
         var profile = new Option<bool>("--profile") { Description = "forward suite: device time per kernel of one more forward per case" };
+        var precision = new Option<string>("--precision") { Description = "forward and sampling suites: fp16, fp32 or auto (both on CUDA, fp32 on the CPU accelerator)", DefaultValueFactory = _ => "auto" };
         var command = new Command("bench", "Time kernels, one forward, or whole sampling runs (cached vs uncached).")
         {
-            suite, device, batch, iterations, steps, images, xl, json, profile,
+            suite, device, batch, iterations, steps, images, xl, json, profile, precision,
         };
         command.SetAction(parse =>
         {
@@ -34,6 +35,16 @@ public static class BenchCommand
             if (count < 1) throw new UserInputException($"--iterations must be at least 1, got {count}");
             if (parse.GetValue(steps) < 1) throw new UserInputException($"--steps must be at least 1, got {parse.GetValue(steps)}");
             if (parse.GetValue(images) < 0) throw new UserInputException($"--images must be 0 (default) or more, got {parse.GetValue(images)}");
+            Precision? onlyPrecision;
+            try
+            {
+                string text = parse.GetValue(precision)!;
+                onlyPrecision = text.Equals("auto", StringComparison.OrdinalIgnoreCase) ? null : HalfConversion.ParsePrecision(text);
+            }
+            catch (ArgumentException e)
+            {
+                throw new UserInputException($"--precision: {e.Message} (or auto)");
+            }
             DeviceKind kind;
             try
             {
@@ -60,7 +71,7 @@ public static class BenchCommand
 
             var settings = new ModelBenchSettings(count, parse.GetValue(steps), parse.GetValue(images), parse.GetValue(xl),
                 SamplingOptions.ResolveModel(SamplingOptions.DefaultModel), Path.Combine(AppContext.BaseDirectory, "schedules"),
-                parse.GetValue(batch), parse.GetValue(profile));
+                parse.GetValue(batch), parse.GetValue(profile), onlyPrecision);
             var report = new ModelBenchReport();
             if (name == "forward") ModelBench.Forward(backend, settings, report, context.Out);
             else ModelBench.Sampling(backend, settings, report, context.Out);

@@ -10,7 +10,7 @@ namespace SmoothCache.Cli.Bench;
 /// <summary>What the forward and sampling suites run. Images 0 means each job's own size (8 for XL, 10 for dit-digits).</summary>
 /// <param name="ExtraBatch">timed in the forward suite besides 2 and 16 (20: the digits default job with CFG)</param>
 public sealed record ModelBenchSettings(int Iterations, int Steps, int Images, bool Xl, string DigitsFolder, string ScheduleFolder,
-    int ExtraBatch = 20, bool Profile = false);
+    int ExtraBatch = 20, bool Profile = false, Precision? OnlyPrecision = null);
 
 /// <summary>One model forward: the first call (kernel compiles, driver JIT) apart, then the mean of the timed calls.</summary>
 public sealed record ForwardTiming(
@@ -70,8 +70,9 @@ public static class ModelBench
     public const int DigitsLookahead = 3;
     public const float GuidanceScale = 4f;
 
-    public static IReadOnlyList<Precision> Precisions(Backend backend) =>
-        backend.IsCuda ? [Precision.Fp16, Precision.Fp32] : [Precision.Fp32];
+    /// <summary>The precision the settings ask for, else both on CUDA and fp32 on the CPU accelerator.</summary>
+    public static IReadOnlyList<Precision> Precisions(Backend backend, ModelBenchSettings s) =>
+        s.OnlyPrecision is { } only ? [only] : backend.IsCuda ? [Precision.Fp16, Precision.Fp32] : [Precision.Fp32];
 
     private static string Name(Precision p) => p == Precision.Fp16 ? "fp16" : "fp32";
 
@@ -115,7 +116,7 @@ public static class ModelBench
         if (xl) models.Add((XlName, precision => BuildXl(backend, precision)));
         models.Add((DigitsName, precision => DiTPipeline.Load(s.DigitsFolder, backend, precision)));
         foreach (var (name, build) in models)
-            foreach (var precision in Precisions(backend))
+            foreach (var precision in Precisions(backend, s))
                 Attempt($"forward {name} {Name(precision)}", report, log, () =>
                 {
                     using var pipeline = build(precision);
@@ -234,7 +235,7 @@ public static class ModelBench
                       $"{"replayed",8} {"cached",8} {"speedup",7}  schedule");
         if (xl)
         {
-            foreach (var precision in Precisions(backend))
+            foreach (var precision in Precisions(backend, s))
             {
                 int images = s.Images > 0 ? s.Images : XlLabels.Length;
                 Attempt($"sampling {XlName} {Name(precision)}", report, log, () =>
@@ -247,7 +248,7 @@ public static class ModelBench
                 });
             }
         }
-        foreach (var precision in Precisions(backend))
+        foreach (var precision in Precisions(backend, s))
         {
             int digits = s.Images > 0 ? s.Images : 10;
             Attempt($"sampling {DigitsName} {Name(precision)}", report, log, () =>

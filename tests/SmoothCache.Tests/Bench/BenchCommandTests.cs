@@ -47,6 +47,25 @@ public class BenchCommandTests
     }
 
     [Fact]
+    public void PrecisionOptionTimesOnlyThatPrecision()
+    {
+        string json = TempJson();
+        try
+        {
+            var (code, output, err) = Run("bench", "--suite", "forward", "--device", "cpu", "--iterations", "1", "--batch", "2", "--precision", "FP16", "--json", json);
+            Assert.True(code == ExitCodes.Success, err + output);
+            using var doc = JsonDocument.Parse(File.ReadAllText(json));
+            var forward = doc.RootElement.GetProperty("forward").EnumerateArray().ToArray();
+            Assert.Equal(2, forward.Length);
+            Assert.All(forward, f => Assert.Equal("fp16", f.GetProperty("precision").GetString()));
+        }
+        finally
+        {
+            Directory.Delete(Path.GetDirectoryName(json)!, true);
+        }
+    }
+
+    [Fact]
     public void ForwardProfileAccountsForEveryLaunchOfTheForward()
     {
         string json = TempJson();
@@ -118,6 +137,7 @@ public class BenchCommandTests
     [InlineData("--steps", "0", "--steps must be at least 1")]
     [InlineData("--images", "-1", "--images must be 0")]
     [InlineData("--device", "tpu", "unknown device 'tpu'")]
+    [InlineData("--precision", "fp8", "--precision: unknown precision 'fp8'")]
     public void BadArgumentsExitWithCode2AndSayWhatIsWrong(string option, string value, string message)
     {
         var args = option == "--suite" ? new[] { "bench", option, value } : ["bench", "--suite", "forward", option, value];

@@ -10,14 +10,18 @@ namespace SmoothCache.Kernels.Gpu;
 /// One group of 4 warps per (sample, head, tile of 64 queries); warp w owns queries 16w..16w + 15.
 /// The group stages its queries once and then 64 keys and values at a time in shared memory (rows of
 /// 16-byte chunks; q and k padded with zeros to a multiple of 16 columns, 11 chunks apart, v 9 apart:
-/// conflict-free ldmatrix phases; the next tile's k and v are loaded into registers while this one is multiplied).
+/// conflict-free ldmatrix phases; thread t loads k row t or v row t - 64 of the next tile into registers while this
+/// one is multiplied, and stores it after the next barrier).
 /// Per key tile a warp computes its 16 x 64 scores with mma.sync
 /// (q fragments held in registers for the whole kernel, k fragments by ldmatrix), runs the online
 /// softmax on them in registers (each lane holds 2 rows x 16 columns; row maxima and sums meet across
 /// the 4 lanes of a row by shuffles), turns the probabilities into fp16 A fragments in place (the mma
 /// accumulator layout is the A fragment layout) and multiplies them by v (fragments by ldmatrix.trans).
-/// No score ever leaves registers. Probabilities are rounded to fp16 for that product, as in other
-/// fp16 flash attentions; the result is within fp16 rounding of the exact softmax.
+/// No score ever leaves registers. Probabilities are 2^(s c - max c) with c the scale times log2 e (a multiply-add
+/// and an ex2 each), rounded to fp16 for that product, as in other fp16 flash attentions; the result is within fp16
+/// rounding of the exact softmax. Per 64-key tile a warp issues about 460 instructions, 76 of them mma (SASS, sm_90;
+/// 1,050 before the loads took a row per thread and the ldmatrix addresses were hoisted out of the loop); 188 registers,
+/// 2 blocks per multiprocessor.
 /// Shared memory: 31,744 bytes. The warp instructions come from <typeparamref name="TPath"/> (see
 /// <see cref="TensorCore.IWarpPath"/>): inline PTX on CUDA, emulated in tests.
 /// </summary>
@@ -42,7 +46,8 @@ public static class FlashAttentionTensorCore
         public ArrayView<U4> Qkv;
         public OutputView Out;
         public int T, Heads, HeadDim;
-        public float Scale;
+        /// <summary>The softmax scale 1 / sqrt(HeadDim) times log2 e: probabilities are 2^((s - max) ExpScale).</summary>
+        public float ExpScale;
     }
 
     /// <summary>A warp's q fragments: 16 rows x up to 80 columns as 5 A fragments (16 deep each).</summary>
@@ -63,116 +68,82 @@ public static class FlashAttentionTensorCore
         public F4 N0, N1, N2, N3, N4, N5, N6, N7, N8;
     }
 
-    /// <summary>Where a thread is in a walk over rows of <c>Chunks</c> chunks, one element every <see cref="Threads"/>
-    /// (row-major, so a warp's loads are neighbours): row R, chunk C, kept by additions instead of a division
-    /// per element (a step is Rows whole rows and Rest chunks).</summary>
-    private struct Walk
-    {
-        public int R, C, Chunks, Rows, Rest;
-
-        public static Walk Start(int chunks)
-        {
-            int r = Group.IdxX / chunks, rows = Threads / chunks;
-            return new Walk { R = r, C = Group.IdxX - r * chunks, Chunks = chunks, Rows = rows, Rest = Threads - rows * chunks };
-        }
-
-        /// <summary>The element <see cref="Threads"/> further on, the chunk's overflow carried into the row.</summary>
-        public readonly Walk Next()
-        {
-            int c = C + Rest;
-            int carry = c >= Chunks ? 1 : 0;
-            return this with { R = R + Rows + carry, C = c - carry * Chunks };
-        }
-    }
-
     /// <summary>Copies the queries of tokens first..first + 63 of head h into shared memory (QWords, QkStride chunks
-    /// per row), the first qkChunks chunks of each row: zeros past T and past the head (the padding to 16 columns).</summary>
-    private static void StageQueries(Args a, ArrayView<uint> shared, int qkChunks, int sample, int head, int first)
+    /// per row): thread t fills chunks 5 (t / 64).. + 4 of row t % 64, zeros past T and past the head (the padding
+    /// to 16 columns).</summary>
+    private static void StageQueries(Args a, ArrayView<uint> shared, int sample, int head, int first)
     {
         var shared4 = shared.Cast<U4>();
-        int headChunks = a.HeadDim >> 3;
-        int rowChunks = 3 * a.Heads * headChunks;                    // one qkv token row
-        for (var w = Walk.Start(qkChunks); w.R < 64; w = w.Next())
-        {
-            int token = first + w.R;
-            bool valid = (token < a.T) & (w.C < headChunks);
-            shared4[(QWords >> 2) + w.R * QkStride + w.C] = valid ? a.Qkv[(sample * a.T + token) * rowChunks + head * headChunks + w.C] : default;
-        }
+        int headChunks = a.HeadDim >> 3, row = Group.IdxX & 63, chunk0 = 5 * (Group.IdxX >> 6);
+        int token = first + row;
+        int source = (sample * a.T + token) * 3 * a.Heads * headChunks + head * headChunks;
+        int at = (QWords >> 2) + row * QkStride;
+        for (int c = chunk0; c < chunk0 + 5; c++)
+            shared4[at + c] = (token < a.T) & (c < headChunks) ? a.Qkv[source + c] : default;
     }
 
-    /// <summary>Up to 9 of a tile's chunks held by one thread: the walk over 128 rows of HeadDim / 8 chunks (k's 64
-    /// rows, then v's) from this thread, every <see cref="Threads"/>th chunk (1,152 = 9 x 128 at head dim 72).</summary>
-    public struct KeyValueChunks
+    /// <summary>One row of a key tile as this thread loads it: its 9 chunks of 8 halves (8 at head dim 64).</summary>
+    public struct KeyValueRow
     {
         public U4 C0, C1, C2, C3, C4, C5, C6, C7, C8;
     }
 
-    /// <summary>Starts loading the tile of keys key0..: the kernel issues it before the current tile's arithmetic and
-    /// stores it (<see cref="StageKeysAndValues"/>) after the next barrier, so the loads' latency hides behind the
-    /// arithmetic even with one block per multiprocessor (DiT-XL/2 at batch 2: 128 blocks). 187 registers, 2 blocks per
-    /// multiprocessor; loading and storing at once after the barrier (146 registers, 3 blocks) was 1.3-1.5x slower on
-    /// an H200 at batch 2 and 16, and prefetching k alone (159 registers) 1.2x (BENCHMARKS.md, eleventh session).</summary>
-    private static KeyValueChunks LoadKeysAndValues(Args a, int sample, int head, int key0)
+    /// <summary>Starts loading this thread's row of a key tile, from chunk <paramref name="source"/> of qkv
+    /// (<see cref="RowSource"/>). The kernel issues it before the current tile's arithmetic and stores it
+    /// (<see cref="StageRow"/>) after the next barrier, so the loads' latency hides behind the arithmetic even with one
+    /// block per multiprocessor (DiT-XL/2 at batch 2: 128 blocks). A row's chunks lie side by side in qkv: one address
+    /// serves all of its loads (a walk over every 128th chunk of the tile, which this replaces, spent 450 instructions
+    /// a tile on addresses, SASS).</summary>
+    private static KeyValueRow LoadRow(Args a, int source, bool wide)
     {
-        var w = Walk.Start(a.HeadDim >> 3);
-        KeyValueChunks c;
-        c.C0 = LoadChunk(a, w, sample, head, key0); w = w.Next();
-        c.C1 = LoadChunk(a, w, sample, head, key0); w = w.Next();
-        c.C2 = LoadChunk(a, w, sample, head, key0); w = w.Next();
-        c.C3 = LoadChunk(a, w, sample, head, key0); w = w.Next();
-        c.C4 = LoadChunk(a, w, sample, head, key0); w = w.Next();
-        c.C5 = LoadChunk(a, w, sample, head, key0); w = w.Next();
-        c.C6 = LoadChunk(a, w, sample, head, key0); w = w.Next();
-        c.C7 = LoadChunk(a, w, sample, head, key0); w = w.Next();
-        c.C8 = LoadChunk(a, w, sample, head, key0);
-        return c;
+        var row = a.Qkv.SubView(source);
+        return new KeyValueRow
+        {
+            C0 = row[0], C1 = row[1], C2 = row[2], C3 = row[3], C4 = row[4], C5 = row[5], C6 = row[6], C7 = row[7],
+            // Head dim 64 has 8 chunks: the ninth would be the next head's (or past the tensor).
+            C8 = wide ? row[8] : default,
+        };
     }
 
-    /// <summary>The loaded tile into shared memory (k padded with zero chunks to qkChunks), after the barrier that frees it.</summary>
-    private static void StageKeysAndValues(Args a, ArrayView<uint> shared, KeyValueChunks loaded, int qkChunks)
+    /// <summary>Where thread t's row of the key tile from <paramref name="key0"/> starts in qkv (chunks): k row t (t &lt; 64)
+    /// or v row t - 64, of token key0 + t % 64, or of token T - 1 past T: a key past T gets a score of -inf and a
+    /// probability of 0 whatever its k and v, so a real token's stand in for it (no branch around the loads).</summary>
+    private static int RowSource(Args a, int sample, int head, int key0)
     {
-        var shared4 = shared.Cast<U4>();
-        int chunks = a.HeadDim >> 3;
-        var w = Walk.Start(chunks);
-        StoreChunk(shared4, w, loaded.C0); w = w.Next();
-        StoreChunk(shared4, w, loaded.C1); w = w.Next();
-        StoreChunk(shared4, w, loaded.C2); w = w.Next();
-        StoreChunk(shared4, w, loaded.C3); w = w.Next();
-        StoreChunk(shared4, w, loaded.C4); w = w.Next();
-        StoreChunk(shared4, w, loaded.C5); w = w.Next();
-        StoreChunk(shared4, w, loaded.C6); w = w.Next();
-        StoreChunk(shared4, w, loaded.C7); w = w.Next();
-        StoreChunk(shared4, w, loaded.C8);
-        // k's zero padding (head dim 72: chunk 9 of 10); the loads cover the head's chunks only.
-        if (Group.IdxX < 64 && qkChunks > chunks) shared4[(KWords >> 2) + Group.IdxX * QkStride + chunks] = default;
+        int chunks = a.HeadDim >> 3, t = Group.IdxX;
+        int token = Math.Min(key0 + (t & 63), a.T - 1);
+        return (sample * a.T + token) * 3 * a.Heads * chunks + ((1 + (t >> 6)) * a.Heads + head) * chunks;
     }
 
-    /// <summary>Walk row R: k row R (R &lt; 64) or v row R - 64 of token key0 + R % 64; zeros past T and past the
-    /// tile's 128 rows (head dim 64: 8 chunks per thread, the ninth past them).</summary>
-    private static U4 LoadChunk(Args a, Walk w, int sample, int head, int key0)
+    /// <summary>Where thread t's row goes in shared memory (16-byte chunks): k row t, or v row t - 64.</summary>
+    private static int RowTarget() =>
+        Group.IdxX < 64 ? (KWords >> 2) + Group.IdxX * QkStride : (VWords >> 2) + (Group.IdxX - 64) * VStride;
+
+    /// <summary>The loaded row into shared memory, after the barrier that frees the tile.</summary>
+    private static void StageRow(ArrayView<uint> shared, int at, KeyValueRow row, bool wide)
     {
-        int token = key0 + (w.R & 63);
-        bool valid = (w.R < 128) & (token < a.T);
-        int column = ((1 + (w.R >> 6)) * a.Heads + head) * w.Chunks + w.C;
-        return valid ? a.Qkv[(sample * a.T + token) * 3 * a.Heads * w.Chunks + column] : default;
+        var target = shared.Cast<U4>().SubView(at);
+        target[0] = row.C0;
+        target[1] = row.C1;
+        target[2] = row.C2;
+        target[3] = row.C3;
+        target[4] = row.C4;
+        target[5] = row.C5;
+        target[6] = row.C6;
+        target[7] = row.C7;
+        if (wide) target[8] = row.C8;
     }
 
-    private static void StoreChunk(ArrayView<U4> shared4, Walk w, U4 value)
-    {
-        if (w.R >= 128) return;
-        int at = w.R < 64 ? (KWords >> 2) + w.R * QkStride + w.C : (VWords >> 2) + (w.R - 64) * VStride + w.C;
-        shared4[at] = value;
-    }
-
-    /// <summary>The word a lane passes to ldmatrix for an A-ordered x4 load (matrices: rows 0-7 | 8-15 by
-    /// chunk c | c + 1) of 16 rows from row0, or, with swapped = true, a B-ordered one (rows 0-7 by chunk
-    /// c | c + 1, then rows 8-15).</summary>
-    private static int FragmentWord(int at, int stride, int row0, int chunk0, bool swapped)
+    /// <summary>This lane's part of the word it passes to ldmatrix for an x4 load of 16 rows from row 0, chunk 0 of a
+    /// region of <paramref name="stride"/> chunks per row: A-ordered (matrices: rows 0-7 | 8-15 by chunk c | c + 1), or
+    /// with swapped = true B-ordered (rows 0-7 by chunk c | c + 1, then rows 8-15). The load at row r0, chunk c0 adds
+    /// (r0 stride + c0) x 4, a constant in every use: the lane's part is computed once per kernel.</summary>
+    private static int LaneWord(int stride, bool swapped)
     {
         int lane = Warp.LaneIdx;
         int matrix = lane >> 3;
         int rowHalf = swapped ? matrix >> 1 : matrix & 1, chunkStep = swapped ? matrix & 1 : matrix >> 1;
-        return at + ((row0 + rowHalf * 8 + (lane & 7)) * stride + chunk0 + chunkStep) * 4;
+        return ((rowHalf * 8 + (lane & 7)) * stride + chunkStep) * 4;
     }
 
     /// <summary>c + a x the first B fragment of an x4 load (words X, Y); <see cref="MmaSecond{TPath}"/> takes Z, W.</summary>
@@ -182,15 +153,16 @@ public static class FlashAttentionTensorCore
     private static F4 MmaSecond<TPath>(F4 c, U4 a, U4 b) where TPath : struct, TensorCore.IWarpPath =>
         default(TPath).Mma(c, a, new U2 { X = b.Z, Y = b.W });
 
-    /// <summary>Scores += this warp's q (16-deep step s) x k^T of 64 keys: 4 ldmatrix, 8 mma.</summary>
-    private static Scores ScoreStep<TPath>(Scores c, U4 q, ArrayView<uint> shared, uint sharedBase, int s)
+    /// <summary>Scores += this warp's q (16-deep step s) x k^T of 64 keys: 4 ldmatrix, 8 mma. kLane: the lane's
+    /// word in the k region (<see cref="LaneWord"/>).</summary>
+    private static Scores ScoreStep<TPath>(Scores c, U4 q, ArrayView<uint> shared, uint sharedBase, int kLane, int s)
         where TPath : struct, TensorCore.IWarpPath
     {
         var path = default(TPath);
-        U4 k01 = path.LoadMatrices(shared, sharedBase, FragmentWord(KWords, QkStride, 0, 2 * s, true));
-        U4 k23 = path.LoadMatrices(shared, sharedBase, FragmentWord(KWords, QkStride, 16, 2 * s, true));
-        U4 k45 = path.LoadMatrices(shared, sharedBase, FragmentWord(KWords, QkStride, 32, 2 * s, true));
-        U4 k67 = path.LoadMatrices(shared, sharedBase, FragmentWord(KWords, QkStride, 48, 2 * s, true));
+        U4 k01 = path.LoadMatrices(shared, sharedBase, kLane + 2 * s * 4);
+        U4 k23 = path.LoadMatrices(shared, sharedBase, kLane + (16 * QkStride + 2 * s) * 4);
+        U4 k45 = path.LoadMatrices(shared, sharedBase, kLane + (32 * QkStride + 2 * s) * 4);
+        U4 k67 = path.LoadMatrices(shared, sharedBase, kLane + (48 * QkStride + 2 * s) * 4);
         c.J0 = MmaFirst<TPath>(c.J0, q, k01); c.J1 = MmaSecond<TPath>(c.J1, q, k01);
         c.J2 = MmaFirst<TPath>(c.J2, q, k23); c.J3 = MmaSecond<TPath>(c.J3, q, k23);
         c.J4 = MmaFirst<TPath>(c.J4, q, k45); c.J5 = MmaSecond<TPath>(c.J5, q, k45);
@@ -198,26 +170,27 @@ public static class FlashAttentionTensorCore
         return c;
     }
 
-    /// <summary>Outputs += probabilities of keys 16 kk.. (an A fragment) x v rows 16 kk..: 4 or 5 ldmatrix.trans, 8 or 9 mma.</summary>
-    private static Outputs ValueStep<TPath>(Outputs o, U4 p, ArrayView<uint> shared, uint sharedBase, int kk, bool wide)
+    /// <summary>Outputs += probabilities of keys 16 kk.. (an A fragment) x v rows 16 kk..: 4 or 5 ldmatrix.trans, 8 or 9
+    /// mma. vLane: the lane's word in the v region (<see cref="LaneWord"/>, A-ordered).</summary>
+    private static Outputs ValueStep<TPath>(Outputs o, U4 p, ArrayView<uint> shared, uint sharedBase, int vLane, int kk, bool wide)
         where TPath : struct, TensorCore.IWarpPath
     {
         var path = default(TPath);
+        int rows = 16 * kk * VStride;
         // Matrices (keys 0-7 | 8-15) by (columns of tile n | n + 1): B fragments for tiles n and n + 1.
-        U4 v01 = path.LoadMatricesTransposed(shared, sharedBase, FragmentWord(VWords, VStride, 16 * kk, 0, false));
-        U4 v23 = path.LoadMatricesTransposed(shared, sharedBase, FragmentWord(VWords, VStride, 16 * kk, 2, false));
-        U4 v45 = path.LoadMatricesTransposed(shared, sharedBase, FragmentWord(VWords, VStride, 16 * kk, 4, false));
-        U4 v67 = path.LoadMatricesTransposed(shared, sharedBase, FragmentWord(VWords, VStride, 16 * kk, 6, false));
+        U4 v01 = path.LoadMatricesTransposed(shared, sharedBase, vLane + rows * 4);
+        U4 v23 = path.LoadMatricesTransposed(shared, sharedBase, vLane + (rows + 2) * 4);
+        U4 v45 = path.LoadMatricesTransposed(shared, sharedBase, vLane + (rows + 4) * 4);
+        U4 v67 = path.LoadMatricesTransposed(shared, sharedBase, vLane + (rows + 6) * 4);
         o.N0 = MmaFirst<TPath>(o.N0, p, v01); o.N1 = MmaSecond<TPath>(o.N1, p, v01);
         o.N2 = MmaFirst<TPath>(o.N2, p, v23); o.N3 = MmaSecond<TPath>(o.N3, p, v23);
         o.N4 = MmaFirst<TPath>(o.N4, p, v45); o.N5 = MmaSecond<TPath>(o.N5, p, v45);
         o.N6 = MmaFirst<TPath>(o.N6, p, v67); o.N7 = MmaSecond<TPath>(o.N7, p, v67);
         if (wide)
         {
-            // Lanes 0..15 address keys 0-15 of column tile 8 (the x2 load ignores lanes 16..31, which repeat them).
-            int lane = Warp.LaneIdx;
-            int row = 16 * kk + ((lane >> 3) & 1) * 8 + (lane & 7);
-            U2 v8 = path.LoadTwoMatricesTransposed(shared, sharedBase, VWords + (row * VStride + 8) * 4);
+            // Lanes 0..15 address keys 0-15 of column tile 8: their A-ordered words are the x2 load's rows (the x2
+            // load ignores lanes 16..31).
+            U2 v8 = path.LoadTwoMatricesTransposed(shared, sharedBase, vLane + (rows + 8) * 4);
             o.N8 = path.Mma(o.N8, p, v8);
         }
         return o;
@@ -236,47 +209,49 @@ public static class FlashAttentionTensorCore
         return v + Warp.ShuffleXor(v, 2);
     }
 
-    /// <summary>exp(s - max) for one mma tile's 4 scores (masked scores are -inf: 0).</summary>
-    private static F4 Exp(F4 s, float max0, float max1) => new()
+    /// <summary>2^(s c - mc) for one mma tile's 4 scores, rows g (<paramref name="mc0"/>) and g + 8: with c the softmax
+    /// scale times log2 e, exp((s - max) scale) as one multiply-add and one ex2 a score. Masked scores are -inf: 0.</summary>
+    private static F4 Exp2<TPath>(F4 s, float c, float mc0, float mc1) where TPath : struct, TensorCore.IWarpPath
     {
-        X = MathF.Exp(s.X - max0), Y = MathF.Exp(s.Y - max0), Z = MathF.Exp(s.Z - max1), W = MathF.Exp(s.W - max1),
-    };
+        var path = default(TPath);
+        return new F4 { X = path.Exp2(s.X * c - mc0), Y = path.Exp2(s.Y * c - mc0), Z = path.Exp2(s.Z * c - mc1), W = path.Exp2(s.W * c - mc1) };
+    }
 
-    /// <summary>One mma tile's scores times scale, -inf where the key (columns key, key + 1) is at or past T.</summary>
-    private static F4 Masked(F4 s, float scale, int key, int t) => new()
+    /// <summary>One mma tile's scores, -inf where the key (columns key, key + 1) is at or past T.</summary>
+    private static F4 Masked(F4 s, int key, int t) => new()
     {
-        X = key < t ? s.X * scale : float.NegativeInfinity,
-        Y = key + 1 < t ? s.Y * scale : float.NegativeInfinity,
-        Z = key < t ? s.Z * scale : float.NegativeInfinity,
-        W = key + 1 < t ? s.W * scale : float.NegativeInfinity,
+        X = key < t ? s.X : float.NegativeInfinity,
+        Y = key + 1 < t ? s.Y : float.NegativeInfinity,
+        Z = key < t ? s.Z : float.NegativeInfinity,
+        W = key + 1 < t ? s.W : float.NegativeInfinity,
     };
 
     private static F4 Times(F4 v, float row0, float row1) => new() { X = v.X * row0, Y = v.Y * row0, Z = v.Z * row1, W = v.W * row1 };
 
-    /// <summary>All 64 scores scaled and masked; tile j's columns are keys key + 8j and + 1.</summary>
-    private static Scores ScaledAndMasked(Scores s, float scale, int key, int t)
+    /// <summary>All 64 scores masked; tile j's columns are keys key + 8j and + 1.</summary>
+    private static Scores Masked(Scores s, int key, int t)
     {
-        s.J0 = Masked(s.J0, scale, key, t);
-        s.J1 = Masked(s.J1, scale, key + 8, t);
-        s.J2 = Masked(s.J2, scale, key + 16, t);
-        s.J3 = Masked(s.J3, scale, key + 24, t);
-        s.J4 = Masked(s.J4, scale, key + 32, t);
-        s.J5 = Masked(s.J5, scale, key + 40, t);
-        s.J6 = Masked(s.J6, scale, key + 48, t);
-        s.J7 = Masked(s.J7, scale, key + 56, t);
+        s.J0 = Masked(s.J0, key, t);
+        s.J1 = Masked(s.J1, key + 8, t);
+        s.J2 = Masked(s.J2, key + 16, t);
+        s.J3 = Masked(s.J3, key + 24, t);
+        s.J4 = Masked(s.J4, key + 32, t);
+        s.J5 = Masked(s.J5, key + 40, t);
+        s.J6 = Masked(s.J6, key + 48, t);
+        s.J7 = Masked(s.J7, key + 56, t);
         return s;
     }
 
-    private static Scores Exponentials(Scores s, float max0, float max1)
+    private static Scores Exponentials<TPath>(Scores s, float c, float mc0, float mc1) where TPath : struct, TensorCore.IWarpPath
     {
-        s.J0 = Exp(s.J0, max0, max1);
-        s.J1 = Exp(s.J1, max0, max1);
-        s.J2 = Exp(s.J2, max0, max1);
-        s.J3 = Exp(s.J3, max0, max1);
-        s.J4 = Exp(s.J4, max0, max1);
-        s.J5 = Exp(s.J5, max0, max1);
-        s.J6 = Exp(s.J6, max0, max1);
-        s.J7 = Exp(s.J7, max0, max1);
+        s.J0 = Exp2<TPath>(s.J0, c, mc0, mc1);
+        s.J1 = Exp2<TPath>(s.J1, c, mc0, mc1);
+        s.J2 = Exp2<TPath>(s.J2, c, mc0, mc1);
+        s.J3 = Exp2<TPath>(s.J3, c, mc0, mc1);
+        s.J4 = Exp2<TPath>(s.J4, c, mc0, mc1);
+        s.J5 = Exp2<TPath>(s.J5, c, mc0, mc1);
+        s.J6 = Exp2<TPath>(s.J6, c, mc0, mc1);
+        s.J7 = Exp2<TPath>(s.J7, c, mc0, mc1);
         return s;
     }
 
@@ -338,58 +313,61 @@ public static class FlashAttentionTensorCore
         int head = Grid.IdxY % a.Heads, sample = Grid.IdxY / a.Heads;
         int query0 = Grid.IdxX * Queries;
         bool wide = a.HeadDim > 64;
-        int qkChunks = wide ? 10 : 8;
 
         // The first key tile's loads go out before the queries', so the two latencies overlap.
-        var loaded = LoadKeysAndValues(a, sample, head, 0);
-        StageQueries(a, shared, qkChunks, sample, head, query0);
+        int target = RowTarget();
+        var loaded = LoadRow(a, RowSource(a, sample, head, 0), wide);
+        StageQueries(a, shared, sample, head, query0);
+        // k's zero padding (head dim 72: chunk 9 of 10, which no load writes).
+        if (wide && Group.IdxX < 64) shared.Cast<U4>()[target + 9] = default;
         Group.Barrier();
-        int qRow = warp * 16;
+        int qLane = QWords + LaneWord(QkStride, false) + warp * 16 * QkStride * 4;
         Queries16 q;
-        q.S0 = path.LoadMatrices(shared, sharedBase, FragmentWord(QWords, QkStride, qRow, 0, false));
-        q.S1 = path.LoadMatrices(shared, sharedBase, FragmentWord(QWords, QkStride, qRow, 2, false));
-        q.S2 = path.LoadMatrices(shared, sharedBase, FragmentWord(QWords, QkStride, qRow, 4, false));
-        q.S3 = path.LoadMatrices(shared, sharedBase, FragmentWord(QWords, QkStride, qRow, 6, false));
-        q.S4 = wide ? path.LoadMatrices(shared, sharedBase, FragmentWord(QWords, QkStride, qRow, 8, false)) : default;
+        q.S0 = path.LoadMatrices(shared, sharedBase, qLane);
+        q.S1 = path.LoadMatrices(shared, sharedBase, qLane + 2 * 4);
+        q.S2 = path.LoadMatrices(shared, sharedBase, qLane + 4 * 4);
+        q.S3 = path.LoadMatrices(shared, sharedBase, qLane + 6 * 4);
+        q.S4 = wide ? path.LoadMatrices(shared, sharedBase, qLane + 8 * 4) : default;
+        int kLane = KWords + LaneWord(QkStride, true), vLane = VWords + LaneWord(VStride, false);
 
-        // Rows g and g + 8 of the warp's 16: running max (scaled scores) and this lane's share of the sum.
+        // Rows g and g + 8 of the warp's 16: running max (raw scores: the scale is positive) and this lane's share of the sum.
         float max0 = float.NegativeInfinity, max1 = float.NegativeInfinity, sum0 = 0f, sum1 = 0f;
         Outputs o = default;
         int g = lane >> 2, t = lane & 3;
         for (int key0 = 0; key0 < a.T; key0 += KeysPerTile)
         {
             Group.Barrier();
-            StageKeysAndValues(a, shared, loaded, qkChunks);
+            StageRow(shared, target, loaded, wide);
             Group.Barrier();
-            if (key0 + KeysPerTile < a.T) loaded = LoadKeysAndValues(a, sample, head, key0 + KeysPerTile);
+            if (key0 + KeysPerTile < a.T) loaded = LoadRow(a, RowSource(a, sample, head, key0 + KeysPerTile), wide);
 
             Scores s = default;
-            s = ScoreStep<TPath>(s, q.S0, shared, sharedBase, 0);
-            s = ScoreStep<TPath>(s, q.S1, shared, sharedBase, 1);
-            s = ScoreStep<TPath>(s, q.S2, shared, sharedBase, 2);
-            s = ScoreStep<TPath>(s, q.S3, shared, sharedBase, 3);
-            if (wide) s = ScoreStep<TPath>(s, q.S4, shared, sharedBase, 4);
+            s = ScoreStep<TPath>(s, q.S0, shared, sharedBase, kLane, 0);
+            s = ScoreStep<TPath>(s, q.S1, shared, sharedBase, kLane, 1);
+            s = ScoreStep<TPath>(s, q.S2, shared, sharedBase, kLane, 2);
+            s = ScoreStep<TPath>(s, q.S3, shared, sharedBase, kLane, 3);
+            if (wide) s = ScoreStep<TPath>(s, q.S4, shared, sharedBase, kLane, 4);
 
-            // Scale, mask keys past T (tile j holds keys key0 + 8j + 2t and + 1), new row maxima.
-            s = ScaledAndMasked(s, a.Scale, key0 + 2 * t, a.T);
+            // Keys past T (tile j holds keys key0 + 8j + 2t and + 1) are only in the last tile.
+            if (key0 + KeysPerTile > a.T) s = Masked(s, key0 + 2 * t, a.T);
             // Key key0 < T is in every tile the loop visits, so each row's new maximum is finite.
             float next0 = MathF.Max(max0, RowMax(TileMax(s, false))), next1 = MathF.Max(max1, RowMax(TileMax(s, true)));
-            float correction0 = MathF.Exp(max0 - next0), correction1 = MathF.Exp(max1 - next1);
+            float correction0 = path.Exp2((max0 - next0) * a.ExpScale), correction1 = path.Exp2((max1 - next1) * a.ExpScale);
             max0 = next0;
             max1 = next1;
 
-            s = Exponentials(s, max0, max1);
+            s = Exponentials<TPath>(s, a.ExpScale, max0 * a.ExpScale, max1 * a.ExpScale);
             sum0 = sum0 * correction0 + TileSum(s, false);
             sum1 = sum1 * correction1 + TileSum(s, true);
             o = Rescaled(o, correction0, correction1);
-            o = ValueStep<TPath>(o, ProbabilityFragment<TPath>(s.J0, s.J1), shared, sharedBase, 0, wide);
-            o = ValueStep<TPath>(o, ProbabilityFragment<TPath>(s.J2, s.J3), shared, sharedBase, 1, wide);
-            o = ValueStep<TPath>(o, ProbabilityFragment<TPath>(s.J4, s.J5), shared, sharedBase, 2, wide);
-            o = ValueStep<TPath>(o, ProbabilityFragment<TPath>(s.J6, s.J7), shared, sharedBase, 3, wide);
+            o = ValueStep<TPath>(o, ProbabilityFragment<TPath>(s.J0, s.J1), shared, sharedBase, vLane, 0, wide);
+            o = ValueStep<TPath>(o, ProbabilityFragment<TPath>(s.J2, s.J3), shared, sharedBase, vLane, 1, wide);
+            o = ValueStep<TPath>(o, ProbabilityFragment<TPath>(s.J4, s.J5), shared, sharedBase, vLane, 2, wide);
+            o = ValueStep<TPath>(o, ProbabilityFragment<TPath>(s.J6, s.J7), shared, sharedBase, vLane, 3, wide);
         }
 
         float inverse0 = 1f / RowSum(sum0), inverse1 = 1f / RowSum(sum1);
-        int query = query0 + qRow + g;
+        int query = query0 + warp * 16 + g;
         bool first = query < a.T, second = query + 8 < a.T;
         long at = ((long)sample * a.T + query) * a.Heads * a.HeadDim + head * a.HeadDim + 2 * t;
         Store(a, at, first, second, o.N0, inverse0, inverse1);
@@ -423,7 +401,7 @@ public static class FlashAttentionTensorCore
         var args = new Args
         {
             Qkv = qkv.HalfView.Cast<U4>(), Out = OutputView.Of(output), T = t, Heads = heads, HeadDim = headDim,
-            Scale = 1f / MathF.Sqrt(headDim),
+            ExpScale = 1.442695f / MathF.Sqrt(headDim),
         };
         var kernel = backend.IsCuda
             ? backend.LoadGrouped<Args>(Kernel<TensorCore.PtxPath>)

@@ -151,6 +151,9 @@ public static class TensorCore
 
         /// <summary>Two floats rounded to fp16 (nearest even), low in the low 16 bits.</summary>
         uint PackHalves(float low, float high);
+
+        /// <summary>2^x: PTX ex2.approx (relative error about 2^-22; -inf gives 0).</summary>
+        float Exp2(float x);
     }
 
     /// <summary>Inline PTX; ILGPU passes the asm outputs through local variables that ptxas promotes.</summary>
@@ -197,6 +200,12 @@ public static class TensorCore
             CudaAsm.Emit("cvt.rn.f16x2.f32 %0, %1, %2;", out uint packed, high, low);
             return packed;
         }
+
+        public float Exp2(float x)
+        {
+            CudaAsm.Emit("ex2.approx.ftz.f32 %0, %1;", out float y, x);
+            return y;
+        }
     }
 
     /// <summary>The same results with warp shuffles, on any accelerator.</summary>
@@ -220,6 +229,8 @@ public static class TensorCore
 
         public uint PackHalves(float low, float high) =>
             HalfConversion.RoundToHalfBits(low) | ((uint)HalfConversion.RoundToHalfBits(high) << 16);
+
+        public float Exp2(float x) => MathF.Exp(x * 0.6931472f);
 
         /// <summary>This lane's word of transposed matrix i: rows 2t and 2t + 1 (passed by lanes 8i + 2t,
         /// 8i + 2t + 1) at column g.</summary>

@@ -25,7 +25,7 @@ public class FlashAttentionTensorCoreTests
     [Theory]
     [InlineData(1, 70, 1, 72)]   // two key tiles, the second ragged; 6 query rows in the second tile
     [InlineData(2, 33, 1, 64)]   // head dim 64: 4-deep steps, 8 column tiles; half the query tile empty
-    [InlineData(1, 1, 1, 72)]    // a single token: 63 masked keys, 15 empty rows in warp 0
+    [InlineData(1, 1, 1, 72)]    // a single token: 63 masked keys (loaded from token 0), 15 empty rows in warp 0
     public void MatchesFloat64SoftmaxWithinFp16Rounding(int b, int t, int heads, int hd)
     {
         var (got, expected) = Run(51, b, t, heads, hd, 2f);
@@ -34,8 +34,9 @@ public class FlashAttentionTensorCoreTests
     }
 
     [Theory]
-    [InlineData(2, 200, 2, 72)]  // four key tiles, the last ragged: each tile's chunks loaded while the one before is multiplied
-    [InlineData(1, 130, 3, 64)]  // head dim 64: 8 chunks per thread, the ninth past the tile
+    [InlineData(2, 200, 2, 72)]  // four key tiles, the last ragged: each tile's rows loaded while the one before is multiplied
+    [InlineData(1, 130, 3, 64)]  // head dim 64: 8 chunks a row, the ninth (the next head's) not loaded
+    [InlineData(2, 128, 1, 72)]  // whole tiles only: no tile masked, no key past T loaded
     public void PrefetchesEachKeyTileAcrossManyTiles(int b, int t, int heads, int hd)
     {
         var (got, expected) = Run(54, b, t, heads, hd, 2f);

@@ -30,11 +30,17 @@ public struct OutputView
     /// the view must start at an even element (<see cref="PairsAligned"/>).</summary>
     public readonly void StorePair(long i, float first, float second)
     {
-        if (F16.Length > 0)
-            F16.Cast<uint>()[i >> 1] = Interop.FloatAsInt(HalfConversion.Round(first)) | ((uint)Interop.FloatAsInt(HalfConversion.Round(second)) << 16);
-        else
-            F32.Cast<Gpu.U2>()[i >> 1] = new Gpu.U2 { X = Interop.FloatAsInt(first), Y = Interop.FloatAsInt(second) };
+        if (F16.Length > 0) StoreHalfPair(i >> 1, first, second);
+        else StoreFloatPair(i >> 1, first, second);
     }
+
+    /// <summary>Elements 2 pair and 2 pair + 1 of a Float16 output in one 4-byte store.</summary>
+    public readonly void StoreHalfPair(long pair, float first, float second) =>
+        F16.Cast<uint>()[pair] = Interop.FloatAsInt(HalfConversion.Round(first)) | ((uint)Interop.FloatAsInt(HalfConversion.Round(second)) << 16);
+
+    /// <summary>Elements 2 pair and 2 pair + 1 of a Float32 output in one 8-byte store.</summary>
+    public readonly void StoreFloatPair(long pair, float first, float second) =>
+        F32.Cast<Gpu.U2>()[pair] = new Gpu.U2 { X = Interop.FloatAsInt(first), Y = Interop.FloatAsInt(second) };
 
     /// <summary>Whether element pairs (2j, 2j + 1) are aligned for <see cref="StorePair"/>: the view starts at an even element.</summary>
     public readonly bool PairsAligned => (F16.Length > 0 ? ((IContiguousArrayView)F16).Index : ((IContiguousArrayView)F32).Index) % 2 == 0;

@@ -20,6 +20,11 @@ public struct OutputView
 
     public readonly long Length => F16.Length > 0 ? F16.Length : F32.Length;
 
+    /// <summary>The same output from element <paramref name="start"/> on: a kernel moves to a row once, then stores at
+    /// constant offsets from it (folded into the store instructions).</summary>
+    public readonly OutputView From(long start) =>
+        F16.Length > 0 ? new OutputView { F16 = F16.SubView(start) } : new OutputView { F32 = F32.SubView(start) };
+
     public readonly void Store(long i, float value)
     {
         if (F16.Length > 0) F16[i] = HalfConversion.Round(value);

@@ -66,20 +66,25 @@ public static class LayerNormModulateRow
         float inv = 1f / MathF.Sqrt(Vectors.WarpSum(squares) / d + a.Eps);
         var scale = Load(a.Mod, m + a.ScaleOffset, lane, a.Chunks);
         var shift = Load(a.Mod, m + a.ShiftOffset, lane, a.Chunks);
-        Output(a.Y, x, lane, a.Chunks, v.C0, scale.C0, shift.C0, mean, inv);
-        Output(a.Y, x, lane + 32, a.Chunks, v.C1, scale.C1, shift.C1, mean, inv);
-        Output(a.Y, x, lane + 64, a.Chunks, v.C2, scale.C2, shift.C2, mean, inv);
-        Output(a.Y, x, lane + 96, a.Chunks, v.C3, scale.C3, shift.C3, mean, inv);
-        Output(a.Y, x, lane + 128, a.Chunks, v.C4, scale.C4, shift.C4, mean, inv);
-        Output(a.Y, x, lane + 160, a.Chunks, v.C5, scale.C5, shift.C5, mean, inv);
-        Output(a.Y, x, lane + 192, a.Chunks, v.C6, scale.C6, shift.C6, mean, inv);
-        Output(a.Y, x, lane + 224, a.Chunks, v.C7, scale.C7, shift.C7, mean, inv);
-        Output(a.Y, x, lane + 256, a.Chunks, v.C8, scale.C8, shift.C8, mean, inv);
+        // y from this lane's first float4 of the row (kept inside it for a lane past a short row, which stores
+        // nothing): each float4's place a constant from there.
+        var y = a.Y.From(4L * (x + Math.Min(lane, a.Chunks - 1)));
+        Output(y, 0, lane < a.Chunks, v.C0, scale.C0, shift.C0, mean, inv);
+        Output(y, 1, lane + 32 < a.Chunks, v.C1, scale.C1, shift.C1, mean, inv);
+        Output(y, 2, lane + 64 < a.Chunks, v.C2, scale.C2, shift.C2, mean, inv);
+        Output(y, 3, lane + 96 < a.Chunks, v.C3, scale.C3, shift.C3, mean, inv);
+        Output(y, 4, lane + 128 < a.Chunks, v.C4, scale.C4, shift.C4, mean, inv);
+        Output(y, 5, lane + 160 < a.Chunks, v.C5, scale.C5, shift.C5, mean, inv);
+        Output(y, 6, lane + 192 < a.Chunks, v.C6, scale.C6, shift.C6, mean, inv);
+        Output(y, 7, lane + 224 < a.Chunks, v.C7, scale.C7, shift.C7, mean, inv);
+        Output(y, 8, lane + 256 < a.Chunks, v.C8, scale.C8, shift.C8, mean, inv);
     }
 
     /// <summary>The lane's float4s of the row of <paramref name="chunks"/> float4s at <paramref name="start"/>.</summary>
     private static LaneChunks Load(ArrayView<F4> view, int start, int lane, int chunks)
     {
+        // Rows of whole warps' float4s (D = 1152: 9 each) from the lane's first float4, at constant offsets.
+        if (chunks % Lanes == 0) return LoadWhole(view.SubView(start + lane), chunks / Lanes);
         LaneChunks c;
         c.C0 = Chunk(view, start, lane, chunks);
         c.C1 = Chunk(view, start, lane + 32, chunks);
@@ -93,6 +98,22 @@ public static class LayerNormModulateRow
         return c;
     }
 
+    /// <summary>Float4s 0, 32, .. of <paramref name="lane"/> (the row from this lane's first float4): the first
+    /// <paramref name="count"/> (the same for every lane), zeros after them. Constant offsets fold into the loads,
+    /// where a clamped index needs its own address per load.</summary>
+    private static LaneChunks LoadWhole(ArrayView<F4> lane, int count) => new()
+    {
+        C0 = lane[0],
+        C1 = count > 1 ? lane[32] : default,
+        C2 = count > 2 ? lane[64] : default,
+        C3 = count > 3 ? lane[96] : default,
+        C4 = count > 4 ? lane[128] : default,
+        C5 = count > 5 ? lane[160] : default,
+        C6 = count > 6 ? lane[192] : default,
+        C7 = count > 7 ? lane[224] : default,
+        C8 = count > 8 ? lane[256] : default,
+    };
+
     /// <summary>Float4 <paramref name="c"/> of the row, zeros past it. The load itself stays inside the row, so it
     /// needs no branch and all of a lane's loads can be issued together.</summary>
     private static F4 Chunk(ArrayView<F4> view, int start, int c, int chunks)
@@ -104,15 +125,17 @@ public static class LayerNormModulateRow
 
     private static void Store(ArrayView<F4> view, int start, int lane, int chunks, LaneChunks v)
     {
-        if (lane < chunks) view[start + lane] = v.C0;
-        if (lane + 32 < chunks) view[start + lane + 32] = v.C1;
-        if (lane + 64 < chunks) view[start + lane + 64] = v.C2;
-        if (lane + 96 < chunks) view[start + lane + 96] = v.C3;
-        if (lane + 128 < chunks) view[start + lane + 128] = v.C4;
-        if (lane + 160 < chunks) view[start + lane + 160] = v.C5;
-        if (lane + 192 < chunks) view[start + lane + 192] = v.C6;
-        if (lane + 224 < chunks) view[start + lane + 224] = v.C7;
-        if (lane + 256 < chunks) view[start + lane + 256] = v.C8;
+        // A lane past a short row stores nothing; its start is kept inside the row.
+        var row = view.SubView(start + Math.Min(lane, chunks - 1));
+        if (lane < chunks) row[0] = v.C0;
+        if (lane + 32 < chunks) row[32] = v.C1;
+        if (lane + 64 < chunks) row[64] = v.C2;
+        if (lane + 96 < chunks) row[96] = v.C3;
+        if (lane + 128 < chunks) row[128] = v.C4;
+        if (lane + 160 < chunks) row[160] = v.C5;
+        if (lane + 192 < chunks) row[192] = v.C6;
+        if (lane + 224 < chunks) row[224] = v.C7;
+        if (lane + 256 < chunks) row[256] = v.C8;
     }
 
     private static LaneChunks AddGated(LaneChunks v, LaneChunks gate, LaneChunks r)
@@ -140,13 +163,13 @@ public static class LayerNormModulateRow
         return inRow ? ex * ex + ey * ey + ez * ez + ew * ew : 0f;
     }
 
-    /// <summary>y's float4 <paramref name="c"/> of the row at <paramref name="start"/> (in float4s), if inside it.</summary>
-    private static void Output(OutputView y, int start, int c, int chunks, F4 v, F4 scale, F4 shift, float mean, float inv)
+    /// <summary>The lane's float4 j of its row (float4 lane + 32 j) into y, which starts at the lane's first one, if
+    /// it is inside the row.</summary>
+    private static void Output(OutputView y, int j, bool inRow, F4 v, F4 scale, F4 shift, float mean, float inv)
     {
-        if (c >= chunks) return;
-        long at = 4L * (start + c);
-        y.StorePair(at, (v.X - mean) * inv * (1f + scale.X) + shift.X, (v.Y - mean) * inv * (1f + scale.Y) + shift.Y);
-        y.StorePair(at + 2, (v.Z - mean) * inv * (1f + scale.Z) + shift.Z, (v.W - mean) * inv * (1f + scale.W) + shift.W);
+        if (!inRow) return;
+        y.StorePair(128 * j, (v.X - mean) * inv * (1f + scale.X) + shift.X, (v.Y - mean) * inv * (1f + scale.Y) + shift.Y);
+        y.StorePair(128 * j + 2, (v.Z - mean) * inv * (1f + scale.Z) + shift.Z, (v.W - mean) * inv * (1f + scale.W) + shift.W);
     }
 
     /// <summary>Whether this kernel takes these arguments: D a multiple of 4 up to 1152, every view starting

@@ -94,25 +94,28 @@ public static class SplitK
         var epilogue = default(TEpilogue);
         if (target.Quads != 0)
         {
+            // Thread t takes column quad t % quads of rows t / quads, + step, ...: four rows at a time, every split's
+            // partial sums of all four loaded before any is added, so a thread waits out one load latency per four
+            // rows rather than one per split and row (a block finishes 128 x 128 outputs alone).
             var sums4 = sums.Cast<F4>();
-            int quads = columns / 4;
-            for (int e = Group.IdxX; e < rowCount * quads; e += threads)
+            int quads = columns / 4, step = threads / quads, quad = Group.IdxX % quads;
+            if (Group.IdxX >= step * quads) return;
+            int column = n0 + 4 * quad;
+            long rowQuads = (long)step * n >> 2;
+            var offsets = SplitOffsets.Of(slice >> 2, splits);
+            for (int row = Group.IdxX / quads; row < rowCount; row += 4 * step)
             {
-                int row = e / quads;
-                long i = (long)(m0 + row) * n + n0 + 4 * (e - row * quads);
-                float x = 0f, y = 0f, z = 0f, w = 0f;
-                for (int s = 0; s < splits; s++)
-                {
-                    F4 p = sums4[(s * slice + i) / 4];
-                    x += p.X; y += p.Y; z += p.Z; w += p.W;
-                }
-                if (target.Bias.Length > 0)
-                {
-                    F4 b = target.Bias.Cast<F4>()[(i % n) / 4];
-                    x += b.X; y += b.Y; z += b.Z; w += b.W;
-                }
-                target.Y.StorePair(i, epilogue.Apply(x), epilogue.Apply(y));
-                target.Y.StorePair(i + 2, epilogue.Apply(z), epilogue.Apply(w));
+                long at = ((long)(m0 + row) * n + column) >> 2;
+                int left = rowCount - 1 - row;
+                // A row past the block reads the one before it again and is not stored.
+                bool has1 = step <= left, has2 = 2 * step <= left, has3 = 3 * step <= left;
+                long at1 = has1 ? at + rowQuads : at, at2 = has2 ? at1 + rowQuads : at1, at3 = has3 ? at2 + rowQuads : at2;
+                F4 s0 = SumSplits(sums4, at, offsets), s1 = SumSplits(sums4, at1, offsets),
+                    s2 = SumSplits(sums4, at2, offsets), s3 = SumSplits(sums4, at3, offsets);
+                FinishQuad(target, epilogue, 4 * at, column, s0);
+                if (has1) FinishQuad(target, epilogue, 4 * at1, column, s1);
+                if (has2) FinishQuad(target, epilogue, 4 * at2, column, s2);
+                if (has3) FinishQuad(target, epilogue, 4 * at3, column, s3);
             }
             return;
         }
@@ -125,6 +128,59 @@ public static class SplitK
             if (target.Bias.Length > 0) sum += target.Bias[column];
             target.Y.Store(i, epilogue.Apply(sum));
         }
+    }
+
+    /// <summary>Where splits 1..7's partial sums of a quad lie from split 0's (in quads): a split past the last
+    /// repeats the last one's place (loaded, not added). Computed once per finishing thread.</summary>
+    private struct SplitOffsets
+    {
+        public long O1, O2, O3, O4, O5, O6, O7, Slice;
+        public int Splits;
+
+        public static SplitOffsets Of(long sliceQuads, int splits)
+        {
+            int last = splits - 1;
+            return new SplitOffsets
+            {
+                O1 = Math.Min(1, last) * sliceQuads, O2 = Math.Min(2, last) * sliceQuads, O3 = Math.Min(3, last) * sliceQuads,
+                O4 = Math.Min(4, last) * sliceQuads, O5 = Math.Min(5, last) * sliceQuads, O6 = Math.Min(6, last) * sliceQuads,
+                O7 = Math.Min(7, last) * sliceQuads, Slice = sliceQuads, Splits = splits,
+            };
+        }
+    }
+
+    /// <summary>0 + the partial sums of quad <paramref name="at"/> of splits 0, 1, .. in order, the first 8 splits' loads
+    /// issued before the first addition.</summary>
+    private static F4 SumSplits(ArrayView<F4> sums4, long at, SplitOffsets o)
+    {
+        F4 p0 = sums4[at], p1 = sums4[at + o.O1], p2 = sums4[at + o.O2], p3 = sums4[at + o.O3],
+            p4 = sums4[at + o.O4], p5 = sums4[at + o.O5], p6 = sums4[at + o.O6], p7 = sums4[at + o.O7];
+        int splits = o.Splits;
+        var sum = Add(new F4(), p0, true);
+        sum = Add(sum, p1, 1 < splits);
+        sum = Add(sum, p2, 2 < splits);
+        sum = Add(sum, p3, 3 < splits);
+        sum = Add(sum, p4, 4 < splits);
+        sum = Add(sum, p5, 5 < splits);
+        sum = Add(sum, p6, 6 < splits);
+        sum = Add(sum, p7, 7 < splits);
+        // More splits than the chooser asks for (a caller's explicit count): the rest one at a time.
+        for (int s = 8; s < splits; s++) sum = Add(sum, sums4[at + s * o.Slice], true);
+        return sum;
+    }
+
+    private static F4 Add(F4 sum, F4 p, bool add) => add ? new F4 { X = sum.X + p.X, Y = sum.Y + p.Y, Z = sum.Z + p.Z, W = sum.W + p.W } : sum;
+
+    /// <summary>Outputs i..i + 3 (columns column..): the sums plus the bias, through the epilogue.</summary>
+    private static void FinishQuad<TEpilogue>(Target target, TEpilogue epilogue, long i, int column, F4 sum) where TEpilogue : struct, IEpilogue
+    {
+        if (target.Bias.Length > 0)
+        {
+            F4 b = target.Bias.Cast<F4>()[column / 4];
+            sum = new F4 { X = sum.X + b.X, Y = sum.Y + b.Y, Z = sum.Z + b.Z, W = sum.W + b.W };
+        }
+        target.Y.StorePair(i, epilogue.Apply(sum.X), epilogue.Apply(sum.Y));
+        target.Y.StorePair(i + 2, epilogue.Apply(sum.Z), epilogue.Apply(sum.W));
     }
 
     /// <summary>

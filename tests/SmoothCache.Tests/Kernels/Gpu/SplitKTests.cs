@@ -33,12 +33,13 @@ public class SplitKTests
     }
 
     [Theory]
-    [InlineData(136)]  // N a multiple of 4: the finish goes four outputs at a time
-    [InlineData(134)]  // one at a time
-    public void LastSplitOfEachBlockSumsTheSplitsInOrderAddsTheBiasAndAppliesTheEpilogue(int n)
+    [InlineData(136, 48, 3)]   // N a multiple of 4: the finish goes four outputs at a time
+    [InlineData(134, 48, 3)]   // one at a time
+    [InlineData(136, 80, 10)]  // more splits than the finish loads at once
+    public void LastSplitOfEachBlockSumsTheSplitsInOrderAddsTheBiasAndAppliesTheEpilogue(int n, int k, int splits)
     {
-        // 2 x 2 output blocks, K = 48 in 6 tiles of 8 as 3 splits of 2 tiles.
-        int m = 130, k = 48, splits = 3, kPerSplit = 16;
+        // 2 x 2 output blocks, K in tiles of 8 shared evenly by the splits.
+        int m = 130, kPerSplit = k / splits;
         using var p = new GemmProblem(31, m, k, n, 0.3f);
         using var y = Cpu.Arena.Rent(m, n);
         var expected = new float[m * n];

@@ -295,13 +295,13 @@ public static class FlashAttentionTensorCore
         };
     }
 
-    /// <summary>One mma tile of the result, divided by the row sums: rows at (flat element index of row g,
-    /// column 2t of the tile) and 8 rows below, each stored where its query is before T. Each row's two
-    /// columns go in one store: the index is even and the output a whole tensor.</summary>
-    private static void Store(Args a, long at, bool first, bool second, F4 o, float inverse0, float inverse1)
+    /// <summary>Output tile j (columns 8 j + 2t, + 1) of rows g (in <paramref name="upper"/>, which starts at the row's
+    /// first column of this lane) and g + 8 (<paramref name="lower"/>), divided by the row sums, each where its query is
+    /// before T: the two columns in one store (the index is even and the output a whole tensor), at a constant offset.</summary>
+    private static void Store(OutputView upper, OutputView lower, int j, bool first, bool second, F4 o, float inverse0, float inverse1)
     {
-        if (first) a.Out.StorePair(at, o.X * inverse0, o.Y * inverse0);
-        if (second) a.Out.StorePair(at + 8L * a.Heads * a.HeadDim, o.Z * inverse1, o.W * inverse1);
+        if (first) upper.StorePair(8 * j, o.X * inverse0, o.Y * inverse0);
+        if (second) lower.StorePair(8 * j, o.Z * inverse1, o.W * inverse1);
     }
 
     public static void Kernel<TPath>(Args a) where TPath : struct, TensorCore.IWarpPath
@@ -370,15 +370,18 @@ public static class FlashAttentionTensorCore
         int query = query0 + warp * 16 + g;
         bool first = query < a.T, second = query + 8 < a.T;
         long at = ((long)sample * a.T + query) * a.Heads * a.HeadDim + head * a.HeadDim + 2 * t;
-        Store(a, at, first, second, o.N0, inverse0, inverse1);
-        Store(a, at + 8, first, second, o.N1, inverse0, inverse1);
-        Store(a, at + 16, first, second, o.N2, inverse0, inverse1);
-        Store(a, at + 24, first, second, o.N3, inverse0, inverse1);
-        Store(a, at + 32, first, second, o.N4, inverse0, inverse1);
-        Store(a, at + 40, first, second, o.N5, inverse0, inverse1);
-        Store(a, at + 48, first, second, o.N6, inverse0, inverse1);
-        Store(a, at + 56, first, second, o.N7, inverse0, inverse1);
-        if (wide) Store(a, at + 64, first, second, o.N8, inverse0, inverse1);
+        // A row past T stores nothing; its view stays inside the output.
+        var upper = a.Out.From(first ? at : 0);
+        var lower = a.Out.From(second ? at + 8L * a.Heads * a.HeadDim : 0);
+        Store(upper, lower, 0, first, second, o.N0, inverse0, inverse1);
+        Store(upper, lower, 1, first, second, o.N1, inverse0, inverse1);
+        Store(upper, lower, 2, first, second, o.N2, inverse0, inverse1);
+        Store(upper, lower, 3, first, second, o.N3, inverse0, inverse1);
+        Store(upper, lower, 4, first, second, o.N4, inverse0, inverse1);
+        Store(upper, lower, 5, first, second, o.N5, inverse0, inverse1);
+        Store(upper, lower, 6, first, second, o.N6, inverse0, inverse1);
+        Store(upper, lower, 7, first, second, o.N7, inverse0, inverse1);
+        if (wide) Store(upper, lower, 8, first, second, o.N8, inverse0, inverse1);
     }
 
     public static bool SupportsHeadDim(int headDim) => headDim is 64 or 72;

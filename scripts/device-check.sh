@@ -36,7 +36,7 @@ case "$MODE" in
     default|hopper|tma) ;;
     *) echo "usage: bash scripts/device-check.sh [default|hopper|tma]" >&2; exit 2 ;;
 esac
-# tma: the TMA-loaded GEMM (~420 s, limits 580 s): its checks and timings; only if they pass, the smoke suite, the
+# tma: the TMA-loaded GEMM (~420 s, limits 580 s; run it with the device tool's timeout_s at 600): its checks and timings; only if they pass, the smoke suite, the
 # fp16 forward on the default variant (with its profile), then on each other TMA GEMM variant (SMOOTHCACHE_TMA_GEMM:
 # a block shape and ring for every GEMM of the forward), the sampling job on the variant fastest at batch 16, and
 # last the TMA GEMM in clusters (gemm-cluster), then the forward on it if its checks passed.

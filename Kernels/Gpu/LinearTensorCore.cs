@@ -568,23 +568,20 @@ public static class LinearTensorCore
         StoreFragment<TEpilogue>(a, slice, row3, col3 + 48, c.C36, inside); StoreFragment<TEpilogue>(a, slice, row3, col3 + 56, c.C37, inside);
     }
 
-    /// <summary>Two neighbouring results in one store to y: <see cref="Rows"/> moves y's start to a pair of elements,
-    /// <see cref="Store"/> writes pair <c>pair</c> from there (a constant in every use: it folds into the store).</summary>
+    /// <summary>Two neighbouring results, pair <c>pair</c> of y (elements 2 pair, 2 pair + 1), in one store: the output
+    /// type a type argument rather than a test per store.</summary>
     private interface IPairStore
     {
-        OutputView Rows(OutputView y, long pair);
         void Store(OutputView y, int pair, float first, float second);
     }
 
     private readonly struct HalfPairs : IPairStore
     {
-        public OutputView Rows(OutputView y, long pair) => new() { F16 = y.F16.SubView(2 * pair) };
         public void Store(OutputView y, int pair, float first, float second) => y.StoreHalfPair(pair, first, second);
     }
 
     private readonly struct FloatPairs : IPairStore
     {
-        public OutputView Rows(OutputView y, long pair) => new() { F32 = y.F32.SubView(2 * pair) };
         public void Store(OutputView y, int pair, float first, float second) => y.StoreFloatPair(pair, first, second);
     }
 
@@ -603,9 +600,8 @@ public static class LinearTensorCore
     private static void StoreWholeRows<TEpilogue, TPair>(Args a, int row, int col, F4 t0, F4 t1, F4 t2, F4 t3, F4 t4, F4 t5, F4 t6, F4 t7)
         where TEpilogue : struct, IEpilogue where TPair : struct, IPairStore
     {
-        long upper = ((long)row * a.N + col) >> 1;
-        var above = default(TPair).Rows(a.Y, upper);
-        var below = default(TPair).Rows(a.Y, upper + 4L * a.N);
+        long upper = (long)row * a.N + col;
+        OutputView above = a.Y.From(upper), below = a.Y.From(upper + 8L * a.N);
         bool biased = a.Bias.Length > 0;
         var bias = a.Bias.SubView(biased ? col : 0);
         StoreWholeTile<TEpilogue, TPair>(above, below, bias, biased, 0, t0);

@@ -306,16 +306,10 @@ public static class LinearWgmmaTma
             }
         }
 
-        public void Wait(uint barrier, int parity)
-        {
-            uint done;
-            do
-            {
-                CudaAsm.Emit("{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }",
-                    out done, barrier, (uint)parity);
-            }
-            while (done == 0);
-        }
+        // The loop inside the asm block (its labels are local to the braces): no asm output, which ILGPU would pass
+        // through local memory on every try (this kernel's asynchronous copies keep ptxas from promoting it).
+        public void Wait(uint barrier, int parity) =>
+            CudaAsm.Emit("{ .reg .pred p; WAIT: mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1; @!p bra WAIT; }", barrier, (uint)parity);
     }
 
     /// <summary>The loads as plain copies by the one thread (shared memory's base address is 0 here); the block's

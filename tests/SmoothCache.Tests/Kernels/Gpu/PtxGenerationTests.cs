@@ -163,8 +163,13 @@ public class PtxGenerationTests
         Assert.Contains("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16", ptx);
         Assert.Contains("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16", ptx);
         Assert.Contains("cvt.rn.f16x2.f32", ptx);
-        // No cp.async: with it ptxas would leave ILGPU's asm operands in local memory.
+        // No asynchronous copy (cp.async, nor TMA's cp.async.bulk): with one ptxas leaves ILGPU's asm operands in local
+        // memory (a 4 KB stack, checked with ptxas 12.4).
         Assert.DoesNotContain("cp.async", ptx);
+        // Probabilities as 2^(s c - max c): the scale folded into the exponent, no multiply by log2 e per score (what
+        // MathF.Exp becomes).
+        Assert.Contains("ex2.approx.ftz.f32", ptx);
+        Assert.DoesNotContain("0f3FB8AA3B", ptx);
         // Only the row max and sum exchange across lanes (2 shuffles each, per tile and at the end).
         Assert.Equal(8, Count(ptx, "shfl.sync.bfly"));
         Assert.Contains(".shared .align 16 .b8 __shared_alloca0[31744];", ptx);

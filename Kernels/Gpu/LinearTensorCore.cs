@@ -542,7 +542,7 @@ public static class LinearTensorCore
         int col0, int col1, int col2, int col3, bool inside) where TEpilogue : struct, IEpilogue
     {
         // The common case, a tile wholly inside y without split-K, in straight-line stores (the checked path tests
-        // each pair and recomputes its address: ~170 instructions a tile, where this takes ~12 and the epilogue's, SASS).
+        // each pair and recomputes its address: ~170 instructions a tile, where this takes ~10 and the epilogue's, SASS).
         if (inside && !a.Split.Active && a.PairedStores != 0)
         {
             if (a.Y.F16.Length > 0) StoreWhole<TEpilogue, HalfPairs>(a, c, row0, row1, row2, row3, col0, col1, col2, col3);

@@ -174,11 +174,7 @@ public static class SplitK
     /// <summary>Outputs i..i + 3 (columns column..): the sums plus the bias, through the epilogue.</summary>
     private static void FinishQuad<TEpilogue>(Target target, TEpilogue epilogue, long i, int column, F4 sum) where TEpilogue : struct, IEpilogue
     {
-        if (target.Bias.Length > 0)
-        {
-            F4 b = target.Bias.Cast<F4>()[column / 4];
-            sum = new F4 { X = sum.X + b.X, Y = sum.Y + b.Y, Z = sum.Z + b.Z, W = sum.W + b.W };
-        }
+        if (target.Bias.Length > 0) sum = Add(sum, target.Bias.Cast<F4>()[column / 4], true);
         target.Y.StorePair(i, epilogue.Apply(sum.X), epilogue.Apply(sum.Y));
         target.Y.StorePair(i + 2, epilogue.Apply(sum.Z), epilogue.Apply(sum.W));
     }

@@ -40,11 +40,38 @@ public static class HalfConversion
 
     /// <summary>
     /// float32 -> float16 rounded to nearest even inside a kernel: on CUDA ILGPU's conversion, one
-    /// <c>cvt.rn.f16.f32</c> (the branch is on a constant, and ptxas drops the side not taken); elsewhere
-    /// <see cref="RoundToHalfBits"/>, because ILGPU's conversion truncates on the CPU accelerator.
+    /// <c>cvt.rn.f16.f32</c>; elsewhere <see cref="RoundToHalfBits"/>, because ILGPU's conversion truncates on the
+    /// CPU accelerator. ILGPU folds the test only after its last control-flow pass, so the PTX keeps the software
+    /// side (ptxas drops it): kernels that round in many places take an <see cref="IHalfRounding"/> instead.
     /// </summary>
     public static Half Round(float value) =>
-        ILGPU.Runtime.Cuda.CudaAsm.IsSupported ? (Half)value : Interop.IntAsFloat(RoundToHalfBits(value));
+        ILGPU.Runtime.Cuda.CudaAsm.IsSupported ? default(CudaRounding).Round(value) : default(PortableRounding).Round(value);
+
+    /// <summary>float32 -> float16 rounded to nearest even, chosen by type: a kernel instance for CUDA holds
+    /// only <see cref="CudaRounding"/>'s one instruction per value. In the GEMMs' stores the software side that
+    /// <see cref="Round"/> leaves in the PTX was two thirds of each kernel's PTX, compiled by ILGPU and ptxas for nothing.</summary>
+    public interface IHalfRounding
+    {
+        Half Round(float value);
+    }
+
+    /// <summary>On CUDA: <c>cvt.rn.f16.f32</c>.</summary>
+    public readonly struct CudaRounding : IHalfRounding
+    {
+        public Half Round(float value) => (Half)value;
+    }
+
+    /// <summary>On any accelerator: <see cref="RoundToHalfBits"/>.</summary>
+    public readonly struct PortableRounding : IHalfRounding
+    {
+        public Half Round(float value) => Interop.IntAsFloat(RoundToHalfBits(value));
+    }
+
+    /// <summary><see cref="Round"/>: for kernels with one instance for every accelerator.</summary>
+    public readonly struct RoundingOnAnyAccelerator : IHalfRounding
+    {
+        public Half Round(float value) => HalfConversion.Round(value);
+    }
 
     /// <summary>
     /// float32 -> float16 bits, rounded to nearest even (like System.Half and PTX cvt.rn), written out

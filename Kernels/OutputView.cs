@@ -25,23 +25,29 @@ public struct OutputView
     public readonly OutputView From(long start) =>
         F16.Length > 0 ? new OutputView { F16 = F16.SubView(start) } : new OutputView { F32 = F32.SubView(start) };
 
-    public readonly void Store(long i, float value)
+    public readonly void Store(long i, float value) => Store<HalfConversion.RoundingOnAnyAccelerator>(i, value);
+
+    /// <summary>Element i, a Float16 output's rounded by <typeparamref name="TRound"/>.</summary>
+    public readonly void Store<TRound>(long i, float value) where TRound : struct, HalfConversion.IHalfRounding
     {
-        if (F16.Length > 0) F16[i] = HalfConversion.Round(value);
+        if (F16.Length > 0) F16[i] = default(TRound).Round(value);
         else F32[i] = value;
     }
 
     /// <summary>Elements i and i + 1 in one store (8 bytes of float32 or 4 of float16). i must be even and
     /// the view must start at an even element (<see cref="PairsAligned"/>).</summary>
-    public readonly void StorePair(long i, float first, float second)
+    public readonly void StorePair(long i, float first, float second) => StorePair<HalfConversion.RoundingOnAnyAccelerator>(i, first, second);
+
+    /// <summary><see cref="StorePair(long, float, float)"/>, a Float16 output's rounded by <typeparamref name="TRound"/>.</summary>
+    public readonly void StorePair<TRound>(long i, float first, float second) where TRound : struct, HalfConversion.IHalfRounding
     {
-        if (F16.Length > 0) StoreHalfPair(i >> 1, first, second);
+        if (F16.Length > 0) StoreHalfPair<TRound>(i >> 1, first, second);
         else StoreFloatPair(i >> 1, first, second);
     }
 
-    /// <summary>Elements 2 pair and 2 pair + 1 of a Float16 output in one 4-byte store.</summary>
-    public readonly void StoreHalfPair(long pair, float first, float second) =>
-        F16.Cast<uint>()[pair] = Interop.FloatAsInt(HalfConversion.Round(first)) | ((uint)Interop.FloatAsInt(HalfConversion.Round(second)) << 16);
+    /// <summary>Elements 2 pair and 2 pair + 1 of a Float16 output in one 4-byte store, rounded by <typeparamref name="TRound"/>.</summary>
+    public readonly void StoreHalfPair<TRound>(long pair, float first, float second) where TRound : struct, HalfConversion.IHalfRounding =>
+        F16.Cast<uint>()[pair] = Interop.FloatAsInt(default(TRound).Round(first)) | ((uint)Interop.FloatAsInt(default(TRound).Round(second)) << 16);
 
     /// <summary>Elements 2 pair and 2 pair + 1 of a Float32 output in one 8-byte store.</summary>
     public readonly void StoreFloatPair(long pair, float first, float second) =>

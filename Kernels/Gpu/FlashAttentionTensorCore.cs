@@ -298,10 +298,11 @@ public static class FlashAttentionTensorCore
     /// <summary>Output tile j (columns 8 j + 2t, + 1) of rows g (in <paramref name="upper"/>, which starts at the row's
     /// first column of this lane) and g + 8 (<paramref name="lower"/>), divided by the row sums, each where its query is
     /// before T: the two columns in one store (the index is even and the output a whole tensor), at a constant offset.</summary>
-    private static void Store(OutputView upper, OutputView lower, int j, bool first, bool second, F4 o, float inverse0, float inverse1)
+    private static void Store<TPath>(OutputView upper, OutputView lower, int j, bool first, bool second, F4 o, float inverse0, float inverse1)
+        where TPath : struct, TensorCore.IWarpPath
     {
-        if (first) upper.StorePair(8 * j, o.X * inverse0, o.Y * inverse0);
-        if (second) lower.StorePair(8 * j, o.Z * inverse1, o.W * inverse1);
+        if (first) upper.StorePair<TPath>(8 * j, o.X * inverse0, o.Y * inverse0);
+        if (second) lower.StorePair<TPath>(8 * j, o.Z * inverse1, o.W * inverse1);
     }
 
     public static void Kernel<TPath>(Args a) where TPath : struct, TensorCore.IWarpPath
@@ -373,15 +374,15 @@ public static class FlashAttentionTensorCore
         // A row past T stores nothing; its view stays inside the output.
         var upper = a.Out.From(first ? at : 0);
         var lower = a.Out.From(second ? at + 8L * a.Heads * a.HeadDim : 0);
-        Store(upper, lower, 0, first, second, o.N0, inverse0, inverse1);
-        Store(upper, lower, 1, first, second, o.N1, inverse0, inverse1);
-        Store(upper, lower, 2, first, second, o.N2, inverse0, inverse1);
-        Store(upper, lower, 3, first, second, o.N3, inverse0, inverse1);
-        Store(upper, lower, 4, first, second, o.N4, inverse0, inverse1);
-        Store(upper, lower, 5, first, second, o.N5, inverse0, inverse1);
-        Store(upper, lower, 6, first, second, o.N6, inverse0, inverse1);
-        Store(upper, lower, 7, first, second, o.N7, inverse0, inverse1);
-        if (wide) Store(upper, lower, 8, first, second, o.N8, inverse0, inverse1);
+        Store<TPath>(upper, lower, 0, first, second, o.N0, inverse0, inverse1);
+        Store<TPath>(upper, lower, 1, first, second, o.N1, inverse0, inverse1);
+        Store<TPath>(upper, lower, 2, first, second, o.N2, inverse0, inverse1);
+        Store<TPath>(upper, lower, 3, first, second, o.N3, inverse0, inverse1);
+        Store<TPath>(upper, lower, 4, first, second, o.N4, inverse0, inverse1);
+        Store<TPath>(upper, lower, 5, first, second, o.N5, inverse0, inverse1);
+        Store<TPath>(upper, lower, 6, first, second, o.N6, inverse0, inverse1);
+        Store<TPath>(upper, lower, 7, first, second, o.N7, inverse0, inverse1);
+        if (wide) Store<TPath>(upper, lower, 8, first, second, o.N8, inverse0, inverse1);
     }
 
     public static bool SupportsHeadDim(int headDim) => headDim is 64 or 72;

@@ -40,7 +40,8 @@ public static class LayerNormModulateRow
         public F4 C0, C1, C2, C3, C4, C5, C6, C7, C8;
     }
 
-    public static void Kernel(Args a)
+    /// <summary>y rounded to fp16 (an fp16 output) by <typeparamref name="TRound"/>: one instance for CUDA, one elsewhere.</summary>
+    public static void Kernel<TRound>(Args a) where TRound : struct, HalfConversion.IHalfRounding
     {
         int row = Grid.IdxX * WarpsPerGroup + (Group.IdxX >> 5);
         if (row >= a.Rows) return;
@@ -69,15 +70,15 @@ public static class LayerNormModulateRow
         // y from this lane's first float4 of the row (kept inside it for a lane past a short row, which stores
         // nothing): each float4's place a constant from there.
         var y = a.Y.From(4L * (x + Math.Min(lane, a.Chunks - 1)));
-        Output(y, 0, lane < a.Chunks, v.C0, scale.C0, shift.C0, mean, inv);
-        Output(y, 1, lane + 32 < a.Chunks, v.C1, scale.C1, shift.C1, mean, inv);
-        Output(y, 2, lane + 64 < a.Chunks, v.C2, scale.C2, shift.C2, mean, inv);
-        Output(y, 3, lane + 96 < a.Chunks, v.C3, scale.C3, shift.C3, mean, inv);
-        Output(y, 4, lane + 128 < a.Chunks, v.C4, scale.C4, shift.C4, mean, inv);
-        Output(y, 5, lane + 160 < a.Chunks, v.C5, scale.C5, shift.C5, mean, inv);
-        Output(y, 6, lane + 192 < a.Chunks, v.C6, scale.C6, shift.C6, mean, inv);
-        Output(y, 7, lane + 224 < a.Chunks, v.C7, scale.C7, shift.C7, mean, inv);
-        Output(y, 8, lane + 256 < a.Chunks, v.C8, scale.C8, shift.C8, mean, inv);
+        Output<TRound>(y, 0, lane < a.Chunks, v.C0, scale.C0, shift.C0, mean, inv);
+        Output<TRound>(y, 1, lane + 32 < a.Chunks, v.C1, scale.C1, shift.C1, mean, inv);
+        Output<TRound>(y, 2, lane + 64 < a.Chunks, v.C2, scale.C2, shift.C2, mean, inv);
+        Output<TRound>(y, 3, lane + 96 < a.Chunks, v.C3, scale.C3, shift.C3, mean, inv);
+        Output<TRound>(y, 4, lane + 128 < a.Chunks, v.C4, scale.C4, shift.C4, mean, inv);
+        Output<TRound>(y, 5, lane + 160 < a.Chunks, v.C5, scale.C5, shift.C5, mean, inv);
+        Output<TRound>(y, 6, lane + 192 < a.Chunks, v.C6, scale.C6, shift.C6, mean, inv);
+        Output<TRound>(y, 7, lane + 224 < a.Chunks, v.C7, scale.C7, shift.C7, mean, inv);
+        Output<TRound>(y, 8, lane + 256 < a.Chunks, v.C8, scale.C8, shift.C8, mean, inv);
     }
 
     /// <summary>The lane's float4s of the row of <paramref name="chunks"/> float4s at <paramref name="start"/>.</summary>
@@ -165,11 +166,12 @@ public static class LayerNormModulateRow
 
     /// <summary>The lane's float4 j of its row (float4 lane + 32 j) into y, which starts at the lane's first one, if
     /// it is inside the row.</summary>
-    private static void Output(OutputView y, int j, bool inRow, F4 v, F4 scale, F4 shift, float mean, float inv)
+    private static void Output<TRound>(OutputView y, int j, bool inRow, F4 v, F4 scale, F4 shift, float mean, float inv)
+        where TRound : struct, HalfConversion.IHalfRounding
     {
         if (!inRow) return;
-        y.StorePair(128 * j, (v.X - mean) * inv * (1f + scale.X) + shift.X, (v.Y - mean) * inv * (1f + scale.Y) + shift.Y);
-        y.StorePair(128 * j + 2, (v.Z - mean) * inv * (1f + scale.Z) + shift.Z, (v.W - mean) * inv * (1f + scale.W) + shift.W);
+        y.StorePair<TRound>(128 * j, (v.X - mean) * inv * (1f + scale.X) + shift.X, (v.Y - mean) * inv * (1f + scale.Y) + shift.Y);
+        y.StorePair<TRound>(128 * j + 2, (v.Z - mean) * inv * (1f + scale.Z) + shift.Z, (v.W - mean) * inv * (1f + scale.W) + shift.W);
     }
 
     /// <summary>Whether this kernel takes these arguments: D a multiple of 4 up to 1152, every view starting
@@ -194,6 +196,8 @@ public static class LayerNormModulateRow
             ShiftOffset = a.ShiftOffset / 4, ScaleOffset = a.ScaleOffset / 4, GateOffset = a.GateOffset / 4,
             Gate2Offset = a.Gate2Offset / 4, Eps = a.Eps,
         };
-        backend.LoadGrouped<Args>(Kernel)(new KernelConfig((rows + WarpsPerGroup - 1) / WarpsPerGroup, WarpsPerGroup * Lanes), args);
+        var kernel = backend.IsCuda ? backend.LoadGrouped<Args>(Kernel<HalfConversion.CudaRounding>)
+            : backend.LoadGrouped<Args>(Kernel<HalfConversion.PortableRounding>);
+        kernel(new KernelConfig((rows + WarpsPerGroup - 1) / WarpsPerGroup, WarpsPerGroup * Lanes), args);
     }
 }

@@ -59,6 +59,15 @@ public static class LinearTensorCore
     {
         public F4 C00, C01, C02, C03, C04, C05, C06, C07, C10, C11, C12, C13, C14, C15, C16, C17,
             C20, C21, C22, C23, C24, C25, C26, C27, C30, C31, C32, C33, C34, C35, C36, C37;
+
+        /// <summary>Tile C{t / 8}{t % 8}.</summary>
+        public readonly F4 Tile(int t) => t switch
+        {
+            0 => C00, 1 => C01, 2 => C02, 3 => C03, 4 => C04, 5 => C05, 6 => C06, 7 => C07,
+            8 => C10, 9 => C11, 10 => C12, 11 => C13, 12 => C14, 13 => C15, 14 => C16, 15 => C17,
+            16 => C20, 17 => C21, 18 => C22, 19 => C23, 20 => C24, 21 => C25, 22 => C26, 23 => C27,
+            24 => C30, 25 => C31, 26 => C32, 27 => C33, 28 => C34, 29 => C35, 30 => C36, _ => C37,
+        };
     }
 
     /// <summary>Why a problem cannot run on this kernel, or null when it can; chunk is the elements per
@@ -71,7 +80,7 @@ public static class LinearTensorCore
 
     /// <summary>How a kernel instance stages tiles into shared memory: cp.async on CUDA, plain copies in the
     /// emulation (shared with <see cref="LinearWgmma"/>). Word indices address the shared allocation as 32-bit words.</summary>
-    public interface IStagePath
+    public interface IStagePath : HalfConversion.IHalfRounding
     {
         /// <summary>Elements per 16-byte chunk: 8 halves (fp16) or 4 floats (3xTF32).</summary>
         int ChunkElements();
@@ -161,6 +170,7 @@ public static class LinearTensorCore
             "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {acc124,acc125,acc126,acc127}, {fa12,fa13,fa14,fa15}, {fb14,fb15}, {acc124,acc125,acc126,acc127};";
 
         public int ChunkElements() => 8;
+        public Half Round(float value) => default(HalfConversion.CudaRounding).Round(value);
         public void Begin() => CudaAsm.Emit(DeclareAndZero);
         public uint SharedBase() => TensorCore.SharedBase();
         public void CopyAsync(ArrayView<uint> shared, uint sharedBase, int word, ArrayView<U4> global, long globalAddress, int index, bool valid) =>
@@ -264,6 +274,7 @@ public static class LinearTensorCore
     public readonly struct Emulated : IPath
     {
         public int ChunkElements() => 8;
+        public Half Round(float value) => default(HalfConversion.PortableRounding).Round(value);
         public void Begin() { }
         public uint SharedBase() => 0;
         public void CopyAsync(ArrayView<uint> shared, uint sharedBase, int word, ArrayView<U4> global, long globalAddress, int index, bool valid) =>
@@ -377,6 +388,7 @@ public static class LinearTensorCore
             "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc124,acc125,acc126,acc127}, {al0,al1,al2,al3}, {bh14,bh15}, {acc124,acc125,acc126,acc127}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc124,acc125,acc126,acc127}, {ah0,ah1,ah2,ah3}, {bl14,bl15}, {acc124,acc125,acc126,acc127}; mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {acc124,acc125,acc126,acc127}, {ah0,ah1,ah2,ah3}, {bh14,bh15}, {acc124,acc125,acc126,acc127};";
 
         public int ChunkElements() => 4;
+        public Half Round(float value) => default(HalfConversion.CudaRounding).Round(value);
         public void Begin() => default(Ptx).Begin();
         public uint SharedBase() => TensorCore.SharedBase();
         public void CopyAsync(ArrayView<uint> shared, uint sharedBase, int word, ArrayView<U4> global, long globalAddress, int index, bool valid) =>
@@ -399,6 +411,7 @@ public static class LinearTensorCore
     public readonly struct EmulatedTf32x3 : IPath
     {
         public int ChunkElements() => 4;
+        public Half Round(float value) => default(HalfConversion.PortableRounding).Round(value);
         public void Begin() { }
         public uint SharedBase() => 0;
         public void CopyAsync(ArrayView<uint> shared, uint sharedBase, int word, ArrayView<U4> global, long globalAddress, int index, bool valid) =>
@@ -491,8 +504,8 @@ public static class LinearTensorCore
     /// below, with bias and epilogue; two neighbouring columns per store where y allows it. A warp whose
     /// whole tile lies inside y (<paramref name="inside"/>, the same for all its lanes) skips the bounds tests.
     /// </summary>
-    private static void StoreFragment<TEpilogue>(Args a, int slice, int row, int col, F4 c, bool inside)
-        where TEpilogue : struct, IEpilogue
+    private static void StoreFragment<TEpilogue, TRound>(Args a, int slice, int row, int col, F4 c, bool inside)
+        where TEpilogue : struct, IEpilogue where TRound : struct, HalfConversion.IHalfRounding
     {
         if (!inside && col >= a.N) return;
         bool second = inside || col + 1 < a.N;
@@ -502,12 +515,12 @@ public static class LinearTensorCore
             bias0 = a.Bias[col];
             if (second) bias1 = a.Bias[col + 1];
         }
-        StorePair<TEpilogue>(a, slice, row, col, c.X + bias0, c.Y + bias1, inside, second);
-        StorePair<TEpilogue>(a, slice, row + 8, col, c.Z + bias0, c.W + bias1, inside, second);
+        StorePair<TEpilogue, TRound>(a, slice, row, col, c.X + bias0, c.Y + bias1, inside, second);
+        StorePair<TEpilogue, TRound>(a, slice, row + 8, col, c.Z + bias0, c.W + bias1, inside, second);
     }
 
-    private static void StorePair<TEpilogue>(Args a, int slice, int row, int col, float first, float second, bool inside, bool both)
-        where TEpilogue : struct, IEpilogue
+    private static void StorePair<TEpilogue, TRound>(Args a, int slice, int row, int col, float first, float second, bool inside, bool both)
+        where TEpilogue : struct, IEpilogue where TRound : struct, HalfConversion.IHalfRounding
     {
         if (!inside && row >= a.M) return;
         // Split z writes its own [M, N] slice (there is one slice without split-K), raw: its finish applies the epilogue.
@@ -519,53 +532,55 @@ public static class LinearTensorCore
         }
         if (!both)
         {
-            a.Y.Store(i, first);
+            a.Y.Store<TRound>(i, first);
             return;
         }
         if (a.PairedStores != 0)
         {
-            a.Y.StorePair(i, first, second);
+            a.Y.StorePair<TRound>(i, first, second);
         }
         else
         {
-            a.Y.Store(i, first);
-            a.Y.Store(i + 1, second);
+            a.Y.Store<TRound>(i, first);
+            a.Y.Store<TRound>(i + 1, second);
         }
     }
 
     /// <summary>
     /// Stores a thread's accumulators with bias and epilogue: tile C{i}{j} at rows row_i and row_i + 8,
     /// columns col_i + 8 j (+ 0, 1), as mma fragments lie (both kernels' accumulators have that shape).
-    /// With split-K the grid's z slice writes its own [M, N] slice.
+    /// With split-K the grid's z slice writes its own [M, N] slice, raw (bias and epilogue come with the finish).
     /// </summary>
-    internal static void StoreTile<TEpilogue>(Args a, Accumulators c, int row0, int row1, int row2, int row3,
-        int col0, int col1, int col2, int col3, bool inside) where TEpilogue : struct, IEpilogue
+    internal static void StoreTile<TEpilogue, TRound>(Args a, Accumulators c, int row0, int row1, int row2, int row3,
+        int col0, int col1, int col2, int col3, bool inside) where TEpilogue : struct, IEpilogue where TRound : struct, HalfConversion.IHalfRounding
     {
-        // The common case, a tile wholly inside y without split-K, in straight-line stores (the checked path tests
-        // each pair and recomputes its address: ~170 instructions a tile, where this takes ~10 and the epilogue's, SASS).
-        if (inside && !a.Split.Active && a.PairedStores != 0)
+        int slice = Grid.IdxZ * a.M * a.N;
+        // The common cases, a tile wholly inside y (or inside a split's slice), in straight-line stores (the checked
+        // path tests each pair and recomputes its address: ~170 instructions a tile, where this takes ~10 and the
+        // epilogue's, SASS).
+        if (inside && a.PairedStores != 0)
         {
-            if (a.Y.F16.Length > 0) StoreWhole<TEpilogue, HalfPairs>(a, c, row0, row1, row2, row3, col0, col1, col2, col3);
-            else StoreWhole<TEpilogue, FloatPairs>(a, c, row0, row1, row2, row3, col0, col1, col2, col3);
+            var rows = new TileRows { Row0 = row0, Row1 = row1, Row2 = row2, Row3 = row3, Col0 = col0, Col1 = col1, Col2 = col2, Col3 = col3 };
+            if (a.Split.Active) StoreWhole<IdentityEpilogue, FloatPairs>(a.Y.From(slice), ArrayView<float>.Empty, a.N, c, rows);
+            else if (a.Y.F16.Length > 0) StoreWhole<TEpilogue, HalfPairs<TRound>>(a.Y, a.Bias, a.N, c, rows);
+            else StoreWhole<TEpilogue, FloatPairs>(a.Y, a.Bias, a.N, c, rows);
             return;
         }
-        int slice = Grid.IdxZ * a.M * a.N;
-        StoreFragment<TEpilogue>(a, slice, row0, col0, c.C00, inside); StoreFragment<TEpilogue>(a, slice, row0, col0 + 8, c.C01, inside);
-        StoreFragment<TEpilogue>(a, slice, row0, col0 + 16, c.C02, inside); StoreFragment<TEpilogue>(a, slice, row0, col0 + 24, c.C03, inside);
-        StoreFragment<TEpilogue>(a, slice, row0, col0 + 32, c.C04, inside); StoreFragment<TEpilogue>(a, slice, row0, col0 + 40, c.C05, inside);
-        StoreFragment<TEpilogue>(a, slice, row0, col0 + 48, c.C06, inside); StoreFragment<TEpilogue>(a, slice, row0, col0 + 56, c.C07, inside);
-        StoreFragment<TEpilogue>(a, slice, row1, col1, c.C10, inside); StoreFragment<TEpilogue>(a, slice, row1, col1 + 8, c.C11, inside);
-        StoreFragment<TEpilogue>(a, slice, row1, col1 + 16, c.C12, inside); StoreFragment<TEpilogue>(a, slice, row1, col1 + 24, c.C13, inside);
-        StoreFragment<TEpilogue>(a, slice, row1, col1 + 32, c.C14, inside); StoreFragment<TEpilogue>(a, slice, row1, col1 + 40, c.C15, inside);
-        StoreFragment<TEpilogue>(a, slice, row1, col1 + 48, c.C16, inside); StoreFragment<TEpilogue>(a, slice, row1, col1 + 56, c.C17, inside);
-        StoreFragment<TEpilogue>(a, slice, row2, col2, c.C20, inside); StoreFragment<TEpilogue>(a, slice, row2, col2 + 8, c.C21, inside);
-        StoreFragment<TEpilogue>(a, slice, row2, col2 + 16, c.C22, inside); StoreFragment<TEpilogue>(a, slice, row2, col2 + 24, c.C23, inside);
-        StoreFragment<TEpilogue>(a, slice, row2, col2 + 32, c.C24, inside); StoreFragment<TEpilogue>(a, slice, row2, col2 + 40, c.C25, inside);
-        StoreFragment<TEpilogue>(a, slice, row2, col2 + 48, c.C26, inside); StoreFragment<TEpilogue>(a, slice, row2, col2 + 56, c.C27, inside);
-        StoreFragment<TEpilogue>(a, slice, row3, col3, c.C30, inside); StoreFragment<TEpilogue>(a, slice, row3, col3 + 8, c.C31, inside);
-        StoreFragment<TEpilogue>(a, slice, row3, col3 + 16, c.C32, inside); StoreFragment<TEpilogue>(a, slice, row3, col3 + 24, c.C33, inside);
-        StoreFragment<TEpilogue>(a, slice, row3, col3 + 32, c.C34, inside); StoreFragment<TEpilogue>(a, slice, row3, col3 + 40, c.C35, inside);
-        StoreFragment<TEpilogue>(a, slice, row3, col3 + 48, c.C36, inside); StoreFragment<TEpilogue>(a, slice, row3, col3 + 56, c.C37, inside);
+        // The checked path (tiles on y's edges, odd N): a loop over the 32 tiles rather than 32 copies of the checks,
+        // which were most of every GEMM kernel's code (PTX and compile time) for a case whole tiles never take.
+        for (int t = 0; t < 32; t++)
+        {
+            int i = t >> 3, offset = 8 * (t & 7);
+            int row = i == 0 ? row0 : i == 1 ? row1 : i == 2 ? row2 : row3;
+            int col = (i == 0 ? col0 : i == 1 ? col1 : i == 2 ? col2 : col3) + offset;
+            StoreFragment<TEpilogue, TRound>(a, slice, row, col, c.Tile(t), inside);
+        }
+    }
+
+    /// <summary>Where a thread's four rows of tiles start (<see cref="StoreTile{TEpilogue}"/>'s row_i, col_i).</summary>
+    private struct TileRows
+    {
+        public int Row0, Row1, Row2, Row3, Col0, Col1, Col2, Col3;
     }
 
     /// <summary>Two neighbouring results, pair <c>pair</c> of y (elements 2 pair, 2 pair + 1), in one store: the output
@@ -575,9 +590,9 @@ public static class LinearTensorCore
         void Store(OutputView y, int pair, float first, float second);
     }
 
-    private readonly struct HalfPairs : IPairStore
+    private readonly struct HalfPairs<TRound> : IPairStore where TRound : struct, HalfConversion.IHalfRounding
     {
-        public void Store(OutputView y, int pair, float first, float second) => y.StoreHalfPair(pair, first, second);
+        public void Store(OutputView y, int pair, float first, float second) => y.StoreHalfPair<TRound>(pair, first, second);
     }
 
     private readonly struct FloatPairs : IPairStore
@@ -585,33 +600,35 @@ public static class LinearTensorCore
         public void Store(OutputView y, int pair, float first, float second) => y.StoreFloatPair(pair, first, second);
     }
 
-    /// <summary><see cref="StoreTile{TEpilogue}"/>'s common case: every pair inside y, stored as <typeparamref name="TPair"/>.</summary>
-    private static void StoreWhole<TEpilogue, TPair>(Args a, Accumulators c, int row0, int row1, int row2, int row3,
-        int col0, int col1, int col2, int col3) where TEpilogue : struct, IEpilogue where TPair : struct, IPairStore
+    /// <summary><see cref="StoreTile{TEpilogue}"/>'s common case: every pair inside y, stored as <typeparamref name="TPair"/>
+    /// (y has <paramref name="n"/> columns; an empty bias adds nothing).</summary>
+    private static void StoreWhole<TEpilogue, TPair>(OutputView y, ArrayView<float> bias, int n, Accumulators c, TileRows r)
+        where TEpilogue : struct, IEpilogue where TPair : struct, IPairStore
     {
-        StoreWholeRows<TEpilogue, TPair>(a, row0, col0, c.C00, c.C01, c.C02, c.C03, c.C04, c.C05, c.C06, c.C07);
-        StoreWholeRows<TEpilogue, TPair>(a, row1, col1, c.C10, c.C11, c.C12, c.C13, c.C14, c.C15, c.C16, c.C17);
-        StoreWholeRows<TEpilogue, TPair>(a, row2, col2, c.C20, c.C21, c.C22, c.C23, c.C24, c.C25, c.C26, c.C27);
-        StoreWholeRows<TEpilogue, TPair>(a, row3, col3, c.C30, c.C31, c.C32, c.C33, c.C34, c.C35, c.C36, c.C37);
+        StoreWholeRows<TEpilogue, TPair>(y, bias, n, r.Row0, r.Col0, c.C00, c.C01, c.C02, c.C03, c.C04, c.C05, c.C06, c.C07);
+        StoreWholeRows<TEpilogue, TPair>(y, bias, n, r.Row1, r.Col1, c.C10, c.C11, c.C12, c.C13, c.C14, c.C15, c.C16, c.C17);
+        StoreWholeRows<TEpilogue, TPair>(y, bias, n, r.Row2, r.Col2, c.C20, c.C21, c.C22, c.C23, c.C24, c.C25, c.C26, c.C27);
+        StoreWholeRows<TEpilogue, TPair>(y, bias, n, r.Row3, r.Col3, c.C30, c.C31, c.C32, c.C33, c.C34, c.C35, c.C36, c.C37);
     }
 
     /// <summary>Tiles t0..t7 (columns col + 8 j) of rows row and row + 8: y and the bias are moved to (row, col) once,
     /// so each tile's offset is a constant in its instructions.</summary>
-    private static void StoreWholeRows<TEpilogue, TPair>(Args a, int row, int col, F4 t0, F4 t1, F4 t2, F4 t3, F4 t4, F4 t5, F4 t6, F4 t7)
+    private static void StoreWholeRows<TEpilogue, TPair>(OutputView y, ArrayView<float> bias, int n, int row, int col,
+        F4 t0, F4 t1, F4 t2, F4 t3, F4 t4, F4 t5, F4 t6, F4 t7)
         where TEpilogue : struct, IEpilogue where TPair : struct, IPairStore
     {
-        long upper = (long)row * a.N + col;
-        OutputView above = a.Y.From(upper), below = a.Y.From(upper + 8L * a.N);
-        bool biased = a.Bias.Length > 0;
-        var bias = a.Bias.SubView(biased ? col : 0);
-        StoreWholeTile<TEpilogue, TPair>(above, below, bias, biased, 0, t0);
-        StoreWholeTile<TEpilogue, TPair>(above, below, bias, biased, 1, t1);
-        StoreWholeTile<TEpilogue, TPair>(above, below, bias, biased, 2, t2);
-        StoreWholeTile<TEpilogue, TPair>(above, below, bias, biased, 3, t3);
-        StoreWholeTile<TEpilogue, TPair>(above, below, bias, biased, 4, t4);
-        StoreWholeTile<TEpilogue, TPair>(above, below, bias, biased, 5, t5);
-        StoreWholeTile<TEpilogue, TPair>(above, below, bias, biased, 6, t6);
-        StoreWholeTile<TEpilogue, TPair>(above, below, bias, biased, 7, t7);
+        long upper = (long)row * n + col;
+        OutputView above = y.From(upper), below = y.From(upper + 8L * n);
+        bool biased = bias.Length > 0;
+        var from = bias.SubView(biased ? col : 0);
+        StoreWholeTile<TEpilogue, TPair>(above, below, from, biased, 0, t0);
+        StoreWholeTile<TEpilogue, TPair>(above, below, from, biased, 1, t1);
+        StoreWholeTile<TEpilogue, TPair>(above, below, from, biased, 2, t2);
+        StoreWholeTile<TEpilogue, TPair>(above, below, from, biased, 3, t3);
+        StoreWholeTile<TEpilogue, TPair>(above, below, from, biased, 4, t4);
+        StoreWholeTile<TEpilogue, TPair>(above, below, from, biased, 5, t5);
+        StoreWholeTile<TEpilogue, TPair>(above, below, from, biased, 6, t6);
+        StoreWholeTile<TEpilogue, TPair>(above, below, from, biased, 7, t7);
     }
 
     private static void StoreWholeTile<TEpilogue, TPair>(OutputView above, OutputView below, ArrayView<float> bias, bool biased, int j, F4 t)
@@ -666,8 +683,8 @@ public static class LinearTensorCore
         int lane = Warp.LaneIdx;
         int row = m0 + warpRow + (lane >> 2), col = n0 + warpCol + 2 * (lane & 3);
         bool inside = m0 + warpRow + 64 <= a.M && n0 + warpCol + 64 <= a.N;
-        StoreTile<TEpilogue>(a, c, row, row + 16, row + 32, row + 48, col, col, col, col, inside);
-        if (a.Split.Active) SplitK.Finish<TEpilogue>(a.Split, a.Y.F32, a.M, a.N, m0, n0, Tile);
+        StoreTile<TEpilogue, TPath>(a, c, row, row + 16, row + 32, row + 48, col, col, col, col, inside);
+        if (a.Split.Active) SplitK.Finish<TEpilogue, TPath>(a.Split, a.Y.F32, a.M, a.N, m0, n0, Tile);
     }
 
     /// <summary>The launch shape: one group of 128 threads per 128 x 128 block of y.</summary>

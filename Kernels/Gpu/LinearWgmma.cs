@@ -99,6 +99,7 @@ public static class LinearWgmma
             "wgmma.commit_group.sync.aligned;";
 
         public int ChunkElements() => 8;
+        public Half Round(float value) => default(HalfConversion.CudaRounding).Round(value);
         public void Begin() => default(LinearTensorCore.Ptx).Begin();
         public uint SharedBase() => TensorCore.DynamicSharedBase();
         public void CopyAsync(ArrayView<uint> shared, uint sharedBase, int word, ArrayView<U4> global, long globalAddress, int index, bool valid) =>
@@ -135,6 +136,7 @@ public static class LinearWgmma
     public readonly struct Emulated : IPath
     {
         public int ChunkElements() => 8;
+        public Half Round(float value) => default(HalfConversion.PortableRounding).Round(value);
         public void Begin() { }
         public uint SharedBase() => 0;
         public void CopyAsync(ArrayView<uint> shared, uint sharedBase, int word, ArrayView<U4> global, long globalAddress, int index, bool valid) =>
@@ -261,8 +263,8 @@ public static class LinearWgmma
         int lane = Warp.LaneIdx;
         int row = m0 + Tile * group + 16 * ((Group.IdxX >> 5) & 3) + (lane >> 2), col = n0 + 2 * (lane & 3);
         bool inside = m0 + Tile * groups <= a.M && n0 + Tile <= a.N;
-        StoreTile<TEpilogue>(a, c, row, row, row + 64, row + 64, col, col + 64, col, col + 64, inside);
-        if (a.Split.Active) SplitK.Finish<TEpilogue>(a.Split, a.Y.F32, a.M, a.N, m0, n0, Tile * groups);
+        StoreTile<TEpilogue, TPath>(a, c, row, row, row + 64, row + 64, col, col + 64, col, col + 64, inside);
+        if (a.Split.Active) SplitK.Finish<TEpilogue, TPath>(a.Split, a.Y.F32, a.M, a.N, m0, n0, Tile * groups);
     }
 
     /// <summary>One block of <typeparamref name="TBlock"/>'s warpgroups per 128 columns of y and 128 rows per warpgroup.</summary>

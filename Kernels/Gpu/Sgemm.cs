@@ -152,7 +152,7 @@ public static class Sgemm
         StoreRow<TEpilogue>(a, row + 65, col, r5);
         StoreRow<TEpilogue>(a, row + 66, col, r6);
         StoreRow<TEpilogue>(a, row + 67, col, r7);
-        if (a.Split.Active) SplitK.Finish<TEpilogue>(a.Split, a.Y, a.M, a.N, m0, n0, Tile);
+        if (a.Split.Active) SplitK.Finish<TEpilogue, HalfConversion.RoundingOnAnyAccelerator>(a.Split, a.Y, a.M, a.N, m0, n0, Tile);
     }
 
     /// <summary>The launch shape: one group of 256 threads per 128 x 128 block of y and split of K.</summary>

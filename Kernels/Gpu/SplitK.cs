@@ -77,8 +77,8 @@ public static class SplitK
     /// order whichever block is last. The fences pair up: a block's stores are visible device-wide before its
     /// arrival is counted, and the last block reads the slices only after seeing every arrival.
     /// </summary>
-    internal static void Finish<TEpilogue>(Target target, ArrayView<float> sums, int m, int n, int m0, int n0, int rows)
-        where TEpilogue : struct, IEpilogue
+    internal static void Finish<TEpilogue, TRound>(Target target, ArrayView<float> sums, int m, int n, int m0, int n0, int rows)
+        where TEpilogue : struct, IEpilogue where TRound : struct, HalfConversion.IHalfRounding
     {
         MemoryFence.DeviceLevel();
         Group.Barrier();
@@ -112,10 +112,10 @@ public static class SplitK
                 long at1 = has1 ? at + rowQuads : at, at2 = has2 ? at1 + rowQuads : at1, at3 = has3 ? at2 + rowQuads : at2;
                 F4 s0 = SumSplits(sums4, at, offsets), s1 = SumSplits(sums4, at1, offsets),
                     s2 = SumSplits(sums4, at2, offsets), s3 = SumSplits(sums4, at3, offsets);
-                FinishQuad(target, epilogue, 4 * at, column, s0);
-                if (has1) FinishQuad(target, epilogue, 4 * at1, column, s1);
-                if (has2) FinishQuad(target, epilogue, 4 * at2, column, s2);
-                if (has3) FinishQuad(target, epilogue, 4 * at3, column, s3);
+                FinishQuad<TEpilogue, TRound>(target, epilogue, 4 * at, column, s0);
+                if (has1) FinishQuad<TEpilogue, TRound>(target, epilogue, 4 * at1, column, s1);
+                if (has2) FinishQuad<TEpilogue, TRound>(target, epilogue, 4 * at2, column, s2);
+                if (has3) FinishQuad<TEpilogue, TRound>(target, epilogue, 4 * at3, column, s3);
             }
             return;
         }
@@ -126,7 +126,7 @@ public static class SplitK
             float sum = 0f;
             for (int s = 0; s < splits; s++) sum += sums[s * slice + i];
             if (target.Bias.Length > 0) sum += target.Bias[column];
-            target.Y.Store(i, epilogue.Apply(sum));
+            target.Y.Store<TRound>(i, epilogue.Apply(sum));
         }
     }
 
@@ -172,11 +172,12 @@ public static class SplitK
     private static F4 Add(F4 sum, F4 p, bool add) => add ? new F4 { X = sum.X + p.X, Y = sum.Y + p.Y, Z = sum.Z + p.Z, W = sum.W + p.W } : sum;
 
     /// <summary>Outputs i..i + 3 (columns column..): the sums plus the bias, through the epilogue.</summary>
-    private static void FinishQuad<TEpilogue>(Target target, TEpilogue epilogue, long i, int column, F4 sum) where TEpilogue : struct, IEpilogue
+    private static void FinishQuad<TEpilogue, TRound>(Target target, TEpilogue epilogue, long i, int column, F4 sum)
+        where TEpilogue : struct, IEpilogue where TRound : struct, HalfConversion.IHalfRounding
     {
         if (target.Bias.Length > 0) sum = Add(sum, target.Bias.Cast<F4>()[column / 4], true);
-        target.Y.StorePair(i, epilogue.Apply(sum.X), epilogue.Apply(sum.Y));
-        target.Y.StorePair(i + 2, epilogue.Apply(sum.Z), epilogue.Apply(sum.W));
+        target.Y.StorePair<TRound>(i, epilogue.Apply(sum.X), epilogue.Apply(sum.Y));
+        target.Y.StorePair<TRound>(i + 2, epilogue.Apply(sum.Z), epilogue.Apply(sum.W));
     }
 
     /// <summary>

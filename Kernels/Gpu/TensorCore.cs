@@ -1,6 +1,7 @@
 using ILGPU;
 using ILGPU.Runtime;
 using ILGPU.Runtime.Cuda;
+using Half = ILGPU.Half;
 
 namespace SmoothCache.Kernels.Gpu;
 
@@ -131,7 +132,7 @@ public static class TensorCore
     /// type parameter: <see cref="PtxPath"/> on CUDA, <see cref="EmulatedPath"/> elsewhere. Word indices
     /// address the kernel's one shared allocation as 32-bit words; every lane of a warp must call together.
     /// </summary>
-    public interface IWarpPath
+    public interface IWarpPath : HalfConversion.IHalfRounding
     {
         /// <summary>What the path adds to a word index x 4 to address shared memory.</summary>
         uint SharedBase();
@@ -194,6 +195,8 @@ public static class TensorCore
             return new F4 { X = d0.Value, Y = d1.Value, Z = d2.Value, W = d3.Value };
         }
 
+        public Half Round(float value) => default(HalfConversion.CudaRounding).Round(value);
+
         public uint PackHalves(float low, float high)
         {
             // cvt.rn.f16x2.f32 d, a, b puts a in the upper half.
@@ -226,6 +229,8 @@ public static class TensorCore
         };
 
         public F4 Mma(F4 c, U4 a, U2 b) => EmulatedMma(c, a, b);
+
+        public Half Round(float value) => default(HalfConversion.PortableRounding).Round(value);
 
         public uint PackHalves(float low, float high) =>
             HalfConversion.RoundToHalfBits(low) | ((uint)HalfConversion.RoundToHalfBits(high) << 16);

@@ -53,7 +53,8 @@ public static class PtxCommand
                 using var latents = cpu.Arena.Zeros(2, config.InChannels, config.SampleSize, config.SampleSize);
                 using var y = model.Forward(latents, [500f, 500f], [0, config.NullClass]);
             }
-            kernels.AddRange(cpu.LoadedKernels);
+            // A kernel whose instance depends on the accelerator (its fp16 rounding) as CUDA loads it.
+            kernels.AddRange(cpu.LoadedKernels.Select(AsOnCuda));
         }
         // The tensor-core kernels run on CUDA only (tests call their emulated instances directly).
         foreach (var epilogue in new[] { typeof(IdentityEpilogue), typeof(GeluTanhEpilogue), typeof(SiluEpilogue) })
@@ -97,6 +98,12 @@ public static class PtxCommand
         foreach (var kernel in hopper)
             yield return (FileName(kernel), PtxTarget.Retarget(compiler.Compile(kernel), PtxTarget.Hopper, ClusterRows(kernel)));
     }
+
+    private static MethodInfo AsOnCuda(MethodInfo kernel) =>
+        kernel.IsGenericMethod && kernel.GetGenericArguments().Contains(typeof(HalfConversion.PortableRounding))
+            ? kernel.GetGenericMethodDefinition().MakeGenericMethod(kernel.GetGenericArguments()
+                .Select(t => t == typeof(HalfConversion.PortableRounding) ? typeof(HalfConversion.CudaRounding) : t).ToArray())
+            : kernel;
 
     private static int ClusterRows(MethodInfo kernel) =>
         kernel.DeclaringType == typeof(LinearWgmmaTma)

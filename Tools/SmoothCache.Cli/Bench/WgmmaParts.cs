@@ -1,6 +1,8 @@
 using ILGPU;
+using SmoothCache.Kernels;
 using SmoothCache.Kernels.Gpu;
 using static SmoothCache.Kernels.Gpu.LinearTensorCore;
+using Half = ILGPU.Half;
 
 namespace SmoothCache.Cli.Bench;
 
@@ -9,6 +11,7 @@ namespace SmoothCache.Cli.Bench;
 public readonly struct CopiesOnly : LinearWgmma.IPath
 {
     public int ChunkElements() => 8;
+    public Half Round(float value) => default(HalfConversion.CudaRounding).Round(value);
     public void Begin() => default(LinearWgmma.Ptx).Begin();
     public uint SharedBase() => default(LinearWgmma.Ptx).SharedBase();
     public void CopyAsync(ArrayView<uint> shared, uint sharedBase, int word, ArrayView<U4> global, long globalAddress, int index, bool valid) =>
@@ -25,6 +28,7 @@ public readonly struct CopiesOnly : LinearWgmma.IPath
 public readonly struct MultipliesOnly : LinearWgmma.IPath
 {
     public int ChunkElements() => 8;
+    public Half Round(float value) => default(HalfConversion.CudaRounding).Round(value);
     public void Begin() => default(LinearWgmma.Ptx).Begin();
     public uint SharedBase() => default(LinearWgmma.Ptx).SharedBase();
     public void CopyAsync(ArrayView<uint> shared, uint sharedBase, int word, ArrayView<U4> global, long globalAddress, int index, bool valid) { }

@@ -26,6 +26,9 @@ public class PtxGenerationTests
         typeof(LinearWgmmaTma).GetMethod("Kernel")!.MakeGenericMethod(typeof(IdentityEpilogue), typeof(LinearWgmma.Ptx),
             typeof(LinearWgmmaTma.Tma), layout, typeof(LinearWgmma.OneWarpGroup), ring);
 
+    /// <summary>Whether <see cref="HalfConversion.RoundToHalfBits"/> is compiled in: its overflow bound 0x477FF000.</summary>
+    private static bool HasPortableRounding(string ptx) => ptx.Contains(0x477FF000.ToString());
+
     private static int Count(string text, string what) => (text.Length - text.Replace(what, "").Length) / what.Length;
 
     [Theory]
@@ -52,9 +55,10 @@ public class PtxGenerationTests
         Assert.Contains(".shared .align 16 .b8 __shared_alloca0[49152];", ptx);
         Assert.Matches(@"mov\.u32\s+%r\d+, __shared_alloca0;", ptx);
         // x is staged as fp16 as it is: conversions appear only after the last mma, where an fp16 output
-        // is rounded by cvt (the portable bit arithmetic beside it is on a constant branch ptxas drops).
+        // is rounded by cvt, and only by cvt: the CUDA instance holds no portable rounding.
         Assert.True(Count(ptx, "cvt.rn.f16.f32") >= 128);
         Assert.True(ptx.IndexOf("cvt.rn.f16.f32") > ptx.LastIndexOf("mma.sync"));
+        Assert.False(HasPortableRounding(ptx));
     }
 
     [Fact]
@@ -163,6 +167,7 @@ public class PtxGenerationTests
         Assert.Contains("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16", ptx);
         Assert.Contains("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16", ptx);
         Assert.Contains("cvt.rn.f16x2.f32", ptx);
+        Assert.False(HasPortableRounding(ptx));
         // No asynchronous copy (cp.async, nor TMA's cp.async.bulk): with one ptxas leaves ILGPU's asm operands in local
         // memory (a 4 KB stack, checked with ptxas 12.4).
         Assert.DoesNotContain("cp.async", ptx);
@@ -187,8 +192,10 @@ public class PtxGenerationTests
     [Fact]
     public void RowLayerNormSumsEachRowInsideItsWarpWithoutBarriersOrLocalMemory()
     {
-        var ptx = CompileToPtx(typeof(LayerNormModulateRow).GetMethod("Kernel")!);
+        var ptx = CompileToPtx(Kernel(typeof(LayerNormModulateRow), typeof(HalfConversion.CudaRounding)));
         Assert.Equal(10, Count(ptx, "shfl.sync.bfly"));
+        Assert.Equal(36, Count(ptx, "cvt.rn.f16.f32")); // 9 float4s a lane, for an fp16 y
+        Assert.False(HasPortableRounding(ptx));
         Assert.Equal(0, Count(ptx, "bar.sync"));
         Assert.DoesNotContain(".local", ptx);
     }

@@ -69,9 +69,14 @@ public sealed class Backend : IDisposable
     /// (unset) lets <see cref="Gpu.LinearWgmmaTma.Variant.For"/> choose per shape. For timing whole forwards on each.</summary>
     public Gpu.LinearWgmmaTma.Variant? TmaGemm { get; }
 
-    private Backend(Context context, Accelerator accelerator, KernelSet kernels, Gpu.LinearWgmmaTma.Variant? tmaGemm)
+    /// <summary>When the GEMMs split K (<see cref="Gpu.SplitK.Policy"/>): from SMOOTHCACHE_SPLITK when the backend is
+    /// created (idle unless it says fill). Splitting changes only the order of the sums.</summary>
+    public Gpu.SplitK.Policy SplitPolicy { get; set; }
+
+    private Backend(Context context, Accelerator accelerator, KernelSet kernels, Gpu.LinearWgmmaTma.Variant? tmaGemm, Gpu.SplitK.Policy splitPolicy)
     {
         TmaGemm = tmaGemm;
+        SplitPolicy = splitPolicy;
         Context = context;
         Accelerator = accelerator;
         if (kernels == KernelSet.Auto && accelerator is CudaAccelerator { Architecture: { Major: 9, Minor: 0 } }) kernels = KernelSet.WgmmaTma;
@@ -110,6 +115,7 @@ public sealed class Backend : IDisposable
     {
         if (kernels == KernelSet.Auto) kernels = KernelSetFromEnvironment();
         var tmaGemm = TmaGemmFromEnvironment();
+        var splitPolicy = Gpu.SplitK.ParsePolicy(Environment.GetEnvironmentVariable("SMOOTHCACHE_SPLITK"));
         // CPUDeviceKind.Nvidia: the default CPU device allows only 16 threads per group.
         var context = Context.Create(b => b.Cuda().CPU(CPUDeviceKind.Nvidia).EnableAlgorithms()
             .Optimize(OptimizationLevel.O2).Math(KernelMath).Profiling());
@@ -125,7 +131,7 @@ public sealed class Backend : IDisposable
                 _ when cuda.Count > 0 => cuda[0].CreateAccelerator(context),
                 _ => context.GetCPUDevice(0).CreateAccelerator(context),
             };
-            return new Backend(context, accelerator, kernels, tmaGemm);
+            return new Backend(context, accelerator, kernels, tmaGemm, splitPolicy);
         }
         catch
         {

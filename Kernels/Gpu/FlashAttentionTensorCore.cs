@@ -13,15 +13,16 @@ namespace SmoothCache.Kernels.Gpu;
 /// conflict-free ldmatrix phases; thread t loads k row t or v row t - 64 of the next tile into registers while this
 /// one is multiplied, and stores it after the next barrier).
 /// Per key tile a warp computes its 16 x 64 scores with mma.sync
-/// (q fragments held in registers for the whole kernel, k fragments by ldmatrix), runs the online
+/// (q and k fragments by ldmatrix, q's again for every key tile), runs the online
 /// softmax on them in registers (each lane holds 2 rows x 16 columns; row maxima and sums meet across
 /// the 4 lanes of a row by shuffles), turns the probabilities into fp16 A fragments in place (the mma
 /// accumulator layout is the A fragment layout) and multiplies them by v (fragments by ldmatrix.trans).
 /// No score ever leaves registers. Probabilities are 2^(s c - max c) with c the scale times log2 e (a multiply-add
 /// and an ex2 each), rounded to fp16 for that product, as in other fp16 flash attentions; the result is within fp16
 /// rounding of the exact softmax. Per 64-key tile a warp issues about 460 instructions, 76 of them mma (SASS, sm_90;
-/// 1,050 before the loads took a row per thread and the ldmatrix addresses were hoisted out of the loop); 188 registers,
-/// 2 blocks per multiprocessor.
+/// 1,050 before the loads took a row per thread and the ldmatrix addresses were hoisted out of the loop); 165 registers,
+/// 3 blocks per multiprocessor (q's 5 fragments held for the whole kernel took 20 more registers, and with them 2 blocks
+/// fit: reloading them is 5 ldmatrix a tile).
 /// Shared memory: 31,744 bytes. The warp instructions come from <typeparamref name="TPath"/> (see
 /// <see cref="TensorCore.IWarpPath"/>): inline PTX on CUDA, emulated in tests.
 /// </summary>
@@ -48,12 +49,6 @@ public static class FlashAttentionTensorCore
         public int T, Heads, HeadDim;
         /// <summary>The softmax scale 1 / sqrt(HeadDim) times log2 e: probabilities are 2^((s - max) ExpScale).</summary>
         public float ExpScale;
-    }
-
-    /// <summary>A warp's q fragments: 16 rows x up to 80 columns as 5 A fragments (16 deep each).</summary>
-    public struct Queries16
-    {
-        public U4 S0, S1, S2, S3, S4;
     }
 
     /// <summary>16 rows x 64 keys of fp32 scores (8 mma tiles of 8 keys).</summary>
@@ -323,12 +318,6 @@ public static class FlashAttentionTensorCore
         if (wide && Group.IdxX < 64) shared.Cast<U4>()[target + 9] = default;
         Group.Barrier();
         int qLane = QWords + LaneWord(QkStride, false) + warp * 16 * QkStride * 4;
-        Queries16 q;
-        q.S0 = path.LoadMatrices(shared, sharedBase, qLane);
-        q.S1 = path.LoadMatrices(shared, sharedBase, qLane + 2 * 4);
-        q.S2 = path.LoadMatrices(shared, sharedBase, qLane + 4 * 4);
-        q.S3 = path.LoadMatrices(shared, sharedBase, qLane + 6 * 4);
-        q.S4 = wide ? path.LoadMatrices(shared, sharedBase, qLane + 8 * 4) : default;
         int kLane = KWords + LaneWord(QkStride, true), vLane = VWords + LaneWord(VStride, false);
 
         // Rows g and g + 8 of the warp's 16: running max (raw scores: the scale is positive) and this lane's share of the sum.
@@ -343,11 +332,11 @@ public static class FlashAttentionTensorCore
             if (key0 + KeysPerTile < a.T) loaded = LoadRow(a, RowSource(a, sample, head, key0 + KeysPerTile), wide);
 
             Scores s = default;
-            s = ScoreStep<TPath>(s, q.S0, shared, sharedBase, kLane, 0);
-            s = ScoreStep<TPath>(s, q.S1, shared, sharedBase, kLane, 1);
-            s = ScoreStep<TPath>(s, q.S2, shared, sharedBase, kLane, 2);
-            s = ScoreStep<TPath>(s, q.S3, shared, sharedBase, kLane, 3);
-            if (wide) s = ScoreStep<TPath>(s, q.S4, shared, sharedBase, kLane, 4);
+            s = ScoreStep<TPath>(s, path.LoadMatrices(shared, sharedBase, qLane + 0 * 4), shared, sharedBase, kLane, 0);
+            s = ScoreStep<TPath>(s, path.LoadMatrices(shared, sharedBase, qLane + 2 * 4), shared, sharedBase, kLane, 1);
+            s = ScoreStep<TPath>(s, path.LoadMatrices(shared, sharedBase, qLane + 4 * 4), shared, sharedBase, kLane, 2);
+            s = ScoreStep<TPath>(s, path.LoadMatrices(shared, sharedBase, qLane + 6 * 4), shared, sharedBase, kLane, 3);
+            if (wide) s = ScoreStep<TPath>(s, path.LoadMatrices(shared, sharedBase, qLane + 8 * 4), shared, sharedBase, kLane, 4);
 
             // Keys past T (tile j holds keys key0 + 8j + 2t and + 1) are only in the last tile.
             if (key0 + KeysPerTile > a.T) s = Masked(s, key0 + 2 * t, a.T);

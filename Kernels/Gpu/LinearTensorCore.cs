@@ -577,7 +577,7 @@ public static class LinearTensorCore
         }
     }
 
-    /// <summary>Where a thread's four rows of tiles start (<see cref="StoreTile{TEpilogue}"/>'s row_i, col_i).</summary>
+    /// <summary>Where a thread's four rows of tiles start (<see cref="StoreTile{TEpilogue, TRound}"/>'s row_i, col_i).</summary>
     private struct TileRows
     {
         public int Row0, Row1, Row2, Row3, Col0, Col1, Col2, Col3;
@@ -600,7 +600,7 @@ public static class LinearTensorCore
         public void Store(OutputView y, int pair, float first, float second) => y.StoreFloatPair(pair, first, second);
     }
 
-    /// <summary><see cref="StoreTile{TEpilogue}"/>'s common case: every pair inside y, stored as <typeparamref name="TPair"/>
+    /// <summary><see cref="StoreTile{TEpilogue, TRound}"/>'s common case: every pair inside y, stored as <typeparamref name="TPair"/>
     /// (y has <paramref name="n"/> columns; an empty bias adds nothing).</summary>
     private static void StoreWhole<TEpilogue, TPair>(OutputView y, ArrayView<float> bias, int n, Accumulators c, TileRows r)
         where TEpilogue : struct, IEpilogue where TPair : struct, IPairStore

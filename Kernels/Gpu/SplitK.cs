@@ -78,7 +78,7 @@ public static class SplitK
     /// Where a split launch's blocks finish: each block stores its raw partial sums in its z slice of the kernel's
     /// own output ([splits, M, N] floats, no bias, no epilogue), then counts itself on its output block's arrival
     /// counter; the block that arrives last sums the splits' slices for that output block, adds the bias, applies
-    /// the epilogue and writes <see cref="Y"/> (<see cref="Finish{TEpilogue}"/>). No reduction launch: at DiT-XL/2
+    /// the epilogue and writes <see cref="Y"/> (<see cref="Finish{TEpilogue, TRound}"/>). No reduction launch: at DiT-XL/2
     /// batch 2 those were 57 of a forward's 267 launches (0.45 ms of 5.2, H200, eleventh session). Empty
     /// (<see cref="Active"/> false) without split-K.
     /// </summary>

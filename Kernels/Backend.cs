@@ -175,7 +175,7 @@ public sealed class Backend : IDisposable
         {
             string name = KernelName(kernel.Method);
             RefuseFirstUseWhileRecording(name);
-            var launch = Accelerator.LoadAutoGroupedKernel(kernel);
+            var launch = Timed(() => Accelerator.LoadAutoGroupedKernel(kernel));
             loaded = new Action<Index1D, T>((n, args) =>
             {
                 if (_recording is { } recording)
@@ -205,7 +205,7 @@ public sealed class Backend : IDisposable
         {
             string name = KernelName(kernel.Method);
             RefuseFirstUseWhileRecording(name);
-            var launch = LoadExplicitlyGrouped(kernel, dynamicSharedBytes, ptxTarget, clusterRows);
+            var launch = Timed(() => LoadExplicitlyGrouped(kernel, dynamicSharedBytes, ptxTarget, clusterRows));
             loaded = new Action<KernelConfig, T>((config, args) =>
             {
                 if (_recording is { } recording)
@@ -427,6 +427,24 @@ public sealed class Backend : IDisposable
 
     /// <summary>Number of kernels compiled so far (compile time is reported apart from run time).</summary>
     public int LoadedKernelCount => _kernels.Count;
+
+    /// <summary>Wall time spent loading kernels so far: ILGPU compiling each on its first use, and on CUDA the
+    /// driver assembling its PTX (first launches pay it; the bench reports it apart).</summary>
+    public double KernelLoadMilliseconds { get; private set; }
+
+    /// <summary>Loads a kernel with <paramref name="load"/>, counting its time in <see cref="KernelLoadMilliseconds"/>.</summary>
+    private TLaunch Timed<TLaunch>(Func<TLaunch> load)
+    {
+        long start = System.Diagnostics.Stopwatch.GetTimestamp();
+        try
+        {
+            return load();
+        }
+        finally
+        {
+            KernelLoadMilliseconds += System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+        }
+    }
 
     /// <summary>The kernel methods loaded so far (generic ones instantiated), e.g. to compile them for
     /// another target offline.</summary>

@@ -17,6 +17,9 @@ public sealed record ForwardTiming(
     string Model, string Precision, int Batch, double FirstCallMs, int KernelsCompiled, int Iterations,
     double Milliseconds, double LaunchesPerForward, double Tflops)
 {
+    /// <summary>Of <see cref="FirstCallMs"/>, the time spent loading its <see cref="KernelsCompiled"/> kernels (ILGPU's
+    /// compile, and on CUDA the driver's assembly of the PTX).</summary>
+    public double KernelLoadMs { get; init; }
     /// <summary>With --profile: device time per kernel of one more forward, largest first.</summary>
     public IReadOnlyList<KernelTime>? Kernels { get; init; }
     /// <summary>With --profile: sum of the kernels' device times of that forward.</summary>
@@ -109,7 +112,7 @@ public static class ModelBench
     {
         bool xl = IncludeXl(backend, s, report);
         log.WriteLine($"forward on {backend.DeviceName}, mean of {s.Iterations} after one warm-up call");
-        log.WriteLine($"{"model",-24} {"prec",-4} {"batch",5} {"first ms",9} {"compiled",8} {"ms",9} {"launches",8} {"TFLOP/s",8} {"replay ms",9} {"replay/ms",9}");
+        log.WriteLine($"{"model",-24} {"prec",-4} {"batch",5} {"first ms",9} {"compiled",8} {"ms",9} {"launches",8} {"TFLOP/s",8} {"replay ms",9} {"replay/ms",9} {"load ms",9}");
         // XL first: on CUDA a dit-digits run (portable attention, head dim 16) has left the context
         // unable to load further kernels (see BENCHMARKS.md), so it goes last.
         var models = new List<(string Name, Func<Precision, DiTPipeline> Build)>();
@@ -127,7 +130,7 @@ public static class ModelBench
                         r = TryReplay($"forward {name} {Name(precision)} batch {batch} replayed", report, log, r,
                             () => ReplayForward(pipeline.Transformer, r));
                         log.WriteLine($"{r.Model,-24} {r.Precision,-4} {r.Batch,5} {r.FirstCallMs,9:F1} {r.KernelsCompiled,8} " +
-                                      $"{r.Milliseconds,9:F3} {r.LaunchesPerForward,8:F0} {r.Tflops,8:F2} {r.ReplayMilliseconds,9:F3} {r.ReplayMilliseconds / r.Milliseconds,9:F2}");
+                                      $"{r.Milliseconds,9:F3} {r.LaunchesPerForward,8:F0} {r.Tflops,8:F2} {r.ReplayMilliseconds,9:F3} {r.ReplayMilliseconds / r.Milliseconds,9:F2} {r.KernelLoadMs,9:F1}");
                         if (s.Profile) r = ProfileForward(pipeline.Transformer, r, log);
                         report.Forward.Add(r);
                     }
@@ -182,6 +185,7 @@ public static class ModelBench
         using var latents = latentsTensor;
 
         int compiledBefore = backend.LoadedKernelCount;
+        double loadBefore = backend.KernelLoadMilliseconds;
         backend.Synchronize();
         var watch = Stopwatch.StartNew();
         model.Forward(latents, timesteps, labels).Dispose();
@@ -197,7 +201,10 @@ public static class ModelBench
         double ms = watch.Elapsed.TotalMilliseconds / iterations;
         double launches = (double)(backend.LaunchCount - launchesBefore) / iterations;
         double tflops = 2.0 * model.ForwardMacs(batch) / (ms * 1e-3) / 1e12;
-        return new ForwardTiming(name, Name(model.Precision), batch, first, compiled, iterations, ms, launches, tflops);
+        return new ForwardTiming(name, Name(model.Precision), batch, first, compiled, iterations, ms, launches, tflops)
+        {
+            KernelLoadMs = backend.KernelLoadMilliseconds - loadBefore,
+        };
     }
 
     /// <summary>The same forward recorded once and replayed (a CUDA graph on CUDA): what the host's

@@ -37,6 +37,10 @@ public class BenchCommandTests
             Assert.True(launches > 6 * 8, $"{launches} launches");
             Assert.Equal(launches, forward[1].GetProperty("launchesPerForward").GetDouble());
             Assert.True(forward[0].GetProperty("kernelsCompiled").GetInt32() > 0);
+            // The first call's kernel loads are part of it; a later batch's first call compiles (nearly) nothing new.
+            double load = forward[0].GetProperty("kernelLoadMs").GetDouble(), first = forward[0].GetProperty("firstCallMs").GetDouble();
+            Assert.InRange(load, double.Epsilon, first);
+            Assert.InRange(forward[1].GetProperty("kernelLoadMs").GetDouble(), 0, forward[1].GetProperty("firstCallMs").GetDouble());
             Assert.Empty(doc.RootElement.GetProperty("failures").EnumerateArray());
             Assert.Equal(["out.json"], Directory.GetFiles(Path.GetDirectoryName(json)!).Select(Path.GetFileName));
         }

@@ -1,7 +1,8 @@
 #!/bin/bash
 # Kernel work without a GPU: writes the PTX of every CUDA kernel (`smoothcache ptx`, ILGPU's PTX backend
 # needs no device), assembles each with NVIDIA's ptxas for the device's architecture and prints its
-# registers, spills, stack and shared memory. Exits 1 if ptxas rejects a kernel (bad inline PTX, a
+# registers, spills, stack and shared memory, its SASS instructions (with cuobjdump: $CUOBJDUMP, on PATH or beside
+# ptxas) and the seconds ptxas took (the driver spends about as long on a first launch). Exits 1 if ptxas rejects a kernel (bad inline PTX, a
 # register used before its declaration, ...). Usage, from the repository root after a Release build:
 #   bash scripts/ptxas-check.sh [sm_90] [output folder]
 # ptxas: $PTXAS, else ptxas on PATH. Without a CUDA toolkit, Debian's nvidia-cuda-toolkit package (non-free)
@@ -24,7 +25,8 @@ dotnet Tools/SmoothCache.Cli/bin/Release/net10.0/smoothcache.dll ptx --out "$DIR
 # The newest PTX ISA this ptxas reads, from the error it gives a newer one.
 MAX=$(printf '.version 99.9\n.target %s\n.address_size 64\n' "$ARCH" | "$PTXAS" -arch="$ARCH" - -o /dev/null 2>&1 | grep -o "current version is '[0-9.]*'" | grep -o "[0-9][0-9.]*")
 failed=0
-printf "%-72s %5s %6s %6s %6s %7s\n" kernel regs stack spillS spillL smem
+CUOBJDUMP=${CUOBJDUMP:-$(command -v cuobjdump || { [ -x "$(dirname "$PTXAS")/cuobjdump" ] && echo "$(dirname "$PTXAS")/cuobjdump"; })}
+printf "%-72s %5s %6s %6s %6s %7s %6s %7s\n" kernel regs stack spillS spillL smem sass ptxas-s
 for f in "$DIR"/*.ptx; do
     src="$f"
     if [ -n "$MAX" ]; then
@@ -38,12 +40,17 @@ for f in "$DIR"/*.ptx; do
         printf "%-72s %s\n" "$(basename "$f" .ptx)" "skipped: this ptxas cannot assemble $arch"
         continue
     fi
-    if ! info=$("$PTXAS" -arch="${arch:-$ARCH}" -v "$src" -o /dev/null 2>&1); then
+    start=$EPOCHREALTIME
+    if ! info=$("$PTXAS" -arch="${arch:-$ARCH}" -v "$src" -o "$f.cubin" 2>&1); then
         echo "FAIL $(basename "$f" .ptx)"
         echo "$info" | grep -v "^ptxas info" | head -n 10
         failed=1
         continue
     fi
+    seconds=$(awk -v end="$EPOCHREALTIME" -v start="$start" 'BEGIN { print end - start }')
+    # SASS instructions (what ptxas made of the kernel), where cuobjdump is at hand.
+    sass="-"
+    [ -n "$CUOBJDUMP" ] && sass=$("$CUOBJDUMP" -sass "$f.cubin" | grep -cE '^\s+/\*[0-9a-f]{4,5}\*/')
     regs=$(echo "$info" | grep -o "Used [0-9]* registers" | head -1 | grep -o "[0-9]*")
     smem=$(echo "$info" | grep -o "[0-9]* bytes smem" | head -1 | grep -o "^[0-9]*")
     stack=$(echo "$info" | grep -o "[0-9]* bytes stack frame" | head -1 | grep -o "^[0-9]*")
@@ -51,6 +58,6 @@ for f in "$DIR"/*.ptx; do
     loads=$(echo "$info" | grep -o "[0-9]* bytes spill loads" | head -1 | grep -o "^[0-9]*")
     # ptxas says when it had to serialise wgmma (C7515 and the like): a performance bug to fix.
     echo "$info" | grep -i "wgmma" | sed 's/^/    /'
-    printf "%-72s %5s %6s %6s %6s %7s\n" "$(basename "$f" .ptx)" "${regs:-?}" "${stack:-0}" "${spills:-0}" "${loads:-0}" "${smem:-0}"
+    printf "%-72s %5s %6s %6s %6s %7s %6s %7.2f\n" "$(basename "$f" .ptx)" "${regs:-?}" "${stack:-0}" "${spills:-0}" "${loads:-0}" "${smem:-0}" "$sass" "$seconds"
 done
 exit $failed

@@ -1,4 +1,5 @@
 using ILGPU;
+using ILGPU.Backends.EntryPoints;
 using ILGPU.Runtime;
 using ILGPU.Runtime.CPU;
 using ILGPU.Runtime.Cuda;
@@ -73,8 +74,31 @@ public sealed class Backend : IDisposable
     /// created (idle unless it says fill). Splitting changes only the order of the sums.</summary>
     public Gpu.SplitK.Policy SplitPolicy { get; set; }
 
-    private Backend(Context context, Accelerator accelerator, KernelSet kernels, Gpu.LinearWgmmaTma.Variant? tmaGemm, Gpu.SplitK.Policy splitPolicy)
+    /// <summary>True on a GPU with programmatic dependent launch (CUDA, compute capability 9.0 and newer): there every
+    /// kernel is loaded to wait for the grids before it (a no-op when launched directly), so that recordings may
+    /// launch each kernel while the one before it runs (<see cref="DependentLaunches"/>).</summary>
+    public bool SupportsDependentLaunches { get; }
+
+    /// <summary>Whether recordings (<see cref="Record"/>) launch each kernel while the one before it is still running
+    /// (programmatic dependent launch: its blocks wait on the device instead of being launched after it, which
+    /// removes the gap between two kernels of a CUDA graph). From SMOOTHCACHE_PDL (on or off) when the backend is
+    /// created, off when unset; without <see cref="SupportsDependentLaunches"/> recordings launch as before either way.
+    /// The results are the same: every kernel waits for the one before it to finish before it reads or writes memory.</summary>
+    public bool DependentLaunches { get; set; }
+
+    /// <summary>Parses SMOOTHCACHE_PDL's value: on or off (null or empty: off).</summary>
+    public static bool ParseDependentLaunches(string? text) => text?.Trim().ToLowerInvariant() switch
     {
+        null or "" or "off" => false,
+        "on" => true,
+        _ => throw new ArgumentException($"SMOOTHCACHE_PDL='{text}': expected on or off"),
+    };
+
+    private Backend(Context context, Accelerator accelerator, KernelSet kernels, Gpu.LinearWgmmaTma.Variant? tmaGemm, Gpu.SplitK.Policy splitPolicy,
+        bool dependentLaunches)
+    {
+        DependentLaunches = dependentLaunches;
+        SupportsDependentLaunches = accelerator is CudaAccelerator { Architecture.Major: >= 9 };
         TmaGemm = tmaGemm;
         SplitPolicy = splitPolicy;
         Context = context;
@@ -116,6 +140,7 @@ public sealed class Backend : IDisposable
         if (kernels == KernelSet.Auto) kernels = KernelSetFromEnvironment();
         var tmaGemm = TmaGemmFromEnvironment();
         var splitPolicy = Gpu.SplitK.ParsePolicy(Environment.GetEnvironmentVariable("SMOOTHCACHE_SPLITK"));
+        bool dependentLaunches = ParseDependentLaunches(Environment.GetEnvironmentVariable("SMOOTHCACHE_PDL"));
         // CPUDeviceKind.Nvidia: the default CPU device allows only 16 threads per group.
         var context = Context.Create(b => b.Cuda().CPU(CPUDeviceKind.Nvidia).EnableAlgorithms()
             .Optimize(OptimizationLevel.O2).Math(KernelMath).Profiling());
@@ -131,7 +156,7 @@ public sealed class Backend : IDisposable
                 _ when cuda.Count > 0 => cuda[0].CreateAccelerator(context),
                 _ => context.GetCPUDevice(0).CreateAccelerator(context),
             };
-            return new Backend(context, accelerator, kernels, tmaGemm, splitPolicy);
+            return new Backend(context, accelerator, kernels, tmaGemm, splitPolicy, dependentLaunches);
         }
         catch
         {
@@ -175,7 +200,8 @@ public sealed class Backend : IDisposable
         {
             string name = KernelName(kernel.Method);
             RefuseFirstUseWhileRecording(name);
-            var launch = Timed(() => Accelerator.LoadAutoGroupedKernel(kernel));
+            var launch = Timed(() => LoadCompiled(EntryPointDescription.FromImplicitlyGroupedKernel(kernel.Method), autoGrouped: true)
+                .CreateLauncherDelegate<Action<AcceleratorStream, Index1D, T>>());
             loaded = new Action<Index1D, T>((n, args) =>
             {
                 if (_recording is { } recording)
@@ -205,7 +231,8 @@ public sealed class Backend : IDisposable
         {
             string name = KernelName(kernel.Method);
             RefuseFirstUseWhileRecording(name);
-            var launch = Timed(() => LoadExplicitlyGrouped(kernel, dynamicSharedBytes, ptxTarget, clusterRows));
+            var launch = Timed(() => LoadExplicitlyGrouped(kernel.Method, dynamicSharedBytes, ptxTarget, clusterRows: clusterRows)
+                .CreateLauncherDelegate<Action<AcceleratorStream, KernelConfig, T>>());
             loaded = new Action<KernelConfig, T>((config, args) =>
             {
                 if (_recording is { } recording)
@@ -222,21 +249,31 @@ public sealed class Backend : IDisposable
         return (Action<KernelConfig, T>)loaded;
     }
 
-    private Action<AcceleratorStream, KernelConfig, T> LoadExplicitlyGrouped<T>(Action<T> kernel, int dynamicSharedBytes, string? ptxTarget, int clusterRows)
-        where T : struct =>
-        !IsCuda || (ptxTarget is null && dynamicSharedBytes <= 48 * 1024)
-            ? Accelerator.LoadKernel(kernel)
-            : LoadCuda(kernel.Method, dynamicSharedBytes, ptxTarget, clusterRows: clusterRows).CreateLauncherDelegate<Action<AcceleratorStream, KernelConfig, T>>();
-
-    /// <summary>ILGPU's own steps for an explicitly grouped kernel, with the PTX and the shared-memory limit set between them.</summary>
-    internal CudaKernel LoadCuda(System.Reflection.MethodInfo method, int dynamicSharedBytes, string? ptxTarget, bool preferShared = true, int clusterRows = 1)
+    /// <summary>An explicitly grouped kernel loaded as <see cref="LoadGrouped{T}"/> loads it; on CUDA a kernel with a
+    /// PTX target or more than 48 KB of dynamic shared memory is allowed <paramref name="dynamicSharedBytes"/>.</summary>
+    internal Kernel LoadExplicitlyGrouped(System.Reflection.MethodInfo method, int dynamicSharedBytes, string? ptxTarget, bool preferShared = true, int clusterRows = 1)
     {
-        var compiled = Accelerator.CompileKernel(ILGPU.Backends.EntryPoints.EntryPointDescription.FromExplicitlyGroupedKernel(method));
-        if (ptxTarget is not null) PtxTarget.Retarget((ILGPU.Backends.PTX.PTXCompiledKernel)compiled, ptxTarget, clusterRows);
-        var loaded = (CudaKernel)Accelerator.LoadKernel(compiled);
-        if (dynamicSharedBytes > 0) CudaDriver.AllowDynamicSharedMemory(loaded, dynamicSharedBytes, preferShared);
+        var loaded = LoadCompiled(EntryPointDescription.FromExplicitlyGroupedKernel(method), autoGrouped: false, ptxTarget, clusterRows);
+        if (loaded is CudaKernel cuda && dynamicSharedBytes > 0 && (ptxTarget is not null || dynamicSharedBytes > 48 * 1024))
+            CudaDriver.AllowDynamicSharedMemory(cuda, dynamicSharedBytes, preferShared);
         return loaded;
     }
+
+    /// <summary>ILGPU's own steps, compile then load, with the PTX edited between them on CUDA: retargeted to
+    /// <paramref name="ptxTarget"/> where given, and on a GPU with programmatic dependent launch (compute capability 9.0
+    /// and newer) every kernel made to wait for the grids before it (<see cref="DependentLaunches"/>).</summary>
+    private Kernel LoadCompiled(EntryPointDescription entry, bool autoGrouped, string? ptxTarget = null, int clusterRows = 1)
+    {
+        var compiled = Accelerator.CompileKernel(entry);
+        if (compiled is ILGPU.Backends.PTX.PTXCompiledKernel ptx && (ptxTarget is not null || SupportsDependentLaunches))
+            PtxTarget.Retarget(ptx, ptxTarget ?? PtxTarget.DependentLaunch, clusterRows, waitForPrerequisiteGrids: SupportsDependentLaunches);
+        var loaded = autoGrouped ? Accelerator.LoadAutoGroupedKernel(compiled) : Accelerator.LoadKernel(compiled);
+        if (loaded is CudaKernel cuda && SupportsDependentLaunches) _waitingFunctions.Add(cuda.FunctionPtr);
+        return loaded;
+    }
+
+    // The CUfunctions of kernels loaded to wait for the grids before them (what a recording may launch early).
+    private readonly HashSet<IntPtr> _waitingFunctions = new();
 
     private readonly Dictionary<(long Address, long Rows, long Cols, int BoxRows, int BoxCols, int Swizzle), MemoryBuffer1D<ulong, Stride1D.Dense>> _tensorMaps = new();
 
@@ -265,7 +302,7 @@ public sealed class Backend : IDisposable
     internal int ResidentBlocks<T>(Action<T> kernel, int threads, int dynamicSharedBytes = 0, string? ptxTarget = null) where T : struct
     {
         if (!IsCuda) throw new InvalidOperationException($"ResidentBlocks needs a CUDA device; backend is {DeviceName}");
-        using var loaded = LoadCuda(kernel.Method, dynamicSharedBytes, ptxTarget);
+        using var loaded = LoadExplicitlyGrouped(kernel.Method, dynamicSharedBytes, ptxTarget);
         return Accelerator.EstimateMaxActiveGroupsPerMultiprocessor(loaded, threads, dynamicSharedBytes);
     }
 
@@ -324,7 +361,9 @@ public sealed class Backend : IDisposable
                 if (IsCuda) CudaGraph.AbandonCapture(Stream);
                 throw;
             }
-            recording.Finish(output, IsCuda ? CudaGraph.EndCapture(Stream) : null);
+            recording.Finish(output, IsCuda
+                ? CudaGraph.EndCapture(Stream, DependentLaunches && SupportsDependentLaunches ? _waitingFunctions.Contains : null)
+                : null);
             return recording;
         }
         catch

@@ -28,6 +28,43 @@ internal static unsafe class CudaDriver
 
     private static IntPtr Export(string name) => NativeLibrary.GetExport(Library, name);
 
+    /// <summary>What a graph edge carries (CUgraphEdgeData): zero is an ordinary dependency, full completion
+    /// of the upstream node with its writes visible.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct EdgeData
+    {
+        public byte FromPort, ToPort, Type;
+        private readonly byte _r0, _r1, _r2, _r3, _r4;
+
+        public readonly bool IsDefault => FromPort == 0 && ToPort == 0 && Type == 0;
+
+        /// <summary>CU_GRAPH_DEPENDENCY_TYPE_PROGRAMMATIC from CU_GRAPH_KERNEL_NODE_PORT_PROGRAMMATIC: the downstream
+        /// kernel may launch once every block of the upstream one has run griddepcontrol.launch_dependents (or
+        /// exited), and its griddepcontrol.wait returns when the upstream kernel is done, writes visible. What a
+        /// launch with programmatic stream serialization captures into.</summary>
+        public static EdgeData Programmatic => new() { FromPort = 1, Type = 1 };
+    }
+
+    // CU_GRAPH_NODE_TYPE_KERNEL
+    public const int KernelNode = 0;
+
+    /// <summary>The graph calls for edges with data and kernel nodes' functions: CUDA 12.3 drivers and newer, bound
+    /// on first use (an older driver fails there, not for every driver call).</summary>
+    public static unsafe class GraphEdges
+    {
+        public static readonly delegate* unmanaged<IntPtr, IntPtr*, IntPtr*, EdgeData*, nuint*, int> Get =
+            (delegate* unmanaged<IntPtr, IntPtr*, IntPtr*, EdgeData*, nuint*, int>)Export("cuGraphGetEdges_v2");
+        public static readonly delegate* unmanaged<IntPtr, IntPtr*, IntPtr*, EdgeData*, nuint, int> Remove =
+            (delegate* unmanaged<IntPtr, IntPtr*, IntPtr*, EdgeData*, nuint, int>)Export("cuGraphRemoveDependencies_v2");
+        public static readonly delegate* unmanaged<IntPtr, IntPtr*, IntPtr*, EdgeData*, nuint, int> Add =
+            (delegate* unmanaged<IntPtr, IntPtr*, IntPtr*, EdgeData*, nuint, int>)Export("cuGraphAddDependencies_v2");
+        public static readonly delegate* unmanaged<IntPtr, int*, int> NodeType =
+            (delegate* unmanaged<IntPtr, int*, int>)Export("cuGraphNodeGetType");
+        // CUDA_KERNEL_NODE_PARAMS_v2: the CUfunction first, 72 bytes in all.
+        public static readonly delegate* unmanaged<IntPtr, void*, int> KernelParams =
+            (delegate* unmanaged<IntPtr, void*, int>)Export("cuGraphKernelNodeGetParams_v2");
+    }
+
     // cuTensorMapEncodeTiled (CUDA 12+ drivers; resolved on first use so that older drivers still run the rest).
     private static delegate* unmanaged<void*, int, uint, IntPtr, ulong*, ulong*, uint*, uint*, int, int, int, int, int> _encodeTiled;
     // CU_TENSOR_MAP_DATA_TYPE_FLOAT16, CU_TENSOR_MAP_L2_PROMOTION_L2_128B; interleave and out-of-bounds

@@ -27,6 +27,10 @@ public sealed class LaunchRecording : IDisposable
     /// <summary>Kernel launches and clears recorded.</summary>
     public int Launches { get; private set; }
 
+    /// <summary>On CUDA, the kernels this recording launches while the kernel before them runs
+    /// (<see cref="Backend.DependentLaunches"/>); 0 elsewhere.</summary>
+    public int DependentLaunches => _graph?.DependentLaunches ?? 0;
+
     /// <summary>The tensor the recorded body returned; a replay rewrites it. Owned by the recording.</summary>
     public Tensor Output
     {

@@ -9,7 +9,9 @@ namespace SmoothCache.Kernels;
 /// Hopper's architecture-specific features: <c>wgmma</c> assembles only for <c>sm_90a</c>. A kernel that
 /// uses them is compiled by ILGPU as usual and has its target line replaced before the driver assembles it.
 /// ILGPU keeps the PTX text in a read-only property, so the replacement goes through its backing field;
-/// <see cref="Retarget(PTXCompiledKernel, string)"/> throws if a later ILGPU stores it elsewhere.
+/// <see cref="Retarget(PTXCompiledKernel, string, int, bool)"/> throws if a later ILGPU stores it elsewhere.
+/// The same edit makes a kernel wait for the grids before it (<c>griddepcontrol</c>, sm_90 and newer), so that
+/// a recording may launch it while they run (<see cref="Backend.DependentLaunches"/>).
 /// </summary>
 public static partial class PtxTarget
 {
@@ -18,6 +20,9 @@ public static partial class PtxTarget
 
     /// <summary>Hopper with its architecture-specific instructions (wgmma): compute capability 9.0 only.</summary>
     public const string Hopper = "sm_90a";
+
+    /// <summary>Every other kernel on a compute capability 9.0 or newer GPU: the oldest target with <c>griddepcontrol</c>.</summary>
+    public const string DependentLaunch = "sm_90";
 
     [GeneratedRegex(@"^\.target [^\r\n]*", RegexOptions.Multiline)]
     private static partial Regex TargetLine();
@@ -28,10 +33,19 @@ public static partial class PtxTarget
     [GeneratedRegex(@"\.entry [^(]*\([^)]*\)")]
     private static partial Regex EntryDeclaration();
 
+    // The entry's declaration, its directives (.reqnctapercluster) and the body's opening brace.
+    [GeneratedRegex(@"\.entry [^(]*\([^)]*\)[^{]*\{")]
+    private static partial Regex EntryBodyStart();
+
     /// <summary>The PTX with its <c>.target</c> line naming <paramref name="target"/> (e.g. sm_90a); with
     /// <paramref name="clusterRows"/> &gt; 1 its kernel asks to run in clusters of that many blocks along y
     /// (<c>.reqnctapercluster</c>: an ordinary launch then launches clusters).</summary>
-    public static string Retarget(string ptx, string target, int clusterRows = 1)
+    /// <param name="waitForPrerequisiteGrids">the kernel's first instructions wait until the grids it depends on have
+    /// finished and their writes are visible (<c>griddepcontrol.wait</c>), then let the grids that depend on it be
+    /// launched (<c>griddepcontrol.launch_dependents</c>): with an ordinary launch the wait returns at once; launched
+    /// through a programmatic dependency (<see cref="CudaGraph"/>), the kernel's blocks are scheduled while the grid
+    /// before it runs and start the moment it is done. The target must be sm_90 or newer.</param>
+    public static string Retarget(string ptx, string target, int clusterRows = 1, bool waitForPrerequisiteGrids = false)
     {
         if (!TargetLine().IsMatch(ptx)) throw new ArgumentException("PTX text has no .target line");
         ptx = TargetLine().Replace(ptx, $".target {target}", 1);
@@ -40,17 +54,28 @@ public static partial class PtxTarget
             if (!EntryDeclaration().IsMatch(ptx)) throw new ArgumentException("PTX text has no .entry declaration");
             ptx = EntryDeclaration().Replace(ptx, m => $"{m.Value}\n.reqnctapercluster 1, {clusterRows}, 1", 1);
         }
+        if (waitForPrerequisiteGrids)
+        {
+            if (!HasGridDependencyControl(target))
+                throw new ArgumentException($"griddepcontrol needs target sm_90 or newer, not {target}");
+            // Before anything else, reads of the parameters included: nothing the kernel does can race the grid before it.
+            if (!EntryBodyStart().IsMatch(ptx)) throw new ArgumentException("PTX text has no .entry body");
+            ptx = EntryBodyStart().Replace(ptx, m => $"{m.Value}\n\tgriddepcontrol.wait;\n\tgriddepcontrol.launch_dependents;", 1);
+        }
         // Dynamic shared memory starts 1024-byte aligned: swizzled wgmma and TMA layouts repeat in atoms of up to 1 KB.
         return DynamicShared().Replace(ptx, ".extern .shared .align 1024 .b8 __dyn_shared_alloca[]", 1);
     }
 
+    private static bool HasGridDependencyControl(string target) =>
+        target.StartsWith("sm_", StringComparison.Ordinal) && int.TryParse(target.AsSpan(3).TrimEnd('a'), out int sm) && sm >= 90;
+
     /// <summary>Retargets an ILGPU-compiled kernel in place, before it is loaded.</summary>
-    public static void Retarget(PTXCompiledKernel kernel, string target, int clusterRows = 1)
+    public static void Retarget(PTXCompiledKernel kernel, string target, int clusterRows = 1, bool waitForPrerequisiteGrids = false)
     {
         if (Assembly is null)
             throw new InvalidOperationException(
                 $"this ILGPU ({typeof(PTXCompiledKernel).Assembly.GetName().Version}) keeps PTXCompiledKernel's text elsewhere: " +
                 $"cannot retarget a kernel to {target}");
-        Assembly.SetValue(kernel, Retarget(kernel.PTXAssembly, target, clusterRows));
+        Assembly.SetValue(kernel, Retarget(kernel.PTXAssembly, target, clusterRows, waitForPrerequisiteGrids));
     }
 }

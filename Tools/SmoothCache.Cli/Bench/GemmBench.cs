@@ -76,7 +76,7 @@ public static class GemmBench
         using var wHalf = HalfConversion.ToHalf(w);
         using var y = arena.Rent(m, n);
         using var scratch = arena.Rent(m, n);
-        ILGPU.Runtime.Cuda.CudaKernel? driverSplit = null;
+        ILGPU.Runtime.Kernel? driverSplit = null;
         var coldWeights = new List<Tensor>();
         using var yHalf = arena.Rent(DType.Float16, m, n);
 
@@ -189,7 +189,7 @@ public static class GemmBench
             if (tcSplits == 1)
             {
                 // The 128 x 128 kernel with the L1 / shared split left to the driver (no carveout preference).
-                driverSplit = backend.LoadCuda(((Action<LinearTensorCore.Args>)LinearWgmma.Kernel<IdentityEpilogue, LinearWgmma.Ptx, LinearWgmma.OneWarpGroup>).Method,
+                driverSplit = backend.LoadExplicitlyGrouped(((Action<LinearTensorCore.Args>)LinearWgmma.Kernel<IdentityEpilogue, LinearWgmma.Ptx, LinearWgmma.OneWarpGroup>).Method,
                     LinearWgmma.SharedBytes<LinearWgmma.OneWarpGroup>(), PtxTarget.Hopper, preferShared: false);
                 var launch = driverSplit.CreateLauncherDelegate<Action<ILGPU.Runtime.AcceleratorStream, ILGPU.KernelConfig, LinearTensorCore.Args>>();
                 kernels.Add(("wgmma, driver's carveout", () =>

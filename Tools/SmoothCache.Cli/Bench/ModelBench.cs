@@ -28,6 +28,11 @@ public sealed record ForwardTiming(
     public double? ReplayMilliseconds { get; init; }
     /// <summary>Relative L2 difference between the replayed and the directly launched forward's output.</summary>
     public double? ReplayVsDirect { get; init; }
+    /// <summary>Where the GPU has programmatic dependent launch: the same, recorded with
+    /// <see cref="Backend.DependentLaunches"/> (each kernel launched while the one before it runs).</summary>
+    public double? DependentReplayMilliseconds { get; init; }
+    /// <summary>The kernel-to-kernel edges that recording launched early (of <see cref="LaunchesPerForward"/> - 1 at most).</summary>
+    public int? DependentLaunches { get; init; }
 }
 
 /// <summary>One sampling job timed without and with SmoothCache, in the same run.</summary>
@@ -39,6 +44,10 @@ public sealed record SamplingTiming(
     public double? ReplayedUncachedSeconds { get; init; }
     public double? ReplayedCachedSeconds { get; init; }
     public double? ReplayedSpeedup => ReplayedUncachedSeconds / ReplayedCachedSeconds;
+    /// <summary>Where the GPU has programmatic dependent launch: both jobs recorded with <see cref="Backend.DependentLaunches"/>.</summary>
+    public double? DependentUncachedSeconds { get; init; }
+    public double? DependentCachedSeconds { get; init; }
+    public double? DependentSpeedup => DependentUncachedSeconds / DependentCachedSeconds;
 }
 
 /// <summary>Everything a forward or sampling suite produced; failed cases are listed, not fatal.</summary>
@@ -112,7 +121,7 @@ public static class ModelBench
     {
         bool xl = IncludeXl(backend, s, report);
         log.WriteLine($"forward on {backend.DeviceName}, mean of {s.Iterations} after one warm-up call");
-        log.WriteLine($"{"model",-24} {"prec",-4} {"batch",5} {"first ms",9} {"compiled",8} {"ms",9} {"launches",8} {"TFLOP/s",8} {"replay ms",9} {"replay/ms",9} {"load ms",9}");
+        log.WriteLine($"{"model",-24} {"prec",-4} {"batch",5} {"first ms",9} {"compiled",8} {"ms",9} {"launches",8} {"TFLOP/s",8} {"replay ms",9} {"replay/ms",9} {"load ms",9} {"pdl ms",9}");
         // XL first: on CUDA a dit-digits run (portable attention, head dim 16) has left the context
         // unable to load further kernels (see BENCHMARKS.md), so it goes last.
         var models = new List<(string Name, Func<Precision, DiTPipeline> Build)>();
@@ -128,9 +137,14 @@ public static class ModelBench
                         var r = TimeForward(pipeline.Transformer, name, batch, s.Iterations);
                         // A failing replay is reported but keeps the direct timing.
                         r = TryReplay($"forward {name} {Name(precision)} batch {batch} replayed", report, log, r,
-                            () => ReplayForward(pipeline.Transformer, r));
+                            () => ReplayForward(pipeline.Transformer, r, dependentLaunches: false));
+                        if (backend.SupportsDependentLaunches)
+                            r = TryReplay($"forward {name} {Name(precision)} batch {batch} replayed with dependent launches", report, log, r,
+                                () => ReplayForward(pipeline.Transformer, r, dependentLaunches: true));
                         log.WriteLine($"{r.Model,-24} {r.Precision,-4} {r.Batch,5} {r.FirstCallMs,9:F1} {r.KernelsCompiled,8} " +
-                                      $"{r.Milliseconds,9:F3} {r.LaunchesPerForward,8:F0} {r.Tflops,8:F2} {r.ReplayMilliseconds,9:F3} {r.ReplayMilliseconds / r.Milliseconds,9:F2} {r.KernelLoadMs,9:F1}");
+                                      $"{r.Milliseconds,9:F3} {r.LaunchesPerForward,8:F0} {r.Tflops,8:F2} {r.ReplayMilliseconds,9:F3} {r.ReplayMilliseconds / r.Milliseconds,9:F2} {r.KernelLoadMs,9:F1} {r.DependentReplayMilliseconds,9:F3}");
+                        if (r.DependentLaunches is { } early)
+                            log.WriteLine($"  pdl: {early} of {r.LaunchesPerForward:F0} launches recorded to start while the kernel before them runs");
                         if (s.Profile) r = ProfileForward(pipeline.Transformer, r, log);
                         report.Forward.Add(r);
                     }
@@ -208,14 +222,16 @@ public static class ModelBench
     }
 
     /// <summary>The same forward recorded once and replayed (a CUDA graph on CUDA): what the host's
-    /// launches cost the direct forward. Throws when the replay's output differs from the direct one.</summary>
-    public static ForwardTiming ReplayForward(DiTTransformer model, ForwardTiming timing)
+    /// launches cost the direct forward; with <paramref name="dependentLaunches"/>, recorded with
+    /// <see cref="Backend.DependentLaunches"/> (what the gaps between kernels cost). Throws when the replay's output
+    /// differs from the direct one.</summary>
+    public static ForwardTiming ReplayForward(DiTTransformer model, ForwardTiming timing, bool dependentLaunches)
     {
         var backend = model.Backend;
         var (latentsTensor, timesteps, labels) = ForwardInputs(model, timing.Batch);
         using var latents = latentsTensor;
         using var direct = model.Forward(latents, timesteps, labels);
-        using var recording = backend.Record(() => model.Forward(latents, timesteps, labels));
+        using var recording = WithDependentLaunches(backend, dependentLaunches, () => backend.Record(() => model.Forward(latents, timesteps, labels)));
         recording.Replay();
         double error = GpuChecks.RelativeL2(recording.Output.ToArray(), direct.ToArray());
         if (error > ReplayTolerance)
@@ -223,7 +239,25 @@ public static class ModelBench
         var watch = Stopwatch.StartNew();
         for (int i = 0; i < timing.Iterations; i++) recording.Replay();
         backend.Synchronize();
-        return timing with { ReplayMilliseconds = watch.Elapsed.TotalMilliseconds / timing.Iterations, ReplayVsDirect = error };
+        double ms = watch.Elapsed.TotalMilliseconds / timing.Iterations;
+        return dependentLaunches
+            ? timing with { DependentReplayMilliseconds = ms, DependentLaunches = recording.DependentLaunches }
+            : timing with { ReplayMilliseconds = ms, ReplayVsDirect = error };
+    }
+
+    /// <summary>Runs <paramref name="record"/> with <see cref="Backend.DependentLaunches"/> set as given, then restores it.</summary>
+    private static T WithDependentLaunches<T>(Backend backend, bool on, Func<T> record)
+    {
+        bool before = backend.DependentLaunches;
+        backend.DependentLaunches = on;
+        try
+        {
+            return record();
+        }
+        finally
+        {
+            backend.DependentLaunches = before;
+        }
     }
 
     /// <summary>Runs a replay measurement; a failure is logged and recorded, and the timing kept without it.</summary>
@@ -239,7 +273,7 @@ public static class ModelBench
         bool xl = IncludeXl(backend, s, report);
         log.WriteLine($"sampling on {backend.DeviceName}: DDIM {s.Steps} steps, guidance {GuidanceScale}, uncached then cached");
         log.WriteLine($"{"model",-24} {"prec",-4} {"images",6} {"uncached s",10} {"cached s",9} {"speedup",7} {"computed",8} {"rel.diff",9} " +
-                      $"{"replayed",8} {"cached",8} {"speedup",7}  schedule");
+                      $"{"replayed",8} {"cached",8} {"speedup",7} {"pdl",8} {"cached",8} {"speedup",7}  schedule");
         if (xl)
         {
             foreach (var precision in Precisions(backend, s))
@@ -272,7 +306,8 @@ public static class ModelBench
         report.Sampling.Add(r);
         log.WriteLine($"{r.Model,-24} {r.Precision,-4} {r.Images,6} {r.UncachedSeconds,10:F3} {r.CachedSeconds,9:F3} " +
                       $"{r.Speedup,6:F2}x {r.ComputedFraction,8:P0} {r.CachedVsUncachedError,9:E1} " +
-                      $"{r.ReplayedUncachedSeconds,8:F3} {r.ReplayedCachedSeconds,8:F3} {r.ReplayedSpeedup,6:F2}x  {r.Schedule}");
+                      $"{r.ReplayedUncachedSeconds,8:F3} {r.ReplayedCachedSeconds,8:F3} {r.ReplayedSpeedup,6:F2}x " +
+                      $"{r.DependentUncachedSeconds,8:F3} {r.DependentCachedSeconds,8:F3} {r.DependentSpeedup,6:F2}x  {r.Schedule}");
     }
 
     /// <summary>
@@ -328,16 +363,29 @@ public static class ModelBench
         var timing = new SamplingTiming(model, Name(transformer.Precision), labels.Length, s.Steps, source, uncachedSeconds, cachedSeconds,
             uncachedSeconds / cachedSeconds, stats.ComputedFraction, GpuChecks.RelativeL2(cached.Latents, uncached.Latents));
 
-        // Both jobs again, each recorded once and replayed (one CUDA graph per job on CUDA).
-        return TryReplay($"sampling {model} {timing.Precision} replayed", report, log, timing, () =>
+        // Both jobs again, each recorded once and replayed (one CUDA graph per job on CUDA); where the GPU has
+        // programmatic dependent launch, once more recorded with it.
+        var backend = transformer.Backend;
+        (double Uncached, double Cached) Replayed(bool dependentLaunches)
         {
             double replayedUncached, replayedCached;
-            using (var recorded = pipeline.Record(options))
+            using (var recorded = WithDependentLaunches(backend, dependentLaunches, () => pipeline.Record(options)))
                 replayedUncached = TimeReplay(recorded, uncached);
             using (SmoothCacheHelper.Enable(transformer, schedule))
-            using (var recorded = pipeline.Record(options))
+            using (var recorded = WithDependentLaunches(backend, dependentLaunches, () => pipeline.Record(options)))
                 replayedCached = TimeReplay(recorded, cached);
-            return timing with { ReplayedUncachedSeconds = replayedUncached, ReplayedCachedSeconds = replayedCached };
+            return (replayedUncached, replayedCached);
+        }
+        timing = TryReplay($"sampling {model} {timing.Precision} replayed", report, log, timing, () =>
+        {
+            var (u, c) = Replayed(dependentLaunches: false);
+            return timing with { ReplayedUncachedSeconds = u, ReplayedCachedSeconds = c };
+        });
+        if (!backend.SupportsDependentLaunches) return timing;
+        return TryReplay($"sampling {model} {timing.Precision} replayed with dependent launches", report, log, timing, () =>
+        {
+            var (u, c) = Replayed(dependentLaunches: true);
+            return timing with { DependentUncachedSeconds = u, DependentCachedSeconds = c };
         });
     }
 

@@ -36,7 +36,7 @@ public static class PtxCommand
     /// <summary>
     /// The kernels of a tiny synthetic DiT run fp32 and fp16 with the
     /// GPU kernel set on the CPU accelerator, which loads each kernel the CUDA path launches, plus the
-    /// PTX instances of the tensor-core kernels, compiled for sm_80 as on the device.
+    /// PTX instances of the tensor-core kernels, compiled as a Hopper GPU (the lent H100 and H200) loads them.
     /// </summary>
     public static IEnumerable<(string Name, string Ptx)> CompileAll()
     {
@@ -91,12 +91,13 @@ public static class PtxCommand
                         select tma.MakeGenericMethod(typeof(IdentityEpilogue), parts.Item1, parts.Item2, typeof(LinearWgmmaTma.Swizzled64),
                             typeof(LinearWgmma.OneWarpGroup), typeof(LinearWgmmaTma.BarrierRing)));
 
+        // As a Hopper GPU loads them (Backend.LoadCompiled): every kernel waiting for the grids before it, for sm_90,
+        // and the wgmma kernels for sm_90a, the TMA GEMM in its ring's clusters.
         using var compiler = new PtxCompiler();
         foreach (var kernel in kernels.Distinct())
-            yield return (FileName(kernel), compiler.Compile(kernel));
-        // Assembled for sm_90a on the device too (Backend.LoadGrouped), the TMA GEMM in its ring's clusters.
+            yield return (FileName(kernel), PtxTarget.Retarget(compiler.Compile(kernel), PtxTarget.DependentLaunch, waitForPrerequisiteGrids: true));
         foreach (var kernel in hopper)
-            yield return (FileName(kernel), PtxTarget.Retarget(compiler.Compile(kernel), PtxTarget.Hopper, ClusterRows(kernel)));
+            yield return (FileName(kernel), PtxTarget.Retarget(compiler.Compile(kernel), PtxTarget.Hopper, ClusterRows(kernel), waitForPrerequisiteGrids: true));
     }
 
     private static MethodInfo AsOnCuda(MethodInfo kernel) =>

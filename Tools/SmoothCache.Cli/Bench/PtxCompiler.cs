@@ -8,7 +8,8 @@ using SmoothCache.Kernels;
 
 namespace SmoothCache.Cli.Bench;
 
-/// <summary>ILGPU's PTX backend without a device: kernel methods to PTX text for sm_80 (as on the lent GPUs).</summary>
+/// <summary>ILGPU's PTX backend without a device: kernel methods to PTX text as ILGPU writes it on the lent GPUs
+/// (<c>.target sm_80</c>; <see cref="PtxTarget"/> edits it as <see cref="Backend"/> does before loading).</summary>
 public sealed class PtxCompiler : IDisposable
 {
     private readonly Context _context = Context.Create(b => b.Cuda().EnableAlgorithms().Optimize(OptimizationLevel.O2).Math(Backend.KernelMath));

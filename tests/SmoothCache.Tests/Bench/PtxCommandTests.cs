@@ -29,8 +29,10 @@ public class PtxCommandTests
         {
             string ptx = File.ReadAllText(file);
             Assert.Contains(".entry", ptx);
-            // The Hopper GEMMs are assembled for sm_90a (wgmma exists nowhere else), every other kernel as ILGPU wrote it.
-            Assert.Contains(Path.GetFileName(file).StartsWith("LinearWgmma") ? ".target sm_90a" : ".target sm_80", ptx);
+            // As a Hopper GPU loads them: the wgmma GEMMs for sm_90a (wgmma exists nowhere else), every other kernel for
+            // sm_90 (griddepcontrol), each waiting for the grids before it.
+            Assert.Contains(Path.GetFileName(file).StartsWith("LinearWgmma") ? ".target sm_90a\n" : ".target sm_90\n", ptx);
+            Assert.Contains("griddepcontrol.wait;", ptx);
         }
         Assert.Equal(files.Length, result.Out.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
     }

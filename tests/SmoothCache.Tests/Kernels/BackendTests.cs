@@ -35,4 +35,17 @@ public class BackendTests
             Environment.SetEnvironmentVariable("SMOOTHCACHE_KERNELS", saved);
         }
     }
+
+    [Fact]
+    public void DependentLaunchesAreOffUnlessSmoothcachePdlSaysOn()
+    {
+        Assert.False(Backend.ParseDependentLaunches(null));
+        Assert.False(Backend.ParseDependentLaunches(""));
+        Assert.False(Backend.ParseDependentLaunches("off"));
+        Assert.True(Backend.ParseDependentLaunches(" ON "));
+        var e = Assert.Throws<ArgumentException>(() => Backend.ParseDependentLaunches("yes"));
+        Assert.Equal("SMOOTHCACHE_PDL='yes': expected on or off", e.Message);
+        // Programmatic dependent launch is a CUDA feature (compute capability 9.0 and newer).
+        Assert.False(TestSupport.Cpu.SupportsDependentLaunches);
+    }
 }

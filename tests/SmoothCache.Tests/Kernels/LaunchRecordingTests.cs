@@ -34,6 +34,26 @@ public class LaunchRecordingTests
     }
 
     [Fact]
+    public void AskingForDependentLaunchesWithoutGpuSupportRecordsAsBefore()
+    {
+        var backend = Cpu;
+        using var x = backend.Arena.Upload(Random(5, 100, 3f), 100);
+        Elementwise.Run<SiluEpilogue>(x).Dispose();
+        backend.DependentLaunches = true;
+        try
+        {
+            using var recording = backend.Record(() => Elementwise.Run<SiluEpilogue>(x));
+            recording.Replay();
+            Assert.Equal(0, recording.DependentLaunches);
+            Assert.True(RelativeL2(recording.Output.ToArray(), x.ToArray().Select(v => LinearTests.Silu(v)).ToArray()) < 1e-6);
+        }
+        finally
+        {
+            backend.DependentLaunches = false;
+        }
+    }
+
+    [Fact]
     public void TheBodyRentsFromTheRecordingsOwnArena()
     {
         var backend = Cpu;

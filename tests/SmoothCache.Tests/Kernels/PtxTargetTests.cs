@@ -45,4 +45,35 @@ public class PtxTargetTests
         Assert.Contains(".target sm_90a", compiled.PTXAssembly);
         Assert.Contains("wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16", compiled.PTXAssembly);
     }
+
+    [Fact]
+    public void WaitsForPrerequisiteGridsBeforeAnythingElseInTheEntry()
+    {
+        const string ptx = ".target sm_80\n.func Helper()\n{\n\tret;\n}\n.visible .entry Kernel_Kernel(\n\t.param .b32 _n\n)\n{\n\t.reg .b32 %r<2>;\n\tld.param.b32 %r1, [_n];\n\tret;\n}\n";
+        string waiting = PtxTarget.Retarget(ptx, PtxTarget.DependentLaunch, clusterRows: 2, waitForPrerequisiteGrids: true);
+        Assert.Contains(".target sm_90\n", waiting);
+        // After the cluster directive, in the entry's body (not the helper's), first.
+        Assert.Contains(".reqnctapercluster 1, 2, 1\n{\n\tgriddepcontrol.wait;\n\tgriddepcontrol.launch_dependents;\n\t.reg .b32", waiting);
+        Assert.Single(System.Text.RegularExpressions.Regex.Matches(waiting, "griddepcontrol.wait"));
+        Assert.DoesNotContain("griddepcontrol", PtxTarget.Retarget(ptx, PtxTarget.DependentLaunch));
+        // griddepcontrol exists from sm_90 on.
+        Assert.Throws<ArgumentException>(() => PtxTarget.Retarget(ptx, "sm_80", waitForPrerequisiteGrids: true));
+        Assert.Contains("griddepcontrol.wait", PtxTarget.Retarget(ptx, PtxTarget.Hopper, waitForPrerequisiteGrids: true));
+        Assert.Throws<ArgumentException>(() => PtxTarget.Retarget(".target sm_80\n", PtxTarget.DependentLaunch, waitForPrerequisiteGrids: true));
+    }
+
+    [Fact]
+    public void AKernelIlgpuCompiledWaitsBeforeReadingItsParameters()
+    {
+        var kernel = typeof(ElementLauncher).GetMethod(nameof(ElementLauncher.Kernel))!.MakeGenericMethod(typeof(Unpatchify.Args));
+        using var compiler = new PtxCompiler();
+        var compiled = compiler.CompileKernel(kernel);
+        PtxTarget.Retarget(compiled, PtxTarget.DependentLaunch, waitForPrerequisiteGrids: true);
+        string ptx = compiled.PTXAssembly;
+        int wait = ptx.IndexOf("griddepcontrol.wait;", StringComparison.Ordinal);
+        Assert.True(wait > ptx.IndexOf(".entry", StringComparison.Ordinal));
+        Assert.True(wait < ptx.IndexOf("ld.param", StringComparison.Ordinal));
+        Assert.True(wait < ptx.IndexOf("ld.global", StringComparison.Ordinal) || !ptx.Contains("ld.global"));
+        Assert.True(ptx.IndexOf("griddepcontrol.launch_dependents;", StringComparison.Ordinal) > wait);
+    }
 }

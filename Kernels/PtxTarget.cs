@@ -21,6 +21,11 @@ public static partial class PtxTarget
     /// <summary>Hopper with its architecture-specific instructions (wgmma): compute capability 9.0 only.</summary>
     public const string Hopper = "sm_90a";
 
+    /// <summary>The instructions a kernel begins with to wait for the grids before it and then let the grids after it
+    /// launch (see <c>waitForPrerequisiteGrids</c> of <see cref="Retarget(string, string, int, bool)"/>). A kernel with
+    /// work that touches no memory the grid before may write (an L2 prefetch of weights) emits them itself after it.</summary>
+    public const string WaitForPrerequisiteGrids = "griddepcontrol.wait; griddepcontrol.launch_dependents;";
+
     /// <summary>Every other kernel on a compute capability 9.0 or newer GPU: the oldest target with <c>griddepcontrol</c>.</summary>
     public const string DependentLaunch = "sm_90";
 
@@ -40,7 +45,7 @@ public static partial class PtxTarget
     /// <summary>The PTX with its <c>.target</c> line naming <paramref name="target"/> (e.g. sm_90a); with
     /// <paramref name="clusterRows"/> &gt; 1 its kernel asks to run in clusters of that many blocks along y
     /// (<c>.reqnctapercluster</c>: an ordinary launch then launches clusters).</summary>
-    /// <param name="waitForPrerequisiteGrids">the kernel's first instructions wait until the grids it depends on have
+    /// <param name="waitForPrerequisiteGrids">unless the kernel waits itself, its first instructions wait until the grids it depends on have
     /// finished and their writes are visible (<c>griddepcontrol.wait</c>), then let the grids that depend on it be
     /// launched (<c>griddepcontrol.launch_dependents</c>): with an ordinary launch the wait returns at once; launched
     /// through a programmatic dependency (<see cref="CudaGraph"/>), the kernel's blocks are scheduled while the grid
@@ -60,7 +65,9 @@ public static partial class PtxTarget
                 throw new ArgumentException($"griddepcontrol needs target sm_90 or newer, not {target}");
             // Before anything else, reads of the parameters included: nothing the kernel does can race the grid before it.
             if (!EntryBodyStart().IsMatch(ptx)) throw new ArgumentException("PTX text has no .entry body");
-            ptx = EntryBodyStart().Replace(ptx, m => $"{m.Value}\n\tgriddepcontrol.wait;\n\tgriddepcontrol.launch_dependents;", 1);
+            // A kernel that waits itself (after its prefetches) keeps its own.
+            if (!ptx.Contains("griddepcontrol.wait", StringComparison.Ordinal))
+                ptx = EntryBodyStart().Replace(ptx, m => $"{m.Value}\n\t{WaitForPrerequisiteGrids}", 1);
         }
         // Dynamic shared memory starts 1024-byte aligned: swizzled wgmma and TMA layouts repeat in atoms of up to 1 KB.
         return DynamicShared().Replace(ptx, ".extern .shared .align 1024 .b8 __dyn_shared_alloca[]", 1);

@@ -46,7 +46,8 @@ esac
 # tma: the TMA-loaded GEMM (~470 s, limits 630 s, the budget above skips what would not fit; run it with the device
 # tool's timeout_s at 600): its checks and timings; only if they pass, the smoke suite, the
 # fp16 forward on the default variant (with its profile), on it with split-K's fill policy (SMOOTHCACHE_SPLITK=fill),
-# then on each other TMA GEMM variant (SMOOTHCACHE_TMA_GEMM:
+# then on each other TMA GEMM variant (SMOOTHCACHE_TMA_GEMM; every forward step also replays its recording with
+# programmatic dependent launch, the "pdl ms" column, and the sampling step its jobs, the "pdl" columns:
 # a block shape and ring for every GEMM of the forward), the sampling job on the variant fastest at batch 16, and
 # last the TMA GEMM in clusters (gemm-cluster), then the forward on it if its checks passed.
 if [ "$MODE" = tma ]; then
@@ -61,7 +62,7 @@ if [ "$MODE" = tma ]; then
         # The same with SplitK.Policy.Fill (batch 2: qkv 3 ways, fc1 2, fc2 8; batch 16 unchanged): its own log name,
         # so that it is no candidate for the fastest variant below.
         SMOOTHCACHE_SPLITK=fill forward splitfill-forward ""
-        for v in 128x128-prefetching 128x128-deep 128x128-released 256x128-deep; do forward "forward-$v" "$v"; done
+        for v in 128x128-early 128x128-prefetching 128x128-deep 128x128-released 256x128-deep; do forward "forward-$v" "$v"; done
         # The variant with the fastest XL forward at batch 16 (the sampling job's batch); the default if none ran.
         BEST=$(for f in "$OUT"/forward-*.log; do
                    awk -v v="$(basename "$f" .log)" '$1 == "DiT-XL/2-256" && $3 == "fp16" && $4 == 16 { print $7, v }' "$f"

@@ -40,7 +40,17 @@ public static class LinearWgmmaTma
         /// waits out that latency per tile (batch 2's fc1 took 48.8 µs in a forward where the same GEMM took 25 with W
         /// in L2, eleventh session); fetched ahead into L2, W's tiles arrive at L2's latency.</summary>
         int L2Ahead();
+        /// <summary>Whether a block of the first row asks L2 for all of its W rows (its K range) before it waits for the
+        /// grid before it (<see cref="ILoader.WaitForPrerequisiteGrids"/>): weights come from device memory once per
+        /// forward, and a prefetch only warms L2, the point of coherence, so it may run while the kernel before is still
+        /// writing (with <see cref="Backend.DependentLaunches"/>, during that kernel). Only where all of W fits in L2
+        /// beside the rest (<see cref="EarlyFetchBytes"/>), so the 446 MB conditioning GEMM does not flush it.</summary>
+        bool FetchWAtStart();
     }
+
+    /// <summary>The largest W (bytes) fetched into L2 at the start (<see cref="IRing.FetchWAtStart"/>): half of an H100's
+    /// or H200's 50 MB L2. DiT-XL/2's largest block GEMM weight (fc1, 4608 x 1152) is 10.6 MB.</summary>
+    public const long EarlyFetchBytes = 24L << 20;
 
     /// <summary>4 stages (64 KB at 128 x 128), 2 tiles ahead, a block barrier per tile: 3 blocks and 6 tiles in
     /// flight per multiprocessor. The default, measured on an H200 (eleventh session).</summary>
@@ -51,6 +61,7 @@ public static class LinearWgmmaTma
         public bool Releases() => false;
         public int Cluster() => 1;
         public int L2Ahead() => 0;
+        public bool FetchWAtStart() => false;
     }
 
     /// <summary><see cref="BarrierRing"/> with W's tiles fetched into L2 6 tiles before they are loaded
@@ -62,6 +73,19 @@ public static class LinearWgmmaTma
         public bool Releases() => false;
         public int Cluster() => 1;
         public int L2Ahead() => 6;
+        public bool FetchWAtStart() => false;
+    }
+
+    /// <summary><see cref="BarrierRing"/> with all of a block's W rows asked of L2 at the start, before waiting for the grid
+    /// before (<see cref="IRing.FetchWAtStart"/>). Not yet timed.</summary>
+    public readonly struct EarlyRing : IRing
+    {
+        public int Stages() => 4;
+        public int Ahead() => 2;
+        public bool Releases() => false;
+        public int Cluster() => 1;
+        public int L2Ahead() => 0;
+        public bool FetchWAtStart() => true;
     }
 
     /// <summary>6 stages (96 KB), 4 ahead: 2 blocks but 8 tiles in flight per multiprocessor. Not yet timed.</summary>
@@ -72,6 +96,7 @@ public static class LinearWgmmaTma
         public bool Releases() => false;
         public int Cluster() => 1;
         public int L2Ahead() => 0;
+        public bool FetchWAtStart() => false;
     }
 
     /// <summary>4 stages, 3 ahead, no block barrier per tile: each warp releases a stage once its multiplies of the
@@ -85,6 +110,7 @@ public static class LinearWgmmaTma
         public bool Releases() => true;
         public int Cluster() => 1;
         public int L2Ahead() => 0;
+        public bool FetchWAtStart() => false;
     }
 
     /// <summary><see cref="ReleasedRing"/> in clusters of 2 row blocks that share W's tiles (<see cref="IRing.Cluster"/>):
@@ -99,10 +125,11 @@ public static class LinearWgmmaTma
         public bool Releases() => true;
         public int Cluster() => 2;
         public int L2Ahead() => 0;
+        public bool FetchWAtStart() => false;
     }
 
     /// <summary>The rings by name, for choosing one at run time (<see cref="Variant"/>).</summary>
-    public enum RingKind { Barrier, Prefetching, Deep, Released, Multicast }
+    public enum RingKind { Barrier, Prefetching, Deep, Released, Multicast, Early }
 
     /// <summary>
     /// A block shape (128 x 128, or 256 x 128 with two warpgroups) and a ring, named so that one can be chosen at run
@@ -138,6 +165,7 @@ public static class LinearWgmmaTma
             case RingKind.Prefetching: RunOnRing<TEpilogue, PrefetchingRing>(backend, variant.TwoWarpGroups, x, w, bias, y, m, splits); break;
             case RingKind.Deep: RunOnRing<TEpilogue, DeepBarrierRing>(backend, variant.TwoWarpGroups, x, w, bias, y, m, splits); break;
             case RingKind.Released: RunOnRing<TEpilogue, ReleasedRing>(backend, variant.TwoWarpGroups, x, w, bias, y, m, splits); break;
+            case RingKind.Early: RunOnRing<TEpilogue, EarlyRing>(backend, variant.TwoWarpGroups, x, w, bias, y, m, splits); break;
             case RingKind.Multicast: RunOnRing<TEpilogue, MulticastRing>(backend, variant.TwoWarpGroups, x, w, bias, y, m, splits); break;
             default: throw new ArgumentOutOfRangeException(nameof(variant), variant.Ring, "unknown ring");
         }
@@ -228,6 +256,13 @@ public static class LinearWgmmaTma
         /// <summary>One thread: asks L2 to fetch this block's share of W's rows of K tile <paramref name="tile"/> (no wait,
         /// nothing lands in shared memory).</summary>
         void PrefetchW<TLayout>(Args a, int tile, int n0, int cluster, int rank) where TLayout : struct, ILayout;
+        /// <summary>Asks L2 for W's row <paramref name="row"/> from column <paramref name="k0"/> to <paramref name="k1"/> (no
+        /// wait, no tensor map: its raw address).</summary>
+        void FetchWRow(Args a, int row, int k0, int k1);
+        /// <summary>Every thread: waits until the grid before this one has finished and its writes are visible, then lets
+        /// the grid after this one launch (griddepcontrol; a no-op unless launched as a programmatic dependent). A kernel
+        /// that calls it does so before any other memory access, and <see cref="PtxTarget"/> adds no wait of its own.</summary>
+        void WaitForPrerequisiteGrids();
         /// <summary>Every thread of the cluster's blocks: a barrier across them all (a block barrier without clusters).</summary>
         void SyncCluster();
         /// <summary>This block's place in its cluster (0 without clusters).</summary>
@@ -255,6 +290,11 @@ public static class LinearWgmmaTma
         }
 
         public void SyncCluster() => CudaAsm.Emit("barrier.cluster.arrive.aligned; barrier.cluster.wait.aligned;");
+
+        public void FetchWRow(Args a, int row, int k0, int k1) =>
+            CudaAsm.Emit("cp.async.bulk.prefetch.L2.global [%0], %1;", a.WAddress + ((long)row * a.K + k0) * 2, (uint)(k1 - k0) * 2);
+
+        public void WaitForPrerequisiteGrids() => CudaAsm.Emit(PtxTarget.WaitForPrerequisiteGrids);
 
         public void PrefetchW<TLayout>(Args a, int tile, int n0, int cluster, int rank) where TLayout : struct, ILayout
         {
@@ -323,6 +363,8 @@ public static class LinearWgmmaTma
         public void SyncCluster() => Group.Barrier();
         public int ClusterRank() => 0;
         public void PrefetchW<TLayout>(Args a, int tile, int n0, int cluster, int rank) where TLayout : struct, ILayout { }
+        public void FetchWRow(Args a, int row, int k0, int k1) { }
+        public void WaitForPrerequisiteGrids() { }
 
         /// <summary>All of the stage's W too, whatever the cluster: the layout is the same.</summary>
         public void Load<TLayout>(Args a, ArrayView<uint> shared, uint stageAt, uint barrier, int tile, int m0, int n0, int xRows, int cluster, int rank)
@@ -364,6 +406,15 @@ public static class LinearWgmmaTma
         int m0 = Grid.IdxY * xRows, n0 = Grid.IdxX * Tile;
         int tileBegin = Grid.IdxZ * a.TilesPerSplit;
         int tiles = Math.Min(a.TilesPerSplit, (a.K + Depth - 1) / Depth - tileBegin);
+        if (ring.FetchWAtStart())
+        {
+            // One W row per thread of the first warpgroup, in the first row of blocks only (once per GEMM and split),
+            // before anything that may read what the grid before writes.
+            int row = n0 + Group.IdxX, k0 = tileBegin * Depth, k1 = Math.Min(a.K, (tileBegin + tiles) * Depth);
+            if (Grid.IdxY == 0 && Group.IdxX < Tile && row < a.N && k1 > k0 && (long)a.N * a.K * 2 <= EarlyFetchBytes)
+                default(TLoader).FetchWRow(a, row, k0, k1);
+            default(TLoader).WaitForPrerequisiteGrids();
+        }
         bool loader = Group.IdxX == 0;
         // Without asynchronous loads (the emulation) a block barrier per tile makes them visible, releases or not.
         bool blockBarrier = !ring.Releases() || !default(TLoader).Asynchronous();

@@ -158,6 +158,7 @@ public static class GemmBench
             kernels.Add(($"TMA swz 6 stages cold W{split}", Cold<LinearWgmma.OneWarpGroup, LinearWgmmaTma.DeepBarrierRing>(tcSplits), y, -1));
             kernels.Add(($"TMA swz released cold W{split}", Cold<LinearWgmma.OneWarpGroup, LinearWgmmaTma.ReleasedRing>(tcSplits), y, -1));
             kernels.Add(($"TMA swz L2 prefetch cold W{split}", Cold<LinearWgmma.OneWarpGroup, LinearWgmmaTma.PrefetchingRing>(tcSplits), y, -1));
+            kernels.Add(($"TMA swz W at start cold W{split}", Cold<LinearWgmma.OneWarpGroup, LinearWgmmaTma.EarlyRing>(tcSplits), y, -1));
             kernels.Add(($"TMA 256x128 6 stg cold W{split}", Cold<LinearWgmma.TwoWarpGroups, LinearWgmmaTma.DeepBarrierRing>(tcSplits), y, -1));
             // Where the time goes, as for the cp.async kernel: its loads alone, its multiplies alone (timing only).
             if (tcSplits == 1)

@@ -53,8 +53,12 @@ public class PtxTargetTests
         string waiting = PtxTarget.Retarget(ptx, PtxTarget.DependentLaunch, clusterRows: 2, waitForPrerequisiteGrids: true);
         Assert.Contains(".target sm_90\n", waiting);
         // After the cluster directive, in the entry's body (not the helper's), first.
-        Assert.Contains(".reqnctapercluster 1, 2, 1\n{\n\tgriddepcontrol.wait;\n\tgriddepcontrol.launch_dependents;\n\t.reg .b32", waiting);
+        Assert.Contains(".reqnctapercluster 1, 2, 1\n{\n\tgriddepcontrol.wait; griddepcontrol.launch_dependents;\n\t.reg .b32", waiting);
         Assert.Single(System.Text.RegularExpressions.Regex.Matches(waiting, "griddepcontrol.wait"));
+        // A kernel that waits itself (after prefetching what no grid writes) is left as it is.
+        string waitsItself = ptx.Replace("\tld.param", "\tgriddepcontrol.wait;\n\tld.param");
+        Assert.Equal(waitsItself.Replace(".target sm_80", ".target sm_90"),
+            PtxTarget.Retarget(waitsItself, PtxTarget.DependentLaunch, waitForPrerequisiteGrids: true));
         Assert.DoesNotContain("griddepcontrol", PtxTarget.Retarget(ptx, PtxTarget.DependentLaunch));
         // griddepcontrol exists from sm_90 on.
         Assert.Throws<ArgumentException>(() => PtxTarget.Retarget(ptx, "sm_80", waitForPrerequisiteGrids: true));

@@ -52,6 +52,14 @@ public class LinearWgmmaTmaPrefetchingRingTests : HopperGemmTests
         LinearWgmmaTma.Run<TEpilogue, TBlock, LinearWgmmaTma.Swizzled64, LinearWgmmaTma.PrefetchingRing>(Cpu, x, w, bias, y, m, splits);
 }
 
+/// <summary>The same kernel with each block of the first row asking L2 for all of its W rows at the start (a no-op in the
+/// emulation, as is the wait for the grid before: what runs is the ring's K range per split).</summary>
+public class LinearWgmmaTmaEarlyRingTests : HopperGemmTests
+{
+    protected override void Multiply<TEpilogue, TBlock>(ArrayView<Half> x, Tensor w, ArrayView<float> bias, OutputView y, int m, int splits) =>
+        LinearWgmmaTma.Run<TEpilogue, TBlock, LinearWgmmaTma.Swizzled64, LinearWgmmaTma.EarlyRing>(Cpu, x, w, bias, y, m, splits);
+}
+
 /// <summary>The same kernel on 6 stages loaded 4 tiles ahead.</summary>
 public class LinearWgmmaTmaDeepRingTests : HopperGemmTests
 {

@@ -138,6 +138,25 @@ public class PtxGenerationTests
     }
 
     [Fact]
+    public void TmaGemmOnTheEarlyRingFetchesWIntoL2ThenWaitsForTheGridBefore()
+    {
+        var ptx = CompileToPtx(TmaKernel(typeof(LinearWgmmaTma.Swizzled64), typeof(LinearWgmmaTma.EarlyRing)));
+        // One bulk prefetch of a W row by raw address, then the wait, before the mbarriers are set up or any tile loaded.
+        Assert.Equal(1, Count(ptx, "cp.async.bulk.prefetch.L2.global ["));
+        Assert.Equal(1, Count(ptx, "griddepcontrol.wait;"));
+        // ILGPU places the prefetch's block last; it branches back to the block that waits.
+        var waitBlock = System.Text.RegularExpressions.Regex.Match(ptx, @"(L_\d+):\s*griddepcontrol\.wait;");
+        Assert.True(waitBlock.Success);
+        string afterPrefetch = ptx[ptx.IndexOf("cp.async.bulk.prefetch.L2.global [")..];
+        Assert.Matches(@"^cp\.async\.bulk\.prefetch\.L2\.global \[[^;]*\], %r\d+;\s*bra\.uni\s+" + waitBlock.Groups[1].Value + ";", afterPrefetch);
+        // Nothing before the wait touches global or shared memory (the parameters and the thread's own local memory only).
+        Assert.DoesNotMatch(@"ld\.global|st\.global|ld\.shared|st\.shared|mbarrier|cp\.async\.bulk\.tensor|bar\.sync", ptx[..waitBlock.Index]);
+        // Loaded for Hopper, the kernel keeps its own wait: none is added at its start.
+        Assert.Equal(1, Count(PtxTarget.Retarget(ptx, PtxTarget.Hopper, waitForPrerequisiteGrids: true), "griddepcontrol.wait"));
+        Assert.DoesNotContain("griddepcontrol", CompileToPtx(TmaKernel(typeof(LinearWgmmaTma.Swizzled64), typeof(LinearWgmmaTma.BarrierRing))));
+    }
+
+    [Fact]
     public void TmaGemmInClustersMulticastsItsShareOfWAndReleasesStagesInEveryBlock()
     {
         var kernel = TmaKernel(typeof(LinearWgmmaTma.Swizzled64), typeof(LinearWgmmaTma.MulticastRing));

@@ -56,9 +56,12 @@ if [ "$MODE" = tma ]; then
     if grep -q "^gemm-tma: exit 0" "$STATUS"; then
         step smoke 40 bench --suite smoke --device cuda
         forward() { # forward NAME VARIANT: the fp16 forward at batch 2 and 16, profiled, on one variant
-            SMOOTHCACHE_TMA_GEMM=$2 step "$1" 50 bench --suite forward --device cuda --precision fp16 --batch 2 --iterations 10 --profile --json "$OUT/$1.json"
+            SMOOTHCACHE_TMA_GEMM=$2 step "$1" 50 bench --suite forward --device cuda --precision fp16 --batch 2 --iterations 10 --profile ${NO_PDL:-} --json "$OUT/$1.json"
         }
         forward forward-tma ""
+        # Replays with programmatic dependent launch were never run on a GPU: if the first forward step timed out (a
+        # hang there would), the later steps leave them out rather than time out too.
+        grep -q "^forward-tma: exit 124" "$STATUS" && NO_PDL=--no-pdl && echo "forward-tma timed out: later steps run with --no-pdl" | tee -a "$STATUS"
         # The same with SplitK.Policy.Fill (batch 2: qkv 3 ways, fc1 2, fc2 8; batch 16 unchanged): its own log name,
         # so that it is no candidate for the fastest variant below.
         SMOOTHCACHE_SPLITK=fill forward splitfill-forward ""
@@ -68,7 +71,7 @@ if [ "$MODE" = tma ]; then
                    awk -v v="$(basename "$f" .log)" '$1 == "DiT-XL/2-256" && $3 == "fp16" && $4 == 16 { print $7, v }' "$f"
                done | sort -n | head -1 | cut -d' ' -f2 | sed 's/^forward-//; s/^tma$//')
         echo "fastest at batch 16: ${BEST:-the default variant}" | tee -a "$STATUS"
-        SMOOTHCACHE_TMA_GEMM=$BEST step sampling 60 bench --suite sampling --device cuda --precision fp16 --json "$OUT/sampling.json"
+        SMOOTHCACHE_TMA_GEMM=$BEST step sampling 60 bench --suite sampling --device cuda --precision fp16 ${NO_PDL:-} --json "$OUT/sampling.json"
         # Last, in its own process: the TMA GEMM in clusters sharing W by multicast, never run on a GPU before; a
         # protocol fault there would hang (the time limit ends it) without costing the steps above.
         step gemm-cluster 60 bench-gemm --tma --cluster --iterations 20 --json "$OUT/gemm-cluster.json"
@@ -130,6 +133,7 @@ fi
 # 4. One forward: synthetic DiT-XL/2 and dit-digits, batch 2 and 16 (and 20), fp16 and fp32, each
 #    followed by a profiled forward (device time per kernel, the kernels' share of the forward).
 step forward 80 bench --suite forward --device cuda --iterations 10 --profile --json "$OUT/forward.json"
+grep -q "^forward: exit 124" "$STATUS" && NO_PDL=--no-pdl && echo "forward timed out: sampling runs with --no-pdl" | tee -a "$STATUS"
 if [ "$MODE" = hopper ]; then
     # The same forward on the mma.sync GEMMs and on the TMA-loaded ones, in this call: the ratios to quote.
     SMOOTHCACHE_KERNELS=tensorcores step forward-mma 70 bench --suite forward --device cuda --iterations 10 --json "$OUT/forward-mma.json"
@@ -138,9 +142,9 @@ fi
 # 5. Sampling jobs uncached vs SmoothCache (dit-digits 10 images, XL 8 images), DDIM 50; in hopper mode with
 #    the TMA-loaded GEMMs (the cp.async wgmma kernel's job took 1.62 s uncached on an H200, ninth session).
 if [ "$MODE" = hopper ]; then
-    SMOOTHCACHE_KERNELS=wgmma-tma step sampling 120 bench --suite sampling --device cuda --json "$OUT/sampling.json"
+    SMOOTHCACHE_KERNELS=wgmma-tma step sampling 120 bench --suite sampling --device cuda ${NO_PDL:-} --json "$OUT/sampling.json"
 else
-    step sampling 120 bench --suite sampling --device cuda --json "$OUT/sampling.json"
+    step sampling 120 bench --suite sampling --device cuda ${NO_PDL:-} --json "$OUT/sampling.json"
 fi
 fi
 

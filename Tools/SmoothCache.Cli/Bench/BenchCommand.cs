@@ -21,10 +21,11 @@ public static class BenchCommand
         var xl = new Option<bool>("--xl") { Description = "kernels suite: DiT-XL/2's shapes instead of dit-digits'; forward and sampling: run DiT-XL/2 on the CPU accelerator too (slow)" };
         var json = new Option<string?>("--json") { Description = "also write the results to this JSON file" };
         var profile = new Option<bool>("--profile") { Description = "forward suite: device time per kernel of one more forward per case" };
+        var noPdl = new Option<bool>("--no-pdl") { Description = "forward and sampling suites: leave out the replays recorded with programmatic dependent launch (timed beside the plain ones on a GPU that has it)" };
         var precision = new Option<string>("--precision") { Description = "forward and sampling suites: fp16, fp32 or auto (both on CUDA, fp32 on the CPU accelerator)", DefaultValueFactory = _ => "auto" };
         var command = new Command("bench", "Time kernels, one forward, or whole sampling runs (cached vs uncached).")
         {
-            suite, device, batch, iterations, steps, images, xl, json, profile, precision,
+            suite, device, batch, iterations, steps, images, xl, json, profile, precision, noPdl,
         };
         command.SetAction(parse =>
         {
@@ -71,7 +72,7 @@ public static class BenchCommand
 
             var settings = new ModelBenchSettings(count, parse.GetValue(steps), parse.GetValue(images), parse.GetValue(xl),
                 SamplingOptions.ResolveModel(SamplingOptions.DefaultModel), Path.Combine(AppContext.BaseDirectory, "schedules"),
-                parse.GetValue(batch), parse.GetValue(profile), onlyPrecision);
+                parse.GetValue(batch), parse.GetValue(profile), onlyPrecision, DependentReplays: !parse.GetValue(noPdl));
             var report = new ModelBenchReport();
             if (name == "forward") ModelBench.Forward(backend, settings, report, context.Out);
             else ModelBench.Sampling(backend, settings, report, context.Out);

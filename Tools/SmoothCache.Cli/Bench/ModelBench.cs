@@ -9,8 +9,9 @@ namespace SmoothCache.Cli.Bench;
 
 /// <summary>What the forward and sampling suites run. Images 0 means each job's own size (8 for XL, 10 for dit-digits).</summary>
 /// <param name="ExtraBatch">timed in the forward suite besides 2 and 16 (20: the digits default job with CFG)</param>
+/// <param name="DependentReplays">where the GPU has programmatic dependent launch, also replay recordings made with it</param>
 public sealed record ModelBenchSettings(int Iterations, int Steps, int Images, bool Xl, string DigitsFolder, string ScheduleFolder,
-    int ExtraBatch = 20, bool Profile = false, Precision? OnlyPrecision = null);
+    int ExtraBatch = 20, bool Profile = false, Precision? OnlyPrecision = null, bool DependentReplays = true);
 
 /// <summary>One model forward: the first call (kernel compiles, driver JIT) apart, then the mean of the timed calls.</summary>
 public sealed record ForwardTiming(
@@ -138,7 +139,7 @@ public static class ModelBench
                         // A failing replay is reported but keeps the direct timing.
                         r = TryReplay($"forward {name} {Name(precision)} batch {batch} replayed", report, log, r,
                             () => ReplayForward(pipeline.Transformer, r, dependentLaunches: false));
-                        if (backend.SupportsDependentLaunches)
+                        if (backend.SupportsDependentLaunches && s.DependentReplays)
                             r = TryReplay($"forward {name} {Name(precision)} batch {batch} replayed with dependent launches", report, log, r,
                                 () => ReplayForward(pipeline.Transformer, r, dependentLaunches: true));
                         log.WriteLine($"{r.Model,-24} {r.Precision,-4} {r.Batch,5} {r.FirstCallMs,9:F1} {r.KernelsCompiled,8} " +
@@ -381,7 +382,7 @@ public static class ModelBench
             var (u, c) = Replayed(dependentLaunches: false);
             return timing with { ReplayedUncachedSeconds = u, ReplayedCachedSeconds = c };
         });
-        if (!backend.SupportsDependentLaunches) return timing;
+        if (!backend.SupportsDependentLaunches || !s.DependentReplays) return timing;
         return TryReplay($"sampling {model} {timing.Precision} replayed with dependent launches", report, log, timing, () =>
         {
             var (u, c) = Replayed(dependentLaunches: true);

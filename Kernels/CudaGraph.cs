@@ -67,7 +67,15 @@ internal sealed unsafe class CudaGraph : IDisposable
     private static int LaunchDependentsEarly(IntPtr graph, Func<IntPtr, bool> waitsForPrerequisites)
     {
         nuint count = 0;
-        Check(CudaDriver.GraphEdges.Get(graph, null, null, null, &count), "cuGraphGetEdges");
+        try
+        {
+            Check(CudaDriver.GraphEdges.Get(graph, null, null, null, &count), "cuGraphGetEdges");
+        }
+        catch (TypeInitializationException e) when (e.InnerException is EntryPointNotFoundException)
+        {
+            throw new InvalidOperationException(
+                $"dependent launches (SMOOTHCACHE_PDL=on) need a CUDA 12.3 or newer driver: {e.InnerException.Message}", e.InnerException);
+        }
         var from = new IntPtr[(int)count];
         var to = new IntPtr[(int)count];
         var data = new CudaDriver.EdgeData[(int)count];

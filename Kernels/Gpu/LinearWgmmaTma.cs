@@ -113,6 +113,20 @@ public static class LinearWgmmaTma
         public bool FetchWAtStart() => false;
     }
 
+    /// <summary>7 stages (112 KB), 6 ahead, released by the warps as in <see cref="ReleasedRing"/>: 2 blocks but 12 tiles in
+    /// flight per multiprocessor (192 KB), the most shared memory holds. At 128 x 128 the kernel moves about what the tiles
+    /// in flight divided by L2's latency under load allow (6 tiles in flight on the default ring, ~6 TB/s, eleventh
+    /// session): twice the tiles, if latency is what limits it. Not yet timed.</summary>
+    public readonly struct DeepReleasedRing : IRing
+    {
+        public int Stages() => 7;
+        public int Ahead() => 6;
+        public bool Releases() => true;
+        public int Cluster() => 1;
+        public int L2Ahead() => 0;
+        public bool FetchWAtStart() => false;
+    }
+
     /// <summary><see cref="ReleasedRing"/> in clusters of 2 row blocks that share W's tiles (<see cref="IRing.Cluster"/>):
     /// a stage is refilled once the 4 warps per warpgroup of both blocks have released it, each warp arriving on
     /// both blocks' release mbarriers. At M = 4096 the 128 x 128 kernel's loads alone move 6-8 TB/s from L2 (eleventh
@@ -129,7 +143,7 @@ public static class LinearWgmmaTma
     }
 
     /// <summary>The rings by name, for choosing one at run time (<see cref="Variant"/>).</summary>
-    public enum RingKind { Barrier, Prefetching, Deep, Released, Multicast, Early }
+    public enum RingKind { Barrier, Prefetching, Deep, Released, Multicast, Early, DeepReleased }
 
     /// <summary>
     /// A block shape (128 x 128, or 256 x 128 with two warpgroups) and a ring, named so that one can be chosen at run
@@ -166,6 +180,7 @@ public static class LinearWgmmaTma
             case RingKind.Deep: RunOnRing<TEpilogue, DeepBarrierRing>(backend, variant.TwoWarpGroups, x, w, bias, y, m, splits); break;
             case RingKind.Released: RunOnRing<TEpilogue, ReleasedRing>(backend, variant.TwoWarpGroups, x, w, bias, y, m, splits); break;
             case RingKind.Early: RunOnRing<TEpilogue, EarlyRing>(backend, variant.TwoWarpGroups, x, w, bias, y, m, splits); break;
+            case RingKind.DeepReleased: RunOnRing<TEpilogue, DeepReleasedRing>(backend, variant.TwoWarpGroups, x, w, bias, y, m, splits); break;
             case RingKind.Multicast: RunOnRing<TEpilogue, MulticastRing>(backend, variant.TwoWarpGroups, x, w, bias, y, m, splits); break;
             default: throw new ArgumentOutOfRangeException(nameof(variant), variant.Ring, "unknown ring");
         }

@@ -119,6 +119,7 @@ public static class GpuChecks
             Check<LinearWgmma.TwoWarpGroups, LinearWgmmaTma.DeepBarrierRing>("256x128 6 stages split-K 3", 3);
             Check<LinearWgmma.OneWarpGroup, LinearWgmmaTma.PrefetchingRing>("L2 prefetch split-K 3", 3);
             Check<LinearWgmma.OneWarpGroup, LinearWgmmaTma.EarlyRing>("W fetched at start split-K 3", 3);
+            Check<LinearWgmma.OneWarpGroup, LinearWgmmaTma.DeepReleasedRing>("7 stages released split-K 3", 3);
         }
         return results.ToArray();
     }

@@ -60,6 +60,14 @@ public class LinearWgmmaTmaEarlyRingTests : HopperGemmTests
         LinearWgmmaTma.Run<TEpilogue, TBlock, LinearWgmmaTma.Swizzled64, LinearWgmmaTma.EarlyRing>(Cpu, x, w, bias, y, m, splits);
 }
 
+/// <summary>The same kernel on 7 stages loaded 6 tiles ahead, released by the warps (in the emulation a block barrier per
+/// tile stands in for the releases: what runs is the stage arithmetic over 7 stages).</summary>
+public class LinearWgmmaTmaDeepReleasedRingTests : HopperGemmTests
+{
+    protected override void Multiply<TEpilogue, TBlock>(ArrayView<Half> x, Tensor w, ArrayView<float> bias, OutputView y, int m, int splits) =>
+        LinearWgmmaTma.Run<TEpilogue, TBlock, LinearWgmmaTma.Swizzled64, LinearWgmmaTma.DeepReleasedRing>(Cpu, x, w, bias, y, m, splits);
+}
+
 /// <summary>The same kernel on 6 stages loaded 4 tiles ahead.</summary>
 public class LinearWgmmaTmaDeepRingTests : HopperGemmTests
 {

@@ -200,7 +200,7 @@ public sealed class Backend : IDisposable
         {
             string name = KernelName(kernel.Method);
             RefuseFirstUseWhileRecording(name);
-            var launch = Timed(() => LoadCompiled(EntryPointDescription.FromImplicitlyGroupedKernel(kernel.Method), autoGrouped: true)
+            var launch = Timed(() => Kept(LoadCompiled(EntryPointDescription.FromImplicitlyGroupedKernel(kernel.Method), autoGrouped: true))
                 .CreateLauncherDelegate<Action<AcceleratorStream, Index1D, T>>());
             loaded = new Action<Index1D, T>((n, args) =>
             {
@@ -231,7 +231,7 @@ public sealed class Backend : IDisposable
         {
             string name = KernelName(kernel.Method);
             RefuseFirstUseWhileRecording(name);
-            var launch = Timed(() => LoadExplicitlyGrouped(kernel.Method, dynamicSharedBytes, ptxTarget, clusterRows: clusterRows)
+            var launch = Timed(() => Kept(LoadExplicitlyGrouped(kernel.Method, dynamicSharedBytes, ptxTarget, clusterRows: clusterRows))
                 .CreateLauncherDelegate<Action<AcceleratorStream, KernelConfig, T>>());
             loaded = new Action<KernelConfig, T>((config, args) =>
             {
@@ -267,13 +267,20 @@ public sealed class Backend : IDisposable
         var compiled = Accelerator.CompileKernel(entry);
         if (compiled is ILGPU.Backends.PTX.PTXCompiledKernel ptx && (ptxTarget is not null || SupportsDependentLaunches))
             PtxTarget.Retarget(ptx, ptxTarget ?? PtxTarget.DependentLaunch, clusterRows, waitForPrerequisiteGrids: SupportsDependentLaunches);
-        var loaded = autoGrouped ? Accelerator.LoadAutoGroupedKernel(compiled) : Accelerator.LoadKernel(compiled);
+        return autoGrouped ? Accelerator.LoadAutoGroupedKernel(compiled) : Accelerator.LoadKernel(compiled);
+    }
+
+    // The CUfunctions of the kernels this backend keeps loaded that wait for the grids before them (what a recording
+    // may launch early). A kernel loaded for a moment (ResidentBlocks) is left out: once unloaded, its handle may be
+    // another function's.
+    private readonly HashSet<IntPtr> _waitingFunctions = new();
+
+    /// <summary>A kernel loaded by <see cref="LoadCompiled"/> for as long as the backend lives.</summary>
+    private Kernel Kept(Kernel loaded)
+    {
         if (loaded is CudaKernel cuda && SupportsDependentLaunches) _waitingFunctions.Add(cuda.FunctionPtr);
         return loaded;
     }
-
-    // The CUfunctions of kernels loaded to wait for the grids before them (what a recording may launch early).
-    private readonly HashSet<IntPtr> _waitingFunctions = new();
 
     private readonly Dictionary<(long Address, long Rows, long Cols, int BoxRows, int BoxCols, int Swizzle), MemoryBuffer1D<ulong, Stride1D.Dense>> _tensorMaps = new();
 

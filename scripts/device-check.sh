@@ -79,7 +79,10 @@ if [ "$MODE" = tma ]; then
         # Last, in its own process: the TMA GEMM in clusters sharing W by multicast, never run on a GPU before; a
         # protocol fault there would hang (the time limit ends it) without costing the steps above.
         step gemm-cluster 60 bench-gemm --tma --cluster --iterations 20 --json "$OUT/gemm-cluster.json"
-        grep -q "^gemm-cluster: exit 0" "$STATUS" && forward forward-128x128-multicast 128x128-multicast
+        if grep -q "^gemm-cluster: exit 0" "$STATUS"; then
+            forward forward-128x128-multicast 128x128-multicast
+            forward forward-128x128-deepmulticast 128x128-deepmulticast
+        fi
     fi
     for f in "$OUT"/smoke.log "$OUT"/forward-*.log "$OUT"/splitfill-forward.log "$OUT"/sampling.log "$OUT"/gemm-cluster.log; do
         [ -f "$f" ] && { echo "== $(basename "$f" .log)"; grep -v "^NVIDIA\|^device:" "$f" | tail -n 30; }

@@ -142,8 +142,20 @@ public static class LinearWgmmaTma
         public bool FetchWAtStart() => false;
     }
 
+    /// <summary><see cref="MulticastRing"/> on <see cref="DeepReleasedRing"/>'s 7 stages, 6 ahead: both ways of moving more
+    /// per multiprocessor from L2, fewer bytes per product and more tiles in flight, together. Not yet run on a GPU.</summary>
+    public readonly struct DeepMulticastRing : IRing
+    {
+        public int Stages() => 7;
+        public int Ahead() => 6;
+        public bool Releases() => true;
+        public int Cluster() => 2;
+        public int L2Ahead() => 0;
+        public bool FetchWAtStart() => false;
+    }
+
     /// <summary>The rings by name, for choosing one at run time (<see cref="Variant"/>).</summary>
-    public enum RingKind { Barrier, Prefetching, Deep, Released, Multicast, Early, DeepReleased }
+    public enum RingKind { Barrier, Prefetching, Deep, Released, Multicast, Early, DeepReleased, DeepMulticast }
 
     /// <summary>
     /// A block shape (128 x 128, or 256 x 128 with two warpgroups) and a ring, named so that one can be chosen at run
@@ -181,6 +193,7 @@ public static class LinearWgmmaTma
             case RingKind.Released: RunOnRing<TEpilogue, ReleasedRing>(backend, variant.TwoWarpGroups, x, w, bias, y, m, splits); break;
             case RingKind.Early: RunOnRing<TEpilogue, EarlyRing>(backend, variant.TwoWarpGroups, x, w, bias, y, m, splits); break;
             case RingKind.DeepReleased: RunOnRing<TEpilogue, DeepReleasedRing>(backend, variant.TwoWarpGroups, x, w, bias, y, m, splits); break;
+            case RingKind.DeepMulticast: RunOnRing<TEpilogue, DeepMulticastRing>(backend, variant.TwoWarpGroups, x, w, bias, y, m, splits); break;
             case RingKind.Multicast: RunOnRing<TEpilogue, MulticastRing>(backend, variant.TwoWarpGroups, x, w, bias, y, m, splits); break;
             default: throw new ArgumentOutOfRangeException(nameof(variant), variant.Ring, "unknown ring");
         }

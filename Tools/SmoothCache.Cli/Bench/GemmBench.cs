@@ -131,10 +131,12 @@ public static class GemmBench
                 ($"ours TMA swz released fp16{split}", Tma<LinearWgmma.OneWarpGroup, LinearWgmmaTma.Swizzled64, LinearWgmmaTma.ReleasedRing>(), y, -1),
                 ($"ours TMA swz 7 stages released{split}", Tma<LinearWgmma.OneWarpGroup, LinearWgmmaTma.Swizzled64, LinearWgmmaTma.DeepReleasedRing>(), y, -1),
                 ($"ours TMA swz multicast fp16{split}", Tma<LinearWgmma.OneWarpGroup, LinearWgmmaTma.Swizzled64, LinearWgmmaTma.MulticastRing>(), y, -1),
+                ($"ours TMA swz 7 stages multicast{split}", Tma<LinearWgmma.OneWarpGroup, LinearWgmmaTma.Swizzled64, LinearWgmmaTma.DeepMulticastRing>(), y, -1),
                 // 256 x 128 blocks in clusters: each reads 20 KB per tile for twice the products of a 128 x 128 block's 16.
                 ($"ours TMA 256x128 multicast{split}", Tma<LinearWgmma.TwoWarpGroups, LinearWgmmaTma.Swizzled64, LinearWgmmaTma.MulticastRing>(), y, -1),
                 ($"TMA swz cold W{split}", Cold<LinearWgmma.OneWarpGroup, LinearWgmmaTma.BarrierRing>(tcSplits), y, -1),
                 ($"TMA swz multicast cold W{split}", Cold<LinearWgmma.OneWarpGroup, LinearWgmmaTma.MulticastRing>(tcSplits), y, -1),
+                ($"TMA swz 7 stg multicast cold W{split}", Cold<LinearWgmma.OneWarpGroup, LinearWgmmaTma.DeepMulticastRing>(tcSplits), y, -1),
                 kernels[^1]];
         }
         else if (tma)

@@ -78,7 +78,8 @@ public static class GpuChecks
     /// <see cref="LinearWgmmaTma"/> in <typeparamref name="TLayout"/> against float64 at <see cref="Shapes"/> (ragged
     /// edges: boxes past the matrix read zeros), with bias and GELU, whole and split three ways along K, in both
     /// block shapes and on each <see cref="LinearWgmmaTma.IRing"/>; with <paramref name="clusters"/> only on
-    /// <see cref="LinearWgmmaTma.MulticastRing"/> (clusters of 2 row blocks), whole and split three ways.
+    /// <see cref="LinearWgmmaTma.MulticastRing"/> and <see cref="LinearWgmmaTma.DeepMulticastRing"/> (clusters of 2 row
+    /// blocks), whole and split three ways.
     /// </summary>
     public static CheckResult[] TmaChecks<TLayout>(Backend backend, TextWriter log, bool clusters = false) where TLayout : struct, LinearWgmmaTma.ILayout
     {
@@ -107,6 +108,7 @@ public static class GpuChecks
                 foreach (int splits in new[] { 1, 3 })
                     Check<LinearWgmma.OneWarpGroup, LinearWgmmaTma.MulticastRing>($"multicast split-K {splits}", splits);
                 Check<LinearWgmma.TwoWarpGroups, LinearWgmmaTma.MulticastRing>("256x128 multicast", 1);
+                Check<LinearWgmma.OneWarpGroup, LinearWgmmaTma.DeepMulticastRing>("7 stages multicast split-K 3", 3);
                 continue;
             }
             foreach (int splits in new[] { 1, 3 })

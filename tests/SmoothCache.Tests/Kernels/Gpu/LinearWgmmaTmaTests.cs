@@ -68,6 +68,13 @@ public class LinearWgmmaTmaDeepReleasedRingTests : HopperGemmTests
         LinearWgmmaTma.Run<TEpilogue, TBlock, LinearWgmmaTma.Swizzled64, LinearWgmmaTma.DeepReleasedRing>(Cpu, x, w, bias, y, m, splits);
 }
 
+/// <summary>The multicast ring on 7 stages loaded 6 tiles ahead (emulated as <see cref="LinearWgmmaTmaMulticastRingTests"/>).</summary>
+public class LinearWgmmaTmaDeepMulticastRingTests : HopperGemmTests
+{
+    protected override void Multiply<TEpilogue, TBlock>(ArrayView<Half> x, Tensor w, ArrayView<float> bias, OutputView y, int m, int splits) =>
+        LinearWgmmaTma.Run<TEpilogue, TBlock, LinearWgmmaTma.Swizzled64, LinearWgmmaTma.DeepMulticastRing>(Cpu, x, w, bias, y, m, splits);
+}
+
 /// <summary>The same kernel on 6 stages loaded 4 tiles ahead.</summary>
 public class LinearWgmmaTmaDeepRingTests : HopperGemmTests
 {
@@ -87,30 +94,35 @@ public class LinearWgmmaTmaReleasedRingTests : HopperGemmTests
     /// <summary>
     /// The kernel's order of events on a model of the mbarriers, with warps arbitrarily far apart: warp w releases
     /// tile t - 1's stage at step t (on every block of its cluster), each block's loading thread then waits for the
-    /// release phase <see cref="LinearWgmmaTma.ReleaseParity"/> names before refilling that stage with tile t + 3, and
+    /// release phase <see cref="LinearWgmmaTma.ReleaseParity"/> names before refilling that stage with tile t + Ahead, and
     /// a tile can be multiplied once every block's loading thread has issued its part. A wait must find its phase
     /// completed without a later one (the parity would then be ambiguous), a stage must never be refilled while a warp
     /// of any block may still read it, and no schedule may leave every warp waiting.
     /// </summary>
     [Theory]
-    [InlineData(1, 1)]
-    [InlineData(4, 1)]
-    [InlineData(13, 1)]
-    [InlineData(1, 2)]
-    [InlineData(4, 2)]
-    [InlineData(13, 2)]
-    public void ReleaseParityNamesThePhaseThatFreesEachStage(int tiles, int cluster)
+    [InlineData(typeof(LinearWgmmaTma.ReleasedRing), 1)]
+    [InlineData(typeof(LinearWgmmaTma.ReleasedRing), 4)]
+    [InlineData(typeof(LinearWgmmaTma.ReleasedRing), 13)]
+    [InlineData(typeof(LinearWgmmaTma.MulticastRing), 1)]
+    [InlineData(typeof(LinearWgmmaTma.MulticastRing), 4)]
+    [InlineData(typeof(LinearWgmmaTma.MulticastRing), 13)]
+    [InlineData(typeof(LinearWgmmaTma.DeepReleasedRing), 5)]
+    [InlineData(typeof(LinearWgmmaTma.DeepReleasedRing), 8)]
+    [InlineData(typeof(LinearWgmmaTma.DeepReleasedRing), 36)]
+    [InlineData(typeof(LinearWgmmaTma.DeepMulticastRing), 5)]
+    [InlineData(typeof(LinearWgmmaTma.DeepMulticastRing), 8)]
+    [InlineData(typeof(LinearWgmmaTma.DeepMulticastRing), 36)]
+    public void ReleaseParityNamesThePhaseThatFreesEachStage(Type ringType, int tiles)
     {
-        var ring = default(LinearWgmmaTma.ReleasedRing);
-        Assert.Equal(ring.Stages(), default(LinearWgmmaTma.MulticastRing).Stages());
-        Assert.Equal(ring.Ahead(), default(LinearWgmmaTma.MulticastRing).Ahead());
-        int stages = ring.Stages(), ahead = ring.Ahead(), warps = 4 * cluster;
+        var ring = (LinearWgmmaTma.IRing)Activator.CreateInstance(ringType)!;
+        Assert.True(ring.Releases());
+        int stages = ring.Stages(), ahead = ring.Ahead(), cluster = ring.Cluster(), warps = 4 * cluster;
         var completed = new int[stages];     // release phases completed per stage (the same in every block)
         var arrivals = new int[stages];      // arrivals in the current phase
         var step = new int[warps];           // the tile each warp multiplies next (all before it are done)
         var issued = Enumerable.Repeat(Math.Min(ahead, tiles), cluster).ToArray(); // tiles each block's loader has issued
         var pending = Enumerable.Repeat(-1, cluster).ToArray();                   // the refill a loader waits to issue
-        var rng = new Random(tiles * 10 + cluster);
+        var rng = new Random(tiles * 10 + cluster + 100 * stages);
         bool IsLoader(int w) => w % 4 == 0;
 
         bool CanRun(int w)

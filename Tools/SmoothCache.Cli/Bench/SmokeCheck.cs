@@ -174,5 +174,22 @@ public static class SmokeCheck
             recorded.Run();
             return recorded.Run().Latents;
         });
+        // On a GPU with programmatic dependent launch: the graph's kernels launched while the one before them runs.
+        yield return ("dit-digits DDIM 2 steps, recorded with dependent launches and replayed", b =>
+        {
+            using var pipeline = DiTPipeline.Load(digitsFolder, b);
+            bool before = b.DependentLaunches;
+            b.DependentLaunches = true;
+            try
+            {
+                using var recorded = pipeline.Record(new GenerationOptions { Labels = [7], Steps = 2, Scheduler = "ddim" });
+                recorded.Run();
+                return recorded.Run().Latents;
+            }
+            finally
+            {
+                b.DependentLaunches = before;
+            }
+        });
     }
 }

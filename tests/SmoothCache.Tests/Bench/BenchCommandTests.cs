@@ -110,6 +110,7 @@ public class BenchCommandTests
         Assert.Contains(steps, l => l.Contains("dit-digits forward, batch 2, portable kernels"));
         Assert.Contains(steps, l => l.EndsWith("dit-digits forward, batch 2"));
         Assert.Contains(steps, l => l.Contains("dit-digits DDIM 2 steps"));
+        Assert.Contains(steps, l => l.EndsWith("recorded with dependent launches and replayed"));
         Assert.DoesNotContain("FAIL", output);
     }
 

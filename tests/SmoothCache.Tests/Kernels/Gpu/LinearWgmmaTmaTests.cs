@@ -37,6 +37,14 @@ public class LinearWgmmaTmaTests : HopperGemmTests
     }
 }
 
+/// <summary>The TMA GEMM in the 64-byte swizzle on <typeparamref name="TRing"/>'s stages: the shared cases of
+/// <see cref="HopperGemmTests"/>, once per ring.</summary>
+public abstract class TmaRingTests<TRing> : HopperGemmTests where TRing : struct, LinearWgmmaTma.IRing
+{
+    protected override void Multiply<TEpilogue, TBlock>(ArrayView<Half> x, Tensor w, ArrayView<float> bias, OutputView y, int m, int splits) =>
+        LinearWgmmaTma.Run<TEpilogue, TBlock, LinearWgmmaTma.Swizzled64, TRing>(Cpu, x, w, bias, y, m, splits);
+}
+
 /// <summary>The same kernel in the layout without swizzle (16-byte boxes).</summary>
 public class LinearWgmmaTmaPlainTests : HopperGemmTests
 {
@@ -46,50 +54,38 @@ public class LinearWgmmaTmaPlainTests : HopperGemmTests
 
 /// <summary>The same kernel with W's tiles fetched into L2 ahead (a no-op in the emulation: what runs is the ring's
 /// stage arithmetic with its prefetch bookkeeping).</summary>
-public class LinearWgmmaTmaPrefetchingRingTests : HopperGemmTests
+public class LinearWgmmaTmaPrefetchingRingTests : TmaRingTests<LinearWgmmaTma.PrefetchingRing>
 {
-    protected override void Multiply<TEpilogue, TBlock>(ArrayView<Half> x, Tensor w, ArrayView<float> bias, OutputView y, int m, int splits) =>
-        LinearWgmmaTma.Run<TEpilogue, TBlock, LinearWgmmaTma.Swizzled64, LinearWgmmaTma.PrefetchingRing>(Cpu, x, w, bias, y, m, splits);
 }
 
 /// <summary>The same kernel with each block of the first row asking L2 for all of its W rows at the start (a no-op in the
 /// emulation, as is the wait for the grid before: what runs is the ring's K range per split).</summary>
-public class LinearWgmmaTmaEarlyRingTests : HopperGemmTests
+public class LinearWgmmaTmaEarlyRingTests : TmaRingTests<LinearWgmmaTma.EarlyRing>
 {
-    protected override void Multiply<TEpilogue, TBlock>(ArrayView<Half> x, Tensor w, ArrayView<float> bias, OutputView y, int m, int splits) =>
-        LinearWgmmaTma.Run<TEpilogue, TBlock, LinearWgmmaTma.Swizzled64, LinearWgmmaTma.EarlyRing>(Cpu, x, w, bias, y, m, splits);
 }
 
 /// <summary>The same kernel on 7 stages loaded 6 tiles ahead, released by the warps (in the emulation a block barrier per
 /// tile stands in for the releases: what runs is the stage arithmetic over 7 stages).</summary>
-public class LinearWgmmaTmaDeepReleasedRingTests : HopperGemmTests
+public class LinearWgmmaTmaDeepReleasedRingTests : TmaRingTests<LinearWgmmaTma.DeepReleasedRing>
 {
-    protected override void Multiply<TEpilogue, TBlock>(ArrayView<Half> x, Tensor w, ArrayView<float> bias, OutputView y, int m, int splits) =>
-        LinearWgmmaTma.Run<TEpilogue, TBlock, LinearWgmmaTma.Swizzled64, LinearWgmmaTma.DeepReleasedRing>(Cpu, x, w, bias, y, m, splits);
 }
 
 /// <summary>The multicast ring on 7 stages loaded 6 tiles ahead (emulated as <see cref="LinearWgmmaTmaMulticastRingTests"/>).</summary>
-public class LinearWgmmaTmaDeepMulticastRingTests : HopperGemmTests
+public class LinearWgmmaTmaDeepMulticastRingTests : TmaRingTests<LinearWgmmaTma.DeepMulticastRing>
 {
-    protected override void Multiply<TEpilogue, TBlock>(ArrayView<Half> x, Tensor w, ArrayView<float> bias, OutputView y, int m, int splits) =>
-        LinearWgmmaTma.Run<TEpilogue, TBlock, LinearWgmmaTma.Swizzled64, LinearWgmmaTma.DeepMulticastRing>(Cpu, x, w, bias, y, m, splits);
 }
 
 /// <summary>The same kernel on 6 stages loaded 4 tiles ahead.</summary>
-public class LinearWgmmaTmaDeepRingTests : HopperGemmTests
+public class LinearWgmmaTmaDeepRingTests : TmaRingTests<LinearWgmmaTma.DeepBarrierRing>
 {
-    protected override void Multiply<TEpilogue, TBlock>(ArrayView<Half> x, Tensor w, ArrayView<float> bias, OutputView y, int m, int splits) =>
-        LinearWgmmaTma.Run<TEpilogue, TBlock, LinearWgmmaTma.Swizzled64, LinearWgmmaTma.DeepBarrierRing>(Cpu, x, w, bias, y, m, splits);
 }
 
 /// <summary>
 /// The same kernel on 4 stages loaded 3 ahead, stages freed by the warps' releases: the emulation checks the stage
 /// and tile arithmetic (a block barrier stands in for the mbarriers); the protocol itself is checked here on a model.
 /// </summary>
-public class LinearWgmmaTmaReleasedRingTests : HopperGemmTests
+public class LinearWgmmaTmaReleasedRingTests : TmaRingTests<LinearWgmmaTma.ReleasedRing>
 {
-    protected override void Multiply<TEpilogue, TBlock>(ArrayView<Half> x, Tensor w, ArrayView<float> bias, OutputView y, int m, int splits) =>
-        LinearWgmmaTma.Run<TEpilogue, TBlock, LinearWgmmaTma.Swizzled64, LinearWgmmaTma.ReleasedRing>(Cpu, x, w, bias, y, m, splits);
 
     /// <summary>
     /// The kernel's order of events on a model of the mbarriers, with warps arbitrarily far apart: warp w releases
@@ -174,10 +170,8 @@ public class LinearWgmmaTmaReleasedRingTests : HopperGemmTests
 /// so it checks the stage arithmetic and the grid padded to whole clusters (an odd number of row blocks); the
 /// protocol across the blocks is checked on the model above; the instructions, in PtxGenerationTests.
 /// </summary>
-public class LinearWgmmaTmaMulticastRingTests : HopperGemmTests
+public class LinearWgmmaTmaMulticastRingTests : TmaRingTests<LinearWgmmaTma.MulticastRing>
 {
-    protected override void Multiply<TEpilogue, TBlock>(ArrayView<Half> x, Tensor w, ArrayView<float> bias, OutputView y, int m, int splits) =>
-        LinearWgmmaTma.Run<TEpilogue, TBlock, LinearWgmmaTma.Swizzled64, LinearWgmmaTma.MulticastRing>(Cpu, x, w, bias, y, m, splits);
 
     [Theory]
     [InlineData(1, 2)]    // one row block and its partner past M

@@ -247,7 +247,7 @@ public static class ModelBench
     }
 
     /// <summary>Runs <paramref name="record"/> with <see cref="Backend.DependentLaunches"/> set as given, then restores it.</summary>
-    private static T WithDependentLaunches<T>(Backend backend, bool on, Func<T> record)
+    internal static T WithDependentLaunches<T>(Backend backend, bool on, Func<T> record)
     {
         bool before = backend.DependentLaunches;
         backend.DependentLaunches = on;

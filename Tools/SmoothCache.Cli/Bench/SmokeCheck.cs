@@ -167,29 +167,16 @@ public static class SmokeCheck
             return pipeline.Generate(new GenerationOptions { Labels = [7], Steps = 2, Scheduler = "ddim" }).Latents;
         });
         // On CUDA one graph: captured from the backend's stream, launched as a whole.
-        yield return ("dit-digits DDIM 2 steps, recorded and replayed", b =>
+        float[] RecordedJob(Backend b)
         {
             using var pipeline = DiTPipeline.Load(digitsFolder, b);
             using var recorded = pipeline.Record(new GenerationOptions { Labels = [7], Steps = 2, Scheduler = "ddim" });
             recorded.Run();
             return recorded.Run().Latents;
-        });
+        }
+        yield return ("dit-digits DDIM 2 steps, recorded and replayed", RecordedJob);
         // On a GPU with programmatic dependent launch: the graph's kernels launched while the one before them runs.
-        yield return ("dit-digits DDIM 2 steps, recorded with dependent launches and replayed", b =>
-        {
-            using var pipeline = DiTPipeline.Load(digitsFolder, b);
-            bool before = b.DependentLaunches;
-            b.DependentLaunches = true;
-            try
-            {
-                using var recorded = pipeline.Record(new GenerationOptions { Labels = [7], Steps = 2, Scheduler = "ddim" });
-                recorded.Run();
-                return recorded.Run().Latents;
-            }
-            finally
-            {
-                b.DependentLaunches = before;
-            }
-        });
+        yield return ("dit-digits DDIM 2 steps, recorded with dependent launches and replayed",
+            b => ModelBench.WithDependentLaunches(b, true, () => RecordedJob(b)));
     }
 }

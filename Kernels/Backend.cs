@@ -70,6 +70,33 @@ public sealed class Backend : IDisposable
     /// (unset) lets <see cref="Gpu.LinearWgmmaTma.Variant.For"/> choose per shape. For timing whole forwards on each.</summary>
     public Gpu.LinearWgmmaTma.Variant? TmaGemm { get; }
 
+    /// <summary>The tuned fp16 GEMM launches <see cref="Linear"/> takes (per shape: TMA GEMM variant and split), or null
+    /// for the built-in choices. When the backend is created: the table SMOOTHCACHE_GEMM_TUNING names (a JSON file
+    /// <c>smoothcache tune</c> wrote; "none" for no table), else the program's <c>tuning</c> folder's table for this
+    /// device (<see cref="GemmTuning.ForDevice"/>). Applies only to the kernel it was measured with.</summary>
+    public GemmTuning? GemmTuning { get; set; }
+
+    /// <summary>Where set, <see cref="Linear"/> adds every fp16 tensor-core GEMM it launches, with its variant and
+    /// split (times NaN): the shapes a model multiplies, for <c>smoothcache tune</c>.</summary>
+    internal List<GemmChoice>? GemmLog { get; set; }
+
+    /// <summary>The GEMM tuning table SMOOTHCACHE_GEMM_TUNING names ("none": no table), or, when it is unset, the table
+    /// for <paramref name="deviceName"/> in <paramref name="folder"/> (null when there is none).</summary>
+    internal static GemmTuning? GemmTuningFromEnvironment(string deviceName, string folder)
+    {
+        string? path = Environment.GetEnvironmentVariable("SMOOTHCACHE_GEMM_TUNING");
+        if (string.IsNullOrWhiteSpace(path)) return GemmTuning.ForDevice(deviceName, folder);
+        if (path.Trim().Equals("none", StringComparison.OrdinalIgnoreCase)) return null;
+        try
+        {
+            return GemmTuning.Load(path.Trim());
+        }
+        catch (Exception e) when (e is InvalidDataException or FileNotFoundException)
+        {
+            throw new ArgumentException($"SMOOTHCACHE_GEMM_TUNING: {e.Message}", e);
+        }
+    }
+
     /// <summary>When the GEMMs split K (<see cref="Gpu.SplitK.Policy"/>): from SMOOTHCACHE_SPLITK when the backend is
     /// created (idle unless it says fill). Splitting changes only the order of the sums.</summary>
     public Gpu.SplitK.Policy SplitPolicy { get; set; }
@@ -156,7 +183,17 @@ public sealed class Backend : IDisposable
                 _ when cuda.Count > 0 => cuda[0].CreateAccelerator(context),
                 _ => context.GetCPUDevice(0).CreateAccelerator(context),
             };
-            return new Backend(context, accelerator, kernels, tmaGemm, splitPolicy, dependentLaunches);
+            var backend = new Backend(context, accelerator, kernels, tmaGemm, splitPolicy, dependentLaunches);
+            try
+            {
+                backend.GemmTuning = GemmTuningFromEnvironment(accelerator.Name, Path.Combine(AppContext.BaseDirectory, "tuning"));
+            }
+            catch
+            {
+                backend.Dispose();
+                throw;
+            }
+            return backend;
         }
         catch
         {

@@ -146,10 +146,14 @@ public static class Linear
             }
             if (backend.UsesTensorCores)
             {
+                var (variant, splits) = Fp16Launch(backend, m, n, k);
+                int logged = backend.GemmLog?.Count ?? 0;
                 // Throws with the reason for an unsupported K.
-                if (backend.UsesTma) LinearWgmmaTma.Run<TEpilogue>(backend, backend.TmaGemm ?? LinearWgmmaTma.Variant.For(m, n, k), xHalf.HalfView, w, biasView, OutputView.Of(y), m);
-                else if (backend.UsesWgmma) LinearWgmma.Run<TEpilogue>(backend, xHalf.HalfView, w, biasView, OutputView.Of(y), m);
-                else LinearTensorCore.Run<TEpilogue>(backend, xHalf.HalfView, w, biasView, OutputView.Of(y), m);
+                if (backend.UsesTma) LinearWgmmaTma.Run<TEpilogue>(backend, variant, xHalf.HalfView, w, biasView, OutputView.Of(y), m, splits);
+                else if (backend.UsesWgmma) LinearWgmma.Run<TEpilogue>(backend, xHalf.HalfView, w, biasView, OutputView.Of(y), m, splits);
+                else LinearTensorCore.Run<TEpilogue>(backend, xHalf.HalfView, w, biasView, OutputView.Of(y), m, splits);
+                // The launch logged the split it used; the variant is known here.
+                if (backend.UsesTma && backend.GemmLog is { } log && log.Count > logged) log[^1] = log[^1] with { Variant = variant };
                 return;
             }
             ElementLauncher.Launch(backend, elements, new Args<TEpilogue, Fp16Operands>
@@ -180,4 +184,20 @@ public static class Linear
     }
 
     public static Tensor Run(Tensor x, Tensor w, Tensor? bias, DType output = DType.Float32) => Run<IdentityEpilogue>(x, w, bias, output);
+
+    /// <summary>The kernel fp16 GEMMs on tensor cores take on <paramref name="backend"/> ("LinearWgmmaTma", "LinearWgmma",
+    /// "LinearTensorCore"), or null where they do not run on tensor cores: what a <see cref="GemmTuning"/> is measured with.</summary>
+    public static string? Fp16Kernel(Backend backend) =>
+        !backend.UsesTensorCores ? null : backend.UsesTma ? "LinearWgmmaTma" : backend.UsesWgmma ? "LinearWgmma" : "LinearTensorCore";
+
+    /// <summary>The TMA GEMM variant (where the backend uses them) and split (0: <see cref="SplitK.Choose(int, long, int, int, SplitK.Policy)"/>'s)
+    /// of an fp16 M x N x K GEMM on tensor cores: SMOOTHCACHE_TMA_GEMM's variant with the built-in split where set (for
+    /// timing one variant everywhere), else the backend's tuning table's entry for the shape, else the built-in choice.</summary>
+    public static (LinearWgmmaTma.Variant Variant, int Splits) Fp16Launch(Backend backend, int m, int n, int k)
+    {
+        if (backend.TmaGemm is { } forced) return (forced, 0);
+        if (backend.GemmTuning is { } table && table.Kernel == Fp16Kernel(backend) && table.Find(m, n, k) is { } tuned)
+            return (tuned.Variant ?? LinearWgmmaTma.Variant.For(m, n, k), tuned.Splits);
+        return (LinearWgmmaTma.Variant.For(m, n, k), 0);
+    }
 }

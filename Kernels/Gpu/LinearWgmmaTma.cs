@@ -167,6 +167,9 @@ public static class LinearWgmmaTma
     {
         public string Name => $"{(TwoWarpGroups ? "256x128" : "128x128")}-{Ring.ToString().ToLowerInvariant()}";
 
+        /// <summary>Whether it launches clusters of blocks that share W by multicast (<see cref="IRing.Cluster"/> 2).</summary>
+        public bool Clusters => Ring is RingKind.Multicast or RingKind.DeepMulticast;
+
         public static IEnumerable<Variant> All =>
             from two in new[] { false, true } from ring in Enum.GetValues<RingKind>() select new Variant(two, ring);
 

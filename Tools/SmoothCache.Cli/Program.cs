@@ -34,6 +34,7 @@ public static class Cli
             SynthCommand.Create(context),
             EvalCommand.Create(context),
             BenchGemmCommand.Create(context),
+            TuneCommand.Create(context),
             Bench.BenchCommand.Create(context),
             PtxCommand.Create(context),
         };

@@ -152,7 +152,7 @@ public static class ModelBench
                 });
     }
 
-    private static (Tensor Latents, float[] Timesteps, int[] Labels) ForwardInputs(DiTTransformer model, int batch)
+    internal static (Tensor Latents, float[] Timesteps, int[] Labels) ForwardInputs(DiTTransformer model, int batch)
     {
         var c = model.Config;
         var latents = model.Backend.Arena.Upload(GpuChecks.RandomData(7, (long)batch * c.InChannels * c.SampleSize * c.SampleSize, 1f),

@@ -1,0 +1,141 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using SmoothCache.Kernels.Gpu;
+
+namespace SmoothCache.Kernels;
+
+/// <summary>
+/// How one fp16 GEMM shape (M x N x K) is launched on a tuned device: the TMA GEMM variant (null for a kernel set
+/// without variants) and the split along K, with the device time it took and the untuned choice's, as measured.
+/// </summary>
+public readonly record struct GemmChoice(int M, int N, int K, LinearWgmmaTma.Variant? Variant, int Splits, double Milliseconds,
+    double DefaultMilliseconds);
+
+/// <summary>
+/// A table of tuned fp16 GEMM launches for one device and GEMM kernel (<c>smoothcache tune</c> writes it, timing each
+/// candidate at the shapes a model's forward multiplies). <see cref="Linear"/> takes an entry's variant and split where
+/// M, N and K match exactly; other shapes keep the built-in choice (<see cref="LinearWgmmaTma.Variant.For"/>,
+/// <see cref="SplitK.Choose(int, long, int, int, SplitK.Policy)"/>). A backend reads the table SMOOTHCACHE_GEMM_TUNING
+/// names, or else the one in the program's <c>tuning</c> folder measured on a device of its name
+/// (<see cref="ForDevice"/>). Choices change only which kernel runs and how K is split: the sums' order, not what is summed.
+/// </summary>
+public sealed class GemmTuning
+{
+    /// <summary>The device it was measured on, as the driver names it ("NVIDIA H200").</summary>
+    public string Device { get; }
+
+    /// <summary>The fp16 GEMM kernel it was measured with (<see cref="Linear.Fp16Kernel"/>): it applies only there.</summary>
+    public string Kernel { get; }
+
+    public IReadOnlyList<GemmChoice> Gemms { get; }
+
+    /// <summary>When and how it was measured (free text, for the reader).</summary>
+    public string Measured { get; }
+
+    private readonly Dictionary<(int M, int N, int K), GemmChoice> _byShape;
+
+    public GemmTuning(string device, string kernel, IEnumerable<GemmChoice> gemms, string measured = "")
+    {
+        Device = device;
+        Kernel = kernel;
+        Measured = measured;
+        Gemms = gemms.ToArray();
+        _byShape = new();
+        foreach (var g in Gemms)
+            if (!_byShape.TryAdd((g.M, g.N, g.K), g))
+                throw new ArgumentException($"GEMM {g.M} x {g.N} x {g.K} is tuned twice");
+    }
+
+    /// <summary>The tuned launch of an M x N x K GEMM, or null where the table has none.</summary>
+    public GemmChoice? Find(int m, int n, int k) => _byShape.TryGetValue((m, n, k), out var g) ? g : null;
+
+    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
+
+    /// <summary>Writes the table as JSON: a temporary file beside <paramref name="path"/>, then renamed over it.</summary>
+    public void Save(string path)
+    {
+        var gemms = new JsonArray();
+        foreach (var g in Gemms)
+            gemms.Add(new JsonObject
+            {
+                ["m"] = g.M, ["n"] = g.N, ["k"] = g.K, ["variant"] = g.Variant?.Name, ["splits"] = g.Splits,
+                ["ms"] = Math.Round(g.Milliseconds, 5), ["defaultMs"] = Math.Round(g.DefaultMilliseconds, 5),
+            });
+        var root = new JsonObject { ["device"] = Device, ["kernel"] = Kernel, ["measured"] = Measured, ["gemms"] = gemms };
+        string full = Path.GetFullPath(path);
+        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
+        string temp = full + ".tmp";
+        File.WriteAllText(temp, root.ToJsonString(Indented) + "\n");
+        File.Move(temp, full, overwrite: true);
+    }
+
+    /// <summary>Reads a table <see cref="Save"/> wrote; every fault is an <see cref="InvalidDataException"/> naming the
+    /// file, the key and what was expected.</summary>
+    public static GemmTuning Load(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: GEMM tuning file not found", path);
+        JsonNode? root;
+        try
+        {
+            root = JsonNode.Parse(File.ReadAllText(path));
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{path}: not valid JSON: {e.Message}");
+        }
+        if (root is not JsonObject table) throw new InvalidDataException($"{path}: expected a JSON object with device, kernel and gemms");
+        string device = Text(table, "device", path), kernel = Text(table, "kernel", path);
+        string measured = table["measured"] is JsonValue m && m.TryGetValue(out string? text) ? text : "";
+        if (table["gemms"] is not JsonArray rows) throw new InvalidDataException($"{path}: gemms: expected an array of tuned GEMMs");
+        var gemms = new List<GemmChoice>();
+        for (int i = 0; i < rows.Count; i++)
+        {
+            string at = $"gemms[{i}]";
+            if (rows[i] is not JsonObject row) throw new InvalidDataException($"{path}: {at}: expected an object with m, n, k, variant and splits");
+            int splits = Count(row, "splits", at, path);
+            if (splits > SplitK.MaxSplits) throw new InvalidDataException($"{path}: {at}.splits: expected 1 to {SplitK.MaxSplits}, got {splits}");
+            LinearWgmmaTma.Variant? variant = null;
+            if (row["variant"] is JsonValue v && v.TryGetValue(out string? name))
+            {
+                try
+                {
+                    variant = LinearWgmmaTma.Variant.Parse(name);
+                }
+                catch (ArgumentException e)
+                {
+                    throw new InvalidDataException($"{path}: {at}.variant: {e.Message}");
+                }
+            }
+            else if (row["variant"] is not null) throw new InvalidDataException($"{path}: {at}.variant: expected a variant name or null");
+            gemms.Add(new GemmChoice(Count(row, "m", at, path), Count(row, "n", at, path), Count(row, "k", at, path), variant, splits,
+                Milliseconds(row, "ms"), Milliseconds(row, "defaultMs")));
+        }
+        try
+        {
+            return new GemmTuning(device, kernel, gemms, measured);
+        }
+        catch (ArgumentException e)
+        {
+            throw new InvalidDataException($"{path}: gemms: {e.Message}");
+        }
+    }
+
+    /// <summary>The table in <paramref name="folder"/> (its *.json files, by name) measured on a device named
+    /// <paramref name="deviceName"/>, or null when there is none (or no such folder).</summary>
+    public static GemmTuning? ForDevice(string deviceName, string folder)
+    {
+        if (!Directory.Exists(folder)) return null;
+        return Directory.GetFiles(folder, "*.json").Order(StringComparer.Ordinal).Select(Load)
+            .FirstOrDefault(t => string.Equals(t.Device, deviceName, StringComparison.Ordinal));
+    }
+
+    private static string Text(JsonObject o, string key, string path) =>
+        o[key] is JsonValue v && v.TryGetValue(out string? s) && s.Length > 0 ? s
+            : throw new InvalidDataException($"{path}: {key}: expected a non-empty string");
+
+    private static int Count(JsonObject o, string key, string at, string path) =>
+        o[key] is JsonValue v && v.TryGetValue(out int n) && n >= 1 ? n
+            : throw new InvalidDataException($"{path}: {at}.{key}: expected a whole number of at least 1, got {o[key]?.ToJsonString() ?? "nothing"}");
+
+    private static double Milliseconds(JsonObject o, string key) => o[key] is JsonValue v && v.TryGetValue(out double ms) ? ms : double.NaN;
+}

@@ -1,0 +1,243 @@
+using ILGPU;
+using SmoothCache.Kernels;
+using SmoothCache.Kernels.Gpu;
+using SmoothCache.Model;
+
+namespace SmoothCache.Cli.Bench;
+
+/// <summary>One launch of a GEMM shape the tuner tried: variant (empty for a kernel without variants) and split,
+/// its error against float64 at sampled outputs, and its device time per call (NaN where it failed).</summary>
+public sealed record TunedCandidate(int M, int N, int K, string Variant, int Splits, bool BuiltIn, double RelativeError, double Milliseconds)
+{
+    public bool Passed => RelativeError <= GemmTuner.Tolerance;
+}
+
+/// <summary>What the tuner tries per shape: these TMA GEMM variants (ignored for other kernels) at these splits along K.</summary>
+public sealed record GemmTunerSettings(IReadOnlyList<LinearWgmmaTma.Variant> Variants, IReadOnlyList<int> Splits, int Iterations);
+
+/// <summary>
+/// Chooses, per fp16 GEMM shape of a model's forward, the TMA GEMM variant and split along K that take the least
+/// device time (<see cref="GemmTuning"/>, for <c>smoothcache tune</c>). Each candidate is first checked against float64
+/// (fp16-rounded inputs) at one output in every 128 x 128 tile and 256 more; one that fails is never chosen. Then it is
+/// timed as a forward meets it: x as the kernel before left it (in L2), W from device memory (each call takes the next of
+/// enough copies of W to pass any L2), device time from events around each call with the device kept busy (the kernel
+/// profile). The built-in choice stays unless a candidate is <see cref="MinGain"/> faster.
+/// </summary>
+public static class GemmTuner
+{
+    /// <summary>As the float64 GEMM checks (GpuChecks): fp16 inputs, float32 sums.</summary>
+    public const double Tolerance = 1e-5;
+
+    /// <summary>The least gain (a fraction of the built-in choice's time) that replaces it: below that, timing noise.</summary>
+    public const double MinGain = 0.02;
+
+    public static readonly int[] DefaultSplits = [1, 2, 3, 4, 6, 8];
+
+    /// <summary>The variants tried unless told: every one that runs without clusters (those also with <paramref name="clusters"/>).</summary>
+    public static IReadOnlyList<LinearWgmmaTma.Variant> DefaultVariants(bool clusters) =>
+        LinearWgmmaTma.Variant.All.Where(v => clusters || !v.Clusters).ToArray();
+
+    /// <summary>Bytes of weight copies a call cycles through: well past an H100's or H200's 50 MB of L2 (at most
+    /// <see cref="MaxWeightCopies"/>: DiT-XL/2's smallest block weight, 1152 x 1152, takes 61).</summary>
+    private const long ColdBytes = 160L << 20;
+
+    private const int MaxWeightCopies = 64;
+
+    /// <summary>The fp16 tensor-core GEMMs one forward of <paramref name="model"/> at <paramref name="batch"/> launches
+    /// with the built-in choices (no tuning table), each shape once with how often it ran, in order of first launch.</summary>
+    public static IReadOnlyList<(GemmChoice Launch, int Count)> Shapes(DiTTransformer model, int batch)
+    {
+        var backend = model.Backend;
+        var table = backend.GemmTuning;
+        var (latents, timesteps, labels) = ModelBench.ForwardInputs(model, batch);
+        backend.GemmTuning = null;
+        backend.GemmLog = new();
+        try
+        {
+            using (latents) model.Forward(latents, timesteps, labels).Dispose();
+            return backend.GemmLog.GroupBy(g => (g.M, g.N, g.K)).Select(g => (g.First(), g.Count())).ToArray();
+        }
+        finally
+        {
+            backend.GemmLog = null;
+            backend.GemmTuning = table;
+        }
+    }
+
+    /// <summary>The candidate a shape takes: the built-in one unless a checked candidate is <see cref="MinGain"/> faster
+    /// (then the fastest); null when none passed its check.</summary>
+    public static TunedCandidate? Choose(IReadOnlyList<TunedCandidate> candidates)
+    {
+        var passed = candidates.Where(c => c.Passed && !double.IsNaN(c.Milliseconds)).ToArray();
+        if (passed.Length == 0) return null;
+        var best = passed.MinBy(c => c.Milliseconds)!;
+        var builtIn = passed.FirstOrDefault(c => c.BuiltIn);
+        return builtIn is not null && best.Milliseconds > builtIn.Milliseconds * (1 - MinGain) ? builtIn : best;
+    }
+
+    /// <summary>Tries every candidate at each of <paramref name="shapes"/> and returns the table of the chosen ones; every
+    /// candidate tried is added to <paramref name="tried"/> and logged.</summary>
+    public static GemmTuning Tune(Backend backend, IReadOnlyList<(int M, int N, int K)> shapes, GemmTunerSettings settings, TextWriter log,
+        List<TunedCandidate> tried, string measured)
+    {
+        string kernel = Linear.Fp16Kernel(backend)
+            ?? throw new InvalidOperationException($"GEMM tuning times the fp16 tensor-core GEMMs, which {backend.DeviceName} does not run here " +
+                                                   "(it needs a CUDA GPU, or on the CPU accelerator SMOOTHCACHE_KERNELS=tensorcores, wgmma or wgmma-tma)");
+        var table = backend.GemmTuning;
+        backend.GemmTuning = null;
+        try
+        {
+            var chosen = new List<GemmChoice>();
+            foreach (var (m, n, k) in shapes)
+            {
+                var candidates = TuneShape(backend, m, n, k, settings, log);
+                tried.AddRange(candidates);
+                if (Choose(candidates) is { } c)
+                {
+                    var builtIn = candidates.First(x => x.BuiltIn);
+                    chosen.Add(new GemmChoice(m, n, k, c.Variant.Length > 0 ? LinearWgmmaTma.Variant.Parse(c.Variant) : null, c.Splits, c.Milliseconds,
+                        builtIn.Milliseconds));
+                    log.WriteLine($"  chosen: {Label(c)}, {c.Milliseconds:F4} ms against {builtIn.Milliseconds:F4} ({builtIn.Milliseconds / c.Milliseconds:F2}x)");
+                }
+                else log.WriteLine("  FAIL: no candidate passed its check; the shape keeps the built-in choice");
+            }
+            return new GemmTuning(backend.DeviceName, kernel, chosen, measured);
+        }
+        finally
+        {
+            backend.GemmTuning = table;
+        }
+    }
+
+    private static string Label(TunedCandidate c) => (c.Variant.Length > 0 ? c.Variant + " " : "") + $"split {c.Splits}" + (c.BuiltIn ? " (built-in)" : "");
+
+    private static List<TunedCandidate> TuneShape(Backend backend, int m, int n, int k, GemmTunerSettings settings, TextWriter log)
+    {
+        var arena = backend.Arena;
+        var x = HalfRounded(new Random(HashCode.Combine(m, n, k)), (long)m * k, 1f);
+        var w = HalfRounded(new Random(HashCode.Combine(k, n, m)), (long)n * k, 1f / MathF.Sqrt(k));
+        var samples = Samples(m, n);
+        var expected = samples.Select(s => Dot(x, w, s.Row, s.Column, k)).ToArray();
+        using var xHalf = ToDevice(arena, x, m, k);
+        var weights = new List<Tensor>();
+        using var y = arena.Rent(m, n);
+        try
+        {
+            // Only a GPU's L2 keeps W hot from one call to the next (the CPU accelerator takes one copy).
+            do weights.Add(ToDevice(arena, w, n, k));
+            while (backend.IsCuda && (long)weights.Count * n * k * 2 < ColdBytes && weights.Count < MaxWeightCopies);
+            bool tma = backend.UsesTma;
+            var builtInVariant = LinearWgmmaTma.Variant.For(m, n, k);
+            int call = 0;
+            Action Launch(LinearWgmmaTma.Variant variant, int splits) => () =>
+            {
+                var weight = weights[call++ % weights.Count];
+                if (tma) LinearWgmmaTma.Run<IdentityEpilogue>(backend, variant, xHalf.HalfView, weight, ArrayView<float>.Empty, OutputView.Of(y), m, splits);
+                else if (backend.UsesWgmma) LinearWgmma.Run<IdentityEpilogue>(backend, xHalf.HalfView, weight, ArrayView<float>.Empty, OutputView.Of(y), m, splits);
+                else LinearTensorCore.Run<IdentityEpilogue>(backend, xHalf.HalfView, weight, ArrayView<float>.Empty, OutputView.Of(y), m, splits);
+            };
+            // The built-in choice first, its split as the launch resolves it; then each variant at each split count that
+            // differs in effect (a split is rounded to whole K tiles per split).
+            int builtInSplits;
+            backend.GemmLog = new();
+            try
+            {
+                Launch(builtInVariant, 0)();
+                builtInSplits = backend.GemmLog[^1].Splits;
+            }
+            finally
+            {
+                backend.GemmLog = null;
+            }
+            var plan = new List<(LinearWgmmaTma.Variant Variant, int Splits, bool BuiltIn)> { (builtInVariant, builtInSplits, true) };
+            var splitCounts = settings.Splits.Select(s => SplitK.Partition(k, LinearTensorCore.Depth, s).Splits).Distinct().ToArray();
+            foreach (var variant in tma ? settings.Variants : [builtInVariant])
+                foreach (int splits in splitCounts)
+                    if (!plan.Any(p => p.Variant == variant && p.Splits == splits)) plan.Add((variant, splits, false));
+
+            log.WriteLine($"{m} x {n} x {k}: {plan.Count} candidates, W from {weights.Count} copies");
+            var results = new List<TunedCandidate>();
+            foreach (var (variant, splits, builtIn) in plan)
+            {
+                string name = tma ? variant.Name : "";
+                var launch = Launch(variant, splits);
+                double error, ms = double.NaN;
+                try
+                {
+                    backend.Clear(y.View);
+                    launch();
+                    var actual = y.ToArray();
+                    error = RelativeError(samples.Select(s => actual[(long)s.Row * n + s.Column]).ToArray(), expected);
+                    if (error <= Tolerance) ms = Time(backend, launch, settings.Iterations);
+                }
+                catch (Exception e) when (e is ILGPU.Runtime.AcceleratorException or InvalidOperationException or ArgumentException)
+                {
+                    log.WriteLine($"  {name} split {splits} failed: {e.GetType().Name}: {e.Message}");
+                    error = double.PositiveInfinity;
+                }
+                var r = new TunedCandidate(m, n, k, name, splits, builtIn, error, ms);
+                results.Add(r);
+                log.WriteLine($"  {(r.Passed ? "" : "FAIL ")}{Label(r),-40} {ms,9:F4} ms  rel.err {error:E1}");
+            }
+            return results;
+        }
+        finally
+        {
+            foreach (var t in weights) t.Dispose();
+        }
+    }
+
+    /// <summary>Device time per call: <paramref name="iterations"/> calls with every launch's time recorded, after the
+    /// device has been kept busy (a compile lets the clocks drop).</summary>
+    private static double Time(Backend backend, Action launch, int iterations)
+    {
+        BenchClock.KeepBusy(backend, launch);
+        using var profile = backend.StartProfile();
+        for (int i = 0; i < iterations; i++) launch();
+        return profile.Read().Sum(t => t.Milliseconds) / iterations;
+    }
+
+    /// <summary>One output in every 128 x 128 tile (the GEMMs' block; a wrong tile shows) and 256 more anywhere.</summary>
+    private static (int Row, int Column)[] Samples(int m, int n)
+    {
+        var rng = new Random(m * 31 + n);
+        var samples = new List<(int, int)>();
+        for (int r = 0; r < m; r += LinearTensorCore.Tile)
+            for (int c = 0; c < n; c += LinearTensorCore.Tile)
+                samples.Add((r + rng.Next(Math.Min(LinearTensorCore.Tile, m - r)), c + rng.Next(Math.Min(LinearTensorCore.Tile, n - c))));
+        for (int i = 0; i < 256; i++) samples.Add((rng.Next(m), rng.Next(n)));
+        return samples.ToArray();
+    }
+
+    private static float[] HalfRounded(Random rng, long count, float scale)
+    {
+        var a = new float[count];
+        for (long i = 0; i < count; i++) a[i] = (float)(System.Half)((rng.NextDouble() * 2 - 1) * scale);
+        return a;
+    }
+
+    private static Tensor ToDevice(TensorArena arena, float[] values, int rows, int cols)
+    {
+        using var wide = arena.Upload(values, rows, cols);
+        return HalfConversion.ToHalf(wide);
+    }
+
+    private static double Dot(float[] x, float[] w, int row, int column, int k)
+    {
+        double sum = 0;
+        for (int t = 0; t < k; t++) sum += (double)x[(long)row * k + t] * w[(long)column * k + t];
+        return sum;
+    }
+
+    private static double RelativeError(float[] actual, double[] expected)
+    {
+        double num = 0, den = 0;
+        for (int i = 0; i < actual.Length; i++)
+        {
+            double d = actual[i] - expected[i];
+            num += d * d;
+            den += expected[i] * expected[i];
+        }
+        return Math.Sqrt(num / Math.Max(den, double.Epsilon));
+    }
+}

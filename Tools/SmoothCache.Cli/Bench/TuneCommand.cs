@@ -1,0 +1,131 @@
+using System.CommandLine;
+using SmoothCache.Cli.Commands;
+using SmoothCache.Kernels;
+using SmoothCache.Kernels.Gpu;
+using SmoothCache.Model;
+using SmoothCache.Model.Checkpoints;
+using SmoothCache.Sampling;
+
+namespace SmoothCache.Cli.Bench;
+
+/// <summary>
+/// `smoothcache tune`: times every TMA GEMM variant and split along K at the fp16 GEMM shapes a model's forward
+/// multiplies at the given batches and writes the fastest per shape as a GEMM tuning table (<see cref="GemmTuning"/>).
+/// Exit 1 when a candidate failed its float64 check (the table, written anyway, never takes one that did).
+/// </summary>
+public static class TuneCommand
+{
+    public static Command Create(CliContext context)
+    {
+        var model = new Option<string>("--model")
+        {
+            Description = "xl (DiT-XL/2-256's shapes, synthetic weights) or a diffusers pipeline or transformer folder",
+            DefaultValueFactory = _ => "xl",
+        };
+        var batches = new Option<int[]>("--batch")
+        {
+            Description = "forward batches whose GEMMs to tune (rows of the CFG-doubled batch: 2 for one image, 16 for 8)",
+            AllowMultipleArgumentsPerToken = true,
+            DefaultValueFactory = _ => [2, 16],
+        };
+        var splits = new Option<int[]>("--splits")
+        {
+            Description = $"split counts along K to try (1-{SplitK.MaxSplits})",
+            AllowMultipleArgumentsPerToken = true,
+            DefaultValueFactory = _ => GemmTuner.DefaultSplits,
+        };
+        var variants = new Option<string[]>("--variants")
+        {
+            Description = "TMA GEMM variants to try (default: all that run without clusters), e.g. 128x128-barrier 256x128-deep",
+            AllowMultipleArgumentsPerToken = true,
+            DefaultValueFactory = _ => [],
+        };
+        var cluster = new Option<bool>("--cluster") { Description = "also try the variants in clusters sharing W by multicast" };
+        var iterations = new Option<int>("--iterations") { Description = "timed calls per candidate", DefaultValueFactory = _ => 20 };
+        var device = new Option<string>("--device") { Description = "auto, cuda or cpu", DefaultValueFactory = _ => "auto" };
+        var output = new Option<string>("--out") { Description = "the tuning table to write (JSON)", DefaultValueFactory = _ => "gemm-tuning.json" };
+        var json = new Option<string?>("--json") { Description = "also write every candidate's check and time to this JSON file" };
+        var command = new Command("tune", "Time the fp16 GEMM variants and splits at a model's shapes on this GPU and write the fastest as a tuning table.")
+        {
+            model, batches, splits, variants, cluster, iterations, device, output, json,
+        };
+        command.SetAction(parse =>
+        {
+            int count = parse.GetValue(iterations);
+            if (count < 1) throw new UserInputException($"--iterations must be at least 1, got {count}");
+            int[] batchList = parse.GetValue(batches)!;
+            if (batchList.Length == 0 || batchList.Any(b => b < 1)) throw new UserInputException($"--batch takes batches of at least 1, got '{string.Join(" ", batchList)}'");
+            int[] splitList = parse.GetValue(splits)!;
+            if (splitList.Length == 0 || splitList.Any(s => s is < 1 or > SplitK.MaxSplits))
+                throw new UserInputException($"--splits takes split counts from 1 to {SplitK.MaxSplits}, got '{string.Join(" ", splitList)}'");
+            string[] names = parse.GetValue(variants)!;
+            IReadOnlyList<LinearWgmmaTma.Variant> variantList;
+            try
+            {
+                variantList = names.Length > 0 ? names.Select(LinearWgmmaTma.Variant.Parse).Distinct().ToArray() : GemmTuner.DefaultVariants(parse.GetValue(cluster));
+            }
+            catch (ArgumentException e)
+            {
+                throw new UserInputException($"--variants: {e.Message}");
+            }
+            DeviceKind kind;
+            try
+            {
+                kind = Backend.ParseKind(parse.GetValue(device)!);
+            }
+            catch (ArgumentException e)
+            {
+                throw new UserInputException($"--device: {e.Message}");
+            }
+            string modelName = parse.GetValue(model)!;
+            using var backend = Backend.Create(kind);
+            if (Linear.Fp16Kernel(backend) is not { } kernel)
+                throw new UserInputException($"tune times the fp16 tensor-core GEMMs, which {backend.DeviceName} does not run with these kernels: " +
+                                             "use a CUDA GPU (on the CPU accelerator, for a test, SMOOTHCACHE_KERNELS=tensorcores, wgmma or wgmma-tma)");
+            if (names.Length > 0 && !backend.UsesTma)
+                throw new UserInputException($"--variants: the fp16 GEMMs here are {kernel}, which has no variants (they are the TMA GEMM's, on an H100 or H200)");
+            context.Out.WriteLine($"device: {backend.DeviceName}, fp16 GEMMs on {kernel}");
+
+            using var pipeline = LoadModel(backend, modelName);
+            var perBatch = batchList.Distinct().Select(b => (Batch: b, Shapes: GemmTuner.Shapes(pipeline.Transformer, b))).ToArray();
+            var shapes = perBatch.SelectMany(p => p.Shapes.Select(s => (s.Launch.M, s.Launch.N, s.Launch.K))).Distinct().ToArray();
+            context.Out.WriteLine($"{shapes.Length} GEMM shapes in forwards at batch {string.Join(", ", batchList.Distinct())}; " +
+                                  $"{(backend.UsesTma ? variantList.Count + " variants x " : "")}splits {string.Join(" ", splitList)}, {count} timed calls each");
+            var tried = new List<TunedCandidate>();
+            string measured = $"{DateTime.UtcNow:yyyy-MM-dd}: smoothcache tune --model {modelName} --batch {string.Join(" ", batchList)}";
+            var table = GemmTuner.Tune(backend, shapes, new GemmTunerSettings(variantList, splitList, count), context.Out, tried, measured);
+
+            // What the table saves per forward: each shape's device time times how often the forward runs it.
+            foreach (var (batch, batchShapes) in perBatch)
+            {
+                double builtIn = 0, tuned = 0;
+                foreach (var (launch, n) in batchShapes)
+                    if (table.Find(launch.M, launch.N, launch.K) is { } choice)
+                    {
+                        builtIn += n * choice.DefaultMilliseconds;
+                        tuned += n * choice.Milliseconds;
+                    }
+                context.Out.WriteLine($"batch {batch}: fp16 GEMM device time per forward {builtIn:F3} ms built-in, {tuned:F3} ms tuned " +
+                                      $"({builtIn / tuned:F2}x), {batchShapes.Sum(s => s.Count)} GEMMs of {batchShapes.Count} shapes");
+            }
+            string path = parse.GetValue(output)!;
+            table.Save(path);
+            context.Out.WriteLine($"wrote {path}: {table.Gemms.Count} tuned shapes. Use it with SMOOTHCACHE_GEMM_TUNING={path}, or put it in the " +
+                                  "program's tuning folder (the repository's tuning/) to make it the default on this device.");
+            if (parse.GetValue(json) is { } jsonPath)
+                BenchJson.Write(jsonPath, new { device = backend.DeviceName, kernel, candidates = tried });
+            int failed = tried.Count(c => !c.Passed);
+            if (failed > 0) context.Out.WriteLine($"FAIL: {failed} candidates failed their check (none of them was chosen)");
+            return failed == 0 ? ExitCodes.Success : ExitCodes.Internal;
+        });
+        return command;
+    }
+
+    private static DiTPipeline LoadModel(Backend backend, string model)
+    {
+        if (!model.Equals("xl", StringComparison.OrdinalIgnoreCase))
+            return DiTPipeline.Load(SamplingOptions.ResolveModel(model), backend, Precision.Fp16);
+        using var weights = new SyntheticWeights(SyntheticWeights.XL2_256);
+        return DiTPipeline.FromTransformer(new DiTTransformer(backend, SyntheticWeights.XL2_256, weights, Precision.Fp16), SchedulerConfig.DitDefault);
+    }
+}

@@ -741,7 +741,8 @@ public static class LinearTensorCore
         var (perSplit, used) = SplitK.Partition(k, depth, splits);
         if (!Sgemm.FitsInt32(m, n, k, used))
             throw new ArgumentException($"{name}: M={m}, N={n}, K={k} in {used} splits overflow 32-bit indexing");
-        backend.GemmLog?.Add(new GemmChoice(m, n, k, null, used, double.NaN, double.NaN));
+        // The fp16 GEMMs, which a tuning table covers (not 3xTF32's float ones).
+        if (typeof(T) == typeof(Half)) backend.GemmLog?.Add(new GemmChoice(m, n, k, null, used, double.NaN, double.NaN));
         var args = new Args
         {
             X = x.SubView(0, (long)m * k).Cast<U4>(), W = w.Cast<U4>(),

@@ -58,6 +58,8 @@ public static class BenchCommand
 
             using var backend = Backend.Create(kind);
             context.Out.WriteLine($"device: {backend.DeviceName}");
+            if (backend.GemmTuning is { } tuning)
+                context.Out.WriteLine($"GEMM tuning: {tuning.Gemms.Count} shapes for {tuning.Kernel} ({tuning.Measured})");
             if (name == "smoke") return SmokeCheck.Run(backend, context.Out) ? ExitCodes.Success : ExitCodes.Internal;
             string? jsonPath = parse.GetValue(json);
             if (name == "kernels")

@@ -94,4 +94,65 @@ public class LinearDispatchTests
             Environment.SetEnvironmentVariable("SMOOTHCACHE_TMA_GEMM", saved);
         }
     }
+
+    [Fact]
+    public void ATunedShapeTakesItsVariantAndSplitAndOthersTheBuiltInChoice()
+    {
+        using var backend = Backend.Create(DeviceKind.Cpu, KernelSet.WgmmaTma);
+        // 130 rows: a 256 x 128 block with rows past M; K = 72: three K tiles, split 2 ways as 2 + 1.
+        var xs = Enumerable.Range(0, 130 * 72).Select(i => (float)(System.Half)MathF.Sin(i * 0.37f)).ToArray();
+        var ws = Enumerable.Range(0, 24 * 72).Select(i => (float)(System.Half)MathF.Cos(i * 0.11f)).ToArray();
+        using var x = backend.Arena.Upload(xs, 130, 72);
+        using var fewRows = backend.Arena.Upload(xs[..(20 * 72)], 20, 72);
+        using var w32 = backend.Arena.Upload(ws, 24, 72);
+        using var w = HalfConversion.ToHalf(w32);
+        var expected = Enumerable.Range(0, 130 * 24).Select(i => Enumerable.Range(0, 72).Sum(t => (double)xs[i / 24 * 72 + t] * ws[i % 24 * 72 + t])).ToArray();
+        GemmChoice Launched(Tensor input)
+        {
+            backend.GemmLog = new();
+            using var y = Linear.Run(input, w, null);
+            var launch = Assert.Single(backend.GemmLog);
+            backend.GemmLog = null;
+            Assert.True(RelativeL2(y.ToArray(), expected[..(launch.M * 24)]) < 1e-5);
+            return launch;
+        }
+        var deep = LinearWgmmaTma.Variant.Parse("256x128-deep");
+        backend.GemmTuning = new GemmTuning(backend.DeviceName, "LinearWgmmaTma", [new GemmChoice(130, 24, 72, deep, 2, 1, 2)]);
+        var tuned = Launched(x);
+        Assert.Equal((deep, 2), (tuned.Variant!.Value, tuned.Splits));
+        Assert.Contains(backend.LoadedKernels, k => k.DeclaringType == typeof(LinearWgmmaTma)
+            && k.GetGenericArguments().Contains(typeof(LinearWgmma.TwoWarpGroups)) && k.GetGenericArguments().Contains(typeof(LinearWgmmaTma.DeepBarrierRing)));
+        var untuned = Launched(fewRows);
+        Assert.Equal((LinearWgmmaTma.Variant.For(20, 24, 72), 1), (untuned.Variant!.Value, untuned.Splits));
+        // A table measured with another kernel does not apply.
+        backend.GemmTuning = new GemmTuning(backend.DeviceName, "LinearTensorCore", [new GemmChoice(130, 24, 72, null, 2, 1, 2)]);
+        var other = Launched(x);
+        Assert.Equal((LinearWgmmaTma.Variant.For(130, 24, 72), 1), (other.Variant!.Value, other.Splits));
+    }
+
+    [Fact]
+    public void EnvironmentsTmaGemmVariantOverridesTheTuningTable()
+    {
+        string? saved = Environment.GetEnvironmentVariable("SMOOTHCACHE_TMA_GEMM");
+        try
+        {
+            var table = new GemmTuning("CPUAccelerator", "LinearWgmmaTma", [new GemmChoice(130, 24, 72, LinearWgmmaTma.Variant.Parse("256x128-deep"), 2, 1, 2)]);
+            Environment.SetEnvironmentVariable("SMOOTHCACHE_TMA_GEMM", null);
+            using (var backend = Backend.Create(DeviceKind.Cpu, KernelSet.WgmmaTma))
+            {
+                backend.GemmTuning = table;
+                Assert.Equal((LinearWgmmaTma.Variant.Parse("256x128-deep"), 2), Linear.Fp16Launch(backend, 130, 24, 72));
+            }
+            Environment.SetEnvironmentVariable("SMOOTHCACHE_TMA_GEMM", "128x128-released");
+            using (var backend = Backend.Create(DeviceKind.Cpu, KernelSet.WgmmaTma))
+            {
+                backend.GemmTuning = table;
+                Assert.Equal((LinearWgmmaTma.Variant.Parse("128x128-released"), 0), Linear.Fp16Launch(backend, 130, 24, 72));
+            }
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("SMOOTHCACHE_TMA_GEMM", saved);
+        }
+    }
 }

@@ -43,53 +43,46 @@ case "$MODE" in
     default|hopper|tma) ;;
     *) echo "usage: bash scripts/device-check.sh [default|hopper|tma]" >&2; exit 2 ;;
 esac
-# tma: the TMA-loaded GEMM (~500 s, limits 730 s, the budget above skips what would not fit; run it with the device
-# tool's timeout_s at 600): its checks and timings; only if they pass, the smoke suite, the
-# fp16 forward on the default variant (with its profile), on it with split-K's fill policy (SMOOTHCACHE_SPLITK=fill),
-# then on each other TMA GEMM variant (SMOOTHCACHE_TMA_GEMM; every forward step also replays its recording with
-# programmatic dependent launch, the "pdl ms" column, and the sampling step its jobs, the "pdl" columns:
-# a block shape and ring for every GEMM of the forward), the sampling job on the variant fastest at batch 16, and
-# last the TMA GEMM in clusters (gemm-cluster), then the forward on it if its checks passed.
+# tma: the TMA-loaded GEMM (~450 s, limits 500 s; the budget above skips what would not fit; run it with the device
+# tool's timeout_s at 600): its checks and timings; only if its checks pass, the smoke suite, the TMA GEMM in clusters
+# (gemm-cluster, in its own process: never run on a GPU, a protocol fault would hang it), then `smoothcache tune` at
+# DiT-XL/2's GEMM shapes (batch 2 and 16; every variant and split, the cluster ones too if gemm-cluster passed), which
+# writes gemm-tuning.json; then the fp16 forward (batch 2 and 16, profiled) on the built-in choices and on the tuned table,
+# and the sampling job on the tuned table. Every forward step also replays its recording with programmatic dependent
+# launch (the "pdl ms" column), the sampling step its jobs (the "pdl" columns).
 if [ "$MODE" = tma ]; then
     export SMOOTHCACHE_KERNELS=wgmma-tma
-    step gemm-tma 120 bench-gemm --tma --iterations 20 --json "$OUT/gemm-tma.json"
+    step gemm-tma 90 bench-gemm --tma --iterations 20 --json "$OUT/gemm-tma.json"
     # The model runs on the TMA GEMM once its checks (first in the log) passed, even if the table after them ran out of time.
     if grep -q "^PASS" "$OUT/gemm-tma.log" && ! grep -q "^FAIL" "$OUT/gemm-tma.log"; then
         step smoke 40 bench --suite smoke --device cuda
         # Its last step replays a recording with programmatic dependent launch, never run on a GPU before: if the smoke
         # step timed out (a hang there would), the later steps leave such replays out rather than time out too.
         grep -q "^smoke: exit 124" "$STATUS" && NO_PDL=--no-pdl && echo "smoke timed out: later steps run with --no-pdl" | tee -a "$STATUS"
-        forward() { # forward NAME VARIANT: the fp16 forward at batch 2 and 16, profiled, on one variant
-            SMOOTHCACHE_TMA_GEMM=$2 step "$1" 50 bench --suite forward --device cuda --precision fp16 --batch 2 --iterations 10 --profile ${NO_PDL:-} --json "$OUT/$1.json"
+        step gemm-cluster 60 bench-gemm --tma --cluster --iterations 20 --json "$OUT/gemm-cluster.json"
+        grep -q "^gemm-cluster: exit 0" "$STATUS" && CLUSTER=--cluster
+        step tune 150 tune --device cuda --batch 2 16 --iterations 20 ${CLUSTER:-} --out "$OUT/gemm-tuning.json" --json "$OUT/tune.json"
+        forward() { # forward NAME TABLE: the fp16 forward at batch 2 and 16, profiled, on a GEMM tuning table (none: built-in)
+            SMOOTHCACHE_GEMM_TUNING=$2 step "$1" 50 bench --suite forward --device cuda --precision fp16 --batch 2 --iterations 10 --profile ${NO_PDL:-} --json "$OUT/$1.json"
         }
-        forward forward-tma ""
+        forward forward-tma none
         # Replays with programmatic dependent launch were never run on a GPU: if the first forward step timed out (a
         # hang there would), the later steps leave them out rather than time out too.
         grep -q "^forward-tma: exit 124" "$STATUS" && NO_PDL=--no-pdl && echo "forward-tma timed out: later steps run with --no-pdl" | tee -a "$STATUS"
-        # The same with SplitK.Policy.Fill (batch 2: qkv 3 ways, fc1 2, fc2 8; batch 16 unchanged): its own log name,
-        # so that it is no candidate for the fastest variant below.
-        SMOOTHCACHE_SPLITK=fill forward splitfill-forward ""
-        # The variants likeliest to win first: the sampling job (the 0.6 s bar) runs on the fastest of these, before
-        # the rest, so that the budget cannot skip it.
-        for v in 128x128-early 128x128-released 128x128-deepreleased 256x128-deep; do forward "forward-$v" "$v"; done
-        # The variant with the fastest XL forward at batch 16 (the sampling job's batch); the default if none ran.
-        BEST=$(for f in "$OUT"/forward-*.log; do
-                   awk -v v="$(basename "$f" .log)" '$1 == "DiT-XL/2-256" && $3 == "fp16" && $4 == 16 { print $7, v }' "$f"
-               done | sort -n | head -1 | cut -d' ' -f2 | sed 's/^forward-//; s/^tma$//')
-        echo "fastest at batch 16: ${BEST:-the default variant}" | tee -a "$STATUS"
-        SMOOTHCACHE_TMA_GEMM=$BEST step sampling 60 bench --suite sampling --device cuda --precision fp16 ${NO_PDL:-} --json "$OUT/sampling.json"
-        for v in 128x128-deep 128x128-prefetching; do forward "forward-$v" "$v"; done
-        # Last, in its own process: the TMA GEMM in clusters sharing W by multicast, never run on a GPU before; a
-        # protocol fault there would hang (the time limit ends it) without costing the steps above.
-        step gemm-cluster 60 bench-gemm --tma --cluster --iterations 20 --json "$OUT/gemm-cluster.json"
-        if grep -q "^gemm-cluster: exit 0" "$STATUS"; then
-            forward forward-128x128-multicast 128x128-multicast
-            forward forward-128x128-deepmulticast 128x128-deepmulticast
-        fi
+        # The table is written even when a candidate failed its check (none that failed is in it).
+        if [ -f "$OUT/gemm-tuning.json" ]; then TUNING="$OUT/gemm-tuning.json"; else TUNING=none; fi
+        echo "sampling on GEMM tuning: $TUNING" | tee -a "$STATUS"
+        [ "$TUNING" != none ] && forward forward-tuned "$TUNING"
+        SMOOTHCACHE_GEMM_TUNING=$TUNING step sampling 60 bench --suite sampling --device cuda --precision fp16 ${NO_PDL:-} --json "$OUT/sampling.json"
+        # What is left of the budget: the likeliest single variants everywhere, for the record.
+        for v in 128x128-early 128x128-deepreleased; do
+            SMOOTHCACHE_TMA_GEMM=$v forward "forward-$v" none
+        done
     fi
-    for f in "$OUT"/smoke.log "$OUT"/forward-*.log "$OUT"/splitfill-forward.log "$OUT"/sampling.log "$OUT"/gemm-cluster.log; do
+    for f in "$OUT"/smoke.log "$OUT"/gemm-cluster.log "$OUT"/forward-*.log "$OUT"/sampling.log; do
         [ -f "$f" ] && { echo "== $(basename "$f" .log)"; grep -v "^NVIDIA\|^device:" "$f" | tail -n 30; }
     done
+    [ -f "$OUT/tune.log" ] && { echo "== tune (shapes, choices, per-forward totals)"; grep -E "^[0-9]|chosen|FAIL|^batch|^wrote" "$OUT/tune.log" | tail -n 60; }
     echo "== gemm-tma"
     grep -v "^PASS" "$OUT/gemm-tma.log" | tail -n 150
     echo "== summary"

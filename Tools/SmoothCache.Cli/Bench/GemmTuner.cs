@@ -43,6 +43,9 @@ public static class GemmTuner
 
     private const int MaxWeightCopies = 64;
 
+    /// <summary>The most 128 x 128 blocks per multiprocessor a split candidate may make (splits past it are not tried).</summary>
+    private const int SplitBlocksPerMultiprocessor = 8;
+
     /// <summary>The fp16 tensor-core GEMMs one forward of <paramref name="model"/> at <paramref name="batch"/> launches
     /// with the built-in choices (no tuning table), each shape once with how often it ran, in order of first launch.</summary>
     public static IReadOnlyList<(GemmChoice Launch, int Count)> Shapes(DiTTransformer model, int batch)
@@ -76,9 +79,10 @@ public static class GemmTuner
     }
 
     /// <summary>Tries every candidate at each of <paramref name="shapes"/> and returns the table of the chosen ones; every
-    /// candidate tried is added to <paramref name="tried"/> and logged.</summary>
+    /// candidate tried is added to <paramref name="tried"/> and logged. <paramref name="tuned"/> is given the table so far
+    /// after each shape (to save it: a run cut short still leaves the shapes it finished).</summary>
     public static GemmTuning Tune(Backend backend, IReadOnlyList<(int M, int N, int K)> shapes, GemmTunerSettings settings, TextWriter log,
-        List<TunedCandidate> tried, string measured)
+        List<TunedCandidate> tried, string measured, Action<GemmTuning>? tuned = null)
     {
         string kernel = Linear.Fp16Kernel(backend)
             ?? throw new InvalidOperationException($"GEMM tuning times the fp16 tensor-core GEMMs, which {backend.DeviceName} does not run here " +
@@ -100,6 +104,7 @@ public static class GemmTuner
                     log.WriteLine($"  chosen: {Label(c)}, {c.Milliseconds:F4} ms against {builtIn.Milliseconds:F4} ({builtIn.Milliseconds / c.Milliseconds:F2}x)");
                 }
                 else log.WriteLine("  FAIL: no candidate passed its check; the shape keeps the built-in choice");
+                tuned?.Invoke(new GemmTuning(backend.DeviceName, kernel, chosen, measured));
             }
             return new GemmTuning(backend.DeviceName, kernel, chosen, measured);
         }
@@ -139,6 +144,8 @@ public static class GemmTuner
             // The built-in choice first, its split as the launch resolves it; then each variant at each split count that
             // differs in effect (a split is rounded to whole K tiles per split).
             int builtInSplits;
+            // Kernel load time so far: a candidate timed after a compile keeps the device busy first.
+            double loaded = backend.KernelLoadMilliseconds;
             backend.GemmLog = new();
             try
             {
@@ -150,7 +157,11 @@ public static class GemmTuner
                 backend.GemmLog = null;
             }
             var plan = new List<(LinearWgmmaTma.Variant Variant, int Splits, bool BuiltIn)> { (builtInVariant, builtInSplits, true) };
-            var splitCounts = settings.Splits.Select(s => SplitK.Partition(k, LinearTensorCore.Depth, s).Splits).Distinct().ToArray();
+            // Splits that leave the grid at most SplitBlocksPerMultiprocessor blocks per multiprocessor: DiT-XL/2's qkv and fc1 at
+            // batch 16 fill the GPU many times over unsplit, its proj and fc2 (288 blocks, 2.2 per multiprocessor) may gain.
+            long blocks = (long)((m + LinearTensorCore.Tile - 1) / LinearTensorCore.Tile) * ((n + LinearTensorCore.Tile - 1) / LinearTensorCore.Tile);
+            var splitCounts = settings.Splits.Where(s => s == 1 || blocks * s <= SplitBlocksPerMultiprocessor * backend.Accelerator.NumMultiprocessors)
+                .Select(s => SplitK.Partition(k, LinearTensorCore.Depth, s).Splits).Distinct().ToArray();
             foreach (var variant in tma ? settings.Variants : [builtInVariant])
                 foreach (int splits in splitCounts)
                     if (!plan.Any(p => p.Variant == variant && p.Splits == splits)) plan.Add((variant, splits, false));
@@ -166,9 +177,11 @@ public static class GemmTuner
                 {
                     backend.Clear(y.View);
                     launch();
+                    bool compiled = backend.KernelLoadMilliseconds > loaded;
+                    loaded = backend.KernelLoadMilliseconds;
                     var actual = y.ToArray();
                     error = RelativeError(samples.Select(s => actual[(long)s.Row * n + s.Column]).ToArray(), expected);
-                    if (error <= Tolerance) ms = Time(backend, launch, settings.Iterations);
+                    if (error <= Tolerance) ms = Time(backend, launch, settings.Iterations, compiled);
                 }
                 catch (Exception e) when (e is ILGPU.Runtime.AcceleratorException or InvalidOperationException or ArgumentException)
                 {
@@ -187,11 +200,11 @@ public static class GemmTuner
         }
     }
 
-    /// <summary>Device time per call: <paramref name="iterations"/> calls with every launch's time recorded, after the
-    /// device has been kept busy (a compile lets the clocks drop).</summary>
-    private static double Time(Backend backend, Action launch, int iterations)
+    /// <summary>Device time per call: <paramref name="iterations"/> calls with every launch's time recorded, after a
+    /// compile with the device kept busy first (a compile lets the clocks drop).</summary>
+    private static double Time(Backend backend, Action launch, int iterations, bool compiled)
     {
-        BenchClock.KeepBusy(backend, launch);
+        if (compiled) BenchClock.KeepBusy(backend, launch);
         using var profile = backend.StartProfile();
         for (int i = 0; i < iterations; i++) launch();
         return profile.Read().Sum(t => t.Milliseconds) / iterations;

@@ -97,10 +97,6 @@ public sealed class Backend : IDisposable
         }
     }
 
-    /// <summary>When the GEMMs split K (<see cref="Gpu.SplitK.Policy"/>): from SMOOTHCACHE_SPLITK when the backend is
-    /// created (idle unless it says fill). Splitting changes only the order of the sums.</summary>
-    public Gpu.SplitK.Policy SplitPolicy { get; set; }
-
     /// <summary>True on a GPU with programmatic dependent launch (CUDA, compute capability 9.0 and newer): there every
     /// kernel is loaded to wait for the grids before it (a no-op when launched directly), so that recordings may
     /// launch each kernel while the one before it runs (<see cref="DependentLaunches"/>).</summary>
@@ -121,13 +117,12 @@ public sealed class Backend : IDisposable
         _ => throw new ArgumentException($"SMOOTHCACHE_PDL='{text}': expected on or off"),
     };
 
-    private Backend(Context context, Accelerator accelerator, KernelSet kernels, Gpu.LinearWgmmaTma.Variant? tmaGemm, Gpu.SplitK.Policy splitPolicy,
+    private Backend(Context context, Accelerator accelerator, KernelSet kernels, Gpu.LinearWgmmaTma.Variant? tmaGemm,
         bool dependentLaunches)
     {
         DependentLaunches = dependentLaunches;
         SupportsDependentLaunches = accelerator is CudaAccelerator { Architecture.Major: >= 9 };
         TmaGemm = tmaGemm;
-        SplitPolicy = splitPolicy;
         Context = context;
         Accelerator = accelerator;
         if (kernels == KernelSet.Auto && accelerator is CudaAccelerator { Architecture: { Major: 9, Minor: 0 } }) kernels = KernelSet.WgmmaTma;
@@ -166,7 +161,6 @@ public sealed class Backend : IDisposable
     {
         if (kernels == KernelSet.Auto) kernels = KernelSetFromEnvironment();
         var tmaGemm = TmaGemmFromEnvironment();
-        var splitPolicy = Gpu.SplitK.ParsePolicy(Environment.GetEnvironmentVariable("SMOOTHCACHE_SPLITK"));
         bool dependentLaunches = ParseDependentLaunches(Environment.GetEnvironmentVariable("SMOOTHCACHE_PDL"));
         // CPUDeviceKind.Nvidia: the default CPU device allows only 16 threads per group.
         var context = Context.Create(b => b.Cuda().CPU(CPUDeviceKind.Nvidia).EnableAlgorithms()
@@ -183,7 +177,7 @@ public sealed class Backend : IDisposable
                 _ when cuda.Count > 0 => cuda[0].CreateAccelerator(context),
                 _ => context.GetCPUDevice(0).CreateAccelerator(context),
             };
-            var backend = new Backend(context, accelerator, kernels, tmaGemm, splitPolicy, dependentLaunches);
+            var backend = new Backend(context, accelerator, kernels, tmaGemm, dependentLaunches);
             try
             {
                 backend.GemmTuning = GemmTuningFromEnvironment(accelerator.Name, Path.Combine(AppContext.BaseDirectory, "tuning"));

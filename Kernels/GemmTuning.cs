@@ -15,7 +15,7 @@ public readonly record struct GemmChoice(int M, int N, int K, LinearWgmmaTma.Var
 /// A table of tuned fp16 GEMM launches for one device and GEMM kernel (<c>smoothcache tune</c> writes it, timing each
 /// candidate at the shapes a model's forward multiplies). <see cref="Linear"/> takes an entry's variant and split where
 /// M, N and K match exactly; other shapes keep the built-in choice (<see cref="LinearWgmmaTma.Variant.For"/>,
-/// <see cref="SplitK.Choose(int, long, int, int, SplitK.Policy)"/>). A backend reads the table SMOOTHCACHE_GEMM_TUNING
+/// <see cref="SplitK.Choose(int, long, int, int)"/>). A backend reads the table SMOOTHCACHE_GEMM_TUNING
 /// names, or else the one in the program's <c>tuning</c> folder measured on a device of its name
 /// (<see cref="ForDevice"/>). Choices change only which kernel runs and how K is split: the sums' order, not what is summed.
 /// </summary>

@@ -190,7 +190,7 @@ public static class Linear
     public static string? Fp16Kernel(Backend backend) =>
         !backend.UsesTensorCores ? null : backend.UsesTma ? "LinearWgmmaTma" : backend.UsesWgmma ? "LinearWgmma" : "LinearTensorCore";
 
-    /// <summary>The TMA GEMM variant (where the backend uses them) and split (0: <see cref="SplitK.Choose(int, long, int, int, SplitK.Policy)"/>'s)
+    /// <summary>The TMA GEMM variant (where the backend uses them) and split (0: <see cref="SplitK.Choose(int, long, int, int)"/>'s)
     /// of an fp16 M x N x K GEMM on tensor cores: SMOOTHCACHE_TMA_GEMM's variant with the built-in split where set (for
     /// timing one variant everywhere), else the backend's tuning table's entry for the shape, else the built-in choice.</summary>
     public static (LinearWgmmaTma.Variant Variant, int Splits) Fp16Launch(Backend backend, int m, int n, int k)

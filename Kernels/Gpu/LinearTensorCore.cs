@@ -736,7 +736,7 @@ public static class LinearTensorCore
         if (splits == 0)
         {
             var whole = config(m, n, 1).GridDim;
-            splits = SplitK.Choose(backend.Accelerator.NumMultiprocessors, (long)whole.X * whole.Y, k, depth, backend.SplitPolicy);
+            splits = SplitK.Choose(backend.Accelerator.NumMultiprocessors, (long)whole.X * whole.Y, k, depth);
         }
         var (perSplit, used) = SplitK.Partition(k, depth, splits);
         if (!Sgemm.FitsInt32(m, n, k, used))

@@ -172,7 +172,7 @@ public static class Sgemm
         ArrayView<float> y, int m, int n, int k, int splits = 0) where TEpilogue : struct, IEpilogue
     {
         if (m == 0 || n == 0) return;
-        if (splits == 0) splits = SplitK.Choose(backend.Accelerator.NumMultiprocessors, m, n, k, Tile, Depth, backend.SplitPolicy);
+        if (splits == 0) splits = SplitK.Choose(backend.Accelerator.NumMultiprocessors, m, n, k, Tile, Depth);
         var (perSplit, used) = SplitK.Partition(k, Depth, splits);
         if (!FitsInt32(m, n, k, used))
             throw new ArgumentException($"Sgemm: M={m}, N={n}, K={k} overflow 32-bit indexing");

@@ -21,47 +21,23 @@ public static class SplitK
 
     public const int MaxSplits = 8;
 
-    /// <summary>When to split K (<see cref="Backend.SplitPolicy"/>, SMOOTHCACHE_SPLITK).</summary>
-    public enum Policy
-    {
-        /// <summary>Only outputs whose blocks leave half the multiprocessors idle (<see cref="Choose(int, long, int, int, Policy)"/>).</summary>
-        Idle,
-        /// <summary>Also outputs that fill the device once but not the 3 blocks a multiprocessor holds: at DiT-XL/2 batch 2
-        /// qkv (108 blocks) 3 ways and fc1 (144) 2 ways, each block's chain of K tiles shorter by as much. Not yet timed:
-        /// with the in-kernel finish a split costs no launch, and in a forward a block of these GEMMs waits out a
-        /// device-memory latency per K tile or two (fc1 48.8 µs against 25 with W in L2, eleventh session).</summary>
-        Fill,
-    }
-
-    /// <summary>Blocks per multiprocessor <see cref="Policy.Fill"/> aims for: the 128 x 128 tensor-core GEMMs' occupancy.</summary>
-    private const int FillGroupsPerMultiprocessor = 3;
-
-    /// <summary>The policy SMOOTHCACHE_SPLITK names: idle (or unset) or fill; throws on anything else.</summary>
-    public static Policy ParsePolicy(string? text) => text?.Trim().ToLowerInvariant() switch
-    {
-        null or "" or "idle" => Policy.Idle,
-        "fill" => Policy.Fill,
-        _ => throw new ArgumentException($"SMOOTHCACHE_SPLITK='{text}': expected idle or fill"),
-    };
-
     /// <summary>How many ways to split K: none when the blocks already cover half the multiprocessors,
     /// else enough groups for one wave on the device, at most 8. Measured on an H100 (132 SMs, fp16
     /// tensor-core GEMM at M = 512, BENCHMARKS.md): with 36 blocks, 3 to 7 splits ran 1.4x (K = 1152)
     /// to 2.5x (K = 4608) faster than none; with 144 blocks any split was slower (2 ways: 0.053 ms
     /// against 0.045), the extra partial-sum traffic and reduction costing more than the idle SMs. (Measured with
-    /// a reduction launch after the GEMM; the finish now runs in the GEMM's last split, so this may split too little.)</summary>
-    public static int Choose(int multiprocessors, int m, int n, int k, int tile, int depth, Policy policy = Policy.Idle) =>
-        Choose(multiprocessors, (long)((m + tile - 1) / tile) * ((n + tile - 1) / tile), k, depth, policy);
+    /// a reduction launch after the GEMM; the finish now runs in the GEMM's last split, so this may split too little:
+    /// <c>smoothcache tune</c> measures every split per shape, <see cref="GemmTuning"/>.)</summary>
+    public static int Choose(int multiprocessors, int m, int n, int k, int tile, int depth) =>
+        Choose(multiprocessors, (long)((m + tile - 1) / tile) * ((n + tile - 1) / tile), k, depth);
 
     /// <summary><see cref="Choose(int, int, int, int, int, int)"/> for an output of <paramref name="blocks"/> blocks of
-    /// whatever shape (256 x 128 ones: half as many as 128 x 128); with <see cref="Policy.Fill"/> as many splits as
-    /// fit in 3 blocks per multiprocessor, whatever the blocks already cover.</summary>
-    public static int Choose(int multiprocessors, long blocks, int k, int depth, Policy policy = Policy.Idle)
+    /// whatever shape (256 x 128 ones: half as many as 128 x 128).</summary>
+    public static int Choose(int multiprocessors, long blocks, int k, int depth)
     {
-        if (policy == Policy.Idle && 2 * blocks > multiprocessors) return 1;
+        if (2 * blocks > multiprocessors) return 1;
         int kTiles = (k + depth - 1) / depth;
-        int perMultiprocessor = policy == Policy.Fill ? FillGroupsPerMultiprocessor : GroupsPerMultiprocessor;
-        long wanted = perMultiprocessor * (long)multiprocessors / Math.Max(1, blocks);
+        long wanted = GroupsPerMultiprocessor * (long)multiprocessors / Math.Max(1, blocks);
         return (int)Math.Max(1, Math.Min(Math.Min(wanted, MaxSplits), kTiles / MinTilesPerSplit));
     }
 

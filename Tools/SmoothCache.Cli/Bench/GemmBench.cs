@@ -89,9 +89,9 @@ public static class GemmBench
         Action OurTensorCore(int splits) => () => LinearTensorCore.Run<IdentityEpilogue>(backend, xHalf.HalfView, wHalf, ArrayView<float>.Empty, OutputView.Of(y), m, splits);
         Action OurTf32x3(int splits) => () => LinearTensorCore.RunTf32x3<IdentityEpilogue>(backend, x.View, w, ArrayView<float>.Empty, OutputView.Of(y), m, splits);
         int sms = backend.Accelerator.NumMultiprocessors;
-        int tcSplits = SplitK.Choose(sms, m, n, k, LinearTensorCore.Tile, LinearTensorCore.Depth, backend.SplitPolicy);
-        int tfSplits = SplitK.Choose(sms, m, n, k, LinearTensorCore.Tile, LinearTensorCore.DepthTf32, backend.SplitPolicy);
-        int sgSplits = SplitK.Choose(sms, m, n, k, Sgemm.Tile, Sgemm.Depth, backend.SplitPolicy);
+        int tcSplits = SplitK.Choose(sms, m, n, k, LinearTensorCore.Tile, LinearTensorCore.Depth);
+        int tfSplits = SplitK.Choose(sms, m, n, k, LinearTensorCore.Tile, LinearTensorCore.DepthTf32);
+        int sgSplits = SplitK.Choose(sms, m, n, k, Sgemm.Tile, Sgemm.Depth);
 
         double warm = Time(backend, CublasSgemm, 1);
         var reference = y.ToArray();

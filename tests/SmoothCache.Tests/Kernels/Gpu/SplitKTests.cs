@@ -21,51 +21,6 @@ public class SplitKTests
         Assert.Equal(expected, SplitK.Choose(132, m, n, k, 128, 32));
 
     [Theory]
-    // The fill policy on the same GPU: also outputs that cover it once, up to 3 blocks per multiprocessor.
-    [InlineData(512, 3456, 1152, 3)]   // batch 2 qkv: 108 blocks
-    [InlineData(512, 4608, 1152, 2)]   // batch 2 fc1: 144 blocks
-    [InlineData(512, 1152, 1152, 4)]   // batch 2 out-projection: as many as K allows, as with the idle policy
-    [InlineData(512, 1152, 4608, 8)]   // batch 2 fc2: 11 wanted, at most 8
-    [InlineData(4096, 1152, 4608, 1)]  // batch 16 fc2: 288 blocks, 2.2 per multiprocessor
-    [InlineData(4096, 4608, 1152, 1)]  // batch 16 fc1
-    public void FillPolicySplitsUntilThreeBlocksPerMultiprocessor(int m, int n, int k, int expected) =>
-        Assert.Equal(expected, SplitK.Choose(132, m, n, k, 128, 32, SplitK.Policy.Fill));
-
-    [Fact]
-    public void PolicyIsReadFromItsNameWithAClearError()
-    {
-        Assert.Equal(SplitK.Policy.Idle, SplitK.ParsePolicy(null));
-        Assert.Equal(SplitK.Policy.Idle, SplitK.ParsePolicy(""));
-        Assert.Equal(SplitK.Policy.Fill, SplitK.ParsePolicy(" Fill "));
-        var e = Assert.Throws<ArgumentException>(() => SplitK.ParsePolicy("always"));
-        Assert.Equal("SMOOTHCACHE_SPLITK='always': expected idle or fill", e.Message);
-    }
-
-    [Fact]
-    public void BackendsFillPolicySplitsWhatTheIdlePolicyLeavesWholeWithTheSameProducts()
-    {
-        // The GPU-shaped fp32 GEMM (Sgemm: 128 x 128 blocks, K by 8) on the CPU accelerator, which counts as one
-        // multiprocessor: one block, whole under the idle policy, 2 splits of 8 K tiles under fill.
-        using var backend = Backend.Create(DeviceKind.Cpu, KernelSet.Gpu);
-        int sms = backend.Accelerator.NumMultiprocessors, m = 100 * sms, n = 24, k = 16 * Sgemm.Depth;
-        Assert.Equal(1, SplitK.Choose(sms, m, n, k, Sgemm.Tile, Sgemm.Depth));
-        Assert.Equal(2, SplitK.Choose(sms, m, n, k, Sgemm.Tile, Sgemm.Depth, SplitK.Policy.Fill));
-        using var x = backend.Arena.Upload(Enumerable.Range(0, m * k).Select(i => MathF.Sin(i * 0.37f)).ToArray(), m, k);
-        using var w = backend.Arena.Upload(Enumerable.Range(0, n * k).Select(i => MathF.Cos(i * 0.11f)).ToArray(), n, k);
-        float[] Multiply(SplitK.Policy policy)
-        {
-            backend.SplitPolicy = policy;
-            using var y = Linear.Run(x, w, null);
-            return y.ToArray();
-        }
-        var whole = Multiply(SplitK.Policy.Idle);
-        var split = Multiply(SplitK.Policy.Fill);
-        // The same products summed in another order: equal to rounding, and not bit for bit (it did split).
-        Assert.NotEqual(whole, split);
-        Assert.True(RelativeL2(split, whole) < 1e-6, $"{RelativeL2(split, whole):E2}");
-    }
-
-    [Theory]
     [InlineData(1152, 32, 4, 9, 4)]
     [InlineData(4608, 32, 7, 21, 7)]
     [InlineData(130, 8, 3, 6, 3)]

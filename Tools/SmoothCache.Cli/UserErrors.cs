@@ -19,6 +19,20 @@ public static class UserErrors
         _ => e.Message,
     };
 
+    /// <summary>Parses an option's value with <paramref name="parse"/>; its <see cref="ArgumentException"/> becomes a
+    /// <see cref="UserInputException"/> that names the option.</summary>
+    public static T ParseOption<T>(string option, Func<T> parse)
+    {
+        try
+        {
+            return parse();
+        }
+        catch (ArgumentException e)
+        {
+            throw new UserInputException($"{option}: {Describe(e)}");
+        }
+    }
+
     // .NET appends " (Parameter 'x')" to argument messages; the user never named a parameter.
     private static string StripParameter(string message, string? name) =>
         name is null ? message : message.Replace($" (Parameter '{name}')", "");

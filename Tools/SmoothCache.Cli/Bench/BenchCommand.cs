@@ -46,15 +46,7 @@ public static class BenchCommand
             {
                 throw new UserInputException($"--precision: {e.Message} (or auto)");
             }
-            DeviceKind kind;
-            try
-            {
-                kind = Backend.ParseKind(parse.GetValue(device)!);
-            }
-            catch (ArgumentException e)
-            {
-                throw new UserInputException($"--device: {e.Message}");
-            }
+            var kind = UserErrors.ParseOption("--device", () => Backend.ParseKind(parse.GetValue(device)!));
 
             using var backend = Backend.Create(kind);
             context.Out.WriteLine($"device: {backend.DeviceName}");

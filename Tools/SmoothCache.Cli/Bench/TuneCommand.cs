@@ -59,24 +59,10 @@ public static class TuneCommand
             if (splitList.Length == 0 || splitList.Any(s => s is < 1 or > SplitK.MaxSplits))
                 throw new UserInputException($"--splits takes split counts from 1 to {SplitK.MaxSplits}, got '{string.Join(" ", splitList)}'");
             string[] names = parse.GetValue(variants)!;
-            IReadOnlyList<LinearWgmmaTma.Variant> variantList;
-            try
-            {
-                variantList = names.Length > 0 ? names.Select(LinearWgmmaTma.Variant.Parse).Distinct().ToArray() : GemmTuner.DefaultVariants(parse.GetValue(cluster));
-            }
-            catch (ArgumentException e)
-            {
-                throw new UserInputException($"--variants: {e.Message}");
-            }
-            DeviceKind kind;
-            try
-            {
-                kind = Backend.ParseKind(parse.GetValue(device)!);
-            }
-            catch (ArgumentException e)
-            {
-                throw new UserInputException($"--device: {e.Message}");
-            }
+            var variantList = names.Length > 0
+                ? UserErrors.ParseOption("--variants", () => names.Select(LinearWgmmaTma.Variant.Parse).Distinct().ToArray())
+                : GemmTuner.DefaultVariants(parse.GetValue(cluster));
+            var kind = UserErrors.ParseOption("--device", () => Backend.ParseKind(parse.GetValue(device)!));
             string modelName = parse.GetValue(model)!;
             using var backend = Backend.Create(kind);
             if (Linear.Fp16Kernel(backend) is not { } kernel)

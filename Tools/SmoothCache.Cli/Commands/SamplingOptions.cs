@@ -35,24 +35,8 @@ public sealed class SamplingOptions
         string? scheduler = parse.GetValue(Scheduler)?.ToLowerInvariant();
         if (scheduler is not (null or "ddim" or "dpm" or "ddpm"))
             throw new UserInputException($"--scheduler '{scheduler}' is unknown: expected ddim, dpm or ddpm");
-        DeviceKind device;
-        try
-        {
-            device = Backend.ParseKind(parse.GetValue(Device)!);
-        }
-        catch (ArgumentException e)
-        {
-            throw new UserInputException($"--device: {e.Message}");
-        }
-        Precision precision;
-        try
-        {
-            precision = HalfConversion.ParsePrecision(parse.GetValue(Precision)!);
-        }
-        catch (ArgumentException e)
-        {
-            throw new UserInputException($"--precision: {e.Message}");
-        }
+        var device = UserErrors.ParseOption("--device", () => Backend.ParseKind(parse.GetValue(Device)!));
+        var precision = UserErrors.ParseOption("--precision", () => HalfConversion.ParsePrecision(parse.GetValue(Precision)!));
         if (parse.GetResult(Seed) is { Implicit: false } && parse.GetValue(Noise) is not null)
             throw new UserInputException("--seed and --noise exclude each other: the noise file replaces the seeded noise");
         return new ResolvedSampling(ResolveModel(parse.GetValue(Model)!), parse.GetValue(Labels), parse.GetValue(Seed),

@@ -445,6 +445,13 @@ public sealed class Backend : IDisposable
     /// <summary>The profile launches are recorded in, or null (see <see cref="StartProfile"/>).</summary>
     public KernelProfile? Profile { get; internal set; }
 
+    private Action<AcceleratorStream, Index1D, ArrayView<float>, int>? _spin;
+
+    /// <summary>The profile's spin kernel (<see cref="KernelProfile.HoldDevice"/>), loaded once: ILGPU's own cache holds
+    /// kernels weakly, and a tuner starts a profile per candidate.</summary>
+    internal Action<AcceleratorStream, Index1D, ArrayView<float>, int> SpinKernel =>
+        _spin ??= Accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, int>(KernelProfile.Spin);
+
     /// <summary>Records every later launch's device time until the returned profile is disposed.</summary>
     public KernelProfile StartProfile()
     {

@@ -61,14 +61,13 @@ public sealed class KernelProfile : IDisposable
     internal void HoldDevice()
     {
         _sink ??= _backend.Accelerator.Allocate1D<float>(1);
-        var kernel = _backend.Accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, int>(Spin);
-        kernel(_backend.Stream, 1, _sink.View, 10_000_000);
+        _backend.SpinKernel(_backend.Stream, 1, _sink.View, 10_000_000);
     }
 
     // Freed with the profile, not after the spin: freeing device memory waits for the device.
     private MemoryBuffer1D<float, Stride1D.Dense>? _sink;
 
-    private static void Spin(Index1D i, ArrayView<float> sink, int iterations)
+    internal static void Spin(Index1D i, ArrayView<float> sink, int iterations)
     {
         float v = i;
         for (int k = 0; k < iterations; k++) v = v * 0.999999f + 1e-7f;

@@ -181,7 +181,7 @@ public static class GemmTuner
                     loaded = backend.KernelLoadMilliseconds;
                     var actual = y.ToArray();
                     error = RelativeError(samples.Select(s => actual[(long)s.Row * n + s.Column]).ToArray(), expected);
-                    if (error <= Tolerance) ms = Time(backend, launch, settings.Iterations, compiled);
+                    if (error <= Tolerance) ms = Time(backend, launch, settings.Iterations, weights.Count, compiled);
                 }
                 catch (Exception e) when (e is ILGPU.Runtime.AcceleratorException or InvalidOperationException or ArgumentException)
                 {
@@ -200,10 +200,12 @@ public static class GemmTuner
         }
     }
 
-    /// <summary>Device time per call: <paramref name="iterations"/> calls with every launch's time recorded, after a
-    /// compile with the device kept busy first (a compile lets the clocks drop).</summary>
-    private static double Time(Backend backend, Action launch, int iterations, bool compiled)
+    /// <summary>Device time per call: <paramref name="iterations"/> calls with every launch's time recorded, after one
+    /// untimed call per weight copy (each copy's first TMA call writes its tensor map, a launch of its own) and, after a
+    /// compile, with the device kept busy first (a compile lets the clocks drop).</summary>
+    private static double Time(Backend backend, Action launch, int iterations, int copies, bool compiled)
     {
+        for (int i = 0; i < copies; i++) launch();
         if (compiled) BenchClock.KeepBusy(backend, launch);
         using var profile = backend.StartProfile();
         for (int i = 0; i < iterations; i++) launch();

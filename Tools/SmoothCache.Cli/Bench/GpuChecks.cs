@@ -122,6 +122,7 @@ public static class GpuChecks
             Check<LinearWgmma.OneWarpGroup, LinearWgmmaTma.PrefetchingRing>("L2 prefetch split-K 3", 3);
             Check<LinearWgmma.OneWarpGroup, LinearWgmmaTma.EarlyRing>("W fetched at start split-K 3", 3);
             Check<LinearWgmma.OneWarpGroup, LinearWgmmaTma.DeepReleasedRing>("7 stages released split-K 3", 3);
+            Check<LinearWgmma.OneWarpGroup, LinearWgmmaTma.LongReleasedRing>("13 stages released split-K 3", 3);
         }
         return results.ToArray();
     }

@@ -52,11 +52,14 @@ public class LinearDispatchTests
     public void TmaGemmVariantsAreNamedAndParsedBack()
     {
         var all = LinearWgmmaTma.Variant.All.ToArray();
-        Assert.Equal(16, all.Select(v => v.Name).Distinct().Count());
+        Assert.Equal(17, all.Select(v => v.Name).Distinct().Count());
         Assert.All(all, v => Assert.Equal(v, LinearWgmmaTma.Variant.Parse(v.Name.ToUpperInvariant())));
         var e = Assert.Throws<ArgumentException>(() => LinearWgmmaTma.Variant.Parse("128x128-fast"));
         Assert.Contains("'128x128-fast'", e.Message);
         Assert.Contains("256x128-multicast", e.Message);
+        // 13 stages of 256 x 128 would not fit in shared memory: no such variant.
+        Assert.Contains(all, v => v.Name == "128x128-longreleased");
+        Assert.Throws<ArgumentException>(() => LinearWgmmaTma.Variant.Parse("256x128-longreleased"));
     }
 
     [Fact]

@@ -70,6 +70,11 @@ public class LinearWgmmaTmaDeepReleasedRingTests : TmaRingTests<LinearWgmmaTma.D
 {
 }
 
+/// <summary>The same kernel on 13 stages loaded 12 tiles ahead, released by the warps (emulated as the 7-stage ring).</summary>
+public class LinearWgmmaTmaLongReleasedRingTests : TmaRingTests<LinearWgmmaTma.LongReleasedRing>
+{
+}
+
 /// <summary>The multicast ring on 7 stages loaded 6 tiles ahead (emulated as <see cref="LinearWgmmaTmaMulticastRingTests"/>).</summary>
 public class LinearWgmmaTmaDeepMulticastRingTests : TmaRingTests<LinearWgmmaTma.DeepMulticastRing>
 {
@@ -108,6 +113,9 @@ public class LinearWgmmaTmaReleasedRingTests : TmaRingTests<LinearWgmmaTma.Relea
     [InlineData(typeof(LinearWgmmaTma.DeepMulticastRing), 5)]
     [InlineData(typeof(LinearWgmmaTma.DeepMulticastRing), 8)]
     [InlineData(typeof(LinearWgmmaTma.DeepMulticastRing), 36)]
+    [InlineData(typeof(LinearWgmmaTma.LongReleasedRing), 9)]
+    [InlineData(typeof(LinearWgmmaTma.LongReleasedRing), 14)]
+    [InlineData(typeof(LinearWgmmaTma.LongReleasedRing), 40)]
     public void ReleaseParityNamesThePhaseThatFreesEachStage(Type ringType, int tiles)
     {
         var ring = (LinearWgmmaTma.IRing)Activator.CreateInstance(ringType)!;

@@ -119,10 +119,10 @@ public static class GemmTuner
     private static List<TunedCandidate> TuneShape(Backend backend, int m, int n, int k, GemmTunerSettings settings, TextWriter log)
     {
         var arena = backend.Arena;
-        var x = HalfRounded(new Random(m * 7919 + k), (long)m * k, 1f);
-        var w = HalfRounded(new Random(n * 7919 + k), (long)n * k, 1f / MathF.Sqrt(k));
+        var x = HalfRounded(m * 7919 + k, (long)m * k, 1f);
+        var w = HalfRounded(n * 7919 + k, (long)n * k, 1f / MathF.Sqrt(k));
         var samples = Samples(m, n);
-        var expected = samples.Select(s => Dot(x, w, s.Row, s.Column, k)).ToArray();
+        var expected = samples.Select(s => (float)Dot(x, w, s.Row, s.Column, k)).ToArray();
         using var xHalf = ToDevice(arena, x, m, k);
         var weights = new List<Tensor>();
         using var y = arena.Rent(m, n);
@@ -180,7 +180,7 @@ public static class GemmTuner
                     bool compiled = backend.KernelLoadMilliseconds > loaded;
                     loaded = backend.KernelLoadMilliseconds;
                     var actual = y.ToArray();
-                    error = RelativeError(samples.Select(s => actual[(long)s.Row * n + s.Column]).ToArray(), expected);
+                    error = GpuChecks.RelativeL2(samples.Select(s => actual[(long)s.Row * n + s.Column]).ToArray(), expected);
                     if (error <= Tolerance) ms = Time(backend, launch, settings.Iterations, weights.Count, compiled);
                 }
                 catch (Exception e) when (e is ILGPU.Runtime.AcceleratorException or InvalidOperationException or ArgumentException)
@@ -224,10 +224,11 @@ public static class GemmTuner
         return samples.ToArray();
     }
 
-    private static float[] HalfRounded(Random rng, long count, float scale)
+    /// <summary><see cref="GpuChecks.RandomData"/> rounded to fp16 in place (the conditioning GEMM's W has 223 M values).</summary>
+    private static float[] HalfRounded(int seed, long count, float scale)
     {
-        var a = new float[count];
-        for (long i = 0; i < count; i++) a[i] = (float)(System.Half)((rng.NextDouble() * 2 - 1) * scale);
+        var a = GpuChecks.RandomData(seed, count, scale);
+        for (long i = 0; i < count; i++) a[i] = (float)(System.Half)a[i];
         return a;
     }
 
@@ -242,17 +243,5 @@ public static class GemmTuner
         double sum = 0;
         for (int t = 0; t < k; t++) sum += (double)x[(long)row * k + t] * w[(long)column * k + t];
         return sum;
-    }
-
-    private static double RelativeError(float[] actual, double[] expected)
-    {
-        double num = 0, den = 0;
-        for (int i = 0; i < actual.Length; i++)
-        {
-            double d = actual[i] - expected[i];
-            num += d * d;
-            den += expected[i] * expected[i];
-        }
-        return Math.Sqrt(num / Math.Max(den, double.Epsilon));
     }
 }

@@ -32,6 +32,9 @@ public sealed class GemmTuning
     /// <summary>When and how it was measured (free text, for the reader).</summary>
     public string Measured { get; }
 
+    /// <summary>One line for logs: how many shapes, for which kernel, measured when and how.</summary>
+    public string Summary => $"{Gemms.Count} shapes for {Kernel} on {Device} ({Measured})";
+
     private readonly Dictionary<(int M, int N, int K), GemmChoice> _byShape;
 
     public GemmTuning(string device, string kernel, IEnumerable<GemmChoice> gemms, string measured = "")

@@ -51,7 +51,7 @@ public static class BenchCommand
             using var backend = Backend.Create(kind);
             context.Out.WriteLine($"device: {backend.DeviceName}");
             if (backend.GemmTuning is { } tuning)
-                context.Out.WriteLine($"GEMM tuning: {tuning.Gemms.Count} shapes for {tuning.Kernel} ({tuning.Measured})");
+                context.Out.WriteLine($"GEMM tuning: {tuning.Summary}");
             if (name == "smoke") return SmokeCheck.Run(backend, context.Out) ? ExitCodes.Success : ExitCodes.Internal;
             string? jsonPath = parse.GetValue(json);
             if (name == "kernels")
@@ -60,7 +60,8 @@ public static class BenchCommand
                 var timings = parse.GetValue(xl)
                     ? KernelBench.Run(backend, parse.GetValue(batch), 256, 1152, 16, count, context.Out, depth: 28)
                     : KernelBench.Run(backend, parse.GetValue(batch), 64, 64, 4, count, context.Out, depth: 6);
-                if (jsonPath is not null) BenchJson.Write(jsonPath, new { device = backend.DeviceName, suite = name, kernels = timings });
+                if (jsonPath is not null)
+                    BenchJson.Write(jsonPath, new { device = backend.DeviceName, suite = name, gemmTuning = backend.GemmTuning?.Summary, kernels = timings });
                 return ExitCodes.Success;
             }
 
@@ -76,6 +77,8 @@ public static class BenchCommand
                 {
                     device = backend.DeviceName, suite = name, forward = report.Forward, sampling = report.Sampling,
                     notes = report.Notes, failures = report.Failures,
+                    // Which GEMM tuning table the times are on (null: the built-in choices).
+                    gemmTuning = backend.GemmTuning?.Summary,
                 });
             return report.Failures.Count == 0 ? ExitCodes.Success : ExitCodes.Internal;
         });

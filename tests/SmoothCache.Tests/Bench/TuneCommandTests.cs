@@ -67,6 +67,29 @@ public class TuneCommandTests
             string.Join("\n", launched.Select(g => (g.M, g.N, g.K, g.Variant?.Name, g.Splits))));
     }
 
+    [Fact]
+    public void BenchSaysWhichTuningTableItRunsOn()
+    {
+        using var folder = new CliRunner.TempFolder();
+        var table = new GemmTuning("CPUAccelerator", "LinearWgmmaTma", [new GemmChoice(128, 192, 64, LinearWgmmaTma.Variant.Parse("128x128-released"), 1, 1, 2)],
+            "2026-11-27: a test");
+        table.Save(folder.File("t.json"));
+        string? saved = Environment.GetEnvironmentVariable("SMOOTHCACHE_GEMM_TUNING");
+        try
+        {
+            Environment.SetEnvironmentVariable("SMOOTHCACHE_GEMM_TUNING", folder.File("t.json"));
+            var result = CliRunner.Run("bench", "--suite", "kernels", "--device", "cpu", "--iterations", "1", "--batch", "2", "--json", folder.File("k.json"));
+            Assert.True(result.ExitCode == ExitCodes.Success, result.Error + result.Out);
+            Assert.Contains("GEMM tuning: 1 shapes for LinearWgmmaTma on CPUAccelerator (2026-11-27: a test)", result.Out);
+            using var doc = JsonDocument.Parse(File.ReadAllText(folder.File("k.json")));
+            Assert.Equal(table.Summary, doc.RootElement.GetProperty("gemmTuning").GetString());
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("SMOOTHCACHE_GEMM_TUNING", saved);
+        }
+    }
+
     [Theory]
     [InlineData("--splits", "9", "--splits takes split counts from 1 to 8")]
     [InlineData("--batch", "0", "--batch takes batches of at least 1")]

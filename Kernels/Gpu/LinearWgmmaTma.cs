@@ -46,6 +46,10 @@ public static class LinearWgmmaTma
         /// writing (with <see cref="Backend.DependentLaunches"/>, during that kernel). Only where all of W fits in L2
         /// beside the rest (<see cref="EarlyFetchBytes"/>), so the 446 MB conditioning GEMM does not flush it.</summary>
         bool FetchWAtStart();
+        /// <summary>Whether a warp of its own, after the warpgroups, loads every tile as soon as its stage is released (then
+        /// Ahead = Stages): the warpgroups only wait, multiply and release, and no warp of theirs ever waits for the other
+        /// warpgroup's releases before its next multiply, as the loading thread of a warpgroup does on the other rings.</summary>
+        bool ProducerWarp();
     }
 
     /// <summary>The largest W (bytes) fetched into L2 at the start (<see cref="IRing.FetchWAtStart"/>): half of an H100's
@@ -62,6 +66,7 @@ public static class LinearWgmmaTma
         public int Cluster() => 1;
         public int L2Ahead() => 0;
         public bool FetchWAtStart() => false;
+        public bool ProducerWarp() => false;
     }
 
     /// <summary><see cref="BarrierRing"/> with W's tiles fetched into L2 6 tiles before they are loaded
@@ -74,6 +79,7 @@ public static class LinearWgmmaTma
         public int Cluster() => 1;
         public int L2Ahead() => 6;
         public bool FetchWAtStart() => false;
+        public bool ProducerWarp() => false;
     }
 
     /// <summary><see cref="BarrierRing"/> with all of a block's W rows asked of L2 at the start, before waiting for the grid
@@ -86,6 +92,7 @@ public static class LinearWgmmaTma
         public int Cluster() => 1;
         public int L2Ahead() => 0;
         public bool FetchWAtStart() => true;
+        public bool ProducerWarp() => false;
     }
 
     /// <summary>6 stages (96 KB), 4 ahead: 2 blocks but 8 tiles in flight per multiprocessor. Not yet timed.</summary>
@@ -97,6 +104,7 @@ public static class LinearWgmmaTma
         public int Cluster() => 1;
         public int L2Ahead() => 0;
         public bool FetchWAtStart() => false;
+        public bool ProducerWarp() => false;
     }
 
     /// <summary>4 stages, 3 ahead, no block barrier per tile: each warp releases a stage once its multiplies of the
@@ -111,6 +119,7 @@ public static class LinearWgmmaTma
         public int Cluster() => 1;
         public int L2Ahead() => 0;
         public bool FetchWAtStart() => false;
+        public bool ProducerWarp() => false;
     }
 
     /// <summary>7 stages (112 KB), 6 ahead, released by the warps as in <see cref="ReleasedRing"/>: 2 blocks but 12 tiles in
@@ -125,6 +134,7 @@ public static class LinearWgmmaTma
         public int Cluster() => 1;
         public int L2Ahead() => 0;
         public bool FetchWAtStart() => false;
+        public bool ProducerWarp() => false;
     }
 
     /// <summary>13 stages (208 KB), 12 ahead, released by the warps: one 128 x 128 block per multiprocessor with 12 tiles in
@@ -141,6 +151,34 @@ public static class LinearWgmmaTma
         public int Cluster() => 1;
         public int L2Ahead() => 0;
         public bool FetchWAtStart() => false;
+        public bool ProducerWarp() => false;
+    }
+
+    /// <summary>6 stages filled by a producer warp (<see cref="IRing.ProducerWarp"/>), released by the warpgroups: the
+    /// warp-specialised main loop of Hopper GEMMs such as CUTLASS's. At 128 x 128, 96 KB (2 blocks per multiprocessor);
+    /// at 256 x 128, 144 KB (1 block, two warpgroups that never wait for each other). Not yet timed.</summary>
+    public readonly struct SpecializedRing : IRing
+    {
+        public int Stages() => 6;
+        public int Ahead() => 6;
+        public bool Releases() => true;
+        public int Cluster() => 1;
+        public int L2Ahead() => 0;
+        public bool FetchWAtStart() => false;
+        public bool ProducerWarp() => true;
+    }
+
+    /// <summary><see cref="SpecializedRing"/> on 9 stages: 216 KB at 256 x 128 (all of shared memory, 9 tiles of 24 KB in
+    /// flight), 144 KB at 128 x 128 (1 block). Not yet timed.</summary>
+    public readonly struct DeepSpecializedRing : IRing
+    {
+        public int Stages() => 9;
+        public int Ahead() => 9;
+        public bool Releases() => true;
+        public int Cluster() => 1;
+        public int L2Ahead() => 0;
+        public bool FetchWAtStart() => false;
+        public bool ProducerWarp() => true;
     }
 
     /// <summary><see cref="ReleasedRing"/> in clusters of 2 row blocks that share W's tiles (<see cref="IRing.Cluster"/>):
@@ -156,6 +194,7 @@ public static class LinearWgmmaTma
         public int Cluster() => 2;
         public int L2Ahead() => 0;
         public bool FetchWAtStart() => false;
+        public bool ProducerWarp() => false;
     }
 
     /// <summary><see cref="MulticastRing"/> on <see cref="DeepReleasedRing"/>'s 7 stages, 6 ahead: both ways of moving more
@@ -168,10 +207,11 @@ public static class LinearWgmmaTma
         public int Cluster() => 2;
         public int L2Ahead() => 0;
         public bool FetchWAtStart() => false;
+        public bool ProducerWarp() => false;
     }
 
     /// <summary>The rings by name, for choosing one at run time (<see cref="Variant"/>).</summary>
-    public enum RingKind { Barrier, Prefetching, Deep, Released, Multicast, Early, DeepReleased, DeepMulticast, LongReleased }
+    public enum RingKind { Barrier, Prefetching, Deep, Released, Multicast, Early, DeepReleased, DeepMulticast, LongReleased, Specialized, DeepSpecialized }
 
     /// <summary>
     /// A block shape (128 x 128, or 256 x 128 with two warpgroups) and a ring, named so that one can be chosen at run
@@ -216,6 +256,8 @@ public static class LinearWgmmaTma
             case RingKind.DeepReleased: RunOnRing<TEpilogue, DeepReleasedRing>(backend, variant.TwoWarpGroups, x, w, bias, y, m, splits); break;
             case RingKind.DeepMulticast: RunOnRing<TEpilogue, DeepMulticastRing>(backend, variant.TwoWarpGroups, x, w, bias, y, m, splits); break;
             case RingKind.LongReleased when !variant.TwoWarpGroups: RunOnRing<TEpilogue, LongReleasedRing>(backend, false, x, w, bias, y, m, splits); break;
+            case RingKind.Specialized: RunOnRing<TEpilogue, SpecializedRing>(backend, variant.TwoWarpGroups, x, w, bias, y, m, splits); break;
+            case RingKind.DeepSpecialized: RunOnRing<TEpilogue, DeepSpecializedRing>(backend, variant.TwoWarpGroups, x, w, bias, y, m, splits); break;
             case RingKind.Multicast: RunOnRing<TEpilogue, MulticastRing>(backend, variant.TwoWarpGroups, x, w, bias, y, m, splits); break;
             default: throw new ArgumentOutOfRangeException(nameof(variant), variant.Ring, "unknown ring");
         }
@@ -465,7 +507,9 @@ public static class LinearWgmmaTma
                 default(TLoader).FetchWRow(a, row, k0, k1);
             default(TLoader).WaitForPrerequisiteGrids();
         }
-        bool loader = Group.IdxX == 0;
+        // With a producer warp (after the warpgroups' xRows threads) its first lane loads every tile; else the block's first thread.
+        bool producerRing = ring.ProducerWarp(), producer = producerRing && Group.IdxX >= xRows;
+        bool loader = Group.IdxX == (producerRing ? xRows : 0);
         // Without asynchronous loads (the emulation) a block barrier per tile makes them visible, releases or not.
         bool blockBarrier = !ring.Releases() || !default(TLoader).Asynchronous();
         int cluster = ring.Cluster(), rank = cluster > 1 ? default(TLoader).ClusterRank() : 0;
@@ -476,7 +520,7 @@ public static class LinearWgmmaTma
         if (cluster > 1) default(TLoader).SyncCluster();
         else Group.Barrier();
         int l2Ahead = ring.L2Ahead();
-        if (loader)
+        if (loader && !producerRing)
         {
             for (int s = 0; s < ahead && s < tiles; s++)
                 default(TLoader).Load<TLayout>(a, shared, sharedBase + (uint)(s * stageBytes), loaded + (uint)(8 * s), tileBegin + s, m0, n0, xRows, cluster, rank);
@@ -484,6 +528,24 @@ public static class LinearWgmmaTma
             if (l2Ahead > 0)
                 for (int s = ahead; s < ahead + l2Ahead && s < tiles; s++)
                     default(TLoader).PrefetchW<TLayout>(a, tileBegin + s, n0, cluster, rank);
+        }
+        if (producer)
+        {
+            // Each tile into its stage as soon as every warp has released the tile before it there; in the emulation the
+            // block barrier orders this copy before the tile's multiplies (and after the last reads of the stage, Stages >= 2
+            // barriers back). A loop and a return of its own: sharing the warpgroups' loop made ptxas merge their
+            // accumulators across the two roles (254 registers, spills).
+            for (int tile = 0, at = 0; tile < tiles; tile++, at = at + 1 == stages ? 0 : at + 1)
+            {
+                if (loader)
+                {
+                    if (tile >= stages) default(TLoader).Wait(released + (uint)(8 * at), ReleaseParity(tile, stages));
+                    default(TLoader).Load<TLayout>(a, shared, sharedBase + (uint)(at * stageBytes), loaded + (uint)(8 * at), tileBegin + tile, m0, n0, xRows, cluster, rank);
+                }
+                if (blockBarrier) Group.Barrier();
+            }
+            LinearWgmma.Store<TEpilogue, TPath>(a, default, m0, n0, group, groups, multiplied: false);
+            return;
         }
         Accumulators c = default;
         int stage = 0, parity = 0;
@@ -503,8 +565,8 @@ public static class LinearWgmmaTma
             int next = stage + ahead < stages ? stage + ahead : stage + ahead - stages, refill = tile + ahead;
             if (ring.Releases())
             {
-                // This warp's multiplies of tile - 1 are done: its stage (the one refilled next, Ahead = Stages - 1)
-                // is released; the loading thread refills it once all warps have.
+                // This warp's multiplies of tile - 1 are done: its stage (the one refilled next, Ahead = Stages - 1,
+                // or by the producer warp) is released; the loading thread refills it once all warps have.
                 default(TPath).WaitForMultiplies(1);
                 if (tile > 0 && Warp.LaneIdx == 0) default(TLoader).Release(released + (uint)(8 * (stage > 0 ? stage - 1 : stages - 1)), cluster);
                 if (loader && refill < tiles)
@@ -581,14 +643,15 @@ public static class LinearWgmmaTma
             (rows, columns, splitCount) => Config<TBlock, TRing>(rows, columns, splitCount));
     }
 
-    /// <summary><see cref="LinearWgmma.Config{TBlock}"/> with <typeparamref name="TRing"/>'s shared memory, the row
+    /// <summary><see cref="LinearWgmma.Config{TBlock}"/> with <typeparamref name="TRing"/>'s shared memory and producer warp, the row
     /// blocks padded to whole clusters (a block past M loads zeros for x, its share of W for the others, and
     /// stores nothing).</summary>
     public static KernelConfig Config<TBlock, TRing>(int m, int n, int splits) where TBlock : struct, LinearWgmma.IBlock where TRing : struct, IRing
     {
         var config = LinearWgmma.Config<TBlock>(m, n, splits, SharedBytes<TBlock, TRing>());
         int cluster = default(TRing).Cluster(), rows = (config.GridDim.Y + cluster - 1) / cluster * cluster;
-        return new KernelConfig(new Index3D(config.GridDim.X, rows, config.GridDim.Z), config.GroupDim, config.SharedMemoryConfig);
+        var threads = new Index3D(config.GroupDim.X + (default(TRing).ProducerWarp() ? 32 : 0), 1, 1);
+        return new KernelConfig(new Index3D(config.GridDim.X, rows, config.GridDim.Z), threads, config.SharedMemoryConfig);
     }
 
     private static Action<KernelConfig, Args> Load<TEpilogue, TBlock, TLayout, TRing, TPath, TLoader>(Backend backend)

@@ -123,6 +123,9 @@ public static class GpuChecks
             Check<LinearWgmma.OneWarpGroup, LinearWgmmaTma.EarlyRing>("W fetched at start split-K 3", 3);
             Check<LinearWgmma.OneWarpGroup, LinearWgmmaTma.DeepReleasedRing>("7 stages released split-K 3", 3);
             Check<LinearWgmma.OneWarpGroup, LinearWgmmaTma.LongReleasedRing>("13 stages released split-K 3", 3);
+            Check<LinearWgmma.OneWarpGroup, LinearWgmmaTma.SpecializedRing>("producer warp split-K 3", 3);
+            Check<LinearWgmma.TwoWarpGroups, LinearWgmmaTma.SpecializedRing>("256x128 producer warp", 1);
+            Check<LinearWgmma.TwoWarpGroups, LinearWgmmaTma.DeepSpecializedRing>("256x128 9 stages producer warp split-K 3", 3);
         }
         return results.ToArray();
     }

@@ -83,6 +83,8 @@ public static class PtxCommand
                             (typeof(LinearWgmmaTma.Swizzled64), typeof(LinearWgmma.OneWarpGroup), typeof(LinearWgmmaTma.EarlyRing)),
                             (typeof(LinearWgmmaTma.Swizzled64), typeof(LinearWgmma.OneWarpGroup), typeof(LinearWgmmaTma.DeepReleasedRing)),
                             (typeof(LinearWgmmaTma.Swizzled64), typeof(LinearWgmma.OneWarpGroup), typeof(LinearWgmmaTma.LongReleasedRing)),
+                            (typeof(LinearWgmmaTma.Swizzled64), typeof(LinearWgmma.OneWarpGroup), typeof(LinearWgmmaTma.SpecializedRing)),
+                            (typeof(LinearWgmmaTma.Swizzled64), typeof(LinearWgmma.TwoWarpGroups), typeof(LinearWgmmaTma.DeepSpecializedRing)),
                             (typeof(LinearWgmmaTma.Swizzled64), typeof(LinearWgmma.OneWarpGroup), typeof(LinearWgmmaTma.DeepMulticastRing)),
                             (typeof(LinearWgmmaTma.Swizzled64), typeof(LinearWgmma.TwoWarpGroups), typeof(LinearWgmmaTma.MulticastRing)),
                         }

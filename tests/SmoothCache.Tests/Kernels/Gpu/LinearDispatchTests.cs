@@ -52,7 +52,7 @@ public class LinearDispatchTests
     public void TmaGemmVariantsAreNamedAndParsedBack()
     {
         var all = LinearWgmmaTma.Variant.All.ToArray();
-        Assert.Equal(17, all.Select(v => v.Name).Distinct().Count());
+        Assert.Equal(21, all.Select(v => v.Name).Distinct().Count());
         Assert.All(all, v => Assert.Equal(v, LinearWgmmaTma.Variant.Parse(v.Name.ToUpperInvariant())));
         var e = Assert.Throws<ArgumentException>(() => LinearWgmmaTma.Variant.Parse("128x128-fast"));
         Assert.Contains("'128x128-fast'", e.Message);

@@ -453,12 +453,16 @@ public sealed class Backend : IDisposable
         _spin ??= Accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, int>(KernelProfile.Spin);
 
     /// <summary>Records every later launch's device time until the returned profile is disposed.</summary>
-    public KernelProfile StartProfile()
+    public KernelProfile StartProfile() => StartProfile(KernelProfile.HoldIterations);
+
+    /// <summary><see cref="StartProfile()"/> with the device held for <paramref name="holdIterations"/> steps of the spin
+    /// (<see cref="KernelProfile.HoldDevice"/>): a few launches need far less than a forward's hundreds.</summary>
+    internal KernelProfile StartProfile(int holdIterations)
     {
         if (Profile is not null) throw new InvalidOperationException("a kernel profile is already recording on this backend");
         RefuseWhileRecording("starting a kernel profile");
         var profile = new KernelProfile(this);
-        if (IsCuda) profile.HoldDevice();
+        if (IsCuda) profile.HoldDevice(holdIterations);
         Profile = profile;
         return profile;
     }

@@ -54,14 +54,17 @@ public sealed class KernelProfile : IDisposable
         _sink?.Dispose();
     }
 
+    /// <summary>Spin steps that hold the device while a forward's launches are queued: ~20 ms on a current GPU.</summary>
+    internal const int HoldIterations = 10_000_000;
+
     /// <summary>
-    /// Queues one thread that spins through a chain of dependent multiply-adds (tens of milliseconds on
-    /// a current GPU), so that the launches queued after it find the device busy. Not recorded.
+    /// Queues one thread that spins through a chain of <paramref name="iterations"/> dependent multiply-adds (about
+    /// 2 ns each on a current GPU), so that the launches queued after it find the device busy. Not recorded.
     /// </summary>
-    internal void HoldDevice()
+    internal void HoldDevice(int iterations)
     {
         _sink ??= _backend.Accelerator.Allocate1D<float>(1);
-        _backend.SpinKernel(_backend.Stream, 1, _sink.View, 10_000_000);
+        _backend.SpinKernel(_backend.Stream, 1, _sink.View, iterations);
     }
 
     // Freed with the profile, not after the spin: freeing device memory waits for the device.

@@ -207,7 +207,8 @@ public static class GemmTuner
     {
         for (int i = 0; i < copies; i++) launch();
         if (compiled) BenchClock.KeepBusy(backend, launch);
-        using var profile = backend.StartProfile();
+        // A quarter of a forward's hold (~5 ms): enough for the host to queue the calls behind it.
+        using var profile = backend.StartProfile(KernelProfile.HoldIterations / 4);
         for (int i = 0; i < iterations; i++) launch();
         return profile.Read().Sum(t => t.Milliseconds) / iterations;
     }

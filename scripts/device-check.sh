@@ -43,7 +43,7 @@ case "$MODE" in
     default|hopper|tma) ;;
     *) echo "usage: bash scripts/device-check.sh [default|hopper|tma]" >&2; exit 2 ;;
 esac
-# tma: the TMA-loaded GEMM (~450 s, limits 500 s; the budget above skips what would not fit; run it with the device
+# tma: the TMA-loaded GEMM (~400 s, limits 600 s; the budget above skips what would not fit; run it with the device
 # tool's timeout_s at 600): its checks and timings; only if its checks pass, the smoke suite, the TMA GEMM in clusters
 # (gemm-cluster, in its own process: never run on a GPU, a protocol fault would hang it), then `smoothcache tune` at
 # DiT-XL/2's GEMM shapes (batch 2 and 16; every variant and split, the cluster ones too if gemm-cluster passed), which

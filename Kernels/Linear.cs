@@ -147,13 +147,8 @@ public static class Linear
             if (backend.UsesTensorCores)
             {
                 var (variant, splits) = Fp16Launch(backend, m, n, k);
-                int logged = backend.GemmLog?.Count ?? 0;
                 // Throws with the reason for an unsupported K.
-                if (backend.UsesTma) LinearWgmmaTma.Run<TEpilogue>(backend, variant, xHalf.HalfView, w, biasView, OutputView.Of(y), m, splits);
-                else if (backend.UsesWgmma) LinearWgmma.Run<TEpilogue>(backend, xHalf.HalfView, w, biasView, OutputView.Of(y), m, splits);
-                else LinearTensorCore.Run<TEpilogue>(backend, xHalf.HalfView, w, biasView, OutputView.Of(y), m, splits);
-                // The launch logged the split it used; the variant is known here.
-                if (backend.UsesTma && backend.GemmLog is { } log && log.Count > logged) log[^1] = log[^1] with { Variant = variant };
+                RunFp16OnTensorCores<TEpilogue>(backend, variant, splits, xHalf.HalfView, w, biasView, OutputView.Of(y), m);
                 return;
             }
             ElementLauncher.Launch(backend, elements, new Args<TEpilogue, Fp16Operands>
@@ -189,6 +184,20 @@ public static class Linear
     /// "LinearTensorCore"), or null where they do not run on tensor cores: what a <see cref="GemmTuning"/> is measured with.</summary>
     public static string? Fp16Kernel(Backend backend) =>
         !backend.UsesTensorCores ? null : backend.UsesTma ? "LinearWgmmaTma" : backend.UsesWgmma ? "LinearWgmma" : "LinearTensorCore";
+
+    /// <summary>y = epilogue(x W^T + b) on the fp16 tensor-core GEMM <see cref="Fp16Kernel"/> names, on
+    /// <paramref name="variant"/> where that is the TMA GEMM, split <paramref name="splits"/> ways (0: the built-in
+    /// choice); logged in <see cref="Backend.GemmLog"/> where set.</summary>
+    public static void RunFp16OnTensorCores<TEpilogue>(Backend backend, LinearWgmmaTma.Variant variant, int splits, ArrayView<Half> x, Tensor w,
+        ArrayView<float> bias, OutputView y, int m) where TEpilogue : struct, IEpilogue
+    {
+        int logged = backend.GemmLog?.Count ?? 0;
+        if (backend.UsesTma) LinearWgmmaTma.Run<TEpilogue>(backend, variant, x, w, bias, y, m, splits);
+        else if (backend.UsesWgmma) LinearWgmma.Run<TEpilogue>(backend, x, w, bias, y, m, splits);
+        else LinearTensorCore.Run<TEpilogue>(backend, x, w, bias, y, m, splits);
+        // The launch logged the split it used; the variant is known here.
+        if (backend.UsesTma && backend.GemmLog is { } log && log.Count > logged) log[^1] = log[^1] with { Variant = variant };
+    }
 
     /// <summary>The TMA GEMM variant (where the backend uses them) and split (0: <see cref="SplitK.Choose(int, long, int, int)"/>'s)
     /// of an fp16 M x N x K GEMM on tensor cores: SMOOTHCACHE_TMA_GEMM's variant with the built-in split where set (for

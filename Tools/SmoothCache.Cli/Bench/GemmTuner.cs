@@ -135,12 +135,8 @@ public static class GemmTuner
             var builtInVariant = LinearWgmmaTma.Variant.For(m, n, k);
             int call = 0;
             Action Launch(LinearWgmmaTma.Variant variant, int splits) => () =>
-            {
-                var weight = weights[call++ % weights.Count];
-                if (tma) LinearWgmmaTma.Run<IdentityEpilogue>(backend, variant, xHalf.HalfView, weight, ArrayView<float>.Empty, OutputView.Of(y), m, splits);
-                else if (backend.UsesWgmma) LinearWgmma.Run<IdentityEpilogue>(backend, xHalf.HalfView, weight, ArrayView<float>.Empty, OutputView.Of(y), m, splits);
-                else LinearTensorCore.Run<IdentityEpilogue>(backend, xHalf.HalfView, weight, ArrayView<float>.Empty, OutputView.Of(y), m, splits);
-            };
+                Linear.RunFp16OnTensorCores<IdentityEpilogue>(backend, variant, splits, xHalf.HalfView, weights[call++ % weights.Count],
+                    ArrayView<float>.Empty, OutputView.Of(y), m);
             // The built-in choice first, its split as the launch resolves it; then each variant at each split count that
             // differs in effect (a split is rounded to whole K tiles per split).
             int builtInSplits;

@@ -54,8 +54,8 @@ public sealed class GemmTuning
 
     private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
 
-    /// <summary>Writes the table as JSON: a temporary file beside <paramref name="path"/>, then renamed over it.</summary>
-    public void Save(string path)
+    /// <summary>The table as the JSON <see cref="Load"/> reads (written atomically by the caller: Model's AtomicFile).</summary>
+    public string ToJson()
     {
         var gemms = new JsonArray();
         foreach (var g in Gemms)
@@ -65,14 +65,10 @@ public sealed class GemmTuning
                 ["ms"] = Math.Round(g.Milliseconds, 5), ["defaultMs"] = Math.Round(g.DefaultMilliseconds, 5),
             });
         var root = new JsonObject { ["device"] = Device, ["kernel"] = Kernel, ["measured"] = Measured, ["gemms"] = gemms };
-        string full = Path.GetFullPath(path);
-        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
-        string temp = full + ".tmp";
-        File.WriteAllText(temp, root.ToJsonString(Indented) + "\n");
-        File.Move(temp, full, overwrite: true);
+        return root.ToJsonString(Indented) + "\n";
     }
 
-    /// <summary>Reads a table <see cref="Save"/> wrote; every fault is an <see cref="InvalidDataException"/> naming the
+    /// <summary>Reads a table <see cref="ToJson"/> wrote; every fault is an <see cref="InvalidDataException"/> naming the
     /// file, the key and what was expected.</summary>
     public static GemmTuning Load(string path)
     {

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using SmoothCache.Model;
 
 namespace SmoothCache.Cli.Bench;
 
@@ -8,13 +9,5 @@ public static class BenchJson
     private static readonly JsonSerializerOptions Options =
         new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
 
-    public static void Write(string path, object value)
-    {
-        string text = JsonSerializer.Serialize(value, Options);
-        string full = Path.GetFullPath(path);
-        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
-        string temp = full + ".tmp";
-        File.WriteAllText(temp, text);
-        File.Move(temp, full, overwrite: true);
-    }
+    public static void Write(string path, object value) => AtomicFile.WriteAllText(path, JsonSerializer.Serialize(value, Options));
 }

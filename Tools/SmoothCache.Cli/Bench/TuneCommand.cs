@@ -83,7 +83,7 @@ public static class TuneCommand
             string measured = $"{DateTime.UtcNow:yyyy-MM-dd}: smoothcache tune --model {modelName} --batch {string.Join(" ", batchList)}";
             string path = parse.GetValue(output)!;
             // Saved after every shape: a run cut short leaves a table of the shapes it finished.
-            var table = GemmTuner.Tune(backend, shapes, new GemmTunerSettings(variantList, splitList, count), context.Out, tried, measured, t => t.Save(path));
+            var table = GemmTuner.Tune(backend, shapes, new GemmTunerSettings(variantList, splitList, count), context.Out, tried, measured, t => AtomicFile.WriteAllText(path, t.ToJson()));
 
             // What the table saves per forward: each shape's device time times how often the forward runs it.
             foreach (var (batch, batchShapes) in perBatch)
@@ -98,7 +98,7 @@ public static class TuneCommand
                 context.Out.WriteLine($"batch {batch}: fp16 GEMM device time per forward {builtIn:F3} ms built-in, {tuned:F3} ms tuned " +
                                       $"({builtIn / tuned:F2}x), {batchShapes.Sum(s => s.Count)} GEMMs of {batchShapes.Count} shapes");
             }
-            table.Save(path);
+            AtomicFile.WriteAllText(path, table.ToJson());
             context.Out.WriteLine($"wrote {path}: {table.Gemms.Count} tuned shapes. Use it with SMOOTHCACHE_GEMM_TUNING={path}, or put it in the " +
                                   "program's tuning folder (the repository's tuning/) to make it the default on this device.");
             if (parse.GetValue(json) is { } jsonPath)

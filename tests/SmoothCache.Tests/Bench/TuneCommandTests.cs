@@ -73,7 +73,7 @@ public class TuneCommandTests
         using var folder = new CliRunner.TempFolder();
         var table = new GemmTuning("CPUAccelerator", "LinearWgmmaTma", [new GemmChoice(128, 192, 64, LinearWgmmaTma.Variant.Parse("128x128-released"), 1, 1, 2)],
             "2026-11-27: a test");
-        table.Save(folder.File("t.json"));
+        AtomicFile.WriteAllText(folder.File("t.json"), table.ToJson());
         string? saved = Environment.GetEnvironmentVariable("SMOOTHCACHE_GEMM_TUNING");
         try
         {

@@ -1,4 +1,5 @@
 using SmoothCache.Kernels;
+using SmoothCache.Model;
 using SmoothCache.Kernels.Gpu;
 using SmoothCache.Tests.Cli;
 
@@ -18,7 +19,7 @@ public class GemmTuningTests
     {
         using var folder = new CliRunner.TempFolder();
         string path = folder.File("h200.json");
-        Sample().Save(path);
+        AtomicFile.WriteAllText(path, Sample().ToJson());
         var loaded = GemmTuning.Load(path);
         Assert.Equal(("NVIDIA H200", "LinearWgmmaTma", "2026-11-27: a test"), (loaded.Device, loaded.Kernel, loaded.Measured));
         Assert.Equal(Sample().Gemms, loaded.Gemms);
@@ -61,8 +62,8 @@ public class GemmTuningTests
     public void TheFolderGivesTheTableMeasuredOnTheDeviceOfThatName()
     {
         using var folder = new CliRunner.TempFolder();
-        Sample("NVIDIA H100 80GB HBM3").Save(folder.File("a-h100.json"));
-        Sample().Save(folder.File("b-h200.json"));
+        AtomicFile.WriteAllText(folder.File("a-h100.json"), Sample("NVIDIA H100 80GB HBM3").ToJson());
+        AtomicFile.WriteAllText(folder.File("b-h200.json"), Sample().ToJson());
         File.WriteAllText(folder.File("README.md"), "not a table");
         Assert.Equal("NVIDIA H200", GemmTuning.ForDevice("NVIDIA H200", folder.Path)!.Device);
         Assert.Equal("NVIDIA H100 80GB HBM3", GemmTuning.ForDevice("NVIDIA H100 80GB HBM3", folder.Path)!.Device);
@@ -78,7 +79,7 @@ public class GemmTuningTests
         try
         {
             string path = folder.File("t.json");
-            Sample("CPUAccelerator").Save(path);
+            AtomicFile.WriteAllText(path, Sample("CPUAccelerator").ToJson());
             Environment.SetEnvironmentVariable("SMOOTHCACHE_GEMM_TUNING", path);
             using (var backend = Backend.Create(DeviceKind.Cpu)) Assert.Equal(3, backend.GemmTuning!.Gemms.Count);
             // Unset: the tuning folder's table for the device, if any.

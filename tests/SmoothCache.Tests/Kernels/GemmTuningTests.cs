@@ -72,6 +72,22 @@ public class GemmTuningTests
     }
 
     [Fact]
+    public void EveryShippedTableLoadsForTheTmaGemmWithSplitsItsKAllows()
+    {
+        // The repository's tuning/*.json, as the build copies them beside the program.
+        string folder = Path.Combine(AppContext.BaseDirectory, "tuning");
+        var tables = Directory.GetFiles(folder, "*.json").Select(GemmTuning.Load).ToArray();
+        Assert.Contains(tables, t => t.Device == "NVIDIA H200");
+        foreach (var table in tables)
+        {
+            Assert.Equal(nameof(LinearWgmmaTma), table.Kernel);
+            Assert.Equal(table.Gemms, GemmTuning.ForDevice(table.Device, folder)!.Gemms); // one table per device
+            // A split is what the launch really runs: no split left without K tiles.
+            Assert.All(table.Gemms, g => Assert.Equal(g.Splits, SplitK.Partition(g.K, LinearTensorCore.Depth, g.Splits).Splits));
+        }
+    }
+
+    [Fact]
     public void SmoothcacheGemmTuningNamesTheTableOrNone()
     {
         string? saved = Environment.GetEnvironmentVariable("SMOOTHCACHE_GEMM_TUNING");

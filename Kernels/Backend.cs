@@ -109,6 +109,11 @@ public sealed class Backend : IDisposable
     /// The results are the same: every kernel waits for the one before it to finish before it reads or writes memory.</summary>
     public bool DependentLaunches { get; set; }
 
+    /// <summary>How the fp16 tensor-core attention stages its key tiles: from SMOOTHCACHE_ATTENTION (registers or async)
+    /// when the backend is created, registers when unset. The results are the same.</summary>
+    public Gpu.FlashAttentionTensorCore.Staging AttentionStaging { get; set; } =
+        Gpu.FlashAttentionTensorCore.ParseStaging(Environment.GetEnvironmentVariable("SMOOTHCACHE_ATTENTION"));
+
     /// <summary>Parses SMOOTHCACHE_PDL's value: on or off (null or empty: off).</summary>
     public static bool ParseDependentLaunches(string? text) => text?.Trim().ToLowerInvariant() switch
     {
@@ -296,8 +301,10 @@ public sealed class Backend : IDisposable
     private Kernel LoadCompiled(EntryPointDescription entry, bool autoGrouped, string? ptxTarget = null, int clusterRows = 1)
     {
         var compiled = Accelerator.CompileKernel(entry);
-        if (compiled is ILGPU.Backends.PTX.PTXCompiledKernel ptx && (ptxTarget is not null || SupportsDependentLaunches))
-            PtxTarget.Retarget(ptx, ptxTarget ?? PtxTarget.DependentLaunch, clusterRows, waitForPrerequisiteGrids: SupportsDependentLaunches);
+        if (compiled is ILGPU.Backends.PTX.PTXCompiledKernel ptx && PtxTarget.HasEdits(entry.MethodSource))
+            PtxTarget.Edit(ptx, text => PtxTarget.ApplyEdits(entry.MethodSource, text), $"edit {entry.MethodSource.Name}'s PTX");
+        if (compiled is ILGPU.Backends.PTX.PTXCompiledKernel retargeted && (ptxTarget is not null || SupportsDependentLaunches))
+            PtxTarget.Retarget(retargeted, ptxTarget ?? PtxTarget.DependentLaunch, clusterRows, waitForPrerequisiteGrids: SupportsDependentLaunches);
         return autoGrouped ? Accelerator.LoadAutoGroupedKernel(compiled) : Accelerator.LoadKernel(compiled);
     }
 
@@ -489,7 +496,8 @@ public sealed class Backend : IDisposable
         if (owner == typeof(ElementLauncher) && kernel.GetGenericArguments() is [var op])
             // An element kernel's Args struct is nested in its operator: name the operator.
             return op.IsNested ? Bare(op.DeclaringType!) + Arguments(op.GetGenericArguments()) : Plain(op);
-        return Plain(owner) + Arguments(kernel.GetGenericArguments());
+        // A type with more than one kernel names the others ("FlashAttentionTensorCore.AsyncKernel<PtxPath>").
+        return Plain(owner) + (kernel.Name == "Kernel" ? "" : "." + kernel.Name) + Arguments(kernel.GetGenericArguments());
     }
 
     private void CheckLaunch(string name)

@@ -77,12 +77,126 @@ public static partial class PtxTarget
         target.StartsWith("sm_", StringComparison.Ordinal) && int.TryParse(target.AsSpan(3).TrimEnd('a'), out int sm) && sm >= 90;
 
     /// <summary>Retargets an ILGPU-compiled kernel in place, before it is loaded.</summary>
-    public static void Retarget(PTXCompiledKernel kernel, string target, int clusterRows = 1, bool waitForPrerequisiteGrids = false)
+    public static void Retarget(PTXCompiledKernel kernel, string target, int clusterRows = 1, bool waitForPrerequisiteGrids = false) =>
+        Edit(kernel, ptx => Retarget(ptx, target, clusterRows, waitForPrerequisiteGrids), $"retarget a kernel to {target}");
+
+    /// <summary>Whether <paramref name="kernel"/> asks for edits of its PTX (<see cref="PromoteLocalScalarsAttribute"/>,
+    /// <see cref="BlocksPerMultiprocessorAttribute"/>).</summary>
+    public static bool HasEdits(MethodInfo kernel) =>
+        kernel.IsDefined(typeof(PromoteLocalScalarsAttribute), false) || kernel.IsDefined(typeof(BlocksPerMultiprocessorAttribute), false);
+
+    /// <summary>The PTX of <paramref name="kernel"/> with the edits its attributes ask for (before any retargeting).</summary>
+    public static string ApplyEdits(MethodInfo kernel, string ptx)
+    {
+        if (kernel.IsDefined(typeof(PromoteLocalScalarsAttribute), false)) ptx = PromoteLocalScalars(ptx);
+        if (kernel.GetCustomAttribute<BlocksPerMultiprocessorAttribute>() is { } occupancy)
+        {
+            if (!EntryDeclaration().IsMatch(ptx)) throw new ArgumentException("PTX text has no .entry declaration");
+            ptx = EntryDeclaration().Replace(ptx, m => $"{m.Value}\n.maxntid {occupancy.Threads}, 1, 1\n.minnctapersm {occupancy.Blocks}", 1);
+        }
+        return ptx;
+    }
+
+    /// <summary>Replaces an ILGPU-compiled kernel's PTX, before it is loaded, by <paramref name="edit"/>'s result.</summary>
+    public static void Edit(PTXCompiledKernel kernel, Func<string, string> edit, string what)
     {
         if (Assembly is null)
             throw new InvalidOperationException(
-                $"this ILGPU ({typeof(PTXCompiledKernel).Assembly.GetName().Version}) keeps PTXCompiledKernel's text elsewhere: " +
-                $"cannot retarget a kernel to {target}");
-        Assembly.SetValue(kernel, Retarget(kernel.PTXAssembly, target, clusterRows, waitForPrerequisiteGrids));
+                $"this ILGPU ({typeof(PTXCompiledKernel).Assembly.GetName().Version}) keeps PTXCompiledKernel's text elsewhere: cannot {what}");
+        Assembly.SetValue(kernel, edit(kernel.PTXAssembly));
     }
+
+    [GeneratedRegex(@"^\s*\.local \.align 4 \.b8 __local_depot(\d+)\[4\];\s*$")]
+    private static partial Regex ScalarDepot();
+
+    [GeneratedRegex(@"^\s*mov\.b64\s+(%rd\d+), __local_depot(\d+);\s*$")]
+    private static partial Regex DepotAddress();
+
+    [GeneratedRegex(@"^\s*ld\.local\.[bfus]32\s+(%\w+), \[(%rd\d+)\];\s*$")]
+    private static partial Regex DepotLoad();
+
+    [GeneratedRegex(@"^\s*st\.local\.[bfus]32\s+\[(%rd\d+)\], ([^;,\s]+);\s*$")]
+    private static partial Regex DepotStore();
+
+    [GeneratedRegex(@"%rd\d+(?!\d)")]
+    private static partial Regex AddressRegister();
+
+    [GeneratedRegex(@"^0[fF]([0-9a-fA-F]{8})$")]
+    private static partial Regex FloatBits();
+
+    /// <summary>
+    /// ILGPU passes every inline-asm operand through a 4-byte local variable of its own (<c>__local_depotN</c>, stored
+    /// and loaded through one address register); ptxas usually turns those back into registers, but not in a kernel
+    /// that also issues an asynchronous copy (<c>cp.async</c>, <c>cp.async.bulk</c>): there they stay in memory (the
+    /// attention with cp.async: 4 KB of stack and 213 registers; without the copies, 142 registers and none). This
+    /// edit does what ptxas would: each such variable whose address is used only by 32-bit <c>ld.local</c> /
+    /// <c>st.local</c> becomes a register <c>%dpN</c> (the loads and stores <c>mov.b32</c>s); any other is left alone.
+    /// Modules with more than one function are returned unchanged.
+    /// </summary>
+    public static string PromoteLocalScalars(string ptx)
+    {
+        if (ptx.Contains(".func", StringComparison.Ordinal)) return ptx;
+        var lines = ptx.Split('\n');
+        var depotOf = new Dictionary<string, int>(); // address register -> depot
+        var declared = new HashSet<int>();
+        foreach (var line in lines)
+        {
+            if (ScalarDepot().Match(line) is { Success: true } d) declared.Add(int.Parse(d.Groups[1].Value));
+            else if (DepotAddress().Match(line) is { Success: true } m && !depotOf.TryAdd(m.Groups[1].Value, int.Parse(m.Groups[2].Value)))
+                depotOf[m.Groups[1].Value] = -1; // an address register set twice: not a plain scalar
+        }
+        // Depots whose address is used anywhere but a 32-bit load or store, or taken twice, stay as they are.
+        var kept = new HashSet<int>(depotOf.Values.Where(d => d < 0 || !declared.Contains(d)));
+        foreach (var group in depotOf.GroupBy(p => p.Value).Where(g => g.Count() > 1)) kept.Add(group.Key);
+        foreach (var line in lines)
+        {
+            if (!line.Contains("%rd", StringComparison.Ordinal) || DepotAddress().IsMatch(line)) continue;
+            bool access = DepotLoad().IsMatch(line) || DepotStore().IsMatch(line);
+            foreach (Match r in AddressRegister().Matches(line))
+                if (depotOf.TryGetValue(r.Value, out int depot) && (!access || !line.Contains($"[{r.Value}]", StringComparison.Ordinal)))
+                    kept.Add(depot);
+        }
+        int Promoted(string register) => depotOf.TryGetValue(register, out int d) && d >= 0 && !kept.Contains(d) ? d : -1;
+
+        var result = new List<string>(lines.Length);
+        bool declaredRegisters = false;
+        int highest = declared.Where(d => !kept.Contains(d)).DefaultIfEmpty(-1).Max();
+        if (highest < 0) return ptx;
+        foreach (var line in lines)
+        {
+            string? replaced = line;
+            if (ScalarDepot().Match(line) is { Success: true } d && !kept.Contains(int.Parse(d.Groups[1].Value)))
+            {
+                // The registers where the first depot was declared (the function's top); the depot itself goes.
+                replaced = declaredRegisters ? null : $"\t.reg .b32 \t%dp<{highest + 1}>;";
+                declaredRegisters = true;
+            }
+            else if (DepotAddress().Match(line) is { Success: true } a && Promoted(a.Groups[1].Value) >= 0) replaced = null;
+            else if (DepotLoad().Match(line) is { Success: true } l && Promoted(l.Groups[2].Value) is >= 0 and var from)
+                replaced = $"\tmov.b32 \t{l.Groups[1].Value}, %dp{from};";
+            else if (DepotStore().Match(line) is { Success: true } st && Promoted(st.Groups[1].Value) is >= 0 and var to)
+            {
+                string value = st.Groups[2].Value;
+                // A float immediate (0f3F800000) as the bits a .b32 move takes.
+                if (FloatBits().Match(value) is { Success: true } bits) value = "0x" + bits.Groups[1].Value;
+                replaced = $"\tmov.b32 \t%dp{to}, {value};";
+            }
+            if (replaced is not null) result.Add(replaced);
+        }
+        return string.Join('\n', result);
+    }
+}
+
+/// <summary>Marks a CUDA kernel whose PTX is loaded through <see cref="PtxTarget.PromoteLocalScalars"/>: one that issues
+/// asynchronous copies and passes many values through inline asm.</summary>
+[AttributeUsage(AttributeTargets.Method)]
+public sealed class PromoteLocalScalarsAttribute : Attribute;
+
+/// <summary>Asks ptxas to fit <see cref="Blocks"/> blocks of <see cref="Threads"/> threads on a multiprocessor
+/// (<c>.maxntid</c>, <c>.minnctapersm</c>: it caps the registers a thread takes); launches must not exceed the threads.</summary>
+[AttributeUsage(AttributeTargets.Method)]
+public sealed class BlocksPerMultiprocessorAttribute(int threads, int blocks) : Attribute
+{
+    public int Threads { get; } = threads;
+    public int Blocks { get; } = blocks;
 }

@@ -40,6 +40,10 @@ public static class FlashAttentionTensorCore
     private const int KWords = QWords + Queries * QkStride * 4;
     private const int VWords = KWords + KeysPerTile * QkStride * 4;
     private const int SharedWords = VWords + KeysPerTile * VStride * 4;
+    /// <summary><see cref="AsyncKernel{TPath}"/>'s two buffers of a key tile (k rows, then v rows, as above); the queries
+    /// are staged in buffer 1's k rows before the first key tile lands there.</summary>
+    private const int BufferWords = (KeysPerTile * QkStride + KeysPerTile * VStride) * 4;
+    private const int AsyncSharedWords = 2 * BufferWords;
 
     public struct Args
     {
@@ -49,6 +53,8 @@ public static class FlashAttentionTensorCore
         public int T, Heads, HeadDim;
         /// <summary>The softmax scale 1 / sqrt(HeadDim) times log2 e: probabilities are 2^((s - max) ExpScale).</summary>
         public float ExpScale;
+        /// <summary>qkv's device address, for <see cref="AsyncKernel{TPath}"/>'s copies on CUDA.</summary>
+        public long QkvAddress;
     }
 
     /// <summary>16 rows x 64 keys of fp32 scores (8 mma tiles of 8 keys).</summary>
@@ -63,16 +69,32 @@ public static class FlashAttentionTensorCore
         public F4 N0, N1, N2, N3, N4, N5, N6, N7, N8;
     }
 
-    /// <summary>Copies the queries of tokens first..first + 63 of head h into shared memory (QWords, QkStride chunks
-    /// per row): thread t fills chunks 5 (t / 64).. + 4 of row t % 64, zeros past T and past the head (the padding
-    /// to 16 columns).</summary>
-    private static void StageQueries(Args a, ArrayView<uint> shared, int sample, int head, int first)
+    /// <summary>A lane's share of its warp's rows g and g + 8: outputs, running maxima (raw scores: the scale is positive)
+    /// and its part of the running sums.</summary>
+    public struct RowState
+    {
+        public Outputs O;
+        public float Max0, Max1, Sum0, Sum1;
+
+        public static RowState Empty => new() { Max0 = float.NegativeInfinity, Max1 = float.NegativeInfinity };
+    }
+
+    /// <summary>A warp's 16 queries as A fragments of the 16-deep steps 0..4 (step 4: head dim 72 only).</summary>
+    public struct QueryFragments
+    {
+        public U4 S0, S1, S2, S3, S4;
+    }
+
+    /// <summary>Copies the queries of tokens first..first + 63 of head h into shared memory from word
+    /// <paramref name="words"/> (QkStride chunks per row): thread t fills chunks 5 (t / 64).. + 4 of row t % 64, zeros
+    /// past T and past the head (the padding to 16 columns).</summary>
+    private static void StageQueries(Args a, ArrayView<uint> shared, int words, int sample, int head, int first)
     {
         var shared4 = shared.Cast<U4>();
         int headChunks = a.HeadDim >> 3, row = Group.IdxX & 63, chunk0 = 5 * (Group.IdxX >> 6);
         int token = first + row;
         int source = (sample * a.T + token) * 3 * a.Heads * headChunks + head * headChunks;
-        int at = (QWords >> 2) + row * QkStride;
+        int at = (words >> 2) + row * QkStride;
         for (int c = chunk0; c < chunk0 + 5; c++)
             shared4[at + c] = (token < a.T) & (c < headChunks) ? a.Qkv[source + c] : default;
     }
@@ -110,9 +132,21 @@ public static class FlashAttentionTensorCore
         return (sample * a.T + token) * 3 * a.Heads * chunks + ((1 + (t >> 6)) * a.Heads + head) * chunks;
     }
 
-    /// <summary>Where thread t's row goes in shared memory (16-byte chunks): k row t, or v row t - 64.</summary>
-    private static int RowTarget() =>
-        Group.IdxX < 64 ? (KWords >> 2) + Group.IdxX * QkStride : (VWords >> 2) + (Group.IdxX - 64) * VStride;
+    /// <summary>Where thread t's row goes in shared memory (16-byte chunks): k row t from word <paramref name="kWords"/>,
+    /// or v row t - 64 from <paramref name="vWords"/>.</summary>
+    private static int RowTarget(int kWords, int vWords) =>
+        Group.IdxX < 64 ? (kWords >> 2) + Group.IdxX * QkStride : (vWords >> 2) + (Group.IdxX - 64) * VStride;
+
+    /// <summary>Copies this thread's row (<see cref="RowSource"/>, <see cref="RowTarget"/>) chunk by chunk without
+    /// passing it through registers (<see cref="TensorCore.IWarpPath.CopyAsync"/>).</summary>
+    private static void CopyRow<TPath>(Args a, ArrayView<uint> shared, uint sharedBase, int source, int target, bool wide)
+        where TPath : struct, TensorCore.IWarpPath
+    {
+        var path = default(TPath);
+        for (int c = 0; c < 8; c++) path.CopyAsync(shared, sharedBase, target + c, a.Qkv, a.QkvAddress, source + c);
+        // Head dim 64 has 8 chunks: the ninth would be the next head's (or past the tensor).
+        if (wide) path.CopyAsync(shared, sharedBase, target + 8, a.Qkv, a.QkvAddress, source + 8);
+    }
 
     /// <summary>The loaded row into shared memory, after the barrier that frees the tile.</summary>
     private static void StageRow(ArrayView<uint> shared, int at, KeyValueRow row, bool wide)
@@ -300,69 +334,68 @@ public static class FlashAttentionTensorCore
         if (second) lower.StorePair<TPath>(8 * j, o.Z * inverse1, o.W * inverse1);
     }
 
-    public static void Kernel<TPath>(Args a) where TPath : struct, TensorCore.IWarpPath
+    /// <summary>The query fragments of this warp's rows for the 16-deep steps, from <paramref name="qLane"/> (<see cref="LaneWord"/>).</summary>
+    private static QueryFragments LoadQueries<TPath>(ArrayView<uint> shared, uint sharedBase, int qLane, bool wide)
+        where TPath : struct, TensorCore.IWarpPath
     {
-        var shared = SharedMemory.Allocate<U4>(SharedWords / 4).Cast<uint>();
         var path = default(TPath);
-        uint sharedBase = path.SharedBase();
-        int warp = Group.IdxX >> 5, lane = Warp.LaneIdx;
-        int head = Grid.IdxY % a.Heads, sample = Grid.IdxY / a.Heads;
-        int query0 = Grid.IdxX * Queries;
-        bool wide = a.HeadDim > 64;
-
-        // The first key tile's loads go out before the queries', so the two latencies overlap.
-        int target = RowTarget();
-        var loaded = LoadRow(a, RowSource(a, sample, head, 0), wide);
-        StageQueries(a, shared, sample, head, query0);
-        // k's zero padding (head dim 72: chunk 9 of 10, which no load writes).
-        if (wide && Group.IdxX < 64) shared.Cast<U4>()[target + 9] = default;
-        Group.Barrier();
-        int qLane = QWords + LaneWord(QkStride, false) + warp * 16 * QkStride * 4;
-        int kLane = KWords + LaneWord(QkStride, true), vLane = VWords + LaneWord(VStride, false);
-
-        // Rows g and g + 8 of the warp's 16: running max (raw scores: the scale is positive) and this lane's share of the sum.
-        float max0 = float.NegativeInfinity, max1 = float.NegativeInfinity, sum0 = 0f, sum1 = 0f;
-        Outputs o = default;
-        int g = lane >> 2, t = lane & 3;
-        for (int key0 = 0; key0 < a.T; key0 += KeysPerTile)
+        return new QueryFragments
         {
-            Group.Barrier();
-            StageRow(shared, target, loaded, wide);
-            Group.Barrier();
-            if (key0 + KeysPerTile < a.T) loaded = LoadRow(a, RowSource(a, sample, head, key0 + KeysPerTile), wide);
+            S0 = path.LoadMatrices(shared, sharedBase, qLane + 0 * 4),
+            S1 = path.LoadMatrices(shared, sharedBase, qLane + 2 * 4),
+            S2 = path.LoadMatrices(shared, sharedBase, qLane + 4 * 4),
+            S3 = path.LoadMatrices(shared, sharedBase, qLane + 6 * 4),
+            S4 = wide ? path.LoadMatrices(shared, sharedBase, qLane + 8 * 4) : default,
+        };
+    }
 
-            Scores s = default;
-            s = ScoreStep<TPath>(s, path.LoadMatrices(shared, sharedBase, qLane + 0 * 4), shared, sharedBase, kLane, 0);
-            s = ScoreStep<TPath>(s, path.LoadMatrices(shared, sharedBase, qLane + 2 * 4), shared, sharedBase, kLane, 1);
-            s = ScoreStep<TPath>(s, path.LoadMatrices(shared, sharedBase, qLane + 4 * 4), shared, sharedBase, kLane, 2);
-            s = ScoreStep<TPath>(s, path.LoadMatrices(shared, sharedBase, qLane + 6 * 4), shared, sharedBase, kLane, 3);
-            if (wide) s = ScoreStep<TPath>(s, path.LoadMatrices(shared, sharedBase, qLane + 8 * 4), shared, sharedBase, kLane, 4);
+    /// <summary>One key tile from <paramref name="key0"/> into a warp's rows: its 16 x 64 scores, the online softmax
+    /// (rescaling what came before to the new maxima) and the probabilities times v. kLane and vLane: the lane's words
+    /// in the tile's k and v rows (<see cref="LaneWord"/>); t: the lane's column pair (lane % 4).</summary>
+    private static RowState AttendTile<TPath>(Args a, RowState r, QueryFragments q, ArrayView<uint> shared, uint sharedBase,
+        int kLane, int vLane, int key0, int t, bool wide) where TPath : struct, TensorCore.IWarpPath
+    {
+        var path = default(TPath);
+        Scores s = default;
+        s = ScoreStep<TPath>(s, q.S0, shared, sharedBase, kLane, 0);
+        s = ScoreStep<TPath>(s, q.S1, shared, sharedBase, kLane, 1);
+        s = ScoreStep<TPath>(s, q.S2, shared, sharedBase, kLane, 2);
+        s = ScoreStep<TPath>(s, q.S3, shared, sharedBase, kLane, 3);
+        if (wide) s = ScoreStep<TPath>(s, q.S4, shared, sharedBase, kLane, 4);
 
-            // Keys past T (tile j holds keys key0 + 8j + 2t and + 1) are only in the last tile.
-            if (key0 + KeysPerTile > a.T) s = Masked(s, key0 + 2 * t, a.T);
-            // Key key0 < T is in every tile the loop visits, so each row's new maximum is finite.
-            float next0 = MathF.Max(max0, RowMax(TileMax(s, false))), next1 = MathF.Max(max1, RowMax(TileMax(s, true)));
-            float correction0 = path.Exp2((max0 - next0) * a.ExpScale), correction1 = path.Exp2((max1 - next1) * a.ExpScale);
-            max0 = next0;
-            max1 = next1;
+        // Keys past T (tile j holds keys key0 + 8j + 2t and + 1) are only in the last tile.
+        if (key0 + KeysPerTile > a.T) s = Masked(s, key0 + 2 * t, a.T);
+        // Key key0 < T is in every tile the loop visits, so each row's new maximum is finite.
+        float next0 = MathF.Max(r.Max0, RowMax(TileMax(s, false))), next1 = MathF.Max(r.Max1, RowMax(TileMax(s, true)));
+        float correction0 = path.Exp2((r.Max0 - next0) * a.ExpScale), correction1 = path.Exp2((r.Max1 - next1) * a.ExpScale);
+        r.Max0 = next0;
+        r.Max1 = next1;
 
-            s = Exponentials<TPath>(s, a.ExpScale, max0 * a.ExpScale, max1 * a.ExpScale);
-            sum0 = sum0 * correction0 + TileSum(s, false);
-            sum1 = sum1 * correction1 + TileSum(s, true);
-            o = Rescaled(o, correction0, correction1);
-            o = ValueStep<TPath>(o, ProbabilityFragment<TPath>(s.J0, s.J1), shared, sharedBase, vLane, 0, wide);
-            o = ValueStep<TPath>(o, ProbabilityFragment<TPath>(s.J2, s.J3), shared, sharedBase, vLane, 1, wide);
-            o = ValueStep<TPath>(o, ProbabilityFragment<TPath>(s.J4, s.J5), shared, sharedBase, vLane, 2, wide);
-            o = ValueStep<TPath>(o, ProbabilityFragment<TPath>(s.J6, s.J7), shared, sharedBase, vLane, 3, wide);
-        }
+        s = Exponentials<TPath>(s, a.ExpScale, r.Max0 * a.ExpScale, r.Max1 * a.ExpScale);
+        r.Sum0 = r.Sum0 * correction0 + TileSum(s, false);
+        r.Sum1 = r.Sum1 * correction1 + TileSum(s, true);
+        var o = Rescaled(r.O, correction0, correction1);
+        o = ValueStep<TPath>(o, ProbabilityFragment<TPath>(s.J0, s.J1), shared, sharedBase, vLane, 0, wide);
+        o = ValueStep<TPath>(o, ProbabilityFragment<TPath>(s.J2, s.J3), shared, sharedBase, vLane, 1, wide);
+        o = ValueStep<TPath>(o, ProbabilityFragment<TPath>(s.J4, s.J5), shared, sharedBase, vLane, 2, wide);
+        o = ValueStep<TPath>(o, ProbabilityFragment<TPath>(s.J6, s.J7), shared, sharedBase, vLane, 3, wide);
+        r.O = o;
+        return r;
+    }
 
-        float inverse0 = 1f / RowSum(sum0), inverse1 = 1f / RowSum(sum1);
-        int query = query0 + warp * 16 + g;
+    /// <summary>The warp's rows divided by their sums into the output, each where its query is before T.</summary>
+    private static void StoreRows<TPath>(Args a, RowState r, int sample, int head, int query0, bool wide)
+        where TPath : struct, TensorCore.IWarpPath
+    {
+        int lane = Warp.LaneIdx, g = lane >> 2, t = lane & 3;
+        float inverse0 = 1f / RowSum(r.Sum0), inverse1 = 1f / RowSum(r.Sum1);
+        int query = query0 + (Group.IdxX >> 5) * 16 + g;
         bool first = query < a.T, second = query + 8 < a.T;
         long at = ((long)sample * a.T + query) * a.Heads * a.HeadDim + head * a.HeadDim + 2 * t;
         // A row past T stores nothing; its view stays inside the output.
         var upper = a.Out.From(first ? at : 0);
         var lower = a.Out.From(second ? at + 8L * a.Heads * a.HeadDim : 0);
+        var o = r.O;
         Store<TPath>(upper, lower, 0, first, second, o.N0, inverse0, inverse1);
         Store<TPath>(upper, lower, 1, first, second, o.N1, inverse0, inverse1);
         Store<TPath>(upper, lower, 2, first, second, o.N2, inverse0, inverse1);
@@ -374,6 +407,86 @@ public static class FlashAttentionTensorCore
         if (wide) Store<TPath>(upper, lower, 8, first, second, o.N8, inverse0, inverse1);
     }
 
+    /// <summary>Key tiles staged through registers: each thread loads its row of the next tile while this one is
+    /// multiplied and stores it between two barriers; the query fragments are reloaded from shared memory every tile.</summary>
+    public static void Kernel<TPath>(Args a) where TPath : struct, TensorCore.IWarpPath
+    {
+        var shared = SharedMemory.Allocate<U4>(SharedWords / 4).Cast<uint>();
+        var path = default(TPath);
+        uint sharedBase = path.SharedBase();
+        int warp = Group.IdxX >> 5;
+        int head = Grid.IdxY % a.Heads, sample = Grid.IdxY / a.Heads;
+        int query0 = Grid.IdxX * Queries;
+        bool wide = a.HeadDim > 64;
+
+        // The first key tile's loads go out before the queries', so the two latencies overlap.
+        int target = RowTarget(KWords, VWords);
+        var loaded = LoadRow(a, RowSource(a, sample, head, 0), wide);
+        StageQueries(a, shared, QWords, sample, head, query0);
+        // k's zero padding (head dim 72: chunk 9 of 10, which no load writes).
+        if (wide && Group.IdxX < 64) shared.Cast<U4>()[target + 9] = default;
+        Group.Barrier();
+        int qLane = QWords + LaneWord(QkStride, false) + warp * 16 * QkStride * 4;
+        int kLane = KWords + LaneWord(QkStride, true), vLane = VWords + LaneWord(VStride, false);
+
+        var rows = RowState.Empty;
+        for (int key0 = 0; key0 < a.T; key0 += KeysPerTile)
+        {
+            Group.Barrier();
+            StageRow(shared, target, loaded, wide);
+            Group.Barrier();
+            if (key0 + KeysPerTile < a.T) loaded = LoadRow(a, RowSource(a, sample, head, key0 + KeysPerTile), wide);
+            rows = AttendTile<TPath>(a, rows, LoadQueries<TPath>(shared, sharedBase, qLane, wide), shared, sharedBase,
+                kLane, vLane, key0, Warp.LaneIdx & 3, wide);
+        }
+        StoreRows<TPath>(a, rows, sample, head, query0, wide);
+    }
+
+    /// <summary>Key tiles copied into two buffers without passing through registers (<c>cp.async</c>): the copy of the
+    /// next tile goes out right after the one barrier per tile, into the buffer the tile before used; the query
+    /// fragments stay in registers for the whole kernel. 40 KB of shared memory.</summary>
+    [PromoteLocalScalars, BlocksPerMultiprocessor(Threads, 4)]
+    public static void AsyncKernel<TPath>(Args a) where TPath : struct, TensorCore.IWarpPath
+    {
+        var shared = SharedMemory.Allocate<U4>(AsyncSharedWords / 4).Cast<uint>();
+        var path = default(TPath);
+        uint sharedBase = path.SharedBase();
+        int warp = Group.IdxX >> 5;
+        int head = Grid.IdxY % a.Heads, sample = Grid.IdxY / a.Heads;
+        int query0 = Grid.IdxX * Queries;
+        bool wide = a.HeadDim > 64;
+        const int VOffset = KeysPerTile * QkStride * 4;
+
+        // The first key tile's copies go out before the queries are loaded, into buffer 0; the queries go to buffer 1's
+        // k rows (their zero padding is the k padding that buffer needs), which the second tile overwrites only after
+        // the loop's first barrier, when every warp holds its query fragments.
+        CopyRow<TPath>(a, shared, sharedBase, RowSource(a, sample, head, 0), RowTarget(0, VOffset), wide);
+        path.CommitCopies();
+        StageQueries(a, shared, BufferWords, sample, head, query0);
+        // Buffer 0's k padding (head dim 72: chunk 9 of 10, which no copy writes).
+        if (wide && Group.IdxX < 64) shared.Cast<U4>()[Group.IdxX * QkStride + 9] = default;
+        Group.Barrier();
+        var q = LoadQueries<TPath>(shared, sharedBase, BufferWords + LaneWord(QkStride, false) + warp * 16 * QkStride * 4, wide);
+        int kLane = LaneWord(QkStride, true), vLane = VOffset + LaneWord(VStride, false);
+
+        var rows = RowState.Empty;
+        for (int key0 = 0, buffer = 0; key0 < a.T; key0 += KeysPerTile, buffer = BufferWords - buffer)
+        {
+            // This thread's copies of the tile have landed; after the barrier everyone's have, and every warp is done
+            // with the other buffer (the tile before, or the queries).
+            path.WaitAllCopies();
+            Group.Barrier();
+            if (key0 + KeysPerTile < a.T)
+            {
+                int next = BufferWords - buffer;
+                CopyRow<TPath>(a, shared, sharedBase, RowSource(a, sample, head, key0 + KeysPerTile), RowTarget(next, next + VOffset), wide);
+                path.CommitCopies();
+            }
+            rows = AttendTile<TPath>(a, rows, q, shared, sharedBase, kLane + buffer, vLane + buffer, key0, Warp.LaneIdx & 3, wide);
+        }
+        StoreRows<TPath>(a, rows, sample, head, query0, wide);
+    }
+
     public static bool SupportsHeadDim(int headDim) => headDim is 64 or 72;
 
     /// <summary>The launch shape: one group of 128 threads per (query tile, sample x head).</summary>
@@ -382,7 +495,7 @@ public static class FlashAttentionTensorCore
 
     /// <param name="qkv">Float16 [B, T, 3 * heads * headDim]</param>
     /// <param name="output">[B, T, heads * headDim], Float32 or Float16</param>
-    public static void Run(Backend backend, Tensor qkv, Tensor output, int b, int t, int heads, int headDim)
+    public static void Run(Backend backend, Tensor qkv, Tensor output, int b, int t, int heads, int headDim, Staging staging = Staging.Registers)
     {
         if (!SupportsHeadDim(headDim))
             throw new ArgumentException($"FlashAttentionTensorCore: head dim {headDim} is not 64 or 72");
@@ -394,11 +507,32 @@ public static class FlashAttentionTensorCore
         var args = new Args
         {
             Qkv = qkv.HalfView.Cast<U4>(), Out = OutputView.Of(output), T = t, Heads = heads, HeadDim = headDim,
-            ExpScale = 1.442695f / MathF.Sqrt(headDim),
+            ExpScale = 1.442695f / MathF.Sqrt(headDim), QkvAddress = backend.IsCuda ? TensorCore.DeviceAddress(qkv.HalfView) : 0,
         };
-        var kernel = backend.IsCuda
-            ? backend.LoadGrouped<Args>(Kernel<TensorCore.PtxPath>)
-            : backend.LoadGrouped<Args>(Kernel<TensorCore.EmulatedPath>);
+        bool async = staging == Staging.Async;
+        var kernel = (backend.IsCuda, async) switch
+        {
+            (true, false) => backend.LoadGrouped<Args>(Kernel<TensorCore.PtxPath>),
+            (true, true) => backend.LoadGrouped<Args>(AsyncKernel<TensorCore.PtxPath>),
+            (false, false) => backend.LoadGrouped<Args>(Kernel<TensorCore.EmulatedPath>),
+            (false, true) => backend.LoadGrouped<Args>(AsyncKernel<TensorCore.EmulatedPath>),
+        };
         kernel(Config(b, t, heads), args);
     }
+
+    /// <summary>How key tiles reach shared memory: through registers (<see cref="Kernel{TPath}"/>, the default) or by
+    /// <c>cp.async</c> into two buffers (<see cref="AsyncKernel{TPath}"/>).</summary>
+    public enum Staging
+    {
+        Registers,
+        Async,
+    }
+
+    /// <summary>Parses SMOOTHCACHE_ATTENTION's value: registers or async (null or empty: registers).</summary>
+    public static Staging ParseStaging(string? text) => text?.Trim().ToLowerInvariant() switch
+    {
+        null or "" or "registers" => Staging.Registers,
+        "async" => Staging.Async,
+        _ => throw new ArgumentException($"SMOOTHCACHE_ATTENTION='{text}': expected registers or async"),
+    };
 }

@@ -155,6 +155,17 @@ public static class TensorCore
 
         /// <summary>2^x: PTX ex2.approx (relative error about 2^-22; -inf gives 0).</summary>
         float Exp2(float x);
+
+        /// <summary>Copies 16 bytes, <paramref name="global"/>[<paramref name="index"/>] (at device address
+        /// <paramref name="globalAddress"/> + 16 index), to shared memory at 16-byte chunk <paramref name="chunk"/>:
+        /// <c>cp.async</c> on CUDA (visible after <see cref="WaitAllCopies"/> and a barrier), a plain copy elsewhere.</summary>
+        void CopyAsync(ArrayView<uint> shared, uint sharedBase, int chunk, ArrayView<U4> global, long globalAddress, int index);
+
+        /// <summary>Closes the group of copies started since the last commit.</summary>
+        void CommitCopies();
+
+        /// <summary>Waits until every copy this thread committed has landed.</summary>
+        void WaitAllCopies();
     }
 
     /// <summary>Inline PTX; ILGPU passes the asm outputs through local variables that ptxas promotes.</summary>
@@ -209,6 +220,13 @@ public static class TensorCore
             CudaAsm.Emit("ex2.approx.ftz.f32 %0, %1;", out float y, x);
             return y;
         }
+
+        public void CopyAsync(ArrayView<uint> shared, uint sharedBase, int chunk, ArrayView<U4> global, long globalAddress, int index) =>
+            TensorCore.CopyAsync(sharedBase + 16u * (uint)chunk, globalAddress + 16L * index, true);
+
+        public void CommitCopies() => TensorCore.CommitCopies();
+
+        public void WaitAllCopies() => CudaAsm.Emit("cp.async.wait_all;");
     }
 
     /// <summary>The same results with warp shuffles, on any accelerator.</summary>
@@ -236,6 +254,13 @@ public static class TensorCore
             HalfConversion.RoundToHalfBits(low) | ((uint)HalfConversion.RoundToHalfBits(high) << 16);
 
         public float Exp2(float x) => MathF.Exp(x * 0.6931472f);
+
+        public void CopyAsync(ArrayView<uint> shared, uint sharedBase, int chunk, ArrayView<U4> global, long globalAddress, int index) =>
+            shared.Cast<U4>()[chunk] = global[index];
+
+        public void CommitCopies() { }
+
+        public void WaitAllCopies() { }
 
         /// <summary>This lane's word of transposed matrix i: rows 2t and 2t + 1 (passed by lanes 8i + 2t,
         /// 8i + 2t + 1) at column g.</summary>

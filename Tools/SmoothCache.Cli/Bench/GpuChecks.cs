@@ -282,13 +282,14 @@ public static class GpuChecks
             if (!FlashAttentionTensorCore.SupportsHeadDim(hd)) continue;
             // fp16 qkv: the tensor-core kernel on CUDA vs the fused fp32 one on the CPU, from the same
             // rounded input; probabilities rounded to fp16 make ~1e-4 (the CPU emulation's tests).
-            yield return () => Compare("attention tensor-core", b * t, heads, hd, 1e-3, cuda, cpu, backend =>
-            {
-                using var x = backend.Arena.Upload(qkv, b, t, 3 * heads * hd);
-                using var half = HalfConversion.ToHalf(x);
-                using var y = Attention.Run(half, heads, hd);
-                return y.ToArray();
-            });
+            foreach (var staging in Enum.GetValues<FlashAttentionTensorCore.Staging>())
+                yield return () => Compare($"attention tensor-core, {staging.ToString().ToLowerInvariant()} staging", b * t, heads, hd, 1e-3, cuda, cpu, backend =>
+                {
+                    using var x = backend.Arena.Upload(qkv, b, t, 3 * heads * hd);
+                    using var half = HalfConversion.ToHalf(x);
+                    using var y = Attention.Run(half, heads, hd, staging: staging);
+                    return y.ToArray();
+                });
         }
         const int rows = 37, samples = 3, width = 1152;
         var xs = RandomData(12, (long)samples * rows * width, 3f);

@@ -60,7 +60,8 @@ public static class PtxCommand
         foreach (var epilogue in new[] { typeof(IdentityEpilogue), typeof(GeluTanhEpilogue), typeof(SiluEpilogue) })
             foreach (var path in new[] { typeof(LinearTensorCore.Ptx), typeof(LinearTensorCore.PtxTf32x3) })
                 kernels.Add(typeof(LinearTensorCore).GetMethod(nameof(LinearTensorCore.Kernel))!.MakeGenericMethod(epilogue, path));
-        kernels.Add(typeof(FlashAttentionTensorCore).GetMethod(nameof(FlashAttentionTensorCore.Kernel))!.MakeGenericMethod(typeof(TensorCore.PtxPath)));
+        foreach (var attention in new[] { nameof(FlashAttentionTensorCore.Kernel), nameof(FlashAttentionTensorCore.AsyncKernel) })
+            kernels.Add(typeof(FlashAttentionTensorCore).GetMethod(attention)!.MakeGenericMethod(typeof(TensorCore.PtxPath)));
         var hopper = (from epilogue in new[] { typeof(IdentityEpilogue), typeof(GeluTanhEpilogue), typeof(SiluEpilogue) }
                       from block in new[] { typeof(LinearWgmma.OneWarpGroup), typeof(LinearWgmma.TwoWarpGroups), typeof(LinearWgmma.OneWarpGroupCompact) }
                       select typeof(LinearWgmma).GetMethod(nameof(LinearWgmma.Kernel))!.MakeGenericMethod(epilogue, typeof(LinearWgmma.Ptx), block))

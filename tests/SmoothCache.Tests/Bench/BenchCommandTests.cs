@@ -112,6 +112,7 @@ public class BenchCommandTests
         Assert.Contains(steps, l => l.EndsWith("dit-digits forward, batch 2"));
         Assert.Contains(steps, l => l.Contains("dit-digits DDIM 2 steps"));
         Assert.Contains(steps, l => l.EndsWith("recorded with dependent launches and replayed"));
+        Assert.Contains(steps, l => l.EndsWith("Attention fp16, 130 tokens, 2 heads of 64, async staging"));
         Assert.DoesNotContain("FAIL", output);
     }
 

@@ -34,6 +34,26 @@ public class PtxTargetTests
     }
 
     [Fact]
+    public void PromotesLocalScalarsUsedOnlyByWordLoadsAndStores()
+    {
+        const string ptx = ".target sm_80\n.visible .entry Kernel_Kernel(\n)\n{\n" +
+            "\t.local .align 4 .b8 __local_depot0[4];\n\t.local .align 4 .b8 __local_depot1[4];\n\t.local .align 4 .b8 __local_depot2[4];\n" +
+            "\tmov.b64 \t%rd1, __local_depot0;\n\tmov.b64 \t%rd2, __local_depot1;\n\tmov.b64 \t%rd3, __local_depot2;\n" +
+            "\tst.local.f32 \t[%rd1], 0f3F800000;\n\tld.local.b32 \t%r1, [%rd1];\n\tst.local.b32 \t[%rd1], %r1;\n\tld.local.f32 \t%f1, [%rd1];\n" +
+            // depot 1 at an offset, depot 2's address in arithmetic: both stay in memory.
+            "\tst.local.b32 \t[%rd2+4], %r1;\n\tadd.s64 \t%rd4, %rd3, 8;\n\tst.local.b32 \t[%rd3], %r1;\n\tld.local.b32 \t%r12, [%rd13];\n\tret;\n}\n";
+        string promoted = PtxTarget.PromoteLocalScalars(ptx);
+        Assert.Equal(".target sm_80\n.visible .entry Kernel_Kernel(\n)\n{\n" +
+            "\t.reg .b32 \t%dp<1>;\n\t.local .align 4 .b8 __local_depot1[4];\n\t.local .align 4 .b8 __local_depot2[4];\n" +
+            "\tmov.b64 \t%rd2, __local_depot1;\n\tmov.b64 \t%rd3, __local_depot2;\n" +
+            "\tmov.b32 \t%dp0, 0x3F800000;\n\tmov.b32 \t%r1, %dp0;\n\tmov.b32 \t%dp0, %r1;\n\tmov.b32 \t%f1, %dp0;\n" +
+            "\tst.local.b32 \t[%rd2+4], %r1;\n\tadd.s64 \t%rd4, %rd3, 8;\n\tst.local.b32 \t[%rd3], %r1;\n\tld.local.b32 \t%r12, [%rd13];\n\tret;\n}\n",
+            promoted);
+        // A module with a function besides the entry is left alone (its registers would need declaring in each).
+        Assert.Equal(ptx + ".func f()\n{\n}\n", PtxTarget.PromoteLocalScalars(ptx + ".func f()\n{\n}\n"));
+    }
+
+    [Fact]
     public void RetargetsTheWgmmaKernelIlgpuCompiled()
     {
         // ILGPU's PTX backend needs no device; the compiled kernel's text is what the driver would assemble.

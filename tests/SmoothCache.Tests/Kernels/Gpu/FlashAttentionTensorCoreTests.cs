@@ -12,13 +12,14 @@ namespace SmoothCache.Tests.Kernels.Gpu;
 /// </summary>
 public class FlashAttentionTensorCoreTests
 {
-    private static (float[] Got, double[] Expected) Run(int seed, int b, int t, int heads, int hd, float scale, DType output = DType.Float32)
+    private static (float[] Got, double[] Expected) Run(int seed, int b, int t, int heads, int hd, float scale, DType output = DType.Float32,
+        FlashAttentionTensorCore.Staging staging = FlashAttentionTensorCore.Staging.Registers)
     {
         var qkv = Random(seed, b * t * 3 * heads * hd, scale).Select(v => (float)(System.Half)v).ToArray();
         using var full = Cpu.Arena.Upload(qkv, b, t, 3 * heads * hd);
         using var half = HalfConversion.ToHalf(full);
         using var y = Cpu.Arena.Rent(output, b, t, heads * hd);
-        FlashAttentionTensorCore.Run(Cpu, half, y, b, t, heads, hd);
+        FlashAttentionTensorCore.Run(Cpu, half, y, b, t, heads, hd, staging);
         return (y.ToArray(), AttentionTests.Reference(qkv, b, t, heads, hd));
     }
 
@@ -34,14 +35,35 @@ public class FlashAttentionTensorCoreTests
     }
 
     [Theory]
-    [InlineData(2, 200, 2, 72)]  // four key tiles, the last ragged: each tile's rows loaded while the one before is multiplied
-    [InlineData(1, 130, 3, 64)]  // head dim 64: 8 chunks a row, the ninth (the next head's) not loaded
-    [InlineData(2, 128, 1, 72)]  // whole tiles only: no tile masked, no key past T loaded
-    public void PrefetchesEachKeyTileAcrossManyTiles(int b, int t, int heads, int hd)
+    [InlineData(2, 200, 2, 72, FlashAttentionTensorCore.Staging.Registers)]  // four key tiles, the last ragged: each tile's rows loaded while the one before is multiplied
+    [InlineData(1, 130, 3, 64, FlashAttentionTensorCore.Staging.Registers)]  // head dim 64: 8 chunks a row, the ninth (the next head's) not loaded
+    [InlineData(2, 128, 1, 72, FlashAttentionTensorCore.Staging.Registers)]  // whole tiles only: no tile masked, no key past T loaded
+    [InlineData(1, 200, 1, 72, FlashAttentionTensorCore.Staging.Async)]      // both buffers used twice; the queries staged in buffer 1 first
+    [InlineData(1, 130, 1, 64, FlashAttentionTensorCore.Staging.Async)]      // three tiles: buffer 0 refilled after the tile in buffer 1
+    [InlineData(1, 1, 1, 72, FlashAttentionTensorCore.Staging.Async)]        // one tile: buffer 1 never holds keys, only the queries
+    public void PrefetchesEachKeyTileAcrossManyTiles(int b, int t, int heads, int hd, FlashAttentionTensorCore.Staging staging)
     {
-        var (got, expected) = Run(54, b, t, heads, hd, 2f);
+        var (got, expected) = Run(54, b, t, heads, hd, 2f, staging: staging);
         double error = RelativeL2(got, expected);
         Assert.True(error < 1e-3, $"{error:E2}");
+    }
+
+    [Fact]
+    public void BothStagingsComputeTheSameBits()
+    {
+        // The same arithmetic on the same tiles in the same order: only where the tiles wait differs.
+        var (registers, _) = Run(55, 1, 130, 1, 72, 2f, DType.Float16, FlashAttentionTensorCore.Staging.Registers);
+        var (async, _) = Run(55, 1, 130, 1, 72, 2f, DType.Float16, FlashAttentionTensorCore.Staging.Async);
+        Assert.Equal(registers, async);
+    }
+
+    [Fact]
+    public void SmoothcacheAttentionNamesTheStaging()
+    {
+        Assert.Equal(FlashAttentionTensorCore.Staging.Registers, FlashAttentionTensorCore.ParseStaging(null));
+        Assert.Equal(FlashAttentionTensorCore.Staging.Async, FlashAttentionTensorCore.ParseStaging(" Async "));
+        var e = Assert.Throws<ArgumentException>(() => FlashAttentionTensorCore.ParseStaging("tma"));
+        Assert.Equal("SMOOTHCACHE_ATTENTION='tma': expected registers or async", e.Message);
     }
 
     [Fact]

@@ -200,6 +200,26 @@ public class PtxGenerationTests
     }
 
     [Fact]
+    public void AsyncAttentionCopiesKeyTilesWithCpAsyncAndKeepsItsAsmOperandsInRegisters()
+    {
+        var kernel = typeof(FlashAttentionTensorCore).GetMethod(nameof(FlashAttentionTensorCore.AsyncKernel))!.MakeGenericMethod(typeof(TensorCore.PtxPath));
+        var ptx = CompileToPtx(kernel);
+        // A row's first 8 chunks in a loop, the ninth (head dim 72) after it: the first tile's copies and the next one's.
+        Assert.Equal(4, Count(ptx, "cp.async.cg.shared.global"));
+        Assert.Equal(2, Count(ptx, "cp.async.commit_group"));
+        Assert.Equal(1, Count(ptx, "cp.async.wait_all"));
+        // ILGPU's asm operands promoted to registers (PtxTarget.PromoteLocalScalars): nothing left in local memory.
+        Assert.DoesNotContain("__local_depot", ptx);
+        Assert.DoesNotContain(".local", ptx);
+        Assert.Contains(".reg .b32 \t%dp<", ptx);
+        // Four blocks of 128 threads a multiprocessor: ptxas keeps a thread within 128 registers.
+        Assert.Contains(".maxntid 128, 1, 1\n.minnctapersm 4", ptx);
+        // Two buffers of a key tile; one barrier a tile plus the one after the queries are staged.
+        Assert.Contains(".shared .align 16 .b8 __shared_alloca0[40960];", ptx);
+        Assert.Equal(2, Count(ptx, "bar.sync"));
+    }
+
+    [Fact]
     public void SgemmTranslatesWithVectorSharedLoadsAndNoLocalMemory()
     {
         var ptx = CompileToPtx(Kernel(typeof(Sgemm), typeof(IdentityEpilogue)));

@@ -76,9 +76,9 @@ public sealed class Backend : IDisposable
     /// device (<see cref="GemmTuning.ForDevice"/>). Applies only to the kernel it was measured with.</summary>
     public GemmTuning? GemmTuning { get; set; }
 
-    /// <summary>Where set, <see cref="Linear"/> adds every fp16 tensor-core GEMM it launches, with its variant and
-    /// split (times NaN): the shapes a model multiplies, for <c>smoothcache tune</c>.</summary>
-    internal List<GemmChoice>? GemmLog { get; set; }
+    /// <summary>Where set, <see cref="Linear"/> adds every fp16 tensor-core GEMM it launches, with its variant, split
+    /// (times NaN), epilogue and output type: the GEMMs a model runs, for <c>smoothcache tune</c>.</summary>
+    internal List<GemmLaunch>? GemmLog { get; set; }
 
     /// <summary>The GEMM tuning table SMOOTHCACHE_GEMM_TUNING names ("none": no table), or, when it is unset, the table
     /// for <paramref name="deviceName"/> in <paramref name="folder"/> (null when there is none).</summary>

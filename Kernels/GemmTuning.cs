@@ -8,6 +8,17 @@ namespace SmoothCache.Kernels;
 /// How one fp16 GEMM shape (M x N x K) is launched on a tuned device: the TMA GEMM variant (null for a kernel set
 /// without variants) and the split along K, with the device time it took and the untuned choice's, as measured.
 /// </summary>
+/// <summary>An fp16 tensor-core GEMM a backend launched (<see cref="Backend.GemmLog"/>): its shape, variant and split,
+/// its epilogue and whether it wrote fp16.</summary>
+internal readonly record struct GemmLaunch(GemmChoice Choice, Type Epilogue, bool Fp16Output)
+{
+    public int M => Choice.M;
+    public int N => Choice.N;
+    public int K => Choice.K;
+    public LinearWgmmaTma.Variant? Variant => Choice.Variant;
+    public int Splits => Choice.Splits;
+}
+
 public readonly record struct GemmChoice(int M, int N, int K, LinearWgmmaTma.Variant? Variant, int Splits, double Milliseconds,
     double DefaultMilliseconds);
 

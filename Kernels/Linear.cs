@@ -196,7 +196,7 @@ public static class Linear
         else if (backend.UsesWgmma) LinearWgmma.Run<TEpilogue>(backend, x, w, bias, y, m, splits);
         else LinearTensorCore.Run<TEpilogue>(backend, x, w, bias, y, m, splits);
         // The launch logged the split it used; the variant is known here.
-        if (backend.UsesTma && backend.GemmLog is { } log && log.Count > logged) log[^1] = log[^1] with { Variant = variant };
+        if (backend.UsesTma && backend.GemmLog is { } log && log.Count > logged) log[^1] = log[^1] with { Choice = log[^1].Choice with { Variant = variant } };
     }
 
     /// <summary>The TMA GEMM variant (where the backend uses them) and split (0: <see cref="SplitK.Choose(int, long, int, int)"/>'s)

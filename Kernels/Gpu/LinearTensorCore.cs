@@ -742,7 +742,8 @@ public static class LinearTensorCore
         if (!Sgemm.FitsInt32(m, n, k, used))
             throw new ArgumentException($"{name}: M={m}, N={n}, K={k} in {used} splits overflow 32-bit indexing");
         // The fp16 GEMMs, which a tuning table covers (not 3xTF32's float ones).
-        if (typeof(T) == typeof(Half)) backend.GemmLog?.Add(new GemmChoice(m, n, k, null, used, double.NaN, double.NaN));
+        if (typeof(T) == typeof(Half))
+            backend.GemmLog?.Add(new GemmLaunch(new GemmChoice(m, n, k, null, used, double.NaN, double.NaN), typeof(TEpilogue), y.F16.Length > 0));
         var args = new Args
         {
             X = x.SubView(0, (long)m * k).Cast<U4>(), W = w.Cast<U4>(),

@@ -12,16 +12,24 @@ public sealed record TunedCandidate(int M, int N, int K, string Variant, int Spl
     public bool Passed => RelativeError <= GemmTuner.Tolerance;
 }
 
+/// <summary>A GEMM shape to tune as a forward runs it: M x N x K, its epilogue (GELU for fc1) and whether it writes fp16
+/// (qkv and fc1 do, for the kernels after them).</summary>
+public readonly record struct TunedShape(int M, int N, int K, Type Epilogue, bool Fp16Output)
+{
+    public override string ToString() => $"{M} x {N} x {K}";
+}
+
 /// <summary>What the tuner tries per shape: these TMA GEMM variants (ignored for other kernels) at these splits along K.</summary>
 public sealed record GemmTunerSettings(IReadOnlyList<LinearWgmmaTma.Variant> Variants, IReadOnlyList<int> Splits, int Iterations);
 
 /// <summary>
 /// Chooses, per fp16 GEMM shape of a model's forward, the TMA GEMM variant and split along K that take the least
 /// device time (<see cref="GemmTuning"/>, for <c>smoothcache tune</c>). Each candidate is first checked against float64
-/// (fp16-rounded inputs) at one output in every 128 x 128 tile and 256 more; one that fails is never chosen. Then it is
-/// timed as a forward meets it: x as the kernel before left it (in L2), W from device memory (each call takes the next of
-/// enough copies of W to pass any L2), device time from events around each call with the device kept busy (the kernel
-/// profile). The built-in choice stays unless a candidate is <see cref="MinGain"/> faster.
+/// (fp16-rounded inputs, no epilogue, float32 output) at one output in every 128 x 128 tile and 256 more; one that fails
+/// is never chosen. Then it is timed as a forward meets it: with the forward's epilogue, bias and output type, x as the
+/// kernel before left it (in L2), W from device memory (each call takes the next of enough copies of W to pass any L2),
+/// device time from events around each call with the device kept busy (the kernel profile). The built-in choice stays
+/// unless a candidate is <see cref="MinGain"/> faster.
 /// </summary>
 public static class GemmTuner
 {
@@ -48,7 +56,7 @@ public static class GemmTuner
 
     /// <summary>The fp16 tensor-core GEMMs one forward of <paramref name="model"/> at <paramref name="batch"/> launches
     /// with the built-in choices (no tuning table), each shape once with how often it ran, in order of first launch.</summary>
-    public static IReadOnlyList<(GemmChoice Launch, int Count)> Shapes(DiTTransformer model, int batch)
+    public static IReadOnlyList<(TunedShape Shape, int Count)> Shapes(DiTTransformer model, int batch)
     {
         var backend = model.Backend;
         var table = backend.GemmTuning;
@@ -58,7 +66,9 @@ public static class GemmTuner
         try
         {
             using (latents) model.Forward(latents, timesteps, labels).Dispose();
-            return backend.GemmLog.GroupBy(g => (g.M, g.N, g.K)).Select(g => (g.First(), g.Count())).ToArray();
+            // A shape launched with more than one epilogue or output type (none in a DiT) is timed as first launched.
+            return backend.GemmLog.GroupBy(g => (g.M, g.N, g.K))
+                .Select(g => (new TunedShape(g.Key.M, g.Key.N, g.Key.K, g.First().Epilogue, g.First().Fp16Output), g.Count())).ToArray();
         }
         finally
         {
@@ -81,7 +91,7 @@ public static class GemmTuner
     /// <summary>Tries every candidate at each of <paramref name="shapes"/> and returns the table of the chosen ones; every
     /// candidate tried is added to <paramref name="tried"/> and logged. <paramref name="tuned"/> is given the table so far
     /// after each shape (to save it: a run cut short still leaves the shapes it finished).</summary>
-    public static GemmTuning Tune(Backend backend, IReadOnlyList<(int M, int N, int K)> shapes, GemmTunerSettings settings, TextWriter log,
+    public static GemmTuning Tune(Backend backend, IReadOnlyList<TunedShape> shapes, GemmTunerSettings settings, TextWriter log,
         List<TunedCandidate> tried, string measured, Action<GemmTuning>? tuned = null)
     {
         string kernel = Linear.Fp16Kernel(backend)
@@ -92,9 +102,10 @@ public static class GemmTuner
         try
         {
             var chosen = new List<GemmChoice>();
-            foreach (var (m, n, k) in shapes)
+            foreach (var shape in shapes)
             {
-                var candidates = TuneShape(backend, m, n, k, settings, log);
+                var (m, n, k) = (shape.M, shape.N, shape.K);
+                var candidates = TuneShape(backend, shape, settings, log);
                 tried.AddRange(candidates);
                 if (Choose(candidates) is { } c)
                 {
@@ -116,8 +127,16 @@ public static class GemmTuner
 
     private static string Label(TunedCandidate c) => (c.Variant.Length > 0 ? c.Variant + " " : "") + $"split {c.Splits}" + (c.BuiltIn ? " (built-in)" : "");
 
-    private static List<TunedCandidate> TuneShape(Backend backend, int m, int n, int k, GemmTunerSettings settings, TextWriter log)
+    /// <summary><see cref="Linear.RunFp16OnTensorCores{TEpilogue}"/> for one epilogue.</summary>
+    private delegate void Fp16Gemm(Backend backend, LinearWgmmaTma.Variant variant, int splits, ArrayView<ILGPU.Half> x, Tensor w,
+        ArrayView<float> bias, OutputView y, int m);
+
+    private static Fp16Gemm WithEpilogue(Type epilogue) =>
+        typeof(Linear).GetMethod(nameof(Linear.RunFp16OnTensorCores))!.MakeGenericMethod(epilogue).CreateDelegate<Fp16Gemm>();
+
+    private static List<TunedCandidate> TuneShape(Backend backend, TunedShape shape, GemmTunerSettings settings, TextWriter log)
     {
+        var (m, n, k) = (shape.M, shape.N, shape.K);
         var arena = backend.Arena;
         var x = HalfRounded(m * 7919 + k, (long)m * k, 1f);
         var w = HalfRounded(n * 7919 + k, (long)n * k, 1f / MathF.Sqrt(k));
@@ -126,6 +145,10 @@ public static class GemmTuner
         using var xHalf = ToDevice(arena, x, m, k);
         var weights = new List<Tensor>();
         using var y = arena.Rent(m, n);
+        // What the forward's launch writes, and its bias (any values: they do not change the time).
+        using var forwardY = arena.Rent(shape.Fp16Output ? DType.Float16 : DType.Float32, m, n);
+        using var bias = arena.Zeros(n);
+        var forwardGemm = WithEpilogue(shape.Epilogue);
         try
         {
             // Only a GPU's L2 keeps W hot from one call to the next (the CPU accelerator takes one copy).
@@ -134,9 +157,12 @@ public static class GemmTuner
             bool tma = backend.UsesTma;
             var builtInVariant = LinearWgmmaTma.Variant.For(m, n, k);
             int call = 0;
+            // Checked without epilogue into float32 y, timed as the forward runs it.
             Action Launch(LinearWgmmaTma.Variant variant, int splits) => () =>
                 Linear.RunFp16OnTensorCores<IdentityEpilogue>(backend, variant, splits, xHalf.HalfView, weights[call++ % weights.Count],
                     ArrayView<float>.Empty, OutputView.Of(y), m);
+            Action AsInForward(LinearWgmmaTma.Variant variant, int splits) => () =>
+                forwardGemm(backend, variant, splits, xHalf.HalfView, weights[call++ % weights.Count], bias.View, OutputView.Of(forwardY), m);
             // The built-in choice first, its split as the launch resolves it; then each variant at each split count that
             // differs in effect (a split is rounded to whole K tiles per split).
             int builtInSplits;
@@ -162,22 +188,27 @@ public static class GemmTuner
                 foreach (int splits in splitCounts)
                     if (!plan.Any(p => p.Variant == variant && p.Splits == splits)) plan.Add((variant, splits, false));
 
-            log.WriteLine($"{m} x {n} x {k}: {plan.Count} candidates, W from {weights.Count} copies");
+            log.WriteLine($"{shape}: {plan.Count} candidates, W from {weights.Count} copies, timed with {shape.Epilogue.Name} into " +
+                          $"{(shape.Fp16Output ? "fp16" : "float32")}");
             var results = new List<TunedCandidate>();
             foreach (var (variant, splits, builtIn) in plan)
             {
                 string name = tma ? variant.Name : "";
-                var launch = Launch(variant, splits);
                 double error, ms = double.NaN;
                 try
                 {
                     backend.Clear(y.View);
-                    launch();
-                    bool compiled = backend.KernelLoadMilliseconds > loaded;
-                    loaded = backend.KernelLoadMilliseconds;
+                    Launch(variant, splits)();
                     var actual = y.ToArray();
                     error = GpuChecks.RelativeL2(samples.Select(s => actual[(long)s.Row * n + s.Column]).ToArray(), expected);
-                    if (error <= Tolerance) ms = Time(backend, launch, settings.Iterations, weights.Count, compiled);
+                    if (error <= Tolerance)
+                    {
+                        var timed = AsInForward(variant, splits);
+                        timed();
+                        bool compiled = backend.KernelLoadMilliseconds > loaded;
+                        ms = Time(backend, timed, settings.Iterations, weights.Count, compiled);
+                    }
+                    loaded = backend.KernelLoadMilliseconds;
                 }
                 catch (Exception e) when (e is ILGPU.Runtime.AcceleratorException or InvalidOperationException or ArgumentException)
                 {

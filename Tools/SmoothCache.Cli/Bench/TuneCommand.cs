@@ -75,7 +75,7 @@ public static class TuneCommand
             using var pipeline = LoadModel(backend, modelName);
             var perBatch = batchList.Distinct().Select(b => (Batch: b, Shapes: GemmTuner.Shapes(pipeline.Transformer, b))).ToArray();
             // The largest first: a run cut short (its table is saved after every shape) has tuned the ones that matter most.
-            var shapes = perBatch.SelectMany(p => p.Shapes.Select(s => (s.Launch.M, s.Launch.N, s.Launch.K))).Distinct()
+            var shapes = perBatch.SelectMany(p => p.Shapes.Select(s => s.Shape)).DistinctBy(s => (s.M, s.N, s.K))
                 .OrderByDescending(s => (long)s.M * s.N * s.K).ToArray();
             context.Out.WriteLine($"{shapes.Length} GEMM shapes in forwards at batch {string.Join(", ", batchList.Distinct())}; " +
                                   $"{(backend.UsesTma ? variantList.Count + " variants x " : "")}splits {string.Join(" ", splitList)}, {count} timed calls each");

@@ -351,10 +351,14 @@ public static class LinearWgmmaTma
         /// <summary>Asks L2 for W's row <paramref name="row"/> from column <paramref name="k0"/> to <paramref name="k1"/> (no
         /// wait, no tensor map: its raw address).</summary>
         void FetchWRow(Args a, int row, int k0, int k1);
-        /// <summary>Every thread: waits until the grid before this one has finished and its writes are visible, then lets
-        /// the grid after this one launch (griddepcontrol; a no-op unless launched as a programmatic dependent). A kernel
-        /// that calls it does so before any other memory access, and <see cref="PtxTarget"/> adds no wait of its own.</summary>
+        /// <summary>Every thread: waits until the grid before this one has finished and its writes are visible
+        /// (griddepcontrol; a no-op unless launched as a programmatic dependent). A kernel that calls it does so before any
+        /// other memory access, and <see cref="PtxTarget"/> adds no wait of its own.</summary>
         void WaitForPrerequisiteGrids();
+        /// <summary>Every thread, once its block's multiplies are issued: lets the grid after this one launch once every block
+        /// has come this far (griddepcontrol.launch_dependents; a no-op unless that grid is a programmatic dependent). By then
+        /// every block of this grid is resident or done, so the next grid's blocks take only what finishing blocks free.</summary>
+        void LaunchDependents();
         /// <summary>Every thread of the cluster's blocks: a barrier across them all (a block barrier without clusters).</summary>
         void SyncCluster();
         /// <summary>This block's place in its cluster (0 without clusters).</summary>
@@ -387,6 +391,8 @@ public static class LinearWgmmaTma
             CudaAsm.Emit("cp.async.bulk.prefetch.L2.global [%0], %1;", a.WAddress + ((long)row * a.K + k0) * 2, (uint)(k1 - k0) * 2);
 
         public void WaitForPrerequisiteGrids() => CudaAsm.Emit(PtxTarget.WaitForPrerequisiteGrids);
+
+        public void LaunchDependents() => CudaAsm.Emit("griddepcontrol.launch_dependents;");
 
         public void PrefetchW<TLayout>(Args a, int tile, int n0, int cluster, int rank) where TLayout : struct, ILayout
         {
@@ -457,6 +463,7 @@ public static class LinearWgmmaTma
         public void PrefetchW<TLayout>(Args a, int tile, int n0, int cluster, int rank) where TLayout : struct, ILayout { }
         public void FetchWRow(Args a, int row, int k0, int k1) { }
         public void WaitForPrerequisiteGrids() { }
+        public void LaunchDependents() { }
 
         /// <summary>All of the stage's W too, whatever the cluster: the layout is the same.</summary>
         public void Load<TLayout>(Args a, ArrayView<uint> shared, uint stageAt, uint barrier, int tile, int m0, int n0, int xRows, int cluster, int rank)
@@ -544,6 +551,7 @@ public static class LinearWgmmaTma
                 }
                 if (blockBarrier) Group.Barrier();
             }
+            default(TLoader).LaunchDependents();
             LinearWgmma.Store<TEpilogue, TPath>(a, default, m0, n0, group, groups, multiplied: false);
             return;
         }
@@ -595,6 +603,7 @@ public static class LinearWgmmaTma
         // Every W this block multicast has landed in the others (they waited for it), but their warps' last releases may
         // still be on their way to this block's mbarriers: no block leaves before all have arrived.
         if (cluster > 1) default(TLoader).SyncCluster();
+        default(TLoader).LaunchDependents();
         LinearWgmma.Store<TEpilogue, TPath>(a, c, m0, n0, group, groups);
     }
 

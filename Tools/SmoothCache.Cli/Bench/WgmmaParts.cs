@@ -54,6 +54,7 @@ public readonly struct TmaArrivalsOnly : LinearWgmmaTma.ILoader
     public void PrefetchW<TLayout>(Args a, int tile, int n0, int cluster, int rank) where TLayout : struct, LinearWgmmaTma.ILayout { }
     public void FetchWRow(Args a, int row, int k0, int k1) { }
     public void WaitForPrerequisiteGrids() => default(LinearWgmmaTma.Tma).WaitForPrerequisiteGrids();
+    public void LaunchDependents() => default(LinearWgmmaTma.Tma).LaunchDependents();
     public void Load<TLayout>(Args a, ArrayView<uint> shared, uint stageAt, uint barrier, int tile, int m0, int n0, int xRows, int cluster, int rank)
         where TLayout : struct, LinearWgmmaTma.ILayout =>
         ILGPU.Runtime.Cuda.CudaAsm.Emit("{ .reg .b64 state; mbarrier.arrive.shared::cta.b64 state, [%0]; }", barrier);

@@ -111,6 +111,11 @@ public class PtxGenerationTests
         // for the tensor-map proxy before its first load.
         Assert.Equal(2, Count(ptx, "fence.proxy.tensormap::generic.acquire.gpu"));
         Assert.DoesNotContain("cvta.param", ptx);
+        // The grid after it may launch once every block has issued its last multiplies, before the stores.
+        int trigger = ptx.IndexOf("griddepcontrol.launch_dependents;", StringComparison.Ordinal);
+        Assert.Equal(1, Count(ptx, "griddepcontrol.launch_dependents;"));
+        Assert.True(trigger > ptx.LastIndexOf("wgmma.mma_async", StringComparison.Ordinal));
+        Assert.True(trigger < ptx.LastIndexOf("st.global", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -153,7 +158,7 @@ public class PtxGenerationTests
         Assert.DoesNotMatch(@"ld\.global|st\.global|ld\.shared|st\.shared|mbarrier|cp\.async\.bulk\.tensor|bar\.sync", ptx[..waitBlock.Index]);
         // Loaded for Hopper, the kernel keeps its own wait: none is added at its start.
         Assert.Equal(1, Count(PtxTarget.Retarget(ptx, PtxTarget.Hopper, waitForPrerequisiteGrids: true), "griddepcontrol.wait"));
-        Assert.DoesNotContain("griddepcontrol", CompileToPtx(TmaKernel(typeof(LinearWgmmaTma.Swizzled64), typeof(LinearWgmmaTma.BarrierRing))));
+        Assert.DoesNotContain("griddepcontrol.wait", CompileToPtx(TmaKernel(typeof(LinearWgmmaTma.Swizzled64), typeof(LinearWgmmaTma.BarrierRing))));
     }
 
     [Fact]

@@ -114,6 +114,19 @@ public sealed class Backend : IDisposable
     public Gpu.FlashAttentionTensorCore.Staging AttentionStaging { get; set; } =
         Gpu.FlashAttentionTensorCore.ParseStaging(Environment.GetEnvironmentVariable("SMOOTHCACHE_ATTENTION"));
 
+    /// <summary>Whether fp16 GEMMs of at most 16 rows (the conditioning GEMMs) take <see cref="Gpu.LinearSkinnyTensorCore"/>
+    /// instead of the tensor-core GEMM with 128-row tiles: from SMOOTHCACHE_SKINNY (tensorcores, or tiles: the default)
+    /// when the backend is created. The same products, summed in another order.</summary>
+    public bool SkinnyOnTensorCores { get; set; } = ParseSkinny(Environment.GetEnvironmentVariable("SMOOTHCACHE_SKINNY"));
+
+    /// <summary>Parses SMOOTHCACHE_SKINNY's value: tensorcores or tiles (null or empty: tiles).</summary>
+    public static bool ParseSkinny(string? text) => text?.Trim().ToLowerInvariant() switch
+    {
+        null or "" or "tiles" => false,
+        "tensorcores" => true,
+        _ => throw new ArgumentException($"SMOOTHCACHE_SKINNY='{text}': expected tensorcores or tiles"),
+    };
+
     /// <summary>Parses SMOOTHCACHE_PDL's value: on or off (null or empty: off).</summary>
     public static bool ParseDependentLaunches(string? text) => text?.Trim().ToLowerInvariant() switch
     {

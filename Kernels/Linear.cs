@@ -146,6 +146,11 @@ public static class Linear
             }
             if (backend.UsesTensorCores)
             {
+                if (backend.SkinnyOnTensorCores && LinearSkinnyTensorCore.Supports(m, n, k, xHalf.HalfView, OutputView.Of(y)))
+                {
+                    LinearSkinnyTensorCore.Run<TEpilogue>(backend, xHalf.HalfView, w, biasView, OutputView.Of(y), m);
+                    return;
+                }
                 var (variant, splits) = Fp16Launch(backend, m, n, k);
                 // Throws with the reason for an unsupported K.
                 RunFp16OnTensorCores<TEpilogue>(backend, variant, splits, xHalf.HalfView, w, biasView, OutputView.Of(y), m);

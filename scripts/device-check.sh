@@ -82,13 +82,16 @@ if [ "$MODE" = tma ]; then
         echo "sampling on GEMM tuning: $TUNING" | tee -a "$STATUS"
         [ "$TUNING" != none ] && forward forward-tuned "$TUNING"
         SMOOTHCACHE_GEMM_TUNING=$TUNING step sampling 60 bench --suite sampling --device cuda --precision fp16 ${NO_PDL:-} --json "$OUT/sampling.json"
-        # The attention with its key tiles copied by cp.async into two buffers, 4 blocks a multiprocessor (never run on a GPU
-        # before the eighteenth session; smoke checked it against the CPU): the forward and the job, on the same table.
-        if grep -q "staging: rel.err" "$OUT/smoke.log" && ! grep -q "^FAIL" "$OUT/smoke.log"; then
+        # Built in the seventeenth session, never run on a GPU before (smoke checked both against the CPU): the attention with
+        # its key tiles copied by cp.async into two buffers at 4 blocks a multiprocessor (SMOOTHCACHE_ATTENTION=async), and
+        # the conditioning GEMM's few rows on tensor cores without tiles (SMOOTHCACHE_SKINNY=tensorcores). Each forward
+        # alone on the same table, then the job with both.
+        if grep -q "staging: rel.err" "$OUT/smoke.log" && grep -q "few rows on tensor cores: rel.err" "$OUT/smoke.log" && ! grep -q "^FAIL" "$OUT/smoke.log"; then
             SMOOTHCACHE_ATTENTION=async forward forward-async-attention "$TUNING"
-            SMOOTHCACHE_ATTENTION=async SMOOTHCACHE_GEMM_TUNING=$TUNING step sampling-async-attention 60 bench --suite sampling --device cuda --precision fp16 ${NO_PDL:-} --json "$OUT/sampling-async-attention.json"
+            SMOOTHCACHE_SKINNY=tensorcores forward forward-skinny "$TUNING"
+            SMOOTHCACHE_ATTENTION=async SMOOTHCACHE_SKINNY=tensorcores SMOOTHCACHE_GEMM_TUNING=$TUNING step sampling-next 60 bench --suite sampling --device cuda --precision fp16 ${NO_PDL:-} --json "$OUT/sampling-next.json"
         else
-            echo "smoke did not check the async attention (or failed): its forward and job are left out" | tee -a "$STATUS"
+            echo "smoke did not check the async attention and the skinny GEMM (or failed): their forwards and job are left out" | tee -a "$STATUS"
         fi
         # What is left of the budget: the likeliest single variants everywhere, for the record.
         for v in 128x128-early ${RELEASES_OK:+128x128-longreleased}; do

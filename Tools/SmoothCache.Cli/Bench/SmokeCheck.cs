@@ -136,6 +136,20 @@ public static class SmokeCheck
             using var bias = Upload(b, 31, 200);
             return Read(Linear.Run<GeluTanhEpilogue>(x, half, bias));
         });
+        // The conditioning GEMMs' few rows on tensor cores without tiles (SMOOTHCACHE_SKINNY=tensorcores; never run on a GPU
+        // before the eighteenth session) against the portable fp16 product.
+        yield return ("Linear fp16 [2,1152] x [200,1152], few rows on tensor cores", b =>
+        {
+            using var x = Upload(b, 34, 2, 1152);
+            using var w = Upload(b, 35, 200, 1152);
+            using var half = HalfConversion.ToHalf(w);
+            using var bias = Upload(b, 36, 200);
+            if (!b.UsesTensorCores) return Read(Linear.Run(x, half, bias));
+            using var xHalf = HalfConversion.ToHalf(x);
+            var y = b.Arena.Rent(2, 200);
+            Kernels.Gpu.LinearSkinnyTensorCore.Run<IdentityEpilogue>(b, xHalf.HalfView, half, bias.View, OutputView.Of(y), 2);
+            return Read(y);
+        });
         yield return ("LayerNormModulate", b =>
         {
             using var x = Upload(b, 15, 2, 16, 8);

@@ -407,17 +407,27 @@ public static class FlashAttentionTensorCore
         if (wide) Store<TPath>(upper, lower, 8, first, second, o.N8, inverse0, inverse1);
     }
 
+    /// <summary>A thread's warp and its block's sample, head and first query; wide: head dim 72 (9 chunks a row, 5 steps).</summary>
+    private struct BlockPlace
+    {
+        public int Warp, Sample, Head, Query0;
+        public bool Wide;
+
+        public static BlockPlace Of(Args a) => new()
+        {
+            Warp = Group.IdxX >> 5, Sample = Grid.IdxY / a.Heads, Head = Grid.IdxY % a.Heads, Query0 = Grid.IdxX * Queries, Wide = a.HeadDim > 64,
+        };
+    }
+
     /// <summary>Key tiles staged through registers: each thread loads its row of the next tile while this one is
     /// multiplied and stores it between two barriers; the query fragments are reloaded from shared memory every tile.</summary>
     public static void Kernel<TPath>(Args a) where TPath : struct, TensorCore.IWarpPath
     {
         var shared = SharedMemory.Allocate<U4>(SharedWords / 4).Cast<uint>();
-        var path = default(TPath);
-        uint sharedBase = path.SharedBase();
-        int warp = Group.IdxX >> 5;
-        int head = Grid.IdxY % a.Heads, sample = Grid.IdxY / a.Heads;
-        int query0 = Grid.IdxX * Queries;
-        bool wide = a.HeadDim > 64;
+        uint sharedBase = default(TPath).SharedBase();
+        var place = BlockPlace.Of(a);
+        int warp = place.Warp, sample = place.Sample, head = place.Head, query0 = place.Query0;
+        bool wide = place.Wide;
 
         // The first key tile's loads go out before the queries', so the two latencies overlap.
         int target = RowTarget(KWords, VWords);
@@ -451,10 +461,9 @@ public static class FlashAttentionTensorCore
         var shared = SharedMemory.Allocate<U4>(AsyncSharedWords / 4).Cast<uint>();
         var path = default(TPath);
         uint sharedBase = path.SharedBase();
-        int warp = Group.IdxX >> 5;
-        int head = Grid.IdxY % a.Heads, sample = Grid.IdxY / a.Heads;
-        int query0 = Grid.IdxX * Queries;
-        bool wide = a.HeadDim > 64;
+        var place = BlockPlace.Of(a);
+        int warp = place.Warp, sample = place.Sample, head = place.Head, query0 = place.Query0;
+        bool wide = place.Wide;
         const int VOffset = KeysPerTile * QkStride * 4;
 
         // The first key tile's copies go out before the queries are loaded, into buffer 0; the queries go to buffer 1's

@@ -127,6 +127,18 @@ public sealed class Backend : IDisposable
         _ => throw new ArgumentException($"SMOOTHCACHE_SKINNY='{text}': expected tensorcores or tiles"),
     };
 
+    /// <summary>Whether kernels marked <see cref="PromoteLocalScalarsAttribute"/> (the tensor-core GEMMs, the asynchronous
+    /// attention) are loaded with their asm operands' local variables turned into registers
+    /// (<see cref="PtxTarget.PromoteLocalScalars"/>): from SMOOTHCACHE_PROMOTE_LOCALS (on or off; on when unset), for
+    /// telling a fault of that edit from one of the kernel. Read when a kernel is first loaded.</summary>
+    public bool PromoteLocalScalars { get; set; } =
+        Environment.GetEnvironmentVariable("SMOOTHCACHE_PROMOTE_LOCALS")?.Trim().ToLowerInvariant() switch
+        {
+            null or "" or "on" => true,
+            "off" => false,
+            var other => throw new ArgumentException($"SMOOTHCACHE_PROMOTE_LOCALS='{other}': expected on or off"),
+        };
+
     /// <summary>Parses SMOOTHCACHE_PDL's value: on or off (null or empty: off).</summary>
     public static bool ParseDependentLaunches(string? text) => text?.Trim().ToLowerInvariant() switch
     {
@@ -315,7 +327,7 @@ public sealed class Backend : IDisposable
     {
         var compiled = Accelerator.CompileKernel(entry);
         if (compiled is ILGPU.Backends.PTX.PTXCompiledKernel ptx && PtxTarget.HasEdits(entry.MethodSource))
-            PtxTarget.Edit(ptx, text => PtxTarget.ApplyEdits(entry.MethodSource, text), $"edit {entry.MethodSource.Name}'s PTX");
+            PtxTarget.Edit(ptx, text => PtxTarget.ApplyEdits(entry.MethodSource, text, PromoteLocalScalars), $"edit {entry.MethodSource.Name}'s PTX");
         if (compiled is ILGPU.Backends.PTX.PTXCompiledKernel retargeted && (ptxTarget is not null || SupportsDependentLaunches))
             PtxTarget.Retarget(retargeted, ptxTarget ?? PtxTarget.DependentLaunch, clusterRows, waitForPrerequisiteGrids: SupportsDependentLaunches);
         return autoGrouped ? Accelerator.LoadAutoGroupedKernel(compiled) : Accelerator.LoadKernel(compiled);

@@ -88,10 +88,11 @@ public static partial class PtxTarget
     public static bool HasEdits(MethodInfo kernel) =>
         kernel.IsDefined(typeof(PromoteLocalScalarsAttribute), false) || kernel.IsDefined(typeof(BlocksPerMultiprocessorAttribute), false);
 
-    /// <summary>The PTX of <paramref name="kernel"/> with the edits its attributes ask for (before any retargeting).</summary>
-    public static string ApplyEdits(MethodInfo kernel, string ptx)
+    /// <summary>The PTX of <paramref name="kernel"/> with the edits its attributes ask for (before any retargeting);
+    /// without <paramref name="promoteLocals"/>, local scalars stay where ILGPU put them (a check of the edit).</summary>
+    public static string ApplyEdits(MethodInfo kernel, string ptx, bool promoteLocals = true)
     {
-        if (kernel.IsDefined(typeof(PromoteLocalScalarsAttribute), false)) ptx = PromoteLocalScalars(ptx);
+        if (promoteLocals && kernel.IsDefined(typeof(PromoteLocalScalarsAttribute), false)) ptx = PromoteLocalScalars(ptx);
         if (kernel.GetCustomAttribute<BlocksPerMultiprocessorAttribute>() is { } occupancy)
         {
             if (!EntryDeclaration().IsMatch(ptx)) throw new ArgumentException("PTX text has no .entry declaration");
@@ -142,14 +143,20 @@ public static partial class PtxTarget
         var lines = ptx.Split('\n');
         var depotOf = new Dictionary<string, int>(); // address register -> depot
         var declared = new HashSet<int>();
+        // Depots whose address is used anywhere but a 32-bit load or store, taken into more than one register, or
+        // sharing a register with another, stay as they are.
+        var kept = new HashSet<int>();
         foreach (var line in lines)
         {
             if (ScalarDepot().Match(line) is { Success: true } d) declared.Add(int.Parse(d.Groups[1].Value));
-            else if (DepotAddress().Match(line) is { Success: true } m && !depotOf.TryAdd(m.Groups[1].Value, int.Parse(m.Groups[2].Value)))
-                depotOf[m.Groups[1].Value] = -1; // an address register set twice: not a plain scalar
+            else if (DepotAddress().Match(line) is { Success: true } m)
+            {
+                int depot = int.Parse(m.Groups[2].Value);
+                if (depotOf.TryGetValue(m.Groups[1].Value, out int other) && other != depot) kept.UnionWith([depot, other]);
+                else depotOf[m.Groups[1].Value] = depot;
+            }
         }
-        // Depots whose address is used anywhere but a 32-bit load or store, or taken twice, stay as they are.
-        var kept = new HashSet<int>(depotOf.Values.Where(d => d < 0 || !declared.Contains(d)));
+        kept.UnionWith(depotOf.Values.Where(d => !declared.Contains(d)));
         foreach (var group in depotOf.GroupBy(p => p.Value).Where(g => g.Count() > 1)) kept.Add(group.Key);
         foreach (var line in lines)
         {
@@ -159,7 +166,7 @@ public static partial class PtxTarget
                 if (depotOf.TryGetValue(r.Value, out int depot) && (!access || !line.Contains($"[{r.Value}]", StringComparison.Ordinal)))
                     kept.Add(depot);
         }
-        int Promoted(string register) => depotOf.TryGetValue(register, out int d) && d >= 0 && !kept.Contains(d) ? d : -1;
+        int Promoted(string register) => depotOf.TryGetValue(register, out int d) && !kept.Contains(d) ? d : -1;
 
         var result = new List<string>(lines.Length);
         bool declaredRegisters = false;

@@ -640,6 +640,7 @@ public static class LinearTensorCore
         default(TPair).Store(below, 4 * j, epilogue.Apply(t.Z + bias0), epilogue.Apply(t.W + bias1));
     }
 
+    [PromoteLocalScalars]
     public static void Kernel<TEpilogue, TPath>(Args a) where TEpilogue : struct, IEpilogue where TPath : struct, IPath
     {
         // Stage s: x tile at words s * StageWords, W tile TileWords after it. One allocation of 16-byte

@@ -199,6 +199,7 @@ public static class LinearWgmma
         }
     }
 
+    [PromoteLocalScalars]
     public static void Kernel<TEpilogue, TPath, TBlock>(Args a)
         where TEpilogue : struct, IEpilogue where TPath : struct, IPath where TBlock : struct, IBlock
     {

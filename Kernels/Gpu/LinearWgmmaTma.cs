@@ -490,6 +490,7 @@ public static class LinearWgmmaTma
         }
     }
 
+    [PromoteLocalScalars]
     public static void Kernel<TEpilogue, TPath, TLoader, TLayout, TBlock, TRing>(Args a)
         where TEpilogue : struct, IEpilogue where TPath : struct, LinearWgmma.IPath where TLoader : struct, ILoader
         where TLayout : struct, ILayout where TBlock : struct, LinearWgmma.IBlock where TRing : struct, IRing

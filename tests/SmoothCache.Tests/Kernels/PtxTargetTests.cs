@@ -49,6 +49,11 @@ public class PtxTargetTests
             "\tmov.b32 \t%dp0, 0x3F800000;\n\tmov.b32 \t%r1, %dp0;\n\tmov.b32 \t%dp0, %r1;\n\tmov.b32 \t%f1, %dp0;\n" +
             "\tst.local.b32 \t[%rd2+4], %r1;\n\tadd.s64 \t%rd4, %rd3, 8;\n\tst.local.b32 \t[%rd3], %r1;\n\tld.local.b32 \t%r12, [%rd13];\n\tret;\n}\n",
             promoted);
+        // An address register that names two depots leaves both in memory.
+        const string shared = ".target sm_80\n.visible .entry Kernel_Kernel(\n)\n{\n" +
+            "\t.local .align 4 .b8 __local_depot0[4];\n\t.local .align 4 .b8 __local_depot1[4];\n" +
+            "\tmov.b64 \t%rd1, __local_depot0;\n\tst.local.b32 \t[%rd1], 1;\n\tmov.b64 \t%rd1, __local_depot1;\n\tld.local.b32 \t%r1, [%rd1];\n}\n";
+        Assert.Equal(shared, PtxTarget.PromoteLocalScalars(shared));
         // A module with a function besides the entry is left alone (its registers would need declaring in each).
         Assert.Equal(ptx + ".func f()\n{\n}\n", PtxTarget.PromoteLocalScalars(ptx + ".func f()\n{\n}\n"));
     }

@@ -59,6 +59,8 @@ public class PtxGenerationTests
         Assert.True(Count(ptx, "cvt.rn.f16.f32") >= 128);
         Assert.True(ptx.IndexOf("cvt.rn.f16.f32") > ptx.LastIndexOf("mma.sync"));
         Assert.False(HasPortableRounding(ptx));
+        // The asm operands left (the accumulators moved out for the stores) in registers: nothing in local memory.
+        Assert.DoesNotContain(".local", ptx);
     }
 
     [Fact]
@@ -111,6 +113,9 @@ public class PtxGenerationTests
         // for the tensor-map proxy before its first load.
         Assert.Equal(2, Count(ptx, "fence.proxy.tensormap::generic.acquire.gpu"));
         Assert.DoesNotContain("cvta.param", ptx);
+        // ILGPU's asm operands (the accumulators moved out for the stores) in registers, not local memory: with TMA's
+        // copies in the kernel ptxas leaves them there (PtxTarget.PromoteLocalScalars).
+        Assert.DoesNotContain(".local", ptx);
         // The grid after it may launch once every block has issued its last multiplies, before the stores.
         int trigger = ptx.IndexOf("griddepcontrol.launch_dependents;", StringComparison.Ordinal);
         Assert.Equal(1, Count(ptx, "griddepcontrol.launch_dependents;"));
@@ -217,6 +222,9 @@ public class PtxGenerationTests
         Assert.DoesNotContain("__local_depot", ptx);
         Assert.DoesNotContain(".local", ptx);
         Assert.Contains(".reg .b32 \t%dp<", ptx);
+        // Without the edit (SMOOTHCACHE_PROMOTE_LOCALS=off) they stay where ILGPU put them.
+        using (var compiler = new PtxCompiler())
+            Assert.Contains("__local_depot", PtxTarget.ApplyEdits(kernel, compiler.CompileKernel(kernel).PTXAssembly, promoteLocals: false));
         // Four blocks of 128 threads a multiprocessor: ptxas keeps a thread within 128 registers.
         Assert.Contains(".maxntid 128, 1, 1\n.minnctapersm 4", ptx);
         // Two buffers of a key tile; one barrier a tile plus the one after the queries are staged.

@@ -139,6 +139,22 @@ public sealed class Backend : IDisposable
             var other => throw new ArgumentException($"SMOOTHCACHE_PROMOTE_LOCALS='{other}': expected on or off"),
         };
 
+    /// <summary>The kernel choices that differ from the defaults (set by the environment or in code), for a benchmark's
+    /// record; null when there are none.</summary>
+    public string? KernelOptions
+    {
+        get
+        {
+            var options = new List<string>();
+            if (TmaGemm is { } variant) options.Add($"every fp16 GEMM on {variant.Name}");
+            if (AttentionStaging != Gpu.FlashAttentionTensorCore.Staging.Registers) options.Add($"attention staging {AttentionStaging.ToString().ToLowerInvariant()}");
+            if (SkinnyOnTensorCores) options.Add("few-row fp16 GEMMs on tensor cores without tiles");
+            if (!PromoteLocalScalars) options.Add("asm-operand locals left in local memory");
+            if (DependentLaunches) options.Add("recordings with dependent launches");
+            return options.Count == 0 ? null : string.Join(", ", options);
+        }
+    }
+
     /// <summary>Parses SMOOTHCACHE_PDL's value: on or off (null or empty: off).</summary>
     public static bool ParseDependentLaunches(string? text) => text?.Trim().ToLowerInvariant() switch
     {

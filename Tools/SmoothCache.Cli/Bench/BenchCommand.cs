@@ -52,6 +52,8 @@ public static class BenchCommand
             context.Out.WriteLine($"device: {backend.DeviceName}");
             if (backend.GemmTuning is { } tuning)
                 context.Out.WriteLine($"GEMM tuning: {tuning.Summary}");
+            if (backend.KernelOptions is { } options)
+                context.Out.WriteLine($"kernel options: {options}");
             if (name == "smoke") return SmokeCheck.Run(backend, context.Out) ? ExitCodes.Success : ExitCodes.Internal;
             string? jsonPath = parse.GetValue(json);
             if (name == "kernels")
@@ -61,7 +63,11 @@ public static class BenchCommand
                     ? KernelBench.Run(backend, parse.GetValue(batch), 256, 1152, 16, count, context.Out, depth: 28)
                     : KernelBench.Run(backend, parse.GetValue(batch), 64, 64, 4, count, context.Out, depth: 6);
                 if (jsonPath is not null)
-                    BenchJson.Write(jsonPath, new { device = backend.DeviceName, suite = name, gemmTuning = backend.GemmTuning?.Summary, kernels = timings });
+                    BenchJson.Write(jsonPath, new
+                    {
+                        device = backend.DeviceName, suite = name, gemmTuning = backend.GemmTuning?.Summary, kernelOptions = backend.KernelOptions,
+                        kernels = timings,
+                    });
                 return ExitCodes.Success;
             }
 
@@ -79,6 +85,8 @@ public static class BenchCommand
                     notes = report.Notes, failures = report.Failures,
                     // Which GEMM tuning table the times are on (null: the built-in choices).
                     gemmTuning = backend.GemmTuning?.Summary,
+                    // Which kernel choices differ from the defaults (null: none).
+                    kernelOptions = backend.KernelOptions,
                 });
             return report.Failures.Count == 0 ? ExitCodes.Success : ExitCodes.Internal;
         });

@@ -71,25 +71,31 @@ public class TuneCommandTests
     }
 
     [Fact]
-    public void BenchSaysWhichTuningTableItRunsOn()
+    public void BenchSaysWhichTuningTableAndKernelOptionsItRunsOn()
     {
         using var folder = new CliRunner.TempFolder();
         var table = new GemmTuning("CPUAccelerator", "LinearWgmmaTma", [new GemmChoice(128, 192, 64, LinearWgmmaTma.Variant.Parse("128x128-released"), 1, 1, 2)],
             "2026-11-27: a test");
         AtomicFile.WriteAllText(folder.File("t.json"), table.ToJson());
-        string? saved = Environment.GetEnvironmentVariable("SMOOTHCACHE_GEMM_TUNING");
+        string[] names = ["SMOOTHCACHE_GEMM_TUNING", "SMOOTHCACHE_ATTENTION", "SMOOTHCACHE_SKINNY"];
+        var saved = names.Select(Environment.GetEnvironmentVariable).ToArray();
         try
         {
             Environment.SetEnvironmentVariable("SMOOTHCACHE_GEMM_TUNING", folder.File("t.json"));
+            Environment.SetEnvironmentVariable("SMOOTHCACHE_ATTENTION", "async");
+            Environment.SetEnvironmentVariable("SMOOTHCACHE_SKINNY", "tensorcores");
             var result = CliRunner.Run("bench", "--suite", "kernels", "--device", "cpu", "--iterations", "1", "--batch", "2", "--json", folder.File("k.json"));
             Assert.True(result.ExitCode == ExitCodes.Success, result.Error + result.Out);
             Assert.Contains("GEMM tuning: 1 shapes for LinearWgmmaTma on CPUAccelerator (2026-11-27: a test)", result.Out);
+            const string options = "attention staging async, few-row fp16 GEMMs on tensor cores without tiles";
+            Assert.Contains("kernel options: " + options, result.Out);
             using var doc = JsonDocument.Parse(File.ReadAllText(folder.File("k.json")));
             Assert.Equal(table.Summary, doc.RootElement.GetProperty("gemmTuning").GetString());
+            Assert.Equal(options, doc.RootElement.GetProperty("kernelOptions").GetString());
         }
         finally
         {
-            Environment.SetEnvironmentVariable("SMOOTHCACHE_GEMM_TUNING", saved);
+            for (int i = 0; i < names.Length; i++) Environment.SetEnvironmentVariable(names[i], saved[i]);
         }
     }
 

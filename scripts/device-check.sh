@@ -75,7 +75,7 @@ if [ "$MODE" = tma ]; then
             step gemm-cluster 60 bench-gemm --tma --cluster --iterations 20 --json "$OUT/gemm-cluster.json"
             grep -q "^gemm-cluster: exit 0" "$STATUS" && VARIANTS=--cluster
         fi
-        step tune 150 tune --device cuda --batch 2 16 --iterations 20 ${VARIANTS:-} --out "$OUT/gemm-tuning.json" --json "$OUT/tune.json"
+        step tune 180 tune --device cuda --batch 2 16 --iterations 20 ${VARIANTS:-} --out "$OUT/gemm-tuning.json" --json "$OUT/tune.json"
         forward() { # forward NAME TABLE: the fp16 forward at batch 2 and 16, profiled, on a GEMM tuning table (none: built-in)
             SMOOTHCACHE_GEMM_TUNING=$2 step "$1" 50 bench --suite forward --device cuda --precision fp16 --batch 2 --iterations 10 --profile ${NO_PDL:-} --json "$OUT/$1.json"
         }

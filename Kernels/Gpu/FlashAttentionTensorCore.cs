@@ -10,8 +10,10 @@ namespace SmoothCache.Kernels.Gpu;
 /// One group of 4 warps per (sample, head, tile of 64 queries); warp w owns queries 16w..16w + 15.
 /// The group stages its queries once and then 64 keys and values at a time in shared memory (rows of
 /// 16-byte chunks; q and k padded with zeros to a multiple of 16 columns, 11 chunks apart, v 9 apart:
-/// conflict-free ldmatrix phases; thread t loads k row t or v row t - 64 of the next tile into registers while this
-/// one is multiplied, and stores it after the next barrier).
+/// conflict-free ldmatrix phases). Two stagings of the key tiles, the same arithmetic: <see cref="Kernel{TPath}"/> (the
+/// default) has thread t load k row t or v row t - 64 of the next tile into registers while this one is multiplied and
+/// store it after the next barrier; <see cref="AsyncKernel{TPath}"/> copies it with cp.async into the other of two
+/// buffers (<see cref="Staging"/>). The numbers below are the register staging's.
 /// Per key tile a warp computes its 16 x 64 scores with mma.sync
 /// (q and k fragments by ldmatrix, q's again for every key tile), runs the online
 /// softmax on them in registers (each lane holds 2 rows x 16 columns; row maxima and sums meet across

@@ -110,6 +110,19 @@ if [ "$MODE" = tma ]; then
     [ -f "$OUT/tune.log" ] && { echo "== tune (shapes, choices, per-forward totals)"; grep -E "^[0-9]|chosen|FAIL|^batch|^wrote" "$OUT/tune.log" | tail -n 60; }
     echo "== gemm-tma"
     grep -v "^PASS" "$OUT/gemm-tma.log" | tail -n 150
+    # Last, where the device tool's tail surely shows it: each forward step's DiT-XL/2 fp16 times side by side, and each
+    # sampling step's XL job (what the issue's bars are about).
+    echo "== DiT-XL/2 fp16: forward ms (replay, pdl) at batch 2 | 16; 8-image job s uncached / cached (speedup)"
+    python3 - "$OUT" <<'PY' 2>/dev/null || echo "(python3 not available: see the logs above)"
+import glob, json, os, sys
+for path in sorted(glob.glob(os.path.join(sys.argv[1], "forward-*.json")) + glob.glob(os.path.join(sys.argv[1], "sampling*.json"))):
+    d, name = json.load(open(path)), os.path.basename(path)[:-5]
+    rows = [r for r in (d.get("forward") or []) if "XL" in r["model"] and r["precision"] == "fp16"]
+    cells = [f'{r["milliseconds"]:.2f} ({r.get("replayMilliseconds") or 0:.2f}, {r.get("dependentReplayMilliseconds") or 0:.2f})' for r in sorted(rows, key=lambda r: r["batch"])]
+    jobs = [r for r in (d.get("sampling") or []) if "XL" in r["model"]]
+    cells += [f'{j["uncachedSeconds"]:.3f} / {j["cachedSeconds"]:.3f} ({j["uncachedSeconds"] / j["cachedSeconds"]:.2f}x)' for j in jobs]
+    print(f'{name:32} {" | ".join(cells)}   {d.get("kernelOptions") or ""}')
+PY
     echo "== summary"
     cat "$STATUS"
     (cd "$OUT" && tar czf device-check.tar.gz --remove-files -- *.log *.json status.txt 2>/dev/null)

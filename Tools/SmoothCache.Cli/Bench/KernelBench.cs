@@ -76,12 +76,17 @@ public static class KernelBench
                 if (rows <= LinearSkinny.MaxRows)
                     Time("adaLN skinny fp16", shape, flops, () => { LinearSkinny.Run<IdentityEpilogue>(backend, c, wAdaLN, ArrayView<float>.Empty, OutputView.Of(y), rows); return null; });
                 Time("adaLN tensor-core fp16", shape, flops, () => { LinearTensorCore.Run<IdentityEpilogue>(backend, cHalf.HalfView, wAdaLN, ArrayView<float>.Empty, OutputView.Of(y), rows); return null; });
+                if (rows <= LinearSkinnyTensorCore.MaxRows)
+                    Time("adaLN few-row tensor-core fp16", shape, flops, () => { LinearSkinnyTensorCore.Run<IdentityEpilogue>(backend, cHalf.HalfView, wAdaLN, ArrayView<float>.Empty, OutputView.Of(y), rows); return null; });
             }
         }
         Time("Attention", $"{batch}x{heads}x{tokens}x{d / heads}", 4.0 * batch * tokens * tokens * d, () => Attention.Run(qkv, heads, d / heads));
+        // On tensor cores, both stagings of the key tiles (elsewhere the fp16 attention is one kernel).
         using (var qkvHalf = HalfConversion.ToHalf(qkv))
-            Time("Attention fp16", $"{batch}x{heads}x{tokens}x{d / heads}", 4.0 * batch * tokens * tokens * d,
-                () => Attention.Run(qkvHalf, heads, d / heads, DType.Float16));
+            foreach (var staging in backend.UsesTensorCores ? Enum.GetValues<FlashAttentionTensorCore.Staging>() : [FlashAttentionTensorCore.Staging.Registers])
+                Time("Attention fp16" + (backend.UsesTensorCores ? $", {staging.ToString().ToLowerInvariant()} staging" : ""),
+                    $"{batch}x{heads}x{tokens}x{d / heads}", 4.0 * batch * tokens * tokens * d,
+                    () => Attention.Run(qkvHalf, heads, d / heads, DType.Float16, staging));
         Time("LayerNormModulate", $"{m}x{d}", 8.0 * m * d, () => LayerNormModulate.Run(x, mod, 0, d, 1e-6f));
         // The form every block norm but the first takes: the gated residual waiting for x added on the same pass
         // (a residual of zeros, so x stays as it is however often the row runs).

@@ -96,6 +96,8 @@ if [ "$MODE" = tma ]; then
             SMOOTHCACHE_ATTENTION=async forward forward-async-attention "$TUNING"
             SMOOTHCACHE_SKINNY=tensorcores forward forward-skinny "$TUNING"
             SMOOTHCACHE_ATTENTION=async SMOOTHCACHE_SKINNY=tensorcores SMOOTHCACHE_GEMM_TUNING=$TUNING step sampling-next 60 bench --suite sampling --device cuda --precision fp16 ${NO_PDL:-} --json "$OUT/sampling-next.json"
+            # Each kernel alone at batch 16, both attention stagings and the conditioning GEMM's kernels among them.
+            SMOOTHCACHE_GEMM_TUNING=$TUNING step kernels 40 bench --suite kernels --device cuda --xl --batch 16 --iterations 10 --json "$OUT/kernels.json"
         else
             echo "smoke did not check the async attention and the skinny GEMM (or failed): their forwards and job are left out" | tee -a "$STATUS"
         fi
@@ -104,7 +106,7 @@ if [ "$MODE" = tma ]; then
             SMOOTHCACHE_TMA_GEMM=$v forward "forward-$v" none
         done
     fi
-    for f in "$OUT"/smoke.log "$OUT"/gemm-cluster.log "$OUT"/forward-*.log "$OUT"/sampling*.log; do
+    for f in "$OUT"/smoke.log "$OUT"/gemm-cluster.log "$OUT"/kernels.log "$OUT"/forward-*.log "$OUT"/sampling*.log; do
         [ -f "$f" ] && { echo "== $(basename "$f" .log)"; grep -v "^NVIDIA\|^device:" "$f" | tail -n 30; }
     done
     [ -f "$OUT/tune.log" ] && { echo "== tune (shapes, choices, per-forward totals)"; grep -E "^[0-9]|chosen|FAIL|^batch|^wrote" "$OUT/tune.log" | tail -n 60; }

@@ -38,11 +38,63 @@ step() {
     echo "$name: exit $rc after $((SECONDS - start)) s (limit $limit s)" | tee -a "$STATUS"
 }
 
+forward() { # forward NAME TABLE: the fp16 forward at batch 2 and 16, profiled, on a GEMM tuning table (none: built-in)
+    SMOOTHCACHE_GEMM_TUNING=$2 step "$1" 50 bench --suite forward --device cuda --precision fp16 --batch 2 --iterations 10 --profile ${NO_PDL:-} --json "$OUT/$1.json"
+}
+
+# Each forward and sampling step's DiT-XL/2 fp16 times side by side, with the kernel options they ran with.
+xl_summary() {
+    echo "== DiT-XL/2 fp16: forward ms (replay, pdl) at batch 2 | 16; 8-image job s uncached / cached (speedup)"
+    python3 - "$OUT" <<'PY' 2>/dev/null || echo "(python3 not available: see the logs above)"
+import glob, json, os, sys
+for path in sorted(glob.glob(os.path.join(sys.argv[1], "forward-*.json")) + glob.glob(os.path.join(sys.argv[1], "sampling*.json"))):
+    d, name = json.load(open(path)), os.path.basename(path)[:-5]
+    rows = [r for r in (d.get("forward") or []) if "XL" in r["model"] and r["precision"] == "fp16"]
+    cells = [f'{r["milliseconds"]:.2f} ({r.get("replayMilliseconds") or 0:.2f}, {r.get("dependentReplayMilliseconds") or 0:.2f})' for r in sorted(rows, key=lambda r: r["batch"])]
+    jobs = [r for r in (d.get("sampling") or []) if "XL" in r["model"]]
+    cells += [f'{j["uncachedSeconds"]:.3f} / {j["cachedSeconds"]:.3f} ({j["uncachedSeconds"] / j["cachedSeconds"]:.2f}x)' for j in jobs]
+    print(f'{name:32} {" | ".join(cells)}   {d.get("kernelOptions") or ""}')
+PY
+}
+
 MODE=${1:-default}
 case "$MODE" in
-    default|hopper|tma) ;;
-    *) echo "usage: bash scripts/device-check.sh [default|hopper|tma]" >&2; exit 2 ;;
+    default|hopper|tma|next) ;;
+    *) echo "usage: bash scripts/device-check.sh [default|hopper|tma|next]" >&2; exit 2 ;;
 esac
+# next (~250 s; run it with DEVICE_CHECK_BUDGET and timeout_s to fit the device time left): the seventeenth session's
+# untimed changes on the shipped tuning table without tuning again: gemm-tma's checks (its GEMMs' PTX now edited), smoke
+# (the async attention and the few-row GEMM against the CPU), the forward on the defaults, with the async attention and
+# with the few-row GEMM, the job on the defaults and with both, and each kernel alone at batch 16.
+if [ "$MODE" = next ]; then
+    export SMOOTHCACHE_KERNELS=wgmma-tma
+    step gemm-tma 60 bench-gemm --tma --iterations 2 --json "$OUT/gemm-tma.json"
+    if grep -q "^FAIL" "$OUT/gemm-tma.log"; then
+        SMOOTHCACHE_PROMOTE_LOCALS=off step gemm-tma-unpromoted 60 bench-gemm --tma --iterations 1 --json "$OUT/gemm-tma-unpromoted.json"
+        grep -q "^FAIL" "$OUT/gemm-tma-unpromoted.log" || { export SMOOTHCACHE_PROMOTE_LOCALS=off; echo "the checks pass without PromoteLocalScalars: the later steps run without it" | tee -a "$STATUS"; }
+    fi
+    step smoke 40 bench --suite smoke --device cuda
+    forward forward-defaults ""
+    if grep -q "staging: rel.err" "$OUT/smoke.log" && grep -q "few rows on tensor cores: rel.err" "$OUT/smoke.log" && ! grep -q "^FAIL" "$OUT/smoke.log"; then
+        SMOOTHCACHE_ATTENTION=async forward forward-async-attention ""
+        SMOOTHCACHE_SKINNY=tensorcores forward forward-skinny ""
+        step sampling 60 bench --suite sampling --device cuda --precision fp16 --json "$OUT/sampling.json"
+        SMOOTHCACHE_ATTENTION=async SMOOTHCACHE_SKINNY=tensorcores step sampling-next 60 bench --suite sampling --device cuda --precision fp16 --json "$OUT/sampling-next.json"
+        step kernels 40 bench --suite kernels --device cuda --xl --batch 16 --iterations 10 --json "$OUT/kernels.json"
+    else
+        echo "smoke did not pass the new kernels: their steps are left out" | tee -a "$STATUS"
+    fi
+    for f in "$OUT"/smoke.log "$OUT"/kernels.log "$OUT"/forward-*.log "$OUT"/sampling*.log; do
+        [ -f "$f" ] && { echo "== $(basename "$f" .log)"; grep -v "^NVIDIA\|^device:" "$f" | tail -n 30; }
+    done
+    echo "== gemm-tma checks that failed"
+    grep "^FAIL" "$OUT"/gemm-tma*.log || echo "(none)"
+    xl_summary
+    echo "== summary"
+    cat "$STATUS"
+    (cd "$OUT" && tar czf device-check.tar.gz --remove-files -- *.log *.json status.txt 2>/dev/null)
+    exit 0
+fi
 # tma: the TMA-loaded GEMM (~400 s, limits 600 s; the budget above skips what would not fit; run it with the device
 # tool's timeout_s at 600): its checks and timings; only if its checks pass, the smoke suite, the TMA GEMM in clusters
 # (gemm-cluster, in its own process: never run on a GPU, a protocol fault would hang it), then `smoothcache tune` at
@@ -76,9 +128,6 @@ if [ "$MODE" = tma ]; then
             grep -q "^gemm-cluster: exit 0" "$STATUS" && VARIANTS=--cluster
         fi
         step tune 180 tune --device cuda --batch 2 16 --iterations 20 ${VARIANTS:-} --out "$OUT/gemm-tuning.json" --json "$OUT/tune.json"
-        forward() { # forward NAME TABLE: the fp16 forward at batch 2 and 16, profiled, on a GEMM tuning table (none: built-in)
-            SMOOTHCACHE_GEMM_TUNING=$2 step "$1" 50 bench --suite forward --device cuda --precision fp16 --batch 2 --iterations 10 --profile ${NO_PDL:-} --json "$OUT/$1.json"
-        }
         forward forward-tma none
         # Replays with programmatic dependent launch were never run on a GPU: if the first forward step timed out (a
         # hang there would), the later steps leave them out rather than time out too.
@@ -112,19 +161,8 @@ if [ "$MODE" = tma ]; then
     [ -f "$OUT/tune.log" ] && { echo "== tune (shapes, choices, per-forward totals)"; grep -E "^[0-9]|chosen|FAIL|^batch|^wrote" "$OUT/tune.log" | tail -n 60; }
     echo "== gemm-tma"
     grep -v "^PASS" "$OUT/gemm-tma.log" | tail -n 150
-    # Last, where the device tool's tail surely shows it: each forward step's DiT-XL/2 fp16 times side by side, and each
-    # sampling step's XL job (what the issue's bars are about).
-    echo "== DiT-XL/2 fp16: forward ms (replay, pdl) at batch 2 | 16; 8-image job s uncached / cached (speedup)"
-    python3 - "$OUT" <<'PY' 2>/dev/null || echo "(python3 not available: see the logs above)"
-import glob, json, os, sys
-for path in sorted(glob.glob(os.path.join(sys.argv[1], "forward-*.json")) + glob.glob(os.path.join(sys.argv[1], "sampling*.json"))):
-    d, name = json.load(open(path)), os.path.basename(path)[:-5]
-    rows = [r for r in (d.get("forward") or []) if "XL" in r["model"] and r["precision"] == "fp16"]
-    cells = [f'{r["milliseconds"]:.2f} ({r.get("replayMilliseconds") or 0:.2f}, {r.get("dependentReplayMilliseconds") or 0:.2f})' for r in sorted(rows, key=lambda r: r["batch"])]
-    jobs = [r for r in (d.get("sampling") or []) if "XL" in r["model"]]
-    cells += [f'{j["uncachedSeconds"]:.3f} / {j["cachedSeconds"]:.3f} ({j["uncachedSeconds"] / j["cachedSeconds"]:.2f}x)' for j in jobs]
-    print(f'{name:32} {" | ".join(cells)}   {d.get("kernelOptions") or ""}')
-PY
+    # Last, where the device tool's tail surely shows it.
+    xl_summary
     echo "== summary"
     cat "$STATUS"
     (cd "$OUT" && tar czf device-check.tar.gz --remove-files -- *.log *.json status.txt 2>/dev/null)

@@ -59,14 +59,13 @@ PY
 
 MODE=${1:-default}
 case "$MODE" in
-    default|hopper|tma|next) ;;
-    *) echo "usage: bash scripts/device-check.sh [default|hopper|tma|next]" >&2; exit 2 ;;
+    default|hopper|tma|quick) ;;
+    *) echo "usage: bash scripts/device-check.sh [default|hopper|tma|quick]" >&2; exit 2 ;;
 esac
-# next (~250 s; run it with DEVICE_CHECK_BUDGET and timeout_s to fit the device time left): the seventeenth session's
-# untimed changes on the shipped tuning table without tuning again: gemm-tma's checks (its GEMMs' PTX now edited), smoke
-# (the async attention and the few-row GEMM against the CPU), the forward on the defaults, with the async attention and
-# with the few-row GEMM, the job on the defaults and with both, and each kernel alone at batch 16.
-if [ "$MODE" = next ]; then
+# quick (~170 s on an H200; with DEVICE_CHECK_BUDGET and timeout_s it fits what device time is left): the defaults on
+# the shipped tuning table, without tuning: gemm-tma's checks, smoke, the forward (profiled), the job and each kernel alone
+# at batch 16. If a GEMM check fails, the same checks without PtxTarget.PromoteLocalScalars say whether that edit is why.
+if [ "$MODE" = quick ]; then
     export SMOOTHCACHE_KERNELS=wgmma-tma
     step gemm-tma 60 bench-gemm --tma --iterations 2 --json "$OUT/gemm-tma.json"
     if grep -q "^FAIL" "$OUT/gemm-tma.log"; then
@@ -75,15 +74,8 @@ if [ "$MODE" = next ]; then
     fi
     step smoke 40 bench --suite smoke --device cuda
     forward forward-defaults ""
-    if grep -q "staging: rel.err" "$OUT/smoke.log" && grep -q "few rows on tensor cores: rel.err" "$OUT/smoke.log" && ! grep -q "^FAIL" "$OUT/smoke.log"; then
-        SMOOTHCACHE_ATTENTION=async forward forward-async-attention ""
-        SMOOTHCACHE_SKINNY=tensorcores forward forward-skinny ""
-        step sampling 60 bench --suite sampling --device cuda --precision fp16 --json "$OUT/sampling.json"
-        SMOOTHCACHE_ATTENTION=async SMOOTHCACHE_SKINNY=tensorcores step sampling-next 60 bench --suite sampling --device cuda --precision fp16 --json "$OUT/sampling-next.json"
-        step kernels 40 bench --suite kernels --device cuda --xl --batch 16 --iterations 10 --json "$OUT/kernels.json"
-    else
-        echo "smoke did not pass the new kernels: their steps are left out" | tee -a "$STATUS"
-    fi
+    step sampling 60 bench --suite sampling --device cuda --precision fp16 --json "$OUT/sampling.json"
+    step kernels 40 bench --suite kernels --device cuda --xl --batch 16 --iterations 10 --json "$OUT/kernels.json"
     for f in "$OUT"/smoke.log "$OUT"/kernels.log "$OUT"/forward-*.log "$OUT"/sampling*.log; do
         [ -f "$f" ] && { echo "== $(basename "$f" .log)"; grep -v "^NVIDIA\|^device:" "$f" | tail -n 30; }
     done
@@ -137,19 +129,8 @@ if [ "$MODE" = tma ]; then
         echo "sampling on GEMM tuning: $TUNING" | tee -a "$STATUS"
         [ "$TUNING" != none ] && forward forward-tuned "$TUNING"
         SMOOTHCACHE_GEMM_TUNING=$TUNING step sampling 60 bench --suite sampling --device cuda --precision fp16 ${NO_PDL:-} --json "$OUT/sampling.json"
-        # Built in the seventeenth session, never run on a GPU before (smoke checked both against the CPU): the attention with
-        # its key tiles copied by cp.async into two buffers at 4 blocks a multiprocessor (SMOOTHCACHE_ATTENTION=async), and
-        # the conditioning GEMM's few rows on tensor cores without tiles (SMOOTHCACHE_SKINNY=tensorcores). Each forward
-        # alone on the same table, then the job with both.
-        if grep -q "staging: rel.err" "$OUT/smoke.log" && grep -q "few rows on tensor cores: rel.err" "$OUT/smoke.log" && ! grep -q "^FAIL" "$OUT/smoke.log"; then
-            SMOOTHCACHE_ATTENTION=async forward forward-async-attention "$TUNING"
-            SMOOTHCACHE_SKINNY=tensorcores forward forward-skinny "$TUNING"
-            SMOOTHCACHE_ATTENTION=async SMOOTHCACHE_SKINNY=tensorcores SMOOTHCACHE_GEMM_TUNING=$TUNING step sampling-next 60 bench --suite sampling --device cuda --precision fp16 ${NO_PDL:-} --json "$OUT/sampling-next.json"
-            # Each kernel alone at batch 16, both attention stagings and the conditioning GEMM's kernels among them.
-            SMOOTHCACHE_GEMM_TUNING=$TUNING step kernels 40 bench --suite kernels --device cuda --xl --batch 16 --iterations 10 --json "$OUT/kernels.json"
-        else
-            echo "smoke did not check the async attention and the skinny GEMM (or failed): their forwards and job are left out" | tee -a "$STATUS"
-        fi
+        # Each kernel alone at batch 16 (both attention stagings, the conditioning GEMM on each of its kernels).
+        SMOOTHCACHE_GEMM_TUNING=$TUNING step kernels 40 bench --suite kernels --device cuda --xl --batch 16 --iterations 10 --json "$OUT/kernels.json"
         # What is left of the budget: the likeliest single variants everywhere, for the record.
         for v in 128x128-early ${RELEASES_OK:+128x128-longreleased}; do
             SMOOTHCACHE_TMA_GEMM=$v forward "forward-$v" none

@@ -82,12 +82,12 @@ public class TuneCommandTests
         try
         {
             Environment.SetEnvironmentVariable("SMOOTHCACHE_GEMM_TUNING", folder.File("t.json"));
-            Environment.SetEnvironmentVariable("SMOOTHCACHE_ATTENTION", "async");
-            Environment.SetEnvironmentVariable("SMOOTHCACHE_SKINNY", "tensorcores");
+            Environment.SetEnvironmentVariable("SMOOTHCACHE_ATTENTION", "registers");
+            Environment.SetEnvironmentVariable("SMOOTHCACHE_SKINNY", "tiles");
             var result = CliRunner.Run("bench", "--suite", "kernels", "--device", "cpu", "--iterations", "1", "--batch", "2", "--json", folder.File("k.json"));
             Assert.True(result.ExitCode == ExitCodes.Success, result.Error + result.Out);
             Assert.Contains("GEMM tuning: 1 shapes for LinearWgmmaTma on CPUAccelerator (2026-11-27: a test)", result.Out);
-            const string options = "attention staging async, few-row fp16 GEMMs on tensor cores without tiles";
+            const string options = "attention staging registers, few-row fp16 GEMMs on 128-row tiles";
             Assert.Contains("kernel options: " + options, result.Out);
             using var doc = JsonDocument.Parse(File.ReadAllText(folder.File("k.json")));
             Assert.Equal(table.Summary, doc.RootElement.GetProperty("gemmTuning").GetString());

@@ -60,8 +60,9 @@ public class FlashAttentionTensorCoreTests
     [Fact]
     public void SmoothcacheAttentionNamesTheStaging()
     {
-        Assert.Equal(FlashAttentionTensorCore.Staging.Registers, FlashAttentionTensorCore.ParseStaging(null));
+        Assert.Equal(FlashAttentionTensorCore.Staging.Async, FlashAttentionTensorCore.ParseStaging(null));
         Assert.Equal(FlashAttentionTensorCore.Staging.Async, FlashAttentionTensorCore.ParseStaging(" Async "));
+        Assert.Equal(FlashAttentionTensorCore.Staging.Registers, FlashAttentionTensorCore.ParseStaging("registers"));
         var e = Assert.Throws<ArgumentException>(() => FlashAttentionTensorCore.ParseStaging("tma"));
         Assert.Equal("SMOOTHCACHE_ATTENTION='tma': expected registers or async", e.Message);
     }

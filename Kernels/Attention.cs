@@ -91,6 +91,7 @@ public static class Attention
     /// portable one widens it first)</param>
     /// <param name="output">Float16 for the fp16 path's next GEMM (the fused kernel rounds as it
     /// writes; the portable one computes float32 and converts)</param>
+    /// <param name="staging">the tensor-core kernel's key-tile staging (null: the backend's)</param>
     public static Tensor Run(Tensor qkv, int heads, int headDim, DType output = DType.Float32, FlashAttentionTensorCore.Staging? staging = null)
     {
         int b = qkv.Dim(0), t = qkv.Dim(1), d = heads * headDim;
@@ -101,7 +102,7 @@ public static class Attention
         {
             var fused = arena.Rent(output, b, t, d);
             if (qkv.Backend.UsesTensorCores && qkv.DType == DType.Float16 && FlashAttentionTensorCore.SupportsHeadDim(headDim))
-                FlashAttentionTensorCore.Run(qkv.Backend, qkv, fused, b, t, heads, headDim, staging ?? qkv.Backend.AttentionStaging);
+                FlashAttentionTensorCore.Run(qkv.Backend, qkv, fused, b, t, heads, headDim, staging);
             else
                 FlashAttention.Run(qkv.Backend, qkv, fused, b, t, heads, headDim);
             return fused;

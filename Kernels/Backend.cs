@@ -133,12 +133,7 @@ public sealed class Backend : IDisposable
     /// (<see cref="PtxTarget.PromoteLocalScalars"/>): from SMOOTHCACHE_PROMOTE_LOCALS (on or off; on when unset), for
     /// telling a fault of that edit from one of the kernel. Read when a kernel is first loaded.</summary>
     public bool PromoteLocalScalars { get; set; } =
-        Environment.GetEnvironmentVariable("SMOOTHCACHE_PROMOTE_LOCALS")?.Trim().ToLowerInvariant() switch
-        {
-            null or "" or "on" => true,
-            "off" => false,
-            var other => throw new ArgumentException($"SMOOTHCACHE_PROMOTE_LOCALS='{other}': expected on or off"),
-        };
+        ParseOnOff("SMOOTHCACHE_PROMOTE_LOCALS", Environment.GetEnvironmentVariable("SMOOTHCACHE_PROMOTE_LOCALS"), whenUnset: true);
 
     /// <summary>The kernel choices that differ from the defaults (set by the environment or in code), for a benchmark's
     /// record; null when there are none.</summary>
@@ -157,11 +152,16 @@ public sealed class Backend : IDisposable
     }
 
     /// <summary>Parses SMOOTHCACHE_PDL's value: on or off (null or empty: off).</summary>
-    public static bool ParseDependentLaunches(string? text) => text?.Trim().ToLowerInvariant() switch
+    public static bool ParseDependentLaunches(string? text) => ParseOnOff("SMOOTHCACHE_PDL", text, whenUnset: false);
+
+    /// <summary>An on/off switch's value (null or empty: <paramref name="whenUnset"/>); throws naming
+    /// <paramref name="variable"/> for anything else.</summary>
+    private static bool ParseOnOff(string variable, string? text, bool whenUnset) => text?.Trim().ToLowerInvariant() switch
     {
-        null or "" or "off" => false,
+        null or "" => whenUnset,
         "on" => true,
-        _ => throw new ArgumentException($"SMOOTHCACHE_PDL='{text}': expected on or off"),
+        "off" => false,
+        _ => throw new ArgumentException($"{variable}='{text}': expected on or off"),
     };
 
     private Backend(Context context, Accelerator accelerator, KernelSet kernels, Gpu.LinearWgmmaTma.Variant? tmaGemm,
@@ -343,10 +343,13 @@ public sealed class Backend : IDisposable
     private Kernel LoadCompiled(EntryPointDescription entry, bool autoGrouped, string? ptxTarget = null, int clusterRows = 1)
     {
         var compiled = Accelerator.CompileKernel(entry);
-        if (compiled is ILGPU.Backends.PTX.PTXCompiledKernel ptx && PtxTarget.HasEdits(entry.MethodSource))
-            PtxTarget.Edit(ptx, text => PtxTarget.ApplyEdits(entry.MethodSource, text, PromoteLocalScalars), $"edit {entry.MethodSource.Name}'s PTX");
-        if (compiled is ILGPU.Backends.PTX.PTXCompiledKernel retargeted && (ptxTarget is not null || SupportsDependentLaunches))
-            PtxTarget.Retarget(retargeted, ptxTarget ?? PtxTarget.DependentLaunch, clusterRows, waitForPrerequisiteGrids: SupportsDependentLaunches);
+        if (compiled is ILGPU.Backends.PTX.PTXCompiledKernel ptx)
+        {
+            if (PtxTarget.HasEdits(entry.MethodSource))
+                PtxTarget.Edit(ptx, text => PtxTarget.ApplyEdits(entry.MethodSource, text, PromoteLocalScalars), $"edit {entry.MethodSource.Name}'s PTX");
+            if (ptxTarget is not null || SupportsDependentLaunches)
+                PtxTarget.Retarget(ptx, ptxTarget ?? PtxTarget.DependentLaunch, clusterRows, waitForPrerequisiteGrids: SupportsDependentLaunches);
+        }
         return autoGrouped ? Accelerator.LoadAutoGroupedKernel(compiled) : Accelerator.LoadKernel(compiled);
     }
 

@@ -506,7 +506,8 @@ public static class FlashAttentionTensorCore
 
     /// <param name="qkv">Float16 [B, T, 3 * heads * headDim]</param>
     /// <param name="output">[B, T, heads * headDim], Float32 or Float16</param>
-    public static void Run(Backend backend, Tensor qkv, Tensor output, int b, int t, int heads, int headDim, Staging staging = Staging.Async)
+    /// <param name="staging">how key tiles reach shared memory (null: <see cref="Backend.AttentionStaging"/>)</param>
+    public static void Run(Backend backend, Tensor qkv, Tensor output, int b, int t, int heads, int headDim, Staging? staging = null)
     {
         if (!SupportsHeadDim(headDim))
             throw new ArgumentException($"FlashAttentionTensorCore: head dim {headDim} is not 64 or 72");
@@ -520,7 +521,7 @@ public static class FlashAttentionTensorCore
             Qkv = qkv.HalfView.Cast<U4>(), Out = OutputView.Of(output), T = t, Heads = heads, HeadDim = headDim,
             ExpScale = 1.442695f / MathF.Sqrt(headDim), QkvAddress = backend.IsCuda ? TensorCore.DeviceAddress(qkv.HalfView) : 0,
         };
-        bool async = staging == Staging.Async;
+        bool async = (staging ?? backend.AttentionStaging) == Staging.Async;
         var kernel = (backend.IsCuda, async) switch
         {
             (true, false) => backend.LoadGrouped<Args>(Kernel<TensorCore.PtxPath>),

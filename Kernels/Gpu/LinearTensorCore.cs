@@ -716,16 +716,17 @@ public static class LinearTensorCore
     private static void Launch<TEpilogue, TPtx, TEmulated, T>(Backend backend, ArrayView<T> x, ArrayView<T> w,
         Tensor weight, ArrayView<float> bias, OutputView y, int m, int splits, int chunk)
         where TEpilogue : struct, IEpilogue where TPtx : struct, IPath where TEmulated : struct, IPath where T : unmanaged =>
-        Launch<TEpilogue, T>(backend, "LinearTensorCore", x, w, weight, bias, y, m, splits, chunk,
+        Launch<TEpilogue, T>(backend, "LinearTensorCore", x, w, weight, bias, y, m, splits, chunk, 4 * chunk,
             () => Load<TEpilogue, TPtx, TEmulated>(backend), Config);
 
     /// <summary>
     /// Checks a GEMM, splits K when the output has too few blocks for the device (<see cref="SplitK"/>)
-    /// and launches it; shared with <see cref="LinearWgmma"/> and <see cref="LinearWgmmaTma"/>, whose K tiles have
-    /// the same shape. <paramref name="kernel"/> is asked for the kernel once the GEMM is checked and not empty.
+    /// and launches it; shared with <see cref="LinearWgmma"/> and <see cref="LinearWgmmaTma"/>, whose K tiles are
+    /// <paramref name="depth"/> deep (four chunks of <paramref name="chunk"/> elements, or 64 halves in the TMA GEMM's
+    /// 128-byte swizzle). <paramref name="kernel"/> is asked for the kernel once the GEMM is checked and not empty.
     /// </summary>
     internal static void Launch<TEpilogue, T>(Backend backend, string name, ArrayView<T> x, ArrayView<T> w,
-        Tensor weight, ArrayView<float> bias, OutputView y, int m, int splits, int chunk,
+        Tensor weight, ArrayView<float> bias, OutputView y, int m, int splits, int chunk, int depth,
         Func<Action<KernelConfig, Args>> kernel, Func<int, int, int, KernelConfig> config)
         where TEpilogue : struct, IEpilogue where T : unmanaged
     {
@@ -733,7 +734,6 @@ public static class LinearTensorCore
         if (Unsupported(m, n, k, ((IContiguousArrayView)x).Index, chunk) is { } why)
             throw new ArgumentException($"{name}: weight {weight.ShapeText}: {why}");
         if (m == 0 || n == 0) return;
-        int depth = 4 * chunk;
         if (splits == 0)
         {
             var whole = config(m, n, 1).GridDim;

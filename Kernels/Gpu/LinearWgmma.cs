@@ -70,8 +70,14 @@ public static class LinearWgmma
     /// are permuted by XOR-ing address bits 4-5 with bits 7-8 (in 512-byte atoms of 8 rows, 512-byte aligned),
     /// <paramref name="strideBytes"/> from one 8 rows to the next; a K step within the row moves the start address.
     /// The leading byte offset is unused in this layout (1 by convention); the swizzle mode is 2 in bits 62-63.</summary>
-    public static long Swizzled64Descriptor(uint byteAddress, int strideBytes) =>
-        ((byteAddress & 0x3FFFF) >> 4) | (1L << 16) | ((long)(strideBytes >> 4) << 32) | (2L << 62);
+    public static long Swizzled64Descriptor(uint byteAddress, int strideBytes) => SwizzledDescriptor(byteAddress, strideBytes, 2);
+
+    /// <summary>The same in the 128-byte swizzle: rows of 128 bytes whose chunks are permuted by XOR-ing address bits 4-6
+    /// with bits 7-9 (1024-byte atoms of 8 rows, 1024-byte aligned); swizzle mode 1.</summary>
+    public static long Swizzled128Descriptor(uint byteAddress, int strideBytes) => SwizzledDescriptor(byteAddress, strideBytes, 1);
+
+    private static long SwizzledDescriptor(uint byteAddress, int strideBytes, long mode) =>
+        ((byteAddress & 0x3FFFF) >> 4) | (1L << 16) | ((long)(strideBytes >> 4) << 32) | (mode << 62);
 
     /// <summary>How a kernel instance runs the warpgroup instructions: <see cref="Ptx"/> on CUDA, <see cref="Emulated"/> elsewhere.</summary>
     public interface IPath : IStagePath
@@ -82,7 +88,7 @@ public static class LinearWgmma
         /// <summary>Issues the tile's four m64n128k16 multiplies, x rows 0-63 and 64-127 for K 0-15 and 16-31:
         /// a0, a1 are the x descriptors of the first K step (rows 0-63, 64-127), a2, a3 the second, b0, b1 W's.</summary>
         Accumulators Multiply(Accumulators c, ArrayView<uint> shared, long a0, long a1, long a2, long a3, long b0, long b1);
-        /// <summary>Waits until at most <paramref name="inFlight"/> (0 or 1) tiles' multiplies are in flight.</summary>
+        /// <summary>Waits until at most <paramref name="inFlight"/> (0-2) calls' multiplies of <see cref="Multiply"/> are in flight.</summary>
         void WaitForMultiplies(int inFlight);
         /// <summary>Once, after the K loop: waits for the last multiplies; the accumulators as C# values.</summary>
         Accumulators Finish(Accumulators c);
@@ -119,8 +125,9 @@ public static class LinearWgmma
 
         public void WaitForMultiplies(int inFlight)
         {
-            // wait_group takes a constant; inFlight is a block shape's, constant in every kernel instance.
-            if (inFlight == 1) CudaAsm.Emit("wgmma.wait_group.sync.aligned 1;");
+            // wait_group takes a constant; inFlight is a block shape's or a layout's, constant in every kernel instance.
+            if (inFlight == 2) CudaAsm.Emit("wgmma.wait_group.sync.aligned 2;");
+            else if (inFlight == 1) CudaAsm.Emit("wgmma.wait_group.sync.aligned 1;");
             else CudaAsm.Emit("wgmma.wait_group.sync.aligned 0;");
         }
 
@@ -181,17 +188,19 @@ public static class LinearWgmma
             return c;
         }
 
-        /// <summary>Element (row, k) of the K-major operand a descriptor names: without swizzle, or in the 64-byte
-        /// swizzle (<see cref="Swizzled64Descriptor"/>).</summary>
+        /// <summary>Element (row, k) of the K-major operand a descriptor names: without swizzle, or in the 64- or
+        /// 128-byte swizzle (<see cref="Swizzled64Descriptor"/>, <see cref="Swizzled128Descriptor"/>).</summary>
         private static float Element(ArrayView<uint> shared, long descriptor, int row, int k)
         {
             int start = (int)(descriptor & 0x3FFF) << 4;
             int leading = (int)((descriptor >> 16) & 0x3FFF) << 4, stride = (int)((descriptor >> 32) & 0x3FFF) << 4;
-            int offset;
-            if (((descriptor >> 62) & 3) == 2)
+            int mode = (int)((descriptor >> 62) & 3), offset;
+            if (mode == 1 || mode == 2)
             {
-                offset = start + (row >> 3) * stride + (row & 7) * 64 + k * 2;
-                offset ^= ((offset >> 7) & 3) << 4;
+                // Rows of 128 or 64 bytes; the row within the atom (address bits 7-9 or 7-8) permutes the chunks.
+                int rowBytes = mode == 1 ? 128 : 64;
+                offset = start + (row >> 3) * stride + (row & 7) * rowBytes + k * 2;
+                offset ^= ((offset >> 7) & (rowBytes / 16 - 1)) << 4;
             }
             else offset = start + (row >> 3) * stride + (k >> 3) * leading + (row & 7) * 16 + (k & 7) * 2;
             uint word = shared[offset >> 2];
@@ -307,7 +316,7 @@ public static class LinearWgmma
     {
         if (w.DType != DType.Float16)
             throw new ArgumentException($"LinearWgmma: weight {w.ShapeText} is {w.DType}, not Float16");
-        LinearTensorCore.Launch<TEpilogue, Half>(backend, "LinearWgmma", x, w.HalfView, w, bias, y, m, splits, 8,
+        LinearTensorCore.Launch<TEpilogue, Half>(backend, "LinearWgmma", x, w.HalfView, w, bias, y, m, splits, 8, Depth,
             () => Load<TEpilogue, TBlock, TPath>(backend), Config<TBlock>);
     }
 

@@ -210,26 +210,62 @@ public static class LinearWgmmaTma
         public bool ProducerWarp() => false;
     }
 
+    /// <summary>3 stages, 1 ahead, a block barrier per tile: in 64-deep tiles (<see cref="Swizzled128"/>) 96 KB at 128 x 128,
+    /// so 2 blocks a multiprocessor where the 4-stage rings leave room for one. Not yet timed.</summary>
+    public readonly struct ShallowRing : IRing
+    {
+        public int Stages() => 3;
+        public int Ahead() => 1;
+        public bool Releases() => false;
+        public int Cluster() => 1;
+        public int L2Ahead() => 0;
+        public bool FetchWAtStart() => false;
+        public bool ProducerWarp() => false;
+    }
+
+    /// <summary><see cref="ShallowRing"/>'s 3 stages released by the warps, 2 tiles ahead (<see cref="ReleasedRing"/>): in 64-deep
+    /// tiles 2 blocks and 8 tiles' worth of 32-deep loads in flight per multiprocessor. Not yet timed.</summary>
+    public readonly struct ShallowReleasedRing : IRing
+    {
+        public int Stages() => 3;
+        public int Ahead() => 2;
+        public bool Releases() => true;
+        public int Cluster() => 1;
+        public int L2Ahead() => 0;
+        public bool FetchWAtStart() => false;
+        public bool ProducerWarp() => false;
+    }
+
     /// <summary>The rings by name, for choosing one at run time (<see cref="Variant"/>).</summary>
-    public enum RingKind { Barrier, Prefetching, Deep, Released, Multicast, Early, DeepReleased, DeepMulticast, LongReleased, Specialized, DeepSpecialized }
+    public enum RingKind
+    {
+        Barrier, Prefetching, Deep, Released, Multicast, Early, DeepReleased, DeepMulticast, LongReleased, Specialized, DeepSpecialized,
+        Shallow, ShallowReleased,
+    }
 
     /// <summary>
-    /// A block shape (128 x 128, or 256 x 128 with two warpgroups) and a ring, named so that one can be chosen at run
-    /// time: <see cref="Linear"/> takes <see cref="For"/>'s choice for each GEMM, or the one SMOOTHCACHE_TMA_GEMM names
-    /// (<see cref="Backend.TmaGemm"/>) for all of them, so that a whole forward can be timed on each variant in one
-    /// device call. Names: "128x128-barrier", "256x128-deep", ... (<see cref="Name"/>).
+    /// A block shape (128 x 128, or 256 x 128 with two warpgroups), a tile depth (32 in the 64-byte swizzle, 64 in the
+    /// 128-byte one) and a ring, named so that one can be chosen at run time: <see cref="Linear"/> takes <see cref="For"/>'s
+    /// choice for each GEMM, or the one SMOOTHCACHE_TMA_GEMM names (<see cref="Backend.TmaGemm"/>) for all of them, so that
+    /// a whole forward can be timed on each variant in one device call. Names: "128x128-barrier", "256x128-deep",
+    /// "128x128x64-shallowreleased", ... (<see cref="Name"/>; K is named when it is 64).
     /// </summary>
-    public readonly record struct Variant(bool TwoWarpGroups, RingKind Ring)
+    public readonly record struct Variant(bool TwoWarpGroups, RingKind Ring, int Depth = LinearTensorCore.Depth)
     {
-        public string Name => $"{(TwoWarpGroups ? "256x128" : "128x128")}-{Ring.ToString().ToLowerInvariant()}";
+        public string Name => $"{(TwoWarpGroups ? "256x128" : "128x128")}{(Depth == 64 ? "x64" : "")}-{Ring.ToString().ToLowerInvariant()}";
 
         /// <summary>Whether it launches clusters of blocks that share W by multicast (<see cref="IRing.Cluster"/> 2).</summary>
         public bool Clusters => Ring is RingKind.Multicast or RingKind.DeepMulticast;
 
-        /// <summary>Every block shape on every ring whose stages fit in shared memory (not 256 x 128 on 13 stages).</summary>
+        /// <summary>Its dynamic shared memory: stages and mbarriers.</summary>
+        public int SharedBytes => LinearWgmmaTma.SharedBytes(TwoWarpGroups ? 2 : 1, Depth, Stages(Ring));
+
+        /// <summary>Every block shape at both depths on every ring whose stages fit in shared memory (not 256 x 128 on 13
+        /// stages, nor 64 deep on more than 7).</summary>
         public static IEnumerable<Variant> All =>
-            from two in new[] { false, true } from ring in Enum.GetValues<RingKind>() where !(two && ring == RingKind.LongReleased)
-            select new Variant(two, ring);
+            from depth in new[] { LinearTensorCore.Depth, 64 } from two in new[] { false, true } from ring in Enum.GetValues<RingKind>()
+            let variant = new Variant(two, ring, depth) where variant.SharedBytes <= MaxSharedBytes
+            select variant;
 
         /// <summary>The variant for an M x N x K GEMM: the 128 x 128 block on <see cref="BarrierRing"/> at every
         /// shape, the fastest of those timed on an H200 (eleventh session; the others wait for their numbers).</summary>
@@ -241,33 +277,67 @@ public static class LinearWgmmaTma
             ?? throw new ArgumentException($"'{name}' is not a TMA GEMM variant: expected one of {string.Join(", ", All.Select(v => v.Name))}");
     }
 
-    /// <summary><see cref="Run{TEpilogue, TBlock, TLayout, TRing}"/> in the 64-byte swizzle on <paramref name="variant"/>'s
-    /// block and ring.</summary>
+    /// <summary>Stages of the ring <paramref name="ring"/> names.</summary>
+    private static int Stages(RingKind ring) => ring switch
+    {
+        RingKind.Barrier => default(BarrierRing).Stages(),
+        RingKind.Prefetching => default(PrefetchingRing).Stages(),
+        RingKind.Deep => default(DeepBarrierRing).Stages(),
+        RingKind.Released => default(ReleasedRing).Stages(),
+        RingKind.Early => default(EarlyRing).Stages(),
+        RingKind.DeepReleased => default(DeepReleasedRing).Stages(),
+        RingKind.DeepMulticast => default(DeepMulticastRing).Stages(),
+        RingKind.LongReleased => default(LongReleasedRing).Stages(),
+        RingKind.Specialized => default(SpecializedRing).Stages(),
+        RingKind.DeepSpecialized => default(DeepSpecializedRing).Stages(),
+        RingKind.Multicast => default(MulticastRing).Stages(),
+        RingKind.Shallow => default(ShallowRing).Stages(),
+        RingKind.ShallowReleased => default(ShallowReleasedRing).Stages(),
+        _ => throw new ArgumentOutOfRangeException(nameof(ring), ring, "unknown ring"),
+    };
+
+    /// <summary><see cref="Run{TEpilogue, TBlock, TLayout, TRing}"/> on <paramref name="variant"/>'s block, ring and depth
+    /// (<see cref="Swizzled64"/> or <see cref="Swizzled128"/>).</summary>
     public static void Run<TEpilogue>(Backend backend, Variant variant, ArrayView<Half> x, Tensor w, ArrayView<float> bias,
         OutputView y, int m, int splits = 0) where TEpilogue : struct, IEpilogue
     {
+        if (variant.Depth is not (Depth or 64))
+            throw new ArgumentException($"TMA GEMM variant {variant.Name}: K tiles are {Depth} or 64 deep, not {variant.Depth}", nameof(variant));
+        if (variant.SharedBytes > MaxSharedBytes)
+            throw new ArgumentException($"TMA GEMM variant {variant.Name} needs {variant.SharedBytes} bytes of shared memory, more than a block " +
+                                        $"may have ({MaxSharedBytes})", nameof(variant));
         switch (variant.Ring)
         {
-            case RingKind.Barrier: RunOnRing<TEpilogue, BarrierRing>(backend, variant.TwoWarpGroups, x, w, bias, y, m, splits); break;
-            case RingKind.Prefetching: RunOnRing<TEpilogue, PrefetchingRing>(backend, variant.TwoWarpGroups, x, w, bias, y, m, splits); break;
-            case RingKind.Deep: RunOnRing<TEpilogue, DeepBarrierRing>(backend, variant.TwoWarpGroups, x, w, bias, y, m, splits); break;
-            case RingKind.Released: RunOnRing<TEpilogue, ReleasedRing>(backend, variant.TwoWarpGroups, x, w, bias, y, m, splits); break;
-            case RingKind.Early: RunOnRing<TEpilogue, EarlyRing>(backend, variant.TwoWarpGroups, x, w, bias, y, m, splits); break;
-            case RingKind.DeepReleased: RunOnRing<TEpilogue, DeepReleasedRing>(backend, variant.TwoWarpGroups, x, w, bias, y, m, splits); break;
-            case RingKind.DeepMulticast: RunOnRing<TEpilogue, DeepMulticastRing>(backend, variant.TwoWarpGroups, x, w, bias, y, m, splits); break;
-            case RingKind.LongReleased when !variant.TwoWarpGroups: RunOnRing<TEpilogue, LongReleasedRing>(backend, false, x, w, bias, y, m, splits); break;
-            case RingKind.Specialized: RunOnRing<TEpilogue, SpecializedRing>(backend, variant.TwoWarpGroups, x, w, bias, y, m, splits); break;
-            case RingKind.DeepSpecialized: RunOnRing<TEpilogue, DeepSpecializedRing>(backend, variant.TwoWarpGroups, x, w, bias, y, m, splits); break;
-            case RingKind.Multicast: RunOnRing<TEpilogue, MulticastRing>(backend, variant.TwoWarpGroups, x, w, bias, y, m, splits); break;
+            case RingKind.Barrier: RunOnRing<TEpilogue, BarrierRing>(backend, variant, x, w, bias, y, m, splits); break;
+            case RingKind.Prefetching: RunOnRing<TEpilogue, PrefetchingRing>(backend, variant, x, w, bias, y, m, splits); break;
+            case RingKind.Deep: RunOnRing<TEpilogue, DeepBarrierRing>(backend, variant, x, w, bias, y, m, splits); break;
+            case RingKind.Released: RunOnRing<TEpilogue, ReleasedRing>(backend, variant, x, w, bias, y, m, splits); break;
+            case RingKind.Early: RunOnRing<TEpilogue, EarlyRing>(backend, variant, x, w, bias, y, m, splits); break;
+            case RingKind.DeepReleased: RunOnRing<TEpilogue, DeepReleasedRing>(backend, variant, x, w, bias, y, m, splits); break;
+            case RingKind.DeepMulticast: RunOnRing<TEpilogue, DeepMulticastRing>(backend, variant, x, w, bias, y, m, splits); break;
+            case RingKind.LongReleased: RunOnRing<TEpilogue, LongReleasedRing>(backend, variant, x, w, bias, y, m, splits); break;
+            case RingKind.Specialized: RunOnRing<TEpilogue, SpecializedRing>(backend, variant, x, w, bias, y, m, splits); break;
+            case RingKind.DeepSpecialized: RunOnRing<TEpilogue, DeepSpecializedRing>(backend, variant, x, w, bias, y, m, splits); break;
+            case RingKind.Multicast: RunOnRing<TEpilogue, MulticastRing>(backend, variant, x, w, bias, y, m, splits); break;
+            case RingKind.Shallow: RunOnRing<TEpilogue, ShallowRing>(backend, variant, x, w, bias, y, m, splits); break;
+            case RingKind.ShallowReleased: RunOnRing<TEpilogue, ShallowReleasedRing>(backend, variant, x, w, bias, y, m, splits); break;
             default: throw new ArgumentOutOfRangeException(nameof(variant), variant.Ring, "unknown ring");
         }
     }
 
-    private static void RunOnRing<TEpilogue, TRing>(Backend backend, bool twoWarpGroups, ArrayView<Half> x, Tensor w, ArrayView<float> bias,
+    private static void RunOnRing<TEpilogue, TRing>(Backend backend, Variant variant, ArrayView<Half> x, Tensor w, ArrayView<float> bias,
         OutputView y, int m, int splits) where TEpilogue : struct, IEpilogue where TRing : struct, IRing
     {
-        if (twoWarpGroups) Run<TEpilogue, LinearWgmma.TwoWarpGroups, Swizzled64, TRing>(backend, x, w, bias, y, m, splits);
-        else Run<TEpilogue, LinearWgmma.OneWarpGroup, Swizzled64, TRing>(backend, x, w, bias, y, m, splits);
+        if (variant.Depth == 64) RunInLayout<TEpilogue, TRing, Swizzled128>(backend, variant.TwoWarpGroups, x, w, bias, y, m, splits);
+        else RunInLayout<TEpilogue, TRing, Swizzled64>(backend, variant.TwoWarpGroups, x, w, bias, y, m, splits);
+    }
+
+    private static void RunInLayout<TEpilogue, TRing, TLayout>(Backend backend, bool twoWarpGroups, ArrayView<Half> x, Tensor w,
+        ArrayView<float> bias, OutputView y, int m, int splits) where TEpilogue : struct, IEpilogue where TRing : struct, IRing
+        where TLayout : struct, ILayout
+    {
+        if (twoWarpGroups) Run<TEpilogue, LinearWgmma.TwoWarpGroups, TLayout, TRing>(backend, x, w, bias, y, m, splits);
+        else Run<TEpilogue, LinearWgmma.OneWarpGroup, TLayout, TRing>(backend, x, w, bias, y, m, splits);
     }
 
     /// <summary>The parity of the phase of a stage's release mbarrier that frees it for tile <paramref name="tile"/>
@@ -278,15 +348,17 @@ public static class LinearWgmmaTma
     /// finds them. Offsets count from an operand's start, which is 512-byte aligned.</summary>
     public interface ILayout
     {
-        /// <summary>Columns (halves) of one box: 8 (a 16-byte chunk of every row) or 32 (whole 64-byte tile rows).</summary>
+        /// <summary>K of a tile: 32 halves (64-byte tile rows) or 64 (128-byte rows).</summary>
+        int Depth();
+        /// <summary>Columns (halves) of one box: 8 (a 16-byte chunk of every row) or the whole tile row.</summary>
         int BoxColumns();
-        /// <summary>The tensor map's swizzle (CU_TENSOR_MAP_SWIZZLE_*): 0 none, 2 the 64-byte one.</summary>
+        /// <summary>The tensor map's swizzle (CU_TENSOR_MAP_SWIZZLE_*): 0 none, 2 the 64-byte one, 3 the 128-byte one.</summary>
         int Swizzle();
         /// <summary>Byte of row <paramref name="row"/>'s 16-byte chunk <paramref name="chunk"/> in an operand of
         /// <paramref name="rows"/> rows.</summary>
         int ChunkOffset(int row, int chunk, int rows);
         /// <summary>The descriptor of 64 rows from <paramref name="row0"/> for the tile's K step <paramref name="step"/>
-        /// (0: K 0-15, 1: K 16-31) of the operand of <paramref name="rows"/> rows at <paramref name="operand"/>.</summary>
+        /// (K 16 step .. 16 step + 15) of the operand of <paramref name="rows"/> rows at <paramref name="operand"/>.</summary>
         long Descriptor(uint operand, int rows, int row0, int step);
     }
 
@@ -295,6 +367,7 @@ public static class LinearWgmmaTma
     /// Each box row is a 16-byte read, half a 32-byte sector.</summary>
     public readonly struct Plain : ILayout
     {
+        public int Depth() => 32;
         public int BoxColumns() => 8;
         public int Swizzle() => 0;
         public int ChunkOffset(int row, int chunk, int rows) => 16 * (chunk * rows + row);
@@ -307,6 +380,7 @@ public static class LinearWgmmaTma
     /// (<see cref="LinearWgmma.Swizzled64Descriptor"/>: 512 bytes per 8 rows; K step 1 starts 32 bytes on).</summary>
     public readonly struct Swizzled64 : ILayout
     {
+        public int Depth() => 32;
         public int BoxColumns() => 32;
         public int Swizzle() => 2;
         public int ChunkOffset(int row, int chunk, int rows) => 64 * row + 16 * (chunk ^ ((row >> 1) & 3));
@@ -314,13 +388,34 @@ public static class LinearWgmmaTma
             LinearWgmma.Swizzled64Descriptor(operand + (uint)(64 * row0 + 32 * step), 512);
     }
 
-    /// <summary>Bytes of a stage of a block of <paramref name="groups"/> warpgroups: x's rows and W's 128, 32 deep.</summary>
-    private static int StageBytes(int groups) => (Tile * groups + Tile) * Depth * 2;
+    /// <summary>64-deep tiles in the 128-byte swizzle, one box per operand: row r's 128 bytes at 128 r, its chunk c moved
+    /// to chunk c ^ (r % 8) (address bits 4-6 XOR bits 7-9; <see cref="LinearWgmma.Swizzled128Descriptor"/>: 1024 bytes
+    /// per 8 rows, K step s starts 32 s bytes on). Twice the multiplies per stage of the 32-deep layouts, so half the
+    /// waits, barriers and copies per product, as Hopper GEMMs such as CUTLASS's tile K; a stage of 128 x 128 takes
+    /// 32 KB.</summary>
+    public readonly struct Swizzled128 : ILayout
+    {
+        public int Depth() => 64;
+        public int BoxColumns() => 64;
+        public int Swizzle() => 3;
+        public int ChunkOffset(int row, int chunk, int rows) => 128 * row + 16 * (chunk ^ (row & 7));
+        public long Descriptor(uint operand, int rows, int row0, int step) =>
+            LinearWgmma.Swizzled128Descriptor(operand + (uint)(128 * row0 + 32 * step), 1024);
+    }
 
-    /// <summary>Dynamic shared memory of a <typeparamref name="TBlock"/> block on <typeparamref name="TRing"/>: its
-    /// stages, then their mbarriers (copy completions, then releases).</summary>
-    public static int SharedBytes<TBlock, TRing>() where TBlock : struct, LinearWgmma.IBlock where TRing : struct, IRing =>
-        default(TRing).Stages() * (StageBytes(default(TBlock).WarpGroups()) + 16);
+    /// <summary>Bytes of a stage of a block of <paramref name="groups"/> warpgroups: x's rows and W's 128, <paramref name="depth"/> deep.</summary>
+    private static int StageBytes(int groups, int depth) => (Tile * groups + Tile) * depth * 2;
+
+    /// <summary>Dynamic shared memory of a <typeparamref name="TBlock"/> block in <typeparamref name="TLayout"/> on
+    /// <typeparamref name="TRing"/>: its stages, then their mbarriers (copy completions, then releases).</summary>
+    public static int SharedBytes<TBlock, TLayout, TRing>() where TBlock : struct, LinearWgmma.IBlock where TLayout : struct, ILayout
+        where TRing : struct, IRing =>
+        SharedBytes(default(TBlock).WarpGroups(), default(TLayout).Depth(), default(TRing).Stages());
+
+    private static int SharedBytes(int groups, int depth, int stages) => stages * (StageBytes(groups, depth) + 16);
+
+    /// <summary>The most dynamic shared memory a block may ask for on compute capability 9.0 (227 KB).</summary>
+    public const int MaxSharedBytes = 227 << 10;
 
     /// <summary>How a kernel instance loads tiles: <see cref="Tma"/> on CUDA, <see cref="EmulatedTma"/> elsewhere.</summary>
     public interface ILoader
@@ -396,9 +491,9 @@ public static class LinearWgmmaTma
 
         public void PrefetchW<TLayout>(Args a, int tile, int n0, int cluster, int rank) where TLayout : struct, ILayout
         {
-            int box = default(TLayout).BoxColumns(), row0 = n0 + Tile / cluster * rank;
-            for (int column = 0; column < Depth; column += box)
-                CudaAsm.Emit("cp.async.bulk.prefetch.tensor.2d.L2.global.tile [%0, {%1, %2}];", a.WMap, tile * Depth + column, row0);
+            int box = default(TLayout).BoxColumns(), row0 = n0 + Tile / cluster * rank, depth = default(TLayout).Depth();
+            for (int column = 0; column < depth; column += box)
+                CudaAsm.Emit("cp.async.bulk.prefetch.tensor.2d.L2.global.tile [%0, {%1, %2}];", a.WMap, tile * depth + column, row0);
         }
 
         public int ClusterRank()
@@ -425,11 +520,12 @@ public static class LinearWgmmaTma
             where TLayout : struct, ILayout
         {
             // The whole stage lands here: x's rows from this block's load, W's from each block's share of it.
-            uint bytes = (uint)(xRows + Tile) * Depth * 2;
+            int depth = default(TLayout).Depth();
+            uint bytes = (uint)((xRows + Tile) * depth * 2);
             CudaAsm.Emit("{ .reg .b64 state; mbarrier.arrive.expect_tx.shared::cta.b64 state, [%0], %1; }", barrier, bytes);
-            int k = tile * Depth, box = default(TLayout).BoxColumns(), wRow0 = Tile / cluster * rank;
-            uint w = stageAt + (uint)(xRows * Depth * 2);
-            for (int column = 0; column < Depth; column += box)
+            int k = tile * depth, box = default(TLayout).BoxColumns(), wRow0 = Tile / cluster * rank;
+            uint w = stageAt + (uint)(xRows * depth * 2);
+            for (int column = 0; column < depth; column += box)
             {
                 CudaAsm.Emit("cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];",
                     stageAt + (uint)default(TLayout).ChunkOffset(0, column / 8, xRows), a.XMap, k + column, m0, barrier);
@@ -469,7 +565,7 @@ public static class LinearWgmmaTma
         public void Load<TLayout>(Args a, ArrayView<uint> shared, uint stageAt, uint barrier, int tile, int m0, int n0, int xRows, int cluster, int rank)
             where TLayout : struct, ILayout
         {
-            int w = (int)stageAt + xRows * Depth * 2;
+            int w = (int)stageAt + xRows * default(TLayout).Depth() * 2;
             Operand<TLayout>(shared, (int)stageAt, a.X, a.M, a.K, m0, tile, xRows);
             Operand<TLayout>(shared, w, a.W, a.N, a.K, n0, tile, Tile);
         }
@@ -479,11 +575,11 @@ public static class LinearWgmmaTma
         private static void Operand<TLayout>(ArrayView<uint> shared, int at, ArrayView<U4> matrix, int rows, int cols, int row0, int tile, int count)
             where TLayout : struct, ILayout
         {
-            int chunks = cols / 8;
+            int chunks = cols / 8, depth = default(TLayout).Depth();
             for (int r = 0; r < count; r++)
-                for (int c = 0; c < Depth / 8; c++)
+                for (int c = 0; c < depth / 8; c++)
                 {
-                    int chunk = tile * Depth / 8 + c, word = (at + default(TLayout).ChunkOffset(r, c, count)) / 4;
+                    int chunk = tile * depth / 8 + c, word = (at + default(TLayout).ChunkOffset(r, c, count)) / 4;
                     U4 v = row0 + r < rows && chunk < chunks ? matrix[(long)(row0 + r) * chunks + chunk] : default;
                     shared[word] = v.X; shared[word + 1] = v.Y; shared[word + 2] = v.Z; shared[word + 3] = v.W;
                 }
@@ -501,16 +597,16 @@ public static class LinearWgmmaTma
         var ring = default(TRing);
         int stages = ring.Stages(), ahead = ring.Ahead();
         int groups = default(TBlock).WarpGroups(), group = Group.IdxX >> 7, xRows = Tile * groups;
-        int stageBytes = StageBytes(groups);
+        int depth = default(TLayout).Depth(), stageBytes = StageBytes(groups, depth);
         uint loaded = sharedBase + (uint)(stages * stageBytes), released = loaded + (uint)(8 * stages);
         int m0 = Grid.IdxY * xRows, n0 = Grid.IdxX * Tile;
         int tileBegin = Grid.IdxZ * a.TilesPerSplit;
-        int tiles = Math.Min(a.TilesPerSplit, (a.K + Depth - 1) / Depth - tileBegin);
+        int tiles = Math.Min(a.TilesPerSplit, (a.K + depth - 1) / depth - tileBegin);
         if (ring.FetchWAtStart())
         {
             // One W row per thread of the first warpgroup, in the first row of blocks only (once per GEMM and split),
             // before anything that may read what the grid before writes.
-            int row = n0 + Group.IdxX, k0 = tileBegin * Depth, k1 = Math.Min(a.K, (tileBegin + tiles) * Depth);
+            int row = n0 + Group.IdxX, k0 = tileBegin * depth, k1 = Math.Min(a.K, (tileBegin + tiles) * depth);
             if (Grid.IdxY == 0 && Group.IdxX < Tile && row < a.N && k1 > k0 && (long)a.N * a.K * 2 <= EarlyFetchBytes)
                 default(TLoader).FetchWRow(a, row, k0, k1);
             default(TLoader).WaitForPrerequisiteGrids();
@@ -564,19 +660,21 @@ public static class LinearWgmmaTma
             // With the barrier, every warp is past the multiplies of tile - 2 (waited for at the end of the last
             // step), whose stage the load below reuses (Ahead = Stages - 2).
             if (blockBarrier) Group.Barrier();
-            uint x = sharedBase + (uint)(stage * stageBytes), w = x + (uint)(xRows * Depth * 2);
+            uint x = sharedBase + (uint)(stage * stageBytes), w = x + (uint)(xRows * depth * 2);
             int rows0 = Tile * group;
             var layout = default(TLayout);
-            c = default(TPath).Multiply(c, shared,
-                layout.Descriptor(x, xRows, rows0, 0), layout.Descriptor(x, xRows, rows0 + 64, 0),
-                layout.Descriptor(x, xRows, rows0, 1), layout.Descriptor(x, xRows, rows0 + 64, 1),
-                layout.Descriptor(w, Tile, 0, 0), layout.Descriptor(w, Tile, 0, 1));
+            // Two K steps (32 deep) a call, each a group of multiplies: a tile's groups stay in flight below.
+            for (int step = 0; step < depth / 16; step += 2)
+                c = default(TPath).Multiply(c, shared,
+                    layout.Descriptor(x, xRows, rows0, step), layout.Descriptor(x, xRows, rows0 + 64, step),
+                    layout.Descriptor(x, xRows, rows0, step + 1), layout.Descriptor(x, xRows, rows0 + 64, step + 1),
+                    layout.Descriptor(w, Tile, 0, step), layout.Descriptor(w, Tile, 0, step + 1));
             int next = stage + ahead < stages ? stage + ahead : stage + ahead - stages, refill = tile + ahead;
             if (ring.Releases())
             {
                 // This warp's multiplies of tile - 1 are done: its stage (the one refilled next, Ahead = Stages - 1,
                 // or by the producer warp) is released; the loading thread refills it once all warps have.
-                default(TPath).WaitForMultiplies(1);
+                default(TPath).WaitForMultiplies(depth / 32);
                 if (tile > 0 && Warp.LaneIdx == 0) default(TLoader).Release(released + (uint)(8 * (stage > 0 ? stage - 1 : stages - 1)), cluster);
                 if (loader && refill < tiles)
                 {
@@ -592,7 +690,7 @@ public static class LinearWgmmaTma
                     default(TLoader).Load<TLayout>(a, shared, sharedBase + (uint)(next * stageBytes), loaded + (uint)(8 * next), tileBegin + refill, m0, n0, xRows, cluster, rank);
                     if (l2Ahead > 0 && refill + l2Ahead < tiles) default(TLoader).PrefetchW<TLayout>(a, tileBegin + refill + l2Ahead, n0, cluster, rank);
                 }
-                default(TPath).WaitForMultiplies(1);
+                default(TPath).WaitForMultiplies(depth / 32);
             }
             if (++stage == stages)
             {
@@ -637,7 +735,7 @@ public static class LinearWgmmaTma
     {
         if (w.DType != DType.Float16)
             throw new ArgumentException($"LinearWgmmaTma: weight {w.ShapeText} is {w.DType}, not Float16");
-        LinearTensorCore.Launch<TEpilogue, Half>(backend, "LinearWgmmaTma", x, w.HalfView, w, bias, y, m, splits, 8,
+        LinearTensorCore.Launch<TEpilogue, Half>(backend, "LinearWgmmaTma", x, w.HalfView, w, bias, y, m, splits, 8, default(TLayout).Depth(),
             () =>
             {
                 // Here the shapes and alignments are checked and the GEMM is not empty: the maps can be made.
@@ -650,15 +748,16 @@ public static class LinearWgmmaTma
                 var wMap = backend.TensorMap(w.HalfView, n, k, Tile / default(TRing).Cluster(), layout.BoxColumns(), layout.Swizzle());
                 return (config, args) => kernel(config, args with { XMap = xMap, WMap = wMap });
             },
-            (rows, columns, splitCount) => Config<TBlock, TRing>(rows, columns, splitCount));
+            (rows, columns, splitCount) => Config<TBlock, TLayout, TRing>(rows, columns, splitCount));
     }
 
-    /// <summary><see cref="LinearWgmma.Config{TBlock}"/> with <typeparamref name="TRing"/>'s shared memory and producer warp, the row
-    /// blocks padded to whole clusters (a block past M loads zeros for x, its share of W for the others, and
-    /// stores nothing).</summary>
-    public static KernelConfig Config<TBlock, TRing>(int m, int n, int splits) where TBlock : struct, LinearWgmma.IBlock where TRing : struct, IRing
+    /// <summary><see cref="LinearWgmma.Config{TBlock}"/> with <typeparamref name="TLayout"/>'s stages on <typeparamref name="TRing"/>
+    /// in shared memory, its producer warp, the row blocks padded to whole clusters (a block past M loads zeros for x, its
+    /// share of W for the others, and stores nothing).</summary>
+    public static KernelConfig Config<TBlock, TLayout, TRing>(int m, int n, int splits) where TBlock : struct, LinearWgmma.IBlock
+        where TLayout : struct, ILayout where TRing : struct, IRing
     {
-        var config = LinearWgmma.Config<TBlock>(m, n, splits, SharedBytes<TBlock, TRing>());
+        var config = LinearWgmma.Config<TBlock>(m, n, splits, SharedBytes<TBlock, TLayout, TRing>());
         int cluster = default(TRing).Cluster(), rows = (config.GridDim.Y + cluster - 1) / cluster * cluster;
         var threads = new Index3D(config.GroupDim.X + (default(TRing).ProducerWarp() ? 32 : 0), 1, 1);
         return new KernelConfig(new Index3D(config.GridDim.X, rows, config.GridDim.Z), threads, config.SharedMemoryConfig);
@@ -668,7 +767,7 @@ public static class LinearWgmmaTma
         where TEpilogue : struct, IEpilogue where TBlock : struct, LinearWgmma.IBlock where TLayout : struct, ILayout
         where TRing : struct, IRing where TPath : struct, LinearWgmma.IPath where TLoader : struct, ILoader =>
         backend.IsCuda
-            ? backend.LoadGrouped<Args>(Kernel<TEpilogue, TPath, TLoader, TLayout, TBlock, TRing>, SharedBytes<TBlock, TRing>(), PtxTarget.Hopper,
+            ? backend.LoadGrouped<Args>(Kernel<TEpilogue, TPath, TLoader, TLayout, TBlock, TRing>, SharedBytes<TBlock, TLayout, TRing>(), PtxTarget.Hopper,
                 default(TRing).Cluster())
             : backend.LoadGrouped<Args>(Kernel<TEpilogue, TPath, TLoader, TLayout, TBlock, TRing>);
 }

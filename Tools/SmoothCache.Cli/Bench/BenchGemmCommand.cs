@@ -51,10 +51,13 @@ public static class BenchGemmCommand
                 bool clusters = parse.GetValue(cluster);
                 var tmaChecks = clusters
                     ? GpuChecks.TmaChecks<LinearWgmmaTma.Swizzled64>(backend, context.Out, clusters: true)
+                        .Concat(GpuChecks.TmaChecks<LinearWgmmaTma.Swizzled128>(backend, context.Out, clusters: true)).ToArray()
                     : GpuChecks.TmaLayoutProbe<LinearWgmmaTma.Plain>(backend, context.Out)
                         .Concat(GpuChecks.TmaLayoutProbe<LinearWgmmaTma.Swizzled64>(backend, context.Out))
+                        .Concat(GpuChecks.TmaLayoutProbe<LinearWgmmaTma.Swizzled128>(backend, context.Out))
                         .Concat(GpuChecks.TmaChecks<LinearWgmmaTma.Plain>(backend, context.Out))
-                        .Concat(GpuChecks.TmaChecks<LinearWgmmaTma.Swizzled64>(backend, context.Out)).ToArray();
+                        .Concat(GpuChecks.TmaChecks<LinearWgmmaTma.Swizzled64>(backend, context.Out))
+                        .Concat(GpuChecks.TmaChecks<LinearWgmmaTma.Swizzled128>(backend, context.Out)).ToArray();
                 var tmaResults = GemmBench.Run(backend, context.Out, count, tma: true, clusters: clusters);
                 GemmBench.WriteJson(parse.GetValue(json)!, backend.DeviceName, tmaResults, tmaChecks);
                 return tmaChecks.All(c => c.Passed) ? ExitCodes.Success : ExitCodes.Internal;

@@ -147,6 +147,11 @@ public static class GemmBench
                 ($"ours TMA 16B boxes fp16{split}", Tma<LinearWgmma.OneWarpGroup, LinearWgmmaTma.Plain, LinearWgmmaTma.BarrierRing>(), y, -1),
                 ($"ours TMA swizzled fp16{split}", Tma<LinearWgmma.OneWarpGroup, LinearWgmmaTma.Swizzled64, LinearWgmmaTma.BarrierRing>(), y, -1),
                 ($"ours TMA swz 256x128 fp16{split}", Tma<LinearWgmma.TwoWarpGroups, LinearWgmmaTma.Swizzled64, LinearWgmmaTma.BarrierRing>(), y, -1),
+                // 64-deep tiles in the 128-byte swizzle: half the waits, barriers and copies per product (1 block a
+                // multiprocessor on 4 stages of 32 KB, 2 on 3).
+                ($"ours TMA x64 fp16{split}", Tma<LinearWgmma.OneWarpGroup, LinearWgmmaTma.Swizzled128, LinearWgmmaTma.BarrierRing>(), y, -1),
+                ($"ours TMA x64 3 stg released{split}", Tma<LinearWgmma.OneWarpGroup, LinearWgmmaTma.Swizzled128, LinearWgmmaTma.ShallowReleasedRing>(), y, -1),
+                ($"ours TMA x64 256x128 released{split}", Tma<LinearWgmma.TwoWarpGroups, LinearWgmmaTma.Swizzled128, LinearWgmmaTma.ReleasedRing>(), y, -1),
                 // The loads limit it (the "loads only" row): more tiles in flight per multiprocessor, by more stages
                 // or by warps releasing stages instead of a block barrier per tile.
                 ($"ours TMA swz 6 stages fp16{split}", Tma<LinearWgmma.OneWarpGroup, LinearWgmmaTma.Swizzled64, LinearWgmmaTma.DeepBarrierRing>(), y, -1),
@@ -172,6 +177,9 @@ public static class GemmBench
                     LinearWgmmaTma.BarrierRing, CopiesOnly, LinearWgmmaTma.Tma>(backend, xHalf.HalfView, wHalf, ArrayView<float>.Empty, OutputView.Of(scratch), m, 1), scratch, -1));
                 kernels.Add(("TMA swz multiplies only (timing)", () => LinearWgmmaTma.RunOn<IdentityEpilogue, LinearWgmma.OneWarpGroup, LinearWgmmaTma.Swizzled64,
                     LinearWgmmaTma.BarrierRing, LinearWgmma.Ptx, TmaArrivalsOnly>(backend, xHalf.HalfView, wHalf, ArrayView<float>.Empty, OutputView.Of(scratch), m, 1), scratch, -1));
+                // Whether the 32-deep tiles' waits and barriers are what hold the multiplies alone at ~44% of peak.
+                kernels.Add(("TMA x64 multiplies only (timing)", () => LinearWgmmaTma.RunOn<IdentityEpilogue, LinearWgmma.OneWarpGroup, LinearWgmmaTma.Swizzled128,
+                    LinearWgmmaTma.ShallowRing, LinearWgmma.Ptx, TmaArrivalsOnly>(backend, xHalf.HalfView, wHalf, ArrayView<float>.Empty, OutputView.Of(scratch), m, 1), scratch, -1));
             }
         }
         else if (backend.UsesTma)
@@ -200,7 +208,7 @@ public static class GemmBench
                 var launch = driverSplit.CreateLauncherDelegate<Action<ILGPU.Runtime.AcceleratorStream, ILGPU.KernelConfig, LinearTensorCore.Args>>();
                 kernels.Add(("wgmma, driver's carveout", () =>
                     LinearTensorCore.Launch<IdentityEpilogue, ILGPU.Half>(backend, "LinearWgmma", xHalf.HalfView, wHalf.HalfView, wHalf, ArrayView<float>.Empty,
-                        OutputView.Of(y), m, 1, 8, () => (config, args) => launch(backend.Stream, config, args), LinearWgmma.Config<LinearWgmma.OneWarpGroup>), y, -1));
+                        OutputView.Of(y), m, 1, 8, LinearTensorCore.Depth, () => (config, args) => launch(backend.Stream, config, args), LinearWgmma.Config<LinearWgmma.OneWarpGroup>), y, -1));
                 kernels.Add(("wgmma copies only (timing)", () =>
                     LinearWgmma.RunOn<IdentityEpilogue, LinearWgmma.OneWarpGroup, CopiesOnly>(backend, xHalf.HalfView, wHalf, ArrayView<float>.Empty, OutputView.Of(scratch), m, 1), scratch, -1));
                 kernels.Add(("wgmma multiplies only (timing)", () =>

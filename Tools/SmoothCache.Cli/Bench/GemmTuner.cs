@@ -182,10 +182,10 @@ public static class GemmTuner
             // Splits that leave the grid at most SplitBlocksPerMultiprocessor blocks per multiprocessor: DiT-XL/2's qkv and fc1 at
             // batch 16 fill the GPU many times over unsplit, its proj and fc2 (288 blocks, 2.2 per multiprocessor) may gain.
             long blocks = (long)((m + LinearTensorCore.Tile - 1) / LinearTensorCore.Tile) * ((n + LinearTensorCore.Tile - 1) / LinearTensorCore.Tile);
-            var splitCounts = settings.Splits.Where(s => s == 1 || blocks * s <= SplitBlocksPerMultiprocessor * backend.Accelerator.NumMultiprocessors)
-                .Select(s => SplitK.Partition(k, LinearTensorCore.Depth, s).Splits).Distinct().ToArray();
+            var splitCounts = settings.Splits.Where(s => s == 1 || blocks * s <= SplitBlocksPerMultiprocessor * backend.Accelerator.NumMultiprocessors).ToArray();
+            // A split count as the launch rounds it in the variant's K tiles (32 or 64 deep).
             foreach (var variant in tma ? settings.Variants : [builtInVariant])
-                foreach (int splits in splitCounts)
+                foreach (int splits in splitCounts.Select(s => SplitK.Partition(k, variant.Depth, s).Splits).Distinct())
                     if (!plan.Any(p => p.Variant == variant && p.Splits == splits)) plan.Add((variant, splits, false));
 
             log.WriteLine($"{shape}: {plan.Count} candidates, W from {weights.Count} copies, timed with {shape.Epilogue.Name} into " +

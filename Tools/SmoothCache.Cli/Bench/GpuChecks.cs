@@ -98,6 +98,8 @@ public static class GpuChecks
             using var twHalf = HalfConversion.ToHalf(tw);
             void Check<TBlock, TRing>(string variant, int splits) where TBlock : struct, LinearWgmma.IBlock where TRing : struct, LinearWgmmaTma.IRing
             {
+                // 64-deep stages on the longer rings do not fit in shared memory (no such variant).
+                if (LinearWgmmaTma.SharedBytes<TBlock, TLayout, TRing>() > LinearWgmmaTma.MaxSharedBytes) return;
                 using var y = backend.Arena.Rent(m, n);
                 LinearWgmmaTma.Run<GeluTanhEpilogue, TBlock, TLayout, TRing>(backend, txHalf.HalfView, twHalf, tb.View, OutputView.Of(y), m, splits);
                 results.Add(new($"{name} {variant}", m, n, k, RelativeL2(y.ToArray(), expected), 1e-5));
@@ -126,6 +128,9 @@ public static class GpuChecks
             Check<LinearWgmma.OneWarpGroup, LinearWgmmaTma.SpecializedRing>("producer warp split-K 3", 3);
             Check<LinearWgmma.TwoWarpGroups, LinearWgmmaTma.SpecializedRing>("256x128 producer warp", 1);
             Check<LinearWgmma.TwoWarpGroups, LinearWgmmaTma.DeepSpecializedRing>("256x128 9 stages producer warp split-K 3", 3);
+            Check<LinearWgmma.OneWarpGroup, LinearWgmmaTma.ShallowRing>("3 stages", 1);
+            Check<LinearWgmma.OneWarpGroup, LinearWgmmaTma.ShallowReleasedRing>("3 stages released split-K 3", 3);
+            Check<LinearWgmma.TwoWarpGroups, LinearWgmmaTma.ShallowReleasedRing>("256x128 3 stages released", 1);
         }
         return results.ToArray();
     }

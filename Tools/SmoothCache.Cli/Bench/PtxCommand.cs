@@ -90,6 +90,12 @@ public static class PtxCommand
                             (typeof(LinearWgmmaTma.Swizzled64), typeof(LinearWgmma.TwoWarpGroups), typeof(LinearWgmmaTma.DeepSpecializedRing)),
                             (typeof(LinearWgmmaTma.Swizzled64), typeof(LinearWgmma.OneWarpGroup), typeof(LinearWgmmaTma.DeepMulticastRing)),
                             (typeof(LinearWgmmaTma.Swizzled64), typeof(LinearWgmma.TwoWarpGroups), typeof(LinearWgmmaTma.MulticastRing)),
+                            (typeof(LinearWgmmaTma.Swizzled64), typeof(LinearWgmma.OneWarpGroup), typeof(LinearWgmmaTma.ShallowReleasedRing)),
+                            (typeof(LinearWgmmaTma.Swizzled128), typeof(LinearWgmma.OneWarpGroup), typeof(LinearWgmmaTma.BarrierRing)),
+                            (typeof(LinearWgmmaTma.Swizzled128), typeof(LinearWgmma.OneWarpGroup), typeof(LinearWgmmaTma.ShallowRing)),
+                            (typeof(LinearWgmmaTma.Swizzled128), typeof(LinearWgmma.OneWarpGroup), typeof(LinearWgmmaTma.ShallowReleasedRing)),
+                            (typeof(LinearWgmmaTma.Swizzled128), typeof(LinearWgmma.TwoWarpGroups), typeof(LinearWgmmaTma.ReleasedRing)),
+                            (typeof(LinearWgmmaTma.Swizzled128), typeof(LinearWgmma.OneWarpGroup), typeof(LinearWgmmaTma.MulticastRing)),
                         }
                         select tma.MakeGenericMethod(typeof(IdentityEpilogue), typeof(LinearWgmma.Ptx), typeof(LinearWgmmaTma.Tma), variant.Item1, variant.Item2, variant.Item3));
         // The benchmark's timing-only instances run on the device too.
@@ -99,6 +105,8 @@ public static class PtxCommand
         hopper.AddRange(from parts in new[] { (typeof(CopiesOnly), typeof(LinearWgmmaTma.Tma)), (typeof(LinearWgmma.Ptx), typeof(TmaArrivalsOnly)) }
                         select tma.MakeGenericMethod(typeof(IdentityEpilogue), parts.Item1, parts.Item2, typeof(LinearWgmmaTma.Swizzled64),
                             typeof(LinearWgmma.OneWarpGroup), typeof(LinearWgmmaTma.BarrierRing)));
+        hopper.Add(tma.MakeGenericMethod(typeof(IdentityEpilogue), typeof(LinearWgmma.Ptx), typeof(TmaArrivalsOnly), typeof(LinearWgmmaTma.Swizzled128),
+            typeof(LinearWgmma.OneWarpGroup), typeof(LinearWgmmaTma.ShallowRing)));
 
         // As a Hopper GPU loads them (Backend.LoadCompiled): every kernel waiting for the grids before it, for sm_90,
         // and the wgmma kernels for sm_90a, the TMA GEMM in its ring's clusters.

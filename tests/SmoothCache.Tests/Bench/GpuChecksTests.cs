@@ -27,8 +27,9 @@ public class GpuChecksTests
         using var backend = Backend.Create(DeviceKind.Cpu, KernelSet.WgmmaTma);
         var log = new StringWriter();
         var checks = GpuChecks.TmaLayoutProbe<SmoothCache.Kernels.Gpu.LinearWgmmaTma.Plain>(backend, log)
-            .Concat(GpuChecks.TmaLayoutProbe<SmoothCache.Kernels.Gpu.LinearWgmmaTma.Swizzled64>(backend, log)).ToArray();
-        Assert.Equal(4, checks.Length);
+            .Concat(GpuChecks.TmaLayoutProbe<SmoothCache.Kernels.Gpu.LinearWgmmaTma.Swizzled64>(backend, log))
+            .Concat(GpuChecks.TmaLayoutProbe<SmoothCache.Kernels.Gpu.LinearWgmmaTma.Swizzled128>(backend, log)).ToArray();
+        Assert.Equal(6, checks.Length);
         Assert.All(checks, c => Assert.Equal(0, c.RelativeError));
         Assert.All(log.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries), l => Assert.StartsWith("PASS TMA ", l));
     }

@@ -34,7 +34,7 @@ public class TuneCommandTests
         using var folder = new CliRunner.TempFolder();
         string table = folder.File("tuning.json"), json = folder.File("candidates.json");
         var result = WithKernels("wgmma-tma", () => CliRunner.Run("tune", "--device", "cpu", "--model", RepoFile("models", "dit-digits"),
-            "--batch", "2", "--variants", "128x128-barrier", "128x128-released", "--splits", "1", "2", "--iterations", "1",
+            "--batch", "2", "--variants", "128x128-barrier", "128x128x64-shallowreleased", "--splits", "1", "2", "--iterations", "1",
             "--out", table, "--json", json));
         Assert.True(result.ExitCode == ExitCodes.Success, result.Error + result.Out);
         Assert.Contains("batch 2: fp16 GEMM device time per forward", result.Out);

@@ -37,12 +37,72 @@ public class LinearWgmmaTmaTests : HopperGemmTests
     }
 }
 
-/// <summary>The TMA GEMM in the 64-byte swizzle on <typeparamref name="TRing"/>'s stages: the shared cases of
+/// <summary>
+/// The same kernel on 64-deep K tiles in the 128-byte swizzle (two calls of multiplies per tile, half as many tiles per
+/// split), on the default ring: the shared cases, where K = 72 and 131 end in a partial tile, and the layout's own.
+/// </summary>
+public class LinearWgmmaTmaDeepTileTests : TmaRingTests<LinearWgmmaTma.Swizzled128, LinearWgmmaTma.BarrierRing>
+{
+    [Fact]
+    public void Swizzled128DescriptorNamesTheSwizzleModeAndTheEightRowStride()
+    {
+        long d = LinearWgmma.Swizzled128Descriptor(0x2460, 1024);
+        Assert.Equal(0x246, d & 0x3FFF);               // start address
+        Assert.Equal(1024 / 16, (d >> 32) & 0x3FFF);   // next 8 rows
+        Assert.Equal(1, (d >> 62) & 3);                // 128-byte swizzle
+    }
+
+    [Fact]
+    public void Swizzled128LayoutPermutesChunksWithinEachEightRows()
+    {
+        var layout = default(LinearWgmmaTma.Swizzled128);
+        // Row 0 keeps its chunk order, row 1 swaps neighbours, row 7 reverses it, row 8 starts the pattern over.
+        Assert.Equal([0, 16, 32, 48, 64, 80, 96, 112], Enumerable.Range(0, 8).Select(c => layout.ChunkOffset(0, c, 128)));
+        Assert.Equal([16, 0, 48, 32, 80, 64, 112, 96], Enumerable.Range(0, 8).Select(c => layout.ChunkOffset(1, c, 128) - 128));
+        Assert.Equal([112, 96, 80, 64, 48, 32, 16, 0], Enumerable.Range(0, 8).Select(c => layout.ChunkOffset(7, c, 128) - 896));
+        Assert.Equal(Enumerable.Range(0, 8).Select(c => layout.ChunkOffset(0, c, 128) + 1024), Enumerable.Range(0, 8).Select(c => layout.ChunkOffset(8, c, 128)));
+    }
+
+    [Fact]
+    public void SplitsKInWhole64DeepTiles()
+    {
+        // K = 200: 4 tiles of 64 (the last 8 deep); 3 splits of 2 tiles leave the third empty, so 2 are launched (in
+        // 32-deep tiles, 7 tiles: 3 splits of 3).
+        Cpu.GemmLog = new();
+        try
+        {
+            AssertMatchesReference<LinearWgmma.OneWarpGroup>(20, 200, 24, 3);
+            Assert.Equal(2, Assert.Single(Cpu.GemmLog).Splits);
+        }
+        finally
+        {
+            Cpu.GemmLog = null;
+        }
+    }
+}
+
+/// <summary>64-deep tiles on 3 stages released by the warps, 2 ahead (2 blocks a multiprocessor at 128 x 128).</summary>
+public class LinearWgmmaTmaDeepTileShallowReleasedRingTests : TmaRingTests<LinearWgmmaTma.Swizzled128, LinearWgmmaTma.ShallowReleasedRing>
+{
+}
+
+/// <summary>64-deep tiles on 3 stages, 1 ahead, a block barrier per tile.</summary>
+public class LinearWgmmaTmaDeepTileShallowRingTests : TmaRingTests<LinearWgmmaTma.Swizzled128, LinearWgmmaTma.ShallowRing>
+{
+}
+
+/// <summary>The TMA GEMM in <typeparamref name="TLayout"/> on <typeparamref name="TRing"/>'s stages: the shared cases of
 /// <see cref="HopperGemmTests"/>, once per ring.</summary>
-public abstract class TmaRingTests<TRing> : HopperGemmTests where TRing : struct, LinearWgmmaTma.IRing
+public abstract class TmaRingTests<TLayout, TRing> : HopperGemmTests where TLayout : struct, LinearWgmmaTma.ILayout where TRing : struct, LinearWgmmaTma.IRing
 {
     protected override void Multiply<TEpilogue, TBlock>(ArrayView<Half> x, Tensor w, ArrayView<float> bias, OutputView y, int m, int splits) =>
-        LinearWgmmaTma.Run<TEpilogue, TBlock, LinearWgmmaTma.Swizzled64, TRing>(Cpu, x, w, bias, y, m, splits);
+        LinearWgmmaTma.Run<TEpilogue, TBlock, TLayout, TRing>(Cpu, x, w, bias, y, m, splits);
+}
+
+/// <summary>The TMA GEMM in the 64-byte swizzle on <typeparamref name="TRing"/>'s stages: the shared cases of
+/// <see cref="HopperGemmTests"/>, once per ring.</summary>
+public abstract class TmaRingTests<TRing> : TmaRingTests<LinearWgmmaTma.Swizzled64, TRing> where TRing : struct, LinearWgmmaTma.IRing
+{
 }
 
 /// <summary>The same kernel in the layout without swizzle (16-byte boxes).</summary>
@@ -83,9 +143,9 @@ public class LinearWgmmaTmaSpecializedRingTests : TmaRingTests<LinearWgmmaTma.Sp
     [Fact]
     public void LaunchesAWarpMoreThanTheWarpgroups()
     {
-        Assert.Equal(160, LinearWgmmaTma.Config<LinearWgmma.OneWarpGroup, LinearWgmmaTma.SpecializedRing>(300, 200, 1).GroupDim.X);
-        Assert.Equal(288, LinearWgmmaTma.Config<LinearWgmma.TwoWarpGroups, LinearWgmmaTma.DeepSpecializedRing>(300, 200, 2).GroupDim.X);
-        Assert.Equal(256, LinearWgmmaTma.Config<LinearWgmma.TwoWarpGroups, LinearWgmmaTma.ReleasedRing>(300, 200, 2).GroupDim.X);
+        Assert.Equal(160, LinearWgmmaTma.Config<LinearWgmma.OneWarpGroup, LinearWgmmaTma.Swizzled64, LinearWgmmaTma.SpecializedRing>(300, 200, 1).GroupDim.X);
+        Assert.Equal(288, LinearWgmmaTma.Config<LinearWgmma.TwoWarpGroups, LinearWgmmaTma.Swizzled64, LinearWgmmaTma.DeepSpecializedRing>(300, 200, 2).GroupDim.X);
+        Assert.Equal(256, LinearWgmmaTma.Config<LinearWgmma.TwoWarpGroups, LinearWgmmaTma.Swizzled64, LinearWgmmaTma.ReleasedRing>(300, 200, 2).GroupDim.X);
     }
 
     /// <summary>
@@ -254,7 +314,7 @@ public class LinearWgmmaTmaMulticastRingTests : TmaRingTests<LinearWgmmaTma.Mult
     [InlineData(130, 2)]
     [InlineData(300, 4)]  // 3 row blocks: a fourth past M completes the last cluster
     public void PadsTheRowBlocksToWholeClusters(int m, int rowBlocks) =>
-        Assert.Equal(rowBlocks, LinearWgmmaTma.Config<LinearWgmma.OneWarpGroup, LinearWgmmaTma.MulticastRing>(m, 200, 1).GridDim.Y);
+        Assert.Equal(rowBlocks, LinearWgmmaTma.Config<LinearWgmma.OneWarpGroup, LinearWgmmaTma.Swizzled64, LinearWgmmaTma.MulticastRing>(m, 200, 1).GridDim.Y);
 
     [Theory]
     [InlineData(300, 1)]  // 3 row blocks and one past M

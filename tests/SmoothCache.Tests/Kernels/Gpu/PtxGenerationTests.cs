@@ -124,6 +124,20 @@ public class PtxGenerationTests
     }
 
     [Fact]
+    public void TmaGemmInDeepTilesLoadsOneBoxPerOperandAndKeepsBothGroupsOfATilesMultipliesInFlight()
+    {
+        var ptx = CompileToPtx(TmaKernel(typeof(LinearWgmmaTma.Swizzled128), typeof(LinearWgmmaTma.ShallowReleasedRing)));
+        // A 64-deep tile: x's and W's 128-byte rows each one box, in the prologue and the K loop.
+        Assert.Equal(4, Count(ptx, "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"));
+        // Its multiplies in two calls of four (a loop over the K steps), and the wait after them leaves both calls' groups
+        // in flight: every earlier tile's are done before its stage is released.
+        Assert.Equal(4, Count(ptx, "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16"));
+        Assert.Equal(1, Count(ptx, "wgmma.wait_group.sync.aligned 2;"));
+        Assert.DoesNotContain("wgmma.wait_group.sync.aligned 1;", ptx);
+        Assert.DoesNotContain(".local", ptx);
+    }
+
+    [Fact]
     public void TmaGemmOnTheReleasedRingFreesStagesByMbarrierInsteadOfABlockBarrierPerTile()
     {
         var kernel = TmaKernel(typeof(LinearWgmmaTma.Swizzled64), typeof(LinearWgmmaTma.ReleasedRing));

@@ -59,9 +59,44 @@ PY
 
 MODE=${1:-default}
 case "$MODE" in
-    default|hopper|tma|quick) ;;
-    *) echo "usage: bash scripts/device-check.sh [default|hopper|tma|quick]" >&2; exit 2 ;;
+    default|hopper|tma|quick|deep) ;;
+    *) echo "usage: bash scripts/device-check.sh [default|hopper|tma|quick|deep]" >&2; exit 2 ;;
 esac
+# deep (~400 s; run it with timeout_s 600): the TMA GEMM in 64-deep K tiles (eighteenth session, never run on a GPU). Its
+# float64 checks and layout probe with the others' (gemm-tma; the table after them has the 64-deep rows near the top and
+# "multiplies only" rows for both depths), smoke, then only if every check passed: `smoothcache tune` over the shipped
+# table's winners and the 64-deep and 3-stage variants (writes gemm-tuning.json), the forward on the shipped table and on
+# the new one, and the job on the new one. If the new table wins, copy gemm-tuning.json over tuning/nvidia-h200.json.
+if [ "$MODE" = deep ]; then
+    export SMOOTHCACHE_KERNELS=wgmma-tma
+    step gemm-tma 100 bench-gemm --tma --iterations 5 --json "$OUT/gemm-tma.json"
+    step smoke 40 bench --suite smoke --device cuda
+    if grep -q "^PASS" "$OUT/gemm-tma.log" && ! grep -q "^FAIL" "$OUT/gemm-tma.log" && grep -q "^GEMM y = x W^T" "$OUT/gemm-tma.log"; then
+        # Every check passed (the timing table after them may have run out of time).
+        step tune 150 tune --device cuda --batch 2 16 --iterations 20 --out "$OUT/gemm-tuning.json" --json "$OUT/tune.json" --variants \
+            128x128-barrier 128x128-deep 128x128-released 128x128-multicast 256x128-deep 128x128-shallow 128x128-shallowreleased \
+            128x128x64-barrier 128x128x64-deep 128x128x64-released 128x128x64-deepreleased 128x128x64-multicast 128x128x64-shallow \
+            128x128x64-shallowreleased 256x128x64-barrier 256x128x64-released 256x128x64-shallowreleased
+        forward forward-defaults ""
+        if [ -f "$OUT/gemm-tuning.json" ]; then
+            forward forward-tuned "$OUT/gemm-tuning.json"
+            SMOOTHCACHE_GEMM_TUNING="$OUT/gemm-tuning.json" step sampling-tuned 60 bench --suite sampling --device cuda --precision fp16 --json "$OUT/sampling-tuned.json"
+        fi
+    else
+        echo "gemm-tma did not pass every check: no tuning (the 64-deep variants would be in it)" | tee -a "$STATUS"
+    fi
+    for f in "$OUT"/smoke.log "$OUT"/forward-*.log "$OUT"/sampling*.log; do
+        [ -f "$f" ] && { echo "== $(basename "$f" .log)"; grep -v "^NVIDIA\|^device:" "$f" | tail -n 30; }
+    done
+    [ -f "$OUT/tune.log" ] && { echo "== tune (shapes, choices, per-forward totals)"; grep -E "^[0-9]|chosen|FAIL|^batch|^wrote" "$OUT/tune.log" | tail -n 40; }
+    echo "== gemm-tma (x64 and multiplies-only rows, failed checks)"
+    grep -E "^FAIL|x64|only|^kernel|cuBLAS HGEMM|swizzled fp16" "$OUT/gemm-tma.log" | tail -n 80
+    xl_summary
+    echo "== summary"
+    cat "$STATUS"
+    (cd "$OUT" && tar czf device-check.tar.gz --remove-files -- *.log *.json status.txt 2>/dev/null)
+    exit 0
+fi
 # quick (~170 s on an H200; with DEVICE_CHECK_BUDGET and timeout_s it fits what device time is left): the defaults on
 # the shipped tuning table, without tuning: gemm-tma's checks, smoke, the forward (profiled), the job and each kernel alone
 # at batch 16. If a GEMM check fails, the same checks without PtxTarget.PromoteLocalScalars say whether that edit is why.

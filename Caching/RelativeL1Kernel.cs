@@ -4,8 +4,8 @@ using SmoothCache.Kernels;
 namespace SmoothCache.Caching;
 
 /// <summary>
-/// Relative L1 error on the device: sum|previous - current| / sum|current| over whole tensors, with
-/// float32 sums (DESIGN §3). Two launches, no barriers: each thread of the first sums a strided share
+/// Relative L1 error on the device: sum|previous - current| / sum|current| over whole tensors (float32, or the fp16
+/// path's float16 component outputs widened exactly), with float32 sums (DESIGN §3). Two launches, no barriers: each thread of the first sums a strided share
 /// of the elements (compensated, so the result does not depend on the split), then one thread per
 /// comparison adds up the partial sums; the host reads 2 floats per comparison in one copy.
 /// </summary>
@@ -16,8 +16,8 @@ public static class RelativeL1Kernel
 
     public struct PartialArgs
     {
-        public ArrayView<float> Previous;
-        public ArrayView<float> Current;
+        public InputView Previous;
+        public InputView Current;
         /// <summary>[threads, 2]: sum|previous - current|, sum|current| per thread.</summary>
         public ArrayView<float> Partials;
         public int Threads;
@@ -39,8 +39,8 @@ public static class RelativeL1Kernel
         float difference = 0, differenceLost = 0, magnitude = 0, magnitudeLost = 0;
         for (long i = thread; i < a.Current.Length; i += a.Threads)
         {
-            float current = a.Current[i];
-            KahanAdd(ref difference, ref differenceLost, Math.Abs(a.Previous[i] - current));
+            float current = a.Current.Load(i);
+            KahanAdd(ref difference, ref differenceLost, Math.Abs(a.Previous.Load(i) - current));
             KahanAdd(ref magnitude, ref magnitudeLost, Math.Abs(current));
         }
         a.Partials[2 * thread] = difference;
@@ -77,10 +77,8 @@ public static class RelativeL1Kernel
     /// </summary>
     public static float[] Compute(Tensor current, IReadOnlyList<Tensor> previous)
     {
-        if (current.DType != DType.Float32)
-            throw new ArgumentException($"relative L1 needs float32 tensors; got {current.DType} {current.ShapeText} (calibrate in fp32)");
         foreach (var p in previous)
-            if (p.DType != DType.Float32 || p.Length != current.Length)
+            if (p.DType != current.DType || p.Length != current.Length)
                 throw new ArgumentException(
                     $"relative L1: earlier output {p.DType} {p.ShapeText} does not match current {current.DType} {current.ShapeText}");
         if (previous.Count == 0) return [];
@@ -94,8 +92,8 @@ public static class RelativeL1Kernel
         {
             partialSums(threads, new PartialArgs
             {
-                Previous = previous[c].View,
-                Current = current.View,
+                Previous = InputView.Of(previous[c]),
+                Current = InputView.Of(current),
                 Partials = partials.View.SubView(2L * threads * c, 2L * threads),
                 Threads = threads,
             });

@@ -6,8 +6,9 @@ namespace SmoothCache.Kernels;
 
 /// <summary>
 /// x += gate[b] * y, in place, and optionally then x += gate2[b] * y2 (two residuals that waited together:
-/// one pass over x). x and y are [B, T, D]; the gate is a row of D values per sample in a [B, GateStride]
-/// tensor at column GateOffset (a chunk of the adaLN projection), gate2 in the same rows at Gate2Offset.
+/// one pass over x). x and y are [B, T, D], y and y2 float32 or float16 (the fp16 path's component outputs); the
+/// gate is a row of D values per sample in a [B, GateStride] tensor at column GateOffset (a chunk of the adaLN
+/// projection), gate2 in the same rows at Gate2Offset.
 /// With GPU kernels and D, the stride and the offset multiples of 4, an element is a float4
 /// (<see cref="Vector4Args"/>: 16-byte loads and a quarter of the index arithmetic, whose two
 /// integer divisions cost more than the update itself); the arithmetic per value is the same.
@@ -16,31 +17,34 @@ public static class GatedResidual
 {
     public struct Args : IElementKernel
     {
-        public ArrayView<float> X, Y, Gate;
-        /// <summary>The second residual, or empty.</summary>
-        public ArrayView<float> Y2;
+        public ArrayView<float> X, Gate;
+        /// <summary>The residual, then the second one or empty.</summary>
+        public InputView Y, Y2;
         public int D, TokensPerSample, GateStride, GateOffset, Gate2Offset;
 
         public readonly void Compute(int i)
         {
-            X[i] += Gate[GateAt(i, D, TokensPerSample, GateStride, GateOffset)] * Y[i];
-            if (Y2.Length > 0) X[i] += Gate[GateAt(i, D, TokensPerSample, GateStride, Gate2Offset)] * Y2[i];
+            X[i] += Gate[GateAt(i, D, TokensPerSample, GateStride, GateOffset)] * Y.Load(i);
+            if (!Y2.IsEmpty) X[i] += Gate[GateAt(i, D, TokensPerSample, GateStride, Gate2Offset)] * Y2.Load(i);
         }
     }
 
-    /// <summary><see cref="Args"/> over float4s: every view, D, the stride and the offset in float4s.</summary>
-    public struct Vector4Args : IElementKernel
+    /// <summary><see cref="Args"/> over float4s: every view, D, the stride and the offset in float4s; the residuals'
+    /// float4s as <typeparamref name="TView"/> (float32 or float16 ones).</summary>
+    public struct Vector4Args<TView> : IElementKernel where TView : struct, IFloat4View<TView>
     {
-        public ArrayView<F4> X, Y, Gate, Y2;
+        public ArrayView<F4> X, Gate;
+        /// <summary>The residual, then the second one or empty.</summary>
+        public TView Y, Y2;
         public int D, TokensPerSample, GateStride, GateOffset, Gate2Offset;
 
         public readonly void Compute(int i)
         {
-            F4 x = X[i], y = Y[i], g = Gate[GateAt(i, D, TokensPerSample, GateStride, GateOffset)];
+            F4 x = X[i], y = Y.At(i), g = Gate[GateAt(i, D, TokensPerSample, GateStride, GateOffset)];
             x = new F4 { X = x.X + g.X * y.X, Y = x.Y + g.Y * y.Y, Z = x.Z + g.Z * y.Z, W = x.W + g.W * y.W };
-            if (Y2.Length > 0)
+            if (!Y2.IsEmpty())
             {
-                F4 y2 = Y2[i], g2 = Gate[GateAt(i, D, TokensPerSample, GateStride, Gate2Offset)];
+                F4 y2 = Y2.At(i), g2 = Gate[GateAt(i, D, TokensPerSample, GateStride, Gate2Offset)];
                 x = new F4 { X = x.X + g2.X * y2.X, Y = x.Y + g2.Y * y2.Y, Z = x.Z + g2.Z * y2.Z, W = x.W + g2.W * y2.W };
             }
             X[i] = x;
@@ -62,26 +66,30 @@ public static class GatedResidual
         foreach (var r in y2 is null ? [y] : new[] { y, y2 })
             if (x.Length != r.Length)
                 throw new ArgumentException($"GatedResidual: x {x.ShapeText} and y {r.ShapeText} differ");
+        if (y2 is not null && y2.DType != y.DType)
+            throw new ArgumentException($"GatedResidual: residuals {y.DType} and {y2.DType} differ in type");
         var args = new Args
         {
-            X = x.View, Y = y.View, Gate = gate.View, Y2 = y2?.View ?? ArrayView<float>.Empty, D = x.Dim(2), TokensPerSample = x.Dim(1),
+            X = x.View, Y = InputView.Of(y), Gate = gate.View, Y2 = InputView.OfOptional(y2), D = x.Dim(2), TokensPerSample = x.Dim(1),
             GateStride = gate.Dim(1), GateOffset = gateOffset, Gate2Offset = gate2Offset,
         };
         if (x.Backend.UsesGpuKernels && Vectorizable(args))
         {
-            ElementLauncher.Launch(x.Backend, (int)(x.Length / 4), new Vector4Args
-            {
-                X = args.X.Cast<F4>(), Y = args.Y.Cast<F4>(), Gate = args.Gate.Cast<F4>(),
-                Y2 = args.Y2.Length > 0 ? args.Y2.Cast<F4>() : ArrayView<F4>.Empty, D = args.D / 4,
-                TokensPerSample = args.TokensPerSample, GateStride = args.GateStride / 4, GateOffset = args.GateOffset / 4,
-                Gate2Offset = args.Gate2Offset / 4,
-            });
+            if (y.DType == DType.Float16) LaunchVector4(x.Backend, args, args.Y.AsHalves(), args.Y2.AsHalves());
+            else LaunchVector4(x.Backend, args, args.Y.AsFloats(), args.Y2.AsFloats());
             return;
         }
         ElementLauncher.Launch(x.Backend, (int)x.Length, args);
     }
 
+    private static void LaunchVector4<TView>(Backend backend, Args a, TView y, TView y2) where TView : struct, IFloat4View<TView> =>
+        ElementLauncher.Launch(backend, (int)(a.X.Length / 4), new Vector4Args<TView>
+        {
+            X = a.X.Cast<F4>(), Y = y, Gate = a.Gate.Cast<F4>(), Y2 = y2, D = a.D / 4,
+            TokensPerSample = a.TokensPerSample, GateStride = a.GateStride / 4, GateOffset = a.GateOffset / 4, Gate2Offset = a.Gate2Offset / 4,
+        });
+
     private static bool Vectorizable(Args a) =>
         a.D % 4 == 0 && a.GateStride % 4 == 0 && a.GateOffset % 4 == 0 && a.Gate2Offset % 4 == 0
-        && Vectors.Float4Aligned(a.X, a.Y, a.Gate, a.Y2);
+        && Vectors.Float4Aligned(a.X, a.Gate) && a.Y.Float4Aligned && a.Y2.Float4Aligned;
 }

@@ -21,8 +21,8 @@ public static class LayerNormModulate
     {
         public ArrayView<float> X, Mod;
         public OutputView Y;
-        /// <summary>The residual r, or empty for a plain adaLN; then r2, added after it, or empty.</summary>
-        public ArrayView<float> Residual, Residual2;
+        /// <summary>The residual r, or empty for a plain adaLN; then r2, added after it, or empty (float32 or float16).</summary>
+        public InputView Residual, Residual2;
         public int D, TokensPerSample, ModStride, ShiftOffset, ScaleOffset, GateOffset, Gate2Offset;
         public float Eps;
 
@@ -33,8 +33,8 @@ public static class LayerNormModulate
             float mean = 0f;
             for (int d = 0; d < D; d++)
             {
-                if (Residual.Length > 0) X[x0 + d] += Mod[m0 + GateOffset + d] * Residual[x0 + d];
-                if (Residual2.Length > 0) X[x0 + d] += Mod[m0 + Gate2Offset + d] * Residual2[x0 + d];
+                if (!Residual.IsEmpty) X[x0 + d] += Mod[m0 + GateOffset + d] * Residual.Load(x0 + d);
+                if (!Residual2.IsEmpty) X[x0 + d] += Mod[m0 + Gate2Offset + d] * Residual2.Load(x0 + d);
                 mean += X[x0 + d];
             }
             mean /= D;
@@ -74,6 +74,8 @@ public static class LayerNormModulate
         foreach (var r in residual2 is null ? [residual] : new[] { residual, residual2 })
             if (r.Length != x.Length)
                 throw new ArgumentException($"LayerNormModulate: residual {r.ShapeText} and x {x.ShapeText} differ");
+        if (residual2 is not null && residual2.DType != residual.DType)
+            throw new ArgumentException($"LayerNormModulate: residuals {residual.DType} and {residual2.DType} differ in type");
         return Run(x, mod, shiftOffset, scaleOffset, eps, residual, gateOffset, residual2, gate2Offset, output);
     }
 
@@ -86,8 +88,8 @@ public static class LayerNormModulate
         var y = x.Backend.Arena.Rent(output, x.Shape);
         var args = new Args
         {
-            X = x.View, Mod = mod.View, Y = OutputView.Of(y), Residual = residual?.View ?? ArrayView<float>.Empty,
-            Residual2 = residual2?.View ?? ArrayView<float>.Empty, D = d, TokensPerSample = t, ModStride = mod.Dim(1),
+            X = x.View, Mod = mod.View, Y = OutputView.Of(y), Residual = InputView.OfOptional(residual),
+            Residual2 = InputView.OfOptional(residual2), D = d, TokensPerSample = t, ModStride = mod.Dim(1),
             ShiftOffset = shiftOffset, ScaleOffset = scaleOffset, GateOffset = gateOffset, Gate2Offset = gate2Offset, Eps = eps,
         };
         // A thread per row suits the CPU accelerator; on a GPU a warp per row keeps the row in registers.

@@ -15,9 +15,9 @@ public sealed class DiTBlock : IDisposable
     private const float AttentionNormEps = 1e-6f;
 
     private readonly int _index, _heads, _headDim, _width;
-    /// <summary>GEMM inputs and outputs inside a component (the adaLN outputs, qkv, attention's output,
-    /// the MLP's hidden layer): Float16 on the fp16 path, rounded once where each is made, so the next
-    /// kernel reads half the bytes. The components' outputs and the residual stream stay Float32.</summary>
+    /// <summary>GEMM inputs and outputs (the adaLN outputs, qkv, attention's output, the MLP's hidden layer, and the
+    /// components' outputs, which SmoothCache keeps and the next adaLN adds to x): Float16 on the fp16 path, rounded once
+    /// where each is made, so the next kernel reads half the bytes. The residual stream x stays Float32.</summary>
     private readonly DType _activations;
     private readonly float _mlpNormEps;
     private readonly Tensor _qkvWeight, _qkvBias, _outWeight, _outBias;
@@ -82,13 +82,13 @@ public sealed class DiTBlock : IDisposable
     {
         using var qkv = Linear.Run(h, _qkvWeight, _qkvBias, _activations);
         using var heads = Attention.Run(qkv, _heads, _headDim, _activations);
-        return Linear.Run(heads, _outWeight, _outBias);
+        return Linear.Run(heads, _outWeight, _outBias, _activations);
     }
 
     private Tensor FeedForward(Tensor h)
     {
         using var hidden = Linear.Run<GeluTanhEpilogue>(h, _fc1Weight, _fc1Bias, _activations);
-        return Linear.Run(hidden, _fc2Weight, _fc2Bias);
+        return Linear.Run(hidden, _fc2Weight, _fc2Bias, _activations);
     }
 
     /// <summary>Multiply-adds of one attention call for a batch of b samples of t tokens.</summary>

@@ -27,8 +27,9 @@ public static class LayerNormModulateRow
     public struct Args
     {
         public ArrayView<F4> X, Mod;
-        /// <summary>The residual r, or empty for a plain adaLN; then r2, added after it, or empty.</summary>
-        public ArrayView<F4> Residual, Residual2;
+        /// <summary>The residual r, or empty for a plain adaLN; then r2, added after it, or empty: both float32 or both
+        /// float16 (the fp16 path's component outputs).</summary>
+        public InputView Residual, Residual2;
         public OutputView Y;
         public int Rows, Chunks, TokensPerSample, ModStride, ShiftOffset, ScaleOffset, GateOffset, Gate2Offset;
         public float Eps;
@@ -49,11 +50,12 @@ public static class LayerNormModulateRow
         int x = row * a.Chunks, m = row / a.TokensPerSample * a.ModStride;
         // Every load of x and of the residual terms is issued before any is used (no store in between that
         // could alias them): a row waits for memory once.
-        var v = Load(a.X, x, lane, a.Chunks);
-        if (a.Residual.Length > 0)
+        var v = Load(new Floats(a.X), x, lane, a.Chunks);
+        if (!a.Residual.IsEmpty)
         {
-            v = AddGated(v, Load(a.Mod, m + a.GateOffset, lane, a.Chunks), Load(a.Residual, x, lane, a.Chunks));
-            if (a.Residual2.Length > 0) v = AddGated(v, Load(a.Mod, m + a.Gate2Offset, lane, a.Chunks), Load(a.Residual2, x, lane, a.Chunks));
+            v = a.Residual.F16.Length > 0
+                ? AddGated(v, a, m, x, lane, a.Residual.AsHalves(), a.Residual2.AsHalves())
+                : AddGated(v, a, m, x, lane, a.Residual.AsFloats(), a.Residual2.AsFloats());
             Store(a.X, x, lane, a.Chunks, v);
         }
         float d = 4 * a.Chunks;
@@ -65,8 +67,8 @@ public static class LayerNormModulateRow
             + Squares(v.C6, mean, lane + 192 < a.Chunks) + Squares(v.C7, mean, lane + 224 < a.Chunks)
             + Squares(v.C8, mean, lane + 256 < a.Chunks);
         float inv = 1f / MathF.Sqrt(Vectors.WarpSum(squares) / d + a.Eps);
-        var scale = Load(a.Mod, m + a.ScaleOffset, lane, a.Chunks);
-        var shift = Load(a.Mod, m + a.ShiftOffset, lane, a.Chunks);
+        var scale = Load(new Floats(a.Mod), m + a.ScaleOffset, lane, a.Chunks);
+        var shift = Load(new Floats(a.Mod), m + a.ShiftOffset, lane, a.Chunks);
         // y from this lane's first float4 of the row (kept inside it for a lane past a short row, which stores
         // nothing): each float4's place a constant from there.
         var y = a.Y.From(4L * (x + Math.Min(lane, a.Chunks - 1)));
@@ -81,11 +83,19 @@ public static class LayerNormModulateRow
         Output<TRound>(y, 8, lane + 256 < a.Chunks, v.C8, scale.C8, shift.C8, mean, inv);
     }
 
+    /// <summary>v += gate * r, then v += gate2 * r2 if there is r2: the residuals' float4s as <typeparamref name="TView"/>.</summary>
+    private static LaneChunks AddGated<TView>(LaneChunks v, Args a, int m, int x, int lane, TView r, TView r2) where TView : struct, IFloat4View<TView>
+    {
+        v = AddGated(v, Load(new Floats(a.Mod), m + a.GateOffset, lane, a.Chunks), Load(r, x, lane, a.Chunks));
+        if (!a.Residual2.IsEmpty) v = AddGated(v, Load(new Floats(a.Mod), m + a.Gate2Offset, lane, a.Chunks), Load(r2, x, lane, a.Chunks));
+        return v;
+    }
+
     /// <summary>The lane's float4s of the row of <paramref name="chunks"/> float4s at <paramref name="start"/>.</summary>
-    private static LaneChunks Load(ArrayView<F4> view, int start, int lane, int chunks)
+    private static LaneChunks Load<TView>(TView view, int start, int lane, int chunks) where TView : struct, IFloat4View<TView>
     {
         // Rows of whole warps' float4s (D = 1152: 9 each) from the lane's first float4, at constant offsets.
-        if (chunks % Lanes == 0) return LoadWhole(view.SubView(start + lane), chunks / Lanes);
+        if (chunks % Lanes == 0) return LoadWhole(view.From(start + lane), chunks / Lanes);
         LaneChunks c;
         c.C0 = Chunk(view, start, lane, chunks);
         c.C1 = Chunk(view, start, lane + 32, chunks);
@@ -102,24 +112,24 @@ public static class LayerNormModulateRow
     /// <summary>Float4s 0, 32, .. of <paramref name="lane"/> (the row from this lane's first float4): the first
     /// <paramref name="count"/> (the same for every lane), zeros after them. Constant offsets fold into the loads,
     /// where a clamped index needs its own address per load.</summary>
-    private static LaneChunks LoadWhole(ArrayView<F4> lane, int count) => new()
+    private static LaneChunks LoadWhole<TView>(TView lane, int count) where TView : struct, IFloat4View<TView> => new()
     {
-        C0 = lane[0],
-        C1 = count > 1 ? lane[32] : default,
-        C2 = count > 2 ? lane[64] : default,
-        C3 = count > 3 ? lane[96] : default,
-        C4 = count > 4 ? lane[128] : default,
-        C5 = count > 5 ? lane[160] : default,
-        C6 = count > 6 ? lane[192] : default,
-        C7 = count > 7 ? lane[224] : default,
-        C8 = count > 8 ? lane[256] : default,
+        C0 = lane.At(0),
+        C1 = count > 1 ? lane.At(32) : default,
+        C2 = count > 2 ? lane.At(64) : default,
+        C3 = count > 3 ? lane.At(96) : default,
+        C4 = count > 4 ? lane.At(128) : default,
+        C5 = count > 5 ? lane.At(160) : default,
+        C6 = count > 6 ? lane.At(192) : default,
+        C7 = count > 7 ? lane.At(224) : default,
+        C8 = count > 8 ? lane.At(256) : default,
     };
 
     /// <summary>Float4 <paramref name="c"/> of the row, zeros past it. The load itself stays inside the row, so it
     /// needs no branch and all of a lane's loads can be issued together.</summary>
-    private static F4 Chunk(ArrayView<F4> view, int start, int c, int chunks)
+    private static F4 Chunk<TView>(TView view, int start, int c, int chunks) where TView : struct, IFloat4View<TView>
     {
-        F4 v = view[start + Math.Min(c, chunks - 1)];
+        F4 v = view.At(start + Math.Min(c, chunks - 1));
         bool inRow = c < chunks;
         return new F4 { X = inRow ? v.X : 0f, Y = inRow ? v.Y : 0f, Z = inRow ? v.Z : 0f, W = inRow ? v.W : 0f };
     }
@@ -179,7 +189,7 @@ public static class LayerNormModulateRow
     public static bool Supports(LayerNormModulate.Args a) =>
         a.D % 4 == 0 && a.D / 4 <= Lanes * PerLane && a.ModStride % 4 == 0
         && new[] { a.ShiftOffset, a.ScaleOffset, a.GateOffset, a.Gate2Offset }.All(o => o % 4 == 0)
-        && Vectors.Float4Aligned(a.X, a.Mod, a.Residual, a.Residual2) && a.Y.PairsAligned;
+        && Vectors.Float4Aligned(a.X, a.Mod) && a.Residual.Float4Aligned && a.Residual2.Float4Aligned && a.Y.PairsAligned;
 
     /// <summary>Launches over rows = X.Length / D (any accelerator with 32-lane warps): a warp per row.</summary>
     public static void Run(Backend backend, LayerNormModulate.Args a)
@@ -190,8 +200,7 @@ public static class LayerNormModulateRow
         if (rows == 0) return;
         var args = new Args
         {
-            X = a.X.Cast<F4>(), Mod = a.Mod.Cast<F4>(), Residual = a.Residual.Length > 0 ? a.Residual.Cast<F4>() : ArrayView<F4>.Empty,
-            Residual2 = a.Residual2.Length > 0 ? a.Residual2.Cast<F4>() : ArrayView<F4>.Empty,
+            X = a.X.Cast<F4>(), Mod = a.Mod.Cast<F4>(), Residual = a.Residual, Residual2 = a.Residual2,
             Y = a.Y, Rows = rows, Chunks = a.D / 4, TokensPerSample = a.TokensPerSample, ModStride = a.ModStride / 4,
             ShiftOffset = a.ShiftOffset / 4, ScaleOffset = a.ScaleOffset / 4, GateOffset = a.GateOffset / 4,
             Gate2Offset = a.Gate2Offset / 4, Eps = a.Eps,

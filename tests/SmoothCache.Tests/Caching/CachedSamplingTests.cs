@@ -1,5 +1,7 @@
 using SmoothCache.Caching;
+using SmoothCache.Kernels;
 using SmoothCache.Sampling;
+using static SmoothCache.Tests.TestSupport;
 
 namespace SmoothCache.Tests.Caching;
 
@@ -17,6 +19,28 @@ public class CachedSamplingTests
         var cached = pipe.Generate(Options(6)).Latents;
         Assert.Equal(plain, cached);
         Assert.Equal(0, cache.Stats().Reused);
+    }
+
+    [Fact]
+    public void Fp16ReusesItsFloat16OutputsAndStaysNearTheFp32Run()
+    {
+        // The fp16 path keeps Float16 component outputs: an all-ones schedule changes nothing, and a schedule that
+        // reuses them lands near the fp32 run with the same schedule (fp16 rounding apart).
+        using var fp16 = DiTPipeline.Load(RepoFile("models", "dit-digits"), Cpu, Precision.Fp16);
+        var plain = fp16.Generate(Options(6)).Latents;
+        using (SmoothCacheHelper.Enable(fp16.Transformer, StaticSchedules.NoCache(6, ["attn1", "ff"])))
+            Assert.Equal(plain, fp16.Generate(Options(6)).Latents);
+        var schedule = CacheSchedule.Parse("{\"attn1\": [1, 0, 1, 0, 1, 1], \"ff\": [1, 1, 0, 1, 0, 1]}", "reusing schedule");
+        float[] Cached(DiTPipeline pipe)
+        {
+            using var cache = SmoothCacheHelper.Enable(pipe.Transformer, schedule);
+            var latents = pipe.Generate(Options(6)).Latents;
+            Assert.All(cache.Stats().Components, c => Assert.Equal(2L * pipe.Transformer.NumBlocks, c.Reused));
+            return latents;
+        }
+        var cached16 = Cached(fp16);
+        Assert.NotEqual(plain, cached16);
+        Assert.InRange(RelativeL2(cached16, Cached(TinyCase.Pipeline)), 1e-6, 1e-2);
     }
 
     [Fact]

@@ -45,6 +45,20 @@ public class RelativeL1KernelTests(CpuBackendFixture fixture)
     }
 
     [Fact]
+    public void Float16OutputsGiveWhatTheirWidenedValuesGive()
+    {
+        // The fp16 path's component outputs, calibrated as they are.
+        var random = new Random(3);
+        using var current = HalfConversion.ToHalf(_backend.Arena.Upload(RandomData(random, 5000, 1.0), 5000));
+        using var earlier = HalfConversion.ToHalf(_backend.Arena.Upload(RandomData(random, 5000, 1.0), 5000));
+        using var currentWide = _backend.Arena.Upload(current.ToArray(), 5000);
+        using var earlierWide = _backend.Arena.Upload(earlier.ToArray(), 5000);
+        float error = RelativeL1Kernel.Compute(current, [earlier])[0];
+        Assert.Equal(RelativeL1Kernel.Compute(currentWide, [earlierWide])[0], error);
+        Assert.True(Math.Abs(error - CalibrationMath.RelativeL1(earlier.ToArray(), current.ToArray())) <= 1e-6);
+    }
+
+    [Fact]
     public void NothingToCompareGivesNoErrors()
     {
         using var current = _backend.Arena.Upload([1f, 2f], 2);

@@ -32,6 +32,32 @@ public class GatedResidualTests
 
     [Theory]
     [InlineData(false)]
+    [InlineData(true)]  // float4s: the residuals' as 8 bytes of float16 each
+    public void Float16ResidualsGiveWhatTheirWidenedValuesGiveBitForBit(bool gpuKernels)
+    {
+        var backend = gpuKernels ? CpuWithGpuKernels : Cpu;
+        int b = 2, t = 3, d = 8;
+        var x = Random(48, b * t * d, 2f);
+        using var gate = backend.Arena.Upload(Random(49, b * 6 * d), b, 6 * d);
+        using var y1 = HalfConversion.ToHalf(backend.Arena.Upload(Random(50, b * t * d), b, t, d));
+        using var y2 = HalfConversion.ToHalf(backend.Arena.Upload(Random(51, b * t * d), b, t, d));
+        using var y1Wide = backend.Arena.Upload(y1.ToArray(), b, t, d);
+        using var y2Wide = backend.Arena.Upload(y2.ToArray(), b, t, d);
+        float[] Run(Tensor first, Tensor second)
+        {
+            using var tx = backend.Arena.Upload(x, b, t, d);
+            GatedResidual.Run(tx, first, 5 * d, second, 2 * d, gate);
+            return tx.ToArray();
+        }
+        var half = Run(y1, y2);
+        Assert.Equal(Run(y1Wide, y2Wide), half);
+        Assert.NotEqual(x, half);
+        var e = Assert.Throws<ArgumentException>(() => Run(y1, y2Wide));
+        Assert.Contains("differ in type", e.Message);
+    }
+
+    [Theory]
+    [InlineData(false)]
     [InlineData(true)]
     public void TwoResidualsInOneLaunchEqualTwoLaunchesBitForBit(bool gpuKernels)
     {

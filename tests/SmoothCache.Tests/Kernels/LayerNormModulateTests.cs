@@ -75,6 +75,35 @@ public class LayerNormModulateTests
         Assert.True(RelativeL2(fused.ToArray(), steps.ToArray()) < 1e-7);
     }
 
+    [Theory]
+    [InlineData(false, 2, 100)]
+    [InlineData(true, 1, 100)]   // the row kernel, most lanes' last float4s past the row
+    [InlineData(true, 2, 1152)]  // DiT-XL/2's width, both terms in every lane's nine float4s
+    public void Float16ResidualsGiveWhatTheirWidenedValuesGiveBitForBit(bool gpuKernels, int terms, int d)
+    {
+        // The fp16 path's component outputs: the same values as Float16 tensors or as Float32 ones, the same x and y.
+        var backend = gpuKernels ? CpuWithGpuKernels : Cpu;
+        int b = 2, t = 3;
+        var x = Random(36, b * t * d, 2f);
+        using var mod = backend.Arena.Upload(Random(37, b * 6 * d), b, 6 * d);
+        using var r = HalfConversion.ToHalf(backend.Arena.Upload(Random(38, b * t * d), b, t, d));
+        using var r2 = HalfConversion.ToHalf(backend.Arena.Upload(Random(39, b * t * d), b, t, d));
+        using var rWide = backend.Arena.Upload(r.ToArray(), b, t, d);
+        using var r2Wide = backend.Arena.Upload(r2.ToArray(), b, t, d);
+        (float[] X, float[] Y) Run(Tensor first, Tensor second)
+        {
+            using var tx = backend.Arena.Upload(x, b, t, d);
+            using var y = LayerNormModulate.RunAfterResiduals(tx, first, 2 * d, terms == 2 ? second : null, 5 * d, mod, 3 * d, 4 * d, 1e-6f, DType.Float16);
+            return (tx.ToArray(), y.ToArray());
+        }
+        var (halfX, halfY) = Run(r, r2);
+        var (wideX, wideY) = Run(rWide, r2Wide);
+        Assert.Equal(wideX, halfX);
+        Assert.Equal(wideY, halfY);
+        Assert.NotEqual(x, halfX);
+        if (terms == 2) Assert.Contains("differ in type", Assert.Throws<ArgumentException>(() => Run(r, r2Wide)).Message);
+    }
+
     [Fact]
     public void RejectsAGateOutsideTheModulationRows()
     {

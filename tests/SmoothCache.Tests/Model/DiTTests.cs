@@ -47,6 +47,23 @@ public class DiTTests
     }
 
     [Fact]
+    public void Fp16ComponentOutputsAreFloat16WithinHalfRoundingOfTheReference()
+    {
+        // What SmoothCache keeps and the next adaLN adds to x: Float16 on the fp16 path, as the GEMM rounds it.
+        using var inputs = SafetensorsFile.Open(Fixture("random", "dit-small-forward.safetensors"));
+        using var model = DiTTransformer.Load(Cpu, SmallFolder, Precision.Fp16);
+        var recorder = new RecordingHook();
+        model.Hook = recorder;
+        using var x = Cpu.Arena.Upload(inputs.ReadFloat32("x", 3, 4, 8, 8), 3, 4, 8, 8);
+        var labels = inputs.ReadFloat32("class_labels", 3).Select(v => (int)v).ToArray();
+        model.Forward(x, inputs.ReadFloat32("timestep", 3), labels).Dispose();
+        Assert.Equal(4, recorder.Types.Count);
+        Assert.All(recorder.Types.Values, t => Assert.Equal(DType.Float16, t));
+        foreach (var name in new[] { "block0.attn1", "block0.ff", "block1.attn1", "block1.ff" })
+            Assert.InRange(RelativeL2(recorder.Outputs[name], inputs.ReadFloat64(name)), 1e-6, 1e-2);
+    }
+
+    [Fact]
     public void SyntheticXlBlockFp16IsWithinHalfRoundingOfFp32()
     {
         // DiT-XL/2's shapes (width 1152, 16 heads of 72, 256 tokens, 4 -> 8 channels), one block to keep
@@ -131,11 +148,13 @@ public class DiTTests
     private sealed class RecordingHook : IComponentHook
     {
         public Dictionary<string, float[]> Outputs { get; } = new();
+        public Dictionary<string, DType> Types { get; } = new();
 
         public Tensor Run(string component, int block, Func<Tensor> compute)
         {
             var y = compute();
             Outputs[$"block{block}.{component}"] = y.ToArray();
+            Types[$"block{block}.{component}"] = y.DType;
             return y;
         }
     }

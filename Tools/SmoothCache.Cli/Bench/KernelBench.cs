@@ -91,7 +91,13 @@ public static class KernelBench
         // The form every block norm but the first takes: the gated residual waiting for x added on the same pass
         // (a residual of zeros, so x stays as it is however often the row runs).
         using (var residual = arena.Zeros(batch, tokens, d))
+        using (var halfResidual = HalfConversion.ToHalf(residual))
+        {
             Time("LayerNormModulate after residual", $"{m}x{d}", 11.0 * m * d, () => LayerNormModulate.RunAfterResidual(x, residual, mod, 2 * d, 0, d, 1e-6f));
+            // As the fp16 forward runs it: the component's output as float16, y as float16.
+            Time("LayerNormModulate fp16 after fp16 residual", $"{m}x{d}", 11.0 * m * d,
+                () => LayerNormModulate.RunAfterResidual(x, halfResidual, mod, 2 * d, 0, d, 1e-6f, DType.Float16));
+        }
         Time("GatedResidual", $"{m}x{d}", 2.0 * m * d, () => { GatedResidual.Run(x, x, mod, 2 * d); return null; });
         return results.ToArray();
     }

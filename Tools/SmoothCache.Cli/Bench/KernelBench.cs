@@ -47,7 +47,8 @@ public static class KernelBench
 
         foreach (var precision in new[] { Precision.Fp32, Precision.Fp16 })
         {
-            // The fp16 path as the model runs it: float16 weights and inputs, fc1 writing float16.
+            // The fp16 path as the model runs it: float16 weights, inputs and outputs (qkv, fc1's hidden layer, fc2's
+            // output, which SmoothCache keeps).
             string p = precision == Precision.Fp16 ? " fp16" : "";
             var act = precision == Precision.Fp16 ? DType.Float16 : DType.Float32;
             using var wq = HalfConversion.PrepareWeight(wQkv, precision);
@@ -55,9 +56,12 @@ public static class KernelBench
             using var wd = HalfConversion.PrepareWeight(wDown, precision);
             using var xa = precision == Precision.Fp16 ? HalfConversion.ToHalf(x) : x.Share();
             using var ha = precision == Precision.Fp16 ? HalfConversion.ToHalf(hidden) : hidden.Share();
-            Time("Linear qkv" + p, $"{m}x{3 * d}x{d}", 2.0 * m * 3 * d * d, () => Linear.Run(xa, wq, b3));
+            Time("Linear qkv" + p, $"{m}x{3 * d}x{d}", 2.0 * m * 3 * d * d, () => Linear.Run(xa, wq, b3, act));
             Time("Linear fc1 + GELU" + p, $"{m}x{4 * d}x{d}", 2.0 * m * 4 * d * d, () => Linear.Run<GeluTanhEpilogue>(xa, wu, bias, act));
-            Time("Linear fc2" + p, $"{m}x{d}x{4 * d}", 2.0 * m * 4 * d * d, () => Linear.Run(ha, wd, b1));
+            Time("Linear fc2" + p, $"{m}x{d}x{4 * d}", 2.0 * m * 4 * d * d, () => Linear.Run(ha, wd, b1, act));
+            // Until the eighteenth session the fp16 path's fc2 wrote float32.
+            if (precision == Precision.Fp16)
+                Time("Linear fc2 fp16 into float32", $"{m}x{d}x{4 * d}", 2.0 * m * 4 * d * d, () => Linear.Run(ha, wd, b1));
         }
         // The conditioning GEMM of all blocks' adaLN at once (one row per sample, N = depth x 6 x width) on
         // the skinny and the tensor-core kernel: why Linear gives fp16 GEMMs of any M to tensor cores.

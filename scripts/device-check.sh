@@ -57,6 +57,28 @@ for path in sorted(glob.glob(os.path.join(sys.argv[1], "forward-*.json")) + glob
 PY
 }
 
+# The tails of the logs named (those that exist).
+show_logs() {
+    for f in "$@"; do
+        [ -f "$f" ] && { echo "== $(basename "$f" .log)"; grep -v "^NVIDIA\|^device:" "$f" | tail -n 30; }
+    done
+}
+
+# The tuner's shapes, choices and per-forward totals (the last $1 lines).
+show_tune() {
+    [ -f "$OUT/tune.log" ] && { echo "== tune (shapes, choices, per-forward totals)"; grep -E "^[0-9]|chosen|FAIL|^batch|^wrote" "$OUT/tune.log" | tail -n "$1"; }
+}
+
+# Last, where the device tool's tail surely shows them: the XL numbers side by side and every step's exit code; then
+# everything packed into one file (the device tool returns at most 8).
+finish() {
+    xl_summary
+    echo "== summary"
+    cat "$STATUS"
+    (cd "$OUT" && tar czf device-check.tar.gz --remove-files -- *.log *.json status.txt 2>/dev/null)
+    exit 0
+}
+
 MODE=${1:-default}
 case "$MODE" in
     default|hopper|tma|quick|deep) ;;
@@ -85,17 +107,11 @@ if [ "$MODE" = deep ]; then
     else
         echo "gemm-tma did not pass every check: no tuning (the 64-deep variants would be in it)" | tee -a "$STATUS"
     fi
-    for f in "$OUT"/smoke.log "$OUT"/forward-*.log "$OUT"/sampling*.log; do
-        [ -f "$f" ] && { echo "== $(basename "$f" .log)"; grep -v "^NVIDIA\|^device:" "$f" | tail -n 30; }
-    done
-    [ -f "$OUT/tune.log" ] && { echo "== tune (shapes, choices, per-forward totals)"; grep -E "^[0-9]|chosen|FAIL|^batch|^wrote" "$OUT/tune.log" | tail -n 40; }
+    show_logs "$OUT"/smoke.log "$OUT"/forward-*.log "$OUT"/sampling*.log
+    show_tune 40
     echo "== gemm-tma (x64 and multiplies-only rows, failed checks)"
     grep -E "^FAIL|x64|only|^kernel|cuBLAS HGEMM|swizzled fp16" "$OUT/gemm-tma.log" | tail -n 80
-    xl_summary
-    echo "== summary"
-    cat "$STATUS"
-    (cd "$OUT" && tar czf device-check.tar.gz --remove-files -- *.log *.json status.txt 2>/dev/null)
-    exit 0
+    finish
 fi
 # quick (~170 s on an H200; with DEVICE_CHECK_BUDGET and timeout_s it fits what device time is left): the defaults on
 # the shipped tuning table, without tuning: gemm-tma's checks, smoke, the forward (profiled), the job and each kernel alone
@@ -111,16 +127,10 @@ if [ "$MODE" = quick ]; then
     forward forward-defaults ""
     step sampling 60 bench --suite sampling --device cuda --precision fp16 --json "$OUT/sampling.json"
     step kernels 40 bench --suite kernels --device cuda --xl --batch 16 --iterations 10 --json "$OUT/kernels.json"
-    for f in "$OUT"/smoke.log "$OUT"/kernels.log "$OUT"/forward-*.log "$OUT"/sampling*.log; do
-        [ -f "$f" ] && { echo "== $(basename "$f" .log)"; grep -v "^NVIDIA\|^device:" "$f" | tail -n 30; }
-    done
+    show_logs "$OUT"/smoke.log "$OUT"/kernels.log "$OUT"/forward-*.log "$OUT"/sampling*.log
     echo "== gemm-tma checks that failed"
     grep "^FAIL" "$OUT"/gemm-tma*.log || echo "(none)"
-    xl_summary
-    echo "== summary"
-    cat "$STATUS"
-    (cd "$OUT" && tar czf device-check.tar.gz --remove-files -- *.log *.json status.txt 2>/dev/null)
-    exit 0
+    finish
 fi
 # tma: the TMA-loaded GEMM (~400 s, limits 600 s; the budget above skips what would not fit; run it with the device
 # tool's timeout_s at 600): its checks and timings; only if its checks pass, the smoke suite, the TMA GEMM in clusters
@@ -171,18 +181,11 @@ if [ "$MODE" = tma ]; then
             SMOOTHCACHE_TMA_GEMM=$v forward "forward-$v" none
         done
     fi
-    for f in "$OUT"/smoke.log "$OUT"/gemm-cluster.log "$OUT"/kernels.log "$OUT"/forward-*.log "$OUT"/sampling*.log; do
-        [ -f "$f" ] && { echo "== $(basename "$f" .log)"; grep -v "^NVIDIA\|^device:" "$f" | tail -n 30; }
-    done
-    [ -f "$OUT/tune.log" ] && { echo "== tune (shapes, choices, per-forward totals)"; grep -E "^[0-9]|chosen|FAIL|^batch|^wrote" "$OUT/tune.log" | tail -n 60; }
+    show_logs "$OUT"/smoke.log "$OUT"/gemm-cluster.log "$OUT"/kernels.log "$OUT"/forward-*.log "$OUT"/sampling*.log
+    show_tune 60
     echo "== gemm-tma"
     grep -v "^PASS" "$OUT/gemm-tma.log" | tail -n 150
-    # Last, where the device tool's tail surely shows it.
-    xl_summary
-    echo "== summary"
-    cat "$STATUS"
-    (cd "$OUT" && tar czf device-check.tar.gz --remove-files -- *.log *.json status.txt 2>/dev/null)
-    exit 0
+    finish
 fi
 if [ "$MODE" = hopper ]; then
     export SMOOTHCACHE_KERNELS=wgmma

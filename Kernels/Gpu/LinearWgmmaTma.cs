@@ -277,24 +277,54 @@ public static class LinearWgmmaTma
             ?? throw new ArgumentException($"'{name}' is not a TMA GEMM variant: expected one of {string.Join(", ", All.Select(v => v.Name))}");
     }
 
-    /// <summary>Stages of the ring <paramref name="ring"/> names.</summary>
-    private static int Stages(RingKind ring) => ring switch
+    /// <summary>What is done with the ring a <see cref="RingKind"/> names, as a type (<see cref="OnRing"/>).</summary>
+    private interface IRingAction
     {
-        RingKind.Barrier => default(BarrierRing).Stages(),
-        RingKind.Prefetching => default(PrefetchingRing).Stages(),
-        RingKind.Deep => default(DeepBarrierRing).Stages(),
-        RingKind.Released => default(ReleasedRing).Stages(),
-        RingKind.Early => default(EarlyRing).Stages(),
-        RingKind.DeepReleased => default(DeepReleasedRing).Stages(),
-        RingKind.DeepMulticast => default(DeepMulticastRing).Stages(),
-        RingKind.LongReleased => default(LongReleasedRing).Stages(),
-        RingKind.Specialized => default(SpecializedRing).Stages(),
-        RingKind.DeepSpecialized => default(DeepSpecializedRing).Stages(),
-        RingKind.Multicast => default(MulticastRing).Stages(),
-        RingKind.Shallow => default(ShallowRing).Stages(),
-        RingKind.ShallowReleased => default(ShallowReleasedRing).Stages(),
-        _ => throw new ArgumentOutOfRangeException(nameof(ring), ring, "unknown ring"),
-    };
+        void Run<TRing>() where TRing : struct, IRing;
+    }
+
+    /// <summary>Runs <paramref name="action"/> on the ring <paramref name="ring"/> names: the one place the names meet the types.</summary>
+    private static void OnRing<TAction>(RingKind ring, ref TAction action) where TAction : struct, IRingAction
+    {
+        switch (ring)
+        {
+            case RingKind.Barrier: action.Run<BarrierRing>(); break;
+            case RingKind.Prefetching: action.Run<PrefetchingRing>(); break;
+            case RingKind.Deep: action.Run<DeepBarrierRing>(); break;
+            case RingKind.Released: action.Run<ReleasedRing>(); break;
+            case RingKind.Early: action.Run<EarlyRing>(); break;
+            case RingKind.DeepReleased: action.Run<DeepReleasedRing>(); break;
+            case RingKind.DeepMulticast: action.Run<DeepMulticastRing>(); break;
+            case RingKind.LongReleased: action.Run<LongReleasedRing>(); break;
+            case RingKind.Specialized: action.Run<SpecializedRing>(); break;
+            case RingKind.DeepSpecialized: action.Run<DeepSpecializedRing>(); break;
+            case RingKind.Multicast: action.Run<MulticastRing>(); break;
+            case RingKind.Shallow: action.Run<ShallowRing>(); break;
+            case RingKind.ShallowReleased: action.Run<ShallowReleasedRing>(); break;
+            default: throw new ArgumentOutOfRangeException(nameof(ring), ring, "unknown ring");
+        }
+    }
+
+    private struct StagesOf : IRingAction
+    {
+        public int Stages;
+        public void Run<TRing>() where TRing : struct, IRing => Stages = default(TRing).Stages();
+    }
+
+    /// <summary>Stages of the ring <paramref name="ring"/> names.</summary>
+    private static int Stages(RingKind ring)
+    {
+        var stages = new StagesOf();
+        OnRing(ring, ref stages);
+        return stages.Stages;
+    }
+
+    /// <summary>A GEMM on the ring it is given and its variant's block and depth.</summary>
+    private readonly struct Launch<TEpilogue>(Backend backend, Variant variant, ArrayView<Half> x, Tensor w, ArrayView<float> bias, OutputView y,
+        int m, int splits) : IRingAction where TEpilogue : struct, IEpilogue
+    {
+        public void Run<TRing>() where TRing : struct, IRing => RunOnRing<TEpilogue, TRing>(backend, variant, x, w, bias, y, m, splits);
+    }
 
     /// <summary><see cref="Run{TEpilogue, TBlock, TLayout, TRing}"/> on <paramref name="variant"/>'s block, ring and depth
     /// (<see cref="Swizzled64"/> or <see cref="Swizzled128"/>).</summary>
@@ -306,23 +336,8 @@ public static class LinearWgmmaTma
         if (variant.SharedBytes > MaxSharedBytes)
             throw new ArgumentException($"TMA GEMM variant {variant.Name} needs {variant.SharedBytes} bytes of shared memory, more than a block " +
                                         $"may have ({MaxSharedBytes})", nameof(variant));
-        switch (variant.Ring)
-        {
-            case RingKind.Barrier: RunOnRing<TEpilogue, BarrierRing>(backend, variant, x, w, bias, y, m, splits); break;
-            case RingKind.Prefetching: RunOnRing<TEpilogue, PrefetchingRing>(backend, variant, x, w, bias, y, m, splits); break;
-            case RingKind.Deep: RunOnRing<TEpilogue, DeepBarrierRing>(backend, variant, x, w, bias, y, m, splits); break;
-            case RingKind.Released: RunOnRing<TEpilogue, ReleasedRing>(backend, variant, x, w, bias, y, m, splits); break;
-            case RingKind.Early: RunOnRing<TEpilogue, EarlyRing>(backend, variant, x, w, bias, y, m, splits); break;
-            case RingKind.DeepReleased: RunOnRing<TEpilogue, DeepReleasedRing>(backend, variant, x, w, bias, y, m, splits); break;
-            case RingKind.DeepMulticast: RunOnRing<TEpilogue, DeepMulticastRing>(backend, variant, x, w, bias, y, m, splits); break;
-            case RingKind.LongReleased: RunOnRing<TEpilogue, LongReleasedRing>(backend, variant, x, w, bias, y, m, splits); break;
-            case RingKind.Specialized: RunOnRing<TEpilogue, SpecializedRing>(backend, variant, x, w, bias, y, m, splits); break;
-            case RingKind.DeepSpecialized: RunOnRing<TEpilogue, DeepSpecializedRing>(backend, variant, x, w, bias, y, m, splits); break;
-            case RingKind.Multicast: RunOnRing<TEpilogue, MulticastRing>(backend, variant, x, w, bias, y, m, splits); break;
-            case RingKind.Shallow: RunOnRing<TEpilogue, ShallowRing>(backend, variant, x, w, bias, y, m, splits); break;
-            case RingKind.ShallowReleased: RunOnRing<TEpilogue, ShallowReleasedRing>(backend, variant, x, w, bias, y, m, splits); break;
-            default: throw new ArgumentOutOfRangeException(nameof(variant), variant.Ring, "unknown ring");
-        }
+        var launch = new Launch<TEpilogue>(backend, variant, x, w, bias, y, m, splits);
+        OnRing(variant.Ring, ref launch);
     }
 
     private static void RunOnRing<TEpilogue, TRing>(Backend backend, Variant variant, ArrayView<Half> x, Tensor w, ArrayView<float> bias,

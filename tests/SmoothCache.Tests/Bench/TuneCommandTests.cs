@@ -38,9 +38,10 @@ public class TuneCommandTests
             "--out", table, "--json", json));
         Assert.True(result.ExitCode == ExitCodes.Success, result.Error + result.Out);
         Assert.Contains("batch 2: fp16 GEMM device time per forward", result.Out);
-        // Each shape timed as the forward runs it: fc1 with its GELU into fp16 (what the next GEMM reads), fc2 into float32.
+        // Each shape timed as the forward runs it: fc1 with its GELU into fp16 (what the next GEMM reads), fc2 into fp16
+        // (the component's output on the fp16 path).
         Assert.Contains("timed with GeluTanhEpilogue into fp16", result.Out);
-        Assert.Contains("timed with IdentityEpilogue into float32", result.Out);
+        Assert.Contains("timed with IdentityEpilogue into fp16", result.Out);
 
         var tuning = GemmTuning.Load(table);
         Assert.Equal(("CPUAccelerator", "LinearWgmmaTma"), (tuning.Device, tuning.Kernel));

@@ -17,13 +17,15 @@ public class LinearWgmmaTmaTests : HopperGemmTests
     protected override void Multiply<TEpilogue, TBlock>(ArrayView<Half> x, Tensor w, ArrayView<float> bias, OutputView y, int m, int splits) =>
         LinearWgmmaTma.Run<TEpilogue, TBlock>(Cpu, x, w, bias, y, m, splits);
 
-    [Fact]
-    public void Swizzled64DescriptorNamesTheSwizzleModeAndTheEightRowStride()
+    [Theory]
+    [InlineData(64, 512, 2)]    // 8 rows of 64 bytes, swizzle mode 2
+    [InlineData(128, 1024, 1)]  // 8 rows of 128 bytes, swizzle mode 1
+    public void SwizzledDescriptorsNameTheSwizzleModeAndTheEightRowStride(int rowBytes, int strideBytes, int mode)
     {
-        long d = LinearWgmma.Swizzled64Descriptor(0x1220, 512);
-        Assert.Equal(0x122, d & 0x3FFF);               // start address
-        Assert.Equal(512 / 16, (d >> 32) & 0x3FFF);    // next 8 rows
-        Assert.Equal(2, (d >> 62) & 3);                // 64-byte swizzle
+        long d = rowBytes == 64 ? LinearWgmma.Swizzled64Descriptor(0x1220, strideBytes) : LinearWgmma.Swizzled128Descriptor(0x1220, strideBytes);
+        Assert.Equal(0x122, d & 0x3FFF);                      // start address
+        Assert.Equal(strideBytes / 16, (d >> 32) & 0x3FFF);   // next 8 rows
+        Assert.Equal(mode, (d >> 62) & 3);
     }
 
     [Fact]
@@ -43,15 +45,6 @@ public class LinearWgmmaTmaTests : HopperGemmTests
 /// </summary>
 public class LinearWgmmaTmaDeepTileTests : TmaRingTests<LinearWgmmaTma.Swizzled128, LinearWgmmaTma.BarrierRing>
 {
-    [Fact]
-    public void Swizzled128DescriptorNamesTheSwizzleModeAndTheEightRowStride()
-    {
-        long d = LinearWgmma.Swizzled128Descriptor(0x2460, 1024);
-        Assert.Equal(0x246, d & 0x3FFF);               // start address
-        Assert.Equal(1024 / 16, (d >> 32) & 0x3FFF);   // next 8 rows
-        Assert.Equal(1, (d >> 62) & 3);                // 128-byte swizzle
-    }
-
     [Fact]
     public void Swizzled128LayoutPermutesChunksWithinEachEightRows()
     {

@@ -128,6 +128,20 @@ public sealed class Backend : IDisposable
         _ => throw new ArgumentException($"SMOOTHCACHE_SKINNY='{text}': expected tensorcores or tiles"),
     };
 
+    /// <summary>Columns of W per warp of <see cref="Gpu.LinearSkinnyTensorCore"/> (8, 16 or 32; 128, 64 or 32 deep a step,
+    /// <see cref="Gpu.LinearSkinnyTensorCore.IWarpShape"/>): from SMOOTHCACHE_SKINNY_COLUMNS when the backend is created,
+    /// 32 when unset (the shape timed on an H200). The same products, summed in the same order per output.</summary>
+    public int SkinnyColumns { get; set; } = ParseSkinnyColumns(Environment.GetEnvironmentVariable("SMOOTHCACHE_SKINNY_COLUMNS"));
+
+    /// <summary>Parses SMOOTHCACHE_SKINNY_COLUMNS's value: 8, 16 or 32 (null or empty: 32).</summary>
+    public static int ParseSkinnyColumns(string? text) => text?.Trim() switch
+    {
+        null or "" or "32" => 32,
+        "16" => 16,
+        "8" => 8,
+        _ => throw new ArgumentException($"SMOOTHCACHE_SKINNY_COLUMNS='{text}': expected 8, 16 or 32"),
+    };
+
     /// <summary>Whether kernels marked <see cref="PromoteLocalScalarsAttribute"/> (the tensor-core GEMMs, the asynchronous
     /// attention) are loaded with their asm operands' local variables turned into registers
     /// (<see cref="PtxTarget.PromoteLocalScalars"/>): from SMOOTHCACHE_PROMOTE_LOCALS (on or off; on when unset), for
@@ -145,6 +159,7 @@ public sealed class Backend : IDisposable
             if (TmaGemm is { } variant) options.Add($"every fp16 GEMM on {variant.Name}");
             if (AttentionStaging != Gpu.FlashAttentionTensorCore.Staging.Async) options.Add($"attention staging {AttentionStaging.ToString().ToLowerInvariant()}");
             if (!SkinnyOnTensorCores) options.Add("few-row fp16 GEMMs on 128-row tiles");
+            if (SkinnyColumns != 32) options.Add($"few-row fp16 GEMM {SkinnyColumns} columns a warp");
             if (!PromoteLocalScalars) options.Add("asm-operand locals left in local memory");
             if (DependentLaunches) options.Add("recordings with dependent launches");
             return options.Count == 0 ? null : string.Join(", ", options);

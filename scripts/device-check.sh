@@ -84,7 +84,7 @@ case "$MODE" in
     default|hopper|tma|quick|deep) ;;
     *) echo "usage: bash scripts/device-check.sh [default|hopper|tma|quick|deep]" >&2; exit 2 ;;
 esac
-# deep (~400 s; run it with timeout_s 600): the TMA GEMM in 64-deep K tiles (eighteenth session, never run on a GPU). Its
+# deep (~440 s; run it with timeout_s 600): the TMA GEMM in 64-deep K tiles (eighteenth session, never run on a GPU). Its
 # float64 checks and layout probe with the others' (gemm-tma; the table after them has the 64-deep rows near the top and
 # "multiplies only" rows for both depths), smoke, then only if every check passed: `smoothcache tune` over the shipped
 # table's winners and the 64-deep and 3-stage variants (writes gemm-tuning.json), the forward on the shipped table and on
@@ -104,10 +104,13 @@ if [ "$MODE" = deep ]; then
             forward forward-tuned "$OUT/gemm-tuning.json"
             SMOOTHCACHE_GEMM_TUNING="$OUT/gemm-tuning.json" step sampling-tuned 60 bench --suite sampling --device cuda --precision fp16 --json "$OUT/sampling-tuned.json"
         fi
+        # Each kernel alone at batch 16: the adaLN with float16 residuals beside float32 ones, fc2 into both, and the
+        # conditioning GEMM's few-row kernel in warps of 32, 16 and 8 columns (SMOOTHCACHE_SKINNY_COLUMNS).
+        step kernels 40 bench --suite kernels --device cuda --xl --batch 16 --iterations 10 --json "$OUT/kernels.json"
     else
         echo "gemm-tma did not pass every check: no tuning (the 64-deep variants would be in it)" | tee -a "$STATUS"
     fi
-    show_logs "$OUT"/smoke.log "$OUT"/forward-*.log "$OUT"/sampling*.log
+    show_logs "$OUT"/smoke.log "$OUT"/kernels.log "$OUT"/forward-*.log "$OUT"/sampling*.log
     show_tune 40
     echo "== gemm-tma (x64 and multiplies-only rows, failed checks)"
     grep -E "^FAIL|x64|only|^kernel|cuBLAS HGEMM|swizzled fp16" "$OUT/gemm-tma.log" | tail -n 80

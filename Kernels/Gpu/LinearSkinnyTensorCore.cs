@@ -7,9 +7,10 @@ namespace SmoothCache.Kernels.Gpu;
 /// y = epilogue(x W^T + b) for at most 16 rows of fp16 x and an fp16 W [N, K] on tensor cores, without shared memory:
 /// the conditioning GEMMs (DiT-XL/2's stacked adaLN projection, [2 or 16, 1152] x [195840, 1152]: 446 MB of weights read
 /// once), where the TMA GEMM's 128-row tiles reached ~2 TB/s and cuBLAS ~4 on an H200 (BENCHMARKS.md, seventeenth
-/// session). A warp takes 32 columns (4 mma tiles of 8) over all of K, 32 deep at a time: lane (g = lane / 4,
-/// t = lane % 4) loads 16 bytes, K 8t..8t + 7, of x rows g and g + 8 and of W rows n0 + 8j + g, and issues two
-/// <c>mma.sync.m16n8k16</c> per tile with those registers as its fragments. That pairs K differently from the
+/// session). A warp takes 8, 16 or 32 columns (1, 2 or 4 mma tiles of 8; <see cref="IWarpShape"/>) over all of K, 128,
+/// 64 or 32 deep at a time (4 loads of W a step whatever the shape): lane (g = lane / 4, t = lane % 4) loads 16 bytes,
+/// K 8t..8t + 7 of each 32 deep, of x rows g and g + 8 and of W rows n0 + 8j + g, and issues two
+/// <c>mma.sync.m16n8k16</c> per tile and 32 deep with those registers as its fragments. That pairs K differently from the
 /// instruction's own order (a lane's fragment pairs (2t, 2t + 1) and (2t + 8, 2t + 9) hold K 8t + 4s + 0..3 in step s),
 /// but the same way in x and W, so each product still sums every K once: each 32-byte sector of W is read whole by
 /// one load. Rows past M are zeros. K a multiple of 32, N even, y pairs aligned (<see cref="Supports"/>); the reference is
@@ -20,10 +21,32 @@ namespace SmoothCache.Kernels.Gpu;
 public static class LinearSkinnyTensorCore
 {
     public const int MaxRows = 16;
-    /// <summary>K per loop step: 4 lanes x 8 halves.</summary>
+    /// <summary>K per load of a W row: 4 lanes x 8 halves.</summary>
     public const int Depth = 32;
-    private const int ColumnsPerWarp = 32;
     private const int WarpsPerGroup = 4;
+
+    /// <summary>
+    /// How a warp walks W: <see cref="Tiles"/> tiles of 8 columns, <see cref="Steps"/> x 32 deep per loop step, 4 loads of
+    /// W a step either way. Every W-reading kernel of ours ran near 2.1 TB/s on the 446 MB conditioning weight, cuBLAS
+    /// near 4 (seventeenth session), and all of them read each W row 64 bytes at a time, 2,304 bytes apart; with fewer
+    /// columns and more depth a warp reads 128 or 256 contiguous bytes of each of its rows per step. Which reads DRAM
+    /// faster is for the device to say (<c>bench --suite kernels</c> times each; <see cref="Backend.SkinnyColumns"/>).
+    /// </summary>
+    public interface IWarpShape
+    {
+        int Tiles();
+        int Steps();
+    }
+
+    /// <summary>32 columns, 32 deep a step (the shape timed on an H200 in the seventeenth session).</summary>
+    public readonly struct Columns32 : IWarpShape { public int Tiles() => 4; public int Steps() => 1; }
+    /// <summary>16 columns, 64 deep a step.</summary>
+    public readonly struct Columns16 : IWarpShape { public int Tiles() => 2; public int Steps() => 2; }
+    /// <summary>8 columns, 128 deep a step.</summary>
+    public readonly struct Columns8 : IWarpShape { public int Tiles() => 1; public int Steps() => 4; }
+
+    /// <summary>The columns per warp a shape type has (8, 16 or 32).</summary>
+    public static int ColumnsOf<TShape>() where TShape : struct, IWarpShape => 8 * default(TShape).Tiles();
 
     public struct Args
     {
@@ -70,31 +93,53 @@ public static class LinearSkinnyTensorCore
         if (g + 8 < a.M) a.Y.StorePair<TPath>((long)(g + 8) * a.N + n, epilogue.Apply(c.Z + b0), epilogue.Apply(c.W + b1));
     }
 
-    public static void Kernel<TEpilogue, TPath>(Args a) where TEpilogue : struct, IEpilogue where TPath : struct, TensorCore.IWarpPath
+    /// <summary>c + the products of load <paramref name="i"/>'s W row with x, when that load is of tile <paramref name="tile"/>.</summary>
+    private static F4 TileOfLoad<TPath>(F4 c, int tile, int i, int steps, U4 w, U4 u0, U4 l0, U4 u1, U4 l1, U4 u2, U4 l2, U4 u3, U4 l3)
+        where TPath : struct, TensorCore.IWarpPath
     {
-        int n0 = (Grid.IdxX * WarpsPerGroup + (Group.IdxX >> 5)) * ColumnsPerWarp;
+        if (i / steps != tile) return c;
+        int step = i % steps;
+        return step == 0 ? Tile<TPath>(c, u0, l0, w) : step == 1 ? Tile<TPath>(c, u1, l1, w) : step == 2 ? Tile<TPath>(c, u2, l2, w) : Tile<TPath>(c, u3, l3, w);
+    }
+
+    public static void Kernel<TEpilogue, TPath, TShape>(Args a) where TEpilogue : struct, IEpilogue where TPath : struct, TensorCore.IWarpPath
+        where TShape : struct, IWarpShape
+    {
+        int tiles = default(TShape).Tiles(), steps = default(TShape).Steps();
+        int n0 = (Grid.IdxX * WarpsPerGroup + (Group.IdxX >> 5)) * 8 * tiles;
         // Whole warps leave together: every mma below has all 32 lanes.
         if (n0 >= a.N) return;
         int lane = Warp.LaneIdx, g = lane >> 2, t = lane & 3;
         int chunks = a.K >> 3;
-        // This lane's W rows, one per tile (a row past N reads row N - 1; its columns are not stored).
-        int w0 = Math.Min(n0 + g, a.N - 1), w1 = Math.Min(n0 + 8 + g, a.N - 1);
-        int w2 = Math.Min(n0 + 16 + g, a.N - 1), w3 = Math.Min(n0 + 24 + g, a.N - 1);
+        // Load i of a step reads tile i / steps, 32 deep at (i % steps) x 32 into the step: its W row (a row past N reads
+        // row N - 1; its columns are not stored) and its K offset in 16-byte chunks.
+        int r0 = Math.Min(n0 + 8 * (0 / steps) + g, a.N - 1) * chunks + 4 * (0 % steps);
+        int r1 = Math.Min(n0 + 8 * (1 / steps) + g, a.N - 1) * chunks + 4 * (1 % steps);
+        int r2 = Math.Min(n0 + 8 * (2 / steps) + g, a.N - 1) * chunks + 4 * (2 % steps);
+        int r3 = Math.Min(n0 + 8 * (3 / steps) + g, a.N - 1) * chunks + 4 * (3 % steps);
         F4 c0 = default, c1 = default, c2 = default, c3 = default;
-        for (int chunk = t; chunk < chunks; chunk += 4)
+        for (int chunk = t; chunk < chunks; chunk += 4 * steps)
         {
-            // Every load of the step first: the warp waits for memory once per 32 deep.
-            U4 upper = Load(a.X, g, a.M, chunks, chunk), lower = Load(a.X, g + 8, a.M, chunks, chunk);
-            U4 v0 = a.W[w0 * chunks + chunk], v1 = a.W[w1 * chunks + chunk], v2 = a.W[w2 * chunks + chunk], v3 = a.W[w3 * chunks + chunk];
-            c0 = Tile<TPath>(c0, upper, lower, v0);
-            c1 = Tile<TPath>(c1, upper, lower, v1);
-            c2 = Tile<TPath>(c2, upper, lower, v2);
-            c3 = Tile<TPath>(c3, upper, lower, v3);
+            // Every load of the step first: the warp waits for memory once per step.
+            U4 u0 = Load(a.X, g, a.M, chunks, chunk), l0 = Load(a.X, g + 8, a.M, chunks, chunk);
+            U4 u1 = steps > 1 ? Load(a.X, g, a.M, chunks, chunk + 4) : default, l1 = steps > 1 ? Load(a.X, g + 8, a.M, chunks, chunk + 4) : default;
+            U4 u2 = steps > 2 ? Load(a.X, g, a.M, chunks, chunk + 8) : default, l2 = steps > 2 ? Load(a.X, g + 8, a.M, chunks, chunk + 8) : default;
+            U4 u3 = steps > 3 ? Load(a.X, g, a.M, chunks, chunk + 12) : default, l3 = steps > 3 ? Load(a.X, g + 8, a.M, chunks, chunk + 12) : default;
+            U4 v0 = a.W[r0 + chunk], v1 = a.W[r1 + chunk], v2 = a.W[r2 + chunk], v3 = a.W[r3 + chunk];
+            c0 = TileOfLoad<TPath>(c0, 0, 0, steps, v0, u0, l0, u1, l1, u2, l2, u3, l3);
+            c0 = TileOfLoad<TPath>(c0, 0, 1, steps, v1, u0, l0, u1, l1, u2, l2, u3, l3);
+            c1 = TileOfLoad<TPath>(c1, 1, 1, steps, v1, u0, l0, u1, l1, u2, l2, u3, l3);
+            c0 = TileOfLoad<TPath>(c0, 0, 2, steps, v2, u0, l0, u1, l1, u2, l2, u3, l3);
+            c1 = TileOfLoad<TPath>(c1, 1, 2, steps, v2, u0, l0, u1, l1, u2, l2, u3, l3);
+            c2 = TileOfLoad<TPath>(c2, 2, 2, steps, v2, u0, l0, u1, l1, u2, l2, u3, l3);
+            c0 = TileOfLoad<TPath>(c0, 0, 3, steps, v3, u0, l0, u1, l1, u2, l2, u3, l3);
+            c1 = TileOfLoad<TPath>(c1, 1, 3, steps, v3, u0, l0, u1, l1, u2, l2, u3, l3);
+            c3 = TileOfLoad<TPath>(c3, 3, 3, steps, v3, u0, l0, u1, l1, u2, l2, u3, l3);
         }
         Store<TEpilogue, TPath>(a, c0, g, n0 + 2 * t);
-        Store<TEpilogue, TPath>(a, c1, g, n0 + 8 + 2 * t);
-        Store<TEpilogue, TPath>(a, c2, g, n0 + 16 + 2 * t);
-        Store<TEpilogue, TPath>(a, c3, g, n0 + 24 + 2 * t);
+        if (tiles > 1) Store<TEpilogue, TPath>(a, c1, g, n0 + 8 + 2 * t);
+        if (tiles > 2) Store<TEpilogue, TPath>(a, c2, g, n0 + 16 + 2 * t);
+        if (tiles > 3) Store<TEpilogue, TPath>(a, c3, g, n0 + 24 + 2 * t);
     }
 
     /// <summary>Why these operands do not suit the kernel, or null: at most 16 rows, K a multiple of 32, N even, the views
@@ -110,21 +155,40 @@ public static class LinearSkinnyTensorCore
 
     public static bool Supports(int m, int n, int k, ArrayView<ILGPU.Half> x, OutputView y) => Unsupported(m, n, k, x, y) is null;
 
-    /// <summary>x fp16 [M, K] (M at most 16), w a Float16 tensor [N, K]; y written through an output view.</summary>
+    /// <summary>The columns per warp a GEMM of depth <paramref name="k"/> takes when <paramref name="columns"/> (8, 16 or 32)
+    /// are asked for: those, if K is a whole number of their steps (128 or 64 deep for 8 or 16), else 32.</summary>
+    public static int ColumnsFor(int columns, int k) => columns is 8 or 16 && k % (Depth * 32 / columns) == 0 ? columns : 32;
+
+    /// <summary>x fp16 [M, K] (M at most 16), w a Float16 tensor [N, K]; y written through an output view; each warp takes
+    /// <see cref="ColumnsFor"/> the backend's <see cref="Backend.SkinnyColumns"/>.</summary>
     public static void Run<TEpilogue>(Backend backend, ArrayView<ILGPU.Half> x, Tensor w, ArrayView<float> bias, OutputView y, int m)
         where TEpilogue : struct, IEpilogue
     {
-        int n = w.Dim(0), k = w.Dim(1);
+        switch (ColumnsFor(backend.SkinnyColumns, w.Dim(1)))
+        {
+            case 8: Run<TEpilogue, Columns8>(backend, x, w, bias, y, m); break;
+            case 16: Run<TEpilogue, Columns16>(backend, x, w, bias, y, m); break;
+            default: Run<TEpilogue, Columns32>(backend, x, w, bias, y, m); break;
+        }
+    }
+
+    /// <summary><see cref="Run{TEpilogue}"/> in warps of <typeparamref name="TShape"/> (K a whole number of its steps).</summary>
+    public static void Run<TEpilogue, TShape>(Backend backend, ArrayView<ILGPU.Half> x, Tensor w, ArrayView<float> bias, OutputView y, int m)
+        where TEpilogue : struct, IEpilogue where TShape : struct, IWarpShape
+    {
+        int n = w.Dim(0), k = w.Dim(1), columns = ColumnsOf<TShape>();
         if (w.DType != DType.Float16) throw new ArgumentException($"LinearSkinnyTensorCore: weight {w.ShapeText} is {w.DType}, not Float16");
         if (Unsupported(m, n, k, x, y) is { } why) throw new ArgumentException($"LinearSkinnyTensorCore: {why}");
+        if (ColumnsFor(columns, k) != columns)
+            throw new ArgumentException($"LinearSkinnyTensorCore: K={k} is not a multiple of {Depth * default(TShape).Steps()} ({columns} columns a warp)");
         var args = new Args
         {
             X = x.SubView(0, (long)m * k).Cast<U4>(), W = w.HalfView.Cast<U4>(), Bias = bias, Y = y, M = m, N = n, K = k,
         };
-        int warps = (n + ColumnsPerWarp - 1) / ColumnsPerWarp;
+        int warps = (n + columns - 1) / columns;
         var kernel = backend.IsCuda
-            ? backend.LoadGrouped<Args>(Kernel<TEpilogue, TensorCore.PtxPath>)
-            : backend.LoadGrouped<Args>(Kernel<TEpilogue, TensorCore.EmulatedPath>);
+            ? backend.LoadGrouped<Args>(Kernel<TEpilogue, TensorCore.PtxPath, TShape>)
+            : backend.LoadGrouped<Args>(Kernel<TEpilogue, TensorCore.EmulatedPath, TShape>);
         kernel(new KernelConfig((warps + WarpsPerGroup - 1) / WarpsPerGroup, WarpsPerGroup * 32), args);
     }
 }

@@ -81,7 +81,12 @@ public static class KernelBench
                     Time("adaLN skinny fp16", shape, flops, () => { LinearSkinny.Run<IdentityEpilogue>(backend, c, wAdaLN, ArrayView<float>.Empty, OutputView.Of(y), rows); return null; });
                 Time("adaLN tensor-core fp16", shape, flops, () => { LinearTensorCore.Run<IdentityEpilogue>(backend, cHalf.HalfView, wAdaLN, ArrayView<float>.Empty, OutputView.Of(y), rows); return null; });
                 if (rows <= LinearSkinnyTensorCore.MaxRows)
-                    Time("adaLN few-row tensor-core fp16", shape, flops, () => { LinearSkinnyTensorCore.Run<IdentityEpilogue>(backend, cHalf.HalfView, wAdaLN, ArrayView<float>.Empty, OutputView.Of(y), rows); return null; });
+                {
+                    // Each warp shape: which reads the 446 MB fastest (BENCHMARKS.md, eighteenth session).
+                    Time("adaLN few-row tensor-core fp16", shape, flops, () => { LinearSkinnyTensorCore.Run<IdentityEpilogue, LinearSkinnyTensorCore.Columns32>(backend, cHalf.HalfView, wAdaLN, ArrayView<float>.Empty, OutputView.Of(y), rows); return null; });
+                    Time("adaLN few-row 16 columns", shape, flops, () => { LinearSkinnyTensorCore.Run<IdentityEpilogue, LinearSkinnyTensorCore.Columns16>(backend, cHalf.HalfView, wAdaLN, ArrayView<float>.Empty, OutputView.Of(y), rows); return null; });
+                    Time("adaLN few-row 8 columns", shape, flops, () => { LinearSkinnyTensorCore.Run<IdentityEpilogue, LinearSkinnyTensorCore.Columns8>(backend, cHalf.HalfView, wAdaLN, ArrayView<float>.Empty, OutputView.Of(y), rows); return null; });
+                }
             }
         }
         Time("Attention", $"{batch}x{heads}x{tokens}x{d / heads}", 4.0 * batch * tokens * tokens * d, () => Attention.Run(qkv, heads, d / heads));

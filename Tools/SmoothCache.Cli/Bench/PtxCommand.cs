@@ -68,7 +68,8 @@ public static class PtxCommand
             foreach (var path in new[] { typeof(LinearTensorCore.Ptx), typeof(LinearTensorCore.PtxTf32x3) })
                 kernels.Add(typeof(LinearTensorCore).GetMethod(nameof(LinearTensorCore.Kernel))!.MakeGenericMethod(epilogue, path));
         foreach (var epilogue in new[] { typeof(IdentityEpilogue), typeof(SiluEpilogue) })
-            kernels.Add(typeof(LinearSkinnyTensorCore).GetMethod(nameof(LinearSkinnyTensorCore.Kernel))!.MakeGenericMethod(epilogue, typeof(TensorCore.PtxPath)));
+            foreach (var shape in new[] { typeof(LinearSkinnyTensorCore.Columns32), typeof(LinearSkinnyTensorCore.Columns16), typeof(LinearSkinnyTensorCore.Columns8) })
+                kernels.Add(typeof(LinearSkinnyTensorCore).GetMethod(nameof(LinearSkinnyTensorCore.Kernel))!.MakeGenericMethod(epilogue, typeof(TensorCore.PtxPath), shape));
         foreach (var attention in new[] { nameof(FlashAttentionTensorCore.Kernel), nameof(FlashAttentionTensorCore.AsyncKernel) })
             kernels.Add(typeof(FlashAttentionTensorCore).GetMethod(attention)!.MakeGenericMethod(typeof(TensorCore.PtxPath)));
         var hopper = (from epilogue in new[] { typeof(IdentityEpilogue), typeof(GeluTanhEpilogue), typeof(SiluEpilogue) }

@@ -85,6 +85,21 @@ public static class SmokeCheck
         return Read(pipeline.Transformer.Forward(latents, [999f, 500f], [3, c.NullClass]));
     }
 
+    /// <summary>2 x 1152 by 200 x 1152 fp16 on <see cref="Kernels.Gpu.LinearSkinnyTensorCore"/> in warps of
+    /// <typeparamref name="TShape"/> (on tensor cores; elsewhere the portable fp16 product it is compared with).</summary>
+    private static float[] FewRows<TShape>(Backend b) where TShape : struct, Kernels.Gpu.LinearSkinnyTensorCore.IWarpShape
+    {
+        using var x = Upload(b, 34, 2, 1152);
+        using var w = Upload(b, 35, 200, 1152);
+        using var half = HalfConversion.ToHalf(w);
+        using var bias = Upload(b, 36, 200);
+        if (!b.UsesTensorCores) return Read(Linear.Run(x, half, bias));
+        using var xHalf = HalfConversion.ToHalf(x);
+        var y = b.Arena.Rent(2, 200);
+        Kernels.Gpu.LinearSkinnyTensorCore.Run<IdentityEpilogue, TShape>(b, xHalf.HalfView, half, bias.View, OutputView.Of(y), 2);
+        return Read(y);
+    }
+
     private static IEnumerable<(string Name, Func<Backend, float[]> Op)> Steps(string digitsFolder)
     {
         yield return ("Unpatchify [2,16,8]", b => { using var y = Upload(b, 1, 2, 16, 8); return Read(Unpatchify.Run(y, 2, 2)); });
@@ -136,20 +151,11 @@ public static class SmokeCheck
             using var bias = Upload(b, 31, 200);
             return Read(Linear.Run<GeluTanhEpilogue>(x, half, bias));
         });
-        // The conditioning GEMMs' few rows on tensor cores without tiles (SMOOTHCACHE_SKINNY=tensorcores; never run on a GPU
-        // before the eighteenth session) against the portable fp16 product.
-        yield return ("Linear fp16 [2,1152] x [200,1152], few rows on tensor cores", b =>
-        {
-            using var x = Upload(b, 34, 2, 1152);
-            using var w = Upload(b, 35, 200, 1152);
-            using var half = HalfConversion.ToHalf(w);
-            using var bias = Upload(b, 36, 200);
-            if (!b.UsesTensorCores) return Read(Linear.Run(x, half, bias));
-            using var xHalf = HalfConversion.ToHalf(x);
-            var y = b.Arena.Rent(2, 200);
-            Kernels.Gpu.LinearSkinnyTensorCore.Run<IdentityEpilogue>(b, xHalf.HalfView, half, bias.View, OutputView.Of(y), 2);
-            return Read(y);
-        });
+        // The conditioning GEMMs' few rows on tensor cores without tiles, in each warp shape (the 16- and 8-column ones new in
+        // the eighteenth session, not yet run on a GPU) against the portable fp16 product.
+        yield return ("Linear fp16 [2,1152] x [200,1152], few rows on tensor cores, 32 columns a warp", FewRows<Kernels.Gpu.LinearSkinnyTensorCore.Columns32>);
+        yield return ("Linear fp16 [2,1152] x [200,1152], few rows on tensor cores, 16 columns a warp", FewRows<Kernels.Gpu.LinearSkinnyTensorCore.Columns16>);
+        yield return ("Linear fp16 [2,1152] x [200,1152], few rows on tensor cores, 8 columns a warp", FewRows<Kernels.Gpu.LinearSkinnyTensorCore.Columns8>);
         yield return ("LayerNormModulate", b =>
         {
             using var x = Upload(b, 15, 2, 16, 8);

@@ -15,7 +15,11 @@ public class LinearSkinnyTensorCoreTests
         Random(seed, count, scale).Select(v => (float)(System.Half)v).ToArray();
 
     private static (float[] Got, double[] Expected) Run<TEpilogue>(int m, int n, int k, DType output, bool bias)
-        where TEpilogue : struct, IEpilogue
+        where TEpilogue : struct, IEpilogue =>
+        Run<TEpilogue, LinearSkinnyTensorCore.Columns32>(m, n, k, output, bias);
+
+    private static (float[] Got, double[] Expected) Run<TEpilogue, TShape>(int m, int n, int k, DType output, bool bias)
+        where TEpilogue : struct, IEpilogue where TShape : struct, LinearSkinnyTensorCore.IWarpShape
     {
         var xs = HalfRounded(m * 100 + k, m * k, 1f);
         var ws = HalfRounded(n * 100 + k, n * k, 1f / MathF.Sqrt(k));
@@ -26,7 +30,7 @@ public class LinearSkinnyTensorCoreTests
         using var w = HalfConversion.ToHalf(w32);
         using var b = Cpu.Arena.Upload(bs, n);
         using var y = Cpu.Arena.Rent(output, m, n);
-        LinearSkinnyTensorCore.Run<TEpilogue>(Cpu, x.HalfView, w, bias ? b.View : default, OutputView.Of(y), m);
+        LinearSkinnyTensorCore.Run<TEpilogue, TShape>(Cpu, x.HalfView, w, bias ? b.View : default, OutputView.Of(y), m);
         var expected = new double[m * n];
         for (int r = 0; r < m; r++)
             for (int c = 0; c < n; c++)
@@ -48,6 +52,28 @@ public class LinearSkinnyTensorCoreTests
         var (got, expected) = Run<IdentityEpilogue>(m, n, k, DType.Float32, bias: true);
         Assert.True(RelativeL2(got, expected) < 1e-6, $"{RelativeL2(got, expected):E2}");
     }
+
+    [Theory]
+    [InlineData(16, 2, 64, 128)]    // 16 columns a warp, 64 deep a step: 2 steps; the last warp's second tile past N
+    [InlineData(16, 16, 40, 192)]   // every row, 3 steps
+    [InlineData(8, 9, 200, 128)]    // 8 columns a warp, 128 deep a step: one step
+    [InlineData(8, 1, 34, 1152)]    // DiT-XL/2's K: 9 steps; the last warp's columns 32-33
+    public void NarrowerWarpsReadingDeeperGiveTheSameProducts(int columns, int m, int n, int k)
+    {
+        var (got, expected) = columns == 16
+            ? Run<IdentityEpilogue, LinearSkinnyTensorCore.Columns16>(m, n, k, DType.Float32, bias: true)
+            : Run<IdentityEpilogue, LinearSkinnyTensorCore.Columns8>(m, n, k, DType.Float32, bias: true);
+        Assert.True(RelativeL2(got, expected) < 1e-6, $"{RelativeL2(got, expected):E2}");
+    }
+
+    [Theory]
+    [InlineData(8, 1152, 8)]
+    [InlineData(8, 96, 32)]    // not whole steps of 128: the 32-column warps
+    [InlineData(16, 192, 16)]
+    [InlineData(16, 96, 32)]
+    [InlineData(32, 64, 32)]
+    public void TakesTheColumnsAskedForWhereKIsWholeSteps(int asked, int k, int columns) =>
+        Assert.Equal(columns, LinearSkinnyTensorCore.ColumnsFor(asked, k));
 
     [Fact]
     public void AppliesTheEpilogueAndRoundsAnFp16Output()
@@ -87,6 +113,29 @@ public class LinearSkinnyTensorCoreTests
         Assert.Contains(backend.LoadedKernels, k => k.DeclaringType == typeof(LinearTensorCore));
         // The same products, summed in another order.
         Assert.True(RelativeL2(skinny.ToArray(), tiled.ToArray()) < 1e-6);
+    }
+
+    [Fact]
+    public void TheBackendsColumnsChooseTheWarpShape()
+    {
+        using var backend = Backend.Create(DeviceKind.Cpu, KernelSet.TensorCores);
+        backend.SkinnyColumns = 8;
+        Assert.Equal("few-row fp16 GEMM 8 columns a warp", backend.KernelOptions);
+        using var x = backend.Arena.Upload(Enumerable.Range(0, 2 * 128).Select(i => MathF.Sin(i * 0.3f)).ToArray(), 2, 128);
+        using var w32 = backend.Arena.Upload(Enumerable.Range(0, 24 * 128).Select(i => MathF.Cos(i * 0.07f) * 0.1f).ToArray(), 24, 128);
+        using var w = HalfConversion.ToHalf(w32);
+        Linear.Run(x, w, null).Dispose();
+        var kernel = Assert.Single(backend.LoadedKernels, k => k.DeclaringType == typeof(LinearSkinnyTensorCore));
+        Assert.Equal(typeof(LinearSkinnyTensorCore.Columns8), kernel.GetGenericArguments()[2]);
+        using var xShort = backend.Arena.Rent(DType.Float16, 2, 96);
+        using var wShort = backend.Arena.Rent(DType.Float16, 24, 96);
+        using var y = backend.Arena.Rent(2, 24);
+        var e = Assert.Throws<ArgumentException>(() => LinearSkinnyTensorCore.Run<IdentityEpilogue, LinearSkinnyTensorCore.Columns8>(backend,
+            xShort.HalfView, wShort, default, OutputView.Of(y), 2));
+        Assert.Equal("LinearSkinnyTensorCore: K=96 is not a multiple of 128 (8 columns a warp)", e.Message);
+        Assert.Equal(16, Backend.ParseSkinnyColumns(" 16"));
+        Assert.Equal(32, Backend.ParseSkinnyColumns(null));
+        Assert.Equal("SMOOTHCACHE_SKINNY_COLUMNS='4': expected 8, 16 or 32", Assert.Throws<ArgumentException>(() => Backend.ParseSkinnyColumns("4")).Message);
     }
 
     [Fact]

@@ -23,7 +23,8 @@ public static class SmokeCheck
         // The reference: the portable kernels, whatever SMOOTHCACHE_KERNELS asks of the device under test.
         using var cpu = backend.IsCuda ? Backend.Create(DeviceKind.Cpu, KernelSet.Portable) : null;
         var steps = Steps(digitsFolder ?? SamplingOptions.ResolveModel(SamplingOptions.DefaultModel)).Select(s => (s.Name, s.Op, Tolerance))
-            .Concat(TensorCoreAttentionSteps().Select(s => (s.Name, s.Op, TensorCoreAttentionTolerance)));
+            .Concat(TensorCoreAttentionSteps().Select(s => (s.Name, s.Op, TensorCoreAttentionTolerance)))
+            .Concat(Fp16ModelSteps(digitsFolder ?? SamplingOptions.ResolveModel(SamplingOptions.DefaultModel)).Select(s => (s.Name, s.Op, Fp16ModelTolerance)));
         foreach (var (name, op, tolerance) in steps)
         {
             try
@@ -46,6 +47,25 @@ public static class SmokeCheck
             }
         }
         return true;
+    }
+
+    /// <summary>The fp16 model on a GPU against the CPU's: the attention's probabilities (above), and fp16 roundings of values
+    /// whose float32 sums differ in order, a unit apart where they fall on either side of a rounding boundary.</summary>
+    private const double Fp16ModelTolerance = 1e-3;
+
+    /// <summary>dit-digits on the fp16 path: its components' outputs float16 (the adaLN widening them), a forward, then a
+    /// 4-step job whose cache reuses them (the gated residuals of reused components added on launches of their own).</summary>
+    private static IEnumerable<(string Name, Func<Backend, float[]> Op)> Fp16ModelSteps(string digitsFolder)
+    {
+        if (!Directory.Exists(digitsFolder)) yield break;
+        yield return ("dit-digits fp16 forward, batch 2", b => DigitsForward(b, digitsFolder, Precision.Fp16));
+        yield return ("dit-digits fp16 DDIM 4 steps, 1 image with CFG, SmoothCache reusing steps 1 and 2", b =>
+        {
+            using var pipeline = DiTPipeline.Load(digitsFolder, b, Precision.Fp16);
+            var schedule = Caching.CacheSchedule.Parse("{\"attn1\": [1, 0, 1, 1], \"ff\": [1, 1, 0, 1]}", "smoke schedule");
+            using var cache = Caching.SmoothCacheHelper.Enable(pipeline.Transformer, schedule);
+            return pipeline.Generate(new GenerationOptions { Labels = [7], Steps = 4, Scheduler = "ddim" }).Latents;
+        });
     }
 
     /// <summary>The fp16 tensor-core attention rounds its probabilities to fp16 for the product with v, where the
@@ -77,9 +97,9 @@ public static class SmokeCheck
         using (t) return t.ToArray();
     }
 
-    private static float[] DigitsForward(Backend backend, string digitsFolder)
+    private static float[] DigitsForward(Backend backend, string digitsFolder, Precision precision = Precision.Fp32)
     {
-        using var pipeline = DiTPipeline.Load(digitsFolder, backend);
+        using var pipeline = DiTPipeline.Load(digitsFolder, backend, precision);
         var c = pipeline.Transformer.Config;
         using var latents = Upload(backend, 25, 2, c.InChannels, c.SampleSize, c.SampleSize);
         return Read(pipeline.Transformer.Forward(latents, [999f, 500f], [3, c.NullClass]));
@@ -169,6 +189,29 @@ public static class SmokeCheck
             using var m = Upload(b, 19, 2, 48);
             GatedResidual.Run(x, y, m, 16);
             return Read(x);
+        });
+        // The fp16 path's component outputs as the residuals (float16 widened in the float4 kernels).
+        yield return ("GatedResidual, two fp16 residuals", b =>
+        {
+            var x = Upload(b, 37, 2, 16, 8);
+            using var y = Upload(b, 38, 2, 16, 8);
+            using var y2 = Upload(b, 39, 2, 16, 8);
+            using var yHalf = HalfConversion.ToHalf(y);
+            using var y2Half = HalfConversion.ToHalf(y2);
+            using var m = Upload(b, 40, 2, 48);
+            GatedResidual.Run(x, yHalf, 16, y2Half, 32, m);
+            return Read(x);
+        });
+        yield return ("LayerNormModulate [2,16,1152] after two fp16 residuals, x then y", b =>
+        {
+            using var x = Upload(b, 41, 2, 16, 1152);
+            using var r = Upload(b, 42, 2, 16, 1152);
+            using var r2 = Upload(b, 43, 2, 16, 1152);
+            using var rHalf = HalfConversion.ToHalf(r);
+            using var r2Half = HalfConversion.ToHalf(r2);
+            using var m = Upload(b, 44, 2, 6 * 1152);
+            using var y = LayerNormModulate.RunAfterResiduals(x, rHalf, 2 * 1152, r2Half, 5 * 1152, m, 0, 1152, 1e-6f);
+            return [.. Read(x.Share()), .. Read(y.Share())];
         });
         yield return ("Attention head dim 4", b => { using var q = Upload(b, 20, 2, 16, 24); return Read(Attention.Run(q, 2, 4)); });
         yield return ("Attention at dit-digits' shape (4 heads of 16, 64 tokens)", b =>

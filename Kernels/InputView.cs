@@ -8,7 +8,8 @@ namespace SmoothCache.Kernels;
 /// Where a kernel reads float32 values from: a Float32 tensor as it is, or a Float16 one widened exactly (the fp16
 /// path's component outputs). At most one view is non-empty; neither is an absent input. The counterpart of
 /// <see cref="OutputView"/>; the choice is one uniform branch per element, for kernels where that costs nothing
-/// (a GPU kernel that loads many elements picks <see cref="Floats"/> or <see cref="Halves"/> once instead).
+/// (a GPU kernel that loads many elements takes <see cref="Floats"/> or <see cref="Halves"/> instead, cast on the host:
+/// cast inside a kernel, a view is not known to be aligned and ILGPU loads it a float at a time).
 /// </summary>
 public struct InputView
 {
@@ -30,10 +31,10 @@ public struct InputView
     /// aligned (host-side check before a float4 kernel; an empty view is).</summary>
     public readonly bool Float4Aligned => (F16.Length > 0 ? ((IContiguousArrayView)F16).Index : ((IContiguousArrayView)F32).Index) % 4 == 0;
 
-    /// <summary>The float4s of a Float32 view.</summary>
+    /// <summary>The float4s of a Float32 view (empty for a Float16 one). On the host.</summary>
     public readonly Floats AsFloats() => new(F32.Length > 0 ? F32.Cast<F4>() : ArrayView<F4>.Empty);
 
-    /// <summary>The float4s of a Float16 view (4 halves each).</summary>
+    /// <summary>The float4s of a Float16 view, 4 halves each (empty for a Float32 one). On the host.</summary>
     public readonly Halves AsHalves() => new(F16.Length > 0 ? F16.Cast<U2>() : ArrayView<U2>.Empty);
 }
 

@@ -27,9 +27,12 @@ public static class LayerNormModulateRow
     public struct Args
     {
         public ArrayView<F4> X, Mod;
-        /// <summary>The residual r, or empty for a plain adaLN; then r2, added after it, or empty: both float32 or both
-        /// float16 (the fp16 path's component outputs).</summary>
-        public InputView Residual, Residual2;
+        /// <summary>The residual r, or empty for a plain adaLN; then r2, added after it, or empty: float32 ones here, or
+        /// float16 ones (the fp16 path's component outputs) in <see cref="HalfResidual"/> and <see cref="HalfResidual2"/>.
+        /// Cast to float4s on the host: a view cast inside the kernel is not known to be 16-byte aligned, and ILGPU then
+        /// loads each float alone.</summary>
+        public Floats Residual, Residual2;
+        public Halves HalfResidual, HalfResidual2;
         public OutputView Y;
         public int Rows, Chunks, TokensPerSample, ModStride, ShiftOffset, ScaleOffset, GateOffset, Gate2Offset;
         public float Eps;
@@ -51,11 +54,10 @@ public static class LayerNormModulateRow
         // Every load of x and of the residual terms is issued before any is used (no store in between that
         // could alias them): a row waits for memory once.
         var v = Load(new Floats(a.X), x, lane, a.Chunks);
-        if (!a.Residual.IsEmpty)
+        bool halves = !a.HalfResidual.IsEmpty();
+        if (halves || !a.Residual.IsEmpty())
         {
-            v = a.Residual.F16.Length > 0
-                ? AddGated(v, a, m, x, lane, a.Residual.AsHalves(), a.Residual2.AsHalves())
-                : AddGated(v, a, m, x, lane, a.Residual.AsFloats(), a.Residual2.AsFloats());
+            v = halves ? AddGated(v, a, m, x, lane, a.HalfResidual, a.HalfResidual2) : AddGated(v, a, m, x, lane, a.Residual, a.Residual2);
             Store(a.X, x, lane, a.Chunks, v);
         }
         float d = 4 * a.Chunks;
@@ -87,7 +89,7 @@ public static class LayerNormModulateRow
     private static LaneChunks AddGated<TView>(LaneChunks v, Args a, int m, int x, int lane, TView r, TView r2) where TView : struct, IFloat4View<TView>
     {
         v = AddGated(v, Load(new Floats(a.Mod), m + a.GateOffset, lane, a.Chunks), Load(r, x, lane, a.Chunks));
-        if (!a.Residual2.IsEmpty) v = AddGated(v, Load(new Floats(a.Mod), m + a.Gate2Offset, lane, a.Chunks), Load(r2, x, lane, a.Chunks));
+        if (!r2.IsEmpty()) v = AddGated(v, Load(new Floats(a.Mod), m + a.Gate2Offset, lane, a.Chunks), Load(r2, x, lane, a.Chunks));
         return v;
     }
 
@@ -200,7 +202,8 @@ public static class LayerNormModulateRow
         if (rows == 0) return;
         var args = new Args
         {
-            X = a.X.Cast<F4>(), Mod = a.Mod.Cast<F4>(), Residual = a.Residual, Residual2 = a.Residual2,
+            X = a.X.Cast<F4>(), Mod = a.Mod.Cast<F4>(), Residual = a.Residual.AsFloats(), Residual2 = a.Residual2.AsFloats(),
+            HalfResidual = a.Residual.AsHalves(), HalfResidual2 = a.Residual2.AsHalves(),
             Y = a.Y, Rows = rows, Chunks = a.D / 4, TokensPerSample = a.TokensPerSample, ModStride = a.ModStride / 4,
             ShiftOffset = a.ShiftOffset / 4, ScaleOffset = a.ScaleOffset / 4, GateOffset = a.GateOffset / 4,
             Gate2Offset = a.Gate2Offset / 4, Eps = a.Eps,

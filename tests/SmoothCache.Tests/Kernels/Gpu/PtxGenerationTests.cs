@@ -264,6 +264,23 @@ public class PtxGenerationTests
         Assert.False(HasPortableRounding(ptx));
         Assert.Equal(0, Count(ptx, "bar.sync"));
         Assert.DoesNotContain(".local", ptx);
+        // Every load whole: x, the modulation and float32 residuals 16 bytes at a time, float16 residuals 8 (two
+        // residuals, whole rows of warps or not, 9 float4s each); none a float or a word at a time.
+        Assert.Equal(2 * 2 * 9, Count(ptx, "ld.global.v2.b32"));
+        Assert.DoesNotContain("ld.global.f32", ptx);
+        Assert.DoesNotContain("ld.global.b32", ptx);
+    }
+
+    [Theory]
+    [InlineData(typeof(Floats), "ld.global.v4.f32", 3)]  // x, then y and y2
+    [InlineData(typeof(Halves), "ld.global.v2.b32", 2)]
+    public void GatedResidualLoadsWholeFloat4s(Type residual, string load, int count)
+    {
+        var args = typeof(GatedResidual.Vector4Args<>).MakeGenericType(residual);
+        var ptx = CompileToPtx(typeof(ElementLauncher).GetMethod("Kernel")!.MakeGenericMethod(args));
+        Assert.True(Count(ptx, load) >= count, ptx);
+        Assert.DoesNotContain("ld.global.f32", ptx);
+        Assert.DoesNotContain("ld.global.b32", ptx);
     }
 
     [Fact]

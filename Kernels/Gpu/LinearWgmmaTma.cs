@@ -14,7 +14,7 @@ namespace SmoothCache.Kernels.Gpu;
 /// 53-81% of cuBLAS on an H200 (eleventh session), the fp16 GEMM <see cref="Linear"/> takes on compute capability 9.0
 /// (<see cref="KernelSet.WgmmaTma"/>); checked and timed by <c>bench-gemm --tma</c>. The tensor maps lie in global memory (<see cref="Backend.TensorMap"/>); the kernel's
 /// arguments carry their addresses (<see cref="Args.XMap"/>, <see cref="Args.WMap"/>).
-/// A stage holds x's tile (R = 128 x warpgroups rows, 32 deep), then W's (128 rows), in one of two layouts
+/// A stage holds x's tile (R = 128 x warpgroups rows, 32 or 64 deep), then W's (128 rows), in one of three layouts
 /// (<see cref="ILayout"/>); after the stages, one 8-byte mbarrier per stage that the copy engine completes (and with
 /// <see cref="ReleasedRing"/> one per stage that the warps complete). How many stages and how far ahead tiles are
 /// loaded is the <see cref="IRing"/>; one tile's multiplies stay in flight whatever the block shape.

@@ -57,6 +57,22 @@ for path in sorted(glob.glob(os.path.join(sys.argv[1], "forward-*.json")) + glob
 PY
 }
 
+# gemm_checks LIMIT ITERATIONS: bench-gemm --tma, its checks first, then its table in what time is left. If a check
+# fails, the same checks without PtxTarget.PromoteLocalScalars (the GEMMs' PTX edit) say whether that edit is why; if
+# they pass, the later steps run without it, and gemm-tma.log is theirs (the failing one kept as gemm-tma-promoted.log).
+gemm_checks() {
+    step gemm-tma "$1" bench-gemm --tma --iterations "$2" --json "$OUT/gemm-tma.json"
+    if grep -q "^FAIL" "$OUT/gemm-tma.log"; then
+        SMOOTHCACHE_PROMOTE_LOCALS=off step gemm-tma-unpromoted "$1" bench-gemm --tma --iterations 1 --json "$OUT/gemm-tma-unpromoted.json"
+        if ! grep -q "^FAIL" "$OUT/gemm-tma-unpromoted.log"; then
+            export SMOOTHCACHE_PROMOTE_LOCALS=off
+            echo "the checks pass without PromoteLocalScalars: the later steps run without it" | tee -a "$STATUS"
+            mv "$OUT/gemm-tma.log" "$OUT/gemm-tma-promoted.log"
+            cp "$OUT/gemm-tma-unpromoted.log" "$OUT/gemm-tma.log"
+        fi
+    fi
+}
+
 # The tails of the logs named (those that exist).
 show_logs() {
     for f in "$@"; do
@@ -91,7 +107,7 @@ esac
 # the new one, and the job on the new one. If the new table wins, copy gemm-tuning.json over tuning/nvidia-h200.json.
 if [ "$MODE" = deep ]; then
     export SMOOTHCACHE_KERNELS=wgmma-tma
-    step gemm-tma 100 bench-gemm --tma --iterations 5 --json "$OUT/gemm-tma.json"
+    gemm_checks 100 5
     step smoke 40 bench --suite smoke --device cuda
     if grep -q "^PASS" "$OUT/gemm-tma.log" && ! grep -q "^FAIL" "$OUT/gemm-tma.log" && grep -q "^GEMM y = x W^T" "$OUT/gemm-tma.log"; then
         # Every check passed (the timing table after them may have run out of time).
@@ -121,11 +137,7 @@ fi
 # at batch 16. If a GEMM check fails, the same checks without PtxTarget.PromoteLocalScalars say whether that edit is why.
 if [ "$MODE" = quick ]; then
     export SMOOTHCACHE_KERNELS=wgmma-tma
-    step gemm-tma 60 bench-gemm --tma --iterations 2 --json "$OUT/gemm-tma.json"
-    if grep -q "^FAIL" "$OUT/gemm-tma.log"; then
-        SMOOTHCACHE_PROMOTE_LOCALS=off step gemm-tma-unpromoted 60 bench-gemm --tma --iterations 1 --json "$OUT/gemm-tma-unpromoted.json"
-        grep -q "^FAIL" "$OUT/gemm-tma-unpromoted.log" || { export SMOOTHCACHE_PROMOTE_LOCALS=off; echo "the checks pass without PromoteLocalScalars: the later steps run without it" | tee -a "$STATUS"; }
-    fi
+    gemm_checks 60 2
     step smoke 40 bench --suite smoke --device cuda
     forward forward-defaults ""
     step sampling 60 bench --suite sampling --device cuda --precision fp16 --json "$OUT/sampling.json"
@@ -144,13 +156,7 @@ fi
 # launch (the "pdl ms" column), the sampling step its jobs (the "pdl" columns).
 if [ "$MODE" = tma ]; then
     export SMOOTHCACHE_KERNELS=wgmma-tma
-    step gemm-tma 90 bench-gemm --tma --iterations 20 --json "$OUT/gemm-tma.json"
-    # The GEMMs' PTX has had its local scalars turned into registers since the seventeenth session (never run on a GPU
-    # before the eighteenth): if a check failed, the same checks without that edit say whether it is the cause.
-    if grep -q "^FAIL" "$OUT/gemm-tma.log"; then
-        SMOOTHCACHE_PROMOTE_LOCALS=off step gemm-tma-unpromoted 90 bench-gemm --tma --iterations 1 --json "$OUT/gemm-tma-unpromoted.json"
-        grep -q "^FAIL" "$OUT/gemm-tma-unpromoted.log" || { export SMOOTHCACHE_PROMOTE_LOCALS=off; echo "the checks pass without PromoteLocalScalars: the later steps run without it" | tee -a "$STATUS"; cp "$OUT/gemm-tma-unpromoted.log" "$OUT/gemm-tma.log"; }
-    fi
+    gemm_checks 90 20
     # The model runs on the TMA GEMM once its checks (first in the log) passed, even if the table after them ran out of time.
     if grep -q "^PASS" "$OUT/gemm-tma.log" && ! grep -q "^FAIL" "$OUT/gemm-tma.log"; then
         step smoke 40 bench --suite smoke --device cuda

@@ -93,13 +93,32 @@ public static class LinearSkinnyTensorCore
         if (g + 8 < a.M) a.Y.StorePair<TPath>((long)(g + 8) * a.N + n, epilogue.Apply(c.Z + b0), epilogue.Apply(c.W + b1));
     }
 
-    /// <summary>c + the products of load <paramref name="i"/>'s W row with x, when that load is of tile <paramref name="tile"/>.</summary>
-    private static F4 TileOfLoad<TPath>(F4 c, int tile, int i, int steps, U4 w, U4 u0, U4 l0, U4 u1, U4 l1, U4 u2, U4 l2, U4 u3, U4 l3)
-        where TPath : struct, TensorCore.IWarpPath
+    /// <summary>A lane's 16 bytes of x rows g (upper) and g + 8 (lower) for each 32 deep of a loop step (up to 4).</summary>
+    private struct XSteps
+    {
+        public U4 Upper0, Lower0, Upper1, Lower1, Upper2, Lower2, Upper3, Lower3;
+    }
+
+    private static XSteps LoadX(Args a, int g, int chunks, int chunk, int steps) => new()
+    {
+        Upper0 = Load(a.X, g, a.M, chunks, chunk), Lower0 = Load(a.X, g + 8, a.M, chunks, chunk),
+        Upper1 = steps > 1 ? Load(a.X, g, a.M, chunks, chunk + 4) : default, Lower1 = steps > 1 ? Load(a.X, g + 8, a.M, chunks, chunk + 4) : default,
+        Upper2 = steps > 2 ? Load(a.X, g, a.M, chunks, chunk + 8) : default, Lower2 = steps > 2 ? Load(a.X, g + 8, a.M, chunks, chunk + 8) : default,
+        Upper3 = steps > 3 ? Load(a.X, g, a.M, chunks, chunk + 12) : default, Lower3 = steps > 3 ? Load(a.X, g + 8, a.M, chunks, chunk + 12) : default,
+    };
+
+    /// <summary>c + the products of load <paramref name="i"/>'s W row with x, when that load is of tile <paramref name="tile"/>
+    /// (load i of a step reads tile i / steps, 32 deep at (i % steps) x 32 into the step).</summary>
+    private static F4 TileOfLoad<TPath>(F4 c, int tile, int i, int steps, U4 w, XSteps x) where TPath : struct, TensorCore.IWarpPath
     {
         if (i / steps != tile) return c;
-        int step = i % steps;
-        return step == 0 ? Tile<TPath>(c, u0, l0, w) : step == 1 ? Tile<TPath>(c, u1, l1, w) : step == 2 ? Tile<TPath>(c, u2, l2, w) : Tile<TPath>(c, u3, l3, w);
+        return (i % steps) switch
+        {
+            0 => Tile<TPath>(c, x.Upper0, x.Lower0, w),
+            1 => Tile<TPath>(c, x.Upper1, x.Lower1, w),
+            2 => Tile<TPath>(c, x.Upper2, x.Lower2, w),
+            _ => Tile<TPath>(c, x.Upper3, x.Lower3, w),
+        };
     }
 
     public static void Kernel<TEpilogue, TPath, TShape>(Args a) where TEpilogue : struct, IEpilogue where TPath : struct, TensorCore.IWarpPath
@@ -111,8 +130,8 @@ public static class LinearSkinnyTensorCore
         if (n0 >= a.N) return;
         int lane = Warp.LaneIdx, g = lane >> 2, t = lane & 3;
         int chunks = a.K >> 3;
-        // Load i of a step reads tile i / steps, 32 deep at (i % steps) x 32 into the step: its W row (a row past N reads
-        // row N - 1; its columns are not stored) and its K offset in 16-byte chunks.
+        // Load i of a step: its W row (a row past N reads row N - 1; its columns are not stored) and its K offset in
+        // 16-byte chunks.
         int r0 = Math.Min(n0 + 8 * (0 / steps) + g, a.N - 1) * chunks + 4 * (0 % steps);
         int r1 = Math.Min(n0 + 8 * (1 / steps) + g, a.N - 1) * chunks + 4 * (1 % steps);
         int r2 = Math.Min(n0 + 8 * (2 / steps) + g, a.N - 1) * chunks + 4 * (2 % steps);
@@ -121,20 +140,18 @@ public static class LinearSkinnyTensorCore
         for (int chunk = t; chunk < chunks; chunk += 4 * steps)
         {
             // Every load of the step first: the warp waits for memory once per step.
-            U4 u0 = Load(a.X, g, a.M, chunks, chunk), l0 = Load(a.X, g + 8, a.M, chunks, chunk);
-            U4 u1 = steps > 1 ? Load(a.X, g, a.M, chunks, chunk + 4) : default, l1 = steps > 1 ? Load(a.X, g + 8, a.M, chunks, chunk + 4) : default;
-            U4 u2 = steps > 2 ? Load(a.X, g, a.M, chunks, chunk + 8) : default, l2 = steps > 2 ? Load(a.X, g + 8, a.M, chunks, chunk + 8) : default;
-            U4 u3 = steps > 3 ? Load(a.X, g, a.M, chunks, chunk + 12) : default, l3 = steps > 3 ? Load(a.X, g + 8, a.M, chunks, chunk + 12) : default;
+            var x = LoadX(a, g, chunks, chunk, steps);
             U4 v0 = a.W[r0 + chunk], v1 = a.W[r1 + chunk], v2 = a.W[r2 + chunk], v3 = a.W[r3 + chunk];
-            c0 = TileOfLoad<TPath>(c0, 0, 0, steps, v0, u0, l0, u1, l1, u2, l2, u3, l3);
-            c0 = TileOfLoad<TPath>(c0, 0, 1, steps, v1, u0, l0, u1, l1, u2, l2, u3, l3);
-            c1 = TileOfLoad<TPath>(c1, 1, 1, steps, v1, u0, l0, u1, l1, u2, l2, u3, l3);
-            c0 = TileOfLoad<TPath>(c0, 0, 2, steps, v2, u0, l0, u1, l1, u2, l2, u3, l3);
-            c1 = TileOfLoad<TPath>(c1, 1, 2, steps, v2, u0, l0, u1, l1, u2, l2, u3, l3);
-            c2 = TileOfLoad<TPath>(c2, 2, 2, steps, v2, u0, l0, u1, l1, u2, l2, u3, l3);
-            c0 = TileOfLoad<TPath>(c0, 0, 3, steps, v3, u0, l0, u1, l1, u2, l2, u3, l3);
-            c1 = TileOfLoad<TPath>(c1, 1, 3, steps, v3, u0, l0, u1, l1, u2, l2, u3, l3);
-            c3 = TileOfLoad<TPath>(c3, 3, 3, steps, v3, u0, l0, u1, l1, u2, l2, u3, l3);
+            // Load i may be of tile 0 .. i (tile i when a step is 32 deep, tile 0 when it is 128).
+            c0 = TileOfLoad<TPath>(c0, 0, 0, steps, v0, x);
+            c0 = TileOfLoad<TPath>(c0, 0, 1, steps, v1, x);
+            c1 = TileOfLoad<TPath>(c1, 1, 1, steps, v1, x);
+            c0 = TileOfLoad<TPath>(c0, 0, 2, steps, v2, x);
+            c1 = TileOfLoad<TPath>(c1, 1, 2, steps, v2, x);
+            c2 = TileOfLoad<TPath>(c2, 2, 2, steps, v2, x);
+            c0 = TileOfLoad<TPath>(c0, 0, 3, steps, v3, x);
+            c1 = TileOfLoad<TPath>(c1, 1, 3, steps, v3, x);
+            c3 = TileOfLoad<TPath>(c3, 3, 3, steps, v3, x);
         }
         Store<TEpilogue, TPath>(a, c0, g, n0 + 2 * t);
         if (tiles > 1) Store<TEpilogue, TPath>(a, c1, g, n0 + 8 + 2 * t);

@@ -5,9 +5,9 @@ namespace SmoothCache.Caching;
 
 /// <summary>
 /// Relative L1 error on the device: sum|previous - current| / sum|current| over whole tensors (float32, or the fp16
-/// path's float16 component outputs widened exactly), with float32 sums (DESIGN §3). Two launches, no barriers: each thread of the first sums a strided share
-/// of the elements (compensated, so the result does not depend on the split), then one thread per
-/// comparison adds up the partial sums; the host reads 2 floats per comparison in one copy.
+/// path's float16 component outputs widened exactly), with float32 sums (DESIGN §3). Two launches, no barriers: each
+/// thread of the first sums a strided share of the elements (compensated, so the result does not depend on the split),
+/// then one thread per comparison adds up the partial sums; the host reads 2 floats per comparison in one copy.
 /// </summary>
 public static class RelativeL1Kernel
 {

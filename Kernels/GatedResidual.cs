@@ -63,11 +63,7 @@ public static class GatedResidual
     /// <summary>x += gate * y, then (if given) x += gate2 * y2, in one pass.</summary>
     public static void Run(Tensor x, Tensor y, int gateOffset, Tensor? y2, int gate2Offset, Tensor gate)
     {
-        foreach (var r in y2 is null ? [y] : new[] { y, y2 })
-            if (x.Length != r.Length)
-                throw new ArgumentException($"GatedResidual: x {x.ShapeText} and y {r.ShapeText} differ");
-        if (y2 is not null && y2.DType != y.DType)
-            throw new ArgumentException($"GatedResidual: residuals {y.DType} and {y2.DType} differ in type");
+        CheckResiduals("GatedResidual", x, y, y2);
         var args = new Args
         {
             X = x.View, Y = InputView.Of(y), Gate = gate.View, Y2 = InputView.OfOptional(y2), D = x.Dim(2), TokensPerSample = x.Dim(1),
@@ -80,6 +76,18 @@ public static class GatedResidual
             return;
         }
         ElementLauncher.Launch(x.Backend, (int)x.Length, args);
+    }
+
+    /// <summary>Throws, naming <paramref name="kernel"/>, unless the residuals to add to x (<paramref name="r2"/> may be
+    /// null) are as long as x and of one type (float32, or float16 on the fp16 path). Shared with <see cref="LayerNormModulate"/>,
+    /// which adds them on its pass over x.</summary>
+    internal static void CheckResiduals(string kernel, Tensor x, Tensor r, Tensor? r2)
+    {
+        foreach (var term in r2 is null ? [r] : new[] { r, r2 })
+            if (term.Length != x.Length)
+                throw new ArgumentException($"{kernel}: residual {term.ShapeText} and x {x.ShapeText} differ");
+        if (r2 is not null && r2.DType != r.DType)
+            throw new ArgumentException($"{kernel}: residuals {r.DType} and {r2.DType} differ in type");
     }
 
     private static void LaunchVector4<TView>(Backend backend, Args a, TView y, TView y2) where TView : struct, IFloat4View<TView> =>

@@ -71,11 +71,7 @@ public static class LayerNormModulate
     public static Tensor RunAfterResiduals(Tensor x, Tensor residual, int gateOffset, Tensor? residual2, int gate2Offset,
         Tensor mod, int shiftOffset, int scaleOffset, float eps, DType output = DType.Float32)
     {
-        foreach (var r in residual2 is null ? [residual] : new[] { residual, residual2 })
-            if (r.Length != x.Length)
-                throw new ArgumentException($"LayerNormModulate: residual {r.ShapeText} and x {x.ShapeText} differ");
-        if (residual2 is not null && residual2.DType != residual.DType)
-            throw new ArgumentException($"LayerNormModulate: residuals {residual.DType} and {residual2.DType} differ in type");
+        GatedResidual.CheckResiduals("LayerNormModulate", x, residual, residual2);
         return Run(x, mod, shiftOffset, scaleOffset, eps, residual, gateOffset, residual2, gate2Offset, output);
     }
 

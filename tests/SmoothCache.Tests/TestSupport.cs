@@ -32,6 +32,24 @@ public static class TestSupport
         return a;
     }
 
+    /// <summary>Seeded values rounded to fp16 on <paramref name="backend"/>: a Float16 tensor, and the same values widened
+    /// into a Float32 one (what a kernel reading float16 must take them for).</summary>
+    public static HalfAndWide HalfAndWidened(Backend backend, int seed, params int[] shape)
+    {
+        using var source = backend.Arena.Upload(Random(seed, shape.Aggregate(1L, (n, d) => n * d)), shape);
+        var half = HalfConversion.ToHalf(source);
+        return new HalfAndWide(half, backend.Arena.Upload(half.ToArray(), shape));
+    }
+
+    public sealed record HalfAndWide(Tensor Half, Tensor Wide) : IDisposable
+    {
+        public void Dispose()
+        {
+            Half.Dispose();
+            Wide.Dispose();
+        }
+    }
+
     /// <summary>||actual - expected||_2 / ||expected||_2.</summary>
     public static double RelativeL2(IReadOnlyList<float> actual, IReadOnlyList<double> expected)
     {

@@ -48,14 +48,11 @@ public class RelativeL1KernelTests(CpuBackendFixture fixture)
     public void Float16OutputsGiveWhatTheirWidenedValuesGive()
     {
         // The fp16 path's component outputs, calibrated as they are.
-        var random = new Random(3);
-        using var current = HalfConversion.ToHalf(_backend.Arena.Upload(RandomData(random, 5000, 1.0), 5000));
-        using var earlier = HalfConversion.ToHalf(_backend.Arena.Upload(RandomData(random, 5000, 1.0), 5000));
-        using var currentWide = _backend.Arena.Upload(current.ToArray(), 5000);
-        using var earlierWide = _backend.Arena.Upload(earlier.ToArray(), 5000);
-        float error = RelativeL1Kernel.Compute(current, [earlier])[0];
-        Assert.Equal(RelativeL1Kernel.Compute(currentWide, [earlierWide])[0], error);
-        Assert.True(Math.Abs(error - CalibrationMath.RelativeL1(earlier.ToArray(), current.ToArray())) <= 1e-6);
+        using var current = TestSupport.HalfAndWidened(_backend, 3, 5000);
+        using var earlier = TestSupport.HalfAndWidened(_backend, 4, 5000);
+        float error = RelativeL1Kernel.Compute(current.Half, [earlier.Half])[0];
+        Assert.Equal(RelativeL1Kernel.Compute(current.Wide, [earlier.Wide])[0], error);
+        Assert.True(Math.Abs(error - CalibrationMath.RelativeL1(earlier.Half.ToArray(), current.Half.ToArray())) <= 1e-6);
     }
 
     [Fact]

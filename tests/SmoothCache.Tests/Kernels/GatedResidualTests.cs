@@ -39,20 +39,18 @@ public class GatedResidualTests
         int b = 2, t = 3, d = 8;
         var x = Random(48, b * t * d, 2f);
         using var gate = backend.Arena.Upload(Random(49, b * 6 * d), b, 6 * d);
-        using var y1 = HalfConversion.ToHalf(backend.Arena.Upload(Random(50, b * t * d), b, t, d));
-        using var y2 = HalfConversion.ToHalf(backend.Arena.Upload(Random(51, b * t * d), b, t, d));
-        using var y1Wide = backend.Arena.Upload(y1.ToArray(), b, t, d);
-        using var y2Wide = backend.Arena.Upload(y2.ToArray(), b, t, d);
+        using var y1 = HalfAndWidened(backend, 50, b, t, d);
+        using var y2 = HalfAndWidened(backend, 51, b, t, d);
         float[] Run(Tensor first, Tensor second)
         {
             using var tx = backend.Arena.Upload(x, b, t, d);
             GatedResidual.Run(tx, first, 5 * d, second, 2 * d, gate);
             return tx.ToArray();
         }
-        var half = Run(y1, y2);
-        Assert.Equal(Run(y1Wide, y2Wide), half);
+        var half = Run(y1.Half, y2.Half);
+        Assert.Equal(Run(y1.Wide, y2.Wide), half);
         Assert.NotEqual(x, half);
-        var e = Assert.Throws<ArgumentException>(() => Run(y1, y2Wide));
+        var e = Assert.Throws<ArgumentException>(() => Run(y1.Half, y2.Wide));
         Assert.Contains("differ in type", e.Message);
     }
 

@@ -86,22 +86,20 @@ public class LayerNormModulateTests
         int b = 2, t = 3;
         var x = Random(36, b * t * d, 2f);
         using var mod = backend.Arena.Upload(Random(37, b * 6 * d), b, 6 * d);
-        using var r = HalfConversion.ToHalf(backend.Arena.Upload(Random(38, b * t * d), b, t, d));
-        using var r2 = HalfConversion.ToHalf(backend.Arena.Upload(Random(39, b * t * d), b, t, d));
-        using var rWide = backend.Arena.Upload(r.ToArray(), b, t, d);
-        using var r2Wide = backend.Arena.Upload(r2.ToArray(), b, t, d);
+        using var r = HalfAndWidened(backend, 38, b, t, d);
+        using var r2 = HalfAndWidened(backend, 39, b, t, d);
         (float[] X, float[] Y) Run(Tensor first, Tensor second)
         {
             using var tx = backend.Arena.Upload(x, b, t, d);
             using var y = LayerNormModulate.RunAfterResiduals(tx, first, 2 * d, terms == 2 ? second : null, 5 * d, mod, 3 * d, 4 * d, 1e-6f, DType.Float16);
             return (tx.ToArray(), y.ToArray());
         }
-        var (halfX, halfY) = Run(r, r2);
-        var (wideX, wideY) = Run(rWide, r2Wide);
+        var (halfX, halfY) = Run(r.Half, r2.Half);
+        var (wideX, wideY) = Run(r.Wide, r2.Wide);
         Assert.Equal(wideX, halfX);
         Assert.Equal(wideY, halfY);
         Assert.NotEqual(x, halfX);
-        if (terms == 2) Assert.Contains("differ in type", Assert.Throws<ArgumentException>(() => Run(r, r2Wide)).Message);
+        if (terms == 2) Assert.Contains("differ in type", Assert.Throws<ArgumentException>(() => Run(r.Half, r2.Wide)).Message);
     }
 
     [Fact]

@@ -15,6 +15,8 @@ public enum DType { Float32, Float16 }
 public sealed class Tensor : IDisposable
 {
     private readonly TensorStorage _storage;
+    /// <summary>Where this tensor's elements start in the storage (non-zero for <see cref="Rows"/>).</summary>
+    private readonly long _offset;
     private bool _disposed;
 
     public int[] Shape { get; }
@@ -22,13 +24,14 @@ public sealed class Tensor : IDisposable
     public long Length { get; }
     public Backend Backend => _storage.Arena.Backend;
 
-    internal Tensor(TensorStorage storage, int[] shape)
+    internal Tensor(TensorStorage storage, int[] shape, long offset = 0)
     {
         _storage = storage;
         Shape = shape;
         Length = ElementCount(shape);
-        if (Length > storage.Capacity)
-            throw new ArgumentException($"shape [{string.Join(",", shape)}] exceeds storage of {storage.Capacity} elements");
+        _offset = offset;
+        if (offset + Length > storage.Capacity)
+            throw new ArgumentException($"shape [{string.Join(",", shape)}] at element {offset} exceeds storage of {storage.Capacity} elements");
     }
 
     public static long ElementCount(int[] shape)
@@ -49,7 +52,7 @@ public sealed class Tensor : IDisposable
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
             if (DType != DType.Float32) throw new InvalidOperationException($"tensor is {DType}, not Float32");
-            return _storage.F32!.View.SubView(0, Length);
+            return _storage.F32!.View.SubView(_offset, Length);
         }
     }
 
@@ -60,7 +63,7 @@ public sealed class Tensor : IDisposable
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
             if (DType != DType.Float16) throw new InvalidOperationException($"tensor is {DType}, not Float16");
-            return _storage.F16!.View.SubView(0, Length);
+            return _storage.F16!.View.SubView(_offset, Length);
         }
     }
 
@@ -78,7 +81,22 @@ public sealed class Tensor : IDisposable
         if (ElementCount(shape) != Length)
             throw new ArgumentException($"cannot reshape {ShapeText} to [{string.Join(",", shape)}]");
         _storage.AddRef();
-        return new Tensor(_storage, (int[])shape.Clone());
+        return new Tensor(_storage, (int[])shape.Clone(), _offset);
+    }
+
+    /// <summary>Rows [start, start + count) of the first axis, in place: another owner of the storage whose
+    /// elements are that contiguous range (e.g. one step's batch of a tensor holding several steps' rows).</summary>
+    public Tensor Rows(int start, int count)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        int rows = Dim(0);
+        if (start < 0 || count < 0 || start + count > rows)
+            throw new ArgumentOutOfRangeException(nameof(start), $"rows [{start}, {start + count}) are outside the {rows} rows of {ShapeText}");
+        var shape = (int[])Shape.Clone();
+        shape[0] = count;
+        long rowLength = rows == 0 ? 0 : Length / rows;
+        _storage.AddRef();
+        return new Tensor(_storage, shape, _offset + start * rowLength);
     }
 
     /// <summary>Copies to the host as float32 (waits for pending work).</summary>

@@ -76,26 +76,33 @@ public static class TimestepEmbedding
         };
     }
 
-    /// <param name="timesteps">[B]</param>
-    /// <returns>[B, 256]</returns>
     /// <summary>
     /// The sinusoids of one timestep per sample, [B, 256]. A batch at a single timestep (every sampling
-    /// step) passes it in the kernel's arguments instead of uploading it: an upload makes the host wait
-    /// for the device, so the next step's launches could not be queued while this one runs.
+    /// step) passes it in the kernel's arguments instead of uploading it (<see cref="Fill"/>): an upload makes
+    /// the host wait for the device, so the next step's launches could not be queued while this one runs.
     /// </summary>
     public static Tensor Run(Backend backend, float[] timesteps)
     {
         int b = timesteps.Length;
         var output = backend.Arena.Rent(b, Channels);
-        var args = new Args { Out = output.View, Half = Channels / 2, Step = 1.0 / (Channels / 2 - 1), Timesteps = ArrayView<float>.Empty };
-        bool shared = b > 0 && timesteps.All(t => t.Equals(timesteps[0]));
-        if (shared)
+        if (b > 0 && timesteps.All(t => t.Equals(timesteps[0])))
         {
-            ElementLauncher.Launch(backend, b * Channels / 2, args with { Shared = timesteps[0] });
+            Fill(output, timesteps[0]);
             return output;
         }
         using var uploaded = backend.Arena.Upload(timesteps, b);
-        ElementLauncher.Launch(backend, b * Channels / 2, args with { Timesteps = uploaded.View });
+        Launch(output, new Args { Timesteps = uploaded.View });
         return output;
+    }
+
+    /// <summary>Every row of <paramref name="output"/> [R, 256] (e.g. one step's rows of a larger tensor) at timestep t.</summary>
+    public static void Fill(Tensor output, float t) => Launch(output, new Args { Timesteps = ArrayView<float>.Empty, Shared = t });
+
+    private static void Launch(Tensor output, Args args)
+    {
+        if (output.Shape.Length != 2 || output.Dim(1) != Channels)
+            throw new ArgumentException($"TimestepEmbedding: output {output.ShapeText} is not [R, {Channels}]");
+        ElementLauncher.Launch(output.Backend, output.Dim(0) * Channels / 2,
+            args with { Out = output.View, Half = Channels / 2, Step = 1.0 / (Channels / 2 - 1) });
     }
 }

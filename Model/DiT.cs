@@ -13,7 +13,8 @@ namespace SmoothCache.Model;
 ///   out = Unpatchify(y)
 /// Every block stores its own copy of the embedders; when they are identical (as in converted
 /// checkpoints) c is computed once and all blocks' adaLN projections plus the final one run as a
-/// single GEMM whose output rows hold every block's six modulation vectors.
+/// single GEMM whose output rows hold every block's six modulation vectors. A sampler, which knows its
+/// timesteps, computes that GEMM for many steps at once (<see cref="PlanModulation"/>).
 /// </summary>
 public sealed class DiTTransformer : IHookable, IDisposable
 {
@@ -98,17 +99,39 @@ public sealed class DiTTransformer : IHookable, IDisposable
     /// </summary>
     public Tensor Forward(Tensor latents, float[] timesteps, int[] labels)
     {
-        var c = Config;
-        int b = latents.Dim(0);
-        if (latents.Shape.Length != 4 || latents.Dim(1) != c.InChannels || latents.Dim(2) != c.SampleSize || latents.Dim(3) != c.SampleSize)
-            throw new ArgumentException($"latents {latents.ShapeText} are not [B,{c.InChannels},{c.SampleSize},{c.SampleSize}]");
+        int b = CheckLatents(latents);
         if (timesteps.Length != b || labels.Length != b)
             throw new ArgumentException($"need one timestep and one label per sample: batch {b}, {timesteps.Length} timesteps, {labels.Length} labels");
-        foreach (int y in labels)
-            if (y < 0 || y > c.NumClasses)
-                throw new ArgumentOutOfRangeException(nameof(labels), $"class label {y} is outside [0, {c.NumClasses}] ({c.NumClasses} = null class)");
-
+        CheckLabels(labels);
         var labelView = UploadLabels(labels);
+        using var sinusoid = TimestepEmbedding.Run(_backend, timesteps);
+        return Forward(latents, projection => Modulation(projection, sinusoid, labelView));
+    }
+
+    /// <summary>One forward pass at step <paramref name="step"/> of a sampling run whose modulation
+    /// <paramref name="plan"/> computes ahead (<see cref="PlanModulation"/>); the same result as the forward
+    /// with that step's timestep and the plan's labels.</summary>
+    public Tensor Forward(Tensor latents, PlannedModulation plan, int step)
+    {
+        int b = CheckLatents(latents);
+        if (plan.Transformer != this) throw new ArgumentException("the modulation plan belongs to another transformer", nameof(plan));
+        if (plan.Batch != b) throw new ArgumentException($"latents {latents.ShapeText} are not the plan's batch of {plan.Batch}", nameof(latents));
+        return Forward(latents, projection => plan.Step(projection, step));
+    }
+
+    /// <summary>The adaLN modulation of every step of a sampling run at these labels (one timestep a step,
+    /// shared by the batch), computed a chunk of steps at a time by <see cref="Forward(Tensor, PlannedModulation, int)"/>.</summary>
+    public PlannedModulation PlanModulation(float[] stepTimesteps, int[] labels, long maxElements = PlannedModulation.DefaultMaxElements)
+    {
+        CheckLabels(labels);
+        return new PlannedModulation(this, (float[])stepTimesteps.Clone(), (int[])labels.Clone(), maxElements);
+    }
+
+    /// <summary>The forward pass on modulation rows from <paramref name="modulation"/>: the [B, width] tensor of
+    /// an adaLN projection (index into <see cref="_adaLnWeights"/>), owned by the caller.</summary>
+    private Tensor Forward(Tensor latents, Func<int, Tensor> modulation)
+    {
+        var c = Config;
         using var x = PatchEmbed.Run(latents, _patchWeight, _patchBias, _positions);
         int d = c.Width, final = c.NumLayers * 6 * d;
         Tensor finalMod;
@@ -117,7 +140,7 @@ public sealed class DiTTransformer : IHookable, IDisposable
         {
             if (SharedConditioning)
             {
-                using var mod = Modulation(_conditioning[0], 0, timesteps, labelView);
+                using var mod = modulation(0);
                 for (int i = 0; i < _blocks.Length; i++) pending = RunBlock(i, x, mod, i * 6 * d, pending, carry: true);
                 finalMod = mod.Share();
             }
@@ -125,12 +148,11 @@ public sealed class DiTTransformer : IHookable, IDisposable
             {
                 for (int i = 0; i < _blocks.Length; i++)
                 {
-                    using var mod = Modulation(_conditioning[i], i, timesteps, labelView);
+                    using var mod = modulation(i);
                     // The next norm reads another block's modulation tensor: each block's residual is added at once.
                     pending = RunBlock(i, x, mod, 0, pending, carry: false);
                 }
-                // The final layer is conditioned on block 0's embedder, as in the reference.
-                finalMod = Modulation(_conditioning[0], _blocks.Length, timesteps, labelView);
+                finalMod = modulation(_blocks.Length);
                 final = 0;
             }
             using (finalMod)
@@ -142,6 +164,22 @@ public sealed class DiTTransformer : IHookable, IDisposable
         {
             pending?.Dispose();
         }
+    }
+
+    /// <summary>The batch of latents [B, C_in, S, S] of this model, or an ArgumentException.</summary>
+    private int CheckLatents(Tensor latents)
+    {
+        var c = Config;
+        if (latents.Shape.Length != 4 || latents.Dim(1) != c.InChannels || latents.Dim(2) != c.SampleSize || latents.Dim(3) != c.SampleSize)
+            throw new ArgumentException($"latents {latents.ShapeText} are not [B,{c.InChannels},{c.SampleSize},{c.SampleSize}]");
+        return latents.Dim(0);
+    }
+
+    private void CheckLabels(int[] labels)
+    {
+        foreach (int y in labels)
+            if (y < 0 || y > Config.NumClasses)
+                throw new ArgumentOutOfRangeException(nameof(labels), $"class label {y} is outside [0, {Config.NumClasses}] ({Config.NumClasses} = null class)");
     }
 
     /// <summary>Runs block i after the previous block's pending residual; returns its own pending residual, or
@@ -156,18 +194,24 @@ public sealed class DiTTransformer : IHookable, IDisposable
         return null;
     }
 
-    /// <summary>adaLN projection(s) of SiLU(c) with the weights at index <paramref name="projection"/>.</summary>
-    private Tensor Modulation(Conditioning embedder, int projection, float[] t, ArrayView<int> labels)
+    /// <summary>adaLN projection <paramref name="projection"/> of SiLU(c), c from the timestep sinusoids and labels
+    /// (rows cycling through the labels). Projection i &lt; NumBlocks is block i's (all blocks' at once when the
+    /// conditioning is shared); the final layer's is conditioned on block 0's embedder, as in the reference.</summary>
+    internal Tensor Modulation(int projection, Tensor sinusoid, ArrayView<int> labels)
     {
-        using var cond = embedder.Run(t, labels);
+        var embedder = _conditioning[projection < _conditioning.Length ? projection : 0];
+        using var cond = embedder.Run(sinusoid, labels);
         using var silu = Elementwise.Run<SiluEpilogue>(cond);
         return Linear.Run(silu, _adaLnWeights[projection], _adaLnBiases[projection]);
     }
 
+    /// <summary>How many adaLN projections <see cref="Modulation"/> takes, and the width of each one's rows.</summary>
+    internal int[] ModulationWidths => _adaLnWeights.Select(w => w.Dim(0)).ToArray();
+
     /// <summary>The labels on the device; uploaded only when they change (a sampling loop uses the
     /// same labels every step, and an upload would make the host wait for the device). A buffer that a
     /// launch recording reads is never overwritten: its replays must see the labels it was recorded with.</summary>
-    private ArrayView<int> UploadLabels(int[] labels)
+    internal ArrayView<int> UploadLabels(int[] labels)
     {
         if (_labels is null || !labels.AsSpan().SequenceEqual(_uploadedLabels))
         {
@@ -213,9 +257,8 @@ public sealed class DiTTransformer : IHookable, IDisposable
     /// <summary>Timestep MLP (256 -> D, SiLU, D -> D) plus the class table: c = t_emb + y_emb.</summary>
     private sealed class Conditioning(Tensor w1, Tensor b1, Tensor w2, Tensor b2, Tensor table) : IDisposable
     {
-        public Tensor Run(float[] timesteps, ArrayView<int> labels)
+        public Tensor Run(Tensor sinusoid, ArrayView<int> labels)
         {
-            using var sinusoid = TimestepEmbedding.Run(w1.Backend, timesteps);
             using var hidden = Linear.Run<SiluEpilogue>(sinusoid, w1, b1);
             using var temb = Linear.Run(hidden, w2, b2);
             return ClassEmbedding.Run(labels, table, temb);

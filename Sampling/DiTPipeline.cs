@@ -285,11 +285,12 @@ public sealed class DiTPipeline : IDisposable
         long count = x.Length;
         using var dataPrediction = arena.Zeros(job.Shape);
         var timesteps = job.Scheduler.Timesteps;
+        // Every step's adaLN modulation ahead, many steps to a conditioning GEMM.
+        using var modulation = Transformer.PlanModulation(timesteps.Select(t => (float)t).ToArray(), job.Labels);
         for (int i = 0; i < timesteps.Length; i++)
         {
-            var t = Enumerable.Repeat((float)timesteps[i], job.Labels.Length).ToArray();
             using (var input = job.Guided ? RepeatBatch.Run(x, 2) : x.Share())
-            using (var output = Transformer.Forward(input, t, job.Labels))
+            using (var output = Transformer.Forward(input, modulation, i))
             using (var eps = Guidance.Run(output, Transformer.Config.InChannels, options.GuidanceScale, job.Guided))
             using (var z = job.Scheduler.NeedsNoise ? arena.Upload(GaussianNoise.Sample(options.Seed, 1 + i, count), job.Shape) : null)
                 SchedulerStep.Apply(Backend, job.Scheduler.Step(i), x, eps, dataPrediction, z);

@@ -57,6 +57,38 @@ public class EmbeddingTests
     }
 
     [Fact]
+    public void FillWritesOneTimestepIntoRowsOfALargerTensorAndNothingElse()
+    {
+        using var all = Cpu.Arena.Upload(Enumerable.Repeat(7f, 4 * 256).ToArray(), 4, 256);
+        using (var middle = all.Rows(1, 2)) TimestepEmbedding.Fill(middle, 321f);
+        using var reference = TimestepEmbedding.Run(Cpu, [321f, 321f]);
+        var got = all.ToArray();
+        Assert.Equal(reference.ToArray(), got[256..768]);
+        Assert.All(got[..256].Concat(got[768..]), v => Assert.Equal(7f, v));
+        using var wrong = Cpu.Arena.Zeros(2, 128);
+        Assert.Contains("[R, 256]", Assert.Throws<ArgumentException>(() => TimestepEmbedding.Fill(wrong, 1f)).Message);
+    }
+
+    [Fact]
+    public void ClassEmbeddingRepeatsTheLabelsOverSeveralStepsRows()
+    {
+        int classes = 5, d = 4;
+        var table = Random(43, classes * d);
+        var addend = Random(44, 6 * d);
+        int[] labels = [4, 1];
+        using var tt = Cpu.Arena.Upload(table, classes, d);
+        using var ta = Cpu.Arena.Upload(addend, 6, d);
+        using var lb = Cpu.Accelerator.Allocate1D(labels);
+        using var o = ClassEmbedding.Run(lb.View, tt, ta);
+        var got = o.ToArray();
+        for (int r = 0; r < 6; r++)
+            for (int k = 0; k < d; k++)
+                Assert.Equal(addend[r * d + k] + table[labels[r % 2] * d + k], got[r * d + k]);
+        using var odd = Cpu.Arena.Zeros(3, d);
+        Assert.Throws<ArgumentException>(() => ClassEmbedding.Run(lb.View, tt, odd));
+    }
+
+    [Fact]
     public void ClassEmbeddingAddsTheLabelsRow()
     {
         int classes = 11, d = 8;

@@ -1,0 +1,46 @@
+using SmoothCache.Kernels;
+using static SmoothCache.Tests.TestSupport;
+
+namespace SmoothCache.Tests.Kernels;
+
+public class TensorTests
+{
+    [Fact]
+    public void RowsViewAContiguousRangeOfTheFirstAxisInPlace()
+    {
+        var values = Enumerable.Range(0, 5 * 3 * 2).Select(i => (float)i).ToArray();
+        using var t = Cpu.Arena.Upload(values, 5, 3, 2);
+        using var rows = t.Rows(2, 2);
+        Assert.Equal(new[] { 2, 3, 2 }, rows.Shape);
+        Assert.Equal(values[12..24], rows.ToArray());
+        // A reshape of the view keeps its start; a write through it lands in the whole tensor.
+        using var flat = rows.Reshape(12);
+        Assert.Equal(values[12..24], flat.ToArray());
+        using (var last = t.Rows(4, 1)) last.CopyFrom(new float[6]);
+        Assert.Equal(new float[6], t.ToArray()[24..]);
+        // Rows of rows count from the view's start.
+        using var inner = rows.Rows(1, 1);
+        Assert.Equal(values[18..24], inner.ToArray());
+    }
+
+    [Fact]
+    public void RowsOutsideTheTensorAreRejected()
+    {
+        using var t = Cpu.Arena.Zeros(4, 2);
+        Assert.Contains("[3, 5)", Assert.Throws<ArgumentOutOfRangeException>(() => t.Rows(3, 2)).Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => t.Rows(-1, 1));
+        using var empty = t.Rows(4, 0);
+        Assert.Equal(0, empty.Length);
+    }
+
+    [Fact]
+    public void ARowsViewKeepsTheStorageAfterTheTensorIsDisposed()
+    {
+        var t = Cpu.Arena.Upload([1f, 2f, 3f, 4f], 2, 2);
+        using var rows = t.Rows(1, 1);
+        t.Dispose();
+        // Not returned to the arena while the view owns it: a new tensor gets other storage.
+        using var other = Cpu.Arena.Upload([9f, 9f, 9f, 9f], 2, 2);
+        Assert.Equal(new[] { 3f, 4f }, rows.ToArray());
+    }
+}

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using ILGPU;
 using SmoothCache.Kernels;
 using SmoothCache.Kernels.Gpu;
+using SmoothCache.Model;
 
 namespace SmoothCache.Cli.Bench;
 
@@ -88,6 +89,13 @@ public static class KernelBench
                     Time("adaLN few-row 8 columns", shape, flops, () => { LinearSkinnyTensorCore.Run<IdentityEpilogue, LinearSkinnyTensorCore.Columns8>(backend, cHalf.HalfView, wAdaLN, ArrayView<float>.Empty, OutputView.Of(y), rows); return null; });
                 }
             }
+            // The same GEMM as a sampling run launches it (PlannedModulation): a chunk of steps' rows at once, on Linear's
+            // choice of kernel. A step's share is this over the steps.
+            int steps = (int)Math.Max(1, PlannedModulation.DefaultMaxElements / ((long)batch * (depth * 6 + 2) * d));
+            using (var rows = arena.Upload(Random(steps * batch * d), steps * batch, d))
+            using (var planned = HalfConversion.ToHalf(rows))
+                Time($"adaLN planned, {steps} steps", $"{steps * batch}x{depth * 6 * d}x{d}", 2.0 * steps * batch * depth * 6 * d * d,
+                    () => Linear.Run(planned, wAdaLN, null));
         }
         Time("Attention", $"{batch}x{heads}x{tokens}x{d / heads}", 4.0 * batch * tokens * tokens * d, () => Attention.Run(qkv, heads, d / heads));
         // On tensor cores, both stagings of the key tiles (elsewhere the fp16 attention is one kernel).

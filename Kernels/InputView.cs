@@ -38,12 +38,15 @@ public struct InputView
     public readonly Halves AsHalves() => new(F16.Length > 0 ? F16.Cast<U2>() : ArrayView<U2>.Empty);
 }
 
-/// <summary>A view of float4s as a kernel loads them, whatever it holds: a kernel generic over it has one instance per
-/// element type and no branch per load.</summary>
+/// <summary>A view of float4s as a kernel loads and stores them, whatever it holds: a kernel generic over it has one
+/// instance per element type and no branch per access.</summary>
 public interface IFloat4View<TSelf> where TSelf : struct, IFloat4View<TSelf>
 {
     /// <summary>Float4 i.</summary>
     F4 At(int i);
+    /// <summary>Stores <paramref name="value"/> as float4 i (float16 ones rounded by <typeparamref name="TRound"/>) and
+    /// returns it as stored: what <see cref="At"/> reads back.</summary>
+    F4 Stored<TRound>(int i, F4 value) where TRound : struct, HalfConversion.IHalfRounding;
     /// <summary>The view from float4 <paramref name="start"/> on.</summary>
     TSelf From(int start);
     bool IsEmpty();
@@ -54,6 +57,13 @@ public readonly struct Floats(ArrayView<F4> view) : IFloat4View<Floats>
 {
     private readonly ArrayView<F4> _view = view;
     public F4 At(int i) => _view[i];
+
+    public F4 Stored<TRound>(int i, F4 value) where TRound : struct, HalfConversion.IHalfRounding
+    {
+        _view[i] = value;
+        return value;
+    }
+
     public Floats From(int start) => new(_view.SubView(start));
     public bool IsEmpty() => _view.Length == 0;
 }
@@ -67,6 +77,18 @@ public readonly struct Halves(ArrayView<U2> view) : IFloat4View<Halves>
     {
         var w = _view[i];
         return new F4 { X = Vectors.LowHalf(w.X), Y = Vectors.HighHalf(w.X), Z = Vectors.LowHalf(w.Y), W = Vectors.HighHalf(w.Y) };
+    }
+
+    public F4 Stored<TRound>(int i, F4 value) where TRound : struct, HalfConversion.IHalfRounding
+    {
+        var round = default(TRound);
+        Half x = round.Round(value.X), y = round.Round(value.Y), z = round.Round(value.Z), w = round.Round(value.W);
+        _view[i] = new U2
+        {
+            X = Interop.FloatAsInt(x) | ((uint)Interop.FloatAsInt(y) << 16),
+            Y = Interop.FloatAsInt(z) | ((uint)Interop.FloatAsInt(w) << 16),
+        };
+        return new F4 { X = (float)x, Y = (float)y, Z = (float)z, W = (float)w };
     }
 
     public Halves From(int start) => new(_view.SubView(start));

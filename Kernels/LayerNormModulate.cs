@@ -14,12 +14,16 @@ namespace SmoothCache.Kernels;
 /// column GateOffset of the same modulation rows), and a second one after it (x += gate2[b] * r2), writing
 /// x back: DiT's "x = x + gate * attn; h = adaLN(x)" in one pass over x instead of two launches (two
 /// residuals when the component before was reused from the cache and its residual waited too).
+/// x is the residual stream, Float32, or Float16 on the fp16 path (its residuals then Float16 too): the sum of
+/// x and the gated residuals is rounded once, where it is written, and normalized as written.
 /// </summary>
 public static class LayerNormModulate
 {
     public struct Args : IElementKernel
     {
-        public ArrayView<float> X, Mod;
+        /// <summary>x, read and (with residuals) written in place.</summary>
+        public OutputView X;
+        public ArrayView<float> Mod;
         public OutputView Y;
         /// <summary>The residual r, or empty for a plain adaLN; then r2, added after it, or empty (float32 or float16).</summary>
         public InputView Residual, Residual2;
@@ -30,31 +34,36 @@ public static class LayerNormModulate
         {
             int x0 = row * D;
             int m0 = (row / TokensPerSample) * ModStride;
+            var x = X.AsInput;
             float mean = 0f;
             for (int d = 0; d < D; d++)
             {
-                if (!Residual.IsEmpty) X[x0 + d] += Mod[m0 + GateOffset + d] * Residual.Load(x0 + d);
-                if (!Residual2.IsEmpty) X[x0 + d] += Mod[m0 + Gate2Offset + d] * Residual2.Load(x0 + d);
-                mean += X[x0 + d];
+                if (!Residual.IsEmpty)
+                {
+                    float v = x.Load(x0 + d) + Mod[m0 + GateOffset + d] * Residual.Load(x0 + d);
+                    if (!Residual2.IsEmpty) v += Mod[m0 + Gate2Offset + d] * Residual2.Load(x0 + d);
+                    X.Store(x0 + d, v);
+                }
+                mean += x.Load(x0 + d);
             }
             mean /= D;
             float var = 0f;
             for (int d = 0; d < D; d++)
             {
-                float c = X[x0 + d] - mean;
+                float c = x.Load(x0 + d) - mean;
                 var += c * c;
             }
             var /= D;
             float inv = 1f / MathF.Sqrt(var + Eps);
             for (int d = 0; d < D; d++)
             {
-                float n = (X[x0 + d] - mean) * inv;
+                float n = (x.Load(x0 + d) - mean) * inv;
                 Y.Store(x0 + d, n * (1f + Mod[m0 + ScaleOffset + d]) + Mod[m0 + ShiftOffset + d]);
             }
         }
     }
 
-    /// <param name="x">[B, T, D]</param>
+    /// <param name="x">[B, T, D], Float32 or Float16</param>
     /// <param name="mod">[B, modStride] holding shift and scale at the given column offsets</param>
     /// <param name="output">Float16 for the fp16 path's GEMM input (rounded to nearest even)</param>
     public static Tensor Run(Tensor x, Tensor mod, int shiftOffset, int scaleOffset, float eps, DType output = DType.Float32) =>
@@ -84,7 +93,7 @@ public static class LayerNormModulate
         var y = x.Backend.Arena.Rent(output, x.Shape);
         var args = new Args
         {
-            X = x.View, Mod = mod.View, Y = OutputView.Of(y), Residual = InputView.OfOptional(residual),
+            X = OutputView.Of(x), Mod = mod.View, Y = OutputView.Of(y), Residual = InputView.OfOptional(residual),
             Residual2 = InputView.OfOptional(residual2), D = d, TokensPerSample = t, ModStride = mod.Dim(1),
             ShiftOffset = shiftOffset, ScaleOffset = scaleOffset, GateOffset = gateOffset, Gate2Offset = gate2Offset, Eps = eps,
         };

@@ -14,6 +14,10 @@ public struct OutputView
 
     public static OutputView Of(Tensor t) => t.DType == DType.Float32 ? new OutputView { F32 = t.View } : new OutputView { F16 = t.HalfView };
 
+    /// <summary>The same elements to read (a Float16 one widened exactly): for an output updated in place, such as the
+    /// residual stream x that the adaLN and <see cref="GatedResidual"/> add to.</summary>
+    public readonly InputView AsInput => new() { F32 = F32, F16 = F16 };
+
     /// <summary>The first <paramref name="length"/> elements of the same output.</summary>
     public readonly OutputView Take(long length) =>
         F16.Length > 0 ? new OutputView { F16 = F16.SubView(0, length) } : new OutputView { F32 = F32.SubView(0, length) };

@@ -18,7 +18,8 @@ public static class PatchEmbed
 
     public struct Args : IElementKernel
     {
-        public ArrayView<float> X, W, Bias, Pos, Out;
+        public ArrayView<float> X, W, Bias, Pos;
+        public OutputView Out;
         public int C, S, P, D;
 
         public readonly void Compute(int index)
@@ -53,25 +54,26 @@ public static class PatchEmbed
             }
             int t = i * grid + j0;
             int at = (b * grid * grid + t) * D + d, pos = t * D + d;
-            Out[at] = a0 + Pos[pos];
-            if (1 <= last) Out[at + D] = a1 + Pos[pos + D];
-            if (2 <= last) Out[at + 2 * D] = a2 + Pos[pos + 2 * D];
-            if (3 <= last) Out[at + 3 * D] = a3 + Pos[pos + 3 * D];
-            if (4 <= last) Out[at + 4 * D] = a4 + Pos[pos + 4 * D];
-            if (5 <= last) Out[at + 5 * D] = a5 + Pos[pos + 5 * D];
-            if (6 <= last) Out[at + 6 * D] = a6 + Pos[pos + 6 * D];
-            if (7 <= last) Out[at + 7 * D] = a7 + Pos[pos + 7 * D];
+            Out.Store(at, a0 + Pos[pos]);
+            if (1 <= last) Out.Store(at + D, a1 + Pos[pos + D]);
+            if (2 <= last) Out.Store(at + 2 * D, a2 + Pos[pos + 2 * D]);
+            if (3 <= last) Out.Store(at + 3 * D, a3 + Pos[pos + 3 * D]);
+            if (4 <= last) Out.Store(at + 4 * D, a4 + Pos[pos + 4 * D]);
+            if (5 <= last) Out.Store(at + 5 * D, a5 + Pos[pos + 5 * D]);
+            if (6 <= last) Out.Store(at + 6 * D, a6 + Pos[pos + 6 * D]);
+            if (7 <= last) Out.Store(at + 7 * D, a7 + Pos[pos + 7 * D]);
         }
     }
 
-    public static Tensor Run(Tensor x, Tensor weight, Tensor bias, Tensor pos)
+    /// <param name="type">Float16 for the fp16 path's residual stream (rounded to nearest even)</param>
+    public static Tensor Run(Tensor x, Tensor weight, Tensor bias, Tensor pos, DType type = DType.Float32)
     {
         int b = x.Dim(0), c = x.Dim(1), s = x.Dim(2), d = weight.Dim(0), p = weight.Dim(2);
         if (weight.Dim(1) != c || x.Dim(3) != s || s % p != 0)
             throw new ArgumentException($"PatchEmbed: input {x.ShapeText} does not fit weight {weight.ShapeText}");
         int grid = s / p, groups = (grid + TokensPerElement - 1) / TokensPerElement;
-        var output = x.Backend.Arena.Rent(b, grid * grid, d);
-        var args = new Args { X = x.View, W = weight.View, Bias = bias.View, Pos = pos.View, Out = output.View, C = c, S = s, P = p, D = d };
+        var output = x.Backend.Arena.Rent(type, b, grid * grid, d);
+        var args = new Args { X = x.View, W = weight.View, Bias = bias.View, Pos = pos.View, Out = OutputView.Of(output), C = c, S = s, P = p, D = d };
         ElementLauncher.Launch(x.Backend, b * grid * groups * d, args);
         return output;
     }

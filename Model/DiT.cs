@@ -132,7 +132,8 @@ public sealed class DiTTransformer : IHookable, IDisposable
     private Tensor Forward(Tensor latents, Func<int, Tensor> modulation)
     {
         var c = Config;
-        using var x = PatchEmbed.Run(latents, _patchWeight, _patchBias, _positions);
+        // The residual stream: Float16 on the fp16 path, as its other activations.
+        using var x = PatchEmbed.Run(latents, _patchWeight, _patchBias, _positions, Precision == Precision.Fp16 ? DType.Float16 : DType.Float32);
         int d = c.Width, final = c.NumLayers * 6 * d;
         Tensor finalMod;
         PendingResidual? pending = null;

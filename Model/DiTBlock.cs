@@ -17,7 +17,8 @@ public sealed class DiTBlock : IDisposable
     private readonly int _index, _heads, _headDim, _width;
     /// <summary>GEMM inputs and outputs (the adaLN outputs, qkv, attention's output, the MLP's hidden layer, and the
     /// components' outputs, which SmoothCache keeps and the next adaLN adds to x): Float16 on the fp16 path, rounded once
-    /// where each is made, so the next kernel reads half the bytes. The residual stream x stays Float32.</summary>
+    /// where each is made, so the next kernel reads half the bytes. The residual stream x is of the same type (the
+    /// transformer makes it).</summary>
     private readonly DType _activations;
     private readonly float _mlpNormEps;
     private readonly Tensor _qkvWeight, _qkvBias, _outWeight, _outBias;

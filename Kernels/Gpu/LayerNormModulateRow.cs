@@ -13,8 +13,9 @@ namespace SmoothCache.Kernels.Gpu;
 /// flight on a multiprocessor (BENCHMARKS.md, eleventh session); a warp per row looping over the row one float4 at
 /// a time paid a latency per float4 (36 µs at batch 2 on an H100). Same formula as the portable kernel (its
 /// reference): mean, then the variance about it, then the optional gated residuals applied first and written back
-/// (x += gate * r, then x += gate2 * r2); only the order of the sums differs. Takes D a multiple of 4 up to 1152
-/// with 16-byte-aligned views (<see cref="Supports"/>); other rows use the portable kernel.
+/// (x += gate * r, then x += gate2 * r2, stored once: a float16 x rounded there); only the order of the sums differs.
+/// Takes D a multiple of 4 up to 1152 with 16-byte-aligned views (<see cref="Supports"/>); other rows use the portable
+/// kernel.
 /// </summary>
 public static class LayerNormModulateRow
 {
@@ -23,16 +24,15 @@ public static class LayerNormModulateRow
     /// <summary>Float4s a lane holds at most.</summary>
     private const int PerLane = 9;
 
-    /// <summary>The views as float4s and the column offsets in float4s (all divided by 4).</summary>
-    public struct Args
+    /// <summary>The views as float4s and the column offsets in float4s (all divided by 4). x and its residuals are
+    /// <typeparamref name="TView"/>s: float32 ones, or float16 ones on the fp16 path. Cast to float4s on the host: a view
+    /// cast inside the kernel is not known to be 16-byte aligned, and ILGPU then loads each float alone.</summary>
+    public struct Args<TView> where TView : struct, IFloat4View<TView>
     {
-        public ArrayView<F4> X, Mod;
-        /// <summary>The residual r, or empty for a plain adaLN; then r2, added after it, or empty: float32 ones here, or
-        /// float16 ones (the fp16 path's component outputs) in <see cref="HalfResidual"/> and <see cref="HalfResidual2"/>.
-        /// Cast to float4s on the host: a view cast inside the kernel is not known to be 16-byte aligned, and ILGPU then
-        /// loads each float alone.</summary>
-        public Floats Residual, Residual2;
-        public Halves HalfResidual, HalfResidual2;
+        public TView X;
+        /// <summary>The residual r, or empty for a plain adaLN; then r2, added after it, or empty.</summary>
+        public TView Residual, Residual2;
+        public ArrayView<F4> Mod;
         public OutputView Y;
         public int Rows, Chunks, TokensPerSample, ModStride, ShiftOffset, ScaleOffset, GateOffset, Gate2Offset;
         public float Eps;
@@ -44,8 +44,9 @@ public static class LayerNormModulateRow
         public F4 C0, C1, C2, C3, C4, C5, C6, C7, C8;
     }
 
-    /// <summary>y rounded to fp16 (an fp16 output) by <typeparamref name="TRound"/>: one instance for CUDA, one elsewhere.</summary>
-    public static void Kernel<TRound>(Args a) where TRound : struct, HalfConversion.IHalfRounding
+    /// <summary>y and a float16 x rounded to fp16 by <typeparamref name="TRound"/>: one instance for CUDA, one elsewhere,
+    /// for each type of x.</summary>
+    public static void Kernel<TRound, TView>(Args<TView> a) where TRound : struct, HalfConversion.IHalfRounding where TView : struct, IFloat4View<TView>
     {
         int row = Grid.IdxX * WarpsPerGroup + (Group.IdxX >> 5);
         if (row >= a.Rows) return;
@@ -53,12 +54,14 @@ public static class LayerNormModulateRow
         int x = row * a.Chunks, m = row / a.TokensPerSample * a.ModStride;
         // Every load of x and of the residual terms is issued before any is used (no store in between that
         // could alias them): a row waits for memory once.
-        var v = Load(new Floats(a.X), x, lane, a.Chunks);
-        bool halves = !a.HalfResidual.IsEmpty();
-        if (halves || !a.Residual.IsEmpty())
+        var v = Load(a.X, x, lane, a.Chunks);
+        if (!a.Residual.IsEmpty())
         {
-            v = halves ? AddGated(v, a, m, x, lane, a.HalfResidual, a.HalfResidual2) : AddGated(v, a, m, x, lane, a.Residual, a.Residual2);
-            Store(a.X, x, lane, a.Chunks, v);
+            v = AddGated(v, Load(new Floats(a.Mod), m + a.GateOffset, lane, a.Chunks), Load(a.Residual, x, lane, a.Chunks));
+            if (!a.Residual2.IsEmpty())
+                v = AddGated(v, Load(new Floats(a.Mod), m + a.Gate2Offset, lane, a.Chunks), Load(a.Residual2, x, lane, a.Chunks));
+            // Normalized as stored (a float16 x rounded).
+            v = Store<TRound, TView>(a.X, x, lane, a.Chunks, v);
         }
         float d = 4 * a.Chunks;
         float mean = Vectors.WarpSum(Sum(v.C0) + Sum(v.C1) + Sum(v.C2) + Sum(v.C3) + Sum(v.C4) + Sum(v.C5) + Sum(v.C6) + Sum(v.C7) + Sum(v.C8)) / d;
@@ -83,14 +86,6 @@ public static class LayerNormModulateRow
         Output<TRound>(y, 6, lane + 192 < a.Chunks, v.C6, scale.C6, shift.C6, mean, inv);
         Output<TRound>(y, 7, lane + 224 < a.Chunks, v.C7, scale.C7, shift.C7, mean, inv);
         Output<TRound>(y, 8, lane + 256 < a.Chunks, v.C8, scale.C8, shift.C8, mean, inv);
-    }
-
-    /// <summary>v += gate * r, then v += gate2 * r2 if there is r2: the residuals' float4s as <typeparamref name="TView"/>.</summary>
-    private static LaneChunks AddGated<TView>(LaneChunks v, Args a, int m, int x, int lane, TView r, TView r2) where TView : struct, IFloat4View<TView>
-    {
-        v = AddGated(v, Load(new Floats(a.Mod), m + a.GateOffset, lane, a.Chunks), Load(r, x, lane, a.Chunks));
-        if (!r2.IsEmpty()) v = AddGated(v, Load(new Floats(a.Mod), m + a.Gate2Offset, lane, a.Chunks), Load(r2, x, lane, a.Chunks));
-        return v;
     }
 
     /// <summary>The lane's float4s of the row of <paramref name="chunks"/> float4s at <paramref name="start"/>.</summary>
@@ -136,19 +131,22 @@ public static class LayerNormModulateRow
         return new F4 { X = inRow ? v.X : 0f, Y = inRow ? v.Y : 0f, Z = inRow ? v.Z : 0f, W = inRow ? v.W : 0f };
     }
 
-    private static void Store(ArrayView<F4> view, int start, int lane, int chunks, LaneChunks v)
+    /// <summary>Stores the lane's float4s of the row; returns them as stored.</summary>
+    private static LaneChunks Store<TRound, TView>(TView view, int start, int lane, int chunks, LaneChunks v)
+        where TRound : struct, HalfConversion.IHalfRounding where TView : struct, IFloat4View<TView>
     {
         // A lane past a short row stores nothing; its start is kept inside the row.
-        var row = view.SubView(start + Math.Min(lane, chunks - 1));
-        if (lane < chunks) row[0] = v.C0;
-        if (lane + 32 < chunks) row[32] = v.C1;
-        if (lane + 64 < chunks) row[64] = v.C2;
-        if (lane + 96 < chunks) row[96] = v.C3;
-        if (lane + 128 < chunks) row[128] = v.C4;
-        if (lane + 160 < chunks) row[160] = v.C5;
-        if (lane + 192 < chunks) row[192] = v.C6;
-        if (lane + 224 < chunks) row[224] = v.C7;
-        if (lane + 256 < chunks) row[256] = v.C8;
+        var row = view.From(start + Math.Min(lane, chunks - 1));
+        if (lane < chunks) v.C0 = row.Stored<TRound>(0, v.C0);
+        if (lane + 32 < chunks) v.C1 = row.Stored<TRound>(32, v.C1);
+        if (lane + 64 < chunks) v.C2 = row.Stored<TRound>(64, v.C2);
+        if (lane + 96 < chunks) v.C3 = row.Stored<TRound>(96, v.C3);
+        if (lane + 128 < chunks) v.C4 = row.Stored<TRound>(128, v.C4);
+        if (lane + 160 < chunks) v.C5 = row.Stored<TRound>(160, v.C5);
+        if (lane + 192 < chunks) v.C6 = row.Stored<TRound>(192, v.C6);
+        if (lane + 224 < chunks) v.C7 = row.Stored<TRound>(224, v.C7);
+        if (lane + 256 < chunks) v.C8 = row.Stored<TRound>(256, v.C8);
+        return v;
     }
 
     private static LaneChunks AddGated(LaneChunks v, LaneChunks gate, LaneChunks r)
@@ -191,7 +189,8 @@ public static class LayerNormModulateRow
     public static bool Supports(LayerNormModulate.Args a) =>
         a.D % 4 == 0 && a.D / 4 <= Lanes * PerLane && a.ModStride % 4 == 0
         && new[] { a.ShiftOffset, a.ScaleOffset, a.GateOffset, a.Gate2Offset }.All(o => o % 4 == 0)
-        && Vectors.Float4Aligned(a.X, a.Mod) && a.Residual.Float4Aligned && a.Residual2.Float4Aligned && a.Y.PairsAligned;
+        && Vectors.Float4Aligned(a.Mod) && a.X.AsInput.Float4Aligned && a.Residual.Float4Aligned && a.Residual2.Float4Aligned
+        && a.Y.PairsAligned;
 
     /// <summary>Launches over rows = X.Length / D (any accelerator with 32-lane warps): a warp per row.</summary>
     public static void Run(Backend backend, LayerNormModulate.Args a)
@@ -200,16 +199,23 @@ public static class LayerNormModulateRow
             throw new ArgumentException($"LayerNormModulateRow: D={a.D}, mod stride {a.ModStride} or the views' offsets are not multiples of 4 (or D > {4 * Lanes * PerLane})");
         int rows = (int)(a.X.Length / a.D);
         if (rows == 0) return;
-        var args = new Args
+        var x = a.X.AsInput;
+        if (x.F16.Length > 0) Launch(backend, a, rows, x.AsHalves(), a.Residual.AsHalves(), a.Residual2.AsHalves());
+        else Launch(backend, a, rows, x.AsFloats(), a.Residual.AsFloats(), a.Residual2.AsFloats());
+    }
+
+    private static void Launch<TView>(Backend backend, LayerNormModulate.Args a, int rows, TView x, TView residual, TView residual2)
+        where TView : struct, IFloat4View<TView>
+    {
+        var args = new Args<TView>
         {
-            X = a.X.Cast<F4>(), Mod = a.Mod.Cast<F4>(), Residual = a.Residual.AsFloats(), Residual2 = a.Residual2.AsFloats(),
-            HalfResidual = a.Residual.AsHalves(), HalfResidual2 = a.Residual2.AsHalves(),
+            X = x, Residual = residual, Residual2 = residual2, Mod = a.Mod.Cast<F4>(),
             Y = a.Y, Rows = rows, Chunks = a.D / 4, TokensPerSample = a.TokensPerSample, ModStride = a.ModStride / 4,
             ShiftOffset = a.ShiftOffset / 4, ScaleOffset = a.ScaleOffset / 4, GateOffset = a.GateOffset / 4,
             Gate2Offset = a.Gate2Offset / 4, Eps = a.Eps,
         };
-        var kernel = backend.IsCuda ? backend.LoadGrouped<Args>(Kernel<HalfConversion.CudaRounding>)
-            : backend.LoadGrouped<Args>(Kernel<HalfConversion.PortableRounding>);
+        var kernel = backend.IsCuda ? backend.LoadGrouped<Args<TView>>(Kernel<HalfConversion.CudaRounding, TView>)
+            : backend.LoadGrouped<Args<TView>>(Kernel<HalfConversion.PortableRounding, TView>);
         kernel(new KernelConfig((rows + WarpsPerGroup - 1) / WarpsPerGroup, WarpsPerGroup * Lanes), args);
     }
 }

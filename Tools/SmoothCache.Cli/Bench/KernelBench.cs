@@ -109,11 +109,14 @@ public static class KernelBench
         // (a residual of zeros, so x stays as it is however often the row runs).
         using (var residual = arena.Zeros(batch, tokens, d))
         using (var halfResidual = HalfConversion.ToHalf(residual))
+        using (var halfX = HalfConversion.ToHalf(x))
         {
             Time("LayerNormModulate after residual", $"{m}x{d}", 11.0 * m * d, () => LayerNormModulate.RunAfterResidual(x, residual, mod, 2 * d, 0, d, 1e-6f));
-            // As the fp16 forward runs it: the component's output as float16, y as float16.
+            // As the fp16 forward runs it: x, the component's output and y float16 (until the nineteenth session x was
+            // float32: the row above with a float16 y and residual).
             Time("LayerNormModulate fp16 after fp16 residual", $"{m}x{d}", 11.0 * m * d,
-                () => LayerNormModulate.RunAfterResidual(x, halfResidual, mod, 2 * d, 0, d, 1e-6f, DType.Float16));
+                () => LayerNormModulate.RunAfterResidual(halfX, halfResidual, mod, 2 * d, 0, d, 1e-6f, DType.Float16));
+            Time("GatedResidual fp16", $"{m}x{d}", 2.0 * m * d, () => { GatedResidual.Run(halfX, halfResidual, mod, 2 * d); return null; });
         }
         Time("GatedResidual", $"{m}x{d}", 2.0 * m * d, () => { GatedResidual.Run(x, x, mod, 2 * d); return null; });
         return results.ToArray();

@@ -53,13 +53,12 @@ public static class PtxCommand
                 using var latents = cpu.Arena.Zeros(2, config.InChannels, config.SampleSize, config.SampleSize);
                 using var y = model.Forward(latents, [500f, 500f], [0, config.NullClass]);
             }
-            // A reused component's residual, added on a launch of its own, as float32 and as float16 (the fp16 path's).
+            // A reused component's residual, added on a launch of its own, to float32 x and to float16 x (the fp16 path's).
             using var x = cpu.Arena.Zeros(1, 4, 8);
             using var gate = cpu.Arena.Zeros(1, 8);
-            using var output = cpu.Arena.Zeros(1, 4, 8);
-            using var halfOutput = HalfConversion.ToHalf(output);
-            GatedResidual.Run(x, output, gate, 0);
-            GatedResidual.Run(x, halfOutput, gate, 0);
+            using var halfX = HalfConversion.ToHalf(x);
+            GatedResidual.Run(x, x, gate, 0);
+            GatedResidual.Run(halfX, halfX, gate, 0);
             // A kernel whose instance depends on the accelerator (its fp16 rounding) as CUDA loads it.
             kernels.AddRange(cpu.LoadedKernels.Select(AsOnCuda));
         }

@@ -190,28 +190,30 @@ public static class SmokeCheck
             GatedResidual.Run(x, y, m, 16);
             return Read(x);
         });
-        // The fp16 path's component outputs as the residuals (float16 widened in the float4 kernels).
-        yield return ("GatedResidual, two fp16 residuals", b =>
+        // The fp16 path's residual stream and component outputs (float16 widened and x rounded in the float4 kernels).
+        yield return ("GatedResidual, fp16 x and two fp16 residuals", b =>
         {
-            var x = Upload(b, 37, 2, 16, 8);
+            using var x = Upload(b, 37, 2, 16, 8);
             using var y = Upload(b, 38, 2, 16, 8);
             using var y2 = Upload(b, 39, 2, 16, 8);
+            var xHalf = HalfConversion.ToHalf(x);
             using var yHalf = HalfConversion.ToHalf(y);
             using var y2Half = HalfConversion.ToHalf(y2);
             using var m = Upload(b, 40, 2, 48);
-            GatedResidual.Run(x, yHalf, 16, y2Half, 32, m);
-            return Read(x);
+            GatedResidual.Run(xHalf, yHalf, 16, y2Half, 32, m);
+            return Read(xHalf);
         });
-        yield return ("LayerNormModulate [2,16,1152] after two fp16 residuals, x then y", b =>
+        yield return ("LayerNormModulate [2,16,1152] fp16 after two fp16 residuals, x then y", b =>
         {
             using var x = Upload(b, 41, 2, 16, 1152);
             using var r = Upload(b, 42, 2, 16, 1152);
             using var r2 = Upload(b, 43, 2, 16, 1152);
+            using var xHalf = HalfConversion.ToHalf(x);
             using var rHalf = HalfConversion.ToHalf(r);
             using var r2Half = HalfConversion.ToHalf(r2);
             using var m = Upload(b, 44, 2, 6 * 1152);
-            using var y = LayerNormModulate.RunAfterResiduals(x, rHalf, 2 * 1152, r2Half, 5 * 1152, m, 0, 1152, 1e-6f);
-            return [.. Read(x.Share()), .. Read(y.Share())];
+            using var y = LayerNormModulate.RunAfterResiduals(xHalf, rHalf, 2 * 1152, r2Half, 5 * 1152, m, 0, 1152, 1e-6f, DType.Float16);
+            return [.. Read(xHalf.Share()), .. Read(y.Share())];
         });
         yield return ("Attention head dim 4", b => { using var q = Upload(b, 20, 2, 16, 24); return Read(Attention.Run(q, 2, 4)); });
         yield return ("Attention at dit-digits' shape (4 heads of 16, 64 tokens)", b =>

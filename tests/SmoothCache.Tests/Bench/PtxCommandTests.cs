@@ -16,7 +16,8 @@ public class PtxCommandTests
         // tensor-core GEMM, which the CPU only emulates: its PTX instances are added by name.
         foreach (var kernel in new[]
         {
-            "Sgemm.Kernel[GeluTanhEpilogue]", "FlashAttention.Kernel", "LayerNormModulateRow.Kernel[HalfConversion.CudaRounding]",
+            "Sgemm.Kernel[GeluTanhEpilogue]", "FlashAttention.Kernel", "LayerNormModulateRow.Kernel[HalfConversion.CudaRounding,Floats]",
+            "LayerNormModulateRow.Kernel[HalfConversion.CudaRounding,Halves]",
             "LinearSkinny.Kernel[SiluEpilogue]", "ElementLauncher.Kernel[Unpatchify.Args]",
             "LinearTensorCore.Kernel[IdentityEpilogue,LinearTensorCore.Ptx]",
             "LinearWgmma.Kernel[GeluTanhEpilogue,LinearWgmma.Ptx,LinearWgmma.TwoWarpGroups]",

@@ -32,26 +32,55 @@ public class GatedResidualTests
 
     [Theory]
     [InlineData(false)]
-    [InlineData(true)]  // float4s: the residuals' as 8 bytes of float16 each
-    public void Float16ResidualsGiveWhatTheirWidenedValuesGiveBitForBit(bool gpuKernels)
+    [InlineData(true)]  // float4s: x's and the residuals' as 8 bytes of float16 each
+    public void Float16XAddsBothResidualsInFloat32AndRoundsOnce(bool gpuKernels)
     {
         var backend = gpuKernels ? CpuWithGpuKernels : Cpu;
         int b = 2, t = 3, d = 8;
-        var x = Random(48, b * t * d, 2f);
-        using var gate = backend.Arena.Upload(Random(49, b * 6 * d), b, 6 * d);
+        var gates = Random(49, b * 6 * d);
+        using var gate = backend.Arena.Upload(gates, b, 6 * d);
         using var y1 = HalfAndWidened(backend, 50, b, t, d);
         using var y2 = HalfAndWidened(backend, 51, b, t, d);
-        float[] Run(Tensor first, Tensor second)
+        using var x = HalfAndWidened(backend, 48, b, t, d);
+        using var updated = x.Half.Share();
+        GatedResidual.Run(updated, y1.Half, 5 * d, y2.Half, 2 * d, gate);
+        Assert.Equal(DType.Float16, updated.DType);
+        float[] before = x.Wide.ToArray(), first = y1.Wide.ToArray(), second = y2.Wide.ToArray(), got = updated.ToArray();
+        for (int i = 0; i < got.Length; i++)
         {
-            using var tx = backend.Arena.Upload(x, b, t, d);
-            GatedResidual.Run(tx, first, 5 * d, second, 2 * d, gate);
-            return tx.ToArray();
+            int row = i / d / t * 6 * d, column = i % d;
+            float sum = before[i] + gates[row + 5 * d + column] * first[i] + gates[row + 2 * d + column] * second[i];
+            Assert.Equal((float)HalfConversion.Round(sum), got[i]);
         }
-        var half = Run(y1.Half, y2.Half);
-        Assert.Equal(Run(y1.Wide, y2.Wide), half);
-        Assert.NotEqual(x, half);
-        var e = Assert.Throws<ArgumentException>(() => Run(y1.Half, y2.Wide));
-        Assert.Contains("differ in type", e.Message);
+        Assert.NotEqual(before, got);
+    }
+
+    [Fact]
+    public void Float16XGpuPathGivesThePortableResultExactly()
+    {
+        int b = 2, t = 3, d = 8;
+        var gates = Random(52, b * 6 * d);
+        float[] Run(Backend backend)
+        {
+            using var gate = backend.Arena.Upload(gates, b, 6 * d);
+            using var y = HalfAndWidened(backend, 53, b, t, d);
+            using var x = HalfAndWidened(backend, 54, b, t, d);
+            using var updated = x.Half.Share();
+            GatedResidual.Run(updated, y.Half, gate, 3 * d);
+            return updated.ToArray();
+        }
+        Assert.Equal(Run(Cpu), Run(CpuWithGpuKernels));
+    }
+
+    [Fact]
+    public void ResidualsOfAnotherTypeThanXAreRejected()
+    {
+        using var gate = Cpu.Arena.Zeros(1, 48);
+        using var x = Cpu.Arena.Zeros(1, 2, 8);
+        using var y = HalfAndWidened(Cpu, 55, 1, 2, 8);
+        Assert.Contains("differ in type", Assert.Throws<ArgumentException>(() => GatedResidual.Run(x, y.Half, gate, 0)).Message);
+        using var halfX = HalfConversion.ToHalf(x);
+        Assert.Contains("differ in type", Assert.Throws<ArgumentException>(() => GatedResidual.Run(halfX, y.Half, 0, y.Wide, 8, gate)).Message);
     }
 
     [Theory]

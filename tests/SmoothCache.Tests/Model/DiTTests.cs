@@ -49,11 +49,18 @@ public class DiTTests
     [Fact]
     public void Fp16ComponentOutputsAreFloat16WithinHalfRoundingOfTheReference()
     {
-        // What SmoothCache keeps and the next adaLN adds to x: Float16 on the fp16 path, as the GEMM rounds it.
+        // What SmoothCache keeps and the next adaLN adds to x: Float16 on the fp16 path, as the GEMM rounds it; and x,
+        // the residual stream, too.
         using var inputs = SafetensorsFile.Open(Fixture("random", "dit-small-forward.safetensors"));
         using var model = DiTTransformer.Load(Cpu, SmallFolder, Precision.Fp16);
         var recorder = new RecordingHook();
         model.Hook = recorder;
+        var blockOutputs = new Dictionary<string, float[]>();
+        model.BlockOutputObserver = (i, x) =>
+        {
+            Assert.Equal(DType.Float16, x.DType);
+            blockOutputs[$"block{i}.out"] = x.ToArray();
+        };
         using var x = Cpu.Arena.Upload(inputs.ReadFloat32("x", 3, 4, 8, 8), 3, 4, 8, 8);
         var labels = inputs.ReadFloat32("class_labels", 3).Select(v => (int)v).ToArray();
         model.Forward(x, inputs.ReadFloat32("timestep", 3), labels).Dispose();
@@ -61,6 +68,8 @@ public class DiTTests
         Assert.All(recorder.Types.Values, t => Assert.Equal(DType.Float16, t));
         foreach (var name in new[] { "block0.attn1", "block0.ff", "block1.attn1", "block1.ff" })
             Assert.InRange(RelativeL2(recorder.Outputs[name], inputs.ReadFloat64(name)), 1e-6, 1e-2);
+        foreach (var name in new[] { "block0.out", "block1.out" })
+            Assert.InRange(RelativeL2(blockOutputs[name], inputs.ReadFloat64(name)), 1e-6, 1e-2);
     }
 
     [Fact]

@@ -23,7 +23,7 @@ public class LayerNormModulateRowTests
         using var row = Cpu.Arena.Rent(b, t, d);
         LayerNormModulateRow.Run(Cpu, new LayerNormModulate.Args
         {
-            X = tx.View, Mod = tm.View, Y = OutputView.Of(row), D = d, TokensPerSample = t, ModStride = 6 * d,
+            X = OutputView.Of(tx), Mod = tm.View, Y = OutputView.Of(row), D = d, TokensPerSample = t, ModStride = 6 * d,
             ShiftOffset = 3 * d, ScaleOffset = 4 * d, Eps = 1e-6f,
         });
         Assert.True(RelativeL2(row.ToArray(), portable.ToArray()) < 1e-6);

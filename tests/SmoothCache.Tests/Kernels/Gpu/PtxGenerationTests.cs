@@ -255,25 +255,27 @@ public class PtxGenerationTests
         Assert.DoesNotContain(".local", ptx);
     }
 
-    [Fact]
-    public void RowLayerNormSumsEachRowInsideItsWarpWithoutBarriersOrLocalMemory()
+    [Theory]
+    [InlineData(typeof(Floats), "ld.global.v4.f32", 0)]
+    [InlineData(typeof(Halves), "ld.global.v2.b32", 36)]  // and the stored x rounded: 36 more conversions
+    public void RowLayerNormSumsEachRowInsideItsWarpWithoutBarriersOrLocalMemory(Type view, string load, int xRounding)
     {
-        var ptx = CompileToPtx(Kernel(typeof(LayerNormModulateRow), typeof(HalfConversion.CudaRounding)));
+        var ptx = CompileToPtx(typeof(LayerNormModulateRow).GetMethod("Kernel")!.MakeGenericMethod(typeof(HalfConversion.CudaRounding), view));
         Assert.Equal(10, Count(ptx, "shfl.sync.bfly"));
-        Assert.Equal(36, Count(ptx, "cvt.rn.f16.f32")); // 9 float4s a lane, for an fp16 y
+        Assert.Equal(36 + xRounding, Count(ptx, "cvt.rn.f16.f32")); // 9 float4s a lane, for an fp16 y
         Assert.False(HasPortableRounding(ptx));
         Assert.Equal(0, Count(ptx, "bar.sync"));
         Assert.DoesNotContain(".local", ptx);
-        // Every load whole: x, the modulation and float32 residuals 16 bytes at a time, float16 residuals 8 (two
-        // residuals, whole rows of warps or not, 9 float4s each); none a float or a word at a time.
-        Assert.Equal(2 * 2 * 9, Count(ptx, "ld.global.v2.b32"));
+        // Every load of x and the residuals whole (16 bytes of float32, 8 of float16): x, then two residuals, whole rows
+        // of warps or not, 9 float4s each; none a float or a word at a time.
+        Assert.True(Count(ptx, load) >= 3 * 2 * 9, ptx);
         Assert.DoesNotContain("ld.global.f32", ptx);
         Assert.DoesNotContain("ld.global.b32", ptx);
     }
 
     [Theory]
     [InlineData(typeof(Floats), "ld.global.v4.f32", 3)]  // x, then y and y2
-    [InlineData(typeof(Halves), "ld.global.v2.b32", 2)]
+    [InlineData(typeof(Halves), "ld.global.v2.b32", 3)]
     public void GatedResidualLoadsWholeFloat4s(Type residual, string load, int count)
     {
         var args = typeof(GatedResidual.Vector4Args<>).MakeGenericType(residual);

@@ -42,9 +42,9 @@ public sealed class DiTTransformer : IHookable, IDisposable
     /// <summary>Called with (block index, x) after each block; for tests and diagnostics.</summary>
     public Action<int, Tensor>? BlockOutputObserver { get; set; }
 
-    /// <param name="precision">Fp16 stores the block and adaLN GEMM weights as float16 and multiplies
-    /// float16-rounded activations (tensor cores on CUDA, the portable GEMM on the CPU accelerator);
-    /// everything else stays float32.</param>
+    /// <param name="precision">Fp16 stores the block and adaLN GEMM weights as float16, multiplies
+    /// float16-rounded activations (tensor cores on CUDA, the portable GEMM on the CPU accelerator) and keeps
+    /// the residual stream in float16; the conditioning and the final layer stay float32.</param>
     public DiTTransformer(Backend backend, DiTConfig config, IWeightSource weights, Precision precision = Precision.Fp32)
     {
         Precision = precision;

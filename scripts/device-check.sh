@@ -120,8 +120,9 @@ if [ "$MODE" = deep ]; then
             forward forward-tuned "$OUT/gemm-tuning.json"
             SMOOTHCACHE_GEMM_TUNING="$OUT/gemm-tuning.json" step sampling-tuned 60 bench --suite sampling --device cuda --precision fp16 --json "$OUT/sampling-tuned.json"
         fi
-        # Each kernel alone at batch 16: the adaLN with float16 residuals beside float32 ones, fc2 into both, and the
-        # conditioning GEMM's few-row kernel in warps of 32, 16 and 8 columns (SMOOTHCACHE_SKINNY_COLUMNS).
+        # Each kernel alone at batch 16: the adaLN on float16 x and residuals beside float32 ones, fc2 into both, the
+        # conditioning GEMM's few-row kernel in warps of 32, 16 and 8 columns (SMOOTHCACHE_SKINNY_COLUMNS) and as a
+        # sampling run plans it (21 steps' rows at once).
         step kernels 40 bench --suite kernels --device cuda --xl --batch 16 --iterations 10 --json "$OUT/kernels.json"
     else
         echo "gemm-tma did not pass every check: no tuning (the 64-deep variants would be in it)" | tee -a "$STATUS"

@@ -69,40 +69,25 @@ public class EmbeddingTests
         Assert.Contains("[R, 256]", Assert.Throws<ArgumentException>(() => TimestepEmbedding.Fill(wrong, 1f)).Message);
     }
 
-    [Fact]
-    public void ClassEmbeddingRepeatsTheLabelsOverSeveralStepsRows()
-    {
-        int classes = 5, d = 4;
-        var table = Random(43, classes * d);
-        var addend = Random(44, 6 * d);
-        int[] labels = [4, 1];
-        using var tt = Cpu.Arena.Upload(table, classes, d);
-        using var ta = Cpu.Arena.Upload(addend, 6, d);
-        using var lb = Cpu.Accelerator.Allocate1D(labels);
-        using var o = ClassEmbedding.Run(lb.View, tt, ta);
-        var got = o.ToArray();
-        for (int r = 0; r < 6; r++)
-            for (int k = 0; k < d; k++)
-                Assert.Equal(addend[r * d + k] + table[labels[r % 2] * d + k], got[r * d + k]);
-        using var odd = Cpu.Arena.Zeros(3, d);
-        Assert.Throws<ArgumentException>(() => ClassEmbedding.Run(lb.View, tt, odd));
-    }
-
-    [Fact]
-    public void ClassEmbeddingAddsTheLabelsRow()
+    [Theory]
+    [InlineData(3)]  // a row per label
+    [InlineData(9)]  // three steps' rows: the labels repeat
+    public void ClassEmbeddingAddsEachRowsLabelsRow(int rows)
     {
         int classes = 11, d = 8;
-        var table = Random(41, classes * d);
-        var addend = Random(42, 3 * d);
         int[] labels = [10, 0, 4];
+        var table = Random(41, classes * d);
+        var addend = Random(42, rows * d);
         using var tt = Cpu.Arena.Upload(table, classes, d);
-        using var ta = Cpu.Arena.Upload(addend, 3, d);
+        using var ta = Cpu.Arena.Upload(addend, rows, d);
         using var lb = Cpu.Accelerator.Allocate1D(labels);
         using var o = ClassEmbedding.Run(lb.View, tt, ta);
         var got = o.ToArray();
-        for (int b = 0; b < 3; b++)
+        for (int r = 0; r < rows; r++)
             for (int k = 0; k < d; k++)
-                Assert.Equal(addend[b * d + k] + table[labels[b] * d + k], got[b * d + k]);
+                Assert.Equal(addend[r * d + k] + table[labels[r % 3] * d + k], got[r * d + k]);
+        using var ragged = Cpu.Arena.Zeros(rows + 1, d);
+        Assert.Throws<ArgumentException>(() => ClassEmbedding.Run(lb.View, tt, ragged));
     }
 
     [Theory]

@@ -129,8 +129,8 @@ if [ "$MODE" = deep ]; then
     fi
     show_logs "$OUT"/smoke.log "$OUT"/kernels.log "$OUT"/forward-*.log "$OUT"/sampling*.log
     show_tune 40
-    echo "== gemm-tma (x64 and multiplies-only rows, failed checks)"
-    grep -E "^FAIL|x64|only|^kernel|cuBLAS HGEMM|swizzled fp16" "$OUT/gemm-tma.log" | tail -n 80
+    echo "== gemm-tma (x64, multiplies-only and head-then-split rows, failed checks)"
+    grep -E "^FAIL|x64|only|then split|^kernel|cuBLAS HGEMM|swizzled fp16" "$OUT/gemm-tma.log" | tail -n 90
     finish
 fi
 # quick (~170 s on an H200; with DEVICE_CHECK_BUDGET and timeout_s it fits what device time is left): the defaults on

@@ -123,6 +123,14 @@ public static class GemmBench
             return () => LinearWgmmaTma.Run<IdentityEpilogue, TBlock, LinearWgmmaTma.Swizzled64, TRing>(backend, xHalf.HalfView,
                 coldWeights[call++ % coldWeights.Count], ArrayView<float>.Empty, OutputView.Of(y), m, splits);
         }
+        // The first headRows rows unsplit, then the rest split over K: two launches of the default TMA GEMM.
+        Action HeadThenTail(int headRows, int tailSplits) => () =>
+        {
+            LinearWgmmaTma.Run<IdentityEpilogue, LinearWgmma.OneWarpGroup>(backend, xHalf.HalfView.SubView(0, (long)headRows * k), wHalf,
+                ArrayView<float>.Empty, OutputView.Of(y).Take((long)headRows * n), headRows, 1);
+            LinearWgmmaTma.Run<IdentityEpilogue, LinearWgmma.OneWarpGroup>(backend, xHalf.HalfView.SubView((long)headRows * k), wHalf,
+                ArrayView<float>.Empty, OutputView.Of(y).From((long)headRows * n), m - headRows, tailSplits);
+        };
         if (tma && clusters)
         {
             string split = tcSplits > 1 ? $" split {tcSplits}" : "";
@@ -163,6 +171,14 @@ public static class GemmBench
                 // 6 stages (144 KB) keep 4 tiles of 24 KB in flight.
                 ($"ours TMA swz 256x128 6 stages{split}", Tma<LinearWgmma.TwoWarpGroups, LinearWgmmaTma.Swizzled64, LinearWgmmaTma.DeepBarrierRing>(), y, -1),
                 kernels[^1]];
+            // Wave quantization: DiT-XL/2's out-projection and fc2 at batch 16 have 288 blocks, all resident at 3 a
+            // multiprocessor on 132, so 24 multiprocessors run 3 while 108 run 2 (2.18 on average). Whether the rows
+            // of 2 blocks a multiprocessor, then the last rows split over K, take less than the 3 blocks' time.
+            int columnBlocks = (n + LinearTensorCore.Tile - 1) / LinearTensorCore.Tile, rowBlocks = (m + LinearTensorCore.Tile - 1) / LinearTensorCore.Tile;
+            int headRows = 2 * sms / columnBlocks * LinearTensorCore.Tile;
+            if (tcSplits == 1 && rowBlocks * columnBlocks > 2 * sms && rowBlocks * columnBlocks <= 3 * sms && headRows < m)
+                foreach (int tailSplits in new[] { 2, 4 })
+                    kernels.Add(($"TMA swz {headRows} rows, then split {tailSplits}", HeadThenTail(headRows, tailSplits), y, -1));
             kernels.Add(($"TMA swz cold W{split}", Cold<LinearWgmma.OneWarpGroup, LinearWgmmaTma.BarrierRing>(tcSplits), y, -1));
             kernels.Add(($"TMA swz 6 stages cold W{split}", Cold<LinearWgmma.OneWarpGroup, LinearWgmmaTma.DeepBarrierRing>(tcSplits), y, -1));
             kernels.Add(($"TMA swz released cold W{split}", Cold<LinearWgmma.OneWarpGroup, LinearWgmmaTma.ReleasedRing>(tcSplits), y, -1));

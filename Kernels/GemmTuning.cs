@@ -4,10 +4,6 @@ using SmoothCache.Kernels.Gpu;
 
 namespace SmoothCache.Kernels;
 
-/// <summary>
-/// How one fp16 GEMM shape (M x N x K) is launched on a tuned device: the TMA GEMM variant (null for a kernel set
-/// without variants) and the split along K, with the device time it took and the untuned choice's, as measured.
-/// </summary>
 /// <summary>An fp16 tensor-core GEMM a backend launched (<see cref="Backend.GemmLog"/>): its shape, variant and split,
 /// its epilogue and whether it wrote fp16.</summary>
 internal readonly record struct GemmLaunch(GemmChoice Choice, Type Epilogue, bool Fp16Output)
@@ -19,13 +15,18 @@ internal readonly record struct GemmLaunch(GemmChoice Choice, Type Epilogue, boo
     public int Splits => Choice.Splits;
 }
 
+/// <summary>
+/// How one fp16 GEMM shape (M x N x K) is launched on a tuned device: the TMA GEMM variant (null for a kernel set
+/// without variants) and the split along K, with the device time it took and the untuned choice's, as measured. With
+/// <see cref="HeadRows"/> (0: none) the first that many rows run unsplit and only the rest split (<see cref="SplitK.HeadRows"/>).
+/// </summary>
 public readonly record struct GemmChoice(int M, int N, int K, LinearWgmmaTma.Variant? Variant, int Splits, double Milliseconds,
-    double DefaultMilliseconds);
+    double DefaultMilliseconds, int HeadRows = 0);
 
 /// <summary>
 /// A table of tuned fp16 GEMM launches for one device and GEMM kernel (<c>smoothcache tune</c> writes it, timing each
 /// candidate at the shapes a model's forward multiplies). <see cref="Linear"/> takes an entry's variant and split where
-/// M, N and K match exactly; other shapes keep the built-in choice (<see cref="LinearWgmmaTma.Variant.For"/>,
+/// M, N and K match exactly (and its head rows); other shapes keep the built-in choice (<see cref="LinearWgmmaTma.Variant.For"/>,
 /// <see cref="SplitK.Choose(int, long, int, int)"/>). A backend reads the table SMOOTHCACHE_GEMM_TUNING
 /// names, or else the one in the program's <c>tuning</c> folder measured on a device of its name
 /// (<see cref="ForDevice"/>). Choices change only which kernel runs and how K is split: the sums' order, not what is summed.
@@ -75,6 +76,8 @@ public sealed class GemmTuning
                 ["m"] = g.M, ["n"] = g.N, ["k"] = g.K, ["variant"] = g.Variant?.Name, ["splits"] = g.Splits,
                 ["ms"] = Math.Round(g.Milliseconds, 5), ["defaultMs"] = Math.Round(g.DefaultMilliseconds, 5),
             });
+        foreach (var (row, g) in gemms.Zip(Gemms))
+            if (g.HeadRows > 0) row!["headRows"] = g.HeadRows;
         var root = new JsonObject { ["device"] = Device, ["kernel"] = Kernel, ["measured"] = Measured, ["gemms"] = gemms };
         return root.ToJsonString(Indented) + "\n";
     }
@@ -117,8 +120,14 @@ public sealed class GemmTuning
                 }
             }
             else if (row["variant"] is not null) throw new InvalidDataException($"{path}: {at}.variant: expected a variant name or null");
-            gemms.Add(new GemmChoice(Count(row, "m", at, path), Count(row, "n", at, path), Count(row, "k", at, path), variant, splits,
-                Milliseconds(row, "ms"), Milliseconds(row, "defaultMs")));
+            int rowCount = Count(row, "m", at, path), headRows = 0;
+            if (row["headRows"] is not null)
+            {
+                headRows = Count(row, "headRows", at, path);
+                if (headRows >= rowCount) throw new InvalidDataException($"{path}: {at}.headRows: expected fewer than m = {rowCount} rows, got {headRows}");
+            }
+            gemms.Add(new GemmChoice(rowCount, Count(row, "n", at, path), Count(row, "k", at, path), variant, splits,
+                Milliseconds(row, "ms"), Milliseconds(row, "defaultMs"), headRows));
         }
         try
         {

@@ -151,9 +151,9 @@ public static class Linear
                     LinearSkinnyTensorCore.Run<TEpilogue>(backend, xHalf.HalfView, w, biasView, OutputView.Of(y), m);
                     return;
                 }
-                var (variant, splits) = Fp16Launch(backend, m, n, k);
+                var (variant, splits, headRows) = Fp16Launch(backend, m, n, k);
                 // Throws with the reason for an unsupported K.
-                RunFp16OnTensorCores<TEpilogue>(backend, variant, splits, xHalf.HalfView, w, biasView, OutputView.Of(y), m);
+                RunFp16Launch<TEpilogue>(backend, variant, splits, headRows, xHalf.HalfView, w, biasView, OutputView.Of(y), m);
                 return;
             }
             ElementLauncher.Launch(backend, elements, new Args<TEpilogue, Fp16Operands>
@@ -204,14 +204,31 @@ public static class Linear
         if (backend.UsesTma && backend.GemmLog is { } log && log.Count > logged) log[^1] = log[^1] with { Choice = log[^1].Choice with { Variant = variant } };
     }
 
-    /// <summary>The TMA GEMM variant (where the backend uses them) and split (0: <see cref="SplitK.Choose(int, long, int, int)"/>'s)
-    /// of an fp16 M x N x K GEMM on tensor cores: SMOOTHCACHE_TMA_GEMM's variant with the built-in split where set (for
-    /// timing one variant everywhere), else the backend's tuning table's entry for the shape, else the built-in choice.</summary>
-    public static (LinearWgmmaTma.Variant Variant, int Splits) Fp16Launch(Backend backend, int m, int n, int k)
+    /// <summary><see cref="RunFp16OnTensorCores{TEpilogue}"/>, or with <paramref name="headRows"/> in (0, m) two launches:
+    /// the first <paramref name="headRows"/> rows unsplit, then the rest split <paramref name="splits"/> ways
+    /// (<see cref="SplitK.HeadRows"/>).</summary>
+    public static void RunFp16Launch<TEpilogue>(Backend backend, LinearWgmmaTma.Variant variant, int splits, int headRows, ArrayView<Half> x,
+        Tensor w, ArrayView<float> bias, OutputView y, int m) where TEpilogue : struct, IEpilogue
     {
-        if (backend.TmaGemm is { } forced) return (forced, 0);
+        if (headRows <= 0 || headRows >= m)
+        {
+            RunFp16OnTensorCores<TEpilogue>(backend, variant, splits, x, w, bias, y, m);
+            return;
+        }
+        long k = w.Dim(1), n = w.Dim(0);
+        RunFp16OnTensorCores<TEpilogue>(backend, variant, 1, x.SubView(0, headRows * k), w, bias, y.Take(headRows * n), headRows);
+        RunFp16OnTensorCores<TEpilogue>(backend, variant, splits, x.SubView(headRows * k), w, bias, y.From(headRows * n), m - headRows);
+    }
+
+    /// <summary>The TMA GEMM variant (where the backend uses them), split (0: <see cref="SplitK.Choose(int, long, int, int)"/>'s)
+    /// and head rows (<see cref="RunFp16Launch{TEpilogue}"/>; 0: none) of an fp16 M x N x K GEMM on tensor cores:
+    /// SMOOTHCACHE_TMA_GEMM's variant with the built-in split where set (for timing one variant everywhere), else the
+    /// backend's tuning table's entry for the shape, else the built-in choice.</summary>
+    public static (LinearWgmmaTma.Variant Variant, int Splits, int HeadRows) Fp16Launch(Backend backend, int m, int n, int k)
+    {
+        if (backend.TmaGemm is { } forced) return (forced, 0, 0);
         if (backend.GemmTuning is { } table && table.Kernel == Fp16Kernel(backend) && table.Find(m, n, k) is { } tuned)
-            return (tuned.Variant ?? LinearWgmmaTma.Variant.For(m, n, k), tuned.Splits);
-        return (LinearWgmmaTma.Variant.For(m, n, k), 0);
+            return (tuned.Variant ?? LinearWgmmaTma.Variant.For(m, n, k), tuned.Splits, tuned.HeadRows);
+        return (LinearWgmmaTma.Variant.For(m, n, k), 0, 0);
     }
 }

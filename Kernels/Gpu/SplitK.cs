@@ -41,6 +41,21 @@ public static class SplitK
         return (int)Math.Max(1, Math.Min(Math.Min(wanted, MaxSplits), kTiles / MinTilesPerSplit));
     }
 
+    /// <summary>
+    /// Rows of whole <paramref name="tile"/>-row blocks that give every multiprocessor 2 blocks, for an output of between
+    /// 2 and 3 blocks a multiprocessor (DiT-XL/2's out-projection and fc2 at batch 16: 288 blocks on 132); 0 elsewhere.
+    /// Such a grid is resident at once, 3 blocks on some multiprocessors and 2 on the rest, and takes the 3 blocks' time
+    /// for 2.2 blocks' work; its first rows unsplit and the rest split along K (two launches, <see cref="Linear.RunFp16Launch"/>)
+    /// may take less. A candidate the tuner times (<see cref="GemmTuning"/>), not a built-in choice.
+    /// </summary>
+    public static int HeadRows(int multiprocessors, int m, int n, int tile)
+    {
+        long columns = (n + tile - 1) / tile, blocks = (m + tile - 1) / tile * columns;
+        if (blocks <= 2L * multiprocessors || blocks > 3L * multiprocessors) return 0;
+        int head = (int)(2L * multiprocessors / columns) * tile;
+        return head < m ? head : 0;
+    }
+
     /// <summary>K tiles per split for a requested split count; the split count actually used is
     /// ceil(kTiles / tilesPerSplit), so no split is empty.</summary>
     public static (int TilesPerSplit, int Splits) Partition(int k, int depth, int splits)

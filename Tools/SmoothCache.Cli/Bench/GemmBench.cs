@@ -123,14 +123,9 @@ public static class GemmBench
             return () => LinearWgmmaTma.Run<IdentityEpilogue, TBlock, LinearWgmmaTma.Swizzled64, TRing>(backend, xHalf.HalfView,
                 coldWeights[call++ % coldWeights.Count], ArrayView<float>.Empty, OutputView.Of(y), m, splits);
         }
-        // The first headRows rows unsplit, then the rest split over K: two launches of the default TMA GEMM.
-        Action HeadThenTail(int headRows, int tailSplits) => () =>
-        {
-            LinearWgmmaTma.Run<IdentityEpilogue, LinearWgmma.OneWarpGroup>(backend, xHalf.HalfView.SubView(0, (long)headRows * k), wHalf,
-                ArrayView<float>.Empty, OutputView.Of(y).Take((long)headRows * n), headRows, 1);
-            LinearWgmmaTma.Run<IdentityEpilogue, LinearWgmma.OneWarpGroup>(backend, xHalf.HalfView.SubView((long)headRows * k), wHalf,
-                ArrayView<float>.Empty, OutputView.Of(y).From((long)headRows * n), m - headRows, tailSplits);
-        };
+        // The first headRows rows unsplit, then the rest split over K: two launches of the built-in TMA GEMM variant.
+        Action HeadThenTail(int headRows, int tailSplits) => () => Linear.RunFp16Launch<IdentityEpilogue>(backend,
+            LinearWgmmaTma.Variant.For(m, n, k), tailSplits, headRows, xHalf.HalfView, wHalf, ArrayView<float>.Empty, OutputView.Of(y), m);
         if (tma && clusters)
         {
             string split = tcSplits > 1 ? $" split {tcSplits}" : "";
@@ -174,9 +169,8 @@ public static class GemmBench
             // Wave quantization: DiT-XL/2's out-projection and fc2 at batch 16 have 288 blocks, all resident at 3 a
             // multiprocessor on 132, so 24 multiprocessors run 3 while 108 run 2 (2.18 on average). Whether the rows
             // of 2 blocks a multiprocessor, then the last rows split over K, take less than the 3 blocks' time.
-            int columnBlocks = (n + LinearTensorCore.Tile - 1) / LinearTensorCore.Tile, rowBlocks = (m + LinearTensorCore.Tile - 1) / LinearTensorCore.Tile;
-            int headRows = 2 * sms / columnBlocks * LinearTensorCore.Tile;
-            if (tcSplits == 1 && rowBlocks * columnBlocks > 2 * sms && rowBlocks * columnBlocks <= 3 * sms && headRows < m)
+            int headRows = SplitK.HeadRows(sms, m, n, LinearTensorCore.Tile);
+            if (tcSplits == 1 && headRows > 0)
                 foreach (int tailSplits in new[] { 2, 4 })
                     kernels.Add(($"TMA swz {headRows} rows, then split {tailSplits}", HeadThenTail(headRows, tailSplits), y, -1));
             kernels.Add(($"TMA swz cold W{split}", Cold<LinearWgmma.OneWarpGroup, LinearWgmmaTma.BarrierRing>(tcSplits), y, -1));

@@ -5,9 +5,11 @@ using SmoothCache.Model;
 
 namespace SmoothCache.Cli.Bench;
 
-/// <summary>One launch of a GEMM shape the tuner tried: variant (empty for a kernel without variants) and split,
-/// its error against float64 at sampled outputs, and its device time per call (NaN where it failed).</summary>
-public sealed record TunedCandidate(int M, int N, int K, string Variant, int Splits, bool BuiltIn, double RelativeError, double Milliseconds)
+/// <summary>One launch of a GEMM shape the tuner tried: variant (empty for a kernel without variants), split and head
+/// rows (<see cref="SplitK.HeadRows"/>; 0: none), its error against float64 at sampled outputs, and its device time per
+/// call (NaN where it failed).</summary>
+public sealed record TunedCandidate(int M, int N, int K, string Variant, int Splits, bool BuiltIn, double RelativeError, double Milliseconds,
+    int HeadRows = 0)
 {
     public bool Passed => RelativeError <= GemmTuner.Tolerance;
 }
@@ -111,7 +113,7 @@ public static class GemmTuner
                 {
                     var builtIn = candidates.First(x => x.BuiltIn);
                     chosen.Add(new GemmChoice(m, n, k, c.Variant.Length > 0 ? LinearWgmmaTma.Variant.Parse(c.Variant) : null, c.Splits, c.Milliseconds,
-                        builtIn.Milliseconds));
+                        builtIn.Milliseconds, c.HeadRows));
                     log.WriteLine($"  chosen: {Label(c)}, {c.Milliseconds:F4} ms against {builtIn.Milliseconds:F4} ({builtIn.Milliseconds / c.Milliseconds:F2}x)");
                 }
                 else log.WriteLine("  FAIL: no candidate passed its check; the shape keeps the built-in choice");
@@ -125,14 +127,15 @@ public static class GemmTuner
         }
     }
 
-    private static string Label(TunedCandidate c) => (c.Variant.Length > 0 ? c.Variant + " " : "") + $"split {c.Splits}" + (c.BuiltIn ? " (built-in)" : "");
+    private static string Label(TunedCandidate c) => (c.Variant.Length > 0 ? c.Variant + " " : "") +
+        (c.HeadRows > 0 ? $"{c.HeadRows} rows, then split {c.Splits}" : $"split {c.Splits}") + (c.BuiltIn ? " (built-in)" : "");
 
-    /// <summary><see cref="Linear.RunFp16OnTensorCores{TEpilogue}"/> for one epilogue.</summary>
-    private delegate void Fp16Gemm(Backend backend, LinearWgmmaTma.Variant variant, int splits, ArrayView<ILGPU.Half> x, Tensor w,
+    /// <summary><see cref="Linear.RunFp16Launch{TEpilogue}"/> for one epilogue.</summary>
+    private delegate void Fp16Gemm(Backend backend, LinearWgmmaTma.Variant variant, int splits, int headRows, ArrayView<ILGPU.Half> x, Tensor w,
         ArrayView<float> bias, OutputView y, int m);
 
     private static Fp16Gemm WithEpilogue(Type epilogue) =>
-        typeof(Linear).GetMethod(nameof(Linear.RunFp16OnTensorCores))!.MakeGenericMethod(epilogue).CreateDelegate<Fp16Gemm>();
+        typeof(Linear).GetMethod(nameof(Linear.RunFp16Launch))!.MakeGenericMethod(epilogue).CreateDelegate<Fp16Gemm>();
 
     private static List<TunedCandidate> TuneShape(Backend backend, TunedShape shape, GemmTunerSettings settings, TextWriter log)
     {
@@ -158,11 +161,11 @@ public static class GemmTuner
             var builtInVariant = LinearWgmmaTma.Variant.For(m, n, k);
             int call = 0;
             // Checked without epilogue into float32 y, timed as the forward runs it.
-            Action Launch(LinearWgmmaTma.Variant variant, int splits) => () =>
-                Linear.RunFp16OnTensorCores<IdentityEpilogue>(backend, variant, splits, xHalf.HalfView, weights[call++ % weights.Count],
+            Action Launch(LinearWgmmaTma.Variant variant, int splits, int headRows) => () =>
+                Linear.RunFp16Launch<IdentityEpilogue>(backend, variant, splits, headRows, xHalf.HalfView, weights[call++ % weights.Count],
                     ArrayView<float>.Empty, OutputView.Of(y), m);
-            Action AsInForward(LinearWgmmaTma.Variant variant, int splits) => () =>
-                forwardGemm(backend, variant, splits, xHalf.HalfView, weights[call++ % weights.Count], bias.View, OutputView.Of(forwardY), m);
+            Action AsInForward(LinearWgmmaTma.Variant variant, int splits, int headRows) => () =>
+                forwardGemm(backend, variant, splits, headRows, xHalf.HalfView, weights[call++ % weights.Count], bias.View, OutputView.Of(forwardY), m);
             // The built-in choice first, its split as the launch resolves it; then each variant at each split count that
             // differs in effect (a split is rounded to whole K tiles per split).
             int builtInSplits;
@@ -171,14 +174,14 @@ public static class GemmTuner
             backend.GemmLog = new();
             try
             {
-                Launch(builtInVariant, 0)();
+                Launch(builtInVariant, 0, 0)();
                 builtInSplits = backend.GemmLog[^1].Splits;
             }
             finally
             {
                 backend.GemmLog = null;
             }
-            var plan = new List<(LinearWgmmaTma.Variant Variant, int Splits, bool BuiltIn)> { (builtInVariant, builtInSplits, true) };
+            var plan = new List<(LinearWgmmaTma.Variant Variant, int Splits, int HeadRows, bool BuiltIn)> { (builtInVariant, builtInSplits, 0, true) };
             // Splits that leave the grid at most SplitBlocksPerMultiprocessor blocks per multiprocessor: DiT-XL/2's qkv and fc1 at
             // batch 16 fill the GPU many times over unsplit, its proj and fc2 (288 blocks, 2.2 per multiprocessor) may gain.
             long blocks = (long)((m + LinearTensorCore.Tile - 1) / LinearTensorCore.Tile) * ((n + LinearTensorCore.Tile - 1) / LinearTensorCore.Tile);
@@ -186,24 +189,31 @@ public static class GemmTuner
             // A split count as the launch rounds it in the variant's K tiles (32 or 64 deep).
             foreach (var variant in tma ? settings.Variants : [builtInVariant])
                 foreach (int splits in splitCounts.Select(s => SplitK.Partition(k, variant.Depth, s).Splits).Distinct())
-                    if (!plan.Any(p => p.Variant == variant && p.Splits == splits)) plan.Add((variant, splits, false));
+                    if (!plan.Any(p => p.Variant == variant && p.Splits == splits)) plan.Add((variant, splits, 0, false));
+            // A grid of 2 to 3 blocks a multiprocessor: its rows of 2 blocks each unsplit, then the rest split (the built-in
+            // variant's 128-row blocks).
+            int headRows = builtInVariant.TwoWarpGroups ? 0 : SplitK.HeadRows(backend.Accelerator.NumMultiprocessors, m, n, LinearTensorCore.Tile);
+            if (headRows > 0)
+                foreach (int splits in settings.Splits.Where(s => s is > 1 and <= 4).Select(s => SplitK.Partition(k, builtInVariant.Depth, s).Splits)
+                             .Where(s => s > 1).Distinct())
+                    plan.Add((builtInVariant, splits, headRows, false));
 
             log.WriteLine($"{shape}: {plan.Count} candidates, W from {weights.Count} copies, timed with {shape.Epilogue.Name} into " +
                           $"{(shape.Fp16Output ? "fp16" : "float32")}");
             var results = new List<TunedCandidate>();
-            foreach (var (variant, splits, builtIn) in plan)
+            foreach (var (variant, splits, head, builtIn) in plan)
             {
                 string name = tma ? variant.Name : "";
                 double error, ms = double.NaN;
                 try
                 {
                     backend.Clear(y.View);
-                    Launch(variant, splits)();
+                    Launch(variant, splits, head)();
                     var actual = y.ToArray();
                     error = GpuChecks.RelativeL2(samples.Select(s => actual[(long)s.Row * n + s.Column]).ToArray(), expected);
                     if (error <= Tolerance)
                     {
-                        var timed = AsInForward(variant, splits);
+                        var timed = AsInForward(variant, splits, head);
                         timed();
                         bool compiled = backend.KernelLoadMilliseconds > loaded;
                         ms = Time(backend, timed, settings.Iterations, weights.Count, compiled);
@@ -215,7 +225,7 @@ public static class GemmTuner
                     log.WriteLine($"  {name} split {splits} failed: {e.GetType().Name}: {e.Message}");
                     error = double.PositiveInfinity;
                 }
-                var r = new TunedCandidate(m, n, k, name, splits, builtIn, error, ms);
+                var r = new TunedCandidate(m, n, k, name, splits, builtIn, error, ms, head);
                 results.Add(r);
                 log.WriteLine($"  {(r.Passed ? "" : "FAIL ")}{Label(r),-40} {ms,9:F4} ms  rel.err {error:E1}");
             }

@@ -114,7 +114,8 @@ public class BenchCommandTests
         Assert.Contains(steps, l => l.EndsWith("recorded with dependent launches and replayed"));
         Assert.Contains(steps, l => l.EndsWith("Attention fp16, 130 tokens, 2 heads of 64, async staging"));
         Assert.Contains(steps, l => l.EndsWith("few rows on tensor cores, 8 columns a warp"));
-        Assert.Contains(steps, l => l.EndsWith("LayerNormModulate [2,16,1152] after two fp16 residuals, x then y"));
+        Assert.Contains(steps, l => l.EndsWith("LayerNormModulate [2,16,1152] fp16 after two fp16 residuals, x then y"));
+        Assert.Contains(steps, l => l.EndsWith("GatedResidual, fp16 x and two fp16 residuals"));
         Assert.Contains(steps, l => l.EndsWith("dit-digits fp16 DDIM 4 steps, 1 image with CFG, SmoothCache reusing steps 1 and 2"));
         Assert.DoesNotContain("FAIL", output);
     }

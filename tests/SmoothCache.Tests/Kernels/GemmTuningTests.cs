@@ -12,6 +12,7 @@ public class GemmTuningTests
         new GemmChoice(512, 3456, 1152, LinearWgmmaTma.Variant.Parse("128x128-early"), 3, 0.0151, 0.0203),
         new GemmChoice(4096, 1152, 4608, LinearWgmmaTma.Variant.Parse("256x128-deep"), 1, 0.101, 0.101),
         new GemmChoice(16, 256, 64, null, 2, 0.002, 0.003),
+        new GemmChoice(4096, 1152, 1152, LinearWgmmaTma.Variant.Parse("128x128-barrier"), 4, 0.03, 0.04, HeadRows: 3712),
     ], "2026-11-27: a test");
 
     [Fact]
@@ -24,6 +25,16 @@ public class GemmTuningTests
         Assert.Equal(("NVIDIA H200", "LinearWgmmaTma", "2026-11-27: a test"), (loaded.Device, loaded.Kernel, loaded.Measured));
         Assert.Equal(Sample().Gemms, loaded.Gemms);
         Assert.Equal(["h200.json"], Directory.GetFiles(folder.Path).Select(Path.GetFileName)); // no temporary file left
+    }
+
+    [Fact]
+    public void HeadRowsAreWrittenOnlyWhereThereAreSome()
+    {
+        string json = Sample().ToJson();
+        Assert.Equal(1, json.Split("headRows").Length - 1);
+        // A table from before head rows (the shipped one) loads with none.
+        var shipped = GemmTuning.Load(Path.Combine(AppContext.BaseDirectory, "tuning", "nvidia-h200.json"));
+        Assert.All(shipped.Gemms, g => Assert.Equal(0, g.HeadRows));
     }
 
     [Fact]
@@ -48,6 +59,8 @@ public class GemmTuningTests
     [InlineData("""{"device": "d", "kernel": "k", "gemms": [{"m": 8, "n": 8, "k": 8, "splits": 1, "variant": "64x64-fast"}]}""", "gemms[0].variant: '64x64-fast' is not a TMA GEMM variant")]
     [InlineData("""{"device": "d", "kernel": "k", "gemms": [{"m": 8, "n": 8, "k": 8, "splits": 1, "variant": 3}]}""", "gemms[0].variant: expected a variant name or null")]
     [InlineData("""{"device": "d", "kernel": "k", "gemms": [{"m": 8, "n": 8, "k": 8, "splits": 1}, {"m": 8, "n": 8, "k": 8, "splits": 2}]}""", "gemms: GEMM 8 x 8 x 8 is tuned twice")]
+    [InlineData("""{"device": "d", "kernel": "k", "gemms": [{"m": 8, "n": 8, "k": 8, "splits": 2, "headRows": 8}]}""", "gemms[0].headRows: expected fewer than m = 8 rows, got 8")]
+    [InlineData("""{"device": "d", "kernel": "k", "gemms": [{"m": 8, "n": 8, "k": 8, "splits": 2, "headRows": -1}]}""", "gemms[0].headRows: expected a whole number of at least 1")]
     public void EveryFaultOfATableFileNamesTheFileAndKey(string text, string expected)
     {
         using var folder = new CliRunner.TempFolder();
@@ -97,7 +110,7 @@ public class GemmTuningTests
             string path = folder.File("t.json");
             AtomicFile.WriteAllText(path, Sample("CPUAccelerator").ToJson());
             Environment.SetEnvironmentVariable("SMOOTHCACHE_GEMM_TUNING", path);
-            using (var backend = Backend.Create(DeviceKind.Cpu)) Assert.Equal(3, backend.GemmTuning!.Gemms.Count);
+            using (var backend = Backend.Create(DeviceKind.Cpu)) Assert.Equal(Sample().Gemms.Count, backend.GemmTuning!.Gemms.Count);
             // Unset: the tuning folder's table for the device, if any.
             Environment.SetEnvironmentVariable("SMOOTHCACHE_GEMM_TUNING", null);
             Assert.Equal("CPUAccelerator", Backend.GemmTuningFromEnvironment("CPUAccelerator", folder.Path)!.Device);

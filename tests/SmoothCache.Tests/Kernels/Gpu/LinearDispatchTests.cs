@@ -145,6 +145,29 @@ public class LinearDispatchTests
     }
 
     [Fact]
+    public void ATunedShapeWithHeadRowsRunsThemUnsplitThenTheRestSplit()
+    {
+        using var backend = Backend.Create(DeviceKind.Cpu, KernelSet.WgmmaTma);
+        // 300 rows: 256 unsplit, then 44 split 2 ways along K = 72 (three 32-deep tiles: 2 + 1).
+        var xs = Enumerable.Range(0, 300 * 72).Select(i => (float)(System.Half)MathF.Sin(i * 0.29f)).ToArray();
+        var ws = Enumerable.Range(0, 40 * 72).Select(i => (float)(System.Half)MathF.Cos(i * 0.13f)).ToArray();
+        using var x = backend.Arena.Upload(xs, 300, 72);
+        using var w32 = backend.Arena.Upload(ws, 40, 72);
+        using var w = HalfConversion.ToHalf(w32);
+        using var bias = backend.Arena.Upload(Enumerable.Range(0, 40).Select(i => 0.1f * i).ToArray(), 40);
+        var expected = Enumerable.Range(0, 300 * 40)
+            .Select(i => Enumerable.Range(0, 72).Sum(t => (double)xs[i / 40 * 72 + t] * ws[i % 40 * 72 + t]) + 0.1 * (i % 40)).ToArray();
+        var variant = LinearWgmmaTma.Variant.Parse("128x128-barrier");
+        backend.GemmTuning = new GemmTuning(backend.DeviceName, "LinearWgmmaTma", [new GemmChoice(300, 40, 72, variant, 2, 1, 2, HeadRows: 256)]);
+        backend.GemmLog = new();
+        using var y = Linear.Run(x, w, bias, DType.Float16);
+        Assert.Equal([(256, 1), (44, 2)], backend.GemmLog.Select(l => (l.M, l.Splits)));
+        Assert.All(backend.GemmLog, l => Assert.Equal(variant, l.Variant));
+        backend.GemmLog = null;
+        Assert.True(RelativeL2(y.ToArray(), expected) < 1e-3); // fp16 output
+    }
+
+    [Fact]
     public void EnvironmentsTmaGemmVariantOverridesTheTuningTable()
     {
         string? saved = Environment.GetEnvironmentVariable("SMOOTHCACHE_TMA_GEMM");
@@ -155,13 +178,13 @@ public class LinearDispatchTests
             using (var backend = Backend.Create(DeviceKind.Cpu, KernelSet.WgmmaTma))
             {
                 backend.GemmTuning = table;
-                Assert.Equal((LinearWgmmaTma.Variant.Parse("256x128-deep"), 2), Linear.Fp16Launch(backend, 130, 24, 72));
+                Assert.Equal((LinearWgmmaTma.Variant.Parse("256x128-deep"), 2, 0), Linear.Fp16Launch(backend, 130, 24, 72));
             }
             Environment.SetEnvironmentVariable("SMOOTHCACHE_TMA_GEMM", "128x128-released");
             using (var backend = Backend.Create(DeviceKind.Cpu, KernelSet.WgmmaTma))
             {
                 backend.GemmTuning = table;
-                Assert.Equal((LinearWgmmaTma.Variant.Parse("128x128-released"), 0), Linear.Fp16Launch(backend, 130, 24, 72));
+                Assert.Equal((LinearWgmmaTma.Variant.Parse("128x128-released"), 0, 0), Linear.Fp16Launch(backend, 130, 24, 72));
             }
         }
         finally

@@ -21,6 +21,16 @@ public class SplitKTests
         Assert.Equal(expected, SplitK.Choose(132, m, n, k, 128, 32));
 
     [Theory]
+    // DiT-XL/2 on 132 multiprocessors, 128 x 128 blocks:
+    [InlineData(4096, 1152, 3712)]  // batch 16 out-projection and fc2: 288 blocks; 29 rows of 9 fill 2 a multiprocessor
+    [InlineData(4096, 4608, 0)]     // batch 16 fc1: 1,152 blocks, many waves
+    [InlineData(512, 1152, 0)]      // batch 2: 36 blocks, one partial wave
+    [InlineData(3712, 1152, 0)]     // 261 blocks: 2 a multiprocessor at most already
+    [InlineData(4000, 1152, 3712)]  // ragged rows
+    public void HeadRowsGiveEveryMultiprocessorTwoBlocksOfAGridOfTwoToThree(int m, int n, int expected) =>
+        Assert.Equal(expected, SplitK.HeadRows(132, m, n, 128));
+
+    [Theory]
     [InlineData(1152, 32, 4, 9, 4)]
     [InlineData(4608, 32, 7, 21, 7)]
     [InlineData(130, 8, 3, 6, 3)]

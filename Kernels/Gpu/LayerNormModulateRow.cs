@@ -200,7 +200,10 @@ public static class LayerNormModulateRow
         int rows = (int)(a.X.Length / a.D);
         if (rows == 0) return;
         var x = a.X.AsInput;
-        if (x.F16.Length > 0) Launch(backend, a, rows, x.AsHalves(), a.Residual.AsHalves(), a.Residual2.AsHalves());
+        bool halves = x.F16.Length > 0;
+        if (new[] { a.Residual, a.Residual2 }.Any(r => !r.IsEmpty && r.F16.Length > 0 != halves))
+            throw new ArgumentException($"LayerNormModulateRow: the residuals are not of x's type ({(halves ? "float16" : "float32")})");
+        if (halves) Launch(backend, a, rows, x.AsHalves(), a.Residual.AsHalves(), a.Residual2.AsHalves());
         else Launch(backend, a, rows, x.AsFloats(), a.Residual.AsFloats(), a.Residual2.AsFloats());
     }
 

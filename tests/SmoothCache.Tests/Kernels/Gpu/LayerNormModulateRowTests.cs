@@ -47,6 +47,22 @@ public class LayerNormModulateRowTests
     }
 
     [Fact]
+    public void ResidualsOfAnotherTypeThanXAreRejected()
+    {
+        int b = 1, t = 2, d = 8;
+        using var x = Cpu.Arena.Zeros(b, t, d);
+        using var mod = Cpu.Arena.Zeros(b, 6 * d);
+        using var y = Cpu.Arena.Rent(b, t, d);
+        using var r = HalfAndWidened(Cpu, 45, b, t, d);
+        var e = Assert.Throws<ArgumentException>(() => LayerNormModulateRow.Run(Cpu, new LayerNormModulate.Args
+        {
+            X = OutputView.Of(x), Mod = mod.View, Y = OutputView.Of(y), Residual = InputView.Of(r.Half), D = d, TokensPerSample = t,
+            ModStride = 6 * d, ShiftOffset = 0, ScaleOffset = d, GateOffset = 2 * d, Eps = 1e-6f,
+        }));
+        Assert.Contains("not of x's type (float32)", e.Message);
+    }
+
+    [Fact]
     public void RowsItCannotTakeAsFloat4sGoToThePortableKernel()
     {
         int b = 1, t = 4, d = 18;

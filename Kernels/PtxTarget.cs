@@ -22,9 +22,9 @@ public static partial class PtxTarget
     public const string Hopper = "sm_90a";
 
     /// <summary>The instruction a kernel begins with to wait for the grids before it (see <c>waitForPrerequisiteGrids</c>
-    /// of <see cref="Retarget(string, string, int, bool)"/>). A kernel with work that touches no memory the grid before
-    /// may write (an L2 prefetch of weights) emits it itself after that work. No kernel lets the grids after it launch
-    /// early (<c>griddepcontrol.launch_dependents</c>): they launch as its blocks exit. Triggered first thing, as until
+    /// of <see cref="Retarget(string, string, int, bool)"/>). Only the TMA GEMM lets the grid after it launch early
+    /// (<c>griddepcontrol.launch_dependents</c>, once all its blocks have issued their last multiplies); after any other
+    /// kernel it launches as the kernel's blocks exit. Triggered first thing, as until
     /// the seventeenth session, the next kernel's blocks took multiprocessors' shared memory and registers while this
     /// one's later waves still needed them: replays were 3-13% slower than without dependent launches (H200).</summary>
     public const string WaitForPrerequisiteGrids = "griddepcontrol.wait;";
@@ -48,7 +48,7 @@ public static partial class PtxTarget
     /// <summary>The PTX with its <c>.target</c> line naming <paramref name="target"/> (e.g. sm_90a); with
     /// <paramref name="clusterRows"/> &gt; 1 its kernel asks to run in clusters of that many blocks along y
     /// (<c>.reqnctapercluster</c>: an ordinary launch then launches clusters).</summary>
-    /// <param name="waitForPrerequisiteGrids">unless the kernel waits itself, its first instruction waits until the grids it depends on have
+    /// <param name="waitForPrerequisiteGrids">its first instruction waits until the grids it depends on have
     /// finished and their writes are visible (<c>griddepcontrol.wait</c>): with an ordinary launch it returns at once;
     /// launched through a programmatic dependency (<see cref="CudaGraph"/>), the kernel's blocks are launched as the
     /// grid before it exits, without waiting for its completion to be signalled, and start the moment its writes are
@@ -68,9 +68,7 @@ public static partial class PtxTarget
                 throw new ArgumentException($"griddepcontrol needs target sm_90 or newer, not {target}");
             // Before anything else, reads of the parameters included: nothing the kernel does can race the grid before it.
             if (!EntryBodyStart().IsMatch(ptx)) throw new ArgumentException("PTX text has no .entry body");
-            // A kernel that waits itself (after its prefetches) keeps its own.
-            if (!ptx.Contains("griddepcontrol.wait", StringComparison.Ordinal))
-                ptx = EntryBodyStart().Replace(ptx, m => $"{m.Value}\n\t{WaitForPrerequisiteGrids}", 1);
+            ptx = EntryBodyStart().Replace(ptx, m => $"{m.Value}\n\t{WaitForPrerequisiteGrids}", 1);
         }
         // Dynamic shared memory starts 1024-byte aligned: swizzled wgmma and TMA layouts repeat in atoms of up to 1 KB.
         return DynamicShared().Replace(ptx, ".extern .shared .align 1024 .b8 __dyn_shared_alloca[]", 1);

@@ -167,7 +167,7 @@ if [ "$MODE" = tma ]; then
         # The rings whose stages the warps release were never run on a GPU: if gemm-tma's checks did not all finish (its
         # table starts after them), one of them may hang, and the tuner tries only the rings without releases.
         if ! grep -q "^GEMM y = x W^T" "$OUT/gemm-tma.log"; then
-            VARIANTS="--variants 128x128-barrier 128x128-prefetching 128x128-deep 128x128-early 256x128-barrier 256x128-prefetching 256x128-deep 256x128-early"
+            VARIANTS="--variants 128x128-barrier 128x128-deep 128x128-shallow 256x128-barrier 256x128-deep 128x128x64-barrier 128x128x64-deep 128x128x64-shallow"
             echo "gemm-tma's checks did not all finish: the tuner tries only rings without releases" | tee -a "$STATUS"
         else
             RELEASES_OK=1
@@ -187,7 +187,7 @@ if [ "$MODE" = tma ]; then
         # Each kernel alone at batch 16 (both attention stagings, the conditioning GEMM on each of its kernels).
         SMOOTHCACHE_GEMM_TUNING=$TUNING step kernels 40 bench --suite kernels --device cuda --xl --batch 16 --iterations 10 --json "$OUT/kernels.json"
         # What is left of the budget: the likeliest single variants everywhere, for the record.
-        for v in 128x128-early ${RELEASES_OK:+128x128-longreleased}; do
+        for v in 128x128x64-barrier ${RELEASES_OK:+128x128x64-shallowreleased}; do
             SMOOTHCACHE_TMA_GEMM=$v forward "forward-$v" none
         done
     fi

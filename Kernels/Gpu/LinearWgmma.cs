@@ -266,19 +266,14 @@ public static class LinearWgmma
     /// <summary>After the K loop of a block of <paramref name="groups"/> warpgroups at (m0, n0): waits for the last
     /// multiplies and stores the thread's accumulators (their layout: this class's summary). Shared with
     /// <see cref="LinearWgmmaTma"/>.</summary>
-    /// <param name="multiplied">false for a thread that multiplied nothing (a producer warp): it stores nothing but takes
-    /// part in split-K's finish</param>
-    internal static void Store<TEpilogue, TPath>(Args a, Accumulators c, int m0, int n0, int group, int groups, bool multiplied = true)
+    internal static void Store<TEpilogue, TPath>(Args a, Accumulators c, int m0, int n0, int group, int groups)
         where TEpilogue : struct, IEpilogue where TPath : struct, IPath
     {
-        if (multiplied)
-        {
-            c = default(TPath).Finish(c);
-            int lane = Warp.LaneIdx;
-            int row = m0 + Tile * group + 16 * ((Group.IdxX >> 5) & 3) + (lane >> 2), col = n0 + 2 * (lane & 3);
-            bool inside = m0 + Tile * groups <= a.M && n0 + Tile <= a.N;
-            StoreTile<TEpilogue, TPath>(a, c, row, row, row + 64, row + 64, col, col + 64, col, col + 64, inside);
-        }
+        c = default(TPath).Finish(c);
+        int lane = Warp.LaneIdx;
+        int row = m0 + Tile * group + 16 * ((Group.IdxX >> 5) & 3) + (lane >> 2), col = n0 + 2 * (lane & 3);
+        bool inside = m0 + Tile * groups <= a.M && n0 + Tile <= a.N;
+        StoreTile<TEpilogue, TPath>(a, c, row, row, row + 64, row + 64, col, col + 64, col, col + 64, inside);
         if (a.Split.Active) SplitK.Finish<TEpilogue, TPath>(a.Split, a.Y.F32, a.M, a.N, m0, n0, Tile * groups);
     }
 

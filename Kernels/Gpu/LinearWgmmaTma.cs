@@ -35,26 +35,12 @@ public static class LinearWgmmaTma
         /// half of a tile's W rows and the copy engine multicasts it to both, so a block reads 12 KB from L2 per
         /// tile instead of 16; its stages are released by the warps of both (<see cref="Releases"/>).</summary>
         int Cluster();
-        /// <summary>How many tiles beyond the one being loaded the loading thread asks L2 to fetch W's tile of
-        /// (0: none). In a forward each weight is read from device memory once, and with 2 tiles in flight a block
-        /// waits out that latency per tile (batch 2's fc1 took 48.8 µs in a forward where the same GEMM took 25 with W
-        /// in L2, eleventh session); fetched ahead into L2, W's tiles arrive at L2's latency.</summary>
-        int L2Ahead();
-        /// <summary>Whether a block of the first row asks L2 for all of its W rows (its K range) before it waits for the
-        /// grid before it (<see cref="ILoader.WaitForPrerequisiteGrids"/>): weights come from device memory once per
-        /// forward, and a prefetch only warms L2, the point of coherence, so it may run while the kernel before is still
-        /// writing (with <see cref="Backend.DependentLaunches"/>, during that kernel). Only where all of W fits in L2
-        /// beside the rest (<see cref="EarlyFetchBytes"/>), so the 446 MB conditioning GEMM does not flush it.</summary>
-        bool FetchWAtStart();
-        /// <summary>Whether a warp of its own, after the warpgroups, loads every tile as soon as its stage is released (then
-        /// Ahead = Stages): the warpgroups only wait, multiply and release, and no warp of theirs ever waits for the other
-        /// warpgroup's releases before its next multiply, as the loading thread of a warpgroup does on the other rings.</summary>
-        bool ProducerWarp();
     }
 
-    /// <summary>The largest W (bytes) fetched into L2 at the start (<see cref="IRing.FetchWAtStart"/>): half of an H100's
-    /// or H200's 50 MB L2. DiT-XL/2's largest block GEMM weight (fc1, 4608 x 1152) is 10.6 MB.</summary>
-    public const long EarlyFetchBytes = 24L << 20;
+    // Rings tried on an H200 and dropped after the seventeenth session's tuning, where none of them was the fastest at any
+    // of DiT-XL/2's shapes (BENCHMARKS.md): W fetched into L2 ahead of its loads or all at the start, 13 stages, and a
+    // producer warp (the warp-specialised loop; 3-30% slower than the barrier ring), and multicast on 7 stages; git history
+    // has them.
 
     /// <summary>4 stages (64 KB at 128 x 128), 2 tiles ahead, a block barrier per tile: 3 blocks and 6 tiles in
     /// flight per multiprocessor. The default, measured on an H200 (eleventh session).</summary>
@@ -64,52 +50,21 @@ public static class LinearWgmmaTma
         public int Ahead() => 2;
         public bool Releases() => false;
         public int Cluster() => 1;
-        public int L2Ahead() => 0;
-        public bool FetchWAtStart() => false;
-        public bool ProducerWarp() => false;
     }
 
-    /// <summary><see cref="BarrierRing"/> with W's tiles fetched into L2 6 tiles before they are loaded
-    /// (<see cref="IRing.L2Ahead"/>). Not yet timed.</summary>
-    public readonly struct PrefetchingRing : IRing
-    {
-        public int Stages() => 4;
-        public int Ahead() => 2;
-        public bool Releases() => false;
-        public int Cluster() => 1;
-        public int L2Ahead() => 6;
-        public bool FetchWAtStart() => false;
-        public bool ProducerWarp() => false;
-    }
-
-    /// <summary><see cref="BarrierRing"/> with all of a block's W rows asked of L2 at the start, before waiting for the grid
-    /// before (<see cref="IRing.FetchWAtStart"/>). Not yet timed.</summary>
-    public readonly struct EarlyRing : IRing
-    {
-        public int Stages() => 4;
-        public int Ahead() => 2;
-        public bool Releases() => false;
-        public int Cluster() => 1;
-        public int L2Ahead() => 0;
-        public bool FetchWAtStart() => true;
-        public bool ProducerWarp() => false;
-    }
-
-    /// <summary>6 stages (96 KB), 4 ahead: 2 blocks but 8 tiles in flight per multiprocessor. Not yet timed.</summary>
+    /// <summary>6 stages (96 KB), 4 ahead: 2 blocks but 8 tiles in flight per multiprocessor. The tuner's choice at every
+    /// batch-2 shape of DiT-XL/2 on an H200 (seventeenth session).</summary>
     public readonly struct DeepBarrierRing : IRing
     {
         public int Stages() => 6;
         public int Ahead() => 4;
         public bool Releases() => false;
         public int Cluster() => 1;
-        public int L2Ahead() => 0;
-        public bool FetchWAtStart() => false;
-        public bool ProducerWarp() => false;
     }
 
     /// <summary>4 stages, 3 ahead, no block barrier per tile: each warp releases a stage once its multiplies of the
     /// tile in it are done, and the loading thread waits for all of the releases before refilling it; 3 blocks and 9
-    /// tiles in flight per multiprocessor. Not yet timed. (Emulated, a block barrier per tile stands in for the
+    /// tiles in flight per multiprocessor; the tuner's choice for the conditioning GEMM's 16 rows on an H200. (Emulated, a block barrier per tile stands in for the
     /// mbarriers: what runs on the CPU is the stage and tile arithmetic.)</summary>
     public readonly struct ReleasedRing : IRing
     {
@@ -117,74 +72,26 @@ public static class LinearWgmmaTma
         public int Ahead() => 3;
         public bool Releases() => true;
         public int Cluster() => 1;
-        public int L2Ahead() => 0;
-        public bool FetchWAtStart() => false;
-        public bool ProducerWarp() => false;
     }
 
     /// <summary>7 stages (112 KB), 6 ahead, released by the warps as in <see cref="ReleasedRing"/>: 2 blocks but 12 tiles in
     /// flight per multiprocessor (192 KB), the most shared memory holds. At 128 x 128 the kernel moves about what the tiles
     /// in flight divided by L2's latency under load allow (6 tiles in flight on the default ring, ~6 TB/s, eleventh
-    /// session): twice the tiles, if latency is what limits it. Not yet timed.</summary>
+    /// session): twice the tiles, if latency is what limits it. Never the fastest in 32-deep tiles on an H200 (seventeenth
+    /// session); a candidate in 64-deep ones.</summary>
     public readonly struct DeepReleasedRing : IRing
     {
         public int Stages() => 7;
         public int Ahead() => 6;
         public bool Releases() => true;
         public int Cluster() => 1;
-        public int L2Ahead() => 0;
-        public bool FetchWAtStart() => false;
-        public bool ProducerWarp() => false;
-    }
-
-    /// <summary>13 stages (208 KB), 12 ahead, released by the warps: one 128 x 128 block per multiprocessor with 12 tiles in
-    /// flight. For GEMMs with few rows (DiT-XL/2 at batch 2: M = 512, 36-144 blocks of 36-144 K tiles each), which run at
-    /// a few percent of what device memory delivers because each block waits out a load's latency every Ahead tiles
-    /// (eleventh session: fc1 48.8 µs for 10.6 MB of weights); where a multiprocessor holds one or two blocks anyway, one
-    /// with all of shared memory in flight hides most of it. 128 x 128 only (13 stages of 256 x 128 would not fit). Not yet
-    /// timed.</summary>
-    public readonly struct LongReleasedRing : IRing
-    {
-        public int Stages() => 13;
-        public int Ahead() => 12;
-        public bool Releases() => true;
-        public int Cluster() => 1;
-        public int L2Ahead() => 0;
-        public bool FetchWAtStart() => false;
-        public bool ProducerWarp() => false;
-    }
-
-    /// <summary>6 stages filled by a producer warp (<see cref="IRing.ProducerWarp"/>), released by the warpgroups: the
-    /// warp-specialised main loop of Hopper GEMMs such as CUTLASS's. At 128 x 128, 96 KB (2 blocks per multiprocessor);
-    /// at 256 x 128, 144 KB (1 block, two warpgroups that never wait for each other). Not yet timed.</summary>
-    public readonly struct SpecializedRing : IRing
-    {
-        public int Stages() => 6;
-        public int Ahead() => 6;
-        public bool Releases() => true;
-        public int Cluster() => 1;
-        public int L2Ahead() => 0;
-        public bool FetchWAtStart() => false;
-        public bool ProducerWarp() => true;
-    }
-
-    /// <summary><see cref="SpecializedRing"/> on 9 stages: 216 KB at 256 x 128 (all of shared memory, 9 tiles of 24 KB in
-    /// flight), 144 KB at 128 x 128 (1 block). Not yet timed.</summary>
-    public readonly struct DeepSpecializedRing : IRing
-    {
-        public int Stages() => 9;
-        public int Ahead() => 9;
-        public bool Releases() => true;
-        public int Cluster() => 1;
-        public int L2Ahead() => 0;
-        public bool FetchWAtStart() => false;
-        public bool ProducerWarp() => true;
     }
 
     /// <summary><see cref="ReleasedRing"/> in clusters of 2 row blocks that share W's tiles (<see cref="IRing.Cluster"/>):
     /// a stage is refilled once the 4 warps per warpgroup of both blocks have released it, each warp arriving on
     /// both blocks' release mbarriers. At M = 4096 the 128 x 128 kernel's loads alone move 6-8 TB/s from L2 (eleventh
-    /// session), about what L2 delivers: a quarter less to read is the aim. Not yet run on a GPU. (Emulated, each
+    /// session), about what L2 delivers: a quarter less to read is the aim; the tuner's choice for fc1 at batch 16 on an
+    /// H200 (seventeenth session). (Emulated, each
     /// block loads all of W itself: what runs on the CPU is the stage arithmetic and the padded grid.)</summary>
     public readonly struct MulticastRing : IRing
     {
@@ -192,22 +99,6 @@ public static class LinearWgmmaTma
         public int Ahead() => 3;
         public bool Releases() => true;
         public int Cluster() => 2;
-        public int L2Ahead() => 0;
-        public bool FetchWAtStart() => false;
-        public bool ProducerWarp() => false;
-    }
-
-    /// <summary><see cref="MulticastRing"/> on <see cref="DeepReleasedRing"/>'s 7 stages, 6 ahead: both ways of moving more
-    /// per multiprocessor from L2, fewer bytes per product and more tiles in flight, together. Not yet run on a GPU.</summary>
-    public readonly struct DeepMulticastRing : IRing
-    {
-        public int Stages() => 7;
-        public int Ahead() => 6;
-        public bool Releases() => true;
-        public int Cluster() => 2;
-        public int L2Ahead() => 0;
-        public bool FetchWAtStart() => false;
-        public bool ProducerWarp() => false;
     }
 
     /// <summary>3 stages, 1 ahead, a block barrier per tile: in 64-deep tiles (<see cref="Swizzled128"/>) 96 KB at 128 x 128,
@@ -218,9 +109,6 @@ public static class LinearWgmmaTma
         public int Ahead() => 1;
         public bool Releases() => false;
         public int Cluster() => 1;
-        public int L2Ahead() => 0;
-        public bool FetchWAtStart() => false;
-        public bool ProducerWarp() => false;
     }
 
     /// <summary><see cref="ShallowRing"/>'s 3 stages released by the warps, 2 tiles ahead (<see cref="ReleasedRing"/>): in 64-deep
@@ -231,16 +119,12 @@ public static class LinearWgmmaTma
         public int Ahead() => 2;
         public bool Releases() => true;
         public int Cluster() => 1;
-        public int L2Ahead() => 0;
-        public bool FetchWAtStart() => false;
-        public bool ProducerWarp() => false;
     }
 
     /// <summary>The rings by name, for choosing one at run time (<see cref="Variant"/>).</summary>
     public enum RingKind
     {
-        Barrier, Prefetching, Deep, Released, Multicast, Early, DeepReleased, DeepMulticast, LongReleased, Specialized, DeepSpecialized,
-        Shallow, ShallowReleased,
+        Barrier, Deep, Released, Multicast, DeepReleased, Shallow, ShallowReleased,
     }
 
     /// <summary>
@@ -255,13 +139,13 @@ public static class LinearWgmmaTma
         public string Name => $"{(TwoWarpGroups ? "256x128" : "128x128")}{(Depth == 64 ? "x64" : "")}-{Ring.ToString().ToLowerInvariant()}";
 
         /// <summary>Whether it launches clusters of blocks that share W by multicast (<see cref="IRing.Cluster"/> 2).</summary>
-        public bool Clusters => Ring is RingKind.Multicast or RingKind.DeepMulticast;
+        public bool Clusters => Ring is RingKind.Multicast;
 
         /// <summary>Its dynamic shared memory: stages and mbarriers.</summary>
         public int SharedBytes => LinearWgmmaTma.SharedBytes(TwoWarpGroups ? 2 : 1, Depth, Stages(Ring));
 
-        /// <summary>Every block shape at both depths on every ring whose stages fit in shared memory (not 256 x 128 on 13
-        /// stages, nor 64 deep on more than 7).</summary>
+        /// <summary>Every block shape at both depths on every ring whose stages fit in shared memory (not 256 x 128 in 64-deep
+        /// tiles on 6 or 7 stages).</summary>
         public static IEnumerable<Variant> All =>
             from depth in new[] { LinearTensorCore.Depth, 64 } from two in new[] { false, true } from ring in Enum.GetValues<RingKind>()
             let variant = new Variant(two, ring, depth) where variant.SharedBytes <= MaxSharedBytes
@@ -289,15 +173,9 @@ public static class LinearWgmmaTma
         switch (ring)
         {
             case RingKind.Barrier: action.Run<BarrierRing>(); break;
-            case RingKind.Prefetching: action.Run<PrefetchingRing>(); break;
             case RingKind.Deep: action.Run<DeepBarrierRing>(); break;
             case RingKind.Released: action.Run<ReleasedRing>(); break;
-            case RingKind.Early: action.Run<EarlyRing>(); break;
             case RingKind.DeepReleased: action.Run<DeepReleasedRing>(); break;
-            case RingKind.DeepMulticast: action.Run<DeepMulticastRing>(); break;
-            case RingKind.LongReleased: action.Run<LongReleasedRing>(); break;
-            case RingKind.Specialized: action.Run<SpecializedRing>(); break;
-            case RingKind.DeepSpecialized: action.Run<DeepSpecializedRing>(); break;
             case RingKind.Multicast: action.Run<MulticastRing>(); break;
             case RingKind.Shallow: action.Run<ShallowRing>(); break;
             case RingKind.ShallowReleased: action.Run<ShallowReleasedRing>(); break;
@@ -455,16 +333,6 @@ public static class LinearWgmmaTma
         /// <summary>Waits until the mbarrier at <paramref name="barrier"/> has completed the phase of parity
         /// <paramref name="parity"/>.</summary>
         void Wait(uint barrier, int parity);
-        /// <summary>One thread: asks L2 to fetch this block's share of W's rows of K tile <paramref name="tile"/> (no wait,
-        /// nothing lands in shared memory).</summary>
-        void PrefetchW<TLayout>(Args a, int tile, int n0, int cluster, int rank) where TLayout : struct, ILayout;
-        /// <summary>Asks L2 for W's row <paramref name="row"/> from column <paramref name="k0"/> to <paramref name="k1"/> (no
-        /// wait, no tensor map: its raw address).</summary>
-        void FetchWRow(Args a, int row, int k0, int k1);
-        /// <summary>Every thread: waits until the grid before this one has finished and its writes are visible
-        /// (griddepcontrol; a no-op unless launched as a programmatic dependent). A kernel that calls it does so before any
-        /// other memory access, and <see cref="PtxTarget"/> adds no wait of its own.</summary>
-        void WaitForPrerequisiteGrids();
         /// <summary>Every thread, once its block's multiplies are issued: lets the grid after this one launch once every block
         /// has come this far (griddepcontrol.launch_dependents; a no-op unless that grid is a programmatic dependent). By then
         /// every block of this grid is resident or done, so the next grid's blocks take only what finishing blocks free.</summary>
@@ -497,19 +365,7 @@ public static class LinearWgmmaTma
 
         public void SyncCluster() => CudaAsm.Emit("barrier.cluster.arrive.aligned; barrier.cluster.wait.aligned;");
 
-        public void FetchWRow(Args a, int row, int k0, int k1) =>
-            CudaAsm.Emit("cp.async.bulk.prefetch.L2.global [%0], %1;", a.WAddress + ((long)row * a.K + k0) * 2, (uint)(k1 - k0) * 2);
-
-        public void WaitForPrerequisiteGrids() => CudaAsm.Emit(PtxTarget.WaitForPrerequisiteGrids);
-
         public void LaunchDependents() => CudaAsm.Emit("griddepcontrol.launch_dependents;");
-
-        public void PrefetchW<TLayout>(Args a, int tile, int n0, int cluster, int rank) where TLayout : struct, ILayout
-        {
-            int box = default(TLayout).BoxColumns(), row0 = n0 + Tile / cluster * rank, depth = default(TLayout).Depth();
-            for (int column = 0; column < depth; column += box)
-                CudaAsm.Emit("cp.async.bulk.prefetch.tensor.2d.L2.global.tile [%0, {%1, %2}];", a.WMap, tile * depth + column, row0);
-        }
 
         public int ClusterRank()
         {
@@ -571,9 +427,6 @@ public static class LinearWgmmaTma
         public void Wait(uint barrier, int parity) { }
         public void SyncCluster() => Group.Barrier();
         public int ClusterRank() => 0;
-        public void PrefetchW<TLayout>(Args a, int tile, int n0, int cluster, int rank) where TLayout : struct, ILayout { }
-        public void FetchWRow(Args a, int row, int k0, int k1) { }
-        public void WaitForPrerequisiteGrids() { }
         public void LaunchDependents() { }
 
         /// <summary>All of the stage's W too, whatever the cluster: the layout is the same.</summary>
@@ -617,18 +470,7 @@ public static class LinearWgmmaTma
         int m0 = Grid.IdxY * xRows, n0 = Grid.IdxX * Tile;
         int tileBegin = Grid.IdxZ * a.TilesPerSplit;
         int tiles = Math.Min(a.TilesPerSplit, (a.K + depth - 1) / depth - tileBegin);
-        if (ring.FetchWAtStart())
-        {
-            // One W row per thread of the first warpgroup, in the first row of blocks only (once per GEMM and split),
-            // before anything that may read what the grid before writes.
-            int row = n0 + Group.IdxX, k0 = tileBegin * depth, k1 = Math.Min(a.K, (tileBegin + tiles) * depth);
-            if (Grid.IdxY == 0 && Group.IdxX < Tile && row < a.N && k1 > k0 && (long)a.N * a.K * 2 <= EarlyFetchBytes)
-                default(TLoader).FetchWRow(a, row, k0, k1);
-            default(TLoader).WaitForPrerequisiteGrids();
-        }
-        // With a producer warp (after the warpgroups' xRows threads) its first lane loads every tile; else the block's first thread.
-        bool producerRing = ring.ProducerWarp(), producer = producerRing && Group.IdxX >= xRows;
-        bool loader = Group.IdxX == (producerRing ? xRows : 0);
+        bool loader = Group.IdxX == 0;
         // Without asynchronous loads (the emulation) a block barrier per tile makes them visible, releases or not.
         bool blockBarrier = !ring.Releases() || !default(TLoader).Asynchronous();
         int cluster = ring.Cluster(), rank = cluster > 1 ? default(TLoader).ClusterRank() : 0;
@@ -638,35 +480,9 @@ public static class LinearWgmmaTma
         if (loader) default(TLoader).Init(a, loaded, stages, ring.Releases() ? 4 * groups * cluster : 0);
         if (cluster > 1) default(TLoader).SyncCluster();
         else Group.Barrier();
-        int l2Ahead = ring.L2Ahead();
-        if (loader && !producerRing)
-        {
+        if (loader)
             for (int s = 0; s < ahead && s < tiles; s++)
                 default(TLoader).Load<TLayout>(a, shared, sharedBase + (uint)(s * stageBytes), loaded + (uint)(8 * s), tileBegin + s, m0, n0, xRows, cluster, rank);
-            // From here on each load of tile r comes with the fetch into L2 of tile r + l2Ahead.
-            if (l2Ahead > 0)
-                for (int s = ahead; s < ahead + l2Ahead && s < tiles; s++)
-                    default(TLoader).PrefetchW<TLayout>(a, tileBegin + s, n0, cluster, rank);
-        }
-        if (producer)
-        {
-            // Each tile into its stage as soon as every warp has released the tile before it there; in the emulation the
-            // block barrier orders this copy before the tile's multiplies (and after the last reads of the stage, Stages >= 2
-            // barriers back). A loop and a return of its own: sharing the warpgroups' loop made ptxas merge their
-            // accumulators across the two roles (254 registers, spills).
-            for (int tile = 0, at = 0; tile < tiles; tile++, at = at + 1 == stages ? 0 : at + 1)
-            {
-                if (loader)
-                {
-                    if (tile >= stages) default(TLoader).Wait(released + (uint)(8 * at), ReleaseParity(tile, stages));
-                    default(TLoader).Load<TLayout>(a, shared, sharedBase + (uint)(at * stageBytes), loaded + (uint)(8 * at), tileBegin + tile, m0, n0, xRows, cluster, rank);
-                }
-                if (blockBarrier) Group.Barrier();
-            }
-            default(TLoader).LaunchDependents();
-            LinearWgmma.Store<TEpilogue, TPath>(a, default, m0, n0, group, groups, multiplied: false);
-            return;
-        }
         Accumulators c = default;
         int stage = 0, parity = 0;
         for (int tile = 0; tile < tiles; tile++)
@@ -687,24 +503,20 @@ public static class LinearWgmmaTma
             int next = stage + ahead < stages ? stage + ahead : stage + ahead - stages, refill = tile + ahead;
             if (ring.Releases())
             {
-                // This warp's multiplies of tile - 1 are done: its stage (the one refilled next, Ahead = Stages - 1,
-                // or by the producer warp) is released; the loading thread refills it once all warps have.
+                // This warp's multiplies of tile - 1 are done: its stage (the one refilled next, Ahead = Stages - 1)
+                // is released; the loading thread refills it once all warps have.
                 default(TPath).WaitForMultiplies(depth / 32);
                 if (tile > 0 && Warp.LaneIdx == 0) default(TLoader).Release(released + (uint)(8 * (stage > 0 ? stage - 1 : stages - 1)), cluster);
                 if (loader && refill < tiles)
                 {
                     if (refill >= stages) default(TLoader).Wait(released + (uint)(8 * next), ReleaseParity(refill, stages));
                     default(TLoader).Load<TLayout>(a, shared, sharedBase + (uint)(next * stageBytes), loaded + (uint)(8 * next), tileBegin + refill, m0, n0, xRows, cluster, rank);
-                    if (l2Ahead > 0 && refill + l2Ahead < tiles) default(TLoader).PrefetchW<TLayout>(a, tileBegin + refill + l2Ahead, n0, cluster, rank);
                 }
             }
             else
             {
                 if (loader && refill < tiles)
-                {
                     default(TLoader).Load<TLayout>(a, shared, sharedBase + (uint)(next * stageBytes), loaded + (uint)(8 * next), tileBegin + refill, m0, n0, xRows, cluster, rank);
-                    if (l2Ahead > 0 && refill + l2Ahead < tiles) default(TLoader).PrefetchW<TLayout>(a, tileBegin + refill + l2Ahead, n0, cluster, rank);
-                }
                 default(TPath).WaitForMultiplies(depth / 32);
             }
             if (++stage == stages)
@@ -767,15 +579,14 @@ public static class LinearWgmmaTma
     }
 
     /// <summary><see cref="LinearWgmma.Config{TBlock}"/> with <typeparamref name="TLayout"/>'s stages on <typeparamref name="TRing"/>
-    /// in shared memory, its producer warp, the row blocks padded to whole clusters (a block past M loads zeros for x, its
+    /// in shared memory, the row blocks padded to whole clusters (a block past M loads zeros for x, its
     /// share of W for the others, and stores nothing).</summary>
     public static KernelConfig Config<TBlock, TLayout, TRing>(int m, int n, int splits) where TBlock : struct, LinearWgmma.IBlock
         where TLayout : struct, ILayout where TRing : struct, IRing
     {
         var config = LinearWgmma.Config<TBlock>(m, n, splits, SharedBytes<TBlock, TLayout, TRing>());
         int cluster = default(TRing).Cluster(), rows = (config.GridDim.Y + cluster - 1) / cluster * cluster;
-        var threads = new Index3D(config.GroupDim.X + (default(TRing).ProducerWarp() ? 32 : 0), 1, 1);
-        return new KernelConfig(new Index3D(config.GridDim.X, rows, config.GridDim.Z), threads, config.SharedMemoryConfig);
+        return new KernelConfig(new Index3D(config.GridDim.X, rows, config.GridDim.Z), config.GroupDim, config.SharedMemoryConfig);
     }
 
     private static Action<KernelConfig, Args> Load<TEpilogue, TBlock, TLayout, TRing, TPath, TLoader>(Backend backend)

@@ -134,12 +134,10 @@ public static class GemmBench
                 ($"ours TMA swz released fp16{split}", Tma<LinearWgmma.OneWarpGroup, LinearWgmmaTma.Swizzled64, LinearWgmmaTma.ReleasedRing>(), y, -1),
                 ($"ours TMA swz 7 stages released{split}", Tma<LinearWgmma.OneWarpGroup, LinearWgmmaTma.Swizzled64, LinearWgmmaTma.DeepReleasedRing>(), y, -1),
                 ($"ours TMA swz multicast fp16{split}", Tma<LinearWgmma.OneWarpGroup, LinearWgmmaTma.Swizzled64, LinearWgmmaTma.MulticastRing>(), y, -1),
-                ($"ours TMA swz 7 stages multicast{split}", Tma<LinearWgmma.OneWarpGroup, LinearWgmmaTma.Swizzled64, LinearWgmmaTma.DeepMulticastRing>(), y, -1),
                 // 256 x 128 blocks in clusters: each reads 20 KB per tile for twice the products of a 128 x 128 block's 16.
                 ($"ours TMA 256x128 multicast{split}", Tma<LinearWgmma.TwoWarpGroups, LinearWgmmaTma.Swizzled64, LinearWgmmaTma.MulticastRing>(), y, -1),
                 ($"TMA swz cold W{split}", Cold<LinearWgmma.OneWarpGroup, LinearWgmmaTma.BarrierRing>(tcSplits), y, -1),
                 ($"TMA swz multicast cold W{split}", Cold<LinearWgmma.OneWarpGroup, LinearWgmmaTma.MulticastRing>(tcSplits), y, -1),
-                ($"TMA swz 7 stg multicast cold W{split}", Cold<LinearWgmma.OneWarpGroup, LinearWgmmaTma.DeepMulticastRing>(tcSplits), y, -1),
                 kernels[^1]];
         }
         else if (tma)
@@ -160,7 +158,6 @@ public static class GemmBench
                 ($"ours TMA swz 6 stages fp16{split}", Tma<LinearWgmma.OneWarpGroup, LinearWgmmaTma.Swizzled64, LinearWgmmaTma.DeepBarrierRing>(), y, -1),
                 ($"ours TMA swz released fp16{split}", Tma<LinearWgmma.OneWarpGroup, LinearWgmmaTma.Swizzled64, LinearWgmmaTma.ReleasedRing>(), y, -1),
                 ($"ours TMA swz 7 stages released{split}", Tma<LinearWgmma.OneWarpGroup, LinearWgmmaTma.Swizzled64, LinearWgmmaTma.DeepReleasedRing>(), y, -1),
-                ($"ours TMA swz L2 prefetch fp16{split}", Tma<LinearWgmma.OneWarpGroup, LinearWgmmaTma.Swizzled64, LinearWgmmaTma.PrefetchingRing>(), y, -1),
                 ($"ours TMA swz 256x128 released{split}", Tma<LinearWgmma.TwoWarpGroups, LinearWgmmaTma.Swizzled64, LinearWgmmaTma.ReleasedRing>(), y, -1),
                 // 256 x 128 blocks read a quarter less per product than 128 x 128 but fit one per multiprocessor:
                 // 6 stages (144 KB) keep 4 tiles of 24 KB in flight.
@@ -177,8 +174,6 @@ public static class GemmBench
             kernels.Add(($"TMA swz 6 stages cold W{split}", Cold<LinearWgmma.OneWarpGroup, LinearWgmmaTma.DeepBarrierRing>(tcSplits), y, -1));
             kernels.Add(($"TMA swz released cold W{split}", Cold<LinearWgmma.OneWarpGroup, LinearWgmmaTma.ReleasedRing>(tcSplits), y, -1));
             kernels.Add(($"TMA swz 7 stg released cold W{split}", Cold<LinearWgmma.OneWarpGroup, LinearWgmmaTma.DeepReleasedRing>(tcSplits), y, -1));
-            kernels.Add(($"TMA swz L2 prefetch cold W{split}", Cold<LinearWgmma.OneWarpGroup, LinearWgmmaTma.PrefetchingRing>(tcSplits), y, -1));
-            kernels.Add(($"TMA swz W at start cold W{split}", Cold<LinearWgmma.OneWarpGroup, LinearWgmmaTma.EarlyRing>(tcSplits), y, -1));
             kernels.Add(($"TMA 256x128 6 stg cold W{split}", Cold<LinearWgmma.TwoWarpGroups, LinearWgmmaTma.DeepBarrierRing>(tcSplits), y, -1));
             // Where the time goes, as for the cp.async kernel: its loads alone, its multiplies alone (timing only).
             if (tcSplits == 1)

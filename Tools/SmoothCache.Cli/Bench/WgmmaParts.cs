@@ -51,9 +51,6 @@ public readonly struct TmaArrivalsOnly : LinearWgmmaTma.ILoader
     public void Wait(uint barrier, int parity) => default(LinearWgmmaTma.Tma).Wait(barrier, parity);
     public void SyncCluster() => default(LinearWgmmaTma.Tma).SyncCluster();
     public int ClusterRank() => default(LinearWgmmaTma.Tma).ClusterRank();
-    public void PrefetchW<TLayout>(Args a, int tile, int n0, int cluster, int rank) where TLayout : struct, LinearWgmmaTma.ILayout { }
-    public void FetchWRow(Args a, int row, int k0, int k1) { }
-    public void WaitForPrerequisiteGrids() => default(LinearWgmmaTma.Tma).WaitForPrerequisiteGrids();
     public void LaunchDependents() => default(LinearWgmmaTma.Tma).LaunchDependents();
     public void Load<TLayout>(Args a, ArrayView<uint> shared, uint stageAt, uint barrier, int tile, int m0, int n0, int xRows, int cluster, int rank)
         where TLayout : struct, LinearWgmmaTma.ILayout =>

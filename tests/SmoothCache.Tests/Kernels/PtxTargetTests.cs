@@ -80,10 +80,6 @@ public class PtxTargetTests
         // After the cluster directive, in the entry's body (not the helper's), first.
         Assert.Contains(".reqnctapercluster 1, 2, 1\n{\n\tgriddepcontrol.wait;\n\t.reg .b32", waiting);
         Assert.Single(System.Text.RegularExpressions.Regex.Matches(waiting, "griddepcontrol.wait"));
-        // A kernel that waits itself (after prefetching what no grid writes) is left as it is.
-        string waitsItself = ptx.Replace("\tld.param", "\tgriddepcontrol.wait;\n\tld.param");
-        Assert.Equal(waitsItself.Replace(".target sm_80", ".target sm_90"),
-            PtxTarget.Retarget(waitsItself, PtxTarget.DependentLaunch, waitForPrerequisiteGrids: true));
         Assert.DoesNotContain("griddepcontrol", PtxTarget.Retarget(ptx, PtxTarget.DependentLaunch));
         // griddepcontrol exists from sm_90 on.
         Assert.Throws<ArgumentException>(() => PtxTarget.Retarget(ptx, "sm_80", waitForPrerequisiteGrids: true));

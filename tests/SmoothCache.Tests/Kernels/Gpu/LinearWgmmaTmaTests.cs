@@ -105,99 +105,9 @@ public class LinearWgmmaTmaPlainTests : HopperGemmTests
         LinearWgmmaTma.Run<TEpilogue, TBlock, LinearWgmmaTma.Plain>(Cpu, x, w, bias, y, m, splits);
 }
 
-/// <summary>The same kernel with W's tiles fetched into L2 ahead (a no-op in the emulation: what runs is the ring's
-/// stage arithmetic with its prefetch bookkeeping).</summary>
-public class LinearWgmmaTmaPrefetchingRingTests : TmaRingTests<LinearWgmmaTma.PrefetchingRing>
-{
-}
-
-/// <summary>The same kernel with each block of the first row asking L2 for all of its W rows at the start (a no-op in the
-/// emulation, as is the wait for the grid before: what runs is the ring's K range per split).</summary>
-public class LinearWgmmaTmaEarlyRingTests : TmaRingTests<LinearWgmmaTma.EarlyRing>
-{
-}
-
 /// <summary>The same kernel on 7 stages loaded 6 tiles ahead, released by the warps (in the emulation a block barrier per
 /// tile stands in for the releases: what runs is the stage arithmetic over 7 stages).</summary>
 public class LinearWgmmaTmaDeepReleasedRingTests : TmaRingTests<LinearWgmmaTma.DeepReleasedRing>
-{
-}
-
-/// <summary>The same kernel on 13 stages loaded 12 tiles ahead, released by the warps (emulated as the 7-stage ring).</summary>
-public class LinearWgmmaTmaLongReleasedRingTests : TmaRingTests<LinearWgmmaTma.LongReleasedRing>
-{
-}
-
-/// <summary>The same kernel with a producer warp loading every tile into 6 stages the warpgroups release (in the emulation a
-/// block barrier per tile, which the producer warp passes after its copy and the warpgroups before their multiplies, orders
-/// them): the extra warp, its part in split-K's finish and the stage arithmetic; the protocol is checked on a model below.</summary>
-public class LinearWgmmaTmaSpecializedRingTests : TmaRingTests<LinearWgmmaTma.SpecializedRing>
-{
-    [Fact]
-    public void LaunchesAWarpMoreThanTheWarpgroups()
-    {
-        Assert.Equal(160, LinearWgmmaTma.Config<LinearWgmma.OneWarpGroup, LinearWgmmaTma.Swizzled64, LinearWgmmaTma.SpecializedRing>(300, 200, 1).GroupDim.X);
-        Assert.Equal(288, LinearWgmmaTma.Config<LinearWgmma.TwoWarpGroups, LinearWgmmaTma.Swizzled64, LinearWgmmaTma.DeepSpecializedRing>(300, 200, 2).GroupDim.X);
-        Assert.Equal(256, LinearWgmmaTma.Config<LinearWgmma.TwoWarpGroups, LinearWgmmaTma.Swizzled64, LinearWgmmaTma.ReleasedRing>(300, 200, 2).GroupDim.X);
-    }
-
-    /// <summary>
-    /// The producer warp's protocol on a model of the mbarriers: it issues tile r into stage r % Stages once the release
-    /// phase <see cref="LinearWgmmaTma.ReleaseParity"/> names for r has completed (at once for the first Stages tiles);
-    /// each warp multiplies tile t once it is issued and then releases tile t - 1's stage. In any schedule a refill must
-    /// find exactly that phase completed, every warp past the tile the stage held, and some agent able to go on.
-    /// </summary>
-    [Theory]
-    [InlineData(typeof(LinearWgmmaTma.SpecializedRing), 4, 1)]
-    [InlineData(typeof(LinearWgmmaTma.SpecializedRing), 4, 7)]
-    [InlineData(typeof(LinearWgmmaTma.SpecializedRing), 8, 36)]
-    [InlineData(typeof(LinearWgmmaTma.DeepSpecializedRing), 4, 10)]
-    [InlineData(typeof(LinearWgmmaTma.DeepSpecializedRing), 8, 40)]
-    public void ProducerWarpRefillsAStageOnlyOnceEveryWarpReleasedIt(Type ringType, int warps, int tiles)
-    {
-        var ring = (LinearWgmmaTma.IRing)Activator.CreateInstance(ringType)!;
-        Assert.True(ring.ProducerWarp() && ring.Releases() && ring.Cluster() == 1);
-        int stages = ring.Stages();
-        var completed = new int[stages];
-        var arrivals = new int[stages];
-        var step = new int[warps];
-        int issued = 0;
-        var rng = new Random(tiles * 10 + warps + 100 * stages);
-        bool ProducerCanRun() => issued < tiles && (issued < stages || completed[issued % stages] > issued / stages - 1);
-        while (step.Any(t => t < tiles) || issued < tiles)
-        {
-            var ready = Enumerable.Range(0, warps).Where(w => step[w] < tiles && step[w] < issued).ToList();
-            if (ProducerCanRun()) ready.Add(warps);
-            Assert.True(ready.Count > 0, $"every warp waits (steps {string.Join(",", step)}, issued {issued})");
-            int agent = ready[rng.Next(ready.Count)];
-            if (agent == warps)
-            {
-                int stage = issued % stages, phase = issued / stages - 1;
-                if (issued >= stages)
-                {
-                    Assert.Equal(phase & 1, LinearWgmmaTma.ReleaseParity(issued, stages));
-                    Assert.Equal(phase + 1, completed[stage]);
-                    Assert.All(step, t => Assert.True(t > issued - stages));
-                }
-                issued++;
-                continue;
-            }
-            int tile = step[agent]++;
-            if (tile == 0) continue;
-            int released = (tile - 1) % stages;
-            Assert.Equal((tile - 1) / stages, completed[released]);
-            if (++arrivals[released] == warps) { arrivals[released] = 0; completed[released]++; }
-        }
-    }
-}
-
-/// <summary>The producer warp on 9 stages (emulated as <see cref="LinearWgmmaTmaSpecializedRingTests"/>).</summary>
-public class LinearWgmmaTmaDeepSpecializedRingTests : TmaRingTests<LinearWgmmaTma.DeepSpecializedRing>
-{
-}
-
-/// <summary>The multicast ring on 7 stages loaded 6 tiles ahead (emulated as <see cref="LinearWgmmaTmaMulticastRingTests"/>).</summary>
-public class LinearWgmmaTmaDeepMulticastRingTests : TmaRingTests<LinearWgmmaTma.DeepMulticastRing>
 {
 }
 
@@ -231,12 +141,6 @@ public class LinearWgmmaTmaReleasedRingTests : TmaRingTests<LinearWgmmaTma.Relea
     [InlineData(typeof(LinearWgmmaTma.DeepReleasedRing), 5)]
     [InlineData(typeof(LinearWgmmaTma.DeepReleasedRing), 8)]
     [InlineData(typeof(LinearWgmmaTma.DeepReleasedRing), 36)]
-    [InlineData(typeof(LinearWgmmaTma.DeepMulticastRing), 5)]
-    [InlineData(typeof(LinearWgmmaTma.DeepMulticastRing), 8)]
-    [InlineData(typeof(LinearWgmmaTma.DeepMulticastRing), 36)]
-    [InlineData(typeof(LinearWgmmaTma.LongReleasedRing), 9)]
-    [InlineData(typeof(LinearWgmmaTma.LongReleasedRing), 14)]
-    [InlineData(typeof(LinearWgmmaTma.LongReleasedRing), 40)]
     public void ReleaseParityNamesThePhaseThatFreesEachStage(Type ringType, int tiles)
     {
         var ring = (LinearWgmmaTma.IRing)Activator.CreateInstance(ringType)!;

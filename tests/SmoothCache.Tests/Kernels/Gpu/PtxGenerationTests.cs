@@ -152,34 +152,6 @@ public class PtxGenerationTests
         Assert.True(ptx.LastIndexOf("bar.sync") > ptx.LastIndexOf("wgmma.mma_async"));
     }
 
-    [Theory]
-    [InlineData(typeof(LinearWgmmaTma.PrefetchingRing), 2)]  // in the prologue and with each refill
-    [InlineData(typeof(LinearWgmmaTma.BarrierRing), 0)]      // the ring's constant 0 leaves none behind
-    public void TmaGemmFetchesWIntoL2AheadOnlyOnTheRingThatAsks(Type ring, int prefetches)
-    {
-        var kernel = TmaKernel(typeof(LinearWgmmaTma.Swizzled64), ring);
-        Assert.Equal(prefetches, Count(CompileToPtx(kernel), "cp.async.bulk.prefetch.tensor.2d.L2.global.tile"));
-    }
-
-    [Fact]
-    public void TmaGemmOnTheEarlyRingFetchesWIntoL2ThenWaitsForTheGridBefore()
-    {
-        var ptx = CompileToPtx(TmaKernel(typeof(LinearWgmmaTma.Swizzled64), typeof(LinearWgmmaTma.EarlyRing)));
-        // One bulk prefetch of a W row by raw address, then the wait, before the mbarriers are set up or any tile loaded.
-        Assert.Equal(1, Count(ptx, "cp.async.bulk.prefetch.L2.global ["));
-        Assert.Equal(1, Count(ptx, "griddepcontrol.wait;"));
-        // ILGPU places the prefetch's block last; it branches back to the block that waits.
-        var waitBlock = System.Text.RegularExpressions.Regex.Match(ptx, @"(L_\d+):\s*griddepcontrol\.wait;");
-        Assert.True(waitBlock.Success);
-        string afterPrefetch = ptx[ptx.IndexOf("cp.async.bulk.prefetch.L2.global [")..];
-        Assert.Matches(@"^cp\.async\.bulk\.prefetch\.L2\.global \[[^;]*\], %r\d+;\s*bra\.uni\s+" + waitBlock.Groups[1].Value + ";", afterPrefetch);
-        // Nothing before the wait touches global or shared memory (the parameters and the thread's own local memory only).
-        Assert.DoesNotMatch(@"ld\.global|st\.global|ld\.shared|st\.shared|mbarrier|cp\.async\.bulk\.tensor|bar\.sync", ptx[..waitBlock.Index]);
-        // Loaded for Hopper, the kernel keeps its own wait: none is added at its start.
-        Assert.Equal(1, Count(PtxTarget.Retarget(ptx, PtxTarget.Hopper, waitForPrerequisiteGrids: true), "griddepcontrol.wait"));
-        Assert.DoesNotContain("griddepcontrol.wait", CompileToPtx(TmaKernel(typeof(LinearWgmmaTma.Swizzled64), typeof(LinearWgmmaTma.BarrierRing))));
-    }
-
     [Fact]
     public void TmaGemmInClustersMulticastsItsShareOfWAndReleasesStagesInEveryBlock()
     {

@@ -105,18 +105,29 @@ public class LinearDispatchTests
         }
     }
 
+    /// <summary>An M x K x and an N x K Float16 W of values exact in fp16 (sines and cosines at the given steps), and
+    /// x W^T + b in float64 for a bias of <paramref name="biasStep"/> times the column.</summary>
+    private static (float[] Xs, Tensor X, Tensor W, double[] Expected) HalfProblem(Backend backend, int m, int n, int k, float xStep, float wStep,
+        float biasStep)
+    {
+        var xs = Enumerable.Range(0, m * k).Select(i => (float)(System.Half)MathF.Sin(i * xStep)).ToArray();
+        var ws = Enumerable.Range(0, n * k).Select(i => (float)(System.Half)MathF.Cos(i * wStep)).ToArray();
+        using var w32 = backend.Arena.Upload(ws, n, k);
+        var expected = Enumerable.Range(0, m * n)
+            .Select(i => Enumerable.Range(0, k).Sum(t => (double)xs[i / n * k + t] * ws[i % n * k + t]) + (double)biasStep * (i % n)).ToArray();
+        return (xs, backend.Arena.Upload(xs, m, k), HalfConversion.ToHalf(w32), expected);
+    }
+
     [Fact]
     public void ATunedShapeTakesItsVariantAndSplitAndOthersTheBuiltInChoice()
     {
         using var backend = Backend.Create(DeviceKind.Cpu, KernelSet.WgmmaTma);
         // 130 rows: a 256 x 128 block with rows past M; K = 72: three K tiles, split 2 ways as 2 + 1.
-        var xs = Enumerable.Range(0, 130 * 72).Select(i => (float)(System.Half)MathF.Sin(i * 0.37f)).ToArray();
-        var ws = Enumerable.Range(0, 24 * 72).Select(i => (float)(System.Half)MathF.Cos(i * 0.11f)).ToArray();
-        using var x = backend.Arena.Upload(xs, 130, 72);
-        using var fewRows = backend.Arena.Upload(xs[..(20 * 72)], 20, 72);
-        using var w32 = backend.Arena.Upload(ws, 24, 72);
-        using var w = HalfConversion.ToHalf(w32);
-        var expected = Enumerable.Range(0, 130 * 24).Select(i => Enumerable.Range(0, 72).Sum(t => (double)xs[i / 24 * 72 + t] * ws[i % 24 * 72 + t])).ToArray();
+        var problem = HalfProblem(backend, 130, 24, 72, 0.37f, 0.11f, 0);
+        using var x = problem.X;
+        using var w = problem.W;
+        using var fewRows = backend.Arena.Upload(problem.Xs[..(20 * 72)], 20, 72);
+        var expected = problem.Expected;
         GemmChoice Launched(Tensor input)
         {
             backend.GemmLog = new();
@@ -147,14 +158,11 @@ public class LinearDispatchTests
     {
         using var backend = Backend.Create(DeviceKind.Cpu, KernelSet.WgmmaTma);
         // 300 rows: 256 unsplit, then 44 split 2 ways along K = 72 (three 32-deep tiles: 2 + 1).
-        var xs = Enumerable.Range(0, 300 * 72).Select(i => (float)(System.Half)MathF.Sin(i * 0.29f)).ToArray();
-        var ws = Enumerable.Range(0, 40 * 72).Select(i => (float)(System.Half)MathF.Cos(i * 0.13f)).ToArray();
-        using var x = backend.Arena.Upload(xs, 300, 72);
-        using var w32 = backend.Arena.Upload(ws, 40, 72);
-        using var w = HalfConversion.ToHalf(w32);
+        var problem = HalfProblem(backend, 300, 40, 72, 0.29f, 0.13f, 0.1f);
+        using var x = problem.X;
+        using var w = problem.W;
+        var expected = problem.Expected;
         using var bias = backend.Arena.Upload(Enumerable.Range(0, 40).Select(i => 0.1f * i).ToArray(), 40);
-        var expected = Enumerable.Range(0, 300 * 40)
-            .Select(i => Enumerable.Range(0, 72).Sum(t => (double)xs[i / 40 * 72 + t] * ws[i % 40 * 72 + t]) + 0.1 * (i % 40)).ToArray();
         var variant = LinearWgmmaTma.Variant.Parse("128x128-barrier");
         backend.GemmTuning = new GemmTuning(backend.DeviceName, "LinearWgmmaTma", [new GemmChoice(300, 40, 72, variant, 2, 1, 2, HeadRows: 256)]);
         backend.GemmLog = new();

@@ -171,6 +171,20 @@ public sealed class DiTPipeline : IDisposable
         return result.ToArray();
     }
 
+    /// <summary>
+    /// What is odd about these labels for this model, one line each: class ids that have no id2label name where the
+    /// model names some of its classes (the embedded digits model names 10 of its 1000 class embeddings; the rest were
+    /// never trained, and draw noise). Empty when the model names none.
+    /// </summary>
+    public IEnumerable<string> LabelWarnings(IEnumerable<int> labels)
+    {
+        if (Id2Label.Count == 0) yield break;
+        var unnamed = labels.Distinct().Where(label => !Id2Label.ContainsKey(label)).ToArray();
+        if (unnamed.Length > 0)
+            yield return $"no id2label name for class {string.Join(", ", unnamed)} (the model names {Id2Label.Count} of its " +
+                         $"{Transformer.Config.NumClasses} classes): it may never have been trained on it";
+    }
+
     private int ParseOne(string item, Dictionary<string, List<int>> bySynonym)
     {
         int classes = Transformer.Config.NumClasses;

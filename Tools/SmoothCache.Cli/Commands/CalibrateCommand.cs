@@ -53,6 +53,8 @@ public static class CalibrateCommand
             using var backend = Backend.Create(run.Device);
             using var pipeline = DiTPipeline.Load(run.ModelFolder, backend, run.Precision);
             var generation = run.ToGenerationOptions(pipeline);
+            foreach (var warning in pipeline.LabelWarnings(generation.Labels))
+                context.Error.WriteLine($"warning: {warning}");
             using var calibration = CalibrationHelper.Enable(pipeline.Transformer, k, selected);
             Progress.Run(context, "calibrate", generation.Steps,
                 report => pipeline.Generate(generation, step => report(step.Index + 1)));

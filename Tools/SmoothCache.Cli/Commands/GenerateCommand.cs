@@ -32,6 +32,8 @@ public static class GenerateCommand
             using var backend = Backend.Create(run.Device);
             using var pipeline = DiTPipeline.Load(run.ModelFolder, backend, run.Precision);
             var generation = run.ToGenerationOptions(pipeline);
+            foreach (var warning in pipeline.LabelWarnings(generation.Labels))
+                context.Error.WriteLine($"warning: {warning}");
             string png = parse.GetValue(output)!;
             if (cacheSchedule is not null)
                 foreach (var warning in cacheSchedule.Validate(pipeline.Transformer.NumBlocks, generation.Steps))

@@ -49,6 +49,29 @@ public class LabelParsingTests
     }
 
     [Fact]
+    public void ClassIdsWithoutANameAreWarnedAboutOnceWhereTheModelNamesItsClasses()
+    {
+        using (var folder = new LatentPipelineFolder(ImageNetStyle))
+        using (var pipeline = Load(folder))
+        {
+            Assert.Empty(pipeline.LabelWarnings([0, 879, 0]));
+            var warning = Assert.Single(pipeline.LabelWarnings([42, 0, 42, 7]));
+            Assert.Contains("class 42, 7 ", warning);
+            Assert.Contains("6 of its 1000", warning);
+
+            string png = Path.Combine(folder.Path, "grid.png");
+            var run = CliRunner.Run("generate", "--model", folder.Path, "--labels", "umbrella,42", "--steps", "1", "--out", png, "--device", "cpu");
+            Assert.True(run.ExitCode == ExitCodes.Success, run.Error);
+            Assert.Contains("warning: no id2label name for class 42 ", Assert.Single(run.ErrorLines, l => l.Contains("warning")));
+            Assert.True(File.Exists(png));
+        }
+        // A model without id2label names no class: nothing to warn about.
+        using (var unnamed = new LatentPipelineFolder())
+        using (var pipeline = Load(unnamed))
+            Assert.Empty(pipeline.LabelWarnings([42]));
+    }
+
+    [Fact]
     public void CliGeneratesByClassName()
     {
         using var folder = new LatentPipelineFolder(ImageNetStyle);
@@ -56,6 +79,7 @@ public class LabelParsingTests
         var run = CliRunner.Run("generate", "--model", folder.Path, "--labels", "golden retriever,umbrella", "--steps", "2",
             "--save-images", images, "--out", png, "--device", "cpu");
         Assert.True(run.ExitCode == ExitCodes.Success, run.Error);
+        Assert.DoesNotContain("warning", run.Error);
         Assert.True(File.Exists(png));
         using (var saved = SafetensorsFile.Open(images))
             Assert.Equal([2, 16, 16, 3], saved.Describe("images").Shape);

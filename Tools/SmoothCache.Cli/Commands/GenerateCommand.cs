@@ -55,7 +55,8 @@ public static class GenerateCommand
                     ?? new CacheStats([]);
                 context.Out.WriteLine(CachingOptions.StatsReport(cacheStats, pipeline.Transformer, generation));
             }
-            context.Out.WriteLine($"wrote {png}: {generation.Labels.Length} images, {generation.Scheduler} {generation.Steps} steps, " +
+            int images = generation.Labels.Length, steps = generation.Steps;
+            context.Out.WriteLine($"wrote {png}: {images} image{(images == 1 ? "" : "s")}, {generation.Scheduler} {steps} step{(steps == 1 ? "" : "s")}, " +
                 $"guidance {generation.GuidanceScale}, {result.Elapsed.TotalSeconds:F2} s on {backend.DeviceName}");
             return ExitCodes.Success;
         });

@@ -40,6 +40,11 @@ public static class CalibrateCommand
             double? targetCompute = parse.GetValue(target);
             if (targetCompute is { } t && !(t > 0 && t <= 1))
                 throw new UserInputException($"--target-compute must be in (0, 1], got {t}");
+            // Each sets the threshold: given both, one would be silently ignored.
+            if (targetCompute is not null && parse.GetResult(threshold) is { Implicit: false })
+                throw new UserInputException("--threshold and --target-compute exclude each other: the target searches the threshold");
+            if (targetCompute is not null && parse.GetValue(fromErrors) is not null)
+                throw new UserInputException("--target-compute and --from-errors exclude each other: rescan an errors file with --threshold");
 
             if (parse.GetValue(fromErrors) is { } errorsFile)
             {
@@ -65,6 +70,9 @@ public static class CalibrateCommand
             schedule.Save(parse.GetValue(output)!);
             if (parse.GetValue(errors) is { } errorsPath) calibration.WriteErrorsJson(errorsPath);
             double fraction = schedule.ComputedFraction(selected, blocks, generation.Steps);
+            if (targetCompute is { } wanted && fraction > wanted)
+                context.Error.WriteLine($"warning: no threshold computes at most {wanted:P1} of the calls in {generation.Steps} steps " +
+                    $"(the first and last steps always are): the schedule computes {fraction:P1}");
             context.Out.WriteLine($"wrote {parse.GetValue(output)}: alpha {alpha.ToString("G6", CultureInfo.InvariantCulture)}, " +
                 $"computes {fraction:P1} of {string.Join("+", selected)} calls over {generation.Steps} steps");
             return ExitCodes.Success;

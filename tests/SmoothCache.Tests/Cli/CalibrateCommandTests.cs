@@ -20,6 +20,33 @@ public class CalibrateCommandTests
         Assert.False(File.Exists(output));
     }
 
+    [Theory]
+    [InlineData("--threshold", "0.2", "--threshold and --target-compute exclude each other")]
+    [InlineData("--from-errors", "errors.json", "--target-compute and --from-errors exclude each other")]
+    public void TargetComputeWithAnotherWayToSetTheThresholdIsAnError(string option, string value, string expected)
+    {
+        using var temp = new TempFolder();
+        string output = temp.File("schedule.json");
+        var result = Run("calibrate", "--device", "cpu", "--out", output, "--target-compute", "0.5", option, value);
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains(expected, Assert.Single(result.ErrorLines));
+        Assert.False(File.Exists(output));
+    }
+
+    [Fact]
+    public void ATargetNoThresholdReachesIsWarnedAbout()
+    {
+        using var temp = new TempFolder();
+        string output = temp.File("schedule.json");
+        // Two steps: the first and the last always compute.
+        var result = Run("calibrate", "--device", "cpu", "--out", output, "--target-compute", "0.1", "--steps", "2", "--labels", "1");
+        Assert.True(result.ExitCode == 0, result.Error);
+        var warning = Assert.Single(result.ErrorLines, l => l.StartsWith("warning"));
+        Assert.Contains("no threshold computes at most 10.0 % of the calls in 2 steps", warning);
+        Assert.Contains("the schedule computes 100.0 %", warning);
+        Assert.True(File.Exists(output));
+    }
+
     [Fact]
     public void MissingOutIsAnError()
     {

@@ -165,7 +165,8 @@ public sealed class CacheSchedule
     /// <summary>
     /// Checks the schedule against a model of <paramref name="numBlocks"/> blocks run for
     /// <paramref name="steps"/> steps. A key naming a block the model lacks is an error; lists shorter
-    /// than the steps are allowed (the remaining steps compute) and come back as warnings.
+    /// than the steps are allowed (the remaining steps compute) and come back as warnings, as do lists longer
+    /// than the steps (one warning for the schedule: most likely it was calibrated for another step count).
     /// </summary>
     public IReadOnlyList<string> Validate(int numBlocks, int steps)
     {
@@ -180,6 +181,11 @@ public sealed class CacheSchedule
                 warnings.Add($"{SourceName}: key \"{key}\": {flags.Length} entries for {steps} steps; " +
                              $"steps {flags.Length}..{steps - 1} are computed");
         }
+        // Longer lists are most likely a schedule calibrated for another step count: the same index is another timestep.
+        int longest = _entries.Select(e => e.Value.Length).DefaultIfEmpty(0).Max();
+        if (longest > steps)
+            warnings.Add($"{SourceName}: lists of up to {longest} entries for {steps} steps: entries {steps}..{longest - 1} are unused, " +
+                         $"and a schedule calibrated for {longest} steps skips at other timesteps than a {steps}-step run has");
         return warnings;
     }
 

@@ -91,6 +91,17 @@ public class CacheScheduleTests
     }
 
     [Fact]
+    public void ListsLongerThanTheRunAreReportedOnceForTheSchedule()
+    {
+        var schedule = CacheSchedule.Parse("""{"attn1": [1, 0, 1, 0], "ff": [1, 0, 1, 0, 1]}""", "long.json");
+        var warning = Assert.Single(schedule.Validate(numBlocks: 6, steps: 3));
+        Assert.Contains("long.json", warning);
+        Assert.Contains("up to 5 entries for 3 steps", warning);
+        Assert.Contains("entries 3..4 are unused", warning);
+        Assert.DoesNotContain(schedule.Validate(numBlocks: 6, steps: 5), w => w.Contains("unused"));
+    }
+
+    [Fact]
     public void BooleansAreAcceptedAsFlags()
     {
         var schedule = CacheSchedule.Parse("""{"ff": [true, false]}""", "bools.json");

@@ -33,6 +33,21 @@ public static class UserErrors
         }
     }
 
+    /// <summary>Checks, before any work, a file an option names for writing: not an existing folder, its folder not an
+    /// existing file, and with <paramref name="extension"/> (e.g. ".png", the format written) named so.</summary>
+    public static string? OutputFile(string option, string? path, string? extension = null)
+    {
+        if (path is null) return null;
+        if (path.Length == 0) throw new UserInputException($"{option}: expected a file name, got an empty one");
+        if (Directory.Exists(path)) throw new UserInputException($"{option}: '{path}' is a folder: expected a file to write");
+        string? folder = Path.GetDirectoryName(Path.GetFullPath(path));
+        if (folder is not null && File.Exists(folder))
+            throw new UserInputException($"{option}: '{folder}' is a file, not a folder to write '{Path.GetFileName(path)}' in");
+        if (extension is not null && !path.EndsWith(extension, StringComparison.OrdinalIgnoreCase))
+            throw new UserInputException($"{option}: '{path}' does not end in {extension}: the file written is {extension.TrimStart('.').ToUpperInvariant()}");
+        return path;
+    }
+
     // .NET appends " (Parameter 'x')" to argument messages; the user never named a parameter.
     private static string StripParameter(string message, string? name) =>
         name is null ? message : message.Replace($" (Parameter '{name}')", "");

@@ -30,6 +30,7 @@ public static class BenchCommand
         command.SetAction(parse =>
         {
             string name = parse.GetValue(suite)!;
+            string? jsonPath = UserErrors.OutputFile("--json", parse.GetValue(json));
             if (name is not ("kernels" or "forward" or "sampling" or "smoke"))
                 throw new UserInputException($"--suite '{name}' is unknown: expected kernels, forward, sampling or smoke");
             int count = parse.GetValue(iterations);
@@ -55,7 +56,6 @@ public static class BenchCommand
             if (backend.KernelOptions is { } options)
                 context.Out.WriteLine($"kernel options: {options}");
             if (name == "smoke") return SmokeCheck.Run(backend, context.Out) ? ExitCodes.Success : ExitCodes.Internal;
-            string? jsonPath = parse.GetValue(json);
             if (name == "kernels")
             {
                 // dit-digits' shapes, or with --xl DiT-XL/2's (256 tokens, width 1152, 16 heads of 72).

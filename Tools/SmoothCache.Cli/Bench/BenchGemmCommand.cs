@@ -33,6 +33,7 @@ public static class BenchGemmCommand
         command.Add(splits);
         command.SetAction(parse =>
         {
+            string jsonPath = UserErrors.OutputFile("--json", parse.GetValue(json))!;
             int count = parse.GetValue(iterations);
             if (count < 1) throw new UserInputException($"--iterations must be at least 1, got {count}");
             int[] extra = parse.GetValue(splits)!;
@@ -59,7 +60,7 @@ public static class BenchGemmCommand
                         .Concat(GpuChecks.TmaChecks<LinearWgmmaTma.Swizzled64>(backend, context.Out))
                         .Concat(GpuChecks.TmaChecks<LinearWgmmaTma.Swizzled128>(backend, context.Out)).ToArray();
                 var tmaResults = GemmBench.Run(backend, context.Out, count, tma: true, clusters: clusters);
-                GemmBench.WriteJson(parse.GetValue(json)!, backend.DeviceName, tmaResults, tmaChecks);
+                GemmBench.WriteJson(jsonPath, backend.DeviceName, tmaResults, tmaChecks);
                 return tmaChecks.All(c => c.Passed) ? ExitCodes.Success : ExitCodes.Internal;
             }
             // The wgmma layout probe first (SMOOTHCACHE_KERNELS=wgmma): what it logs is the most useful thing
@@ -68,7 +69,7 @@ public static class BenchGemmCommand
             var probe = backend.UsesWgmma ? GpuChecks.WgmmaLayoutProbe(backend, context.Out).ToArray() : [];
             var results = GemmBench.Run(backend, context.Out, count, extra);
             var checks = probe.Concat(GpuChecks.Run(backend, context.Out)).ToArray();
-            GemmBench.WriteJson(parse.GetValue(json)!, backend.DeviceName, results, checks);
+            GemmBench.WriteJson(jsonPath, backend.DeviceName, results, checks);
             return checks.All(c => c.Passed) ? ExitCodes.Success : ExitCodes.Internal;
         });
         return command;

@@ -51,6 +51,8 @@ public static class TuneCommand
         };
         command.SetAction(parse =>
         {
+            string path = UserErrors.OutputFile("--out", parse.GetValue(output))!;
+            string? jsonPath = UserErrors.OutputFile("--json", parse.GetValue(json));
             int count = parse.GetValue(iterations);
             if (count < 1) throw new UserInputException($"--iterations must be at least 1, got {count}");
             int[] batchList = parse.GetValue(batches)!;
@@ -81,7 +83,6 @@ public static class TuneCommand
                                   $"{(backend.UsesTma ? variantList.Count + " variants x " : "")}splits {string.Join(" ", splitList)}, {count} timed calls each");
             var tried = new List<TunedCandidate>();
             string measured = $"{DateTime.UtcNow:yyyy-MM-dd}: smoothcache tune --model {modelName} --batch {string.Join(" ", batchList)}";
-            string path = parse.GetValue(output)!;
             // Saved after every shape: a run cut short leaves a table of the shapes it finished.
             var table = GemmTuner.Tune(backend, shapes, new GemmTunerSettings(variantList, splitList, count), context.Out, tried, measured, t => AtomicFile.WriteAllText(path, t.ToJson()));
 
@@ -101,7 +102,7 @@ public static class TuneCommand
             AtomicFile.WriteAllText(path, table.ToJson());
             context.Out.WriteLine($"wrote {path}: {table.Gemms.Count} tuned shapes. Use it with SMOOTHCACHE_GEMM_TUNING={path}, or put it in the " +
                                   "program's tuning folder (the repository's tuning/) to make it the default on this device.");
-            if (parse.GetValue(json) is { } jsonPath)
+            if (jsonPath is not null)
                 BenchJson.Write(jsonPath, new { device = backend.DeviceName, kernel, candidates = tried });
             int failed = tried.Count(c => !c.Passed);
             if (failed > 0) context.Out.WriteLine($"FAIL: {failed} candidates failed their check (none of them was chosen)");

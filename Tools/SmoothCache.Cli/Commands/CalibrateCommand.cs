@@ -32,6 +32,8 @@ public static class CalibrateCommand
         command.SetAction(parse =>
         {
             var run = options.Resolve(parse);
+            string schedulePath = UserErrors.OutputFile("--out", parse.GetValue(output))!;
+            string? errorsPath = UserErrors.OutputFile("--errors", parse.GetValue(errors));
             var selected = CachingOptions.ParseComponents(parse.GetValue(components)!);
             int k = parse.GetValue(lookahead);
             if (k < 1) throw new UserInputException($"--lookahead must be at least 1, got {k}");
@@ -50,8 +52,8 @@ public static class CalibrateCommand
             {
                 var rows = ReadAveragedRows(errorsFile);
                 var rescanned = CalibrationMath.ToSchedule(rows, selected.Where(rows.ContainsKey), alpha, run.Steps, errorsFile);
-                rescanned.Save(parse.GetValue(output)!);
-                context.Out.WriteLine($"wrote {parse.GetValue(output)}: alpha {alpha.ToString("G6", CultureInfo.InvariantCulture)} from {errorsFile}");
+                rescanned.Save(schedulePath);
+                context.Out.WriteLine($"wrote {schedulePath}: alpha {alpha.ToString("G6", CultureInfo.InvariantCulture)} from {errorsFile}");
                 return ExitCodes.Success;
             }
 
@@ -67,13 +69,13 @@ public static class CalibrateCommand
             int blocks = pipeline.Transformer.NumBlocks;
             if (targetCompute is { } goal) alpha = SearchThreshold(calibration, goal, generation.Steps, selected, blocks);
             var schedule = calibration.Schedule(alpha, generation.Steps);
-            schedule.Save(parse.GetValue(output)!);
-            if (parse.GetValue(errors) is { } errorsPath) calibration.WriteErrorsJson(errorsPath);
+            schedule.Save(schedulePath);
+            if (errorsPath is not null) calibration.WriteErrorsJson(errorsPath);
             double fraction = schedule.ComputedFraction(selected, blocks, generation.Steps);
             if (targetCompute is { } wanted && fraction > wanted)
                 context.Error.WriteLine($"warning: no threshold computes at most {wanted:P1} of the calls in {generation.Steps} steps " +
                     $"(the first and last steps always are): the schedule computes {fraction:P1}");
-            context.Out.WriteLine($"wrote {parse.GetValue(output)}: alpha {alpha.ToString("G6", CultureInfo.InvariantCulture)}, " +
+            context.Out.WriteLine($"wrote {schedulePath}: alpha {alpha.ToString("G6", CultureInfo.InvariantCulture)}, " +
                 $"computes {fraction:P1} of {string.Join("+", selected)} calls over {generation.Steps} steps");
             return ExitCodes.Success;
         });

@@ -28,13 +28,15 @@ public static class GenerateCommand
         command.SetAction(parse =>
         {
             var run = options.Resolve(parse);
+            string png = UserErrors.OutputFile("--out", parse.GetValue(output), ".png")!;
+            string? latentsPath = UserErrors.OutputFile("--save-latents", parse.GetValue(saveLatents));
+            string? imagesPath = UserErrors.OutputFile("--save-images", parse.GetValue(saveImages));
             var cacheSchedule = parse.GetValue(schedule) is { } schedulePath ? CacheSchedule.Load(schedulePath) : null;
             using var backend = Backend.Create(run.Device);
             using var pipeline = DiTPipeline.Load(run.ModelFolder, backend, run.Precision);
             var generation = run.ToGenerationOptions(pipeline);
             foreach (var warning in pipeline.LabelWarnings(generation.Labels))
                 context.Error.WriteLine($"warning: {warning}");
-            string png = parse.GetValue(output)!;
             if (cacheSchedule is not null)
                 foreach (var warning in cacheSchedule.Validate(pipeline.Transformer.NumBlocks, generation.Steps))
                     context.Error.WriteLine($"warning: {warning}");
@@ -44,9 +46,9 @@ public static class GenerateCommand
 
             var names = generation.Labels.Select(l => pipeline.Id2Label.GetValueOrDefault(l, l.ToString())).ToArray();
             ImageGrid.SavePng(png, result.Images, result.ImageShape, names);
-            if (parse.GetValue(saveLatents) is { } latentsPath)
+            if (latentsPath is not null)
                 SafetensorsWriter.Write(latentsPath, [("latents", result.LatentShape, result.Latents)]);
-            if (parse.GetValue(saveImages) is { } imagesPath)
+            if (imagesPath is not null)
                 SafetensorsWriter.Write(imagesPath, [("images", result.ImageShape, result.Images)]);
             if (parse.GetValue(stats))
             {

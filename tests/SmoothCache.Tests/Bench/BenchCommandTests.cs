@@ -153,6 +153,7 @@ public class BenchCommandTests
     [InlineData("--images", "-1", "--images must be 0")]
     [InlineData("--device", "tpu", "unknown device 'tpu'")]
     [InlineData("--precision", "fp8", "--precision: unknown precision 'fp8'")]
+    [InlineData("--json", "/", "--json: '/' is a folder")]
     public void BadArgumentsExitWithCode2AndSayWhatIsWrong(string option, string value, string message)
     {
         var args = option == "--suite" ? new[] { "bench", option, value } : ["bench", "--suite", "forward", option, value];

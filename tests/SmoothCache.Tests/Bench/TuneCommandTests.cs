@@ -106,6 +106,7 @@ public class TuneCommandTests
     [InlineData("--iterations", "0", "--iterations must be at least 1")]
     [InlineData("--variants", "128x128-fast", "--variants: '128x128-fast' is not a TMA GEMM variant")]
     [InlineData("--device", "tpu", "--device: unknown device 'tpu'")]
+    [InlineData("--out", "/", "--out: '/' is a folder")]
     public void RejectsBadOptionsBeforeTiming(string option, string value, string expected)
     {
         var result = option == "--device" ? CliRunner.Run("tune", option, value) : CliRunner.Run("tune", "--device", "cpu", option, value);

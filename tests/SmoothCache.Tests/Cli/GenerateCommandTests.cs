@@ -49,6 +49,30 @@ public class GenerateCommandTests
         AssertBadInput("initial_noise", "generate", "--labels", "1", "--noise", noise);
     }
 
+    /// <summary>Where the output cannot be written, or would not be what its name says, before any sampling.</summary>
+    [Theory]
+    [InlineData("--out", "folder", "is a folder")]
+    [InlineData("--out", "grid.jpg", "does not end in .png")]
+    [InlineData("--save-images", "folder", "is a folder")]
+    [InlineData("--save-latents", "file.txt/latents.safetensors", "is a file, not a folder")]
+    public void UnwritableOutputs(string option, string name, string expected)
+    {
+        using var temp = new TempFolder();
+        Directory.CreateDirectory(temp.File("folder"));
+        File.WriteAllText(temp.File("file.txt"), "");
+        string png = temp.File("out.png");
+        string[] args = option == "--out"
+            ? ["generate", "--device", "cpu", "--steps", "1", "--out", temp.File(name)]
+            : ["generate", "--device", "cpu", "--steps", "1", "--out", png, option, temp.File(name)];
+        var result = Run(args);
+        Assert.Equal(2, result.ExitCode);
+        var line = Assert.Single(result.ErrorLines);
+        Assert.StartsWith($"error: {option}: ", line);
+        Assert.Contains(expected, line);
+        Assert.False(File.Exists(png));
+        Assert.False(File.Exists(temp.File("grid.jpg")));
+    }
+
     [Fact]
     public void SeedAndNoiseTogether() => AssertBadInput("--noise", "generate", "--seed", "3", "--noise", "x.safetensors");
 

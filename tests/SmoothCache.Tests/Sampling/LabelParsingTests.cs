@@ -84,9 +84,10 @@ public class LabelParsingTests
         using (var saved = SafetensorsFile.Open(images))
             Assert.Equal([2, 16, 16, 3], saved.Describe("images").Shape);
 
-        var ambiguous = CliRunner.Run("generate", "--model", folder.Path, "--labels", "crane", "--steps", "2", "--out", png + "2", "--device", "cpu");
+        string cranes = Path.Combine(folder.Path, "cranes.png");
+        var ambiguous = CliRunner.Run("generate", "--model", folder.Path, "--labels", "crane", "--steps", "2", "--out", cranes, "--device", "cpu");
         Assert.Equal(ExitCodes.BadInput, ambiguous.ExitCode);
         Assert.Contains("'crane'", Assert.Single(ambiguous.ErrorLines));
-        Assert.False(File.Exists(png + "2"));
+        Assert.False(File.Exists(cranes));
     }
 }

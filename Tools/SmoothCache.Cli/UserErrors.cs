@@ -48,6 +48,16 @@ public static class UserErrors
         return path;
     }
 
+    /// <summary>Checks, before any work, a folder an option names for writing into: not an existing file, nor below one.</summary>
+    public static string OutputFolder(string option, string path)
+    {
+        if (path.Length == 0) throw new UserInputException($"{option}: expected a folder name, got an empty one");
+        for (string? at = Path.GetFullPath(path); at is not null; at = Path.GetDirectoryName(at))
+            if (File.Exists(at))
+                throw new UserInputException($"{option}: '{at}' is a file: expected a folder{(at == Path.GetFullPath(path) ? "" : " on the way to '" + path + "'")}");
+        return path;
+    }
+
     // .NET appends " (Parameter 'x')" to argument messages; the user never named a parameter.
     private static string StripParameter(string message, string? name) =>
         name is null ? message : message.Replace($" (Parameter '{name}')", "");

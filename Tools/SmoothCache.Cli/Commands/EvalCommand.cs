@@ -33,6 +33,7 @@ public static class EvalCommand
         command.SetAction(parse =>
         {
             var run = sampling.Resolve(parse);
+            string folder = UserErrors.OutputFolder("--out", parse.GetValue(output)!);
             var settings = new EvalSettings(
                 CheckAtLeast("--samples", parse.GetValue(samples), 1), run.Steps, run.Scheduler,
                 run.Guidance, run.Seed, ParseThresholds(parse.GetValue(thresholds)!), ParseForaPeriods(parse.GetValue(fora)!),
@@ -48,7 +49,7 @@ public static class EvalCommand
             Console.CancelKeyPress += onCancel;
             try
             {
-                return Execute(context, run.ModelFolder, run.Device, run.Precision, settings, parse.GetValue(output)!, cancel.Token);
+                return Execute(context, run.ModelFolder, run.Device, run.Precision, settings, folder, cancel.Token);
             }
             finally
             {

@@ -21,7 +21,7 @@ public static class SynthCommand
         var command = new Command("synth", "Write a model folder with random weights in the DiT-XL/2 layout.") { output, layers, dtype, format, seed };
         command.SetAction(parse =>
         {
-            string folder = parse.GetValue(output)!;
+            string folder = UserErrors.OutputFolder("--out", parse.GetValue(output)!);
             int layerCount = parse.GetValue(layers);
             if (layerCount < 1) throw new UserInputException($"--layers must be at least 1, got {layerCount}");
             var saveType = parse.GetValue(dtype)!.ToLowerInvariant() switch

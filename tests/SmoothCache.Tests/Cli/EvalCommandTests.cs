@@ -105,6 +105,22 @@ public sealed class EvalCommandTests : IDisposable
     }
 
     [Fact]
+    public void OutNamingAFileIsBadInput()
+    {
+        File.WriteAllText(_folder, "");
+        try
+        {
+            var (code, _, stderr) = Run(TinyArgs());
+            Assert.Equal(ExitCodes.BadInput, code);
+            Assert.Contains("is a file: expected a folder", Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries)));
+        }
+        finally
+        {
+            File.Delete(_folder);
+        }
+    }
+
+    [Fact]
     public void MissingOutIsBadInput()
     {
         var (code, _, stderr) = Run("eval", "--samples", "2");

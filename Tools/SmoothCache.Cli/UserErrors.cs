@@ -33,28 +33,29 @@ public static class UserErrors
         }
     }
 
-    /// <summary>Checks, before any work, a file an option names for writing: not an existing folder, its folder not an
-    /// existing file, and with <paramref name="extension"/> (e.g. ".png", the format written) named so.</summary>
+    /// <summary>Checks, before any work, a file an option names for writing: not an existing folder, no file on the way
+    /// to it (<see cref="OutputFolder"/>), and with <paramref name="extension"/> (e.g. ".png", the format written) named so.</summary>
     public static string? OutputFile(string option, string? path, string? extension = null)
     {
         if (path is null) return null;
         if (path.Length == 0) throw new UserInputException($"{option}: expected a file name, got an empty one");
         if (Directory.Exists(path)) throw new UserInputException($"{option}: '{path}' is a folder: expected a file to write");
-        string? folder = Path.GetDirectoryName(Path.GetFullPath(path));
-        if (folder is not null && File.Exists(folder))
-            throw new UserInputException($"{option}: '{folder}' is a file, not a folder to write '{Path.GetFileName(path)}' in");
+        if (Path.GetDirectoryName(Path.GetFullPath(path)) is { } folder) OutputFolder(option, folder, path);
         if (extension is not null && !path.EndsWith(extension, StringComparison.OrdinalIgnoreCase))
             throw new UserInputException($"{option}: '{path}' does not end in {extension}: the file written is {extension.TrimStart('.').ToUpperInvariant()}");
         return path;
     }
 
     /// <summary>Checks, before any work, a folder an option names for writing into: not an existing file, nor below one.</summary>
-    public static string OutputFolder(string option, string path)
+    public static string OutputFolder(string option, string path) => OutputFolder(option, path, path);
+
+    /// <param name="named">what the option named: <paramref name="path"/> or a file in it</param>
+    private static string OutputFolder(string option, string path, string named)
     {
         if (path.Length == 0) throw new UserInputException($"{option}: expected a folder name, got an empty one");
         for (string? at = Path.GetFullPath(path); at is not null; at = Path.GetDirectoryName(at))
             if (File.Exists(at))
-                throw new UserInputException($"{option}: '{at}' is a file: expected a folder{(at == Path.GetFullPath(path) ? "" : " on the way to '" + path + "'")}");
+                throw new UserInputException($"{option}: '{at}' is a file: expected a folder{(at == Path.GetFullPath(named) ? "" : $" on the way to '{named}'")}");
         return path;
     }
 

@@ -54,7 +54,7 @@ public class GenerateCommandTests
     [InlineData("--out", "folder", "is a folder")]
     [InlineData("--out", "grid.jpg", "does not end in .png")]
     [InlineData("--save-images", "folder", "is a folder")]
-    [InlineData("--save-latents", "file.txt/latents.safetensors", "is a file, not a folder")]
+    [InlineData("--save-latents", "file.txt/latents.safetensors", "is a file: expected a folder on the way to")]
     public void UnwritableOutputs(string option, string name, string expected)
     {
         using var temp = new TempFolder();

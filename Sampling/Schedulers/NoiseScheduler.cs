@@ -50,8 +50,8 @@ public abstract class NoiseScheduler
     public static NoiseScheduler Create(string kind, SchedulerConfig config, int steps)
     {
         if (steps < 1 || steps > config.NumTrainTimesteps)
-            throw new ArgumentOutOfRangeException(nameof(steps), steps,
-                $"number of sampling steps must be between 1 and num_train_timesteps ({config.NumTrainTimesteps}) of {config.Source}");
+            throw new ArgumentOutOfRangeException(nameof(steps),
+                $"sampling steps must be between 1 and num_train_timesteps ({config.NumTrainTimesteps}) of {config.Source}, got {steps}");
         return kind.ToLowerInvariant() switch
         {
             "ddim" => new DdimScheduler(config, steps),

@@ -14,7 +14,8 @@ public static class UserErrors
 
     public static string Describe(Exception e) => e switch
     {
-        ArgumentOutOfRangeException a => StripParameter(a.Message, a.ParamName),
+        // Its message ends in "Actual value was X." on a line of its own where the value was given: one line for the user.
+        ArgumentOutOfRangeException a => StripParameter(a.Message.Split('\n')[0].TrimEnd(), a.ParamName),
         ArgumentException a => StripParameter(a.Message, a.ParamName),
         _ => e.Message,
     };

@@ -25,6 +25,7 @@ public class GenerateCommandTests
     [Fact] public void LabelOutOfRange() => AssertBadInput("1000", "generate", "--labels", "1,1000");
     [Fact] public void LabelThatIsNotAClass() => AssertBadInput("'seven'", "generate", "--labels", "seven");
     [Fact] public void StepsBelowOne() => AssertBadInput("--steps", "generate", "--steps", "0");
+    [Fact] public void StepsAboveTheTrainingSteps() => AssertBadInput("num_train_timesteps (1000)", "generate", "--steps", "2000");
     [Fact] public void NegativeGuidance() => AssertBadInput("--guidance", "generate", "--guidance", "-1");
     [Fact] public void UnknownScheduler() => AssertBadInput("euler", "generate", "--scheduler", "euler");
     [Fact] public void UnknownDevice() => AssertBadInput("--device", "generate", "--device", "tpu");

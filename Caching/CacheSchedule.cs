@@ -53,6 +53,7 @@ public sealed class CacheSchedule
     public static CacheSchedule Load(string path)
     {
         string json;
+        if (Directory.Exists(path)) throw new CacheScheduleException(path, null, "is a folder: expected a schedule JSON file");
         try
         {
             json = File.ReadAllText(path);

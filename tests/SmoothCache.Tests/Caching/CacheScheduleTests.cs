@@ -162,6 +162,8 @@ public class CacheScheduleTests
             var missing = Path.Combine(dir.FullName, "missing.json");
             var notFound = Assert.Throws<CacheScheduleException>(() => CacheSchedule.Load(missing));
             Assert.StartsWith(missing + ": cannot read the schedule", notFound.Message);
+            var folder = Assert.Throws<CacheScheduleException>(() => CacheSchedule.Load(dir.FullName));
+            Assert.Equal(dir.FullName + ": is a folder: expected a schedule JSON file", folder.Message);
         }
         finally
         {

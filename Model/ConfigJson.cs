@@ -9,7 +9,7 @@ public static class ConfigJson
 {
     public static T Load<T>(string path, Func<JsonElement, string, T> parse)
     {
-        if (!File.Exists(path)) throw new CheckpointNotFoundException(path, "config file not found");
+        if (PathProblems.ForFile(path) is { } problem) throw new CheckpointNotFoundException(path, $"config {problem}");
         JsonDocument doc;
         try
         {

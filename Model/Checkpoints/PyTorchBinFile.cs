@@ -40,8 +40,8 @@ public sealed class PyTorchBinFile : IWeightSource
     /// <exception cref="CorruptCheckpointException">Not a valid torch zip, a disallowed global, or a tensor that does not fit its storage.</exception>
     public static PyTorchBinFile Open(string path)
     {
-        if (!File.Exists(path))
-            throw new CheckpointNotFoundException(path, "file not found");
+        if (PathProblems.ForFile(path) is { } problem)
+            throw new CheckpointNotFoundException(path, problem);
         var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
         ZipArchive? zip = null;
         try

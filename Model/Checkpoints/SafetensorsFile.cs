@@ -43,8 +43,8 @@ public sealed class SafetensorsFile : IWeightSource
     /// <exception cref="CorruptCheckpointException">The file is truncated or its header is invalid.</exception>
     public static SafetensorsFile Open(string path)
     {
-        if (!File.Exists(path))
-            throw new CheckpointNotFoundException(path, "file not found");
+        if (PathProblems.ForFile(path) is { } problem)
+            throw new CheckpointNotFoundException(path, problem);
         SafeFileHandle handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
         try
         {

@@ -31,8 +31,8 @@ public sealed class ShardedSafetensors : IWeightSource
     /// <exception cref="CorruptCheckpointException">The index is not valid, or a shard lacks a tensor mapped to it.</exception>
     public static ShardedSafetensors Open(string indexPath)
     {
-        if (!File.Exists(indexPath))
-            throw new CheckpointNotFoundException(indexPath, "file not found");
+        if (PathProblems.ForFile(indexPath) is { } problem)
+            throw new CheckpointNotFoundException(indexPath, problem);
         var weightMap = ReadWeightMap(indexPath);
         string folder = Path.GetDirectoryName(Path.GetFullPath(indexPath))!;
 

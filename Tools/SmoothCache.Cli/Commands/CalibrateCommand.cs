@@ -3,6 +3,7 @@ using System.Globalization;
 using SmoothCache.Caching;
 using SmoothCache.Cli.Output;
 using SmoothCache.Kernels;
+using SmoothCache.Model;
 using SmoothCache.Sampling;
 
 namespace SmoothCache.Cli.Commands;
@@ -85,7 +86,7 @@ public static class CalibrateCommand
     /// <summary>The averaged rows of an --errors file: component -> K rows.</summary>
     public static Dictionary<string, double[][]> ReadAveragedRows(string path)
     {
-        if (!File.Exists(path)) throw new UserInputException($"--from-errors: file '{path}' not found");
+        if (PathProblems.ForFile(path) is { } problem) throw new UserInputException($"--from-errors: '{path}': {problem}");
         try
         {
             using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(path));

@@ -21,7 +21,7 @@ public static class InspectCommand
         command.SetAction(parse =>
         {
             string folder = parse.GetValue(model)!;
-            if (!Directory.Exists(folder)) throw new UserInputException($"--model: folder '{folder}' not found");
+            if (PathProblems.ForFolder(folder) is { } problem) throw new UserInputException($"--model: '{folder}': {problem}");
             Describe(folder, context.Out);
             return ExitCodes.Success;
         });

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using SmoothCache.Kernels;
+using SmoothCache.Model;
 using SmoothCache.Model.Checkpoints;
 using SmoothCache.Sampling;
 
@@ -51,7 +52,7 @@ public sealed class SamplingOptions
             string beside = Path.Combine(AppContext.BaseDirectory, DefaultModel);
             if (Directory.Exists(beside)) return beside;
         }
-        if (!Directory.Exists(model)) throw new UserInputException($"--model: folder '{model}' not found");
+        if (PathProblems.ForFolder(model) is { } problem) throw new UserInputException($"--model: '{model}': {problem}");
         return model;
     }
 }

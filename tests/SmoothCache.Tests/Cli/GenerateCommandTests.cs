@@ -75,6 +75,16 @@ public class GenerateCommandTests
     }
 
     [Fact]
+    public void ModelThatIsAFileAndNoiseThatIsAFolder()
+    {
+        using var temp = new TempFolder();
+        string file = temp.File("model.json");
+        File.WriteAllText(file, "{}");
+        AssertBadInput("is a file: expected a folder", "generate", "--model", file);
+        AssertBadInput("is a folder: expected a file", "generate", "--noise", temp.Path, "--labels", "1");
+    }
+
+    [Fact]
     public void SeedAndNoiseTogether() => AssertBadInput("--noise", "generate", "--seed", "3", "--noise", "x.safetensors");
 
     [Theory]

@@ -25,20 +25,7 @@ public static class Cli
 {
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
-        var context = new CliContext(stdout, stderr);
-        var root = new RootCommand("Diffusion Transformer image generation on ILGPU, accelerated by SmoothCache.")
-        {
-            GenerateCommand.Create(context),
-            CalibrateCommand.Create(context),
-            InspectCommand.Create(context),
-            SynthCommand.Create(context),
-            EvalCommand.Create(context),
-            BenchGemmCommand.Create(context),
-            TuneCommand.Create(context),
-            Bench.BenchCommand.Create(context),
-            PtxCommand.Create(context),
-        };
-        var parse = root.Parse(args);
+        var parse = Parse(args, new CliContext(stdout, stderr));
         if (parse.Errors.Count > 0)
         {
             stderr.WriteLine($"error: {parse.Errors[0].Message}");
@@ -60,6 +47,24 @@ public static class Cli
             if (Environment.GetEnvironmentVariable("SMOOTHCACHE_TRACE") == "1") stderr.WriteLine(e);
             return ExitCodes.Internal;
         }
+    }
+
+    /// <summary>The command line parsed, not run (scripts' commands are checked this way in tests).</summary>
+    internal static ParseResult Parse(string[] args, CliContext context)
+    {
+        var root = new RootCommand("Diffusion Transformer image generation on ILGPU, accelerated by SmoothCache.")
+        {
+            GenerateCommand.Create(context),
+            CalibrateCommand.Create(context),
+            InspectCommand.Create(context),
+            SynthCommand.Create(context),
+            EvalCommand.Create(context),
+            BenchGemmCommand.Create(context),
+            TuneCommand.Create(context),
+            Bench.BenchCommand.Create(context),
+            PtxCommand.Create(context),
+        };
+        return root.Parse(args);
     }
 }
 

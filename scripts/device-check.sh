@@ -118,7 +118,7 @@ if [ "$MODE" = deep ]; then
         forward forward-defaults ""
         if [ -f "$OUT/gemm-tuning.json" ]; then
             forward forward-tuned "$OUT/gemm-tuning.json"
-            SMOOTHCACHE_GEMM_TUNING="$OUT/gemm-tuning.json" step sampling-tuned 60 bench --suite sampling --device cuda --precision fp16 --json "$OUT/sampling-tuned.json"
+            SMOOTHCACHE_GEMM_TUNING="$OUT/gemm-tuning.json" step sampling-tuned 75 bench --suite sampling --device cuda --precision fp16 --json "$OUT/sampling-tuned.json"
         fi
         # Each kernel alone at batch 16: the adaLN on float16 x and residuals beside float32 ones, fc2 into both, the
         # conditioning GEMM's few-row kernel in warps of 32, 16 and 8 columns (SMOOTHCACHE_SKINNY_COLUMNS) and as a
@@ -141,7 +141,7 @@ if [ "$MODE" = quick ]; then
     gemm_checks 60 2
     step smoke 40 bench --suite smoke --device cuda
     forward forward-defaults ""
-    step sampling 60 bench --suite sampling --device cuda --precision fp16 --json "$OUT/sampling.json"
+    step sampling 75 bench --suite sampling --device cuda --precision fp16 --json "$OUT/sampling.json"
     step kernels 40 bench --suite kernels --device cuda --xl --batch 16 --iterations 10 --json "$OUT/kernels.json"
     show_logs "$OUT"/smoke.log "$OUT"/kernels.log "$OUT"/forward-*.log "$OUT"/sampling*.log
     echo "== gemm-tma checks that failed"
@@ -183,7 +183,7 @@ if [ "$MODE" = tma ]; then
         if [ -f "$OUT/gemm-tuning.json" ]; then TUNING="$OUT/gemm-tuning.json"; else TUNING=none; fi
         echo "sampling on GEMM tuning: $TUNING" | tee -a "$STATUS"
         [ "$TUNING" != none ] && forward forward-tuned "$TUNING"
-        SMOOTHCACHE_GEMM_TUNING=$TUNING step sampling 60 bench --suite sampling --device cuda --precision fp16 ${NO_PDL:-} --json "$OUT/sampling.json"
+        SMOOTHCACHE_GEMM_TUNING=$TUNING step sampling 75 bench --suite sampling --device cuda --precision fp16 ${NO_PDL:-} --json "$OUT/sampling.json"
         # Each kernel alone at batch 16 (both attention stagings, the conditioning GEMM on each of its kernels).
         SMOOTHCACHE_GEMM_TUNING=$TUNING step kernels 40 bench --suite kernels --device cuda --xl --batch 16 --iterations 10 --json "$OUT/kernels.json"
         # What is left of the budget: the likeliest single variants everywhere, for the record.
@@ -249,12 +249,12 @@ if [ "$MODE" = hopper ]; then
     SMOOTHCACHE_KERNELS=tensorcores step forward-mma 70 bench --suite forward --device cuda --iterations 10 --json "$OUT/forward-mma.json"
     SMOOTHCACHE_KERNELS=wgmma-tma step forward-tma 70 bench --suite forward --device cuda --iterations 10 --profile --json "$OUT/forward-tma.json"
 fi
-# 5. Sampling jobs uncached vs SmoothCache (dit-digits 10 images, XL 8 images), DDIM 50; in hopper mode with
+# 5. Sampling jobs uncached vs SmoothCache (dit-digits 10 images, XL 8 images), DDIM 50, one run each (fp32 jobs take seconds); in hopper mode with
 #    the TMA-loaded GEMMs (the cp.async wgmma kernel's job took 1.62 s uncached on an H200, ninth session).
 if [ "$MODE" = hopper ]; then
-    SMOOTHCACHE_KERNELS=wgmma-tma step sampling 120 bench --suite sampling --device cuda ${NO_PDL:-} --json "$OUT/sampling.json"
+    SMOOTHCACHE_KERNELS=wgmma-tma step sampling 120 bench --suite sampling --device cuda --runs 1 ${NO_PDL:-} --json "$OUT/sampling.json"
 else
-    step sampling 120 bench --suite sampling --device cuda ${NO_PDL:-} --json "$OUT/sampling.json"
+    step sampling 120 bench --suite sampling --device cuda --runs 1 ${NO_PDL:-} --json "$OUT/sampling.json"
 fi
 fi
 

@@ -17,6 +17,7 @@ public static class BenchCommand
         var batch = new Option<int>("--batch") { Description = "kernels suite: batch; forward suite: a batch timed besides 2 and 16 (rows of the CFG-doubled batch)", DefaultValueFactory = _ => 20 };
         var iterations = new Option<int>("--iterations") { Description = "timed repetitions (kernels, forward)", DefaultValueFactory = _ => 5 };
         var steps = new Option<int>("--steps") { Description = "sampling suite: DDIM steps (the published XL schedule has 50)", DefaultValueFactory = _ => 50 };
+        var runs = new Option<int>("--runs") { Description = "sampling suite: timed runs of each job (the median is reported)", DefaultValueFactory = _ => 3 };
         var images = new Option<int>("--images") { Description = "sampling suite: images per job (0: 8 for XL, 10 for dit-digits)", DefaultValueFactory = _ => 0 };
         var xl = new Option<bool>("--xl") { Description = "kernels suite: DiT-XL/2's shapes instead of dit-digits'; forward and sampling: run DiT-XL/2 on the CPU accelerator too (slow)" };
         var json = new Option<string?>("--json") { Description = "also write the results to this JSON file" };
@@ -25,7 +26,7 @@ public static class BenchCommand
         var precision = new Option<string>("--precision") { Description = "forward and sampling suites: fp16, fp32 or auto (both on CUDA, fp32 on the CPU accelerator)", DefaultValueFactory = _ => "auto" };
         var command = new Command("bench", "Time kernels, one forward, or whole sampling runs (cached vs uncached).")
         {
-            suite, device, batch, iterations, steps, images, xl, json, profile, precision, noPdl,
+            suite, device, batch, iterations, steps, images, runs, xl, json, profile, precision, noPdl,
         };
         command.SetAction(parse =>
         {
@@ -36,6 +37,7 @@ public static class BenchCommand
             int count = parse.GetValue(iterations);
             if (count < 1) throw new UserInputException($"--iterations must be at least 1, got {count}");
             if (parse.GetValue(steps) < 1) throw new UserInputException($"--steps must be at least 1, got {parse.GetValue(steps)}");
+            if (parse.GetValue(runs) < 1) throw new UserInputException($"--runs must be at least 1, got {parse.GetValue(runs)}");
             if (parse.GetValue(images) < 0) throw new UserInputException($"--images must be 0 (default) or more, got {parse.GetValue(images)}");
             Precision? onlyPrecision;
             try
@@ -73,7 +75,8 @@ public static class BenchCommand
 
             var settings = new ModelBenchSettings(count, parse.GetValue(steps), parse.GetValue(images), parse.GetValue(xl),
                 SamplingOptions.ResolveModel(SamplingOptions.DefaultModel), Path.Combine(AppContext.BaseDirectory, "schedules"),
-                parse.GetValue(batch), parse.GetValue(profile), onlyPrecision, DependentReplays: !parse.GetValue(noPdl));
+                parse.GetValue(batch), parse.GetValue(profile), onlyPrecision, DependentReplays: !parse.GetValue(noPdl),
+                JobRuns: parse.GetValue(runs));
             var report = new ModelBenchReport();
             if (name == "forward") ModelBench.Forward(backend, settings, report, context.Out);
             else ModelBench.Sampling(backend, settings, report, context.Out);

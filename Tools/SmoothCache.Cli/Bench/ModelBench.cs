@@ -10,8 +10,9 @@ namespace SmoothCache.Cli.Bench;
 /// <summary>What the forward and sampling suites run. Images 0 means each job's own size (8 for XL, 10 for dit-digits).</summary>
 /// <param name="ExtraBatch">timed in the forward suite besides 2 and 16 (20: the digits default job with CFG)</param>
 /// <param name="DependentReplays">where the GPU has programmatic dependent launch, also replay recordings made with it</param>
+/// <param name="JobRuns">sampling: timed runs of each job (uncached and cached in turn), the median reported</param>
 public sealed record ModelBenchSettings(int Iterations, int Steps, int Images, bool Xl, string DigitsFolder, string ScheduleFolder,
-    int ExtraBatch = 20, bool Profile = false, Precision? OnlyPrecision = null, bool DependentReplays = true);
+    int ExtraBatch = 20, bool Profile = false, Precision? OnlyPrecision = null, bool DependentReplays = true, int JobRuns = 3);
 
 /// <summary>One model forward: the first call (kernel compiles, driver JIT) apart, then the mean of the timed calls.</summary>
 public sealed record ForwardTiming(
@@ -36,11 +37,13 @@ public sealed record ForwardTiming(
     public int? DependentLaunches { get; init; }
 }
 
-/// <summary>One sampling job timed without and with SmoothCache, in the same run.</summary>
+/// <summary>One sampling job timed without and with SmoothCache, in the same run: each time the median of
+/// <see cref="Runs"/> runs.</summary>
 public sealed record SamplingTiming(
     string Model, string Precision, int Images, int Steps, string Schedule, double UncachedSeconds,
     double CachedSeconds, double Speedup, double ComputedFraction, double CachedVsUncachedError)
 {
+    public int Runs { get; init; } = 1;
     /// <summary>The uncached and the cached job recorded once (<see cref="DiTPipeline.Record"/>) and replayed: seconds per run.</summary>
     public double? ReplayedUncachedSeconds { get; init; }
     public double? ReplayedCachedSeconds { get; init; }
@@ -272,7 +275,8 @@ public static class ModelBench
     public static void Sampling(Backend backend, ModelBenchSettings s, ModelBenchReport report, TextWriter log)
     {
         bool xl = IncludeXl(backend, s, report);
-        log.WriteLine($"sampling on {backend.DeviceName}: DDIM {s.Steps} steps, guidance {GuidanceScale}, uncached then cached");
+        log.WriteLine($"sampling on {backend.DeviceName}: DDIM {s.Steps} steps, guidance {GuidanceScale}, uncached then cached, " +
+                      $"median of {s.JobRuns} run{(s.JobRuns == 1 ? "" : "s")} each");
         log.WriteLine($"{"model",-24} {"prec",-4} {"images",6} {"uncached s",10} {"cached s",9} {"speedup",7} {"computed",8} {"rel.diff",9} " +
                       $"{"replayed",8} {"cached",8} {"speedup",7} {"pdl",8} {"cached",8} {"speedup",7}  schedule");
         if (xl)
@@ -312,8 +316,8 @@ public static class ModelBench
     }
 
     /// <summary>
-    /// Warm-up (or the calibration run, which warms up too) and one cached job, then the timed uncached job and
-    /// cached job with the same seed. The schedule comes from <paramref name="scheduleFile"/> when it exists;
+    /// Warm-up (or the calibration run, which warms up too) and one cached job, then the uncached and the cached
+    /// job with the same seed, timed in turn <see cref="ModelBenchSettings.JobRuns"/> times each. The schedule comes from <paramref name="scheduleFile"/> when it exists;
     /// otherwise (dit-digits only) it is calibrated from this job.
     /// </summary>
     private static SamplingTiming RunJob(DiTPipeline pipeline, string model, int[] labels, ModelBenchSettings s,
@@ -343,26 +347,29 @@ public static class ModelBench
         // two at once): one untimed cached job first, so that no kernel is compiled while the jobs are timed.
         using (SmoothCacheHelper.Enable(transformer, schedule)) pipeline.Generate(options);
 
+        // Uncached and cached in turn, so that a slower stretch of a shared machine falls on both alike.
         int compiledBefore = transformer.Backend.LoadedKernelCount;
-        var watch = Stopwatch.StartNew();
-        var uncached = pipeline.Generate(options);
-        double uncachedSeconds = watch.Elapsed.TotalSeconds;
-
-        GenerationResult cached;
-        CacheStats stats;
-        using (var helper = SmoothCacheHelper.Enable(transformer, schedule))
+        GenerationResult uncached = null!, cached = null!;
+        CacheStats stats = null!;
+        var uncachedRuns = new List<double>();
+        var cachedRuns = new List<double>();
+        for (int run = 0; run < s.JobRuns; run++)
         {
+            var watch = Stopwatch.StartNew();
+            uncached = pipeline.Generate(options);
+            uncachedRuns.Add(watch.Elapsed.TotalSeconds);
+            using var helper = SmoothCacheHelper.Enable(transformer, schedule);
             watch.Restart();
             cached = pipeline.Generate(options);
-            watch.Stop();
+            cachedRuns.Add(watch.Elapsed.TotalSeconds);
             stats = helper.Stats();
         }
-        double cachedSeconds = watch.Elapsed.TotalSeconds;
+        double uncachedSeconds = Median(uncachedRuns), cachedSeconds = Median(cachedRuns);
         if (transformer.Backend.LoadedKernelCount > compiledBefore)
             report.Notes.Add($"sampling {model}: {transformer.Backend.LoadedKernelCount - compiledBefore} kernels were compiled during the timed jobs");
 
         var timing = new SamplingTiming(model, Name(transformer.Precision), labels.Length, s.Steps, source, uncachedSeconds, cachedSeconds,
-            uncachedSeconds / cachedSeconds, stats.ComputedFraction, GpuChecks.RelativeL2(cached.Latents, uncached.Latents));
+            uncachedSeconds / cachedSeconds, stats.ComputedFraction, GpuChecks.RelativeL2(cached.Latents, uncached.Latents)) { Runs = s.JobRuns };
 
         // Both jobs again, each recorded once and replayed (one CUDA graph per job on CUDA); where the GPU has
         // programmatic dependent launch, once more recorded with it.
@@ -371,10 +378,10 @@ public static class ModelBench
         {
             double replayedUncached, replayedCached;
             using (var recorded = WithDependentLaunches(backend, dependentLaunches, () => pipeline.Record(options)))
-                replayedUncached = TimeReplay(recorded, uncached);
+                replayedUncached = TimeReplay(recorded, uncached, s.JobRuns);
             using (SmoothCacheHelper.Enable(transformer, schedule))
             using (var recorded = WithDependentLaunches(backend, dependentLaunches, () => pipeline.Record(options)))
-                replayedCached = TimeReplay(recorded, cached);
+                replayedCached = TimeReplay(recorded, cached, s.JobRuns);
             return (replayedUncached, replayedCached);
         }
         timing = TryReplay($"sampling {model} {timing.Precision} replayed", report, log, timing, () =>
@@ -390,13 +397,25 @@ public static class ModelBench
         });
     }
 
-    /// <summary>Seconds of one replay, after checking that it reproduces the directly launched job.</summary>
-    private static double TimeReplay(RecordedGeneration recorded, GenerationResult direct)
+    /// <summary>Median seconds of <paramref name="runs"/> replays, each checked to reproduce the directly launched job.</summary>
+    private static double TimeReplay(RecordedGeneration recorded, GenerationResult direct, int runs)
     {
-        var result = recorded.Run();
-        double error = GpuChecks.RelativeL2(result.Latents, direct.Latents);
-        if (error > ReplayTolerance)
-            throw new InvalidOperationException($"the replayed job differs from the directly launched one by {error:E2}");
-        return result.Elapsed.TotalSeconds;
+        var seconds = new List<double>();
+        for (int run = 0; run < runs; run++)
+        {
+            var result = recorded.Run();
+            double error = GpuChecks.RelativeL2(result.Latents, direct.Latents);
+            if (error > ReplayTolerance)
+                throw new InvalidOperationException($"the replayed job differs from the directly launched one by {error:E2}");
+            seconds.Add(result.Elapsed.TotalSeconds);
+        }
+        return Median(seconds);
+    }
+
+    private static double Median(List<double> values)
+    {
+        var sorted = values.Order().ToList();
+        int mid = sorted.Count / 2;
+        return sorted.Count % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
     }
 }

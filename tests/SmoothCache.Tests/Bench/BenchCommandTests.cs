@@ -126,13 +126,15 @@ public class BenchCommandTests
         string json = TempJson();
         try
         {
-            var (code, output, err) = Run("bench", "--suite", "sampling", "--device", "cpu", "--steps", "3", "--images", "1", "--json", json);
+            var (code, output, err) = Run("bench", "--suite", "sampling", "--device", "cpu", "--steps", "3", "--images", "1", "--runs", "2", "--json", json);
             Assert.True(code == ExitCodes.Success, err + output);
+            Assert.Contains("median of 2 runs each", output);
             using var doc = JsonDocument.Parse(File.ReadAllText(json));
             var job = Assert.Single(doc.RootElement.GetProperty("sampling").EnumerateArray());
             Assert.Equal("dit-digits", job.GetProperty("model").GetString());
             Assert.Equal(1, job.GetProperty("images").GetInt32());
             Assert.Equal(3, job.GetProperty("steps").GetInt32());
+            Assert.Equal(2, job.GetProperty("runs").GetInt32());
             Assert.True(job.GetProperty("uncachedSeconds").GetDouble() > 0);
             Assert.True(job.GetProperty("speedup").GetDouble() > 0);
             double computed = job.GetProperty("computedFraction").GetDouble();
@@ -151,6 +153,7 @@ public class BenchCommandTests
     [InlineData("--iterations", "0", "--iterations must be at least 1")]
     [InlineData("--steps", "0", "--steps must be at least 1")]
     [InlineData("--images", "-1", "--images must be 0")]
+    [InlineData("--runs", "0", "--runs must be at least 1")]
     [InlineData("--device", "tpu", "unknown device 'tpu'")]
     [InlineData("--precision", "fp8", "--precision: unknown precision 'fp8'")]
     [InlineData("--json", "/", "--json: '/' is a folder")]

@@ -72,8 +72,8 @@ public sealed class Backend : IDisposable
 
     /// <summary>The tuned fp16 GEMM launches <see cref="Linear"/> takes (per shape: TMA GEMM variant and split), or null
     /// for the built-in choices. When the backend is created: the table SMOOTHCACHE_GEMM_TUNING names (a JSON file
-    /// <c>smoothcache tune</c> wrote; "none" for no table), else the program's <c>tuning</c> folder's table for this
-    /// device (<see cref="GemmTuning.ForDevice"/>). Applies only to the kernel it was measured with.</summary>
+    /// <c>smoothcache tune</c> wrote; "none" for no table), else the table for this device in the program's
+    /// <c>tuning</c> folder or built in (<see cref="GemmTuning.ForDevice"/>). Applies only to the kernel it was measured with.</summary>
     public GemmTuning? GemmTuning { get; set; }
 
     /// <summary>Where set, <see cref="Linear"/> adds every fp16 tensor-core GEMM it launches, with its variant, split
@@ -81,7 +81,7 @@ public sealed class Backend : IDisposable
     internal List<GemmLaunch>? GemmLog { get; set; }
 
     /// <summary>The GEMM tuning table SMOOTHCACHE_GEMM_TUNING names ("none": no table), or, when it is unset, the table
-    /// for <paramref name="deviceName"/> in <paramref name="folder"/> (null when there is none).</summary>
+    /// for <paramref name="deviceName"/> in <paramref name="folder"/> or built in (null when there is none).</summary>
     internal static GemmTuning? GemmTuningFromEnvironment(string deviceName, string folder)
     {
         string? path = Environment.GetEnvironmentVariable("SMOOTHCACHE_GEMM_TUNING");

@@ -87,10 +87,16 @@ public sealed class GemmTuning
     public static GemmTuning Load(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: GEMM tuning file not found", path);
+        return Parse(File.ReadAllText(path), path);
+    }
+
+    /// <summary>A table from its JSON; faults name <paramref name="path"/> (where the JSON came from).</summary>
+    private static GemmTuning Parse(string json, string path)
+    {
         JsonNode? root;
         try
         {
-            root = JsonNode.Parse(File.ReadAllText(path));
+            root = JsonNode.Parse(json);
         }
         catch (JsonException e)
         {
@@ -139,13 +145,27 @@ public sealed class GemmTuning
         }
     }
 
-    /// <summary>The table in <paramref name="folder"/> (its *.json files, by name) measured on a device named
-    /// <paramref name="deviceName"/>, or null when there is none (or no such folder).</summary>
+    /// <summary>The tables measured for this release (the repository's tuning/*.json), built into this assembly so that
+    /// they travel with it, in a program or a package.</summary>
+    public static IReadOnlyList<GemmTuning> BuiltIn => BuiltInTables.Value;
+
+    private static readonly Lazy<GemmTuning[]> BuiltInTables = new(() =>
+    {
+        var assembly = typeof(GemmTuning).Assembly;
+        return assembly.GetManifestResourceNames().Where(n => n.StartsWith("tuning/", StringComparison.Ordinal)).Order(StringComparer.Ordinal)
+            .Select(name =>
+            {
+                using var reader = new StreamReader(assembly.GetManifestResourceStream(name)!);
+                return Parse(reader.ReadToEnd(), $"built-in {name}");
+            }).ToArray();
+    });
+
+    /// <summary>The table measured on a device named <paramref name="deviceName"/>: the first in <paramref name="folder"/>
+    /// (its *.json files, by name; tables tuned on the machine), else the built-in one (<see cref="BuiltIn"/>), else null.</summary>
     public static GemmTuning? ForDevice(string deviceName, string folder)
     {
-        if (!Directory.Exists(folder)) return null;
-        return Directory.GetFiles(folder, "*.json").Order(StringComparer.Ordinal).Select(Load)
-            .FirstOrDefault(t => string.Equals(t.Device, deviceName, StringComparison.Ordinal));
+        var fromFolder = Directory.Exists(folder) ? Directory.GetFiles(folder, "*.json").Order(StringComparer.Ordinal).Select(Load) : [];
+        return fromFolder.Concat(BuiltIn).FirstOrDefault(t => string.Equals(t.Device, deviceName, StringComparison.Ordinal));
     }
 
     private static string Text(JsonObject o, string key, string path) =>

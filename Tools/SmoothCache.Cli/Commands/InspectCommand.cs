@@ -16,13 +16,15 @@ public static class InspectCommand
 {
     public static Command Create(CliContext context)
     {
-        var model = new Option<string>("--model") { Description = "diffusers pipeline folder or transformer folder", Required = true };
+        var model = new Option<string>("--model")
+        {
+            Description = "diffusers pipeline folder or transformer folder (default: the embedded dit-digits)",
+            DefaultValueFactory = _ => SamplingOptions.DefaultModel,
+        };
         var command = new Command("inspect", "Describe a model folder: configs, tensors, parameters, dtypes, MACs per forward.") { model };
         command.SetAction(parse =>
         {
-            string folder = parse.GetValue(model)!;
-            if (PathProblems.ForFolder(folder) is { } problem) throw new UserInputException($"--model: '{folder}': {problem}");
-            Describe(folder, context.Out);
+            Describe(SamplingOptions.ResolveModel(parse.GetValue(model)!), context.Out);
             return ExitCodes.Success;
         });
         return command;

@@ -65,5 +65,15 @@ public class InspectCommandTests
         Assert.False(Directory.Exists(temp.File("other")));
     }
 
+    [Fact]
+    public void WithoutModelItDescribesTheEmbeddedDigitsModel()
+    {
+        var run = CliRunner.Run("inspect");
+        Assert.True(run.ExitCode == ExitCodes.Success, run.Error);
+        Assert.Contains(Path.Combine("models", "dit-digits") + " (diffusers pipeline)", run.Out);
+        Assert.Contains("transformer: 6 layers, 4 heads x 16 (width 64), patch 2, sample 16", run.Out);
+        Assert.Contains("id2label: 10 class names", run.Out);
+    }
+
     private static string Invariant(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
 }

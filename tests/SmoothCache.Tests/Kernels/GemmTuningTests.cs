@@ -2,6 +2,7 @@ using SmoothCache.Kernels;
 using SmoothCache.Model;
 using SmoothCache.Kernels.Gpu;
 using SmoothCache.Tests.Cli;
+using static SmoothCache.Tests.TestSupport;
 
 namespace SmoothCache.Tests.Kernels;
 
@@ -33,7 +34,7 @@ public class GemmTuningTests
         string json = Sample().ToJson();
         Assert.Equal(1, json.Split("headRows").Length - 1);
         // A table from before head rows (the shipped one) loads with none.
-        var shipped = GemmTuning.Load(Path.Combine(AppContext.BaseDirectory, "tuning", "nvidia-h200.json"));
+        var shipped = GemmTuning.Load(RepoFile("tuning", "nvidia-h200.json"));
         Assert.All(shipped.Gemms, g => Assert.Equal(0, g.HeadRows));
     }
 
@@ -81,20 +82,32 @@ public class GemmTuningTests
         Assert.Equal("NVIDIA H200", GemmTuning.ForDevice("NVIDIA H200", folder.Path)!.Device);
         Assert.Equal("NVIDIA H100 80GB HBM3", GemmTuning.ForDevice("NVIDIA H100 80GB HBM3", folder.Path)!.Device);
         Assert.Null(GemmTuning.ForDevice("NVIDIA A100-SXM4-80GB", folder.Path));
-        Assert.Null(GemmTuning.ForDevice("NVIDIA H200", folder.File("missing")));
+    }
+
+    [Fact]
+    public void WithoutATableInTheFolderTheBuiltInOneForTheDeviceApplies()
+    {
+        using var folder = new CliRunner.TempFolder();
+        var builtIn = GemmTuning.ForDevice("NVIDIA H200", folder.File("missing"));
+        Assert.NotNull(builtIn);
+        Assert.Equal(GemmTuning.Load(RepoFile("tuning", "nvidia-h200.json")).Gemms, builtIn.Gemms);
+        Assert.Same(builtIn, GemmTuning.ForDevice("NVIDIA H200", folder.Path));
+        // A table tuned on the machine comes first.
+        AtomicFile.WriteAllText(folder.File("mine.json"), Sample().ToJson());
+        Assert.Equal(Sample().Gemms, GemmTuning.ForDevice("NVIDIA H200", folder.Path)!.Gemms);
     }
 
     [Fact]
     public void EveryShippedTableLoadsForTheTmaGemmWithSplitsItsKAllows()
     {
-        // The repository's tuning/*.json, as the build copies them beside the program.
-        string folder = Path.Combine(AppContext.BaseDirectory, "tuning");
-        var tables = Directory.GetFiles(folder, "*.json").Select(GemmTuning.Load).ToArray();
+        // The repository's tuning/*.json, as built into the assembly: every one of them.
+        var tables = GemmTuning.BuiltIn;
+        Assert.Equal(Directory.GetFiles(RepoFile("tuning"), "*.json").Length, tables.Count);
         Assert.Contains(tables, t => t.Device == "NVIDIA H200");
         foreach (var table in tables)
         {
             Assert.Equal(nameof(LinearWgmmaTma), table.Kernel);
-            Assert.Equal(table.Gemms, GemmTuning.ForDevice(table.Device, folder)!.Gemms); // one table per device
+            Assert.Same(table, GemmTuning.ForDevice(table.Device, RepoFile("no-such-folder"))); // one table per device
             // A split is what the launch really runs: no split left without K tiles.
             Assert.All(table.Gemms, g => Assert.Equal(g.Splits, SplitK.Partition(g.K, LinearTensorCore.Depth, g.Splits).Splits));
         }

@@ -1,0 +1,35 @@
+// Three digits from the embedded model, 50 DDIM steps with classifier-free guidance, SmoothCache on the shipped
+// alpha 0.15 schedule; each image printed as text. Runs on CUDA if the machine has it, else on the CPU (a few seconds).
+using SmoothCache.Caching;
+using SmoothCache.Kernels;
+using SmoothCache.Sampling;
+
+string root = AppContext.BaseDirectory;    // the packages put models/ and schedules/ beside the program
+using var backend = Backend.Create(DeviceKind.Auto);
+using var pipe = DiTPipeline.Load(Path.Combine(root, "models", "dit-digits"), backend);
+var schedule = CacheSchedule.Load(Path.Combine(root, "schedules", "dit-digits", "ddim-50-a0.15.json"));
+
+GenerationResult result;
+using (var cache = SmoothCacheHelper.Enable(pipe.Transformer, schedule))
+{
+    result = pipe.Generate(new GenerationOptions { Labels = [3, 1, 4], Steps = 50, Seed = 33 });
+    Console.WriteLine($"{backend.DeviceName}: {result.Elapsed.TotalSeconds:F2} s; {cache.Stats()}");
+}
+
+// Images are NHWC in [0, 1]: [3, 16, 16, 1] here.
+int count = result.ImageShape[0], height = result.ImageShape[1], width = result.ImageShape[2], channels = result.ImageShape[3];
+const string shades = " .:-=+*#%@";
+for (int y = 0; y < height; y++)
+{
+    var line = new System.Text.StringBuilder();
+    for (int n = 0; n < count; n++)
+    {
+        for (int x = 0; x < width; x++)
+        {
+            float v = result.Images[((n * height + y) * width + x) * channels];
+            line.Append(shades[(int)(v * (shades.Length - 1) + 0.5f)]);
+        }
+        line.Append("   ");
+    }
+    Console.WriteLine(line.ToString().TrimEnd());
+}

@@ -509,7 +509,7 @@ public sealed class Backend : IDisposable
 
     private MemoryBuffer1D<int, Stride1D.Dense>? _probe;
 
-    /// <summary>The profile launches are recorded in, or null (see <see cref="StartProfile"/>).</summary>
+    /// <summary>The profile launches are recorded in, or null (see <see cref="StartProfile()"/>).</summary>
     public KernelProfile? Profile { get; internal set; }
 
     private Action<AcceleratorStream, Index1D, ArrayView<float>, int>? _spin;

@@ -10,7 +10,7 @@ namespace SmoothCache.Kernels;
 /// (the fp16 path's residual stream and component outputs); the gate is a row of D values per sample in a
 /// [B, GateStride] tensor at column GateOffset (a chunk of the adaLN projection), gate2 in the same rows at Gate2Offset.
 /// With GPU kernels and D, the stride and the offset multiples of 4, an element is a float4
-/// (<see cref="Vector4Args"/>: 16-byte loads and a quarter of the index arithmetic, whose two
+/// (<see cref="Vector4Args{TView}"/>: 16-byte loads and a quarter of the index arithmetic, whose two
 /// integer divisions cost more than the update itself); the arithmetic per value is the same.
 /// </summary>
 public static class GatedResidual

@@ -8,7 +8,7 @@ public readonly record struct KernelTime(string Kernel, int Launches, double Mil
 
 /// <summary>
 /// Per-kernel device time of the launches a backend makes while the profile is attached
-/// (<see cref="Backend.StartProfile"/>): an ILGPU profiling marker (a CUDA event on a GPU) is recorded
+/// (<see cref="Backend.StartProfile()"/>): an ILGPU profiling marker (a CUDA event on a GPU) is recorded
 /// before and after each launch and read once the run is over, so the run is not synchronised.
 /// A marker pair brackets a kernel exactly only when the device is behind the host; on CUDA the
 /// profile therefore starts by queueing a spin kernel (<see cref="HoldDevice"/>) that keeps the device busy while the

@@ -4,7 +4,7 @@ namespace SmoothCache.Model;
 
 /// <summary>
 /// The seam through which a DiT block runs its attention ("attn1") and MLP ("ff") components
-/// (DESIGN §2). A hook may compute (call <paramref name="compute"/>, at most once: it also runs the
+/// (DESIGN §2). A hook may compute (call the compute function it is given, at most once: it also runs the
 /// component's adaLN, which for the MLP applies the attention residual), record, or return a stored
 /// output instead; the block applies the gate and the residual to whatever comes back.
 /// The returned tensor is owned by the caller (the block disposes it): a hook that keeps a tensor

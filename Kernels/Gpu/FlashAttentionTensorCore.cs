@@ -25,7 +25,7 @@ namespace SmoothCache.Kernels.Gpu;
 /// 1,050 before the loads took a row per thread and the ldmatrix addresses were hoisted out of the loop); 165 registers,
 /// 3 blocks per multiprocessor (q's 5 fragments held for the whole kernel took 20 more registers, and with them 2 blocks
 /// fit: reloading them is 5 ldmatrix a tile).
-/// Shared memory: 31,744 bytes. The warp instructions come from <typeparamref name="TPath"/> (see
+/// Shared memory: 31,744 bytes. The warp instructions come from the kernels' TPath (see
 /// <see cref="TensorCore.IWarpPath"/>): inline PTX on CUDA, emulated in tests.
 /// </summary>
 public static class FlashAttentionTensorCore

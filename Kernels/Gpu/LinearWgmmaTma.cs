@@ -578,7 +578,7 @@ public static class LinearWgmmaTma
             (rows, columns, splitCount) => Config<TBlock, TLayout, TRing>(rows, columns, splitCount));
     }
 
-    /// <summary><see cref="LinearWgmma.Config{TBlock}"/> with <typeparamref name="TLayout"/>'s stages on <typeparamref name="TRing"/>
+    /// <summary><see cref="LinearWgmma.Config{TBlock}(int, int, int)"/> with <typeparamref name="TLayout"/>'s stages on <typeparamref name="TRing"/>
     /// in shared memory, the row blocks padded to whole clusters (a block past M loads zeros for x, its
     /// share of W for the others, and stores nothing).</summary>
     public static KernelConfig Config<TBlock, TLayout, TRing>(int m, int n, int splits) where TBlock : struct, LinearWgmma.IBlock

@@ -35,7 +35,7 @@ public static class UserErrors
     }
 
     /// <summary>Checks, before any work, a file an option names for writing: not an existing folder, no file on the way
-    /// to it (<see cref="OutputFolder"/>), and with <paramref name="extension"/> (e.g. ".png", the format written) named so.</summary>
+    /// to it (<see cref="OutputFolder(string, string)"/>), and with <paramref name="extension"/> (e.g. ".png", the format written) named so.</summary>
     public static string? OutputFile(string option, string? path, string? extension = null)
     {
         if (path is null) return null;

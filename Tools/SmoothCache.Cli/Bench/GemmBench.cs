@@ -26,7 +26,7 @@ public static class GemmBench
     private const int AdaLnColumns = 28 * 6 * 1152;
 
     /// <param name="extraSplits">split counts to time the fp16 tensor-core GEMM at besides the one
-    /// <see cref="SplitK.Choose"/> picks (a sweep for tuning it)</param>
+    /// <see cref="SplitK.Choose(int, int, int, int, int, int)"/> picks (a sweep for tuning it)</param>
     /// <param name="tma">time the TMA-loaded wgmma GEMM (<see cref="LinearWgmmaTma"/>) instead of our other
     /// kernels, beside cuBLAS and the cp.async wgmma kernel (needs a compute-capability 9.0 GPU)</param>
     /// <param name="clusters">with <paramref name="tma"/>: only the TMA GEMM in clusters sharing W (<see cref="LinearWgmmaTma.MulticastRing"/>)

@@ -219,13 +219,14 @@ public sealed class Backend : IDisposable
 
     /// <param name="kernels">Which kernel set operators take (Auto: the one that suits the device, or
     /// the environment's SMOOTHCACHE_KERNELS=gpu|portable, for bisecting a device fault without code).</param>
-    public static Backend Create(DeviceKind kind = DeviceKind.Auto, KernelSet kernels = KernelSet.Auto)
+    /// <param name="gpuShapedCpu">On the CPU accelerator, simulate a GPU-shaped device (<see cref="CpuDevice"/>) even
+    /// for the portable kernels, so that GPU-shaped kernels can be launched on the backend directly, as tests do.</param>
+    public static Backend Create(DeviceKind kind = DeviceKind.Auto, KernelSet kernels = KernelSet.Auto, bool gpuShapedCpu = false)
     {
         if (kernels == KernelSet.Auto) kernels = KernelSetFromEnvironment();
         var tmaGemm = TmaGemmFromEnvironment();
         bool dependentLaunches = ParseDependentLaunches(Environment.GetEnvironmentVariable("SMOOTHCACHE_PDL"));
-        // CPUDeviceKind.Nvidia: the default CPU device allows only 16 threads per group.
-        var context = Context.Create(b => b.Cuda().CPU(CPUDeviceKind.Nvidia).EnableAlgorithms()
+        var context = Context.Create(b => CpuDevice(b.Cuda(), gpuShaped: gpuShapedCpu || kernels is not (KernelSet.Auto or KernelSet.Portable)).EnableAlgorithms()
             .Optimize(OptimizationLevel.O2).Math(KernelMath).Profiling());
         try
         {
@@ -257,6 +258,20 @@ public sealed class Backend : IDisposable
             throw;
         }
     }
+
+    /// <summary>
+    /// The CPU accelerator's simulated device. It runs every simulated thread of a group on an OS thread of its own, and
+    /// each launch wakes every thread it has started and takes them through two barriers: on a few cores that, not the
+    /// kernel, is most of a small launch (~1.5-3 ms a launch on 2 cores at 64 threads, ~0.1 ms at 2 threads on each of 2
+    /// multiprocessors; the same time either way for millions of elements). The portable kernels need no group larger
+    /// than 2 (they are element kernels, auto-grouped), so they get 2 threads on a multiprocessor per core; the
+    /// GPU-shaped kernels the tests run on the CPU need warps of 32 and blocks of up to 1,024 threads
+    /// (<see cref="CPUDeviceKind.Nvidia"/>; the default CPU device allows only 16 threads per group).
+    /// </summary>
+    private static Context.Builder CpuDevice(Context.Builder builder, bool gpuShaped) =>
+        gpuShaped
+            ? builder.CPU(CPUDeviceKind.Nvidia)
+            : builder.CPU(new CPUDevice(numThreadsPerWarp: 2, numWarpsPerMultiprocessor: 1, numMultiprocessors: Environment.ProcessorCount));
 
     /// <summary>The kernel set SMOOTHCACHE_KERNELS names (Auto when unset); throws on an unknown name.</summary>
     internal static KernelSet KernelSetFromEnvironment() => Environment.GetEnvironmentVariable("SMOOTHCACHE_KERNELS")?.ToLowerInvariant() switch
@@ -323,6 +338,10 @@ public sealed class Backend : IDisposable
         if (!_kernels.TryGetValue(kernel.Method, out var loaded))
         {
             string name = KernelName(kernel.Method);
+            if (!IsCuda && Accelerator.WarpSize < 32)
+                throw new InvalidOperationException(
+                    $"{name} is a GPU-shaped kernel: on the CPU accelerator it needs a backend created for such kernels (a GPU kernel set, " +
+                    $"or gpuShapedCpu: true); this one runs the portable kernels in groups of {Accelerator.MaxNumThreadsPerGroup} threads");
             RefuseFirstUseWhileRecording(name);
             var launch = Timed(() => Kept(LoadExplicitlyGrouped(kernel.Method, dynamicSharedBytes, ptxTarget, clusterRows: clusterRows))
                 .CreateLauncherDelegate<Action<AcceleratorStream, KernelConfig, T>>());

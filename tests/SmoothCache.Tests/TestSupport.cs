@@ -12,6 +12,12 @@ public static class TestSupport
     /// <summary>The CPU accelerator, shared by all tests (tests run one at a time).</summary>
     public static Backend Cpu => CpuBackend.Value;
 
+    private static readonly Lazy<Backend> GpuShapedCpuBackend = new(() => Backend.Create(DeviceKind.Cpu, gpuShapedCpu: true));
+
+    /// <summary>The CPU accelerator with the portable kernels, on a device shaped like a GPU (warps of 32, blocks of up to
+    /// 1,024 threads): for tests that launch GPU-shaped kernels directly and compare them with the portable ones.</summary>
+    public static Backend GpuShapedCpu => GpuShapedCpuBackend.Value;
+
     private static readonly Lazy<Backend> GpuKernelsBackend = new(() => Backend.Create(DeviceKind.Cpu, KernelSet.Gpu));
 
     /// <summary>The CPU accelerator running the CUDA path's kernels (all but the tensor-core GEMM); slow, small shapes.</summary>

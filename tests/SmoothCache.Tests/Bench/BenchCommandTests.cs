@@ -168,13 +168,13 @@ public class BenchCommandTests
     [Fact]
     public void BackendCountsEveryLaunch()
     {
-        using var x = Cpu.Arena.Upload(Random(1, 100), 100);
-        long before = Cpu.LaunchCount;
+        using var x = GpuShapedCpu.Arena.Upload(Random(1, 100), 100);
+        long before = GpuShapedCpu.LaunchCount;
         Elementwise.Run<SiluEpilogue>(x).Dispose();
         Elementwise.Run<GeluTanhEpilogue>(x).Dispose();
-        using var qkv = Cpu.Arena.Upload(Random(2, 3 * 4 * 64), 1, 4, 3 * 64);
-        using var output = Cpu.Arena.Rent(1, 4, 64);
-        SmoothCache.Kernels.Gpu.FlashAttention.Run(Cpu, qkv, output, 1, 4, 1, 64);
-        Assert.Equal(3, Cpu.LaunchCount - before);
+        using var qkv = GpuShapedCpu.Arena.Upload(Random(2, 3 * 4 * 64), 1, 4, 3 * 64);
+        using var output = GpuShapedCpu.Arena.Rent(1, 4, 64);
+        SmoothCache.Kernels.Gpu.FlashAttention.Run(GpuShapedCpu, qkv, output, 1, 4, 1, 64);
+        Assert.Equal(3, GpuShapedCpu.LaunchCount - before);
     }
 }

@@ -5,6 +5,25 @@ namespace SmoothCache.Tests.Kernels;
 public class BackendTests
 {
     [Fact]
+    public void PortableKernelsRunOnTwoThreadGroupsAGpuShapedDeviceOnlyWhereAsked()
+    {
+        using (var portable = Backend.Create(DeviceKind.Cpu))
+        {
+            Assert.Equal((2, 2, Environment.ProcessorCount),
+                (portable.Accelerator.WarpSize, portable.Accelerator.MaxNumThreadsPerGroup, portable.Accelerator.NumMultiprocessors));
+            // A GPU-shaped kernel says what backend it needs instead of ILGPU's group-size error at launch.
+            using var qkv = portable.Arena.Upload(new float[3 * 4 * 64], 1, 4, 3 * 64);
+            using var output = portable.Arena.Rent(1, 4, 64);
+            var e = Assert.Throws<InvalidOperationException>(() => SmoothCache.Kernels.Gpu.FlashAttention.Run(portable, qkv, output, 1, 4, 1, 64));
+            Assert.Contains("is a GPU-shaped kernel: on the CPU accelerator it needs a backend created for such kernels", e.Message);
+        }
+        using (var asked = Backend.Create(DeviceKind.Cpu, gpuShapedCpu: true))
+            Assert.Equal((32, 1024, false), (asked.Accelerator.WarpSize, asked.Accelerator.MaxNumThreadsPerGroup, asked.UsesGpuKernels));
+        using (var gpuKernels = Backend.Create(DeviceKind.Cpu, KernelSet.Gpu))
+            Assert.Equal((32, 1024), (gpuKernels.Accelerator.WarpSize, gpuKernels.Accelerator.MaxNumThreadsPerGroup));
+    }
+
+    [Fact]
     public void KernelSetComesFromTheArgumentThenTheEnvironment()
     {
         string? saved = Environment.GetEnvironmentVariable("SMOOTHCACHE_KERNELS");

@@ -16,10 +16,10 @@ public class FlashAttentionTensorCoreTests
         FlashAttentionTensorCore.Staging staging = FlashAttentionTensorCore.Staging.Registers)
     {
         var qkv = Random(seed, b * t * 3 * heads * hd, scale).Select(v => (float)(System.Half)v).ToArray();
-        using var full = Cpu.Arena.Upload(qkv, b, t, 3 * heads * hd);
+        using var full = GpuShapedCpu.Arena.Upload(qkv, b, t, 3 * heads * hd);
         using var half = HalfConversion.ToHalf(full);
-        using var y = Cpu.Arena.Rent(output, b, t, heads * hd);
-        FlashAttentionTensorCore.Run(Cpu, half, y, b, t, heads, hd, staging);
+        using var y = GpuShapedCpu.Arena.Rent(output, b, t, heads * hd);
+        FlashAttentionTensorCore.Run(GpuShapedCpu, half, y, b, t, heads, hd, staging);
         return (y.ToArray(), AttentionTests.Reference(qkv, b, t, heads, hd));
     }
 
@@ -86,10 +86,10 @@ public class FlashAttentionTensorCoreTests
     [Fact]
     public void RejectsFloat32InputAndOtherHeadDims()
     {
-        using var qkv = Cpu.Arena.Zeros(1, 4, 3 * 64);
-        using var y = Cpu.Arena.Rent(1, 4, 64);
-        Assert.Contains("not Float16", Assert.Throws<ArgumentException>(() => FlashAttentionTensorCore.Run(Cpu, qkv, y, 1, 4, 1, 64)).Message);
+        using var qkv = GpuShapedCpu.Arena.Zeros(1, 4, 3 * 64);
+        using var y = GpuShapedCpu.Arena.Rent(1, 4, 64);
+        Assert.Contains("not Float16", Assert.Throws<ArgumentException>(() => FlashAttentionTensorCore.Run(GpuShapedCpu, qkv, y, 1, 4, 1, 64)).Message);
         using var half = HalfConversion.ToHalf(qkv);
-        Assert.Contains("head dim 24", Assert.Throws<ArgumentException>(() => FlashAttentionTensorCore.Run(Cpu, half, y, 1, 2, 4, 24)).Message);
+        Assert.Contains("head dim 24", Assert.Throws<ArgumentException>(() => FlashAttentionTensorCore.Run(GpuShapedCpu, half, y, 1, 2, 4, 24)).Message);
     }
 }

@@ -18,9 +18,9 @@ public class FlashAttentionTests
     public void MatchesFloat64Softmax(int b, int t, int heads, int hd)
     {
         var qkv = Random(41, b * t * 3 * heads * hd, 2f);
-        using var tq = Cpu.Arena.Upload(qkv, b, t, 3 * heads * hd);
-        using var output = Cpu.Arena.Rent(b, t, heads * hd);
-        FlashAttention.Run(Cpu, tq, output, b, t, heads, hd);
+        using var tq = GpuShapedCpu.Arena.Upload(qkv, b, t, 3 * heads * hd);
+        using var output = GpuShapedCpu.Arena.Rent(b, t, heads * hd);
+        FlashAttention.Run(GpuShapedCpu, tq, output, b, t, heads, hd);
         Assert.True(RelativeL2(output.ToArray(), AttentionTests.Reference(qkv, b, t, heads, hd)) < 1e-6);
     }
 
@@ -28,11 +28,11 @@ public class FlashAttentionTests
     public void Fp16OutputIsTheFloat32ResultRoundedToNearestEven()
     {
         var qkv = Random(43, 2 * 37 * 3 * 2 * 72, 2f);
-        using var tq = Cpu.Arena.Upload(qkv, 2, 37, 3 * 2 * 72);
-        using var full = Cpu.Arena.Rent(2, 37, 2 * 72);
-        using var half = Cpu.Arena.Rent(DType.Float16, 2, 37, 2 * 72);
-        FlashAttention.Run(Cpu, tq, full, 2, 37, 2, 72);
-        FlashAttention.Run(Cpu, tq, half, 2, 37, 2, 72);
+        using var tq = GpuShapedCpu.Arena.Upload(qkv, 2, 37, 3 * 2 * 72);
+        using var full = GpuShapedCpu.Arena.Rent(2, 37, 2 * 72);
+        using var half = GpuShapedCpu.Arena.Rent(DType.Float16, 2, 37, 2 * 72);
+        FlashAttention.Run(GpuShapedCpu, tq, full, 2, 37, 2, 72);
+        FlashAttention.Run(GpuShapedCpu, tq, half, 2, 37, 2, 72);
         Assert.Equal(full.ToArray().Select(v => (float)(System.Half)v), half.ToArray());
     }
 
@@ -41,13 +41,13 @@ public class FlashAttentionTests
     {
         var qkv = Random(44, 1 * 70 * 3 * 64, 2f);
         var rounded = qkv.Select(v => (float)(System.Half)v).ToArray();
-        using var full = Cpu.Arena.Upload(rounded, 1, 70, 3 * 64);
-        using var fromFull = Cpu.Arena.Rent(1, 70, 64);
-        FlashAttention.Run(Cpu, full, fromFull, 1, 70, 1, 64);
-        using var tq = Cpu.Arena.Upload(qkv, 1, 70, 3 * 64);
+        using var full = GpuShapedCpu.Arena.Upload(rounded, 1, 70, 3 * 64);
+        using var fromFull = GpuShapedCpu.Arena.Rent(1, 70, 64);
+        FlashAttention.Run(GpuShapedCpu, full, fromFull, 1, 70, 1, 64);
+        using var tq = GpuShapedCpu.Arena.Upload(qkv, 1, 70, 3 * 64);
         using var half = HalfConversion.ToHalf(tq);
-        using var fromHalf = Cpu.Arena.Rent(1, 70, 64);
-        FlashAttention.Run(Cpu, half, fromHalf, 1, 70, 1, 64);
+        using var fromHalf = GpuShapedCpu.Arena.Rent(1, 70, 64);
+        FlashAttention.Run(GpuShapedCpu, half, fromHalf, 1, 70, 1, 64);
         Assert.Equal(fromFull.ToArray(), fromHalf.ToArray());
     }
 
@@ -56,9 +56,9 @@ public class FlashAttentionTests
     {
         // Scores of several hundred: exp without the running max would overflow to infinity.
         var qkv = Random(42, 40 * 3 * 64, 12f);
-        using var tq = Cpu.Arena.Upload(qkv, 1, 40, 3 * 64);
-        using var output = Cpu.Arena.Rent(1, 40, 64);
-        FlashAttention.Run(Cpu, tq, output, 1, 40, 1, 64);
+        using var tq = GpuShapedCpu.Arena.Upload(qkv, 1, 40, 3 * 64);
+        using var output = GpuShapedCpu.Arena.Rent(1, 40, 64);
+        FlashAttention.Run(GpuShapedCpu, tq, output, 1, 40, 1, 64);
         var got = output.ToArray();
         Assert.All(got, v => Assert.True(float.IsFinite(v)));
         Assert.True(RelativeL2(got, AttentionTests.Reference(qkv, 1, 40, 1, 64)) < 1e-5);
@@ -67,9 +67,9 @@ public class FlashAttentionTests
     [Fact]
     public void RejectsOtherHeadDims()
     {
-        using var tq = Cpu.Arena.Zeros(1, 4, 3 * 24);
-        using var output = Cpu.Arena.Rent(1, 4, 24);
-        var e = Assert.Throws<ArgumentException>(() => FlashAttention.Run(Cpu, tq, output, 1, 4, 1, 24));
+        using var tq = GpuShapedCpu.Arena.Zeros(1, 4, 3 * 24);
+        using var output = GpuShapedCpu.Arena.Rent(1, 4, 24);
+        var e = Assert.Throws<ArgumentException>(() => FlashAttention.Run(GpuShapedCpu, tq, output, 1, 4, 1, 24));
         Assert.Contains("head dim 24", e.Message);
         Assert.False(FlashAttention.SupportsHeadDim(48));
         Assert.True(FlashAttention.SupportsHeadDim(16));

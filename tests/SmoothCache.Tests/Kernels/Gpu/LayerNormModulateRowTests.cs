@@ -17,11 +17,11 @@ public class LayerNormModulateRowTests
         var x = Random(31, b * t * d, 2f);
         for (int i = 0; i < x.Length; i++) x[i] += 0.5f;
         var mod = Random(32, b * 6 * d);
-        using var tx = Cpu.Arena.Upload(x, b, t, d);
-        using var tm = Cpu.Arena.Upload(mod, b, 6 * d);
+        using var tx = GpuShapedCpu.Arena.Upload(x, b, t, d);
+        using var tm = GpuShapedCpu.Arena.Upload(mod, b, 6 * d);
         using var portable = LayerNormModulate.Run(tx, tm, 3 * d, 4 * d, 1e-6f);
-        using var row = Cpu.Arena.Rent(b, t, d);
-        LayerNormModulateRow.Run(Cpu, new LayerNormModulate.Args
+        using var row = GpuShapedCpu.Arena.Rent(b, t, d);
+        LayerNormModulateRow.Run(GpuShapedCpu, new LayerNormModulate.Args
         {
             X = OutputView.Of(tx), Mod = tm.View, Y = OutputView.Of(row), D = d, TokensPerSample = t, ModStride = 6 * d,
             ShiftOffset = 3 * d, ScaleOffset = 4 * d, Eps = 1e-6f,
@@ -50,11 +50,11 @@ public class LayerNormModulateRowTests
     public void ResidualsOfAnotherTypeThanXAreRejected()
     {
         int b = 1, t = 2, d = 8;
-        using var x = Cpu.Arena.Zeros(b, t, d);
-        using var mod = Cpu.Arena.Zeros(b, 6 * d);
-        using var y = Cpu.Arena.Rent(b, t, d);
-        using var r = HalfAndWidened(Cpu, 45, b, t, d);
-        var e = Assert.Throws<ArgumentException>(() => LayerNormModulateRow.Run(Cpu, new LayerNormModulate.Args
+        using var x = GpuShapedCpu.Arena.Zeros(b, t, d);
+        using var mod = GpuShapedCpu.Arena.Zeros(b, 6 * d);
+        using var y = GpuShapedCpu.Arena.Rent(b, t, d);
+        using var r = HalfAndWidened(GpuShapedCpu, 45, b, t, d);
+        var e = Assert.Throws<ArgumentException>(() => LayerNormModulateRow.Run(GpuShapedCpu, new LayerNormModulate.Args
         {
             X = OutputView.Of(x), Mod = mod.View, Y = OutputView.Of(y), Residual = InputView.Of(r.Half), D = d, TokensPerSample = t,
             ModStride = 6 * d, ShiftOffset = 0, ScaleOffset = d, GateOffset = 2 * d, Eps = 1e-6f,
@@ -70,7 +70,7 @@ public class LayerNormModulateRowTests
         var mod = Random(39, b * 6 * d);
         var args = new LayerNormModulate.Args { D = d, ModStride = 6 * d, ShiftOffset = 0, ScaleOffset = d };
         Assert.False(LayerNormModulateRow.Supports(args));
-        Assert.Throws<ArgumentException>(() => LayerNormModulateRow.Run(Cpu, args));
+        Assert.Throws<ArgumentException>(() => LayerNormModulateRow.Run(GpuShapedCpu, args));
         var (portable, gpu) = BothPaths(x, mod, b, t, d, DType.Float32);
         Assert.Equal(portable, gpu);
     }
@@ -88,7 +88,7 @@ public class LayerNormModulateRowTests
             using var wide = HalfConversion.ToFloat(y);
             return wide.ToArray();
         }
-        return (Run(Cpu), Run(CpuWithGpuKernels));
+        return (Run(GpuShapedCpu), Run(CpuWithGpuKernels));
     }
 
     [Theory]
@@ -111,7 +111,7 @@ public class LayerNormModulateRowTests
             using var y = LayerNormModulate.RunAfterResiduals(tx, tr, 2 * d, terms == 2 ? tr2 : null, 5 * d, tm, 3 * d, 4 * d, 1e-6f);
             return (tx.ToArray(), y.ToArray());
         }
-        var (portableX, portable) = Run(Cpu);
+        var (portableX, portable) = Run(GpuShapedCpu);
         var (gpuX, gpu) = Run(CpuWithGpuKernels);
         Assert.Equal(portableX, gpuX);
         Assert.True(RelativeL2(gpu, portable) < 1e-6);

@@ -24,13 +24,13 @@ public class LinearSkinnyTensorCoreTests
         var xs = HalfRounded(m * 100 + k, m * k, 1f);
         var ws = HalfRounded(n * 100 + k, n * k, 1f / MathF.Sqrt(k));
         var bs = Random(n, n, 0.5f);
-        using var x32 = Cpu.Arena.Upload(xs, m, k);
+        using var x32 = GpuShapedCpu.Arena.Upload(xs, m, k);
         using var x = HalfConversion.ToHalf(x32);
-        using var w32 = Cpu.Arena.Upload(ws, n, k);
+        using var w32 = GpuShapedCpu.Arena.Upload(ws, n, k);
         using var w = HalfConversion.ToHalf(w32);
-        using var b = Cpu.Arena.Upload(bs, n);
-        using var y = Cpu.Arena.Rent(output, m, n);
-        LinearSkinnyTensorCore.Run<TEpilogue, TShape>(Cpu, x.HalfView, w, bias ? b.View : default, OutputView.Of(y), m);
+        using var b = GpuShapedCpu.Arena.Upload(bs, n);
+        using var y = GpuShapedCpu.Arena.Rent(output, m, n);
+        LinearSkinnyTensorCore.Run<TEpilogue, TShape>(GpuShapedCpu, x.HalfView, w, bias ? b.View : default, OutputView.Of(y), m);
         var expected = new double[m * n];
         for (int r = 0; r < m; r++)
             for (int c = 0; c < n; c++)
@@ -90,11 +90,11 @@ public class LinearSkinnyTensorCoreTests
     [InlineData(2, 63, 64, "N=63 is odd")]
     public void StatesWhatItDoesNotSupport(int m, int n, int k, string reason)
     {
-        using var x = Cpu.Arena.Rent(DType.Float16, 17, 64);
-        using var y = Cpu.Arena.Rent(17, 64);
+        using var x = GpuShapedCpu.Arena.Rent(DType.Float16, 17, 64);
+        using var y = GpuShapedCpu.Arena.Rent(17, 64);
         Assert.Equal(reason, LinearSkinnyTensorCore.Unsupported(m, n, k, x.HalfView, OutputView.Of(y)));
-        using var w = Cpu.Arena.Rent(DType.Float16, n, k);
-        var e = Assert.Throws<ArgumentException>(() => LinearSkinnyTensorCore.Run<IdentityEpilogue>(Cpu, x.HalfView, w, default, OutputView.Of(y), m));
+        using var w = GpuShapedCpu.Arena.Rent(DType.Float16, n, k);
+        var e = Assert.Throws<ArgumentException>(() => LinearSkinnyTensorCore.Run<IdentityEpilogue>(GpuShapedCpu, x.HalfView, w, default, OutputView.Of(y), m));
         Assert.Equal("LinearSkinnyTensorCore: " + reason, e.Message);
     }
 

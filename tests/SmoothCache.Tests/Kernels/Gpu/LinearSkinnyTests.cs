@@ -18,8 +18,8 @@ public class LinearSkinnyTests
     public void MatchesFloat64ReferenceInFp32(int m, int k, int n)
     {
         using var p = new GemmProblem(61, m, k, n);
-        using var y = Cpu.Arena.Rent(m, n);
-        LinearSkinny.Run<GeluTanhEpilogue>(Cpu, p.Tx, p.Tw, p.Tb.View, OutputView.Of(y), m);
+        using var y = GpuShapedCpu.Arena.Rent(m, n);
+        LinearSkinny.Run<GeluTanhEpilogue>(GpuShapedCpu, p.Tx, p.Tw, p.Tb.View, OutputView.Of(y), m);
         Assert.True(RelativeL2(y.ToArray(), p.Expected(GeluTanh)) < 1e-6);
     }
 
@@ -29,16 +29,16 @@ public class LinearSkinnyTests
         int m = 5, k = 72, n = 11;
         var x = Random(64, m * k, 2f);
         var w = Random(65, n * k, 0.1f);
-        using var tx32 = Cpu.Arena.Upload(x, m, k);
-        using var tw32 = Cpu.Arena.Upload(w, n, k);
+        using var tx32 = GpuShapedCpu.Arena.Upload(x, m, k);
+        using var tw32 = GpuShapedCpu.Arena.Upload(w, n, k);
         using var tx = HalfConversion.ToHalf(tx32);
         using var tw = HalfConversion.ToHalf(tw32);
         var expected = Reference(Round(x), Round(w), null, m, n, k, v => v);
-        using var y = Cpu.Arena.Rent(m, n);
-        LinearSkinny.Run<IdentityEpilogue>(Cpu, tx, tw, ILGPU.ArrayView<float>.Empty, OutputView.Of(y), m);
+        using var y = GpuShapedCpu.Arena.Rent(m, n);
+        LinearSkinny.Run<IdentityEpilogue>(GpuShapedCpu, tx, tw, ILGPU.ArrayView<float>.Empty, OutputView.Of(y), m);
         Assert.True(RelativeL2(y.ToArray(), expected) < 1e-6);
-        using var yHalf = Cpu.Arena.Rent(DType.Float16, m, n);
-        LinearSkinny.Run<IdentityEpilogue>(Cpu, tx, tw, ILGPU.ArrayView<float>.Empty, OutputView.Of(yHalf), m);
+        using var yHalf = GpuShapedCpu.Arena.Rent(DType.Float16, m, n);
+        LinearSkinny.Run<IdentityEpilogue>(GpuShapedCpu, tx, tw, ILGPU.ArrayView<float>.Empty, OutputView.Of(yHalf), m);
         Assert.Equal(y.ToArray().Select(v => (float)(System.Half)v), yHalf.ToArray());
     }
 

@@ -16,12 +16,12 @@ namespace SmoothCache.Tests.Kernels.Gpu;
 public class LinearTensorCoreTests : Fp16GemmTests
 {
     protected override void Multiply<TEpilogue>(ArrayView<Half> x, Tensor w, ArrayView<float> bias, OutputView y, int m, int splits) =>
-        LinearTensorCore.Run<TEpilogue>(Cpu, x, w, bias, y, m, splits);
+        LinearTensorCore.Run<TEpilogue>(GpuShapedCpu, x, w, bias, y, m, splits);
 
     private static float[] RunTf32x3<TEpilogue>(GemmProblem p, int splits = 1) where TEpilogue : struct, IEpilogue
     {
-        using var y = Cpu.Arena.Rent(p.M, p.N);
-        LinearTensorCore.RunTf32x3<TEpilogue>(Cpu, p.Tx.View, p.Tw, p.Tb.View, OutputView.Of(y), p.M, splits);
+        using var y = GpuShapedCpu.Arena.Rent(p.M, p.N);
+        LinearTensorCore.RunTf32x3<TEpilogue>(GpuShapedCpu, p.Tx.View, p.Tw, p.Tb.View, OutputView.Of(y), p.M, splits);
         return y.ToArray();
     }
 

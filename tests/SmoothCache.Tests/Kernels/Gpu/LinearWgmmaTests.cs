@@ -33,7 +33,7 @@ public abstract class HopperGemmTests : Fp16GemmTests
         using var p = new GemmProblem(35, m, k, n, 0.3f);
         using var x = HalfConversion.ToHalf(p.Tx);
         using var w = HalfConversion.ToHalf(p.Tw);
-        using var y = Cpu.Arena.Rent(p.M, p.N);
+        using var y = GpuShapedCpu.Arena.Rent(p.M, p.N);
         Multiply<GeluTanhEpilogue, TBlock>(x.HalfView, w, p.Tb.View, OutputView.Of(y), p.M, splits);
         double error = RelativeL2(y.ToArray(), p.ExpectedFromHalves(GeluTanh));
         Assert.True(error < 1e-6, $"{error:E2}");
@@ -44,7 +44,7 @@ public abstract class HopperGemmTests : Fp16GemmTests
     {
         using var p = new GemmProblem(34, 4, 8, 4, 0.3f);
         using var x = HalfConversion.ToHalf(p.Tx);
-        using var y = Cpu.Arena.Rent(p.M, p.N);
+        using var y = GpuShapedCpu.Arena.Rent(p.M, p.N);
         var e = Assert.Throws<ArgumentException>(() => Multiply<IdentityEpilogue>(x.HalfView, p.Tw, p.Tb.View, OutputView.Of(y), p.M, 0));
         Assert.Contains("not Float16", e.Message);
     }
@@ -58,7 +58,7 @@ public abstract class HopperGemmTests : Fp16GemmTests
 public class LinearWgmmaTests : HopperGemmTests
 {
     protected override void Multiply<TEpilogue, TBlock>(ArrayView<Half> x, Tensor w, ArrayView<float> bias, OutputView y, int m, int splits) =>
-        LinearWgmma.Run<TEpilogue, TBlock>(Cpu, x, w, bias, y, m, splits);
+        LinearWgmma.Run<TEpilogue, TBlock>(GpuShapedCpu, x, w, bias, y, m, splits);
 
     [Theory]
     [InlineData(20, 232, 24, 1)]   // 8 K tiles: around the 3-stage ring more than twice

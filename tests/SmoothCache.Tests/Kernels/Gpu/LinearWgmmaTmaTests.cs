@@ -15,7 +15,7 @@ namespace SmoothCache.Tests.Kernels.Gpu;
 public class LinearWgmmaTmaTests : HopperGemmTests
 {
     protected override void Multiply<TEpilogue, TBlock>(ArrayView<Half> x, Tensor w, ArrayView<float> bias, OutputView y, int m, int splits) =>
-        LinearWgmmaTma.Run<TEpilogue, TBlock>(Cpu, x, w, bias, y, m, splits);
+        LinearWgmmaTma.Run<TEpilogue, TBlock>(GpuShapedCpu, x, w, bias, y, m, splits);
 
     [Theory]
     [InlineData(64, 512, 2)]    // 8 rows of 64 bytes, swizzle mode 2
@@ -61,15 +61,15 @@ public class LinearWgmmaTmaDeepTileTests : TmaRingTests<LinearWgmmaTma.Swizzled1
     {
         // K = 200: 4 tiles of 64 (the last 8 deep); 3 splits of 2 tiles leave the third empty, so 2 are launched (in
         // 32-deep tiles, 7 tiles: 3 splits of 3).
-        Cpu.GemmLog = new();
+        GpuShapedCpu.GemmLog = new();
         try
         {
             AssertMatchesReference<LinearWgmma.OneWarpGroup>(20, 200, 24, 3);
-            Assert.Equal(2, Assert.Single(Cpu.GemmLog).Splits);
+            Assert.Equal(2, Assert.Single(GpuShapedCpu.GemmLog).Splits);
         }
         finally
         {
-            Cpu.GemmLog = null;
+            GpuShapedCpu.GemmLog = null;
         }
     }
 }
@@ -89,7 +89,7 @@ public class LinearWgmmaTmaDeepTileShallowRingTests : TmaRingTests<LinearWgmmaTm
 public abstract class TmaRingTests<TLayout, TRing> : HopperGemmTests where TLayout : struct, LinearWgmmaTma.ILayout where TRing : struct, LinearWgmmaTma.IRing
 {
     protected override void Multiply<TEpilogue, TBlock>(ArrayView<Half> x, Tensor w, ArrayView<float> bias, OutputView y, int m, int splits) =>
-        LinearWgmmaTma.Run<TEpilogue, TBlock, TLayout, TRing>(Cpu, x, w, bias, y, m, splits);
+        LinearWgmmaTma.Run<TEpilogue, TBlock, TLayout, TRing>(GpuShapedCpu, x, w, bias, y, m, splits);
 }
 
 /// <summary>The TMA GEMM in the 64-byte swizzle on <typeparamref name="TRing"/>'s stages: the shared cases of
@@ -102,7 +102,7 @@ public abstract class TmaRingTests<TRing> : TmaRingTests<LinearWgmmaTma.Swizzled
 public class LinearWgmmaTmaPlainTests : HopperGemmTests
 {
     protected override void Multiply<TEpilogue, TBlock>(ArrayView<Half> x, Tensor w, ArrayView<float> bias, OutputView y, int m, int splits) =>
-        LinearWgmmaTma.Run<TEpilogue, TBlock, LinearWgmmaTma.Plain>(Cpu, x, w, bias, y, m, splits);
+        LinearWgmmaTma.Run<TEpilogue, TBlock, LinearWgmmaTma.Plain>(GpuShapedCpu, x, w, bias, y, m, splits);
 }
 
 /// <summary>The same kernel on 7 stages loaded 6 tiles ahead, released by the warps (in the emulation a block barrier per

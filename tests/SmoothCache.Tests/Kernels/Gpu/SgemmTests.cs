@@ -15,8 +15,8 @@ public class SgemmTests
     public void MatchesFloat64ReferenceOnRaggedShapes(int m, int k, int n)
     {
         using var p = new GemmProblem(11, m, k, n, 0.3f);
-        using var y = Cpu.Arena.Rent(m, n);
-        Sgemm.Run<IdentityEpilogue>(Cpu, p.Tx.View, p.Tw.View, p.Tb.View, y.View, m, n, k);
+        using var y = GpuShapedCpu.Arena.Rent(m, n);
+        Sgemm.Run<IdentityEpilogue>(GpuShapedCpu, p.Tx.View, p.Tw.View, p.Tb.View, y.View, m, n, k);
         Assert.True(RelativeL2(y.ToArray(), p.Expected(v => v)) < 1e-6);
     }
 
@@ -26,10 +26,10 @@ public class SgemmTests
         int m = 9, k = 24, n = 11;
         var x = Random(14, m * k, 2f);
         var w = Random(15, n * k, 0.3f);
-        using var tx = Cpu.Arena.Upload(x, m, k);
-        using var tw = Cpu.Arena.Upload(w, n, k);
-        using var y = Cpu.Arena.Rent(m, n);
-        Sgemm.Run<GeluTanhEpilogue>(Cpu, tx.View, tw.View, ILGPU.ArrayView<float>.Empty, y.View, m, n, k);
+        using var tx = GpuShapedCpu.Arena.Upload(x, m, k);
+        using var tw = GpuShapedCpu.Arena.Upload(w, n, k);
+        using var y = GpuShapedCpu.Arena.Rent(m, n);
+        Sgemm.Run<GeluTanhEpilogue>(GpuShapedCpu, tx.View, tw.View, ILGPU.ArrayView<float>.Empty, y.View, m, n, k);
         Assert.True(RelativeL2(y.ToArray(), Reference(x, w, null, m, n, k, GeluTanh)) < 1e-6);
     }
 
@@ -41,8 +41,8 @@ public class SgemmTests
     {
         int m = 37, k = 130, n = 19;
         using var p = new GemmProblem(16, m, k, n, 0.3f);
-        using var y = Cpu.Arena.Rent(m, n);
-        Sgemm.Run<GeluTanhEpilogue>(Cpu, p.Tx.View, p.Tw.View, p.Tb.View, y.View, m, n, k, splits);
+        using var y = GpuShapedCpu.Arena.Rent(m, n);
+        Sgemm.Run<GeluTanhEpilogue>(GpuShapedCpu, p.Tx.View, p.Tw.View, p.Tb.View, y.View, m, n, k, splits);
         Assert.True(RelativeL2(y.ToArray(), p.Expected(GeluTanh)) < 1e-6);
     }
 }

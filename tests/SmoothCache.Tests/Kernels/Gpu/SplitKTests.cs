@@ -51,7 +51,7 @@ public class SplitKTests
         // 2 x 2 output blocks, K in tiles of 8 shared evenly by the splits.
         int m = 130, kPerSplit = k / splits;
         using var p = new GemmProblem(31, m, k, n, 0.3f);
-        using var y = Cpu.Arena.Rent(m, n);
+        using var y = GpuShapedCpu.Arena.Rent(m, n);
         var expected = new float[m * n];
         for (int i = 0; i < m; i++)
             for (int j = 0; j < n; j++)
@@ -70,7 +70,7 @@ public class SplitKTests
         for (int run = 0; run < 2; run++)
         {
             y.CopyFrom(Enumerable.Repeat(float.NaN, m * n).ToArray());
-            Sgemm.Run<GeluTanhEpilogue>(Cpu, p.Tx.View, p.Tw.View, p.Tb.View, y.View, m, n, k, splits);
+            Sgemm.Run<GeluTanhEpilogue>(GpuShapedCpu, p.Tx.View, p.Tw.View, p.Tb.View, y.View, m, n, k, splits);
             Assert.Equal(expected, y.ToArray());
         }
     }

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using MathNet.Numerics.Statistics;
 using SmoothCache.Caching;
 using SmoothCache.Kernels;
 using SmoothCache.Model;
@@ -364,7 +365,7 @@ public static class ModelBench
             cachedRuns.Add(watch.Elapsed.TotalSeconds);
             stats = helper.Stats();
         }
-        double uncachedSeconds = Median(uncachedRuns), cachedSeconds = Median(cachedRuns);
+        double uncachedSeconds = uncachedRuns.Median(), cachedSeconds = cachedRuns.Median();
         if (transformer.Backend.LoadedKernelCount > compiledBefore)
             report.Notes.Add($"sampling {model}: {transformer.Backend.LoadedKernelCount - compiledBefore} kernels were compiled during the timed jobs");
 
@@ -409,13 +410,7 @@ public static class ModelBench
                 throw new InvalidOperationException($"the replayed job differs from the directly launched one by {error:E2}");
             seconds.Add(result.Elapsed.TotalSeconds);
         }
-        return Median(seconds);
+        return seconds.Median();
     }
 
-    private static double Median(List<double> values)
-    {
-        var sorted = values.Order().ToList();
-        int mid = sorted.Count / 2;
-        return sorted.Count % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-    }
 }

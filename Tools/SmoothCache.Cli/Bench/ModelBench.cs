@@ -412,5 +412,4 @@ public static class ModelBench
         }
         return seconds.Median();
     }
-
 }

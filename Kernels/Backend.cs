@@ -10,6 +10,43 @@ namespace SmoothCache.Kernels;
 public enum DeviceKind { Auto, Cuda, Cpu }
 
 /// <summary>
+/// A device as a user names it: "auto", "cpu", "cuda" (CUDA device 0) or "cuda:N" (device N, numbered as CUDA numbers
+/// them, so after CUDA_VISIBLE_DEVICES). A <see cref="DeviceKind"/> converts to one with index 0.
+/// </summary>
+public readonly record struct DeviceChoice(DeviceKind Kind, int CudaIndex = 0)
+{
+    public static implicit operator DeviceChoice(DeviceKind kind) => new(kind);
+
+    /// <summary>Parses auto, cpu, cuda or cuda:N (case-insensitive; gpu is cuda); throws ArgumentException on
+    /// anything else.</summary>
+    public static DeviceChoice Parse(string text)
+    {
+        string name = text.Trim().ToLowerInvariant();
+        int colon = name.IndexOf(':');
+        string kind = colon < 0 ? name : name[..colon];
+        if (colon < 0)
+            return kind switch
+            {
+                "auto" => new(DeviceKind.Auto),
+                "cuda" or "gpu" => new(DeviceKind.Cuda),
+                "cpu" => new(DeviceKind.Cpu),
+                _ => throw new ArgumentException($"unknown device '{text}': expected auto, cuda, cuda:N (N from 0) or cpu"),
+            };
+        if (kind is not ("cuda" or "gpu"))
+            throw new ArgumentException($"device '{text}': only a CUDA device takes an index (cuda:N)");
+        if (!int.TryParse(name[(colon + 1)..], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int index))
+            throw new ArgumentException($"device '{text}': expected cuda:N with N a CUDA device number from 0");
+        return new(DeviceKind.Cuda, index);
+    }
+
+    public override string ToString() => Kind switch
+    {
+        DeviceKind.Cuda => $"cuda:{CudaIndex}",
+        _ => Kind.ToString().ToLowerInvariant(),
+    };
+}
+
+/// <summary>
 /// Which kernels operators take: Auto picks the GPU-shaped ones (tensor-core GEMMs and attention, warp-
 /// per-row LayerNorm, one element per thread) on CUDA and the portable ones on the CPU accelerator;
 /// Portable forces the portable ones on CUDA too. On the CPU accelerator, Gpu takes the GPU-shaped
@@ -47,6 +84,8 @@ public sealed class Backend : IDisposable
     /// </summary>
     public AcceleratorStream Stream { get; }
     public bool IsCuda => Accelerator.AcceleratorType == AcceleratorType.Cuda;
+    /// <summary>The device this backend runs on, resolved: cuda:N or cpu (never auto).</summary>
+    public DeviceChoice Device { get; }
     public string DeviceName => Accelerator.Name;
 
     /// <summary>
@@ -179,9 +218,10 @@ public sealed class Backend : IDisposable
         _ => throw new ArgumentException($"{variable}='{text}': expected on or off"),
     };
 
-    private Backend(Context context, Accelerator accelerator, KernelSet kernels, Gpu.LinearWgmmaTma.Variant? tmaGemm,
+    private Backend(Context context, Accelerator accelerator, DeviceChoice device, KernelSet kernels, Gpu.LinearWgmmaTma.Variant? tmaGemm,
         bool dependentLaunches)
     {
+        Device = device;
         DependentLaunches = dependentLaunches;
         SupportsDependentLaunches = accelerator is CudaAccelerator { Architecture.Major: >= 9 };
         TmaGemm = tmaGemm;
@@ -198,15 +238,6 @@ public sealed class Backend : IDisposable
         _arena = new TensorArena(this);
     }
 
-    /// <summary>Parses "auto", "cuda" or "cpu" (case-insensitive).</summary>
-    public static DeviceKind ParseKind(string text) => text.ToLowerInvariant() switch
-    {
-        "auto" => DeviceKind.Auto,
-        "cuda" or "gpu" => DeviceKind.Cuda,
-        "cpu" => DeviceKind.Cpu,
-        _ => throw new ArgumentException($"unknown device '{text}': expected auto, cuda or cpu"),
-    };
-
     /// <summary>
     /// Float math in kernels: on CUDA a float division, reciprocal, square root, exp or tanh is PTX's .approx
     /// form (within 2 ulp) instead of the IEEE one, whose slow-path check and call per division were most of
@@ -217,11 +248,13 @@ public sealed class Backend : IDisposable
     /// </summary>
     public const MathMode KernelMath = MathMode.Fast;
 
+    /// <param name="device">The accelerator: a <see cref="DeviceKind"/> (Auto: CUDA device 0 if there is one, else the
+    /// CPU), or CUDA device N (<see cref="DeviceChoice"/>).</param>
     /// <param name="kernels">Which kernel set operators take (Auto: the one that suits the device, or
     /// the environment's SMOOTHCACHE_KERNELS=gpu|portable, for bisecting a device fault without code).</param>
     /// <param name="gpuShapedCpu">On the CPU accelerator, simulate a GPU-shaped device (<see cref="CpuDevice"/>) even
     /// for the portable kernels, so that GPU-shaped kernels can be launched on the backend directly, as tests do.</param>
-    public static Backend Create(DeviceKind kind = DeviceKind.Auto, KernelSet kernels = KernelSet.Auto, bool gpuShapedCpu = false)
+    public static Backend Create(DeviceChoice device = default, KernelSet kernels = KernelSet.Auto, bool gpuShapedCpu = false)
     {
         if (kernels == KernelSet.Auto) kernels = KernelSetFromEnvironment();
         var tmaGemm = TmaGemmFromEnvironment();
@@ -230,17 +263,23 @@ public sealed class Backend : IDisposable
             .Optimize(OptimizationLevel.O2).Math(KernelMath).Profiling());
         try
         {
-            var cuda = context.GetCudaDevices();
-            Accelerator accelerator = kind switch
-            {
-                DeviceKind.Cpu => context.GetCPUDevice(0).CreateAccelerator(context),
-                DeviceKind.Cuda when cuda.Count == 0 =>
-                    throw new DeviceUnavailableException(
-                        "--device cuda: no CUDA device found (it needs an NVIDIA GPU and its driver); use --device cpu, or leave --device out to take a GPU when there is one"),
-                _ when cuda.Count > 0 => cuda[0].CreateAccelerator(context),
-                _ => context.GetCPUDevice(0).CreateAccelerator(context),
-            };
-            var backend = new Backend(context, accelerator, kernels, tmaGemm, dependentLaunches);
+            var devices = context.GetCudaDevices();
+            var cuda = new CudaDevice[devices.Count];
+            for (int i = 0; i < cuda.Length; i++) cuda[i] = devices[i];
+            if (device.Kind == DeviceKind.Cuda && cuda.Length == 0)
+                throw new DeviceUnavailableException(
+                    $"--device {device}: no CUDA device found (it needs an NVIDIA GPU and its driver); use --device cpu, or leave --device out to take a GPU when there is one");
+            if (device.Kind == DeviceKind.Cuda && (device.CudaIndex < 0 || device.CudaIndex >= cuda.Length))
+                throw new DeviceUnavailableException(
+                    $"--device {device}: there is no CUDA device {device.CudaIndex}; this machine has {cuda.Length}: " +
+                    string.Join(", ", cuda.Select((d, i) => $"cuda:{i} {d.Name}")));
+            var resolved = device.Kind == DeviceKind.Cpu || cuda.Length == 0
+                ? new DeviceChoice(DeviceKind.Cpu)
+                : new DeviceChoice(DeviceKind.Cuda, device.Kind == DeviceKind.Cuda ? device.CudaIndex : 0);
+            Accelerator accelerator = resolved.Kind == DeviceKind.Cuda
+                ? cuda[resolved.CudaIndex].CreateAccelerator(context)
+                : context.GetCPUDevice(0).CreateAccelerator(context);
+            var backend = new Backend(context, accelerator, resolved, kernels, tmaGemm, dependentLaunches);
             try
             {
                 backend.GemmTuning = GemmTuningFromEnvironment(accelerator.Name, Path.Combine(AppContext.BaseDirectory, "tuning"));

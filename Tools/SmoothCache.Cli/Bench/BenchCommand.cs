@@ -13,7 +13,7 @@ public static class BenchCommand
     public static Command Create(CliContext context)
     {
         var suite = new Option<string>("--suite") { Description = "kernels, forward or sampling", DefaultValueFactory = _ => "kernels" };
-        var device = new Option<string>("--device") { Description = "auto, cuda or cpu", DefaultValueFactory = _ => "auto" };
+        var device = DeviceOption.Create();
         var batch = new Option<int>("--batch") { Description = "kernels suite: batch; forward suite: a batch timed besides 2 and 16 (rows of the CFG-doubled batch)", DefaultValueFactory = _ => 20 };
         var iterations = new Option<int>("--iterations") { Description = "timed repetitions (kernels, forward)", DefaultValueFactory = _ => 5 };
         var steps = new Option<int>("--steps") { Description = "sampling suite: DDIM steps (the published XL schedule has 50)", DefaultValueFactory = _ => 50 };
@@ -49,9 +49,7 @@ public static class BenchCommand
             {
                 throw new UserInputException($"--precision: {e.Message} (or auto)");
             }
-            var kind = UserErrors.ParseOption("--device", () => Backend.ParseKind(parse.GetValue(device)!));
-
-            using var backend = Backend.Create(kind);
+            using var backend = Backend.Create(DeviceOption.Resolve(parse, device));
             context.Out.WriteLine($"device: {backend.DeviceName}");
             if (backend.GemmTuning is { } tuning)
                 context.Out.WriteLine($"GEMM tuning: {tuning.Summary}");

@@ -25,8 +25,12 @@ public static class BenchGemmCommand
         {
             Description = "with --tma: only the TMA GEMM in clusters of 2 row blocks that share W's tiles (multicast), beside the one without",
         };
+        var device = DeviceOption.Create();
+        device.Description = "cuda (CUDA device 0) or cuda:N";
+        device.DefaultValueFactory = _ => "cuda";
         var command = new Command("bench-gemm", "Check the CUDA GEMM kernels against float64 and time them against cuBLAS.");
         command.Add(json);
+        command.Add(device);
         command.Add(tma);
         command.Add(cluster);
         command.Add(iterations);
@@ -43,7 +47,10 @@ public static class BenchGemmCommand
                 throw new UserInputException("--cluster goes with --tma (it times the TMA GEMM in clusters)");
             if (parse.GetValue(tma) && Backend.KernelSetFromEnvironment() is not (KernelSet.Auto or KernelSet.Wgmma or KernelSet.WgmmaTma))
                 throw new UserInputException("--tma times the Hopper GEMMs: unset SMOOTHCACHE_KERNELS or set it to wgmma or wgmma-tma");
-            using var backend = Backend.Create(DeviceKind.Cuda);
+            var choice = DeviceOption.Resolve(parse, device);
+            if (choice.Kind == DeviceKind.Cpu)
+                throw new UserInputException("--device cpu: bench-gemm checks and times the CUDA GEMMs against cuBLAS; give cuda or cuda:N");
+            using var backend = Backend.Create(choice with { Kind = DeviceKind.Cuda });
             if (parse.GetValue(tma) && !backend.UsesWgmma)
                 throw new UserInputException($"--tma times the Hopper GEMMs, which need a compute-capability 9.0 GPU (H100, H200); this is {backend.DeviceName}");
             if (parse.GetValue(tma))

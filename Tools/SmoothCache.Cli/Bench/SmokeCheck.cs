@@ -237,7 +237,7 @@ public static class SmokeCheck
         {
             if (!b.IsCuda) return DigitsForward(b, digitsFolder);
             float[] result;
-            using (var portable = Backend.Create(DeviceKind.Cuda, KernelSet.Portable))
+            using (var portable = Backend.Create(b.Device, KernelSet.Portable))
             {
                 portable.SynchronizeEachLaunch = true;
                 portable.Accelerator.Bind();

@@ -42,7 +42,7 @@ public static class TuneCommand
         };
         var cluster = new Option<bool>("--cluster") { Description = "also try the variants in clusters sharing W by multicast" };
         var iterations = new Option<int>("--iterations") { Description = "timed calls per candidate", DefaultValueFactory = _ => 20 };
-        var device = new Option<string>("--device") { Description = "auto, cuda or cpu", DefaultValueFactory = _ => "auto" };
+        var device = DeviceOption.Create();
         var output = new Option<string>("--out") { Description = "the tuning table to write (JSON)", DefaultValueFactory = _ => "gemm-tuning.json" };
         var json = new Option<string?>("--json") { Description = "also write every candidate's check and time to this JSON file" };
         var command = new Command("tune", "Time the fp16 GEMM variants and splits at a model's shapes on this GPU and write the fastest as a tuning table.")
@@ -64,9 +64,9 @@ public static class TuneCommand
             var variantList = names.Length > 0
                 ? UserErrors.ParseOption("--variants", () => names.Select(LinearWgmmaTma.Variant.Parse).Distinct().ToArray())
                 : GemmTuner.DefaultVariants(parse.GetValue(cluster));
-            var kind = UserErrors.ParseOption("--device", () => Backend.ParseKind(parse.GetValue(device)!));
+            var deviceChoice = DeviceOption.Resolve(parse, device);
             string modelName = parse.GetValue(model)!;
-            using var backend = Backend.Create(kind);
+            using var backend = Backend.Create(deviceChoice);
             if (Linear.Fp16Kernel(backend) is not { } kernel)
                 throw new UserInputException($"tune times the fp16 tensor-core GEMMs, which {backend.DeviceName} does not run with these kernels: " +
                                              "use a CUDA GPU (on the CPU accelerator, for a test, SMOOTHCACHE_KERNELS=tensorcores, wgmma or wgmma-tma)");

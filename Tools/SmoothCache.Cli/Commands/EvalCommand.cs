@@ -61,7 +61,7 @@ public static class EvalCommand
 
     /// <summary>Loads the model and the judge, runs every schedule, then writes the outputs; a cancelled
     /// <paramref name="cancel"/> returns <see cref="Interrupted"/> with nothing written.</summary>
-    public static int Execute(CliContext context, string modelFolder, DeviceKind device, Precision precision, EvalSettings settings,
+    public static int Execute(CliContext context, string modelFolder, DeviceChoice device, Precision precision, EvalSettings settings,
         string outFolder, CancellationToken cancel)
     {
         try

@@ -18,7 +18,7 @@ public sealed class SamplingOptions
     public Option<int> Steps { get; } = new("--steps") { Description = "denoising steps", DefaultValueFactory = _ => 50 };
     public Option<string?> Scheduler { get; } = new("--scheduler") { Description = "ddim, dpm or ddpm (default: the model's scheduler)" };
     public Option<float> Guidance { get; } = new("--guidance") { Description = "classifier-free guidance scale (<= 1 disables it)", DefaultValueFactory = _ => 4f };
-    public Option<string> Device { get; } = new("--device") { Description = "auto, cuda or cpu", DefaultValueFactory = _ => "auto" };
+    public Option<string> Device { get; } = DeviceOption.Create();
     public Option<string> Precision { get; } = new("--precision") { Description = "fp32, or fp16 (float16 weights and GEMM inputs, float32 accumulation; tensor cores on CUDA)", DefaultValueFactory = _ => "fp32" };
 
     public void AddTo(System.CommandLine.Command command)
@@ -36,7 +36,7 @@ public sealed class SamplingOptions
         string? scheduler = parse.GetValue(Scheduler)?.ToLowerInvariant();
         if (scheduler is not (null or "ddim" or "dpm" or "ddpm"))
             throw new UserInputException($"--scheduler '{scheduler}' is unknown: expected ddim, dpm or ddpm");
-        var device = UserErrors.ParseOption("--device", () => Backend.ParseKind(parse.GetValue(Device)!));
+        var device = DeviceOption.Resolve(parse, Device);
         var precision = UserErrors.ParseOption("--precision", () => HalfConversion.ParsePrecision(parse.GetValue(Precision)!));
         if (parse.GetResult(Seed) is { Implicit: false } && parse.GetValue(Noise) is not null)
             throw new UserInputException("--seed and --noise exclude each other: the noise file replaces the seeded noise");
@@ -58,7 +58,7 @@ public sealed class SamplingOptions
 }
 
 public sealed record ResolvedSampling(string ModelFolder, string? Labels, long Seed, string? NoiseFile, int Steps,
-    string? Scheduler, float Guidance, DeviceKind Device, Precision Precision)
+    string? Scheduler, float Guidance, DeviceChoice Device, Precision Precision)
 {
     public GenerationOptions ToGenerationOptions(DiTPipeline pipeline)
     {

@@ -17,6 +17,16 @@ public class BenchGemmCommandTests
         Assert.Contains(option, result.Error);
     }
 
+    [Theory]
+    [InlineData("cpu", "--device cpu: bench-gemm checks and times the CUDA GEMMs")]
+    [InlineData("cuda:z", "--device: device 'cuda:z': expected cuda:N")]
+    public void RefusesADeviceThatIsNotACudaGpu(string device, string expected)
+    {
+        var result = CliRunner.Run("bench-gemm", "--device", device);
+        Assert.Equal(ExitCodes.BadInput, result.ExitCode);
+        Assert.Contains(expected, Assert.Single(result.ErrorLines));
+    }
+
     [Fact]
     public void RefusesClusterWithoutTma()
     {

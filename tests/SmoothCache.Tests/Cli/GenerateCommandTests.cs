@@ -29,6 +29,19 @@ public class GenerateCommandTests
     [Fact] public void NegativeGuidance() => AssertBadInput("--guidance", "generate", "--guidance", "-1");
     [Fact] public void UnknownScheduler() => AssertBadInput("euler", "generate", "--scheduler", "euler");
     [Fact] public void UnknownDevice() => AssertBadInput("--device", "generate", "--device", "tpu");
+    [Theory]
+    [InlineData("cuda:x", "error: --device: device 'cuda:x': expected cuda:N")]
+    [InlineData("cuda:63", "error: --device cuda:63: ")] // no CUDA device, or none numbered 63
+    public void CudaDeviceThatIsNotANumberOrNotOnThisMachine(string device, string expected)
+    {
+        using var temp = new TempFolder();
+        string png = temp.File("out.png");
+        var result = Run("generate", "--device", device, "--steps", "1", "--out", png);
+        Assert.Equal(2, result.ExitCode);
+        Assert.StartsWith(expected, Assert.Single(result.ErrorLines));
+        Assert.False(File.Exists(png));
+    }
+
     [Fact] public void UnknownOption() => AssertBadInput("--colour", "generate", "--colour", "red");
     [Fact] public void UnknownPrecision() => AssertBadInput("bf16", "generate", "--precision", "bf16");
 

@@ -23,6 +23,45 @@ public class BackendTests
             Assert.Equal((32, 1024), (gpuKernels.Accelerator.WarpSize, gpuKernels.Accelerator.MaxNumThreadsPerGroup));
     }
 
+    [Theory]
+    [InlineData("auto", DeviceKind.Auto, 0)]
+    [InlineData("CPU", DeviceKind.Cpu, 0)]
+    [InlineData("cuda", DeviceKind.Cuda, 0)]
+    [InlineData("gpu", DeviceKind.Cuda, 0)]
+    [InlineData("cuda:0", DeviceKind.Cuda, 0)]
+    [InlineData(" Cuda:3 ", DeviceKind.Cuda, 3)]
+    public void DeviceChoiceParsesKindsAndCudaNumbers(string text, DeviceKind kind, int index) =>
+        Assert.Equal(new DeviceChoice(kind, index), DeviceChoice.Parse(text));
+
+    [Theory]
+    [InlineData("tpu", "unknown device 'tpu'")]
+    [InlineData("cpu:1", "only a CUDA device takes an index")]
+    [InlineData("cuda:", "expected cuda:N")]
+    [InlineData("cuda:-1", "expected cuda:N")]
+    [InlineData("cuda:one", "expected cuda:N")]
+    [InlineData("cuda:1:2", "expected cuda:N")]
+    public void DeviceChoiceRejectsWhatNamesNoDevice(string text, string expected) =>
+        Assert.Contains(expected, Assert.Throws<ArgumentException>(() => DeviceChoice.Parse(text)).Message);
+
+    [Fact]
+    public void ABackendSaysWhichDeviceItRunsOn()
+    {
+        using (var cpu = Backend.Create(DeviceKind.Cpu)) Assert.Equal(new DeviceChoice(DeviceKind.Cpu), cpu.Device);
+        using (var auto = Backend.Create())
+            Assert.Equal(auto.IsCuda ? new DeviceChoice(DeviceKind.Cuda, 0) : new DeviceChoice(DeviceKind.Cpu), auto.Device);
+        Assert.Equal("cuda:2", new DeviceChoice(DeviceKind.Cuda, 2).ToString());
+        Assert.Equal("cpu", ((DeviceChoice)DeviceKind.Cpu).ToString());
+    }
+
+    [Fact]
+    public void ACudaDeviceThisMachineLacksIsNamedWithTheDevicesItHas()
+    {
+        // No machine here has 64 GPUs: without CUDA the error says there is none, with it it lists them.
+        var e = Assert.Throws<DeviceUnavailableException>(() => Backend.Create(new DeviceChoice(DeviceKind.Cuda, 63)));
+        Assert.StartsWith("--device cuda:63: ", e.Message);
+        Assert.True(e.Message.Contains("no CUDA device found") || e.Message.Contains("there is no CUDA device 63; this machine has"), e.Message);
+    }
+
     [Fact]
     public void KernelSetComesFromTheArgumentThenTheEnvironment()
     {

@@ -203,15 +203,19 @@ public sealed class DiTPipeline : IDisposable
         return [batch, c.InChannels, c.SampleSize, c.SampleSize];
     }
 
-    public GenerationResult Generate(GenerationOptions options, Action<StepInfo>? onStep = null) =>
-        Generate(Prepare(options), onStep);
+    /// <summary>Runs a whole generation: the denoising steps, then the decode.</summary>
+    /// <param name="onStep">called after every denoising step (progress, or the latents as they form)</param>
+    /// <param name="cancellation">checked before every step: a cancelled generation throws
+    /// <see cref="OperationCanceledException"/> within a step, its buffers returned and the transformer's hook restored</param>
+    public GenerationResult Generate(GenerationOptions options, Action<StepInfo>? onStep = null, CancellationToken cancellation = default) =>
+        Generate(Prepare(options), onStep, cancellation);
 
-    private GenerationResult Generate(Job job, Action<StepInfo>? onStep)
+    private GenerationResult Generate(Job job, Action<StepInfo>? onStep, CancellationToken cancellation = default)
     {
         var timer = Stopwatch.StartNew();
         using var x = Backend.Arena.Upload(job.Noise, job.Shape);
         using (UseHook(job.Options.Hook))
-        using (var images = Denoise(job, x, onStep))
+        using (var images = Denoise(job, x, onStep, cancellation))
             return new GenerationResult(x.ToArray(), job.Shape, images.ToArray(), images.Shape, timer.Elapsed);
     }
 
@@ -238,7 +242,7 @@ public sealed class DiTPipeline : IDisposable
         {
             LaunchRecording recording;
             using (UseHook(options.Hook))
-                recording = Backend.Record(() => Denoise(job, x, null));
+                recording = Backend.Record(() => Denoise(job, x, null, CancellationToken.None));
             return new RecordedGeneration(recording, x, job.Shape, job.Noise);
         }
         catch
@@ -292,7 +296,7 @@ public sealed class DiTPipeline : IDisposable
     }
 
     /// <summary>The denoising loop on x (updated in place), then the decoded images [B, S, S, C] in [0, 1].</summary>
-    private Tensor Denoise(Job job, Tensor x, Action<StepInfo>? onStep)
+    private Tensor Denoise(Job job, Tensor x, Action<StepInfo>? onStep, CancellationToken cancellation)
     {
         var options = job.Options;
         var arena = Backend.Arena;
@@ -303,6 +307,7 @@ public sealed class DiTPipeline : IDisposable
         using var modulation = Transformer.PlanModulation(timesteps.Select(t => (float)t).ToArray(), job.Labels);
         for (int i = 0; i < timesteps.Length; i++)
         {
+            cancellation.ThrowIfCancellationRequested();
             using (var input = job.Guided ? RepeatBatch.Run(x, 2) : x.Share())
             using (var output = Transformer.Forward(input, modulation, i))
             using (var eps = Guidance.Run(output, Transformer.Config.InChannels, options.GuidanceScale, job.Guided))

@@ -99,7 +99,7 @@ public static class EvalRunner
         {
             cancel.ThrowIfCancellationRequested();
             log($"[{++run}/{settings.RunCount}] {what}: {settings.Samples} samples, {settings.Scheduler} {settings.Steps} steps");
-            var result = pipeline.Generate(options, _ => cancel.ThrowIfCancellationRequested());
+            var result = pipeline.Generate(options, cancellation: cancel);
             log($"[{run}/{settings.RunCount}] {what}: {result.Elapsed.TotalSeconds:F2} s");
             return result;
         }

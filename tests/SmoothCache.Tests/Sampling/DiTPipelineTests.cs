@@ -37,6 +37,31 @@ public class DiTPipelineTests
     }
 
     [Fact]
+    public void ACancelledGenerationStopsAtTheNextStepAndReturnsItsBuffers()
+    {
+        var pipe = TinyCase.Pipeline;
+        var options = new GenerationOptions { Labels = [1, 2], Steps = 6, Seed = 4 };
+        var whole = pipe.Generate(options);
+        long held = pipe.Backend.Arena.AllocatedBytes;
+
+        using var cancel = new CancellationTokenSource();
+        var seen = new List<int>();
+        var hook = pipe.Transformer.Hook;
+        Assert.ThrowsAny<OperationCanceledException>(() => pipe.Generate(options, step =>
+        {
+            seen.Add(step.Index);
+            if (step.Index == 1) cancel.Cancel();
+        }, cancel.Token));
+        Assert.Equal([0, 1], seen);
+        Assert.Same(hook, pipe.Transformer.Hook);
+
+        // Every buffer came back: the same generation again needs no new memory and gives the same latents.
+        Assert.Equal(whole.Latents, pipe.Generate(options).Latents);
+        Assert.Equal(held, pipe.Backend.Arena.AllocatedBytes);
+        Assert.ThrowsAny<OperationCanceledException>(() => pipe.Generate(options, cancellation: cancel.Token));
+    }
+
+    [Fact]
     public void BadOptionsAreRejectedBeforeAnyWork()
     {
         var pipe = TinyCase.Pipeline;

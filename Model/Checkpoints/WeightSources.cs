@@ -3,10 +3,10 @@ namespace SmoothCache.Model.Checkpoints;
 /// <summary>Opens a checkpoint by its file name, or finds the weights inside a diffusers component folder.</summary>
 public static class WeightSources
 {
-    private const string IndexSuffix = ".safetensors.index.json";
+    private const string IndexSuffix = ".safetensors.index.json", Fp16IndexSuffix = ".safetensors.index.fp16.json";
 
     /// <summary>
-    /// Opens <c>.safetensors</c>, <c>.safetensors.index.json</c> (sharded) or <c>.bin</c>/<c>.pt</c>/<c>.pth</c>
+    /// Opens <c>.safetensors</c>, <c>.safetensors.index.json</c> or <c>.safetensors.index.fp16.json</c> (sharded) or <c>.bin</c>/<c>.pt</c>/<c>.pth</c>
     /// (torch.save zip); a folder is searched as by <see cref="OpenModelFolder"/>.
     /// </summary>
     /// <exception cref="UnsupportedCheckpointFormatException">The extension is none of these.</exception>
@@ -14,7 +14,7 @@ public static class WeightSources
     {
         if (Directory.Exists(path))
             return OpenModelFolder(path);
-        if (path.EndsWith(IndexSuffix, StringComparison.OrdinalIgnoreCase))
+        if (path.EndsWith(IndexSuffix, StringComparison.OrdinalIgnoreCase) || path.EndsWith(Fp16IndexSuffix, StringComparison.OrdinalIgnoreCase))
             return ShardedSafetensors.Open(path);
         return Path.GetExtension(path).ToLowerInvariant() switch
         {
@@ -27,14 +27,21 @@ public static class WeightSources
 
     /// <summary>
     /// Opens the weights of a diffusers component folder (e.g. <c>transformer/</c>): the first of
-    /// <c>{base}.safetensors</c>, <c>{base}.safetensors.index.json</c>, <c>{base}.bin</c> that exists.
+    /// <c>{base}.safetensors</c>, <c>{base}.safetensors.index.json</c>, <c>{base}.bin</c> that exists, else the same
+    /// files of diffusers' fp16 variant (<c>{base}.fp16.safetensors</c>, <c>{base}.safetensors.index.fp16.json</c>,
+    /// <c>{base}.fp16.bin</c>: what <c>save_pretrained(variant="fp16")</c> writes, and all a folder downloaded with
+    /// <c>variant="fp16"</c> holds). Float16 weights load into either precision.
     /// </summary>
     /// <exception cref="CheckpointNotFoundException">The folder, or every candidate in it, is missing.</exception>
     public static IWeightSource OpenModelFolder(string folder, string weightsBaseName = "diffusion_pytorch_model")
     {
         if (!Directory.Exists(folder))
             throw new CheckpointNotFoundException(folder, "model folder not found");
-        string[] candidates = [$"{weightsBaseName}.safetensors", weightsBaseName + IndexSuffix, $"{weightsBaseName}.bin"];
+        string[] candidates =
+        [
+            $"{weightsBaseName}.safetensors", weightsBaseName + IndexSuffix, $"{weightsBaseName}.bin",
+            $"{weightsBaseName}.fp16.safetensors", weightsBaseName + Fp16IndexSuffix, $"{weightsBaseName}.fp16.bin",
+        ];
         foreach (string candidate in candidates)
         {
             string path = Path.Combine(folder, candidate);

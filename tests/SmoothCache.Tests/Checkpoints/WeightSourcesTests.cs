@@ -64,6 +64,30 @@ public class WeightSourcesTests
     }
 
     [Fact]
+    public void ModelFolderTakesDiffusersFp16VariantWhenItHasNoPlainWeights()
+    {
+        using var temp = new TempFolder();
+        PyTorchBinWriter.Write(temp.File("diffusion_pytorch_model.fp16.bin"), Tensors, SaveDType.F16);
+        using (var source = WeightSources.OpenModelFolder(temp.Path)) Assert.IsType<PyTorchBinFile>(source);
+
+        SafetensorsWriter.Write(temp.File("diffusion_pytorch_model.fp16-00001-of-00001.safetensors"), Tensors, SaveDType.F16);
+        File.WriteAllText(temp.File("diffusion_pytorch_model.safetensors.index.fp16.json"),
+            """{"weight_map": {"w": "diffusion_pytorch_model.fp16-00001-of-00001.safetensors"}}""");
+        using (var source = WeightSources.OpenModelFolder(temp.Path)) Assert.IsType<ShardedSafetensors>(source);
+
+        SafetensorsWriter.Write(temp.File("diffusion_pytorch_model.fp16.safetensors"), Tensors, SaveDType.F16);
+        using (var source = WeightSources.OpenModelFolder(temp.Path))
+        {
+            Assert.Equal(temp.File("diffusion_pytorch_model.fp16.safetensors"), source.Location);
+            Assert.Equal(Tensors[0].data, source.ReadFloat32("w", 2, 2));
+        }
+
+        // Plain weights beside the variant win, as diffusers loads them without variant="fp16".
+        PyTorchBinWriter.Write(temp.File("diffusion_pytorch_model.bin"), Tensors);
+        using (var source = WeightSources.OpenModelFolder(temp.Path)) Assert.Equal(temp.File("diffusion_pytorch_model.bin"), source.Location);
+    }
+
+    [Fact]
     public void ModelFolderAcceptsAnotherBaseName()
     {
         using var temp = new TempFolder();
@@ -88,6 +112,7 @@ public class WeightSourcesTests
         Assert.Contains("diffusion_pytorch_model.safetensors", e.Message);
         Assert.Contains("diffusion_pytorch_model.safetensors.index.json", e.Message);
         Assert.Contains("diffusion_pytorch_model.bin", e.Message);
+        Assert.Contains("diffusion_pytorch_model.fp16.safetensors", e.Message);
 
         string absent = Path.Combine(temp.Path, "transformer");
         AssertNames(Assert.Throws<CheckpointNotFoundException>(() => WeightSources.OpenModelFolder(absent)), absent);

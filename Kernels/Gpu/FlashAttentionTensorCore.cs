@@ -509,6 +509,15 @@ public static class FlashAttentionTensorCore
     /// <param name="staging">how key tiles reach shared memory (null: <see cref="Backend.AttentionStaging"/>)</param>
     public static void Run(Backend backend, Tensor qkv, Tensor output, int b, int t, int heads, int headDim, Staging? staging = null)
     {
+        if (backend.IsCuda) Run<TensorCore.PtxPath>(backend, qkv, output, b, t, heads, headDim, staging);
+        else Run<TensorCore.EmulatedPath>(backend, qkv, output, b, t, heads, headDim, staging);
+    }
+
+    /// <summary><see cref="Run(Backend, Tensor, Tensor, int, int, int, int, Staging?)"/> on the warp instructions of
+    /// <typeparamref name="TPath"/> (the bench times paths that leave some out).</summary>
+    public static void Run<TPath>(Backend backend, Tensor qkv, Tensor output, int b, int t, int heads, int headDim, Staging? staging = null)
+        where TPath : struct, TensorCore.IWarpPath
+    {
         if (!SupportsHeadDim(headDim))
             throw new ArgumentException($"FlashAttentionTensorCore: head dim {headDim} is not 64 or 72");
         if (qkv.DType != DType.Float16)
@@ -521,14 +530,9 @@ public static class FlashAttentionTensorCore
             Qkv = qkv.HalfView.Cast<U4>(), Out = OutputView.Of(output), T = t, Heads = heads, HeadDim = headDim,
             ExpScale = 1.442695f / MathF.Sqrt(headDim), QkvAddress = backend.IsCuda ? TensorCore.DeviceAddress(qkv.HalfView) : 0,
         };
-        bool async = (staging ?? backend.AttentionStaging) == Staging.Async;
-        var kernel = (backend.IsCuda, async) switch
-        {
-            (true, false) => backend.LoadGrouped<Args>(Kernel<TensorCore.PtxPath>),
-            (true, true) => backend.LoadGrouped<Args>(AsyncKernel<TensorCore.PtxPath>),
-            (false, false) => backend.LoadGrouped<Args>(Kernel<TensorCore.EmulatedPath>),
-            (false, true) => backend.LoadGrouped<Args>(AsyncKernel<TensorCore.EmulatedPath>),
-        };
+        var kernel = (staging ?? backend.AttentionStaging) == Staging.Async
+            ? backend.LoadGrouped<Args>(AsyncKernel<TPath>)
+            : backend.LoadGrouped<Args>(Kernel<TPath>);
         kernel(Config(b, t, heads), args);
     }
 

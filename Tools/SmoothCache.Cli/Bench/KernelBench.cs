@@ -100,10 +100,28 @@ public static class KernelBench
         Time("Attention", $"{batch}x{heads}x{tokens}x{d / heads}", 4.0 * batch * tokens * tokens * d, () => Attention.Run(qkv, heads, d / heads));
         // On tensor cores, both stagings of the key tiles (elsewhere the fp16 attention is one kernel).
         using (var qkvHalf = HalfConversion.ToHalf(qkv))
+        {
+            string attentionShape = $"{batch}x{heads}x{tokens}x{d / heads}";
+            double attentionFlops = 4.0 * batch * tokens * tokens * d;
             foreach (var staging in backend.UsesTensorCores ? Enum.GetValues<FlashAttentionTensorCore.Staging>() : [FlashAttentionTensorCore.Staging.Registers])
                 Time("Attention fp16" + (backend.UsesTensorCores ? $", {staging.ToString().ToLowerInvariant()} staging" : ""),
-                    $"{batch}x{heads}x{tokens}x{d / heads}", 4.0 * batch * tokens * tokens * d,
-                    () => Attention.Run(qkvHalf, heads, d / heads, DType.Float16, staging));
+                    attentionShape, attentionFlops, () => Attention.Run(qkvHalf, heads, d / heads, DType.Float16, staging));
+            // What limits the default (async) kernel: the same kernel with each kind of instruction left out (garbage out).
+            if (backend.IsCuda && backend.UsesTensorCores && FlashAttentionTensorCore.SupportsHeadDim(d / heads))
+                using (var garbage = arena.Rent(DType.Float16, batch, tokens, d))
+                {
+                    void TimeWithout<TPart>(string what) where TPart : struct, IAttentionPart =>
+                        Time($"Attention fp16 without {what}", attentionShape, attentionFlops, () =>
+                        {
+                            FlashAttentionTensorCore.Run<AttentionWithout<TPart>>(backend, qkvHalf, garbage, batch, tokens, heads, d / heads,
+                                FlashAttentionTensorCore.Staging.Async);
+                            return null;
+                        });
+                    TimeWithout<NoCopies>("key-tile copies");
+                    TimeWithout<NoMultiplies>("mma");
+                    TimeWithout<NoExponentials>("ex2");
+                }
+        }
         Time("LayerNormModulate", $"{m}x{d}", 8.0 * m * d, () => LayerNormModulate.Run(x, mod, 0, d, 1e-6f));
         // The form every block norm but the first takes: the gated residual waiting for x added on the same pass
         // (a residual of zeros, so x stays as it is however often the row runs).

@@ -17,8 +17,8 @@ public sealed class PtxCompiler : IDisposable
 
     public PtxCompiler() => _backend = new PTXBackend(_context, CudaArchitecture.SM_80, CudaInstructionSet.ISA_80, null!);
 
-    /// <summary>The PTX of a kernel: auto-grouped when it takes its index first, explicitly grouped otherwise.</summary>
-    /// <summary>The kernel's PTX as a backend loads it before retargeting (<see cref="PtxTarget.ApplyEdits"/>).</summary>
+    /// <summary>The PTX of a kernel (auto-grouped when it takes its index first, explicitly grouped otherwise) as a backend
+    /// loads it before retargeting (<see cref="PtxTarget.ApplyEdits"/>).</summary>
     public string Compile(MethodInfo kernel) => PtxTarget.ApplyEdits(kernel, CompileKernel(kernel).PTXAssembly);
 
     public PTXCompiledKernel CompileKernel(MethodInfo kernel)

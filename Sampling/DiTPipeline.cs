@@ -26,8 +26,26 @@ public sealed record GenerationOptions
 /// <summary>Reported after every denoising step; <see cref="Latents"/> is only valid during the call.</summary>
 public readonly record struct StepInfo(int Index, int Count, int Timestep, Tensor Latents);
 
+/// <summary>A generation's final latents [B, C, S, S] and images [B, H, W, C] in [0, 1] (NHWC, as diffusers returns them
+/// with output_type "np").</summary>
 public sealed record GenerationResult(
-    float[] Latents, int[] LatentShape, float[] Images, int[] ImageShape, TimeSpan Elapsed);
+    float[] Latents, int[] LatentShape, float[] Images, int[] ImageShape, TimeSpan Elapsed)
+{
+    /// <summary>Image <paramref name="n"/> as 8-bit values, rows of pixels of ImageShape[3] channels (HWC), quantised as
+    /// diffusers' numpy_to_pil does: round(v * 255), halves to even. What an image library's RGB or grey bitmap takes.</summary>
+    public byte[] ImageBytes(int n)
+    {
+        if (n < 0 || n >= ImageShape[0])
+            throw new ArgumentOutOfRangeException(nameof(n), $"image {n} of {ImageShape[0]}");
+        int size = ImageShape[1] * ImageShape[2] * ImageShape[3];
+        var bytes = new byte[size];
+        for (int i = 0; i < size; i++) bytes[i] = ToByte(Images[n * size + i]);
+        return bytes;
+    }
+
+    /// <summary>A value in [0, 1] as 8 bits: round(v * 255), halves to even (numpy's round); outside [0, 1] clamped.</summary>
+    public static byte ToByte(float v) => (byte)Math.Round(Math.Clamp(v, 0f, 1f) * 255f);
+}
 
 /// <summary>
 /// Class-conditional sampling with a DiT, as diffusers' DiTPipeline (DESIGN §5): per timestep the

@@ -16,8 +16,10 @@ using (var cache = SmoothCacheHelper.Enable(pipe.Transformer, schedule))
     Console.WriteLine($"{backend.DeviceName}: {result.Elapsed.TotalSeconds:F2} s; {cache.Stats()}");
 }
 
-// Images are NHWC in [0, 1]: [3, 16, 16, 1] here.
+// Images are NHWC in [0, 1] (result.Images, [3, 16, 16, 1] here); ImageBytes(n) gives image n in 8 bits, row by row,
+// as an image library's bitmap takes it.
 int count = result.ImageShape[0], height = result.ImageShape[1], width = result.ImageShape[2], channels = result.ImageShape[3];
+var pixels = Enumerable.Range(0, count).Select(result.ImageBytes).ToArray();
 const string shades = " .:-=+*#%@";
 for (int y = 0; y < height; y++)
 {
@@ -25,10 +27,7 @@ for (int y = 0; y < height; y++)
     for (int n = 0; n < count; n++)
     {
         for (int x = 0; x < width; x++)
-        {
-            float v = result.Images[((n * height + y) * width + x) * channels];
-            line.Append(shades[(int)(v * (shades.Length - 1) + 0.5f)]);
-        }
+            line.Append(shades[pixels[n][(y * width + x) * channels] * (shades.Length - 1) / 255]);
         line.Append("   ");
     }
     Console.WriteLine(line.ToString().TrimEnd());

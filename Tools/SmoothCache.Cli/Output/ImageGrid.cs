@@ -1,5 +1,6 @@
 using SkiaSharp;
 using SmoothCache.Model;
+using static SmoothCache.Sampling.GenerationResult;
 
 namespace SmoothCache.Cli.Output;
 
@@ -49,9 +50,6 @@ public static class ImageGrid
             bitmap.Encode(stream, SKEncodedImageFormat.Png, 100);
         });
     }
-
-    /// <summary>8-bit quantisation as diffusers' numpy_to_pil: round(v * 255).</summary>
-    public static byte ToByte(float v) => (byte)Math.Round(Math.Clamp(v, 0f, 1f) * 255f);
 
     private static SKColor Gray(float v)
     {

@@ -27,6 +27,18 @@ public class ImageOutputTests
     }
 
     [Fact]
+    public void ImageBytesQuantiseOneImageAsNumpyToPil()
+    {
+        // Two 1 x 3 RGB images; the second: clamped ends, a value on a half (127.5: to even), one just above.
+        float[] images = [0f, 0f, 0f, 0f, 0f, 0f, 0f, 0f, 0f, -0.2f, 1.3f, 127.5f / 255f, 128.5f / 255f, 0.2f, 1f / 255f, 0.999f, 0.5f, 1f];
+        var result = new GenerationResult([], [2, 1, 1, 1], images, [2, 1, 3, 3], TimeSpan.Zero);
+        Assert.Equal(new byte[9], result.ImageBytes(0));
+        Assert.Equal(new byte[] { 0, 255, 128, 128, 51, 1, 255, 128, 255 }, result.ImageBytes(1));
+        Assert.Throws<ArgumentOutOfRangeException>(() => result.ImageBytes(2));
+        Assert.Throws<ArgumentOutOfRangeException>(() => result.ImageBytes(-1));
+    }
+
+    [Fact]
     public void ScaleMultipliesEveryElement()
     {
         var x = Random(4, 37);

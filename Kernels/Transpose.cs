@@ -35,12 +35,29 @@ public static class Transpose
     {
         if (x.Shape.Length != 3)
             throw new ArgumentException($"Transpose: expected [B, R, S], got {x.ShapeText}");
+        var y = x.Backend.Arena.Rent(x.Dim(0), x.Dim(2), x.Dim(1));
+        try
+        {
+            Into(x, addend, y);
+            return y;
+        }
+        catch
+        {
+            y.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The same into <paramref name="y"/>: B x S x R elements (any shape; e.g. some images of a larger batch).</summary>
+    public static void Into(Tensor x, Tensor? addend, Tensor y)
+    {
+        if (x.Shape.Length != 3)
+            throw new ArgumentException($"Transpose: expected [B, R, S], got {x.ShapeText}");
         if (addend is not null && addend.Length != x.Length)
             throw new ArgumentException($"Transpose: addend {addend.ShapeText} does not have the {x.Length} elements of {x.ShapeText}");
-        int b = x.Dim(0), r = x.Dim(1), s = x.Dim(2);
-        var y = x.Backend.Arena.Rent(b, s, r);
-        var args = new Args { X = x.View, Addend = addend?.View ?? ArrayView<float>.Empty, Y = y.View, R = r, S = s };
+        if (y.Length != x.Length)
+            throw new ArgumentException($"Transpose: output {y.ShapeText} does not have the {x.Length} elements of {x.ShapeText}");
+        var args = new Args { X = x.View, Addend = addend?.View ?? ArrayView<float>.Empty, Y = y.View, R = x.Dim(1), S = x.Dim(2) };
         ElementLauncher.Launch(x.Backend, (int)y.Length, args);
-        return y;
     }
 }

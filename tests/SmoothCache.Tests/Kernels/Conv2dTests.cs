@@ -31,39 +31,71 @@ public class Conv2dTests
         return y;
     }
 
+    /// <summary>The portable backend runs the direct convolution; GPU kernels run it as a GEMM (here on the SIMT SGEMM).</summary>
+    private static Backend On(bool gpuKernels) => gpuKernels ? CpuWithGpuKernels : Cpu;
+
     [Theory]
-    [InlineData(2, 5, 6, 5, 7, 3)]   // odd image, channels not multiples of anything
-    [InlineData(1, 3, 4, 1, 9, 3)]   // a single row: the window is clipped on both vertical sides
-    [InlineData(2, 6, 3, 4, 4, 1)]   // 1x1: a per-pixel linear over channels
-    [InlineData(1, 2, 2, 6, 5, 5)]   // a larger odd kernel pads by 2
-    public void MatchesFloat64ReferenceWithBias(int b, int cin, int cout, int h, int w, int k)
+    [InlineData(2, 5, 6, 5, 7, 3, false)]   // odd image, channels not multiples of anything
+    [InlineData(2, 5, 6, 5, 7, 3, true)]
+    [InlineData(1, 3, 4, 1, 9, 3, false)]   // a single row: the window is clipped on both vertical sides
+    [InlineData(1, 3, 4, 1, 9, 3, true)]
+    [InlineData(2, 6, 3, 4, 4, 1, false)]   // 1x1: a per-pixel linear over channels
+    [InlineData(2, 6, 3, 4, 4, 1, true)]
+    [InlineData(1, 2, 2, 6, 5, 5, false)]   // a larger odd kernel pads by 2
+    [InlineData(1, 2, 2, 6, 5, 5, true)]
+    public void MatchesFloat64ReferenceWithBias(int b, int cin, int cout, int h, int w, int k, bool gpuKernels)
     {
+        var backend = On(gpuKernels);
         var x = Random(41, b * cin * h * w, 2f);
         var wt = Random(42, cout * cin * k * k, 0.3f);
         var bias = Random(43, cout);
-        using var tx = Cpu.Arena.Upload(x, b, cin, h, w);
-        using var tw = Cpu.Arena.Upload(wt, cout, cin, k, k);
-        using var tb = Cpu.Arena.Upload(bias, cout);
+        using var tx = backend.Arena.Upload(x, b, cin, h, w);
+        using var tw = backend.Arena.Upload(wt, cout, cin, k, k);
+        using var tb = backend.Arena.Upload(bias, cout);
         using var y = Conv2d.Run(tx, tw, tb);
         Assert.Equal(new[] { b, cout, h, w }, y.Shape);
         Assert.True(RelativeL2(y.ToArray(), Reference(x, wt, bias, null, b, cin, cout, h, w, k, v => v)) < 1e-6);
     }
 
-    [Fact]
-    public void AppliesTheEpilogueThenAddsTheResidual()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void AppliesTheEpilogueThenAddsTheResidual(bool gpuKernels)
     {
+        var backend = On(gpuKernels);
         int b = 2, cin = 5, cout = 6, h = 5, w = 7, k = 3;
         var x = Random(44, b * cin * h * w, 2f);
         var wt = Random(45, cout * cin * k * k, 0.3f);
         var bias = Random(46, cout);
         var residual = Random(47, b * cout * h * w, 3f);
-        using var tx = Cpu.Arena.Upload(x, b, cin, h, w);
-        using var tw = Cpu.Arena.Upload(wt, cout, cin, k, k);
-        using var tb = Cpu.Arena.Upload(bias, cout);
-        using var tr = Cpu.Arena.Upload(residual, b, cout, h, w);
+        using var tx = backend.Arena.Upload(x, b, cin, h, w);
+        using var tw = backend.Arena.Upload(wt, cout, cin, k, k);
+        using var tb = backend.Arena.Upload(bias, cout);
+        using var tr = backend.Arena.Upload(residual, b, cout, h, w);
         using var y = Conv2d.Run<SiluEpilogue>(tx, tw, tb, tr);
         var expected = Reference(x, wt, bias, residual, b, cin, cout, h, w, k, LinearTests.Silu);
         Assert.True(RelativeL2(y.ToArray(), expected) < 1e-6);
+    }
+
+    [Theory]
+    [InlineData(2 * 4 * 5 * 27)]   // two images of 4 x 5 pixels x 3 x 3 x 3 taps a chunk: chunks of 2, 2, 1
+    [InlineData(1)]                // less than one image: one image a chunk
+    public void AsAGemmTakesTheImagesAFewAtATimeWithTheSameResult(long maxUnfolded)
+    {
+        int b = 5, cin = 3, cout = 4, h = 4, w = 5, k = 3;
+        var x = Random(48, b * cin * h * w, 2f);
+        var wt = Random(49, cout * cin * k * k, 0.3f);
+        var bias = Random(50, cout);
+        var residual = Random(51, b * cout * h * w, 3f);
+        var backend = CpuWithGpuKernels;
+        using var tx = backend.Arena.Upload(x, b, cin, h, w);
+        using var tw = backend.Arena.Upload(wt, cout, cin, k, k);
+        using var tb = backend.Arena.Upload(bias, cout);
+        using var tr = backend.Arena.Upload(residual, b, cout, h, w);
+        using var y = Conv2d.RunAsGemm<SiluEpilogue>(tx, tw, tb, tr, maxUnfolded);
+        using var whole = Conv2d.RunAsGemm<SiluEpilogue>(tx, tw, tb, tr);
+        Assert.Equal(whole.ToArray(), y.ToArray());
+        Assert.True(RelativeL2(y.ToArray(), Reference(x, wt, bias, residual, b, cin, cout, h, w, k, LinearTests.Silu)) < 1e-6);
     }
 
     [Fact]

@@ -60,7 +60,9 @@ public static class BenchCommand
             {
                 // dit-digits' shapes, or with --xl DiT-XL/2's (256 tokens, width 1152, 16 heads of 72).
                 var timings = parse.GetValue(xl)
-                    ? KernelBench.Run(backend, parse.GetValue(batch), 256, 1152, 16, count, context.Out, depth: 28)
+                    ? KernelBench.Run(backend, parse.GetValue(batch), 256, 1152, 16, count, context.Out, depth: 28,
+                        // The VAE's convolutions for the batch's images (half of it, with guidance): minutes on the CPU.
+                        vaeImages: backend.IsCuda ? Math.Max(1, parse.GetValue(batch) / 2) : 0)
                     : KernelBench.Run(backend, parse.GetValue(batch), 64, 64, 4, count, context.Out, depth: 6);
                 if (jsonPath is not null)
                     BenchJson.Write(jsonPath, new

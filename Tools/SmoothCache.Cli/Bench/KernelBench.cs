@@ -16,7 +16,10 @@ public sealed record KernelTiming(string Kernel, string Shape, double Millisecon
 public static class KernelBench
 {
     /// <param name="depth">blocks whose adaLN projections the conditioning GEMM computes at once</param>
-    public static KernelTiming[] Run(Backend backend, int batch, int tokens, int width, int heads, int iterations, TextWriter log, int depth = 28)
+    /// <param name="vaeImages">also time the VAE decoder's 3 x 3 convolutions for this many images at DiT-XL/2-256's
+    /// shapes (sd-vae-ft-ema: 512 channels at 32 x 32, 256 at 128 x 128, 128 at 256 x 256), direct and as a GEMM (0: not)</param>
+    public static KernelTiming[] Run(Backend backend, int batch, int tokens, int width, int heads, int iterations, TextWriter log, int depth = 28,
+        int vaeImages = 0)
     {
         var arena = backend.Arena;
         int m = batch * tokens, d = width;
@@ -137,6 +140,16 @@ public static class KernelBench
             Time("GatedResidual fp16", $"{m}x{d}", 2.0 * m * d, () => { GatedResidual.Run(halfX, halfResidual, mod, 2 * d); return null; });
         }
         Time("GatedResidual", $"{m}x{d}", 2.0 * m * d, () => { GatedResidual.Run(x, x, mod, 2 * d); return null; });
+        foreach (var (channels, size) in vaeImages > 0 ? new[] { (512, 32), (256, 128), (128, 256) } : [])
+        {
+            using var image = arena.Upload(Random(vaeImages * channels * size * size), vaeImages, channels, size, size);
+            using var kernel = arena.Upload(Random(channels * channels * 9), channels, channels, 3, 3);
+            using var convBias = arena.Upload(Random(channels), channels);
+            string shape = $"{vaeImages}x{channels}x{size}x{size}";
+            double flops = 2.0 * vaeImages * channels * size * size * channels * 9;
+            Time("Conv2d 3x3 direct", shape, flops, () => Conv2d.RunDirect<IdentityEpilogue>(image, kernel, convBias));
+            Time("Conv2d 3x3 as GEMM", shape, flops, () => Conv2d.RunAsGemm<IdentityEpilogue>(image, kernel, convBias));
+        }
         return results.ToArray();
     }
 

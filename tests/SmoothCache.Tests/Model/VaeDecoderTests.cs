@@ -17,7 +17,7 @@ public class VaeDecoderTests
 
     private static float[] Decode(VaeDecoder vae, float[] z)
     {
-        using var latents = Cpu.Arena.Upload(z, 2, 4, 8, 8);
+        using var latents = vae.Backend.Arena.Upload(z, 2, 4, 8, 8);
         using var image = vae.Decode(latents);
         Assert.Equal(new[] { 2, 3, 16, 16 }, image.Shape);
         return image.ToArray();
@@ -29,6 +29,14 @@ public class VaeDecoderTests
         var (z, expected) = Expected();
         using var vae = VaeDecoder.Load(Cpu, Folder);
         Assert.Equal(2, vae.Config.UpscaleFactor);
+        Assert.True(RelativeL2(Decode(vae, z), expected) < 1e-4);
+    }
+
+    [Fact]
+    public void DecodesLikeDiffusersOnTheGpuKernelsWithItsConvolutionsAsGemms()
+    {
+        var (z, expected) = Expected();
+        using var vae = VaeDecoder.Load(CpuWithGpuKernels, Folder);
         Assert.True(RelativeL2(Decode(vae, z), expected) < 1e-4);
     }
 

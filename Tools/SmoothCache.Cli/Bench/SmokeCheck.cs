@@ -221,6 +221,29 @@ public static class SmokeCheck
             using var q = Upload(b, 21, 2, 64, 192);
             return Read(Attention.Run(q, 4, 16));
         });
+        // The VAE decoder's operators: on GPU kernels a convolution runs as a GEMM (patches unfolded, transposed back).
+        yield return ("Conv2d 3x3 [2,12,9,10] -> 20 channels, SiLU, plus a residual", b =>
+        {
+            using var x = Upload(b, 37, 2, 12, 9, 10);
+            using var w = Upload(b, 38, 20, 12, 3, 3);
+            using var bias = Upload(b, 39, 20);
+            using var residual = Upload(b, 40, 2, 20, 9, 10);
+            return Read(Conv2d.Run<SiluEpilogue>(x, w, bias, residual));
+        });
+        yield return ("Conv2d 1x1 [2,16,8,8] -> 3 channels", b =>
+        {
+            using var x = Upload(b, 41, 2, 16, 8, 8);
+            using var w = Upload(b, 42, 3, 16, 1, 1);
+            return Read(Conv2d.Run(x, w, null));
+        });
+        yield return ("GroupNorm with SiLU [2,32,6,6], 8 groups, then Upsample", b =>
+        {
+            using var x = Upload(b, 43, 2, 32, 6, 6);
+            using var gamma = Upload(b, 44, 32);
+            using var beta = Upload(b, 45, 32);
+            using var normed = GroupNorm.Run<SiluEpilogue>(x, 8, gamma, beta, 1e-6f);
+            return Read(Upsample.Run(normed));
+        });
         // dit-digits' final layer: proj_out (N = 8) feeding Unpatchify, where a whole forward faulted.
         yield return ("proj_out [128,64] x [8,64] then Unpatchify", b =>
         {

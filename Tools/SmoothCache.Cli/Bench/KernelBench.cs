@@ -140,6 +140,15 @@ public static class KernelBench
             Time("GatedResidual fp16", $"{m}x{d}", 2.0 * m * d, () => { GatedResidual.Run(halfX, halfResidual, mod, 2 * d); return null; });
         }
         Time("GatedResidual", $"{m}x{d}", 2.0 * m * d, () => { GatedResidual.Run(x, x, mod, 2 * d); return null; });
+        if (vaeImages > 0)
+        {
+            // The VAE's mid-block attention: one head of 512 over the latent's 1,024 pixels.
+            using var vaeQkv = arena.Upload(Random(vaeImages * 1024 * 3 * 512), vaeImages, 1024, 3 * 512);
+            string shape = $"{vaeImages}x1x1024x512";
+            double flops = 4.0 * vaeImages * 1024 * 1024 * 512;
+            Time("Attention portable (VAE)", shape, flops, () => Attention.RunPortable(vaeQkv, 1, 512));
+            Time("Attention as GEMMs (VAE)", shape, flops, () => Attention.RunAsGemms(vaeQkv, 1, 512));
+        }
         foreach (var (channels, size) in vaeImages > 0 ? new[] { (512, 32), (256, 128), (128, 256) } : [])
         {
             using var image = arena.Upload(Random(vaeImages * channels * size * size), vaeImages, channels, size, size);

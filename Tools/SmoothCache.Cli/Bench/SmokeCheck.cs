@@ -221,7 +221,9 @@ public static class SmokeCheck
             using var q = Upload(b, 21, 2, 64, 192);
             return Read(Attention.Run(q, 4, 16));
         });
-        // The VAE decoder's operators: on GPU kernels a convolution runs as a GEMM (patches unfolded, transposed back).
+        // The VAE decoder's operators: on GPU kernels a convolution runs as a GEMM (patches unfolded, transposed back), and
+        // its attention (one head of 512) as two GEMMs a sample.
+        yield return ("Attention, one head of 512, 40 tokens", b => { using var q = Upload(b, 46, 2, 40, 3 * 512); return Read(Attention.Run(q, 1, 512)); });
         yield return ("Conv2d 3x3 [2,12,9,10] -> 20 channels, SiLU, plus a residual", b =>
         {
             using var x = Upload(b, 37, 2, 12, 9, 10);

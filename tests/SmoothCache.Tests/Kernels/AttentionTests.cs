@@ -45,4 +45,23 @@ public class AttentionTests
         Assert.Equal(new[] { b, t, heads * hd }, o.Shape);
         Assert.True(RelativeL2(o.ToArray(), Reference(qkv, b, t, heads, hd)) < 1e-6);
     }
+
+    [Theory]
+    [InlineData(2, 17, 3, 24)]   // head dims the fused kernels lack: two GEMMs per sample and head
+    [InlineData(1, 40, 1, 12)]   // one head, as the VAE's mid-block attention
+    public void OnGpuKernelsOtherHeadDimsRunAsGemmsAndMatchFloat64Softmax(int b, int t, int heads, int hd)
+    {
+        var qkv = Random(32, b * t * 3 * heads * hd, 2f);
+        using var tq = CpuWithGpuKernels.Arena.Upload(qkv, b, t, 3 * heads * hd);
+        using var o = Attention.Run(tq, heads, hd);
+        Assert.Equal(new[] { b, t, heads * hd }, o.Shape);
+        Assert.True(RelativeL2(o.ToArray(), Reference(qkv, b, t, heads, hd)) < 1e-6);
+        using var direct = Attention.RunAsGemms(tq, heads, hd);
+        Assert.Equal(o.ToArray(), direct.ToArray());
+        // An fp16 qkv is widened first and the output rounded.
+        using var half = SmoothCache.Kernels.HalfConversion.ToHalf(tq);
+        using var o16 = Attention.Run(half, heads, hd, DType.Float16);
+        Assert.Equal(DType.Float16, o16.DType);
+        Assert.True(RelativeL2(o16.ToArray(), Reference(qkv, b, t, heads, hd)) < 2e-3);
+    }
 }

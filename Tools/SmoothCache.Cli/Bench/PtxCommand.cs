@@ -59,6 +59,16 @@ public static class PtxCommand
             using var halfX = HalfConversion.ToHalf(x);
             GatedResidual.Run(x, x, gate, 0);
             GatedResidual.Run(halfX, halfX, gate, 0);
+            // The VAE decoder's operators (a latent model's last step): a convolution as a GEMM with a residual, GroupNorm
+            // with SiLU, Upsample, and attention at a head dim the fused kernels lack (as two GEMMs).
+            using (var image = cpu.Arena.Zeros(1, 4, 4, 4))
+            using (var kernel = cpu.Arena.Zeros(4, 4, 3, 3))
+            using (var channels = cpu.Arena.Zeros(4))
+            using (var conv = Conv2d.Run<SiluEpilogue>(image, kernel, channels, image))
+            using (var normed = GroupNorm.Run<SiluEpilogue>(conv, 2, channels, channels, 1e-6f))
+            using (Upsample.Run(normed))
+            using (var qkv = cpu.Arena.Zeros(1, 4, 3 * 12))
+            using (Attention.Run(qkv, 1, 12)) { }
             // A kernel whose instance depends on the accelerator (its fp16 rounding) as CUDA loads it.
             kernels.AddRange(cpu.LoadedKernels.Select(AsOnCuda));
         }

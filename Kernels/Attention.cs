@@ -174,9 +174,8 @@ public static class Attention
     /// <summary>The portable kernel (<see cref="Args"/>) on Float32 qkv [B, T, 3 heads headDim].</summary>
     public static Tensor RunPortable(Tensor qkv, int heads, int headDim)
     {
+        CheckFloat32(qkv, heads, headDim);
         int b = qkv.Dim(0), t = qkv.Dim(1);
-        if (qkv.Dim(2) != 3 * heads * headDim || qkv.DType != DType.Float32)
-            throw new ArgumentException($"Attention: qkv {qkv.ShapeText} ({qkv.DType}) is not Float32 [B,T,{3 * heads * headDim}]");
         var arena = qkv.Backend.Arena;
         var result = arena.Rent(b, t, heads * headDim);
         using var scores = arena.Rent(b, heads, t, t);
@@ -189,15 +188,20 @@ public static class Attention
         return result;
     }
 
+    private static void CheckFloat32(Tensor qkv, int heads, int headDim)
+    {
+        if (qkv.Shape.Length != 3 || qkv.Dim(2) != 3 * heads * headDim || qkv.DType != DType.Float32)
+            throw new ArgumentException($"Attention: qkv {qkv.ShapeText} ({qkv.DType}) is not Float32 [B,T,{3 * heads * headDim}]");
+    }
+
     /// <summary>Float32 attention as GEMMs on <see cref="Linear"/>, per sample and head: scores = (q Scale) k^T [T, T], their
     /// softmax by rows, then scores v (v transposed first, as the GEMM's weight).</summary>
     /// <param name="qkv">Float32 [B, T, 3 heads headDim]</param>
     /// <returns>[B, T, heads headDim], rented from the arena</returns>
     public static Tensor RunAsGemms(Tensor qkv, int heads, int headDim)
     {
+        CheckFloat32(qkv, heads, headDim);
         int b = qkv.Dim(0), t = qkv.Dim(1);
-        if (qkv.Dim(2) != 3 * heads * headDim || qkv.DType != DType.Float32)
-            throw new ArgumentException($"Attention: qkv {qkv.ShapeText} ({qkv.DType}) is not Float32 [B,T,{3 * heads * headDim}]");
         var backend = qkv.Backend;
         var arena = backend.Arena;
         var result = arena.Rent(b, t, heads * headDim);

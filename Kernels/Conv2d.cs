@@ -89,8 +89,7 @@ public static class Conv2d
         where TEpilogue : struct, IEpilogue
     {
         Check(x, weight, bias, residual);
-        long perImage = (long)x.Dim(2) * x.Dim(3) * x.Dim(1) * weight.Dim(2) * weight.Dim(3);
-        return x.Backend.UsesGpuKernels && perImage <= int.MaxValue
+        return x.Backend.UsesGpuKernels && UnfoldedPerImage(x, weight) <= int.MaxValue
             ? RunAsGemm<TEpilogue>(x, weight, bias, residual)
             : RunDirect<TEpilogue>(x, weight, bias, residual);
     }
@@ -122,7 +121,7 @@ public static class Conv2d
         Check(x, weight, bias, residual);
         int b = x.Dim(0), cin = x.Dim(1), h = x.Dim(2), w = x.Dim(3);
         int cout = weight.Dim(0), k = weight.Dim(2), plane = h * w, columns = cin * k * k;
-        long perImage = (long)plane * columns;
+        long perImage = UnfoldedPerImage(x, weight);
         if (perImage > int.MaxValue)
             throw new ArgumentException($"Conv2d: one image of {x.ShapeText} unfolds into {perImage} elements, more than 32-bit indexing reaches");
         int chunk = (int)Math.Clamp(maxUnfolded / perImage, 1, Math.Max(1, b));
@@ -152,6 +151,9 @@ public static class Conv2d
             throw;
         }
     }
+
+    /// <summary>Elements one image of x unfolds into: pixels x Cin x K x K.</summary>
+    private static long UnfoldedPerImage(Tensor x, Tensor weight) => (long)x.Dim(2) * x.Dim(3) * x.Dim(1) * weight.Dim(2) * weight.Dim(3);
 
     private static void Check(Tensor x, Tensor weight, Tensor? bias, Tensor? residual)
     {

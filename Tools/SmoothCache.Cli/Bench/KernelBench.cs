@@ -16,8 +16,9 @@ public sealed record KernelTiming(string Kernel, string Shape, double Millisecon
 public static class KernelBench
 {
     /// <param name="depth">blocks whose adaLN projections the conditioning GEMM computes at once</param>
-    /// <param name="vaeImages">also time the VAE decoder's 3 x 3 convolutions for this many images at DiT-XL/2-256's
-    /// shapes (sd-vae-ft-ema: 512 channels at 32 x 32, 256 at 128 x 128, 128 at 256 x 256), direct and as a GEMM (0: not)</param>
+    /// <param name="vaeImages">also time the VAE decoder's mid-block attention (portable and as GEMMs) and 3 x 3 convolutions
+    /// (direct and as a GEMM) for this many images at DiT-XL/2-256's shapes (sd-vae-ft-ema: one head of 512 over 1,024
+    /// pixels; 512 channels at 32 x 32, 256 at 128 x 128, 128 at 256 x 256) (0: not)</param>
     public static KernelTiming[] Run(Backend backend, int batch, int tokens, int width, int heads, int iterations, TextWriter log, int depth = 28,
         int vaeImages = 0)
     {

@@ -13,14 +13,18 @@ namespace SmoothCache.Kernels;
 /// rows (<see cref="UnfoldArgs"/>), times W viewed as [Cout, Cin K K] on the backend's GEMM (3xTF32 tensor cores on CUDA),
 /// then transposed to NCHW with the residual added. The direct form reads every input once per output channel with no
 /// tensor core; a VAE decode is ~5 TFLOP for 8 images at 256 x 256.
+/// A Float16 weight (the fp16 path) always runs as a GEMM: the patches unfolded as float16, multiplied as float16 with
+/// float32 sums (fp16 tensor cores on CUDA, which take Cin K K in multiples of 8), x, the residual and y stay float32.
 /// </summary>
 public static class Conv2d
 {
     /// <summary>Unfolded patches (im2col): col[n H W + p, (ci K + ky) K + kx] = x[n, ci, py + ky - K/2, px + kx - K/2],
-    /// 0 outside the image. x is NCHW [N, Cin, H, W]; col is [N H W, Cin K K] row-major, W's order in each row.</summary>
+    /// 0 outside the image. x is NCHW [N, Cin, H, W]; col is [N H W, Cin K K] row-major, W's order in each row, float32 or
+    /// (for a float16 GEMM) float16.</summary>
     public struct UnfoldArgs : IElementKernel
     {
-        public ArrayView<float> X, Col;
+        public ArrayView<float> X;
+        public OutputView Col;
         public int Cin, H, Width, K;
 
         public readonly void Compute(int index)
@@ -33,7 +37,7 @@ public static class Conv2d
             int ci = column / taps, tap = column % taps;
             int y = p / Width + tap / K - K / 2, x = p % Width + tap % K - K / 2;
             bool inside = y >= 0 & y < H & x >= 0 & x < Width;
-            Col[index] = inside ? X[((n * Cin + ci) * H + y) * Width + x] : 0f;
+            Col.Store(index, inside ? X[((n * Cin + ci) * H + y) * Width + x] : 0f);
         }
     }
 
@@ -89,7 +93,7 @@ public static class Conv2d
         where TEpilogue : struct, IEpilogue
     {
         Check(x, weight, bias, residual);
-        return x.Backend.UsesGpuKernels && UnfoldedPerImage(x, weight) <= int.MaxValue
+        return weight.DType == DType.Float16 || x.Backend.UsesGpuKernels && UnfoldedPerImage(x, weight) <= int.MaxValue
             ? RunAsGemm<TEpilogue>(x, weight, bias, residual)
             : RunDirect<TEpilogue>(x, weight, bias, residual);
     }
@@ -99,6 +103,8 @@ public static class Conv2d
         where TEpilogue : struct, IEpilogue
     {
         Check(x, weight, bias, residual);
+        if (weight.DType != DType.Float32)
+            throw new ArgumentException($"Conv2d: the direct convolution takes a Float32 weight, not {weight.DType} {weight.ShapeText}");
         int b = x.Dim(0), cin = x.Dim(1), h = x.Dim(2), w = x.Dim(3);
         int cout = weight.Dim(0), k = weight.Dim(2);
         var y = x.Backend.Arena.Rent(b, cout, h, w);
@@ -112,8 +118,8 @@ public static class Conv2d
         return y;
     }
 
-    /// <summary>As a GEMM, a few images at a time: their patches unfolded, times W^T on <see cref="Linear"/> (epilogue
-    /// and bias there), transposed to NCHW with the residual added.</summary>
+    /// <summary>As a GEMM, a few images at a time: their patches unfolded (in W's precision), times W^T on <see cref="Linear"/>
+    /// (epilogue and bias there), transposed to NCHW with the residual added.</summary>
     /// <param name="maxUnfolded">how many unfolded elements a chunk of images may take (at least one image's)</param>
     public static Tensor RunAsGemm<TEpilogue>(Tensor x, Tensor weight, Tensor? bias, Tensor? residual = null,
         long maxUnfolded = MaxUnfoldedElements) where TEpilogue : struct, IEpilogue
@@ -134,9 +140,9 @@ public static class Conv2d
             {
                 int n = Math.Min(chunk, b - first);
                 using var images = x.Rows(first, n);
-                using var col = arena.Rent(n * plane, columns);
+                using var col = arena.Rent(weight.DType, n * plane, columns);
                 ElementLauncher.Launch(x.Backend, (int)col.Length,
-                    new UnfoldArgs { X = images.View, Col = col.View, Cin = cin, H = h, Width = w, K = k });
+                    new UnfoldArgs { X = images.View, Col = OutputView.Of(col), Cin = cin, H = h, Width = w, K = k });
                 using var pixels = Linear.Run<TEpilogue>(col, matrix, bias);
                 using var rows = pixels.Reshape(n, plane, cout);
                 using var addend = residual?.Rows(first, n);

@@ -9,7 +9,8 @@ internal static class WeightLoader
     public static Tensor Load(Backend backend, IWeightSource weights, string name, params int[] shape) =>
         backend.Arena.Upload(weights.ReadFloat32(name, shape), shape);
 
-    /// <summary>A Linear weight in the storage the precision asks for (float16 for tensor cores).</summary>
+    /// <summary>A GEMM's weight (a Linear's, or a convolution's run as a GEMM) in the storage the precision asks for
+    /// (float16 for tensor cores).</summary>
     public static Tensor ForLinear(Tensor weight, Precision precision)
     {
         if (precision == Precision.Fp32) return weight;

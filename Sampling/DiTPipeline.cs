@@ -92,7 +92,7 @@ public sealed class DiTPipeline : IDisposable
             var scheduler = File.Exists(schedulerPath) ? SchedulerConfig.Load(schedulerPath) : SchedulerConfig.DitDefault;
             string vaeFolder = Path.Combine(folder, "vae");
             // The VAE's config and weights are checked first: they are quick to read and fail early.
-            var vae = Directory.Exists(vaeFolder) ? VaeDecoder.Load(backend, vaeFolder) : null;
+            var vae = Directory.Exists(vaeFolder) ? VaeDecoder.Load(backend, vaeFolder, precision) : null;
             try
             {
                 var transformer = DiTTransformer.Load(backend, Path.Combine(folder, "transformer"), precision);

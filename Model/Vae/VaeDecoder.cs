@@ -13,7 +13,9 @@ namespace SmoothCache.Model.Vae;
 ///   image = decoder.conv_out(SiLU(conv_norm_out(x)))     3x3 -> out_channels
 /// Every GroupNorm has norm_num_groups groups and eps 1e-6. Decode takes latents as stored by the
 /// sampler divided by the scaling factor (the caller's job) and returns the decoder's raw output,
-/// nominally in [-1, 1] and not clamped.
+/// nominally in [-1, 1] and not clamped. At <see cref="Precision.Fp16"/> the convolutions multiply float16 operands with
+/// float32 sums (as diffusers' fp16 pipelines run their VAE, on tensor cores on CUDA); the activations between them, the
+/// norms and the attention stay float32.
 /// </summary>
 public sealed class VaeDecoder : IDisposable
 {
@@ -27,21 +29,23 @@ public sealed class VaeDecoder : IDisposable
 
     public VaeConfig Config { get; }
     public Backend Backend { get; }
+    public Precision Precision { get; }
 
-    public VaeDecoder(Backend backend, VaeConfig config, IWeightSource weights)
+    public VaeDecoder(Backend backend, VaeConfig config, IWeightSource weights, Precision precision = Precision.Fp32)
     {
         Backend = backend;
         Config = config;
+        Precision = precision;
         int groups = config.NormNumGroups, latent = config.LatentChannels;
         var channels = config.BlockOutChannels.Reverse().ToArray();
         int top = channels[0];
 
         if (config.UsePostQuantConv)
-            _postQuantConv = new ConvLayer(backend, weights, "post_quant_conv.", latent, latent, 1);
-        _convIn = new ConvLayer(backend, weights, "decoder.conv_in.", latent, top, 3);
+            _postQuantConv = new ConvLayer(backend, weights, "post_quant_conv.", latent, latent, 1, precision);
+        _convIn = new ConvLayer(backend, weights, "decoder.conv_in.", latent, top, 3, precision);
         const string mid = "decoder.mid_block.";
         _midResnets = [.. Enumerable.Range(0, 2)
-            .Select(i => new VaeResnetBlock(backend, weights, $"{mid}resnets.{i}.", top, top, groups))];
+            .Select(i => new VaeResnetBlock(backend, weights, $"{mid}resnets.{i}.", top, top, groups, precision))];
         if (config.MidBlockAddAttention)
             _midAttention = new VaeAttention(backend, weights, $"{mid}attentions.0.", top, groups);
 
@@ -53,21 +57,21 @@ public sealed class VaeDecoder : IDisposable
             string block = $"decoder.up_blocks.{i}.";
             int output = channels[i];
             _upResnets[i] = [.. Enumerable.Range(0, config.LayersPerBlock + 1)
-                .Select(j => new VaeResnetBlock(backend, weights, $"{block}resnets.{j}.", j == 0 ? previous : output, output, groups))];
+                .Select(j => new VaeResnetBlock(backend, weights, $"{block}resnets.{j}.", j == 0 ? previous : output, output, groups, precision))];
             if (i < channels.Length - 1)
-                _upsamplers[i] = new ConvLayer(backend, weights, $"{block}upsamplers.0.conv.", output, output, 3);
+                _upsamplers[i] = new ConvLayer(backend, weights, $"{block}upsamplers.0.conv.", output, output, 3, precision);
             previous = output;
         }
         _normOut = new GroupNormLayer(backend, weights, "decoder.conv_norm_out.", previous, groups);
-        _convOut = new ConvLayer(backend, weights, "decoder.conv_out.", previous, config.OutChannels, 3);
+        _convOut = new ConvLayer(backend, weights, "decoder.conv_out.", previous, config.OutChannels, 3, precision);
     }
 
     /// <summary>Loads a diffusers VAE folder (config.json + diffusion_pytorch_model weights).</summary>
-    public static VaeDecoder Load(Backend backend, string vaeFolder)
+    public static VaeDecoder Load(Backend backend, string vaeFolder, Precision precision = Precision.Fp32)
     {
         var config = VaeConfig.Load(Path.Combine(vaeFolder, "config.json"));
         using var weights = WeightSources.OpenModelFolder(vaeFolder);
-        return new VaeDecoder(backend, config, weights);
+        return new VaeDecoder(backend, config, weights, precision);
     }
 
     /// <param name="latents">[B, latent_channels, h, w], already divided by the scaling factor</param>

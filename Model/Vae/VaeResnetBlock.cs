@@ -15,14 +15,15 @@ internal sealed class VaeResnetBlock : IDisposable
     private readonly ConvLayer _conv1, _conv2;
     private readonly ConvLayer? _shortcut;
 
-    public VaeResnetBlock(Backend backend, IWeightSource weights, string prefix, int inChannels, int outChannels, int groups)
+    public VaeResnetBlock(Backend backend, IWeightSource weights, string prefix, int inChannels, int outChannels, int groups,
+        Precision precision)
     {
         _norm1 = new GroupNormLayer(backend, weights, prefix + "norm1.", inChannels, groups);
-        _conv1 = new ConvLayer(backend, weights, prefix + "conv1.", inChannels, outChannels, 3);
+        _conv1 = new ConvLayer(backend, weights, prefix + "conv1.", inChannels, outChannels, 3, precision);
         _norm2 = new GroupNormLayer(backend, weights, prefix + "norm2.", outChannels, groups);
-        _conv2 = new ConvLayer(backend, weights, prefix + "conv2.", outChannels, outChannels, 3);
+        _conv2 = new ConvLayer(backend, weights, prefix + "conv2.", outChannels, outChannels, 3, precision);
         if (inChannels != outChannels)
-            _shortcut = new ConvLayer(backend, weights, prefix + "conv_shortcut.", inChannels, outChannels, 1);
+            _shortcut = new ConvLayer(backend, weights, prefix + "conv_shortcut.", inChannels, outChannels, 1, precision);
     }
 
     public Tensor Forward(Tensor x)

@@ -159,6 +159,8 @@ public static class KernelBench
             double flops = 2.0 * vaeImages * channels * size * size * channels * 9;
             Time("Conv2d 3x3 direct", shape, flops, () => Conv2d.RunDirect<IdentityEpilogue>(image, kernel, convBias));
             Time("Conv2d 3x3 as GEMM", shape, flops, () => Conv2d.RunAsGemm<IdentityEpilogue>(image, kernel, convBias));
+            using var halfKernel = HalfConversion.ToHalf(kernel);
+            Time("Conv2d 3x3 as fp16 GEMM", shape, flops, () => Conv2d.RunAsGemm<IdentityEpilogue>(image, halfKernel, convBias));
         }
         return results.ToArray();
     }

@@ -232,6 +232,15 @@ public static class SmokeCheck
             using var residual = Upload(b, 40, 2, 20, 9, 10);
             return Read(Conv2d.Run<SiluEpilogue>(x, w, bias, residual));
         });
+        yield return ("Conv2d 3x3 [2,16,9,10] -> 3 channels, fp16 weight (the fp16 VAE's conv_out), plus a residual", b =>
+        {
+            using var x = Upload(b, 47, 2, 16, 9, 10);
+            using var w = Upload(b, 48, 3, 16, 3, 3);
+            using var wHalf = HalfConversion.ToHalf(w);
+            using var bias = Upload(b, 49, 3);
+            using var residual = Upload(b, 50, 2, 3, 9, 10);
+            return Read(Conv2d.Run(x, wHalf, bias, residual));
+        });
         yield return ("Conv2d 1x1 [2,16,8,8] -> 3 channels", b =>
         {
             using var x = Upload(b, 41, 2, 16, 8, 8);

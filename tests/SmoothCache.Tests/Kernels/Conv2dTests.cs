@@ -98,6 +98,42 @@ public class Conv2dTests
         Assert.True(RelativeL2(y.ToArray(), Reference(x, wt, bias, residual, b, cin, cout, h, w, k, LinearTests.Silu)) < 1e-6);
     }
 
+    /// <summary>A Float16 weight: the patches unfolded as float16, so the products are those of x and W rounded to
+    /// float16, summed in float32; on the portable backend too (the fp16 path is the same numbers everywhere).</summary>
+    [Theory]
+    [InlineData(false, 1L << 28)]
+    [InlineData(true, 1L << 28)]
+    [InlineData(true, 1L)]   // one image a chunk
+    public void AFloat16WeightMultipliesFloat16OperandsAsAGemm(bool gpuKernels, long maxUnfolded)
+    {
+        var backend = On(gpuKernels);
+        int b = 2, cin = 8, cout = 3, h = 5, w = 6, k = 3;   // Cin K K = 72, N = 3 as a VAE's conv_out
+        var x = Random(52, b * cin * h * w, 2f);
+        var bias = Random(54, cout);
+        var residual = Random(55, b * cout * h * w, 3f);
+        using var weight = HalfAndWidened(backend, 53, cout, cin, k, k);
+        using var tx = backend.Arena.Upload(x, b, cin, h, w);
+        using var tb = backend.Arena.Upload(bias, cout);
+        using var tr = backend.Arena.Upload(residual, b, cout, h, w);
+        using var y = maxUnfolded == 1L << 28
+            ? Conv2d.Run<SiluEpilogue>(tx, weight.Half, tb, tr)
+            : Conv2d.RunAsGemm<SiluEpilogue>(tx, weight.Half, tb, tr, maxUnfolded);
+        var wt = weight.Wide.ToArray();
+        var rounded = x.Select(v => (float)(System.Half)v).ToArray();
+        Assert.True(RelativeL2(y.ToArray(), Reference(rounded, wt, bias, residual, b, cin, cout, h, w, k, LinearTests.Silu)) < 1e-6);
+        // Against x unrounded: fp16 rounding, well inside the fp16 path's 1e-2.
+        double error = RelativeL2(y.ToArray(), Reference(x, wt, bias, residual, b, cin, cout, h, w, k, LinearTests.Silu));
+        Assert.InRange(error, 1e-6, 1e-2);
+    }
+
+    [Fact]
+    public void TheDirectConvolutionRejectsAFloat16Weight()
+    {
+        using var x = Cpu.Arena.Zeros(1, 8, 3, 3);
+        using var weight = HalfAndWidened(Cpu, 56, 2, 8, 3, 3);
+        Assert.Contains("Float32 weight", Assert.Throws<ArgumentException>(() => Conv2d.RunDirect<IdentityEpilogue>(x, weight.Half, null)).Message);
+    }
+
     [Fact]
     public void RejectsMismatchedChannelsAndEvenKernels()
     {

@@ -1,5 +1,6 @@
 using SmoothCache.Cli;
 using SmoothCache.Tests.Cli;
+using SmoothCache.Kernels;
 using SmoothCache.Model.Checkpoints;
 using SmoothCache.Sampling;
 using static SmoothCache.Tests.TestSupport;
@@ -42,6 +43,22 @@ public class LatentPipelineTests
         Assert.Equal([2, 16, 16, 3], result.ImageShape);
         double error = MaxAbs(result.Images, ReferenceImages());
         Assert.True(error < ImageTolerance, $"max abs image error {error:E2}");
+    }
+
+    /// <summary>The fp16 path decodes at fp16 too, as diffusers' fp16 DiTPipeline does: the whole job's images within
+    /// the fp16 path's 1e-2 of the float32 reference.</summary>
+    [Fact]
+    public void GenerateAtFp16DecodesAtFp16WithinFp16RoundingOfDiffusers()
+    {
+        using var folder = new LatentPipelineFolder();
+        using var pipeline = DiTPipeline.Load(folder.Path, Cpu, Precision.Fp16);
+        Assert.Equal(Precision.Fp16, pipeline.Vae!.Precision);
+        var result = pipeline.Generate(new GenerationOptions
+        {
+            Labels = Labels, Steps = 12, Scheduler = "ddim", GuidanceScale = 4f, InitialNoise = InitialLatents(),
+        });
+        double error = RelativeL2(result.Images, ReferenceImages());
+        Assert.True(error < 1e-2, $"relative image error {error:E2}");
     }
 
     [Fact]

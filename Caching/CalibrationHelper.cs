@@ -104,7 +104,8 @@ public sealed class CalibrationHelper : IComponentHook, IDisposable
     private static JsonArray ToJson(IEnumerable<IEnumerable<double>> rows) =>
         new(rows.Select(row => (JsonNode)new JsonArray(row.Select(e => (JsonNode)JsonValue.Create(e)).ToArray())).ToArray());
 
-    /// <summary>Starts over: recorded errors and kept outputs dropped.</summary>
+    /// <summary>Starts over: recorded errors and kept outputs dropped (a pipeline's generation does this first, so the rows
+    /// are one generation's: errors across two runs' boundary would mean nothing).</summary>
     public void Reset()
     {
         ReleaseHistory();

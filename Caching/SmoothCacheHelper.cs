@@ -79,7 +79,8 @@ public sealed class SmoothCacheHelper : IComponentHook, IDisposable
     }
 
     /// <summary>
-    /// Computed and reused calls per component type since enable/reset; with
+    /// Computed and reused calls per component type since enable/reset (a pipeline's generation resets first: after one,
+    /// its own); with
     /// <paramref name="macsPerCall"/> (MACs of one call of a component) also the MACs done and saved.
     /// </summary>
     public CacheStats Stats(Func<string, long>? macsPerCall = null) =>

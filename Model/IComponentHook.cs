@@ -14,8 +14,8 @@ public interface IComponentHook
 {
     Tensor Run(string component, int block, Func<Tensor> compute);
 
-    /// <summary>Starts over for a new generation: forgets per-step state (call counters, stored outputs).
-    /// Hooks without such state keep this default.</summary>
+    /// <summary>Starts over for a new generation (DiTPipeline.Generate calls it first): forgets per-step state (call
+    /// counters, stored outputs). Hooks without such state keep this default.</summary>
     void Reset() { }
 }
 

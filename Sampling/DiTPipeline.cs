@@ -221,7 +221,8 @@ public sealed class DiTPipeline : IDisposable
         return [batch, c.InChannels, c.SampleSize, c.SampleSize];
     }
 
-    /// <summary>Runs a whole generation: the denoising steps, then the decode.</summary>
+    /// <summary>Runs a whole generation: the denoising steps, then the decode. The transformer's hook (the options' or an
+    /// enabled helper) is reset first, so a cache helper's statistics afterwards are this generation's.</summary>
     /// <param name="onStep">called after every denoising step (progress, or the latents as they form)</param>
     /// <param name="cancellation">checked before every step: a cancelled generation throws
     /// <see cref="OperationCanceledException"/> within a step, its buffers returned and the transformer's hook restored</param>
@@ -233,8 +234,12 @@ public sealed class DiTPipeline : IDisposable
         var timer = Stopwatch.StartNew();
         using var x = Backend.Arena.Upload(job.Noise, job.Shape);
         using (UseHook(job.Options.Hook))
-        using (var images = Denoise(job, x, onStep, cancellation))
+        {
+            // Each generation starts its hook over: a cache helper's step counts from 0, no outputs of an earlier run.
+            Transformer.Hook?.Reset();
+            using var images = Denoise(job, x, onStep, cancellation);
             return new GenerationResult(x.ToArray(), job.Shape, images.ToArray(), images.Shape, timer.Elapsed);
+        }
     }
 
     /// <summary>

@@ -43,6 +43,22 @@ public class CachedSamplingTests
         Assert.InRange(RelativeL2(cached16, Cached(TinyCase.Pipeline)), 1e-6, 1e-2);
     }
 
+    /// <summary>A helper enabled around two generations: the second starts its steps over (before, it carried on at step
+    /// 6, computing everything, or, with a longer schedule, reusing the first run's last outputs at its first steps).</summary>
+    [Fact]
+    public void EachGenerationStartsTheScheduleOver()
+    {
+        var pipe = TinyCase.Pipeline;
+        var schedule = CacheSchedule.Parse("{\"attn1\": [1, 0, 1, 0, 1, 1, 0, 0], \"ff\": [1, 1, 0, 1, 0, 1, 0, 0]}", "longer schedule");
+        using var cache = SmoothCacheHelper.Enable(pipe.Transformer, schedule);
+        var first = pipe.Generate(Options(6)).Latents;
+        var firstStats = cache.Stats();
+        var second = pipe.Generate(Options(6)).Latents;
+        Assert.Equal(first, second);
+        Assert.Equal(firstStats.Reused, cache.Stats().Reused);
+        Assert.All(cache.Stats().Components, c => Assert.Equal(2L * pipe.Transformer.NumBlocks, c.Reused));
+    }
+
     [Fact]
     public void AScheduleShorterThanTheRunComputesTheRemainingSteps()
     {

@@ -268,11 +268,11 @@ public sealed class Backend : IDisposable
             for (int i = 0; i < cuda.Length; i++) cuda[i] = devices[i];
             if (device.Kind == DeviceKind.Cuda && cuda.Length == 0)
                 throw new DeviceUnavailableException(
-                    $"--device {device}: no CUDA device found (it needs an NVIDIA GPU and its driver); use --device cpu, or leave --device out to take a GPU when there is one");
+                    $"--device {device}: no CUDA device found (it needs an NVIDIA GPU and its driver); use --device cpu, or leave --device out to take a GPU when there is one", 0);
             if (device.Kind == DeviceKind.Cuda && (device.CudaIndex < 0 || device.CudaIndex >= cuda.Length))
                 throw new DeviceUnavailableException(
                     $"--device {device}: there is no CUDA device {device.CudaIndex}; this machine has {cuda.Length}: " +
-                    string.Join(", ", cuda.Select((d, i) => $"cuda:{i} {d.Name}")));
+                    string.Join(", ", cuda.Select((d, i) => $"cuda:{i} {d.Name}")), cuda.Length);
             var resolved = device.Kind == DeviceKind.Cpu || cuda.Length == 0
                 ? new DeviceChoice(DeviceKind.Cpu)
                 : new DeviceChoice(DeviceKind.Cuda, device.Kind == DeviceKind.Cuda ? device.CudaIndex : 0);

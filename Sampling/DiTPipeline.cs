@@ -287,7 +287,8 @@ public sealed class DiTPipeline : IDisposable
     {
         var config = Transformer.Config;
         if (options.Steps < 1) throw new ArgumentOutOfRangeException(nameof(options), $"steps must be at least 1, got {options.Steps}");
-        if (options.GuidanceScale < 0) throw new ArgumentOutOfRangeException(nameof(options), $"guidance must be >= 0, got {options.GuidanceScale}");
+        if (!float.IsFinite(options.GuidanceScale) || options.GuidanceScale < 0)
+            throw new ArgumentOutOfRangeException(nameof(options), $"guidance must be a finite number >= 0, got {options.GuidanceScale}");
         int b = options.Labels.Length;
         if (b == 0) throw new ArgumentException("no labels given");
         foreach (int y in options.Labels)

@@ -28,7 +28,7 @@ public static class Cli
         var parse = Parse(args, new CliContext(stdout, stderr));
         if (parse.Errors.Count > 0)
         {
-            stderr.WriteLine($"error: {parse.Errors[0].Message}");
+            stderr.WriteLine($"error: {ParseErrorText(parse)}");
             return ExitCodes.BadInput;
         }
         var config = new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false };
@@ -47,6 +47,23 @@ public static class Cli
             if (Environment.GetEnvironmentVariable("SMOOTHCACHE_TRACE") == "1") stderr.WriteLine(e);
             return ExitCodes.Internal;
         }
+    }
+
+    /// <summary>The parser's first error in the user's words, with where help is: a mistyped command or option rather than
+    /// the missing command that follows from it, .NET type names as the kind of value expected.</summary>
+    private static string ParseErrorText(ParseResult parse)
+    {
+        var error = parse.Errors.FirstOrDefault(e => e.Message.StartsWith("Unrecognized command or argument")) ?? parse.Errors[0];
+        var command = parse.CommandResult.Command;
+        bool root = command is RootCommand;
+        string message = error.Message == "Required command was not provided." && root
+            ? $"no command given: expected one of {string.Join(", ", command.Subcommands.Select(c => c.Name))}"
+            : error.Message.TrimEnd('.')
+                .Replace("as expected type 'System.Int32'", "as a whole number")
+                .Replace("as expected type 'System.Int64'", "as a whole number")
+                .Replace("as expected type 'System.Single'", "as a number")
+                .Replace("as expected type 'System.Double'", "as a number");
+        return $"{message} ({(root ? "smoothcache --help lists the commands" : $"smoothcache {command.Name} --help lists its options")})";
     }
 
     /// <summary>The command line parsed, not run (scripts' commands are checked this way in tests).</summary>

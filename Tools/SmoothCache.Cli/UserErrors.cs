@@ -10,7 +10,9 @@ public static class UserErrors
 {
     public static bool IsUserError(Exception e) => e is ArgumentException or CheckpointException
         or FileNotFoundException or DirectoryNotFoundException or InvalidDataException or UserInputException
-        or SchedulerConfigException or CacheScheduleException or InsufficientMemoryException or DeviceUnavailableException;
+        or SchedulerConfigException or CacheScheduleException or InsufficientMemoryException or DeviceUnavailableException
+        // A file the user named (weights, a schedule) that this user may not read: the message names it.
+        or UnauthorizedAccessException;
 
     public static string Describe(Exception e) => e switch
     {
@@ -35,16 +37,51 @@ public static class UserErrors
     }
 
     /// <summary>Checks, before any work, a file an option names for writing: not an existing folder, no file on the way
-    /// to it (<see cref="OutputFolder(string, string)"/>), and with <paramref name="extension"/> (e.g. ".png", the format written) named so.</summary>
+    /// to it (<see cref="OutputFolder(string, string)"/>), a folder that takes new files (missing folders on the way are
+    /// created when it is written), and with <paramref name="extension"/> (e.g. ".png", the format written) named so.</summary>
     public static string? OutputFile(string option, string? path, string? extension = null)
     {
         if (path is null) return null;
         if (path.Length == 0) throw new UserInputException($"{option}: expected a file name, got an empty one");
         if (Directory.Exists(path)) throw new UserInputException($"{option}: '{path}' is a folder: expected a file to write");
-        if (Path.GetDirectoryName(Path.GetFullPath(path)) is { } folder) OutputFolder(option, folder, path);
+        if (Path.GetDirectoryName(Path.GetFullPath(path)) is { } folder)
+        {
+            OutputFolder(option, folder, path);
+            Writable(option, folder);
+        }
         if (extension is not null && !path.EndsWith(extension, StringComparison.OrdinalIgnoreCase))
             throw new UserInputException($"{option}: '{path}' does not end in {extension}: the file written is {extension.TrimStart('.').ToUpperInvariant()}");
         return path;
+    }
+
+    /// <summary>Checks that no two of a command's outputs name the same file (the last written would silently replace the
+    /// other); unset ones (null) are skipped.</summary>
+    public static void DistinctOutputs(params (string Option, string? Path)[] outputs)
+    {
+        var set = outputs.Where(o => o.Path is not null).ToArray();
+        for (int i = 0; i < set.Length; i++)
+            for (int j = 0; j < i; j++)
+                if (Path.GetFullPath(set[i].Path!) == Path.GetFullPath(set[j].Path!))
+                    throw new UserInputException($"{set[i].Option}: '{set[i].Path}' is also {set[j].Option}'s file: each output needs its own");
+    }
+
+    /// <summary>Whether the nearest existing folder on the way to <paramref name="folder"/> (itself, if it exists) takes a
+    /// new file: one is created there and deleted at once.</summary>
+    private static void Writable(string option, string folder)
+    {
+        string? existing = folder;
+        while (existing is not null && !Directory.Exists(existing)) existing = Path.GetDirectoryName(existing);
+        if (existing is null) return;
+        string probe = Path.Combine(existing, $".smoothcache-probe-{Guid.NewGuid():N}");
+        try
+        {
+            using var file = new FileStream(probe, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.DeleteOnClose);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            string why = e is UnauthorizedAccessException ? "permission denied" : "the file system refused one (read-only?)";
+            throw new UserInputException($"{option}: cannot create a file in '{existing}': {why}");
+        }
     }
 
     /// <summary>Checks, before any work, a folder an option names for writing into: not an existing file, nor below one.</summary>

@@ -12,7 +12,7 @@ public static class BenchCommand
 {
     public static Command Create(CliContext context)
     {
-        var suite = new Option<string>("--suite") { Description = "kernels, forward or sampling", DefaultValueFactory = _ => "kernels" };
+        var suite = new Option<string>("--suite") { Description = "kernels, forward, sampling or smoke (the GPU kernels against the portable ones, step by step)", DefaultValueFactory = _ => "kernels" };
         var device = DeviceOption.Create();
         var batch = new Option<int>("--batch") { Description = "kernels suite: batch; forward suite: a batch timed besides 2 and 16 (rows of the CFG-doubled batch)", DefaultValueFactory = _ => 20 };
         var iterations = new Option<int>("--iterations") { Description = "timed repetitions (kernels, forward)", DefaultValueFactory = _ => 5 };

@@ -50,7 +50,7 @@ public static class BenchGemmCommand
             var choice = DeviceOption.Resolve(parse, device);
             if (choice.Kind == DeviceKind.Cpu)
                 throw new UserInputException("--device cpu: bench-gemm checks and times the CUDA GEMMs against cuBLAS; give cuda or cuda:N");
-            using var backend = Backend.Create(choice with { Kind = DeviceKind.Cuda });
+            using var backend = CreateCuda(choice);
             if (parse.GetValue(tma) && !backend.UsesWgmma)
                 throw new UserInputException($"--tma times the Hopper GEMMs, which need a compute-capability 9.0 GPU (H100, H200); this is {backend.DeviceName}");
             if (parse.GetValue(tma))
@@ -80,5 +80,19 @@ public static class BenchGemmCommand
             return checks.All(c => c.Passed) ? ExitCodes.Success : ExitCodes.Internal;
         });
         return command;
+    }
+
+    /// <summary>The CUDA device chosen; on a machine without one, says so for this command (no other device will do).</summary>
+    private static Backend CreateCuda(DeviceChoice choice)
+    {
+        try
+        {
+            return Backend.Create(choice with { Kind = DeviceKind.Cuda });
+        }
+        catch (DeviceUnavailableException e) when (e.CudaDevices == 0)
+        {
+            throw new UserInputException("bench-gemm checks and times the CUDA GEMMs against cuBLAS: no CUDA device found " +
+                                         "(it needs an NVIDIA GPU and its driver)");
+        }
     }
 }

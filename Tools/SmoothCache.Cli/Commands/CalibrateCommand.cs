@@ -35,6 +35,7 @@ public static class CalibrateCommand
             var run = options.Resolve(parse);
             string schedulePath = UserErrors.OutputFile("--out", parse.GetValue(output))!;
             string? errorsPath = UserErrors.OutputFile("--errors", parse.GetValue(errors));
+            UserErrors.DistinctOutputs(("--out", schedulePath), ("--errors", errorsPath));
             var selected = CachingOptions.ParseComponents(parse.GetValue(components)!);
             int k = parse.GetValue(lookahead);
             if (k < 1) throw new UserInputException($"--lookahead must be at least 1, got {k}");

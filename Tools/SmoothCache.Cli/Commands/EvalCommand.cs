@@ -74,7 +74,7 @@ public static class EvalCommand
             var judge = DigitJudge.Train(DigitsDataset.Load(DigitsDataset.DefaultPath));
             context.Error.WriteLine($"eval: classifier held-out accuracy {100 * judge.HeldOutAccuracy:F1}% on {judge.HeldOutCount} digits");
             var report = EvalRunner.Run(pipeline, judge, settings, line => context.Error.WriteLine($"eval: {line}"), cancel);
-            var written = EvalOutputs.Write(report, outFolder);
+            var written = EvalOutputs.Write(report, outFolder, warning => context.Error.WriteLine($"warning: {warning}"));
             context.Out.Write(EvalOutputs.Markdown(report));
             context.Out.WriteLine($"wrote {written.Count} files to {outFolder} ({backend.DeviceName})");
             return ExitCodes.Success;

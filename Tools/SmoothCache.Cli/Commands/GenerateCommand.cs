@@ -31,6 +31,7 @@ public static class GenerateCommand
             string png = UserErrors.OutputFile("--out", parse.GetValue(output), ".png")!;
             string? latentsPath = UserErrors.OutputFile("--save-latents", parse.GetValue(saveLatents));
             string? imagesPath = UserErrors.OutputFile("--save-images", parse.GetValue(saveImages));
+            UserErrors.DistinctOutputs(("--out", png), ("--save-latents", latentsPath), ("--save-images", imagesPath));
             var cacheSchedule = parse.GetValue(schedule) is { } schedulePath ? CacheSchedule.Load(schedulePath) : null;
             using var backend = Backend.Create(run.Device);
             using var pipeline = DiTPipeline.Load(run.ModelFolder, backend, run.Precision);

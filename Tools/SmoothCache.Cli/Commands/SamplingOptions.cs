@@ -32,7 +32,7 @@ public sealed class SamplingOptions
         int steps = parse.GetValue(Steps);
         if (steps < 1) throw new UserInputException($"--steps must be at least 1, got {steps}");
         float guidance = parse.GetValue(Guidance);
-        if (guidance < 0 || float.IsNaN(guidance)) throw new UserInputException($"--guidance must be >= 0, got {guidance}");
+        if (!float.IsFinite(guidance) || guidance < 0) throw new UserInputException($"--guidance must be a finite number >= 0, got {guidance}");
         string? scheduler = parse.GetValue(Scheduler)?.ToLowerInvariant();
         if (scheduler is not (null or "ddim" or "dpm" or "ddpm"))
             throw new UserInputException($"--scheduler '{scheduler}' is unknown: expected ddim, dpm or ddpm");

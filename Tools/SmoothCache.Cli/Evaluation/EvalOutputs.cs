@@ -23,8 +23,9 @@ public static class EvalOutputs
         "macs", "tmacs", "latency_s", "speedup", "rel_l2", "psnr_db", "accuracy", "fd",
     ];
 
-    /// <summary>Writes every output; returns the paths written.</summary>
-    public static IReadOnlyList<string> Write(EvalReport report, string folder)
+    /// <summary>Writes every output; returns the paths written. A quality plot with no point to place is left out (and an
+    /// earlier run's removed), told to <paramref name="warn"/>.</summary>
+    public static IReadOnlyList<string> Write(EvalReport report, string folder, Action<string>? warn = null)
     {
         var written = new List<string>();
         string Path(string name)
@@ -52,12 +53,20 @@ public static class EvalOutputs
 
         var points = report.Rows.Select(r => (Row: r, Tmacs: r.Macs / 1e12)).ToList();
         string setup = $"{report.Settings.Scheduler} {report.Settings.Steps} steps, {report.Settings.Samples} samples";
-        EvalPlots.SaveQualityVsCompute(Path("accuracy-vs-tmacs.png"),
-            points.Select(p => new QualityPoint(p.Row.Name, p.Tmacs, 100 * p.Row.Accuracy)).ToList(),
-            "TMACs", "class accuracy (%)", $"Class accuracy vs compute ({setup})");
-        EvalPlots.SaveQualityVsCompute(Path("psnr-vs-tmacs.png"),
-            points.Select(p => new QualityPoint(p.Row.Name, p.Tmacs, p.Row.Psnr)).ToList(),
-            "TMACs", "PSNR vs no cache (dB)", $"PSNR vs compute ({setup})");
+        void QualityPlot(string name, Func<EvalRow, double> quality, string yLabel, string title)
+        {
+            string path = System.IO.Path.Combine(folder, name);
+            if (EvalPlots.SaveQualityVsCompute(path, points.Select(p => new QualityPoint(p.Row.Name, p.Tmacs, quality(p.Row))).ToList(),
+                    "TMACs", yLabel, $"{title} ({setup})"))
+            {
+                written.Add(path);
+                return;
+            }
+            File.Delete(path);
+            warn?.Invoke($"{name} not drawn: no schedule has a finite {yLabel} and compute (did every one compute every step?)");
+        }
+        QualityPlot("accuracy-vs-tmacs.png", r => 100 * r.Accuracy, "class accuracy (%)", "Class accuracy vs compute");
+        QualityPlot("psnr-vs-tmacs.png", r => r.Psnr, "PSNR vs no cache (dB)", "PSNR vs compute");
 
         var names = report.Labels.Select(l => l.ToString(CultureInfo.InvariantCulture)).ToArray();
         foreach (var row in report.Rows)

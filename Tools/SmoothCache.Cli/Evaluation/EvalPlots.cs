@@ -82,12 +82,12 @@ public static class EvalPlots
 
     /// <summary>Quality against compute, one labelled marker per point. Points with a non-finite
     /// coordinate (e.g. PSNR = inf for the uncached reference) cannot be placed; they are left out and
-    /// named in the title.</summary>
-    public static void SaveQualityVsCompute(string path, IReadOnlyList<QualityPoint> points, string xLabel, string yLabel, string title)
+    /// named in the title. Returns false, writing nothing, when no point can be placed (every schedule
+    /// computed everything: PSNR inf throughout).</summary>
+    public static bool SaveQualityVsCompute(string path, IReadOnlyList<QualityPoint> points, string xLabel, string yLabel, string title)
     {
         var shown = points.Where(p => double.IsFinite(p.Compute) && double.IsFinite(p.Quality)).ToList();
-        if (shown.Count == 0)
-            throw new ArgumentException("no point has finite compute and quality to plot", nameof(points));
+        if (shown.Count == 0) return false;
         var plot = new Plot();
         plot.Add.Markers(shown.Select(p => p.Compute).ToArray(), shown.Select(p => p.Quality).ToArray(), MarkerShape.FilledCircle, 9, ComputedColor);
         foreach (QualityPoint point in shown)
@@ -107,6 +107,7 @@ public static class EvalPlots
         var (bottom, top) = PaddedRange(shown.Select(p => p.Quality), 0.08, 0.12);
         plot.Axes.SetLimits(left, right, bottom, top);
         Save(plot, path, 900, 600);
+        return true;
     }
 
     /// <summary>[min, max] widened by fractions of its span (of 1 when all values are equal).</summary>

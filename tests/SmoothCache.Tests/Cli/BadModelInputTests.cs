@@ -124,7 +124,8 @@ public class BadModelInputTests
             new SchedulerConfigException("scheduler_config.json: bad"),
             new UserInputException("--steps"),
             new ArgumentException("label 'x'"),
-            new DeviceUnavailableException("--device cuda: no CUDA device found"),
+            new DeviceUnavailableException("--device cuda: no CUDA device found", 0),
+            new UnauthorizedAccessException("Access to the path 'w.safetensors' is denied."),
         ];
         Assert.All(user, e => Assert.True(UserErrors.IsUserError(e), e.GetType().Name));
         Assert.False(UserErrors.IsUserError(new InvalidOperationException("bug")));

@@ -54,6 +54,17 @@ public class CalibrateCommandTests
         Assert.Equal(2, result.ExitCode);
         Assert.Contains("--out", result.Error);
     }
+
+    [Fact]
+    public void TheErrorsFileCannotBeTheSchedule()
+    {
+        using var temp = new TempFolder();
+        string path = temp.File("schedule.json");
+        var result = Run("calibrate", "--device", "cpu", "--steps", "2", "--out", path, "--errors", path);
+        Assert.Equal(2, result.ExitCode);
+        Assert.Equal($"error: --errors: '{path}' is also --out's file: each output needs its own", Assert.Single(result.ErrorLines));
+        Assert.False(File.Exists(path));
+    }
 }
 
 public class TargetComputeTests

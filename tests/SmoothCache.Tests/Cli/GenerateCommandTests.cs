@@ -43,6 +43,18 @@ public class GenerateCommandTests
     }
 
     [Fact] public void UnknownOption() => AssertBadInput("--colour", "generate", "--colour", "red");
+    [Fact] public void InfiniteGuidance() => AssertBadInput("--guidance must be a finite number", "generate", "--guidance", "1e40");
+    [Fact] public void StepsThatAreNotANumber() => AssertBadInput("'abc' for option '--steps' as a whole number (smoothcache generate --help", "generate", "--steps", "abc");
+    [Fact] public void MistypedOptionPointsToHelp() => AssertBadInput("'--step' (smoothcache generate --help lists its options)", "generate", "--step", "5");
+    [Fact] public void MistypedCommandIsNamed() => AssertBadInput("Unrecognized command or argument 'generat' (smoothcache --help lists the commands)", "generat");
+
+    [Fact]
+    public void NoCommandListsTheCommands()
+    {
+        var result = Run();
+        Assert.Equal(2, result.ExitCode);
+        Assert.StartsWith("error: no command given: expected one of generate, calibrate,", Assert.Single(result.ErrorLines));
+    }
     [Fact] public void UnknownPrecision() => AssertBadInput("bf16", "generate", "--precision", "bf16");
 
     [Fact]
@@ -85,6 +97,31 @@ public class GenerateCommandTests
         Assert.Contains(expected, line);
         Assert.False(File.Exists(png));
         Assert.False(File.Exists(temp.File("grid.jpg")));
+    }
+
+    /// <summary>Where the folder cannot take a new file (here /proc, which refuses one even to root): before any sampling.</summary>
+    [Theory]
+    [InlineData("--out", "/proc/grid.png", "/proc")]
+    [InlineData("--save-latents", "/proc/sys/latents.safetensors", "/proc/sys")]
+    public void OutputsInAFolderThatTakesNoFiles(string option, string path, string folder)
+    {
+        using var temp = new TempFolder();
+        string png = option == "--out" ? path : temp.File("out.png");
+        var result = Run(["generate", "--device", "cpu", "--steps", "1", "--out", png, .. option == "--out" ? Array.Empty<string>() : [option, path]]);
+        Assert.Equal(2, result.ExitCode);
+        Assert.StartsWith($"error: {option}: cannot create a file in '{folder}': ", Assert.Single(result.ErrorLines));
+        Assert.Empty(Directory.GetFiles(temp.Path));
+    }
+
+    [Fact]
+    public void TwoOutputsNamingOneFile()
+    {
+        using var temp = new TempFolder();
+        string png = temp.File("out.png");
+        var result = Run("generate", "--device", "cpu", "--steps", "1", "--out", png, "--save-images", png);
+        Assert.Equal(2, result.ExitCode);
+        Assert.Equal($"error: --save-images: '{png}' is also --out's file: each output needs its own", Assert.Single(result.ErrorLines));
+        Assert.Empty(Directory.GetFiles(temp.Path));
     }
 
     [Fact]

@@ -46,6 +46,15 @@ public class EvalPlotsTests
     }
 
     [Fact]
+    public void SaveQualityVsCompute_WritesNothingWhenNoPointCanBePlaced()
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"never-{Guid.NewGuid():N}.png");
+        Assert.False(EvalPlots.SaveQualityVsCompute(path,
+            [new("no cache", 1.0, double.PositiveInfinity), new("alpha 0.2", 1.0, double.PositiveInfinity)], "TMACs", "PSNR (dB)", "all computed"));
+        Assert.False(File.Exists(path));
+    }
+
+    [Fact]
     public void SaveScheduleHeatmap_RejectsFlagsOtherThanZeroAndOne()
     {
         var error = Assert.Throws<ArgumentException>(() =>

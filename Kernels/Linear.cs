@@ -171,7 +171,7 @@ public static class Linear
         {
             // With tensor cores (CUDA) an fp32 GEMM runs as 3xTF32 (fp32 accuracy) where K allows
             // 16-byte chunks; the SIMT SGEMM takes the rest.
-            if (backend.UsesTensorCores && LinearTensorCore.Unsupported(m, n, k, 0, chunk: 4) is null)
+            if (backend.UsesTensorCores && LinearTensorCore.Unsupported(m, n, k, ((IContiguousArrayView)x.View).Index, chunk: 4) is null)
                 LinearTensorCore.RunTf32x3<TEpilogue>(backend, x.View, w, biasView, OutputView.Of(y), m);
             else
                 Sgemm.Run<TEpilogue>(backend, x.View, w.View, biasView, y.View, m, n, k);

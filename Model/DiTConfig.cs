@@ -61,6 +61,9 @@ public sealed record DiTConfig
             NumClasses = ConfigJson.Int(root, "num_embeds_ada_norm", c.NumClasses, path),
             NormEps = ConfigJson.Float(root, "norm_eps", c.NormEps, path),
         };
+        if (config.OutChannels < config.InChannels)
+            throw new ModelConfigException(path, "out_channels",
+                $"{config.OutChannels} is less than in_channels {config.InChannels}: a DiT predicts the noise of every latent channel (and, learning sigma, as many more)");
         if (config.SampleSize % config.PatchSize != 0)
             throw new ModelConfigException(path, "sample_size",
                 $"{config.SampleSize} is not a multiple of patch_size {config.PatchSize}");

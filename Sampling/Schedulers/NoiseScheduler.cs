@@ -101,6 +101,9 @@ public abstract class NoiseScheduler
                 _ => (int)Math.Round(trainSteps - (steps - 1 - k) * ((double)trainSteps / steps), MidpointRounding.ToEven) - 1,
             };
         }
+        if (t[0] >= trainSteps)
+            throw new ArgumentException($"{config.Source}: steps_offset {config.StepsOffset} takes {steps} leading steps to timestep {t[0]}, " +
+                                        $"past the last of num_train_timesteps ({trainSteps}): use fewer steps or a smaller steps_offset");
         return t;
     }
 

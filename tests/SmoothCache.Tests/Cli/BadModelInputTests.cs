@@ -89,6 +89,20 @@ public class BadModelInputTests
     }
 
     [Fact]
+    public void TransformerWithFewerOutputThanInputChannels()
+    {
+        using var folder = new LatentPipelineFolder();
+        string config = Path.Combine(folder.Component("transformer"), "config.json");
+        var json = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(config))!;
+        json["out_channels"] = 2;
+        File.WriteAllText(config, json.ToJsonString());
+        string line = GenerateFails(folder);
+        Assert.Contains(config, line);
+        Assert.Contains("out_channels", line);
+        Assert.Contains("less than in_channels 4", line);
+    }
+
+    [Fact]
     public void InspectReportsTheSameErrorsAsBadInput()
     {
         using var folder = new LatentPipelineFolder();

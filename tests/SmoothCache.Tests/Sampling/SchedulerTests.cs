@@ -239,6 +239,16 @@ public class SchedulerTests
         Assert.Contains("num_train_timesteps (1000)", ex.Message);
     }
 
+    [Theory]
+    [InlineData("ddim", 1000, 1)]   // every timestep, shifted by one: the first is 1000
+    [InlineData("ddpm", 10, 901)]
+    public void AStepsOffsetPastTheLastTimestepIsRejected(string kind, int steps, int offset)
+    {
+        var config = DitConfig() with { StepsOffset = offset, Source = "scheduler_config.json" };
+        var ex = Assert.Throws<ArgumentException>(() => NoiseScheduler.Create(kind, config, steps));
+        Assert.StartsWith($"scheduler_config.json: steps_offset {offset} takes {steps} leading steps to timestep", ex.Message);
+    }
+
     [Fact]
     public void UnknownSchedulerKindIsRejected()
     {

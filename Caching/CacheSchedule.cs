@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using SmoothCache.Kernels;
 using SmoothCache.Model;
 
 namespace SmoothCache.Caching;
@@ -74,7 +75,7 @@ public sealed class CacheSchedule
         }
         catch (JsonException e)
         {
-            throw new CacheScheduleException(sourceName, null, $"not valid JSON: {e.Message}", e);
+            throw new CacheScheduleException(sourceName, null, JsonErrors.Describe(e), e);
         }
         using (doc)
         {

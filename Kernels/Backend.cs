@@ -106,7 +106,7 @@ public sealed class Backend : IDisposable
     public bool UsesTma { get; }
 
     /// <summary>The TMA GEMM variant every fp16 GEMM takes, from SMOOTHCACHE_TMA_GEMM (e.g. "256x128-deep"); null
-    /// (unset) lets <see cref="Gpu.LinearWgmmaTma.Variant.For"/> choose per shape. For timing whole forwards on each.</summary>
+    /// (unset) leaves the choice to the tuning table, else <see cref="Gpu.LinearWgmmaTma.Variant.Default"/>. For timing whole forwards on each.</summary>
     public Gpu.LinearWgmmaTma.Variant? TmaGemm { get; }
 
     /// <summary>The tuned fp16 GEMM launches <see cref="Linear"/> takes (per shape: TMA GEMM variant and split), or null

@@ -26,7 +26,7 @@ public readonly record struct GemmChoice(int M, int N, int K, LinearWgmmaTma.Var
 /// <summary>
 /// A table of tuned fp16 GEMM launches for one device and GEMM kernel (<c>smoothcache tune</c> writes it, timing each
 /// candidate at the shapes a model's forward multiplies). <see cref="Linear"/> takes an entry's variant and split where
-/// M, N and K match exactly (and its head rows); other shapes keep the built-in choice (<see cref="LinearWgmmaTma.Variant.For"/>,
+/// M, N and K match exactly (and its head rows); other shapes keep the built-in choice (<see cref="LinearWgmmaTma.Variant.Default"/>,
 /// <see cref="SplitK.Choose(int, long, int, int)"/>). A backend reads the table SMOOTHCACHE_GEMM_TUNING
 /// names, or else the one in the program's <c>tuning</c> folder measured on a device of its name
 /// (<see cref="ForDevice"/>). Choices change only which kernel runs and how K is split: the sums' order, not what is summed.
@@ -100,7 +100,7 @@ public sealed class GemmTuning
         }
         catch (JsonException e)
         {
-            throw new InvalidDataException($"{path}: not valid JSON: {e.Message}");
+            throw new InvalidDataException($"{path}: {JsonErrors.Describe(e)}");
         }
         if (root is not JsonObject table) throw new InvalidDataException($"{path}: expected a JSON object with device, kernel and gemms");
         string device = Text(table, "device", path), kernel = Text(table, "kernel", path);

@@ -11,8 +11,9 @@ namespace SmoothCache.Kernels;
 /// a 4 x 4 block of outputs as plain dot products over K, no barriers — the shape the CPU
 /// accelerator runs fastest — and it is the reference for the fast kernels. It reads float32
 /// operands, or (for a Float16 weight) float16 x and W, the numbers the tensor-core kernel multiplies.
-/// With GPU kernels Run dispatches to the fast ones: a Float16 weight on CUDA to <see cref="LinearTensorCore"/>
-/// whatever the rows (<see cref="LinearWgmma"/> under <see cref="KernelSet.Wgmma"/>, <see cref="LinearWgmmaTma"/> under <see cref="KernelSet.WgmmaTma"/>); otherwise up to 16 rows to <see cref="LinearSkinny"/> (a warp per output column),
+/// With GPU kernels Run dispatches to the fast ones: a Float16 weight on CUDA to <see cref="LinearSkinnyTensorCore"/> for
+/// a few rows (<see cref="Backend.SkinnyOnTensorCores"/>), else to <see cref="LinearTensorCore"/> (<see cref="LinearWgmma"/>
+/// under <see cref="KernelSet.Wgmma"/>, <see cref="LinearWgmmaTma"/> under <see cref="KernelSet.WgmmaTma"/>); otherwise up to 16 rows to <see cref="LinearSkinny"/> (a warp per output column),
 /// more on CUDA to <see cref="LinearTensorCore"/> (3xTF32 for a Float32 weight), and <see cref="Sgemm"/>
 /// for a Float32 weight elsewhere or where K is not a multiple of 4.
 /// </summary>
@@ -228,7 +229,7 @@ public static class Linear
     {
         if (backend.TmaGemm is { } forced) return (forced, 0, 0);
         if (backend.GemmTuning is { } table && table.Kernel == Fp16Kernel(backend) && table.Find(m, n, k) is { } tuned)
-            return (tuned.Variant ?? LinearWgmmaTma.Variant.For(m, n, k), tuned.Splits, tuned.HeadRows);
-        return (LinearWgmmaTma.Variant.For(m, n, k), 0, 0);
+            return (tuned.Variant ?? LinearWgmmaTma.Variant.Default, tuned.Splits, tuned.HeadRows);
+        return (LinearWgmmaTma.Variant.Default, 0, 0);
     }
 }

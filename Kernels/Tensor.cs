@@ -157,8 +157,6 @@ internal sealed class TensorStorage
         else F16 = acc.Allocate1D<Half>(n);
     }
 
-    public bool IsFree => _refs == 0;
-
     public void Revive() => _refs = 1;
 
     public void AddRef()

@@ -33,5 +33,10 @@ public static class AtomicFile
         stream.Flush(flushToDisk: true);
     });
 
-    public static void WriteAllText(string path, string text) => Write(path, temporary => File.WriteAllText(temporary, text));
+    /// <summary>Writes UTF-8 text (no byte-order mark), flushed to disk before the rename.</summary>
+    public static void WriteAllText(string path, string text) => WriteStream(path, stream =>
+    {
+        using var writer = new StreamWriter(stream, new System.Text.UTF8Encoding(false), leaveOpen: true);
+        writer.Write(text);
+    });
 }

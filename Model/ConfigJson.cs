@@ -1,4 +1,5 @@
 using System.Text.Json;
+using SmoothCache.Kernels;
 using SmoothCache.Model.Checkpoints;
 
 namespace SmoothCache.Model;
@@ -17,7 +18,7 @@ public static class ConfigJson
         }
         catch (JsonException e)
         {
-            throw new ModelConfigException(path, "(json)", $"not valid JSON: {e.Message}");
+            throw new CorruptCheckpointException(path, null, JsonErrors.Describe(e), e);
         }
         using (doc) return parse(doc.RootElement, path);
     }

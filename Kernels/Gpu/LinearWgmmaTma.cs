@@ -129,7 +129,7 @@ public static class LinearWgmmaTma
 
     /// <summary>
     /// A block shape (128 x 128, or 256 x 128 with two warpgroups), a tile depth (32 in the 64-byte swizzle, 64 in the
-    /// 128-byte one) and a ring, named so that one can be chosen at run time: <see cref="Linear"/> takes <see cref="For"/>'s
+    /// 128-byte one) and a ring, named so that one can be chosen at run time: <see cref="Linear"/> takes a tuning table's or <see cref="Default"/>
     /// choice for each GEMM, or the one SMOOTHCACHE_TMA_GEMM names (<see cref="Backend.TmaGemm"/>) for all of them, so that
     /// a whole forward can be timed on each variant in one device call. Names: "128x128-barrier", "256x128-deep",
     /// "128x128x64-shallowreleased", ... (<see cref="Name"/>; K is named when it is 64).
@@ -151,9 +151,9 @@ public static class LinearWgmmaTma
             let variant = new Variant(two, ring, depth) where variant.SharedBytes <= MaxSharedBytes
             select variant;
 
-        /// <summary>The variant for an M x N x K GEMM: the 128 x 128 block on <see cref="BarrierRing"/> at every
-        /// shape, the fastest of those timed on an H200 (eleventh session; the others wait for their numbers).</summary>
-        public static Variant For(int m, int n, int k) => new(false, RingKind.Barrier);
+        /// <summary>The variant a GEMM takes where no tuning table names one: the 128 x 128 block on <see cref="BarrierRing"/>,
+        /// the fastest of those timed on an H200 before the tuner (eleventh session); a tuning table picks per shape.</summary>
+        public static Variant Default => new(false, RingKind.Barrier);
 
         /// <summary>The variant <paramref name="name"/> names (case-insensitive); throws with the names there are.</summary>
         public static Variant Parse(string name) =>

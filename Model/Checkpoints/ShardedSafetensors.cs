@@ -1,4 +1,5 @@
 using System.Text.Json;
+using SmoothCache.Kernels;
 
 namespace SmoothCache.Model.Checkpoints;
 
@@ -72,7 +73,7 @@ public sealed class ShardedSafetensors : IWeightSource
         }
         catch (JsonException e)
         {
-            throw new CorruptCheckpointException(indexPath, null, $"not valid JSON: {e.Message}", e);
+            throw new CorruptCheckpointException(indexPath, null, JsonErrors.Describe(e), e);
         }
         using (document)
         {

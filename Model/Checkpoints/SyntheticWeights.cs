@@ -145,20 +145,20 @@ public sealed class SyntheticWeights : IWeightSource
             ["out_channels"] = c.OutChannels, ["patch_size"] = c.PatchSize, ["sample_size"] = c.SampleSize,
             ["norm_eps"] = c.NormEps, ["norm_elementwise_affine"] = false,
         };
-        File.WriteAllText(Path.Combine(transformer, "config.json"), config.ToJsonString(options));
+        AtomicFile.WriteAllText(Path.Combine(transformer, "config.json"), config.ToJsonString(options));
         var index = new JsonObject
         {
             ["_class_name"] = "DiTPipeline", ["transformer"] = new JsonArray("diffusers", "DiTTransformer2DModel"),
             ["scheduler"] = new JsonArray("diffusers", "DDIMScheduler"),
         };
-        File.WriteAllText(Path.Combine(folder, "model_index.json"), index.ToJsonString(options));
+        AtomicFile.WriteAllText(Path.Combine(folder, "model_index.json"), index.ToJsonString(options));
         var ddim = new JsonObject
         {
             ["_class_name"] = "DDIMScheduler", ["beta_start"] = 0.0001, ["beta_end"] = 0.02, ["beta_schedule"] = "linear",
             ["num_train_timesteps"] = 1000, ["clip_sample"] = false, ["set_alpha_to_one"] = true, ["steps_offset"] = 0,
             ["prediction_type"] = "epsilon", ["timestep_spacing"] = "leading",
         };
-        File.WriteAllText(Path.Combine(scheduler, "scheduler_config.json"), ddim.ToJsonString(options));
+        AtomicFile.WriteAllText(Path.Combine(scheduler, "scheduler_config.json"), ddim.ToJsonString(options));
     }
 
     public void Dispose() { }

@@ -21,7 +21,7 @@ public static class WeightSources
             ".safetensors" => SafetensorsFile.Open(path),
             ".bin" or ".pt" or ".pth" => PyTorchBinFile.Open(path),
             _ => throw new UnsupportedCheckpointFormatException(path,
-                $"unknown checkpoint format (expected .safetensors, {IndexSuffix}, .bin, .pt or .pth)"),
+                $"unknown checkpoint format (expected .safetensors, {IndexSuffix}, {Fp16IndexSuffix}, .bin, .pt or .pth)"),
         };
     }
 

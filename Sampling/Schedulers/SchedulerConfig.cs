@@ -1,4 +1,5 @@
 using System.Text.Json;
+using SmoothCache.Kernels;
 using System.Text.RegularExpressions;
 
 namespace SmoothCache.Sampling;
@@ -71,7 +72,7 @@ public sealed record SchedulerConfig
         }
         catch (JsonException e)
         {
-            throw new SchedulerConfigException($"{source}: not valid JSON: {e.Message}", e);
+            throw new SchedulerConfigException($"{source}: {JsonErrors.Describe(e)}", e);
         }
         using (doc)
         {

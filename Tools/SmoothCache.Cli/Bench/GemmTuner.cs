@@ -158,7 +158,7 @@ public static class GemmTuner
             do weights.Add(ToDevice(arena, w, n, k));
             while (backend.IsCuda && (long)weights.Count * n * k * 2 < ColdBytes && weights.Count < MaxWeightCopies);
             bool tma = backend.UsesTma;
-            var builtInVariant = LinearWgmmaTma.Variant.For(m, n, k);
+            var builtInVariant = LinearWgmmaTma.Variant.Default;
             int call = 0;
             // Checked without epilogue into float32 y, timed as the forward runs it.
             Action Launch(LinearWgmmaTma.Variant variant, int splits, int headRows) => () =>

@@ -88,17 +88,28 @@ public static class CalibrateCommand
     public static Dictionary<string, double[][]> ReadAveragedRows(string path)
     {
         if (PathProblems.ForFile(path) is { } problem) throw new UserInputException($"--from-errors: '{path}': {problem}");
+        System.Text.Json.JsonDocument doc;
         try
         {
-            using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(path));
+            doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(path));
+        }
+        catch (System.Text.Json.JsonException e)
+        {
+            throw new UserInputException($"--from-errors: {path}: {JsonErrors.Describe(e)}");
+        }
+        using (doc)
+        {
             if (!doc.RootElement.TryGetProperty("avg_error_rows", out var averaged) || averaged.ValueKind != System.Text.Json.JsonValueKind.Object)
                 throw new UserInputException($"{path}: key 'avg_error_rows': expected an object of component -> rows");
-            return averaged.EnumerateObject().ToDictionary(c => c.Name,
-                c => c.Value.EnumerateArray().Select(r => r.EnumerateArray().Select(v => v.GetDouble()).ToArray()).ToArray());
-        }
-        catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException)
-        {
-            throw new UserInputException($"{path}: key 'avg_error_rows': expected lists of numbers ({e.Message})");
+            try
+            {
+                return averaged.EnumerateObject().ToDictionary(c => c.Name,
+                    c => c.Value.EnumerateArray().Select(r => r.EnumerateArray().Select(v => v.GetDouble()).ToArray()).ToArray());
+            }
+            catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException)
+            {
+                throw new UserInputException($"{path}: key 'avg_error_rows': expected lists of numbers ({e.Message})");
+            }
         }
     }
 

@@ -53,9 +53,25 @@ public static class CalibrateCommand
             if (parse.GetValue(fromErrors) is { } errorsFile)
             {
                 var rows = ReadAveragedRows(errorsFile);
-                var rescanned = CalibrationMath.ToSchedule(rows, selected.Where(rows.ContainsKey), alpha, run.Steps, errorsFile);
+                var used = selected.Where(rows.ContainsKey).ToArray();
+                if (used.Length == 0)
+                    throw new UserInputException($"--from-errors: {errorsFile} holds no rows for {string.Join(", ", selected)} (it has {string.Join(", ", rows.Keys)})");
+                // The lag-1 row holds one error per step after the first: the run's steps, unless --steps says otherwise.
+                int recorded = rows[used[0]] is [var lag1, ..] ? lag1.Length + 1
+                    : throw new UserInputException($"--from-errors: {errorsFile}: key 'avg_error_rows': {used[0]} has no rows");
+                int steps = parse.GetResult(options.Steps) is { Implicit: false } ? run.Steps : recorded;
+                if (steps != recorded)
+                    context.Error.WriteLine($"warning: {errorsFile} was recorded over {recorded} steps: a {steps}-step schedule from it " +
+                                            (steps > recorded ? "computes every step past them" : "leaves its later steps out"));
+                var ignored = new Option[] { lookahead, options.Model, options.Labels, options.Seed, options.Noise, options.Scheduler,
+                        options.Guidance, options.Device, options.Precision }
+                    .Where(o => parse.GetResult(o) is { Implicit: false }).Select(o => o.Name).ToArray();
+                if (ignored.Length > 0)
+                    context.Error.WriteLine($"warning: --from-errors rescans recorded errors without sampling: {string.Join(", ", ignored)} ignored");
+                var rescanned = CalibrationMath.ToSchedule(rows, used, alpha, steps, errorsFile);
                 rescanned.Save(schedulePath);
-                context.Out.WriteLine($"wrote {schedulePath}: alpha {alpha.ToString("G6", CultureInfo.InvariantCulture)} from {errorsFile}");
+                context.Out.WriteLine($"wrote {schedulePath}: alpha {alpha.ToString("G6", CultureInfo.InvariantCulture)} from {errorsFile}, " +
+                    $"{steps} steps");
                 return ExitCodes.Success;
             }
 

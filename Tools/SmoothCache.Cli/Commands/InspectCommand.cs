@@ -58,7 +58,9 @@ public static class InspectCommand
                 $"scaling factor {vae.ScalingFactor.ToString(CultureInfo.InvariantCulture)}");
             DescribeWeights(vaeFolder, o);
         }
-        else o.WriteLine("vae: none (pixel-space model)");
+        else o.WriteLine(dit.InChannels is 1 or 3
+            ? "vae: none (pixel-space model)"
+            : $"vae: none: its {dit.InChannels}-channel samples are latents that a vae/ folder would decode (generate draws channels 1-3)");
 
         string schedulerPath = Path.Combine(folder, "scheduler", "scheduler_config.json");
         if (File.Exists(schedulerPath))

@@ -55,6 +55,26 @@ public class CalibrateCommandTests
         Assert.Contains("--out", result.Error);
     }
 
+    /// <summary>A rescan takes the recorded run's steps from its rows (lag 1 holds one error per step after the first) and
+    /// says which sampling options it does not use.</summary>
+    [Fact]
+    public void RescanningAnErrorsFileTakesItsStepsAndNamesTheOptionsItIgnores()
+    {
+        using var temp = new TempFolder();
+        string errors = temp.File("errors.json"), schedule = temp.File("schedule.json");
+        File.WriteAllText(errors, """
+            {"lookahead": 2, "avg_error_rows": {"attn1": [[0.1, 0.1, 0.3, 0.1], [0.1, 0.4, 0.4]], "ff": [[0.5, 0.5, 0.5, 0.5], [0.5, 0.5, 0.5]]}}
+            """);
+        var result = Run("calibrate", "--from-errors", errors, "--out", schedule, "--threshold", "0.15", "--labels", "1", "--device", "cpu");
+        Assert.Equal(0, result.ExitCode);
+        Assert.Equal("warning: --from-errors rescans recorded errors without sampling: --labels, --device ignored", Assert.Single(result.ErrorLines));
+        Assert.Contains("5 steps", result.Out);
+        var written = SmoothCache.Caching.CacheSchedule.Load(schedule);
+        // attn1: step 0 reuses for 2 steps (lag-2 error 0.1), step 3 for 1 (lag 1, 0.1), step 4 is the last.
+        Assert.Equal(new[] { true, false, false, true, true }, written["attn1"]);
+        Assert.All(written["ff"], Assert.True);
+    }
+
     [Fact]
     public void TheErrorsFileCannotBeTheSchedule()
     {

@@ -41,6 +41,22 @@ public class InspectCommandTests
         Assert.Contains(Invariant($"MACs per forward: {macs / 1e9:F3} G at batch 1, {2 * macs / 1e9:F3} G at batch 2"), o);
     }
 
+    /// <summary>A latent transformer without its VAE: inspect says its samples are latents, and generate warns that the PNG
+    /// draws latents (it still writes it).</summary>
+    [Fact]
+    public void ALatentModelWithoutItsVaeIsSaidToGiveLatents()
+    {
+        using var folder = new LatentPipelineFolder();
+        Directory.Delete(folder.Component("vae"), recursive: true);
+        var inspect = CliRunner.Run("inspect", "--model", folder.Path);
+        Assert.Contains("vae: none: its 4-channel samples are latents that a vae/ folder would decode", inspect.Out);
+        string png = Path.Combine(folder.Path, "out.png");
+        var generate = CliRunner.Run("generate", "--model", folder.Path, "--labels", "3", "--steps", "1", "--out", png, "--device", "cpu");
+        Assert.Equal(ExitCodes.Success, generate.ExitCode);
+        Assert.Contains("has no vae/ folder to decode its 4-channel latents", Assert.Single(generate.ErrorLines));
+        Assert.True(File.Exists(png));
+    }
+
     [Fact]
     public void SynthFolderInBinFormatIsInspected()
     {

@@ -282,9 +282,7 @@ public sealed class Backend : IDisposable
             var backend = new Backend(context, accelerator, resolved, kernels, tmaGemm, dependentLaunches);
             try
             {
-                // Tables tune the fp16 tensor-core GEMMs only: other backends need not read them (nor fail on a bad one).
-                if (Linear.Fp16Kernel(backend) is not null)
-                    backend.GemmTuning = GemmTuningFromEnvironment(accelerator.Name, Path.Combine(AppContext.BaseDirectory, "tuning"));
+                backend.GemmTuning = GemmTuningFromEnvironment(accelerator.Name, Path.Combine(AppContext.BaseDirectory, "tuning"));
             }
             catch
             {

@@ -206,8 +206,8 @@ public sealed class DiTPipeline : IDisposable
     private int ParseOne(string item, Dictionary<string, List<int>> bySynonym)
     {
         int classes = Transformer.Config.NumClasses;
-        if (int.TryParse(item, out int id))
-            return id >= 0 && id < classes ? id : throw new ArgumentException($"label {id} is outside [0, {classes})");
+        if (long.TryParse(item, out long id))
+            return id >= 0 && id < classes ? (int)id : throw new ArgumentException($"label {id} is outside [0, {classes})");
         if (!bySynonym.TryGetValue(item, out var ids))
             throw new ArgumentException($"label '{item}' is neither a class id nor a class name of this model");
         if (ids.Count > 1)

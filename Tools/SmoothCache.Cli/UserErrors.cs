@@ -50,7 +50,8 @@ public static class UserErrors
             Writable(option, folder);
         }
         if (extension is not null && !path.EndsWith(extension, StringComparison.OrdinalIgnoreCase))
-            throw new UserInputException($"{option}: '{path}' does not end in {extension}: the file written is {extension.TrimStart('.').ToUpperInvariant()}");
+            throw new UserInputException($"{option}: '{path}' does not end in {extension}: the file written is " +
+                                         (extension.ToLowerInvariant() switch { ".png" => "a PNG image", ".json" => "JSON", _ => extension.TrimStart('.') }));
         return path;
     }
 

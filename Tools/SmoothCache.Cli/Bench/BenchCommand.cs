@@ -31,7 +31,7 @@ public static class BenchCommand
         command.SetAction(parse =>
         {
             string name = parse.GetValue(suite)!;
-            string? jsonPath = UserErrors.OutputFile("--json", parse.GetValue(json));
+            string? jsonPath = UserErrors.OutputFile("--json", parse.GetValue(json), ".json");
             if (name is not ("kernels" or "forward" or "sampling" or "smoke"))
                 throw new UserInputException($"--suite '{name}' is unknown: expected kernels, forward, sampling or smoke");
             int count = parse.GetValue(iterations);

@@ -37,7 +37,7 @@ public static class BenchGemmCommand
         command.Add(splits);
         command.SetAction(parse =>
         {
-            string jsonPath = UserErrors.OutputFile("--json", parse.GetValue(json))!;
+            string jsonPath = UserErrors.OutputFile("--json", parse.GetValue(json), ".json")!;
             int count = parse.GetValue(iterations);
             if (count < 1) throw new UserInputException($"--iterations must be at least 1, got {count}");
             int[] extra = parse.GetValue(splits)!;

@@ -51,8 +51,8 @@ public static class TuneCommand
         };
         command.SetAction(parse =>
         {
-            string path = UserErrors.OutputFile("--out", parse.GetValue(output))!;
-            string? jsonPath = UserErrors.OutputFile("--json", parse.GetValue(json));
+            string path = UserErrors.OutputFile("--out", parse.GetValue(output), ".json")!;
+            string? jsonPath = UserErrors.OutputFile("--json", parse.GetValue(json), ".json");
             int count = parse.GetValue(iterations);
             if (count < 1) throw new UserInputException($"--iterations must be at least 1, got {count}");
             int[] batchList = parse.GetValue(batches)!;

@@ -28,7 +28,7 @@ public static class CachingOptions
         int batch = generation.Labels.Length * (generation.GuidanceScale > 1 ? 2 : 1);
         long total = (long)generation.Steps * transformer.ForwardMacs(batch);
         long saved = stats.MacsSaved ?? 0;
-        return stats + Environment.NewLine +
+        return (stats.Components.Count == 0 ? "no cache schedule: every component computed" : stats.ToString()) + Environment.NewLine +
             $"MACs: {(total - saved) / 1e9:F2} G done of {total / 1e9:F2} G without cache ({100.0 * (total - saved) / total:F1}%)";
     }
 }

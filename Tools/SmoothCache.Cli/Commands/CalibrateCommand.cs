@@ -33,8 +33,8 @@ public static class CalibrateCommand
         command.SetAction(parse =>
         {
             var run = options.Resolve(parse);
-            string schedulePath = UserErrors.OutputFile("--out", parse.GetValue(output))!;
-            string? errorsPath = UserErrors.OutputFile("--errors", parse.GetValue(errors));
+            string schedulePath = UserErrors.OutputFile("--out", parse.GetValue(output), ".json")!;
+            string? errorsPath = UserErrors.OutputFile("--errors", parse.GetValue(errors), ".json");
             UserErrors.DistinctOutputs(("--out", schedulePath), ("--errors", errorsPath));
             var selected = CachingOptions.ParseComponents(parse.GetValue(components)!);
             int k = parse.GetValue(lookahead);

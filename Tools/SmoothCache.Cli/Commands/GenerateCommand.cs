@@ -29,8 +29,8 @@ public static class GenerateCommand
         {
             var run = options.Resolve(parse);
             string png = UserErrors.OutputFile("--out", parse.GetValue(output), ".png")!;
-            string? latentsPath = UserErrors.OutputFile("--save-latents", parse.GetValue(saveLatents));
-            string? imagesPath = UserErrors.OutputFile("--save-images", parse.GetValue(saveImages));
+            string? latentsPath = UserErrors.OutputFile("--save-latents", parse.GetValue(saveLatents), ".safetensors");
+            string? imagesPath = UserErrors.OutputFile("--save-images", parse.GetValue(saveImages), ".safetensors");
             UserErrors.DistinctOutputs(("--out", png), ("--save-latents", latentsPath), ("--save-images", imagesPath));
             var cacheSchedule = parse.GetValue(schedule) is { } schedulePath ? CacheSchedule.Load(schedulePath) : null;
             using var backend = Backend.Create(run.Device);
@@ -63,7 +63,7 @@ public static class GenerateCommand
             }
             int images = generation.Labels.Length, steps = generation.Steps;
             context.Out.WriteLine($"wrote {png}: {images} image{(images == 1 ? "" : "s")}, {generation.Scheduler} {steps} step{(steps == 1 ? "" : "s")}, " +
-                $"guidance {generation.GuidanceScale}, {result.Elapsed.TotalSeconds:F2} s on {backend.DeviceName}");
+                $"guidance {generation.GuidanceScale}, {run.Precision.ToString().ToLowerInvariant()}, {result.Elapsed.TotalSeconds:F2} s on {backend.DeviceName}");
             return ExitCodes.Success;
         });
         return command;

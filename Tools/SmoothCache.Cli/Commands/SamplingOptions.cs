@@ -62,7 +62,7 @@ public sealed record ResolvedSampling(string ModelFolder, string? Labels, long S
 {
     public GenerationOptions ToGenerationOptions(DiTPipeline pipeline)
     {
-        var labels = Labels is null ? pipeline.DefaultLabels() : pipeline.ParseLabels(Labels);
+        var labels = Labels is null ? pipeline.DefaultLabels() : UserErrors.ParseOption("--labels", () => pipeline.ParseLabels(Labels));
         float[]? noise = null;
         if (NoiseFile is not null)
         {

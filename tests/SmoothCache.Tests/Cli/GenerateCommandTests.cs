@@ -22,7 +22,8 @@ public class GenerateCommandTests
     }
 
     [Fact] public void UnknownModelFolder() => AssertBadInput("no-such-model", "generate", "--model", "no-such-model");
-    [Fact] public void LabelOutOfRange() => AssertBadInput("1000", "generate", "--labels", "1,1000");
+    [Fact] public void LabelOutOfRange() => AssertBadInput("--labels: label 1000 is outside [0, 1000)", "generate", "--labels", "1,1000");
+    [Fact] public void LabelPastInt32IsOutOfRangeToo() => AssertBadInput("--labels: label 99999999999 is outside [0, 1000)", "generate", "--labels", "99999999999");
     [Fact] public void LabelThatIsNotAClass() => AssertBadInput("'seven'", "generate", "--labels", "seven");
     [Fact] public void StepsBelowOne() => AssertBadInput("--steps", "generate", "--steps", "0");
     [Fact] public void StepsAboveTheTrainingSteps() => AssertBadInput("num_train_timesteps (1000)", "generate", "--steps", "2000");
@@ -80,6 +81,7 @@ public class GenerateCommandTests
     [InlineData("--out", "folder", "is a folder")]
     [InlineData("--out", "grid.jpg", "does not end in .png")]
     [InlineData("--save-images", "folder", "is a folder")]
+    [InlineData("--save-latents", "latents.npy", "does not end in .safetensors: the file written is safetensors")]
     [InlineData("--save-latents", "file.txt/latents.safetensors", "is a file: expected a folder on the way to")]
     public void UnwritableOutputs(string option, string name, string expected)
     {
@@ -114,13 +116,25 @@ public class GenerateCommandTests
     }
 
     [Fact]
+    public void StatsWithoutAScheduleSayEveryComponentComputed()
+    {
+        using var temp = new TempFolder();
+        var result = Run("generate", "--device", "cpu", "--labels", "1", "--steps", "1", "--stats", "--out", temp.File("x.png"));
+        Assert.Equal(0, result.ExitCode);
+        var lines = result.Out.TrimEnd().Split('\n');
+        Assert.Equal("no cache schedule: every component computed", lines[0]);
+        Assert.EndsWith("without cache (100.0%)", lines[1]);
+        Assert.Contains("guidance 4, fp32, ", lines[^1]);
+    }
+
+    [Fact]
     public void TwoOutputsNamingOneFile()
     {
         using var temp = new TempFolder();
-        string png = temp.File("out.png");
-        var result = Run("generate", "--device", "cpu", "--steps", "1", "--out", png, "--save-images", png);
+        string tensors = temp.File("out.safetensors");
+        var result = Run("generate", "--device", "cpu", "--steps", "1", "--out", temp.File("out.png"), "--save-latents", tensors, "--save-images", tensors);
         Assert.Equal(2, result.ExitCode);
-        Assert.Equal($"error: --save-images: '{png}' is also --out's file: each output needs its own", Assert.Single(result.ErrorLines));
+        Assert.Equal($"error: --save-images: '{tensors}' is also --save-latents's file: each output needs its own", Assert.Single(result.ErrorLines));
         Assert.Empty(Directory.GetFiles(temp.Path));
     }
 

@@ -13,6 +13,7 @@ public sealed class TensorArena : IDisposable
     private readonly Dictionary<(DType, long), Stack<TensorStorage>> _free = new();
     private readonly List<TensorStorage> _all = new();
     private readonly TensorArena? _donor;
+    private RentScope? _scope;
 
     public Backend Backend { get; }
 
@@ -33,7 +34,42 @@ public sealed class TensorArena : IDisposable
     {
         long n = Tensor.ElementCount(shape);
         var storage = TakeFree(dtype, n) ?? _donor?.GiveFree(dtype, n, this) ?? Allocate(dtype, n, shape);
-        return new Tensor(storage, (int[])shape.Clone());
+        var tensor = new Tensor(storage, (int[])shape.Clone());
+        _scope?.Rented.Add(tensor);
+        return tensor;
+    }
+
+    /// <summary>
+    /// Tracks every tensor rented until the scope is disposed; unless <see cref="RentScope.Keep"/> was called by then,
+    /// disposes them all. For building something of many tensors (a model's weights) that must not leave them rented when
+    /// it fails part way (a missing tensor late in a checkpoint). Scopes nest.
+    /// </summary>
+    public RentScope TrackRents() => _scope = new RentScope(this, _scope);
+
+    public sealed class RentScope : IDisposable
+    {
+        private readonly TensorArena _arena;
+        private readonly RentScope? _outer;
+        private bool _kept, _disposed;
+        internal readonly List<Tensor> Rented = new();
+
+        internal RentScope(TensorArena arena, RentScope? outer)
+        {
+            _arena = arena;
+            _outer = outer;
+        }
+
+        /// <summary>What was rented is the caller's now (an outer scope still tracks it).</summary>
+        public void Keep() => _kept = true;
+
+        public void Dispose()
+        {
+            if (_disposed) return;
+            _disposed = true;
+            _arena._scope = _outer;
+            if (_kept) _outer?.Rented.AddRange(Rented);
+            else foreach (var tensor in Rented) tensor.Dispose();
+        }
     }
 
     private TensorStorage? TakeFree(DType dtype, long n)

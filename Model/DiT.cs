@@ -50,6 +50,8 @@ public sealed class DiTTransformer : IHookable, IDisposable
         Precision = precision;
         _backend = backend;
         Config = config;
+        // A checkpoint that fails part way (a tensor missing or misshapen) leaves none of its weights rented.
+        using var loading = backend.Arena.TrackRents();
         int d = config.Width, p = config.PatchSize, layers = config.NumLayers;
         _positions = PositionTable.Run(backend, config.Grid, d);
         _patchWeight = WeightLoader.Load(backend, weights, "pos_embed.proj.weight", d, config.InChannels, p, p);
@@ -83,6 +85,7 @@ public sealed class DiTTransformer : IHookable, IDisposable
             _adaLnWeights[layers] = WeightLoader.Load(backend, weights, finalNames[0], 2 * d, d);
             _adaLnBiases[layers] = WeightLoader.Load(backend, weights, finalNames[1], 2 * d);
         }
+        loading.Keep();
     }
 
     /// <summary>Loads a diffusers transformer folder (config.json + weights).</summary>

@@ -36,6 +36,8 @@ public sealed class VaeDecoder : IDisposable
         Backend = backend;
         Config = config;
         Precision = precision;
+        // A checkpoint that fails part way leaves none of its weights rented.
+        using var loading = backend.Arena.TrackRents();
         int groups = config.NormNumGroups, latent = config.LatentChannels;
         var channels = config.BlockOutChannels.Reverse().ToArray();
         int top = channels[0];
@@ -64,6 +66,7 @@ public sealed class VaeDecoder : IDisposable
         }
         _normOut = new GroupNormLayer(backend, weights, "decoder.conv_norm_out.", previous, groups);
         _convOut = new ConvLayer(backend, weights, "decoder.conv_out.", previous, config.OutChannels, 3, precision);
+        loading.Keep();
     }
 
     /// <summary>Loads a diffusers VAE folder (config.json + diffusion_pytorch_model weights).</summary>

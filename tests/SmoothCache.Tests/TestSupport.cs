@@ -1,4 +1,5 @@
 using SmoothCache.Kernels;
+using SmoothCache.Model.Checkpoints;
 
 [assembly: Xunit.CollectionBehavior(DisableTestParallelization = true)]
 
@@ -75,4 +76,17 @@ public static class TestSupport
 
     public static double MaxAbs(IReadOnlyList<float> actual, IReadOnlyList<double> expected) =>
         actual.Select((v, i) => Math.Abs(v - expected[i])).Max();
+}
+
+/// <summary>The real file less the tensors a predicate picks.</summary>
+public sealed class WeightsWithout(IWeightSource inner, Func<string, bool> removed) : IWeightSource
+{
+    public string Location => inner.Location;
+    public IReadOnlyCollection<string> Names => inner.Names.Where(n => !removed(n)).ToArray();
+    public bool Contains(string name) => !removed(name) && inner.Contains(name);
+    public TensorEntry Describe(string name) =>
+        removed(name) ? throw new MissingTensorException(Location, name) : inner.Describe(name);
+    public float[] ReadFloat32(string name, params int[] expectedShape) =>
+        removed(name) ? throw new MissingTensorException(Location, name) : inner.ReadFloat32(name, expectedShape);
+    public void Dispose() => inner.Dispose();
 }

@@ -43,4 +43,38 @@ public class TensorTests
         using var other = Cpu.Arena.Upload([9f, 9f, 9f, 9f], 2, 2);
         Assert.Equal(new[] { 3f, 4f }, rows.ToArray());
     }
+
+    [Fact]
+    public void ARentScopeNotKeptReturnsWhatWasRentedInItToTheArena()
+    {
+        using (Cpu.Arena.TrackRents())
+        {
+            Cpu.Arena.Zeros(7919);
+            Cpu.Arena.Rent(DType.Float16, 7919);
+        }
+        long held = Cpu.Arena.AllocatedBytes;
+        using var again = Cpu.Arena.Zeros(7919);
+        using var half = Cpu.Arena.Rent(DType.Float16, 7919);
+        Assert.Equal(held, Cpu.Arena.AllocatedBytes);
+    }
+
+    [Fact]
+    public void AKeptRentScopeLeavesItsTensorsToTheCallerUnlessAnOuterScopeFails()
+    {
+        Tensor kept, inner;
+        using (var scope = Cpu.Arena.TrackRents())
+        {
+            kept = Cpu.Arena.Upload([1f, 2f], 2);
+            scope.Keep();
+        }
+        Assert.Equal(new[] { 1f, 2f }, kept.ToArray());
+        kept.Dispose();
+        using (Cpu.Arena.TrackRents())
+        using (var scope = Cpu.Arena.TrackRents())
+        {
+            inner = Cpu.Arena.Zeros(3);
+            scope.Keep();
+        }
+        Assert.Throws<ObjectDisposedException>(() => inner.View);
+    }
 }

@@ -167,4 +167,22 @@ public class DiTTests
             return y;
         }
     }
+
+    /// <summary>A checkpoint missing its last tensor: the weights read before it go back to the arena, so loading the
+    /// whole model afterwards takes no more memory than on a fresh backend.</summary>
+    [Fact]
+    public void AFailedLoadLeavesNoWeightsRented()
+    {
+        long whole;
+        using (var fresh = Backend.Create(DeviceKind.Cpu))
+        using (DiTTransformer.Load(fresh, SmallFolder))
+            whole = fresh.Arena.AllocatedBytes;
+        using var backend = Backend.Create(DeviceKind.Cpu);
+        var config = DiTConfig.Load(Path.Combine(SmallFolder, "config.json"));
+        using (var weights = new WeightsWithout(WeightSources.OpenModelFolder(SmallFolder), n => n == "proj_out_1.bias"))
+            Assert.Equal("proj_out_1.bias", Assert.Throws<MissingTensorException>(() => new DiTTransformer(backend, config, weights)).TensorName);
+        Assert.True(backend.Arena.AllocatedBytes > 0);
+        using var model = DiTTransformer.Load(backend, SmallFolder);
+        Assert.Equal(whole, backend.Arena.AllocatedBytes);
+    }
 }

@@ -70,7 +70,7 @@ public class VaeDecoderTests
     public void MissingAttentionWeightsNameTheCurrentTensor()
     {
         var config = VaeConfig.Load(Path.Combine(Folder, "config.json"));
-        using var weights = new Without(WeightSources.OpenModelFolder(Folder), n => n == "decoder.mid_block.attentions.0.to_k.weight");
+        using var weights = new WeightsWithout(WeightSources.OpenModelFolder(Folder), n => n == "decoder.mid_block.attentions.0.to_k.weight");
         var e = Assert.Throws<MissingTensorException>(() => new VaeDecoder(Cpu, config, weights));
         Assert.Equal("decoder.mid_block.attentions.0.to_k.weight", e.TensorName);
     }
@@ -84,7 +84,7 @@ public class VaeDecoderTests
             MidBlockAddAttention = false,
             UsePostQuantConv = false,
         };
-        using var weights = new Without(WeightSources.OpenModelFolder(Folder),
+        using var weights = new WeightsWithout(WeightSources.OpenModelFolder(Folder),
             n => n.StartsWith("post_quant_conv.") || n.StartsWith("decoder.mid_block.attentions."));
         using var vae = new VaeDecoder(Cpu, config, weights);
         Assert.True(RelativeL2(Decode(vae, z), expected) > 1e-2);
@@ -142,19 +142,6 @@ public class VaeDecoderTests
             return inner.ReadFloat32(ToCurrent(name));
         }
 
-        public void Dispose() => inner.Dispose();
-    }
-
-    /// <summary>The real file less the tensors a predicate picks.</summary>
-    private sealed class Without(IWeightSource inner, Func<string, bool> removed) : IWeightSource
-    {
-        public string Location => inner.Location;
-        public IReadOnlyCollection<string> Names => inner.Names.Where(n => !removed(n)).ToArray();
-        public bool Contains(string name) => !removed(name) && inner.Contains(name);
-        public TensorEntry Describe(string name) =>
-            removed(name) ? throw new MissingTensorException(Location, name) : inner.Describe(name);
-        public float[] ReadFloat32(string name, params int[] expectedShape) =>
-            removed(name) ? throw new MissingTensorException(Location, name) : inner.ReadFloat32(name, expectedShape);
         public void Dispose() => inner.Dispose();
     }
 }

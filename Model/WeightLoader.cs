@@ -18,15 +18,17 @@ internal static class WeightLoader
     }
 
     /// <summary>Stacks tensors along their first axis (e.g. to_q, to_k, to_v into [3D, D]); the other
-    /// axes must agree.</summary>
-    public static Tensor Stack(Backend backend, IWeightSource weights, params (string Name, int[] Shape)[] parts)
+    /// axes must agree. Each is read by <paramref name="read"/> (name, shape) where given (a reader that takes
+    /// other stored shapes of the same values), else checked against its shape.</summary>
+    public static Tensor Stack(Backend backend, IWeightSource weights, (string Name, int[] Shape)[] parts,
+        Func<string, int[], float[]>? read = null)
     {
         long total = parts.Sum(p => Tensor.ElementCount(p.Shape));
         var all = new float[total];
         long offset = 0;
         foreach (var (name, shape) in parts)
         {
-            var values = weights.ReadFloat32(name, shape);
+            var values = read?.Invoke(name, shape) ?? weights.ReadFloat32(name, shape);
             values.CopyTo(all, offset);
             offset += values.Length;
         }

@@ -202,27 +202,21 @@ public sealed class SafetensorsFile : IWeightSource
 
     public TensorEntry Describe(string name) => Find(name).Entry;
 
-    public float[] ReadFloat32(string name, params int[] expectedShape)
-    {
-        var (entry, begin, _) = Find(name);
-        StoredDTypes.CheckShape(Location, entry, expectedShape);
-        RequireConvertible(entry);
-        var values = new float[StoredDTypes.ArrayLength(Location, entry)];
-        ReadConverted(entry, begin, values, StoredDTypes.ToFloat32);
-        return values;
-    }
+    public float[] ReadFloat32(string name, params int[] expectedShape) => Read<float>(name, expectedShape, StoredDTypes.ToFloat32);
 
     /// <summary>
     /// Reads a tensor as float64 (F64 exactly; F32, F16 and BF16 widened). For reference data such as
     /// the float64 fixtures. Same exceptions as <see cref="ReadFloat32"/>.
     /// </summary>
-    public double[] ReadFloat64(string name, params int[] expectedShape)
+    public double[] ReadFloat64(string name, params int[] expectedShape) => Read<double>(name, expectedShape, StoredDTypes.ToFloat64);
+
+    private T[] Read<T>(string name, int[] expectedShape, StoredDTypes.Converter<T> convert)
     {
         var (entry, begin, _) = Find(name);
         StoredDTypes.CheckShape(Location, entry, expectedShape);
         RequireConvertible(entry);
-        var values = new double[StoredDTypes.ArrayLength(Location, entry)];
-        ReadConverted(entry, begin, values, StoredDTypes.ToFloat64);
+        var values = new T[StoredDTypes.ArrayLength(Location, entry)];
+        ReadConverted(entry, begin, values, convert);
         return values;
     }
 

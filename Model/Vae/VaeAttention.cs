@@ -22,10 +22,9 @@ internal sealed class VaeAttention : IDisposable
         var projections = new[] { ("to_q", "query"), ("to_k", "key"), ("to_v", "value") }
             .Select(names => ResolveName(weights, prefix, names.Item1, names.Item2))
             .ToArray();
-        _qkvWeight = backend.Arena.Upload(
-            projections.SelectMany(p => ReadMatrix(weights, p + "weight", channels)).ToArray(), 3 * channels, channels);
-        _qkvBias = backend.Arena.Upload(
-            projections.SelectMany(p => weights.ReadFloat32(p + "bias", channels)).ToArray(), 3 * channels);
+        _qkvWeight = WeightLoader.Stack(backend, weights, projections.Select(p => (p + "weight", new[] { channels, channels })).ToArray(),
+            (name, _) => ReadMatrix(weights, name, channels));
+        _qkvBias = WeightLoader.Stack(backend, weights, projections.Select(p => (p + "bias", new[] { channels })).ToArray());
         string output = ResolveName(weights, prefix, "to_out.0", "proj_attn");
         _outWeight = backend.Arena.Upload(ReadMatrix(weights, output + "weight", channels), channels, channels);
         _outBias = WeightLoader.Load(backend, weights, output + "bias", channels);

@@ -23,9 +23,26 @@ public sealed class CacheSchedule
     /// <summary>The keys as written, in file order.</summary>
     public IReadOnlyList<string> Keys => _entries.Select(e => e.Key).ToList();
 
+    /// <summary>The flags of a key, as written or by another name of its component ("attn-5" finds "attn1-5"; aliases
+    /// as in the file format). Throws <see cref="KeyNotFoundException"/> where the schedule has no such key.</summary>
     public IReadOnlyList<bool> this[string key] =>
         _entries.FirstOrDefault(e => e.Key == key).Value
+        ?? (Canonical(key) is { } canonical ? _byCanonicalKey.GetValueOrDefault(canonical) : null)
         ?? throw new KeyNotFoundException($"{SourceName}: no key \"{key}\"");
+
+    /// <summary>The canonical form of a key, or null where it is not one.</summary>
+    private string? Canonical(string key)
+    {
+        try
+        {
+            var (component, block) = ParseKey(key, SourceName);
+            return CanonicalKey(component, block);
+        }
+        catch (CacheScheduleException)
+        {
+            return null;
+        }
+    }
 
     /// <summary>The canonical components ("attn1", "ff") that some key mentions, in first-seen order.</summary>
     public IReadOnlyList<string> Components =>
@@ -150,7 +167,7 @@ public sealed class CacheSchedule
     }
 
     /// <summary>The flags that apply to (component, block): key "c-b" if present, else "c", else null (DESIGN §3).</summary>
-    public IReadOnlyList<bool>? Lookup(string component, int block)
+    private IReadOnlyList<bool>? Lookup(string component, int block)
     {
         var canonical = ComponentNames.Canonical(component);
         if (_byCanonicalKey.TryGetValue($"{canonical}-{block}", out var perBlock)) return perBlock;

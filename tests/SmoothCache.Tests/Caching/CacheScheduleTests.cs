@@ -54,6 +54,11 @@ public class CacheScheduleTests
         Assert.False(schedule.ShouldCompute("ff", 0, 2));
         Assert.True(schedule.ShouldCompute("ff", 0, 1));
         Assert.Equal(["attn1", "ff"], schedule.Components);
+        // The indexer finds a key by any name of its component; a key the schedule lacks, or no key at all, is not found.
+        Assert.Equal(new[] { true, false, true }, schedule["attn1"]);
+        Assert.Equal(new[] { true, true, false }, schedule["mlp"]);
+        Assert.Throws<KeyNotFoundException>(() => schedule["ff-3"]);
+        Assert.Throws<KeyNotFoundException>(() => schedule["conv"]);
     }
 
     [Fact]

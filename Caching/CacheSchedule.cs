@@ -189,13 +189,10 @@ public sealed class CacheSchedule
     /// </summary>
     public IReadOnlyList<string> Validate(int numBlocks, int steps)
     {
+        CheckBlocks(numBlocks);
         var warnings = new List<string>();
         foreach (var (key, flags) in _entries)
         {
-            var (_, block) = ParseKey(key, SourceName);
-            if (block >= numBlocks)
-                throw new CacheScheduleException(SourceName, key,
-                    $"block {block} does not exist: the model has {numBlocks} blocks (0..{numBlocks - 1})");
             if (flags.Length < steps)
                 warnings.Add($"{SourceName}: key \"{key}\": {flags.Length} entries for {steps} steps; " +
                              $"steps {flags.Length}..{steps - 1} are computed");
@@ -206,6 +203,16 @@ public sealed class CacheSchedule
             warnings.Add($"{SourceName}: lists of up to {longest} entries for {steps} steps: entries {steps}..{longest - 1} are unused, " +
                          $"and a schedule calibrated for {longest} steps skips at other timesteps than a {steps}-step run has");
         return warnings;
+    }
+
+    /// <summary>Throws where a key names a block a model of <paramref name="numBlocks"/> blocks lacks (its own key would
+    /// never match, and the schedule was surely made for another model).</summary>
+    public void CheckBlocks(int numBlocks)
+    {
+        foreach (var (key, _) in _entries)
+            if (ParseKey(key, SourceName).Block is { } block && block >= numBlocks)
+                throw new CacheScheduleException(SourceName, key,
+                    $"block {block} does not exist: the model has {numBlocks} blocks (0..{numBlocks - 1})");
     }
 
     /// <summary>

@@ -35,9 +35,11 @@ public sealed class SmoothCacheHelper : IComponentHook, IDisposable
     /// cached (names or aliases); by default the components the schedule has keys for.
     /// </summary>
     /// <exception cref="InvalidOperationException">a cache or calibration helper is already enabled on the model</exception>
+    /// <exception cref="CacheScheduleException">a schedule key names a block the model lacks</exception>
     public static SmoothCacheHelper Enable(IHookable model, CacheSchedule schedule, IEnumerable<string>? components = null)
     {
         ArgumentNullException.ThrowIfNull(schedule);
+        schedule.CheckBlocks(model.NumBlocks);
         var selected = components is null ? schedule.Components : ComponentNames.CanonicalSet(components);
         return new SmoothCacheHelper(model, schedule, selected);
     }

@@ -60,6 +60,16 @@ public class CachedSamplingTests
     }
 
     [Fact]
+    public void AScheduleForBlocksTheModelLacksIsRefusedWhenEnabled()
+    {
+        var pipe = TinyCase.Pipeline;
+        var schedule = CacheSchedule.Parse($"{{\"attn1-{pipe.Transformer.NumBlocks}\": [1, 0]}}", "other-model.json");
+        var e = Assert.Throws<CacheScheduleException>(() => SmoothCacheHelper.Enable(pipe.Transformer, schedule));
+        Assert.Contains($"block {pipe.Transformer.NumBlocks} does not exist", e.Message);
+        Assert.Null(pipe.Transformer.Hook);
+    }
+
+    [Fact]
     public void AScheduleShorterThanTheRunComputesTheRemainingSteps()
     {
         var pipe = TinyCase.Pipeline;

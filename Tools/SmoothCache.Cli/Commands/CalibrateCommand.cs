@@ -20,11 +20,11 @@ public static class CalibrateCommand
         var options = new SamplingOptions();
         var components = new Option<string>("--components") { Description = "components to calibrate (attn1, ff)", DefaultValueFactory = _ => "attn1,ff" };
         var lookahead = new Option<int>("--lookahead") { Description = "largest lag K compared (skip up to K steps)", DefaultValueFactory = _ => 3 };
-        var threshold = new Option<double>("--threshold") { Description = "alpha: skip while the averaged error stays at or below it", DefaultValueFactory = _ => 0.15 };
+        var threshold = new Option<double>("--threshold") { Description = "alpha: skip while the averaged error stays at or below it (not with --target-compute)", DefaultValueFactory = _ => 0.15 };
         var target = new Option<double?>("--target-compute") { Description = "search alpha so that at most this fraction of calls is computed (0..1]" };
         var output = new Option<string>("--out") { Description = "schedule JSON to write", Required = true };
         var errors = new Option<string?>("--errors") { Description = "JSON file for the averaged and raw error rows" };
-        var fromErrors = new Option<string?>("--from-errors") { Description = "rescan an --errors file with a new threshold instead of sampling" };
+        var fromErrors = new Option<string?>("--from-errors") { Description = "rescan an --errors file with a new threshold instead of sampling (its steps unless --steps; the other sampling options are not used)" };
         var command = new Command("calibrate", "Calibrate a SmoothCache schedule from one sampling run.")
         {
             components, lookahead, threshold, target, output, errors, fromErrors,

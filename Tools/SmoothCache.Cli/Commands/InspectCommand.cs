@@ -18,7 +18,7 @@ public static class InspectCommand
     {
         var model = new Option<string>("--model")
         {
-            Description = "diffusers pipeline folder or transformer folder (default: the embedded dit-digits)",
+            Description = "diffusers pipeline folder or transformer folder (the default, the embedded dit-digits, is looked up in the working directory, then next to the program)",
             DefaultValueFactory = _ => SamplingOptions.DefaultModel,
         };
         var command = new Command("inspect", "Describe a model folder: configs, tensors, parameters, dtypes, MACs per forward.") { model };

@@ -11,10 +11,10 @@ public sealed class SamplingOptions
 {
     public const string DefaultModel = "models/dit-digits";
 
-    public Option<string> Model { get; } = new("--model") { Description = "diffusers pipeline folder or transformer folder", DefaultValueFactory = _ => DefaultModel };
+    public Option<string> Model { get; } = new("--model") { Description = "diffusers pipeline folder or transformer folder (the default, the embedded dit-digits, is looked up in the working directory, then next to the program)", DefaultValueFactory = _ => DefaultModel };
     public Option<string?> Labels { get; } = new("--labels") { Description = "comma-separated class ids or names (default: every class up to 10)" };
-    public Option<long> Seed { get; } = new("--seed") { Description = "seed of the initial noise", DefaultValueFactory = _ => 0 };
-    public Option<string?> Noise { get; } = new("--noise") { Description = "safetensors file holding initial_noise [B,C,S,S]" };
+    public Option<long> Seed { get; } = new("--seed") { Description = "seed of the initial noise (not with --noise)", DefaultValueFactory = _ => 0 };
+    public Option<string?> Noise { get; } = new("--noise") { Description = "safetensors file holding initial_noise [B,C,S,S] (instead of --seed)" };
     public Option<int> Steps { get; } = new("--steps") { Description = "denoising steps", DefaultValueFactory = _ => 50 };
     public Option<string?> Scheduler { get; } = new("--scheduler") { Description = "ddim, dpm or ddpm (default: the model's scheduler)" };
     public Option<float> Guidance { get; } = new("--guidance") { Description = "classifier-free guidance scale (<= 1 disables it)", DefaultValueFactory = _ => 4f };

@@ -128,10 +128,16 @@ public sealed class DiTPipeline : IDisposable
     public static Dictionary<int, string> ReadId2Label(string path) => ConfigJson.Load(path, (root, _) =>
     {
         var map = new Dictionary<int, string>();
-        if (root.ValueKind == JsonValueKind.Object && root.TryGetProperty("id2label", out var labels) && labels.ValueKind == JsonValueKind.Object)
-            foreach (var p in labels.EnumerateObject())
-                if (int.TryParse(p.Name, out int id) && p.Value.ValueKind == JsonValueKind.String)
-                    map[id] = p.Value.GetString()!;
+        if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("id2label", out var labels) || labels.ValueKind == JsonValueKind.Null)
+            return map;
+        const string expected = "expected an object of class ids to names, e.g. {\"0\": \"tench, Tinca tinca\"}";
+        if (labels.ValueKind != JsonValueKind.Object) throw new ModelConfigException(path, "id2label", $"{expected}, found {labels.ValueKind}");
+        foreach (var p in labels.EnumerateObject())
+        {
+            if (!int.TryParse(p.Name, out int id) || id < 0 || p.Value.ValueKind != JsonValueKind.String)
+                throw new ModelConfigException(path, "id2label", $"{expected}, found \"{p.Name}\": {p.Value.GetRawText()}");
+            map[id] = p.Value.GetString()!;
+        }
         return map;
     });
 

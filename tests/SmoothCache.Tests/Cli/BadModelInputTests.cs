@@ -88,6 +88,22 @@ public class BadModelInputTests
         Assert.Contains("AttnUpDecoderBlock2D", line);
     }
 
+    [Theory]
+    [InlineData("[\"tench\", \"goldfish\"]", "found Array")]
+    [InlineData("{\"zero\": \"tench\"}", "found \"zero\": \"tench\"")]
+    public void Id2LabelThatIsNotAnObjectOfIdsToNames(string id2Label, string found)
+    {
+        using var folder = new LatentPipelineFolder();
+        string index = Path.Combine(folder.Path, "model_index.json");
+        var json = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(index))!;
+        json["id2label"] = System.Text.Json.Nodes.JsonNode.Parse(id2Label);
+        File.WriteAllText(index, json.ToJsonString());
+        string line = GenerateFails(folder);
+        Assert.Contains(index, line);
+        Assert.Contains("key 'id2label': expected an object of class ids to names", line);
+        Assert.EndsWith(found, line);
+    }
+
     [Fact]
     public void TransformerWithFewerOutputThanInputChannels()
     {

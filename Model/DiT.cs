@@ -88,11 +88,32 @@ public sealed class DiTTransformer : IHookable, IDisposable
         loading.Keep();
     }
 
+    /// <summary>Throws where <paramref name="weights"/> hold more blocks than the config's num_layers (they would be
+    /// left out silently; fewer fail on the first missing tensor).</summary>
+    public static void CheckStoredBlocks(DiTConfig config, string configPath, IWeightSource weights)
+    {
+        int stored = weights.Names.Select(StoredBlock).DefaultIfEmpty(-1).Max() + 1;
+        if (stored > config.NumLayers)
+            throw new ModelConfigException(configPath, "num_layers",
+                $"{config.NumLayers}, but {weights.Location} holds {stored} blocks (transformer_blocks.0..{stored - 1})");
+    }
+
+    /// <summary>The block a tensor name "transformer_blocks.{i}.…" belongs to, else -1.</summary>
+    private static int StoredBlock(string name)
+    {
+        const string prefix = "transformer_blocks.";
+        if (!name.StartsWith(prefix, StringComparison.Ordinal)) return -1;
+        int dot = name.IndexOf('.', prefix.Length);
+        return dot > prefix.Length && int.TryParse(name.AsSpan(prefix.Length, dot - prefix.Length), out int block) ? block : -1;
+    }
+
     /// <summary>Loads a diffusers transformer folder (config.json + weights).</summary>
     public static DiTTransformer Load(Backend backend, string folder, Precision precision = Precision.Fp32)
     {
-        var config = DiTConfig.Load(Path.Combine(folder, "config.json"));
+        string configPath = Path.Combine(folder, "config.json");
+        var config = DiTConfig.Load(configPath);
         using var weights = WeightSources.OpenModelFolder(folder);
+        CheckStoredBlocks(config, configPath, weights);
         return new DiTTransformer(backend, config, weights, precision);
     }
 

@@ -40,7 +40,9 @@ public static class InspectCommand
         o.WriteLine($"model: {folder} ({(pipeline ? "diffusers pipeline" : "transformer folder")})");
 
         string transformerFolder = pipeline ? Path.Combine(folder, "transformer") : folder;
-        var dit = DiTConfig.Load(Path.Combine(transformerFolder, "config.json"));
+        string ditConfig = Path.Combine(transformerFolder, "config.json");
+        var dit = DiTConfig.Load(ditConfig);
+        using (var weights = WeightSources.OpenModelFolder(transformerFolder)) DiTTransformer.CheckStoredBlocks(dit, ditConfig, weights);
         o.WriteLine($"transformer: {dit.NumLayers} layers, {dit.NumHeads} heads x {dit.HeadDim} (width {dit.Width}), " +
             $"patch {dit.PatchSize}, sample {dit.SampleSize} ({dit.Tokens} tokens), channels {dit.InChannels} -> {dit.OutChannels}" +
             $"{(dit.LearnedSigma ? " (learned sigma)" : "")}, {dit.NumClasses} classes");

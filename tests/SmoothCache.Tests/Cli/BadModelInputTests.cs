@@ -105,6 +105,23 @@ public class BadModelInputTests
     }
 
     [Fact]
+    public void NumLayersBelowTheBlocksStored()
+    {
+        using var folder = new LatentPipelineFolder();
+        string config = Path.Combine(folder.Component("transformer"), "config.json");
+        var json = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(config))!;
+        json["num_layers"] = 1;
+        File.WriteAllText(config, json.ToJsonString());
+        string line = GenerateFails(folder);
+        Assert.Contains(config, line);
+        Assert.Contains("key 'num_layers': 1, but ", line);
+        Assert.EndsWith("holds 2 blocks (transformer_blocks.0..1)", line);
+        var inspect = CliRunner.Run("inspect", "--model", folder.Path);
+        Assert.Equal(ExitCodes.BadInput, inspect.ExitCode);
+        Assert.Equal(line, Assert.Single(inspect.ErrorLines));
+    }
+
+    [Fact]
     public void TransformerWithFewerOutputThanInputChannels()
     {
         using var folder = new LatentPipelineFolder();

@@ -91,10 +91,10 @@ public static class CalibrateCommand
             if (errorsPath is not null) calibration.WriteErrorsJson(errorsPath);
             double fraction = schedule.ComputedFraction(selected, blocks, generation.Steps);
             if (targetCompute is { } wanted && fraction > wanted)
-                context.Error.WriteLine($"warning: no threshold computes at most {wanted:P1} of the calls in {generation.Steps} steps " +
-                    $"(the first and last steps always are): the schedule computes {fraction:P1}");
+                context.Error.WriteLine($"warning: no threshold computes at most {100 * wanted:F1}% of the calls in {generation.Steps} steps " +
+                    $"(the first and last steps always are): the schedule computes {100 * fraction:F1}%");
             context.Out.WriteLine($"wrote {schedulePath}: alpha {alpha.ToString("G6", CultureInfo.InvariantCulture)}, " +
-                $"computes {fraction:P1} of {string.Join("+", selected)} calls over {generation.Steps} steps");
+                $"computes {100 * fraction:F1}% of {string.Join("+", selected)} calls over {generation.Steps} steps");
             return ExitCodes.Success;
         });
         return command;

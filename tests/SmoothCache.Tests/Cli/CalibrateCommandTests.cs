@@ -42,8 +42,8 @@ public class CalibrateCommandTests
         var result = Run("calibrate", "--device", "cpu", "--out", output, "--target-compute", "0.1", "--steps", "2", "--labels", "1");
         Assert.True(result.ExitCode == 0, result.Error);
         var warning = Assert.Single(result.ErrorLines, l => l.StartsWith("warning"));
-        Assert.Contains("no threshold computes at most 10.0 % of the calls in 2 steps", warning);
-        Assert.Contains("the schedule computes 100.0 %", warning);
+        Assert.Contains("no threshold computes at most 10.0% of the calls in 2 steps", warning);
+        Assert.Contains("the schedule computes 100.0%", warning);
         Assert.True(File.Exists(output));
     }
 

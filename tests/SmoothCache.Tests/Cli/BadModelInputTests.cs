@@ -29,6 +29,15 @@ public class BadModelInputTests
         return line;
     }
 
+    /// <summary>Sets one key of a JSON file (the rest as it was); returns the file's path.</summary>
+    private static string SetJsonKey(string file, string key, System.Text.Json.Nodes.JsonNode? value)
+    {
+        var json = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(file))!;
+        json[key] = value;
+        File.WriteAllText(file, json.ToJsonString());
+        return file;
+    }
+
     [Fact]
     public void CorruptZipCheckpoint()
     {
@@ -94,10 +103,7 @@ public class BadModelInputTests
     public void Id2LabelThatIsNotAnObjectOfIdsToNames(string id2Label, string found)
     {
         using var folder = new LatentPipelineFolder();
-        string index = Path.Combine(folder.Path, "model_index.json");
-        var json = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(index))!;
-        json["id2label"] = System.Text.Json.Nodes.JsonNode.Parse(id2Label);
-        File.WriteAllText(index, json.ToJsonString());
+        string index = SetJsonKey(Path.Combine(folder.Path, "model_index.json"), "id2label", System.Text.Json.Nodes.JsonNode.Parse(id2Label));
         string line = GenerateFails(folder);
         Assert.Contains(index, line);
         Assert.Contains("key 'id2label': expected an object of class ids to names", line);
@@ -108,10 +114,7 @@ public class BadModelInputTests
     public void NumLayersBelowTheBlocksStored()
     {
         using var folder = new LatentPipelineFolder();
-        string config = Path.Combine(folder.Component("transformer"), "config.json");
-        var json = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(config))!;
-        json["num_layers"] = 1;
-        File.WriteAllText(config, json.ToJsonString());
+        string config = SetJsonKey(Path.Combine(folder.Component("transformer"), "config.json"), "num_layers", 1);
         string line = GenerateFails(folder);
         Assert.Contains(config, line);
         Assert.Contains("key 'num_layers': 1, but ", line);
@@ -125,10 +128,7 @@ public class BadModelInputTests
     public void TransformerWithFewerOutputThanInputChannels()
     {
         using var folder = new LatentPipelineFolder();
-        string config = Path.Combine(folder.Component("transformer"), "config.json");
-        var json = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(config))!;
-        json["out_channels"] = 2;
-        File.WriteAllText(config, json.ToJsonString());
+        string config = SetJsonKey(Path.Combine(folder.Component("transformer"), "config.json"), "out_channels", 2);
         string line = GenerateFails(folder);
         Assert.Contains(config, line);
         Assert.Contains("out_channels", line);

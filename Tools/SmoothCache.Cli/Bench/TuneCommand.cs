@@ -66,6 +66,9 @@ public static class TuneCommand
                 : GemmTuner.DefaultVariants(parse.GetValue(cluster));
             var deviceChoice = DeviceOption.Resolve(parse, device);
             string modelName = parse.GetValue(model)!;
+            // A mistyped model folder is said before the device is asked for.
+            if (!modelName.Equals("xl", StringComparison.OrdinalIgnoreCase) && PathProblems.ForFolder(SamplingOptions.ResolveModel(modelName)) is { } problem)
+                throw new UserInputException($"--model: '{modelName}': {problem}");
             using var backend = Backend.Create(deviceChoice);
             if (Linear.Fp16Kernel(backend) is not { } kernel)
                 throw new UserInputException($"tune times the fp16 tensor-core GEMMs, which {backend.DeviceName} does not run with these kernels: " +

@@ -107,6 +107,7 @@ public class TuneCommandTests
     [InlineData("--variants", "128x128-fast", "--variants: '128x128-fast' is not a TMA GEMM variant")]
     [InlineData("--device", "tpu", "--device: unknown device 'tpu'")]
     [InlineData("--out", "/", "--out: '/' is a folder")]
+    [InlineData("--model", "no-such-model", "--model: 'no-such-model': folder not found")]
     public void RejectsBadOptionsBeforeTiming(string option, string value, string expected)
     {
         var result = option == "--device" ? CliRunner.Run("tune", option, value) : CliRunner.Run("tune", "--device", "cpu", option, value);

@@ -26,8 +26,7 @@ public sealed class CacheSchedule
     /// <summary>The flags of a key, as written or by another name of its component ("attn-5" finds "attn1-5"; aliases
     /// as in the file format). Throws <see cref="KeyNotFoundException"/> where the schedule has no such key.</summary>
     public IReadOnlyList<bool> this[string key] =>
-        _entries.FirstOrDefault(e => e.Key == key).Value
-        ?? (Canonical(key) is { } canonical ? _byCanonicalKey.GetValueOrDefault(canonical) : null)
+        (Canonical(key) is { } canonical ? _byCanonicalKey.GetValueOrDefault(canonical) : null)
         ?? throw new KeyNotFoundException($"{SourceName}: no key \"{key}\"");
 
     /// <summary>The canonical form of a key, or null where it is not one.</summary>

@@ -5,11 +5,12 @@ using Half = ILGPU.Half;
 namespace SmoothCache.Kernels;
 
 /// <summary>
-/// Arithmetic of the transformer. Fp32: everything float32. Fp16: block and adaLN GEMM weights stored as
+/// Arithmetic of the model. Fp32: everything float32. Fp16: block and adaLN GEMM weights stored as
 /// float16 (converted once with <see cref="HalfConversion.PrepareWeight"/>), the GEMM inputs a block makes
 /// stored as float16, products accumulated in float32 — on tensor cores on CUDA, in the portable GEMM on
 /// the CPU accelerator (same numbers up to summation order). The residual stream is float16 too, its updates summed
-/// in float32; the conditioning and the final layer stay float32.
+/// in float32; the conditioning and the final layer stay float32. A VAE decoder at Fp16 multiplies its convolutions'
+/// float16 operands the same way (all but those over its 4 latent channels); its activations stay float32.
 /// </summary>
 public enum Precision { Fp32, Fp16 }
 

@@ -65,6 +65,7 @@ public sealed class TensorArena : IDisposable
         public void Dispose()
         {
             if (_disposed) return;
+            if (_arena._scope != this) throw new InvalidOperationException("rent scopes must end innermost first");
             _disposed = true;
             _arena._scope = _outer;
             if (_kept) _outer?.Rented.AddRange(Rented);

@@ -78,7 +78,8 @@ public sealed class DiTPipeline : IDisposable
 
     /// <summary>
     /// Loads a diffusers pipeline folder (model_index.json, transformer/, optional scheduler/ and vae/)
-    /// or a bare transformer folder (config.json + weights).
+    /// or a bare transformer folder (config.json + weights). <paramref name="precision"/> applies to the transformer and
+    /// the VAE (<see cref="Precision"/>).
     /// </summary>
     public static DiTPipeline Load(string folder, Backend backend, Precision precision = Precision.Fp32)
     {

@@ -8,9 +8,11 @@ public static class Program
 {
     public static int Main(string[] args)
     {
-        // Numbers print and parse the same on every machine (scripts read our output; "0.15" is a threshold everywhere).
-        System.Globalization.CultureInfo.DefaultThreadCurrentCulture = System.Globalization.CultureInfo.InvariantCulture;
-        System.Globalization.CultureInfo.CurrentCulture = System.Globalization.CultureInfo.InvariantCulture;
+        // Numbers print and parse the same on every machine (scripts read our output; "0.15" is a threshold everywhere),
+        // and the parser's messages are the English ones Cli.ParseErrorText rewords.
+        var invariant = System.Globalization.CultureInfo.InvariantCulture;
+        System.Globalization.CultureInfo.DefaultThreadCurrentCulture = System.Globalization.CultureInfo.CurrentCulture = invariant;
+        System.Globalization.CultureInfo.DefaultThreadCurrentUICulture = System.Globalization.CultureInfo.CurrentUICulture = invariant;
         // SMOOTHCACHE_TRACE=1: report every exception where it is first thrown (a device fault can be
         // hidden by later errors raised while buffers are released).
         if (Environment.GetEnvironmentVariable("SMOOTHCACHE_TRACE") == "1")

@@ -11,7 +11,7 @@ public static class UserErrors
     public static bool IsUserError(Exception e) => e is ArgumentException or CheckpointException
         or FileNotFoundException or DirectoryNotFoundException or InvalidDataException or UserInputException
         or SchedulerConfigException or CacheScheduleException or InsufficientMemoryException or DeviceUnavailableException
-        // A file the user named (weights, a schedule) that this user may not read: the message names it.
+        // A file this user may not read or write (weights, a schedule, an output): the message names it.
         or UnauthorizedAccessException;
 
     public static string Describe(Exception e) => e switch
@@ -66,8 +66,8 @@ public static class UserErrors
                     throw new UserInputException($"{set[i].Option}: '{set[i].Path}' is also {set[j].Option}'s file: each output needs its own");
     }
 
-    /// <summary>Whether the nearest existing folder on the way to <paramref name="folder"/> (itself, if it exists) takes a
-    /// new file: one is created there and deleted at once.</summary>
+    /// <summary>Throws unless the nearest existing folder on the way to <paramref name="folder"/> (itself, if it exists)
+    /// takes a new file: one is created there and deleted at once.</summary>
     private static void Writable(string option, string folder)
     {
         string? existing = folder;
@@ -85,8 +85,14 @@ public static class UserErrors
         }
     }
 
-    /// <summary>Checks, before any work, a folder an option names for writing into: not an existing file, nor below one.</summary>
-    public static string OutputFolder(string option, string path) => OutputFolder(option, path, path);
+    /// <summary>Checks, before any work, a folder an option names for writing into: not an existing file, nor below one,
+    /// and taking new files (missing folders on the way are created when it is written).</summary>
+    public static string OutputFolder(string option, string path)
+    {
+        OutputFolder(option, path, path);
+        Writable(option, Path.GetFullPath(path));
+        return path;
+    }
 
     /// <param name="named">what the option named: <paramref name="path"/> or a file in it</param>
     private static string OutputFolder(string option, string path, string named)

@@ -53,6 +53,7 @@ public static class TuneCommand
         {
             string path = UserErrors.OutputFile("--out", parse.GetValue(output), ".json")!;
             string? jsonPath = UserErrors.OutputFile("--json", parse.GetValue(json), ".json");
+            UserErrors.DistinctOutputs(("--out", path), ("--json", jsonPath));
             int count = parse.GetValue(iterations);
             if (count < 1) throw new UserInputException($"--iterations must be at least 1, got {count}");
             int[] batchList = parse.GetValue(batches)!;
@@ -67,8 +68,7 @@ public static class TuneCommand
             var deviceChoice = DeviceOption.Resolve(parse, device);
             string modelName = parse.GetValue(model)!;
             // A mistyped model folder is said before the device is asked for.
-            if (!modelName.Equals("xl", StringComparison.OrdinalIgnoreCase) && PathProblems.ForFolder(SamplingOptions.ResolveModel(modelName)) is { } problem)
-                throw new UserInputException($"--model: '{modelName}': {problem}");
+            if (!modelName.Equals("xl", StringComparison.OrdinalIgnoreCase)) SamplingOptions.ResolveModel(modelName);
             using var backend = Backend.Create(deviceChoice);
             if (Linear.Fp16Kernel(backend) is not { } kernel)
                 throw new UserInputException($"tune times the fp16 tensor-core GEMMs, which {backend.DeviceName} does not run with these kernels: " +

@@ -32,7 +32,6 @@ public static class CalibrateCommand
         options.AddTo(command);
         command.SetAction(parse =>
         {
-            var run = options.Resolve(parse);
             string schedulePath = UserErrors.OutputFile("--out", parse.GetValue(output), ".json")!;
             string? errorsPath = UserErrors.OutputFile("--errors", parse.GetValue(errors), ".json");
             UserErrors.DistinctOutputs(("--out", schedulePath), ("--errors", errorsPath));
@@ -59,12 +58,13 @@ public static class CalibrateCommand
                 // The lag-1 row holds one error per step after the first: the run's steps, unless --steps says otherwise.
                 int recorded = rows[used[0]] is [var lag1, ..] ? lag1.Length + 1
                     : throw new UserInputException($"--from-errors: {errorsFile}: key 'avg_error_rows': {used[0]} has no rows");
-                int steps = parse.GetResult(options.Steps) is { Implicit: false } ? run.Steps : recorded;
+                int steps = parse.GetResult(options.Steps) is { Implicit: false } ? parse.GetValue(options.Steps) : recorded;
+                if (steps < 1) throw new UserInputException($"--steps must be at least 1, got {steps}");
                 if (steps != recorded)
                     context.Error.WriteLine($"warning: {errorsFile} was recorded over {recorded} steps: a {steps}-step schedule from it " +
                                             (steps > recorded ? "computes every step past them" : "leaves its later steps out"));
-                var ignored = new Option[] { lookahead, options.Model, options.Labels, options.Seed, options.Noise, options.Scheduler,
-                        options.Guidance, options.Device, options.Precision }
+                var ignored = new Option[] { lookahead, errors, options.Model, options.Labels, options.Seed, options.Noise,
+                        options.Scheduler, options.Guidance, options.Device, options.Precision }
                     .Where(o => parse.GetResult(o) is { Implicit: false }).Select(o => o.Name).ToArray();
                 if (ignored.Length > 0)
                     context.Error.WriteLine($"warning: --from-errors rescans recorded errors without sampling: {string.Join(", ", ignored)} ignored");
@@ -75,6 +75,7 @@ public static class CalibrateCommand
                 return ExitCodes.Success;
             }
 
+            var run = options.Resolve(parse);
             using var backend = Backend.Create(run.Device);
             using var pipeline = DiTPipeline.Load(run.ModelFolder, backend, run.Precision);
             var generation = run.ToGenerationOptions(pipeline);

@@ -42,11 +42,12 @@ public static class InspectCommand
         string transformerFolder = pipeline ? Path.Combine(folder, "transformer") : folder;
         string ditConfig = Path.Combine(transformerFolder, "config.json");
         var dit = DiTConfig.Load(ditConfig);
-        using (var weights = WeightSources.OpenModelFolder(transformerFolder)) DiTTransformer.CheckStoredBlocks(dit, ditConfig, weights);
+        using var ditWeights = WeightSources.OpenModelFolder(transformerFolder);
+        DiTTransformer.CheckStoredBlocks(dit, ditConfig, ditWeights);
         o.WriteLine($"transformer: {dit.NumLayers} layers, {dit.NumHeads} heads x {dit.HeadDim} (width {dit.Width}), " +
             $"patch {dit.PatchSize}, sample {dit.SampleSize} ({dit.Tokens} tokens), channels {dit.InChannels} -> {dit.OutChannels}" +
             $"{(dit.LearnedSigma ? " (learned sigma)" : "")}, {dit.NumClasses} classes");
-        DescribeWeights(transformerFolder, o);
+        DescribeWeights(ditWeights, o);
         o.WriteLine($"  MACs per forward: {Giga(DiTTransformer.ForwardMacsOf(dit, 1))} at batch 1, " +
             $"{Giga(DiTTransformer.ForwardMacsOf(dit, 2))} at batch 2");
         if (!pipeline) return;
@@ -58,7 +59,7 @@ public static class InspectCommand
             o.WriteLine($"vae: block_out_channels [{string.Join(",", vae.BlockOutChannels)}], {vae.LayersPerBlock} layers per block, " +
                 $"{vae.NormNumGroups} groups, {vae.LatentChannels} latent channels -> {vae.OutChannels}, upscale x{vae.UpscaleFactor}, " +
                 $"scaling factor {vae.ScalingFactor.ToString(CultureInfo.InvariantCulture)}");
-            DescribeWeights(vaeFolder, o);
+            using (var vaeWeights = WeightSources.OpenModelFolder(vaeFolder)) DescribeWeights(vaeWeights, o);
         }
         else o.WriteLine(dit.InChannels is 1 or 3
             ? "vae: none (pixel-space model)"
@@ -76,9 +77,8 @@ public static class InspectCommand
         o.WriteLine($"id2label: {DiTPipeline.ReadId2Label(index).Count} class names");
     }
 
-    private static void DescribeWeights(string componentFolder, TextWriter o)
+    private static void DescribeWeights(IWeightSource weights, TextWriter o)
     {
-        using var weights = WeightSources.OpenModelFolder(componentFolder);
         var entries = weights.Names.Select(weights.Describe).ToList();
         var dtypes = entries.GroupBy(e => e.DType).OrderByDescending(g => g.Count()).Select(g => $"{g.Key} x{g.Count()}");
         o.WriteLine(string.Create(CultureInfo.InvariantCulture,

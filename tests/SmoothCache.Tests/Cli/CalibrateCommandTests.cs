@@ -65,9 +65,11 @@ public class CalibrateCommandTests
         File.WriteAllText(errors, """
             {"lookahead": 2, "avg_error_rows": {"attn1": [[0.1, 0.1, 0.3, 0.1], [0.1, 0.4, 0.4]], "ff": [[0.5, 0.5, 0.5, 0.5], [0.5, 0.5, 0.5]]}}
             """);
-        var result = Run("calibrate", "--from-errors", errors, "--out", schedule, "--threshold", "0.15", "--labels", "1", "--device", "cpu");
+        var result = Run("calibrate", "--from-errors", errors, "--out", schedule, "--threshold", "0.15", "--model", "no-such-model",
+            "--labels", "1", "--device", "cpu");
         Assert.Equal(0, result.ExitCode);
-        Assert.Equal("warning: --from-errors rescans recorded errors without sampling: --labels, --device ignored", Assert.Single(result.ErrorLines));
+        Assert.Equal("warning: --from-errors rescans recorded errors without sampling: --model, --labels, --device ignored",
+            Assert.Single(result.ErrorLines));
         Assert.Contains("5 steps", result.Out);
         var written = SmoothCache.Caching.CacheSchedule.Load(schedule);
         // attn1: step 0 reuses for 2 steps (lag-2 error 0.1), step 3 for 1 (lag 1, 0.1), step 4 is the last.

@@ -25,4 +25,15 @@ public class SynthCommandTests
         Assert.False(Directory.Exists(output));
         Assert.Equal(2, Directory.GetFileSystemEntries(temp.Path).Length);
     }
+
+    /// <summary>A folder that takes no files (/proc refuses them even to root), for synth and eval alike: before any work.</summary>
+    [Theory]
+    [InlineData("synth")]
+    [InlineData("eval")]
+    public void AnOutputFolderThatTakesNoFilesIsRefusedFirst(string command)
+    {
+        var result = command == "eval" ? Run(command, "--out", "/proc/smoothcache-out", "--device", "cpu") : Run(command, "--out", "/proc/smoothcache-out");
+        Assert.Equal(2, result.ExitCode);
+        Assert.Equal("error: --out: cannot create a file in '/proc': the file system refused one (read-only?)", Assert.Single(result.ErrorLines));
+    }
 }

@@ -77,4 +77,18 @@ public class TensorTests
         }
         Assert.Throws<ObjectDisposedException>(() => inner.View);
     }
+
+    [Fact]
+    public void RentScopesEndInnermostFirst()
+    {
+        var outer = Cpu.Arena.TrackRents();
+        var inner = Cpu.Arena.TrackRents();
+        Assert.Throws<InvalidOperationException>(outer.Dispose);
+        inner.Dispose();
+        outer.Dispose();
+        // Both ended: a later rent is tracked by neither (it stays the caller's).
+        using var later = Cpu.Arena.Zeros(2);
+        outer.Dispose();
+        Assert.Equal(new float[2], later.ToArray());
+    }
 }

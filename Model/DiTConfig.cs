@@ -26,6 +26,8 @@ public sealed record DiTConfig
     public int NullClass => NumClasses;
     /// <summary>Learned-sigma checkpoints output 2x the input channels; eps is the first half.</summary>
     public bool LearnedSigma => OutChannels == 2 * InChannels;
+    /// <summary>Whether samples are images as they are (1 channel: gray, 3: RGB); others are latents for a VAE.</summary>
+    public bool SamplesArePixels => InChannels is 1 or 3;
 
     public static DiTConfig Load(string path) => ConfigJson.Load(path, Parse);
 

@@ -44,11 +44,7 @@ public static class UserErrors
         if (path is null) return null;
         if (path.Length == 0) throw new UserInputException($"{option}: expected a file name, got an empty one");
         if (Directory.Exists(path)) throw new UserInputException($"{option}: '{path}' is a folder: expected a file to write");
-        if (Path.GetDirectoryName(Path.GetFullPath(path)) is { } folder)
-        {
-            OutputFolder(option, folder, path);
-            Writable(option, folder);
-        }
+        if (Path.GetDirectoryName(Path.GetFullPath(path)) is { } folder) OutputFolder(option, folder, path);
         if (extension is not null && !path.EndsWith(extension, StringComparison.OrdinalIgnoreCase))
             throw new UserInputException($"{option}: '{path}' does not end in {extension}: the file written is " +
                                          (extension.ToLowerInvariant() switch { ".png" => "a PNG image", ".json" => "JSON", _ => extension.TrimStart('.') }));
@@ -87,12 +83,7 @@ public static class UserErrors
 
     /// <summary>Checks, before any work, a folder an option names for writing into: not an existing file, nor below one,
     /// and taking new files (missing folders on the way are created when it is written).</summary>
-    public static string OutputFolder(string option, string path)
-    {
-        OutputFolder(option, path, path);
-        Writable(option, Path.GetFullPath(path));
-        return path;
-    }
+    public static string OutputFolder(string option, string path) => OutputFolder(option, path, path);
 
     /// <param name="named">what the option named: <paramref name="path"/> or a file in it</param>
     private static string OutputFolder(string option, string path, string named)
@@ -101,6 +92,7 @@ public static class UserErrors
         for (string? at = Path.GetFullPath(path); at is not null; at = Path.GetDirectoryName(at))
             if (File.Exists(at))
                 throw new UserInputException($"{option}: '{at}' is a file: expected a folder{(at == Path.GetFullPath(named) ? "" : $" on the way to '{named}'")}");
+        Writable(option, Path.GetFullPath(path));
         return path;
     }
 

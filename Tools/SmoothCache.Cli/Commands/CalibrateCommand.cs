@@ -58,8 +58,7 @@ public static class CalibrateCommand
                 // The lag-1 row holds one error per step after the first: the run's steps, unless --steps says otherwise.
                 int recorded = rows[used[0]] is [var lag1, ..] ? lag1.Length + 1
                     : throw new UserInputException($"--from-errors: {errorsFile}: key 'avg_error_rows': {used[0]} has no rows");
-                int steps = parse.GetResult(options.Steps) is { Implicit: false } ? parse.GetValue(options.Steps) : recorded;
-                if (steps < 1) throw new UserInputException($"--steps must be at least 1, got {steps}");
+                int steps = parse.GetResult(options.Steps) is { Implicit: false } ? options.ResolveSteps(parse) : recorded;
                 if (steps != recorded)
                     context.Error.WriteLine($"warning: {errorsFile} was recorded over {recorded} steps: a {steps}-step schedule from it " +
                                             (steps > recorded ? "computes every step past them" : "leaves its later steps out"));

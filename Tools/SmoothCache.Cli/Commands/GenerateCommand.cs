@@ -38,7 +38,7 @@ public static class GenerateCommand
             var generation = run.ToGenerationOptions(pipeline);
             foreach (var warning in pipeline.LabelWarnings(generation.Labels))
                 context.Error.WriteLine($"warning: {warning}");
-            if (pipeline.Vae is null && pipeline.Transformer.Config.InChannels is not (1 or 3))
+            if (pipeline.Vae is null && !pipeline.Transformer.Config.SamplesArePixels)
                 context.Error.WriteLine($"warning: {run.ModelFolder} has no vae/ folder to decode its {pipeline.Transformer.Config.InChannels}-channel " +
                                         "latents: the PNG draws their first 3 channels as RGB (--save-latents keeps them all)");
             if (cacheSchedule is not null)

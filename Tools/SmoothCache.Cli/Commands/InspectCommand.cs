@@ -61,7 +61,7 @@ public static class InspectCommand
                 $"scaling factor {vae.ScalingFactor.ToString(CultureInfo.InvariantCulture)}");
             using (var vaeWeights = WeightSources.OpenModelFolder(vaeFolder)) DescribeWeights(vaeWeights, o);
         }
-        else o.WriteLine(dit.InChannels is 1 or 3
+        else o.WriteLine(dit.SamplesArePixels
             ? "vae: none (pixel-space model)"
             : $"vae: none: its {dit.InChannels}-channel samples are latents that a vae/ folder would decode (generate draws channels 1-3)");
 

@@ -29,8 +29,7 @@ public sealed class SamplingOptions
 
     public ResolvedSampling Resolve(ParseResult parse)
     {
-        int steps = parse.GetValue(Steps);
-        if (steps < 1) throw new UserInputException($"--steps must be at least 1, got {steps}");
+        int steps = ResolveSteps(parse);
         float guidance = parse.GetValue(Guidance);
         if (!float.IsFinite(guidance) || guidance < 0) throw new UserInputException($"--guidance must be a finite number >= 0, got {guidance}");
         string? scheduler = parse.GetValue(Scheduler)?.ToLowerInvariant();
@@ -42,6 +41,13 @@ public sealed class SamplingOptions
             throw new UserInputException("--seed and --noise exclude each other: the noise file replaces the seeded noise");
         return new ResolvedSampling(ResolveModel(parse.GetValue(Model)!), parse.GetValue(Labels), parse.GetValue(Seed),
             parse.GetValue(Noise), steps, scheduler, guidance, device, precision);
+    }
+
+    /// <summary>--steps, checked.</summary>
+    public int ResolveSteps(ParseResult parse)
+    {
+        int steps = parse.GetValue(Steps);
+        return steps >= 1 ? steps : throw new UserInputException($"--steps must be at least 1, got {steps}");
     }
 
     /// <summary>The default model is looked up in the working directory, then next to the program.</summary>

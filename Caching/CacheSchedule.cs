@@ -30,18 +30,8 @@ public sealed class CacheSchedule
         ?? throw new KeyNotFoundException($"{SourceName}: no key \"{key}\"");
 
     /// <summary>The canonical form of a key, or null where it is not one.</summary>
-    private string? Canonical(string key)
-    {
-        try
-        {
-            var (component, block) = ParseKey(key, SourceName);
-            return CanonicalKey(component, block);
-        }
-        catch (CacheScheduleException)
-        {
-            return null;
-        }
-    }
+    private static string? Canonical(string key) =>
+        KeyError(key, out var component, out var block) is null ? CanonicalKey(component, block) : null;
 
     /// <summary>The canonical components ("attn1", "ff") that some key mentions, in first-seen order.</summary>
     public IReadOnlyList<string> Components =>
@@ -142,21 +132,27 @@ public sealed class CacheSchedule
     private static string Truncate(string text) => text.Length <= 40 ? text : text[..40] + "...";
 
     /// <summary>Splits "attn-5" into ("attn", 5) and "ff" into ("ff", null); rejects anything else.</summary>
-    private static (string Component, int? Block) ParseKey(string key, string sourceName)
+    private static (string Component, int? Block) ParseKey(string key, string sourceName) =>
+        KeyError(key, out var component, out var block) is { } error
+            ? throw new CacheScheduleException(sourceName, key, error)
+            : (component, block);
+
+    /// <summary>Why a key is not "component" or "component-block", or null (with its parts) where it is one.</summary>
+    private static string? KeyError(string key, out string component, out int? block)
     {
         var dash = key.IndexOf('-');
-        var name = dash < 0 ? key : key[..dash];
-        if (ComponentNames.TryCanonical(name) is null)
-            throw new CacheScheduleException(sourceName, key,
-                $"unknown component key: expected {ComponentNames.Expected}, optionally followed by -<block>");
-        if (dash < 0) return (name, null);
+        component = dash < 0 ? key : key[..dash];
+        block = null;
+        if (ComponentNames.TryCanonical(component) is null)
+            return $"unknown component key: expected {ComponentNames.Expected}, optionally followed by -<block>";
+        if (dash < 0) return null;
         var digits = key[(dash + 1)..];
         // The reference builds keys as f"{name}-{block}": only plain decimal numbers can ever match.
         bool canonicalNumber = digits.Length > 0 && digits.All(char.IsAsciiDigit) && (digits == "0" || digits[0] != '0');
-        if (!canonicalNumber || !int.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out var block))
-            throw new CacheScheduleException(sourceName, key,
-                $"block index \"{digits}\" is not a non-negative integer without leading zeros");
-        return (name, block);
+        if (!canonicalNumber || !int.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out var index))
+            return $"block index \"{digits}\" is not a non-negative integer without leading zeros";
+        block = index;
+        return null;
     }
 
     private static string CanonicalKey(string component, int? block)

@@ -225,8 +225,7 @@ public sealed class DiTTransformer : IHookable, IDisposable
     internal Tensor Modulation(int projection, Tensor sinusoid, ArrayView<int> labels)
     {
         var embedder = _conditioning[projection < _conditioning.Length ? projection : 0];
-        using var cond = embedder.Run(sinusoid, labels);
-        using var silu = Elementwise.Run<SiluEpilogue>(cond);
+        using var silu = embedder.RunSilu(sinusoid, labels);
         return Linear.Run(silu, _adaLnWeights[projection], _adaLnBiases[projection]);
     }
 
@@ -282,11 +281,12 @@ public sealed class DiTTransformer : IHookable, IDisposable
     /// <summary>Timestep MLP (256 -> D, SiLU, D -> D) plus the class table: c = t_emb + y_emb.</summary>
     private sealed class Conditioning(Tensor w1, Tensor b1, Tensor w2, Tensor b2, Tensor table) : IDisposable
     {
-        public Tensor Run(Tensor sinusoid, ArrayView<int> labels)
+        /// <summary>SiLU(c), as every adaLN projection reads c; the SiLU is the class lookup's epilogue.</summary>
+        public Tensor RunSilu(Tensor sinusoid, ArrayView<int> labels)
         {
             using var hidden = Linear.Run<SiluEpilogue>(sinusoid, w1, b1);
             using var temb = Linear.Run(hidden, w2, b2);
-            return ClassEmbedding.Run(labels, table, temb);
+            return ClassEmbedding.Run<SiluEpilogue>(labels, table, temb);
         }
 
         public void Dispose()

@@ -129,13 +129,13 @@ public static class SmokeCheck
         yield return ("PositionTable", b => Read(PositionTable.Run(b, 4, 8)));
         yield return ("TimestepEmbedding", b => Read(TimestepEmbedding.Run(b, [999f, 1f])));
         yield return ("TimestepEmbedding at one timestep", b => Read(TimestepEmbedding.Run(b, [500f, 500f])));
-        yield return ("ClassEmbedding", b =>
+        yield return ("ClassEmbedding with SiLU", b =>
         {
             using var labels = b.Accelerator.Allocate1D<int>(2);
             labels.View.CopyFromCPU(new[] { 1, 0 });
             using var table = Upload(b, 5, 3, 8);
             using var add = Upload(b, 6, 2, 8);
-            return Read(ClassEmbedding.Run(labels.View, table, add));
+            return Read(ClassEmbedding.Run<SiluEpilogue>(labels.View, table, add));
         });
         yield return ("PatchEmbed", b =>
         {

@@ -51,7 +51,9 @@ public class TinyFixtureTests
     {
         var run = TinyCase.Get(name);
         double error = RelativeL2(run.FinalCached, run.Reference.ReadFloat32("final_cached"));
-        Assert.True(error < 1e-3, $"relative error {error:E2}");
+        // The per-step latents' ~1e-4 of the fixtures README (measured: 8.7e-7 and 1.2e-6); the cached and uncached
+        // runs are 0.027-0.05 apart, so a wrong reuse cannot hide in it.
+        Assert.True(error < 1e-4, $"relative error {error:E2}");
         // The cache really skipped work, as much as the reference reports.
         foreach (var component in run.Json.GetProperty("computed_fraction").EnumerateObject())
         {

@@ -6,7 +6,7 @@ using static SmoothCache.Tests.TestSupport;
 namespace SmoothCache.Tests.Kernels;
 
 /// <summary>The conditioning and token-layout kernels: timestep sinusoid, class lookup, patch
-/// embedding, position table, unpatchify, gated residual and guidance.</summary>
+/// embedding, position table, unpatchify and guidance.</summary>
 public class EmbeddingTests
 {
     [Fact]
@@ -177,25 +177,6 @@ public class EmbeddingTests
                             for (int qi = 0; qi < p; qi++)
                                 Assert.Equal(y[(n * grid * grid + hi * grid + wi) * p * p * c + (pi * p + qi) * c + ch],
                                     got[((n * c + ch) * size + hi * p + pi) * size + wi * p + qi]);
-    }
-
-    [Fact]
-    public void GatedResidualAddsGateTimesOutputPerSample()
-    {
-        int b = 2, t = 3, d = 4, stride = 3 * d, off = d;
-        var x = Random(61, b * t * d);
-        var y = Random(62, b * t * d);
-        var gate = Random(63, b * stride);
-        using var tx = Cpu.Arena.Upload(x, b, t, d);
-        using var ty = Cpu.Arena.Upload(y, b, t, d);
-        using var tg = Cpu.Arena.Upload(gate, b, stride);
-        GatedResidual.Run(tx, ty, tg, off);
-        var got = tx.ToArray();
-        for (int i = 0; i < x.Length; i++)
-        {
-            int s = i / (t * d), k = i % d;
-            Assert.Equal(x[i] + gate[s * stride + off + k] * y[i], got[i], 6);
-        }
     }
 
     [Fact]

@@ -9,7 +9,7 @@ public class GatedResidualTests
     [InlineData(8, 3 * 8)]   // float4s on the GPU path
     [InlineData(8, 3 * 8 + 2)] // a gate offset inside a float4: scalars
     [InlineData(6, 3 * 6)]   // D not a multiple of 4: scalars
-    public void GpuPathGivesThePortableResultExactly(int d, int gateOffset)
+    public void AddsEachSamplesGateTimesOutputExactlyOnBothPaths(int d, int gateOffset)
     {
         int b = 2, t = 3;
         var x = Random(41, b * t * d, 2f);
@@ -25,9 +25,9 @@ public class GatedResidualTests
         }
         var portable = Run(Cpu);
         Assert.Equal(portable, Run(CpuWithGpuKernels));
-        // x + gate * y for sample 1, token 2, column d - 1.
-        int i = (1 * t + 2) * d + d - 1;
-        Assert.Equal(x[i] + gate[1 * 6 * d + gateOffset + d - 1] * y[i], portable[i]);
+        // x + gate[sample] * y, every sample's own gate row at the offset.
+        for (int i = 0; i < x.Length; i++)
+            Assert.Equal(x[i] + gate[i / (t * d) * 6 * d + gateOffset + i % d] * y[i], portable[i]);
     }
 
     [Theory]

@@ -11,40 +11,47 @@ public class ComponentHookTests
 {
     private static DiTTransformer Load() => DiTTransformer.Load(Cpu, Fixture("random", "dit-small"));
 
+    /// <summary>Block 1's attention recorded at t = 700 and returned at t = 300, its MLP returning zeros: the block
+    /// adds exactly gate1(t = 300) x stored to its input, the gate of the step it runs at, not the recorded one's.</summary>
     [Fact]
     public void AStoredAttentionOutputIsGatedAndAddedAtTheCurrentStep()
     {
-        using var model = Load();
+        using var model = Load(); // dit-small: each block its own conditioning
+        int d = model.Config.Width;
         using var x = Cpu.Arena.Upload(Random(3, 2 * 4 * 64), 2, 4, 8, 8);
-        float[] t = [700f, 300f];
         int[] y = [5, 9];
-
-        // Step A at t: record attn1 of block 1 and the block's input and output.
         var record = new CapturingHook(block: 1);
         model.Hook = record;
-        var inputs = new Dictionary<int, float[]>();
-        model.BlockOutputObserver = (i, h) => inputs[i] = h.ToArray();
-        using (model.Forward(x, t, y)) { }
-        float[] blockInput = inputs[0], blockOutput = inputs[1];
+        float[] recordedOutput;
+        var outputs = new Dictionary<int, float[]>();
+        model.BlockOutputObserver = (i, h) => outputs[i] = h.ToArray();
+        using (model.Forward(x, [700f, 700f], y)) recordedOutput = outputs[1];
 
-        // A replacement tensor of ones: the block's first residual must add exactly gate1 * 1.
-        using var ones = Cpu.Arena.Upload(Enumerable.Repeat(1f, record.Attention!.Length).ToArray(), 2, 16, 72);
-        var replace = new ReplacingHook(block: 1, ones);
-        model.Hook = replace;
-        using (model.Forward(x, t, y)) { }
-        Assert.True(replace.Replaced);
-        float[] replacedOutput = inputs[1];
-        Assert.Equal(blockInput, inputs[0]); // blocks before are untouched
+        // The recorded attention returned at the step it was recorded at reproduces the block bit for bit.
+        using var stored = Cpu.Arena.Upload(record.Attention!, 2, 16, d);
+        model.Hook = new ReplacingHook(block: 1, stored);
+        using (model.Forward(x, [700f, 700f], y)) Assert.Equal(recordedOutput, outputs[1]);
 
-        // Recompute block 1 by hand from the recorded attention: the difference between the two runs
-        // after the attention residual is gate1 * (ones - attn). The MLP then sees a different input,
-        // so compare via a third run where the hook returns the recorded attention itself: it must
-        // reproduce the original output bit for bit.
-        using var recorded = Cpu.Arena.Upload(record.Attention, 2, 16, 72);
-        model.Hook = new ReplacingHook(block: 1, recorded);
-        using (model.Forward(x, t, y)) { }
-        Assert.Equal(blockOutput, inputs[1]);
-        Assert.NotEqual(blockOutput, replacedOutput);
+        using var zeros = Cpu.Arena.Zeros(2, 16, d);
+        model.Hook = new ReplacingHook(block: 1, stored, feedForward: zeros);
+        using (model.Forward(x, [300f, 300f], y)) { }
+        float[] input = outputs[0], output = outputs[1], attention = record.Attention!;
+        float[] gateNow = Gate1OfBlock1(model, 300f, y), gateRecorded = Gate1OfBlock1(model, 700f, y);
+        Assert.True(MaxAbs(gateNow, gateRecorded.Select(v => (double)v).ToArray()) > 1e-2); // the step matters
+        var expected = new double[output.Length];
+        for (int i = 0; i < expected.Length; i++)
+            expected[i] = input[i] + (double)gateNow[i / (16 * d) * d + i % d] * attention[i];
+        Assert.True(MaxAbs(output, expected) < 1e-6, $"max abs {MaxAbs(output, expected):E2}");
+    }
+
+    /// <summary>gate1 rows [B, width] of block 1 at timestep t: the third of its adaLN projection's six chunks.</summary>
+    private static float[] Gate1OfBlock1(DiTTransformer model, float t, int[] labels)
+    {
+        int d = model.Config.Width;
+        using var sinusoid = TimestepEmbedding.Run(Cpu, [t, t]);
+        using var modulation = model.Modulation(1, sinusoid, model.UploadLabels(labels));
+        var rows = modulation.ToArray();
+        return Enumerable.Range(0, labels.Length).SelectMany(b => rows.Skip(b * 6 * d + 2 * d).Take(d)).ToArray();
     }
 
     [Fact]
@@ -179,15 +186,12 @@ public class ComponentHookTests
         }
     }
 
-    private sealed class ReplacingHook(int block, Tensor replacement) : IComponentHook
+    /// <summary>Returns the given tensors for one block's attention and (where given) MLP.</summary>
+    private sealed class ReplacingHook(int block, Tensor attention, Tensor? feedForward = null) : IComponentHook
     {
-        public bool Replaced { get; private set; }
-
-        public Tensor Run(string component, int b, Func<Tensor> compute)
-        {
-            if (b != block || component != Components.Attention) return compute();
-            Replaced = true;
-            return replacement.Share();
-        }
+        public Tensor Run(string component, int b, Func<Tensor> compute) =>
+            b != block ? compute()
+            : component == Components.Attention ? attention.Share()
+            : feedForward?.Share() ?? compute();
     }
 }

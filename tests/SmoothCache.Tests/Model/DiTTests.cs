@@ -135,13 +135,21 @@ public class DiTTests
         var c = model.Config;
         Assert.Equal((6, 64, 1, 2, 16), (c.NumLayers, c.Width, c.InChannels, c.OutChannels, c.SampleSize));
         int[] labels = [.. Enumerable.Range(0, 10), .. Enumerable.Repeat(c.NullClass, 10)];
-        using var x = Cpu.Arena.Upload(Random(7, 20 * 256), 20, 1, 16, 16);
+        var xs = Random(7, 20 * 256);
+        using var x = Cpu.Arena.Upload(xs, 20, 1, 16, 16);
         using var output = model.Forward(x, Enumerable.Repeat(500f, 20).ToArray(), labels);
         Assert.Equal(new[] { 20, 2, 16, 16 }, output.Shape);
         var values = output.ToArray();
         Assert.All(values, v => Assert.True(float.IsFinite(v)));
         // The conditional and unconditional halves see the same input but different labels.
         Assert.NotEqual(values[..512], values[(10 * 512)..(11 * 512)]);
+        // Each sample is computed on its own: a sample's rows equal a forward of it alone (the same sums).
+        foreach (int r in new[] { 3, 13 })
+        {
+            using var alone = Cpu.Arena.Upload(xs[(r * 256)..((r + 1) * 256)], 1, 1, 16, 16);
+            using var one = model.Forward(alone, [500f], [labels[r]]);
+            Assert.Equal(values[(r * 512)..((r + 1) * 512)], one.ToArray());
+        }
     }
 
     [Fact]

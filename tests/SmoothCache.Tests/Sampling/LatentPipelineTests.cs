@@ -13,7 +13,8 @@ namespace SmoothCache.Tests.Sampling;
 /// </summary>
 public class LatentPipelineTests
 {
-    private const double ImageTolerance = 2e-3;
+    /// <summary>Largest image difference from diffusers, images in [0, 1] (measured: 6e-8).</summary>
+    private const double ImageTolerance = 1e-5;
     private static readonly int[] Labels = [3, 999];
 
     private static float[] InitialLatents()

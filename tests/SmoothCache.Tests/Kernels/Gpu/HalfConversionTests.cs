@@ -54,12 +54,17 @@ public class HalfConversionTests
     [Fact]
     public void PrepareWeightSharesForFp32AndConvertsForFp16()
     {
-        using var w = Cpu.Arena.Upload(Random(22, 12), 3, 4);
-        using var same = HalfConversion.PrepareWeight(w, Precision.Fp32);
-        Assert.Equal(DType.Float32, same.DType);
-        Assert.Equal(w.ToArray(), same.ToArray());
+        var values = Random(22, 12);
+        using var w = Cpu.Arena.Upload(values, 3, 4);
         using var half = HalfConversion.PrepareWeight(w, Precision.Fp16);
         Assert.Equal(DType.Float16, half.DType);
+        Assert.Equal(values.Select(v => (float)(System.Half)v), half.ToArray());
+        using var same = HalfConversion.PrepareWeight(w, Precision.Fp32);
+        Assert.Equal(DType.Float32, same.DType);
+        var changed = Random(23, 12);
+        w.View.CopyFromCPU(changed); // the same storage: a write to the weight shows through
+        Assert.Equal(changed, same.ToArray());
+        Assert.Equal([3, 4], same.Shape);
         Assert.Throws<ArgumentException>(() => HalfConversion.ToFloat(w));
     }
 

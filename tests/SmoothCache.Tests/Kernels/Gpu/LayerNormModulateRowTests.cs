@@ -43,7 +43,24 @@ public class LayerNormModulateRowTests
         var x = Random(36, b * t * d, 2f);
         var mod = Random(37, b * 6 * d);
         var (portable, gpu) = BothPaths(x, mod, b, t, d, DType.Float16);
-        Assert.True(RelativeL2(gpu, portable) < 1e-3);
+        // The row kernel sums in another order: a float32 sum a few ulps away may round to the neighbouring
+        // float16, never further (truncating instead of rounding would move about half of them).
+        int differing = 0;
+        for (int i = 0; i < gpu.Length; i++)
+        {
+            if (gpu[i] == portable[i]) continue;
+            differing++;
+            Assert.True(Math.Abs(gpu[i] - portable[i]) <= HalfUlp(portable[i]), $"element {i}: {gpu[i]} vs {portable[i]}");
+        }
+        Assert.True(differing <= gpu.Length / 20, $"{differing} of {gpu.Length} differ");
+    }
+
+    /// <summary>The gap from |v| (a float16 value) to the next float16 up.</summary>
+    private static double HalfUlp(float v)
+    {
+        var h = (System.Half)Math.Abs(v);
+        var next = BitConverter.Int16BitsToHalf((short)(BitConverter.HalfToInt16Bits(h) + 1));
+        return (double)next - (double)h;
     }
 
     [Fact]

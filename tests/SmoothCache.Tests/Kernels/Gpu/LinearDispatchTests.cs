@@ -25,12 +25,21 @@ public class LinearDispatchTests
     public void Fp16GemmsTakeTensorCoresEvenForAFewRows(KernelSet kernels, int rows, bool tensorCores)
     {
         using var backend = Backend.Create(DeviceKind.Cpu, kernels);
-        using var x = backend.Arena.Upload(Enumerable.Range(0, rows * 16).Select(i => i * 0.01f).ToArray(), rows, 16);
-        using var w32 = backend.Arena.Upload(Enumerable.Range(0, 8 * 16).Select(i => 1f - i * 0.01f).ToArray(), 8, 16);
+        var xs = Enumerable.Range(0, rows * 16).Select(i => i * 0.01f).ToArray();
+        var ws = Enumerable.Range(0, 8 * 16).Select(i => 1f - i * 0.01f).ToArray();
+        using var x = backend.Arena.Upload(xs, rows, 16);
+        using var w32 = backend.Arena.Upload(ws, 8, 16);
         using var w = HalfConversion.ToHalf(w32);
         using var y = Linear.Run(x, w, null);
         Assert.Equal(tensorCores, backend.LoadedKernels.Any(k => k.DeclaringType == typeof(LinearTensorCore)));
         Assert.Equal(!tensorCores && rows <= LinearSkinny.MaxRows, backend.LoadedKernels.Any(k => k.DeclaringType == typeof(LinearSkinny)));
+        // Whichever kernel: x and W rounded to float16, products summed in float32.
+        static double H(float v) => (double)(System.Half)v;
+        var expected = new double[rows * 8];
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < 8; c++)
+                expected[r * 8 + c] = Enumerable.Range(0, 16).Sum(k => H(xs[r * 16 + k]) * H(ws[c * 16 + k]));
+        Assert.True(RelativeL2(y.ToArray(), expected) < 1e-6);
     }
 
     [Theory]

@@ -36,6 +36,8 @@ public sealed class CalibrationHelper : IComponentHook, IDisposable
     /// <exception cref="InvalidOperationException">a cache or calibration helper is already enabled on the model</exception>
     public static CalibrationHelper Enable(IHookable model, int lookahead, IEnumerable<string> components)
     {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(components);
         if (lookahead < 1)
             throw new ArgumentOutOfRangeException(nameof(lookahead), lookahead,
                 "the calibration lookahead must be at least 1 (how many earlier steps each output is compared with)");
@@ -50,6 +52,12 @@ public sealed class CalibrationHelper : IComponentHook, IDisposable
         var output = compute();
         var canonical = ComponentNames.TryCanonical(component);
         if (canonical is null || !_calibrated.Contains(canonical)) return output;
+        if (output.Backend.IsRecording)
+        {
+            output.Dispose();
+            throw new NotSupportedException("a CalibrationHelper reads every step's errors on the host, which a launch recording " +
+                                            "cannot hold: calibrate with DiTPipeline.Generate, then record with the schedule it makes");
+        }
 
         var key = new ComponentBlock(canonical, block);
         if (!_history.TryGetValue(key, out var history))

@@ -38,6 +38,7 @@ public sealed class SmoothCacheHelper : IComponentHook, IDisposable
     /// <exception cref="CacheScheduleException">a schedule key names a block the model lacks</exception>
     public static SmoothCacheHelper Enable(IHookable model, CacheSchedule schedule, IEnumerable<string>? components = null)
     {
+        ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(schedule);
         schedule.CheckBlocks(model.NumBlocks);
         var selected = components is null ? schedule.Components : ComponentNames.CanonicalSet(components);

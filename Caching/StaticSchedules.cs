@@ -20,6 +20,7 @@ public static class StaticSchedules
     private static CacheSchedule Uniform(int steps, IEnumerable<string> components, string name, Func<int, bool> compute)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(steps, 1);
+        ArgumentNullException.ThrowIfNull(components);
         var flags = Enumerable.Range(0, steps).Select(compute).ToArray();
         return new CacheSchedule(components.Select(c => new KeyValuePair<string, IReadOnlyList<bool>>(c, flags)),
             $"{name} schedule ({steps} steps)");

@@ -62,13 +62,52 @@ public enum KernelSet { Auto, Gpu, TensorCores, Wgmma, WgmmaTma, Portable }
 
 /// <summary>
 /// Owns the ILGPU context, one accelerator and the tensor arena; caches loaded kernels.
-/// All tensors of a model live on one backend. Not thread-safe: one stream, used in order.
+/// All tensors of a model live on one backend. Not thread-safe: one stream, used in order, by one thread at a time
+/// (any thread; <see cref="Claim"/> refuses a second while one works, and the pipeline's calls claim it).
 /// </summary>
 public sealed class Backend : IDisposable
 {
     private readonly Dictionary<object, Delegate> _kernels = new();
     private readonly TensorArena _arena;
     private LaunchRecording? _recording;
+    private readonly Lock _claimLock = new();
+    private int _claimingThread, _claims;
+
+    /// <summary>
+    /// Claims the backend for the calling thread until the result is disposed, and makes its accelerator the thread's
+    /// current one (a CUDA context is current per thread). Claims nest on one thread; while a thread holds one, a claim
+    /// from another throws <see cref="InvalidOperationException"/> naming <paramref name="work"/>, where the two would
+    /// otherwise interleave their launches and buffers on the one stream. DiTPipeline's Generate and Record and a
+    /// recorded generation's Run claim it; a program of its own operators on several threads claims it around each
+    /// piece of work (or serialises them itself).
+    /// </summary>
+    public IDisposable Claim(string work)
+    {
+        lock (_claimLock)
+        {
+            int thread = Environment.CurrentManagedThreadId;
+            if (_claims > 0 && _claimingThread != thread)
+                throw new InvalidOperationException(
+                    $"{work}: the backend on {DeviceName} is busy with work from another thread; a backend runs one piece of " +
+                    "work at a time: serialise the calls (e.g. with a SemaphoreSlim) or give each thread its own backend");
+            _claimingThread = thread;
+            _claims++;
+        }
+        Accelerator.Bind();
+        return new BackendClaim(this);
+    }
+
+    private sealed class BackendClaim(Backend backend) : IDisposable
+    {
+        private bool _released;
+
+        public void Dispose()
+        {
+            if (_released) return;
+            _released = true;
+            lock (backend._claimLock) backend._claims--;
+        }
+    }
 
     public Context Context { get; }
     public Accelerator Accelerator { get; }

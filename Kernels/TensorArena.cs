@@ -14,6 +14,7 @@ public sealed class TensorArena : IDisposable
     private readonly List<TensorStorage> _all = new();
     private readonly TensorArena? _donor;
     private RentScope? _scope;
+    private bool _disposed;
 
     public Backend Backend { get; }
 
@@ -132,6 +133,26 @@ public sealed class TensorArena : IDisposable
         return t;
     }
 
+    /// <summary>Frees the device memory of every buffer that no tensor holds (the arena keeps them for the next
+    /// request of their size; a service that moves between models or batch sizes calls this, or disposes the pipeline,
+    /// which does). Returns the bytes freed.</summary>
+    public long ReleaseFree()
+    {
+        if (_disposed) return 0; // the backend went first: everything is freed already
+        Backend.Synchronize(); // a kernel still queued may read a buffer its tensor's owner has already returned
+        long freed = 0;
+        foreach (var stack in _free.Values)
+            foreach (var storage in stack)
+            {
+                _all.Remove(storage);
+                freed += Bytes(storage);
+                storage.Free();
+            }
+        _free.Clear();
+        AllocatedBytes -= freed;
+        return freed;
+    }
+
     internal void Return(TensorStorage storage)
     {
         var key = (storage.DType, storage.Capacity);
@@ -141,6 +162,7 @@ public sealed class TensorArena : IDisposable
 
     public void Dispose()
     {
+        _disposed = true;
         foreach (var s in _all) s.Free();
         _all.Clear();
         _free.Clear();

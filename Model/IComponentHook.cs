@@ -23,5 +23,5 @@ public static class Components
 {
     public const string Attention = "attn1";
     public const string FeedForward = "ff";
-    public static readonly string[] All = [Attention, FeedForward];
+    public static readonly IReadOnlyList<string> All = [Attention, FeedForward];
 }

@@ -11,13 +11,18 @@ namespace SmoothCache.Sampling;
 /// <see cref="InitialNoise"/> ([B, C, S, S] flattened) is given.</summary>
 public sealed record GenerationOptions
 {
+    /// <summary>One class id per image, each in [0, num_embeds_ada_norm) (<see cref="DiTPipeline.ParseLabels"/> reads
+    /// names too); the batch is this many images.</summary>
     public required int[] Labels { get; init; }
+    /// <summary>Denoising steps, 1 up to the scheduler's num_train_timesteps.</summary>
     public int Steps { get; init; } = 50;
     /// <summary>ddim, dpm or ddpm; null uses the model's scheduler config.</summary>
     public string? Scheduler { get; init; }
     /// <summary>Classifier-free guidance scale; at or below 1 guidance is off.</summary>
     public float GuidanceScale { get; init; } = 4f;
+    /// <summary>Seeds the initial noise (and ddpm's noise at every step); the same seed gives the same images.</summary>
     public long Seed { get; init; }
+    /// <summary>The initial latents [B, C, S, S] flattened, instead of noise drawn from <see cref="Seed"/>.</summary>
     public float[]? InitialNoise { get; init; }
     /// <summary>Runs the transformer's components for this generation (a cache or calibration helper).</summary>
     public IComponentHook? Hook { get; init; }
@@ -53,16 +58,25 @@ public sealed record GenerationResult(
 /// scheduler steps x. Latent models (a vae/ folder beside transformer/) decode x / scaling_factor
 /// through the VAE; pixel-space models (dit-digits) use x itself. Either way the images are
 /// clamp(img / 2 + 0.5, 0, 1) in NHWC. Everything stays on the device until the final copies.
+/// One generation at a time: a call from a second thread while one runs throws (<see cref="Backend.Claim"/>).
+/// The pipeline owns its transformer, VAE and recordings, not its backend.
 /// </summary>
 public sealed class DiTPipeline : IDisposable
 {
+    private readonly List<RecordedGeneration> _recordings = new();
+    private bool _disposed;
+
+    /// <summary>The device everything runs on; the caller's, disposed after the pipeline.</summary>
     public Backend Backend { get; }
+    /// <summary>The denoising model (owned by the pipeline: do not dispose it yourself).</summary>
     public DiTTransformer Transformer { get; }
     /// <summary>The VAE decoder of a latent model; null for pixel-space models.</summary>
     public VaeDecoder? Vae { get; }
+    /// <summary>The scheduler/scheduler_config.json read, or DiT's default where the folder has none.</summary>
     public SchedulerConfig SchedulerConfig { get; }
     /// <summary>Class names by id, from model_index.json (empty when the folder has none).</summary>
     public IReadOnlyDictionary<int, string> Id2Label { get; }
+    /// <summary>The folder loaded ("(in memory)" for <see cref="FromTransformer"/>).</summary>
     public string Folder { get; }
 
     private DiTPipeline(Backend backend, string folder, DiTTransformer transformer, VaeDecoder? vae,
@@ -83,6 +97,8 @@ public sealed class DiTPipeline : IDisposable
     /// </summary>
     public static DiTPipeline Load(string folder, Backend backend, Precision precision = Precision.Fp32)
     {
+        ArgumentException.ThrowIfNullOrWhiteSpace(folder);
+        ArgumentNullException.ThrowIfNull(backend);
         if (!Directory.Exists(folder))
             throw new CheckpointNotFoundException(folder, "model folder not found");
         string index = Path.Combine(folder, "model_index.json");
@@ -122,8 +138,12 @@ public sealed class DiTPipeline : IDisposable
     /// A pipeline around a transformer built in memory (e.g. from synthetic weights, for benchmarks);
     /// it takes ownership of the transformer.
     /// </summary>
-    public static DiTPipeline FromTransformer(DiTTransformer transformer, SchedulerConfig scheduler) =>
-        new(transformer.Backend, "(in memory)", transformer, null, scheduler, new Dictionary<int, string>());
+    public static DiTPipeline FromTransformer(DiTTransformer transformer, SchedulerConfig scheduler)
+    {
+        ArgumentNullException.ThrowIfNull(transformer);
+        ArgumentNullException.ThrowIfNull(scheduler);
+        return new(transformer.Backend, "(in memory)", transformer, null, scheduler, new Dictionary<int, string>());
+    }
 
     /// <summary>The id2label map of a model_index.json (empty when it has none).</summary>
     public static Dictionary<int, string> ReadId2Label(string path) => ConfigJson.Load(path, (root, _) =>
@@ -161,6 +181,7 @@ public sealed class DiTPipeline : IDisposable
     /// </summary>
     public int[] ParseLabels(string spec)
     {
+        ArgumentNullException.ThrowIfNull(spec);
         var items = spec.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
         var byEntry = new Dictionary<string, int>(StringComparer.OrdinalIgnoreCase);
         var bySynonym = new Dictionary<string, List<int>>(StringComparer.OrdinalIgnoreCase);
@@ -192,7 +213,7 @@ public sealed class DiTPipeline : IDisposable
             }
             i += taken;
         }
-        if (result.Count == 0) throw new ArgumentException("no labels given");
+        if (result.Count == 0) throw new ArgumentException("no labels given", nameof(spec));
         return result.ToArray();
     }
 
@@ -222,8 +243,10 @@ public sealed class DiTPipeline : IDisposable
         return ids[0];
     }
 
+    /// <summary>The latent shape [B, C, S, S] of a batch of <paramref name="batch"/> images.</summary>
     public int[] LatentShape(int batch)
     {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batch);
         var c = Transformer.Config;
         return [batch, c.InChannels, c.SampleSize, c.SampleSize];
     }
@@ -233,8 +256,11 @@ public sealed class DiTPipeline : IDisposable
     /// <param name="onStep">called after every denoising step (progress, or the latents as they form)</param>
     /// <param name="cancellation">checked before every step: a cancelled generation throws
     /// <see cref="OperationCanceledException"/> within a step, its buffers returned and the transformer's hook restored</param>
-    public GenerationResult Generate(GenerationOptions options, Action<StepInfo>? onStep = null, CancellationToken cancellation = default) =>
-        Generate(Prepare(options), onStep, cancellation);
+    public GenerationResult Generate(GenerationOptions options, Action<StepInfo>? onStep = null, CancellationToken cancellation = default)
+    {
+        var job = Prepare(options);
+        using (Backend.Claim("DiTPipeline.Generate")) return Generate(job, onStep, cancellation);
+    }
 
     private GenerationResult Generate(Job job, Action<StepInfo>? onStep, CancellationToken cancellation = default)
     {
@@ -256,7 +282,9 @@ public sealed class DiTPipeline : IDisposable
     /// labels, steps, scheduler, guidance, and the hook's schedule. Record first runs one ordinary
     /// generation with these options (it compiles the kernels, which a recording cannot), then resets the
     /// hook (the options' or the transformer's, e.g. an enabled SmoothCacheHelper) before and after
-    /// recording. Schedulers that draw fresh noise every step (ddpm) cannot be recorded.
+    /// recording: a replay does not count in a cache helper's statistics. Schedulers that draw fresh noise every step
+    /// (ddpm) and hooks that read results on the host (CalibrationHelper) cannot be recorded. The pipeline disposes
+    /// its recordings when it is disposed.
     /// </summary>
     public RecordedGeneration Record(GenerationOptions options)
     {
@@ -264,6 +292,7 @@ public sealed class DiTPipeline : IDisposable
         if (job.Scheduler.NeedsNoise)
             throw new NotSupportedException(
                 $"the {options.Scheduler ?? DefaultSchedulerKind} scheduler draws new noise every step, which a recording cannot upload: use ddim or dpm");
+        using var claim = Backend.Claim("DiTPipeline.Record");
         Generate(job, null);
         var hook = options.Hook ?? Transformer.Hook;
         hook?.Reset();
@@ -273,7 +302,9 @@ public sealed class DiTPipeline : IDisposable
             LaunchRecording recording;
             using (UseHook(options.Hook))
                 recording = Backend.Record(() => Denoise(job, x, null, CancellationToken.None));
-            return new RecordedGeneration(recording, x, job.Shape, job.Noise);
+            var recorded = new RecordedGeneration(this, recording, x, job.Shape, (float[])job.Noise.Clone());
+            _recordings.Add(recorded);
+            return recorded;
         }
         catch
         {
@@ -292,12 +323,14 @@ public sealed class DiTPipeline : IDisposable
 
     private Job Prepare(GenerationOptions options)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentNullException.ThrowIfNull(options);
         var config = Transformer.Config;
-        if (options.Steps < 1) throw new ArgumentOutOfRangeException(nameof(options), $"steps must be at least 1, got {options.Steps}");
+        if (options.Steps < 1) throw new ArgumentOutOfRangeException(nameof(options), $"Steps must be at least 1, got {options.Steps}");
         if (!float.IsFinite(options.GuidanceScale) || options.GuidanceScale < 0)
-            throw new ArgumentOutOfRangeException(nameof(options), $"guidance must be a finite number >= 0, got {options.GuidanceScale}");
+            throw new ArgumentOutOfRangeException(nameof(options), $"GuidanceScale must be a finite number >= 0, got {options.GuidanceScale}");
+        if (options.Labels is null || options.Labels.Length == 0) throw new ArgumentException("no Labels given", nameof(options));
         int b = options.Labels.Length;
-        if (b == 0) throw new ArgumentException("no labels given");
         foreach (int y in options.Labels)
             if (y < 0 || y >= config.NumClasses)
                 throw new ArgumentOutOfRangeException(nameof(options), $"label {y} is outside [0, {config.NumClasses})");
@@ -305,7 +338,7 @@ public sealed class DiTPipeline : IDisposable
         long count = Tensor.ElementCount(shape);
         var noise = options.InitialNoise ?? GaussianNoise.Sample(options.Seed, 0, count);
         if (noise.Length != count)
-            throw new ArgumentException($"initial noise has {noise.Length} values, expected {count} for [{string.Join(",", shape)}]");
+            throw new ArgumentException($"InitialNoise has {noise.Length} values, expected {count} for [{string.Join(",", shape)}]", nameof(options));
         var scheduler = NoiseScheduler.Create(options.Scheduler ?? DefaultSchedulerKind, SchedulerConfig, options.Steps);
         bool guided = options.GuidanceScale > 1;
         int[] labels = guided ? [.. options.Labels, .. Enumerable.Repeat(config.NullClass, b)] : options.Labels;
@@ -358,9 +391,23 @@ public sealed class DiTPipeline : IDisposable
         return Vae.Decode(scaled);
     }
 
+    internal void Forget(RecordedGeneration recording) => _recordings.Remove(recording);
+
+    /// <summary>Disposes the recordings, the transformer and the VAE, then frees the device memory the backend's arena
+    /// kept for reuse (<see cref="TensorArena.ReleaseFree"/>). The backend stays the caller's.</summary>
     public void Dispose()
     {
-        Transformer.Dispose();
-        Vae?.Dispose();
+        if (_disposed) return;
+        _disposed = true;
+        try
+        {
+            foreach (var recording in _recordings.ToArray()) recording.Dispose();
+            Transformer.Dispose();
+        }
+        finally
+        {
+            Vae?.Dispose();
+            Backend.Arena.ReleaseFree();
+        }
     }
 }

@@ -6,17 +6,21 @@ namespace SmoothCache.Sampling;
 /// <summary>
 /// A generation recorded by <see cref="DiTPipeline.Record"/>: <see cref="Run"/> uploads the initial noise,
 /// replays every recorded launch and reads the results back. Holds the device buffers the recording
-/// reads and writes; dispose it to free them.
+/// reads and writes; dispose it to free them (disposing its pipeline disposes it too: the launches read the
+/// pipeline's weights).
 /// </summary>
 public sealed class RecordedGeneration : IDisposable
 {
+    private readonly DiTPipeline _pipeline;
     private readonly LaunchRecording _recording;
     private readonly Tensor _latents;
     private readonly int[] _shape;
     private readonly float[] _defaultNoise;
+    private bool _disposed;
 
-    internal RecordedGeneration(LaunchRecording recording, Tensor latents, int[] shape, float[] defaultNoise)
+    internal RecordedGeneration(DiTPipeline pipeline, LaunchRecording recording, Tensor latents, int[] shape, float[] defaultNoise)
     {
+        _pipeline = pipeline;
         _recording = recording;
         _latents = latents;
         _shape = shape;
@@ -32,18 +36,23 @@ public sealed class RecordedGeneration : IDisposable
     /// </summary>
     public GenerationResult Run(float[]? initialNoise = null)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         var noise = initialNoise ?? _defaultNoise;
         if (noise.Length != _latents.Length)
-            throw new ArgumentException($"initial noise has {noise.Length} values, expected {_latents.Length} for [{string.Join(",", _shape)}]");
+            throw new ArgumentException($"initial noise has {noise.Length} values, expected {_latents.Length} for [{string.Join(",", _shape)}]", nameof(initialNoise));
+        using var claim = _pipeline.Backend.Claim("RecordedGeneration.Run");
         var timer = Stopwatch.StartNew();
         _latents.CopyFrom(noise);
         _recording.Replay();
         var images = _recording.Output;
-        return new GenerationResult(_latents.ToArray(), _shape, images.ToArray(), images.Shape, timer.Elapsed);
+        return new GenerationResult(_latents.ToArray(), (int[])_shape.Clone(), images.ToArray(), (int[])images.Shape.Clone(), timer.Elapsed);
     }
 
     public void Dispose()
     {
+        if (_disposed) return;
+        _disposed = true;
+        _pipeline.Forget(this);
         _recording.Dispose();
         _latents.Dispose();
     }

@@ -106,4 +106,29 @@ public class BackendTests
         // Programmatic dependent launch is a CUDA feature (compute capability 9.0 and newer).
         Assert.False(TestSupport.Cpu.SupportsDependentLaunches);
     }
+
+    [Fact]
+    public void AClaimFromAnotherThreadWhileOneIsHeldIsRefused()
+    {
+        using var backend = Backend.Create(DeviceKind.Cpu);
+        Exception? ClaimOnAnotherThread(string work)
+        {
+            Exception? thrown = null;
+            var thread = new Thread(() =>
+            {
+                try { backend.Claim(work).Dispose(); }
+                catch (Exception e) { thrown = e; }
+            });
+            thread.Start();
+            thread.Join();
+            return thrown;
+        }
+        using (backend.Claim("first"))
+        {
+            using (backend.Claim("nested on the same thread")) { }
+            var refused = Assert.IsType<InvalidOperationException>(ClaimOnAnotherThread("second"));
+            Assert.Contains("second: the backend on", refused.Message);
+        }
+        Assert.Null(ClaimOnAnotherThread("after the first ended"));
+    }
 }

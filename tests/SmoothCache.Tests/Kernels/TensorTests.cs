@@ -91,4 +91,21 @@ public class TensorTests
         outer.Dispose();
         Assert.Equal(new float[2], later.ToArray());
     }
+
+    [Fact]
+    public void ReleaseFreeFreesTheBuffersNoTensorHolds()
+    {
+        using var backend = Backend.Create(DeviceKind.Cpu);
+        var arena = backend.Arena;
+        using var kept = arena.Upload(Enumerable.Repeat(2f, 1000).ToArray(), 1000);
+        arena.Zeros(3000).Dispose();
+        arena.Rent(DType.Float16, 500).Dispose();
+        Assert.Equal(4000 + 12000 + 1000, arena.AllocatedBytes);
+        Assert.Equal(12000 + 1000, arena.ReleaseFree());
+        Assert.Equal(4000, arena.AllocatedBytes);
+        Assert.All(kept.ToArray(), v => Assert.Equal(2f, v));
+        using var again = arena.Zeros(3000); // allocated anew
+        Assert.Equal(4000 + 12000, arena.AllocatedBytes);
+        Assert.Equal(0, arena.ReleaseFree());
+    }
 }

@@ -1,3 +1,4 @@
+using SmoothCache.Kernels;
 using SmoothCache.Sampling;
 using static SmoothCache.Tests.TestSupport;
 
@@ -71,5 +72,53 @@ public class DiTPipelineTests
         Assert.Throws<ArgumentException>(() => pipe.Generate(new GenerationOptions { Labels = [1], InitialNoise = new float[3] }));
         Assert.Throws<ArgumentException>(() => pipe.ParseLabels("3,eleven"));
         Assert.Equal([3, 7], pipe.ParseLabels("3, 7"));
+        Assert.Throws<ArgumentNullException>(() => pipe.Generate(null!));
+        Assert.Equal("options", Assert.Throws<ArgumentException>(() => pipe.Generate(new GenerationOptions { Labels = null! })).ParamName);
+        Assert.Throws<ArgumentNullException>(() => DiTPipeline.Load(RepoFile("models", "dit-digits"), null!));
+    }
+
+    [Fact]
+    public void AGenerationFromAnotherThreadWhileOneRunsIsRefusedAndAfterItRuns()
+    {
+        var pipe = TinyCase.Pipeline;
+        var options = new GenerationOptions { Labels = [4], Steps = 2, Seed = 9 };
+        var expected = pipe.Generate(options);
+        GenerationResult? result = null;
+        Exception? thrown = null;
+        void OnAnotherThread()
+        {
+            var thread = new Thread(() =>
+            {
+                try { result = pipe.Generate(options); }
+                catch (Exception e) { thrown = e; }
+            });
+            thread.Start();
+            thread.Join();
+        }
+        pipe.Generate(options, step => { if (step.Index == 0) OnAnotherThread(); });
+        Assert.Contains("DiTPipeline.Generate: the backend", Assert.IsType<InvalidOperationException>(thrown).Message);
+        Assert.Null(result);
+        thrown = null;
+        OnAnotherThread();
+        Assert.Null(thrown);
+        Assert.Equal(expected.Latents, result!.Latents);
+    }
+
+    [Fact]
+    public void DisposingThePipelineEndsItsRecordingsAndFreesItsMemory()
+    {
+        using var backend = Backend.Create(DeviceKind.Cpu);
+        var pipe = DiTPipeline.Load(RepoFile("models", "dit-digits"), backend);
+        var options = new GenerationOptions { Labels = [1], Steps = 2, Seed = 3 };
+        var recorded = pipe.Record(options);
+        recorded.Run();
+        Assert.True(backend.Arena.AllocatedBytes > 0);
+        pipe.Dispose();
+        Assert.Equal(0, backend.Arena.AllocatedBytes);
+        // A replay would read the weights' freed buffers: refused, as is the pipeline itself.
+        Assert.Throws<ObjectDisposedException>(() => recorded.Run());
+        Assert.Contains("DiTPipeline", Assert.Throws<ObjectDisposedException>(() => pipe.Generate(options)).ObjectName);
+        pipe.Dispose();
+        recorded.Dispose();
     }
 }

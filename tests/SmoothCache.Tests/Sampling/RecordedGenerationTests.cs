@@ -59,6 +59,28 @@ public class RecordedGenerationTests
     }
 
     [Fact]
+    public void EachResultHoldsShapesOfItsOwn()
+    {
+        using var recorded = TinyCase.Pipeline.Record(Options(3));
+        var first = recorded.Run();
+        first.ImageShape[0] = 99;
+        first.LatentShape[0] = 99;
+        var second = recorded.Run();
+        Assert.Equal(2, second.ImageShape[0]);
+        Assert.Equal(2, second.LatentShape[0]);
+    }
+
+    [Fact]
+    public void ACalibrationCannotBeRecordedAndThePipelineStaysUsable()
+    {
+        var pipe = TinyCase.Pipeline;
+        var expected = pipe.Generate(Options(4));
+        using (CalibrationHelper.Enable(pipe.Transformer, 2, ["attn1"]))
+            Assert.Contains("then record with the schedule", Assert.Throws<NotSupportedException>(() => pipe.Record(Options(4))).Message);
+        Assert.Equal(expected.Latents, pipe.Generate(Options(4)).Latents);
+    }
+
+    [Fact]
     public void SchedulersThatDrawNoiseEveryStepCannotBeRecorded()
     {
         var e = Assert.Throws<NotSupportedException>(() => TinyCase.Pipeline.Record(Options(1) with { Scheduler = "ddpm" }));

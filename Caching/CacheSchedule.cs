@@ -92,6 +92,9 @@ public sealed class CacheSchedule
             var entries = new List<KeyValuePair<string, IReadOnlyList<bool>>>();
             foreach (var property in root.EnumerateObject())
                 entries.Add(new(property.Name, ParseFlags(property.Value, property.Name, sourceName)));
+            if (entries.Count == 0)
+                throw new CacheScheduleException(sourceName, null,
+                    $"names no component: expected keys {ComponentNames.Expected} (or <component>-<block>), each a list of 0/1");
             return new CacheSchedule(entries, sourceName);
         }
     }
@@ -143,7 +146,7 @@ public sealed class CacheSchedule
         var dash = key.IndexOf('-');
         component = dash < 0 ? key : key[..dash];
         block = null;
-        if (ComponentNames.TryCanonical(component) is null)
+        if (ComponentNames.CanonicalOrNull(component) is null)
             return $"unknown component key: expected {ComponentNames.Expected}, optionally followed by -<block>";
         if (dash < 0) return null;
         var digits = key[(dash + 1)..];

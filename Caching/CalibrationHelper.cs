@@ -50,7 +50,7 @@ public sealed class CalibrationHelper : IComponentHook, IDisposable
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         var output = compute();
-        var canonical = ComponentNames.TryCanonical(component);
+        var canonical = ComponentNames.CanonicalOrNull(component);
         if (canonical is null || !_calibrated.Contains(canonical)) return output;
         if (output.Backend.IsRecording)
         {

@@ -11,7 +11,7 @@ public static class ComponentNames
     public const string Expected = "attn1, ff (or the aliases attn, mlp)";
 
     /// <summary>"attn1" or "ff" for a known name or alias; null otherwise.</summary>
-    public static string? TryCanonical(string name) => name switch
+    public static string? CanonicalOrNull(string name) => name switch
     {
         Components.Attention or "attn" => Components.Attention,
         Components.FeedForward or "mlp" => Components.FeedForward,
@@ -19,7 +19,7 @@ public static class ComponentNames
     };
 
     public static string Canonical(string name) =>
-        TryCanonical(name) ?? throw new ArgumentException($"unknown component '{name}': expected {Expected}");
+        CanonicalOrNull(name) ?? throw new ArgumentException($"unknown component '{name}': expected {Expected}");
 
     /// <summary>Canonical names, duplicates removed, in first-seen order.</summary>
     public static IReadOnlyList<string> CanonicalSet(IEnumerable<string> names)

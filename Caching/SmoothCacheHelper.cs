@@ -42,13 +42,16 @@ public sealed class SmoothCacheHelper : IComponentHook, IDisposable
         ArgumentNullException.ThrowIfNull(schedule);
         schedule.CheckBlocks(model.NumBlocks);
         var selected = components is null ? schedule.Components : ComponentNames.CanonicalSet(components);
+        if (selected.Count == 0)
+            throw new ArgumentException($"nothing to cache: {schedule.SourceName} names no component and none was given " +
+                                        $"(expected some of {ComponentNames.Expected})", nameof(components));
         return new SmoothCacheHelper(model, schedule, selected);
     }
 
     public Tensor Run(string component, int block, Func<Tensor> compute)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        var canonical = ComponentNames.TryCanonical(component) ?? component;
+        var canonical = ComponentNames.CanonicalOrNull(component) ?? component;
         var counts = _counts.GetValueOrDefault(canonical);
         if (!_cached.Contains(canonical))
         {

@@ -21,6 +21,8 @@ public static class StaticSchedules
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(steps, 1);
         ArgumentNullException.ThrowIfNull(components);
+        if (!components.Any())
+            throw new ArgumentException($"no components to schedule: expected some of {ComponentNames.Expected}", nameof(components));
         var flags = Enumerable.Range(0, steps).Select(compute).ToArray();
         return new CacheSchedule(components.Select(c => new KeyValuePair<string, IReadOnlyList<bool>>(c, flags)),
             $"{name} schedule ({steps} steps)");

@@ -12,7 +12,7 @@ public static class CachingOptions
     {
         var names = spec.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
         if (names.Length == 0) throw new UserInputException("--components: expected at least one of attn1, ff");
-        return names.Select(n => ComponentNames.TryCanonical(n)
+        return names.Select(n => ComponentNames.CanonicalOrNull(n)
             ?? throw new UserInputException($"--components: unknown component '{n}': expected {ComponentNames.Expected}")).Distinct().ToArray();
     }
 

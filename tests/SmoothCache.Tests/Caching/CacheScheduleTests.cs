@@ -138,6 +138,7 @@ public class CacheScheduleTests
         { """{"attn": [1], "attn1": [0]}""", "attn1", "same component as key \"attn\"" },
         { """{"mlp-3": [1], "ff-3": [0]}""", "ff-3", "same component as key \"mlp-3\"" },
         { """{"ff": [1], "ff": [0]}""", "ff", "appears twice" },
+        { "{}", null, "names no component" },
     };
 
     [Theory]

@@ -143,6 +143,16 @@ public class SmoothCacheHelperTests(CpuBackendFixture fixture)
     }
 
     [Fact]
+    public void EnablingWithNothingToCacheIsAnError()
+    {
+        var model = new FakeModel(1);
+        var e = Assert.Throws<ArgumentException>(() => SmoothCacheHelper.Enable(model, StaticSchedules.Fora(2, 4, ["ff"]), []));
+        Assert.Contains("nothing to cache", e.Message);
+        Assert.Throws<ArgumentNullException>(() => SmoothCacheHelper.Enable(null!, StaticSchedules.Fora(2, 4, ["ff"])));
+        Assert.Null(model.Hook);
+    }
+
+    [Fact]
     public void EnablingTwiceIsAnError()
     {
         var model = new FakeModel(1);

@@ -40,6 +40,7 @@ public class StaticSchedulesTests
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => StaticSchedules.Fora(0, 10, ["ff"]));
         Assert.Throws<ArgumentOutOfRangeException>(() => StaticSchedules.Fora(2, 0, ["ff"]));
+        Assert.Contains("no components", Assert.Throws<ArgumentException>(() => StaticSchedules.Fora(2, 10, [])).Message);
         var e = Assert.Throws<CacheScheduleException>(() => StaticSchedules.Fora(2, 10, ["norm1"]));
         Assert.Equal("norm1", e.Key);
     }

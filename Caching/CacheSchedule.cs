@@ -37,6 +37,10 @@ public sealed class CacheSchedule
     public IReadOnlyList<string> Components =>
         ComponentNames.CanonicalSet(_entries.Select(e => ParseKey(e.Key, SourceName).Component));
 
+    /// <summary>A schedule of these keys and flags (true = compute), kept in the given order and copied;
+    /// <paramref name="sourceName"/> names it in errors. No entries is allowed here (<see cref="Parse"/> rejects it).</summary>
+    /// <exception cref="CacheScheduleException">a key is not "component" or "component-block" of a known component, or two
+    /// keys name the same one (attn = attn1, mlp = ff)</exception>
     public CacheSchedule(IEnumerable<KeyValuePair<string, IReadOnlyList<bool>>> entries, string sourceName = "schedule")
     {
         SourceName = sourceName;
@@ -57,6 +61,8 @@ public sealed class CacheSchedule
         }
     }
 
+    /// <summary>Reads a schedule JSON file (see <see cref="Parse"/>); errors name <paramref name="path"/>.</summary>
+    /// <exception cref="CacheScheduleException">the path is a folder or cannot be read, or its JSON is not a valid schedule</exception>
     public static CacheSchedule Load(string path)
     {
         string json;
@@ -72,6 +78,10 @@ public sealed class CacheSchedule
         return Parse(json, path);
     }
 
+    /// <summary>A schedule from JSON text: an object of key -> list of 0/1 (true/false also accepted); lists of any length.
+    /// <paramref name="sourceName"/> names it in errors.</summary>
+    /// <exception cref="CacheScheduleException">the text is not JSON or not an object, has no keys, a key is unknown or repeated
+    /// (aliases included), or a value is not a list of 0/1</exception>
     public static CacheSchedule Parse(string json, string sourceName)
     {
         JsonDocument doc;
@@ -247,7 +257,10 @@ public sealed class CacheSchedule
         return sb.Append("}\n").ToString();
     }
 
+    /// <summary>Writes <see cref="ToJson"/> to <paramref name="path"/> atomically (a temporary file, then a rename), creating
+    /// missing folders.</summary>
     public void Save(string path) => AtomicFile.WriteAllText(path, ToJson());
 
+    /// <summary>The schedule as <see cref="ToJson"/> writes it.</summary>
     public override string ToString() => ToJson();
 }

@@ -6,23 +6,33 @@ namespace SmoothCache.Caching;
 /// <summary>Calls of one component type over all blocks; <see cref="MacsPerCall"/> when the caller supplied it.</summary>
 public sealed record ComponentCacheStats(string Component, long Computed, long Reused, long? MacsPerCall)
 {
+    /// <summary>All calls of this component type, over every block and step: computed plus reused.</summary>
     public long Calls => Computed + Reused;
+    /// <summary>Computed / Calls in [0, 1]; 1 when there were no calls.</summary>
     public double ComputedFraction => Calls == 0 ? 1.0 : (double)Computed / Calls;
+    /// <summary>Multiply-adds of the computed calls; null without <see cref="MacsPerCall"/>.</summary>
     public long? MacsComputed => Computed * MacsPerCall;
+    /// <summary>Multiply-adds had every call been computed; null without <see cref="MacsPerCall"/>.</summary>
     public long? MacsWithoutCache => Calls * MacsPerCall;
+    /// <summary>Multiply-adds the reused calls skipped; null without <see cref="MacsPerCall"/>.</summary>
     public long? MacsSaved => Reused * MacsPerCall;
 }
 
 /// <summary>What the cache helper computed and reused, per component type (for --stats).</summary>
 public sealed record CacheStats(IReadOnlyList<ComponentCacheStats> Components)
 {
+    /// <summary>Computed calls over all component types.</summary>
     public long Computed => Components.Sum(c => c.Computed);
+    /// <summary>Calls answered from the cache over all component types.</summary>
     public long Reused => Components.Sum(c => c.Reused);
+    /// <summary>Computed / (Computed + Reused) over all component types, in [0, 1]; 1 when there were no calls.</summary>
     public double ComputedFraction => Computed + Reused == 0 ? 1.0 : (double)Computed / (Computed + Reused);
     private bool HasMacs => Components.Count > 0 && Components.All(c => c.MacsPerCall is not null);
-    /// <summary>MACs of the cached components actually run (null unless MACs per call were given).</summary>
+    /// <summary>Multiply-adds of the computed calls over all component types (null unless every component has MACs per call).</summary>
     public long? MacsComputed => HasMacs ? Components.Sum(c => c.MacsComputed!.Value) : null;
+    /// <summary>Multiply-adds had every call been computed (null unless every component has MACs per call).</summary>
     public long? MacsWithoutCache => HasMacs ? Components.Sum(c => c.MacsWithoutCache!.Value) : null;
+    /// <summary>Multiply-adds the reused calls skipped (null unless every component has MACs per call).</summary>
     public long? MacsSaved => HasMacs ? Components.Sum(c => c.MacsSaved!.Value) : null;
 
     /// <summary>A table: component, computed, reused, computed fraction (and MACs when known), plus a total row.</summary>

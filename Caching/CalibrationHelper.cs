@@ -19,6 +19,7 @@ public sealed class CalibrationHelper : IComponentHook, IDisposable
     private readonly Dictionary<ComponentBlock, List<double>[]> _rows = new();
     private bool _disposed;
 
+    /// <summary>K (at least 1): each output is compared with those of the K calls before it, one error row per lag 1..K.</summary>
     public int Lookahead { get; }
 
     /// <summary>The canonical components ("attn1", "ff") being calibrated.</summary>
@@ -46,6 +47,11 @@ public sealed class CalibrationHelper : IComponentHook, IDisposable
         return new CalibrationHelper(model, lookahead, selected);
     }
 
+    /// <summary>Computes the component. For a calibrated one, appends the relative L1 error sum|earlier - output| / sum|output|
+    /// against each of the last K outputs of this (component, block) to that lag's row, then keeps the output in place of the
+    /// oldest; other components pass through. Returns the output, owned by the caller.</summary>
+    /// <exception cref="ObjectDisposedException">the helper was disposed</exception>
+    /// <exception cref="NotSupportedException">a calibrated component runs inside a launch recording</exception>
     public Tensor Run(string component, int block, Func<Tensor> compute)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);

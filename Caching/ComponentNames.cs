@@ -8,6 +8,7 @@ namespace SmoothCache.Caching;
 /// </summary>
 public static class ComponentNames
 {
+    /// <summary>The accepted names, as error messages list them.</summary>
     public const string Expected = "attn1, ff (or the aliases attn, mlp)";
 
     /// <summary>"attn1" or "ff" for a known name or alias; null otherwise.</summary>
@@ -18,6 +19,8 @@ public static class ComponentNames
         _ => null,
     };
 
+    /// <summary>"attn1" or "ff" for a known name or alias (case-sensitive).</summary>
+    /// <exception cref="ArgumentException"><paramref name="name"/> is neither a component name nor an alias</exception>
     public static string Canonical(string name) =>
         CanonicalOrNull(name) ?? throw new ArgumentException($"unknown component '{name}': expected {Expected}");
 

@@ -18,6 +18,7 @@ public sealed class SmoothCacheHelper : IComponentHook, IDisposable
     private readonly Dictionary<string, (long Computed, long Reused)> _counts = new();
     private bool _disposed;
 
+    /// <summary>The schedule this helper follows (given to Enable; checked against the model's blocks there).</summary>
     public CacheSchedule Schedule { get; }
 
     /// <summary>The canonical components ("attn1", "ff") this helper caches; others always compute.</summary>
@@ -48,6 +49,10 @@ public sealed class SmoothCacheHelper : IComponentHook, IDisposable
         return new SmoothCacheHelper(model, schedule, selected);
     }
 
+    /// <summary>Counts the call as step s of this (component, block); where the schedule says 0 for s and an output is stored,
+    /// returns that output (shared), else computes and stores the new one. Components not cached always compute. The
+    /// returned tensor is the caller's.</summary>
+    /// <exception cref="ObjectDisposedException">the helper was disposed</exception>
     public Tensor Run(string component, int block, Func<Tensor> compute)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);

@@ -31,9 +31,13 @@ public sealed class DiTTransformer : IHookable, IDisposable
     private bool _labelsRecorded;
     private readonly List<MemoryBuffer1D<int, Stride1D.Dense>> _recordedLabels = new();
 
+    /// <summary>The transformer's config.json settings (heads, width, layers, channels, patch and sample size, classes).</summary>
     public DiTConfig Config { get; }
+    /// <summary>The blocks' arithmetic (Fp16: float16 GEMM weights and activations, float32 sums); fixed at construction.</summary>
     public Precision Precision { get; }
+    /// <summary>Number of DiT blocks (the config's num_layers); the hook sees block indices 0 .. NumBlocks - 1.</summary>
     public int NumBlocks => _blocks.Length;
+    /// <summary>The backend holding the weights and running every forward; the caller's, not disposed with the transformer.</summary>
     public Backend Backend => _backend;
     /// <summary>Runs each block's attention and MLP; null computes them directly.</summary>
     public IComponentHook? Hook { get; set; }
@@ -268,6 +272,8 @@ public sealed class DiTTransformer : IHookable, IDisposable
         return embed + cond + c.NumLayers * perBlock + head;
     }
 
+    /// <summary>Returns every weight tensor (blocks, embedders, adaLN and final layer) to the backend's arena, which keeps them
+    /// for reuse until its ReleaseFree, and frees the label buffers. The backend and the hook stay the caller's.</summary>
     public void Dispose()
     {
         foreach (var t in new[] { _positions, _patchWeight, _patchBias, _projOutWeight, _projOutBias }.Concat(_adaLnWeights).Concat(_adaLnBiases))

@@ -99,6 +99,7 @@ public sealed class DiTBlock : IDisposable
     /// <summary>Multiply-adds of one MLP call.</summary>
     public static long FeedForwardMacs(DiTConfig c, int b) => (long)b * c.Tokens * 8L * c.Width * c.Width;
 
+    /// <summary>Returns the block's attention and MLP weights to the backend's arena.</summary>
     public void Dispose()
     {
         foreach (var t in new[] { _qkvWeight, _qkvBias, _outWeight, _outBias, _fc1Weight, _fc1Bias, _fc2Weight, _fc2Bias })

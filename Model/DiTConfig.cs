@@ -9,28 +9,50 @@ namespace SmoothCache.Model;
 /// </summary>
 public sealed record DiTConfig
 {
+    /// <summary>Attention heads per block (num_attention_heads).</summary>
     public int NumHeads { get; init; } = 16;
+    /// <summary>Channels per attention head (attention_head_dim).</summary>
     public int HeadDim { get; init; } = 72;
+    /// <summary>Number of DiT blocks (num_layers).</summary>
     public int NumLayers { get; init; } = 28;
+    /// <summary>Channels of the samples the model denoises (in_channels): 1 or 3 for pixels, otherwise a VAE's latents.</summary>
     public int InChannels { get; init; } = 4;
+    /// <summary>Channels the model outputs (out_channels; null in the file means InChannels), at least InChannels: the first
+    /// InChannels are the noise prediction (twice InChannels with learned sigma).</summary>
     public int OutChannels { get; init; } = 8;
+    /// <summary>Side of the square patch of the sample that each token covers (patch_size).</summary>
     public int PatchSize { get; init; } = 2;
+    /// <summary>Side S of the square samples [B, C, S, S] the model denoises (sample_size); a multiple of PatchSize.</summary>
     public int SampleSize { get; init; } = 32;
     /// <summary>Number of classes; the null (unconditional) class has this index.</summary>
     public int NumClasses { get; init; } = 1000;
+    /// <summary>Epsilon of the LayerNorm before each block's MLP (norm_eps); the other LayerNorms use 1e-6.</summary>
     public float NormEps { get; init; } = 1e-5f;
 
+    /// <summary>The hidden width D = NumHeads * HeadDim: channels per token.</summary>
     public int Width => NumHeads * HeadDim;
+    /// <summary>Patches per side of the sample (SampleSize / PatchSize).</summary>
     public int Grid => SampleSize / PatchSize;
+    /// <summary>Tokens per sample, T = Grid * Grid, row-major over the patch grid.</summary>
     public int Tokens => Grid * Grid;
+    /// <summary>The label of the null (unconditional) class that guidance runs against: NumClasses.</summary>
     public int NullClass => NumClasses;
     /// <summary>Learned-sigma checkpoints output 2x the input channels; eps is the first half.</summary>
     public bool LearnedSigma => OutChannels == 2 * InChannels;
     /// <summary>Whether samples are images as they are (1 channel: gray, 3: RGB); others are latents for a VAE.</summary>
     public bool SamplesArePixels => InChannels is 1 or 3;
 
+    /// <summary>Reads and checks a transformer config.json (see <see cref="Parse"/>).</summary>
+    /// <exception cref="CheckpointNotFoundException">the file is missing, or the path is a folder</exception>
+    /// <exception cref="CorruptCheckpointException">the file is not valid JSON</exception>
+    /// <exception cref="ModelConfigException">a key has a value the model cannot use</exception>
     public static DiTConfig Load(string path) => ConfigJson.Load(path, Parse);
 
+    /// <summary>The config from a parsed config.json object; missing or null keys take diffusers' defaults, and
+    /// <paramref name="path"/> only names the file in errors.</summary>
+    /// <exception cref="ModelConfigException">root is not an object; the class, norm type or activation is not a DiT's; a
+    /// value has the wrong type or is not positive; out_channels is below in_channels; sample_size is not a multiple of
+    /// patch_size; or the width is not a multiple of 4</exception>
     public static DiTConfig Parse(JsonElement root, string path)
     {
         if (root.ValueKind != JsonValueKind.Object)

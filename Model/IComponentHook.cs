@@ -12,6 +12,11 @@ namespace SmoothCache.Model;
 /// </summary>
 public interface IComponentHook
 {
+    /// <summary>Runs one component call of a block: computes it, records it, or returns a stored output.</summary>
+    /// <param name="component">the component's name, <see cref="Components.Attention"/> or <see cref="Components.FeedForward"/></param>
+    /// <param name="block">the block's index, 0 .. NumBlocks - 1</param>
+    /// <param name="compute">computes the component (its adaLN included) at this step; call it at most once</param>
+    /// <returns>the component's output [B, T, D] (B counting both halves of a guided batch), owned by the caller</returns>
     Tensor Run(string component, int block, Func<Tensor> compute);
 
     /// <summary>Starts over for a new generation (DiTPipeline.Generate calls it first): forgets per-step state (call
@@ -19,9 +24,13 @@ public interface IComponentHook
     void Reset() { }
 }
 
+/// <summary>The names under which a DiT block runs its components through the hook.</summary>
 public static class Components
 {
+    /// <summary>The self-attention (QKV, attention, out-projection): "attn1".</summary>
     public const string Attention = "attn1";
+    /// <summary>The MLP (two linears with a GELU between): "ff".</summary>
     public const string FeedForward = "ff";
+    /// <summary>Both components, in the order a block runs them.</summary>
     public static readonly IReadOnlyList<string> All = [Attention, FeedForward];
 }

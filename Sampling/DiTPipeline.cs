@@ -369,7 +369,7 @@ public sealed class DiTPipeline : IDisposable
         var timesteps = job.Scheduler.Timesteps;
         // Every step's adaLN modulation ahead, many steps to a conditioning GEMM.
         using var modulation = Transformer.PlanModulation(timesteps.Select(t => (float)t).ToArray(), job.Labels);
-        for (int i = 0; i < timesteps.Length; i++)
+        for (int i = 0; i < timesteps.Count; i++)
         {
             cancellation.ThrowIfCancellationRequested();
             using (var input = job.Guided ? RepeatBatch.Run(x, 2) : x.Share())
@@ -377,7 +377,7 @@ public sealed class DiTPipeline : IDisposable
             using (var eps = Guidance.Run(output, Transformer.Config.InChannels, options.GuidanceScale, job.Guided))
             using (var z = job.Scheduler.NeedsNoise ? arena.Upload(GaussianNoise.Sample(options.Seed, 1 + i, count), job.Shape) : null)
                 SchedulerStep.Apply(Backend, job.Scheduler.Step(i), x, eps, dataPrediction, z);
-            onStep?.Invoke(new StepInfo(i, timesteps.Length, timesteps[i], x));
+            onStep?.Invoke(new StepInfo(i, timesteps.Count, timesteps[i], x));
         }
         using var decoded = Decode(x);
         return ImageOutput.ToImages(decoded);

@@ -12,8 +12,13 @@ public static class GaussianNoise
 {
     private const ulong Golden = 0x9E3779B97F4A7C15UL;
 
+    /// <summary>Standard-normal elements 0 .. <paramref name="count"/> - 1 of stream <paramref name="stream"/> under
+    /// <paramref name="seed"/>, as float32 (a shorter draw is a prefix of a longer one). Stream 0 is a generation's initial
+    /// noise ([B, C, S, S] flattened), stream 1 + i the noise DDPM adds at step i.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">count is negative</exception>
     public static float[] Sample(long seed, int stream, long count)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
         var z = new float[count];
         ulong key = unchecked((ulong)seed * Golden) ^ (ulong)stream;
         for (long i = 0; i < count; i++)

@@ -48,6 +48,8 @@ public sealed class RecordedGeneration : IDisposable
         return new GenerationResult(_latents.ToArray(), (int[])_shape.Clone(), images.ToArray(), (int[])images.Shape.Clone(), timer.Elapsed);
     }
 
+    /// <summary>Ends the recording: frees its launches (the CUDA graph) and buffers and returns its input tensor to the
+    /// backend's arena; later <see cref="Run"/> calls throw <see cref="ObjectDisposedException"/>. A second call does nothing.</summary>
     public void Dispose()
     {
         if (_disposed) return;

@@ -27,10 +27,18 @@ public sealed class VaeDecoder : IDisposable
     private readonly ConvLayer?[] _upsamplers;  // null for the last up block
     private readonly GroupNormLayer _normOut;
 
+    /// <summary>The VAE's config.json settings the decoder was built from.</summary>
     public VaeConfig Config { get; }
+    /// <summary>The backend holding the weights and running <see cref="Decode"/>; the caller's, not disposed with the decoder.</summary>
     public Backend Backend { get; }
+    /// <summary>The convolutions' arithmetic: at Fp16 float16 operands with float32 sums where the layer's shape allows;
+    /// activations, norms and the attention stay float32 either way.</summary>
     public Precision Precision { get; }
 
+    /// <summary>Uploads the decoder's weights, laid out as <paramref name="config"/> says, from <paramref name="weights"/> (only
+    /// read here: still the caller's to dispose). When a tensor fails, none of those already uploaded stays rented.</summary>
+    /// <exception cref="MissingTensorException">a tensor the config implies is not in the checkpoint</exception>
+    /// <exception cref="TensorShapeException">a tensor has another shape than the config implies</exception>
     public VaeDecoder(Backend backend, VaeConfig config, IWeightSource weights, Precision precision = Precision.Fp32)
     {
         Backend = backend;
@@ -108,6 +116,7 @@ public sealed class VaeDecoder : IDisposable
         using (x) return f(x);
     }
 
+    /// <summary>Returns the decoder's weights to the backend's arena; the backend stays the caller's.</summary>
     public void Dispose()
     {
         _postQuantConv?.Dispose();

@@ -11,15 +11,21 @@ public sealed class DdimScheduler : NoiseScheduler
     private readonly int _stride;
     private readonly float _finalAlphaCumprod;
 
+    /// <summary>DDIM over <paramref name="steps"/> timesteps spaced as the config's timestep_spacing says, each stepping
+    /// num_train_timesteps / steps back.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">steps outside [1, num_train_timesteps]</exception>
+    /// <exception cref="ArgumentException">steps_offset takes the first timestep past the last training timestep</exception>
     public DdimScheduler(SchedulerConfig config, int steps)
-        : base(new TrainingSchedule(config), SpacedTimesteps(config, steps))
+        : base(new TrainingSchedule(config), SpacedTimesteps(config, CheckedSteps(config, steps)))
     {
         _stride = config.NumTrainTimesteps / steps;
         _finalAlphaCumprod = config.SetAlphaToOne ? 1f : Schedule.AlphasCumprod[0];
     }
 
+    /// <inheritdoc/>
     public override bool NeedsNoise => false;
 
+    /// <inheritdoc/>
     protected override StepCoefficients Coefficients(int i)
     {
         int t = Timesteps[i];

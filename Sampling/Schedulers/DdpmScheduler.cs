@@ -15,14 +15,20 @@ public sealed class DdpmScheduler : NoiseScheduler
 {
     private readonly string _varianceType;
 
+    /// <summary>Ancestral DDPM over <paramref name="steps"/> timesteps spaced as the config's timestep_spacing says, with the
+    /// config's variance_type.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">steps outside [1, num_train_timesteps]</exception>
+    /// <exception cref="ArgumentException">steps_offset takes the first timestep past the last training timestep</exception>
     public DdpmScheduler(SchedulerConfig config, int steps)
-        : base(new TrainingSchedule(config), SpacedTimesteps(config, steps))
+        : base(new TrainingSchedule(config), SpacedTimesteps(config, CheckedSteps(config, steps)))
     {
         _varianceType = config.VarianceType;
     }
 
+    /// <inheritdoc/>
     public override bool NeedsNoise => true;
 
+    /// <inheritdoc/>
     protected override StepCoefficients Coefficients(int i)
     {
         int t = Timesteps[i];

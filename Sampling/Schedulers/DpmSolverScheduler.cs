@@ -19,11 +19,16 @@ public sealed class DpmSolverScheduler : NoiseScheduler
     private readonly float[] _sigma;
     private readonly float[] _lambda;
 
+    /// <summary>DPM-Solver++ 2M over <paramref name="steps"/> "linspace" timesteps (whatever the config's spacing) of the config's
+    /// betas.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">steps outside [1, num_train_timesteps]</exception>
+    /// <exception cref="SchedulerConfigException">fewer than <paramref name="steps"/> training timesteps are left (after
+    /// lambda_min_clipped cuts the noisiest)</exception>
     public DpmSolverScheduler(SchedulerConfig config, int steps)
         : this(config, new TrainingSchedule(config), steps) { }
 
     private DpmSolverScheduler(SchedulerConfig config, TrainingSchedule schedule, int steps)
-        : base(schedule, LinspaceTimesteps(config, schedule, steps))
+        : base(schedule, LinspaceTimesteps(config, schedule, CheckedSteps(config, steps)))
     {
         _alpha = new float[steps + 1];
         _sigma = new float[steps + 1];
@@ -42,8 +47,10 @@ public sealed class DpmSolverScheduler : NoiseScheduler
         }
     }
 
+    /// <inheritdoc/>
     public override bool NeedsNoise => false;
 
+    /// <inheritdoc/>
     protected override StepCoefficients Coefficients(int i)
     {
         float h = _lambda[i + 1] - _lambda[i];

@@ -21,21 +21,33 @@ public readonly record struct StepCoefficients(
 /// </summary>
 public abstract class NoiseScheduler
 {
-    /// <summary>The model timestep of each step, in the order the steps run.</summary>
-    public int[] Timesteps { get; }
+    private readonly int[] _timesteps;
 
-    public int Steps => Timesteps.Length;
+    /// <summary>The model timestep of each step, in the order the steps run.</summary>
+    public IReadOnlyList<int> Timesteps => _timesteps;
+
+    /// <summary>Number of denoising steps (model calls) in a run.</summary>
+    public int Steps => _timesteps.Length;
 
     /// <summary>Whether some step adds fresh noise z (the caller then supplies it).</summary>
     public abstract bool NeedsNoise { get; }
 
+    /// <summary>The training schedule's alpha-bars the coefficients are computed from.</summary>
     protected TrainingSchedule Schedule { get; }
 
+    /// <summary>Keeps <paramref name="schedule"/> and <paramref name="timesteps"/> (descending, one a step; the array itself,
+    /// not a copy).</summary>
     protected NoiseScheduler(TrainingSchedule schedule, int[] timesteps)
     {
         Schedule = schedule;
-        Timesteps = timesteps;
+        _timesteps = timesteps;
     }
+
+    /// <summary><paramref name="steps"/> where it lies in [1, num_train_timesteps], else ArgumentOutOfRangeException (for the
+    /// schedulers' constructors, before they space their timesteps).</summary>
+    protected static int CheckedSteps(SchedulerConfig config, int steps) =>
+        steps >= 1 && steps <= config.NumTrainTimesteps ? steps : throw new ArgumentOutOfRangeException(nameof(steps),
+            $"sampling steps must be between 1 and num_train_timesteps ({config.NumTrainTimesteps}) of {config.Source}, got {steps}");
 
     /// <summary>The coefficients of step <paramref name="i"/> (0 = first, at the noisiest timestep).</summary>
     public StepCoefficients Step(int i)
@@ -44,14 +56,14 @@ public abstract class NoiseScheduler
         return Coefficients(i);
     }
 
+    /// <summary>The coefficients of step <paramref name="i"/>, already checked to lie in [0, Steps) by <see cref="Step"/>.</summary>
     protected abstract StepCoefficients Coefficients(int i);
 
     /// <summary>Creates the scheduler "ddim", "dpm" (DPM-Solver++ 2M) or "ddpm" (ancestral) for a number of steps.</summary>
     public static NoiseScheduler Create(string kind, SchedulerConfig config, int steps)
     {
-        if (steps < 1 || steps > config.NumTrainTimesteps)
-            throw new ArgumentOutOfRangeException(nameof(steps),
-                $"sampling steps must be between 1 and num_train_timesteps ({config.NumTrainTimesteps}) of {config.Source}, got {steps}");
+        ArgumentNullException.ThrowIfNull(kind);
+        ArgumentNullException.ThrowIfNull(config);
         return kind.ToLowerInvariant() switch
         {
             "ddim" => new DdimScheduler(config, steps),

@@ -7,7 +7,9 @@ namespace SmoothCache.Sampling;
 /// <summary>A scheduler configuration that cannot be used; the message names the file and the key.</summary>
 public sealed class SchedulerConfigException : Exception
 {
+    /// <summary>An error whose <paramref name="message"/> already names the file (or source) and, where one is at fault, the key.</summary>
     public SchedulerConfigException(string message) : base(message) { }
+    /// <summary>An error whose <paramref name="message"/> names the file, caused by <paramref name="inner"/> (a read or JSON error).</summary>
     public SchedulerConfigException(string message, Exception inner) : base(message, inner) { }
 }
 
@@ -19,20 +21,31 @@ public sealed class SchedulerConfigException : Exception
 /// </summary>
 public sealed record SchedulerConfig
 {
+    /// <summary>_class_name of diffusers' DDIM scheduler (DiT's, and the default).</summary>
     public const string DdimClass = "DDIMScheduler";
+    /// <summary>_class_name of diffusers' DPM-Solver++ multistep scheduler.</summary>
     public const string DpmSolverClass = "DPMSolverMultistepScheduler";
+    /// <summary>_class_name of diffusers' DDPM scheduler.</summary>
     public const string DdpmClass = "DDPMScheduler";
 
     /// <summary>Where the settings came from (a path, or a description), for error messages.</summary>
     public string Source { get; init; } = "(built-in)";
+    /// <summary>The diffusers class (_class_name): <see cref="DdimClass"/>, <see cref="DpmSolverClass"/> or <see cref="DdpmClass"/>;
+    /// it picks the defaults of missing keys and the pipeline's default scheduler.</summary>
     public string ClassName { get; init; } = DdimClass;
+    /// <summary>Training timesteps T (num_train_timesteps), at least 2; sampling timesteps lie in [0, T).</summary>
     public int NumTrainTimesteps { get; init; } = 1000;
+    /// <summary>beta at timestep 0 (beta_start), in (0, BetaEnd).</summary>
     public double BetaStart { get; init; } = 0.0001;
+    /// <summary>beta at timestep T - 1 (beta_end), in (BetaStart, 1).</summary>
     public double BetaEnd { get; init; } = 0.02;
+    /// <summary>beta_schedule; only "linear" is accepted.</summary>
     public string BetaSchedule { get; init; } = "linear";
+    /// <summary>What the model predicts (prediction_type); only "epsilon" (the noise) is accepted.</summary>
     public string PredictionType { get; init; } = "epsilon";
     /// <summary>"leading", "linspace" or "trailing".</summary>
     public string TimestepSpacing { get; init; } = "leading";
+    /// <summary>Added to every "leading" timestep (steps_offset), at least 0; ignored by the other spacings.</summary>
     public int StepsOffset { get; init; }
     /// <summary>DDIM: the alpha-bar "before" timestep 0 is 1 (else alphas_cumprod[0]).</summary>
     public bool SetAlphaToOne { get; init; } = true;

@@ -10,8 +10,17 @@ public sealed class TrainingSchedule
     /// <summary>alphas_cumprod[t] for t = 0 .. num_train_timesteps-1.</summary>
     public float[] AlphasCumprod { get; }
 
+    /// <summary>Alpha-bar at each training timestep from betas rising linearly from beta_start to beta_end (float32, as torch
+    /// computes them).</summary>
+    /// <exception cref="ArgumentException">a config built in code with another beta_schedule or fewer than 2 training
+    /// timesteps (<see cref="SchedulerConfig.Parse"/> refuses those in a file)</exception>
     public TrainingSchedule(SchedulerConfig config)
     {
+        ArgumentNullException.ThrowIfNull(config);
+        if (config.BetaSchedule != "linear")
+            throw new ArgumentException($"beta_schedule '{config.BetaSchedule}' of {config.Source}: only 'linear' is supported", nameof(config));
+        if (config.NumTrainTimesteps < 2)
+            throw new ArgumentException($"num_train_timesteps {config.NumTrainTimesteps} of {config.Source}: expected at least 2", nameof(config));
         int n = config.NumTrainTimesteps;
         var betas = TorchLinspace((float)config.BetaStart, (float)config.BetaEnd, n);
         AlphasCumprod = new float[n];

@@ -38,6 +38,20 @@ public class SchedulerTests
     }
 
     [Fact]
+    public void SchedulersBuiltDirectlyCheckTheirStepsAndConfig()
+    {
+        var config = SchedulerConfig.DitDefault;
+        Assert.Throws<ArgumentOutOfRangeException>(() => new DdimScheduler(config, 0));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new DdpmScheduler(config, config.NumTrainTimesteps + 1));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new DpmSolverScheduler(config.ForDpmSolver(), config.NumTrainTimesteps + 1));
+        var cosine = Assert.Throws<ArgumentException>(() => new DdimScheduler(config with { BetaSchedule = "squaredcos_cap_v2" }, 10));
+        Assert.Contains("beta_schedule 'squaredcos_cap_v2'", cosine.Message);
+        Assert.Throws<ArgumentException>(() => new TrainingSchedule(config with { NumTrainTimesteps = 1 }));
+        Assert.Throws<ArgumentOutOfRangeException>(() => GaussianNoise.Sample(1, 0, -1));
+        Assert.Equal(10, new DdimScheduler(config, 10).Steps);
+    }
+
+    [Fact]
     public void DpmSyntheticRunReproducesDiffusers()
     {
         var fixture = Cases.GetProperty("dpm20");

@@ -78,19 +78,42 @@ public class VaeDecoderTests
         Assert.Equal("decoder.mid_block.attentions.0.to_k.weight", e.TensorName);
     }
 
+    /// <summary>Without the mid-block attention and post_quant_conv (their weights absent), the decode equals the whole
+    /// VAE's with those parts made identities: the attention's out-projection zero (leaving its residual) and
+    /// post_quant_conv the identity 1x1 convolution.</summary>
     [Fact]
     public void OptionalPartsAreNotReadWhenTheConfigTurnsThemOff()
     {
         var (z, expected) = Expected();
-        var config = VaeConfig.Load(Path.Combine(Folder, "config.json")) with
+        var full = VaeConfig.Load(Path.Combine(Folder, "config.json"));
+        var config = full with { MidBlockAddAttention = false, UsePostQuantConv = false };
+        float[] without;
+        using (var weights = new WeightsWithout(WeightSources.OpenModelFolder(Folder),
+                   n => n.StartsWith("post_quant_conv.") || n.StartsWith("decoder.mid_block.attentions.")))
+        using (var vae = new VaeDecoder(Cpu, config, weights))
+            without = Decode(vae, z);
+        Assert.True(RelativeL2(without, expected) > 1e-2); // the parts matter
+
+        using var identities = new WeightsReplaced(WeightSources.OpenModelFolder(Folder), (name, values) => name switch
         {
-            MidBlockAddAttention = false,
-            UsePostQuantConv = false,
-        };
-        using var weights = new WeightsWithout(WeightSources.OpenModelFolder(Folder),
-            n => n.StartsWith("post_quant_conv.") || n.StartsWith("decoder.mid_block.attentions."));
-        using var vae = new VaeDecoder(Cpu, config, weights);
-        Assert.True(RelativeL2(Decode(vae, z), expected) > 1e-2);
+            "decoder.mid_block.attentions.0.to_out.0.weight" or "decoder.mid_block.attentions.0.to_out.0.bias"
+                or "post_quant_conv.bias" => new float[values.Length],
+            "post_quant_conv.weight" => Enumerable.Range(0, 16).Select(i => i % 5 == 0 ? 1f : 0f).ToArray(), // [4, 4, 1, 1]
+            _ => values,
+        });
+        using var whole = new VaeDecoder(Cpu, full, identities);
+        Assert.Equal(Decode(whole, z), without);
+    }
+
+    /// <summary>Tensors as read, or as <c>replace(name, values)</c> returns them.</summary>
+    private sealed class WeightsReplaced(IWeightSource inner, Func<string, float[], float[]> replace) : IWeightSource
+    {
+        public string Location => inner.Location;
+        public IReadOnlyCollection<string> Names => inner.Names;
+        public bool Contains(string name) => inner.Contains(name);
+        public TensorEntry Describe(string name) => inner.Describe(name);
+        public float[] ReadFloat32(string name, params int[] expectedShape) => replace(name, inner.ReadFloat32(name, expectedShape));
+        public void Dispose() => inner.Dispose();
     }
 
     [Fact]

@@ -69,6 +69,7 @@ public class AttentionTests
         using var half = SmoothCache.Kernels.HalfConversion.ToHalf(tq);
         using var o16 = Attention.Run(half, heads, hd, DType.Float16);
         Assert.Equal(DType.Float16, o16.DType);
+        // Against the float32 qkv's softmax: qkv rounded to float16 and the output too (measured 3.8e-4 and 4.6e-4).
         Assert.True(RelativeL2(o16.ToArray(), Reference(qkv, b, t, heads, hd)) < 2e-3);
     }
 }

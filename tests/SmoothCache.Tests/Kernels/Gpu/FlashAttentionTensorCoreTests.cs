@@ -80,7 +80,8 @@ public class FlashAttentionTensorCoreTests
     public void WritesFloat16Output()
     {
         var (got, expected) = Run(53, 1, 20, 1, 72, 2f, DType.Float16);
-        Assert.True(RelativeL2(got, expected) < 3e-3);
+        // The output's own rounding (2^-12 relative at most) on top of the probabilities': measured 2.5e-4.
+        Assert.True(RelativeL2(got, expected) < 1e-3);
     }
 
     [Fact]

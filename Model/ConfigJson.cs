@@ -20,6 +20,10 @@ public static class ConfigJson
         {
             throw new CorruptCheckpointException(path, null, JsonErrors.Describe(e), e);
         }
+        catch (IOException e)
+        {
+            throw new CorruptCheckpointException(path, null, $"cannot be read: {e.Message}", e);
+        }
         using (doc) return parse(doc.RootElement, path);
     }
 
@@ -43,12 +47,20 @@ public static class ConfigJson
         return value;
     }
 
+    /// <summary>A positive number as float32: one that rounds to 0 or infinity there is refused too.</summary>
     public static float Float(JsonElement root, string key, float fallback, string path)
     {
         if (!root.TryGetProperty(key, out var v) || v.ValueKind == JsonValueKind.Null) return fallback;
-        if (v.ValueKind != JsonValueKind.Number || !(v.GetDouble() > 0))
-            throw new ModelConfigException(path, key, $"expected a positive number, found {v.GetRawText()}");
-        return v.GetSingle();
+        if (v.ValueKind != JsonValueKind.Number || !v.TryGetSingle(out float value) || !float.IsFinite(value) || !(value > 0))
+            throw new ModelConfigException(path, key, $"expected a positive number within float32's range, found {v.GetRawText()}");
+        return value;
+    }
+
+    /// <summary>Refuses a size past <paramref name="max"/> (computed in 64 bits by the caller): the kernels index in 32 bits,
+    /// and a hostile config must not wrap a size into a small or negative one.</summary>
+    public static void Limit(string path, string key, long value, long max, string what)
+    {
+        if (value > max) throw new ModelConfigException(path, key, $"{what} is {value}, more than the {max} supported");
     }
 
     public static bool Bool(JsonElement root, string key, bool fallback, string path)

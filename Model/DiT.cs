@@ -96,7 +96,7 @@ public sealed class DiTTransformer : IHookable, IDisposable
     /// left out silently; fewer fail on the first missing tensor).</summary>
     public static void CheckStoredBlocks(DiTConfig config, string configPath, IWeightSource weights)
     {
-        int stored = weights.Names.Select(StoredBlock).DefaultIfEmpty(-1).Max() + 1;
+        long stored = weights.Names.Select(StoredBlock).DefaultIfEmpty(-1).Max() + 1L;
         if (stored > config.NumLayers)
             throw new ModelConfigException(configPath, "num_layers",
                 $"{config.NumLayers}, but {weights.Location} holds {stored} blocks (transformer_blocks.0..{stored - 1})");

@@ -91,6 +91,13 @@ public sealed record DiTConfig
         if (config.SampleSize % config.PatchSize != 0)
             throw new ModelConfigException(path, "sample_size",
                 $"{config.SampleSize} is not a multiple of patch_size {config.PatchSize}");
+        long width = (long)config.NumHeads * config.HeadDim, tokens = (long)config.Grid * config.Grid;
+        ConfigJson.Limit(path, "attention_head_dim", width, 1 << 14, "the width (heads x head dim)");
+        ConfigJson.Limit(path, "sample_size", tokens, 1 << 16, "the token count ((sample_size / patch_size)^2)");
+        ConfigJson.Limit(path, "num_layers", config.NumLayers, 1 << 10, "num_layers");
+        ConfigJson.Limit(path, "num_embeds_ada_norm", config.NumClasses, 1 << 24, "num_embeds_ada_norm");
+        ConfigJson.Limit(path, "patch_size", (long)config.PatchSize * config.PatchSize * config.OutChannels * width, int.MaxValue,
+            "the output projection's size (patch_size^2 x out_channels x width)");
         if (config.Width % 4 != 0)
             throw new ModelConfigException(path, "attention_head_dim",
                 $"width {config.Width} (heads x head dim) must be a multiple of 4 for the position table");

@@ -3,7 +3,8 @@ namespace SmoothCache.Model.Checkpoints;
 /// <summary>Name, storage dtype (as safetensors spells it: F32, F16, BF16, F64) and shape of one stored tensor.</summary>
 public sealed record TensorEntry(string Name, string DType, int[] Shape)
 {
-    public long ElementCount => Shape.Aggregate(1L, (a, b) => a * b);
+    /// <summary>The product of the shape (the readers refuse shapes whose product overflows).</summary>
+    public long ElementCount => Shape.Aggregate(1L, (a, b) => checked(a * b));
 }
 
 /// <summary>

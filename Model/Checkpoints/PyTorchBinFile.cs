@@ -20,6 +20,14 @@ public sealed class PyTorchBinFile : IWeightSource
     private readonly Dictionary<string, (TensorEntry Entry, TorchTensor Tensor, ZipArchiveEntry Storage)> _tensors;
     private readonly Lock _zipLock = new();
 
+    // Bounds on what a hostile file can make us allocate or walk: data.pkl of a DiT-XL/2 checkpoint is ~100 KB, a state
+    // dict nests a level or two, and deflate cannot expand more than ~1032 times.
+    private const long MaxPickleBytes = 256L << 20;
+    private const long MaxByteOrderBytes = 16;
+    private const long MaxDeflateRatio = 1032;
+    private const int MaxNesting = 32;
+    private const int MaxStateDictEntries = 1 << 20;
+
     public string Location { get; }
 
     /// <summary>Tensor names in state dict order (nested dicts flattened as "outer.inner").</summary>
@@ -50,7 +58,7 @@ public sealed class PyTorchBinFile : IWeightSource
             {
                 zip = new ZipArchive(file, ZipArchiveMode.Read, leaveOpen: true);
             }
-            catch (InvalidDataException e)
+            catch (Exception e) when (IsZipFault(e))
             {
                 throw new CorruptCheckpointException(path, null, $"not a valid zip archive (torch.save zip format expected): {e.Message}", e);
             }
@@ -60,7 +68,7 @@ public sealed class PyTorchBinFile : IWeightSource
             if (root is not Hashtable dict)
                 throw new CorruptCheckpointException(path, null, $"{folder}/data.pkl holds {TorchPickle.Describe(root)}, expected a state dict");
             var found = new List<(string Name, TorchTensor Tensor)>();
-            Collect(path, dict, "", found);
+            Collect(path, dict, "", found, new HashSet<Hashtable>(ReferenceEqualityComparer.Instance), new int[1]);
             var tensors = new Dictionary<string, (TensorEntry, TorchTensor, ZipArchiveEntry)>(StringComparer.Ordinal);
             var names = new List<string>();
             foreach (var (name, tensor) in found.OrderBy(t => t.Tensor.Sequence))
@@ -100,38 +108,47 @@ public sealed class PyTorchBinFile : IWeightSource
     {
         ZipArchiveEntry? entry = zip.GetEntry($"{folder}/byteorder");
         if (entry is null) return; // older torch versions wrote no byteorder and were little-endian
-        string order = Encoding.ASCII.GetString(ReadEntry(path, entry)).Trim();
+        string order = Encoding.ASCII.GetString(ReadEntry(path, entry, MaxByteOrderBytes)).Trim();
         if (order != "little")
             throw new CorruptCheckpointException(path, null, $"{folder}/byteorder is '{order}', only little-endian checkpoints are supported");
     }
 
     private static object? LoadPickle(string path, ZipArchive zip, string folder)
     {
-        byte[] pickle = ReadEntry(path, zip.GetEntry($"{folder}/data.pkl")!);
+        byte[] pickle = ReadEntry(path, zip.GetEntry($"{folder}/data.pkl")!, MaxPickleBytes);
         try
         {
             return TorchPickle.Load(pickle);
         }
-        catch (Exception e) when (e is InvalidDataException or PickleException or InvalidCastException or IndexOutOfRangeException
-                                      or ArgumentException or FormatException or OverflowException)
+        catch (Exception e) when (e is not (OutOfMemoryException or CorruptCheckpointException))
         {
-            // The unpickler signals a malformed stack with cast and index errors as well as its own exceptions.
+            // The unpickler signals a malformed stack with cast, index and null-reference errors as well as its own.
             throw new CorruptCheckpointException(path, null, $"{folder}/data.pkl: {e.Message}", e);
         }
     }
 
-    private static void Collect(string path, Hashtable dict, string prefix, List<(string, TorchTensor)> found)
+    /// <summary>The tensors of a state dict, nested dicts flattened. A pickle can make a dict hold itself or share one
+    /// dict many times over (2^depth paths): dicts on the current path, nesting past 32 and more than 2^20 entries are refused.</summary>
+    private static void Collect(string path, Hashtable dict, string prefix, List<(string, TorchTensor)> found,
+        HashSet<Hashtable> enclosing, int[] entries)
     {
+        if (enclosing.Count >= MaxNesting)
+            throw new CorruptCheckpointException(path, null, $"the state dict nests deeper than {MaxNesting} levels (at '{prefix}')");
+        if (!enclosing.Add(dict))
+            throw new CorruptCheckpointException(path, null, $"the state dict contains itself (at '{prefix}')");
         foreach (DictionaryEntry item in dict)
         {
+            if (++entries[0] > MaxStateDictEntries)
+                throw new CorruptCheckpointException(path, null, $"the state dict has more than {MaxStateDictEntries} entries");
             if (item.Value is not (TorchTensor or Hashtable)) continue;
             if (item.Key is not string key)
                 throw new CorruptCheckpointException(path, null, $"state dict key {TorchPickle.Describe(item.Key)} is not a string");
             if (item.Value is Hashtable nested)
-                Collect(path, nested, $"{prefix}{key}.", found);
+                Collect(path, nested, $"{prefix}{key}.", found, enclosing, entries);
             else
                 found.Add((prefix + key, (TorchTensor)item.Value));
         }
+        enclosing.Remove(dict);
     }
 
     /// <summary>Checks the tensor is a contiguous view inside its storage and the storage file has the declared size.</summary>
@@ -159,6 +176,7 @@ public sealed class PyTorchBinFile : IWeightSource
                 $"elements [{tensor.Offset}, {end}) fall outside storage '{storage.Key}' of {storage.ElementCount} elements");
         ZipArchiveEntry entry = zip.GetEntry($"{folder}/data/{storage.Key}")
             ?? throw new CorruptCheckpointException(path, name, $"storage file {folder}/data/{storage.Key} is missing from the zip");
+        CheckDeclaredLength(path, entry);
         StoredDTypes.TryGetSize(storage.DType, out int elementSize);
         if (entry.Length % elementSize != 0 || entry.Length / elementSize != storage.ElementCount)
             throw new CorruptCheckpointException(path, name,
@@ -166,8 +184,12 @@ public sealed class PyTorchBinFile : IWeightSource
         return entry;
     }
 
-    private static byte[] ReadEntry(string path, ZipArchiveEntry entry)
+    /// <summary>A whole zip entry of at most <paramref name="maxBytes"/> bytes.</summary>
+    private static byte[] ReadEntry(string path, ZipArchiveEntry entry, long maxBytes)
     {
+        if (entry.Length > maxBytes)
+            throw new CorruptCheckpointException(path, null, $"zip entry {entry.FullName} declares {entry.Length} bytes, more than the {maxBytes} expected");
+        CheckDeclaredLength(path, entry);
         try
         {
             using Stream stream = entry.Open();
@@ -175,11 +197,25 @@ public sealed class PyTorchBinFile : IWeightSource
             stream.ReadExactly(bytes);
             return bytes;
         }
-        catch (Exception e) when (e is InvalidDataException or EndOfStreamException)
+        catch (Exception e) when (IsZipFault(e))
         {
             throw new CorruptCheckpointException(path, null, $"zip entry {entry.FullName} cannot be read: {e.Message}", e);
         }
     }
+
+    /// <summary>Refuses an entry whose declared size its stored bytes cannot hold (deflate expands at most ~1032 times), so
+    /// that a lying zip directory cannot make us allocate gigabytes before the read fails.</summary>
+    private static void CheckDeclaredLength(string path, ZipArchiveEntry entry)
+    {
+        if (entry.Length > Math.Max(entry.CompressedLength, 1) * MaxDeflateRatio)
+            throw new CorruptCheckpointException(path, null,
+                $"zip entry {entry.FullName} declares {entry.Length} bytes but stores {entry.CompressedLength}: more than deflate can expand");
+    }
+
+    /// <summary>What .NET's zip reader throws on a damaged archive (besides InvalidDataException, fuzzed archives have
+    /// given index and argument errors).</summary>
+    private static bool IsZipFault(Exception e) =>
+        e is InvalidDataException or IOException or ArgumentException or IndexOutOfRangeException or NotSupportedException or OverflowException;
 
     public bool Contains(string name) => _tensors.ContainsKey(name);
 
@@ -199,7 +235,7 @@ public sealed class PyTorchBinFile : IWeightSource
                 Skip(stream, tensor.Offset * elementSize);
                 StoredDTypes.ReadConverted(entry.DType, values, stream.ReadExactly, StoredDTypes.ToFloat32);
             }
-            catch (Exception e) when (e is InvalidDataException or EndOfStreamException)
+            catch (Exception e) when (IsZipFault(e))
             {
                 throw new CorruptCheckpointException(Location, name, $"storage file {storage.FullName} cannot be read: {e.Message}", e);
             }

@@ -14,6 +14,7 @@ namespace SmoothCache.Model.Checkpoints;
 public sealed class SafetensorsFile : IWeightSource
 {
     private const string MetadataKey = "__metadata__";
+    private const ulong MaxHeaderBytes = 100_000_000;
 
     private readonly SafeFileHandle _handle;
     private readonly long _dataStart;
@@ -68,11 +69,17 @@ public sealed class SafetensorsFile : IWeightSource
         if (headerLength > (ulong)(fileLength - 8))
             throw new CorruptCheckpointException(path, null,
                 $"header length {headerLength} runs past the end of the file ({fileLength} bytes; truncated or not a safetensors file)");
-        if (headerLength > int.MaxValue)
-            throw new CorruptCheckpointException(path, null, $"header length {headerLength} is implausibly large");
+        // The reference implementation's own limit: a header is a few hundred bytes a tensor.
+        if (headerLength > MaxHeaderBytes)
+            throw new CorruptCheckpointException(path, null, $"header length {headerLength} is more than the {MaxHeaderBytes} bytes a header may have");
 
         byte[] header = new byte[headerLength];
-        RandomAccess.Read(handle, header, 8);
+        for (int read = 0; read < header.Length;)
+        {
+            int n = RandomAccess.Read(handle, header.AsSpan(read), 8 + read);
+            if (n == 0) throw new CorruptCheckpointException(path, null, $"file ends inside its {headerLength}-byte header");
+            read += n;
+        }
         long dataStart = 8 + (long)headerLength;
         long dataLength = fileLength - dataStart;
 
@@ -159,19 +166,22 @@ public sealed class SafetensorsFile : IWeightSource
                 $"data_offsets [{begin}, {end}] run past the data section ({dataLength} bytes; file truncated?)");
 
         var entry = new TensorEntry(name, dtype, shape);
-        // A dtype this reader does not know (newer sub-byte formats) cannot be size-checked; reading it
-        // throws UnsupportedDTypeException, and the bounds and overlap checks still apply.
-        if (!StoredDTypes.TryGetSize(dtype, out int elementSize))
-            return (entry, begin, end);
-        long expectedBytes;
+        long elements;
         try
         {
-            expectedBytes = checked(shape.Aggregate(1L, (a, b) => a * b) * elementSize);
+            elements = shape.Aggregate(1L, (a, b) => checked(a * b));
         }
         catch (OverflowException)
         {
             throw new CorruptCheckpointException(path, name, $"shape [{string.Join(",", shape)}] is too large");
         }
+        // A dtype this reader does not know (newer sub-byte formats) cannot be size-checked; reading it
+        // throws UnsupportedDTypeException, and the bounds and overlap checks still apply.
+        if (!StoredDTypes.TryGetSize(dtype, out int elementSize))
+            return (entry, begin, end);
+        if (elements > long.MaxValue / elementSize)
+            throw new CorruptCheckpointException(path, name, $"shape [{string.Join(",", shape)}] is too large");
+        long expectedBytes = elements * elementSize;
         if (end - begin != expectedBytes)
             throw new CorruptCheckpointException(path, name,
                 $"data_offsets [{begin}, {end}] hold {end - begin} bytes, but {dtype} shape [{string.Join(",", shape)}] needs {expectedBytes}");

@@ -42,6 +42,8 @@ public sealed record VaeConfig
 
         var d = new VaeConfig();
         var channels = ConfigJson.IntArray(root, "block_out_channels", path) ?? d.BlockOutChannels;
+        ConfigJson.Limit(path, "block_out_channels", channels.Length, 8, "the number of levels");
+        ConfigJson.Limit(path, "block_out_channels", channels.Max(), 1 << 14, "the widest level's channels");
         var upBlocks = ConfigJson.StringArray(root, "up_block_types", path) ?? Enumerable.Repeat(UpDecoderBlock, channels.Length).ToArray();
         for (int i = 0; i < upBlocks.Length; i++)
             if (upBlocks[i] != UpDecoderBlock)

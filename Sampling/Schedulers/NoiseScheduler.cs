@@ -101,6 +101,11 @@ public abstract class NoiseScheduler
     protected static int[] SpacedTimesteps(SchedulerConfig config, int steps)
     {
         int trainSteps = config.NumTrainTimesteps;
+        // The largest "leading" timestep, in 64 bits: a config built in code may hold any steps_offset.
+        long first = (long)(steps - 1) * (trainSteps / steps) + config.StepsOffset;
+        if (config.TimestepSpacing == "leading" && (config.StepsOffset < 0 || first >= trainSteps))
+            throw new ArgumentException($"{config.Source}: steps_offset {config.StepsOffset} takes {steps} leading steps to timestep {first}, " +
+                                        $"outside num_train_timesteps ({trainSteps}): use fewer steps or a smaller steps_offset (at least 0)");
         var t = new int[steps];
         for (int k = 0; k < steps; k++)
         {
@@ -113,9 +118,6 @@ public abstract class NoiseScheduler
                 _ => (int)Math.Round(trainSteps - (steps - 1 - k) * ((double)trainSteps / steps), MidpointRounding.ToEven) - 1,
             };
         }
-        if (t[0] >= trainSteps)
-            throw new ArgumentException($"{config.Source}: steps_offset {config.StepsOffset} takes {steps} leading steps to timestep {t[0]}, " +
-                                        $"past the last of num_train_timesteps ({trainSteps}): use fewer steps or a smaller steps_offset");
         return t;
     }
 

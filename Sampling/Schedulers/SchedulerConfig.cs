@@ -121,14 +121,15 @@ public sealed record SchedulerConfig
             LambdaMinClipped = r.Double("lambda_min_clipped", double.NegativeInfinity),
         };
 
-        r.Require(config.NumTrainTimesteps >= 2, "num_train_timesteps", config.NumTrainTimesteps, "an integer >= 2");
+        r.Require(config.NumTrainTimesteps is >= 2 and <= 1_000_000, "num_train_timesteps", config.NumTrainTimesteps, "an integer from 2 to 1000000");
         r.Require(config.BetaStart > 0 && config.BetaEnd > config.BetaStart && config.BetaEnd < 1,
             "beta_end", config.BetaEnd, $"0 < beta_start ({config.BetaStart}) < beta_end < 1");
         r.Require(config.BetaSchedule == "linear", "beta_schedule", config.BetaSchedule, "'linear' (the only schedule supported)");
         r.Require(config.PredictionType == "epsilon", "prediction_type", config.PredictionType, "'epsilon' (the only prediction type supported)");
         r.Require(config.TimestepSpacing is "leading" or "linspace" or "trailing",
             "timestep_spacing", config.TimestepSpacing, "'leading', 'linspace' or 'trailing'");
-        r.Require(config.StepsOffset >= 0, "steps_offset", config.StepsOffset, "an integer >= 0");
+        r.Require(config.StepsOffset >= 0 && config.StepsOffset < config.NumTrainTimesteps, "steps_offset", config.StepsOffset,
+            "an integer >= 0 and below num_train_timesteps");
         // clip_sample defaults to true in DDIM and DDPM; DiT's config turns it off.
         r.Require(!r.Bool("clip_sample", !isDpm), "clip_sample", true, "false (sample clipping is not supported)");
         r.Require(!r.Bool("thresholding", false), "thresholding", true, "false (dynamic thresholding is not supported)");

@@ -269,6 +269,76 @@ public class PyTorchBinFileTests
         Assert.Contains("data.pkl", e.Message);
     }
 
+    /// <summary>A pickle can make a dict hold itself, or share one dict under two keys at every level (2^depth paths to
+    /// walk from a few hundred bytes): refused, not a stack overflow or an endless walk.</summary>
+    [Theory]
+    [InlineData(0, "contains itself")]
+    [InlineData(40, "nests deeper than 32")]
+    [InlineData(24, "more than 1048576 entries")]
+    public void SelfReferencingOrExplodingDictsAreRefused(int sharedLevels, string problem)
+    {
+        using var temp = new TempFolder();
+        string path = temp.File("hostile.bin");
+        PyTorchBinWriter.WriteArchive(path, "archive", sharedLevels == 0 ? SelfHoldingDict() : SharedLevels(sharedLevels), []);
+        var e = Assert.Throws<CorruptCheckpointException>(() => PyTorchBinFile.Open(path));
+        Assert.Contains(problem, e.Message);
+    }
+
+    /// <summary>d = {}; d["a"] = d (PROTO 2, EMPTY_DICT, BINPUT 0, BINUNICODE "a", BINGET 0, SETITEM, STOP).</summary>
+    private static byte[] SelfHoldingDict() => [0x80, 2, (byte)'}', (byte)'q', 0, (byte)'X', 1, 0, 0, 0, (byte)'a', (byte)'h', 0, (byte)'s', (byte)'.'];
+
+    /// <summary>d = {} then, levels times, d = {"a": d, "b": d}: each level memoised once and fetched twice.</summary>
+    private static byte[] SharedLevels(int levels)
+    {
+        var bytes = new List<byte> { 0x80, 2, (byte)'}', (byte)'q', 0 }; // the innermost dict, memo 0
+        for (int i = 1; i <= levels; i++)
+        {
+            bytes.AddRange([(byte)'}', (byte)'(']);                                       // EMPTY_DICT, MARK
+            foreach (char key in "ab") bytes.AddRange([(byte)'X', 1, 0, 0, 0, (byte)key, (byte)'h', (byte)(i - 1)]);
+            bytes.AddRange([(byte)'u', (byte)'q', (byte)i]);                              // SETITEMS, BINPUT i
+        }
+        bytes.Add((byte)'.');
+        return bytes.ToArray();
+    }
+
+    [Fact]
+    public void UnpicklerFaultsOnMalformedOpcodesAreCorrupt()
+    {
+        using var temp = new TempFolder();
+        string path = temp.File("build-none.bin");
+        PyTorchBinWriter.WriteArchive(path, "archive", [0x80, 2, (byte)'}', (byte)'N', (byte)'b', (byte)'.'], []); // BUILD with None
+        AssertNames(Assert.Throws<CorruptCheckpointException>(() => PyTorchBinFile.Open(path)), path);
+    }
+
+    /// <summary>A zip directory claiming ~4 GB for a deflated data.pkl of a few bytes: refused before anything is allocated.</summary>
+    [Fact]
+    public void AnEntryDeclaringMoreThanItCanHoldIsRefused()
+    {
+        using var temp = new TempFolder();
+        string path = temp.File("lying.bin");
+        using (var zip = ZipFile.Open(path, ZipArchiveMode.Create))
+        {
+            using var entry = zip.CreateEntry("archive/data.pkl", CompressionLevel.Optimal).Open();
+            entry.Write(new PickleBuilder().Proto().Int(3).Stop());
+        }
+        var bytes = File.ReadAllBytes(path);
+        PatchUncompressedSizes(bytes, 0xFFFFFFFEu);
+        File.WriteAllBytes(path, bytes);
+        var e = Assert.Throws<CorruptCheckpointException>(() => PyTorchBinFile.Open(path));
+        Assert.Contains("declares 4294967294 bytes", e.Message);
+    }
+
+    /// <summary>Sets the uncompressed size in every local header (offset 22) and central directory record (offset 24).</summary>
+    private static void PatchUncompressedSizes(byte[] zip, uint size)
+    {
+        for (int i = 0; i + 28 <= zip.Length; i++)
+        {
+            uint signature = BitConverter.ToUInt32(zip, i);
+            int at = signature == 0x04034b50 ? i + 22 : signature == 0x02014b50 ? i + 24 : -1;
+            if (at >= 0) BitConverter.GetBytes(size).CopyTo(zip, at);
+        }
+    }
+
     [Fact]
     public void MissingFileIsNotFound()
     {

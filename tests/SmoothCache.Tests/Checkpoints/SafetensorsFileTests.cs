@@ -97,7 +97,26 @@ public class SafetensorsFileTests
         Assert.Contains("1000000", e.Message);
     }
 
+    /// <summary>A header length the file could hold but no header needs (the reference implementation's 100 MB limit):
+    /// refused before it is allocated. The file is sparse.</summary>
+    [Fact]
+    public void HeaderLongerThanAnyHeaderIsCorrupt()
+    {
+        using var temp = new TempFolder();
+        string path = temp.File("huge-header.safetensors");
+        using (var stream = new FileStream(path, FileMode.CreateNew))
+        {
+            stream.Write(BitConverter.GetBytes(150_000_000UL));
+            stream.SetLength(150_000_100);
+        }
+        var e = Assert.Throws<CorruptCheckpointException>(() => SafetensorsFile.Open(path));
+        AssertNames(e, path);
+        Assert.Contains("more than the 100000000 bytes", e.Message);
+    }
+
     [Theory]
+    [InlineData("{\"q\": {\"dtype\": \"Q4\", \"shape\": [2147483647, 2147483647, 2147483647], \"data_offsets\": [0, 0]}}")]
+    [InlineData("{\"a\": {\"dtype\": \"F64\", \"shape\": [2147483647, 2147483647, 2147483647], \"data_offsets\": [0, 4]}}")]
     [InlineData("[1, 2]")]
     [InlineData("{\"a\": ")]
     [InlineData("{\"a\": {\"dtype\": \"F32\", \"shape\": [1]}}")]

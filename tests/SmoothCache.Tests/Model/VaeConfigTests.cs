@@ -56,6 +56,9 @@ public sealed class VaeConfigTests : IDisposable
     [InlineData("""{"layers_per_block": 0}""", "layers_per_block")]
     [InlineData("""{"use_post_quant_conv": "yes"}""", "use_post_quant_conv")]
     [InlineData("""{"_class_name": "AutoencoderTiny"}""", "_class_name")]
+    [InlineData("""{"block_out_channels": [32, 32, 32, 32, 32, 32, 32, 32, 32], "up_block_types": null}""", "block_out_channels")]
+    [InlineData("""{"scaling_factor": 1e400}""", "scaling_factor")]
+    [InlineData("""{"scaling_factor": 1e-50}""", "scaling_factor")]
     public void RejectsInconsistentValuesNamingTheKey(string json, string key)
     {
         string path = Write(json);

@@ -234,6 +234,8 @@ public class SchedulerTests
     [InlineData("""{"_class_name": "DDPMScheduler", "clip_sample": false, "variance_type": "learned_range"}""", "variance_type")]
     [InlineData("""{"_class_name": "DPMSolverMultistepScheduler", "solver_order": 3}""", "solver_order")]
     [InlineData("""{"_class_name": "DDIMScheduler", "clip_sample": false,""", "not valid JSON")]
+    [InlineData("""{"_class_name": "DDIMScheduler", "clip_sample": false, "steps_offset": 2147483000}""", "steps_offset")]
+    [InlineData("""{"_class_name": "DDIMScheduler", "clip_sample": false, "num_train_timesteps": 2147483647}""", "num_train_timesteps")]
     public void BadConfigsNameTheFileAndKey(string json, string key)
     {
         var ex = Assert.Throws<SchedulerConfigException>(() => SchedulerConfig.Parse(json, "bad/scheduler_config.json"));
@@ -254,6 +256,8 @@ public class SchedulerTests
     [Theory]
     [InlineData("ddim", 1000, 1)]   // every timestep, shifted by one: the first is 1000
     [InlineData("ddpm", 10, 901)]
+    [InlineData("ddim", 50, int.MaxValue - 10)]  // built in code: past int's range on the way
+    [InlineData("ddim", 10, -1)]
     public void AStepsOffsetPastTheLastTimestepIsRejected(string kind, int steps, int offset)
     {
         var config = DitConfig() with { StepsOffset = offset, Source = "scheduler_config.json" };

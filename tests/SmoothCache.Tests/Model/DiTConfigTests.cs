@@ -1,0 +1,38 @@
+using System.Text.Json;
+using SmoothCache.Model;
+using SmoothCache.Model.Checkpoints;
+
+namespace SmoothCache.Tests.Model;
+
+public class DiTConfigTests
+{
+    private static DiTConfig Parse(string json)
+    {
+        using var doc = JsonDocument.Parse(json);
+        return DiTConfig.Parse(doc.RootElement, "transformer/config.json");
+    }
+
+    [Fact]
+    public void MissingKeysAreDitXl2s()
+    {
+        var c = Parse("{}");
+        Assert.Equal((1152, 256, 28, 1000), (c.Width, c.Tokens, c.NumLayers, c.NumClasses));
+    }
+
+    /// <summary>Sizes the kernels would index past 32 bits (or wrap into small or negative ones), and numbers that round
+    /// to 0 or infinity in float32, are refused with the key, before anything is allocated.</summary>
+    [Theory]
+    [InlineData("""{"sample_size": 4096, "patch_size": 2}""", "sample_size")]
+    [InlineData("""{"num_attention_heads": 2, "attention_head_dim": 1073741824}""", "attention_head_dim")]
+    [InlineData("""{"num_embeds_ada_norm": 2147483647}""", "num_embeds_ada_norm")]
+    [InlineData("""{"num_layers": 100000}""", "num_layers")]
+    [InlineData("""{"patch_size": 32, "sample_size": 1024, "out_channels": 4096}""", "patch_size")]
+    [InlineData("""{"norm_eps": 1e39}""", "norm_eps")]
+    [InlineData("""{"norm_eps": 1e-50}""", "norm_eps")]
+    public void OutsizedOrUnrepresentableValuesNameTheirKey(string json, string key)
+    {
+        var e = Assert.Throws<ModelConfigException>(() => Parse(json));
+        Assert.Contains($"'{key}'", e.Message);
+        Assert.Contains("transformer/config.json", e.Message);
+    }
+}

@@ -86,6 +86,7 @@ public sealed class SafetensorsFile : IWeightSource
         var tensors = new Dictionary<string, (TensorEntry, long, long)>(StringComparer.Ordinal);
         var names = new List<string>();
         var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
+        bool metadataSeen = false;
         using (JsonDocument document = ParseHeader(path, header))
         {
             if (document.RootElement.ValueKind != JsonValueKind.Object)
@@ -94,6 +95,8 @@ public sealed class SafetensorsFile : IWeightSource
             {
                 if (property.Name == MetadataKey)
                 {
+                    if (metadataSeen) throw new CorruptCheckpointException(path, null, $"{MetadataKey} appears twice in the header");
+                    metadataSeen = true;
                     ReadMetadata(path, property.Value, metadata);
                     continue;
                 }

@@ -124,6 +124,7 @@ public class SafetensorsFileTests
     [InlineData("{\"a\": {\"dtype\": 3, \"shape\": [1], \"data_offsets\": [0, 4]}}")]
     [InlineData("{\"a\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [4, 0]}}")]
     [InlineData("{\"__metadata__\": {\"format\": 1}}")]
+    [InlineData("{\"__metadata__\": {}, \"__metadata__\": {\"format\": \"pt\"}}")]
     public void InvalidHeadersAreCorrupt(string header)
     {
         using var temp = new TempFolder();

@@ -47,7 +47,9 @@ public sealed class ShardedSafetensors : IWeightSource
                 {
                     string shardPath = Path.Combine(folder, shardName);
                     if (!File.Exists(shardPath))
-                        throw new CheckpointNotFoundException(indexPath, $"shard '{shardName}' named by weight_map is missing (looked for {shardPath})");
+                        throw new CheckpointNotFoundException(indexPath, Directory.Exists(shardPath)
+                            ? $"shard '{shardName}' named by weight_map is a folder ({shardPath}): expected a safetensors file"
+                            : $"shard '{shardName}' named by weight_map is missing (looked for {shardPath})");
                     shard = SafetensorsFile.Open(shardPath);
                     shardsByFile.Add(shardName, shard);
                 }

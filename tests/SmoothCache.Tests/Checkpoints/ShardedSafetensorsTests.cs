@@ -56,6 +56,18 @@ public class ShardedSafetensorsTests
         var e = Assert.Throws<CheckpointNotFoundException>(() => ShardedSafetensors.Open(index));
         AssertNames(e, index);
         Assert.Contains("model-00002-of-00003.safetensors", e.Message);
+        Assert.Contains("is missing", e.Message);
+    }
+
+    [Fact]
+    public void AShardThatIsAFolderIsSaidToBeOne()
+    {
+        using var temp = new TempFolder();
+        Directory.CreateDirectory(temp.File("shard-folder"));
+        string index = WriteShards(temp, ValidMap.Replace("model-00002-of-00002.safetensors", "shard-folder"));
+        var e = Assert.Throws<CheckpointNotFoundException>(() => ShardedSafetensors.Open(index));
+        AssertNames(e, index);
+        Assert.Contains("'shard-folder' named by weight_map is a folder", e.Message);
     }
 
     [Fact]

@@ -32,7 +32,8 @@ public sealed record GenerationOptions
 public readonly record struct StepInfo(int Index, int Count, int Timestep, Tensor Latents);
 
 /// <summary>A generation's final latents [B, C, S, S] and images [B, H, W, C] in [0, 1] (NHWC, as diffusers returns them
-/// with output_type "np").</summary>
+/// with output_type "np"). The arrays are the caller's; as a record's members they compare by reference, so compare
+/// results by their contents (e.g. SequenceEqual).</summary>
 public sealed record GenerationResult(
     float[] Latents, int[] LatentShape, float[] Images, int[] ImageShape, TimeSpan Elapsed)
 {

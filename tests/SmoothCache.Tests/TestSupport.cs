@@ -74,6 +74,20 @@ public static class TestSupport
     public static double RelativeL2(IReadOnlyList<float> actual, IReadOnlyList<float> expected) =>
         RelativeL2(actual, expected.Select(v => (double)v).ToArray());
 
+    /// <summary>Runs <paramref name="action"/> on a new thread and waits for it; returns what it threw, or null.</summary>
+    public static Exception? ThrownOnAnotherThread(Action action)
+    {
+        Exception? thrown = null;
+        var thread = new Thread(() =>
+        {
+            try { action(); }
+            catch (Exception e) { thrown = e; }
+        });
+        thread.Start();
+        thread.Join();
+        return thrown;
+    }
+
     public static double MaxAbs(IReadOnlyList<float> actual, IReadOnlyList<double> expected) =>
         actual.Select((v, i) => Math.Abs(v - expected[i])).Max();
 }

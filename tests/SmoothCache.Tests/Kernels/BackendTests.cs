@@ -1,4 +1,5 @@
 using SmoothCache.Kernels;
+using static SmoothCache.Tests.TestSupport;
 
 namespace SmoothCache.Tests.Kernels;
 
@@ -111,18 +112,7 @@ public class BackendTests
     public void AClaimFromAnotherThreadWhileOneIsHeldIsRefused()
     {
         using var backend = Backend.Create(DeviceKind.Cpu);
-        Exception? ClaimOnAnotherThread(string work)
-        {
-            Exception? thrown = null;
-            var thread = new Thread(() =>
-            {
-                try { backend.Claim(work).Dispose(); }
-                catch (Exception e) { thrown = e; }
-            });
-            thread.Start();
-            thread.Join();
-            return thrown;
-        }
+        Exception? ClaimOnAnotherThread(string work) => ThrownOnAnotherThread(() => backend.Claim(work).Dispose());
         using (backend.Claim("first"))
         {
             using (backend.Claim("nested on the same thread")) { }

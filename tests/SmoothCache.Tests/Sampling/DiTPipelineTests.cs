@@ -85,22 +85,10 @@ public class DiTPipelineTests
         var expected = pipe.Generate(options);
         GenerationResult? result = null;
         Exception? thrown = null;
-        void OnAnotherThread()
-        {
-            var thread = new Thread(() =>
-            {
-                try { result = pipe.Generate(options); }
-                catch (Exception e) { thrown = e; }
-            });
-            thread.Start();
-            thread.Join();
-        }
-        pipe.Generate(options, step => { if (step.Index == 0) OnAnotherThread(); });
+        pipe.Generate(options, step => { if (step.Index == 0) thrown = ThrownOnAnotherThread(() => result = pipe.Generate(options)); });
         Assert.Contains("DiTPipeline.Generate: the backend", Assert.IsType<InvalidOperationException>(thrown).Message);
         Assert.Null(result);
-        thrown = null;
-        OnAnotherThread();
-        Assert.Null(thrown);
+        Assert.Null(ThrownOnAnotherThread(() => result = pipe.Generate(options)));
         Assert.Equal(expected.Latents, result!.Latents);
     }
 

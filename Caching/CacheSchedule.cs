@@ -38,9 +38,9 @@ public sealed class CacheSchedule
         ComponentNames.CanonicalSet(_entries.Select(e => ParseKey(e.Key, SourceName).Component));
 
     /// <summary>A schedule of these keys and flags (true = compute), kept in the given order and copied;
-    /// <paramref name="sourceName"/> names it in errors. No entries is allowed here (<see cref="Parse"/> rejects it).</summary>
-    /// <exception cref="CacheScheduleException">a key is not "component" or "component-block" of a known component, or two
-    /// keys name the same one (attn = attn1, mlp = ff)</exception>
+    /// <paramref name="sourceName"/> names it in errors.</summary>
+    /// <exception cref="CacheScheduleException">no entries, a key that is not "component" or "component-block" of a known
+    /// component, or two keys naming the same one (attn = attn1, mlp = ff)</exception>
     public CacheSchedule(IEnumerable<KeyValuePair<string, IReadOnlyList<bool>>> entries, string sourceName = "schedule")
     {
         SourceName = sourceName;
@@ -59,6 +59,9 @@ public sealed class CacheSchedule
             _entries.Add(new(key, copy));
             _byCanonicalKey[canonical] = copy;
         }
+        if (_entries.Count == 0)
+            throw new CacheScheduleException(sourceName, null,
+                $"names no component: expected keys {ComponentNames.Expected} (or <component>-<block>), each a list of 0/1");
     }
 
     /// <summary>Reads a schedule JSON file (see <see cref="Parse"/>); errors name <paramref name="path"/>.</summary>
@@ -102,9 +105,6 @@ public sealed class CacheSchedule
             var entries = new List<KeyValuePair<string, IReadOnlyList<bool>>>();
             foreach (var property in root.EnumerateObject())
                 entries.Add(new(property.Name, ParseFlags(property.Value, property.Name, sourceName)));
-            if (entries.Count == 0)
-                throw new CacheScheduleException(sourceName, null,
-                    $"names no component: expected keys {ComponentNames.Expected} (or <component>-<block>), each a list of 0/1");
             return new CacheSchedule(entries, sourceName);
         }
     }

@@ -44,8 +44,8 @@ public sealed class SmoothCacheHelper : IComponentHook, IDisposable
         schedule.CheckBlocks(model.NumBlocks);
         var selected = components is null ? schedule.Components : ComponentNames.CanonicalSet(components);
         if (selected.Count == 0)
-            throw new ArgumentException($"nothing to cache: {schedule.SourceName} names no component and none was given " +
-                                        $"(expected some of {ComponentNames.Expected})", nameof(components));
+            throw new ArgumentException($"nothing to cache: no components given (expected some of {ComponentNames.Expected})",
+                                        nameof(components));
         return new SmoothCacheHelper(model, schedule, selected);
     }
 

@@ -61,8 +61,7 @@ public sealed class CalibrationHelper : IComponentHook, IDisposable
         if (output.Backend.IsRecording)
         {
             output.Dispose();
-            throw new NotSupportedException("a CalibrationHelper reads every step's errors on the host, which a launch recording " +
-                                            "cannot hold: calibrate with DiTPipeline.Generate, then record with the schedule it makes");
+            throw new NotSupportedException(RecordingRefusal);
         }
 
         var key = new ComponentBlock(canonical, block);
@@ -84,6 +83,10 @@ public sealed class CalibrationHelper : IComponentHook, IDisposable
         return output;
     }
 
+    /// <summary>Always refused: the helper reads every step's errors on the host, which a launch recording cannot hold.</summary>
+    public string RecordingRefusal => "a CalibrationHelper reads every step's errors on the host, which a launch recording " +
+                                      "cannot hold: calibrate with DiTPipeline.Generate, then record with the schedule it makes";
+
     /// <summary>Raw error rows per (component, block), ordered by block then component: row j = lag j+1, in call order.</summary>
     public IReadOnlyList<KeyValuePair<ComponentBlock, IReadOnlyList<IReadOnlyList<double>>>> ErrorRows =>
         _rows.OrderBy(kv => kv.Key.Block).ThenBy(kv => IndexOf(kv.Key.Component))
@@ -96,10 +99,26 @@ public sealed class CalibrationHelper : IComponentHook, IDisposable
     /// <summary>Rows averaged over blocks, per component type.</summary>
     public IReadOnlyDictionary<string, double[][]> AveragedRows() => CalibrationMath.AverageByComponent(ErrorRows);
 
-    /// <summary>The schedule for threshold <paramref name="alpha"/>: one key per calibrated component, <paramref name="steps"/> long.</summary>
-    /// <exception cref="ArgumentOutOfRangeException">alpha &lt; 0 or steps &lt; 1</exception>
-    public CacheSchedule Schedule(double alpha, int steps) =>
-        CalibrationMath.ToSchedule(AveragedRows(), Components, alpha, steps, $"calibrated schedule (alpha {alpha}, {steps} steps)");
+    /// <summary>Steps calibrated since the last reset: the most calls any calibrated (component, block) has had (0 before
+    /// the first generation).</summary>
+    public int CalibratedSteps => _rows.Count == 0 ? 0 : _rows.Values.Max(rows => rows[0].Count) + 1;
+
+    /// <summary>The schedule for threshold <paramref name="alpha"/>: one key per calibrated component, <paramref name="steps"/>
+    /// long, the number of steps calibrated (<see cref="CalibratedSteps"/>: a schedule is made for the run it was measured on).</summary>
+    /// <exception cref="ArgumentOutOfRangeException">alpha &lt; 0, or steps other than the steps calibrated</exception>
+    /// <exception cref="InvalidOperationException">nothing has been calibrated yet</exception>
+    public CacheSchedule Schedule(double alpha, int steps)
+    {
+        CalibrationMath.CheckThreshold(alpha);
+        int calibrated = CalibratedSteps;
+        if (calibrated == 0)
+            throw new InvalidOperationException("nothing calibrated yet: run a generation with the helper enabled, then ask for its schedule");
+        if (steps != calibrated)
+            throw new ArgumentOutOfRangeException(nameof(steps), steps,
+                $"the helper calibrated a run of {calibrated} steps, and its schedule is for that run: ask for {calibrated} steps, " +
+                $"or calibrate a run of {steps}");
+        return CalibrationMath.ToSchedule(AveragedRows(), Components, alpha, steps, $"calibrated schedule (alpha {alpha}, {steps} steps)");
+    }
 
     /// <summary>
     /// Writes {"lookahead": K, "avg_error_rows": {component: rows}, "raw_error_rows": {"transformer_blocks.b.c": rows}}

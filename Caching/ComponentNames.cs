@@ -22,7 +22,7 @@ public static class ComponentNames
     /// <summary>"attn1" or "ff" for a known name or alias (case-sensitive).</summary>
     /// <exception cref="ArgumentException"><paramref name="name"/> is neither a component name nor an alias</exception>
     public static string Canonical(string name) =>
-        CanonicalOrNull(name) ?? throw new ArgumentException($"unknown component '{name}': expected {Expected}");
+        CanonicalOrNull(name) ?? throw new ArgumentException($"unknown component '{name}': expected {Expected}", nameof(name));
 
     /// <summary>Canonical names, duplicates removed, in first-seen order.</summary>
     public static IReadOnlyList<string> CanonicalSet(IEnumerable<string> names)

@@ -21,6 +21,7 @@ public readonly record struct DeviceChoice(DeviceKind Kind, int CudaIndex = 0)
     /// anything else.</summary>
     public static DeviceChoice Parse(string text)
     {
+        ArgumentNullException.ThrowIfNull(text);
         string name = text.Trim().ToLowerInvariant();
         int colon = name.IndexOf(':');
         string kind = colon < 0 ? name : name[..colon];
@@ -30,12 +31,12 @@ public readonly record struct DeviceChoice(DeviceKind Kind, int CudaIndex = 0)
                 "auto" => new(DeviceKind.Auto),
                 "cuda" or "gpu" => new(DeviceKind.Cuda),
                 "cpu" => new(DeviceKind.Cpu),
-                _ => throw new ArgumentException($"unknown device '{text}': expected auto, cuda, cuda:N (N from 0) or cpu"),
+                _ => throw new ArgumentException($"unknown device '{text}': expected auto, cuda, cuda:N (N from 0) or cpu", nameof(text)),
             };
         if (kind is not ("cuda" or "gpu"))
-            throw new ArgumentException($"device '{text}': only a CUDA device takes an index (cuda:N)");
+            throw new ArgumentException($"device '{text}': only a CUDA device takes an index (cuda:N)", nameof(text));
         if (!int.TryParse(name[(colon + 1)..], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int index))
-            throw new ArgumentException($"device '{text}': expected cuda:N with N a CUDA device number from 0");
+            throw new ArgumentException($"device '{text}': expected cuda:N with N a CUDA device number from 0", nameof(text));
         return new(DeviceKind.Cuda, index);
     }
 
@@ -72,6 +73,7 @@ public sealed class Backend : IDisposable
     private LaunchRecording? _recording;
     private readonly Lock _claimLock = new();
     private int _claimingThread, _claims;
+    private bool _disposed;
 
     /// <summary>
     /// Claims the backend for the calling thread until the result is disposed, and makes its accelerator the thread's
@@ -83,6 +85,7 @@ public sealed class Backend : IDisposable
     /// </summary>
     public IDisposable Claim(string work)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         lock (_claimLock)
         {
             int thread = Environment.CurrentManagedThreadId;
@@ -307,10 +310,10 @@ public sealed class Backend : IDisposable
             for (int i = 0; i < cuda.Length; i++) cuda[i] = devices[i];
             if (device.Kind == DeviceKind.Cuda && cuda.Length == 0)
                 throw new DeviceUnavailableException(
-                    $"--device {device}: no CUDA device found (it needs an NVIDIA GPU and its driver); use --device cpu, or leave --device out to take a GPU when there is one", 0);
+                    $"{device}: no CUDA device found (it needs an NVIDIA GPU and its driver); take the CPU, or auto to use a GPU where there is one", 0);
             if (device.Kind == DeviceKind.Cuda && (device.CudaIndex < 0 || device.CudaIndex >= cuda.Length))
                 throw new DeviceUnavailableException(
-                    $"--device {device}: there is no CUDA device {device.CudaIndex}; this machine has {cuda.Length}: " +
+                    $"{device}: there is no CUDA device {device.CudaIndex}; this machine has {cuda.Length}: " +
                     string.Join(", ", cuda.Select((d, i) => $"cuda:{i} {d.Name}")), cuda.Length);
             var resolved = device.Kind == DeviceKind.Cpu || cuda.Length == 0
                 ? new DeviceChoice(DeviceKind.Cpu)
@@ -723,8 +726,13 @@ public sealed class Backend : IDisposable
     /// <summary>Host-to-device copies so far (each one a wait for the device).</summary>
     public long Uploads { get; private set; }
 
+    /// <summary>Frees everything the backend holds: the arena's buffers (every tensor on it, a model's weights included),
+    /// loaded kernels, the accelerator and the ILGPU context. Later work on it throws <see cref="ObjectDisposedException"/>;
+    /// a second call does nothing.</summary>
     public void Dispose()
     {
+        if (_disposed) return;
+        _disposed = true;
         try
         {
             Profile?.Dispose();

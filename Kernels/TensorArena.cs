@@ -33,6 +33,8 @@ public sealed class TensorArena : IDisposable
     /// <summary>A tensor with undefined contents.</summary>
     public Tensor Rent(DType dtype, params int[] shape)
     {
+        if (_disposed)
+            throw new ObjectDisposedException(nameof(Kernels.Backend), "the backend was disposed, and its arena with it");
         long n = Tensor.ElementCount(shape);
         var storage = TakeFree(dtype, n) ?? _donor?.GiveFree(dtype, n, this) ?? Allocate(dtype, n, shape);
         var tensor = new Tensor(storage, (int[])shape.Clone());
@@ -166,5 +168,6 @@ public sealed class TensorArena : IDisposable
         foreach (var s in _all) s.Free();
         _all.Clear();
         _free.Clear();
+        AllocatedBytes = 0;
     }
 }

@@ -30,6 +30,7 @@ public sealed class DiTTransformer : IHookable, IDisposable
     /// <summary>Whether a launch recording reads <see cref="_labels"/>: then new labels go to a new buffer.</summary>
     private bool _labelsRecorded;
     private readonly List<MemoryBuffer1D<int, Stride1D.Dense>> _recordedLabels = new();
+    private bool _disposed;
 
     /// <summary>The transformer's config.json settings (heads, width, layers, channels, patch and sample size, classes).</summary>
     public DiTConfig Config { get; }
@@ -127,6 +128,10 @@ public sealed class DiTTransformer : IHookable, IDisposable
     /// </summary>
     public Tensor Forward(Tensor latents, float[] timesteps, int[] labels)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentNullException.ThrowIfNull(latents);
+        ArgumentNullException.ThrowIfNull(timesteps);
+        ArgumentNullException.ThrowIfNull(labels);
         int b = CheckLatents(latents);
         if (timesteps.Length != b || labels.Length != b)
             throw new ArgumentException($"need one timestep and one label per sample: batch {b}, {timesteps.Length} timesteps, {labels.Length} labels");
@@ -138,12 +143,19 @@ public sealed class DiTTransformer : IHookable, IDisposable
 
     /// <summary>One forward pass at step <paramref name="step"/> of a sampling run whose modulation
     /// <paramref name="plan"/> computes ahead (<see cref="PlanModulation"/>); the same result as the forward
-    /// with that step's timestep and the plan's labels.</summary>
+    /// with that step's timestep and the plan's labels. Step 0 starts a run: the <see cref="Hook"/> is reset first
+    /// (<see cref="IComponentHook.Reset"/>: a cache helper's steps count from 0 again, with no outputs of an earlier run
+    /// to reuse), so a sampling loop of one's own follows a cache schedule from its start, as Generate does.</summary>
     public Tensor Forward(Tensor latents, PlannedModulation plan, int step)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentNullException.ThrowIfNull(latents);
+        ArgumentNullException.ThrowIfNull(plan);
         int b = CheckLatents(latents);
         if (plan.Transformer != this) throw new ArgumentException("the modulation plan belongs to another transformer", nameof(plan));
         if (plan.Batch != b) throw new ArgumentException($"latents {latents.ShapeText} are not the plan's batch of {plan.Batch}", nameof(latents));
+        plan.CheckStep(step);
+        if (step == 0) Hook?.Reset();
         return Forward(latents, projection => plan.Step(projection, step));
     }
 
@@ -151,6 +163,11 @@ public sealed class DiTTransformer : IHookable, IDisposable
     /// shared by the batch), computed a chunk of steps at a time by <see cref="Forward(Tensor, PlannedModulation, int)"/>.</summary>
     public PlannedModulation PlanModulation(float[] stepTimesteps, int[] labels, long maxElements = PlannedModulation.DefaultMaxElements)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentNullException.ThrowIfNull(stepTimesteps);
+        ArgumentNullException.ThrowIfNull(labels);
+        if (stepTimesteps.Length == 0) throw new ArgumentException("no timesteps given: one a step", nameof(stepTimesteps));
+        if (labels.Length == 0) throw new ArgumentException("no labels given: one a sample", nameof(labels));
         CheckLabels(labels);
         return new PlannedModulation(this, (float[])stepTimesteps.Clone(), (int[])labels.Clone(), maxElements);
     }
@@ -276,6 +293,8 @@ public sealed class DiTTransformer : IHookable, IDisposable
     /// for reuse until its ReleaseFree, and frees the label buffers. The backend and the hook stay the caller's.</summary>
     public void Dispose()
     {
+        if (_disposed) return;
+        _disposed = true;
         foreach (var t in new[] { _positions, _patchWeight, _patchBias, _projOutWeight, _projOutBias }.Concat(_adaLnWeights).Concat(_adaLnBiases))
             t.Dispose();
         foreach (var e in _conditioning) e.Dispose();

@@ -22,6 +22,10 @@ public interface IComponentHook
     /// <summary>Starts over for a new generation (DiTPipeline.Generate calls it first): forgets per-step state (call
     /// counters, stored outputs). Hooks without such state keep this default.</summary>
     void Reset() { }
+
+    /// <summary>Why this hook cannot run inside a launch recording (e.g. it reads every step's results on the host), or
+    /// null where it can (the default): DiTPipeline.Record refuses such a hook before it runs anything.</summary>
+    string? RecordingRefusal => null;
 }
 
 /// <summary>The names under which a DiT block runs its components through the hook.</summary>

@@ -31,8 +31,6 @@ public sealed class PlannedModulation : IDisposable
 
     internal PlannedModulation(DiTTransformer transformer, float[] timesteps, int[] labels, long maxElements)
     {
-        if (labels.Length == 0) throw new ArgumentException("no labels given", nameof(labels));
-        if (timesteps.Length == 0) throw new ArgumentException("no timesteps given", nameof(timesteps));
         if (maxElements < 1) throw new ArgumentOutOfRangeException(nameof(maxElements), $"the element budget must be positive, got {maxElements}");
         Transformer = transformer;
         _timesteps = timesteps;
@@ -41,13 +39,19 @@ public sealed class PlannedModulation : IDisposable
         StepsPerChunk = (int)Math.Clamp(maxElements / perStep, 1, timesteps.Length);
     }
 
-    /// <summary>Adaptive-norm projection <paramref name="projection"/>'s rows at <paramref name="step"/>:
-    /// [B, width], a view into its chunk, owned by the caller.</summary>
-    internal Tensor Step(int projection, int step)
+    /// <summary>Refuses a disposed plan or a step outside it.</summary>
+    internal void CheckStep(int step)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (step < 0 || step >= Steps)
             throw new ArgumentOutOfRangeException(nameof(step), $"step {step} is outside the plan's {Steps} steps");
+    }
+
+    /// <summary>Adaptive-norm projection <paramref name="projection"/>'s rows at <paramref name="step"/>:
+    /// [B, width], a view into its chunk, owned by the caller.</summary>
+    internal Tensor Step(int projection, int step)
+    {
+        CheckStep(step);
         if (_chunk.Length == 0 || step < _chunkStart || step >= _chunkStart + _chunkSteps)
             Compute(step / StepsPerChunk * StepsPerChunk);
         return _chunk[projection].Rows((step - _chunkStart) * Batch, Batch);

@@ -65,7 +65,7 @@ public sealed record GenerationResult(
 public sealed class DiTPipeline : IDisposable
 {
     private readonly List<RecordedGeneration> _recordings = new();
-    private bool _disposed;
+    private bool _disposed, _running;
 
     /// <summary>The device everything runs on; the caller's, disposed after the pipeline.</summary>
     public Backend Backend { get; }
@@ -100,8 +100,7 @@ public sealed class DiTPipeline : IDisposable
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(folder);
         ArgumentNullException.ThrowIfNull(backend);
-        if (!Directory.Exists(folder))
-            throw new CheckpointNotFoundException(folder, "model folder not found");
+        if (PathProblems.ForFolder(folder) is { } problem) throw new CheckpointNotFoundException(folder, $"model {problem}");
         string index = Path.Combine(folder, "model_index.json");
         if (File.Exists(index))
         {
@@ -236,11 +235,11 @@ public sealed class DiTPipeline : IDisposable
     {
         int classes = Transformer.Config.NumClasses;
         if (long.TryParse(item, out long id))
-            return id >= 0 && id < classes ? (int)id : throw new ArgumentException($"label {id} is outside [0, {classes})");
+            return id >= 0 && id < classes ? (int)id : throw new ArgumentException($"label {id} is outside [0, {classes})", "spec");
         if (!bySynonym.TryGetValue(item, out var ids))
-            throw new ArgumentException($"label '{item}' is neither a class id nor a class name of this model");
+            throw new ArgumentException($"label '{item}' is neither a class id nor a class name of this model", "spec");
         if (ids.Count > 1)
-            throw new ArgumentException($"label '{item}' names several classes ({string.Join("; ", ids.Select(i => $"{i} '{Id2Label[i]}'"))}): give the class id");
+            throw new ArgumentException($"label '{item}' names several classes ({string.Join("; ", ids.Select(i => $"{i} '{Id2Label[i]}'"))}): give the class id", "spec");
         return ids[0];
     }
 
@@ -260,7 +259,37 @@ public sealed class DiTPipeline : IDisposable
     public GenerationResult Generate(GenerationOptions options, Action<StepInfo>? onStep = null, CancellationToken cancellation = default)
     {
         var job = Prepare(options);
-        using (Backend.Claim("DiTPipeline.Generate")) return Generate(job, onStep, cancellation);
+        using (Enter("DiTPipeline.Generate")) return Generate(job, onStep, cancellation);
+    }
+
+    /// <summary>Claims the backend for one of the pipeline's jobs (<see cref="Backend.Claim"/>: a second thread is refused)
+    /// and refuses a job started from inside another on the same thread (from an onStep callback): the two would
+    /// share the transformer's hook, and a cache helper's steps and stored outputs would mix.</summary>
+    internal IDisposable Enter(string work)
+    {
+        var claim = Backend.Claim(work);
+        if (_running)
+        {
+            claim.Dispose();
+            throw new InvalidOperationException(
+                $"{work}: this pipeline is already running a generation on this thread (called from its onStep callback?); " +
+                "start the next one after Generate returns");
+        }
+        _running = true;
+        return new Running(this, claim);
+    }
+
+    private sealed class Running(DiTPipeline pipeline, IDisposable claim) : IDisposable
+    {
+        private bool _ended;
+
+        public void Dispose()
+        {
+            if (_ended) return;
+            _ended = true;
+            pipeline._running = false;
+            claim.Dispose();
+        }
     }
 
     private GenerationResult Generate(Job job, Action<StepInfo>? onStep, CancellationToken cancellation = default)
@@ -293,9 +322,10 @@ public sealed class DiTPipeline : IDisposable
         if (job.Scheduler.NeedsNoise)
             throw new NotSupportedException(
                 $"the {options.Scheduler ?? DefaultSchedulerKind} scheduler draws new noise every step, which a recording cannot upload: use ddim or dpm");
-        using var claim = Backend.Claim("DiTPipeline.Record");
-        Generate(job, null);
         var hook = options.Hook ?? Transformer.Hook;
+        if (hook?.RecordingRefusal is { } refusal) throw new NotSupportedException(refusal);
+        using var running = Enter("DiTPipeline.Record");
+        Generate(job, null);
         hook?.Reset();
         var x = Backend.Arena.Rent(job.Shape);
         try
@@ -327,23 +357,35 @@ public sealed class DiTPipeline : IDisposable
         ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentNullException.ThrowIfNull(options);
         var config = Transformer.Config;
-        if (options.Steps < 1) throw new ArgumentOutOfRangeException(nameof(options), $"Steps must be at least 1, got {options.Steps}");
+        if (options.Steps < 1 || options.Steps > SchedulerConfig.NumTrainTimesteps)
+            throw new ArgumentOutOfRangeException(nameof(options),
+                $"Steps must be from 1 to the scheduler's num_train_timesteps ({SchedulerConfig.NumTrainTimesteps}), got {options.Steps}");
         if (!float.IsFinite(options.GuidanceScale) || options.GuidanceScale < 0)
             throw new ArgumentOutOfRangeException(nameof(options), $"GuidanceScale must be a finite number >= 0, got {options.GuidanceScale}");
-        if (options.Labels is null || options.Labels.Length == 0) throw new ArgumentException("no Labels given", nameof(options));
+        if (options.Labels is null || options.Labels.Length == 0) throw new ArgumentException("no Labels given: one class id an image", nameof(options));
         int b = options.Labels.Length;
         foreach (int y in options.Labels)
             if (y < 0 || y >= config.NumClasses)
                 throw new ArgumentOutOfRangeException(nameof(options), $"label {y} is outside [0, {config.NumClasses})");
         var shape = LatentShape(b);
         long count = Tensor.ElementCount(shape);
+        if (options.InitialNoise is { } given) CheckNoise(given, shape, "InitialNoise", nameof(options));
         var noise = options.InitialNoise ?? GaussianNoise.Sample(options.Seed, 0, count);
-        if (noise.Length != count)
-            throw new ArgumentException($"InitialNoise has {noise.Length} values, expected {count} for [{string.Join(",", shape)}]", nameof(options));
         var scheduler = NoiseScheduler.Create(options.Scheduler ?? DefaultSchedulerKind, SchedulerConfig, options.Steps);
         bool guided = options.GuidanceScale > 1;
         int[] labels = guided ? [.. options.Labels, .. Enumerable.Repeat(config.NullClass, b)] : options.Labels;
         return new Job(options, shape, noise, scheduler, labels, guided);
+    }
+
+    /// <summary>Refuses initial latents that are not [B, C, S, S] flattened or hold a value that is not finite (which
+    /// would silently make every image NaN).</summary>
+    internal static void CheckNoise(float[] noise, int[] shape, string what, string paramName)
+    {
+        long count = Tensor.ElementCount(shape);
+        if (noise.Length != count)
+            throw new ArgumentException($"{what} has {noise.Length} values, expected {count} for [{string.Join(",", shape)}]", paramName);
+        int bad = Array.FindIndex(noise, v => !float.IsFinite(v));
+        if (bad >= 0) throw new ArgumentException($"{what}[{bad}] is {noise[bad]}: expected finite values", paramName);
     }
 
     /// <summary>Installs a generation's hook on the transformer until disposed (none: the current one stays).</summary>

@@ -37,10 +37,9 @@ public sealed class RecordedGeneration : IDisposable
     public GenerationResult Run(float[]? initialNoise = null)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        if (initialNoise is not null) DiTPipeline.CheckNoise(initialNoise, _shape, "initial noise", nameof(initialNoise));
         var noise = initialNoise ?? _defaultNoise;
-        if (noise.Length != _latents.Length)
-            throw new ArgumentException($"initial noise has {noise.Length} values, expected {_latents.Length} for [{string.Join(",", _shape)}]", nameof(initialNoise));
-        using var claim = _pipeline.Backend.Claim("RecordedGeneration.Run");
+        using var running = _pipeline.Enter("RecordedGeneration.Run");
         var timer = Stopwatch.StartNew();
         _latents.CopyFrom(noise);
         _recording.Replay();

@@ -78,8 +78,8 @@ public sealed class DpmSolverScheduler : NoiseScheduler
     {
         int lastTimestep = config.NumTrainTimesteps - ClippedCount(config, schedule);
         if (lastTimestep < steps)
-            throw new SchedulerConfigException(
-                $"{config.Source}: key 'lambda_min_clipped' ({config.LambdaMinClipped}) leaves {lastTimestep} timesteps, fewer than {steps} steps");
+            throw new SchedulerConfigException(config.Source,
+                $"key 'lambda_min_clipped' ({config.LambdaMinClipped}) leaves {lastTimestep} timesteps, fewer than {steps} steps");
         var t = new int[steps];
         for (int i = 0; i < steps; i++)
             t[i] = (int)Math.Round(NumpyLinspace(0, lastTimestep - 1, steps + 1, steps - i), MidpointRounding.ToEven);

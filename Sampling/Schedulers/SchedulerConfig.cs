@@ -1,17 +1,15 @@
 using System.Text.Json;
 using SmoothCache.Kernels;
+using SmoothCache.Model.Checkpoints;
 using System.Text.RegularExpressions;
 
 namespace SmoothCache.Sampling;
 
-/// <summary>A scheduler configuration that cannot be used; the message names the file and the key.</summary>
-public sealed class SchedulerConfigException : Exception
-{
-    /// <summary>An error whose <paramref name="message"/> already names the file (or source) and, where one is at fault, the key.</summary>
-    public SchedulerConfigException(string message) : base(message) { }
-    /// <summary>An error whose <paramref name="message"/> names the file, caused by <paramref name="inner"/> (a read or JSON error).</summary>
-    public SchedulerConfigException(string message, Exception inner) : base(message, inner) { }
-}
+/// <summary>A scheduler configuration that cannot be used; the message names the file (<see cref="CheckpointException.File"/>:
+/// the path, or a description of where the settings came from) and the key. A <see cref="CheckpointException"/>, as
+/// every other fault of a model folder that <see cref="DiTPipeline.Load"/> reports.</summary>
+public sealed class SchedulerConfigException(string source, string problem, Exception? inner = null)
+    : CheckpointException(source, null, problem, inner);
 
 /// <summary>
 /// The settings of a diffusers <c>scheduler/scheduler_config.json</c> that the schedulers here use.
@@ -67,7 +65,7 @@ public sealed record SchedulerConfig
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new SchedulerConfigException($"{path}: cannot read scheduler config: {e.Message}", e);
+            throw new SchedulerConfigException(path, $"cannot read scheduler config: {e.Message}", e);
         }
         return Parse(text, path);
     }
@@ -85,12 +83,12 @@ public sealed record SchedulerConfig
         }
         catch (JsonException e)
         {
-            throw new SchedulerConfigException($"{source}: {JsonErrors.Describe(e)}", e);
+            throw new SchedulerConfigException(source, JsonErrors.Describe(e), e);
         }
         using (doc)
         {
             if (doc.RootElement.ValueKind != JsonValueKind.Object)
-                throw new SchedulerConfigException($"{source}: expected a JSON object at the top level");
+                throw new SchedulerConfigException(source, "expected a JSON object at the top level");
             return FromJson(new Reader(doc.RootElement, source));
         }
     }
@@ -98,10 +96,9 @@ public sealed record SchedulerConfig
     private static SchedulerConfig FromJson(Reader r)
     {
         string cls = r.String("_class_name", null)
-            ?? throw new SchedulerConfigException($"{r.Source}: missing key '_class_name' (expected {DdimClass}, {DpmSolverClass} or {DdpmClass})");
+            ?? throw new SchedulerConfigException(r.Source, $"missing key '_class_name' (expected {DdimClass}, {DpmSolverClass} or {DdpmClass})");
         if (cls is not (DdimClass or DpmSolverClass or DdpmClass))
-            throw new SchedulerConfigException(
-                $"{r.Source}: key '_class_name' is '{cls}'; supported: {DdimClass}, {DpmSolverClass}, {DdpmClass}");
+            throw new SchedulerConfigException(r.Source, $"key '_class_name' is '{cls}'; supported: {DdimClass}, {DpmSolverClass}, {DdpmClass}");
 
         // Defaults that differ between the diffusers classes.
         bool isDpm = cls == DpmSolverClass;
@@ -208,11 +205,11 @@ public sealed record SchedulerConfig
 
         public void Require(bool ok, string key, object? actual, string expected)
         {
-            if (!ok) throw new SchedulerConfigException($"{source}: key '{key}' is {Show(actual)}; expected {expected}");
+            if (!ok) throw new SchedulerConfigException(source, $"key '{key}' is {Show(actual)}; expected {expected}");
         }
 
         private SchedulerConfigException Bad(string key, JsonElement v, string expected) =>
-            new($"{source}: key '{key}' is {v.GetRawText()}; expected {expected}");
+            new(source, $"key '{key}' is {v.GetRawText()}; expected {expected}");
 
         private static string Show(object? value) => value switch
         {

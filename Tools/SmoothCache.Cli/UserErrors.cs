@@ -10,7 +10,7 @@ public static class UserErrors
 {
     public static bool IsUserError(Exception e) => e is ArgumentException or CheckpointException
         or FileNotFoundException or DirectoryNotFoundException or InvalidDataException or UserInputException
-        or SchedulerConfigException or CacheScheduleException or InsufficientMemoryException or DeviceUnavailableException
+        or CacheScheduleException or InsufficientMemoryException or DeviceUnavailableException
         // A file this user may not read or write (weights, a schedule, an output): the message names it.
         or UnauthorizedAccessException;
 
@@ -19,6 +19,8 @@ public static class UserErrors
         // Its message ends in "Actual value was X." on a line of its own where the value was given: one line for the user.
         ArgumentOutOfRangeException a => StripParameter(a.Message.Split('\n')[0].TrimEnd(), a.ParamName),
         ArgumentException a => StripParameter(a.Message, a.ParamName),
+        // The library names the device asked for; on the command line that is --device's value.
+        DeviceUnavailableException d => $"--device {d.Message}",
         _ => e.Message,
     };
 

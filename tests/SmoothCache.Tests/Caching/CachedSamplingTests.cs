@@ -59,6 +59,43 @@ public class CachedSamplingTests
         Assert.All(cache.Stats().Components, c => Assert.Equal(2L * pipe.Transformer.NumBlocks, c.Reused));
     }
 
+    /// <summary>A sampling loop of one's own over planned forwards (README), with CFG, run with a helper enabled after a
+    /// shorter Generate and then again: each run follows the schedule from its start, as Generate does (before, the helper
+    /// carried on at the earlier run's step count, reusing that run's outputs, and a second loop ran uncached).</summary>
+    [Fact]
+    public void ASamplingLoopOfOnesOwnFollowsTheScheduleFromItsStart()
+    {
+        var pipe = TinyCase.Pipeline;
+        var schedule = CacheSchedule.Parse("{\"attn1\": [1, 0, 1, 0, 1, 1], \"ff\": [1, 1, 0, 1, 0, 1]}", "reusing schedule");
+        using var cache = SmoothCacheHelper.Enable(pipe.Transformer, schedule);
+        var options = Options(6) with { Scheduler = "ddim" };
+        var expected = pipe.Generate(options).Latents;
+        var expectedStats = cache.Stats();
+        pipe.Generate(options with { Steps = 5 });
+        float[] OwnLoop()
+        {
+            var scheduler = NoiseScheduler.Create("ddim", pipe.SchedulerConfig, options.Steps);
+            var shape = pipe.LatentShape(options.Labels.Length);
+            int nullClass = pipe.Transformer.Config.NullClass;
+            using var x = pipe.Backend.Arena.Upload(GaussianNoise.Sample(options.Seed, 0, Tensor.ElementCount(shape)), shape);
+            using var dataPrediction = pipe.Backend.Arena.Zeros(shape);
+            using var plan = pipe.Transformer.PlanModulation(scheduler.Timesteps.Select(t => (float)t).ToArray(),
+                [.. options.Labels, .. options.Labels.Select(_ => nullClass)]);
+            for (int i = 0; i < scheduler.Steps; i++)
+            {
+                using var doubled = RepeatBatch.Run(x, 2);
+                using var output = pipe.Transformer.Forward(doubled, plan, i);
+                using var eps = Guidance.Run(output, pipe.Transformer.Config.InChannels, options.GuidanceScale);
+                SchedulerStep.Apply(pipe.Backend, scheduler.Step(i), x, eps, dataPrediction, null);
+            }
+            return x.ToArray();
+        }
+        Assert.Equal(expected, OwnLoop());
+        Assert.Equal(expectedStats.Reused, cache.Stats().Reused);
+        Assert.Equal(expected, OwnLoop());
+        Assert.Equal(expectedStats.Reused, cache.Stats().Reused);
+    }
+
     [Fact]
     public void AScheduleForBlocksTheModelLacksIsRefusedWhenEnabled()
     {

@@ -145,8 +145,19 @@ public class CalibrationHelperTests(CpuBackendFixture fixture)
         Assert.Throws<ArgumentException>(() => CalibrationHelper.Enable(model, 1, ["norm1"]));
 
         using var helper = CalibrationHelper.Enable(model, 1, ["ff"]);
-        var alpha = Assert.Throws<ArgumentOutOfRangeException>(() => helper.Schedule(-0.1, 10));
+        Assert.Contains("nothing calibrated yet", Assert.Throws<InvalidOperationException>(() => helper.Schedule(0.1, 10)).Message);
+        for (int step = 0; step < 6; step++) model.Call("ff", 0, () => _backend.Arena.Upload([1f, step], 2));
+        Assert.Equal(6, helper.CalibratedSteps);
+        var alpha = Assert.Throws<ArgumentOutOfRangeException>(() => helper.Schedule(-0.1, 6));
         Assert.Contains("alpha must be a number >= 0", alpha.Message);
+        // A schedule is for the run measured: past its steps there are no errors to follow, and before them other timesteps.
+        foreach (int steps in new[] { 10, 5 })
+        {
+            var wrong = Assert.Throws<ArgumentOutOfRangeException>(() => helper.Schedule(0.1, steps));
+            Assert.Equal("steps", wrong.ParamName);
+            Assert.Contains("calibrated a run of 6 steps", wrong.Message);
+        }
+        Assert.Equal(6, helper.Schedule(0.1, 6)["ff"].Count);
         var e = Assert.Throws<InvalidOperationException>(() => CalibrationHelper.Enable(model, 1, ["ff"]));
         Assert.Contains("already enabled", e.Message);
     }

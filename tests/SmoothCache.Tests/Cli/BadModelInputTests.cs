@@ -169,10 +169,10 @@ public class BadModelInputTests
             new TensorShapeException("f.safetensors", "w", [1], [2]),
             new UnsupportedDTypeException("f.safetensors", "w", "I8"),
             new UnsupportedCheckpointFormatException("f.ckpt", "unknown format"),
-            new SchedulerConfigException("scheduler_config.json: bad"),
+            new SchedulerConfigException("scheduler_config.json", "bad"),
             new UserInputException("--steps"),
             new ArgumentException("label 'x'"),
-            new DeviceUnavailableException("--device cuda: no CUDA device found", 0),
+            new DeviceUnavailableException("cuda: no CUDA device found", 0),
             new UnauthorizedAccessException("Access to the path 'w.safetensors' is denied."),
         ];
         Assert.All(user, e => Assert.True(UserErrors.IsUserError(e), e.GetType().Name));

@@ -83,8 +83,35 @@ public class PlannedModulationTests
         Assert.Contains("another transformer", Assert.Throws<ArgumentException>(() => other.Forward(latents, two, 0)).Message);
         Assert.Contains("outside the plan's 5 steps", Assert.Throws<ArgumentOutOfRangeException>(() => model.Forward(latents, two, 5)).Message);
         Assert.Throws<ArgumentOutOfRangeException>(() => model.PlanModulation(Timesteps, [c.NumClasses + 1]));
-        Assert.Throws<ArgumentException>(() => model.PlanModulation([], [1]));
+        Assert.Equal("stepTimesteps", Assert.Throws<ArgumentException>(() => model.PlanModulation([], [1])).ParamName);
+        Assert.Equal("labels", Assert.Throws<ArgumentException>(() => model.PlanModulation(Timesteps, [])).ParamName);
+        Assert.Equal("stepTimesteps", Assert.Throws<ArgumentNullException>(() => model.PlanModulation(null!, [1])).ParamName);
+        Assert.Equal("plan", Assert.Throws<ArgumentNullException>(() => model.Forward(latents, null!, 0)).ParamName);
         two.Dispose();
         Assert.Throws<ObjectDisposedException>(() => model.Forward(latents, two, 0));
+    }
+
+    /// <summary>A plan's step 0 starts a sampling run: the hook starts over, whatever ran before (a sampling loop of one's
+    /// own then follows a cache schedule from its start); later steps leave it be.</summary>
+    [Fact]
+    public void StepZeroOfAPlanResetsTheHook()
+    {
+        using var model = DiTTransformer.Load(Cpu, RepoFile("models", "dit-digits", "transformer"));
+        var c = model.Config;
+        using var latents = Cpu.Arena.Zeros(2, c.InChannels, c.SampleSize, c.SampleSize);
+        using var plan = model.PlanModulation(Timesteps, [1, 2]);
+        var hook = new ResetCounter();
+        model.Hook = hook;
+        foreach (int step in new[] { 0, 1, 2, 0, 1 }) model.Forward(latents, plan, step).Dispose();
+        Assert.Equal(2, hook.Resets);
+        model.Forward(latents, [981f, 981f], [1, 2]).Dispose();
+        Assert.Equal(2, hook.Resets);
+    }
+
+    private sealed class ResetCounter : IComponentHook
+    {
+        public int Resets { get; private set; }
+        public SmoothCache.Kernels.Tensor Run(string component, int block, Func<SmoothCache.Kernels.Tensor> compute) => compute();
+        public void Reset() => Resets++;
     }
 }

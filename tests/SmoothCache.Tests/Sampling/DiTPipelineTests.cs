@@ -67,6 +67,9 @@ public class DiTPipelineTests
     {
         var pipe = TinyCase.Pipeline;
         Assert.Throws<ArgumentOutOfRangeException>(() => pipe.Generate(new GenerationOptions { Labels = [1], Steps = 0 }));
+        var steps = Assert.Throws<ArgumentOutOfRangeException>(() => pipe.Generate(new GenerationOptions { Labels = [1], Steps = 1001 }));
+        Assert.Equal("options", steps.ParamName);
+        Assert.Contains("num_train_timesteps (1000)", steps.Message);
         Assert.Throws<ArgumentOutOfRangeException>(() => pipe.Generate(new GenerationOptions { Labels = [1], GuidanceScale = -1 }));
         Assert.Throws<ArgumentOutOfRangeException>(() => pipe.Generate(new GenerationOptions { Labels = [1000] }));
         Assert.Throws<ArgumentException>(() => pipe.Generate(new GenerationOptions { Labels = [1], InitialNoise = new float[3] }));
@@ -92,6 +95,26 @@ public class DiTPipelineTests
         Assert.Equal(expected.Latents, result!.Latents);
     }
 
+    /// <summary>Generate from its own onStep callback on the same thread (the backend's claims nest there): refused, since the
+    /// two would share the transformer's cache helper (the outer images came out wrong, or a shape error came from the kernels).</summary>
+    [Fact]
+    public void AGenerationStartedFromItsOwnCallbackIsRefused()
+    {
+        var pipe = TinyCase.Pipeline;
+        var options = new GenerationOptions { Labels = [3, 7], Steps = 4, Seed = 5 };
+        var schedule = SmoothCache.Caching.CacheSchedule.Parse("{\"attn1\": [1, 0, 1, 1], \"ff\": [1, 1, 0, 1]}", "test schedule");
+        using var cache = SmoothCache.Caching.SmoothCacheHelper.Enable(pipe.Transformer, schedule);
+        var expected = pipe.Generate(options);
+        Exception? inner = null;
+        var outer = pipe.Generate(options, step =>
+        {
+            if (step.Index == 1) inner = Record.Exception(() => pipe.Generate(options with { Labels = [1] }));
+        });
+        Assert.Contains("DiTPipeline.Generate: this pipeline is already running a generation", Assert.IsType<InvalidOperationException>(inner).Message);
+        Assert.Equal(expected.Latents, outer.Latents);
+        Assert.Equal(expected.Latents, pipe.Generate(options).Latents);
+    }
+
     [Fact]
     public void DisposingThePipelineEndsItsRecordingsAndFreesItsMemory()
     {
@@ -106,7 +129,23 @@ public class DiTPipelineTests
         // A replay would read the weights' freed buffers: refused, as is the pipeline itself.
         Assert.Throws<ObjectDisposedException>(() => recorded.Run());
         Assert.Contains("DiTPipeline", Assert.Throws<ObjectDisposedException>(() => pipe.Generate(options)).ObjectName);
+        Assert.Contains("DiTTransformer", Assert.Throws<ObjectDisposedException>(() => pipe.Transformer.Forward(
+            backend.Arena.Zeros(pipe.LatentShape(1)), [1f], [1])).ObjectName);
         pipe.Dispose();
         recorded.Dispose();
+        backend.Dispose();
+        // A disposed backend says so, whatever reaches it first, and holds nothing.
+        Assert.Equal(0, backend.Arena.AllocatedBytes);
+        Assert.EndsWith("Backend", Assert.Throws<ObjectDisposedException>(() => DiTPipeline.Load(RepoFile("models", "dit-digits"), backend)).ObjectName);
+        Assert.EndsWith("Backend", Assert.Throws<ObjectDisposedException>(() => backend.Claim("work")).ObjectName);
+        backend.Dispose();
+    }
+
+    [Fact]
+    public void AFileWhereTheModelFolderBelongsIsSaidSo()
+    {
+        var e = Assert.Throws<SmoothCache.Model.Checkpoints.CheckpointNotFoundException>(
+            () => DiTPipeline.Load(RepoFile("models", "dit-digits", "model_index.json"), Cpu));
+        Assert.Contains("is a file: expected a folder", e.Message);
     }
 }

@@ -71,13 +71,43 @@ public class RecordedGenerationTests
     }
 
     [Fact]
-    public void ACalibrationCannotBeRecordedAndThePipelineStaysUsable()
+    public void ACalibrationCannotBeRecordedAndIsRefusedBeforeAnythingRuns()
     {
         var pipe = TinyCase.Pipeline;
         var expected = pipe.Generate(Options(4));
-        using (CalibrationHelper.Enable(pipe.Transformer, 2, ["attn1"]))
+        using (var calibration = CalibrationHelper.Enable(pipe.Transformer, 2, ["attn1"]))
+        {
+            pipe.Generate(Options(4));
+            var rows = calibration.ErrorRows;
             Assert.Contains("then record with the schedule", Assert.Throws<NotSupportedException>(() => pipe.Record(Options(4))).Message);
+            // Refused up front: no generation ran, so the calibration's rows are still the last generation's.
+            Assert.Equal(rows.Select(r => r.Value.Select(row => row.ToArray())), calibration.ErrorRows.Select(r => r.Value.Select(row => row.ToArray())));
+        }
         Assert.Equal(expected.Latents, pipe.Generate(Options(4)).Latents);
+    }
+
+    [Fact]
+    public void NoiseThatIsNotFiniteIsRefused()
+    {
+        using var recorded = TinyCase.Pipeline.Record(Options(2));
+        var noise = (float[])Options(2).InitialNoise!.Clone();
+        noise[5] = float.NaN;
+        var e = Assert.Throws<ArgumentException>(() => recorded.Run(noise));
+        Assert.Equal("initialNoise", e.ParamName);
+        Assert.Contains("[5] is NaN", e.Message);
+        var g = Assert.Throws<ArgumentException>(() => TinyCase.Pipeline.Generate(Options(2) with { InitialNoise = noise }));
+        Assert.Equal("options", g.ParamName);
+        Assert.Contains("InitialNoise[5] is NaN", g.Message);
+    }
+
+    [Fact]
+    public void ARunFromInsideAGenerationIsRefused()
+    {
+        var pipe = TinyCase.Pipeline;
+        using var recorded = pipe.Record(Options(2));
+        var e = Assert.Throws<InvalidOperationException>(() => pipe.Generate(Options(2), _ => recorded.Run()));
+        Assert.Contains("RecordedGeneration.Run: this pipeline is already running a generation", e.Message);
+        Assert.Equal(pipe.Generate(Options(2)).Latents, recorded.Run().Latents);
     }
 
     [Fact]

@@ -239,8 +239,10 @@ public class SchedulerTests
     public void BadConfigsNameTheFileAndKey(string json, string key)
     {
         var ex = Assert.Throws<SchedulerConfigException>(() => SchedulerConfig.Parse(json, "bad/scheduler_config.json"));
-        Assert.Contains("bad/scheduler_config.json", ex.Message);
+        Assert.StartsWith("bad/scheduler_config.json: ", ex.Message);
         Assert.Contains(key, ex.Message);
+        // A model folder's fault like any other: a caller catching CheckpointException around DiTPipeline.Load sees it.
+        Assert.Equal("bad/scheduler_config.json", Assert.IsAssignableFrom<SmoothCache.Model.Checkpoints.CheckpointException>(ex).File);
     }
 
     [Theory]

@@ -4,6 +4,10 @@ using System.Text;
 namespace SmoothCache.Caching;
 
 /// <summary>Calls of one component type over all blocks; <see cref="MacsPerCall"/> when the caller supplied it.</summary>
+/// <param name="Component">the canonical component name, "attn1" or "ff"</param>
+/// <param name="Computed">calls that computed the component, over every block and step</param>
+/// <param name="Reused">calls answered with a stored output instead</param>
+/// <param name="MacsPerCall">multiply-adds of one computed call (the model's, at the generation's batch), or null where not known</param>
 public sealed record ComponentCacheStats(string Component, long Computed, long Reused, long? MacsPerCall)
 {
     /// <summary>All calls of this component type, over every block and step: computed plus reused.</summary>
@@ -19,6 +23,7 @@ public sealed record ComponentCacheStats(string Component, long Computed, long R
 }
 
 /// <summary>What the cache helper computed and reused, per component type (for --stats).</summary>
+/// <param name="Components">one entry per component type the helper saw, in the order blocks run them</param>
 public sealed record CacheStats(IReadOnlyList<ComponentCacheStats> Components)
 {
     /// <summary>Computed calls over all component types.</summary>

@@ -112,7 +112,9 @@ public sealed class Backend : IDisposable
         }
     }
 
+    /// <summary>The ILGPU context the accelerator lives in (for kernels of one's own; the library's operators need none of it).</summary>
     public Context Context { get; }
+    /// <summary>The ILGPU accelerator every launch goes to (CUDA or CPU); for kernels of one's own.</summary>
     public Accelerator Accelerator { get; }
 
     /// <summary>Where tensors are rented: the backend's arena, or while <see cref="Record"/> runs its body,
@@ -128,6 +130,7 @@ public sealed class Backend : IDisposable
     public bool IsCuda => Accelerator.AcceleratorType == AcceleratorType.Cuda;
     /// <summary>The device this backend runs on, resolved: cuda:N or cpu (never auto).</summary>
     public DeviceChoice Device { get; }
+    /// <summary>The accelerator's name as ILGPU reports it (e.g. "NVIDIA H200", or the CPU accelerator's).</summary>
     public string DeviceName => Accelerator.Name;
 
     /// <summary>
@@ -706,6 +709,8 @@ public sealed class Backend : IDisposable
     /// another target offline.</summary>
     public IEnumerable<System.Reflection.MethodInfo> LoadedKernels => _kernels.Keys.OfType<System.Reflection.MethodInfo>();
 
+    /// <summary>Waits until every launch and copy queued on the backend's stream has finished (a device fault queued
+    /// earlier surfaces here).</summary>
     public void Synchronize()
     {
         RefuseWhileRecording("waiting for the device");

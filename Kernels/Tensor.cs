@@ -19,9 +19,13 @@ public sealed class Tensor : IDisposable
     private readonly long _offset;
     private bool _disposed;
 
+    /// <summary>Sizes of the dimensions, outermost first (row-major: the last dimension's elements lie side by side).</summary>
     public int[] Shape { get; }
+    /// <summary>What an element is stored as on the device: Float32 or Float16.</summary>
     public DType DType => _storage.DType;
+    /// <summary>Elements: the product of <see cref="Shape"/>.</summary>
     public long Length { get; }
+    /// <summary>The backend whose device memory holds the tensor.</summary>
     public Backend Backend => _storage.Arena.Backend;
 
     internal Tensor(TensorStorage storage, int[] shape, long offset = 0)
@@ -127,6 +131,8 @@ public sealed class Tensor : IDisposable
         }
     }
 
+    /// <summary>Gives up this owner's hold: the storage returns to the arena when its last owner (see <see cref="Share"/>)
+    /// lets go. Later reads of this tensor throw <see cref="ObjectDisposedException"/>; a second call does nothing.</summary>
     public void Dispose()
     {
         if (_disposed) return;

@@ -29,11 +29,21 @@ public sealed record GenerationOptions
 }
 
 /// <summary>Reported after every denoising step; <see cref="Latents"/> is only valid during the call.</summary>
+/// <param name="Index">the step just taken, 0 .. Count - 1</param>
+/// <param name="Count">the generation's steps</param>
+/// <param name="Timestep">the training timestep the step denoised from (the noisiest first)</param>
+/// <param name="Latents">the latents after the step, [B, C, S, S] on the device; read them (ToArray) during the call, as the
+/// generation goes on updating and then returns them (a later read throws ObjectDisposedException)</param>
 public readonly record struct StepInfo(int Index, int Count, int Timestep, Tensor Latents);
 
 /// <summary>A generation's final latents [B, C, S, S] and images [B, H, W, C] in [0, 1] (NHWC, as diffusers returns them
 /// with output_type "np"). The arrays are the caller's; as a record's members they compare by reference, so compare
 /// results by their contents (e.g. SequenceEqual).</summary>
+/// <param name="Latents">the final latents, flattened</param>
+/// <param name="LatentShape">[B, C, S, S]: images, latent channels, latent size</param>
+/// <param name="Images">the images in [0, 1], flattened NHWC: image n's pixels row by row, each pixel's channels together</param>
+/// <param name="ImageShape">[B, H, W, C]: images, height, width, channels (3, or 1 for the digits model)</param>
+/// <param name="Elapsed">wall time of the generation, read-backs included</param>
 public sealed record GenerationResult(
     float[] Latents, int[] LatentShape, float[] Images, int[] ImageShape, TimeSpan Elapsed)
 {

@@ -13,7 +13,9 @@ public static class AtomicFile
         string fullPath = Path.GetFullPath(path);
         string folder = Path.GetDirectoryName(fullPath)!;
         Directory.CreateDirectory(folder);
-        string temporary = Path.Combine(folder, $".{Path.GetFileName(fullPath)}.{Guid.NewGuid():N}.tmp");
+        // The target's name, cut short: a name near the file system's 255 bytes is legal, the same name plus a suffix not.
+        string name = Path.GetFileName(fullPath);
+        string temporary = Path.Combine(folder, $".{name[..Math.Min(name.Length, 40)]}.{Guid.NewGuid():N}.tmp");
         try
         {
             writeTemporary(temporary);
@@ -32,6 +34,10 @@ public static class AtomicFile
         write(stream);
         stream.Flush(flushToDisk: true);
     });
+
+    /// <summary>Writes bytes made in memory (an encoded image: an encoder writing to the file itself may fail inside native
+    /// code, where a full disk cannot be caught), flushed to disk before the rename.</summary>
+    public static void WriteAllBytes(string path, byte[] bytes) => WriteStream(path, stream => stream.Write(bytes));
 
     /// <summary>Writes UTF-8 text (no byte-order mark), flushed to disk before the rename.</summary>
     public static void WriteAllText(string path, string text) => WriteStream(path, stream =>

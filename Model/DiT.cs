@@ -159,6 +159,10 @@ public sealed class DiTTransformer : IHookable, IDisposable
         return Forward(latents, projection => plan.Step(projection, step));
     }
 
+    /// <summary>The largest batch a forward takes: the kernels index activations in 32 bits, and the widest of them, the MLP's
+    /// hidden layer [B, T, 4 D] (or the portable attention's scores [B, heads, T, T]), must stay below 2^31 elements.</summary>
+    public int MaxBatch => (int)(int.MaxValue / Math.Max((long)Config.Tokens * 4 * Config.Width, (long)Config.NumHeads * Config.Tokens * Config.Tokens));
+
     /// <summary>The adaLN modulation of every step of a sampling run at these labels (one timestep a step,
     /// shared by the batch), computed a chunk of steps at a time by <see cref="Forward(Tensor, PlannedModulation, int)"/>.</summary>
     public PlannedModulation PlanModulation(float[] stepTimesteps, int[] labels, long maxElements = PlannedModulation.DefaultMaxElements)
@@ -218,6 +222,9 @@ public sealed class DiTTransformer : IHookable, IDisposable
         var c = Config;
         if (latents.Shape.Length != 4 || latents.Dim(1) != c.InChannels || latents.Dim(2) != c.SampleSize || latents.Dim(3) != c.SampleSize)
             throw new ArgumentException($"latents {latents.ShapeText} are not [B,{c.InChannels},{c.SampleSize},{c.SampleSize}]");
+        if (latents.Dim(0) > MaxBatch)
+            throw new ArgumentOutOfRangeException(nameof(latents), $"a batch of {latents.Dim(0)} is more than the {MaxBatch} a forward of this model takes " +
+                                                  "(its activations are indexed in 32 bits)");
         return latents.Dim(0);
     }
 

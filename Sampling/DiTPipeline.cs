@@ -253,6 +253,14 @@ public sealed class DiTPipeline : IDisposable
         return ids[0];
     }
 
+    /// <summary>The most images one generation takes (<see cref="DiTTransformer.MaxBatch"/> rows a forward, two an image
+    /// under guidance, and what the VAE decodes at once): the kernels index activations in 32 bits.</summary>
+    public int MaxImages(bool guided)
+    {
+        int images = Transformer.MaxBatch / (guided ? 2 : 1);
+        return Vae is null ? images : (int)Math.Min(images, int.MaxValue / Vae.Config.LargestActivation(Transformer.Config.SampleSize));
+    }
+
     /// <summary>The latent shape [B, C, S, S] of a batch of <paramref name="batch"/> images.</summary>
     public int[] LatentShape(int batch)
     {
@@ -374,6 +382,12 @@ public sealed class DiTPipeline : IDisposable
             throw new ArgumentOutOfRangeException(nameof(options), $"GuidanceScale must be a finite number >= 0, got {options.GuidanceScale}");
         if (options.Labels is null || options.Labels.Length == 0) throw new ArgumentException("no Labels given: one class id an image", nameof(options));
         int b = options.Labels.Length;
+        bool guided = options.GuidanceScale > 1;
+        int most = MaxImages(guided);
+        if (b > most)
+            throw new ArgumentOutOfRangeException(nameof(options),
+                $"{b} Labels are more images than one generation of this model takes ({most}{(guided ? " under guidance, which doubles the batch" : "")}: " +
+                "its kernels index activations in 32 bits); generate them in batches");
         foreach (int y in options.Labels)
             if (y < 0 || y >= config.NumClasses)
                 throw new ArgumentOutOfRangeException(nameof(options), $"label {y} is outside [0, {config.NumClasses})");
@@ -382,7 +396,6 @@ public sealed class DiTPipeline : IDisposable
         if (options.InitialNoise is { } given) CheckNoise(given, shape, "InitialNoise", nameof(options));
         var noise = options.InitialNoise ?? GaussianNoise.Sample(options.Seed, 0, count);
         var scheduler = NoiseScheduler.Create(options.Scheduler ?? DefaultSchedulerKind, SchedulerConfig, options.Steps);
-        bool guided = options.GuidanceScale > 1;
         int[] labels = guided ? [.. options.Labels, .. Enumerable.Repeat(config.NullClass, b)] : options.Labels;
         return new Job(options, shape, noise, scheduler, labels, guided);
     }

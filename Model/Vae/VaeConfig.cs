@@ -27,6 +27,23 @@ public sealed record VaeConfig
     /// <summary>Image size / latent size: 2 for every up block but the last.</summary>
     public int UpscaleFactor => 1 << (BlockOutChannels.Length - 1);
 
+    /// <summary>Elements of the largest tensor decoding one image of <paramref name="latentSize"/> x <paramref name="latentSize"/>
+    /// latents holds: at each level, the wider of its own channels and those the level below upsamples into it (the mid
+    /// block's attention scores, pixels x pixels at the coarsest level, where larger).</summary>
+    public long LargestActivation(int latentSize)
+    {
+        int levels = BlockOutChannels.Length;
+        long largest = 0;
+        for (int i = 0; i < levels; i++)
+        {
+            long side = (long)latentSize << (levels - 1 - i);
+            int channels = Math.Max(BlockOutChannels[i], BlockOutChannels[Math.Min(i + 1, levels - 1)]);
+            largest = Math.Max(largest, channels * side * side);
+        }
+        long pixels = (long)latentSize * latentSize;
+        return MidBlockAddAttention ? Math.Max(largest, pixels * pixels) : largest;
+    }
+
     public static VaeConfig Load(string path) => ConfigJson.Load(path, Parse);
 
     public static VaeConfig Parse(JsonElement root, string path)

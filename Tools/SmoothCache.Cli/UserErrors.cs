@@ -46,12 +46,18 @@ public static class UserErrors
         if (path is null) return null;
         if (path.Length == 0) throw new UserInputException($"{option}: expected a file name, got an empty one");
         if (Directory.Exists(path)) throw new UserInputException($"{option}: '{path}' is a folder: expected a file to write");
+        int nameBytes = System.Text.Encoding.UTF8.GetByteCount(Path.GetFileName(path));
+        if (nameBytes > MaxNameBytes)
+            throw new UserInputException($"{option}: the file name is {nameBytes} bytes long; file systems take up to {MaxNameBytes}");
         if (Path.GetDirectoryName(Path.GetFullPath(path)) is { } folder) OutputFolder(option, folder, path);
         if (extension is not null && !path.EndsWith(extension, StringComparison.OrdinalIgnoreCase))
             throw new UserInputException($"{option}: '{path}' does not end in {extension}: the file written is " +
                                          (extension.ToLowerInvariant() switch { ".png" => "a PNG image", ".json" => "JSON", _ => extension.TrimStart('.') }));
         return path;
     }
+
+    /// <summary>The longest file name, in UTF-8 bytes, that common file systems (ext4, XFS, APFS) take.</summary>
+    private const int MaxNameBytes = 255;
 
     /// <summary>Checks that no two of a command's outputs name the same file (the last written would silently replace the
     /// other); unset ones (null) are skipped.</summary>

@@ -37,6 +37,7 @@ public static class BenchCommand
             int count = parse.GetValue(iterations);
             if (count < 1) throw new UserInputException($"--iterations must be at least 1, got {count}");
             if (parse.GetValue(steps) < 1) throw new UserInputException($"--steps must be at least 1, got {parse.GetValue(steps)}");
+            if (parse.GetValue(batch) is < 1 or > 4096) throw new UserInputException($"--batch must be from 1 to 4096, got {parse.GetValue(batch)}");
             if (parse.GetValue(runs) < 1) throw new UserInputException($"--runs must be at least 1, got {parse.GetValue(runs)}");
             if (parse.GetValue(images) < 0) throw new UserInputException($"--images must be 0 (default) or more, got {parse.GetValue(images)}");
             Precision? onlyPrecision;

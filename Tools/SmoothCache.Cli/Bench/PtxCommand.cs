@@ -21,7 +21,7 @@ public static class PtxCommand
         command.Add(output);
         command.SetAction(parse =>
         {
-            string folder = parse.GetValue(output)!;
+            string folder = UserErrors.OutputFolder("--out", parse.GetValue(output)!);
             Directory.CreateDirectory(folder);
             foreach (var (name, ptx) in CompileAll())
             {

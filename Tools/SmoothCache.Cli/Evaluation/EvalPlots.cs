@@ -118,6 +118,9 @@ public static class EvalPlots
         return (min - below * span, max + above * span);
     }
 
-    private static void Save(Plot plot, string path, int width, int height) =>
-        AtomicFile.Write(path, temp => plot.SavePng(temp, width, height));
+    private static void Save(Plot plot, string path, int width, int height)
+    {
+        using var image = plot.GetImage(width, height);
+        AtomicFile.WriteAllBytes(path, image.GetImageBytes(ImageFormat.Png, 100));
+    }
 }

@@ -44,11 +44,8 @@ public static class ImageGrid
             canvas.DrawText(labels[n], x0 + tileW / 2f, y0 + tileH + LabelBand - 7, SKTextAlign.Center, font, ink);
         }
         canvas.Flush();
-        AtomicFile.Write(path, temp =>
-        {
-            using var stream = File.Create(temp);
-            bitmap.Encode(stream, SKEncodedImageFormat.Png, 100);
-        });
+        using var png = bitmap.Encode(SKEncodedImageFormat.Png, 100);
+        AtomicFile.WriteAllBytes(path, png.ToArray());
     }
 
     private static SKColor Gray(float v)

@@ -154,6 +154,7 @@ public class BenchCommandTests
     [InlineData("--steps", "0", "--steps must be at least 1")]
     [InlineData("--images", "-1", "--images must be 0")]
     [InlineData("--runs", "0", "--runs must be at least 1")]
+    [InlineData("--batch", "0", "--batch must be from 1 to 4096, got 0")]
     [InlineData("--device", "tpu", "unknown device 'tpu'")]
     [InlineData("--precision", "fp8", "--precision: unknown precision 'fp8'")]
     [InlineData("--json", "/", "--json: '/' is a folder")]

@@ -45,4 +45,15 @@ public class PtxCommandTests
         Assert.Equal(ExitCodes.BadInput, result.ExitCode);
         Assert.Contains("--out", result.Error);
     }
+
+    [Fact]
+    public void AFileWhereTheOutputFolderBelongsIsBadInput()
+    {
+        using var temp = new CliRunner.TempFolder();
+        string file = temp.File("afile");
+        File.WriteAllText(file, "");
+        var result = CliRunner.Run("ptx", "--out", file);
+        Assert.Equal(ExitCodes.BadInput, result.ExitCode);
+        Assert.Contains($"--out: '{file}' is a file: expected a folder", result.Error);
+    }
 }

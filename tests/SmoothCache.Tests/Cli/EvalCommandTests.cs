@@ -90,6 +90,7 @@ public sealed class EvalCommandTests : IDisposable
     [InlineData("--fora", "1", "--fora")]
     [InlineData("--fora", "2.5", "2.5")]
     [InlineData("--samples", "0", "--samples")]
+    [InlineData("--samples", "140000", "--samples 140000 is more than one generation of this model takes")]
     [InlineData("--components", "attn1,attn2", "attn2")]
     [InlineData("--lookahead", "0", "--lookahead")]
     [InlineData("--steps", "0", "--steps")]

@@ -25,6 +25,8 @@ public class GenerateCommandTests
     [Fact] public void LabelOutOfRange() => AssertBadInput("--labels: label 1000 is outside [0, 1000)", "generate", "--labels", "1,1000");
     [Fact] public void LabelPastInt32IsOutOfRangeToo() => AssertBadInput("--labels: label 99999999999 is outside [0, 1000)", "generate", "--labels", "99999999999");
     [Fact] public void LabelThatIsNotAClass() => AssertBadInput("'seven'", "generate", "--labels", "seven");
+    [Fact] public void AnOutputNameLongerThanFileSystemsTake() =>
+        AssertBadInput("--save-images: the file name is 256 bytes long; file systems take up to 255", "generate", "--save-images", new string('c', 244) + ".safetensors");
     [Fact] public void StepsBelowOne() => AssertBadInput("--steps", "generate", "--steps", "0");
     [Fact] public void StepsAboveTheTrainingSteps() => AssertBadInput("num_train_timesteps (1000)", "generate", "--steps", "2000");
     [Fact] public void NegativeGuidance() => AssertBadInput("--guidance", "generate", "--guidance", "-1");

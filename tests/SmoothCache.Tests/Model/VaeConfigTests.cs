@@ -30,6 +30,20 @@ public sealed class VaeConfigTests : IDisposable
     }
 
     [Fact]
+    public void TheLargestActivationIsTheWidestLevelAtItsResolution()
+    {
+        // sd-vae-ft-ema's levels at 32 x 32 latents (DiT-XL/2-256): 256 x 256 pixels hold the 256 channels upsampled from
+        // the level below before the finest level narrows them to 128; 256 * 256^2 = 16.8M beats 512 * 128^2 and the mid
+        // block's 1024^2 attention scores.
+        var sd = VaeConfig.Load(Write("""{"block_out_channels": [128, 256, 512, 512]}"""));
+        Assert.Equal(256L * 256 * 256, sd.LargestActivation(32));
+        // One level: its own channels at the latents' size, or the attention's pixels^2 where more.
+        var flat = new VaeConfig { BlockOutChannels = [8] };
+        Assert.Equal(16L * 16, flat.LargestActivation(4));
+        Assert.Equal(8L * 2 * 2, (flat with { MidBlockAddAttention = false }).LargestActivation(2));
+    }
+
+    [Fact]
     public void MissingKeysTakeDiffusersDefaults()
     {
         var c = VaeConfig.Load(Write("""{"block_out_channels": [128, 256, 512, 512], "layers_per_block": 2}"""));

@@ -81,6 +81,19 @@ public class DiTPipelineTests
     }
 
     [Fact]
+    public void MoreImagesThanTheKernelsIndexAreRefused()
+    {
+        // dit-digits: 64 tokens x 4 x 64 wide MLP rows = 16,384 elements a sample (and as many attention scores):
+        // 131,071 samples a forward, half as many images under guidance.
+        var pipe = TinyCase.Pipeline;
+        Assert.Equal(131071, pipe.Transformer.MaxBatch);
+        Assert.Equal(65535, pipe.MaxImages(guided: true));
+        Assert.Equal(131071, pipe.MaxImages(guided: false));
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => pipe.Generate(new GenerationOptions { Labels = new int[65536] }));
+        Assert.Contains("65536 Labels are more images than one generation of this model takes (65535 under guidance", e.Message);
+    }
+
+    [Fact]
     public void AGenerationFromAnotherThreadWhileOneRunsIsRefusedAndAfterItRuns()
     {
         var pipe = TinyCase.Pipeline;

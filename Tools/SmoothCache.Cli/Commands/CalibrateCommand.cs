@@ -81,8 +81,9 @@ public static class CalibrateCommand
             foreach (var warning in pipeline.LabelWarnings(generation.Labels))
                 context.Error.WriteLine($"warning: {warning}");
             using var calibration = CalibrationHelper.Enable(pipeline.Transformer, k, selected);
-            Progress.Run(context, "calibrate", generation.Steps,
+            var result = Progress.Run(context, "calibrate", generation.Steps,
                 report => pipeline.Generate(generation, step => report(step.Index + 1)));
+            if (run.NonFiniteWarning(result) is { } nonFinite) context.Error.WriteLine($"warning: {nonFinite}; its errors are too");
 
             int blocks = pipeline.Transformer.NumBlocks;
             if (targetCompute is { } goal) alpha = SearchThreshold(calibration, goal, generation.Steps, selected, blocks);

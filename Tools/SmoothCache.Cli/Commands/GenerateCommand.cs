@@ -48,6 +48,7 @@ public static class GenerateCommand
             var result = Progress.Run(context, $"generate {generation.Labels.Length} images", generation.Steps,
                 report => pipeline.Generate(generation, step => report(step.Index + 1)));
 
+            if (run.NonFiniteWarning(result) is { } nonFinite) context.Error.WriteLine($"warning: {nonFinite}");
             var names = generation.Labels.Select(l => pipeline.Id2Label.GetValueOrDefault(l, l.ToString())).ToArray();
             ImageGrid.SavePng(png, result.Images, result.ImageShape, names);
             if (latentsPath is not null)

@@ -66,6 +66,19 @@ public sealed class SamplingOptions
 public sealed record ResolvedSampling(string ModelFolder, string? Labels, long Seed, string? NoiseFile, int Steps,
     string? Scheduler, float Guidance, DeviceChoice Device, Precision Precision)
 {
+    /// <summary>The tensor a --noise file holds the initial latents in.</summary>
+    public const string NoiseTensor = "initial_noise";
+
+    /// <summary>A warning where a generation's final latents are not all finite (NaN or infinite weights, or a model that
+    /// diverged): the images drawn from them mean nothing, though the command succeeds. Null where they are.</summary>
+    public string? NonFiniteWarning(GenerationResult result)
+    {
+        int count = result.Latents.Count(v => !float.IsFinite(v));
+        return count == 0 ? null
+            : $"{count} of the {result.Latents.Length} final latent values are NaN or infinite: the images are meaningless " +
+              $"(does {ModelFolder} hold NaN or infinite weights?)";
+    }
+
     public GenerationOptions ToGenerationOptions(DiTPipeline pipeline)
     {
         var labels = Labels is null ? pipeline.DefaultLabels() : UserErrors.ParseOption("--labels", () => pipeline.ParseLabels(Labels));
@@ -73,7 +86,13 @@ public sealed record ResolvedSampling(string ModelFolder, string? Labels, long S
         if (NoiseFile is not null)
         {
             using var file = SafetensorsFile.Open(NoiseFile);
-            noise = file.ReadFloat32("initial_noise", pipeline.LatentShape(labels.Length));
+            if (!file.Contains(NoiseTensor))
+                throw new UserInputException($"--noise {NoiseFile}: no tensor '{NoiseTensor}' [B,C,S,S]; the file holds " +
+                                             (file.Names.Count == 0 ? "none" : string.Join(", ", file.Names.Order().Take(8).Select(n => $"'{n}'")) +
+                                                                           (file.Names.Count > 8 ? $" and {file.Names.Count - 8} more" : "")));
+            noise = file.ReadFloat32(NoiseTensor, pipeline.LatentShape(labels.Length));
+            int bad = Array.FindIndex(noise, v => !float.IsFinite(v));
+            if (bad >= 0) throw new UserInputException($"--noise {NoiseFile}: {NoiseTensor}[{bad}] is {noise[bad]}: expected finite values");
         }
         return new GenerationOptions
         {

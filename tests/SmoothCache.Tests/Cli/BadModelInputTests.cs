@@ -38,6 +38,26 @@ public class BadModelInputTests
         return file;
     }
 
+    /// <summary>Weights that hold a NaN are valid input, but every image drawn from them is NaN: the command succeeds and
+    /// warns, where it used to draw a black grid in silence.</summary>
+    [Fact]
+    public void NaNWeightsGiveAWarningAndStillSucceed()
+    {
+        using var folder = new LatentPipelineFolder();
+        string weights = TransformerWeights(folder);
+        (string, int[], float[])[] tensors;
+        using (var file = SafetensorsFile.Open(weights))
+            tensors = file.Names.Select(n => (n, file.Describe(n).Shape, file.ReadFloat32(n))).ToArray();
+        var bias = tensors.Single(t => t.Item1 == "proj_out_2.bias");
+        bias.Item3[0] = float.NaN;
+        SafetensorsWriter.Write(weights, tensors);
+        string png = Path.Combine(folder.Path, "out.png");
+        var run = CliRunner.Run("generate", "--model", folder.Path, "--labels", "3", "--steps", "1", "--out", png, "--device", "cpu");
+        Assert.Equal(ExitCodes.Success, run.ExitCode);
+        Assert.Contains(run.ErrorLines, line => line.StartsWith("warning: ") && line.Contains("final latent values are NaN or infinite"));
+        Assert.True(File.Exists(png));
+    }
+
     [Fact]
     public void CorruptZipCheckpoint()
     {

@@ -75,7 +75,18 @@ public class GenerateCommandTests
         using var temp = new TempFolder();
         string noise = temp.File("noise.safetensors");
         SafetensorsWriter.Write(noise, [("latents", [1, 1, 16, 16], new float[256])]);
-        AssertBadInput("initial_noise", "generate", "--labels", "1", "--noise", noise);
+        AssertBadInput("no tensor 'initial_noise' [B,C,S,S]; the file holds 'latents'", "generate", "--labels", "1", "--noise", noise);
+    }
+
+    [Fact]
+    public void NoiseFileWithANaN()
+    {
+        using var temp = new TempFolder();
+        string noise = temp.File("noise.safetensors");
+        var values = new float[256];
+        values[17] = float.NaN;
+        SafetensorsWriter.Write(noise, [("initial_noise", [1, 1, 16, 16], values)]);
+        AssertBadInput("initial_noise[17] is NaN: expected finite values", "generate", "--labels", "1", "--noise", noise);
     }
 
     /// <summary>Where the output cannot be written, or would not be what its name says, before any sampling.</summary>

@@ -102,6 +102,11 @@ public sealed class CacheSchedule
             if (root.ValueKind != JsonValueKind.Object)
                 throw new CacheScheduleException(sourceName, null,
                     $"expected a JSON object mapping component keys to lists of 0/1, found {Describe(root.ValueKind)}");
+            // What CalibrationHelper.WriteErrorsJson writes (calibrate --errors): errors to scan, not a schedule yet.
+            if (root.TryGetProperty("avg_error_rows", out _))
+                throw new CacheScheduleException(sourceName, "avg_error_rows",
+                    "this is a calibration's errors file, not a schedule: scan it into one with a threshold " +
+                    "(smoothcache calibrate --from-errors FILE --threshold A --out schedule.json)");
             var entries = new List<KeyValuePair<string, IReadOnlyList<bool>>>();
             foreach (var property in root.EnumerateObject())
                 entries.Add(new(property.Name, ParseFlags(property.Value, property.Name, sourceName)));
@@ -204,6 +209,8 @@ public sealed class CacheSchedule
             if (flags.Length < steps)
                 warnings.Add($"{SourceName}: key \"{key}\": {flags.Length} entries for {steps} steps; " +
                              $"steps {flags.Length}..{steps - 1} are computed");
+            if (flags.Length > 0 && !flags[0])
+                warnings.Add($"{SourceName}: key \"{key}\" starts with 0, but step 0 is computed: there is no earlier output to reuse");
         }
         // Longer lists are most likely a schedule calibrated for another step count: the same index is another timestep.
         int longest = _entries.Select(e => e.Value.Length).DefaultIfEmpty(0).Max();

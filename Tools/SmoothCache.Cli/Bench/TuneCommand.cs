@@ -15,6 +15,9 @@ namespace SmoothCache.Cli.Bench;
 /// </summary>
 public static class TuneCommand
 {
+    /// <summary>The batches DiT-XL/2's bars are measured at: one image with guidance, and eight.</summary>
+    private static readonly int[] DefaultBatches = [2, 16];
+
     public static Command Create(CliContext context)
     {
         var model = new Option<string>("--model")
@@ -24,15 +27,15 @@ public static class TuneCommand
         };
         var batches = new Option<int[]>("--batch")
         {
-            Description = "forward batches whose GEMMs to tune (rows of the CFG-doubled batch: 2 for one image, 16 for 8)",
+            // The defaults are in the description: help would write a list's default as "2|16", which the option does not take.
+            Description = $"forward batches whose GEMMs to tune, space-separated (rows of the CFG-doubled batch: 2 for one image, 16 for 8) " +
+                          $"[default: {string.Join(" ", DefaultBatches)}]",
             AllowMultipleArgumentsPerToken = true,
-            DefaultValueFactory = _ => [2, 16],
         };
         var splits = new Option<int[]>("--splits")
         {
-            Description = $"split counts along K to try (1-{SplitK.MaxSplits})",
+            Description = $"split counts along K to try (1-{SplitK.MaxSplits}), space-separated [default: {string.Join(" ", GemmTuner.DefaultSplits)}]",
             AllowMultipleArgumentsPerToken = true,
-            DefaultValueFactory = _ => GemmTuner.DefaultSplits,
         };
         var variants = new Option<string[]>("--variants")
         {
@@ -43,6 +46,7 @@ public static class TuneCommand
         var cluster = new Option<bool>("--cluster") { Description = "also try the variants in clusters sharing W by multicast" };
         var iterations = new Option<int>("--iterations") { Description = "timed calls per candidate", DefaultValueFactory = _ => 20 };
         var device = DeviceOption.Create();
+        device.Description = "auto (CUDA device 0), cuda or cuda:N (CUDA device N); cpu only to test the tuner, with SMOOTHCACHE_KERNELS=tensorcores";
         var output = new Option<string>("--out") { Description = "the tuning table to write (JSON)", DefaultValueFactory = _ => "gemm-tuning.json" };
         var json = new Option<string?>("--json") { Description = "also write every candidate's check and time to this JSON file" };
         var command = new Command("tune", "Time the fp16 GEMM variants and splits at a model's shapes on this GPU and write the fastest as a tuning table.")
@@ -56,9 +60,9 @@ public static class TuneCommand
             UserErrors.DistinctOutputs(("--out", path), ("--json", jsonPath));
             int count = parse.GetValue(iterations);
             if (count < 1) throw new UserInputException($"--iterations must be at least 1, got {count}");
-            int[] batchList = parse.GetValue(batches)!;
+            int[] batchList = parse.GetResult(batches) is null ? DefaultBatches : parse.GetValue(batches)!;
             if (batchList.Length == 0 || batchList.Any(b => b < 1)) throw new UserInputException($"--batch takes batches of at least 1, got '{string.Join(" ", batchList)}'");
-            int[] splitList = parse.GetValue(splits)!;
+            int[] splitList = parse.GetResult(splits) is null ? GemmTuner.DefaultSplits : parse.GetValue(splits)!;
             if (splitList.Length == 0 || splitList.Any(s => s is < 1 or > SplitK.MaxSplits))
                 throw new UserInputException($"--splits takes split counts from 1 to {SplitK.MaxSplits}, got '{string.Join(" ", splitList)}'");
             string[] names = parse.GetValue(variants)!;

@@ -118,15 +118,40 @@ public static class CalibrateCommand
         {
             if (!doc.RootElement.TryGetProperty("avg_error_rows", out var averaged) || averaged.ValueKind != System.Text.Json.JsonValueKind.Object)
                 throw new UserInputException($"{path}: key 'avg_error_rows': expected an object of component -> rows");
+            Dictionary<string, double[][]> rows;
             try
             {
-                return averaged.EnumerateObject().ToDictionary(c => c.Name,
+                rows = averaged.EnumerateObject().ToDictionary(c => c.Name,
                     c => c.Value.EnumerateArray().Select(r => r.EnumerateArray().Select(v => v.GetDouble()).ToArray()).ToArray());
             }
             catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException)
             {
                 throw new UserInputException($"{path}: key 'avg_error_rows': expected lists of numbers ({e.Message})");
             }
+            foreach (var (component, lags) in rows) CheckRows(path, component, lags);
+            if (rows.Values.Select(lags => lags[0].Length).Distinct().Count() > 1)
+                throw new UserInputException($"{path}: key 'avg_error_rows': its components' rows are of different runs (" +
+                                             string.Join(", ", rows.Select(r => $"{r.Key}: {r.Value[0].Length + 1} steps")) + ")");
+            return rows;
+        }
+    }
+
+    /// <summary>Refuses rows that a calibration of one run cannot have written: row j (lag j + 1) of an n-step run holds
+    /// the n - 1 - j errors between steps i and i + j + 1, each a relative L1 error, so a number >= 0.</summary>
+    private static void CheckRows(string path, string component, double[][] lags)
+    {
+        string key = $"key 'avg_error_rows': {component}";
+        if (lags.Length == 0) throw new UserInputException($"{path}: {key} has no rows");
+        int steps = lags[0].Length + 1;
+        for (int j = 0; j < lags.Length; j++)
+        {
+            int expected = Math.Max(0, steps - 1 - j);
+            if (lags[j].Length != expected)
+                throw new UserInputException($"{path}: {key}: the lag-{j + 1} row has {lags[j].Length} errors; a {steps}-step run " +
+                                             $"(its lag-1 row has {steps - 1}) gives {expected}");
+            int bad = Array.FindIndex(lags[j], e => !(e >= 0));
+            if (bad >= 0)
+                throw new UserInputException($"{path}: {key}: the lag-{j + 1} row's error {bad} is {lags[j][bad]}: expected a relative error >= 0");
         }
     }
 

@@ -27,6 +27,7 @@ public static class EvalCommand
         var lookahead = new Option<int>("--lookahead") { Description = "calibration lookahead K (largest reuse lag)", DefaultValueFactory = _ => 3 };
         var output = new Option<string>("--out") { Description = "folder for table.md, results.csv/json, plots and schedules", Required = true };
         var command = new Command("eval", "Compare SmoothCache schedules with no cache and FORA on the same noise: compute, wall time, quality.");
+        sampling.Seed.Description = "seed of the initial noise";
         foreach (var option in new Option[] { sampling.Model, sampling.Seed, sampling.Steps, sampling.Scheduler, sampling.Guidance, sampling.Device, sampling.Precision,
                      samples, thresholds, fora, components, lookahead, output })
             command.Add(option);

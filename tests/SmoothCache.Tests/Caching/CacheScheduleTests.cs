@@ -96,6 +96,14 @@ public class CacheScheduleTests
     }
 
     [Fact]
+    public void AListThatStartsWithReuseIsReported()
+    {
+        var schedule = CacheSchedule.Parse("""{"attn1": [0, 0, 1], "ff": [1, 0, 1]}""", "zero.json");
+        var warning = Assert.Single(schedule.Validate(numBlocks: 6, steps: 3));
+        Assert.Equal("zero.json: key \"attn1\" starts with 0, but step 0 is computed: there is no earlier output to reuse", warning);
+    }
+
+    [Fact]
     public void ListsLongerThanTheRunAreReportedOnceForTheSchedule()
     {
         var schedule = CacheSchedule.Parse("""{"attn1": [1, 0, 1, 0], "ff": [1, 0, 1, 0, 1]}""", "long.json");
@@ -129,6 +137,7 @@ public class CacheScheduleTests
         { """{"attn": 1}""", "attn", "expected a list of 0/1, found a number" },
         { """{"attn": {"0": 1}}""", "attn", "expected a list of 0/1, found an object" },
         { """{"attn2": [1]}""", "attn2", "unknown component key" },
+        { """{"lookahead": 3, "avg_error_rows": {"attn1": [[0.1]]}}""", "avg_error_rows", "a calibration's errors file, not a schedule" },
         { """{"norm1": [1]}""", "norm1", "unknown component key" },
         { """{"attn-x": [1]}""", "attn-x", "block index \"x\"" },
         { """{"ff-": [1]}""", "ff-", "block index \"\"" },

@@ -55,6 +55,23 @@ public class CalibrateCommandTests
         Assert.Contains("--out", result.Error);
     }
 
+    /// <summary>Rows a calibration of one run cannot have written are refused, naming the component and the row.</summary>
+    [Theory]
+    [InlineData("""{"attn1": [[0.1, 0.2, 0.3, 0.4], [0.1], [0.5, 0.5]]}""", "attn1: the lag-2 row has 1 errors; a 5-step run (its lag-1 row has 4) gives 3")]
+    [InlineData("""{"attn1": [[0.1, -0.2]]}""", "attn1: the lag-1 row's error 1 is -0.2: expected a relative error >= 0")]
+    [InlineData("""{"attn1": [[0.1, 0.2]], "ff": [[0.1]]}""", "its components' rows are of different runs (attn1: 3 steps, ff: 2 steps)")]
+    [InlineData("""{"attn1": []}""", "attn1 has no rows")]
+    public void AnErrorsFileWithRowsNoRunGivesIsRefused(string rows, string expected)
+    {
+        using var temp = new TempFolder();
+        string errors = temp.File("errors.json"), schedule = temp.File("schedule.json");
+        File.WriteAllText(errors, $$"""{"lookahead": 3, "avg_error_rows": {{rows}}}""");
+        var result = Run("calibrate", "--from-errors", errors, "--out", schedule);
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains(expected, Assert.Single(result.ErrorLines));
+        Assert.False(File.Exists(schedule));
+    }
+
     /// <summary>A rescan takes the recorded run's steps from its rows (lag 1 holds one error per step after the first) and
     /// says which sampling options it does not use.</summary>
     [Fact]

@@ -46,6 +46,9 @@ public class LabelParsingTests
         Assert.Contains("'poodle'", Assert.Throws<ArgumentException>(() => pipeline.ParseLabels("umbrella,poodle")).Message);
         Assert.Contains("1000", Assert.Throws<ArgumentException>(() => pipeline.ParseLabels("1000")).Message);
         Assert.Throws<ArgumentException>(() => pipeline.ParseLabels(" , "));
+        // A stray comma is refused rather than dropped: "1,,2" may have lost a label.
+        Assert.Contains("entry 2 is empty", Assert.Throws<ArgumentException>(() => pipeline.ParseLabels("1,,2")).Message);
+        Assert.Contains("entry 2 is empty", Assert.Throws<ArgumentException>(() => pipeline.ParseLabels("3,")).Message);
     }
 
     [Fact]

@@ -38,15 +38,49 @@ public static class SynthCommand
             };
             if (Directory.Exists(folder) && Directory.EnumerateFileSystemEntries(folder).Any())
                 throw new UserInputException($"--out: folder '{folder}' exists and is not empty");
+            if (layerCount > MaxLayers) throw new UserInputException($"--layers must be at most {MaxLayers} (DiT-XL/2 has 28), got {layerCount}");
 
             var timer = Stopwatch.StartNew();
             using var weights = new SyntheticWeights(SyntheticWeights.XL2_256 with { NumLayers = layerCount }, parse.GetValue(seed));
-            weights.WriteFolder(folder, saveType, bin);
             long parameters = weights.Names.Sum(n => weights.Describe(n).ElementCount);
+            CheckRoom(folder, parameters * (saveType == SaveDType.F16 ? 2 : 4), parameters * sizeof(float));
+            // Written beside the target and moved there whole: a failed or interrupted run leaves no half folder behind.
+            string full = Path.GetFullPath(folder).TrimEnd(Path.DirectorySeparatorChar);
+            string temporary = Path.Combine(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
+            try
+            {
+                weights.WriteFolder(temporary, saveType, bin);
+                if (Directory.Exists(full)) Directory.Delete(full); // empty, checked above
+                Directory.Move(temporary, full);
+            }
+            finally
+            {
+                if (Directory.Exists(temporary)) Directory.Delete(temporary, recursive: true);
+            }
             context.Out.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"wrote {folder}: DiT-XL/2 layout, {layerCount} layers, {weights.Names.Count} tensors, " +
                 $"{parameters:N0} parameters, {parse.GetValue(dtype)} {(bin ? "bin" : "safetensors")}, {timer.Elapsed.TotalSeconds:F1} s"));
             return ExitCodes.Success;
         });
         return command;
+    }
+
+    /// <summary>Enough for a model four times DiT-XL/2's depth; each layer takes ~21M parameters.</summary>
+    private const int MaxLayers = 112;
+
+    /// <summary>Refuses, before anything is written, a checkpoint the file system or the memory cannot take: the writer
+    /// holds every tensor as float32 while it writes.</summary>
+    private static void CheckRoom(string folder, long fileBytes, long memoryBytes)
+    {
+        const double GB = 1e9;
+        string? existing = Path.GetFullPath(folder);
+        while (existing is not null && !Directory.Exists(existing)) existing = Path.GetDirectoryName(existing);
+        long free = existing is null ? long.MaxValue : new DriveInfo(existing).AvailableFreeSpace;
+        if (fileBytes > free)
+            throw new UserInputException($"--out: the checkpoint takes {fileBytes / GB:F1} GB and '{existing}' has {free / GB:F1} GB free: " +
+                                         "ask for fewer --layers or write elsewhere");
+        long memory = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+        if (memoryBytes > memory)
+            throw new UserInputException($"--layers: writing takes {memoryBytes / GB:F1} GB of memory (every tensor as float32), " +
+                                         $"more than the {memory / GB:F1} GB this process may use");
     }
 }

@@ -7,6 +7,7 @@ public class SynthCommandTests
 {
     [Theory]
     [InlineData("--layers", "0", "--layers must be at least 1")]
+    [InlineData("--layers", "113", "--layers must be at most 112 (DiT-XL/2 has 28), got 113")]
     [InlineData("--dtype", "bf16", "--dtype 'bf16' is unknown")]
     [InlineData("--format", "onnx", "--format 'onnx' is unknown")]
     [InlineData("--out", "a-file", "--out: '")]
@@ -24,6 +25,20 @@ public class SynthCommandTests
         Assert.Contains(expected, Assert.Single(result.ErrorLines));
         Assert.False(Directory.Exists(output));
         Assert.Equal(2, Directory.GetFileSystemEntries(temp.Path).Length);
+    }
+
+    /// <summary>The folder is written beside the target and moved there whole: an empty --out is filled, and nothing else is
+    /// left in the folder around it.</summary>
+    [Fact]
+    public void AnEmptyFolderIsFilledAndNothingIsLeftBesideIt()
+    {
+        using var temp = new TempFolder();
+        string output = temp.File("model");
+        Directory.CreateDirectory(output);
+        var result = Run("synth", "--out", output, "--layers", "1");
+        Assert.Equal(0, result.ExitCode);
+        Assert.True(File.Exists(Path.Combine(output, "transformer", "config.json")));
+        Assert.Equal([output], Directory.GetFileSystemEntries(temp.Path));
     }
 
     /// <summary>A folder that takes no files (/proc refuses them even to root), for synth and eval alike: before any work.</summary>

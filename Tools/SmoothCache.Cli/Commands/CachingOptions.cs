@@ -29,6 +29,7 @@ public static class CachingOptions
         long total = (long)generation.Steps * transformer.ForwardMacs(batch);
         long saved = stats.MacsSaved ?? 0;
         return (stats.Components.Count == 0 ? "no cache schedule: every component computed" : stats.ToString()) + Environment.NewLine +
-            $"MACs: {(total - saved) / 1e9:F2} G done of {total / 1e9:F2} G without cache ({100.0 * (total - saved) / total:F1}%)";
+            $"whole forwards (the components, plus the embeddings, conditioning and final layer every step computes): " +
+            $"{(total - saved) / 1e9:F2} G MACs done of {total / 1e9:F2} G without cache ({100.0 * (total - saved) / total:F1}%)";
     }
 }

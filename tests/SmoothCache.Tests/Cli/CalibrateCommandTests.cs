@@ -34,12 +34,23 @@ public class CalibrateCommandTests
     }
 
     [Fact]
+    public void ALookaheadPastTheRunIsWarnedAbout()
+    {
+        using var temp = new TempFolder();
+        string output = temp.File("schedule.json");
+        var result = Run("calibrate", "--device", "cpu", "--out", output, "--steps", "2", "--labels", "1", "--lookahead", "2");
+        Assert.True(result.ExitCode == 0, result.Error);
+        Assert.Equal("warning: --lookahead 2 compares outputs up to 2 steps apart, but 2 steps are at most 1 apart: lags past 1 record nothing",
+            Assert.Single(result.ErrorLines));
+    }
+
+    [Fact]
     public void ATargetNoThresholdReachesIsWarnedAbout()
     {
         using var temp = new TempFolder();
         string output = temp.File("schedule.json");
         // Two steps: the first and the last always compute.
-        var result = Run("calibrate", "--device", "cpu", "--out", output, "--target-compute", "0.1", "--steps", "2", "--labels", "1");
+        var result = Run("calibrate", "--device", "cpu", "--out", output, "--target-compute", "0.1", "--steps", "2", "--labels", "1", "--lookahead", "1");
         Assert.True(result.ExitCode == 0, result.Error);
         var warning = Assert.Single(result.ErrorLines, l => l.StartsWith("warning"));
         Assert.Contains("no threshold computes at most 10.0% of the calls in 2 steps", warning);

@@ -19,8 +19,8 @@ public interface IComponentHook
     /// <returns>the component's output [B, T, D] (B counting both halves of a guided batch), owned by the caller</returns>
     Tensor Run(string component, int block, Func<Tensor> compute);
 
-    /// <summary>Starts over for a new generation (DiTPipeline.Generate calls it first): forgets per-step state (call
-    /// counters, stored outputs). Hooks without such state keep this default.</summary>
+    /// <summary>Starts over for a new generation (DiTPipeline.Generate calls it first, and a forward at a planned run's step 0
+    /// does): forgets per-step state (call counters, stored outputs). Hooks without such state keep this default.</summary>
     void Reset() { }
 
     /// <summary>Why this hook cannot run inside a launch recording (e.g. it reads every step's results on the host), or

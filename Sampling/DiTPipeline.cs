@@ -192,10 +192,9 @@ public sealed class DiTPipeline : IDisposable
     public int[] ParseLabels(string spec)
     {
         ArgumentNullException.ThrowIfNull(spec);
-        var items = spec.Split(',', StringSplitOptions.TrimEntries);
-        if (spec.Trim().Length > 0 && Array.IndexOf(items, "") is var empty and >= 0)
+        string[] items = spec.Trim().Length == 0 ? [] : spec.Split(',', StringSplitOptions.TrimEntries);
+        if (Array.IndexOf(items, "") is var empty and >= 0)
             throw new ArgumentException($"labels '{spec}': entry {empty + 1} is empty (a stray comma?)", nameof(spec));
-        if (spec.Trim().Length == 0) items = [];
         var byEntry = new Dictionary<string, int>(StringComparer.OrdinalIgnoreCase);
         var bySynonym = new Dictionary<string, List<int>>(StringComparer.OrdinalIgnoreCase);
         foreach (var (id, name) in Id2Label.OrderBy(kv => kv.Key))

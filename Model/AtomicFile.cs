@@ -11,11 +11,8 @@ public static class AtomicFile
     public static void Write(string path, Action<string> writeTemporary)
     {
         string fullPath = Path.GetFullPath(path);
-        string folder = Path.GetDirectoryName(fullPath)!;
-        Directory.CreateDirectory(folder);
-        // The target's name, cut short: a name near the file system's 255 bytes is legal, the same name plus a suffix not.
-        string name = Path.GetFileName(fullPath);
-        string temporary = Path.Combine(folder, $".{name[..Math.Min(name.Length, 40)]}.{Guid.NewGuid():N}.tmp");
+        Directory.CreateDirectory(Path.GetDirectoryName(fullPath)!);
+        string temporary = TemporaryBeside(fullPath);
         try
         {
             writeTemporary(temporary);
@@ -25,6 +22,16 @@ public static class AtomicFile
         {
             if (File.Exists(temporary)) File.Delete(temporary);
         }
+    }
+
+    /// <summary>A new hidden name in <paramref name="path"/>'s folder (the same file system, so a rename onto the path is
+    /// atomic): the target's name cut short, since a name near the file system's 255 bytes is legal and the same name plus a
+    /// suffix is not.</summary>
+    public static string TemporaryBeside(string path)
+    {
+        string full = Path.GetFullPath(path).TrimEnd(Path.DirectorySeparatorChar);
+        string name = Path.GetFileName(full);
+        return Path.Combine(Path.GetDirectoryName(full)!, $".{name[..Math.Min(name.Length, 40)]}.{Guid.NewGuid():N}.tmp");
     }
 
     /// <summary>Writes through a stream on the temporary file, flushed to disk before the rename.</summary>

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using SmoothCache.Model.Checkpoints;
+using SmoothCache.Model;
 
 namespace SmoothCache.Cli.Commands;
 
@@ -46,7 +47,7 @@ public static class SynthCommand
             CheckRoom(folder, parameters * (saveType == SaveDType.F16 ? 2 : 4), parameters * sizeof(float));
             // Written beside the target and moved there whole: a failed or interrupted run leaves no half folder behind.
             string full = Path.GetFullPath(folder).TrimEnd(Path.DirectorySeparatorChar);
-            string temporary = Path.Combine(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
+            string temporary = AtomicFile.TemporaryBeside(full);
             try
             {
                 weights.WriteFolder(temporary, saveType, bin);

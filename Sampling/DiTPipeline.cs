@@ -129,6 +129,12 @@ public sealed class DiTPipeline : IDisposable
                     throw new ModelConfigException(Path.Combine(vaeFolder, "config.json"), "latent_channels",
                         $"{vae.Config.LatentChannels} does not match the transformer's in_channels {transformer.Config.InChannels}");
                 }
+                int classes = transformer.Config.NumClasses;
+                if (id2Label.Keys.Where(id => id >= classes).Order().FirstOrDefault(-1) is var past and >= 0)
+                {
+                    transformer.Dispose();
+                    throw new ModelConfigException(index, "id2label", $"class id {past} is past the transformer's {classes} classes (its num_embeds_ada_norm)");
+                }
                 return new DiTPipeline(backend, folder, transformer, vae, scheduler, id2Label);
             }
             catch

@@ -22,6 +22,14 @@ public class LabelParsingTests
     private static DiTPipeline Load(LatentPipelineFolder folder) => DiTPipeline.Load(folder.Path, Cpu);
 
     [Fact]
+    public void AnId2LabelIdPastTheModelsClassesIsRefused()
+    {
+        using var folder = new LatentPipelineFolder(new Dictionary<int, string> { [3] = "three", [5000] = "far off" });
+        var e = Assert.Throws<ModelConfigException>(() => Load(folder));
+        Assert.Contains("model_index.json: key 'id2label': class id 5000 is past the transformer's 1000 classes", e.Message);
+    }
+
+    [Fact]
     public void NamesSynonymsWholeEntriesAndIdsMix()
     {
         using var folder = new LatentPipelineFolder(ImageNetStyle);

@@ -24,6 +24,9 @@ public class PlannedModulationTests
         }
     }
 
+    private static SmoothCache.Kernels.Tensor ZeroLatents(DiTTransformer model, int batch) =>
+        Cpu.Arena.Zeros(batch, model.Config.InChannels, model.Config.SampleSize, model.Config.SampleSize);
+
     private static long TwoStepsOf(DiTTransformer model, int batch) =>
         2L * batch * model.Config.Width * (6 * model.Config.NumLayers + 2);
 
@@ -51,8 +54,7 @@ public class PlannedModulationTests
     public void APlanLaunchesItsConditioningOnceAChunkAndUploadsNothingAfterTheLabels()
     {
         using var model = DiTTransformer.Load(Cpu, RepoFile("models", "dit-digits", "transformer"));
-        var c = model.Config;
-        using var latents = Cpu.Arena.Zeros(2, c.InChannels, c.SampleSize, c.SampleSize);
+        using var latents = ZeroLatents(model, 2);
         using var plan = model.PlanModulation(Timesteps, [1, 2]);
         Assert.Equal(Timesteps.Length, plan.StepsPerChunk); // dit-digits' whole run fits the default budget
         model.Forward(latents, plan, 0).Dispose();
@@ -75,14 +77,13 @@ public class PlannedModulationTests
     {
         using var model = DiTTransformer.Load(Cpu, RepoFile("models", "dit-digits", "transformer"));
         using var other = DiTTransformer.Load(Cpu, RepoFile("models", "dit-digits", "transformer"));
-        var c = model.Config;
-        using var latents = Cpu.Arena.Zeros(2, c.InChannels, c.SampleSize, c.SampleSize);
+        using var latents = ZeroLatents(model, 2);
         using var plan = model.PlanModulation(Timesteps, [1, 2, 3]);
         Assert.Contains("batch of 3", Assert.Throws<ArgumentException>(() => model.Forward(latents, plan, 0)).Message);
         using var two = model.PlanModulation(Timesteps, [1, 2]);
         Assert.Contains("another transformer", Assert.Throws<ArgumentException>(() => other.Forward(latents, two, 0)).Message);
         Assert.Contains("outside the plan's 5 steps", Assert.Throws<ArgumentOutOfRangeException>(() => model.Forward(latents, two, 5)).Message);
-        Assert.Throws<ArgumentOutOfRangeException>(() => model.PlanModulation(Timesteps, [c.NumClasses + 1]));
+        Assert.Throws<ArgumentOutOfRangeException>(() => model.PlanModulation(Timesteps, [model.Config.NumClasses + 1]));
         Assert.Equal("stepTimesteps", Assert.Throws<ArgumentException>(() => model.PlanModulation([], [1])).ParamName);
         Assert.Equal("labels", Assert.Throws<ArgumentException>(() => model.PlanModulation(Timesteps, [])).ParamName);
         Assert.Equal("stepTimesteps", Assert.Throws<ArgumentNullException>(() => model.PlanModulation(null!, [1])).ParamName);
@@ -97,8 +98,7 @@ public class PlannedModulationTests
     public void StepZeroOfAPlanResetsTheHook()
     {
         using var model = DiTTransformer.Load(Cpu, RepoFile("models", "dit-digits", "transformer"));
-        var c = model.Config;
-        using var latents = Cpu.Arena.Zeros(2, c.InChannels, c.SampleSize, c.SampleSize);
+        using var latents = ZeroLatents(model, 2);
         using var plan = model.PlanModulation(Timesteps, [1, 2]);
         var hook = new ResetCounter();
         model.Hook = hook;

@@ -10,7 +10,9 @@ public static class AtomicFile
     /// <summary>Calls <paramref name="writeTemporary"/> with the temporary file's path, then renames it.</summary>
     public static void Write(string path, Action<string> writeTemporary)
     {
-        string fullPath = Path.GetFullPath(path);
+        // A link is written through, to the file it names (replacing the link itself would cut it off from that file).
+        var file = new FileInfo(path);
+        string fullPath = file.LinkTarget is null ? file.FullName : file.ResolveLinkTarget(returnFinalTarget: true)!.FullName;
         Directory.CreateDirectory(Path.GetDirectoryName(fullPath)!);
         string temporary = TemporaryBeside(fullPath);
         try

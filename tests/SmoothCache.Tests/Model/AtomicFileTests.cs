@@ -31,6 +31,17 @@ public sealed class AtomicFileTests : IDisposable
     }
 
     [Fact]
+    public void ALinkIsWrittenThroughAndStaysALink()
+    {
+        string target = Path.Combine(_dir, "target.json"), link = Path.Combine(_dir, "link.json");
+        File.WriteAllText(target, "old");
+        File.CreateSymbolicLink(link, target);
+        AtomicFile.WriteAllText(link, "new");
+        Assert.Equal(target, new FileInfo(link).LinkTarget);
+        Assert.Equal("new", File.ReadAllText(target));
+    }
+
+    [Fact]
     public void TemporaryNamesAreHiddenBesideTheTargetAndDistinct()
     {
         string path = Path.Combine(_dir, "model");

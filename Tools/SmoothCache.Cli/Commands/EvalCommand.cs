@@ -35,8 +35,12 @@ public static class EvalCommand
         {
             var run = sampling.Resolve(parse);
             string folder = UserErrors.OutputFolder("--out", parse.GetValue(output)!);
+            if (parse.GetValue(lookahead) >= run.Steps)
+                context.Error.WriteLine($"warning: --lookahead {parse.GetValue(lookahead)} compares outputs up to {parse.GetValue(lookahead)} steps " +
+                                        $"apart, but {run.Steps} steps are at most {run.Steps - 1} apart: lags past {run.Steps - 1} record nothing");
             var settings = new EvalSettings(
-                CheckAtLeast("--samples", parse.GetValue(samples), 1), run.Steps, run.Scheduler,
+                // The Fréchet distance needs two samples for a covariance.
+                CheckAtLeast("--samples", parse.GetValue(samples), 2), run.Steps, run.Scheduler,
                 run.Guidance, run.Seed, ParseThresholds(parse.GetValue(thresholds)!), ParseForaPeriods(parse.GetValue(fora)!),
                 CachingOptions.ParseComponents(parse.GetValue(components)!), CheckAtLeast("--lookahead", parse.GetValue(lookahead), 1));
             using var cancel = new CancellationTokenSource();
@@ -103,16 +107,22 @@ public static class EvalCommand
     private static int CheckAtLeast(string option, int value, int min) =>
         value >= min ? value : throw new UserInputException($"{option} must be at least {min}, got {value}");
 
-    private static string[] Items(string list) =>
-        list.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+    /// <summary>A comma-separated list's items (none for an empty list); a stray comma is refused, not dropped.</summary>
+    private static string[] Items(string option, string list)
+    {
+        string[] items = list.Trim().Length == 0 ? [] : list.Split(',', StringSplitOptions.TrimEntries);
+        if (Array.IndexOf(items, "") is var empty and >= 0)
+            throw new UserInputException($"{option}: '{list}': entry {empty + 1} is empty (a stray comma?)");
+        return items;
+    }
 
-    public static IReadOnlyList<double> ParseThresholds(string list) => Items(list).Select(item =>
+    public static IReadOnlyList<double> ParseThresholds(string list) => Items("--thresholds", list).Select(item =>
             double.TryParse(item, NumberStyles.Float, CultureInfo.InvariantCulture, out double alpha) && alpha >= 0 && double.IsFinite(alpha)
                 ? alpha
                 : throw new UserInputException($"--thresholds: '{item}' is not a number >= 0 (expected e.g. 0.05,0.1,0.15)"))
         .Distinct().ToArray();
 
-    public static IReadOnlyList<int> ParseForaPeriods(string list) => Items(list).Select(item =>
+    public static IReadOnlyList<int> ParseForaPeriods(string list) => Items("--fora", list).Select(item =>
             int.TryParse(item, NumberStyles.None, CultureInfo.InvariantCulture, out int n) && n >= 2
                 ? n
                 : throw new UserInputException($"--fora: '{item}' is not a whole number >= 2 (FORA computes every n-th step)"))

@@ -71,7 +71,25 @@ public static class EvalOutputs
         var names = report.Labels.Select(l => l.ToString(CultureInfo.InvariantCulture)).ToArray();
         foreach (var row in report.Rows)
             ImageGrid.SavePng(Path($"samples-{row.Slug}.png"), report.Images[row.Slug], report.ImageShape, names);
+        RemoveStale(folder, written, warn);
         return written;
+    }
+
+    /// <summary>The outputs an earlier eval left in <paramref name="folder"/> for schedules this run did not make (files named
+    /// as eval names its per-schedule and per-component outputs) are removed, so the folder describes one run; other files
+    /// stay.</summary>
+    private static void RemoveStale(string folder, IReadOnlyList<string> written, Action<string>? warn)
+    {
+        var kept = written.Select(System.IO.Path.GetFullPath).ToHashSet();
+        var stale = new[] { ("", "errors-*.png"), ("", "schedule-*.png"), ("", "samples-*.png"), ("schedules", "*.json") }
+            .Select(p => (Folder: System.IO.Path.Combine(folder, p.Item1), Pattern: p.Item2))
+            .Where(p => Directory.Exists(p.Folder))
+            .SelectMany(p => Directory.GetFiles(p.Folder, p.Pattern))
+            .Where(f => !kept.Contains(System.IO.Path.GetFullPath(f))).Order().ToList();
+        foreach (var file in stale) File.Delete(file);
+        if (stale.Count > 0)
+            warn?.Invoke($"removed {stale.Count} outputs of an earlier eval for schedules this run did not make: " +
+                         string.Join(", ", stale.Select(f => System.IO.Path.GetRelativePath(folder, f))));
     }
 
     public static string Markdown(EvalReport report)
@@ -86,7 +104,7 @@ public static class EvalOutputs
                 EvalTable.Number(r.Psnr, "F2"), Percent(r.Accuracy), EvalTable.Number(r.FrechetDistance, "F2"));
         return
             $"{s.Samples} samples (labels cycling 0..9, seed {s.Seed}), {s.Scheduler} {s.Steps} steps, guidance {Num(s.Guidance)}, " +
-            $"model {report.Model}, device {report.Device}.\n" +
+            $"model {report.Model}, device {report.Device}, {report.Precision}.\n" +
             $"Calibration: lookahead {s.Lookahead} on {string.Join(", ", s.Components)}. " +
             $"compute = fraction of attn1/ff calls computed; TMACs for all {s.Samples} images (transformer batch {report.ForwardBatch}); " +
             "rel L2 and PSNR against the no-cache images (same noise); " +
@@ -138,6 +156,7 @@ public static class EvalOutputs
         {
             ["model"] = report.Model,
             ["device"] = report.Device,
+            ["precision"] = report.Precision,
             ["scheduler"] = s.Scheduler,
             ["steps"] = s.Steps,
             ["samples"] = s.Samples,

@@ -59,6 +59,7 @@ public sealed record EvalReport(
     EvalSettings Settings,
     string Model,
     string Device,
+    string Precision,
     MacBudget Macs,
     int ForwardBatch,
     DigitJudge Judge,
@@ -141,7 +142,7 @@ public static class EvalRunner
             rows.Add(Cached($"FORA n={period}", ScheduleKind.Fora, null, period,
                 StaticSchedules.Fora(period, settings.Steps, settings.Components)));
 
-        return new EvalReport(settings, pipeline.Folder, pipeline.Backend.DeviceName, macs, batch, judge,
+        return new EvalReport(settings, pipeline.Folder, pipeline.Backend.DeviceName, pipeline.Transformer.Precision.ToString().ToLowerInvariant(), macs, batch, judge,
             judge.RealFloor(settings.Samples), ImageMetrics.RelativeL2(calibrated.Images, reference), calibration,
             rows, images, plain.ImageShape, labels);
     }

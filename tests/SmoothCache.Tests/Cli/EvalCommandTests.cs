@@ -36,9 +36,16 @@ public sealed class EvalCommandTests : IDisposable
         return ["eval", .. options.SelectMany(kv => new[] { kv.Key, kv.Value })];
     }
 
+    /// <summary>Every output, into a folder where an earlier eval left outputs for a schedule this one does not make (removed,
+    /// and said so) and a file of the user's own (kept).</summary>
     [Fact]
     public void TinyEvalWritesEveryOutput()
     {
+        Directory.CreateDirectory(Path.Combine(_folder, "schedules"));
+        string[] stale = [Path.Combine(_folder, "schedules", "alpha-0.3.json"), Path.Combine(_folder, "samples-alpha-0.3.png")];
+        foreach (string file in stale) File.WriteAllText(file, "from an earlier run");
+        File.WriteAllText(Path.Combine(_folder, "notes.txt"), "mine");
+
         var (code, stdout, stderr) = Run(TinyArgs());
 
         Assert.True(code == 0, stderr);
@@ -54,6 +61,9 @@ public sealed class EvalCommandTests : IDisposable
             Assert.Equal([0x89, (byte)'P', (byte)'N', (byte)'G'], File.ReadAllBytes(Path.Combine(_folder, png))[..4]);
         Assert.Empty(Directory.GetFiles(_folder, "*.tmp", SearchOption.AllDirectories));
         Assert.Contains("[4/4] FORA n=2", stderr); // progress lines
+        Assert.All(stale, file => Assert.False(File.Exists(file)));
+        Assert.Contains("warning: removed 2 outputs of an earlier eval for schedules this run did not make: samples-alpha-0.3.png, schedules/alpha-0.3.json", stderr);
+        Assert.True(File.Exists(Path.Combine(_folder, "notes.txt")));
 
         var table = File.ReadAllLines(Path.Combine(_folder, "table.md")).Where(l => l.StartsWith('|')).ToArray();
         Assert.Equal(["schedule", "steps", "compute", "TMACs", "latency (s)", "speedup", "rel L2", "PSNR (dB)", "accuracy", "FD"],
@@ -75,6 +85,7 @@ public sealed class EvalCommandTests : IDisposable
         using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(_folder, "results.json")));
         var rows = json.RootElement.GetProperty("rows");
         Assert.Equal(3, rows.GetArrayLength());
+        Assert.Equal("fp32", json.RootElement.GetProperty("precision").GetString());
         Assert.Equal(JsonValueKind.Null, rows[0].GetProperty("psnr_db").ValueKind);
         Assert.Equal("schedules/alpha-0.1.json", rows[1].GetProperty("schedule_file").GetString());
         Assert.InRange(json.RootElement.GetProperty("classifier").GetProperty("held_out_accuracy").GetDouble(), 0.9, 1.0);
@@ -89,7 +100,8 @@ public sealed class EvalCommandTests : IDisposable
     [InlineData("--thresholds", "-0.1", "-0.1")]
     [InlineData("--fora", "1", "--fora")]
     [InlineData("--fora", "2.5", "2.5")]
-    [InlineData("--samples", "0", "--samples")]
+    [InlineData("--samples", "1", "--samples must be at least 2")]
+    [InlineData("--thresholds", "0.1,,0.2", "--thresholds: '0.1,,0.2': entry 2 is empty")]
     [InlineData("--samples", "140000", "--samples 140000 is more than one generation of this model takes")]
     [InlineData("--components", "attn1,attn2", "attn2")]
     [InlineData("--lookahead", "0", "--lookahead")]

@@ -16,7 +16,7 @@ public static class BenchCommand
         var device = DeviceOption.Create();
         var batch = new Option<int>("--batch") { Description = "kernels suite: batch; forward suite: a batch timed besides 2 and 16 (rows of the CFG-doubled batch)", DefaultValueFactory = _ => 20 };
         var iterations = new Option<int>("--iterations") { Description = "timed repetitions (kernels, forward)", DefaultValueFactory = _ => 5 };
-        var steps = new Option<int>("--steps") { Description = "sampling suite: DDIM steps (the published XL schedule has 50)", DefaultValueFactory = _ => 50 };
+        var steps = new Option<int>("--steps") { Description = "sampling suite: DDIM steps (the shipped schedules are for 50; for other steps the job calibrates its own)", DefaultValueFactory = _ => 50 };
         var runs = new Option<int>("--runs") { Description = "sampling suite: timed runs of each job (the median is reported)", DefaultValueFactory = _ => 3 };
         var images = new Option<int>("--images") { Description = "sampling suite: images per job (0: 8 for XL, 10 for dit-digits)", DefaultValueFactory = _ => 0 };
         var xl = new Option<bool>("--xl") { Description = "kernels suite: DiT-XL/2's shapes instead of dit-digits'; forward and sampling: run DiT-XL/2 on the CPU accelerator too (slow)" };
@@ -34,6 +34,8 @@ public static class BenchCommand
             string? jsonPath = UserErrors.OutputFile("--json", parse.GetValue(json), ".json");
             if (name is not ("kernels" or "forward" or "sampling" or "smoke"))
                 throw new UserInputException($"--suite '{name}' is unknown: expected kernels, forward, sampling or smoke");
+            if (name == "smoke" && jsonPath is not null)
+                throw new UserInputException("--json: the smoke suite writes no JSON; its checks pass or fail in its output and exit code");
             int count = parse.GetValue(iterations);
             if (count < 1) throw new UserInputException($"--iterations must be at least 1, got {count}");
             if (parse.GetValue(steps) < 1) throw new UserInputException($"--steps must be at least 1, got {parse.GetValue(steps)}");

@@ -29,8 +29,10 @@ public sealed record ForwardTiming(
     public double? KernelMilliseconds { get; init; }
     /// <summary>The same forward recorded once and replayed (a CUDA graph on CUDA): mean milliseconds per replay.</summary>
     public double? ReplayMilliseconds { get; init; }
+    /// <summary>Replayed over directly launched milliseconds (the table's replay/ms).</summary>
+    public double? ReplayOverDirect => ReplayMilliseconds / Milliseconds;
     /// <summary>Relative L2 difference between the replayed and the directly launched forward's output.</summary>
-    public double? ReplayVsDirect { get; init; }
+    public double? ReplayRelativeError { get; init; }
     /// <summary>Where the GPU has programmatic dependent launch: the same, recorded with
     /// <see cref="Backend.DependentLaunches"/> (each kernel launched while the one before it runs).</summary>
     public double? DependentReplayMilliseconds { get; init; }
@@ -247,7 +249,7 @@ public static class ModelBench
         double ms = watch.Elapsed.TotalMilliseconds / timing.Iterations;
         return dependentLaunches
             ? timing with { DependentReplayMilliseconds = ms, DependentLaunches = recording.DependentLaunches }
-            : timing with { ReplayMilliseconds = ms, ReplayVsDirect = error };
+            : timing with { ReplayMilliseconds = ms, ReplayRelativeError = error };
     }
 
     /// <summary>Runs <paramref name="record"/> with <see cref="Backend.DependentLaunches"/> set as given, then restores it.</summary>
@@ -312,14 +314,17 @@ public static class ModelBench
         report.Sampling.Add(r);
         log.WriteLine($"{r.Model,-24} {r.Precision,-4} {r.Images,6} {r.UncachedSeconds,10:F3} {r.CachedSeconds,9:F3} " +
                       $"{r.Speedup,6:F2}x {r.ComputedFraction,8:P0} {r.CachedVsUncachedError,9:E1} " +
-                      $"{r.ReplayedUncachedSeconds,8:F3} {r.ReplayedCachedSeconds,8:F3} {r.ReplayedSpeedup,6:F2}x " +
-                      $"{r.DependentUncachedSeconds,8:F3} {r.DependentCachedSeconds,8:F3} {r.DependentSpeedup,6:F2}x  {r.Schedule}");
+                      $"{r.ReplayedUncachedSeconds,8:F3} {r.ReplayedCachedSeconds,8:F3} {Ratio(r.ReplayedSpeedup)} " +
+                      $"{r.DependentUncachedSeconds,8:F3} {r.DependentCachedSeconds,8:F3} {Ratio(r.DependentSpeedup)}  {r.Schedule}");
     }
+
+    /// <summary>A speed-up as "1.94x", or blanks of the same width where the job was not timed that way.</summary>
+    private static string Ratio(double? speedup) => speedup is { } x ? $"{x,6:F2}x" : new string(' ', 7);
 
     /// <summary>
     /// Warm-up (or the calibration run, which warms up too) and one cached job, then the uncached and the cached
-    /// job with the same seed, timed in turn <see cref="ModelBenchSettings.JobRuns"/> times each. The schedule comes from <paramref name="scheduleFile"/> when it exists;
-    /// otherwise (dit-digits only) it is calibrated from this job.
+    /// job with the same seed, timed in turn <see cref="ModelBenchSettings.JobRuns"/> times each. The schedule comes from <paramref name="scheduleFile"/> when it exists
+    /// and is for the job's steps; otherwise it is calibrated from this job.
     /// </summary>
     private static SamplingTiming RunJob(DiTPipeline pipeline, string model, int[] labels, ModelBenchSettings s,
         ModelBenchReport report, TextWriter log, string scheduleFile)
@@ -328,20 +333,25 @@ public static class ModelBench
         var transformer = pipeline.Transformer;
         CacheSchedule schedule;
         string source;
-        if (File.Exists(scheduleFile))
+        var stored = File.Exists(scheduleFile) ? CacheSchedule.Load(scheduleFile) : null;
+        int storedSteps = stored?.Keys.Max(k => stored[k].Count) ?? 0;
+        if (stored is not null && storedSteps == s.Steps)
         {
-            schedule = CacheSchedule.Load(scheduleFile);
+            schedule = stored;
             source = Path.GetRelativePath(s.ScheduleFolder, scheduleFile);
             pipeline.Generate(options with { Steps = 1 });
         }
         else
         {
+            // A schedule made for other steps skips at other timesteps (and past its end computes everything): the job's own
+            // calibration stands in for it.
             using (var calibration = CalibrationHelper.Enable(transformer, DigitsLookahead, ["attn1", "ff"]))
             {
                 pipeline.Generate(options);
                 schedule = calibration.Schedule(DigitsAlpha, s.Steps);
             }
-            source = $"calibrated in-process (alpha {DigitsAlpha}, lookahead {DigitsLookahead}, attn1+ff; no {Path.GetFileName(scheduleFile)})";
+            string why = stored is null ? $"no {Path.GetFileName(scheduleFile)}" : $"{Path.GetFileName(scheduleFile)} is for {storedSteps} steps";
+            source = $"calibrated in-process (alpha {DigitsAlpha}, lookahead {DigitsLookahead}, attn1+ff; {why})";
         }
         foreach (var warning in schedule.Validate(transformer.NumBlocks, s.Steps)) report.Notes.Add(warning);
         // A cached job launches kernels an uncached one does not (a reused component's residual added on its own,

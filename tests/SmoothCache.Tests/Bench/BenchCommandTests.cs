@@ -121,7 +121,7 @@ public class BenchCommandTests
     }
 
     [Fact]
-    public void SamplingSuiteOnCpuCalibratesADigitsScheduleWhenNoneIsStored()
+    public void SamplingSuiteOnCpuCalibratesADigitsScheduleForOtherSteps()
     {
         string json = TempJson();
         try
@@ -139,8 +139,9 @@ public class BenchCommandTests
             Assert.True(job.GetProperty("speedup").GetDouble() > 0);
             double computed = job.GetProperty("computedFraction").GetDouble();
             Assert.InRange(computed, 1.0 / 3, 1.0);
-            if (!File.Exists(RepoFile("schedules", "dit-digits", "ddim-50-a0.15.json")))
-                Assert.Contains("calibrated in-process", job.GetProperty("schedule").GetString());
+            // The shipped schedule is for 50 steps: a 3-step job calibrates its own.
+            Assert.EndsWith("ddim-50-a0.15.json is for 50 steps)", job.GetProperty("schedule").GetString());
+            Assert.StartsWith("calibrated in-process", job.GetProperty("schedule").GetString());
         }
         finally
         {
@@ -164,6 +165,15 @@ public class BenchCommandTests
         var (code, _, err) = Run(args);
         Assert.Equal(ExitCodes.BadInput, code);
         Assert.Contains(message, err);
+    }
+
+    [Fact]
+    public void TheSmokeSuiteRefusesJsonItWouldNotWrite()
+    {
+        var (code, _, err) = Run("bench", "--suite", "smoke", "--json", "smoke.json");
+        Assert.Equal(ExitCodes.BadInput, code);
+        Assert.Contains("--json: the smoke suite writes no JSON", err);
+        Assert.False(File.Exists("smoke.json"));
     }
 
     [Fact]

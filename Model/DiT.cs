@@ -65,10 +65,9 @@ public sealed class DiTTransformer : IHookable, IDisposable
         _projOutBias = WeightLoader.Load(backend, weights, "proj_out_2.bias", p * p * config.OutChannels);
         _blocks = Enumerable.Range(0, layers).Select(i => new DiTBlock(i, config, weights, backend, precision)).ToArray();
 
-        var hostEmbedders = Enumerable.Range(0, layers).Select(i => HostEmbedder.Read(weights, config, i)).ToArray();
-        bool shared = hostEmbedders.All(e => e.SameAs(hostEmbedders[0]));
+        var hostEmbedders = Embedders(config, weights);
         string[] finalNames = ["proj_out_1.weight", "proj_out_1.bias"];
-        if (shared)
+        if (hostEmbedders.Length == 1)
         {
             _conditioning = [hostEmbedders[0].Upload(backend)];
             var names = Enumerable.Range(0, layers).Select(i => $"transformer_blocks.{i}.norm1.linear.").ToArray();
@@ -92,6 +91,18 @@ public sealed class DiTTransformer : IHookable, IDisposable
         }
         loading.Keep();
     }
+
+    /// <summary>The conditioning embedders (timestep MLP and class table) the forward runs: one where every block's hold the
+    /// same weights (diffusers' DiT stores a copy per block), else one per block.</summary>
+    private static HostEmbedder[] Embedders(DiTConfig config, IWeightSource weights)
+    {
+        var perBlock = Enumerable.Range(0, config.NumLayers).Select(i => HostEmbedder.Read(weights, config, i)).ToArray();
+        return perBlock.All(e => e.SameAs(perBlock[0])) ? [perBlock[0]] : perBlock;
+    }
+
+    /// <summary>How many conditioning embedders a forward of this checkpoint runs (see <see cref="ForwardMacsOf"/>), read
+    /// from its weights without loading the model.</summary>
+    public static int EmbedderCount(DiTConfig config, IWeightSource weights) => Embedders(config, weights).Length;
 
     /// <summary>Throws where <paramref name="weights"/> hold more blocks than the config's num_layers (they would be
     /// left out silently; fewer fail on the first missing tensor).</summary>
@@ -283,15 +294,16 @@ public sealed class DiTTransformer : IHookable, IDisposable
     }
 
     /// <summary>Multiply-adds of one forward at batch b (what the cache statistics compare against).</summary>
-    public long ForwardMacs(int b) => ForwardMacsOf(Config, b);
+    public long ForwardMacs(int b) => ForwardMacsOf(Config, b, _conditioning.Length);
 
-    /// <summary>Multiply-adds of one forward at batch b of a model with this config, without loading it.</summary>
-    public static long ForwardMacsOf(DiTConfig c, int b)
+    /// <summary>Multiply-adds of one forward at batch b of a model with this config, without loading it; its timestep MLP
+    /// runs once per conditioning embedder (<see cref="EmbedderCount"/>: 1 unless the blocks' differ).</summary>
+    public static long ForwardMacsOf(DiTConfig c, int b, int embedders = 1)
     {
         long d = c.Width, tokens = c.Tokens;
         long perBlock = DiTBlock.AttentionMacs(c, b) + DiTBlock.FeedForwardMacs(c, b);
         long embed = b * tokens * d * c.InChannels * c.PatchSize * c.PatchSize;
-        long cond = b * (256 * d + d * d + (c.NumLayers * 6 + 2) * d * d);
+        long cond = b * (embedders * (256 * d + d * d) + (c.NumLayers * 6 + 2) * d * d);
         long head = b * tokens * d * c.PatchSize * c.PatchSize * c.OutChannels;
         return embed + cond + c.NumLayers * perBlock + head;
     }

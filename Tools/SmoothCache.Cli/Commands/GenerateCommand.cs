@@ -45,7 +45,7 @@ public static class GenerateCommand
                 foreach (var warning in cacheSchedule.Validate(pipeline.Transformer.NumBlocks, generation.Steps))
                     context.Error.WriteLine($"warning: {warning}");
             using var cache = cacheSchedule is null ? null : SmoothCacheHelper.Enable(pipeline.Transformer, cacheSchedule);
-            var result = Progress.Run(context, $"generate {generation.Labels.Length} images", generation.Steps,
+            var result = Progress.Run(context, $"generate {generation.Labels.Length} image{(generation.Labels.Length == 1 ? "" : "s")}", generation.Steps,
                 report => pipeline.Generate(generation, step => report(step.Index + 1)));
 
             if (run.NonFiniteWarning(result) is { } nonFinite) context.Error.WriteLine($"warning: {nonFinite}");

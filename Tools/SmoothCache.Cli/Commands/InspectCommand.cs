@@ -36,20 +36,23 @@ public static class InspectCommand
         bool pipeline = File.Exists(index);
         if (!pipeline && !File.Exists(Path.Combine(folder, "config.json")))
             throw new CheckpointNotFoundException(folder,
-                "not a model folder: expected model_index.json (a diffusers pipeline) or config.json (a transformer)");
-        o.WriteLine($"model: {folder} ({(pipeline ? "diffusers pipeline" : "transformer folder")})");
+                "not a model folder: expected model_index.json (a diffusers pipeline) or config.json (a transformer)" +
+                (File.Exists(Path.Combine(folder, "transformer", "config.json")) ? $"; its transformer/ folder is one: --model {Path.Combine(folder, "transformer")}" : ""));
 
         string transformerFolder = pipeline ? Path.Combine(folder, "transformer") : folder;
         string ditConfig = Path.Combine(transformerFolder, "config.json");
         var dit = DiTConfig.Load(ditConfig);
+        o.WriteLine($"model: {folder} ({(pipeline ? "diffusers pipeline" : "transformer folder")})");
         using var ditWeights = WeightSources.OpenModelFolder(transformerFolder);
         DiTTransformer.CheckStoredBlocks(dit, ditConfig, ditWeights);
-        o.WriteLine($"transformer: {dit.NumLayers} layers, {dit.NumHeads} heads x {dit.HeadDim} (width {dit.Width}), " +
+        o.WriteLine($"transformer: {dit.NumLayers} layer{(dit.NumLayers == 1 ? "" : "s")}, {dit.NumHeads} heads x {dit.HeadDim} (width {dit.Width}), " +
             $"patch {dit.PatchSize}, sample {dit.SampleSize} ({dit.Tokens} tokens), channels {dit.InChannels} -> {dit.OutChannels}" +
             $"{(dit.LearnedSigma ? " (learned sigma)" : "")}, {dit.NumClasses} classes");
         DescribeWeights(ditWeights, o);
-        o.WriteLine($"  MACs per forward: {Giga(DiTTransformer.ForwardMacsOf(dit, 1))} at batch 1, " +
-            $"{Giga(DiTTransformer.ForwardMacsOf(dit, 2))} at batch 2");
+        int embedders = DiTTransformer.EmbedderCount(dit, ditWeights);
+        o.WriteLine($"  MACs per forward: {Giga(DiTTransformer.ForwardMacsOf(dit, 1, embedders))} at batch 1, " +
+            $"{Giga(DiTTransformer.ForwardMacsOf(dit, 2, embedders))} at batch 2" +
+            (embedders > 1 ? $" ({embedders} conditioning embedders: the blocks' differ)" : ""));
         if (!pipeline) return;
 
         string vaeFolder = Path.Combine(folder, "vae");
@@ -74,7 +77,8 @@ public static class InspectCommand
                 $"{s.PredictionType} prediction, {s.TimestepSpacing} spacing"));
         }
         else o.WriteLine($"scheduler: none ({SchedulerConfig.DitDefault.ClassName} with DiT's settings is used)");
-        o.WriteLine($"id2label: {DiTPipeline.ReadId2Label(index).Count} class names");
+        int names = DiTPipeline.ReadId2Label(index).Count;
+        o.WriteLine(names == 0 ? "id2label: none (classes go by id)" : $"id2label: {names} class name{(names == 1 ? "" : "s")}");
     }
 
     private static void DescribeWeights(IWeightSource weights, TextWriter o)
@@ -85,5 +89,5 @@ public static class InspectCommand
             $"  weights: {weights.Location}: {entries.Count} tensors, {entries.Sum(e => e.ElementCount):N0} parameters, dtypes {string.Join(", ", dtypes)}"));
     }
 
-    private static string Giga(long macs) => string.Create(CultureInfo.InvariantCulture, $"{macs / 1e9:F3} G");
+    private static string Giga(long macs) => string.Create(CultureInfo.InvariantCulture, $"{macs:N0} ({macs / 1e9:G3} G)");
 }

@@ -58,7 +58,7 @@ public static class SynthCommand
             {
                 if (Directory.Exists(temporary)) Directory.Delete(temporary, recursive: true);
             }
-            context.Out.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"wrote {folder}: DiT-XL/2 layout, {layerCount} layers, {weights.Names.Count} tensors, " +
+            context.Out.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"wrote {folder}: DiT-XL/2 layout, {layerCount} layer{(layerCount == 1 ? "" : "s")}, {weights.Names.Count} tensors, " +
                 $"{parameters:N0} parameters, {parse.GetValue(dtype)} {(bin ? "bin" : "safetensors")}, {timer.Elapsed.TotalSeconds:F1} s"));
             return ExitCodes.Success;
         });

@@ -33,12 +33,13 @@ public class InspectCommandTests
         Assert.Contains("scheduler: DDIMScheduler, 1000 training steps, linear betas 0.0001..0.02, epsilon prediction, leading spacing", o);
         Assert.Contains("id2label: 2 class names", o);
 
-        // dit-small per forward at batch 1, counted by hand: patch embed 16x72x16, conditioning
-        // 256x72 + 72x72 + (2x6 + 2) x 72x72, per block qkv/out 4x16x72x72 + scores 2x16x16x72 + MLP 8x16x72x72, head 16x72x32.
+        // dit-small per forward at batch 1, counted by hand: patch embed 16x72x16, conditioning (its two blocks hold
+        // different embedders, so each runs its timestep MLP) 2 x (256x72 + 72x72) + (2x6 + 2) x 72x72, per block qkv/out
+        // 4x16x72x72 + scores 2x16x16x72 + MLP 8x16x72x72, head 16x72x32.
         long block = 4L * 16 * 72 * 72 + 2L * 16 * 16 * 72 + 8L * 16 * 72 * 72;
-        long macs = 16L * 72 * 16 + (256L * 72 + 72 * 72 + 14L * 72 * 72) + 2 * block + 16L * 72 * 32;
-        Assert.Equal(macs, DiTTransformer.ForwardMacsOf(DiTConfig.Load(Path.Combine(folder.Component("transformer"), "config.json")), 1));
-        Assert.Contains(Invariant($"MACs per forward: {macs / 1e9:F3} G at batch 1, {2 * macs / 1e9:F3} G at batch 2"), o);
+        long macs = 16L * 72 * 16 + (2 * (256L * 72 + 72 * 72) + 14L * 72 * 72) + 2 * block + 16L * 72 * 32;
+        Assert.Equal(macs, DiTTransformer.ForwardMacsOf(DiTConfig.Load(Path.Combine(folder.Component("transformer"), "config.json")), 1, embedders: 2));
+        Assert.Contains(Invariant($"MACs per forward: {macs:N0} ({macs / 1e9:G3} G) at batch 1, {2 * macs:N0} ({2 * macs / 1e9:G3} G) at batch 2 (2 conditioning embedders: the blocks' differ)"), o);
     }
 
     /// <summary>A latent transformer without its VAE: inspect says its samples are latents, and generate warns that the PNG
@@ -66,11 +67,11 @@ public class InspectCommandTests
         Assert.True(synth.ExitCode == ExitCodes.Success, synth.Error);
         var run = CliRunner.Run("inspect", "--model", folder);
         Assert.True(run.ExitCode == ExitCodes.Success, run.Error);
-        Assert.Contains("transformer: 1 layers, 16 heads x 72 (width 1152), patch 2, sample 32 (256 tokens)", run.Out);
+        Assert.Contains("transformer: 1 layer, 16 heads x 72 (width 1152), patch 2, sample 32 (256 tokens)", run.Out);
         Assert.Contains("diffusion_pytorch_model.bin: 25 tensors", run.Out);
         Assert.Contains("dtypes F32 x25", run.Out);
         Assert.Contains("vae: none", run.Out);
-        Assert.Contains("id2label: 0 class names", run.Out);
+        Assert.Contains("id2label: none (classes go by id)", run.Out);
 
         var again = CliRunner.Run("synth", "--out", folder, "--layers", "1");
         Assert.Equal(ExitCodes.BadInput, again.ExitCode);
@@ -89,6 +90,23 @@ public class InspectCommandTests
         Assert.Contains(Path.Combine("models", "dit-digits") + " (diffusers pipeline)", run.Out);
         Assert.Contains("transformer: 6 layers, 4 heads x 16 (width 64), patch 2, sample 16", run.Out);
         Assert.Contains("id2label: 10 class names", run.Out);
+    }
+
+    [Fact]
+    public void AFolderThatHoldsATransformerFolderOrAVaeIsSaidSo()
+    {
+        using var temp = new TempFolder();
+        string transformer = Path.Combine(temp.Path, "transformer");
+        Directory.CreateDirectory(transformer);
+        File.Copy(Fixture("random", "dit-small", "config.json"), Path.Combine(transformer, "config.json"));
+        var parent = CliRunner.Run("inspect", "--model", temp.Path);
+        Assert.Equal(ExitCodes.BadInput, parent.ExitCode);
+        Assert.EndsWith($"its transformer/ folder is one: --model {transformer}", Assert.Single(parent.ErrorLines));
+
+        var vae = CliRunner.Run("inspect", "--model", Fixture("random", "vae-small"));
+        Assert.Equal(ExitCodes.BadInput, vae.ExitCode);
+        Assert.Contains("AutoencoderKL", Assert.Single(vae.ErrorLines));
+        Assert.Equal("", vae.Out);
     }
 
     private static string Invariant(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);

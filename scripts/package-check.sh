@@ -15,7 +15,11 @@ mkdir -p "$WORK"
 trap 'rm -rf "$HOME/.nuget/packages/smoothcache.ilgpu."*/"$VERSION"; rmdir "$HOME/.nuget/packages/smoothcache.ilgpu."* 2>/dev/null' EXIT
 
 echo "== pack $VERSION into $WORK/packages"
-dotnet pack "$ROOT/SmoothCache.ILGPU.sln" -c Release -p:Version="$VERSION" -o "$WORK/packages" > "$WORK/pack.log" 2>&1 \
+# Packed from a copy of the working tree (tracked and untracked files, not bin/ or obj/): a pack in place would rebuild
+# the checkout's own Release output at this throwaway version.
+mkdir -p "$WORK/src"
+git -C "$ROOT" ls-files -co --exclude-standard -z | tar -C "$ROOT" --null -T - -cf - | tar -C "$WORK/src" -xf -
+dotnet pack "$WORK/src/SmoothCache.ILGPU.sln" -c Release -p:Version="$VERSION" -o "$WORK/packages" > "$WORK/pack.log" 2>&1 \
     || { tail -n 30 "$WORK/pack.log"; exit 1; }
 ls "$WORK/packages"
 

@@ -22,9 +22,11 @@ public sealed class PlannedModulation : IDisposable
     private int _chunkStart, _chunkSteps;
     private bool _disposed;
 
+    /// <summary>The transformer the plan was made for (its forwards alone take it).</summary>
     public DiTTransformer Transformer { get; }
     /// <summary>Samples a step (the labels' count).</summary>
     public int Batch => _labels.Length;
+    /// <summary>Steps planned: one timestep each.</summary>
     public int Steps => _timesteps.Length;
     /// <summary>Steps whose modulation one conditioning GEMM computes.</summary>
     public int StepsPerChunk { get; }

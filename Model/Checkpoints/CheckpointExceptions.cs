@@ -3,7 +3,9 @@ namespace SmoothCache.Model.Checkpoints;
 /// <summary>A checkpoint or model folder that cannot be used; the message names the file (and tensor).</summary>
 public class CheckpointException : Exception
 {
+    /// <summary>The file (or folder) at fault.</summary>
     public string File { get; }
+    /// <summary>The tensor at fault, where one is.</summary>
     public string? TensorName { get; }
 
     public CheckpointException(string file, string? tensor, string problem, Exception? inner = null)

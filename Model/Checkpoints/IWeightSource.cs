@@ -16,8 +16,10 @@ public interface IWeightSource : IDisposable
     /// <summary>The file or folder the tensors come from, for messages.</summary>
     string Location { get; }
 
+    /// <summary>Every stored tensor's name.</summary>
     IReadOnlyCollection<string> Names { get; }
 
+    /// <summary>Whether a tensor of this name is stored.</summary>
     bool Contains(string name);
 
     /// <summary>Throws <see cref="MissingTensorException"/> when absent.</summary>

@@ -28,6 +28,7 @@ public sealed class PyTorchBinFile : IWeightSource
     private const int MaxNesting = 32;
     private const int MaxStateDictEntries = 1 << 20;
 
+    /// <inheritdoc/>
     public string Location { get; }
 
     /// <summary>Tensor names in state dict order (nested dicts flattened as "outer.inner").</summary>
@@ -217,10 +218,13 @@ public sealed class PyTorchBinFile : IWeightSource
     private static bool IsZipFault(Exception e) =>
         e is InvalidDataException or IOException or ArgumentException or IndexOutOfRangeException or NotSupportedException or OverflowException;
 
+    /// <inheritdoc/>
     public bool Contains(string name) => _tensors.ContainsKey(name);
 
+    /// <inheritdoc/>
     public TensorEntry Describe(string name) => Find(name).Entry;
 
+    /// <inheritdoc/>
     public float[] ReadFloat32(string name, params int[] expectedShape)
     {
         var (entry, tensor, storage) = Find(name);
@@ -262,6 +266,7 @@ public sealed class PyTorchBinFile : IWeightSource
     private (TensorEntry Entry, TorchTensor Tensor, ZipArchiveEntry Storage) Find(string name) =>
         _tensors.TryGetValue(name, out var tensor) ? tensor : throw new MissingTensorException(Location, name);
 
+    /// <inheritdoc/>
     public void Dispose()
     {
         _zip.Dispose();

@@ -20,6 +20,7 @@ public sealed class SafetensorsFile : IWeightSource
     private readonly long _dataStart;
     private readonly Dictionary<string, (TensorEntry Entry, long Begin, long End)> _tensors;
 
+    /// <inheritdoc/>
     public string Location { get; }
 
     /// <summary>Tensor names in header order.</summary>
@@ -211,10 +212,13 @@ public sealed class SafetensorsFile : IWeightSource
         }
     }
 
+    /// <inheritdoc/>
     public bool Contains(string name) => _tensors.ContainsKey(name);
 
+    /// <inheritdoc/>
     public TensorEntry Describe(string name) => Find(name).Entry;
 
+    /// <inheritdoc/>
     public float[] ReadFloat32(string name, params int[] expectedShape) => Read<float>(name, expectedShape, StoredDTypes.ToFloat32);
 
     /// <summary>
@@ -264,5 +268,6 @@ public sealed class SafetensorsFile : IWeightSource
     private (TensorEntry Entry, long Begin, long End) Find(string name) =>
         _tensors.TryGetValue(name, out var tensor) ? tensor : throw new MissingTensorException(Location, name);
 
+    /// <inheritdoc/>
     public void Dispose() => _handle.Dispose();
 }

@@ -14,6 +14,7 @@ public sealed class ShardedSafetensors : IWeightSource
     private readonly Dictionary<string, SafetensorsFile> _owner;
     private readonly List<SafetensorsFile> _shards;
 
+    /// <inheritdoc/>
     public string Location { get; }
 
     /// <summary>Tensor names in <c>weight_map</c> order.</summary>
@@ -100,15 +101,19 @@ public sealed class ShardedSafetensors : IWeightSource
         }
     }
 
+    /// <inheritdoc/>
     public bool Contains(string name) => _owner.ContainsKey(name);
 
+    /// <inheritdoc/>
     public TensorEntry Describe(string name) => Shard(name).Describe(name);
 
+    /// <inheritdoc/>
     public float[] ReadFloat32(string name, params int[] expectedShape) => Shard(name).ReadFloat32(name, expectedShape);
 
     private SafetensorsFile Shard(string name) =>
         _owner.TryGetValue(name, out SafetensorsFile? shard) ? shard : throw new MissingTensorException(Location, name);
 
+    /// <inheritdoc/>
     public void Dispose()
     {
         foreach (SafetensorsFile shard in _shards) shard.Dispose();

@@ -16,7 +16,9 @@ public sealed class SyntheticWeights : IWeightSource
     private readonly int _seed;
 
     public DiTConfig Config { get; }
+    /// <inheritdoc/>
     public string Location => $"(synthetic DiT, {Config.NumLayers} layers, width {Config.Width}, seed {_seed})";
+    /// <inheritdoc/>
     public IReadOnlyCollection<string> Names => _shapes.Keys;
 
     /// <summary>DiT-XL/2 at 256x256 (latent 32x32): 28 layers, 16 heads x 72, learned sigma.</summary>
@@ -61,11 +63,14 @@ public sealed class SyntheticWeights : IWeightSource
         yield return ("proj_out_2.bias", [p * p * c.OutChannels]);
     }
 
+    /// <inheritdoc/>
     public bool Contains(string name) => _shapes.ContainsKey(name);
 
+    /// <inheritdoc/>
     public TensorEntry Describe(string name) =>
         _shapes.TryGetValue(name, out var shape) ? new TensorEntry(name, "F32", shape) : throw new MissingTensorException(Location, name);
 
+    /// <inheritdoc/>
     public float[] ReadFloat32(string name, params int[] expectedShape)
     {
         var shape = Describe(name).Shape;
@@ -161,5 +166,6 @@ public sealed class SyntheticWeights : IWeightSource
         AtomicFile.WriteAllText(Path.Combine(scheduler, "scheduler_config.json"), ddim.ToJsonString(options));
     }
 
+    /// <inheritdoc/>
     public void Dispose() { }
 }

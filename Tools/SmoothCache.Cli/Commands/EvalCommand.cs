@@ -24,12 +24,13 @@ public static class EvalCommand
         var thresholds = new Option<string>("--thresholds") { Description = "comma-separated calibration thresholds alpha (>= 0), one SmoothCache schedule each", DefaultValueFactory = _ => "0.05,0.1,0.15,0.2,0.3" };
         var fora = new Option<string>("--fora") { Description = "comma-separated FORA periods n (>= 2), one schedule each; empty for none", DefaultValueFactory = _ => "2,3" };
         var components = new Option<string>("--components") { Description = "components to calibrate and cache: attn1, ff (aliases attn, mlp)", DefaultValueFactory = _ => "attn1,ff" };
+        var runs = new Option<int>("--runs") { Description = "timed runs of each schedule's job; its latency is their median", DefaultValueFactory = _ => 1 };
         var lookahead = new Option<int>("--lookahead") { Description = "calibration lookahead K (largest reuse lag)", DefaultValueFactory = _ => 3 };
         var output = new Option<string>("--out") { Description = "folder for table.md, results.csv/json, plots and schedules", Required = true };
         var command = new Command("eval", "Compare SmoothCache schedules with no cache and FORA on the same noise: compute, wall time, quality.");
         sampling.Seed.Description = "seed of the initial noise";
         foreach (var option in new Option[] { sampling.Model, sampling.Seed, sampling.Steps, sampling.Scheduler, sampling.Guidance, sampling.Device, sampling.Precision,
-                     samples, thresholds, fora, components, lookahead, output })
+                     samples, thresholds, fora, components, lookahead, runs, output })
             command.Add(option);
         command.SetAction(parse =>
         {
@@ -42,7 +43,8 @@ public static class EvalCommand
                 // The Fréchet distance needs two samples for a covariance.
                 CheckAtLeast("--samples", parse.GetValue(samples), 2), run.Steps, run.Scheduler,
                 run.Guidance, run.Seed, ParseThresholds(parse.GetValue(thresholds)!), ParseForaPeriods(parse.GetValue(fora)!),
-                CachingOptions.ParseComponents(parse.GetValue(components)!), CheckAtLeast("--lookahead", parse.GetValue(lookahead), 1));
+                CachingOptions.ParseComponents(parse.GetValue(components)!), CheckAtLeast("--lookahead", parse.GetValue(lookahead), 1),
+                CheckAtLeast("--runs", parse.GetValue(runs), 1));
             using var cancel = new CancellationTokenSource();
             ConsoleCancelEventHandler onCancel = (_, e) =>
             {

@@ -1,3 +1,4 @@
+using MathNet.Numerics.Statistics;
 using SmoothCache.Caching;
 using SmoothCache.Model;
 using SmoothCache.Sampling;
@@ -6,7 +7,8 @@ namespace SmoothCache.Cli.Evaluation;
 
 /// <summary>What `smoothcache eval` runs: <see cref="Samples"/> images (labels cycling 0..9, noise from
 /// <see cref="Seed"/>) per schedule; one calibrated schedule per threshold and one FORA schedule per period.
-/// A null <see cref="Scheduler"/> means the model's; the report holds the resolved name.</summary>
+/// A null <see cref="Scheduler"/> means the model's; the report holds the resolved name. Each schedule's job runs
+/// <see cref="Runs"/> times: its latency is their median (its images are the same each time).</summary>
 public sealed record EvalSettings(
     int Samples,
     int Steps,
@@ -16,7 +18,8 @@ public sealed record EvalSettings(
     IReadOnlyList<double> Thresholds,
     IReadOnlyList<int> ForaPeriods,
     IReadOnlyList<string> Components,
-    int Lookahead)
+    int Lookahead,
+    int Runs = 1)
 {
     public int[] Labels(int classCount) =>
         Enumerable.Range(0, Samples).Select(i => i % Math.Min(10, classCount)).ToArray();
@@ -96,19 +99,25 @@ public static class EvalRunner
             GuidanceScale = settings.Guidance, Seed = settings.Seed,
         };
         int run = 0;
-        GenerationResult Generate(string what)
+        // The calibration's latency is no row's: it runs once.
+        GenerationResult Generate(string what, int runs)
         {
             cancel.ThrowIfCancellationRequested();
-            log($"[{++run}/{settings.RunCount}] {what}: {settings.Samples} samples, {settings.Scheduler} {settings.Steps} steps");
+            log($"[{++run}/{settings.RunCount}] {what}: {settings.Samples} samples, {settings.Scheduler} {settings.Steps} steps" +
+                (runs > 1 ? $", {runs} runs" : ""));
             var result = pipeline.Generate(options, cancellation: cancel);
-            log($"[{run}/{settings.RunCount}] {what}: {result.Elapsed.TotalSeconds:F2} s");
-            return result;
+            var seconds = new List<double> { result.Elapsed.TotalSeconds };
+            for (int again = 1; again < runs; again++)
+                seconds.Add(pipeline.Generate(options, cancellation: cancel).Elapsed.TotalSeconds);
+            var median = TimeSpan.FromSeconds(seconds.Median());
+            log($"[{run}/{settings.RunCount}] {what}: {median.TotalSeconds:F2} s{(runs > 1 ? $" (median of {runs})" : "")}");
+            return result with { Elapsed = median };
         }
 
         GenerationResult calibrated;
         var calibration = CalibrationHelper.Enable(transformer, settings.Lookahead, settings.Components);
-        using (calibration) calibrated = Generate($"calibration (lookahead {settings.Lookahead} on {string.Join(", ", calibration.Components)})");
-        var plain = Generate("no cache");
+        using (calibration) calibrated = Generate($"calibration (lookahead {settings.Lookahead} on {string.Join(", ", calibration.Components)})", 1);
+        var plain = Generate("no cache", settings.Runs);
         var reference = plain.Images;
 
         EvalRow Row(string name, ScheduleKind kind, double? alpha, int? period, GenerationResult result,
@@ -128,7 +137,7 @@ public static class EvalRunner
             CacheStats stats;
             using (var helper = SmoothCacheHelper.Enable(transformer, schedule))
             {
-                result = Generate(name);
+                result = Generate(name, settings.Runs);
                 stats = helper.Stats(macs.PerCall);
             }
             var row = Row(name, kind, alpha, period, result, schedule, stats);

@@ -52,6 +52,21 @@ public class EvalRunnerTests
         Assert.Null(pipeline.Transformer.Hook);
     }
 
+    /// <summary>With several runs a row's latency is their median; the images are one run's (every run draws the same).</summary>
+    [Fact]
+    public void RepeatedRunsReportTheirMedian()
+    {
+        using var pipeline = DiTPipeline.Load(TestSupport.RepoFile("models", "dit-digits"), TestSupport.Cpu);
+        var lines = new List<string>();
+        var once = EvalRunner.Run(pipeline, Judge.Value, Tiny(0.1) with { ForaPeriods = [] }, _ => { }, CancellationToken.None);
+        var report = EvalRunner.Run(pipeline, Judge.Value, Tiny(0.1) with { ForaPeriods = [], Runs = 3 }, lines.Add, CancellationToken.None);
+        Assert.Contains(lines, l => l == "[2/3] no cache: 2 samples, ddim 4 steps, 3 runs");
+        Assert.Contains(lines, l => l.StartsWith("[3/3] SmoothCache alpha=0.1: ") && l.EndsWith(" s (median of 3)"));
+        Assert.DoesNotContain(lines, l => l.StartsWith("[1/3]") && l.Contains("median"));
+        Assert.Equal(once.Images.Keys, report.Images.Keys);
+        foreach (var slug in once.Images.Keys) Assert.Equal(once.Images[slug], report.Images[slug]);
+    }
+
     [Fact]
     public void CancellingStopsAtTheNextStepAndRestoresTheModel()
     {

@@ -36,6 +36,7 @@ public static class KernelBench
         using var b3 = arena.Upload(Random(3 * d), 3 * d);
         using var b1 = arena.Upload(Random(d), d);
 
+        log.WriteLine($"{"kernel",-46} {"shape",-22} {$"ms (mean of {iterations})",16} {"GFLOP/s",9}");
         void Time(string name, string shape, double flops, Func<Tensor?> op)
         {
             op()?.Dispose();
@@ -47,7 +48,7 @@ public static class KernelBench
             double ms = watch.Elapsed.TotalMilliseconds / iterations;
             var timing = new KernelTiming(name, shape, ms, flops / (ms * 1e6));
             results.Add(timing);
-            log.WriteLine($"{name,-24} {shape,-22} {ms,10:F3} ms {timing.Gflops,8:F2} GFLOP/s");
+            log.WriteLine($"{name,-46} {shape,-22} {ms,16:F3} {timing.Gflops,9:F2}");
         }
 
         foreach (var precision in new[] { Precision.Fp32, Precision.Fp16 })

@@ -76,12 +76,16 @@ public static class EvalOutputs
     }
 
     /// <summary>The outputs an earlier eval left in <paramref name="folder"/> for schedules this run did not make (files named
-    /// as eval names its per-schedule and per-component outputs) are removed, so the folder describes one run; other files
-    /// stay.</summary>
+    /// as eval names its per-schedule and per-component outputs, by the schedules' slugs) are removed, so the folder describes
+    /// one run; other files stay.</summary>
     private static void RemoveStale(string folder, IReadOnlyList<string> written, Action<string>? warn)
     {
         var kept = written.Select(System.IO.Path.GetFullPath).ToHashSet();
-        var stale = new[] { ("", "errors-*.png"), ("", "schedule-*.png"), ("", "samples-*.png"), ("schedules", "*.json") }
+        var stale = new[]
+            {
+                ("", "errors-attn1.png"), ("", "errors-ff.png"), ("", "schedule-alpha-*.png"), ("", "samples-no-cache.png"),
+                ("", "samples-alpha-*.png"), ("", "samples-fora-*.png"), ("schedules", "alpha-*.json"),
+            }
             .Select(p => (Folder: System.IO.Path.Combine(folder, p.Item1), Pattern: p.Item2))
             .Where(p => Directory.Exists(p.Folder))
             .SelectMany(p => Directory.GetFiles(p.Folder, p.Pattern))

@@ -45,6 +45,7 @@ public sealed class EvalCommandTests : IDisposable
         string[] stale = [Path.Combine(_folder, "schedules", "alpha-0.3.json"), Path.Combine(_folder, "samples-alpha-0.3.png")];
         foreach (string file in stale) File.WriteAllText(file, "from an earlier run");
         File.WriteAllText(Path.Combine(_folder, "notes.txt"), "mine");
+        File.WriteAllText(Path.Combine(_folder, "samples-mine.png"), "mine too: not a name eval gives");
 
         var (code, stdout, stderr) = Run(TinyArgs());
 
@@ -64,6 +65,7 @@ public sealed class EvalCommandTests : IDisposable
         Assert.All(stale, file => Assert.False(File.Exists(file)));
         Assert.Contains("warning: removed 2 outputs of an earlier eval for schedules this run did not make: samples-alpha-0.3.png, schedules/alpha-0.3.json", stderr);
         Assert.True(File.Exists(Path.Combine(_folder, "notes.txt")));
+        Assert.True(File.Exists(Path.Combine(_folder, "samples-mine.png")));
 
         var table = File.ReadAllLines(Path.Combine(_folder, "table.md")).Where(l => l.StartsWith('|')).ToArray();
         Assert.Equal(["schedule", "steps", "compute", "TMACs", "latency (s)", "speedup", "rel L2", "PSNR (dB)", "accuracy", "FD"],

@@ -8,8 +8,8 @@ namespace SmoothCache.Cli.Evaluation;
 /// fraction, TMACs, ...) and its quality (PSNR, accuracy, ...).</summary>
 public sealed record QualityPoint(string Label, double Compute, double Quality);
 
-/// <summary>The eval command's PNG plots (ScottPlot 5). Each method renders one figure and writes it
-/// atomically: ScottPlot saves to a temp file in the target's folder, which is then renamed over it.</summary>
+/// <summary>The eval command's PNG plots (ScottPlot 5). Each method renders one figure, encodes it in memory and writes
+/// it atomically (<see cref="AtomicFile.WriteAllBytes"/>).</summary>
 public static class EvalPlots
 {
     private static readonly Color ComputedColor = Color.FromHex("#1f4e8c");
@@ -38,6 +38,7 @@ public static class EvalPlots
         }
         plot.Title($"{component}: averaged error vs step");
         plot.XLabel("step");
+        plot.Axes.Bottom.TickGenerator = new NumericAutomatic { IntegerTicksOnly = true };
         plot.YLabel("relative L1 error to the output j steps later");
         plot.ShowLegend(Alignment.UpperLeft);
         Save(plot, path, 900, 500);
@@ -77,6 +78,7 @@ public static class EvalPlots
         plot.ShowLegend(Edge.Bottom);
         plot.Title(title);
         plot.XLabel("step");
+        plot.Axes.Bottom.TickGenerator = new NumericAutomatic { IntegerTicksOnly = true };
         Save(plot, path, Math.Max(700, 260 + 16 * steps), 170 + 34 * rows.Count);
     }
 
@@ -100,7 +102,8 @@ public static class EvalPlots
         }
         var hidden = points.Where(p => !shown.Contains(p))
             .Select(p => $"{p.Label} (x = {EvalTable.Number(p.Compute)}, y = {EvalTable.Number(p.Quality)})").ToList();
-        plot.Title(hidden.Count == 0 ? title : $"{title}\nnot shown: {string.Join("; ", hidden)}");
+        // One line per point left out: on one line they ran past the figure's edge.
+        plot.Title(hidden.Count == 0 ? title : $"{title}\nnot shown: {string.Join("\n", hidden)}");
         plot.XLabel(xLabel);
         plot.YLabel(yLabel);
         var (left, right) = PaddedRange(shown.Select(p => p.Compute), 0.08, 0.3); // room for labels right of points

@@ -31,6 +31,11 @@ public static class Cli
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
         var parse = Parse(args, new CliContext(stdout, stderr));
+        if (SwallowedOption(parse) is { } swallowed)
+        {
+            stderr.WriteLine($"error: {swallowed}");
+            return ExitCodes.BadInput;
+        }
         if (parse.Errors.Count > 0)
         {
             stderr.WriteLine($"error: {ParseErrorText(parse)}");
@@ -52,6 +57,19 @@ public static class Cli
             if (Environment.GetEnvironmentVariable("SMOOTHCACHE_TRACE") == "1") stderr.WriteLine(e);
             return ExitCodes.Internal;
         }
+    }
+
+    /// <summary>An option whose value is another of the command's options (`--out --labels 1`: the parser gives --out the
+    /// value "--labels", then finds "1" unrecognized), said as what it is; null where there is none.</summary>
+    private static string? SwallowedOption(ParseResult parse)
+    {
+        var names = parse.CommandResult.Command.Options.SelectMany(o => o.Aliases.Append(o.Name)).ToHashSet();
+        foreach (var option in parse.CommandResult.Children.OfType<System.CommandLine.Parsing.OptionResult>())
+            foreach (var token in option.Tokens)
+                if (names.Contains(token.Value))
+                    return $"{option.Option.Name} took '{token.Value}' as its value: give {option.Option.Name} a value " +
+                           $"(smoothcache {parse.CommandResult.Command.Name} --help lists its options)";
+        return null;
     }
 
     /// <summary>The parser's first error in the user's words, with where help is: a mistyped command or option rather than

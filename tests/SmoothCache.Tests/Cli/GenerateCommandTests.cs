@@ -27,6 +27,8 @@ public class GenerateCommandTests
     [Fact] public void LabelThatIsNotAClass() => AssertBadInput("'seven'", "generate", "--labels", "seven");
     [Fact] public void AnOutputNameLongerThanFileSystemsTake() =>
         AssertBadInput("--save-images: the file name is 256 bytes long; file systems take up to 255", "generate", "--save-images", new string('c', 244) + ".safetensors");
+    [Fact] public void AnOptionWhoseValueIsAnotherOption() =>
+        AssertBadInput("--save-latents took '--labels' as its value: give --save-latents a value", "generate", "--save-latents", "--labels", "1");
     [Fact] public void StepsBelowOne() => AssertBadInput("--steps", "generate", "--steps", "0");
     [Fact] public void StepsAboveTheTrainingSteps() => AssertBadInput("num_train_timesteps (1000)", "generate", "--steps", "2000");
     [Fact] public void NegativeGuidance() => AssertBadInput("--guidance", "generate", "--guidance", "-1");

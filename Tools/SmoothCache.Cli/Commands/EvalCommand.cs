@@ -29,6 +29,8 @@ public static class EvalCommand
         var output = new Option<string>("--out") { Description = "folder for table.md, results.csv/json, plots and schedules", Required = true };
         var command = new Command("eval", "Compare SmoothCache schedules with no cache and FORA on the same noise: compute, wall time, quality.");
         sampling.Seed.Description = "seed of the initial noise";
+        sampling.Model.Description = "a model of 16x16 one-channel digits, which eval's classifier judges (the embedded dit-digits, " +
+                                     "looked up in the working directory, then next to the program)";
         foreach (var option in new Option[] { sampling.Model, sampling.Seed, sampling.Steps, sampling.Scheduler, sampling.Guidance, sampling.Device, sampling.Precision,
                      samples, thresholds, fora, components, lookahead, runs, output })
             command.Add(option);

@@ -149,7 +149,7 @@ public static class ModelBench
                             r = TryReplay($"forward {name} {Name(precision)} batch {batch} replayed with dependent launches", report, log, r,
                                 () => ReplayForward(pipeline.Transformer, r, dependentLaunches: true));
                         log.WriteLine($"{r.Model,-24} {r.Precision,-4} {r.Batch,5} {r.FirstCallMs,9:F1} {r.KernelsCompiled,8} " +
-                                      $"{r.Milliseconds,9:F3} {r.LaunchesPerForward,8:F0} {r.Tflops,8:F2} {r.ReplayMilliseconds,9:F3} {r.ReplayMilliseconds / r.Milliseconds,9:F2} {r.KernelLoadMs,9:F1} {r.DependentReplayMilliseconds,9:F3}");
+                                      $"{r.Milliseconds,9:F3} {r.LaunchesPerForward,8:F0} {r.Tflops,8:G3} {r.ReplayMilliseconds,9:F3} {r.ReplayMilliseconds / r.Milliseconds,9:F2} {r.KernelLoadMs,9:F1} {r.DependentReplayMilliseconds,9:F3}");
                         if (r.DependentLaunches is { } early)
                             log.WriteLine($"  pdl: {early} of {r.LaunchesPerForward:F0} launches recorded to start while the kernel before them runs");
                         if (s.Profile) r = ProfileForward(pipeline.Transformer, r, log);

@@ -16,6 +16,12 @@ public static class CachingOptions
             ?? throw new UserInputException($"--components: unknown component '{n}': expected {ComponentNames.Expected}")).Distinct().ToArray();
     }
 
+    /// <summary>The warning calibrate and eval give where the lookahead reaches past the run (its later lags record nothing),
+    /// or null where it does not.</summary>
+    public static string? LookaheadWarning(int lookahead, int steps) => lookahead < steps ? null
+        : $"warning: --lookahead {lookahead} compares outputs up to {lookahead} steps apart, but {steps} steps are at most " +
+          $"{steps - 1} apart: lags past {steps - 1} record nothing";
+
     /// <summary>Multiply-adds of one call of a component at the pipeline's batch (CFG doubles it).</summary>
     public static Func<string, long> MacsPerCall(DiTTransformer transformer, int forwardBatch) => component =>
         component == Components.Attention

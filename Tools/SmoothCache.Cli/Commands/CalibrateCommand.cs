@@ -75,9 +75,7 @@ public static class CalibrateCommand
             }
 
             var run = options.Resolve(parse);
-            if (k >= run.Steps)
-                context.Error.WriteLine($"warning: --lookahead {k} compares outputs up to {k} steps apart, but {run.Steps} steps are at most " +
-                                        $"{run.Steps - 1} apart: lags past {run.Steps - 1} record nothing");
+            if (CachingOptions.LookaheadWarning(k, run.Steps) is { } lookaheadWarning) context.Error.WriteLine(lookaheadWarning);
             using var backend = Backend.Create(run.Device);
             using var pipeline = DiTPipeline.Load(run.ModelFolder, backend, run.Precision);
             var generation = run.ToGenerationOptions(pipeline);

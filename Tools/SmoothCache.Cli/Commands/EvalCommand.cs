@@ -38,9 +38,7 @@ public static class EvalCommand
         {
             var run = sampling.Resolve(parse);
             string folder = UserErrors.OutputFolder("--out", parse.GetValue(output)!);
-            if (parse.GetValue(lookahead) >= run.Steps)
-                context.Error.WriteLine($"warning: --lookahead {parse.GetValue(lookahead)} compares outputs up to {parse.GetValue(lookahead)} steps " +
-                                        $"apart, but {run.Steps} steps are at most {run.Steps - 1} apart: lags past {run.Steps - 1} record nothing");
+            if (CachingOptions.LookaheadWarning(parse.GetValue(lookahead), run.Steps) is { } lookaheadWarning) context.Error.WriteLine(lookaheadWarning);
             var settings = new EvalSettings(
                 // The Fréchet distance needs two samples for a covariance.
                 CheckAtLeast("--samples", parse.GetValue(samples), 2), run.Steps, run.Scheduler,

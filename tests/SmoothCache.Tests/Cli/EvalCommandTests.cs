@@ -120,6 +120,14 @@ public sealed class EvalCommandTests : IDisposable
     }
 
     [Fact]
+    public void ALookaheadPastTheRunIsWarnedAbout()
+    {
+        var (code, _, stderr) = Run(TinyArgs("--lookahead", "4"));
+        Assert.True(code == 0, stderr);
+        Assert.Contains("warning: --lookahead 4 compares outputs up to 4 steps apart, but 4 steps are at most 3 apart", stderr);
+    }
+
+    [Fact]
     public void OutNamingAFileIsBadInput()
     {
         File.WriteAllText(_folder, "");

@@ -7,10 +7,19 @@ namespace SmoothCache.Cli.Commands;
 /// <summary>Cache-related helpers shared by generate, calibrate and eval.</summary>
 public static class CachingOptions
 {
+    /// <summary>A comma-separated option value's items (none for an empty value); a stray comma is refused, not dropped.</summary>
+    public static string[] ListItems(string option, string list)
+    {
+        string[] items = list.Trim().Length == 0 ? [] : list.Split(',', StringSplitOptions.TrimEntries);
+        if (Array.IndexOf(items, "") is var empty and >= 0)
+            throw new UserInputException($"{option}: '{list}': entry {empty + 1} is empty (a stray comma?)");
+        return items;
+    }
+
     /// <summary>Parses a comma-separated component list (attn1, ff, or the aliases attn, mlp).</summary>
     public static string[] ParseComponents(string spec)
     {
-        var names = spec.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        var names = ListItems("--components", spec);
         if (names.Length == 0) throw new UserInputException("--components: expected at least one of attn1, ff");
         return names.Select(n => ComponentNames.CanonicalOrNull(n)
             ?? throw new UserInputException($"--components: unknown component '{n}': expected {ComponentNames.Expected}")).Distinct().ToArray();

@@ -109,22 +109,13 @@ public static class EvalCommand
     private static int CheckAtLeast(string option, int value, int min) =>
         value >= min ? value : throw new UserInputException($"{option} must be at least {min}, got {value}");
 
-    /// <summary>A comma-separated list's items (none for an empty list); a stray comma is refused, not dropped.</summary>
-    private static string[] Items(string option, string list)
-    {
-        string[] items = list.Trim().Length == 0 ? [] : list.Split(',', StringSplitOptions.TrimEntries);
-        if (Array.IndexOf(items, "") is var empty and >= 0)
-            throw new UserInputException($"{option}: '{list}': entry {empty + 1} is empty (a stray comma?)");
-        return items;
-    }
-
-    public static IReadOnlyList<double> ParseThresholds(string list) => Items("--thresholds", list).Select(item =>
+    public static IReadOnlyList<double> ParseThresholds(string list) => CachingOptions.ListItems("--thresholds", list).Select(item =>
             double.TryParse(item, NumberStyles.Float, CultureInfo.InvariantCulture, out double alpha) && alpha >= 0 && double.IsFinite(alpha)
                 ? alpha
                 : throw new UserInputException($"--thresholds: '{item}' is not a number >= 0 (expected e.g. 0.05,0.1,0.15)"))
         .Distinct().ToArray();
 
-    public static IReadOnlyList<int> ParseForaPeriods(string list) => Items("--fora", list).Select(item =>
+    public static IReadOnlyList<int> ParseForaPeriods(string list) => CachingOptions.ListItems("--fora", list).Select(item =>
             int.TryParse(item, NumberStyles.None, CultureInfo.InvariantCulture, out int n) && n >= 2
                 ? n
                 : throw new UserInputException($"--fora: '{item}' is not a whole number >= 2 (FORA computes every n-th step)"))

@@ -106,6 +106,7 @@ public sealed class EvalCommandTests : IDisposable
     [InlineData("--thresholds", "0.1,,0.2", "--thresholds: '0.1,,0.2': entry 2 is empty")]
     [InlineData("--samples", "140000", "--samples 140000 is more than one generation of this model takes")]
     [InlineData("--components", "attn1,attn2", "attn2")]
+    [InlineData("--components", "attn1,,ff", "--components: 'attn1,,ff': entry 2 is empty")]
     [InlineData("--lookahead", "0", "--lookahead")]
     [InlineData("--steps", "0", "--steps")]
     public void BadInputExits2WithOneLineAndWritesNothing(string option, string value, string named)

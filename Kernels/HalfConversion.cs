@@ -25,6 +25,9 @@ public static class HalfConversion
         _ => throw new ArgumentException($"unknown precision '{text}': expected fp32 or fp16"),
     };
 
+    /// <summary>The name <see cref="ParsePrecision"/> reads for <paramref name="precision"/>: fp32 or fp16.</summary>
+    public static string PrecisionName(Precision precision) => precision == Precision.Fp16 ? "fp16" : "fp32";
+
     /// <summary>One element each way between a float32 and a float16 view of the same length.</summary>
     public struct RoundToHalf : IElementKernel
     {

@@ -93,7 +93,6 @@ public static class ModelBench
     public static IReadOnlyList<Precision> Precisions(Backend backend, ModelBenchSettings s) =>
         s.OnlyPrecision is { } only ? [only] : backend.IsCuda ? [Precision.Fp16, Precision.Fp32] : [Precision.Fp32];
 
-    private static string Name(Precision p) => p == Precision.Fp16 ? "fp16" : "fp32";
 
     private static bool IncludeXl(Backend backend, ModelBenchSettings s, ModelBenchReport report)
     {
@@ -136,17 +135,17 @@ public static class ModelBench
         models.Add((DigitsName, precision => DiTPipeline.Load(s.DigitsFolder, backend, precision)));
         foreach (var (name, build) in models)
             foreach (var precision in Precisions(backend, s))
-                Attempt($"forward {name} {Name(precision)}", report, log, () =>
+                Attempt($"forward {name} {HalfConversion.PrecisionName(precision)}", report, log, () =>
                 {
                     using var pipeline = build(precision);
                     foreach (int batch in ForwardBatches.Append(s.ExtraBatch).Distinct())
                     {
                         var r = TimeForward(pipeline.Transformer, name, batch, s.Iterations);
                         // A failing replay is reported but keeps the direct timing.
-                        r = TryReplay($"forward {name} {Name(precision)} batch {batch} replayed", report, log, r,
+                        r = TryReplay($"forward {name} {HalfConversion.PrecisionName(precision)} batch {batch} replayed", report, log, r,
                             () => ReplayForward(pipeline.Transformer, r, dependentLaunches: false));
                         if (backend.SupportsDependentLaunches && s.DependentReplays)
-                            r = TryReplay($"forward {name} {Name(precision)} batch {batch} replayed with dependent launches", report, log, r,
+                            r = TryReplay($"forward {name} {HalfConversion.PrecisionName(precision)} batch {batch} replayed with dependent launches", report, log, r,
                                 () => ReplayForward(pipeline.Transformer, r, dependentLaunches: true));
                         log.WriteLine($"{r.Model,-24} {r.Precision,-4} {r.Batch,5} {r.FirstCallMs,9:F1} {r.KernelsCompiled,8} " +
                                       $"{r.Milliseconds,9:F3} {r.LaunchesPerForward,8:F0} {r.Tflops,8:G3} {r.ReplayMilliseconds,9:F3} {r.ReplayMilliseconds / r.Milliseconds,9:F2} {r.KernelLoadMs,9:F1} {r.DependentReplayMilliseconds,9:F3}");
@@ -222,7 +221,7 @@ public static class ModelBench
         double ms = watch.Elapsed.TotalMilliseconds / iterations;
         double launches = (double)(backend.LaunchCount - launchesBefore) / iterations;
         double tflops = 2.0 * model.ForwardMacs(batch) / (ms * 1e-3) / 1e12;
-        return new ForwardTiming(name, Name(model.Precision), batch, first, compiled, iterations, ms, launches, tflops)
+        return new ForwardTiming(name, HalfConversion.PrecisionName(model.Precision), batch, first, compiled, iterations, ms, launches, tflops)
         {
             KernelLoadMs = backend.KernelLoadMilliseconds - loadBefore,
         };
@@ -287,7 +286,7 @@ public static class ModelBench
             foreach (var precision in Precisions(backend, s))
             {
                 int images = s.Images > 0 ? s.Images : XlLabels.Length;
-                Attempt($"sampling {XlName} {Name(precision)}", report, log, () =>
+                Attempt($"sampling {XlName} {HalfConversion.PrecisionName(precision)}", report, log, () =>
                 {
                     string file = Path.Combine(s.ScheduleFolder, XlSchedule);
                     if (!File.Exists(file)) throw new FileNotFoundException($"schedule {file} not found (published alpha 0.18 schedule)");
@@ -300,7 +299,7 @@ public static class ModelBench
         foreach (var precision in Precisions(backend, s))
         {
             int digits = s.Images > 0 ? s.Images : 10;
-            Attempt($"sampling {DigitsName} {Name(precision)}", report, log, () =>
+            Attempt($"sampling {DigitsName} {HalfConversion.PrecisionName(precision)}", report, log, () =>
             {
                 using var pipeline = DiTPipeline.Load(s.DigitsFolder, backend, precision);
                 var labels = Enumerable.Range(0, digits).Select(i => i % pipeline.Transformer.Config.NumClasses).ToArray();
@@ -379,7 +378,7 @@ public static class ModelBench
         if (transformer.Backend.LoadedKernelCount > compiledBefore)
             report.Notes.Add($"sampling {model}: {transformer.Backend.LoadedKernelCount - compiledBefore} kernels were compiled during the timed jobs");
 
-        var timing = new SamplingTiming(model, Name(transformer.Precision), labels.Length, s.Steps, source, uncachedSeconds, cachedSeconds,
+        var timing = new SamplingTiming(model, HalfConversion.PrecisionName(transformer.Precision), labels.Length, s.Steps, source, uncachedSeconds, cachedSeconds,
             uncachedSeconds / cachedSeconds, stats.ComputedFraction, GpuChecks.RelativeL2(cached.Latents, uncached.Latents)) { Runs = s.JobRuns };
 
         // Both jobs again, each recorded once and replayed (one CUDA graph per job on CUDA); where the GPU has

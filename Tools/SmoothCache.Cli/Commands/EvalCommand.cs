@@ -77,9 +77,10 @@ public static class EvalCommand
             using var backend = Backend.Create(device);
             using var pipeline = DiTPipeline.Load(modelFolder, backend, precision);
             CheckDigitsModel(pipeline);
-            if (settings.Samples > pipeline.MaxImages(settings.Guidance > 1))
+            int most = pipeline.MaxImages(settings.Guidance > 1);
+            if (settings.Samples > most)
                 throw new UserInputException($"--samples {settings.Samples} is more than one generation of this model takes " +
-                                             $"({pipeline.MaxImages(settings.Guidance > 1)}): its kernels index activations in 32 bits");
+                                             $"({most}): its kernels index activations in 32 bits");
             context.Error.WriteLine($"eval: training the digit classifier on {DigitsDataset.DefaultPath}");
             var judge = DigitJudge.Train(DigitsDataset.Load(DigitsDataset.DefaultPath));
             context.Error.WriteLine($"eval: classifier held-out accuracy {100 * judge.HeldOutAccuracy:F1}% on {judge.HeldOutCount} digits");

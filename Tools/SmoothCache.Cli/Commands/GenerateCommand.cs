@@ -64,7 +64,7 @@ public static class GenerateCommand
             }
             int images = generation.Labels.Length, steps = generation.Steps;
             context.Out.WriteLine($"wrote {png}: {images} image{(images == 1 ? "" : "s")}, {generation.Scheduler} {steps} step{(steps == 1 ? "" : "s")}, " +
-                $"guidance {generation.GuidanceScale}, {run.Precision.ToString().ToLowerInvariant()}, {result.Elapsed.TotalSeconds:F2} s on {backend.DeviceName}");
+                $"guidance {generation.GuidanceScale}, {HalfConversion.PrecisionName(run.Precision)}, {result.Elapsed.TotalSeconds:F2} s on {backend.DeviceName}");
             return ExitCodes.Success;
         });
         return command;

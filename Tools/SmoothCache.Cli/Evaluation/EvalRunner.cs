@@ -1,5 +1,6 @@
 using MathNet.Numerics.Statistics;
 using SmoothCache.Caching;
+using SmoothCache.Kernels;
 using SmoothCache.Model;
 using SmoothCache.Sampling;
 
@@ -151,7 +152,7 @@ public static class EvalRunner
             rows.Add(Cached($"FORA n={period}", ScheduleKind.Fora, null, period,
                 StaticSchedules.Fora(period, settings.Steps, settings.Components)));
 
-        return new EvalReport(settings, pipeline.Folder, pipeline.Backend.DeviceName, pipeline.Transformer.Precision.ToString().ToLowerInvariant(), macs, batch, judge,
+        return new EvalReport(settings, pipeline.Folder, pipeline.Backend.DeviceName, HalfConversion.PrecisionName(pipeline.Transformer.Precision), macs, batch, judge,
             judge.RealFloor(settings.Samples), ImageMetrics.RelativeL2(calibrated.Images, reference), calibration,
             rows, images, plain.ImageShape, labels);
     }

@@ -74,6 +74,15 @@ public class HalfConversionTests
     [InlineData("half", Precision.Fp16)]
     public void ParsesPrecision(string text, Precision expected) => Assert.Equal(expected, HalfConversion.ParsePrecision(text));
 
+    [Theory]
+    [InlineData(Precision.Fp32, "fp32")]
+    [InlineData(Precision.Fp16, "fp16")]
+    public void NamesEachPrecisionAsItIsParsed(Precision precision, string name)
+    {
+        Assert.Equal(name, HalfConversion.PrecisionName(precision));
+        Assert.Equal(precision, HalfConversion.ParsePrecision(name));
+    }
+
     [Fact]
     public void RejectsUnknownPrecision() =>
         Assert.Contains("bf16", Assert.Throws<ArgumentException>(() => HalfConversion.ParsePrecision("bf16")).Message);

@@ -296,7 +296,7 @@ public sealed class Backend : IDisposable
     /// <param name="device">The accelerator: a <see cref="DeviceKind"/> (Auto: CUDA device 0 if there is one, else the
     /// CPU), or CUDA device N (<see cref="DeviceChoice"/>).</param>
     /// <param name="kernels">Which kernel set operators take (Auto: the one that suits the device, or
-    /// the environment's SMOOTHCACHE_KERNELS=gpu|portable, for bisecting a device fault without code).</param>
+    /// the environment's SMOOTHCACHE_KERNELS=auto|gpu|tensorcores|wgmma|wgmma-tma|portable, for bisecting a device fault without code).</param>
     /// <param name="gpuShapedCpu">On the CPU accelerator, simulate a GPU-shaped device (<see cref="CpuDevice"/>) even
     /// for the portable kernels, so that GPU-shaped kernels can be launched on the backend directly, as tests do.</param>
     public static Backend Create(DeviceChoice device = default, KernelSet kernels = KernelSet.Auto, bool gpuShapedCpu = false)

@@ -28,6 +28,9 @@ public static class HalfConversion
     /// <summary>The name <see cref="ParsePrecision"/> reads for <paramref name="precision"/>: fp32 or fp16.</summary>
     public static string PrecisionName(Precision precision) => precision == Precision.Fp16 ? "fp16" : "fp32";
 
+    /// <summary>The type of a model's activations at <paramref name="precision"/>: Float16 on the fp16 path, else Float32.</summary>
+    public static DType ActivationType(Precision precision) => precision == Precision.Fp16 ? DType.Float16 : DType.Float32;
+
     /// <summary>One element each way between a float32 and a float16 view of the same length.</summary>
     public struct RoundToHalf : IElementKernel
     {

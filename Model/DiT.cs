@@ -66,28 +66,21 @@ public sealed class DiTTransformer : IHookable, IDisposable
         _blocks = Enumerable.Range(0, layers).Select(i => new DiTBlock(i, config, weights, backend, precision)).ToArray();
 
         var hostEmbedders = Embedders(config, weights);
-        string[] finalNames = ["proj_out_1.weight", "proj_out_1.bias"];
-        if (hostEmbedders.Length == 1)
+        _conditioning = hostEmbedders.Select(e => e.Upload(backend)).ToArray();
+        // The adaLN projections: each block's six modulation vectors, then the final layer's shift and scale. Shared
+        // conditioning stacks them into one GEMM whose rows hold them all, one after another.
+        var adaLn = Enumerable.Range(0, layers + 1)
+            .Select(i => i < layers ? (Prefix: $"transformer_blocks.{i}.norm1.linear.", Rows: 6 * d) : (Prefix: "proj_out_1.", Rows: 2 * d))
+            .ToArray();
+        if (SharedConditioning)
         {
-            _conditioning = [hostEmbedders[0].Upload(backend)];
-            var names = Enumerable.Range(0, layers).Select(i => $"transformer_blocks.{i}.norm1.linear.").ToArray();
-            _adaLnWeights = [WeightLoader.ForLinear(WeightLoader.Stack(backend, weights,
-                names.Select(n => (n + "weight", new[] { 6 * d, d })).Append((finalNames[0], [2 * d, d])).ToArray()), precision)];
-            _adaLnBiases = [WeightLoader.Stack(backend, weights,
-                names.Select(n => (n + "bias", new[] { 6 * d })).Append((finalNames[1], [2 * d])).ToArray())];
+            _adaLnWeights = [WeightLoader.ForLinear(WeightLoader.Stack(backend, weights, adaLn.Select(a => (a.Prefix + "weight", new[] { a.Rows, d })).ToArray()), precision)];
+            _adaLnBiases = [WeightLoader.Stack(backend, weights, adaLn.Select(a => (a.Prefix + "bias", new[] { a.Rows })).ToArray())];
         }
         else
         {
-            _conditioning = hostEmbedders.Select(e => e.Upload(backend)).ToArray();
-            _adaLnWeights = new Tensor[layers + 1];
-            _adaLnBiases = new Tensor[layers + 1];
-            for (int i = 0; i < layers; i++)
-            {
-                _adaLnWeights[i] = WeightLoader.Load(backend, weights, $"transformer_blocks.{i}.norm1.linear.weight", 6 * d, d);
-                _adaLnBiases[i] = WeightLoader.Load(backend, weights, $"transformer_blocks.{i}.norm1.linear.bias", 6 * d);
-            }
-            _adaLnWeights[layers] = WeightLoader.Load(backend, weights, finalNames[0], 2 * d, d);
-            _adaLnBiases[layers] = WeightLoader.Load(backend, weights, finalNames[1], 2 * d);
+            _adaLnWeights = adaLn.Select(a => WeightLoader.ForLinear(WeightLoader.Load(backend, weights, a.Prefix + "weight", a.Rows, d), precision)).ToArray();
+            _adaLnBiases = adaLn.Select(a => WeightLoader.Load(backend, weights, a.Prefix + "bias", a.Rows)).ToArray();
         }
         loading.Keep();
     }
@@ -192,34 +185,23 @@ public sealed class DiTTransformer : IHookable, IDisposable
     private Tensor Forward(Tensor latents, Func<int, Tensor> modulation)
     {
         var c = Config;
-        // The residual stream: Float16 on the fp16 path, as its other activations.
-        using var x = PatchEmbed.Run(latents, _patchWeight, _patchBias, _positions, Precision == Precision.Fp16 ? DType.Float16 : DType.Float32);
-        int d = c.Width, final = c.NumLayers * 6 * d;
-        Tensor finalMod;
+        int d = c.Width;
+        using var x = PatchEmbed.Run(latents, _patchWeight, _patchBias, _positions, HalfConversion.ActivationType(Precision));
+        // Shared conditioning: one projection's rows hold every block's modulation and then the final layer's.
+        using var shared = SharedConditioning ? modulation(0) : null;
         PendingResidual? pending = null;
         try
         {
-            if (SharedConditioning)
+            for (int i = 0; i < _blocks.Length; i++)
             {
-                using var mod = modulation(0);
-                for (int i = 0; i < _blocks.Length; i++) pending = RunBlock(i, x, mod, i * 6 * d, pending, carry: true);
-                finalMod = mod.Share();
+                using var mod = shared?.Share() ?? modulation(i);
+                pending = RunBlock(i, x, mod, shared is null ? 0 : i * 6 * d, pending);
             }
-            else
-            {
-                for (int i = 0; i < _blocks.Length; i++)
-                {
-                    using var mod = modulation(i);
-                    // The next norm reads another block's modulation tensor: each block's residual is added at once.
-                    pending = RunBlock(i, x, mod, 0, pending, carry: false);
-                }
-                finalMod = modulation(_blocks.Length);
-                final = 0;
-            }
-            using (finalMod)
-            using (var h = PendingResidual.AddThenNormalize(pending, x, finalMod, final, final + d, FinalNormEps, DType.Float32))
-            using (var y = Linear.Run(h, _projOutWeight, _projOutBias))
-                return Unpatchify.Run(y, c.PatchSize, c.OutChannels);
+            using var finalMod = shared?.Share() ?? modulation(_blocks.Length);
+            int final = shared is null ? 0 : _blocks.Length * 6 * d;
+            using var h = PendingResidual.AddThenNormalize(pending, x, finalMod, final, final + d, FinalNormEps, DType.Float32);
+            using var y = Linear.Run(h, _projOutWeight, _projOutBias);
+            return Unpatchify.Run(y, c.PatchSize, c.OutChannels);
         }
         finally
         {
@@ -246,13 +228,14 @@ public sealed class DiTTransformer : IHookable, IDisposable
                 throw new ArgumentOutOfRangeException(nameof(labels), $"class label {y} is outside [0, {Config.NumClasses}] ({Config.NumClasses} = null class)");
     }
 
-    /// <summary>Runs block i after the previous block's pending residual; returns its own pending residual, or
-    /// null once added to x (<paramref name="carry"/> false, or an observer that must see the whole block).</summary>
-    private PendingResidual? RunBlock(int i, Tensor x, Tensor mod, int offset, PendingResidual? previous, bool carry)
+    /// <summary>Runs block i after the previous block's pending residual; returns its own pending residual, or null once
+    /// added to x: the next adaLN can add it only where it reads the same modulation tensor (shared conditioning), and an
+    /// observer sees each whole block.</summary>
+    private PendingResidual? RunBlock(int i, Tensor x, Tensor mod, int offset, PendingResidual? previous)
     {
         var pending = _blocks[i].Forward(x, mod, offset, Hook, previous);
         previous?.Dispose();
-        if (carry && BlockOutputObserver is null) return pending;
+        if (SharedConditioning && BlockOutputObserver is null) return pending;
         using (pending) pending.AddTo(x);
         BlockOutputObserver?.Invoke(i, x);
         return null;
@@ -303,7 +286,7 @@ public sealed class DiTTransformer : IHookable, IDisposable
         long d = c.Width, tokens = c.Tokens;
         long perBlock = DiTBlock.AttentionMacs(c, b) + DiTBlock.FeedForwardMacs(c, b);
         long embed = b * tokens * d * c.InChannels * c.PatchSize * c.PatchSize;
-        long cond = b * (embedders * (256 * d + d * d) + (c.NumLayers * 6 + 2) * d * d);
+        long cond = b * (embedders * (TimestepEmbedding.Channels * d + d * d) + (c.NumLayers * 6 + 2) * d * d);
         long head = b * tokens * d * c.PatchSize * c.PatchSize * c.OutChannels;
         return embed + cond + c.NumLayers * perBlock + head;
     }

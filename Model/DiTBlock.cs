@@ -8,10 +8,11 @@ namespace SmoothCache.Model;
 ///   h = LN(x) * (1 + scale1) + shift1;  x = x + gate1 * Attn(h)    — component "attn1"
 ///   h = LN(x) * (1 + scale2) + shift2;  x = x + gate2 * FF(h)      — component "ff"
 /// The six modulation vectors are read in place from a [B, stride] tensor at a column offset.
-/// Attn and FF run through the component hook; the norms, gates and residuals always run.
+/// Attn and FF, each with its adaLN, run through the component hook; the gates and residuals always run.
 /// </summary>
 public sealed class DiTBlock : IDisposable
 {
+    // diffusers builds norm1 (adaLN-Zero) with eps 1e-6 whatever the config says; norm2 takes the config's norm_eps.
     private const float AttentionNormEps = 1e-6f;
 
     private readonly int _index, _heads, _headDim, _width;
@@ -27,7 +28,7 @@ public sealed class DiTBlock : IDisposable
     internal DiTBlock(int index, DiTConfig config, IWeightSource weights, Backend backend, Precision precision)
     {
         _index = index;
-        _activations = precision == Precision.Fp16 ? DType.Float16 : DType.Float32;
+        _activations = HalfConversion.ActivationType(precision);
         _heads = config.NumHeads;
         _headDim = config.HeadDim;
         _width = config.Width;
@@ -55,25 +56,31 @@ public sealed class DiTBlock : IDisposable
     /// at all; the residuals waiting for x ride on the next adaLN that runs.</remarks>
     public PendingResidual Forward(Tensor x, Tensor mod, int modOffset, IComponentHook? hook, PendingResidual? previous)
     {
-        int d = _width;
-        bool previousAdded = false;
+        var m = new ModulationColumns(modOffset, _width);
+        // Each adaLN adds to x what waits (the block before's residuals, then the attention's) on its pass over x.
         using var attn = RunComponent(hook, Components.Attention, () =>
         {
-            // What waits (the block before's MLP residual), then the attention's adaLN of the new x: one pass over x.
-            using var h = PendingResidual.AddThenNormalize(previous, x, mod, modOffset, modOffset + d, AttentionNormEps, _activations);
-            previousAdded = true;
+            using var h = PendingResidual.AddThenNormalize(previous, x, mod, m.Shift1, m.Scale1, AttentionNormEps, _activations);
             return SelfAttention(h);
         });
-        using var beforeMlp = PendingResidual.Then(previousAdded ? null : previous, x, attn, mod, modOffset + 2 * d);
-        bool beforeMlpAdded = false;
+        using var beforeMlp = PendingResidual.Then(previous, x, attn, mod, m.Gate1);
         using var ff = RunComponent(hook, Components.FeedForward, () =>
         {
-            // x += gate_msa * attn (and what waited with it), then the MLP's adaLN of the new x: one pass over x.
-            using var h = PendingResidual.AddThenNormalize(beforeMlp, x, mod, modOffset + 3 * d, modOffset + 4 * d, _mlpNormEps, _activations);
-            beforeMlpAdded = true;
+            using var h = PendingResidual.AddThenNormalize(beforeMlp, x, mod, m.Shift2, m.Scale2, _mlpNormEps, _activations);
             return FeedForward(h);
         });
-        return PendingResidual.Then(beforeMlpAdded ? null : beforeMlp, x, ff, mod, modOffset + 5 * d);
+        return PendingResidual.Then(beforeMlp, x, ff, mod, m.Gate2);
+    }
+
+    /// <summary>The columns of a block's six modulation vectors, each <paramref name="Width"/> wide, in the adaLN rows.</summary>
+    private readonly record struct ModulationColumns(int Offset, int Width)
+    {
+        public int Shift1 => Offset;
+        public int Scale1 => Offset + Width;
+        public int Gate1 => Offset + 2 * Width;
+        public int Shift2 => Offset + 3 * Width;
+        public int Scale2 => Offset + 4 * Width;
+        public int Gate2 => Offset + 5 * Width;
     }
 
     private Tensor RunComponent(IComponentHook? hook, string component, Func<Tensor> compute) =>
@@ -92,7 +99,7 @@ public sealed class DiTBlock : IDisposable
         return Linear.Run(hidden, _fc2Weight, _fc2Bias, _activations);
     }
 
-    /// <summary>Multiply-adds of one attention call for a batch of b samples of t tokens.</summary>
+    /// <summary>Multiply-adds of one attention call for a batch of b samples (of the config's tokens).</summary>
     public static long AttentionMacs(DiTConfig c, int b) =>
         (long)b * c.Tokens * (4L * c.Width * c.Width + 2L * c.Tokens * c.Width);
 

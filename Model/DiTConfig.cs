@@ -17,8 +17,8 @@ public sealed record DiTConfig
     public int NumLayers { get; init; } = 28;
     /// <summary>Channels of the samples the model denoises (in_channels): 1 or 3 for pixels, otherwise a VAE's latents.</summary>
     public int InChannels { get; init; } = 4;
-    /// <summary>Channels the model outputs (out_channels; null in the file means InChannels), at least InChannels: the first
-    /// InChannels are the noise prediction (twice InChannels with learned sigma).</summary>
+    /// <summary>Channels the model outputs (out_channels; missing or null in the file means InChannels), at least InChannels:
+    /// the first InChannels are the noise prediction (twice InChannels with learned sigma). 8 here, DiT-XL/2's.</summary>
     public int OutChannels { get; init; } = 8;
     /// <summary>Side of the square patch of the sample that each token covers (patch_size).</summary>
     public int PatchSize { get; init; } = 2;
@@ -76,8 +76,8 @@ public sealed record DiTConfig
             HeadDim = ConfigJson.Int(root, "attention_head_dim", c.HeadDim, path),
             NumLayers = ConfigJson.Int(root, "num_layers", c.NumLayers, path),
             InChannels = inChannels,
-            // out_channels: null means out = in (no learned sigma).
-            OutChannels = root.TryGetProperty("out_channels", out var oc) && oc.ValueKind == JsonValueKind.Null
+            // out_channels missing or null means out = in (no learned sigma), as diffusers reads it.
+            OutChannels = !root.TryGetProperty("out_channels", out var oc) || oc.ValueKind == JsonValueKind.Null
                 ? inChannels
                 : ConfigJson.Int(root, "out_channels", c.OutChannels, path),
             PatchSize = ConfigJson.Int(root, "patch_size", c.PatchSize, path),

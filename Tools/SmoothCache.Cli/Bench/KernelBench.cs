@@ -56,7 +56,7 @@ public static class KernelBench
             // The fp16 path as the model runs it: float16 weights, inputs and outputs (qkv, fc1's hidden layer, fc2's
             // output, which SmoothCache keeps).
             string p = precision == Precision.Fp16 ? " fp16" : "";
-            var act = precision == Precision.Fp16 ? DType.Float16 : DType.Float32;
+            var act = HalfConversion.ActivationType(precision);
             using var wq = HalfConversion.PrepareWeight(wQkv, precision);
             using var wu = HalfConversion.PrepareWeight(wUp, precision);
             using var wd = HalfConversion.PrepareWeight(wDown, precision);

@@ -46,7 +46,7 @@ public static class TuneCommand
         var cluster = new Option<bool>("--cluster") { Description = "also try the variants in clusters sharing W by multicast" };
         var iterations = new Option<int>("--iterations") { Description = "timed calls per candidate", DefaultValueFactory = _ => 20 };
         var device = DeviceOption.Create();
-        device.Description = "auto (CUDA device 0), cuda or cuda:N (CUDA device N); cpu only to test the tuner, with SMOOTHCACHE_KERNELS=tensorcores";
+        device.Description = "auto (CUDA device 0), cuda or cuda:N (CUDA device N); cpu only to test the tuner, with SMOOTHCACHE_KERNELS=tensorcores, wgmma or wgmma-tma";
         var output = new Option<string>("--out") { Description = "the tuning table to write (JSON)", DefaultValueFactory = _ => "gemm-tuning.json" };
         var json = new Option<string?>("--json") { Description = "also write every candidate's check and time to this JSON file" };
         var command = new Command("tune", "Time the fp16 GEMM variants and splits at a model's shapes on this GPU and write the fastest as a tuning table.")
@@ -107,8 +107,8 @@ public static class TuneCommand
                                       $"({builtIn / tuned:F2}x), {batchShapes.Sum(s => s.Count)} GEMMs of {batchShapes.Count} shapes");
             }
             AtomicFile.WriteAllText(path, table.ToJson());
-            context.Out.WriteLine($"wrote {path}: {table.Gemms.Count} tuned shapes. Use it with SMOOTHCACHE_GEMM_TUNING={path}, or put it in the " +
-                                  "program's tuning folder (the repository's tuning/) to make it the default on this device.");
+            context.Out.WriteLine($"wrote {path}: {table.Gemms.Count} tuned shapes. Use it with SMOOTHCACHE_GEMM_TUNING={path}, or put it in a tuning/ folder " +
+                                  "beside the program (or in the repository's tuning/, then rebuild) to make it the default on this device.");
             if (jsonPath is not null)
                 BenchJson.Write(jsonPath, new { device = backend.DeviceName, kernel, candidates = tried });
             int failed = tried.Count(c => !c.Passed);

@@ -13,11 +13,19 @@ public class DiTConfigTests
     }
 
     [Fact]
-    public void MissingKeysAreDitXl2s()
+    public void MissingKeysTakeDiffusersDefaults()
     {
         var c = Parse("{}");
         Assert.Equal((1152, 256, 28, 1000), (c.Width, c.Tokens, c.NumLayers, c.NumClasses));
+        // diffusers' out_channels defaults to None: as many channels out as in (DiT-XL/2's config says 8 itself).
+        Assert.Equal((4, 4), (c.InChannels, c.OutChannels));
     }
+
+    [Theory]
+    [InlineData("""{"in_channels": 3}""", 3)]
+    [InlineData("""{"in_channels": 3, "out_channels": null}""", 3)]
+    [InlineData("""{"in_channels": 3, "out_channels": 6}""", 6)]
+    public void OutChannelsMissingOrNullMeanInChannels(string json, int expected) => Assert.Equal(expected, Parse(json).OutChannels);
 
     /// <summary>Sizes the kernels would index past 32 bits (or wrap into small or negative ones), and numbers that round
     /// to 0 or infinity in float32, are refused with the key, before anything is allocated.</summary>

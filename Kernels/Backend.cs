@@ -394,17 +394,7 @@ public sealed class Backend : IDisposable
             RefuseFirstUseWhileRecording(name);
             var launch = Timed(() => Kept(LoadCompiled(EntryPointDescription.FromImplicitlyGroupedKernel(kernel.Method), autoGrouped: true))
                 .CreateLauncherDelegate<Action<AcceleratorStream, Index1D, T>>());
-            loaded = new Action<Index1D, T>((n, args) =>
-            {
-                if (_recording is { } recording)
-                {
-                    recording.Add(() => launch(Stream, n, args));
-                    return;
-                }
-                var start = BeforeLaunch();
-                launch(Stream, n, args);
-                AfterLaunch(name, start);
-            });
+            loaded = Launcher(name, launch);
             _kernels[kernel.Method] = loaded;
         }
         return (Action<Index1D, T>)loaded;
@@ -429,21 +419,26 @@ public sealed class Backend : IDisposable
             RefuseFirstUseWhileRecording(name);
             var launch = Timed(() => Kept(LoadExplicitlyGrouped(kernel.Method, dynamicSharedBytes, ptxTarget, clusterRows: clusterRows))
                 .CreateLauncherDelegate<Action<AcceleratorStream, KernelConfig, T>>());
-            loaded = new Action<KernelConfig, T>((config, args) =>
-            {
-                if (_recording is { } recording)
-                {
-                    recording.Add(() => launch(Stream, config, args));
-                    return;
-                }
-                var start = BeforeLaunch();
-                launch(Stream, config, args);
-                AfterLaunch(name, start);
-            });
+            loaded = Launcher(name, launch);
             _kernels[kernel.Method] = loaded;
         }
         return (Action<KernelConfig, T>)loaded;
     }
+
+    /// <summary>A loaded kernel's launches: added to the recording while one is made, else launched on <see cref="Stream"/>,
+    /// counted and (when profiling) timed under <paramref name="name"/>.</summary>
+    private Action<TConfig, T> Launcher<TConfig, T>(string name, Action<AcceleratorStream, TConfig, T> launch) where T : struct =>
+        (config, args) =>
+        {
+            if (_recording is { } recording)
+            {
+                recording.Add(() => launch(Stream, config, args));
+                return;
+            }
+            var start = BeforeLaunch();
+            launch(Stream, config, args);
+            AfterLaunch(name, start);
+        };
 
     /// <summary>An explicitly grouped kernel loaded as <see cref="LoadGrouped{T}"/> loads it; on CUDA a kernel with a
     /// PTX target or more than 48 KB of dynamic shared memory is allowed <paramref name="dynamicSharedBytes"/>.</summary>

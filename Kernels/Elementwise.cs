@@ -1,10 +1,10 @@
 using ILGPU;
-using ILGPU.Runtime;
 
 namespace SmoothCache.Kernels;
 
-/// <summary>y[i] = f(x[i]) for an epilogue f (SiLU, GELU-tanh). Used where an activation cannot be
-/// fused into the producing GEMM (SiLU of the conditioning vector feeds several linears).</summary>
+/// <summary>y[i] = f(x[i]) for an epilogue f (SiLU, GELU-tanh): the epilogues the GEMMs and the class lookup fuse, on
+/// their own. The model fuses every activation; the device checks run this to test an epilogue's arithmetic on the GPU
+/// apart from the kernel that fuses it, and it is the smallest kernel there is to record and replay.</summary>
 public static class Elementwise
 {
     public struct Args<TFunction> : IElementKernel where TFunction : struct, IEpilogue

@@ -29,6 +29,16 @@ public readonly struct GeluTanhEpilogue : IEpilogue
     }
 }
 
+/// <summary>An image value in [-1, 1] as displayed: clamp(v / 2 + 0.5, 0, 1), as diffusers' pipelines return images.</summary>
+public readonly struct UnitRangeEpilogue : IEpilogue
+{
+    public float Apply(float v)
+    {
+        float u = v * 0.5f + 0.5f;
+        return u < 0f ? 0f : u > 1f ? 1f : u;
+    }
+}
+
 /// <summary>SiLU: v * sigmoid(v).</summary>
 public readonly struct SiluEpilogue : IEpilogue
 {

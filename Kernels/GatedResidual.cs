@@ -1,5 +1,4 @@
 using ILGPU;
-using ILGPU.Runtime;
 using SmoothCache.Kernels.Gpu;
 
 namespace SmoothCache.Kernels;

@@ -1,5 +1,4 @@
 using ILGPU;
-using ILGPU.Runtime;
 using Half = ILGPU.Half;
 
 namespace SmoothCache.Kernels;

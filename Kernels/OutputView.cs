@@ -39,10 +39,8 @@ public struct OutputView
     }
 
     /// <summary>Elements i and i + 1 in one store (8 bytes of float32 or 4 of float16). i must be even and
-    /// the view must start at an even element (<see cref="PairsAligned"/>).</summary>
-    public readonly void StorePair(long i, float first, float second) => StorePair<HalfConversion.RoundingOnAnyAccelerator>(i, first, second);
-
-    /// <summary><see cref="StorePair(long, float, float)"/>, a Float16 output's rounded by <typeparamref name="TRound"/>.</summary>
+    /// the view must start at an even element (<see cref="PairsAligned"/>).
+    /// A Float16 output's are rounded by <typeparamref name="TRound"/>.</summary>
     public readonly void StorePair<TRound>(long i, float first, float second) where TRound : struct, HalfConversion.IHalfRounding
     {
         if (F16.Length > 0) StoreHalfPair<TRound>(i >> 1, first, second);

@@ -1,5 +1,3 @@
-using ILGPU;
-using ILGPU.Runtime;
 
 namespace SmoothCache.Kernels;
 

@@ -17,23 +17,6 @@ public static class ImageOutput
         public readonly void Compute(int i) => Y[i] = X[i] * Factor;
     }
 
-    public struct ToImagesArgs : IElementKernel
-    {
-        public ArrayView<float> X, Y;
-        public int Channels, Pixels;
-
-        /// <summary>Output index = (n * pixels + p) * channels + c; reads x[n, c, p].</summary>
-        public readonly void Compute(int index)
-        {
-            int c = index % Channels;
-            int np = index / Channels;
-            int p = np % Pixels;
-            int n = np / Pixels;
-            float v = X[(n * Channels + c) * Pixels + p] * 0.5f + 0.5f;
-            Y[index] = v < 0f ? 0f : v > 1f ? 1f : v;
-        }
-    }
-
     /// <summary>x * factor, rented from the arena.</summary>
     public static Tensor Scale(Tensor x, float factor)
     {
@@ -49,8 +32,8 @@ public static class ImageOutput
         if (x.Shape.Length != 4)
             throw new ArgumentException($"ImageOutput: expected [B, C, H, W], got {x.ShapeText}");
         int b = x.Dim(0), c = x.Dim(1), h = x.Dim(2), w = x.Dim(3);
-        var y = x.Backend.Arena.Rent(b, h, w, c);
-        ElementLauncher.Launch(x.Backend, (int)y.Length, new ToImagesArgs { X = x.View, Y = y.View, Channels = c, Pixels = h * w });
-        return y;
+        using var planes = x.Reshape(b, c, h * w);
+        using var pixels = Transpose.Run<UnitRangeEpilogue>(planes);
+        return pixels.Reshape(b, h, w, c);
     }
 }

@@ -1,6 +1,5 @@
 using System.Runtime.CompilerServices;
 using ILGPU;
-using ILGPU.Runtime;
 
 namespace SmoothCache.Kernels.Gpu;
 

@@ -1,5 +1,4 @@
 using ILGPU;
-using ILGPU.Runtime;
 using ILGPU.Runtime.Cuda;
 using Half = ILGPU.Half;
 using static SmoothCache.Kernels.Gpu.LinearTensorCore;

@@ -1,6 +1,5 @@
 using System.Runtime.InteropServices;
 using ILGPU;
-using ILGPU.Runtime;
 
 namespace SmoothCache.Kernels.Gpu;
 

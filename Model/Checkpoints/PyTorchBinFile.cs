@@ -1,7 +1,6 @@
 using System.Collections;
 using System.IO.Compression;
 using System.Text;
-using Razorvine.Pickle;
 
 namespace SmoothCache.Model.Checkpoints;
 

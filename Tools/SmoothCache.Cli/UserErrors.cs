@@ -1,7 +1,6 @@
 using SmoothCache.Caching;
 using SmoothCache.Kernels;
 using SmoothCache.Model.Checkpoints;
-using SmoothCache.Sampling;
 
 namespace SmoothCache.Cli;
 

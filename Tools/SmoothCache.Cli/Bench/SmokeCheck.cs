@@ -1,4 +1,3 @@
-using ILGPU;
 using ILGPU.Runtime;
 using SmoothCache.Cli.Commands;
 using SmoothCache.Kernels;

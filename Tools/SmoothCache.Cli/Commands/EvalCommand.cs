@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Globalization;
-using SmoothCache.Caching;
 using SmoothCache.Cli.Evaluation;
 using SmoothCache.Kernels;
 using SmoothCache.Sampling;

@@ -19,8 +19,6 @@ public sealed class EvalTable
 
     public IReadOnlyList<string> Columns { get; }
 
-    public IReadOnlyList<IReadOnlyList<string>> Rows => _rows;
-
     public void AddRow(params string[] cells)
     {
         if (cells.Length != Columns.Count)

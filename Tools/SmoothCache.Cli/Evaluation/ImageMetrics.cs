@@ -38,16 +38,6 @@ public static class ImageMetrics
         return 10 * Math.Log10(dataRange * dataRange / (squares / a.Length));
     }
 
-    /// <summary>Model output in [-1, 1] to displayed image values: clamp(x / 2 + 0.5, 0, 1), as the
-    /// pipeline converts images before saving them.</summary>
-    public static float[] ToUnitRange(ReadOnlySpan<float> minusOneToOne)
-    {
-        var result = new float[minusOneToOne.Length];
-        for (int i = 0; i < result.Length; i++)
-            result[i] = Math.Clamp(minusOneToOne[i] / 2f + 0.5f, 0f, 1f);
-        return result;
-    }
-
     private static void CheckLengths(ReadOnlySpan<float> a, ReadOnlySpan<float> reference)
     {
         if (a.Length != reference.Length || a.Length == 0)

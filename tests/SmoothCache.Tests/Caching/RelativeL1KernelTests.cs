@@ -1,4 +1,3 @@
-using Xunit;
 using SmoothCache.Caching;
 using SmoothCache.Kernels;
 

@@ -1,4 +1,3 @@
-using SmoothCache.Caching;
 using static SmoothCache.Tests.TestSupport;
 
 namespace SmoothCache.Tests.Caching;

@@ -1,4 +1,3 @@
-using Xunit;
 using System.IO.Compression;
 using SmoothCache.Model.Checkpoints;
 using static SmoothCache.Tests.Checkpoints.CheckpointTestFiles;

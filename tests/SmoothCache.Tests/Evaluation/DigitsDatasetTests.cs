@@ -1,5 +1,4 @@
 using SmoothCache.Cli.Evaluation;
-using Xunit;
 
 namespace SmoothCache.Tests.Evaluation;
 

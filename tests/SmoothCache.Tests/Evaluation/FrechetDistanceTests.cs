@@ -1,6 +1,5 @@
 using MathNet.Numerics.LinearAlgebra;
 using SmoothCache.Cli.Evaluation;
-using Xunit;
 
 namespace SmoothCache.Tests.Evaluation;
 

@@ -1,5 +1,4 @@
 using SmoothCache.Cli.Evaluation;
-using Xunit;
 
 namespace SmoothCache.Tests.Evaluation;
 
@@ -44,11 +43,5 @@ public class ImageMetricsTests
     {
         Assert.Throws<ArgumentException>(() => ImageMetrics.Psnr([1f, 2f], [1f]));
         Assert.Throws<ArgumentException>(() => ImageMetrics.RelativeL2([1f], [1f, 2f]));
-    }
-
-    [Fact]
-    public void ToUnitRange_MapsMinusOneToOneOntoZeroToOneAndClamps()
-    {
-        Assert.Equal([0f, 0.5f, 1f, 1f, 0f, 0.75f], ImageMetrics.ToUnitRange([-1f, 0f, 1f, 3f, -2f, 0.5f]));
     }
 }

@@ -1,4 +1,3 @@
-using ILGPU;
 using ILGPU.Runtime;
 using SmoothCache.Kernels;
 using static SmoothCache.Tests.TestSupport;

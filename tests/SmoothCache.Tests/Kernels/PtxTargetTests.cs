@@ -1,4 +1,3 @@
-using ILGPU.Backends.PTX;
 using SmoothCache.Cli.Bench;
 using SmoothCache.Kernels;
 using SmoothCache.Kernels.Gpu;

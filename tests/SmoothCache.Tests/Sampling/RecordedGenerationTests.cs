@@ -1,6 +1,5 @@
 using SmoothCache.Caching;
 using SmoothCache.Sampling;
-using static SmoothCache.Tests.TestSupport;
 
 namespace SmoothCache.Tests.Sampling;
 

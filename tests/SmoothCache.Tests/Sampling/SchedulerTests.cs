@@ -2,7 +2,6 @@ using System.Buffers.Binary;
 using System.Text.Json;
 using SmoothCache.Kernels;
 using SmoothCache.Sampling;
-using Xunit;
 
 namespace SmoothCache.Tests.Sampling;
 

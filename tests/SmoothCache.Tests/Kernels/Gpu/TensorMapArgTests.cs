@@ -1,4 +1,3 @@
-using ILGPU;
 using ILGPU.Runtime;
 using SmoothCache.Kernels.Gpu;
 using static SmoothCache.Tests.TestSupport;

@@ -14,65 +14,10 @@ namespace SmoothCache.Kernels;
 /// with tensor cores (<see cref="Backend.UsesTensorCores"/>) an fp16 qkv with head dim 64 or 72 takes
 /// <see cref="FlashAttentionTensorCore"/>, everything else <see cref="FlashAttention"/>. Other head dims on the GPU path (the
 /// VAE's mid-block attention: one head of 512 over 1,024 tokens) run as two GEMMs per sample and head
-/// (<see cref="RunAsGemms"/>), where the portable kernel would give the GPU one thread per 4 queries.
+/// (<see cref="AttentionAsGemms"/>), where the portable kernel would give the GPU one thread per 4 queries.
 /// </summary>
 public static class Attention
 {
-    /// <summary>One head of one sample out of qkv [B, T, 3D]: q scaled by Scale and k as [T, HeadDim] rows, v transposed
-    /// to [HeadDim, T] (the second GEMM's weight). Element = (token, column).</summary>
-    public struct SplitHeadArgs : IElementKernel
-    {
-        public ArrayView<float> Qkv, Q, K, ValuesT;
-        public int Sample, Head, T, Heads, HeadDim;
-        public float Scale;
-
-        public readonly void Compute(int index)
-        {
-            int c = index % HeadDim, token = index / HeadDim;
-            int d = Heads * HeadDim;
-            int at = (Sample * T + token) * 3 * d + Head * HeadDim + c;
-            Q[index] = Qkv[at] * Scale;
-            K[index] = Qkv[at + d];
-            ValuesT[c * T + token] = Qkv[at + 2 * d];
-        }
-    }
-
-    /// <summary>Each row of scores [rows, Columns] replaced by its softmax, in place. Element = row.</summary>
-    public struct SoftmaxRowsArgs : IElementKernel
-    {
-        public ArrayView<float> Scores;
-        public int Columns;
-
-        public readonly void Compute(int row)
-        {
-            var r = Scores.SubView((long)row * Columns, Columns);
-            float max = float.NegativeInfinity;
-            for (int j = 0; j < Columns; j++) max = MathF.Max(max, r[j]);
-            float sum = 0f;
-            for (int j = 0; j < Columns; j++)
-            {
-                float p = MathF.Exp(r[j] - max);
-                r[j] = p;
-                sum += p;
-            }
-            float inverse = 1f / sum;
-            for (int j = 0; j < Columns; j++) r[j] *= inverse;
-        }
-    }
-
-    /// <summary>One head's output [T, HeadDim] into its columns of out [B, T, D]. Element = (token, column).</summary>
-    public struct MergeHeadArgs : IElementKernel
-    {
-        public ArrayView<float> Head, Out;
-        public int Sample, HeadIndex, T, Heads, HeadDim;
-
-        public readonly void Compute(int index)
-        {
-            int c = index % HeadDim, token = index / HeadDim;
-            Out[(Sample * T + token) * Heads * HeadDim + HeadIndex * HeadDim + c] = Head[index];
-        }
-    }
-
     public struct Args : IElementKernel
     {
         public ArrayView<float> Qkv, Scores, Out;
@@ -165,7 +110,7 @@ public static class Attention
         }
         Tensor result;
         using (var input = qkv.DType == DType.Float32 ? qkv.Share() : HalfConversion.ToFloat(qkv))
-            result = qkv.Backend.UsesGpuKernels ? RunAsGemms(input, heads, headDim) : RunPortable(input, heads, headDim);
+            result = qkv.Backend.UsesGpuKernels ? AttentionAsGemms.Run(input, heads, headDim) : RunPortable(input, heads, headDim);
         if (output == DType.Float32) return result;
         using (result) return HalfConversion.ToHalf(result);
     }
@@ -187,50 +132,9 @@ public static class Attention
         return result;
     }
 
-    private static void CheckFloat32(Tensor qkv, int heads, int headDim)
+    internal static void CheckFloat32(Tensor qkv, int heads, int headDim)
     {
         if (qkv.Shape.Length != 3 || qkv.Dim(2) != 3 * heads * headDim || qkv.DType != DType.Float32)
             throw new ArgumentException($"Attention: qkv {qkv.ShapeText} ({qkv.DType}) is not Float32 [B,T,{3 * heads * headDim}]");
-    }
-
-    /// <summary>Float32 attention as GEMMs on <see cref="Linear"/>, per sample and head: scores = (q Scale) k^T [T, T], their
-    /// softmax by rows, then scores v (v transposed first, as the GEMM's weight).</summary>
-    /// <param name="qkv">Float32 [B, T, 3 heads headDim]</param>
-    /// <returns>[B, T, heads headDim], rented from the arena</returns>
-    public static Tensor RunAsGemms(Tensor qkv, int heads, int headDim)
-    {
-        CheckFloat32(qkv, heads, headDim);
-        int b = qkv.Dim(0), t = qkv.Dim(1);
-        var backend = qkv.Backend;
-        var arena = backend.Arena;
-        var result = arena.Rent(b, t, heads * headDim);
-        try
-        {
-            using var q = arena.Rent(t, headDim);
-            using var k = arena.Rent(t, headDim);
-            using var valuesT = arena.Rent(headDim, t);
-            for (int sample = 0; sample < b; sample++)
-                for (int head = 0; head < heads; head++)
-                {
-                    ElementLauncher.Launch(backend, t * headDim, new SplitHeadArgs
-                    {
-                        Qkv = qkv.View, Q = q.View, K = k.View, ValuesT = valuesT.View, Sample = sample, Head = head,
-                        T = t, Heads = heads, HeadDim = headDim, Scale = 1f / MathF.Sqrt(headDim),
-                    });
-                    using var scores = Linear.Run(q, k, null);
-                    ElementLauncher.Launch(backend, t, new SoftmaxRowsArgs { Scores = scores.View, Columns = t });
-                    using var one = Linear.Run(scores, valuesT, null);
-                    ElementLauncher.Launch(backend, t * headDim, new MergeHeadArgs
-                    {
-                        Head = one.View, Out = result.View, Sample = sample, HeadIndex = head, T = t, Heads = heads, HeadDim = headDim,
-                    });
-                }
-            return result;
-        }
-        catch
-        {
-            result.Dispose();
-            throw;
-        }
     }
 }

@@ -61,10 +61,9 @@ public static class GatedResidual
         return row / tokensPerSample * stride + offset + (i - row * d);
     }
 
-    public static void Run(Tensor x, Tensor y, Tensor gate, int gateOffset) => Run(x, y, gateOffset, null, 0, gate);
-
-    /// <summary>x += gate * y, then (if given) x += gate2 * y2, in one pass.</summary>
-    public static void Run(Tensor x, Tensor y, int gateOffset, Tensor? y2, int gate2Offset, Tensor gate)
+    /// <summary>x += gate * y, then (if given) x += gate2 * y2, in one pass; the gates are columns of the modulation rows
+    /// <paramref name="gate"/> [B, stride], at <paramref name="gateOffset"/> and <paramref name="gate2Offset"/>.</summary>
+    public static void Run(Tensor x, Tensor gate, Tensor y, int gateOffset, Tensor? y2 = null, int gate2Offset = 0)
     {
         CheckResiduals("GatedResidual", x, y, y2);
         var args = new Args

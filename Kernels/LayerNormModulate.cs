@@ -68,16 +68,12 @@ public static class LayerNormModulate
     public static Tensor Run(Tensor x, Tensor mod, int shiftOffset, int scaleOffset, float eps, DType output = DType.Float32) =>
         Run(x, mod, shiftOffset, scaleOffset, eps, null, 0, null, 0, output);
 
-    /// <summary>x += gate * residual (x is updated in place), then adaLN of the new x.</summary>
+    /// <summary>x += gate * residual, then (if given) x += gate2 * residual2 (x is updated in place), then adaLN of the new x;
+    /// the gates are columns of the same modulation rows as shift and scale.</summary>
     /// <param name="residual">[B, T, D], the output of the component before this norm</param>
     /// <param name="gateOffset">column of the gate in the modulation rows</param>
-    public static Tensor RunAfterResidual(Tensor x, Tensor residual, Tensor mod, int gateOffset, int shiftOffset, int scaleOffset, float eps,
-        DType output = DType.Float32) =>
-        RunAfterResiduals(x, residual, gateOffset, null, 0, mod, shiftOffset, scaleOffset, eps, output);
-
-    /// <summary>x += gate * residual, then (if given) x += gate2 * residual2, then adaLN of the new x.</summary>
-    public static Tensor RunAfterResiduals(Tensor x, Tensor residual, int gateOffset, Tensor? residual2, int gate2Offset,
-        Tensor mod, int shiftOffset, int scaleOffset, float eps, DType output = DType.Float32)
+    public static Tensor RunAfterResiduals(Tensor x, Tensor mod, int shiftOffset, int scaleOffset, float eps, Tensor residual, int gateOffset,
+        Tensor? residual2 = null, int gate2Offset = 0, DType output = DType.Float32)
     {
         GatedResidual.CheckResiduals("LayerNormModulate", x, residual, residual2);
         return Run(x, mod, shiftOffset, scaleOffset, eps, residual, gateOffset, residual2, gate2Offset, output);

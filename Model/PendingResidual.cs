@@ -53,7 +53,7 @@ public sealed class PendingResidual : IDisposable
     public void AddTo(Tensor x)
     {
         Spend();
-        GatedResidual.Run(x, _terms[0].Output, _terms[0].GateOffset, Second?.Output, Second?.GateOffset ?? 0, _mod);
+        GatedResidual.Run(x, _mod, _terms[0].Output, _terms[0].GateOffset, Second?.Output, Second?.GateOffset ?? 0);
     }
 
     /// <summary>Marks the residuals added; adding them twice would be a wrong x, not an error a kernel sees.</summary>
@@ -73,8 +73,7 @@ public sealed class PendingResidual : IDisposable
     {
         if (pending is null) return LayerNormModulate.Run(x, mod, shiftOffset, scaleOffset, eps, outputType);
         pending.Spend();
-        return LayerNormModulate.RunAfterResiduals(x, pending._terms[0].Output, pending._terms[0].GateOffset,
-            pending.Second?.Output, pending.Second?.GateOffset ?? 0, mod, shiftOffset, scaleOffset, eps, outputType);
+        return LayerNormModulate.RunAfterResiduals(x, mod, shiftOffset, scaleOffset, eps, pending._terms[0].Output, pending._terms[0].GateOffset, pending.Second?.Output, pending.Second?.GateOffset ?? 0, outputType);
     }
 
     private bool _disposed;

@@ -305,7 +305,7 @@ public static class GpuChecks
             using var x = backend.Arena.Upload(xs, samples, rows, width);
             using var r = backend.Arena.Upload(ys, samples, rows, width);
             using var m = backend.Arena.Upload(mod, samples, 6 * width);
-            using var y = LayerNormModulate.RunAfterResidual(x, r, m, 5 * width, 3 * width, 4 * width, 1e-6f);
+            using var y = LayerNormModulate.RunAfterResiduals(x, m, 3 * width, 4 * width, 1e-6f, r, 5 * width);
             return [.. x.ToArray(), .. y.ToArray()];
         });
         yield return () => Compare("GatedResidual", samples * rows, width, 1, 1e-6, cuda, cpu, backend =>
@@ -313,7 +313,7 @@ public static class GpuChecks
             using var x = backend.Arena.Upload(xs, samples, rows, width);
             using var y = backend.Arena.Upload(ys, samples, rows, width);
             using var m = backend.Arena.Upload(mod, samples, 6 * width);
-            GatedResidual.Run(x, y, m, 5 * width);
+            GatedResidual.Run(x, m, y, 5 * width);
             return x.ToArray();
         });
         yield return () => Compare("Elementwise GELU", samples * rows, width, 1, 1e-5, cuda, cpu, backend =>

@@ -134,14 +134,14 @@ public static class KernelBench
         using (var halfResidual = HalfConversion.ToHalf(residual))
         using (var halfX = HalfConversion.ToHalf(x))
         {
-            Time("LayerNormModulate after residual", $"{m}x{d}", 11.0 * m * d, () => LayerNormModulate.RunAfterResidual(x, residual, mod, 2 * d, 0, d, 1e-6f));
+            Time("LayerNormModulate after residual", $"{m}x{d}", 11.0 * m * d, () => LayerNormModulate.RunAfterResiduals(x, mod, 0, d, 1e-6f, residual, 2 * d));
             // As the fp16 forward runs it: x, the component's output and y float16 (until the nineteenth session x was
             // float32: the row above with a float16 y and residual).
             Time("LayerNormModulate fp16 after fp16 residual", $"{m}x{d}", 11.0 * m * d,
-                () => LayerNormModulate.RunAfterResidual(halfX, halfResidual, mod, 2 * d, 0, d, 1e-6f, DType.Float16));
-            Time("GatedResidual fp16", $"{m}x{d}", 2.0 * m * d, () => { GatedResidual.Run(halfX, halfResidual, mod, 2 * d); return null; });
+                () => LayerNormModulate.RunAfterResiduals(halfX, mod, 0, d, 1e-6f, halfResidual, 2 * d, output: DType.Float16));
+            Time("GatedResidual fp16", $"{m}x{d}", 2.0 * m * d, () => { GatedResidual.Run(halfX, mod, halfResidual, 2 * d); return null; });
         }
-        Time("GatedResidual", $"{m}x{d}", 2.0 * m * d, () => { GatedResidual.Run(x, x, mod, 2 * d); return null; });
+        Time("GatedResidual", $"{m}x{d}", 2.0 * m * d, () => { GatedResidual.Run(x, mod, x, 2 * d); return null; });
         if (vaeImages > 0)
         {
             // The VAE's mid-block attention: one head of 512 over the latent's 1,024 pixels.
@@ -149,7 +149,7 @@ public static class KernelBench
             string shape = $"{vaeImages}x1x1024x512";
             double flops = 4.0 * vaeImages * 1024 * 1024 * 512;
             Time("Attention portable (VAE)", shape, flops, () => Attention.RunPortable(vaeQkv, 1, 512));
-            Time("Attention as GEMMs (VAE)", shape, flops, () => Attention.RunAsGemms(vaeQkv, 1, 512));
+            Time("Attention as GEMMs (VAE)", shape, flops, () => AttentionAsGemms.Run(vaeQkv, 1, 512));
         }
         foreach (var (channels, size) in vaeImages > 0 ? new[] { (512, 32), (256, 128), (128, 256) } : [])
         {

@@ -57,8 +57,8 @@ public static class PtxCommand
             using var x = cpu.Arena.Zeros(1, 4, 8);
             using var gate = cpu.Arena.Zeros(1, 8);
             using var halfX = HalfConversion.ToHalf(x);
-            GatedResidual.Run(x, x, gate, 0);
-            GatedResidual.Run(halfX, halfX, gate, 0);
+            GatedResidual.Run(x, gate, x, 0);
+            GatedResidual.Run(halfX, gate, halfX, 0);
             // The VAE decoder's operators (a latent model's last step): a convolution as a GEMM with a residual, GroupNorm
             // with SiLU, Upsample, and attention at a head dim the fused kernels lack (as two GEMMs).
             using (var image = cpu.Arena.Zeros(1, 4, 4, 4))

@@ -186,7 +186,7 @@ public static class SmokeCheck
             var x = Upload(b, 17, 2, 16, 8);
             using var y = Upload(b, 18, 2, 16, 8);
             using var m = Upload(b, 19, 2, 48);
-            GatedResidual.Run(x, y, m, 16);
+            GatedResidual.Run(x, m, y, 16);
             return Read(x);
         });
         // The fp16 path's residual stream and component outputs (float16 widened and x rounded in the float4 kernels).
@@ -199,7 +199,7 @@ public static class SmokeCheck
             using var yHalf = HalfConversion.ToHalf(y);
             using var y2Half = HalfConversion.ToHalf(y2);
             using var m = Upload(b, 40, 2, 48);
-            GatedResidual.Run(xHalf, yHalf, 16, y2Half, 32, m);
+            GatedResidual.Run(xHalf, m, yHalf, 16, y2Half, 32);
             return Read(xHalf);
         });
         yield return ("LayerNormModulate [2,16,1152] fp16 after two fp16 residuals, x then y", b =>
@@ -211,7 +211,7 @@ public static class SmokeCheck
             using var rHalf = HalfConversion.ToHalf(r);
             using var r2Half = HalfConversion.ToHalf(r2);
             using var m = Upload(b, 44, 2, 6 * 1152);
-            using var y = LayerNormModulate.RunAfterResiduals(xHalf, rHalf, 2 * 1152, r2Half, 5 * 1152, m, 0, 1152, 1e-6f, DType.Float16);
+            using var y = LayerNormModulate.RunAfterResiduals(xHalf, m, 0, 1152, 1e-6f, rHalf, 2 * 1152, r2Half, 5 * 1152, DType.Float16);
             return [.. Read(xHalf.Share()), .. Read(y.Share())];
         });
         yield return ("Attention head dim 4", b => { using var q = Upload(b, 20, 2, 16, 24); return Read(Attention.Run(q, 2, 4)); });

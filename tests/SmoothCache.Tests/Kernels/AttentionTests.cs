@@ -63,7 +63,7 @@ public class AttentionTests
         var qkv = Random(32, b * t * 3 * heads * hd, 2f);
         using var tq = CpuWithGpuKernels.Arena.Upload(qkv, b, t, 3 * heads * hd);
         using var o = AssertMatchesReference(tq, qkv, heads, hd);
-        using var direct = Attention.RunAsGemms(tq, heads, hd);
+        using var direct = AttentionAsGemms.Run(tq, heads, hd);
         Assert.Equal(o.ToArray(), direct.ToArray());
         // An fp16 qkv is widened first and the output rounded.
         using var half = SmoothCache.Kernels.HalfConversion.ToHalf(tq);

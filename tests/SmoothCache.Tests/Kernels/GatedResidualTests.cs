@@ -20,7 +20,7 @@ public class GatedResidualTests
             using var tx = backend.Arena.Upload(x, b, t, d);
             using var ty = backend.Arena.Upload(y, b, t, d);
             using var tg = backend.Arena.Upload(gate, b, 6 * d);
-            GatedResidual.Run(tx, ty, tg, gateOffset);
+            GatedResidual.Run(tx, tg, ty, gateOffset);
             return tx.ToArray();
         }
         var portable = Run(Cpu);
@@ -43,7 +43,7 @@ public class GatedResidualTests
         using var y2 = HalfAndWidened(backend, 51, b, t, d);
         using var x = HalfAndWidened(backend, 48, b, t, d);
         using var updated = x.Half.Share();
-        GatedResidual.Run(updated, y1.Half, 5 * d, y2.Half, 2 * d, gate);
+        GatedResidual.Run(updated, gate, y1.Half, 5 * d, y2.Half, 2 * d);
         Assert.Equal(DType.Float16, updated.DType);
         float[] before = x.Wide.ToArray(), first = y1.Wide.ToArray(), second = y2.Wide.ToArray(), got = updated.ToArray();
         for (int i = 0; i < got.Length; i++)
@@ -66,7 +66,7 @@ public class GatedResidualTests
             using var y = HalfAndWidened(backend, 53, b, t, d);
             using var x = HalfAndWidened(backend, 54, b, t, d);
             using var updated = x.Half.Share();
-            GatedResidual.Run(updated, y.Half, gate, 3 * d);
+            GatedResidual.Run(updated, gate, y.Half, 3 * d);
             return updated.ToArray();
         }
         Assert.Equal(Run(Cpu), Run(CpuWithGpuKernels));
@@ -78,9 +78,9 @@ public class GatedResidualTests
         using var gate = Cpu.Arena.Zeros(1, 48);
         using var x = Cpu.Arena.Zeros(1, 2, 8);
         using var y = HalfAndWidened(Cpu, 55, 1, 2, 8);
-        Assert.Contains("differ in type", Assert.Throws<ArgumentException>(() => GatedResidual.Run(x, y.Half, gate, 0)).Message);
+        Assert.Contains("differ in type", Assert.Throws<ArgumentException>(() => GatedResidual.Run(x, gate, y.Half, 0)).Message);
         using var halfX = HalfConversion.ToHalf(x);
-        Assert.Contains("differ in type", Assert.Throws<ArgumentException>(() => GatedResidual.Run(halfX, y.Half, 0, y.Wide, 8, gate)).Message);
+        Assert.Contains("differ in type", Assert.Throws<ArgumentException>(() => GatedResidual.Run(halfX, gate, y.Half, 0, y.Wide, 8)).Message);
     }
 
     [Theory]
@@ -95,10 +95,10 @@ public class GatedResidualTests
         using var y2 = backend.Arena.Upload(Random(46, b * t * d), b, t, d);
         using var gate = backend.Arena.Upload(Random(47, b * 6 * d), b, 6 * d);
         using var oneX = backend.Arena.Upload(x, b, t, d);
-        GatedResidual.Run(oneX, y1, 5 * d, y2, 2 * d, gate);
+        GatedResidual.Run(oneX, gate, y1, 5 * d, y2, 2 * d);
         using var twoX = backend.Arena.Upload(x, b, t, d);
-        GatedResidual.Run(twoX, y1, gate, 5 * d);
-        GatedResidual.Run(twoX, y2, gate, 2 * d);
+        GatedResidual.Run(twoX, gate, y1, 5 * d);
+        GatedResidual.Run(twoX, gate, y2, 2 * d);
         Assert.Equal(twoX.ToArray(), oneX.ToArray());
         Assert.NotEqual(x, oneX.ToArray());
     }

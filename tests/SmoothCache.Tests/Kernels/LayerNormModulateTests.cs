@@ -45,9 +45,9 @@ public class LayerNormModulateTests
         using var tm = Cpu.Arena.Upload(mod, b, 6 * d);
         using var tr = Cpu.Arena.Upload(r, b, t, d);
         using var fusedX = Cpu.Arena.Upload(x, b, t, d);
-        using var fused = LayerNormModulate.RunAfterResidual(fusedX, tr, tm, 2 * d, 3 * d, 4 * d, 1e-6f);
+        using var fused = LayerNormModulate.RunAfterResiduals(fusedX, tm, 3 * d, 4 * d, 1e-6f, tr, 2 * d);
         using var twoStepX = Cpu.Arena.Upload(x, b, t, d);
-        GatedResidual.Run(twoStepX, tr, tm, 2 * d);
+        GatedResidual.Run(twoStepX, tm, tr, 2 * d);
         using var twoStep = LayerNormModulate.Run(twoStepX, tm, 3 * d, 4 * d, 1e-6f);
         Assert.Equal(twoStepX.ToArray(), fusedX.ToArray()); // x is updated in place, bit for bit
         Assert.True(RelativeL2(fused.ToArray(), twoStep.ToArray()) < 1e-7);
@@ -66,10 +66,10 @@ public class LayerNormModulateTests
         using var tm = backend.Arena.Upload(Random(29, b * 12 * d), b, 12 * d);
         // The block before's MLP gate (column 5d), then this block's attention gate (column 8d).
         using var fusedX = backend.Arena.Upload(x, b, t, d);
-        using var fused = LayerNormModulate.RunAfterResiduals(fusedX, r1, 5 * d, r2, 8 * d, tm, 9 * d, 10 * d, 1e-6f);
+        using var fused = LayerNormModulate.RunAfterResiduals(fusedX, tm, 9 * d, 10 * d, 1e-6f, r1, 5 * d, r2, 8 * d);
         using var stepsX = backend.Arena.Upload(x, b, t, d);
-        GatedResidual.Run(stepsX, r1, tm, 5 * d);
-        GatedResidual.Run(stepsX, r2, tm, 8 * d);
+        GatedResidual.Run(stepsX, tm, r1, 5 * d);
+        GatedResidual.Run(stepsX, tm, r2, 8 * d);
         using var steps = LayerNormModulate.Run(stepsX, tm, 9 * d, 10 * d, 1e-6f);
         Assert.Equal(stepsX.ToArray(), fusedX.ToArray()); // x is updated in place, bit for bit
         Assert.True(RelativeL2(fused.ToArray(), steps.ToArray()) < 1e-7);
@@ -91,9 +91,9 @@ public class LayerNormModulateTests
         using var x = HalfAndWidened(backend, 36, b, t, d);
         Tensor? second = terms == 2 ? r2.Half : null;
         using var fusedX = x.Half.Reshape(b, t, d);
-        using var fused = LayerNormModulate.RunAfterResiduals(fusedX, r.Half, 2 * d, second, 5 * d, mod, 3 * d, 4 * d, 1e-6f, DType.Float16);
+        using var fused = LayerNormModulate.RunAfterResiduals(fusedX, mod, 3 * d, 4 * d, 1e-6f, r.Half, 2 * d, second, 5 * d, DType.Float16);
         using var stepsX = HalfConversion.ToHalf(x.Wide);
-        GatedResidual.Run(stepsX, r.Half, 2 * d, second, 5 * d, mod);
+        GatedResidual.Run(stepsX, mod, r.Half, 2 * d, second, 5 * d);
         using var steps = LayerNormModulate.Run(stepsX, mod, 3 * d, 4 * d, 1e-6f, DType.Float16);
         Assert.Equal(stepsX.ToArray(), fusedX.ToArray());
         Assert.NotEqual(x.Wide.ToArray(), fusedX.ToArray());
@@ -109,10 +109,10 @@ public class LayerNormModulateTests
         using var mod = Cpu.Arena.Zeros(b, 6 * d);
         using var r = HalfAndWidened(Cpu, 40, b, t, d);
         using var x = Cpu.Arena.Zeros(b, t, d);
-        var e = Assert.Throws<ArgumentException>(() => LayerNormModulate.RunAfterResidual(x, r.Half, mod, 2 * d, 0, d, 1e-6f));
+        var e = Assert.Throws<ArgumentException>(() => LayerNormModulate.RunAfterResiduals(x, mod, 0, d, 1e-6f, r.Half, 2 * d));
         Assert.Contains("residual Float16 and x Float32 differ in type", e.Message);
         using var halfX = HalfConversion.ToHalf(x);
-        Assert.Throws<ArgumentException>(() => LayerNormModulate.RunAfterResiduals(halfX, r.Half, 2 * d, r.Wide, 5 * d, mod, 0, d, 1e-6f));
+        Assert.Throws<ArgumentException>(() => LayerNormModulate.RunAfterResiduals(halfX, mod, 0, d, 1e-6f, r.Half, 2 * d, r.Wide, 5 * d));
     }
 
     [Fact]
@@ -120,7 +120,7 @@ public class LayerNormModulateTests
     {
         using var x = Cpu.Arena.Zeros(1, 2, 8);
         using var mod = Cpu.Arena.Zeros(1, 48);
-        var e = Assert.Throws<ArgumentException>(() => LayerNormModulate.RunAfterResidual(x, x, mod, 44, 0, 8, 1e-6f));
+        var e = Assert.Throws<ArgumentException>(() => LayerNormModulate.RunAfterResiduals(x, mod, 0, 8, 1e-6f, x, 44));
         Assert.Contains("does not fit", e.Message);
     }
 }

@@ -125,7 +125,7 @@ public class LayerNormModulateRowTests
             using var tr = backend.Arena.Upload(r, b, t, d);
             using var tr2 = backend.Arena.Upload(r2, b, t, d);
             using var tm = backend.Arena.Upload(mod, b, 6 * d);
-            using var y = LayerNormModulate.RunAfterResiduals(tx, tr, 2 * d, terms == 2 ? tr2 : null, 5 * d, tm, 3 * d, 4 * d, 1e-6f);
+            using var y = LayerNormModulate.RunAfterResiduals(tx, tm, 3 * d, 4 * d, 1e-6f, tr, 2 * d, terms == 2 ? tr2 : null, 5 * d);
             return (tx.ToArray(), y.ToArray());
         }
         var (portableX, portable) = Run(GpuShapedCpu);

@@ -123,7 +123,7 @@ if [ "$MODE" = deep ]; then
         # Each kernel alone at batch 16: the adaLN on float16 x and residuals beside float32 ones, fc2 into both, the
         # conditioning GEMM's few-row kernel in warps of 32, 16 and 8 columns (SMOOTHCACHE_SKINNY_COLUMNS) and as a
         # sampling run plans it (21 steps' rows at once), the attention with its copies, mma or ex2 left out.
-        step kernels 60 bench --suite kernels --device cuda --xl --batch 16 --iterations 10 --json "$OUT/kernels.json"
+        step kernels 75 bench --suite kernels --device cuda --xl --batch 16 --iterations 10 --json "$OUT/kernels.json"
     else
         echo "gemm-tma did not pass every check: no tuning (the 64-deep variants would be in it)" | tee -a "$STATUS"
     fi
@@ -142,7 +142,7 @@ if [ "$MODE" = quick ]; then
     step smoke 40 bench --suite smoke --device cuda
     forward forward-defaults ""
     step sampling 75 bench --suite sampling --device cuda --precision fp16 --json "$OUT/sampling.json"
-    step kernels 60 bench --suite kernels --device cuda --xl --batch 16 --iterations 10 --json "$OUT/kernels.json"
+    step kernels 75 bench --suite kernels --device cuda --xl --batch 16 --iterations 10 --json "$OUT/kernels.json"
     show_logs "$OUT"/smoke.log "$OUT"/kernels.log "$OUT"/forward-*.log "$OUT"/sampling*.log
     echo "== gemm-tma checks that failed"
     grep "^FAIL" "$OUT"/gemm-tma*.log || echo "(none)"
@@ -185,7 +185,7 @@ if [ "$MODE" = tma ]; then
         [ "$TUNING" != none ] && forward forward-tuned "$TUNING"
         SMOOTHCACHE_GEMM_TUNING=$TUNING step sampling 75 bench --suite sampling --device cuda --precision fp16 ${NO_PDL:-} --json "$OUT/sampling.json"
         # Each kernel alone at batch 16 (both attention stagings, the conditioning GEMM on each of its kernels).
-        SMOOTHCACHE_GEMM_TUNING=$TUNING step kernels 60 bench --suite kernels --device cuda --xl --batch 16 --iterations 10 --json "$OUT/kernels.json"
+        SMOOTHCACHE_GEMM_TUNING=$TUNING step kernels 75 bench --suite kernels --device cuda --xl --batch 16 --iterations 10 --json "$OUT/kernels.json"
         # What is left of the budget: the likeliest single variants everywhere, for the record.
         for v in 128x128x64-barrier ${RELEASES_OK:+128x128x64-shallowreleased}; do
             SMOOTHCACHE_TMA_GEMM=$v forward "forward-$v" none
@@ -237,7 +237,7 @@ if [ "$SKIP" = 0 ]; then
 #    block per multiprocessor in the attention): GEMMs, fused attention (fp32 SIMT, fp16 tensor-core),
 #    adaLN plain and after a residual.
 if [ "$MODE" != hopper ]; then
-    step kernels 60 bench --suite kernels --device cuda --xl --batch 16 --iterations 10 --json "$OUT/kernels.json"
+    step kernels 75 bench --suite kernels --device cuda --xl --batch 16 --iterations 10 --json "$OUT/kernels.json"
     step kernels-b2 30 bench --suite kernels --device cuda --xl --batch 2 --iterations 20 --json "$OUT/kernels-b2.json"
 fi
 # 4. One forward: synthetic DiT-XL/2 and dit-digits, batch 2 and 16 (and 20), fp16 and fp32, each

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using SmoothCache.Cli.Commands;
 using SmoothCache.Kernels;
+using SmoothCache.Model;
 
 namespace SmoothCache.Cli.Bench;
 
@@ -61,12 +62,13 @@ public static class BenchCommand
             if (name == "smoke") return SmokeCheck.Run(backend, context.Out) ? ExitCodes.Success : ExitCodes.Internal;
             if (name == "kernels")
             {
-                // dit-digits' shapes, or with --xl DiT-XL/2's (256 tokens, width 1152, 16 heads of 72).
+                // dit-digits' shapes, or with --xl DiT-XL/2's (256 tokens, width 1152, 16 heads of 72), with the VAE's
+                // kernels for the batch's images (half of it, with guidance) on CUDA (minutes on the CPU).
                 var timings = parse.GetValue(xl)
-                    ? KernelBench.Run(backend, parse.GetValue(batch), 256, 1152, 16, count, context.Out, depth: 28,
-                        // The VAE's convolutions for the batch's images (half of it, with guidance): minutes on the CPU.
+                    ? KernelBench.Run(backend, new DiTConfig(), parse.GetValue(batch), count, context.Out,
                         vaeImages: backend.IsCuda ? Math.Max(1, parse.GetValue(batch) / 2) : 0)
-                    : KernelBench.Run(backend, parse.GetValue(batch), 64, 64, 4, count, context.Out, depth: 6);
+                    : KernelBench.Run(backend, DiTConfig.Load(Path.Combine(SamplingOptions.ResolveModel(SamplingOptions.DefaultModel), "transformer", "config.json")),
+                        parse.GetValue(batch), count, context.Out);
                 if (jsonPath is not null)
                     BenchJson.Write(jsonPath, new
                     {

@@ -1,29 +1,33 @@
 using System.Diagnostics;
 using ILGPU;
+using ILGPU.Runtime;
 using SmoothCache.Kernels;
 using SmoothCache.Kernels.Gpu;
+using SmoothCache.Caching;
 using SmoothCache.Model;
+using SmoothCache.Sampling;
 
 namespace SmoothCache.Cli.Bench;
 
 public sealed record KernelTiming(string Kernel, string Shape, double Milliseconds, double Gflops);
 
 /// <summary>
-/// Times each DiT operator on the current backend at the shapes of one forward of a model with the
-/// given width, tokens and batch (dit-digits at batch 20 by default): one warm-up call (compile),
-/// then the mean of several calls.
+/// Times each operator of a sampling step on the current backend at the shapes of one forward of a model (dit-digits at
+/// batch 20 by default), every kernel the model, the sampler and the cache run (the VAE's too with vaeImages): one
+/// warm-up call (compile), then the mean of several calls.
 /// </summary>
 public static class KernelBench
 {
-    /// <param name="depth">blocks whose adaLN projections the conditioning GEMM computes at once</param>
-    /// <param name="vaeImages">also time the VAE decoder's mid-block attention (portable and as GEMMs) and 3 x 3 convolutions
-    /// (direct and as a GEMM) for this many images at DiT-XL/2-256's shapes (sd-vae-ft-ema: one head of 512 over 1,024
-    /// pixels; 512 channels at 32 x 32, 256 at 128 x 128, 128 at 256 x 256) (0: not)</param>
-    public static KernelTiming[] Run(Backend backend, int batch, int tokens, int width, int heads, int iterations, TextWriter log, int depth = 28,
-        int vaeImages = 0)
+    /// <param name="model">the model whose forward's shapes are timed (width, heads, tokens, channels, patch; its num_layers
+    /// blocks' adaLN projections are the conditioning GEMM)</param>
+    /// <param name="vaeImages">also time the VAE decoder's mid-block attention (portable and as GEMMs), 3 x 3 convolutions
+    /// (direct and as a GEMM), GroupNorm and upsampling for this many images at DiT-XL/2-256's shapes (sd-vae-ft-ema: one
+    /// head of 512 over 1,024 pixels; 512 channels at 32 x 32, 256 at 128 x 128, 128 at 256 x 256) (0: not)</param>
+    public static KernelTiming[] Run(Backend backend, DiTConfig model, int batch, int iterations, TextWriter log, int vaeImages = 0)
     {
         var arena = backend.Arena;
-        int m = batch * tokens, d = width;
+        int tokens = model.Tokens, d = model.Width, heads = model.NumHeads, depth = model.NumLayers;
+        int m = batch * tokens;
         var results = new List<KernelTiming>();
         using var x = arena.Upload(Random(m * d), batch, tokens, d);
         using var wQkv = arena.Upload(Random(3 * d * d), 3 * d, d);
@@ -48,7 +52,8 @@ public static class KernelBench
             double ms = watch.Elapsed.TotalMilliseconds / iterations;
             var timing = new KernelTiming(name, shape, ms, flops / (ms * 1e6));
             results.Add(timing);
-            log.WriteLine($"{name,-46} {shape,-22} {ms,16:F3} {timing.Gflops,9:F2}");
+            // Kernels that only move data count no arithmetic.
+            log.WriteLine($"{name,-46} {shape,-22} {ms,16:F3} {(flops > 0 ? timing.Gflops.ToString("F2") : "-"),9}");
         }
 
         foreach (var precision in new[] { Precision.Fp32, Precision.Fp16 })
@@ -142,6 +147,7 @@ public static class KernelBench
             Time("GatedResidual fp16", $"{m}x{d}", 2.0 * m * d, () => { GatedResidual.Run(halfX, mod, halfResidual, 2 * d); return null; });
         }
         Time("GatedResidual", $"{m}x{d}", 2.0 * m * d, () => { GatedResidual.Run(x, mod, x, 2 * d); return null; });
+        TimeAroundTheBlocks(backend, model, batch, x, Time);
         if (vaeImages > 0)
         {
             // The VAE's mid-block attention: one head of 512 over the latent's 1,024 pixels.
@@ -162,8 +168,61 @@ public static class KernelBench
             Time("Conv2d 3x3 as GEMM", shape, flops, () => Conv2d.RunAsGemm<IdentityEpilogue>(image, kernel, convBias));
             using var halfKernel = HalfConversion.ToHalf(kernel);
             Time("Conv2d 3x3 as fp16 GEMM", shape, flops, () => Conv2d.RunAsGemm<IdentityEpilogue>(image, halfKernel, convBias));
+            using var gamma = arena.Upload(Random(channels), channels);
+            Time("GroupNorm + SiLU", shape, 8.0 * image.Length, () => GroupNorm.Run<SiluEpilogue>(image, 32, gamma, convBias, 1e-6f));
+            if (size < 256) Time("Upsample x2", shape, 0, () => Upsample.Run(image));
+        }
+        if (vaeImages > 0)
+        {
+            using var decoded = arena.Upload(Random(vaeImages * 3 * 256 * 256), vaeImages, 3, 256, 256);
+            Time("images to NHWC in [0, 1]", $"{vaeImages}x3x256x256", 0, () => ImageOutput.ToImages(decoded));
         }
         return results.ToArray();
+    }
+
+    /// <summary>The kernels of a step outside the blocks: the conditioning's embeddings, patches in and out, the CFG batch
+    /// and guidance, the scheduler's update, the cache's error measure, the fp16 conversions and the VAE's input scaling.</summary>
+    private static void TimeAroundTheBlocks(Backend backend, DiTConfig model, int batch, Tensor x, Action<string, string, double, Func<Tensor?>> time)
+    {
+        var arena = backend.Arena;
+        int d = model.Width, p = model.PatchSize, s = model.SampleSize, tokens = model.Tokens;
+        using var latents = arena.Upload(Random(batch * model.InChannels * s * s), batch, model.InChannels, s, s);
+        string latentShape = $"{batch}x{model.InChannels}x{s}x{s}";
+        var timesteps = Enumerable.Range(0, batch).Select(i => 999f - i).ToArray();
+        time("TimestepEmbedding", $"{batch}x{TimestepEmbedding.Channels}", 0, () => TimestepEmbedding.Run(backend, timesteps));
+        using (var labels = backend.Accelerator.Allocate1D<int>(batch))
+        using (var table = arena.Upload(Random((model.NumClasses + 1) * d), model.NumClasses + 1, d))
+        using (var temb = arena.Upload(Random(batch * d), batch, d))
+        {
+            labels.View.CopyFromCPU(Enumerable.Range(0, batch).Select(i => i % (model.NumClasses + 1)).ToArray());
+            time("ClassEmbedding + SiLU", $"{batch}x{d}", 0, () => ClassEmbedding.Run<SiluEpilogue>(labels.View, table, temb));
+        }
+        using (var weight = arena.Upload(Random(d * model.InChannels * p * p), d, model.InChannels, p, p))
+        using (var bias = arena.Upload(Random(d), d))
+        using (var positions = PositionTable.Run(backend, model.Grid, d))
+            time("PatchEmbed", $"{latentShape} -> {tokens}x{d}", 2.0 * batch * tokens * d * model.InChannels * p * p,
+                () => PatchEmbed.Run(latents, weight, bias, positions));
+        using (var y = arena.Upload(Random(batch * tokens * p * p * model.OutChannels), batch, tokens, p * p * model.OutChannels))
+            time("Unpatchify", $"{batch}x{tokens}x{p * p * model.OutChannels}", 0, () => Unpatchify.Run(y, p, model.OutChannels));
+        time("RepeatBatch (CFG input)", latentShape, 0, () => RepeatBatch.Run(latents, 2));
+        using (var modelOut = arena.Upload(Random(batch * model.OutChannels * s * s), batch, model.OutChannels, s, s))
+            time("Guidance", $"{batch}x{model.OutChannels}x{s}x{s}", 3.0 * batch / 2 * model.InChannels * s * s,
+                () => Guidance.Run(modelOut, model.InChannels, 4f, doubled: batch % 2 == 0));
+        using (var e = arena.Upload(Random((int)latents.Length), latents.Shape))
+        using (var sample = arena.Upload(Random((int)latents.Length), latents.Shape))
+        using (var data = arena.Rent(latents.Shape))
+        {
+            // A DPM-Solver++ 2M step's terms (all read); coefficients near 1 keep the sample bounded however often it runs.
+            var step = new StepCoefficients(0.5, 1.1, 0.9, 0.05, 0.05, 0.02, 0);
+            time("SchedulerStep", latentShape, 8.0 * latents.Length, () => { SchedulerStep.Apply(backend, step, sample, e, data, null); return null; });
+            time("ImageOutput.Scale (VAE input)", latentShape, latents.Length, () => ImageOutput.Scale(latents, 1f / 0.18215f));
+        }
+        using (var earlier = arena.Upload(Random((int)x.Length), x.Shape))
+            time("RelativeL1 (calibration)", $"{batch}x{tokens}x{d}", 3.0 * x.Length, () => { RelativeL1Kernel.Compute(x, [earlier]); return null; });
+        using var half = HalfConversion.ToHalf(x);
+        time("HalfConversion to fp16", $"{batch}x{tokens}x{d}", 0, () => HalfConversion.ToHalf(x));
+        time("HalfConversion to fp32", $"{batch}x{tokens}x{d}", 0, () => HalfConversion.ToFloat(half));
+        time("Transpose", $"{batch}x{tokens}x{d}", 0, () => Transpose.Run(x));
     }
 
     private static float[] Random(int n)

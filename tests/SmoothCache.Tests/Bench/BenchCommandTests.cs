@@ -101,6 +101,35 @@ public class BenchCommandTests
         }
     }
 
+    /// <summary>A benchmark per kernel: every kernel a profiled forward launches, and the sampler's and the cache's, has a
+    /// row of its own in the kernels suite (named by its operator).</summary>
+    [Fact]
+    public void KernelsSuiteTimesEveryKernelAStepLaunches()
+    {
+        string forwardJson = TempJson(), kernelsJson = TempJson();
+        try
+        {
+            var (code, output, err) = Run("bench", "--suite", "forward", "--device", "cpu", "--iterations", "1", "--batch", "2", "--profile", "--json", forwardJson);
+            Assert.True(code == ExitCodes.Success, err + output);
+            (code, output, err) = Run("bench", "--suite", "kernels", "--device", "cpu", "--iterations", "1", "--batch", "2", "--json", kernelsJson);
+            Assert.True(code == ExitCodes.Success, err + output);
+            using var forward = JsonDocument.Parse(File.ReadAllText(forwardJson));
+            var launched = forward.RootElement.GetProperty("forward")[0].GetProperty("kernels").EnumerateArray()
+                .Select(k => k.GetProperty("kernel").GetString()!.Split('<', '.')[0]).Distinct().ToArray();
+            Assert.Contains("PatchEmbed", launched);
+            using var kernels = JsonDocument.Parse(File.ReadAllText(kernelsJson));
+            var rows = kernels.RootElement.GetProperty("kernels").EnumerateArray().Select(k => k.GetProperty("kernel").GetString()!).ToArray();
+            string[] sampling = ["RepeatBatch", "Guidance", "SchedulerStep", "RelativeL1", "HalfConversion"];
+            Assert.All(launched.Concat(sampling), kernel => Assert.Contains(rows, row => row.StartsWith(kernel, StringComparison.Ordinal)));
+            Assert.All(kernels.RootElement.GetProperty("kernels").EnumerateArray(), k => Assert.True(k.GetProperty("milliseconds").GetDouble() > 0));
+        }
+        finally
+        {
+            foreach (var json in new[] { forwardJson, kernelsJson })
+                if (Directory.Exists(Path.GetDirectoryName(json))) Directory.Delete(Path.GetDirectoryName(json)!, true);
+        }
+    }
+
     [Fact]
     public void SmokeSuiteRunsEveryStepThroughAWholeDigitsForward()
     {

@@ -106,18 +106,4 @@ public static class CalibrationMath
             throw new ArgumentOutOfRangeException(nameof(alpha), alpha,
                 "the calibration threshold alpha must be a number >= 0 (the largest relative L1 error to accept)");
     }
-
-    /// <summary>sum|previous - current| / sum|current| over all elements, in float64 (host reference).</summary>
-    public static double RelativeL1(ReadOnlySpan<float> previous, ReadOnlySpan<float> current)
-    {
-        if (previous.Length != current.Length)
-            throw new ArgumentException($"relative L1 of {previous.Length} vs {current.Length} elements: lengths differ");
-        double difference = 0, magnitude = 0;
-        for (int i = 0; i < current.Length; i++)
-        {
-            difference += Math.Abs((double)previous[i] - current[i]);
-            magnitude += Math.Abs((double)current[i]);
-        }
-        return difference / magnitude;
-    }
 }

@@ -71,6 +71,20 @@ public static class RelativeL1Kernel
         sum = t;
     }
 
+    /// <summary>sum|previous - current| / sum|current| over all elements, in float64 (host reference).</summary>
+    public static double Reference(ReadOnlySpan<float> previous, ReadOnlySpan<float> current)
+    {
+        if (previous.Length != current.Length)
+            throw new ArgumentException($"relative L1 of {previous.Length} vs {current.Length} elements: lengths differ");
+        double difference = 0, magnitude = 0;
+        for (int i = 0; i < current.Length; i++)
+        {
+            difference += Math.Abs((double)previous[i] - current[i]);
+            magnitude += Math.Abs((double)current[i]);
+        }
+        return difference / magnitude;
+    }
+
     /// <summary>
     /// The relative L1 error of each earlier output against <paramref name="current"/> (the later step in
     /// the denominator), as float32 like the reference; one device-to-host copy for all of them.

@@ -32,6 +32,27 @@ public struct SchedulerStepArgs : IElementKernel
 public static class SchedulerStep
 {
     /// <summary>
+    /// The step in float64 on the host, in place: x becomes x' and mPrev becomes m. The reference the
+    /// device kernel is checked against. z may be null when c.Noise is 0.
+    /// </summary>
+    public static void Reference(StepCoefficients c, double[] x, double[] e, double[] mPrev, double[]? z)
+    {
+        if (e.Length != x.Length || mPrev.Length != x.Length)
+            throw new ArgumentException($"x, e and mPrev must have the same length (got {x.Length}, {e.Length}, {mPrev.Length})");
+        if (c.Noise != 0 && (z is null || z.Length != x.Length))
+            throw new ArgumentException($"this step adds noise: z must have {x.Length} values (got {z?.Length.ToString() ?? "none"})");
+        for (int i = 0; i < x.Length; i++)
+        {
+            double m = (x[i] - c.SigmaT * e[i]) * c.InvAlphaT;
+            double r = c.Sample * x[i] + c.Eps * e[i] + c.Data * m;
+            if (c.PrevData != 0) r += c.PrevData * mPrev[i];
+            if (c.Noise != 0) r += c.Noise * z![i];
+            x[i] = r;
+            mPrev[i] = m;
+        }
+    }
+
+    /// <summary>
     /// x ← x', mPrev ← m for one step. e and mPrev have x's element count; z (standard normal) is
     /// needed only when c.Noise != 0. Queued on the backend's stream; nothing is waited for.
     /// </summary>

@@ -58,7 +58,7 @@ public class CalibrationHelperTests(CpuBackendFixture fixture)
                 for (int i = 0; i < moduleRows[j].Count; i++)
                 {
                     // Index i compares step i with step i + lag, the later step in the denominator.
-                    double expected = CalibrationMath.RelativeL1(host[i], host[i + lag]);
+                    double expected = RelativeL1Kernel.Reference(host[i], host[i + lag]);
                     Assert.True(Math.Abs(expected - moduleRows[j][i]) <= 1e-6,
                         $"{module} lag {lag} index {i}: host {expected}, helper {moduleRows[j][i]}");
                 }

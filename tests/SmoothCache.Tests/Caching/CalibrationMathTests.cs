@@ -125,11 +125,4 @@ public class CalibrationMathTests
         Assert.Equal([2.0, 3.0, 3.0], averaged["attn1"][0]);
         Assert.Equal([5.0], averaged["ff"][0]);
     }
-
-    [Fact]
-    public void HostRelativeL1DividesByTheLaterStep()
-    {
-        // |1-2| + |2-2| + |-1-(-4)| = 4 over |2| + |2| + |-4| = 8.
-        Assert.Equal(0.5, CalibrationMath.RelativeL1([1f, 2f, -1f], [2f, 2f, -4f]), 12);
-    }
 }

@@ -32,7 +32,7 @@ public class RelativeL1KernelTests(CpuBackendFixture fixture)
             Assert.Equal(earlier.Length, errors.Length);
             for (int c = 0; c < earlier.Length; c++)
             {
-                double expected = CalibrationMath.RelativeL1(earlier[c], current);
+                double expected = RelativeL1Kernel.Reference(earlier[c], current);
                 Assert.True(Math.Abs(errors[c] - expected) <= 1e-6 * Math.Max(1, expected),
                     $"comparison {c}: host {expected}, device {errors[c]}");
             }
@@ -51,7 +51,7 @@ public class RelativeL1KernelTests(CpuBackendFixture fixture)
         using var earlier = TestSupport.HalfAndWidened(_backend, 4, 5000);
         float error = RelativeL1Kernel.Compute(current.Half, [earlier.Half])[0];
         Assert.Equal(RelativeL1Kernel.Compute(current.Wide, [earlier.Wide])[0], error);
-        Assert.True(Math.Abs(error - CalibrationMath.RelativeL1(earlier.Half.ToArray(), current.Half.ToArray())) <= 1e-6);
+        Assert.True(Math.Abs(error - RelativeL1Kernel.Reference(earlier.Half.ToArray(), current.Half.ToArray())) <= 1e-6);
     }
 
     [Fact]
@@ -70,5 +70,12 @@ public class RelativeL1KernelTests(CpuBackendFixture fixture)
         Assert.Contains("[2]", e.Message);
         using var half = _backend.Arena.Rent(DType.Float16, 3);
         Assert.Throws<ArgumentException>(() => RelativeL1Kernel.Compute(half, [current]));
+    }
+
+    [Fact]
+    public void ReferenceDividesByTheLaterStep()
+    {
+        // |1-2| + |2-2| + |-1-(-4)| = 4 over |2| + |2| + |-4| = 8.
+        Assert.Equal(0.5, RelativeL1Kernel.Reference([1f, 2f, -1f], [2f, 2f, -4f]), 12);
     }
 }

@@ -2,7 +2,7 @@ using System.Globalization;
 using SmoothCache.Cli;
 using SmoothCache.Model;
 using SmoothCache.Model.Checkpoints;
-using SmoothCache.Tests.Checkpoints;
+using SmoothCache.Tests.Model.Checkpoints;
 using SmoothCache.Tests.Sampling;
 using static SmoothCache.Tests.TestSupport;
 

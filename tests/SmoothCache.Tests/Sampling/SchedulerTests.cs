@@ -54,7 +54,7 @@ public class SchedulerTests
     public void DpmSyntheticRunReproducesDiffusers()
     {
         var fixture = Cases.GetProperty("dpm20");
-        var (afterStep1, final) = ReplaySyntheticRun("dpm", 20, NoiseScheduler.ApplyHost);
+        var (afterStep1, final) = ReplaySyntheticRun("dpm", 20, SchedulerStep.Reference);
         AssertClose(Doubles(fixture.GetProperty("after_step1")), afterStep1, 1e-6);
         AssertClose(Doubles(fixture.GetProperty("final")), final, 1e-6);
     }
@@ -63,7 +63,7 @@ public class SchedulerTests
     public void DdimSyntheticRunReproducesDiffusersToFloat64Rounding()
     {
         var fixture = Cases.GetProperty("ddim50");
-        var (afterStep1, final) = ReplaySyntheticRun("ddim", 50, NoiseScheduler.ApplyHost);
+        var (afterStep1, final) = ReplaySyntheticRun("ddim", 50, SchedulerStep.Reference);
         AssertClose(Doubles(fixture.GetProperty("after_step1")), afterStep1, 1e-14);
         AssertClose(Doubles(fixture.GetProperty("final")), final, 1e-14);
     }
@@ -144,7 +144,7 @@ public class SchedulerTests
         var e = new[] { 0.1, 0.4 };
         var c0 = s.Step(249);
         var expected = x.Select((v, j) => (v - c0.SigmaT * e[j]) * c0.InvAlphaT).ToArray();
-        NoiseScheduler.ApplyHost(c0, x, e, new double[2], null);
+        SchedulerStep.Reference(c0, x, e, new double[2], null);
         Assert.Equal(expected, x);
     }
 
@@ -192,7 +192,7 @@ public class SchedulerTests
             using var eDev = backend.Arena.Upload(e, n);
             using var zDev = backend.Arena.Upload(z, n);
             SchedulerStep.Apply(backend, c, x, eDev, mPrev, scheduler.NeedsNoise ? zDev : null);
-            NoiseScheduler.ApplyHost(c, hostX, e.Select(v => (double)v).ToArray(), hostM,
+            SchedulerStep.Reference(c, hostX, e.Select(v => (double)v).ToArray(), hostM,
                 scheduler.NeedsNoise ? z.Select(v => (double)v).ToArray() : null);
             AssertClose(hostX, x.ToArray().Select(v => (double)v).ToArray(), 1e-6);
             AssertClose(hostM, mPrev.ToArray().Select(v => (double)v).ToArray(), 1e-6);

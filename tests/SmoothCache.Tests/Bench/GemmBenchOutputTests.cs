@@ -2,7 +2,7 @@ using System.Text.Json;
 using SmoothCache.Cli.Bench;
 using static SmoothCache.Tests.TestSupport;
 
-namespace SmoothCache.Tests.Kernels.Gpu;
+namespace SmoothCache.Tests.Bench;
 
 /// <summary>The benchmark and check commands run on a GPU only; what runs here is their host side.</summary>
 public class GemmBenchOutputTests

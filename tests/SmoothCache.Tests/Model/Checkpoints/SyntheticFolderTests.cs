@@ -5,7 +5,7 @@ using SmoothCache.Sampling;
 using SmoothCache.Tests.Cli;
 using static SmoothCache.Tests.TestSupport;
 
-namespace SmoothCache.Tests.Checkpoints;
+namespace SmoothCache.Tests.Model.Checkpoints;
 
 /// <summary>
 /// Model folders in the DiT-XL/2 layout written by `smoothcache synth`, and sharded folders.

@@ -1,6 +1,6 @@
 using SmoothCache.Model.Checkpoints;
 
-namespace SmoothCache.Tests.Checkpoints;
+namespace SmoothCache.Tests.Model.Checkpoints;
 
 public class SyntheticWeightsTests
 {

@@ -1,7 +1,7 @@
 using SmoothCache.Model.Checkpoints;
-using static SmoothCache.Tests.Checkpoints.CheckpointTestFiles;
+using static SmoothCache.Tests.Model.Checkpoints.CheckpointTestFiles;
 
-namespace SmoothCache.Tests.Checkpoints;
+namespace SmoothCache.Tests.Model.Checkpoints;
 
 public class ShardedSafetensorsTests
 {

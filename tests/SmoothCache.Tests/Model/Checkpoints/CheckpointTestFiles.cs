@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.Text;
 
-namespace SmoothCache.Tests.Checkpoints;
+namespace SmoothCache.Tests.Model.Checkpoints;
 
 /// <summary>A temporary folder removed with everything in it on dispose.</summary>
 public sealed class TempFolder : IDisposable

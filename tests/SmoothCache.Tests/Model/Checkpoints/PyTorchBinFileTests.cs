@@ -1,8 +1,8 @@
 using System.IO.Compression;
 using SmoothCache.Model.Checkpoints;
-using static SmoothCache.Tests.Checkpoints.CheckpointTestFiles;
+using static SmoothCache.Tests.Model.Checkpoints.CheckpointTestFiles;
 
-namespace SmoothCache.Tests.Checkpoints;
+namespace SmoothCache.Tests.Model.Checkpoints;
 
 public class PyTorchBinFileTests
 {

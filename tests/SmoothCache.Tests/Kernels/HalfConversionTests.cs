@@ -3,7 +3,7 @@ using ILGPU.Runtime;
 using SmoothCache.Kernels;
 using static SmoothCache.Tests.TestSupport;
 
-namespace SmoothCache.Tests.Kernels.Gpu;
+namespace SmoothCache.Tests.Kernels;
 
 public class HalfConversionTests
 {

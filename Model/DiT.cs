@@ -97,14 +97,15 @@ public sealed class DiTTransformer : IHookable, IDisposable
     /// from its weights without loading the model.</summary>
     public static int EmbedderCount(DiTConfig config, IWeightSource weights) => Embedders(config, weights).Length;
 
-    /// <summary>Throws where <paramref name="weights"/> hold more blocks than the config's num_layers (they would be
-    /// left out silently; fewer fail on the first missing tensor).</summary>
+    /// <summary>Throws where <paramref name="weights"/> hold another number of blocks than the config's num_layers (more would
+    /// be left out silently; fewer would fail on the first missing tensor, without saying why).</summary>
     public static void CheckStoredBlocks(DiTConfig config, string configPath, IWeightSource weights)
     {
         long stored = weights.Names.Select(StoredBlock).DefaultIfEmpty(-1).Max() + 1L;
-        if (stored > config.NumLayers)
-            throw new ModelConfigException(configPath, "num_layers",
-                $"{config.NumLayers}, but {weights.Location} holds {stored} blocks (transformer_blocks.0..{stored - 1})");
+        if (stored != config.NumLayers)
+            throw new ModelConfigException(configPath, "num_layers", stored == 0
+                ? $"{config.NumLayers}, but {weights.Location} holds no transformer_blocks"
+                : $"{config.NumLayers}, but {weights.Location} holds {stored} block{(stored == 1 ? "" : "s")} (transformer_blocks.0{(stored == 1 ? "" : $"..{stored - 1}")})");
     }
 
     /// <summary>The block a tensor name "transformer_blocks.{i}.…" belongs to, else -1.</summary>

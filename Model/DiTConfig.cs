@@ -64,6 +64,13 @@ public sealed record DiTConfig
                 $"'{className}' is not a DiT transformer (expected DiTTransformer2DModel or Transformer2DModel)");
         if (normType is not null and not "ada_norm_zero")
             throw new ModelConfigException(path, "norm_type", $"'{normType}' is not supported (expected ada_norm_zero)");
+        // Transformer2DModel serves several models; without norm_type it is diffusers' layer_norm one, not a DiT.
+        if (className == "Transformer2DModel" && normType is null)
+            throw new ModelConfigException(path, "norm_type", "missing: a Transformer2DModel is a DiT only with norm_type ada_norm_zero");
+        if (root.TryGetProperty("cross_attention_dim", out var crossAttention) && crossAttention.ValueKind != JsonValueKind.Null)
+            throw new ModelConfigException(path, "cross_attention_dim", $"{crossAttention.GetRawText()}: a DiT has no cross-attention (expected null)");
+        if (!ConfigJson.Bool(root, "attention_bias", true, path))
+            throw new ModelConfigException(path, "attention_bias", "false is not supported (a DiT's q, k and v projections have biases)");
         string? activation = ConfigJson.OptionalString(root, "activation_fn", path);
         if (activation is not null and not "gelu-approximate")
             throw new ModelConfigException(path, "activation_fn", $"'{activation}' is not supported (expected gelu-approximate)");

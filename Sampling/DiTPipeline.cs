@@ -114,6 +114,7 @@ public sealed class DiTPipeline : IDisposable
         string index = Path.Combine(folder, "model_index.json");
         if (File.Exists(index))
         {
+            CheckPipelineClass(index);
             var id2Label = ReadId2Label(index);
             string schedulerPath = Path.Combine(folder, "scheduler", "scheduler_config.json");
             var scheduler = File.Exists(schedulerPath) ? SchedulerConfig.Load(schedulerPath) : SchedulerConfig.DitDefault;
@@ -160,6 +161,16 @@ public sealed class DiTPipeline : IDisposable
         ArgumentNullException.ThrowIfNull(scheduler);
         return new(transformer.Backend, "(in memory)", transformer, null, scheduler, new Dictionary<int, string>());
     }
+
+    /// <summary>Throws where a model_index.json names a pipeline other than diffusers' DiTPipeline (e.g. a Stable Diffusion
+    /// folder, whose unet/ this library cannot run).</summary>
+    public static void CheckPipelineClass(string path) => ConfigJson.Load(path, (root, _) =>
+    {
+        string? name = root.ValueKind == JsonValueKind.Object ? ConfigJson.OptionalString(root, "_class_name", path) : null;
+        if (name is not null and not "DiTPipeline")
+            throw new ModelConfigException(path, "_class_name", $"'{name}' is not a DiT pipeline (expected DiTPipeline)");
+        return name;
+    });
 
     /// <summary>The id2label map of a model_index.json (empty when it has none).</summary>
     public static Dictionary<int, string> ReadId2Label(string path) => ConfigJson.Load(path, (root, _) =>

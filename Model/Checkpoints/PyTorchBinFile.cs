@@ -60,7 +60,8 @@ public sealed class PyTorchBinFile : IWeightSource
             }
             catch (Exception e) when (IsZipFault(e))
             {
-                throw new CorruptCheckpointException(path, null, $"not a valid zip archive (torch.save zip format expected): {e.Message}", e);
+                throw new CorruptCheckpointException(path, null,
+                    WeightSources.ForeignContent(path) ?? $"not a valid zip archive (torch.save zip format expected): {e.Message}", e);
             }
             string folder = FindArchiveFolder(path, zip);
             CheckByteOrder(path, zip, folder);

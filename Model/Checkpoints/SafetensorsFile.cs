@@ -68,7 +68,7 @@ public sealed class SafetensorsFile : IWeightSource
         RandomAccess.Read(handle, lengthBytes, 0);
         ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(lengthBytes);
         if (headerLength > (ulong)(fileLength - 8))
-            throw new CorruptCheckpointException(path, null,
+            throw new CorruptCheckpointException(path, null, WeightSources.ForeignContent(path) ??
                 $"header length {headerLength} runs past the end of the file ({fileLength} bytes; truncated or not a safetensors file)");
         // The reference implementation's own limit: a header is a few hundred bytes a tensor.
         if (headerLength > MaxHeaderBytes)

@@ -48,6 +48,26 @@ public static class WeightSources
             if (File.Exists(path))
                 return Open(path);
         }
+        string binIndex = $"{weightsBaseName}.bin.index.json";
+        if (File.Exists(Path.Combine(folder, binIndex)))
+            throw new UnsupportedCheckpointFormatException(Path.Combine(folder, binIndex),
+                "sharded .bin checkpoints are not supported; save the model as safetensors (save_pretrained's default)");
         throw new CheckpointNotFoundException(folder, $"no weights found (looked for {string.Join(", ", candidates)})");
+    }
+
+    /// <summary>What a file that is not a checkpoint of its extension's format holds, where its first bytes say: a git-lfs
+    /// pointer (a repository cloned without its large files) or a pickle (torch.save before PyTorch 1.6); else null.</summary>
+    internal static string? ForeignContent(string path)
+    {
+        Span<byte> head = stackalloc byte[24];
+        int read;
+        using (var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read))
+            read = file.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
+        head = head[..read];
+        if (head.StartsWith("version https://git-lfs"u8))
+            return "this is a git-lfs pointer, not the weights: fetch them (git lfs pull) or download the file itself";
+        if (head.Length >= 2 && head[0] == 0x80 && head[1] <= 5)
+            return "this is a pickle, the torch.save format before PyTorch 1.6, which is not supported: re-save it with a newer torch.save, or as safetensors";
+        return null;
     }
 }

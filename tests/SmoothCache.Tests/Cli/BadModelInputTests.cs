@@ -145,6 +145,82 @@ public class BadModelInputTests
     }
 
     [Fact]
+    public void NumLayersAboveTheBlocksStored()
+    {
+        using var folder = new LatentPipelineFolder();
+        string config = SetJsonKey(Path.Combine(folder.Component("transformer"), "config.json"), "num_layers", 28);
+        string line = GenerateFails(folder);
+        Assert.Contains(config, line);
+        Assert.Contains("key 'num_layers': 28, but ", line);
+        Assert.EndsWith("holds 2 blocks (transformer_blocks.0..1)", line);
+    }
+
+    /// <summary>Files whose first bytes say what they are: a git-lfs pointer (a hub repository cloned without its large
+    /// files) and a pre-1.6 torch.save pickle.</summary>
+    [Theory]
+    [InlineData("diffusion_pytorch_model.safetensors", "version https://git-lfs.github.com/spec/v1\noid sha256:0123\nsize 1234\n", "git-lfs pointer")]
+    [InlineData("diffusion_pytorch_model.bin", "version https://git-lfs.github.com/spec/v1\noid sha256:0123\nsize 1234\n", "git lfs pull")]
+    [InlineData("diffusion_pytorch_model.bin", "\u0080\u0002\u008a\u000alz\u00fc\u009cF\u00f9 j\u00a8P\u0019.", "before PyTorch 1.6")]
+    public void WeightFilesThatAreNotWeightsSayWhatTheyAre(string name, string content, string expected)
+    {
+        using var folder = new LatentPipelineFolder();
+        File.Delete(TransformerWeights(folder));
+        string file = Path.Combine(folder.Component("transformer"), name);
+        File.WriteAllBytes(file, content.Select(c => (byte)c).ToArray());
+        string line = GenerateFails(folder);
+        Assert.Contains(file, line);
+        Assert.Contains(expected, line);
+    }
+
+    [Fact]
+    public void ShardedBinCheckpointIsNamedAsUnsupported()
+    {
+        using var folder = new LatentPipelineFolder();
+        File.Delete(TransformerWeights(folder));
+        string index = Path.Combine(folder.Component("transformer"), "diffusion_pytorch_model.bin.index.json");
+        File.WriteAllText(index, """{"metadata": {}, "weight_map": {}}""");
+        string line = GenerateFails(folder);
+        Assert.Contains(index, line);
+        Assert.Contains("sharded .bin checkpoints are not supported", line);
+    }
+
+    [Fact]
+    public void PipelineFolderOfAnotherKind()
+    {
+        using var folder = new LatentPipelineFolder();
+        string index = SetJsonKey(Path.Combine(folder.Path, "model_index.json"), "_class_name", "StableDiffusionPipeline");
+        string line = GenerateFails(folder);
+        Assert.Contains(index, line);
+        Assert.Contains("'StableDiffusionPipeline' is not a DiT pipeline", line);
+        var inspect = CliRunner.Run("inspect", "--model", folder.Path);
+        Assert.Equal(ExitCodes.BadInput, inspect.ExitCode);
+        Assert.Equal(line, Assert.Single(inspect.ErrorLines));
+    }
+
+    /// <summary>inspect reads headers only, and says so; --check loads the weights and finds what generate would.</summary>
+    [Fact]
+    public void InspectCheckLoadsTheWeights()
+    {
+        using var folder = new LatentPipelineFolder();
+        var listed = CliRunner.Run("inspect", "--model", folder.Path);
+        Assert.Equal(ExitCodes.Success, listed.ExitCode);
+        Assert.Contains("not loaded (--check loads and checks them)", listed.Out);
+        var check = CliRunner.Run("inspect", "--model", folder.Path, "--check");
+        Assert.Equal(ExitCodes.Success, check.ExitCode);
+        Assert.Contains("check: every tensor the model needs is there", check.Out);
+
+        string weights = TransformerWeights(folder);
+        (string, int[], float[])[] tensors;
+        using (var file = SafetensorsFile.Open(weights))
+            tensors = file.Names.Where(n => n != "proj_out_2.bias").Select(n => (n, file.Describe(n).Shape, file.ReadFloat32(n))).ToArray();
+        SafetensorsWriter.Write(weights, tensors);
+        Assert.Equal(ExitCodes.Success, CliRunner.Run("inspect", "--model", folder.Path).ExitCode);
+        var broken = CliRunner.Run("inspect", "--model", folder.Path, "--check");
+        Assert.Equal(ExitCodes.BadInput, broken.ExitCode);
+        Assert.Equal(GenerateFails(folder), broken.ErrorLines.Last());
+    }
+
+    [Fact]
     public void TransformerWithFewerOutputThanInputChannels()
     {
         using var folder = new LatentPipelineFolder();

@@ -27,6 +27,23 @@ public class DiTConfigTests
     [InlineData("""{"in_channels": 3, "out_channels": 6}""", 6)]
     public void OutChannelsMissingOrNullMeanInChannels(string json, int expected) => Assert.Equal(expected, Parse(json).OutChannels);
 
+    /// <summary>Configs of transformers that are not DiTs, which the weights alone might not betray, are refused by key.</summary>
+    [Theory]
+    [InlineData("""{"_class_name": "Transformer2DModel"}""", "norm_type")]
+    [InlineData("""{"_class_name": "Transformer2DModel", "norm_type": "layer_norm"}""", "norm_type")]
+    [InlineData("""{"cross_attention_dim": 768}""", "cross_attention_dim")]
+    [InlineData("""{"attention_bias": false}""", "attention_bias")]
+    [InlineData("""{"_class_name": "UNet2DConditionModel"}""", "_class_name")]
+    public void OtherTransformersAreRefusedByTheKeyThatSaysSo(string json, string key)
+    {
+        var e = Assert.Throws<ModelConfigException>(() => Parse(json));
+        Assert.Contains($"'{key}'", e.Message);
+    }
+
+    [Fact]
+    public void OlderDiffusersDiTConfigsAreAccepted() =>
+        Assert.Equal(28, Parse("""{"_class_name": "Transformer2DModel", "norm_type": "ada_norm_zero", "cross_attention_dim": null, "attention_bias": true}""").NumLayers);
+
     /// <summary>Sizes the kernels would index past 32 bits (or wrap into small or negative ones), and numbers that round
     /// to 0 or infinity in float32, are refused with the key, before anything is allocated.</summary>
     [Theory]

@@ -22,8 +22,12 @@ internal static class PickleGlobalScanner
         void CheckGlobal(string module, string name)
         {
             string qualified = $"{module}.{name}";
-            if (!allowed.Contains(qualified))
-                throw new InvalidDataException($"unexpected global {qualified}");
+            if (allowed.Contains(qualified)) return;
+            // A tensor of another element type: say so, not only that its storage class is unknown.
+            if (module == "torch" && name.EndsWith("Storage", StringComparison.Ordinal))
+                throw new InvalidDataException($"weights stored as {qualified}, which is not supported " +
+                                               $"(expected {string.Join(", ", allowed.Where(g => g.EndsWith("Storage", StringComparison.Ordinal)).Order())})");
+            throw new InvalidDataException($"unexpected global {qualified}");
         }
 
         int position = 0;

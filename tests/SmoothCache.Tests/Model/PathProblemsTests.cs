@@ -5,7 +5,7 @@ namespace SmoothCache.Tests.Model;
 public class PathProblemsTests
 {
     [Fact]
-    public void AFolderWhereAFileBelongsAndTheReverseAreSaidSo()
+    public void AFolderWhereAFileBelongsTheReverseAndLinksToNothingAreSaidSo()
     {
         var folder = Directory.CreateTempSubdirectory("path-problems-");
         try
@@ -18,6 +18,16 @@ public class PathProblemsTests
             Assert.Equal("is a file: expected a folder", PathProblems.ForFolder(file));
             Assert.Equal("file not found", PathProblems.ForFile(missing));
             Assert.Equal("folder not found", PathProblems.ForFolder(missing));
+            string link = Path.Combine(folder.FullName, "weights.safetensors"), linkedFolder = Path.Combine(folder.FullName, "linked");
+            File.CreateSymbolicLink(link, missing);
+            Assert.Equal($"is a link to {missing}, which does not exist", PathProblems.ForFile(link));
+            Assert.Equal($"is a link to {missing}, which does not exist", PathProblems.ForFolder(link));
+            Directory.CreateSymbolicLink(linkedFolder, folder.FullName);
+            Assert.Null(PathProblems.ForFolder(linkedFolder));
+            Assert.Equal("is a folder: expected a file", PathProblems.ForFile(linkedFolder));
+            File.Delete(link);
+            File.CreateSymbolicLink(link, file);
+            Assert.Null(PathProblems.ForFile(link));
         }
         finally
         {

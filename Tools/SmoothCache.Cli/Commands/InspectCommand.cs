@@ -51,9 +51,7 @@ public static class InspectCommand
         bool pipeline = File.Exists(index);
         if (pipeline) DiTPipeline.CheckPipelineClass(index);
         if (!pipeline && !File.Exists(Path.Combine(folder, "config.json")))
-            throw new CheckpointNotFoundException(folder,
-                "not a model folder: expected model_index.json (a diffusers pipeline) or config.json (a transformer)" +
-                (File.Exists(Path.Combine(folder, "transformer", "config.json")) ? $"; its transformer/ folder is one: --model {Path.Combine(folder, "transformer")}" : ""));
+            throw DiTPipeline.NotAModelFolder(folder);
 
         string transformerFolder = pipeline ? Path.Combine(folder, "transformer") : folder;
         string ditConfig = Path.Combine(transformerFolder, "config.json");

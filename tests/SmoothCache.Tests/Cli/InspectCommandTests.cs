@@ -102,6 +102,8 @@ public class InspectCommandTests
         var parent = CliRunner.Run("inspect", "--model", temp.Path);
         Assert.Equal(ExitCodes.BadInput, parent.ExitCode);
         Assert.EndsWith($"its transformer/ folder is one: --model {transformer}", Assert.Single(parent.ErrorLines));
+        var generate = CliRunner.Run("generate", "--model", temp.Path, "--device", "cpu", "--out", Path.Combine(temp.Path, "out.png"));
+        Assert.Equal(parent.ErrorLines, generate.ErrorLines);
 
         var vae = CliRunner.Run("inspect", "--model", Fixture("random", "vae-small"));
         Assert.Equal(ExitCodes.BadInput, vae.ExitCode);

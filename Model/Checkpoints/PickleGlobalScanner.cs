@@ -6,10 +6,17 @@ namespace SmoothCache.Model.Checkpoints;
 /// <summary>
 /// Walks a pickle's opcodes without executing anything and refuses every global that is not on an
 /// allow-list, before the pickle reaches the unpickler (whose global lookup cannot be overridden and
-/// would otherwise stand in a placeholder for unknown classes). Throws <see cref="InvalidDataException"/>.
+/// would otherwise stand in a placeholder for unknown classes). Throws <see cref="RefusedGlobalException"/> for a global not
+/// allowed, <see cref="InvalidDataException"/> for a pickle it cannot follow.
 /// </summary>
 internal static class PickleGlobalScanner
 {
+    /// <summary>A global not on the allow-list; <see cref="Global"/> is its "module.name".</summary>
+    public sealed class RefusedGlobalException(string global) : Exception($"unexpected global {global}")
+    {
+        public string Global => global;
+    }
+
     /// <summary>Checks every GLOBAL, INST and STACK_GLOBAL of <paramref name="pickle"/> against <paramref name="allowed"/> ("module.name").</summary>
     public static void Check(ReadOnlySpan<byte> pickle, IReadOnlySet<string> allowed)
     {
@@ -22,12 +29,8 @@ internal static class PickleGlobalScanner
         void CheckGlobal(string module, string name)
         {
             string qualified = $"{module}.{name}";
-            if (allowed.Contains(qualified)) return;
-            // A tensor of another element type: say so, not only that its storage class is unknown.
-            if (module == "torch" && name.EndsWith("Storage", StringComparison.Ordinal))
-                throw new InvalidDataException($"weights stored as {qualified}, which is not supported " +
-                                               $"(expected {string.Join(", ", allowed.Where(g => g.EndsWith("Storage", StringComparison.Ordinal)).Order())})");
-            throw new InvalidDataException($"unexpected global {qualified}");
+            if (!allowed.Contains(qualified))
+                throw new RefusedGlobalException(qualified);
         }
 
         int position = 0;

@@ -57,10 +57,19 @@ internal static class TorchPickle
         Unpickler.registerConstructor(qualifiedName[..dot], qualifiedName[(dot + 1)..], constructor);
     }
 
-    /// <summary>Refuses disallowed globals, then unpickles. Throws <see cref="InvalidDataException"/> or <see cref="PickleException"/>.</summary>
+    /// <summary>Refuses disallowed globals (<see cref="PickleGlobalScanner.RefusedGlobalException"/>; weights of an element type not read, as
+    /// <see cref="InvalidDataException"/>), then unpickles. Throws <see cref="InvalidDataException"/> or <see cref="PickleException"/> on a malformed pickle.</summary>
     public static object? Load(byte[] pickle)
     {
-        PickleGlobalScanner.Check(pickle, AllowedGlobals);
+        try
+        {
+            PickleGlobalScanner.Check(pickle, AllowedGlobals);
+        }
+        catch (PickleGlobalScanner.RefusedGlobalException e) when (e.Global.StartsWith("torch.", StringComparison.Ordinal) && e.Global.EndsWith("Storage", StringComparison.Ordinal))
+        {
+            // A tensor of another element type: say so, not only that its storage class is unknown.
+            throw new InvalidDataException($"weights stored as {e.Global}, which is not supported (expected {string.Join(", ", StorageDTypes.Keys.Order())})", e);
+        }
         using var unpickler = new StateDictUnpickler();
         return unpickler.loads(pickle);
     }

@@ -153,7 +153,7 @@ public sealed class DiTPipeline : IDisposable
     /// <summary>The error for a folder with neither model_index.json nor config.json, pointing at a transformer folder inside.</summary>
     public static CheckpointNotFoundException NotAModelFolder(string folder) => new(folder,
         "not a model folder: expected model_index.json (a diffusers pipeline) or config.json (a transformer)" +
-        (File.Exists(Path.Combine(folder, "transformer", "config.json")) ? $"; its transformer/ folder is one: --model {Path.Combine(folder, "transformer")}" : ""));
+        (File.Exists(Path.Combine(folder, "transformer", "config.json")) ? $"; its transformer/ folder is one: {Path.Combine(folder, "transformer")}" : ""));
 
     /// <summary>
     /// A pipeline around a transformer built in memory (e.g. from synthetic weights, for benchmarks);

@@ -101,7 +101,7 @@ public class InspectCommandTests
         File.Copy(Fixture("random", "dit-small", "config.json"), Path.Combine(transformer, "config.json"));
         var parent = CliRunner.Run("inspect", "--model", temp.Path);
         Assert.Equal(ExitCodes.BadInput, parent.ExitCode);
-        Assert.EndsWith($"its transformer/ folder is one: --model {transformer}", Assert.Single(parent.ErrorLines));
+        Assert.EndsWith($"its transformer/ folder is one: {transformer}", Assert.Single(parent.ErrorLines));
         var generate = CliRunner.Run("generate", "--model", temp.Path, "--device", "cpu", "--out", Path.Combine(temp.Path, "out.png"));
         Assert.Equal(parent.ErrorLines, generate.ErrorLines);
 

@@ -116,7 +116,8 @@ public sealed class CalibrationHelper : IComponentHook, IDisposable
         if (steps != calibrated)
             throw new ArgumentOutOfRangeException(nameof(steps), steps,
                 $"the helper calibrated a run of {calibrated} steps, and its schedule is for that run: ask for {calibrated} steps, " +
-                $"or calibrate a run of {steps}");
+                $"or calibrate a run of {steps} (each generation starts the calibration over, and one cancelled or failed part way " +
+                "leaves only the steps it ran)");
         return CalibrationMath.ToSchedule(AveragedRows(), Components, alpha, steps, $"calibrated schedule (alpha {alpha}, {steps} steps)");
     }
 

@@ -71,7 +71,7 @@ public sealed class Backend : IDisposable
     private readonly Dictionary<object, Delegate> _kernels = new();
     private readonly TensorArena _arena;
     private LaunchRecording? _recording;
-    private readonly Lock _claimLock = new();
+    private readonly object _claimLock = new();
     private int _claimingThread, _claims;
     private bool _disposed;
 
@@ -83,12 +83,20 @@ public sealed class Backend : IDisposable
     /// recorded generation's Run claim it; a program of its own operators on several threads claims it around each
     /// piece of work (or serialises them itself).
     /// </summary>
-    public IDisposable Claim(string work)
+    public IDisposable Claim(string work) => TakeClaim(work, wait: false);
+
+    /// <summary>As <see cref="Claim"/>, but waits while another thread holds the backend instead of throwing. Loading a
+    /// model and disposing one take it this way: they must not touch the arena while another thread's kernels run, and
+    /// a generation ends (or, once its pipeline or backend is being disposed, stops at its next step) soon enough.</summary>
+    public IDisposable ClaimWhenFree(string work) => TakeClaim(work, wait: true);
+
+    private BackendClaim TakeClaim(string work, bool wait)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
         lock (_claimLock)
         {
             int thread = Environment.CurrentManagedThreadId;
+            while (wait && _claims > 0 && _claimingThread != thread && !_disposed) Monitor.Wait(_claimLock);
+            ObjectDisposedException.ThrowIf(_disposed, this);
             if (_claims > 0 && _claimingThread != thread)
                 throw new InvalidOperationException(
                     $"{work}: the backend on {DeviceName} is busy with work from another thread; a backend runs one piece of " +
@@ -108,9 +116,13 @@ public sealed class Backend : IDisposable
         {
             if (_released) return;
             _released = true;
-            lock (backend._claimLock) backend._claims--;
+            lock (backend._claimLock)
+                if (--backend._claims == 0) Monitor.PulseAll(backend._claimLock);
         }
     }
+
+    /// <summary>Whether <see cref="Dispose"/> has been called (work on another thread checks it between steps and stops).</summary>
+    public bool IsDisposed => Volatile.Read(ref _disposed);
 
     /// <summary>The ILGPU context the accelerator lives in (for kernels of one's own; the library's operators need none of it).</summary>
     public Context Context { get; }
@@ -728,11 +740,20 @@ public sealed class Backend : IDisposable
 
     /// <summary>Frees everything the backend holds: the arena's buffers (every tensor on it, a model's weights included),
     /// loaded kernels, the accelerator and the ILGPU context. Later work on it throws <see cref="ObjectDisposedException"/>;
-    /// a second call does nothing.</summary>
+    /// a second call does nothing. Where another thread holds a <see cref="Claim"/>, first waits for it to end: a
+    /// generation throws ObjectDisposedException at its next step (a host shutting down while a request generates).</summary>
     public void Dispose()
     {
-        if (_disposed) return;
-        _disposed = true;
+        lock (_claimLock)
+        {
+            if (_disposed) return;
+            _disposed = true;
+            // Work claimed on another thread (a generation) sees IsDisposed at its next step and stops; freeing its buffers
+            // under its running kernels would take the process down. Work on this thread (an onStep callback) cannot be
+            // waited for: it finds its tensors disposed.
+            int thread = Environment.CurrentManagedThreadId;
+            while (_claims > 0 && _claimingThread != thread) Monitor.Wait(_claimLock);
+        }
         try
         {
             Profile?.Dispose();

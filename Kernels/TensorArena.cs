@@ -134,11 +134,15 @@ public sealed class TensorArena : IDisposable
     }
 
     /// <summary>Frees the device memory of every buffer that no tensor holds (the arena keeps them for the next
-    /// request of their size; a service that moves between models or batch sizes calls this, or disposes the pipeline,
-    /// which does). Returns the bytes freed.</summary>
+    /// request of their size: every shape a generation used stays, so a service whose requests vary the model, the
+    /// batch or the step count calls this now and then, e.g. when <see cref="AllocatedBytes"/> passes a bound, or
+    /// disposes the pipeline, which does). Returns the bytes freed. It claims the backend (<see cref="Backend.Claim"/>):
+    /// called while another thread generates, it throws InvalidOperationException rather than free buffers under
+    /// that thread's kernels.</summary>
     public long ReleaseFree()
     {
-        if (_disposed) return 0; // the backend went first: everything is freed already
+        if (_disposed || Backend.IsDisposed) return 0; // the backend went first: everything is freed already
+        using var claim = Backend.Claim("TensorArena.ReleaseFree");
         Backend.Synchronize(); // a kernel still queued may read a buffer its tensor's owner has already returned
         long freed = 0;
         foreach (var stack in _free.Values)

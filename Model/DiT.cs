@@ -55,6 +55,7 @@ public sealed class DiTTransformer : IHookable, IDisposable
         Precision = precision;
         _backend = backend;
         Config = config;
+        using var claim = backend.ClaimWhenFree("loading a DiT"); // after another thread's work: the arena is not thread-safe
         // A checkpoint that fails part way (a tensor missing or misshapen) leaves none of its weights rented.
         using var loading = backend.Arena.TrackRents();
         int d = config.Width, p = config.PatchSize, layers = config.NumLayers;

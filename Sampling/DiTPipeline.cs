@@ -75,7 +75,8 @@ public sealed record GenerationResult(
 public sealed class DiTPipeline : IDisposable
 {
     private readonly List<RecordedGeneration> _recordings = new();
-    private bool _disposed, _running;
+    private volatile bool _disposed; // read by a generation on another thread, which stops at its next step
+    private bool _running;
 
     /// <summary>The device everything runs on; the caller's, disposed after the pipeline.</summary>
     public Backend Backend { get; }
@@ -461,6 +462,8 @@ public sealed class DiTPipeline : IDisposable
         for (int i = 0; i < timesteps.Count; i++)
         {
             cancellation.ThrowIfCancellationRequested();
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            ObjectDisposedException.ThrowIf(Backend.IsDisposed, Backend);
             using (var input = job.Guided ? RepeatBatch.Run(x, 2) : x.Share())
             using (var output = Transformer.Forward(input, modulation, i))
             using (var eps = Guidance.Run(output, Transformer.Config.InChannels, options.GuidanceScale, job.Guided))
@@ -480,23 +483,42 @@ public sealed class DiTPipeline : IDisposable
         return Vae.Decode(scaled);
     }
 
+    /// <summary>The backend, once no other thread works on it, for freeing tensors; null where the backend went first and
+    /// freed everything (the tensors' owners are then only marked disposed).</summary>
+    internal static IDisposable? ClaimToFree(Backend backend, string work)
+    {
+        try
+        {
+            return backend.ClaimWhenFree(work);
+        }
+        catch (ObjectDisposedException)
+        {
+            return null;
+        }
+    }
+
     internal void Forget(RecordedGeneration recording) => _recordings.Remove(recording);
 
     /// <summary>Disposes the recordings, the transformer and the VAE, then frees the device memory the backend's arena
-    /// kept for reuse (<see cref="TensorArena.ReleaseFree"/>). The backend stays the caller's.</summary>
+    /// kept for reuse (<see cref="TensorArena.ReleaseFree"/>). The backend stays the caller's. A generation running on
+    /// another thread throws ObjectDisposedException at its next step, and this waits for it to end before freeing
+    /// anything (<see cref="Backend.ClaimWhenFree"/>), as it does for any other thread's work on the backend.</summary>
     public void Dispose()
     {
         if (_disposed) return;
         _disposed = true;
-        try
+        using (ClaimToFree(Backend, "DiTPipeline.Dispose"))
         {
-            foreach (var recording in _recordings.ToArray()) recording.Dispose();
-            Transformer.Dispose();
-        }
-        finally
-        {
-            Vae?.Dispose();
-            Backend.Arena.ReleaseFree();
+            try
+            {
+                foreach (var recording in _recordings.ToArray()) recording.Dispose();
+                Transformer.Dispose();
+            }
+            finally
+            {
+                Vae?.Dispose();
+                Backend.Arena.ReleaseFree();
+            }
         }
     }
 }

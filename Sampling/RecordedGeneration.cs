@@ -53,6 +53,7 @@ public sealed class RecordedGeneration : IDisposable
     {
         if (_disposed) return;
         _disposed = true;
+        using var claim = DiTPipeline.ClaimToFree(_pipeline.Backend, "RecordedGeneration.Dispose"); // after a Run on another thread
         _pipeline.Forget(this);
         _recording.Dispose();
         _latents.Dispose();

@@ -44,6 +44,7 @@ public sealed class VaeDecoder : IDisposable
         Backend = backend;
         Config = config;
         Precision = precision;
+        using var claim = backend.ClaimWhenFree("loading a VAE"); // after another thread's work: the arena is not thread-safe
         // A checkpoint that fails part way leaves none of its weights rented.
         using var loading = backend.Arena.TrackRents();
         int groups = config.NormNumGroups, latent = config.LatentChannels;

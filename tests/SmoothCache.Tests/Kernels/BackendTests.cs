@@ -121,4 +121,33 @@ public class BackendTests
         }
         Assert.Null(ClaimOnAnotherThread("after the first ended"));
     }
+
+    /// <summary>ClaimWhenFree and Dispose on another thread wait for the claim held here (freeing buffers under another
+    /// thread's kernels took the process down); Dispose marks the backend at once, so that work can stop.</summary>
+    [Fact]
+    public void ClaimWhenFreeAndDisposeWaitForAnotherThreadsClaim()
+    {
+        var backend = Backend.Create(DeviceKind.Cpu);
+        Thread waiter, disposer;
+        bool waiterClaimed = false;
+        using (backend.Claim("generating"))
+        {
+            waiter = new Thread(() => { using (backend.ClaimWhenFree("loading")) waiterClaimed = true; });
+            waiter.Start();
+            Assert.False(waiter.Join(200));
+            Assert.False(waiterClaimed);
+        }
+        Assert.True(waiter.Join(10_000));
+        Assert.True(waiterClaimed);
+        using (backend.Claim("generating"))
+        {
+            disposer = new Thread(backend.Dispose);
+            disposer.Start();
+            Assert.False(disposer.Join(200));
+            Assert.True(backend.IsDisposed);
+            Assert.True(backend.Arena.Rent(4).Length == 4); // still usable by the claim's owner until it lets go
+        }
+        Assert.True(disposer.Join(10_000));
+        Assert.Throws<ObjectDisposedException>(() => backend.ClaimWhenFree("after"));
+    }
 }

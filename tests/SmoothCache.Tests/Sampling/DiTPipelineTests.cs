@@ -154,6 +154,61 @@ public class DiTPipelineTests
         backend.Dispose();
     }
 
+    /// <summary>A host shutting down while a request generates: disposing the pipeline or its backend from another thread
+    /// stops the generation at its next step and frees nothing before it has stopped (freeing under its kernels took the
+    /// process down).</summary>
+    [Theory]
+    [InlineData("pipeline", "DiTPipeline")]
+    [InlineData("backend", "Backend")]
+    public void DisposingFromAnotherThreadStopsTheGenerationAtItsNextStep(string disposed, string objectName)
+    {
+        var backend = Backend.Create(DeviceKind.Cpu);
+        var pipe = DiTPipeline.Load(RepoFile("models", "dit-digits"), backend);
+        Thread? disposer = null;
+        int lastStep = -1;
+        var stopped = Assert.Throws<ObjectDisposedException>(() => pipe.Generate(new GenerationOptions { Labels = [2], Steps = 6 }, step =>
+        {
+            lastStep = step.Index;
+            if (step.Index > 0) return;
+            disposer = new Thread(disposed == "pipeline" ? pipe.Dispose : backend.Dispose);
+            disposer.Start();
+            // Until it waits for this generation's claim (having marked what it disposes).
+            Assert.True(SpinWait.SpinUntil(() => disposer.ThreadState.HasFlag(ThreadState.WaitSleepJoin), 10_000));
+        }));
+        Assert.EndsWith(objectName, stopped.ObjectName);
+        Assert.Equal(0, lastStep);
+        Assert.True(disposer!.Join(10_000));
+        Assert.Equal(0, backend.Arena.AllocatedBytes);
+        pipe.Dispose();
+        backend.Dispose();
+    }
+
+    /// <summary>The arena is not thread-safe: ReleaseFree from another thread while a generation runs is refused, and a
+    /// model loaded onto the backend meanwhile waits for the generation to end.</summary>
+    [Fact]
+    public void ReleasingOrLoadingOnABackendAnotherThreadGeneratesOnWaitsOrIsRefused()
+    {
+        using var backend = Backend.Create(DeviceKind.Cpu);
+        using var pipe = DiTPipeline.Load(RepoFile("models", "dit-digits"), backend);
+        var options = new GenerationOptions { Labels = [5], Steps = 2, Seed = 1 };
+        var expected = pipe.Generate(options);
+        Exception? released = null;
+        DiTPipeline? second = null;
+        Thread? loader = null;
+        var result = pipe.Generate(options, step =>
+        {
+            if (step.Index > 0) return;
+            released = ThrownOnAnotherThread(() => backend.Arena.ReleaseFree());
+            loader = new Thread(() => second = DiTPipeline.Load(RepoFile("models", "dit-digits"), backend));
+            loader.Start();
+            Assert.False(loader.Join(1000)); // loading dit-digits takes less, unless it waits
+        });
+        Assert.Contains("TensorArena.ReleaseFree: the backend", Assert.IsType<InvalidOperationException>(released).Message);
+        Assert.Equal(expected.Latents, result.Latents);
+        Assert.True(loader!.Join(30_000));
+        using (second) Assert.Equal(expected.Latents, second!.Generate(options).Latents);
+    }
+
     [Fact]
     public void AFileWhereTheModelFolderBelongsIsSaidSo()
     {

@@ -32,6 +32,9 @@ public class DiTPipelineTests
         Assert.Equal(a, GaussianNoise.Sample(5, 0, 1000));
         Assert.NotEqual(a, GaussianNoise.Sample(6, 0, 1000));
         Assert.Equal(a[..10], GaussianNoise.Sample(5, 0, 10)); // element i does not depend on the count
+        // Nearby seeds and streams share no values (a seed once only moved another's noise along by an element or two).
+        var values = Enumerable.Range(0, 16).SelectMany(k => GaussianNoise.Sample(k, 0, 100).Concat(GaussianNoise.Sample(k, 1, 100))).ToList();
+        Assert.Equal(values.Count, values.Distinct().Count());
         double mean = a.Average(v => (double)v), var = a.Average(v => (double)v * v) - mean * mean;
         Assert.InRange(mean, -0.1, 0.1);
         Assert.InRange(var, 0.9, 1.1);

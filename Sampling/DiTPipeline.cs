@@ -219,10 +219,12 @@ public sealed class DiTPipeline : IDisposable
             throw new ArgumentException($"labels '{spec}': entry {empty + 1} is empty (a stray comma?)", nameof(spec));
         var byEntry = new Dictionary<string, int>(StringComparer.OrdinalIgnoreCase);
         var bySynonym = new Dictionary<string, List<int>>(StringComparer.OrdinalIgnoreCase);
+        int longestEntry = 1; // synonyms in the longest entry: no run of more items can be one
         foreach (var (id, name) in Id2Label.OrderBy(kv => kv.Key))
         {
             var synonyms = name.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
             byEntry.TryAdd(string.Join(",", synonyms), id);
+            longestEntry = Math.Max(longestEntry, synonyms.Length);
             foreach (var synonym in synonyms.Distinct(StringComparer.OrdinalIgnoreCase))
             {
                 if (!bySynonym.TryGetValue(synonym, out var ids)) bySynonym[synonym] = ids = [];
@@ -234,7 +236,7 @@ public sealed class DiTPipeline : IDisposable
         for (int i = 0; i < items.Length;)
         {
             int taken = 0;
-            for (int n = items.Length - i; n >= 2 && taken == 0; n--)
+            for (int n = Math.Min(items.Length - i, longestEntry); n >= 2 && taken == 0; n--)
                 if (byEntry.TryGetValue(string.Join(",", items, i, n), out int whole))
                 {
                     result.Add(whole);

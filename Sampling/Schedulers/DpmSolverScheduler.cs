@@ -80,6 +80,10 @@ public sealed class DpmSolverScheduler : NoiseScheduler
         if (lastTimestep < steps)
             throw new SchedulerConfigException(config.Source,
                 $"key 'lambda_min_clipped' ({config.LambdaMinClipped}) leaves {lastTimestep} timesteps, fewer than {steps} steps");
+        // steps + 1 points over fewer than steps + 1 timesteps round two onto one: a zero step, then NaN latents (diffusers too).
+        if (steps == lastTimestep)
+            throw new ArgumentOutOfRangeException(nameof(steps), steps,
+                $"dpm takes at most {lastTimestep - 1} steps over {lastTimestep} timesteps: at {steps} it would step from a timestep to itself");
         var t = new int[steps];
         for (int i = 0; i < steps; i++)
             t[i] = (int)Math.Round(NumpyLinspace(0, lastTimestep - 1, steps + 1, steps - i), MidpointRounding.ToEven);

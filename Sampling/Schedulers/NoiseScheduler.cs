@@ -85,6 +85,9 @@ public abstract class NoiseScheduler
         if (config.TimestepSpacing == "leading" && (config.StepsOffset < 0 || first >= trainSteps))
             throw new ArgumentException($"{config.Source}: steps_offset {config.StepsOffset} takes {steps} leading steps to timestep {first}, " +
                                         $"outside num_train_timesteps ({trainSteps}): use fewer steps or a smaller steps_offset (at least 0)");
+        // np.arange(T, 0, -T/N) fills element j with T + j * ((T - T/N) - T), a step rounded once more than T/N: at
+        // some N a value then lies just below a half where T - j * T/N is on it, and rounds the other way.
+        double arangeStep = (trainSteps - (double)trainSteps / steps) - trainSteps;
         var t = new int[steps];
         for (int k = 0; k < steps; k++)
         {
@@ -93,8 +96,8 @@ public abstract class NoiseScheduler
             {
                 "leading" => k * (trainSteps / steps) + config.StepsOffset,
                 "linspace" => (int)Math.Round(NumpyLinspace(0, trainSteps - 1, steps, k), MidpointRounding.ToEven),
-                // np.arange(T, 0, -T/N) counts down from T; reversed here so k = 0 is the smallest.
-                _ => (int)Math.Round(trainSteps - (steps - 1 - k) * ((double)trainSteps / steps), MidpointRounding.ToEven) - 1,
+                // "trailing": the arange counts down from T, element steps-1-k here so that k = 0 is the smallest.
+                _ => (int)Math.Round(trainSteps + (steps - 1 - k) * arangeStep, MidpointRounding.ToEven) - 1,
             };
         }
         return t;

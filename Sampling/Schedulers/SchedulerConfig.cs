@@ -128,7 +128,10 @@ public sealed record SchedulerConfig
         r.Require(config.StepsOffset >= 0 && config.StepsOffset < config.NumTrainTimesteps, "steps_offset", config.StepsOffset,
             "an integer >= 0 and below num_train_timesteps");
         // clip_sample defaults to true in DDIM and DDPM; DiT's config turns it off.
-        r.Require(!r.Bool("clip_sample", !isDpm), "clip_sample", true, "false (sample clipping is not supported)");
+        if (r.IsNullOrMissing("clip_sample"))
+            r.Require(isDpm, "clip_sample", "missing", $"false (without it {cls} clips samples, diffusers' default; clipping is not supported)");
+        else
+            r.Require(!r.Bool("clip_sample", false), "clip_sample", true, "false (sample clipping is not supported)");
         r.Require(!r.Bool("thresholding", false), "thresholding", true, "false (dynamic thresholding is not supported)");
         r.Require(!r.Bool("rescale_betas_zero_snr", false), "rescale_betas_zero_snr", true, "false (not supported)");
         r.Require(r.IsNullOrMissing("trained_betas"), "trained_betas", "a list", "null (explicit betas are not supported)");

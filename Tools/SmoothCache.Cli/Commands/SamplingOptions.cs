@@ -13,8 +13,8 @@ public sealed class SamplingOptions
 
     public Option<string> Model { get; } = new("--model") { Description = "diffusers pipeline folder or transformer folder (the default, the embedded dit-digits, is looked up in the working directory, then next to the program)", DefaultValueFactory = _ => DefaultModel };
     public Option<string?> Labels { get; } = new("--labels") { Description = "comma-separated class ids or names (default: every class up to 10)" };
-    public Option<long> Seed { get; } = new("--seed") { Description = "seed of the initial noise (not with --noise)", DefaultValueFactory = _ => 0 };
-    public Option<string?> Noise { get; } = new("--noise") { Description = "safetensors file holding initial_noise [B,C,S,S] (instead of --seed)" };
+    public Option<long> Seed { get; } = new("--seed") { Description = "seed of the noise: the initial noise unless --noise gives it, and ddpm's noise at every step (the project's own generator: not torch.manual_seed)", DefaultValueFactory = _ => 0 };
+    public Option<string?> Noise { get; } = new("--noise") { Description = "safetensors file holding initial_noise [B,C,S,S], instead of the seeded initial noise (e.g. a PyTorch run's)" };
     public Option<int> Steps { get; } = new("--steps") { Description = "denoising steps", DefaultValueFactory = _ => 50 };
     public Option<string?> Scheduler { get; } = new("--scheduler") { Description = "ddim, dpm or ddpm (default: the model's scheduler)" };
     public Option<float> Guidance { get; } = new("--guidance") { Description = "classifier-free guidance scale (<= 1 disables it)", DefaultValueFactory = _ => 4f };
@@ -37,10 +37,8 @@ public sealed class SamplingOptions
             throw new UserInputException($"--scheduler '{scheduler}' is unknown: expected ddim, dpm or ddpm");
         var device = DeviceOption.Resolve(parse, Device);
         var precision = UserErrors.ParseOption("--precision", () => HalfConversion.ParsePrecision(parse.GetValue(Precision)!));
-        if (parse.GetResult(Seed) is { Implicit: false } && parse.GetValue(Noise) is not null)
-            throw new UserInputException("--seed and --noise exclude each other: the noise file replaces the seeded noise");
         return new ResolvedSampling(ResolveModel(parse.GetValue(Model)!), parse.GetValue(Labels), parse.GetValue(Seed),
-            parse.GetValue(Noise), steps, scheduler, guidance, device, precision);
+            parse.GetResult(Seed) is { Implicit: false }, parse.GetValue(Noise), steps, scheduler, guidance, device, precision);
     }
 
     /// <summary>--steps, checked.</summary>
@@ -63,7 +61,7 @@ public sealed class SamplingOptions
     }
 }
 
-public sealed record ResolvedSampling(string ModelFolder, string? Labels, long Seed, string? NoiseFile, int Steps,
+public sealed record ResolvedSampling(string ModelFolder, string? Labels, long Seed, bool SeedGiven, string? NoiseFile, int Steps,
     string? Scheduler, float Guidance, DeviceChoice Device, Precision Precision)
 {
     /// <summary>The tensor a --noise file holds the initial latents in.</summary>
@@ -76,12 +74,17 @@ public sealed record ResolvedSampling(string ModelFolder, string? Labels, long S
         int count = result.Latents.Count(v => !float.IsFinite(v));
         return count == 0 ? null
             : $"{count} of the {result.Latents.Length} final latent values are NaN or infinite: the images are meaningless " +
-              $"(does {ModelFolder} hold NaN or infinite weights?)";
+              $"(NaN or infinite weights in {ModelFolder}? or a sampling that diverged, e.g. at a huge --guidance)";
     }
 
     public GenerationOptions ToGenerationOptions(DiTPipeline pipeline)
     {
         var labels = Labels is null ? pipeline.DefaultLabels() : UserErrors.ParseOption("--labels", () => pipeline.ParseLabels(Labels));
+        string scheduler = Scheduler ?? pipeline.DefaultSchedulerKind;
+        // ddpm draws noise at every step from the seed; the other schedulers would ignore a seed beside a noise file.
+        if (SeedGiven && NoiseFile is not null && scheduler != "ddpm")
+            throw new UserInputException($"--seed and --noise exclude each other with {scheduler}: the noise file replaces the seeded noise " +
+                                         "(only ddpm also draws noise at every step, from --seed)");
         float[]? noise = null;
         if (NoiseFile is not null)
         {
@@ -96,7 +99,7 @@ public sealed record ResolvedSampling(string ModelFolder, string? Labels, long S
         }
         return new GenerationOptions
         {
-            Labels = labels, Steps = Steps, Scheduler = Scheduler ?? pipeline.DefaultSchedulerKind,
+            Labels = labels, Steps = Steps, Scheduler = scheduler,
             GuidanceScale = Guidance, Seed = Seed, InitialNoise = noise,
         };
     }

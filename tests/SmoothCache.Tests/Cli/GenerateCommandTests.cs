@@ -1,4 +1,5 @@
 using SmoothCache.Model.Checkpoints;
+using SmoothCache.Sampling;
 using static SmoothCache.Tests.Cli.CliRunner;
 
 namespace SmoothCache.Tests.Cli;
@@ -163,8 +164,26 @@ public class GenerateCommandTests
         AssertBadInput("is a folder: expected a file", "generate", "--noise", temp.Path, "--labels", "1");
     }
 
+    /// <summary>A noise file replaces the seeded initial noise, so a seed beside it is refused, except under ddpm, which draws
+    /// noise at every step from the seed (with a noise file, that noise was silently seed 0's).</summary>
     [Fact]
-    public void SeedAndNoiseTogether() => AssertBadInput("--noise", "generate", "--seed", "3", "--noise", "x.safetensors");
+    public void SeedBesideANoiseFileOnlyForDdpm()
+    {
+        using var temp = new TempFolder();
+        string noise = temp.File("noise.safetensors");
+        SafetensorsWriter.Write(noise, [("initial_noise", [1, 1, 16, 16], GaussianNoise.Sample(7, 0, 256))]);
+        AssertBadInput("--seed and --noise exclude each other with ddim", "generate", "--labels", "1", "--seed", "3", "--noise", noise, "--scheduler", "ddim");
+        float[] Latents(string seed)
+        {
+            string latents = temp.File($"latents-{seed}.safetensors");
+            var run = Run("generate", "--device", "cpu", "--labels", "1", "--steps", "3", "--scheduler", "ddpm", "--noise", noise,
+                "--seed", seed, "--out", temp.File($"{seed}.png"), "--save-latents", latents);
+            Assert.Equal(0, run.ExitCode);
+            using var file = SafetensorsFile.Open(latents);
+            return file.ReadFloat32("latents", 1, 1, 16, 16);
+        }
+        Assert.NotEqual(Latents("3"), Latents("4"));
+    }
 
     [Theory]
     [InlineData("[1, 0]", "object")]

@@ -40,6 +40,10 @@ public class LabelParsingTests
         Assert.Equal([0], pipeline.ParseLabels("Tinca tinca"));
         Assert.Equal([0, 1, 879], pipeline.ParseLabels("TENCH,goldfish, Carassius auratus ,Umbrella"));
         Assert.Equal([0, 0, 42], pipeline.ParseLabels("tench, Tinca tinca, tench, 42"));
+        // Only runs as long as the longest entry are tried as one name (every longer run took cubic time: 65,536 labels
+        // hung the command line before its batch check).
+        var many = Enumerable.Range(0, 5000).Select(i => i % 1000).ToArray();
+        Assert.Equal(many, pipeline.ParseLabels(string.Join(",", many)));
     }
 
     [Fact]

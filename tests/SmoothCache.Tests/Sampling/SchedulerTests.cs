@@ -227,7 +227,7 @@ public class SchedulerTests
     [InlineData("""{"beta_schedule": "linear"}""", "_class_name")]
     [InlineData("""{"_class_name": "DDIMScheduler", "clip_sample": false, "beta_schedule": "scaled_linear"}""", "beta_schedule")]
     [InlineData("""{"_class_name": "DDIMScheduler", "clip_sample": false, "prediction_type": "v_prediction"}""", "prediction_type")]
-    [InlineData("""{"_class_name": "DDIMScheduler"}""", "clip_sample")]
+    [InlineData("""{"_class_name": "DDIMScheduler"}""", "key 'clip_sample' is 'missing'; expected false (without it DDIMScheduler clips")]
     [InlineData("""{"_class_name": "DDIMScheduler", "clip_sample": false, "num_train_timesteps": "1000"}""", "num_train_timesteps")]
     [InlineData("""{"_class_name": "DDIMScheduler", "clip_sample": false, "timestep_spacing": "odd"}""", "timestep_spacing")]
     [InlineData("""{"_class_name": "DDPMScheduler", "clip_sample": false, "variance_type": "learned_range"}""", "variance_type")]
@@ -264,6 +264,28 @@ public class SchedulerTests
         var config = DitConfig() with { StepsOffset = offset, Source = "scheduler_config.json" };
         var ex = Assert.Throws<ArgumentException>(() => NoiseScheduler.Create(kind, config, steps));
         Assert.StartsWith($"scheduler_config.json: steps_offset {offset} takes {steps} leading steps to timestep", ex.Message);
+    }
+
+    /// <summary>"trailing" is np.round(np.arange(T, 0, -T/N)) - 1, and numpy's arange adds a step rounded once more than
+    /// T/N: at N = 48 its elements 3, 15, 27 and 39 fall just below a half (937.4999...) and round down.</summary>
+    [Fact]
+    public void TrailingTimestepsRoundAsNumpysArangeDoes()
+    {
+        var trailing = DitConfig() with { TimestepSpacing = "trailing" };
+        var t48 = NoiseScheduler.Create("ddim", trailing, 48).Timesteps;
+        Assert.Equal(999, t48[0]);
+        Assert.Equal([936, 686, 436, 186], new[] { t48[3], t48[15], t48[27], t48[39] });
+        Assert.Equal(Enumerable.Range(0, 50).Select(j => 999 - 20 * j), NoiseScheduler.Create("ddim", trailing, 50).Timesteps);
+    }
+
+    /// <summary>DPM-Solver's N + 1 linspace points over N timesteps put two on one timestep: a zero step, then NaN latents.</summary>
+    [Fact]
+    public void DpmAtAsManyStepsAsTimestepsIsRefused()
+    {
+        var ex = Assert.Throws<ArgumentOutOfRangeException>(() => Create("dpm", 1000));
+        Assert.Contains("dpm takes at most 999 steps over 1000 timesteps", ex.Message);
+        var most = Create("dpm", 999).Timesteps;
+        Assert.Equal(999, most.Distinct().Count());
     }
 
     [Fact]

@@ -11,8 +11,9 @@ namespace SmoothCache.Sampling;
 /// <see cref="InitialNoise"/> ([B, C, S, S] flattened) is given.</summary>
 public sealed record GenerationOptions
 {
-    /// <summary>One class id per image, each in [0, num_embeds_ada_norm) (<see cref="DiTPipeline.ParseLabels"/> reads
-    /// names too); the batch is this many images.</summary>
+    /// <summary>One class id per image, each in [0, num_embeds_ada_norm), or num_embeds_ada_norm itself, the null class
+    /// guidance contrasts with, for an unconditional image (as in diffusers' DiTPipeline, where 1000 is the null class);
+    /// <see cref="DiTPipeline.ParseLabels"/> reads names too. The batch is this many images.</summary>
     public required int[] Labels { get; init; }
     /// <summary>Denoising steps, 1 up to the scheduler's num_train_timesteps.</summary>
     public int Steps { get; init; } = 50;
@@ -261,7 +262,7 @@ public sealed class DiTPipeline : IDisposable
     public IEnumerable<string> LabelWarnings(IEnumerable<int> labels)
     {
         if (Id2Label.Count == 0) yield break;
-        var unnamed = labels.Distinct().Where(label => !Id2Label.ContainsKey(label)).ToArray();
+        var unnamed = labels.Distinct().Where(label => !Id2Label.ContainsKey(label) && label != Transformer.Config.NullClass).ToArray();
         if (unnamed.Length > 0)
             yield return $"no id2label name for class {string.Join(", ", unnamed)} (the model names {Id2Label.Count} of its " +
                          $"{Transformer.Config.NumClasses} classes): it may never have been trained on it";
@@ -269,15 +270,18 @@ public sealed class DiTPipeline : IDisposable
 
     private int ParseOne(string item, Dictionary<string, List<int>> bySynonym)
     {
-        int classes = Transformer.Config.NumClasses;
         if (long.TryParse(item, out long id))
-            return id >= 0 && id < classes ? (int)id : throw new ArgumentException($"label {id} is outside [0, {classes})", "spec");
+            return id >= 0 && id <= Transformer.Config.NullClass ? (int)id : throw new ArgumentException(LabelRange(id), "spec");
         if (!bySynonym.TryGetValue(item, out var ids))
             throw new ArgumentException($"label '{item}' is neither a class id nor a class name of this model", "spec");
         if (ids.Count > 1)
             throw new ArgumentException($"label '{item}' names several classes ({string.Join("; ", ids.Select(i => $"{i} '{Id2Label[i]}'"))}): give the class id", "spec");
         return ids[0];
     }
+
+    private string LabelRange(long label) =>
+        $"label {label} is outside [0, {Transformer.Config.NumClasses}): a class id, or {Transformer.Config.NullClass} (the null class) " +
+        "for an unconditional image";
 
     /// <summary>The most images one generation takes (<see cref="DiTTransformer.MaxBatch"/> rows a forward, two an image
     /// under guidance, and what the VAE decodes at once): the kernels index activations in 32 bits.</summary>
@@ -415,8 +419,8 @@ public sealed class DiTPipeline : IDisposable
                 $"{b} Labels are more images than one generation of this model takes ({most}{(guided ? " under guidance, which doubles the batch" : "")}: " +
                 "its kernels index activations in 32 bits); generate them in batches");
         foreach (int y in options.Labels)
-            if (y < 0 || y >= config.NumClasses)
-                throw new ArgumentOutOfRangeException(nameof(options), $"label {y} is outside [0, {config.NumClasses})");
+            if (y < 0 || y > config.NullClass)
+                throw new ArgumentOutOfRangeException(nameof(options), LabelRange(y));
         var shape = LatentShape(b);
         long count = Tensor.ElementCount(shape);
         if (options.InitialNoise is { } given) CheckNoise(given, shape, "InitialNoise", nameof(options));

@@ -12,7 +12,7 @@ public sealed class SamplingOptions
     public const string DefaultModel = "models/dit-digits";
 
     public Option<string> Model { get; } = new("--model") { Description = "diffusers pipeline folder or transformer folder (the default, the embedded dit-digits, is looked up in the working directory, then next to the program)", DefaultValueFactory = _ => DefaultModel };
-    public Option<string?> Labels { get; } = new("--labels") { Description = "comma-separated class ids or names (default: every class up to 10)" };
+    public Option<string?> Labels { get; } = new("--labels") { Description = "comma-separated class ids or names (default: every class up to 10); the class count itself (1000 for ImageNet models) is the null class: an unconditional image" };
     public Option<long> Seed { get; } = new("--seed") { Description = "seed of the noise: the initial noise unless --noise gives it, and ddpm's noise at every step (the project's own generator: not torch.manual_seed)", DefaultValueFactory = _ => 0 };
     public Option<string?> Noise { get; } = new("--noise") { Description = "safetensors file holding initial_noise [B,C,S,S], instead of the seeded initial noise (e.g. a PyTorch run's)" };
     public Option<int> Steps { get; } = new("--steps") { Description = "denoising steps", DefaultValueFactory = _ => 50 };

@@ -23,7 +23,7 @@ public class GenerateCommandTests
     }
 
     [Fact] public void UnknownModelFolder() => AssertBadInput("no-such-model", "generate", "--model", "no-such-model");
-    [Fact] public void LabelOutOfRange() => AssertBadInput("--labels: label 1000 is outside [0, 1000)", "generate", "--labels", "1,1000");
+    [Fact] public void LabelOutOfRange() => AssertBadInput("--labels: label 1001 is outside [0, 1000): a class id, or 1000 (the null class)", "generate", "--labels", "1,1001");
     [Fact] public void LabelPastInt32IsOutOfRangeToo() => AssertBadInput("--labels: label 99999999999 is outside [0, 1000)", "generate", "--labels", "99999999999");
     [Fact] public void LabelThatIsNotAClass() => AssertBadInput("'seven'", "generate", "--labels", "seven");
     [Fact] public void AnOutputNameLongerThanFileSystemsTake() =>

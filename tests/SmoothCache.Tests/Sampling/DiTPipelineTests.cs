@@ -83,6 +83,21 @@ public class DiTPipelineTests
         Assert.Throws<ArgumentNullException>(() => DiTPipeline.Load(RepoFile("models", "dit-digits"), null!));
     }
 
+    /// <summary>The null class as a label (diffusers' 1000) draws an unconditional image: under guidance its conditional and
+    /// unconditional halves agree, so the guidance scale changes nothing.</summary>
+    [Fact]
+    public void TheNullClassDrawsAnUnconditionalImage()
+    {
+        var pipe = TinyCase.Pipeline;
+        int nullClass = pipe.Transformer.Config.NullClass;
+        Assert.Equal([3, nullClass], pipe.ParseLabels($"3,{nullClass}"));
+        var options = new GenerationOptions { Labels = [nullClass], Steps = 3, Seed = 2 };
+        var unguided = pipe.Generate(options with { GuidanceScale = 1 }).Latents;
+        Assert.True(RelativeL2(pipe.Generate(options with { GuidanceScale = 4 }).Latents, unguided) < 1e-5);
+        Assert.True(RelativeL2(pipe.Generate(options with { Labels = [3], GuidanceScale = 1 }).Latents, unguided) > 1e-2);
+        Assert.Throws<ArgumentOutOfRangeException>(() => pipe.Generate(options with { Labels = [nullClass + 1] }));
+    }
+
     [Fact]
     public void MoreImagesThanTheKernelsIndexAreRefused()
     {

@@ -56,7 +56,7 @@ public class LabelParsingTests
         Assert.Contains("134", ambiguous.Message);
         Assert.Contains("517", ambiguous.Message);
         Assert.Contains("'poodle'", Assert.Throws<ArgumentException>(() => pipeline.ParseLabels("umbrella,poodle")).Message);
-        Assert.Contains("1000", Assert.Throws<ArgumentException>(() => pipeline.ParseLabels("1000")).Message);
+        Assert.Contains("1001", Assert.Throws<ArgumentException>(() => pipeline.ParseLabels("1001")).Message);
         Assert.Throws<ArgumentException>(() => pipeline.ParseLabels(" , "));
         // A stray comma is refused rather than dropped: "1,,2" may have lost a label.
         Assert.Contains("entry 2 is empty", Assert.Throws<ArgumentException>(() => pipeline.ParseLabels("1,,2")).Message);
@@ -69,7 +69,7 @@ public class LabelParsingTests
         using (var folder = new LatentPipelineFolder(ImageNetStyle))
         using (var pipeline = Load(folder))
         {
-            Assert.Empty(pipeline.LabelWarnings([0, 879, 0]));
+            Assert.Empty(pipeline.LabelWarnings([0, 879, 0, 1000])); // 1000: the null class, an unconditional image
             var warning = Assert.Single(pipeline.LabelWarnings([42, 0, 42, 7]));
             Assert.Contains("class 42, 7 ", warning);
             Assert.Contains("6 of its 1000", warning);

@@ -92,9 +92,10 @@ public sealed record DiTConfig
             NumClasses = ConfigJson.Int(root, "num_embeds_ada_norm", c.NumClasses, path),
             NormEps = ConfigJson.Float(root, "norm_eps", c.NormEps, path),
         };
-        if (config.OutChannels < config.InChannels)
+        if (config.OutChannels != config.InChannels && config.OutChannels != 2 * config.InChannels)
             throw new ModelConfigException(path, "out_channels",
-                $"{config.OutChannels} is less than in_channels {config.InChannels}: a DiT predicts the noise of every latent channel (and, learning sigma, as many more)");
+                $"{config.OutChannels} is neither in_channels {config.InChannels} nor twice it: a DiT predicts the noise of every latent " +
+                "channel and, learning sigma, as many variance channels");
         if (config.SampleSize % config.PatchSize != 0)
             throw new ModelConfigException(path, "sample_size",
                 $"{config.SampleSize} is not a multiple of patch_size {config.PatchSize}");

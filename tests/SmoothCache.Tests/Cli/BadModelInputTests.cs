@@ -214,14 +214,14 @@ public class BadModelInputTests
     }
 
     [Fact]
-    public void TransformerWithFewerOutputThanInputChannels()
+    public void TransformerWithOutputChannelsNeitherTheInputsNorTwice()
     {
         using var folder = new LatentPipelineFolder();
         string config = SetJsonKey(Path.Combine(folder.Component("transformer"), "config.json"), "out_channels", 2);
         string line = GenerateFails(folder);
         Assert.Contains(config, line);
         Assert.Contains("out_channels", line);
-        Assert.Contains("less than in_channels 4", line);
+        Assert.Contains("2 is neither in_channels 4 nor twice it", line);
     }
 
     [Fact]

@@ -34,6 +34,8 @@ public class DiTConfigTests
     [InlineData("""{"cross_attention_dim": 768}""", "cross_attention_dim")]
     [InlineData("""{"attention_bias": false}""", "attention_bias")]
     [InlineData("""{"_class_name": "UNet2DConditionModel"}""", "_class_name")]
+    [InlineData("""{"in_channels": 4, "out_channels": 5}""", "out_channels")] // neither the noise nor noise and variance
+    [InlineData("""{"in_channels": 4, "out_channels": 2}""", "out_channels")]
     public void OtherTransformersAreRefusedByTheKeyThatSaysSo(string json, string key)
     {
         var e = Assert.Throws<ModelConfigException>(() => Parse(json));
@@ -51,7 +53,7 @@ public class DiTConfigTests
     [InlineData("""{"num_attention_heads": 2, "attention_head_dim": 1073741824}""", "attention_head_dim")]
     [InlineData("""{"num_embeds_ada_norm": 2147483647}""", "num_embeds_ada_norm")]
     [InlineData("""{"num_layers": 100000}""", "num_layers")]
-    [InlineData("""{"patch_size": 32, "sample_size": 1024, "out_channels": 4096}""", "patch_size")]
+    [InlineData("""{"patch_size": 32, "sample_size": 1024, "in_channels": 2048, "out_channels": 4096}""", "patch_size")]
     [InlineData("""{"norm_eps": 1e39}""", "norm_eps")]
     [InlineData("""{"norm_eps": 1e-50}""", "norm_eps")]
     public void OutsizedOrUnrepresentableValuesNameTheirKey(string json, string key)

@@ -80,6 +80,8 @@ public sealed record ResolvedSampling(string ModelFolder, string? Labels, long S
     public GenerationOptions ToGenerationOptions(DiTPipeline pipeline)
     {
         var labels = Labels is null ? pipeline.DefaultLabels() : UserErrors.ParseOption("--labels", () => pipeline.ParseLabels(Labels));
+        if (Steps > pipeline.SchedulerConfig.NumTrainTimesteps)
+            throw new UserInputException($"--steps {Steps} is more than the scheduler's num_train_timesteps ({pipeline.SchedulerConfig.NumTrainTimesteps})");
         string scheduler = Scheduler ?? pipeline.DefaultSchedulerKind;
         // ddpm draws noise at every step from the seed; the other schedulers would ignore a seed beside a noise file.
         if (SeedGiven && NoiseFile is not null && scheduler != "ddpm")

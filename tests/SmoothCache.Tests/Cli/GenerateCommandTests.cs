@@ -31,7 +31,7 @@ public class GenerateCommandTests
     [Fact] public void AnOptionWhoseValueIsAnotherOption() =>
         AssertBadInput("--save-latents took '--labels' as its value: give --save-latents a value", "generate", "--save-latents", "--labels", "1");
     [Fact] public void StepsBelowOne() => AssertBadInput("--steps", "generate", "--steps", "0");
-    [Fact] public void StepsAboveTheTrainingSteps() => AssertBadInput("num_train_timesteps (1000)", "generate", "--steps", "2000");
+    [Fact] public void StepsAboveTheTrainingSteps() => AssertBadInput("--steps 2000 is more than the scheduler's num_train_timesteps (1000)", "generate", "--steps", "2000");
     [Fact] public void NegativeGuidance() => AssertBadInput("--guidance", "generate", "--guidance", "-1");
     [Fact] public void UnknownScheduler() => AssertBadInput("euler", "generate", "--scheduler", "euler");
     [Fact] public void UnknownDevice() => AssertBadInput("--device", "generate", "--device", "tpu");

@@ -83,30 +83,49 @@ public sealed class Backend : IDisposable
     /// recorded generation's Run claim it; a program of its own operators on several threads claims it around each
     /// piece of work (or serialises them itself).
     /// </summary>
-    public IDisposable Claim(string work) => TakeClaim(work, wait: false);
+    public IDisposable Claim(string work) => TakeClaim(work, wait: false, nullIfDisposed: false)!;
 
     /// <summary>As <see cref="Claim"/>, but waits while another thread holds the backend instead of throwing. Loading a
     /// model and disposing one take it this way: they must not touch the arena while another thread's kernels run, and
-    /// a generation ends (or, once its pipeline or backend is being disposed, stops at its next step) soon enough.</summary>
-    public IDisposable ClaimWhenFree(string work) => TakeClaim(work, wait: true);
+    /// a generation ends (or, once its pipeline or backend is being disposed, stops at its next step) soon enough. It
+    /// waits without bound: never call it (or a Dispose or Load) on a thread that the working thread waits for, e.g. the
+    /// UI thread an onStep callback marshals to.</summary>
+    public IDisposable ClaimWhenFree(string work) => TakeClaim(work, wait: true, nullIfDisposed: false)!;
 
-    private BackendClaim TakeClaim(string work, bool wait)
+    /// <summary><see cref="ClaimWhenFree"/>, or null once the backend is disposed (everything on it freed): for the Dispose
+    /// methods of what holds tensors on it.</summary>
+    public IDisposable? ClaimUnlessDisposed(string work) => TakeClaim(work, wait: true, nullIfDisposed: true);
+
+    private BackendClaim? TakeClaim(string work, bool wait, bool nullIfDisposed)
     {
+        int thread = Environment.CurrentManagedThreadId;
         lock (_claimLock)
         {
-            int thread = Environment.CurrentManagedThreadId;
-            while (wait && _claims > 0 && _claimingThread != thread && !_disposed) Monitor.Wait(_claimLock);
+            // A waiter also outlasts a disposal in progress (Dispose holds a claim while it frees), then finds it disposed.
+            while (wait && HeldByAnother(thread)) Monitor.Wait(_claimLock);
+            if (_disposed && nullIfDisposed) return null;
             ObjectDisposedException.ThrowIf(_disposed, this);
-            if (_claims > 0 && _claimingThread != thread)
+            if (HeldByAnother(thread))
                 throw new InvalidOperationException(
                     $"{work}: the backend on {DeviceName} is busy with work from another thread; a backend runs one piece of " +
                     "work at a time: serialise the calls (e.g. with a SemaphoreSlim) or give each thread its own backend");
             _claimingThread = thread;
             _claims++;
         }
-        Accelerator.Bind();
-        return new BackendClaim(this);
+        var claim = new BackendClaim(this);
+        try
+        {
+            Accelerator.Bind();
+        }
+        catch
+        {
+            claim.Dispose(); // left counted, it would refuse every other thread for good
+            throw;
+        }
+        return claim;
     }
+
+    private bool HeldByAnother(int thread) => _claims > 0 && _claimingThread != thread;
 
     private sealed class BackendClaim(Backend backend) : IDisposable
     {
@@ -739,23 +758,29 @@ public sealed class Backend : IDisposable
     public long Uploads { get; private set; }
 
     /// <summary>Frees everything the backend holds: the arena's buffers (every tensor on it, a model's weights included),
-    /// loaded kernels, the accelerator and the ILGPU context. Later work on it throws <see cref="ObjectDisposedException"/>;
-    /// a second call does nothing. Where another thread holds a <see cref="Claim"/>, first waits for it to end: a
-    /// generation throws ObjectDisposedException at its next step (a host shutting down while a request generates).</summary>
+    /// loaded kernels, the accelerator and the ILGPU context. Later work on it throws <see cref="ObjectDisposedException"/>.
+    /// Where another thread holds a <see cref="Claim"/>, first waits for it to end: a generation throws
+    /// ObjectDisposedException at its next step (a host shutting down while a request generates). A second call returns
+    /// once the first has freed everything. Like <see cref="ClaimWhenFree"/>, it waits without bound.</summary>
     public void Dispose()
     {
+        int thread = Environment.CurrentManagedThreadId;
         lock (_claimLock)
         {
-            if (_disposed) return;
+            bool first = !_disposed;
             _disposed = true;
             // Work claimed on another thread (a generation) sees IsDisposed at its next step and stops; freeing its buffers
             // under its running kernels would take the process down. Work on this thread (an onStep callback) cannot be
             // waited for: it finds its tensors disposed.
-            int thread = Environment.CurrentManagedThreadId;
-            while (_claims > 0 && _claimingThread != thread) Monitor.Wait(_claimLock);
+            while (HeldByAnother(thread)) Monitor.Wait(_claimLock);
+            if (!first) return;
+            _claimingThread = thread; // held while freeing: a ClaimWhenFree meanwhile waits, then finds the backend disposed
+            _claims++;
         }
+        using var freeing = new BackendClaim(this);
         try
         {
+            Accelerator.Bind(); // CUDA frees need the context current on this thread
             Profile?.Dispose();
             _arena.Dispose();
             _probe?.Dispose();

@@ -15,7 +15,7 @@ public sealed record GenerationOptions
     /// guidance contrasts with, for an unconditional image (as in diffusers' DiTPipeline, where 1000 is the null class);
     /// <see cref="DiTPipeline.ParseLabels"/> reads names too. The batch is this many images.</summary>
     public required int[] Labels { get; init; }
-    /// <summary>Denoising steps, 1 up to the scheduler's num_train_timesteps.</summary>
+    /// <summary>Denoising steps, 1 up to the scheduler's num_train_timesteps (dpm: one fewer).</summary>
     public int Steps { get; init; } = 50;
     /// <summary>ddim, dpm or ddpm; null uses the model's scheduler config.</summary>
     public string? Scheduler { get; init; }
@@ -76,8 +76,10 @@ public sealed record GenerationResult(
 public sealed class DiTPipeline : IDisposable
 {
     private readonly List<RecordedGeneration> _recordings = new();
-    private volatile bool _disposed; // read by a generation on another thread, which stops at its next step
+    private int _disposed; // 1 once Dispose began; a generation on another thread reads it and stops at its next step
     private bool _running;
+
+    private bool IsDisposed => Volatile.Read(ref _disposed) != 0;
 
     /// <summary>The device everything runs on; the caller's, disposed after the pipeline.</summary>
     public Backend Backend { get; }
@@ -122,6 +124,8 @@ public sealed class DiTPipeline : IDisposable
             var scheduler = File.Exists(schedulerPath) ? SchedulerConfig.Load(schedulerPath) : SchedulerConfig.DitDefault;
             string vaeFolder = Path.Combine(folder, "vae");
             // The VAE's config and weights are checked first: they are quick to read and fail early.
+            // One claim for both models and for disposing them on a failure: another thread's work waits, or is refused.
+            using var loading = backend.ClaimWhenFree("DiTPipeline.Load");
             var vae = Directory.Exists(vaeFolder) ? VaeDecoder.Load(backend, vaeFolder, precision) : null;
             try
             {
@@ -220,12 +224,12 @@ public sealed class DiTPipeline : IDisposable
             throw new ArgumentException($"labels '{spec}': entry {empty + 1} is empty (a stray comma?)", nameof(spec));
         var byEntry = new Dictionary<string, int>(StringComparer.OrdinalIgnoreCase);
         var bySynonym = new Dictionary<string, List<int>>(StringComparer.OrdinalIgnoreCase);
-        int longestEntry = 1; // synonyms in the longest entry: no run of more items can be one
+        int mostSynonyms = 1; // the most an entry has: no run of more items can be one entry
         foreach (var (id, name) in Id2Label.OrderBy(kv => kv.Key))
         {
             var synonyms = name.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
             byEntry.TryAdd(string.Join(",", synonyms), id);
-            longestEntry = Math.Max(longestEntry, synonyms.Length);
+            mostSynonyms = Math.Max(mostSynonyms, synonyms.Length);
             foreach (var synonym in synonyms.Distinct(StringComparer.OrdinalIgnoreCase))
             {
                 if (!bySynonym.TryGetValue(synonym, out var ids)) bySynonym[synonym] = ids = [];
@@ -237,7 +241,7 @@ public sealed class DiTPipeline : IDisposable
         for (int i = 0; i < items.Length;)
         {
             int taken = 0;
-            for (int n = Math.Min(items.Length - i, longestEntry); n >= 2 && taken == 0; n--)
+            for (int n = Math.Min(items.Length - i, mostSynonyms); n >= 2 && taken == 0; n--)
                 if (byEntry.TryGetValue(string.Join(",", items, i, n), out int whole))
                 {
                     result.Add(whole);
@@ -271,7 +275,7 @@ public sealed class DiTPipeline : IDisposable
     private int ParseOne(string item, Dictionary<string, List<int>> bySynonym)
     {
         if (long.TryParse(item, out long id))
-            return id >= 0 && id <= Transformer.Config.NullClass ? (int)id : throw new ArgumentException(LabelRange(id), "spec");
+            return id >= 0 && id <= Transformer.Config.NullClass ? (int)id : throw new ArgumentException(LabelOutOfRange(id), "spec");
         if (!bySynonym.TryGetValue(item, out var ids))
             throw new ArgumentException($"label '{item}' is neither a class id nor a class name of this model", "spec");
         if (ids.Count > 1)
@@ -279,7 +283,7 @@ public sealed class DiTPipeline : IDisposable
         return ids[0];
     }
 
-    private string LabelRange(long label) =>
+    private string LabelOutOfRange(long label) =>
         $"label {label} is outside [0, {Transformer.Config.NumClasses}): a class id, or {Transformer.Config.NullClass} (the null class) " +
         "for an unconditional image";
 
@@ -336,7 +340,15 @@ public sealed class DiTPipeline : IDisposable
             if (_ended) return;
             _ended = true;
             pipeline._running = false;
-            claim.Dispose();
+            try
+            {
+                // Disposed from this job's own onStep: its buffers came back to the arena only now.
+                if (pipeline.IsDisposed) pipeline.Backend.Arena.ReleaseFree();
+            }
+            finally
+            {
+                claim.Dispose();
+            }
         }
     }
 
@@ -402,7 +414,7 @@ public sealed class DiTPipeline : IDisposable
 
     private Job Prepare(GenerationOptions options)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        ObjectDisposedException.ThrowIf(IsDisposed, this);
         ArgumentNullException.ThrowIfNull(options);
         var config = Transformer.Config;
         if (options.Steps < 1 || options.Steps > SchedulerConfig.NumTrainTimesteps)
@@ -420,7 +432,7 @@ public sealed class DiTPipeline : IDisposable
                 "its kernels index activations in 32 bits); generate them in batches");
         foreach (int y in options.Labels)
             if (y < 0 || y > config.NullClass)
-                throw new ArgumentOutOfRangeException(nameof(options), LabelRange(y));
+                throw new ArgumentOutOfRangeException(nameof(options), LabelOutOfRange(y));
         var shape = LatentShape(b);
         long count = Tensor.ElementCount(shape);
         if (options.InitialNoise is { } given) CheckNoise(given, shape, "InitialNoise", nameof(options));
@@ -468,7 +480,7 @@ public sealed class DiTPipeline : IDisposable
         for (int i = 0; i < timesteps.Count; i++)
         {
             cancellation.ThrowIfCancellationRequested();
-            ObjectDisposedException.ThrowIf(_disposed, this);
+            ObjectDisposedException.ThrowIf(IsDisposed, this);
             ObjectDisposedException.ThrowIf(Backend.IsDisposed, Backend);
             using (var input = job.Guided ? RepeatBatch.Run(x, 2) : x.Share())
             using (var output = Transformer.Forward(input, modulation, i))
@@ -489,20 +501,6 @@ public sealed class DiTPipeline : IDisposable
         return Vae.Decode(scaled);
     }
 
-    /// <summary>The backend, once no other thread works on it, for freeing tensors; null where the backend went first and
-    /// freed everything (the tensors' owners are then only marked disposed).</summary>
-    internal static IDisposable? ClaimToFree(Backend backend, string work)
-    {
-        try
-        {
-            return backend.ClaimWhenFree(work);
-        }
-        catch (ObjectDisposedException)
-        {
-            return null;
-        }
-    }
-
     internal void Forget(RecordedGeneration recording) => _recordings.Remove(recording);
 
     /// <summary>Disposes the recordings, the transformer and the VAE, then frees the device memory the backend's arena
@@ -511,9 +509,8 @@ public sealed class DiTPipeline : IDisposable
     /// anything (<see cref="Backend.ClaimWhenFree"/>), as it does for any other thread's work on the backend.</summary>
     public void Dispose()
     {
-        if (_disposed) return;
-        _disposed = true;
-        using (ClaimToFree(Backend, "DiTPipeline.Dispose"))
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        using (Backend.ClaimUnlessDisposed("DiTPipeline.Dispose"))
         {
             try
             {

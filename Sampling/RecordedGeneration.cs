@@ -16,7 +16,7 @@ public sealed class RecordedGeneration : IDisposable
     private readonly Tensor _latents;
     private readonly int[] _shape;
     private readonly float[] _defaultNoise;
-    private bool _disposed;
+    private int _disposed;
 
     internal RecordedGeneration(DiTPipeline pipeline, LaunchRecording recording, Tensor latents, int[] shape, float[] defaultNoise)
     {
@@ -36,7 +36,7 @@ public sealed class RecordedGeneration : IDisposable
     /// </summary>
     public GenerationResult Run(float[]? initialNoise = null)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         if (initialNoise is not null) DiTPipeline.CheckNoise(initialNoise, _shape, "initial noise", nameof(initialNoise));
         var noise = initialNoise ?? _defaultNoise;
         using var running = _pipeline.Enter("RecordedGeneration.Run");
@@ -51,9 +51,8 @@ public sealed class RecordedGeneration : IDisposable
     /// backend's arena; later <see cref="Run"/> calls throw <see cref="ObjectDisposedException"/>. A second call does nothing.</summary>
     public void Dispose()
     {
-        if (_disposed) return;
-        _disposed = true;
-        using var claim = DiTPipeline.ClaimToFree(_pipeline.Backend, "RecordedGeneration.Dispose"); // after a Run on another thread
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        using var claim = _pipeline.Backend.ClaimUnlessDisposed("RecordedGeneration.Dispose"); // after a Run on another thread
         _pipeline.Forget(this);
         _recording.Dispose();
         _latents.Dispose();

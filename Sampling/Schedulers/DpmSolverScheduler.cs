@@ -21,7 +21,8 @@ public sealed class DpmSolverScheduler : NoiseScheduler
 
     /// <summary>DPM-Solver++ 2M over <paramref name="steps"/> "linspace" timesteps (whatever the config's spacing) of the config's
     /// betas.</summary>
-    /// <exception cref="ArgumentOutOfRangeException">steps outside [1, num_train_timesteps]</exception>
+    /// <exception cref="ArgumentOutOfRangeException">steps outside [1, num_train_timesteps - 1] (at num_train_timesteps two
+    /// steps would share a timestep)</exception>
     /// <exception cref="SchedulerConfigException">fewer than <paramref name="steps"/> training timesteps are left (after
     /// lambda_min_clipped cuts the noisiest)</exception>
     public DpmSolverScheduler(SchedulerConfig config, int steps)
@@ -80,7 +81,8 @@ public sealed class DpmSolverScheduler : NoiseScheduler
         if (lastTimestep < steps)
             throw new SchedulerConfigException(config.Source,
                 $"key 'lambda_min_clipped' ({config.LambdaMinClipped}) leaves {lastTimestep} timesteps, fewer than {steps} steps");
-        // steps + 1 points over fewer than steps + 1 timesteps round two onto one: a zero step, then NaN latents (diffusers too).
+        // steps + 1 points over fewer than steps + 1 timesteps round two onto one: a zero step, then NaN latents (as in
+        // diffusers today; older releases dropped the repeat and ran a step fewer).
         if (steps == lastTimestep)
             throw new ArgumentOutOfRangeException(nameof(steps), steps,
                 $"dpm takes at most {lastTimestep - 1} steps over {lastTimestep} timesteps: at {steps} it would step from a timestep to itself");

@@ -128,7 +128,8 @@ public sealed record SchedulerConfig
         r.Require(config.StepsOffset >= 0 && config.StepsOffset < config.NumTrainTimesteps, "steps_offset", config.StepsOffset,
             "an integer >= 0 and below num_train_timesteps");
         // clip_sample defaults to true in DDIM and DDPM; DiT's config turns it off.
-        if (r.IsNullOrMissing("clip_sample"))
+        // null is None in diffusers: no clipping.
+        if (r.IsMissing("clip_sample"))
             r.Require(isDpm, "clip_sample", "missing", $"false (without it {cls} clips samples, diffusers' default; clipping is not supported)");
         else
             r.Require(!r.Bool("clip_sample", false), "clip_sample", true, "false (sample clipping is not supported)");
@@ -169,6 +170,8 @@ public sealed record SchedulerConfig
             root.TryGetProperty(key, out var v) && v.ValueKind != JsonValueKind.Null ? v : null;
 
         public bool IsNullOrMissing(string key) => Get(key) is null;
+
+        public bool IsMissing(string key) => !root.TryGetProperty(key, out _);
 
         public string? String(string key, string? fallback)
         {

@@ -77,15 +77,34 @@ public static class TestSupport
     /// <summary>Runs <paramref name="action"/> on a new thread and waits for it; returns what it threw, or null.</summary>
     public static Exception? ThrownOnAnotherThread(Action action)
     {
-        Exception? thrown = null;
-        var thread = new Thread(() =>
+        var worker = new WorkerThread(action);
+        worker.Join(Timeout.Infinite);
+        return worker.Thrown;
+    }
+
+    /// <summary>An action on a thread of its own, its exception kept for the test (one left unhandled aborts the test run).</summary>
+    public sealed class WorkerThread
+    {
+        private readonly Thread _thread;
+
+        public WorkerThread(Action action)
         {
-            try { action(); }
-            catch (Exception e) { thrown = e; }
-        });
-        thread.Start();
-        thread.Join();
-        return thrown;
+            _thread = new Thread(() =>
+            {
+                try { action(); }
+                catch (Exception e) { Thrown = e; }
+            });
+            _thread.Start();
+        }
+
+        public Exception? Thrown { get; private set; }
+
+        /// <summary>Whether it ended within the time.</summary>
+        public bool Join(int milliseconds) => _thread.Join(milliseconds);
+
+        /// <summary>Waits until the thread blocks (on a lock, a Monitor.Wait, a sleep or a join), or fails after 10 s.</summary>
+        public void UntilBlocked() =>
+            Assert.True(SpinWait.SpinUntil(() => _thread.ThreadState.HasFlag(ThreadState.WaitSleepJoin), 10_000), "the thread never blocked");
     }
 
     public static double MaxAbs(IReadOnlyList<float> actual, IReadOnlyList<double> expected) =>

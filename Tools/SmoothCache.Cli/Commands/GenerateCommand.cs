@@ -49,7 +49,8 @@ public static class GenerateCommand
                 report => pipeline.Generate(generation, step => report(step.Index + 1)));
 
             if (run.NonFiniteWarning(result) is { } nonFinite) context.Error.WriteLine($"warning: {nonFinite}");
-            var names = generation.Labels.Select(l => pipeline.Id2Label.GetValueOrDefault(l, l.ToString())).ToArray();
+            var names = generation.Labels.Select(l => l == pipeline.Transformer.Config.NullClass ? "unconditional"
+                : pipeline.Id2Label.GetValueOrDefault(l, l.ToString())).ToArray();
             ImageGrid.SavePng(png, result.Images, result.ImageShape, names);
             if (latentsPath is not null)
                 SafetensorsWriter.Write(latentsPath, [("latents", result.LatentShape, result.Latents)]);

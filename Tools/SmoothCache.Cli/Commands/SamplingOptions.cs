@@ -37,8 +37,10 @@ public sealed class SamplingOptions
             throw new UserInputException($"--scheduler '{scheduler}' is unknown: expected ddim, dpm or ddpm");
         var device = DeviceOption.Resolve(parse, Device);
         var precision = UserErrors.ParseOption("--precision", () => HalfConversion.ParsePrecision(parse.GetValue(Precision)!));
-        return new ResolvedSampling(ResolveModel(parse.GetValue(Model)!), parse.GetValue(Labels), parse.GetValue(Seed),
+        var resolved = new ResolvedSampling(ResolveModel(parse.GetValue(Model)!), parse.GetValue(Labels), parse.GetValue(Seed),
             parse.GetResult(Seed) is { Implicit: false }, parse.GetValue(Noise), steps, scheduler, guidance, device, precision);
+        if (scheduler is not null) resolved.CheckSeedBesideNoise(scheduler); // before loading; else once the model names it
+        return resolved;
     }
 
     /// <summary>--steps, checked.</summary>
@@ -77,16 +79,21 @@ public sealed record ResolvedSampling(string ModelFolder, string? Labels, long S
               $"(NaN or infinite weights in {ModelFolder}? or a sampling that diverged, e.g. at a huge --guidance)";
     }
 
+    /// <summary>ddpm draws noise at every step from the seed; the other schedulers would ignore a seed beside a noise file.</summary>
+    public void CheckSeedBesideNoise(string scheduler)
+    {
+        if (SeedGiven && NoiseFile is not null && scheduler != "ddpm")
+            throw new UserInputException($"--seed and --noise exclude each other with {scheduler}: the noise file replaces the seeded noise " +
+                                         "(only ddpm also draws noise at every step, from --seed)");
+    }
+
     public GenerationOptions ToGenerationOptions(DiTPipeline pipeline)
     {
         var labels = Labels is null ? pipeline.DefaultLabels() : UserErrors.ParseOption("--labels", () => pipeline.ParseLabels(Labels));
         if (Steps > pipeline.SchedulerConfig.NumTrainTimesteps)
             throw new UserInputException($"--steps {Steps} is more than the scheduler's num_train_timesteps ({pipeline.SchedulerConfig.NumTrainTimesteps})");
         string scheduler = Scheduler ?? pipeline.DefaultSchedulerKind;
-        // ddpm draws noise at every step from the seed; the other schedulers would ignore a seed beside a noise file.
-        if (SeedGiven && NoiseFile is not null && scheduler != "ddpm")
-            throw new UserInputException($"--seed and --noise exclude each other with {scheduler}: the noise file replaces the seeded noise " +
-                                         "(only ddpm also draws noise at every step, from --seed)");
+        CheckSeedBesideNoise(scheduler);
         float[]? noise = null;
         if (NoiseFile is not null)
         {

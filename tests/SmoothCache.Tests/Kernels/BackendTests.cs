@@ -123,31 +123,39 @@ public class BackendTests
     }
 
     /// <summary>ClaimWhenFree and Dispose on another thread wait for the claim held here (freeing buffers under another
-    /// thread's kernels took the process down); Dispose marks the backend at once, so that work can stop.</summary>
+    /// thread's kernels took the process down); Dispose marks the backend at once, so that work can stop, and a
+    /// ClaimUnlessDisposed waiting meanwhile gets null only once everything is freed.</summary>
     [Fact]
     public void ClaimWhenFreeAndDisposeWaitForAnotherThreadsClaim()
     {
         var backend = Backend.Create(DeviceKind.Cpu);
-        Thread waiter, disposer;
-        bool waiterClaimed = false;
+        bool waiterClaimed = false, cleanerGotNull = false;
+        WorkerThread waiter, disposer, cleaner;
         using (backend.Claim("generating"))
         {
-            waiter = new Thread(() => { using (backend.ClaimWhenFree("loading")) waiterClaimed = true; });
-            waiter.Start();
-            Assert.False(waiter.Join(200));
+            waiter = new WorkerThread(() => { using (backend.ClaimWhenFree("loading")) waiterClaimed = true; });
+            waiter.UntilBlocked();
             Assert.False(waiterClaimed);
         }
         Assert.True(waiter.Join(10_000));
+        Assert.Null(waiter.Thrown);
         Assert.True(waiterClaimed);
         using (backend.Claim("generating"))
         {
-            disposer = new Thread(backend.Dispose);
-            disposer.Start();
-            Assert.False(disposer.Join(200));
-            Assert.True(backend.IsDisposed);
-            Assert.True(backend.Arena.Rent(4).Length == 4); // still usable by the claim's owner until it lets go
+            disposer = new WorkerThread(backend.Dispose);
+            Assert.True(SpinWait.SpinUntil(() => backend.IsDisposed, 10_000));
+            disposer.UntilBlocked();
+            cleaner = new WorkerThread(() => cleanerGotNull = backend.ClaimUnlessDisposed("disposing a pipeline") is null);
+            cleaner.UntilBlocked();
+            using (var t = backend.Arena.Rent(4)) Assert.Equal(4, t.Length); // still the claim owner's until it lets go
+            Assert.False(disposer.Join(100));
+            Assert.False(cleaner.Join(0));
         }
         Assert.True(disposer.Join(10_000));
+        Assert.True(cleaner.Join(10_000));
+        Assert.Null(disposer.Thrown);
+        Assert.Null(cleaner.Thrown);
+        Assert.True(cleanerGotNull);
         Assert.Throws<ObjectDisposedException>(() => backend.ClaimWhenFree("after"));
     }
 }

@@ -6,9 +6,9 @@ namespace SmoothCache.Kernels;
 /// GroupNorm with affine parameters: y = epilogue((x - mean_g) / sqrt(var_g + eps) * gamma[c] + beta[c]).
 /// x and y are NCHW [B, C, H, W]; the C channels form G groups of C/G consecutive channels, and
 /// mean_g, var_g (biased) are taken over one sample's group: C/G x H x W elements, contiguous in NCHW.
-/// Two kernels: one thread per (sample, group) computes the statistics in two passes (mean, then
-/// variance about the mean) with compensated sums, so large groups stay accurate to float32; then
-/// one thread per element normalises.
+/// Two kernels: the statistics in two passes (mean, then variance about the mean) with compensated sums, so large
+/// groups stay accurate to float32, by one thread per (sample, group) (<see cref="StatsKernel"/>; on GPU kernels a
+/// group of threads each, <see cref="Gpu.GroupNormStats"/>); then one thread per element normalises.
 /// </summary>
 public static class GroupNorm
 {
@@ -81,7 +81,8 @@ public static class GroupNorm
         var arena = x.Backend.Arena;
         using var stats = arena.Rent(b * groups, 2);
         var statsArgs = new StatsArgs { X = x.View, Stats = stats.View, GroupSize = c / groups * plane, Eps = eps };
-        x.Backend.Load<StatsArgs>(StatsKernel)(b * groups, statsArgs);
+        if (x.Backend.UsesGpuKernels) Gpu.GroupNormStats.Run(x.Backend, statsArgs, b * groups);
+        else x.Backend.Load<StatsArgs>(StatsKernel)(b * groups, statsArgs);
         var y = arena.Rent(x.Shape);
         var args = new Args<TEpilogue>
         {

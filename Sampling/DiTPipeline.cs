@@ -123,9 +123,9 @@ public sealed class DiTPipeline : IDisposable
             string schedulerPath = Path.Combine(folder, "scheduler", "scheduler_config.json");
             var scheduler = File.Exists(schedulerPath) ? SchedulerConfig.Load(schedulerPath) : SchedulerConfig.DitDefault;
             string vaeFolder = Path.Combine(folder, "vae");
-            // The VAE's config and weights are checked first: they are quick to read and fail early.
             // One claim for both models and for disposing them on a failure: another thread's work waits, or is refused.
             using var loading = backend.ClaimWhenFree("DiTPipeline.Load");
+            // The VAE's config and weights are checked first: they are quick to read and fail early.
             var vae = Directory.Exists(vaeFolder) ? VaeDecoder.Load(backend, vaeFolder, precision) : null;
             try
             {
@@ -506,7 +506,7 @@ public sealed class DiTPipeline : IDisposable
     /// <summary>Disposes the recordings, the transformer and the VAE, then frees the device memory the backend's arena
     /// kept for reuse (<see cref="TensorArena.ReleaseFree"/>). The backend stays the caller's. A generation running on
     /// another thread throws ObjectDisposedException at its next step, and this waits for it to end before freeing
-    /// anything (<see cref="Backend.ClaimWhenFree"/>), as it does for any other thread's work on the backend.</summary>
+    /// anything (<see cref="Backend.ClaimUnlessDisposed"/>), as it does for any other thread's work on the backend.</summary>
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;

@@ -39,30 +39,27 @@ public static class GroupNorm
     public static void StatsKernel(Index1D group, StatsArgs a)
     {
         int x0 = group * a.GroupSize;
-        // Kahan summation: the error stays O(eps) instead of O(n eps) for groups of millions of values.
-        float sum = 0f, lost = 0f;
-        for (int i = 0; i < a.GroupSize; i++)
-        {
-            float v = a.X[x0 + i] - lost;
-            float t = sum + v;
-            lost = (t - sum) - v;
-            sum = t;
-        }
-        float mean = sum / a.GroupSize;
-        float squares = 0f;
-        lost = 0f;
-        for (int i = 0; i < a.GroupSize; i++)
-        {
-            float c = a.X[x0 + i] - mean;
-            float v = c * c - lost;
-            float t = squares + v;
-            lost = (t - squares) - v;
-            squares = t;
-        }
+        float mean = CompensatedSum(a.X, x0, a.GroupSize, 0f, squares: false, first: 0, stride: 1) / a.GroupSize;
+        float squares = CompensatedSum(a.X, x0, a.GroupSize, mean, squares: true, first: 0, stride: 1);
         a.Stats[2 * group] = mean;
         a.Stats[2 * group + 1] = 1f / MathF.Sqrt(squares / a.GroupSize + a.Eps);
     }
 
+    /// <summary>The sum of (x - mean), or of its squares, over elements first, first + stride, .. of the count at start.
+    /// Kahan summation: the error stays O(eps) instead of O(n eps) for groups of millions of values.</summary>
+    internal static float CompensatedSum(ArrayView<float> x, int start, int count, float mean, bool squares, int first, int stride)
+    {
+        float sum = 0f, lost = 0f;
+        for (int i = first; i < count; i += stride)
+        {
+            float d = x[start + i] - mean;
+            float v = (squares ? d * d : d) - lost;
+            float t = sum + v;
+            lost = (t - sum) - v;
+            sum = t;
+        }
+        return sum;
+    }
 
     /// <param name="x">[B, C, H, W] (any trailing spatial shape; C is axis 1)</param>
     /// <param name="groups">G, dividing C</param>

@@ -20,27 +20,12 @@ public static class GroupNormStats
     {
         int group = Grid.IdxX, start = group * a.GroupSize;
         var partials = SharedMemory.Allocate<float>(Warps);
-        float mean = GroupSum(ThreadSum(a.X, start, a.GroupSize, 0f, squares: false), partials) / a.GroupSize;
-        float squares = GroupSum(ThreadSum(a.X, start, a.GroupSize, mean, squares: true), partials);
+        // This thread's share: elements t, t + 256, .. of the group, summed as the portable kernel sums them all.
+        float mean = GroupSum(GroupNorm.CompensatedSum(a.X, start, a.GroupSize, 0f, false, Group.IdxX, Threads), partials) / a.GroupSize;
+        float squares = GroupSum(GroupNorm.CompensatedSum(a.X, start, a.GroupSize, mean, true, Group.IdxX, Threads), partials);
         if (Group.IdxX != 0) return;
         a.Stats[2 * group] = mean;
         a.Stats[2 * group + 1] = 1f / MathF.Sqrt(squares / a.GroupSize + a.Eps);
-    }
-
-    /// <summary>This thread's share: the sum of (x - mean) or of its squares over elements t, t + 256, .. (Kahan summation,
-    /// as the portable kernel's, for groups around a large mean).</summary>
-    private static float ThreadSum(ArrayView<float> x, int start, int count, float mean, bool squares)
-    {
-        float sum = 0f, lost = 0f;
-        for (int i = Group.IdxX; i < count; i += Threads)
-        {
-            float d = x[start + i] - mean;
-            float v = (squares ? d * d : d) - lost;
-            float t = sum + v;
-            lost = (t - sum) - v;
-            sum = t;
-        }
-        return sum;
     }
 
     /// <summary>The sum of <paramref name="value"/> over the group's threads, in every thread (each adds the warps' sums in
